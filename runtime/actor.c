@@ -1,0 +1,695 @@
+/*
+ * Actors: sending, calling, replying, dispatching to handlers, and turning
+ * bad input into counted error replies.
+ *
+ * Every envelope an actor sends or receives passes through s_emit() or one
+ * of the receive functions below, which hand it to the tap.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/rt_internal.h"
+
+const char *rt_actor_name(const rt_actor_t *self)
+{
+    return self->name;
+}
+
+rt_t *rt_actor_rt(const rt_actor_t *self)
+{
+    return self->rt;
+}
+
+void *rt_actor_state(const rt_actor_t *self)
+{
+    return self->state;
+}
+
+void rt_actor_set_state(rt_actor_t *self, void *state)
+{
+    self->state = state;
+}
+
+/* Fills the routing fields and checks the size. */
+static int s_prepare(rt_actor_t *self, const char *to, Vmm__Envelope *env,
+                     uint64_t request_id, size_t *len)
+{
+    if (!to || !env || env->body_case == VMM__ENVELOPE__BODY__NOT_SET)
+        return -EINVAL;
+    env->sender = self->name;
+    env->receiver = (char *)to;
+    env->request_id = request_id;
+    env->reply_to = 0;
+    *len = vmm__envelope__get_packed_size(env);
+    if (*len > self->rt->cfg.max_message_bytes) {
+        rt_count(&self->rt->stats.tx_refused);
+        rt_log(self->rt, self, RT_LOG_WARN, "refused to send %zu bytes to %s (limit %zu)",
+               *len, to, self->rt->cfg.max_message_bytes);
+        return -EMSGSIZE;
+    }
+    return 0;
+}
+
+static rt_qitem_t *s_qitem(rt_actor_t *to, const Vmm__Envelope *env, size_t len)
+{
+    rt_qitem_t *item = malloc(sizeof *item + len);
+    if (!item)
+        return NULL;
+    item->to = to;
+    item->len = len;
+    vmm__envelope__pack(env, item->bytes);
+    return item;
+}
+
+/* Sends env, already prepared, on a route. */
+static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env, size_t len)
+{
+    rt_t *rt = self->rt;
+    if (route->local) {
+        rt_qitem_t *item = s_qitem(route->local, env, len);
+        if (!item)
+            return -ENOMEM;
+        rt_tap(rt, RT_TAP_TX, self->name, env, item->bytes, len);
+        rt_executor_enqueue(self->ex, item);
+    } else {
+        zmq_msg_t frame;
+        if (zmq_msg_init_size(&frame, len))
+            return -ENOMEM;
+        vmm__envelope__pack(env, zmq_msg_data(&frame));
+        rt_tap(rt, RT_TAP_TX, self->name, env, zmq_msg_data(&frame), len);
+        int rc = rt_executor_send_raw(self->ex, route->dealer, &frame, 0);
+        if (rc) {
+            zmq_msg_close(&frame);
+            rt_count(&rt->stats.tx_refused);
+            rt_log(rt, self, RT_LOG_WARN, "send to %s failed: %s", env->receiver,
+                   strerror(-rc));
+            return rc;
+        }
+    }
+    rt_count(&rt->stats.tx);
+    self->counts.tx++;
+    return 0;
+}
+
+int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env)
+{
+    size_t len;
+    rt_route_t *route;
+    int rc = s_prepare(self, to, env, 0, &len);
+    if (!rc)
+        rc = rt_executor_route(self->ex, to, &route);
+    if (!rc)
+        rc = s_emit(self, route, env, len);
+    else if (rc == -ENOENT)
+        rt_count(&self->rt->stats.tx_refused);
+    return rc;
+}
+
+int rt_request(rt_actor_t *self, const char *to, Vmm__Envelope *env, int timeout_ms,
+               uint64_t *id)
+{
+    size_t len;
+    rt_route_t *route;
+    uint64_t rid = self->ex->next_id++;
+    int rc = s_prepare(self, to, env, rid, &len);
+    if (!rc)
+        rc = rt_executor_route(self->ex, to, &route);
+    if (rc) {
+        if (rc == -ENOENT)
+            rt_count(&self->rt->stats.tx_refused);
+        return rc;
+    }
+    rc = rt_executor_pending_add(self->ex, self, rid, timeout_ms);
+    if (rc)
+        return rc;
+    rc = s_emit(self, route, env, len);
+    if (rc) {
+        rt_executor_pending_take(self->ex, rid);
+        return rc;
+    }
+    if (id)
+        *id = rid;
+    return 0;
+}
+
+/* ---- Synchronous calls --------------------------------------------------- */
+
+/* A call into an actor on the same executor: its handler runs here. */
+static int s_call_nested(rt_actor_t *self, rt_actor_t *target, Vmm__Envelope *env,
+                         rt_msg_t *reply)
+{
+    rt_t *rt = self->rt;
+    if (target->depth)
+        return -EDEADLK;
+    if (target->terminated)
+        return -ENOENT;
+    /* What self queued for target earlier must arrive first. */
+    rt_executor_drain_local_for(self->ex, target);
+    rt_tap(rt, RT_TAP_TX, self->name, env, NULL, 0);
+    rt_count(&rt->stats.tx);
+    self->counts.tx++;
+
+    rt_ctx_t ctx = {.kind = RT_CTX_NESTED};
+    rt_tap(rt, RT_TAP_RX, target->name, env, NULL, 0);
+    rt_actor_dispatch(target, env, &ctx);
+    int rc = rt_msg_unpack(reply, ctx.reply_buf, ctx.reply_len);
+    if (!rc)
+        rt_tap(rt, RT_TAP_RX, self->name, reply->env, ctx.reply_buf, ctx.reply_len);
+    if (ctx.reply_buf != ctx.reply_inline)
+        free(ctx.reply_buf);
+    return rc;
+}
+
+/* Waits on a dealer for the reply to `id`; sets aside other replies. */
+static int s_wait_reply(rt_actor_t *self, void *dealer, uint64_t id, int timeout_ms,
+                        rt_msg_t *reply)
+{
+    rt_t *rt = self->rt;
+    int64_t now = rt_now_us();
+    int64_t deadline = now + (int64_t)timeout_ms * 1000;
+    int64_t spin_until = now + rt->cfg.spin_us;
+    for (;;) {
+        zmq_msg_t frame;
+        zmq_msg_init(&frame);
+        if (zmq_msg_recv(&frame, dealer, ZMQ_DONTWAIT) >= 0) {
+            const uint8_t *bytes = zmq_msg_data(&frame);
+            size_t len = zmq_msg_size(&frame);
+            rt_actor_t *who = NULL;
+            int matched = rt_actor_match_reply(self->ex, bytes, len, id, reply, &who);
+            if (matched == 1) {
+                rt_tap(rt, RT_TAP_RX, self->name, reply->env, bytes, len);
+                zmq_msg_close(&frame);
+                return 0;
+            }
+            if (matched == 0) { /* someone else's: handled by the loop later */
+                rt_qitem_t *item = malloc(sizeof *item + len);
+                if (item) {
+                    item->to = NULL;
+                    item->len = len;
+                    memcpy(item->bytes, bytes, len);
+                    rt_executor_enqueue(self->ex, item);
+                }
+            }
+            zmq_msg_close(&frame);
+            continue;
+        }
+        zmq_msg_close(&frame);
+        if (errno != EAGAIN && errno != EINTR)
+            return -errno;
+        now = rt_now_us();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        if (now < spin_until)
+            continue;
+        zmq_pollitem_t item = {.socket = dealer, .events = ZMQ_POLLIN};
+        int ms = (int)((deadline - now + 999) / 1000);
+        if (zmq_poll(&item, 1, ms) < 0 && errno != EINTR)
+            return -errno;
+    }
+}
+
+int rt_call(rt_actor_t *self, const char *to, Vmm__Envelope *env, rt_msg_t *reply,
+            int timeout_ms)
+{
+    size_t len;
+    rt_route_t *route;
+    uint64_t id = self->ex->next_id++;
+    int rc = s_prepare(self, to, env, id, &len);
+    if (!rc)
+        rc = rt_executor_route(self->ex, to, &route);
+    if (rc) {
+        if (rc == -ENOENT)
+            rt_count(&self->rt->stats.tx_refused);
+        return rc;
+    }
+    if (route->local)
+        return s_call_nested(self, route->local, env, reply);
+    rc = s_emit(self, route, env, len);
+    if (rc)
+        return rc;
+    self->depth++; /* a call back into self must not run it re-entrantly */
+    rc = s_wait_reply(self, route->dealer, id, timeout_ms, reply);
+    self->depth--;
+    if (rc == -ETIMEDOUT)
+        rt_log(self->rt, self, RT_LOG_INFO, "no reply from %s within %d ms", to, timeout_ms);
+    return rc;
+}
+
+/* ---- Replies ------------------------------------------------------------ */
+
+static void s_count_reply(rt_actor_t *self, const Vmm__Envelope *body)
+{
+    rt_count(&self->rt->stats.tx);
+    self->counts.tx++;
+    if (body->body_case == VMM__ENVELOPE__BODY_ERROR)
+        rt_count(&self->rt->stats.errors_sent);
+}
+
+/* Sends a reply on the path the request came by. */
+static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
+                        uint64_t reply_to, Vmm__Envelope *body)
+{
+    rt_t *rt = self->rt;
+    Vmm__Error too_big = VMM__ERROR__INIT;
+    body->sender = self->name;
+    body->receiver = (char *)(receiver ? receiver : "");
+    body->request_id = 0;
+    body->reply_to = reply_to;
+    size_t len = vmm__envelope__get_packed_size(body);
+    if (len > rt->cfg.max_message_bytes) {
+        rt_count(&rt->stats.tx_refused);
+        rt_log(rt, self, RT_LOG_WARN, "reply of %zu bytes to %s is over the limit", len,
+               body->receiver);
+        too_big.code = VMM__ERROR_CODE__INTERNAL;
+        too_big.text = "the reply was over the message size limit";
+        body->body_case = VMM__ENVELOPE__BODY_ERROR;
+        body->error = &too_big;
+        len = vmm__envelope__get_packed_size(body);
+    }
+
+    switch (ctx->kind) {
+    case RT_CTX_NESTED:
+        ctx->reply_buf = len <= sizeof ctx->reply_inline ? ctx->reply_inline : malloc(len);
+        if (!ctx->reply_buf)
+            return -ENOMEM;
+        ctx->reply_len = len;
+        vmm__envelope__pack(body, ctx->reply_buf);
+        rt_tap(rt, RT_TAP_TX, self->name, body, ctx->reply_buf, len);
+        break;
+    case RT_CTX_LOCAL: {
+        rt_route_t *route;
+        int rc = rt_executor_route(self->ex, body->receiver, &route);
+        if (rc || !route->local) {
+            rt_count(&rt->stats.tx_refused);
+            return rc ? rc : -ENOENT;
+        }
+        rt_qitem_t *item = s_qitem(route->local, body, len);
+        if (!item)
+            return -ENOMEM;
+        rt_tap(rt, RT_TAP_TX, self->name, body, item->bytes, len);
+        rt_executor_enqueue(self->ex, item);
+        break;
+    }
+    case RT_CTX_MAILBOX: {
+        zmq_msg_t ident, frame;
+        if (zmq_msg_init_size(&frame, len))
+            return -ENOMEM;
+        vmm__envelope__pack(body, zmq_msg_data(&frame));
+        rt_tap(rt, RT_TAP_TX, self->name, body, zmq_msg_data(&frame), len);
+        zmq_msg_init_size(&ident, ctx->ident_len);
+        memcpy(zmq_msg_data(&ident), ctx->ident, ctx->ident_len);
+        int rc = rt_executor_send_raw(self->ex, self->mailbox, &ident, ZMQ_SNDMORE);
+        if (!rc)
+            rc = rt_executor_send_raw(self->ex, self->mailbox, &frame, 0);
+        else
+            zmq_msg_close(&ident);
+        if (rc) {
+            zmq_msg_close(&frame);
+            rt_count(&rt->stats.tx_refused);
+            rt_log(rt, self, RT_LOG_INFO, "reply to %s undeliverable: %s", body->receiver,
+                   strerror(-rc));
+            return rc;
+        }
+        break;
+    }
+    }
+    s_count_reply(self, body);
+    return 0;
+}
+
+static rt_ctx_t *s_find_ctx(rt_actor_t *self, const Vmm__Envelope *req)
+{
+    for (rt_ctx_t *ctx = self->ctx; ctx; ctx = ctx->prev)
+        if (ctx->req == req)
+            return ctx;
+    return NULL;
+}
+
+int rt_reply(rt_actor_t *self, const Vmm__Envelope *req, Vmm__Envelope *body)
+{
+    rt_ctx_t *ctx = s_find_ctx(self, req);
+    if (!ctx || !req->request_id || !body || body->body_case == VMM__ENVELOPE__BODY__NOT_SET)
+        return -EINVAL; /* not a request being handled, or an event */
+    if (ctx->replied)
+        return -EALREADY;
+    ctx->replied = true;
+    return s_send_reply(self, ctx, req->sender, req->request_id, body);
+}
+
+/* Builds an Error body; text is formatted into buf. */
+static void s_error_body(Vmm__Envelope *env, Vmm__Error *err, Vmm__ErrorCode code,
+                         char *buf, size_t size, const char *fmt, va_list ap)
+{
+    vsnprintf(buf, size, fmt, ap);
+    err->code = code;
+    err->text = buf;
+    env->body_case = VMM__ENVELOPE__BODY_ERROR;
+    env->error = err;
+}
+
+int rt_reply_error(rt_actor_t *self, const Vmm__Envelope *req, Vmm__ErrorCode code,
+                   const char *fmt, ...)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Error err = VMM__ERROR__INIT;
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    s_error_body(&env, &err, code, text, sizeof text, fmt, ap);
+    va_end(ap);
+    return rt_reply(self, req, &env);
+}
+
+int rt_reply_ack(rt_actor_t *self, const Vmm__Envelope *req)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Ack ack = VMM__ACK__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_ACK;
+    env.ack = &ack;
+    return rt_reply(self, req, &env);
+}
+
+/* Answers input refused before it could be handled. receiver may be NULL
+ * when the envelope could not be decoded. Nothing is sent for events. */
+static void s_refuse(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
+                     uint64_t request_id, Vmm__ErrorCode code, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    rt_log(self->rt, self, RT_LOG_INFO, "refused: %s", text);
+    self->counts.bad++;
+    if (!request_id && receiver)
+        return; /* a decoded event: nobody waits for an answer */
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Error err = VMM__ERROR__INIT;
+    err.code = code;
+    err.text = text;
+    env.body_case = VMM__ENVELOPE__BODY_ERROR;
+    env.error = &err;
+    s_send_reply(self, ctx, receiver, request_id, &env);
+}
+
+/* ---- Dispatch --------------------------------------------------------------- */
+
+static int s_on_terminate(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    if (self->ops->fini)
+        self->ops->fini(self);
+    self->terminated = true; /* the executor removes it once off the stack */
+    return msg->request_id ? rt_reply_ack(self, msg) : 0;
+}
+
+static int s_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    if (!msg->request_id)
+        return 0;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Pong pong = VMM__RT__PONG__INIT;
+    pong.payload = msg->ping->payload;
+    env.body_case = VMM__ENVELOPE__BODY_PONG;
+    env.pong = &pong;
+    return rt_reply(self, msg, &env);
+}
+
+static int s_on_inspect(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    if (!msg->request_id)
+        return 0;
+    Vmm__Rt__InspectNode *root = calloc(1, sizeof *root);
+    if (!root)
+        return -ENOMEM;
+    vmm__rt__inspect_node__init(root);
+    root->name = strdup(self->name);
+    root->value = strdup(self->ops->kind ? self->ops->kind : "");
+    rt_inspect_add(root, "executor", "%s", self->ex->name);
+    rt_inspect_add(root, "rx", "%llu", (unsigned long long)self->counts.rx);
+    rt_inspect_add(root, "tx", "%llu", (unsigned long long)self->counts.tx);
+    rt_inspect_add(root, "refused", "%llu", (unsigned long long)self->counts.bad);
+    if (self->ops->inspect)
+        self->ops->inspect(self, root);
+    int rc = -ENOMEM;
+    if (root->name && root->value) {
+        Vmm__Envelope env = VMM__ENVELOPE__INIT;
+        env.body_case = VMM__ENVELOPE__BODY_INSPECT_REPLY;
+        env.inspect_reply = root;
+        rc = rt_reply(self, msg, &env);
+    }
+    vmm__rt__inspect_node__free_unpacked(root, NULL);
+    return rc;
+}
+
+void rt_actor_dispatch(rt_actor_t *actor, const Vmm__Envelope *env, rt_ctx_t *ctx)
+{
+    rt_count(&actor->rt->stats.rx);
+    actor->counts.rx++;
+    ctx->req = env;
+    ctx->replied = false;
+    ctx->prev = actor->ctx;
+    actor->ctx = ctx;
+    actor->depth++;
+
+    int rc = 0;
+    size_t body = (size_t)env->body_case;
+    rt_handler_fn fn = body < actor->table_len ? actor->table[body] : NULL;
+    if (env->body_case == VMM__ENVELOPE__BODY_TERMINATE)
+        rc = s_on_terminate(actor, env);
+    else if (fn)
+        rc = fn(actor, env);
+    else if (env->body_case == VMM__ENVELOPE__BODY_PING)
+        rc = s_on_ping(actor, env);
+    else if (env->body_case == VMM__ENVELOPE__BODY_INSPECT)
+        rc = s_on_inspect(actor, env);
+    else {
+        rt_count(&actor->rt->stats.rx_unknown_kind);
+        ctx->replied = true; /* s_refuse answers it */
+        s_refuse(actor, ctx, env->sender, env->request_id, VMM__ERROR_CODE__NOT_SUPPORTED,
+                 "actor %s (%s) does not handle body kind %d from %s", actor->name,
+                 actor->ops->kind ? actor->ops->kind : "?", env->body_case, env->sender);
+    }
+    if (env->request_id && !ctx->replied) {
+        if (rc < 0)
+            rt_reply_error(actor, env, rt_error_code(rc), "%s", strerror(-rc));
+        else
+            rt_reply_error(actor, env, VMM__ERROR_CODE__INTERNAL,
+                           "%s returned without replying", actor->name);
+    }
+    actor->depth--;
+    actor->ctx = ctx->prev;
+}
+
+/* ---- Receiving ------------------------------------------------------------ */
+
+static int s_recv_frame(void *socket, zmq_msg_t *frame)
+{
+    zmq_msg_init(frame);
+    for (;;) {
+        if (zmq_msg_recv(frame, socket, ZMQ_DONTWAIT) >= 0)
+            return 0;
+        if (errno != EINTR) {
+            int rc = -errno;
+            zmq_msg_close(frame);
+            return rc;
+        }
+    }
+}
+
+/* Checks a decoded envelope that arrived at actor's mailbox. Returns true
+ * if it may be dispatched; otherwise it has been refused and counted. */
+static bool s_accept(rt_actor_t *actor, rt_ctx_t *ctx, const Vmm__Envelope *env)
+{
+    rt_t *rt = actor->rt;
+    if (env->request_id && env->reply_to) {
+        rt_count(&rt->stats.rx_malformed);
+        s_refuse(actor, ctx, env->sender, env->request_id, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                 "malformed envelope: both request_id and reply_to are set");
+        return false;
+    }
+    if (env->reply_to) {
+        /* Replies come back on the socket the request left by, never here. */
+        rt_count(&rt->stats.rx_stale_reply);
+        actor->counts.bad++;
+        rt_log(rt, actor, RT_LOG_INFO, "dropped a reply to %llu from %s at the mailbox",
+               (unsigned long long)env->reply_to, env->sender);
+        return false;
+    }
+    if (env->body_case == VMM__ENVELOPE__BODY__NOT_SET && env->base.n_unknown_fields) {
+        /* A body kind from a newer protocol: not ours to decode. */
+        rt_count(&rt->stats.rx_unknown_kind);
+        s_refuse(actor, ctx, env->sender, env->request_id, VMM__ERROR_CODE__NOT_SUPPORTED,
+                 "unknown body kind (field %u) from %s", env->base.unknown_fields[0].tag,
+                 env->sender);
+        return false;
+    }
+    if (env->body_case == VMM__ENVELOPE__BODY__NOT_SET) {
+        rt_count(&rt->stats.rx_malformed);
+        s_refuse(actor, ctx, env->sender, env->request_id, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                 "malformed envelope from %s: no body", env->sender);
+        return false;
+    }
+    if (strcmp(env->receiver, actor->name) != 0) {
+        rt_count(&rt->stats.rx_misaddressed);
+        s_refuse(actor, ctx, env->sender, env->request_id, VMM__ERROR_CODE__NOT_FOUND,
+                 "misaddressed: sent to \"%s\" but this mailbox is \"%s\"", env->receiver,
+                 actor->name);
+        return false;
+    }
+    return true;
+}
+
+int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx)
+{
+    rt_t *rt = actor->rt;
+    zmq_msg_t ident, frame;
+    int rc = s_recv_frame(actor->mailbox, &ident);
+    if (rc)
+        return rc;
+    ctx->ident_len = zmq_msg_size(&ident) < sizeof ctx->ident ? zmq_msg_size(&ident) : 0;
+    memcpy(ctx->ident, zmq_msg_data(&ident), ctx->ident_len);
+    bool more = zmq_msg_more(&ident);
+    zmq_msg_close(&ident);
+    if (!more || s_recv_frame(actor->mailbox, &frame)) {
+        rt_count(&rt->stats.rx_malformed);
+        actor->counts.bad++;
+        return 0; /* a routing id with no message: nothing to answer */
+    }
+    int extra = 0;
+    while (zmq_msg_more(&frame)) { /* an envelope is one frame: drop the rest */
+        zmq_msg_t rest;
+        if (s_recv_frame(actor->mailbox, &rest))
+            break;
+        more = zmq_msg_more(&rest);
+        zmq_msg_close(&rest);
+        extra++;
+        if (!more)
+            break;
+    }
+    const uint8_t *bytes = zmq_msg_data(&frame);
+    size_t len = zmq_msg_size(&frame);
+    rt_tap(rt, RT_TAP_RX, actor->name, NULL, bytes, len);
+
+    rc = 0;
+    if (extra) {
+        rt_count(&rt->stats.rx_malformed);
+        s_refuse(actor, ctx, NULL, rt_peek_request_id(bytes, len),
+                 VMM__ERROR_CODE__INVALID_ARGUMENT,
+                 "malformed message: %d extra frames after the envelope", extra);
+    } else if (len > rt->cfg.max_message_bytes) {
+        rt_count(&rt->stats.rx_oversized);
+        s_refuse(actor, ctx, NULL, rt_peek_request_id(bytes, len),
+                 VMM__ERROR_CODE__INVALID_ARGUMENT,
+                 "message of %zu bytes is over the limit of %zu", len,
+                 rt->cfg.max_message_bytes);
+    } else if (rt_msg_unpack(msg, bytes, len)) {
+        rt_count(&rt->stats.rx_malformed);
+        s_refuse(actor, ctx, NULL, rt_peek_request_id(bytes, len),
+                 VMM__ERROR_CODE__INVALID_ARGUMENT,
+                 "malformed envelope of %zu bytes: it does not decode", len);
+    } else if (!s_accept(actor, ctx, msg->env)) {
+        rt_msg_release(msg);
+    } else {
+        rc = 1;
+    }
+    zmq_msg_close(&frame);
+    return rc;
+}
+
+int rt_actor_match_reply(rt_executor_t *ex, const uint8_t *bytes, size_t len, uint64_t want,
+                         rt_msg_t *msg, rt_actor_t **who)
+{
+    rt_t *rt = ex->rt;
+    if (len > rt->cfg.max_message_bytes) {
+        rt_count(&rt->stats.rx_oversized);
+        rt_log(rt, NULL, RT_LOG_INFO, "dropped an oversized reply (%zu bytes)", len);
+        return -EMSGSIZE;
+    }
+    if (rt_msg_unpack(msg, bytes, len)) {
+        rt_count(&rt->stats.rx_malformed);
+        rt_log(rt, NULL, RT_LOG_INFO, "dropped a reply that does not decode (%zu bytes)", len);
+        return -EBADMSG;
+    }
+    uint64_t id = msg->env->reply_to;
+    if (want && id == want) {
+        rt_count(&rt->stats.rx);
+        return 1;
+    }
+    if (want) {
+        rt_msg_release(msg);
+        return 0; /* not this caller's: the executor matches it later */
+    }
+    rt_actor_t *actor = id ? rt_executor_pending_take(ex, id) : NULL;
+    if (!actor) {
+        rt_count(&rt->stats.rx_stale_reply);
+        rt_log(rt, NULL, RT_LOG_INFO, "dropped a reply to %llu from %s: nobody waits for it",
+               (unsigned long long)id, msg->env->sender);
+        if (msg->env->body_case == VMM__ENVELOPE__BODY_ERROR)
+            rt_log(rt, NULL, RT_LOG_INFO, "  it said: %s", msg->env->error->text);
+        rt_msg_release(msg);
+        return -ENOENT;
+    }
+    rt_count(&rt->stats.rx);
+    *who = actor;
+    return 1;
+}
+
+void rt_actor_receive_reply(rt_executor_t *ex, const uint8_t *bytes, size_t len)
+{
+    rt_msg_t msg;
+    rt_actor_t *actor = NULL;
+    if (rt_actor_match_reply(ex, bytes, len, 0, &msg, &actor) != 1)
+        return;
+    rt_tap(ex->rt, RT_TAP_RX, actor->name, msg.env, bytes, len);
+    actor->counts.rx++;
+    if (actor->ops->on_reply && !actor->terminated) {
+        actor->depth++;
+        actor->ops->on_reply(actor, msg.env);
+        actor->depth--;
+    }
+    rt_msg_release(&msg);
+}
+
+void rt_actor_receive_local(rt_executor_t *ex, rt_qitem_t *item)
+{
+    if (!item->to || rt_peek_reply_to(item->bytes, item->len)) {
+        rt_actor_receive_reply(ex, item->bytes, item->len);
+        return;
+    }
+    rt_msg_t msg;
+    if (rt_msg_unpack(&msg, item->bytes, item->len))
+        return; /* packed by this process: only out of memory gets here */
+    rt_tap(ex->rt, RT_TAP_RX, item->to->name, msg.env, item->bytes, item->len);
+    rt_ctx_t ctx = {.kind = RT_CTX_LOCAL};
+    if (!item->to->terminated)
+        rt_actor_dispatch(item->to, msg.env, &ctx);
+    rt_msg_release(&msg);
+}
+
+void rt_timeout_reply(Vmm__Envelope *env, Vmm__Error *err, char *receiver, uint64_t id)
+{
+    vmm__envelope__init(env);
+    vmm__error__init(err);
+    err->code = VMM__ERROR_CODE__TIMEOUT;
+    err->text = "no reply within the request's deadline";
+    env->body_case = VMM__ENVELOPE__BODY_ERROR;
+    env->error = err;
+    env->receiver = receiver;
+    env->reply_to = id;
+}
+
+void rt_actor_expire(rt_executor_t *ex, rt_actor_t *actor, uint64_t id)
+{
+    Vmm__Envelope env;
+    Vmm__Error err;
+    rt_timeout_reply(&env, &err, actor->name, id);
+    rt_log(ex->rt, actor, RT_LOG_INFO, "request %llu timed out", (unsigned long long)id);
+    if (actor->ops->on_reply && !actor->terminated) {
+        actor->depth++;
+        actor->ops->on_reply(actor, &env);
+        actor->depth--;
+    }
+}

@@ -1,0 +1,182 @@
+/*
+ * Clients: a named mailbox for a thread that is not an executor (a program's
+ * main thread, a test). Its executor has no thread of its own; the owner
+ * drives it through rt_call() and rt_client_recv().
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/rt_internal.h"
+
+static const rt_actor_ops_t s_client_ops = {.kind = "client"};
+
+rt_client_t *rt_client_new(rt_t *rt, const char *name)
+{
+    rt_client_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->ex = rt_executor_new_manual(rt, name);
+    if (!c->ex)
+        goto fail;
+    rt_actor_spec_t spec = {.name = name, .ops = &s_client_ops};
+    if (rt_executor_add_actor(c->ex, &spec))
+        goto fail_ex;
+    c->actor = c->ex->actors[0];
+    c->ctx.replied = true; /* nothing received yet */
+
+    pthread_mutex_lock(&rt->lock);
+    rt_client_t **list = realloc(rt->clients, (rt->n_clients + 1) * sizeof *list);
+    if (list) {
+        rt->clients = list;
+        list[rt->n_clients++] = c;
+    }
+    pthread_mutex_unlock(&rt->lock);
+    if (!list)
+        goto fail_actor;
+    return c;
+
+fail_actor:
+    rt_executor_remove_actor(c->ex, c->actor);
+fail_ex:
+    rt_executor_free_core(c->ex);
+fail:
+    free(c);
+    return NULL;
+}
+
+void rt_client_destroy(rt_client_t **cp)
+{
+    if (!cp || !*cp)
+        return;
+    rt_client_t *c = *cp;
+    rt_t *rt = c->ex->rt;
+    pthread_mutex_lock(&rt->lock);
+    for (size_t i = 0; i < rt->n_clients; i++)
+        if (rt->clients[i] == c) {
+            rt->clients[i] = rt->clients[--rt->n_clients];
+            break;
+        }
+    pthread_mutex_unlock(&rt->lock);
+    rt_executor_remove_actor(c->ex, c->actor);
+    rt_executor_free_core(c->ex);
+    free(c);
+    *cp = NULL;
+}
+
+rt_actor_t *rt_client_actor(rt_client_t *c)
+{
+    return c->actor;
+}
+
+/* Answers a request the owner left unanswered, so that its sender is not
+ * left waiting. */
+static void s_settle_last(rt_client_t *c)
+{
+    if (!c->ctx.replied && c->ctx.req)
+        rt_reply_error(c->actor, c->ctx.req, VMM__ERROR_CODE__INTERNAL,
+                       "%s received the request but did not answer it", c->actor->name);
+    c->actor->ctx = NULL;
+    c->ctx.req = NULL;
+    c->ctx.replied = true;
+}
+
+/* Takes the first reply set aside during an rt_call() wait, if any. */
+static int s_take_queued(rt_client_t *c, rt_msg_t *msg)
+{
+    rt_executor_t *ex = c->ex;
+    while (ex->q_head) {
+        rt_qitem_t *item = ex->q_head;
+        ex->q_head = item->next;
+        if (!ex->q_head)
+            ex->q_tail = NULL;
+        rt_actor_t *who = NULL;
+        int rc = rt_actor_match_reply(ex, item->bytes, item->len, 0, msg, &who);
+        if (rc == 1)
+            rt_tap(ex->rt, RT_TAP_RX, c->actor->name, msg->env, item->bytes, item->len);
+        free(item);
+        if (rc == 1)
+            return 0;
+    }
+    return -EAGAIN;
+}
+
+/* Turns the earliest expired request into a TIMEOUT reply. */
+static int s_take_expired(rt_client_t *c, rt_msg_t *msg)
+{
+    rt_executor_t *ex = c->ex;
+    int64_t now = rt_now_us();
+    for (size_t i = 0; i < ex->n_pending; i++) {
+        if (ex->pending[i].deadline_us > now)
+            continue;
+        uint64_t id = ex->pending[i].id;
+        ex->pending[i] = ex->pending[--ex->n_pending];
+        Vmm__Envelope env;
+        Vmm__Error err;
+        rt_timeout_reply(&env, &err, c->actor->name, id);
+        size_t len = vmm__envelope__get_packed_size(&env);
+        uint8_t buf[256];
+        vmm__envelope__pack(&env, buf);
+        return rt_msg_unpack(msg, buf, len);
+    }
+    return -EAGAIN;
+}
+
+int rt_client_recv(rt_client_t *c, rt_msg_t *msg, int timeout_ms)
+{
+    rt_executor_t *ex = c->ex;
+    rt_actor_t *actor = c->actor;
+    s_settle_last(c);
+    int64_t deadline = rt_now_us() + (int64_t)timeout_ms * 1000;
+    for (;;) {
+        if (!s_take_queued(c, msg) || !s_take_expired(c, msg))
+            return 0;
+        int64_t now = rt_now_us();
+        if (timeout_ms >= 0 && now >= deadline)
+            return -ETIMEDOUT;
+        int ms = timeout_ms < 0 ? -1 : (int)((deadline - now + 999) / 1000);
+        for (size_t i = 0; i < ex->n_pending; i++) {
+            int left = (int)((ex->pending[i].deadline_us - now + 999) / 1000);
+            if (ms < 0 || left < ms)
+                ms = left < 0 ? 0 : left;
+        }
+        size_t n = 1 + ex->n_dealers;
+        zmq_pollitem_t items[n];
+        items[0] = (zmq_pollitem_t){.socket = actor->mailbox, .events = ZMQ_POLLIN};
+        for (size_t i = 0; i < ex->n_dealers; i++)
+            items[i + 1] = (zmq_pollitem_t){.socket = ex->dealers[i], .events = ZMQ_POLLIN};
+        if (zmq_poll(items, (int)n, ms) < 0 && errno != EINTR)
+            return -errno;
+        if (items[0].revents & ZMQ_POLLIN) {
+            c->ctx = (rt_ctx_t){.kind = RT_CTX_MAILBOX};
+            int rc = rt_actor_receive_mailbox(actor, msg, &c->ctx);
+            if (rc == 1) {
+                rt_count(&ex->rt->stats.rx);
+                actor->counts.rx++;
+                c->ctx.req = msg->env;
+                actor->ctx = &c->ctx;
+                return 0;
+            }
+            c->ctx.replied = true;
+        }
+        for (size_t i = 1; i < n; i++) {
+            if (!(items[i].revents & ZMQ_POLLIN))
+                continue;
+            zmq_msg_t frame;
+            zmq_msg_init(&frame);
+            if (zmq_msg_recv(&frame, items[i].socket, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&frame);
+                continue;
+            }
+            rt_actor_t *who = NULL;
+            const uint8_t *bytes = zmq_msg_data(&frame);
+            size_t len = zmq_msg_size(&frame);
+            int rc = rt_actor_match_reply(ex, bytes, len, 0, msg, &who);
+            if (rc == 1)
+                rt_tap(ex->rt, RT_TAP_RX, actor->name, msg->env, bytes, len);
+            zmq_msg_close(&frame);
+            if (rc == 1)
+                return 0;
+        }
+    }
+}

@@ -1,0 +1,442 @@
+/* The runtime object: configuration, names, counters, tap, logging and the
+ * arena that received messages are decoded into. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "runtime/rt_internal.h"
+
+#define S_DEFAULT_MAX_MESSAGE (1u << 20)
+#define S_DEFAULT_SPIN_US 50
+#define S_DEFAULT_SEND_TIMEOUT_MS 5000
+
+static const char *s_level_names[] = {"error", "warn", "info", "debug", "trace"};
+
+static void s_kick_handler(int sig)
+{
+    (void)sig; /* only there so that blocking system calls return EINTR */
+}
+
+int rt_kick_signal(void)
+{
+    return SIGRTMIN;
+}
+
+static int s_install_kick_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_kick_handler;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(rt_kick_signal(), &sa, NULL) ? -errno : 0;
+}
+
+static rt_log_level_t s_level_from_env(rt_log_level_t fallback)
+{
+    const char *v = getenv("VMM_LOG");
+    if (!v)
+        return fallback;
+    for (size_t i = 0; i < sizeof s_level_names / sizeof *s_level_names; i++)
+        if (strcasecmp(v, s_level_names[i]) == 0)
+            return (rt_log_level_t)i;
+    return fallback;
+}
+
+rt_t *rt_new(const rt_config_t *cfg)
+{
+    rt_t *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return NULL;
+    if (cfg)
+        rt->cfg = *cfg;
+    if (!rt->cfg.max_message_bytes)
+        rt->cfg.max_message_bytes = S_DEFAULT_MAX_MESSAGE;
+    if (rt->cfg.spin_us < 0)
+        rt->cfg.spin_us = S_DEFAULT_SPIN_US;
+    else if (!cfg)
+        rt->cfg.spin_us = S_DEFAULT_SPIN_US;
+    if (!rt->cfg.send_timeout_ms)
+        rt->cfg.send_timeout_ms = S_DEFAULT_SEND_TIMEOUT_MS;
+    if (!rt->cfg.log_level_set)
+        rt->cfg.log_level = RT_LOG_WARN;
+    rt->cfg.log_level = s_level_from_env(rt->cfg.log_level);
+
+    if (s_install_kick_handler())
+        goto fail_free;
+    if (pthread_mutex_init(&rt->lock, NULL))
+        goto fail_free;
+    rt->actors = rt_map_new();
+    if (!rt->actors)
+        goto fail_lock;
+    rt->directory = rt_map_new();
+    if (!rt->directory)
+        goto fail_actors;
+    rt->zctx = zmq_ctx_new();
+    if (!rt->zctx)
+        goto fail_directory;
+    atomic_init(&rt->next_actor_serial, 1);
+    return rt;
+
+fail_directory:
+    rt_map_destroy(&rt->directory);
+fail_actors:
+    rt_map_destroy(&rt->actors);
+fail_lock:
+    pthread_mutex_destroy(&rt->lock);
+fail_free:
+    free(rt);
+    return NULL;
+}
+
+static void s_free_value(void *arg, const char *key, void *value)
+{
+    (void)arg;
+    (void)key;
+    free(value);
+}
+
+void rt_destroy(rt_t **rtp)
+{
+    if (!rtp || !*rtp)
+        return;
+    rt_t *rt = *rtp;
+    while (rt->n_executors) {
+        rt_executor_t *ex = rt->executors[rt->n_executors - 1];
+        rt_executor_destroy(&ex);
+    }
+    while (rt->n_clients) {
+        rt_client_t *c = rt->clients[rt->n_clients - 1];
+        rt_client_destroy(&c);
+    }
+    free(rt->executors);
+    free(rt->clients);
+    zmq_ctx_term(rt->zctx);
+    rt_map_each(rt->directory, s_free_value, NULL);
+    rt_map_destroy(&rt->directory);
+    rt_map_destroy(&rt->actors);
+    pthread_mutex_destroy(&rt->lock);
+    free(rt);
+    *rtp = NULL;
+}
+
+void *rt_zmq_context(rt_t *rt)
+{
+    return rt->zctx;
+}
+
+int rt_directory_set(rt_t *rt, const char *name, const char *endpoint)
+{
+    if (!name || !*name || !endpoint ||
+        (strncmp(endpoint, "ipc://", 6) && strncmp(endpoint, "tcp://", 6) &&
+         strncmp(endpoint, "inproc://", 9)))
+        return -EINVAL;
+    char *copy = strdup(endpoint);
+    if (!copy)
+        return -ENOMEM;
+    pthread_mutex_lock(&rt->lock);
+    char *old = rt_map_get(rt->directory, name);
+    int rc = rt_map_put(rt->directory, name, copy);
+    pthread_mutex_unlock(&rt->lock);
+    if (rc) {
+        free(copy);
+        return rc;
+    }
+    free(old);
+    atomic_fetch_add(&rt->removals, 1); /* executors re-resolve the name */
+    return 0;
+}
+
+int rt_endpoint_of(rt_t *rt, const char *name, char *buf, size_t size)
+{
+    int rc = -ENOENT;
+    pthread_mutex_lock(&rt->lock);
+    rt_actor_t *actor = rt_map_get(rt->actors, name);
+    if (actor && actor->extra_endpoint)
+        rc = snprintf(buf, size, "%s", actor->extra_endpoint) < (int)size ? 0 : -ENOSPC;
+    pthread_mutex_unlock(&rt->lock);
+    return rc;
+}
+
+int rt_register_actor(rt_t *rt, rt_actor_t *actor)
+{
+    int rc = 0;
+    pthread_mutex_lock(&rt->lock);
+    if (rt_map_get(rt->actors, actor->name))
+        rc = -EEXIST;
+    else
+        rc = rt_map_put(rt->actors, actor->name, actor);
+    pthread_mutex_unlock(&rt->lock);
+    return rc;
+}
+
+void rt_unregister_actor(rt_t *rt, rt_actor_t *actor)
+{
+    pthread_mutex_lock(&rt->lock);
+    if (rt_map_get(rt->actors, actor->name) == actor)
+        rt_map_remove(rt->actors, actor->name);
+    pthread_mutex_unlock(&rt->lock);
+    atomic_fetch_add(&rt->removals, 1);
+}
+
+void rt_count(atomic_uint_fast64_t *counter)
+{
+    atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+}
+
+void rt_stats(rt_t *rt, rt_stats_t *out)
+{
+    out->rx = atomic_load(&rt->stats.rx);
+    out->tx = atomic_load(&rt->stats.tx);
+    out->rx_malformed = atomic_load(&rt->stats.rx_malformed);
+    out->rx_oversized = atomic_load(&rt->stats.rx_oversized);
+    out->rx_unknown_kind = atomic_load(&rt->stats.rx_unknown_kind);
+    out->rx_misaddressed = atomic_load(&rt->stats.rx_misaddressed);
+    out->rx_stale_reply = atomic_load(&rt->stats.rx_stale_reply);
+    out->tx_refused = atomic_load(&rt->stats.tx_refused);
+    out->errors_sent = atomic_load(&rt->stats.errors_sent);
+}
+
+void rt_set_tap(rt_t *rt, rt_tap_fn fn, void *arg)
+{
+    atomic_store(&rt->tap_arg, arg);
+    atomic_store(&rt->tap, fn);
+}
+
+void rt_tap(rt_t *rt, rt_tap_dir_t dir, const char *actor, const Vmm__Envelope *env,
+            const uint8_t *bytes, size_t len)
+{
+    rt_tap_fn fn = atomic_load_explicit(&rt->tap, memory_order_acquire);
+    if (!fn)
+        return;
+    uint8_t *packed = NULL;
+    if (!bytes) {
+        len = vmm__envelope__get_packed_size(env);
+        packed = malloc(len ? len : 1);
+        if (!packed)
+            return;
+        vmm__envelope__pack(env, packed);
+        bytes = packed;
+    }
+    fn(atomic_load(&rt->tap_arg), dir, actor, bytes, len);
+    free(packed);
+}
+
+void rt_log(rt_t *rt, const rt_actor_t *self, rt_log_level_t level, const char *fmt, ...)
+{
+    if (level > rt->cfg.log_level)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%02d:%02d:%02d.%06ld %-5s %s: %s\n", tm.tm_hour, tm.tm_min,
+            tm.tm_sec, ts.tv_nsec / 1000, s_level_names[level],
+            self ? self->name : "rt", text);
+}
+
+int64_t rt_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+Vmm__ErrorCode rt_error_code(int err)
+{
+    switch (err < 0 ? -err : err) {
+    case ENOTSUP:
+        return VMM__ERROR_CODE__NOT_SUPPORTED;
+    case EINVAL:
+    case ERANGE:
+    case EMSGSIZE:
+    case E2BIG:
+        return VMM__ERROR_CODE__INVALID_ARGUMENT;
+    case ENOENT:
+    case ENODEV:
+        return VMM__ERROR_CODE__NOT_FOUND;
+    case EBUSY:
+    case EAGAIN:
+    case ENOSPC:
+        return VMM__ERROR_CODE__BUSY;
+    case ETIMEDOUT:
+        return VMM__ERROR_CODE__TIMEOUT;
+    case EPERM:
+    case EACCES:
+        return VMM__ERROR_CODE__PERMISSION_DENIED;
+    default:
+        return VMM__ERROR_CODE__INTERNAL;
+    }
+}
+
+/* ---- The arena behind rt_msg_t ---------------------------------------- */
+
+struct rt_arena_chunk_s {
+    rt_arena_chunk_t *next;
+    _Alignas(16) unsigned char data[];
+};
+
+static void *s_arena_alloc(void *data, size_t size)
+{
+    rt_msg_t *msg = data;
+    size = (size + 15) & ~(size_t)15;
+#ifndef __SANITIZE_ADDRESS__
+    /* Under ASan every allocation goes to the heap so that the sanitizer
+     * sees each object's bounds. */
+    if (size <= sizeof msg->inline_buf - msg->used) {
+        void *p = msg->inline_buf + msg->used;
+        msg->used += size;
+        return p;
+    }
+#endif
+    rt_arena_chunk_t *chunk = malloc(sizeof *chunk + size);
+    if (!chunk)
+        return NULL;
+    chunk->next = msg->chunks;
+    msg->chunks = chunk;
+    return chunk->data;
+}
+
+static void s_arena_free(void *data, void *ptr)
+{
+    (void)data; /* everything goes at once in rt_msg_release() */
+    (void)ptr;
+}
+
+int rt_msg_unpack(rt_msg_t *msg, const uint8_t *bytes, size_t len)
+{
+    msg->used = 0;
+    msg->chunks = NULL;
+    ProtobufCAllocator alloc = {
+        .alloc = s_arena_alloc,
+        .free = s_arena_free,
+        .allocator_data = msg,
+    };
+    msg->env = vmm__envelope__unpack(&alloc, len, bytes);
+    if (!msg->env) {
+        rt_msg_release(msg);
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+void rt_msg_release(rt_msg_t *msg)
+{
+    if (!msg)
+        return;
+    while (msg->chunks) {
+        rt_arena_chunk_t *next = msg->chunks->next;
+        free(msg->chunks);
+        msg->chunks = next;
+    }
+    msg->used = 0;
+    msg->env = NULL;
+}
+
+/*
+ * Reads a top-level varint field (request_id is 3, reply_to 4) out of a
+ * packed envelope without decoding it, so that a message refused as
+ * oversized or malformed can still be answered to the request it was.
+ * Returns 0 when it cannot be found.
+ */
+static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static uint64_t s_peek_varint_field(const uint8_t *bytes, size_t len, uint64_t field)
+{
+    const uint8_t *p = bytes, *end = bytes + len;
+    while (p < end) {
+        uint64_t key, v;
+        if (s_varint(&p, end, &key))
+            return 0;
+        switch (key & 7) {
+        case 0: /* varint */
+            if (s_varint(&p, end, &v))
+                return 0;
+            if (key >> 3 == field)
+                return v;
+            break;
+        case 1: /* 64-bit */
+            if (end - p < 8)
+                return 0;
+            p += 8;
+            break;
+        case 2: /* length-delimited */
+            if (s_varint(&p, end, &v) || v > (uint64_t)(end - p))
+                return 0;
+            p += v;
+            break;
+        case 5: /* 32-bit */
+            if (end - p < 4)
+                return 0;
+            p += 4;
+            break;
+        default:
+            return 0;
+        }
+    }
+    return 0;
+}
+
+uint64_t rt_peek_request_id(const uint8_t *bytes, size_t len)
+{
+    return s_peek_varint_field(bytes, len, 3);
+}
+
+uint64_t rt_peek_reply_to(const uint8_t *bytes, size_t len)
+{
+    return s_peek_varint_field(bytes, len, 4);
+}
+
+/* ---- Introspection ------------------------------------------------------ */
+
+Vmm__Rt__InspectNode *rt_inspect_add(Vmm__Rt__InspectNode *node, const char *name,
+                                     const char *fmt, ...)
+{
+    Vmm__Rt__InspectNode **children =
+        realloc(node->children, (node->n_children + 1) * sizeof *children);
+    if (!children)
+        return NULL;
+    node->children = children;
+    Vmm__Rt__InspectNode *child = malloc(sizeof *child);
+    if (!child)
+        return NULL;
+    vmm__rt__inspect_node__init(child);
+    child->name = strdup(name);
+    char text[256] = "";
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof text, fmt, ap);
+        va_end(ap);
+    }
+    child->value = strdup(text);
+    if (!child->name || !child->value) {
+        free(child->name);
+        free(child->value);
+        free(child);
+        return NULL;
+    }
+    children[node->n_children++] = child;
+    return child;
+}

@@ -1,0 +1,271 @@
+/*
+ * The actor runtime: actors, executors, addressing, request/reply, tracing.
+ *
+ * An actor is a name, a mailbox (a ZeroMQ ROUTER socket), private state and
+ * a handler per envelope body kind. Executors are threads that host one or
+ * more actors and poll their mailboxes plus raw file descriptors in one loop.
+ * Which actors share an executor is configuration: actor code only ever names
+ * its peers, and the runtime picks the path:
+ *
+ *   - same executor: the receiver's handler runs directly on the caller's
+ *     thread (a request borrows the caller's envelope; nothing is packed
+ *     unless a tap is set);
+ *   - another executor in this process: inproc:// ZeroMQ sockets;
+ *   - another process or host: the endpoint the directory gives for the name
+ *     (ipc:// or tcp://).
+ *
+ * The runtime knows nothing of KVM. Errors are 0 or a negative errno.
+ */
+#ifndef VMM_RT_H
+#define VMM_RT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/envelope.pb-c.h"
+
+typedef struct rt_s rt_t;
+typedef struct rt_executor_s rt_executor_t;
+typedef struct rt_actor_s rt_actor_t;
+typedef struct rt_client_s rt_client_t;
+
+/* Logging levels; messages above the configured level are dropped. */
+typedef enum {
+    RT_LOG_ERROR = 0,
+    RT_LOG_WARN,
+    RT_LOG_INFO,
+    RT_LOG_DEBUG,
+    RT_LOG_TRACE,
+} rt_log_level_t;
+
+typedef struct {
+    /* Largest packed envelope accepted or sent; larger ones are refused
+     * with an error reply and counted. 0 picks the default (1 MiB). */
+    size_t max_message_bytes;
+    /* A thread waiting for a reply from another executor polls this long
+     * before it blocks (design.md: a blocking wake-up costs tens of µs on an
+     * idle machine). 0 never polls; negative picks the default (50 µs). */
+    int spin_us;
+    /* How long a send may wait on a full peer queue before failing with
+     * -EAGAIN. 0 picks the default (5000 ms). */
+    int send_timeout_ms;
+    /* Logging threshold; the default is RT_LOG_WARN (quiet). The VMM_LOG
+     * environment variable (error|warn|info|debug|trace) overrides it. */
+    rt_log_level_t log_level;
+    bool log_level_set;
+} rt_config_t;
+
+/* Runtime-wide counters of bad input and routing failures. */
+typedef struct {
+    uint64_t rx;              /* envelopes received by handlers */
+    uint64_t tx;              /* envelopes sent */
+    uint64_t rx_malformed;    /* could not be decoded, or invalid ids/body */
+    uint64_t rx_oversized;    /* over max_message_bytes */
+    uint64_t rx_unknown_kind; /* body kind the receiver has no handler for */
+    uint64_t rx_misaddressed; /* arrived at a mailbox not named receiver */
+    uint64_t rx_stale_reply;  /* a reply nobody waits for (late or unknown) */
+    uint64_t tx_refused;      /* oversized, unroutable or failed sends */
+    uint64_t errors_sent;     /* Error replies sent */
+} rt_stats_t;
+
+/*
+ * A received message. The envelope and everything it points to live in the
+ * message's own arena; rt_msg_release() frees them. Small messages need no
+ * heap allocation.
+ */
+typedef struct rt_arena_chunk_s rt_arena_chunk_t;
+typedef struct {
+    Vmm__Envelope *env;
+    /* private */
+    size_t used;
+    rt_arena_chunk_t *chunks;
+    _Alignas(16) unsigned char inline_buf[1024];
+} rt_msg_t;
+
+void rt_msg_release(rt_msg_t *msg);
+
+/* ---- The runtime ---------------------------------------------------- */
+
+/* Creates a runtime with its own ZeroMQ context. cfg may be NULL. */
+rt_t *rt_new(const rt_config_t *cfg);
+
+/* Terminates every executor and client still running, then frees the
+ * runtime and nulls *rt. */
+void rt_destroy(rt_t **rt);
+
+/* Maps an actor name that lives outside this process to an endpoint
+ * (ipc://... or tcp://...). Names of actors in this process need no entry. */
+int rt_directory_set(rt_t *rt, const char *name, const char *endpoint);
+
+/* Copies the endpoint an actor of this process was bound to (its spec's
+ * endpoint, with a wildcard port resolved) into buf. Returns 0, or -ENOENT
+ * for an unknown actor or one bound to no such endpoint. */
+int rt_endpoint_of(rt_t *rt, const char *name, char *buf, size_t size);
+
+/* Copies the counters into *out. */
+void rt_stats(rt_t *rt, rt_stats_t *out);
+
+/*
+ * Every envelope sent or received by an actor of this runtime passes through
+ * one path, which hands it packed to the tap, if one is set. The tap runs on
+ * executor threads and must be thread-safe. Set it before starting actors,
+ * or to NULL to stop tapping.
+ */
+typedef enum { RT_TAP_TX, RT_TAP_RX } rt_tap_dir_t;
+typedef void (*rt_tap_fn)(void *arg, rt_tap_dir_t dir, const char *actor,
+                          const uint8_t *bytes, size_t len);
+void rt_set_tap(rt_t *rt, rt_tap_fn fn, void *arg);
+
+/* Logs at `level`, tagged with the actor's name (self may be NULL). */
+void rt_log(rt_t *rt, const rt_actor_t *self, rt_log_level_t level,
+            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The ZeroMQ context, for tests and benchmarks that need raw sockets on
+ * inproc:// endpoints of this runtime. */
+void *rt_zmq_context(rt_t *rt);
+
+/* ---- Actors ---------------------------------------------------------- */
+
+/* A handler for one body kind. msg is borrowed for the call: copy what must
+ * outlive it. A request must be answered by rt_reply() or rt_reply_error()
+ * before the handler returns; a handler that returns a negative errno
+ * without replying gets an Error reply made from that errno. */
+typedef int (*rt_handler_fn)(rt_actor_t *self, const Vmm__Envelope *msg);
+
+typedef struct {
+    Vmm__Envelope__BodyCase body;
+    rt_handler_fn fn;
+} rt_handler_t;
+
+/* What the blocking work of an actor reports (see rt_actor_ops_t.run). */
+typedef enum {
+    RT_RUN_IDLE = 0,  /* nothing to run until a message changes that */
+    RT_RUN_AGAIN = 1, /* call run again once pending messages are handled */
+} rt_run_t;
+
+typedef struct {
+    const char *kind; /* e.g. "vp", shown in logs and introspection */
+    /* Runs on the executor thread before the actor receives anything. */
+    int (*init)(rt_actor_t *self, void *arg);
+    /* Releases the state on terminate. */
+    void (*fini)(rt_actor_t *self);
+    const rt_handler_t *handlers;
+    size_t n_handlers;
+    /* Replies to rt_request(); NULL if the actor makes none. */
+    void (*on_reply)(rt_actor_t *self, const Vmm__Envelope *reply);
+    /* Adds the actor's own state to its introspection tree. */
+    void (*inspect)(rt_actor_t *self, Vmm__Rt__InspectNode *node);
+    /*
+     * Blocking work (a VP's KVM_RUN). An actor with `run` needs an executor
+     * of its own. The executor calls run whenever the actor's mailbox is
+     * empty and the last call returned RT_RUN_AGAIN. When a message arrives
+     * meanwhile, the runtime calls kick (from another thread) and sends the
+     * executor thread the kick signal (rt_kick_signal()), so run must
+     * return promptly after kick.
+     */
+    rt_run_t (*run)(rt_actor_t *self);
+    void (*kick)(rt_actor_t *self);
+} rt_actor_ops_t;
+
+typedef struct {
+    const char *name;        /* its address, e.g. "vm0/vp/3" */
+    const rt_actor_ops_t *ops;
+    void *arg;               /* passed to init */
+    /* An extra endpoint to bind the mailbox to, so that other processes or
+     * hosts can reach it (ipc://... or tcp://...); NULL for none. */
+    const char *endpoint;
+} rt_actor_spec_t;
+
+/* Starts an actor on an executor; blocks until its init has run. Returns 0,
+ * -EEXIST for a name in use, -EBUSY for a second actor on an executor that
+ * hosts a blocking one, or init's error. */
+int rt_actor_start(rt_executor_t *ex, const rt_actor_spec_t *spec);
+
+const char *rt_actor_name(const rt_actor_t *self);
+rt_t *rt_actor_rt(const rt_actor_t *self);
+void *rt_actor_state(const rt_actor_t *self);
+void rt_actor_set_state(rt_actor_t *self, void *state);
+
+/* Called when fd becomes readable; runs on the actor's executor. */
+typedef void (*rt_fd_fn)(rt_actor_t *self, int fd);
+
+/* Polls a raw descriptor (eventfd, timerfd) in the actor's executor loop.
+ * The descriptor stays owned by the caller. */
+int rt_actor_watch_fd(rt_actor_t *self, int fd, rt_fd_fn fn);
+int rt_actor_unwatch_fd(rt_actor_t *self, int fd);
+
+/* ---- Messages --------------------------------------------------------- */
+
+/*
+ * Sends a one-way event. The runtime sets sender and receiver; env stays
+ * owned by the caller and is copied before this returns.
+ */
+int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env);
+
+/*
+ * Sends a request and waits for its reply, at most timeout_ms. On success
+ * *reply holds the reply (an Error body is a success of the call); release
+ * it with rt_msg_release(). env stays owned by the caller.
+ * Returns -ETIMEDOUT, -ENOENT for a name with no route, -EMSGSIZE for an
+ * oversized request, -EDEADLK for a call into an actor already on this
+ * thread's stack.
+ */
+int rt_call(rt_actor_t *self, const char *to, Vmm__Envelope *env,
+            rt_msg_t *reply, int timeout_ms);
+
+/*
+ * Sends a request without waiting. Its reply, or an Error with code TIMEOUT
+ * after timeout_ms, reaches ops->on_reply with reply_to == *id.
+ */
+int rt_request(rt_actor_t *self, const char *to, Vmm__Envelope *env,
+               int timeout_ms, uint64_t *id);
+
+/* Answers the request `req` that is being handled. body is copied. */
+int rt_reply(rt_actor_t *self, const Vmm__Envelope *req, Vmm__Envelope *body);
+int rt_reply_error(rt_actor_t *self, const Vmm__Envelope *req,
+                   Vmm__ErrorCode code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int rt_reply_ack(rt_actor_t *self, const Vmm__Envelope *req);
+
+/* Maps an errno to an error code: ENOTSUP -> NOT_SUPPORTED, and so on. */
+Vmm__ErrorCode rt_error_code(int err);
+
+/* ---- Introspection ----------------------------------------------------- */
+
+/* Adds a child "name = value" to node; value is printf-formatted. The tree
+ * is owned and freed by the runtime. Returns the child, or NULL. */
+Vmm__Rt__InspectNode *rt_inspect_add(Vmm__Rt__InspectNode *node,
+                                     const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- Executors --------------------------------------------------------- */
+
+/* Starts an executor thread; blocks until it is ready. */
+rt_executor_t *rt_executor_new(rt_t *rt, const char *name);
+
+/* Terminates every actor on it (fini, then mailbox closed), joins the
+ * thread and nulls *ex. */
+void rt_executor_destroy(rt_executor_t **ex);
+
+/* The signal the runtime sends to wake a blocking actor's thread (a
+ * real-time signal with a handler that does nothing, so that blocking
+ * system calls return EINTR). */
+int rt_kick_signal(void);
+
+/* ---- Clients: non-actor threads (main, tests) talking to actors -------- */
+
+/* A named endpoint driven by the calling thread instead of an executor. It
+ * can call, send, and receive events and requests addressed to its name. */
+rt_client_t *rt_client_new(rt_t *rt, const char *name);
+void rt_client_destroy(rt_client_t **client);
+
+/* The client's actor, for rt_call(), rt_send() and rt_request(). */
+rt_actor_t *rt_client_actor(rt_client_t *client);
+
+/* Waits up to timeout_ms for the next message addressed to the client.
+ * Requests among them must be answered with rt_reply*() before the next
+ * receive. Returns 0, or -ETIMEDOUT. Release *msg with rt_msg_release(). */
+int rt_client_recv(rt_client_t *client, rt_msg_t *msg, int timeout_ms);
+
+#endif

@@ -1,0 +1,181 @@
+/* Private structures shared by the runtime's source files. */
+#ifndef VMM_RT_INTERNAL_H
+#define VMM_RT_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <zmq.h>
+
+#include "runtime/map.h"
+#include "runtime/rt.h"
+
+struct rt_s {
+    void *zctx;
+    rt_config_t cfg;
+    pthread_mutex_t lock;     /* guards the maps and the executor list */
+    rt_map_t *actors;         /* name -> rt_actor_t, in this process */
+    rt_map_t *directory;      /* name -> endpoint string, elsewhere */
+    rt_executor_t **executors;
+    size_t n_executors;
+    rt_client_t **clients;
+    size_t n_clients;
+    /* Bumped when an actor leaves, so executors drop cached routes to it. */
+    atomic_uint_fast64_t removals;
+    atomic_uint_fast64_t next_actor_serial;
+    _Atomic(rt_tap_fn) tap;
+    void *_Atomic tap_arg;
+    struct {
+        atomic_uint_fast64_t rx, tx, rx_malformed, rx_oversized, rx_unknown_kind,
+            rx_misaddressed, rx_stale_reply, tx_refused, errors_sent;
+    } stats;
+};
+
+/* How a request being handled is answered. */
+typedef enum {
+    RT_CTX_NESTED,  /* a caller on this thread waits in rt_call() */
+    RT_CTX_LOCAL,   /* queued by an actor on this executor */
+    RT_CTX_MAILBOX, /* arrived on the mailbox: reply by routing id */
+} rt_ctx_kind_t;
+
+typedef struct rt_ctx_s {
+    rt_ctx_kind_t kind;
+    const Vmm__Envelope *req;
+    bool replied;
+    struct rt_ctx_s *prev;
+    /* RT_CTX_MAILBOX: the peer's routing id. */
+    unsigned char ident[256];
+    size_t ident_len;
+    /* RT_CTX_NESTED: where rt_reply() packs the reply for the caller. */
+    uint8_t *reply_buf;
+    size_t reply_len;
+    uint8_t reply_inline[512];
+} rt_ctx_t;
+
+struct rt_actor_s {
+    rt_executor_t *ex;
+    rt_t *rt;
+    char *name;
+    uint64_t serial;
+    const rt_actor_ops_t *ops;
+    void *state;
+    void *mailbox; /* ROUTER */
+    char *endpoint;       /* inproc://rt/<name> */
+    char *extra_endpoint; /* the spec's ipc:// or tcp:// endpoint, if any */
+    bool bound, extra_bound;
+    rt_handler_fn *table; /* indexed by body case */
+    size_t table_len;
+    int depth;            /* handlers of this actor on the stack */
+    rt_ctx_t *ctx;        /* innermost request being handled */
+    bool run_again;
+    bool terminated;
+    struct {
+        uint64_t rx, tx, bad;
+    } counts;
+};
+
+/* A route cached by an executor: a local actor, or a socket to a mailbox. */
+typedef struct {
+    rt_actor_t *local;
+    uint64_t serial; /* of the in-process actor the dealer reaches, or 0 */
+    void *dealer;
+} rt_route_t;
+
+/* A packed envelope waiting for an actor on the same executor. */
+typedef struct rt_qitem_s {
+    struct rt_qitem_s *next;
+    rt_actor_t *to;
+    size_t len;
+    uint8_t bytes[];
+} rt_qitem_t;
+
+typedef struct {
+    uint64_t id;
+    rt_actor_t *actor;
+    int64_t deadline_us;
+} rt_pending_t;
+
+typedef struct {
+    int fd;
+    rt_actor_t *actor;
+    rt_fd_fn fn;
+} rt_watch_t;
+
+struct rt_executor_s {
+    rt_t *rt;
+    char *name;
+    bool manual; /* a client's: driven by its owner thread */
+    pthread_t thread;
+    void *pipe;       /* owner end of the control pipe */
+    void *pipe_inner; /* executor end */
+    rt_actor_t **actors;
+    size_t n_actors;
+    rt_map_t *routes; /* name -> rt_route_t */
+    uint64_t removals_seen;
+    void **dealers;
+    size_t n_dealers;
+    rt_qitem_t *q_head, *q_tail;
+    rt_pending_t *pending;
+    size_t n_pending, cap_pending;
+    rt_watch_t *watches;
+    size_t n_watches;
+    zmq_pollitem_t *items;
+    size_t n_items;
+    bool items_dirty;
+    uint64_t next_id;
+    bool stop;
+    rt_actor_t *blocking; /* the actor with ops->run, if any */
+    /* Wakes the blocking actor out of ops->run (see executor.c). */
+    pthread_t watcher;
+    bool watcher_running;
+    int watcher_stop_fd;  /* eventfd: ends the watcher */
+    int watcher_rearm_fd; /* eventfd: the executor has drained its inputs */
+    atomic_int kick_pending;
+    atomic_int in_run;
+    pthread_mutex_t watch_lock; /* guards watch_fds */
+    int *watch_fds;
+    size_t n_watch_fds;
+};
+
+struct rt_client_s {
+    rt_executor_t *ex;
+    rt_actor_t *actor;
+    rt_ctx_t ctx; /* the last request received, until answered */
+};
+
+/* executor.c */
+int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec);
+void rt_executor_remove_actor(rt_executor_t *ex, rt_actor_t *actor);
+int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **route);
+int rt_executor_send_raw(rt_executor_t *ex, void *socket, zmq_msg_t *frame, int flags);
+void rt_executor_enqueue(rt_executor_t *ex, rt_qitem_t *item);
+int rt_executor_pending_add(rt_executor_t *ex, rt_actor_t *actor, uint64_t id,
+                            int timeout_ms);
+rt_actor_t *rt_executor_pending_take(rt_executor_t *ex, uint64_t id);
+void rt_executor_drain_local_for(rt_executor_t *ex, rt_actor_t *actor);
+int rt_executor_poll_inputs(rt_executor_t *ex, int timeout_ms);
+void rt_executor_free_core(rt_executor_t *ex);
+rt_executor_t *rt_executor_new_manual(rt_t *rt, const char *name);
+
+/* actor.c */
+void rt_actor_dispatch(rt_actor_t *actor, const Vmm__Envelope *env, rt_ctx_t *ctx);
+int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx);
+int rt_actor_match_reply(rt_executor_t *ex, const uint8_t *bytes, size_t len, uint64_t want,
+                         rt_msg_t *msg, rt_actor_t **who);
+void rt_actor_receive_reply(rt_executor_t *ex, const uint8_t *bytes, size_t len);
+void rt_actor_receive_local(rt_executor_t *ex, rt_qitem_t *item);
+void rt_actor_expire(rt_executor_t *ex, rt_actor_t *actor, uint64_t id);
+/* Fills env and err as the TIMEOUT reply to request `id`. */
+void rt_timeout_reply(Vmm__Envelope *env, Vmm__Error *err, char *receiver, uint64_t id);
+
+/* rt.c */
+int64_t rt_now_us(void);
+void rt_tap(rt_t *rt, rt_tap_dir_t dir, const char *actor, const Vmm__Envelope *env,
+            const uint8_t *bytes, size_t len);
+void rt_count(atomic_uint_fast64_t *counter);
+int rt_register_actor(rt_t *rt, rt_actor_t *actor);
+void rt_unregister_actor(rt_t *rt, rt_actor_t *actor);
+int rt_msg_unpack(rt_msg_t *msg, const uint8_t *bytes, size_t len);
+uint64_t rt_peek_request_id(const uint8_t *bytes, size_t len);
+uint64_t rt_peek_reply_to(const uint8_t *bytes, size_t len);
+
+#endif

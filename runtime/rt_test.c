@@ -1,0 +1,678 @@
+/* The runtime: lifecycle, executors, request/reply across transports,
+ * timeouts, blocking actors, introspection and the tap. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "runtime/rt.h"
+#include "runtime/testing/echo.h"
+
+static void s_ping(Vmm__Envelope *env, Vmm__Rt__Ping *ping, const char *payload)
+{
+    vmm__envelope__init(env);
+    vmm__rt__ping__init(ping);
+    ping->payload.data = (uint8_t *)payload;
+    ping->payload.len = strlen(payload);
+    env->body_case = VMM__ENVELOPE__BODY_PING;
+    env->ping = ping;
+}
+
+/* Calls `to` with a Ping and checks the Pong echoes the payload. */
+static void s_expect_echo(rt_actor_t *self, const char *to, const char *payload)
+{
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, payload);
+    rt_msg_t reply;
+    int rc = rt_call(self, to, &env, &reply, 5000);
+    cr_assert_eq(rc, 0, "call to %s: %s", to, strerror(-rc));
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PONG, "reply kind %d",
+                 reply.env->body_case);
+    cr_expect_eq(reply.env->pong->payload.len, strlen(payload));
+    cr_expect_eq(memcmp(reply.env->pong->payload.data, payload, strlen(payload)), 0);
+    cr_expect_str_eq(reply.env->sender, to);
+    cr_expect_str_eq(reply.env->receiver, rt_actor_name(self));
+    cr_expect_eq(reply.env->reply_to, env.request_id);
+    rt_msg_release(&reply);
+}
+
+/* ---- Lifecycle ------------------------------------------------------------ */
+
+typedef struct {
+    atomic_int inits, finis;
+    int init_result;
+} s_probe_t;
+
+static int s_probe_init(rt_actor_t *self, void *arg)
+{
+    s_probe_t *probe = arg;
+    atomic_fetch_add(&probe->inits, 1);
+    rt_actor_set_state(self, probe);
+    return probe->init_result;
+}
+
+static void s_probe_fini(rt_actor_t *self)
+{
+    s_probe_t *probe = rt_actor_state(self);
+    atomic_fetch_add(&probe->finis, 1);
+}
+
+static const rt_actor_ops_t s_probe_ops = {
+    .kind = "probe",
+    .init = s_probe_init,
+    .fini = s_probe_fini,
+};
+
+Test(lifecycle, start_blocks_until_init_has_run)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "ex0");
+    cr_assert_not_null(ex);
+    s_probe_t probe = {0};
+    rt_actor_spec_t spec = {.name = "probe", .ops = &s_probe_ops, .arg = &probe};
+    cr_assert_eq(rt_actor_start(ex, &spec), 0);
+    cr_expect_eq(atomic_load(&probe.inits), 1);
+    cr_expect_eq(rt_actor_start(ex, &spec), -EEXIST, "a name is unique");
+    rt_executor_destroy(&ex);
+    cr_expect_null(ex);
+    cr_expect_eq(atomic_load(&probe.finis), 1, "destroying the executor terminates its actors");
+    rt_destroy(&rt);
+    cr_expect_null(rt);
+}
+
+Test(lifecycle, failed_init_leaves_nothing)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "ex0");
+    s_probe_t probe = {.init_result = -ENODEV};
+    rt_actor_spec_t spec = {.name = "probe", .ops = &s_probe_ops, .arg = &probe};
+    cr_expect_eq(rt_actor_start(ex, &spec), -ENODEV);
+    probe.init_result = 0;
+    cr_expect_eq(rt_actor_start(ex, &spec), 0, "the name was released");
+    rt_destroy(&rt);
+    cr_expect_eq(atomic_load(&probe.finis), 1);
+}
+
+Test(lifecycle, terminate_is_a_message_and_acknowledged)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "ex0");
+    s_probe_t probe = {0};
+    rt_actor_spec_t spec = {.name = "probe", .ops = &s_probe_ops, .arg = &probe};
+    cr_assert_eq(rt_actor_start(ex, &spec), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Terminate term = VMM__RT__TERMINATE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_TERMINATE;
+    env.terminate = &term;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(rt_client_actor(c), "probe", &env, &reply, 5000), 0);
+    cr_expect_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ACK);
+    rt_msg_release(&reply);
+    cr_expect_eq(atomic_load(&probe.finis), 1);
+
+    /* The name is free again once the executor has removed the actor. */
+    int rc = -EEXIST;
+    for (int i = 0; i < 1000 && rc == -EEXIST; i++) {
+        rc = rt_actor_start(ex, &spec);
+        if (rc == -EEXIST)
+            usleep(1000);
+    }
+    cr_expect_eq(rc, 0);
+    s_expect_echo(rt_client_actor(c), "probe", "the runtime answers ping for any actor");
+    rt_destroy(&rt);
+    cr_expect_eq(atomic_load(&probe.finis), 2);
+}
+
+/* ---- Executors hosting several actors ------------------------------------ */
+
+/* Forwards each Ping it is asked to its peer and returns the peer's Pong,
+ * so that a call is made from inside a handler. */
+static int s_relay_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    const char *peer = rt_actor_state(self);
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "");
+    ping.payload = msg->ping->payload;
+    rt_msg_t reply;
+    int rc = rt_call(self, peer, &env, &reply, 5000);
+    if (rc)
+        return rc;
+    rc = rt_reply(self, msg, reply.env);
+    rt_msg_release(&reply);
+    return rc;
+}
+
+static int s_relay_init(rt_actor_t *self, void *arg)
+{
+    rt_actor_set_state(self, arg);
+    return 0;
+}
+
+static const rt_handler_t s_relay_handlers[] = {{VMM__ENVELOPE__BODY_PING, s_relay_on_ping}};
+static const rt_actor_ops_t s_relay_ops = {
+    .kind = "relay",
+    .init = s_relay_init,
+    .handlers = s_relay_handlers,
+    .n_handlers = 1,
+};
+
+Test(executor, hosts_several_actors_that_call_each_other)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "shared");
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
+    rt_actor_spec_t relay = {.name = "relay", .ops = &s_relay_ops, .arg = "echo"};
+    cr_assert_eq(rt_actor_start(ex, &echo), 0);
+    cr_assert_eq(rt_actor_start(ex, &relay), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    for (int i = 0; i < 10; i++)
+        s_expect_echo(rt_client_actor(c), "relay", "through relay");
+    cr_expect_eq(echo_inspect_number(rt_client_actor(c), "echo", "pings"), 10);
+    rt_destroy(&rt);
+}
+
+Test(executor, relay_across_two_executors)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex0 = rt_executor_new(rt, "ex0");
+    rt_executor_t *ex1 = rt_executor_new(rt, "ex1");
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
+    rt_actor_spec_t relay = {.name = "relay", .ops = &s_relay_ops, .arg = "echo"};
+    cr_assert_eq(rt_actor_start(ex0, &echo), 0);
+    cr_assert_eq(rt_actor_start(ex1, &relay), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    s_expect_echo(rt_client_actor(c), "relay", "across executors");
+    rt_destroy(&rt);
+}
+
+Test(executor, a_call_back_into_a_busy_actor_is_refused)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "shared");
+    rt_actor_spec_t a = {.name = "a", .ops = &s_relay_ops, .arg = "b"};
+    rt_actor_spec_t b = {.name = "b", .ops = &s_relay_ops, .arg = "a"};
+    cr_assert_eq(rt_actor_start(ex, &a), 0);
+    cr_assert_eq(rt_actor_start(ex, &b), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "loop");
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(rt_client_actor(c), "a", &env, &reply, 5000), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR);
+    cr_expect_eq(reply.env->error->code, VMM__ERROR_CODE__INTERNAL);
+    cr_expect(strstr(reply.env->error->text, "deadlock") != NULL, "text: %s",
+              reply.env->error->text);
+    rt_msg_release(&reply);
+    rt_destroy(&rt);
+}
+
+Test(executor, one_way_events_arrive_in_order_before_a_later_call)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "shared");
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
+    cr_assert_eq(rt_actor_start(ex, &echo), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    for (int i = 0; i < 500; i++) {
+        Vmm__Envelope env;
+        Vmm__Rt__Ping ping;
+        s_ping(&env, &ping, "event");
+        cr_assert_eq(rt_send(rt_client_actor(c), "echo", &env), 0);
+    }
+    cr_expect_eq(echo_inspect_number(rt_client_actor(c), "echo", "events"), 500);
+    rt_destroy(&rt);
+}
+
+/* Sends events to its peer on the same executor, then calls it: the call
+ * must find every event delivered first. */
+static int s_burst_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    for (int i = 0; i < 20; i++) {
+        Vmm__Envelope env;
+        Vmm__Rt__Ping ping;
+        s_ping(&env, &ping, "posted");
+        int rc = rt_send(self, "echo", &env);
+        if (rc)
+            return rc;
+    }
+    char text[32];
+    snprintf(text, sizeof text, "%lld", echo_inspect_number(self, "echo", "events"));
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Pong pong = VMM__RT__PONG__INIT;
+    pong.payload.data = (uint8_t *)text;
+    pong.payload.len = strlen(text);
+    env.body_case = VMM__ENVELOPE__BODY_PONG;
+    env.pong = &pong;
+    return rt_reply(self, msg, &env);
+}
+
+Test(executor, posted_events_to_a_local_actor_stay_ordered_with_calls)
+{
+    static const rt_handler_t handlers[] = {{VMM__ENVELOPE__BODY_PING, s_burst_on_ping}};
+    static const rt_actor_ops_t burst_ops = {.kind = "burst", .handlers = handlers,
+                                             .n_handlers = 1};
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "shared");
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
+    rt_actor_spec_t burst = {.name = "burst", .ops = &burst_ops};
+    cr_assert_eq(rt_actor_start(ex, &echo), 0);
+    cr_assert_eq(rt_actor_start(ex, &burst), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "go");
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(rt_client_actor(c), "burst", &env, &reply, 5000), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PONG);
+    cr_expect_eq(reply.env->pong->payload.len, 2);
+    cr_expect_eq(memcmp(reply.env->pong->payload.data, "20", 2), 0);
+    rt_msg_release(&reply);
+    rt_destroy(&rt);
+}
+
+/* ---- Request/reply across transports ------------------------------------- */
+
+static void s_echo_over(const char *endpoint)
+{
+    /* Two runtimes in one process reach each other only through the
+     * endpoint, as two processes would. */
+    rt_t *server = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(server, "server");
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops, .endpoint = endpoint};
+    cr_assert_eq(rt_actor_start(ex, &echo), 0, "bind %s", endpoint);
+    char bound[256];
+    cr_assert_eq(rt_endpoint_of(server, "echo", bound, sizeof bound), 0);
+
+    rt_t *rt = rt_new(NULL);
+    cr_assert_eq(rt_directory_set(rt, "echo", bound), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    for (int i = 0; i < 20; i++)
+        s_expect_echo(rt_client_actor(c), "echo", bound);
+    rt_stats_t stats;
+    rt_stats(rt, &stats);
+    cr_expect_eq(stats.tx, 20);
+    cr_expect_eq(stats.rx, 20);
+    rt_destroy(&rt);
+    rt_destroy(&server);
+}
+
+Test(transport, inproc)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "server");
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
+    cr_assert_eq(rt_actor_start(ex, &echo), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    s_expect_echo(rt_client_actor(c), "echo", "inproc");
+    cr_expect_eq(rt_call(rt_client_actor(c), "nobody", &(Vmm__Envelope)VMM__ENVELOPE__INIT,
+                         &(rt_msg_t){0}, 100),
+                 -EINVAL, "an envelope needs a body");
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "x");
+    rt_msg_t reply;
+    cr_expect_eq(rt_call(rt_client_actor(c), "nobody", &env, &reply, 100), -ENOENT);
+    rt_destroy(&rt);
+}
+
+Test(transport, ipc)
+{
+    char endpoint[128];
+    snprintf(endpoint, sizeof endpoint, "ipc:///tmp/vmm-rt-test-%d.sock", getpid());
+    s_echo_over(endpoint);
+}
+
+Test(transport, tcp)
+{
+    s_echo_over("tcp://127.0.0.1:*");
+}
+
+/* ---- Timeouts -------------------------------------------------------------- */
+
+Test(timeout, a_slow_reply_times_out_and_is_counted_stale)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "slow");
+    echo_config_t slow = {.delay_ms = 300};
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops, .arg = &slow};
+    cr_assert_eq(rt_actor_start(ex, &echo), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "late");
+    rt_msg_t reply;
+    cr_expect_eq(rt_call(rt_client_actor(c), "echo", &env, &reply, 20), -ETIMEDOUT);
+    /* The late reply arrives during the next call and is set aside, then
+     * dropped as stale. */
+    s_expect_echo(rt_client_actor(c), "echo", "next");
+    cr_expect_eq(rt_client_recv(c, &reply, 50), -ETIMEDOUT);
+    rt_stats_t stats;
+    rt_stats(rt, &stats);
+    cr_expect_eq(stats.rx_stale_reply, 1);
+    rt_destroy(&rt);
+}
+
+Test(timeout, an_async_request_gets_its_reply_or_a_timeout_error)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "slow");
+    echo_config_t slow = {.delay_ms = 200};
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops, .arg = &slow};
+    cr_assert_eq(rt_actor_start(ex, &echo), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "async");
+    uint64_t quick, patient;
+    cr_assert_eq(rt_request(rt_client_actor(c), "echo", &env, 10, &quick), 0);
+    cr_assert_eq(rt_request(rt_client_actor(c), "echo", &env, 5000, &patient), 0);
+    cr_expect_neq(quick, patient);
+
+    rt_msg_t msg;
+    cr_assert_eq(rt_client_recv(c, &msg, 5000), 0);
+    cr_expect_eq(msg.env->reply_to, quick);
+    cr_assert_eq(msg.env->body_case, VMM__ENVELOPE__BODY_ERROR);
+    cr_expect_eq(msg.env->error->code, VMM__ERROR_CODE__TIMEOUT);
+    rt_msg_release(&msg);
+    cr_assert_eq(rt_client_recv(c, &msg, 5000), 0);
+    cr_expect_eq(msg.env->reply_to, patient);
+    cr_expect_eq(msg.env->body_case, VMM__ENVELOPE__BODY_PONG);
+    rt_msg_release(&msg);
+    rt_destroy(&rt);
+}
+
+/* An actor that makes an async request from a handler and reports the reply
+ * it got to whoever asked. */
+typedef struct {
+    char asker[64];
+    uint64_t asked_id, request_id;
+    int replies;
+} s_asker_t;
+
+static int s_asker_init(rt_actor_t *self, void *arg)
+{
+    (void)arg;
+    s_asker_t *st = calloc(1, sizeof *st);
+    rt_actor_set_state(self, st);
+    return st ? 0 : -ENOMEM;
+}
+
+static void s_asker_fini(rt_actor_t *self)
+{
+    free(rt_actor_state(self));
+}
+
+static int s_asker_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    s_asker_t *st = rt_actor_state(self);
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "");
+    ping.payload = msg->ping->payload;
+    snprintf(st->asker, sizeof st->asker, "%s", msg->sender);
+    int rc = rt_request(self, "echo", &env, 5000, &st->request_id);
+    if (rc)
+        return rc;
+    return rt_reply_ack(self, msg);
+}
+
+static void s_asker_on_reply(rt_actor_t *self, const Vmm__Envelope *reply)
+{
+    s_asker_t *st = rt_actor_state(self);
+    if (reply->reply_to != st->request_id || reply->body_case != VMM__ENVELOPE__BODY_PONG)
+        return;
+    st->replies++;
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "");
+    ping.payload = reply->pong->payload;
+    rt_send(self, st->asker, &env);
+}
+
+Test(timeout, async_replies_reach_on_reply_on_the_same_and_other_executors)
+{
+    static const rt_handler_t handlers[] = {{VMM__ENVELOPE__BODY_PING, s_asker_on_ping}};
+    static const rt_actor_ops_t asker_ops = {.kind = "asker", .init = s_asker_init,
+                                             .fini = s_asker_fini, .handlers = handlers,
+                                             .n_handlers = 1, .on_reply = s_asker_on_reply};
+    for (int placement = 0; placement < 2; placement++) {
+        rt_t *rt = rt_new(NULL);
+        rt_executor_t *ex0 = rt_executor_new(rt, "ex0");
+        rt_executor_t *ex1 = placement ? rt_executor_new(rt, "ex1") : ex0;
+        rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
+        rt_actor_spec_t asker = {.name = "asker", .ops = &asker_ops};
+        cr_assert_eq(rt_actor_start(ex0, &echo), 0);
+        cr_assert_eq(rt_actor_start(ex1, &asker), 0);
+        rt_client_t *c = rt_client_new(rt, "test");
+        Vmm__Envelope env;
+        Vmm__Rt__Ping ping;
+        s_ping(&env, &ping, "round");
+        rt_msg_t msg;
+        cr_assert_eq(rt_call(rt_client_actor(c), "asker", &env, &msg, 5000), 0);
+        cr_expect_eq(msg.env->body_case, VMM__ENVELOPE__BODY_ACK);
+        rt_msg_release(&msg);
+        cr_assert_eq(rt_client_recv(c, &msg, 5000), 0, "placement %d", placement);
+        cr_assert_eq(msg.env->body_case, VMM__ENVELOPE__BODY_PING);
+        cr_expect_eq(msg.env->request_id, 0, "an event");
+        cr_expect_str_eq(msg.env->sender, "asker");
+        cr_expect_eq(msg.env->ping->payload.len, 5);
+        rt_msg_release(&msg);
+        rt_destroy(&rt);
+    }
+}
+
+/* ---- Raw descriptors and blocking actors ----------------------------------- */
+
+typedef struct {
+    int efd;
+    atomic_int runs, kicks;
+    unsigned long long seen;
+} s_blocker_t;
+
+static void s_on_efd(rt_actor_t *self, int fd)
+{
+    s_blocker_t *b = rt_actor_state(self);
+    uint64_t v;
+    if (read(fd, &v, sizeof v) == sizeof v)
+        b->seen += v;
+}
+
+static int s_blocker_init(rt_actor_t *self, void *arg)
+{
+    rt_actor_set_state(self, arg);
+    return 0;
+}
+
+/* Blocks for 10 s unless kicked, like a VP in KVM_RUN. */
+static rt_run_t s_blocker_run(rt_actor_t *self)
+{
+    s_blocker_t *b = rt_actor_state(self);
+    atomic_fetch_add(&b->runs, 1);
+    struct pollfd pfd = {.fd = b->efd, .events = POLLIN};
+    struct timespec ten = {10, 0};
+    if (ppoll(&pfd, 1, &ten, NULL) > 0) {
+        uint64_t v;
+        if (read(b->efd, &v, sizeof v) < 0)
+            return RT_RUN_IDLE;
+    }
+    return RT_RUN_AGAIN;
+}
+
+static void s_blocker_kick(rt_actor_t *self)
+{
+    s_blocker_t *b = rt_actor_state(self);
+    uint64_t one = 1;
+    atomic_fetch_add(&b->kicks, 1);
+    if (write(b->efd, &one, sizeof one) < 0)
+        abort();
+}
+
+static void s_blocker_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
+{
+    s_blocker_t *b = rt_actor_state(self);
+    rt_inspect_add(node, "seen", "%llu", b->seen);
+}
+
+Test(blocking, a_message_kicks_the_actor_out_of_its_block)
+{
+    static const rt_actor_ops_t blocker_ops = {.kind = "blocker", .init = s_blocker_init,
+                                               .run = s_blocker_run, .kick = s_blocker_kick};
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "vp0");
+    s_blocker_t b = {.efd = eventfd(0, EFD_CLOEXEC)};
+    rt_actor_spec_t spec = {.name = "blocker", .ops = &blocker_ops, .arg = &b};
+    cr_assert_eq(rt_actor_start(ex, &spec), 0);
+    rt_actor_spec_t other = {.name = "echo", .ops = &echo_ops};
+    cr_expect_eq(rt_actor_start(ex, &other), -EBUSY, "a blocking actor has its executor alone");
+
+    rt_client_t *c = rt_client_new(rt, "test");
+    for (int i = 0; i < 5; i++) {
+        while (atomic_load(&b.runs) <= i)
+            usleep(100); /* it is inside run, blocked for 10 s */
+        /* Each call is answered within its 5 s deadline, only because the
+         * kick ends the 10 s block. */
+        s_expect_echo(rt_client_actor(c), "blocker", "wake up");
+    }
+    cr_expect_geq(atomic_load(&b.kicks), 5);
+    rt_destroy(&rt);
+    close(b.efd);
+}
+
+static int s_watch_init(rt_actor_t *self, void *arg)
+{
+    s_blocker_t *b = arg;
+    rt_actor_set_state(self, b);
+    return rt_actor_watch_fd(self, b->efd, s_on_efd);
+}
+
+Test(blocking, a_watched_descriptor_runs_its_callback)
+{
+    static const rt_actor_ops_t watch_ops = {.kind = "watch", .init = s_watch_init,
+                                             .inspect = s_blocker_inspect};
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "ex");
+    s_blocker_t b = {.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+    rt_actor_spec_t spec = {.name = "watch", .ops = &watch_ops, .arg = &b};
+    cr_assert_eq(rt_actor_start(ex, &spec), 0);
+    uint64_t three = 3;
+    cr_assert_eq(write(b.efd, &three, sizeof three), sizeof three);
+
+    rt_client_t *c = rt_client_new(rt, "test");
+    long long seen = 0;
+    for (int i = 0; i < 5000 && seen != 3; i++) {
+        usleep(1000);
+        seen = echo_inspect_number(rt_client_actor(c), "watch", "seen");
+    }
+    cr_expect_eq(seen, 3);
+    rt_destroy(&rt);
+    close(b.efd);
+}
+
+/* ---- Introspection, tap, logging ------------------------------------------- */
+
+Test(observe, inspect_returns_the_actor_state_as_a_tree)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "ex0");
+    rt_actor_spec_t echo = {.name = "vm0/dev/echo", .ops = &echo_ops};
+    cr_assert_eq(rt_actor_start(ex, &echo), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    s_expect_echo(rt_client_actor(c), "vm0/dev/echo", "one");
+
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Inspect inspect = VMM__RT__INSPECT__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_INSPECT;
+    env.inspect = &inspect;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(rt_client_actor(c), "vm0/dev/echo", &env, &reply, 5000), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_INSPECT_REPLY);
+    Vmm__Rt__InspectNode *root = reply.env->inspect_reply;
+    cr_expect_str_eq(root->name, "vm0/dev/echo");
+    cr_expect_str_eq(root->value, "echo");
+    int found = 0;
+    for (size_t i = 0; i < root->n_children; i++) {
+        if (!strcmp(root->children[i]->name, "executor"))
+            found += !strcmp(root->children[i]->value, "ex0");
+        if (!strcmp(root->children[i]->name, "pings"))
+            found += !strcmp(root->children[i]->value, "1");
+        if (!strcmp(root->children[i]->name, "last_sender"))
+            found += !strcmp(root->children[i]->value, "test");
+    }
+    cr_expect_eq(found, 3);
+    rt_msg_release(&reply);
+    rt_destroy(&rt);
+}
+
+typedef struct {
+    atomic_int tx, rx;
+    atomic_size_t bytes;
+} s_tap_counts_t;
+
+static void s_tap(void *arg, rt_tap_dir_t dir, const char *actor, const uint8_t *bytes,
+                  size_t len)
+{
+    s_tap_counts_t *t = arg;
+    Vmm__Envelope *env = vmm__envelope__unpack(NULL, len, bytes);
+    if (env && (!strcmp(actor, "echo") || !strcmp(actor, "relay") || !strcmp(actor, "test"))) {
+        atomic_fetch_add(dir == RT_TAP_TX ? &t->tx : &t->rx, 1);
+        atomic_fetch_add(&t->bytes, len);
+    }
+    vmm__envelope__free_unpacked(env, NULL);
+}
+
+Test(observe, the_tap_sees_every_envelope_on_every_path)
+{
+    rt_t *rt = rt_new(NULL);
+    s_tap_counts_t t = {0};
+    rt_set_tap(rt, s_tap, &t);
+    rt_executor_t *ex = rt_executor_new(rt, "shared");
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
+    rt_actor_spec_t relay = {.name = "relay", .ops = &s_relay_ops, .arg = "echo"};
+    cr_assert_eq(rt_actor_start(ex, &echo), 0);
+    cr_assert_eq(rt_actor_start(ex, &relay), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    s_expect_echo(rt_client_actor(c), "relay", "tapped");
+    /* test -> relay (mailbox), relay -> echo (nested), and both replies:
+     * four envelopes, each sent once and received once. */
+    cr_expect_eq(atomic_load(&t.tx), 4);
+    cr_expect_eq(atomic_load(&t.rx), 4);
+    rt_destroy(&rt);
+}
+
+Test(observe, logging_is_quiet_by_default_and_tagged, .init = cr_redirect_stderr)
+{
+    unsetenv("VMM_LOG");
+    rt_t *rt = rt_new(NULL);
+    rt_log(rt, NULL, RT_LOG_INFO, "not shown");
+    rt_log(rt, NULL, RT_LOG_WARN, "shown");
+    rt_destroy(&rt);
+
+    rt_config_t cfg = {.log_level = RT_LOG_DEBUG, .log_level_set = true};
+    rt = rt_new(&cfg);
+    rt_executor_t *ex = rt_executor_new(rt, "ex0");
+    rt_actor_spec_t echo = {.name = "vm0/dev/com1", .ops = &echo_ops};
+    cr_assert_eq(rt_actor_start(ex, &echo), 0);
+    rt_destroy(&rt);
+    fflush(stderr);
+
+    FILE *f = cr_get_redirected_stderr();
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    cr_expect(strstr(buf, "not shown") == NULL, "%s", buf);
+    cr_expect(strstr(buf, "warn  rt: shown") != NULL, "%s", buf);
+    cr_expect(strstr(buf, "debug vm0/dev/com1: started (echo) on ex0") != NULL, "%s", buf);
+}

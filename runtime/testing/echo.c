@@ -1,0 +1,93 @@
+#include "runtime/testing/echo.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct {
+    echo_config_t cfg;
+    unsigned long long pings, events;
+    char last_sender[128];
+} echo_t;
+
+static int s_init(rt_actor_t *self, void *arg)
+{
+    echo_t *echo = calloc(1, sizeof *echo);
+    if (!echo)
+        return -ENOMEM;
+    if (arg)
+        echo->cfg = *(echo_config_t *)arg;
+    rt_actor_set_state(self, echo);
+    return 0;
+}
+
+static void s_fini(rt_actor_t *self)
+{
+    free(rt_actor_state(self));
+    rt_actor_set_state(self, NULL);
+}
+
+static int s_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    echo_t *echo = rt_actor_state(self);
+    snprintf(echo->last_sender, sizeof echo->last_sender, "%s", msg->sender);
+    if (!msg->request_id) {
+        echo->events++;
+        return 0;
+    }
+    echo->pings++;
+    if (echo->cfg.delay_ms) {
+        struct timespec ts = {echo->cfg.delay_ms / 1000, (echo->cfg.delay_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) && errno == EINTR)
+            ;
+    }
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Pong pong = VMM__RT__PONG__INIT;
+    pong.payload = msg->ping->payload;
+    env.body_case = VMM__ENVELOPE__BODY_PONG;
+    env.pong = &pong;
+    return rt_reply(self, msg, &env);
+}
+
+static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
+{
+    echo_t *echo = rt_actor_state(self);
+    rt_inspect_add(node, "pings", "%llu", echo->pings);
+    rt_inspect_add(node, "events", "%llu", echo->events);
+    rt_inspect_add(node, "last_sender", "%s", echo->last_sender);
+}
+
+static const rt_handler_t s_handlers[] = {
+    {VMM__ENVELOPE__BODY_PING, s_on_ping},
+};
+
+const rt_actor_ops_t echo_ops = {
+    .kind = "echo",
+    .init = s_init,
+    .fini = s_fini,
+    .handlers = s_handlers,
+    .n_handlers = sizeof s_handlers / sizeof *s_handlers,
+    .inspect = s_inspect,
+};
+
+long long echo_inspect_number(rt_actor_t *self, const char *to, const char *name)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Inspect inspect = VMM__RT__INSPECT__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_INSPECT;
+    env.inspect = &inspect;
+    rt_msg_t reply;
+    if (rt_call(self, to, &env, &reply, 5000))
+        return -1;
+    long long value = -1;
+    if (reply.env->body_case == VMM__ENVELOPE__BODY_INSPECT_REPLY) {
+        Vmm__Rt__InspectNode *root = reply.env->inspect_reply;
+        for (size_t i = 0; i < root->n_children; i++)
+            if (strcmp(root->children[i]->name, name) == 0)
+                value = strtoll(root->children[i]->value, NULL, 10);
+    }
+    rt_msg_release(&reply);
+    return value;
+}

@@ -1,0 +1,22 @@
+/*
+ * An actor for tests and benchmarks: answers Ping with a Pong carrying the
+ * same payload, and counts one-way Pings. Its introspection tree shows the
+ * counts ("pings", "events") and the last sender ("last_sender").
+ */
+#ifndef VMM_RT_TESTING_ECHO_H
+#define VMM_RT_TESTING_ECHO_H
+
+#include "runtime/rt.h"
+
+typedef struct {
+    int delay_ms; /* sleep this long before each reply: a slow peer */
+} echo_config_t;
+
+/* The ops to start it with; arg is an echo_config_t * or NULL, copied. */
+extern const rt_actor_ops_t echo_ops;
+
+/* Asks `to` for its introspection tree and returns the value of the
+ * top-level child `name` parsed as a number, or -1. */
+long long echo_inspect_number(rt_actor_t *self, const char *to, const char *name);
+
+#endif
