@@ -165,6 +165,10 @@ int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec)
     }
     int one = 1;
     zmq_setsockopt(actor->mailbox, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    /* Messages a little over the limit get an error reply; a peer that
+     * sends far more is disconnected before it is buffered in full. */
+    int64_t hard_limit = (int64_t)rt->cfg.max_message_bytes * 4;
+    zmq_setsockopt(actor->mailbox, ZMQ_MAXMSGSIZE, &hard_limit, sizeof hard_limit);
     rc = rt_register_actor(rt, actor);
     if (rc)
         goto fail;
@@ -635,7 +639,17 @@ int rt_executor_poll_inputs(rt_executor_t *ex, int timeout_ms)
         timeout_ms = next;
     if (ex->q_head)
         timeout_ms = 0;
-    int rc = zmq_poll(ex->items, (int)ex->n_items, timeout_ms);
+    /* Poll briefly before blocking: on an idle machine a blocked thread
+     * takes tens of µs to wake (design.md), longer than most replies take
+     * to come back. */
+    int rc = 0;
+    if (timeout_ms != 0 && ex->rt->cfg.spin_us > 0) {
+        int64_t spin_until = rt_now_us() + ex->rt->cfg.spin_us;
+        while (rc == 0 && rt_now_us() < spin_until)
+            rc = zmq_poll(ex->items, (int)ex->n_items, 0);
+    }
+    if (rc == 0)
+        rc = zmq_poll(ex->items, (int)ex->n_items, timeout_ms);
     if (rc < 0 && errno != EINTR)
         return -errno;
     if (rc > 0) {

@@ -43,9 +43,10 @@ typedef struct {
     /* Largest packed envelope accepted or sent; larger ones are refused
      * with an error reply and counted. 0 picks the default (1 MiB). */
     size_t max_message_bytes;
-    /* A thread waiting for a reply from another executor polls this long
-     * before it blocks (design.md: a blocking wake-up costs tens of µs on an
-     * idle machine). 0 never polls; negative picks the default (50 µs). */
+    /* A thread waiting for input (a caller for its reply, an executor for
+     * its next message) polls this long before it blocks (design.md: a
+     * blocking wake-up costs tens of µs on an idle machine). 0 never polls;
+     * negative, or a NULL config, picks the default (50 µs). */
     int spin_us;
     /* How long a send may wait on a full peer queue before failing with
      * -EAGAIN. 0 picks the default (5000 ms). */

@@ -1,0 +1,396 @@
+/*
+ * Runtime benchmark: request/reply between two actors and one-way
+ * throughput, each beside a raw ZeroMQ baseline of the same message size
+ * measured in the same run, first on an idle machine, then with the other
+ * core kept busy by a spinning child process.
+ *
+ *   bazel run //bench:rt_bench -- [--iterations N] [--idle-only|--busy-only]
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "runtime/rt.h"
+#include "runtime/testing/echo.h"
+
+#define S_PAYLOAD 32 /* bytes of Ping payload; the raw baseline sends the
+                        same number of bytes as the packed envelope */
+
+static int s_iterations = 20000;
+
+static double s_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static void s_die(const char *what)
+{
+    fprintf(stderr, "rt_bench: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+/* The packed size of the envelope the runtime sends for one Ping. */
+static size_t s_envelope_size(void)
+{
+    static uint8_t payload[S_PAYLOAD];
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Ping ping = VMM__RT__PING__INIT;
+    ping.payload.data = payload;
+    ping.payload.len = S_PAYLOAD;
+    env.sender = "driver";
+    env.receiver = "echo";
+    env.request_id = 12345;
+    env.body_case = VMM__ENVELOPE__BODY_PING;
+    env.ping = &ping;
+    return vmm__envelope__get_packed_size(&env);
+}
+
+/* ---- Raw ZeroMQ baselines ------------------------------------------------- */
+
+static void *s_socket(void *ctx, int type)
+{
+    void *s = zmq_socket(ctx, type);
+    int zero = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    return s;
+}
+
+/* ns per round trip of two inproc PAIR sockets driven by one thread. */
+static double s_raw_same_thread(size_t size, int n)
+{
+    void *ctx = zmq_ctx_new();
+    void *a = s_socket(ctx, ZMQ_PAIR), *b = s_socket(ctx, ZMQ_PAIR);
+    zmq_bind(a, "inproc://raw-same");
+    zmq_connect(b, "inproc://raw-same");
+    char buf[1024];
+    memset(buf, 1, sizeof buf);
+    double t0 = s_now_ns();
+    for (int i = 0; i < n; i++) {
+        zmq_send(a, buf, size, 0);
+        zmq_recv(b, buf, sizeof buf, 0);
+        zmq_send(b, buf, size, 0);
+        zmq_recv(a, buf, sizeof buf, 0);
+    }
+    double ns = (s_now_ns() - t0) / n;
+    zmq_close(a);
+    zmq_close(b);
+    zmq_ctx_term(ctx);
+    return ns;
+}
+
+typedef struct {
+    void *ctx;
+    const char *endpoint;
+    int n;         /* messages to answer (round trips) or to count */
+    bool answer;   /* echo each message back, or only count them */
+    volatile int ready;
+} s_raw_server_t;
+
+/* A ROUTER thread: answers or counts n messages. When counting, it answers
+ * the first (connection set up) and one final message after the n, so that
+ * the sender knows all arrived. */
+static void *s_raw_server(void *arg)
+{
+    s_raw_server_t *srv = arg;
+    void *router = s_socket(srv->ctx, ZMQ_ROUTER);
+    if (zmq_bind(router, srv->endpoint))
+        s_die(srv->endpoint);
+    srv->ready = 1;
+    char id[256], buf[1024];
+    int total = srv->answer ? srv->n : srv->n + 1;
+    for (int i = 0; i < total; i++) {
+        int idlen = zmq_recv(router, id, sizeof id, 0);
+        int len = zmq_recv(router, buf, sizeof buf, 0);
+        if (srv->answer || i == 0 || i == srv->n) {
+            zmq_send(router, id, (size_t)idlen, ZMQ_SNDMORE);
+            zmq_send(router, buf, (size_t)len, 0);
+        }
+    }
+    zmq_close(router);
+    return NULL;
+}
+
+/* ns per round trip (answer) or per one-way message (!answer) between a
+ * DEALER on this thread and a ROUTER thread, as the runtime's sockets are. */
+static double s_raw_two_threads(const char *endpoint, size_t size, int n, bool answer)
+{
+    s_raw_server_t srv = {.ctx = zmq_ctx_new(), .endpoint = endpoint, .n = n,
+                          .answer = answer};
+    pthread_t thread;
+    pthread_create(&thread, NULL, s_raw_server, &srv);
+    while (!srv.ready)
+        usleep(100);
+    void *dealer = s_socket(srv.ctx, ZMQ_DEALER);
+    zmq_connect(dealer, endpoint);
+    char buf[1024];
+    memset(buf, 1, sizeof buf);
+    /* The first exchange pays for the connection: leave it out. */
+    double t0 = 0;
+    for (int i = 0; i < n; i++) {
+        if (i == 1)
+            t0 = s_now_ns();
+        zmq_send(dealer, buf, size, 0);
+        if (answer || i == 0)
+            zmq_recv(dealer, buf, sizeof buf, 0);
+    }
+    if (!answer) {
+        zmq_send(dealer, buf, size, 0);
+        zmq_recv(dealer, buf, sizeof buf, 0);
+    }
+    double ns = (s_now_ns() - t0) / (n - 1);
+    pthread_join(thread, NULL);
+    zmq_close(dealer);
+    zmq_ctx_term(srv.ctx);
+    return ns;
+}
+
+/* ---- The runtime ------------------------------------------------------------ */
+
+/* Runs a measurement loop inside an actor, when asked by a Ping whose
+ * payload is "call" or "send", and answers with the ns per operation. */
+static int s_driver_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    static uint8_t payload[S_PAYLOAD];
+    bool calls = msg->ping->payload.len == 4 && !memcmp(msg->ping->payload.data, "call", 4);
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Ping ping = VMM__RT__PING__INIT;
+    ping.payload.data = payload;
+    ping.payload.len = S_PAYLOAD;
+    env.body_case = VMM__ENVELOPE__BODY_PING;
+    env.ping = &ping;
+    rt_msg_t reply;
+    /* The first exchange pays for the connection: leave it out. */
+    if (rt_call(self, "echo", &env, &reply, 5000))
+        return -EIO;
+    rt_msg_release(&reply);
+    double t0 = s_now_ns();
+    for (int i = 0; i < s_iterations; i++) {
+        int rc = calls ? rt_call(self, "echo", &env, &reply, 5000) : rt_send(self, "echo", &env);
+        if (rc)
+            return rc;
+        if (calls)
+            rt_msg_release(&reply);
+    }
+    if (!calls && echo_inspect_number(self, "echo", "events") != s_iterations)
+        return -EIO; /* the call waits until every event has arrived */
+    char text[64];
+    snprintf(text, sizeof text, "%f", (s_now_ns() - t0) / s_iterations);
+    Vmm__Rt__Pong pong = VMM__RT__PONG__INIT;
+    pong.payload.data = (uint8_t *)text;
+    pong.payload.len = strlen(text);
+    Vmm__Envelope out = VMM__ENVELOPE__INIT;
+    out.body_case = VMM__ENVELOPE__BODY_PONG;
+    out.pong = &pong;
+    return rt_reply(self, msg, &out);
+}
+
+static const rt_handler_t s_driver_handlers[] = {{VMM__ENVELOPE__BODY_PING, s_driver_on_ping}};
+static const rt_actor_ops_t s_driver_ops = {
+    .kind = "bench-driver",
+    .handlers = s_driver_handlers,
+    .n_handlers = 1,
+};
+
+typedef enum { S_SHARED, S_TWO_EXECUTORS, S_IPC, S_TCP } s_placement_t;
+
+/* ns per call ("call") or per one-way event ("send") from a driver actor
+ * to an echo actor placed as asked. */
+static double s_runtime(s_placement_t placement, const char *what)
+{
+    rt_t *server = rt_new(NULL);
+    rt_t *rt = placement >= S_IPC ? rt_new(NULL) : server;
+    rt_executor_t *ex_echo = rt_executor_new(server, "echo-ex");
+    rt_executor_t *ex_driver = placement == S_SHARED ? ex_echo : rt_executor_new(rt, "driver-ex");
+    char ipc[128];
+    snprintf(ipc, sizeof ipc, "ipc:///tmp/vmm-bench-%d.sock", getpid());
+    rt_actor_spec_t echo = {
+        .name = "echo",
+        .ops = &echo_ops,
+        .endpoint = placement == S_IPC ? ipc : placement == S_TCP ? "tcp://127.0.0.1:*" : NULL,
+    };
+    if (rt_actor_start(ex_echo, &echo))
+        s_die("start echo");
+    if (placement >= S_IPC) {
+        char endpoint[256];
+        rt_endpoint_of(server, "echo", endpoint, sizeof endpoint);
+        rt_directory_set(rt, "echo", endpoint);
+    }
+    rt_actor_spec_t driver = {.name = "driver", .ops = &s_driver_ops};
+    if (rt_actor_start(ex_driver, &driver))
+        s_die("start driver");
+
+    rt_client_t *c = rt_client_new(rt, "bench");
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Ping ping = VMM__RT__PING__INIT;
+    ping.payload.data = (uint8_t *)what;
+    ping.payload.len = strlen(what);
+    env.body_case = VMM__ENVELOPE__BODY_PING;
+    env.ping = &ping;
+    rt_msg_t reply;
+    double ns = -1;
+    if (rt_call(rt_client_actor(c), "driver", &env, &reply, 600000) == 0) {
+        if (reply.env->body_case == VMM__ENVELOPE__BODY_PONG) {
+            char text[64] = "";
+            memcpy(text, reply.env->pong->payload.data,
+                   reply.env->pong->payload.len < 63 ? reply.env->pong->payload.len : 63);
+            ns = atof(text);
+        }
+        rt_msg_release(&reply);
+    }
+    if (rt != server)
+        rt_destroy(&rt);
+    rt_destroy(&server);
+    if (ns < 0)
+        s_die("measurement failed");
+    return ns;
+}
+
+/* ---- Report ---------------------------------------------------------------- */
+
+static int s_misses;
+
+static void s_row(const char *what, double rt_ns, double raw_ns, double target,
+                  const char *target_text)
+{
+    double ratio = rt_ns / raw_ns;
+    bool ok = ratio <= target;
+    s_misses += !ok;
+    printf("  %-34s %10.2f us %10.2f us %7.2fx   %s %s\n", what, rt_ns / 1000, raw_ns / 1000,
+           ratio, ok ? "ok  " : "MISS", target_text);
+}
+
+static void s_throughput_row(const char *what, double rt_ns, double raw_ns)
+{
+    double share = raw_ns / rt_ns; /* runtime throughput / raw throughput */
+    bool ok = share >= 0.70;
+    s_misses += !ok;
+    printf("  %-34s %8.0f k/s %8.0f k/s %7.0f%%    %s >= 70%% of raw\n", what, 1e6 / rt_ns,
+           1e6 / raw_ns, share * 100, ok ? "ok  " : "MISS");
+}
+
+typedef struct {
+    double shared, two_ex, ipc, tcp;
+} s_rtt_t;
+
+static s_rtt_t s_run(const char *title, bool is_busy, const s_rtt_t *busy)
+{
+    size_t size = s_envelope_size();
+    char ipc[128];
+    snprintf(ipc, sizeof ipc, "ipc:///tmp/vmm-bench-raw-%d.sock", getpid());
+    printf("\n%s (%d iterations, %zu-byte envelopes)\n", title, s_iterations, size);
+    printf("  %-34s %13s %13s %8s\n", "request/reply round trip", "runtime", "raw zmq", "ratio");
+
+    s_rtt_t r;
+    double raw_same = s_raw_same_thread(size, s_iterations);
+    r.shared = s_runtime(S_SHARED, "call");
+    s_row("inproc, one shared executor", r.shared, raw_same, 2.0, "<= 2x raw same-thread");
+
+    double raw_inproc = s_raw_two_threads("inproc://raw-two", size, s_iterations, true);
+    r.two_ex = s_runtime(S_TWO_EXECUTORS, "call");
+    s_row("inproc, two executors", r.two_ex, raw_inproc, is_busy ? 1.10 : 1e9,
+          is_busy ? "<= 1.10x raw" : "(no target when idle)");
+    double raw_ipc = s_raw_two_threads(ipc, size, s_iterations, true);
+    r.ipc = s_runtime(S_IPC, "call");
+    s_row("ipc, two runtimes", r.ipc, raw_ipc, is_busy ? 1.10 : 1e9,
+          is_busy ? "<= 1.10x raw" : "(no target when idle)");
+    double raw_tcp = s_raw_two_threads("tcp://127.0.0.1:47399", size, s_iterations, true);
+    r.tcp = s_runtime(S_TCP, "call");
+    s_row("tcp, two runtimes", r.tcp, raw_tcp, is_busy ? 1.10 : 1e9,
+          is_busy ? "<= 1.10x raw" : "(no target when idle)");
+
+    if (busy) {
+        printf("  %-34s %13s %13s %8s\n", "idle against busy (runtime)", "idle", "busy", "ratio");
+        s_row("inproc, two executors", r.two_ex, busy->two_ex, 2.0, "<= 2x busy");
+        s_row("ipc, two runtimes", r.ipc, busy->ipc, 2.0, "<= 2x busy");
+        s_row("tcp, two runtimes", r.tcp, busy->tcp, 2.0, "<= 2x busy");
+    }
+
+    printf("  %-34s %13s %13s %8s\n", "one-way throughput", "runtime", "raw zmq", "share");
+    s_throughput_row("inproc, two executors", s_runtime(S_TWO_EXECUTORS, "send"),
+                     s_raw_two_threads("inproc://raw-tput", size, s_iterations, false));
+    s_throughput_row("ipc, two runtimes", s_runtime(S_IPC, "send"),
+                     s_raw_two_threads(ipc, size, s_iterations, false));
+    s_throughput_row("tcp, two runtimes", s_runtime(S_TCP, "send"),
+                     s_raw_two_threads("tcp://127.0.0.1:47398", size, s_iterations, false));
+    return r;
+}
+
+static pid_t s_start_load(void)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (volatile unsigned long i = 0;; i++)
+            ;
+    }
+    return pid;
+}
+
+static void s_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: rt_bench [--iterations N] [--busy-only | --idle-only]\n"
+            "Measures the runtime's request/reply round trip and one-way throughput\n"
+            "beside raw ZeroMQ, on an idle machine and with the other core busy.\n"
+            "  --iterations N  operations per measurement (default 20000)\n"
+            "  --busy-only     only the run with the other core busy\n"
+            "  --idle-only     only the idle run\n"
+            "Exit status 0 when every target is met, 1 otherwise.\n");
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    bool idle = true, busy = true;
+    static const struct option opts[] = {
+        {"iterations", required_argument, NULL, 'n'},
+        {"busy-only", no_argument, NULL, 'b'},
+        {"idle-only", no_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    for (int c; (c = getopt_long(argc, argv, "n:bih", opts, NULL)) != -1;) {
+        switch (c) {
+        case 'n':
+            s_iterations = atoi(optarg);
+            if (s_iterations < 2) {
+                fprintf(stderr, "rt_bench: --iterations must be at least 2\n");
+                return 2;
+            }
+            break;
+        case 'b':
+            idle = false;
+            break;
+        case 'i':
+            busy = false;
+            break;
+        case 'h':
+            s_usage(stdout);
+            return 0;
+        default:
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    s_rtt_t busy_rtt;
+    if (busy) {
+        pid_t load = s_start_load();
+        busy_rtt = s_run("Other core busy (a spinning process)", true, NULL);
+        kill(load, SIGKILL);
+        waitpid(load, NULL, 0);
+    }
+    if (idle)
+        s_run("Idle machine", false, busy ? &busy_rtt : NULL);
+    printf("\n%s\n", s_misses ? "Some targets were missed." : "All targets met.");
+    return s_misses ? 1 : 0;
+}

@@ -1,0 +1,256 @@
+/*
+ * Bad input, sent by a raw ZeroMQ peer over tcp:// as another host could:
+ * each kind gets an error reply where a reply is possible, is counted, and
+ * leaves the actor answering.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "runtime/rt.h"
+#include "runtime/testing/echo.h"
+
+#define S_LIMIT 4096
+
+static rt_t *s_rt;
+static void *s_zctx, *s_peer;
+
+static void s_setup(void)
+{
+    rt_config_t cfg = {.max_message_bytes = S_LIMIT};
+    s_rt = rt_new(&cfg);
+    cr_assert_not_null(s_rt);
+    rt_executor_t *ex = rt_executor_new(s_rt, "ex0");
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops, .endpoint = "tcp://127.0.0.1:*"};
+    cr_assert_eq(rt_actor_start(ex, &echo), 0);
+    char endpoint[256];
+    cr_assert_eq(rt_endpoint_of(s_rt, "echo", endpoint, sizeof endpoint), 0);
+    s_zctx = zmq_ctx_new();
+    s_peer = zmq_socket(s_zctx, ZMQ_DEALER);
+    int zero = 0, timeout = 5000;
+    zmq_setsockopt(s_peer, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s_peer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    cr_assert_eq(zmq_connect(s_peer, endpoint), 0);
+}
+
+static void s_teardown(void)
+{
+    zmq_close(s_peer);
+    zmq_ctx_term(s_zctx);
+    rt_destroy(&s_rt);
+}
+
+TestSuite(badinput, .init = s_setup, .fini = s_teardown);
+
+/* Packs a Ping envelope from "peer" into buf; returns its length. */
+static size_t s_pack(uint8_t *buf, size_t size, const char *receiver, uint64_t request_id,
+                     uint64_t reply_to, size_t payload_len)
+{
+    static uint8_t payload[8192];
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Ping ping = VMM__RT__PING__INIT;
+    ping.payload.data = payload;
+    ping.payload.len = payload_len;
+    env.sender = "peer";
+    env.receiver = (char *)receiver;
+    env.request_id = request_id;
+    env.reply_to = reply_to;
+    env.body_case = VMM__ENVELOPE__BODY_PING;
+    env.ping = &ping;
+    size_t len = vmm__envelope__get_packed_size(&env);
+    cr_assert_leq(len, size);
+    return vmm__envelope__pack(&env, buf);
+}
+
+static void s_send(const void *bytes, size_t len, int flags)
+{
+    cr_assert_eq(zmq_send(s_peer, bytes, len, flags), (int)len);
+}
+
+/* Receives the reply to the raw peer; the caller frees it. */
+static Vmm__Envelope *s_recv(void)
+{
+    uint8_t buf[16384];
+    int n = zmq_recv(s_peer, buf, sizeof buf, 0);
+    cr_assert_geq(n, 0, "no reply: %s", zmq_strerror(errno));
+    Vmm__Envelope *env = vmm__envelope__unpack(NULL, (size_t)n, buf);
+    cr_assert_not_null(env);
+    return env;
+}
+
+static void s_expect_error(uint64_t reply_to, Vmm__ErrorCode code, const char *words)
+{
+    Vmm__Envelope *env = s_recv();
+    cr_assert_eq(env->body_case, VMM__ENVELOPE__BODY_ERROR);
+    cr_expect_eq(env->reply_to, reply_to);
+    cr_expect_eq(env->error->code, code, "code %d: %s", env->error->code, env->error->text);
+    cr_expect(strstr(env->error->text, words) != NULL, "\"%s\" lacks \"%s\"", env->error->text,
+              words);
+    cr_expect_str_eq(env->sender, "echo");
+    vmm__envelope__free_unpacked(env, NULL);
+}
+
+/* The actor still answers a good request from the same peer. */
+static void s_expect_alive(uint64_t id)
+{
+    uint8_t buf[256];
+    s_send(buf, s_pack(buf, sizeof buf, "echo", id, 0, 3), 0);
+    Vmm__Envelope *env = s_recv();
+    cr_expect_eq(env->body_case, VMM__ENVELOPE__BODY_PONG);
+    cr_expect_eq(env->reply_to, id);
+    vmm__envelope__free_unpacked(env, NULL);
+}
+
+static rt_stats_t s_stats(void)
+{
+    rt_stats_t stats;
+    rt_stats(s_rt, &stats);
+    return stats;
+}
+
+Test(badinput, garbage_bytes)
+{
+    const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    s_send(junk, sizeof junk, 0);
+    s_expect_error(0, VMM__ERROR_CODE__INVALID_ARGUMENT, "does not decode");
+    cr_expect_eq(s_stats().rx_malformed, 1);
+    s_expect_alive(1);
+}
+
+Test(badinput, truncated_envelope_is_answered_to_its_request)
+{
+    uint8_t buf[256];
+    size_t len = s_pack(buf, sizeof buf, "echo", 7, 0, 40);
+    s_send(buf, len - 5, 0);
+    s_expect_error(7, VMM__ERROR_CODE__INVALID_ARGUMENT, "does not decode");
+    cr_expect_eq(s_stats().rx_malformed, 1);
+    s_expect_alive(8);
+}
+
+Test(badinput, oversized)
+{
+    uint8_t buf[8300];
+    size_t len = s_pack(buf, sizeof buf, "echo", 9, 0, S_LIMIT + 1);
+    s_send(buf, len, 0);
+    s_expect_error(9, VMM__ERROR_CODE__INVALID_ARGUMENT, "over the limit");
+    cr_expect_eq(s_stats().rx_oversized, 1);
+    s_expect_alive(10);
+
+    /* Nor may an actor send one. */
+    rt_client_t *c = rt_client_new(s_rt, "test");
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Ping ping = VMM__RT__PING__INIT;
+    ping.payload.data = buf;
+    ping.payload.len = S_LIMIT;
+    env.body_case = VMM__ENVELOPE__BODY_PING;
+    env.ping = &ping;
+    rt_msg_t reply;
+    cr_expect_eq(rt_call(rt_client_actor(c), "echo", &env, &reply, 1000), -EMSGSIZE);
+    cr_expect_eq(s_stats().tx_refused, 1);
+}
+
+Test(badinput, unknown_body_kind_from_a_newer_protocol)
+{
+    uint8_t buf[256];
+    size_t len = s_pack(buf, sizeof buf, "echo", 11, 0, 0);
+    /* Replace the Ping body (field 13, 2 bytes at the end) by field 99. */
+    len -= 2;
+    buf[len++] = (uint8_t)((99 << 3 | 2) & 0x7f) | 0x80;
+    buf[len++] = (99 << 3 | 2) >> 7;
+    buf[len++] = 1;
+    buf[len++] = 0;
+    s_send(buf, len, 0);
+    s_expect_error(11, VMM__ERROR_CODE__NOT_SUPPORTED, "unknown body kind (field 99)");
+    cr_expect_eq(s_stats().rx_unknown_kind, 1);
+    s_expect_alive(12);
+}
+
+Test(badinput, body_kind_the_actor_does_not_handle)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    env.sender = "peer";
+    env.receiver = "echo";
+    env.request_id = 13;
+    env.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
+    env.partition_request = &req;
+    uint8_t buf[256];
+    s_send(buf, vmm__envelope__pack(&env, buf), 0);
+    s_expect_error(13, VMM__ERROR_CODE__NOT_SUPPORTED, "does not handle body kind");
+    cr_expect_eq(s_stats().rx_unknown_kind, 1);
+
+    /* As an event it is counted, and nothing is sent back. */
+    env.request_id = 0;
+    s_send(buf, vmm__envelope__pack(&env, buf), 0);
+    s_expect_alive(14);
+    cr_expect_eq(s_stats().rx_unknown_kind, 2);
+}
+
+Test(badinput, misaddressed)
+{
+    uint8_t buf[256];
+    s_send(buf, s_pack(buf, sizeof buf, "vm1/vp/0", 15, 0, 0), 0);
+    s_expect_error(15, VMM__ERROR_CODE__NOT_FOUND, "misaddressed");
+    cr_expect_eq(s_stats().rx_misaddressed, 1);
+    s_expect_alive(16);
+}
+
+Test(badinput, invalid_ids_and_empty_body)
+{
+    uint8_t buf[256];
+    s_send(buf, s_pack(buf, sizeof buf, "echo", 17, 3, 0), 0);
+    s_expect_error(17, VMM__ERROR_CODE__INVALID_ARGUMENT, "both request_id and reply_to");
+
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.sender = "peer";
+    env.receiver = "echo";
+    env.request_id = 18;
+    s_send(buf, vmm__envelope__pack(&env, buf), 0);
+    s_expect_error(18, VMM__ERROR_CODE__INVALID_ARGUMENT, "no body");
+    cr_expect_eq(s_stats().rx_malformed, 2);
+
+    /* A reply nobody asked for is dropped and counted. */
+    s_send(buf, s_pack(buf, sizeof buf, "echo", 0, 99, 0), 0);
+    s_expect_alive(19);
+    cr_expect_eq(s_stats().rx_stale_reply, 1);
+}
+
+Test(badinput, extra_frames)
+{
+    uint8_t buf[256];
+    size_t len = s_pack(buf, sizeof buf, "echo", 20, 0, 0);
+    s_send(buf, len, ZMQ_SNDMORE);
+    s_send("junk", 4, 0);
+    s_expect_error(20, VMM__ERROR_CODE__INVALID_ARGUMENT, "extra frames");
+    cr_expect_eq(s_stats().rx_malformed, 1);
+    s_expect_alive(21);
+}
+
+Test(badinput, a_flood_of_garbage_loses_nothing_that_follows)
+{
+    const uint8_t junk[] = {0x0a, 0x7f};
+    for (int i = 0; i < 1000; i++)
+        s_send(junk, sizeof junk, 0);
+    uint8_t buf[256];
+    for (uint64_t id = 100; id < 110; id++)
+        s_send(buf, s_pack(buf, sizeof buf, "echo", id, 0, 1), 0);
+    int errors = 0;
+    uint64_t next = 100;
+    for (int i = 0; i < 1010; i++) {
+        Vmm__Envelope *env = s_recv();
+        if (env->body_case == VMM__ENVELOPE__BODY_ERROR)
+            errors++;
+        else {
+            cr_expect_eq(env->body_case, VMM__ENVELOPE__BODY_PONG);
+            cr_expect_eq(env->reply_to, next++, "in order");
+        }
+        vmm__envelope__free_unpacked(env, NULL);
+    }
+    cr_expect_eq(errors, 1000);
+    cr_expect_eq(next, 110);
+    rt_stats_t stats = s_stats();
+    cr_expect_eq(stats.rx_malformed, 1000);
+    cr_expect_eq(stats.errors_sent, 1000);
+    cr_expect_eq(stats.rx, 10);
+}
