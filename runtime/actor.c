@@ -6,6 +6,8 @@
  * of the receive functions below, which hand it to the tap.
  */
 #include <errno.h>
+#include <sched.h>
+#include <sys/types.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +35,9 @@ void rt_actor_set_state(rt_actor_t *self, void *state)
     self->state = state;
 }
 
-/* Fills the routing fields and checks the size. */
+/* Fills the routing fields. */
 static int s_prepare(rt_actor_t *self, const char *to, Vmm__Envelope *env,
-                     uint64_t request_id, size_t *len)
+                     uint64_t request_id)
 {
     if (!to || !env || env->body_case == VMM__ENVELOPE__BODY__NOT_SET)
         return -EINVAL;
@@ -43,89 +45,110 @@ static int s_prepare(rt_actor_t *self, const char *to, Vmm__Envelope *env,
     env->receiver = (char *)to;
     env->request_id = request_id;
     env->reply_to = 0;
-    *len = vmm__envelope__get_packed_size(env);
-    if (*len > self->rt->cfg.max_message_bytes) {
-        rt_count(&self->rt->stats.tx_refused);
-        rt_log(self->rt, self, RT_LOG_WARN, "refused to send %zu bytes to %s (limit %zu)",
-               *len, to, self->rt->cfg.max_message_bytes);
-        return -EMSGSIZE;
-    }
     return 0;
 }
 
-static rt_qitem_t *s_qitem(rt_actor_t *to, const Vmm__Envelope *env, size_t len)
+/* The packed size of env, or -EMSGSIZE (counted) over the limit. The size
+ * limit applies to every envelope that is packed: those that cross a socket
+ * or wait in a queue. */
+static ssize_t s_measure(rt_actor_t *self, const Vmm__Envelope *env, size_t *body_len)
+{
+    size_t len = rt_wire_measure(env, body_len);
+    if (len > self->rt->cfg.max_message_bytes) {
+        rt_count(&self->ex->stats.tx_refused);
+        rt_log(self->rt, self, RT_LOG_WARN, "refused to send %zu bytes to %s (limit %zu)",
+               len, env->receiver, self->rt->cfg.max_message_bytes);
+        return -EMSGSIZE;
+    }
+    return (ssize_t)len;
+}
+
+static rt_qitem_t *s_qitem(rt_actor_t *to, const Vmm__Envelope *env, size_t len,
+                           size_t body_len)
 {
     rt_qitem_t *item = malloc(sizeof *item + len);
     if (!item)
         return NULL;
     item->to = to;
     item->len = len;
-    vmm__envelope__pack(env, item->bytes);
+    rt_wire_pack(env, body_len, item->bytes);
     return item;
 }
 
-/* Sends env, already prepared, on a route. */
-static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env, size_t len)
+static void s_count_tx(rt_actor_t *self, const Vmm__Envelope *env)
+{
+    rt_count(&self->ex->stats.tx);
+    self->counts.tx++;
+    if (env->body_case == VMM__ENVELOPE__BODY_ERROR)
+        rt_count(&self->ex->stats.errors_sent);
+}
+
+/* Packs env, already prepared, and sends it on a route (queued for a
+ * local actor). */
+static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
 {
     rt_t *rt = self->rt;
+    size_t body_len;
+    ssize_t len = s_measure(self, env, &body_len);
+    if (len < 0)
+        return (int)len;
     if (route->local) {
-        rt_qitem_t *item = s_qitem(route->local, env, len);
+        rt_qitem_t *item = s_qitem(route->local, env, (size_t)len, body_len);
         if (!item)
             return -ENOMEM;
-        rt_tap(rt, RT_TAP_TX, self->name, env, item->bytes, len);
+        rt_tap(rt, RT_TAP_TX, self->name, env, item->bytes, item->len);
         rt_executor_enqueue(self->ex, item);
     } else {
         zmq_msg_t frame;
-        if (zmq_msg_init_size(&frame, len))
+        if (zmq_msg_init_size(&frame, (size_t)len))
             return -ENOMEM;
-        vmm__envelope__pack(env, zmq_msg_data(&frame));
-        rt_tap(rt, RT_TAP_TX, self->name, env, zmq_msg_data(&frame), len);
+        rt_wire_pack(env, body_len, zmq_msg_data(&frame));
+        rt_tap(rt, RT_TAP_TX, self->name, env, zmq_msg_data(&frame), (size_t)len);
         int rc = rt_executor_send_raw(self->ex, route->dealer, &frame, 0);
         if (rc) {
             zmq_msg_close(&frame);
-            rt_count(&rt->stats.tx_refused);
+            rt_count(&self->ex->stats.tx_refused);
             rt_log(rt, self, RT_LOG_WARN, "send to %s failed: %s", env->receiver,
                    strerror(-rc));
             return rc;
         }
     }
-    rt_count(&rt->stats.tx);
-    self->counts.tx++;
+    s_count_tx(self, env);
     return 0;
+}
+
+/* Prepares env and finds its route; an unknown name is counted. */
+static int s_address(rt_actor_t *self, const char *to, Vmm__Envelope *env,
+                     uint64_t request_id, rt_route_t **route)
+{
+    int rc = s_prepare(self, to, env, request_id);
+    if (!rc)
+        rc = rt_executor_route(self->ex, to, route);
+    if (rc == -ENOENT) {
+        rt_count(&self->ex->stats.tx_refused);
+        rt_log(self->rt, self, RT_LOG_INFO, "no route to %s", to);
+    }
+    return rc;
 }
 
 int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env)
 {
-    size_t len;
     rt_route_t *route;
-    int rc = s_prepare(self, to, env, 0, &len);
-    if (!rc)
-        rc = rt_executor_route(self->ex, to, &route);
-    if (!rc)
-        rc = s_emit(self, route, env, len);
-    else if (rc == -ENOENT)
-        rt_count(&self->rt->stats.tx_refused);
-    return rc;
+    int rc = s_address(self, to, env, 0, &route);
+    return rc ? rc : s_emit(self, route, env);
 }
 
 int rt_request(rt_actor_t *self, const char *to, Vmm__Envelope *env, int timeout_ms,
                uint64_t *id)
 {
-    size_t len;
     rt_route_t *route;
     uint64_t rid = self->ex->next_id++;
-    int rc = s_prepare(self, to, env, rid, &len);
+    int rc = s_address(self, to, env, rid, &route);
     if (!rc)
-        rc = rt_executor_route(self->ex, to, &route);
-    if (rc) {
-        if (rc == -ENOENT)
-            rt_count(&self->rt->stats.tx_refused);
-        return rc;
-    }
-    rc = rt_executor_pending_add(self->ex, self, rid, timeout_ms);
+        rc = rt_executor_pending_add(self->ex, self, rid, timeout_ms);
     if (rc)
         return rc;
-    rc = s_emit(self, route, env, len);
+    rc = s_emit(self, route, env);
     if (rc) {
         rt_executor_pending_take(self->ex, rid);
         return rc;
@@ -137,9 +160,27 @@ int rt_request(rt_actor_t *self, const char *to, Vmm__Envelope *env, int timeout
 
 /* ---- Synchronous calls --------------------------------------------------- */
 
-/* A call into an actor on the same executor: its handler runs here. */
+/* Hands the reply of a nested call to its caller: lent to fn, or copied
+ * into the caller's message. */
+static int s_deliver(rt_ctx_t *ctx, const Vmm__Envelope *reply)
+{
+    if (ctx->fn)
+        return ctx->fn(ctx->fn_arg, reply);
+    size_t body_len, len = rt_wire_measure(reply, &body_len);
+    uint8_t small[512], *buf = len <= sizeof small ? small : malloc(len);
+    if (!buf)
+        return -ENOMEM;
+    rt_wire_pack(reply, body_len, buf);
+    int rc = rt_msg_unpack(ctx->owned, buf, len);
+    if (buf != small)
+        free(buf);
+    return rc;
+}
+
+/* A call into an actor on the same executor: its handler runs here, on the
+ * caller's envelope, and its reply goes straight to the caller. */
 static int s_call_nested(rt_actor_t *self, rt_actor_t *target, Vmm__Envelope *env,
-                         rt_msg_t *reply)
+                         rt_ctx_t *ctx)
 {
     rt_t *rt = self->rt;
     if (target->depth)
@@ -149,23 +190,18 @@ static int s_call_nested(rt_actor_t *self, rt_actor_t *target, Vmm__Envelope *en
     /* What self queued for target earlier must arrive first. */
     rt_executor_drain_local_for(self->ex, target);
     rt_tap(rt, RT_TAP_TX, self->name, env, NULL, 0);
-    rt_count(&rt->stats.tx);
-    self->counts.tx++;
-
-    rt_ctx_t ctx = {.kind = RT_CTX_NESTED};
+    s_count_tx(self, env);
     rt_tap(rt, RT_TAP_RX, target->name, env, NULL, 0);
-    rt_actor_dispatch(target, env, &ctx);
-    int rc = rt_msg_unpack(reply, ctx.reply_buf, ctx.reply_len);
-    if (!rc)
-        rt_tap(rt, RT_TAP_RX, self->name, reply->env, ctx.reply_buf, ctx.reply_len);
-    if (ctx.reply_buf != ctx.reply_inline)
-        free(ctx.reply_buf);
-    return rc;
+    ctx->kind = RT_CTX_NESTED;
+    ctx->caller = self;
+    ctx->reply_rc = -EPIPE; /* until a reply is delivered */
+    rt_actor_dispatch(target, env, ctx);
+    return ctx->reply_rc;
 }
 
 /* Waits on a dealer for the reply to `id`; sets aside other replies. */
 static int s_wait_reply(rt_actor_t *self, void *dealer, uint64_t id, int timeout_ms,
-                        rt_msg_t *reply)
+                        rt_ctx_t *ctx)
 {
     rt_t *rt = self->rt;
     int64_t now = rt_now_us();
@@ -177,12 +213,18 @@ static int s_wait_reply(rt_actor_t *self, void *dealer, uint64_t id, int timeout
         if (zmq_msg_recv(&frame, dealer, ZMQ_DONTWAIT) >= 0) {
             const uint8_t *bytes = zmq_msg_data(&frame);
             size_t len = zmq_msg_size(&frame);
+            rt_msg_t lent, *msg = ctx->fn ? &lent : ctx->owned;
             rt_actor_t *who = NULL;
-            int matched = rt_actor_match_reply(self->ex, bytes, len, id, reply, &who);
+            int matched = rt_actor_match_reply(self->ex, bytes, len, id, msg, &who);
             if (matched == 1) {
-                rt_tap(rt, RT_TAP_RX, self->name, reply->env, bytes, len);
+                rt_tap(rt, RT_TAP_RX, self->name, msg->env, bytes, len);
+                int rc = 0;
+                if (ctx->fn) {
+                    rc = ctx->fn(ctx->fn_arg, msg->env);
+                    rt_msg_release(msg);
+                }
                 zmq_msg_close(&frame);
-                return 0;
+                return rc;
             }
             if (matched == 0) { /* someone else's: handled by the loop later */
                 rt_qitem_t *item = malloc(sizeof *item + len);
@@ -202,8 +244,10 @@ static int s_wait_reply(rt_actor_t *self, void *dealer, uint64_t id, int timeout
         now = rt_now_us();
         if (now >= deadline)
             return -ETIMEDOUT;
-        if (now < spin_until)
+        if (now < spin_until) {
+            sched_yield(); /* a spinner must not starve the thread it waits for */
             continue;
+        }
         zmq_pollitem_t item = {.socket = dealer, .events = ZMQ_POLLIN};
         int ms = (int)((deadline - now + 999) / 1000);
         if (zmq_poll(&item, 1, ms) < 0 && errno != EINTR)
@@ -211,94 +255,92 @@ static int s_wait_reply(rt_actor_t *self, void *dealer, uint64_t id, int timeout
     }
 }
 
-int rt_call(rt_actor_t *self, const char *to, Vmm__Envelope *env, rt_msg_t *reply,
-            int timeout_ms)
+static int s_call(rt_actor_t *self, const char *to, Vmm__Envelope *env, int timeout_ms,
+                  rt_ctx_t *ctx)
 {
-    size_t len;
     rt_route_t *route;
     uint64_t id = self->ex->next_id++;
-    int rc = s_prepare(self, to, env, id, &len);
-    if (!rc)
-        rc = rt_executor_route(self->ex, to, &route);
-    if (rc) {
-        if (rc == -ENOENT)
-            rt_count(&self->rt->stats.tx_refused);
+    int rc = s_address(self, to, env, id, &route);
+    if (rc)
         return rc;
-    }
     if (route->local)
-        return s_call_nested(self, route->local, env, reply);
-    rc = s_emit(self, route, env, len);
+        return s_call_nested(self, route->local, env, ctx);
+    rc = s_emit(self, route, env);
     if (rc)
         return rc;
     self->depth++; /* a call back into self must not run it re-entrantly */
-    rc = s_wait_reply(self, route->dealer, id, timeout_ms, reply);
+    rc = s_wait_reply(self, route->dealer, id, timeout_ms, ctx);
     self->depth--;
     if (rc == -ETIMEDOUT)
         rt_log(self->rt, self, RT_LOG_INFO, "no reply from %s within %d ms", to, timeout_ms);
     return rc;
 }
 
-/* ---- Replies ------------------------------------------------------------ */
-
-static void s_count_reply(rt_actor_t *self, const Vmm__Envelope *body)
+int rt_call(rt_actor_t *self, const char *to, Vmm__Envelope *env, rt_msg_t *reply,
+            int timeout_ms)
 {
-    rt_count(&self->rt->stats.tx);
-    self->counts.tx++;
-    if (body->body_case == VMM__ENVELOPE__BODY_ERROR)
-        rt_count(&self->rt->stats.errors_sent);
+    rt_ctx_t ctx = {.owned = reply};
+    return s_call(self, to, env, timeout_ms, &ctx);
 }
+
+int rt_call_with(rt_actor_t *self, const char *to, Vmm__Envelope *env, int timeout_ms,
+                 rt_reply_fn fn, void *arg)
+{
+    if (!fn)
+        return -EINVAL;
+    rt_ctx_t ctx = {.fn = fn, .fn_arg = arg};
+    return s_call(self, to, env, timeout_ms, &ctx);
+}
+
+/* ---- Replies ------------------------------------------------------------ */
 
 /* Sends a reply on the path the request came by. */
 static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
                         uint64_t reply_to, Vmm__Envelope *body)
 {
     rt_t *rt = self->rt;
-    Vmm__Error too_big = VMM__ERROR__INIT;
     body->sender = self->name;
     body->receiver = (char *)(receiver ? receiver : "");
     body->request_id = 0;
     body->reply_to = reply_to;
-    size_t len = vmm__envelope__get_packed_size(body);
-    if (len > rt->cfg.max_message_bytes) {
-        rt_count(&rt->stats.tx_refused);
-        rt_log(rt, self, RT_LOG_WARN, "reply of %zu bytes to %s is over the limit", len,
-               body->receiver);
+
+    if (ctx->kind == RT_CTX_NESTED) {
+        rt_tap(rt, RT_TAP_TX, self->name, body, NULL, 0);
+        s_count_tx(self, body);
+        rt_tap(rt, RT_TAP_RX, ctx->caller->name, body, NULL, 0);
+        ctx->reply_rc = s_deliver(ctx, body);
+        return 0;
+    }
+
+    size_t body_len;
+    ssize_t len = s_measure(self, body, &body_len);
+    Vmm__Error too_big = VMM__ERROR__INIT;
+    if (len < 0) {
         too_big.code = VMM__ERROR_CODE__INTERNAL;
         too_big.text = "the reply was over the message size limit";
         body->body_case = VMM__ENVELOPE__BODY_ERROR;
         body->error = &too_big;
-        len = vmm__envelope__get_packed_size(body);
+        len = (ssize_t)rt_wire_measure(body, &body_len);
     }
 
-    switch (ctx->kind) {
-    case RT_CTX_NESTED:
-        ctx->reply_buf = len <= sizeof ctx->reply_inline ? ctx->reply_inline : malloc(len);
-        if (!ctx->reply_buf)
-            return -ENOMEM;
-        ctx->reply_len = len;
-        vmm__envelope__pack(body, ctx->reply_buf);
-        rt_tap(rt, RT_TAP_TX, self->name, body, ctx->reply_buf, len);
-        break;
-    case RT_CTX_LOCAL: {
+    if (ctx->kind == RT_CTX_LOCAL) {
         rt_route_t *route;
         int rc = rt_executor_route(self->ex, body->receiver, &route);
         if (rc || !route->local) {
-            rt_count(&rt->stats.tx_refused);
+            rt_count(&self->ex->stats.tx_refused);
             return rc ? rc : -ENOENT;
         }
-        rt_qitem_t *item = s_qitem(route->local, body, len);
+        rt_qitem_t *item = s_qitem(route->local, body, (size_t)len, body_len);
         if (!item)
             return -ENOMEM;
-        rt_tap(rt, RT_TAP_TX, self->name, body, item->bytes, len);
+        rt_tap(rt, RT_TAP_TX, self->name, body, item->bytes, item->len);
         rt_executor_enqueue(self->ex, item);
-        break;
-    }
-    case RT_CTX_MAILBOX: {
+    } else {
         zmq_msg_t ident, frame;
-        if (zmq_msg_init_size(&frame, len))
+        if (zmq_msg_init_size(&frame, (size_t)len))
             return -ENOMEM;
-        vmm__envelope__pack(body, zmq_msg_data(&frame));
-        rt_tap(rt, RT_TAP_TX, self->name, body, zmq_msg_data(&frame), len);
+        rt_wire_pack(body, body_len, zmq_msg_data(&frame));
+        rt_tap(rt, RT_TAP_TX, self->name, body, zmq_msg_data(&frame), (size_t)len);
         zmq_msg_init_size(&ident, ctx->ident_len);
         memcpy(zmq_msg_data(&ident), ctx->ident, ctx->ident_len);
         int rc = rt_executor_send_raw(self->ex, self->mailbox, &ident, ZMQ_SNDMORE);
@@ -308,15 +350,13 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
             zmq_msg_close(&ident);
         if (rc) {
             zmq_msg_close(&frame);
-            rt_count(&rt->stats.tx_refused);
+            rt_count(&self->ex->stats.tx_refused);
             rt_log(rt, self, RT_LOG_INFO, "reply to %s undeliverable: %s", body->receiver,
                    strerror(-rc));
             return rc;
         }
-        break;
     }
-    }
-    s_count_reply(self, body);
+    s_count_tx(self, body);
     return 0;
 }
 
@@ -446,7 +486,7 @@ static int s_on_inspect(rt_actor_t *self, const Vmm__Envelope *msg)
 
 void rt_actor_dispatch(rt_actor_t *actor, const Vmm__Envelope *env, rt_ctx_t *ctx)
 {
-    rt_count(&actor->rt->stats.rx);
+    rt_count(&actor->ex->stats.rx);
     actor->counts.rx++;
     ctx->req = env;
     ctx->replied = false;
@@ -466,7 +506,7 @@ void rt_actor_dispatch(rt_actor_t *actor, const Vmm__Envelope *env, rt_ctx_t *ct
     else if (env->body_case == VMM__ENVELOPE__BODY_INSPECT)
         rc = s_on_inspect(actor, env);
     else {
-        rt_count(&actor->rt->stats.rx_unknown_kind);
+        rt_count(&actor->ex->stats.rx_unknown_kind);
         ctx->replied = true; /* s_refuse answers it */
         s_refuse(actor, ctx, env->sender, env->request_id, VMM__ERROR_CODE__NOT_SUPPORTED,
                  "actor %s (%s) does not handle body kind %d from %s", actor->name,
@@ -505,14 +545,14 @@ static bool s_accept(rt_actor_t *actor, rt_ctx_t *ctx, const Vmm__Envelope *env)
 {
     rt_t *rt = actor->rt;
     if (env->request_id && env->reply_to) {
-        rt_count(&rt->stats.rx_malformed);
+        rt_count(&actor->ex->stats.rx_malformed);
         s_refuse(actor, ctx, env->sender, env->request_id, VMM__ERROR_CODE__INVALID_ARGUMENT,
                  "malformed envelope: both request_id and reply_to are set");
         return false;
     }
     if (env->reply_to) {
         /* Replies come back on the socket the request left by, never here. */
-        rt_count(&rt->stats.rx_stale_reply);
+        rt_count(&actor->ex->stats.rx_stale_reply);
         actor->counts.bad++;
         rt_log(rt, actor, RT_LOG_INFO, "dropped a reply to %llu from %s at the mailbox",
                (unsigned long long)env->reply_to, env->sender);
@@ -520,20 +560,20 @@ static bool s_accept(rt_actor_t *actor, rt_ctx_t *ctx, const Vmm__Envelope *env)
     }
     if (env->body_case == VMM__ENVELOPE__BODY__NOT_SET && env->base.n_unknown_fields) {
         /* A body kind from a newer protocol: not ours to decode. */
-        rt_count(&rt->stats.rx_unknown_kind);
+        rt_count(&actor->ex->stats.rx_unknown_kind);
         s_refuse(actor, ctx, env->sender, env->request_id, VMM__ERROR_CODE__NOT_SUPPORTED,
                  "unknown body kind (field %u) from %s", env->base.unknown_fields[0].tag,
                  env->sender);
         return false;
     }
     if (env->body_case == VMM__ENVELOPE__BODY__NOT_SET) {
-        rt_count(&rt->stats.rx_malformed);
+        rt_count(&actor->ex->stats.rx_malformed);
         s_refuse(actor, ctx, env->sender, env->request_id, VMM__ERROR_CODE__INVALID_ARGUMENT,
                  "malformed envelope from %s: no body", env->sender);
         return false;
     }
     if (strcmp(env->receiver, actor->name) != 0) {
-        rt_count(&rt->stats.rx_misaddressed);
+        rt_count(&actor->ex->stats.rx_misaddressed);
         s_refuse(actor, ctx, env->sender, env->request_id, VMM__ERROR_CODE__NOT_FOUND,
                  "misaddressed: sent to \"%s\" but this mailbox is \"%s\"", env->receiver,
                  actor->name);
@@ -554,7 +594,7 @@ int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx)
     bool more = zmq_msg_more(&ident);
     zmq_msg_close(&ident);
     if (!more || s_recv_frame(actor->mailbox, &frame)) {
-        rt_count(&rt->stats.rx_malformed);
+        rt_count(&actor->ex->stats.rx_malformed);
         actor->counts.bad++;
         return 0; /* a routing id with no message: nothing to answer */
     }
@@ -575,18 +615,18 @@ int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx)
 
     rc = 0;
     if (extra) {
-        rt_count(&rt->stats.rx_malformed);
+        rt_count(&actor->ex->stats.rx_malformed);
         s_refuse(actor, ctx, NULL, rt_peek_request_id(bytes, len),
                  VMM__ERROR_CODE__INVALID_ARGUMENT,
                  "malformed message: %d extra frames after the envelope", extra);
     } else if (len > rt->cfg.max_message_bytes) {
-        rt_count(&rt->stats.rx_oversized);
+        rt_count(&actor->ex->stats.rx_oversized);
         s_refuse(actor, ctx, NULL, rt_peek_request_id(bytes, len),
                  VMM__ERROR_CODE__INVALID_ARGUMENT,
                  "message of %zu bytes is over the limit of %zu", len,
                  rt->cfg.max_message_bytes);
     } else if (rt_msg_unpack(msg, bytes, len)) {
-        rt_count(&rt->stats.rx_malformed);
+        rt_count(&actor->ex->stats.rx_malformed);
         s_refuse(actor, ctx, NULL, rt_peek_request_id(bytes, len),
                  VMM__ERROR_CODE__INVALID_ARGUMENT,
                  "malformed envelope of %zu bytes: it does not decode", len);
@@ -604,18 +644,18 @@ int rt_actor_match_reply(rt_executor_t *ex, const uint8_t *bytes, size_t len, ui
 {
     rt_t *rt = ex->rt;
     if (len > rt->cfg.max_message_bytes) {
-        rt_count(&rt->stats.rx_oversized);
+        rt_count(&ex->stats.rx_oversized);
         rt_log(rt, NULL, RT_LOG_INFO, "dropped an oversized reply (%zu bytes)", len);
         return -EMSGSIZE;
     }
     if (rt_msg_unpack(msg, bytes, len)) {
-        rt_count(&rt->stats.rx_malformed);
+        rt_count(&ex->stats.rx_malformed);
         rt_log(rt, NULL, RT_LOG_INFO, "dropped a reply that does not decode (%zu bytes)", len);
         return -EBADMSG;
     }
     uint64_t id = msg->env->reply_to;
     if (want && id == want) {
-        rt_count(&rt->stats.rx);
+        rt_count(&ex->stats.rx);
         return 1;
     }
     if (want) {
@@ -624,7 +664,7 @@ int rt_actor_match_reply(rt_executor_t *ex, const uint8_t *bytes, size_t len, ui
     }
     rt_actor_t *actor = id ? rt_executor_pending_take(ex, id) : NULL;
     if (!actor) {
-        rt_count(&rt->stats.rx_stale_reply);
+        rt_count(&ex->stats.rx_stale_reply);
         rt_log(rt, NULL, RT_LOG_INFO, "dropped a reply to %llu from %s: nobody waits for it",
                (unsigned long long)id, msg->env->sender);
         if (msg->env->body_case == VMM__ENVELOPE__BODY_ERROR)
@@ -632,7 +672,7 @@ int rt_actor_match_reply(rt_executor_t *ex, const uint8_t *bytes, size_t len, ui
         rt_msg_release(msg);
         return -ENOENT;
     }
-    rt_count(&rt->stats.rx);
+    rt_count(&ex->stats.rx);
     *who = actor;
     return 1;
 }

@@ -55,6 +55,7 @@ void rt_client_destroy(rt_client_t **cp)
     for (size_t i = 0; i < rt->n_clients; i++)
         if (rt->clients[i] == c) {
             rt->clients[i] = rt->clients[--rt->n_clients];
+            rt_retire_stats_locked(rt, c->ex);
             break;
         }
     pthread_mutex_unlock(&rt->lock);
@@ -114,9 +115,9 @@ static int s_take_expired(rt_client_t *c, rt_msg_t *msg)
         Vmm__Envelope env;
         Vmm__Error err;
         rt_timeout_reply(&env, &err, c->actor->name, id);
-        size_t len = vmm__envelope__get_packed_size(&env);
+        size_t body_len, len = rt_wire_measure(&env, &body_len);
         uint8_t buf[256];
-        vmm__envelope__pack(&env, buf);
+        rt_wire_pack(&env, body_len, buf);
         return rt_msg_unpack(msg, buf, len);
     }
     return -EAGAIN;
@@ -151,7 +152,7 @@ int rt_client_recv(rt_client_t *c, rt_msg_t *msg, int timeout_ms)
             c->ctx = (rt_ctx_t){.kind = RT_CTX_MAILBOX};
             int rc = rt_actor_receive_mailbox(actor, msg, &c->ctx);
             if (rc == 1) {
-                rt_count(&ex->rt->stats.rx);
+                rt_count(&ex->stats.rx);
                 actor->counts.rx++;
                 c->ctx.req = msg->env;
                 actor->ctx = &c->ctx;

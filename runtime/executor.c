@@ -12,6 +12,7 @@
 #define _GNU_SOURCE /* asprintf */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -645,8 +646,11 @@ int rt_executor_poll_inputs(rt_executor_t *ex, int timeout_ms)
     int rc = 0;
     if (timeout_ms != 0 && ex->rt->cfg.spin_us > 0) {
         int64_t spin_until = rt_now_us() + ex->rt->cfg.spin_us;
-        while (rc == 0 && rt_now_us() < spin_until)
+        while (rc == 0 && rt_now_us() < spin_until) {
             rc = zmq_poll(ex->items, (int)ex->n_items, 0);
+            if (rc == 0)
+                sched_yield(); /* do not starve the thread that will send */
+        }
     }
     if (rc == 0)
         rc = zmq_poll(ex->items, (int)ex->n_items, timeout_ms);
@@ -886,6 +890,7 @@ static void s_untrack(rt_t *rt, rt_executor_t *ex)
     for (size_t i = 0; i < rt->n_executors; i++)
         if (rt->executors[i] == ex) {
             rt->executors[i] = rt->executors[--rt->n_executors];
+            rt_retire_stats_locked(rt, ex);
             break;
         }
     pthread_mutex_unlock(&rt->lock);

@@ -183,22 +183,33 @@ void rt_unregister_actor(rt_t *rt, rt_actor_t *actor)
     atomic_fetch_add(&rt->removals, 1);
 }
 
-void rt_count(atomic_uint_fast64_t *counter)
+static void s_add_counters(rt_stats_t *out, const rt_counters_t *c)
 {
-    atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+    out->rx += atomic_load_explicit(&c->rx, memory_order_relaxed);
+    out->tx += atomic_load_explicit(&c->tx, memory_order_relaxed);
+    out->rx_malformed += atomic_load_explicit(&c->rx_malformed, memory_order_relaxed);
+    out->rx_oversized += atomic_load_explicit(&c->rx_oversized, memory_order_relaxed);
+    out->rx_unknown_kind += atomic_load_explicit(&c->rx_unknown_kind, memory_order_relaxed);
+    out->rx_misaddressed += atomic_load_explicit(&c->rx_misaddressed, memory_order_relaxed);
+    out->rx_stale_reply += atomic_load_explicit(&c->rx_stale_reply, memory_order_relaxed);
+    out->tx_refused += atomic_load_explicit(&c->tx_refused, memory_order_relaxed);
+    out->errors_sent += atomic_load_explicit(&c->errors_sent, memory_order_relaxed);
+}
+
+void rt_retire_stats_locked(rt_t *rt, rt_executor_t *ex)
+{
+    s_add_counters(&rt->retired, &ex->stats);
 }
 
 void rt_stats(rt_t *rt, rt_stats_t *out)
 {
-    out->rx = atomic_load(&rt->stats.rx);
-    out->tx = atomic_load(&rt->stats.tx);
-    out->rx_malformed = atomic_load(&rt->stats.rx_malformed);
-    out->rx_oversized = atomic_load(&rt->stats.rx_oversized);
-    out->rx_unknown_kind = atomic_load(&rt->stats.rx_unknown_kind);
-    out->rx_misaddressed = atomic_load(&rt->stats.rx_misaddressed);
-    out->rx_stale_reply = atomic_load(&rt->stats.rx_stale_reply);
-    out->tx_refused = atomic_load(&rt->stats.tx_refused);
-    out->errors_sent = atomic_load(&rt->stats.errors_sent);
+    pthread_mutex_lock(&rt->lock);
+    *out = rt->retired;
+    for (size_t i = 0; i < rt->n_executors; i++)
+        s_add_counters(out, &rt->executors[i]->stats);
+    for (size_t i = 0; i < rt->n_clients; i++)
+        s_add_counters(out, &rt->clients[i]->ex->stats);
+    pthread_mutex_unlock(&rt->lock);
 }
 
 void rt_set_tap(rt_t *rt, rt_tap_fn fn, void *arg)
@@ -215,11 +226,12 @@ void rt_tap(rt_t *rt, rt_tap_dir_t dir, const char *actor, const Vmm__Envelope *
         return;
     uint8_t *packed = NULL;
     if (!bytes) {
-        len = vmm__envelope__get_packed_size(env);
+        size_t body_len;
+        len = rt_wire_measure(env, &body_len);
         packed = malloc(len ? len : 1);
         if (!packed)
             return;
-        vmm__envelope__pack(env, packed);
+        rt_wire_pack(env, body_len, packed);
         bytes = packed;
     }
     fn(atomic_load(&rt->tap_arg), dir, actor, bytes, len);
@@ -321,12 +333,10 @@ int rt_msg_unpack(rt_msg_t *msg, const uint8_t *bytes, size_t len)
         .free = s_arena_free,
         .allocator_data = msg,
     };
-    msg->env = vmm__envelope__unpack(&alloc, len, bytes);
-    if (!msg->env) {
+    int rc = rt_wire_unpack(&alloc, bytes, len, &msg->env);
+    if (rc)
         rt_msg_release(msg);
-        return -EBADMSG;
-    }
-    return 0;
+    return rc;
 }
 
 void rt_msg_release(rt_msg_t *msg)

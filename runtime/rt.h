@@ -216,6 +216,16 @@ int rt_call(rt_actor_t *self, const char *to, Vmm__Envelope *env,
             rt_msg_t *reply, int timeout_ms);
 
 /*
+ * Like rt_call(), but lends the reply to fn instead of returning a copy: fn
+ * runs once, before this returns, and must copy what it keeps. With the
+ * callee on the same executor nothing is copied or packed at all.
+ * Returns fn's result, or the call's error (then fn is not called).
+ */
+typedef int (*rt_reply_fn)(void *arg, const Vmm__Envelope *reply);
+int rt_call_with(rt_actor_t *self, const char *to, Vmm__Envelope *env, int timeout_ms,
+                 rt_reply_fn fn, void *arg);
+
+/*
  * Sends a request without waiting. Its reply, or an Error with code TIMEOUT
  * after timeout_ms, reaches ops->on_reply with reply_to == *id.
  */

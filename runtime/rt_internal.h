@@ -24,11 +24,22 @@ struct rt_s {
     atomic_uint_fast64_t next_actor_serial;
     _Atomic(rt_tap_fn) tap;
     void *_Atomic tap_arg;
-    struct {
-        atomic_uint_fast64_t rx, tx, rx_malformed, rx_oversized, rx_unknown_kind,
-            rx_misaddressed, rx_stale_reply, tx_refused, errors_sent;
-    } stats;
+    rt_stats_t retired; /* counts of executors and clients now gone */
 };
+
+/* Counters with one writer, the executor's thread, so that counting costs
+ * no locked instruction and no cache line moves between threads; rt_stats()
+ * reads them from any thread. */
+typedef struct {
+    _Atomic uint64_t rx, tx, rx_malformed, rx_oversized, rx_unknown_kind, rx_misaddressed,
+        rx_stale_reply, tx_refused, errors_sent;
+} rt_counters_t;
+
+static inline void rt_count(_Atomic uint64_t *counter)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
 
 /* How a request being handled is answered. */
 typedef enum {
@@ -45,10 +56,13 @@ typedef struct rt_ctx_s {
     /* RT_CTX_MAILBOX: the peer's routing id. */
     unsigned char ident[256];
     size_t ident_len;
-    /* RT_CTX_NESTED: where rt_reply() packs the reply for the caller. */
-    uint8_t *reply_buf;
-    size_t reply_len;
-    uint8_t reply_inline[512];
+    /* The caller waiting for the reply (RT_CTX_NESTED, or a remote call):
+     * it takes the reply borrowed through fn, or owned in *owned. */
+    rt_actor_t *caller;
+    rt_reply_fn fn;
+    void *fn_arg;
+    rt_msg_t *owned;
+    int reply_rc; /* RT_CTX_NESTED: what delivering the reply returned */
 } rt_ctx_t;
 
 struct rt_actor_s {
@@ -122,6 +136,7 @@ struct rt_executor_s {
     size_t n_items;
     bool items_dirty;
     uint64_t next_id;
+    rt_counters_t stats;
     bool stop;
     rt_actor_t *blocking; /* the actor with ops->run, if any */
     /* Wakes the blocking actor out of ops->run (see executor.c). */
@@ -171,10 +186,19 @@ void rt_timeout_reply(Vmm__Envelope *env, Vmm__Error *err, char *receiver, uint6
 int64_t rt_now_us(void);
 void rt_tap(rt_t *rt, rt_tap_dir_t dir, const char *actor, const Vmm__Envelope *env,
             const uint8_t *bytes, size_t len);
-void rt_count(atomic_uint_fast64_t *counter);
+/* Keeps the counts of an executor or client that is leaving rt's lists;
+ * called with rt->lock held. */
+void rt_retire_stats_locked(rt_t *rt, rt_executor_t *ex);
 int rt_register_actor(rt_t *rt, rt_actor_t *actor);
 void rt_unregister_actor(rt_t *rt, rt_actor_t *actor);
 int rt_msg_unpack(rt_msg_t *msg, const uint8_t *bytes, size_t len);
+
+/* wire.c: the envelope's encoding, byte for byte protobuf-c's, faster. */
+size_t rt_wire_measure(const Vmm__Envelope *env, size_t *body_len);
+void rt_wire_pack(const Vmm__Envelope *env, size_t body_len, uint8_t *out);
+/* alloc must be an arena: a fallback leaves the fast path's pieces in it. */
+int rt_wire_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t len,
+                   Vmm__Envelope **out);
 uint64_t rt_peek_request_id(const uint8_t *bytes, size_t len);
 uint64_t rt_peek_reply_to(const uint8_t *bytes, size_t len);
 

@@ -676,3 +676,66 @@ Test(observe, logging_is_quiet_by_default_and_tagged, .init = cr_redirect_stderr
     cr_expect(strstr(buf, "warn  rt: shown") != NULL, "%s", buf);
     cr_expect(strstr(buf, "debug vm0/dev/com1: started (echo) on ex0") != NULL, "%s", buf);
 }
+
+/* ---- Lent replies ------------------------------------------------------------ */
+
+typedef struct {
+    int calls;
+    size_t payload_len;
+} s_lent_t;
+
+static int s_on_lent(void *arg, const Vmm__Envelope *reply)
+{
+    s_lent_t *lent = arg;
+    lent->calls++;
+    if (reply->body_case != VMM__ENVELOPE__BODY_PONG)
+        return -EPROTO;
+    lent->payload_len = reply->pong->payload.len;
+    return 42;
+}
+
+/* Calls echo with rt_call_with from inside a handler and answers with what
+ * the callback saw. */
+static int s_lender_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    s_lent_t lent = {0};
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_PING;
+    env.ping = msg->ping;
+    int rc = rt_call_with(self, "echo", &env, 5000, s_on_lent, &lent);
+    return rt_reply_error(self, msg, VMM__ERROR_CODE__ERROR_CODE_UNSPECIFIED,
+                          "rc=%d calls=%d len=%zu", rc, lent.calls, lent.payload_len);
+}
+
+Test(lend, the_reply_is_lent_to_the_callback_once_on_every_path)
+{
+    static const rt_handler_t handlers[] = {{VMM__ENVELOPE__BODY_PING, s_lender_on_ping}};
+    static const rt_actor_ops_t lender_ops = {.kind = "lender", .handlers = handlers,
+                                              .n_handlers = 1};
+    for (int placement = 0; placement < 2; placement++) {
+        rt_t *rt = rt_new(NULL);
+        rt_executor_t *ex0 = rt_executor_new(rt, "ex0");
+        rt_executor_t *ex1 = placement ? rt_executor_new(rt, "ex1") : ex0;
+        rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
+        rt_actor_spec_t lender = {.name = "lender", .ops = &lender_ops};
+        cr_assert_eq(rt_actor_start(ex0, &echo), 0);
+        cr_assert_eq(rt_actor_start(ex1, &lender), 0);
+        rt_client_t *c = rt_client_new(rt, "test");
+        Vmm__Envelope env;
+        Vmm__Rt__Ping ping;
+        s_ping(&env, &ping, "seven b");
+        rt_msg_t reply;
+        cr_assert_eq(rt_call(rt_client_actor(c), "lender", &env, &reply, 5000), 0);
+        cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR);
+        cr_expect_str_eq(reply.env->error->text, "rc=42 calls=1 len=7", "placement %d",
+                         placement);
+        rt_msg_release(&reply);
+
+        /* A call that fails never reaches the callback. */
+        s_lent_t lent = {0};
+        cr_expect_eq(rt_call_with(rt_client_actor(c), "nobody", &env, 100, s_on_lent, &lent),
+                     -ENOENT);
+        cr_expect_eq(lent.calls, 0);
+        rt_destroy(&rt);
+    }
+}

@@ -32,12 +32,12 @@ static void s_fini(rt_actor_t *self)
 static int s_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     echo_t *echo = rt_actor_state(self);
-    snprintf(echo->last_sender, sizeof echo->last_sender, "%s", msg->sender);
     if (!msg->request_id) {
         echo->events++;
         return 0;
     }
     echo->pings++;
+    snprintf(echo->last_sender, sizeof echo->last_sender, "%s", msg->sender);
     if (echo->cfg.delay_ms) {
         struct timespec ts = {echo->cfg.delay_ms / 1000, (echo->cfg.delay_ms % 1000) * 1000000L};
         while (nanosleep(&ts, &ts) && errno == EINTR)

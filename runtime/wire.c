@@ -1,0 +1,191 @@
+/*
+ * The envelope on the wire, fast. protobuf-c packs and unpacks by walking
+ * every field of a descriptor, and the envelope's body oneof has a member
+ * per body kind, so its generic code spends most of its time on members
+ * that are not there. The envelope is small and fixed: this file encodes
+ * its four routing fields by hand and hands only the body to protobuf-c.
+ *
+ * The bytes are exactly those vmm__envelope__pack() produces (fields in
+ * number order, proto3 defaults left out; wire_test checks it). Decoding
+ * takes the fast path only for canonical input and otherwise falls back to
+ * protobuf-c, which stays the authority on what decodes.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "runtime/rt_internal.h"
+
+static size_t s_varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *s_put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* The body, whichever member of the oneof is set: every member is a
+ * message pointer in the same union. */
+static ProtobufCMessage *s_body(const Vmm__Envelope *env)
+{
+    ProtobufCMessage *body;
+    memcpy(&body, &env->error, sizeof body);
+    return env->body_case == VMM__ENVELOPE__BODY__NOT_SET ? NULL : body;
+}
+
+static size_t s_string_size(uint32_t field, const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+    return len ? s_varint_size(field << 3 | 2) + s_varint_size(len) + len : 0;
+}
+
+static size_t s_varint_field_size(uint32_t field, uint64_t v)
+{
+    return v ? s_varint_size(field << 3) + s_varint_size(v) : 0;
+}
+
+size_t rt_wire_measure(const Vmm__Envelope *env, size_t *body_len)
+{
+    size_t n = s_string_size(1, env->sender) + s_string_size(2, env->receiver) +
+               s_varint_field_size(3, env->request_id) + s_varint_field_size(4, env->reply_to);
+    ProtobufCMessage *body = s_body(env);
+    *body_len = 0;
+    if (body) {
+        *body_len = protobuf_c_message_get_packed_size(body);
+        n += s_varint_size((uint32_t)env->body_case << 3 | 2) + s_varint_size(*body_len) +
+             *body_len;
+    }
+    return n;
+}
+
+static uint8_t *s_put_string(uint8_t *p, uint32_t field, const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+    if (!len)
+        return p;
+    p = s_put_varint(p, field << 3 | 2);
+    p = s_put_varint(p, len);
+    memcpy(p, s, len);
+    return p + len;
+}
+
+static uint8_t *s_put_varint_field(uint8_t *p, uint32_t field, uint64_t v)
+{
+    return v ? s_put_varint(s_put_varint(p, field << 3), v) : p;
+}
+
+void rt_wire_pack(const Vmm__Envelope *env, size_t body_len, uint8_t *out)
+{
+    uint8_t *p = s_put_string(out, 1, env->sender);
+    p = s_put_string(p, 2, env->receiver);
+    p = s_put_varint_field(p, 3, env->request_id);
+    p = s_put_varint_field(p, 4, env->reply_to);
+    ProtobufCMessage *body = s_body(env);
+    if (body) {
+        p = s_put_varint(p, (uint32_t)env->body_case << 3 | 2);
+        p = s_put_varint(p, body_len);
+        protobuf_c_message_pack(body, p);
+    }
+}
+
+/* ---- Decoding ------------------------------------------------------------- */
+
+static int s_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Copies a name into the arena; NULL for anything a fast path should not
+ * judge (non-ASCII bytes or NUL, which protobuf-c treats its own way). */
+static char *s_get_name(ProtobufCAllocator *alloc, const uint8_t *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == 0 || s[i] >= 0x80)
+            return NULL;
+    char *copy = alloc->alloc(alloc->allocator_data, len + 1);
+    if (copy) {
+        memcpy(copy, s, len);
+        copy[len] = 0;
+    }
+    return copy;
+}
+
+/* Returns 0 on success, 1 when the input is not canonical (use the
+ * fallback), or -EBADMSG when it does not decode. */
+static int s_fast_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t len,
+                         Vmm__Envelope **out)
+{
+    Vmm__Envelope *env = alloc->alloc(alloc->allocator_data, sizeof *env);
+    if (!env)
+        return -ENOMEM;
+    vmm__envelope__init(env);
+    const uint8_t *p = bytes, *end = bytes + len;
+    uint32_t last = 0; /* canonical order: each field once, ascending */
+    while (p < end) {
+        uint64_t key, v;
+        if (s_get_varint(&p, end, &key))
+            return 1;
+        uint32_t field = (uint32_t)(key >> 3), type = key & 7;
+        if (field <= last)
+            return 1;
+        last = field;
+        if (field == 3 || field == 4) {
+            if (type != 0 || s_get_varint(&p, end, &v))
+                return 1;
+            *(field == 3 ? &env->request_id : &env->reply_to) = v;
+            continue;
+        }
+        if (type != 2 || s_get_varint(&p, end, &v) || v > (uint64_t)(end - p))
+            return 1;
+        if (field == 1 || field == 2) {
+            char *name = s_get_name(alloc, p, v);
+            if (!name)
+                return 1;
+            *(field == 1 ? &env->sender : &env->receiver) = name;
+        } else {
+            const ProtobufCFieldDescriptor *fd =
+                protobuf_c_message_descriptor_get_field(&vmm__envelope__descriptor, field);
+            if (!fd || fd->type != PROTOBUF_C_TYPE_MESSAGE)
+                return 1; /* unknown fields are the fallback's to keep */
+            ProtobufCMessage *body = protobuf_c_message_unpack(fd->descriptor, alloc, v, p);
+            if (!body)
+                return -EBADMSG;
+            env->body_case = (Vmm__Envelope__BodyCase)field;
+            memcpy(&env->error, &body, sizeof body);
+        }
+        p += v;
+    }
+    *out = env;
+    return 0;
+}
+
+int rt_wire_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t len,
+                   Vmm__Envelope **out)
+{
+    int rc = s_fast_unpack(alloc, bytes, len, out);
+    if (rc <= 0)
+        return rc;
+    /* What the fast path left behind stays in the arena until release. */
+    *out = vmm__envelope__unpack(alloc, len, bytes);
+    return *out ? 0 : -EBADMSG;
+}
