@@ -105,6 +105,7 @@ static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
         rt_wire_pack(env, body_len, zmq_msg_data(&frame));
         rt_tap(rt, RT_TAP_TX, self->name, env, zmq_msg_data(&frame), (size_t)len);
         int rc = rt_executor_send_raw(self->ex, route->dealer, &frame, 0);
+        rt_executor_mark_sent(self->ex, route->dealer);
         if (rc) {
             zmq_msg_close(&frame);
             rt_count(&self->ex->stats.tx_refused);
@@ -206,17 +207,31 @@ static int s_wait_reply(rt_actor_t *self, void *dealer, uint64_t id, int timeout
     rt_t *rt = self->rt;
     int64_t now = rt_now_us();
     int64_t deadline = now + (int64_t)timeout_ms * 1000;
-    int64_t spin_until = now + rt->cfg.spin_us;
+    int spin_us = rt_spin_begin(rt, &self->ex->spin);
+    int64_t spin_until = now + spin_us;
     for (;;) {
+        int flags = ZMQ_DONTWAIT;
+        if (now >= spin_until) {
+            if (spin_us) {
+                rt_spin_end(&self->ex->spin);
+                spin_us = 0;
+            }
+            /* Block in the receive itself: cheaper than zmq_poll(). */
+            int ms = (int)((deadline - now + 999) / 1000);
+            zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &ms, sizeof ms);
+            flags = 0;
+        }
         zmq_msg_t frame;
         zmq_msg_init(&frame);
-        if (zmq_msg_recv(&frame, dealer, ZMQ_DONTWAIT) >= 0) {
+        if (zmq_msg_recv(&frame, dealer, flags) >= 0) {
             const uint8_t *bytes = zmq_msg_data(&frame);
             size_t len = zmq_msg_size(&frame);
             rt_msg_t lent, *msg = ctx->fn ? &lent : ctx->owned;
             rt_actor_t *who = NULL;
             int matched = rt_actor_match_reply(self->ex, bytes, len, id, msg, &who);
             if (matched == 1) {
+                if (spin_us)
+                    rt_spin_end(&self->ex->spin);
                 rt_tap(rt, RT_TAP_RX, self->name, msg->env, bytes, len);
                 int rc = 0;
                 if (ctx->fn) {
@@ -236,6 +251,7 @@ static int s_wait_reply(rt_actor_t *self, void *dealer, uint64_t id, int timeout
                 }
             }
             zmq_msg_close(&frame);
+            now = rt_now_us();
             continue;
         }
         zmq_msg_close(&frame);
@@ -244,14 +260,8 @@ static int s_wait_reply(rt_actor_t *self, void *dealer, uint64_t id, int timeout
         now = rt_now_us();
         if (now >= deadline)
             return -ETIMEDOUT;
-        if (now < spin_until) {
+        if (flags == ZMQ_DONTWAIT)
             sched_yield(); /* a spinner must not starve the thread it waits for */
-            continue;
-        }
-        zmq_pollitem_t item = {.socket = dealer, .events = ZMQ_POLLIN};
-        int ms = (int)((deadline - now + 999) / 1000);
-        if (zmq_poll(&item, 1, ms) < 0 && errno != EINTR)
-            return -errno;
     }
 }
 

@@ -90,7 +90,8 @@ void rt_executor_free_core(rt_executor_t *ex)
     free(ex->actors);
     free(ex->pending);
     free(ex->watches);
-    free(ex->items);
+    free(ex->inputs);
+    free(ex->pfds);
     free(ex->watch_fds);
     pthread_mutex_destroy(&ex->watch_lock);
     free(ex->name);
@@ -558,38 +559,54 @@ int rt_actor_unwatch_fd(rt_actor_t *self, int fd)
 
 /* ---- The loop ------------------------------------------------------------ */
 
-/* Poll items, in order: the control pipe, mailboxes, dealers, raw fds. */
-static int s_rebuild_items(rt_executor_t *ex)
+/*
+ * The loop polls the descriptors behind its sockets (ZMQ_FD) itself, one
+ * poll() for all inputs, instead of zmq_poll(), which costs several system
+ * calls per socket. ZMQ_FD only says that something may have changed, and a
+ * send on a socket may consume that signal: so a socket is drained (read
+ * until EAGAIN) whenever its descriptor was readable, when a drain stopped
+ * early, and after anything was sent on it (rt_executor_mark_sent()).
+ */
+static int s_rebuild_inputs(rt_executor_t *ex)
 {
     size_t n = (ex->pipe_inner ? 1 : 0) + ex->n_actors + ex->n_dealers + ex->n_watches;
-    zmq_pollitem_t *items = realloc(ex->items, (n ? n : 1) * sizeof *items);
-    if (!items)
+    rt_input_t *inputs = realloc(ex->inputs, (n ? n : 1) * sizeof *inputs);
+    if (!inputs)
         return -ENOMEM;
-    ex->items = items;
+    ex->inputs = inputs;
+    struct pollfd *pfds = realloc(ex->pfds, (n ? n : 1) * sizeof *pfds);
+    if (!pfds)
+        return -ENOMEM;
+    ex->pfds = pfds;
     size_t k = 0;
     if (ex->pipe_inner)
-        items[k++] = (zmq_pollitem_t){.socket = ex->pipe_inner, .events = ZMQ_POLLIN};
+        inputs[k++] = (rt_input_t){.kind = RT_IN_PIPE, .socket = ex->pipe_inner};
     for (size_t i = 0; i < ex->n_actors; i++)
-        items[k++] = (zmq_pollitem_t){.socket = ex->actors[i]->mailbox, .events = ZMQ_POLLIN};
+        inputs[k++] = (rt_input_t){.kind = RT_IN_MAILBOX, .socket = ex->actors[i]->mailbox,
+                                   .actor = ex->actors[i]};
     for (size_t i = 0; i < ex->n_dealers; i++)
-        items[k++] = (zmq_pollitem_t){.socket = ex->dealers[i], .events = ZMQ_POLLIN};
+        inputs[k++] = (rt_input_t){.kind = RT_IN_DEALER, .socket = ex->dealers[i]};
     for (size_t i = 0; i < ex->n_watches; i++)
-        items[k++] = (zmq_pollitem_t){.fd = ex->watches[i].fd, .events = ZMQ_POLLIN};
-    ex->n_items = n;
+        inputs[k++] = (rt_input_t){.kind = RT_IN_FD, .fd = ex->watches[i].fd,
+                                   .actor = ex->watches[i].actor, .fn = ex->watches[i].fn};
+    for (size_t i = 0; i < n; i++) {
+        if (inputs[i].socket) {
+            size_t len = sizeof inputs[i].fd;
+            zmq_getsockopt(inputs[i].socket, ZMQ_FD, &inputs[i].fd, &len);
+            inputs[i].drain = true; /* what arrived before is not signalled again */
+        }
+        pfds[i] = (struct pollfd){.fd = inputs[i].fd, .events = POLLIN};
+    }
+    ex->n_inputs = n;
     ex->items_dirty = false;
 
     if (ex->watcher_running) {
-        /* The watcher polls the same inputs, through their descriptors. */
+        /* The watcher polls the same descriptors. */
         int *fds = malloc((n ? n : 1) * sizeof *fds);
         if (!fds)
             return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-            size_t len = sizeof fds[i];
-            if (items[i].socket)
-                zmq_getsockopt(items[i].socket, ZMQ_FD, &fds[i], &len);
-            else
-                fds[i] = items[i].fd;
-        }
+        for (size_t i = 0; i < n; i++)
+            fds[i] = inputs[i].fd;
         pthread_mutex_lock(&ex->watch_lock);
         free(ex->watch_fds);
         ex->watch_fds = fds;
@@ -599,96 +616,113 @@ static int s_rebuild_items(rt_executor_t *ex)
     return 0;
 }
 
-static void s_drain_mailbox(rt_actor_t *actor)
+void rt_executor_mark_sent(rt_executor_t *ex, void *socket)
+{
+    for (size_t i = 0; i < ex->n_inputs; i++)
+        if (ex->inputs[i].socket == socket)
+            ex->inputs[i].drain = true;
+}
+
+/* Each returns true when the socket was read until EAGAIN. */
+static bool s_drain_mailbox(rt_actor_t *actor)
 {
     for (int i = 0; i < S_BATCH && !actor->terminated; i++) {
         rt_msg_t msg;
         rt_ctx_t ctx = {.kind = RT_CTX_MAILBOX};
         int rc = rt_actor_receive_mailbox(actor, &msg, &ctx);
         if (rc < 0)
-            return; /* empty */
+            return true;
         if (rc == 1) {
             rt_actor_dispatch(actor, msg.env, &ctx);
             rt_msg_release(&msg);
         }
     }
+    return actor->terminated;
 }
 
-static void s_drain_dealer(rt_executor_t *ex, void *dealer)
+static bool s_drain_dealer(rt_executor_t *ex, void *dealer)
 {
     for (int i = 0; i < S_BATCH; i++) {
         zmq_msg_t frame;
         zmq_msg_init(&frame);
         if (zmq_msg_recv(&frame, dealer, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&frame);
-            return;
+            return errno != EINTR;
         }
         rt_actor_receive_reply(ex, zmq_msg_data(&frame), zmq_msg_size(&frame));
         zmq_msg_close(&frame);
     }
+    return false;
 }
 
-static void s_handle_command(rt_executor_t *ex);
+static bool s_drain_pipe(rt_executor_t *ex);
+
+/* Waits for input up to timeout_ms (polling first for spin_us), and marks
+ * what became ready. Returns true if anything did. */
+static bool s_wait_inputs(rt_executor_t *ex, int timeout_ms)
+{
+    int rc = 0;
+    int spin_us = timeout_ms != 0 ? rt_spin_begin(ex->rt, &ex->spin) : 0;
+    if (spin_us) {
+        /* On an idle machine a blocked thread takes tens of µs to wake
+         * (design.md), longer than most replies take to come back. */
+        int64_t spin_until = rt_now_us() + spin_us;
+        while ((rc = poll(ex->pfds, ex->n_inputs, 0)) == 0 && rt_now_us() < spin_until)
+            sched_yield(); /* do not starve the thread that will send */
+        rt_spin_end(&ex->spin);
+    }
+    if (rc == 0)
+        rc = poll(ex->pfds, ex->n_inputs, timeout_ms);
+    if (rc <= 0)
+        return false;
+    for (size_t i = 0; i < ex->n_inputs; i++) {
+        ex->inputs[i].ready = ex->pfds[i].revents != 0;
+        if (ex->inputs[i].ready && ex->inputs[i].socket)
+            ex->inputs[i].drain = true;
+    }
+    return true;
+}
 
 /* One round: wait for input up to timeout_ms, then handle all of it. */
 int rt_executor_poll_inputs(rt_executor_t *ex, int timeout_ms)
 {
-    if (ex->items_dirty && s_rebuild_items(ex))
+    if (ex->items_dirty && s_rebuild_inputs(ex))
         return -ENOMEM;
     int next = s_next_timeout(ex);
     if (next >= 0 && (timeout_ms < 0 || next < timeout_ms))
         timeout_ms = next;
+    for (size_t i = 0; i < ex->n_inputs && timeout_ms; i++)
+        if (ex->inputs[i].drain)
+            timeout_ms = 0;
     if (ex->q_head)
         timeout_ms = 0;
-    /* Poll briefly before blocking: on an idle machine a blocked thread
-     * takes tens of µs to wake (design.md), longer than most replies take
-     * to come back. */
-    int rc = 0;
-    if (timeout_ms != 0 && ex->rt->cfg.spin_us > 0) {
-        int64_t spin_until = rt_now_us() + ex->rt->cfg.spin_us;
-        while (rc == 0 && rt_now_us() < spin_until) {
-            rc = zmq_poll(ex->items, (int)ex->n_items, 0);
-            if (rc == 0)
-                sched_yield(); /* do not starve the thread that will send */
+    for (size_t i = 0; i < ex->n_inputs; i++)
+        ex->inputs[i].ready = false;
+    s_wait_inputs(ex, timeout_ms);
+
+    /* Handlers may add or remove actors, dealers and descriptors: then the
+     * inputs are rebuilt (every socket marked for draining) and this round
+     * ends early. */
+    for (size_t i = 0; i < ex->n_inputs && !ex->items_dirty; i++) {
+        rt_input_t *in = &ex->inputs[i];
+        switch (in->kind) {
+        case RT_IN_PIPE:
+            if (in->drain)
+                in->drain = !s_drain_pipe(ex);
+            break;
+        case RT_IN_MAILBOX:
+            if (in->drain)
+                in->drain = !s_drain_mailbox(in->actor);
+            break;
+        case RT_IN_DEALER:
+            if (in->drain)
+                in->drain = !s_drain_dealer(ex, in->socket);
+            break;
+        case RT_IN_FD:
+            if (in->ready)
+                in->fn(in->actor, in->fd);
+            break;
         }
-    }
-    if (rc == 0)
-        rc = zmq_poll(ex->items, (int)ex->n_items, timeout_ms);
-    if (rc < 0 && errno != EINTR)
-        return -errno;
-    if (rc > 0) {
-        /* Handlers may add or remove actors, dealers and descriptors, which
-         * rebuilds the item array: snapshot what was ready first. */
-        size_t n = ex->n_items;
-        zmq_pollitem_t *ready = malloc(n * sizeof *ready);
-        if (!ready)
-            return -ENOMEM;
-        memcpy(ready, ex->items, n * sizeof *ready);
-        for (size_t i = 0; i < n; i++) {
-            if (!(ready[i].revents & ZMQ_POLLIN))
-                continue;
-            if (ready[i].socket == ex->pipe_inner && ex->pipe_inner) {
-                s_handle_command(ex);
-                continue;
-            }
-            bool handled = false;
-            for (size_t a = 0; a < ex->n_actors && !handled; a++)
-                if (ex->actors[a]->mailbox == ready[i].socket && ready[i].socket) {
-                    s_drain_mailbox(ex->actors[a]);
-                    handled = true;
-                }
-            for (size_t d = 0; d < ex->n_dealers && !handled; d++)
-                if (ex->dealers[d] == ready[i].socket && ready[i].socket) {
-                    s_drain_dealer(ex, ex->dealers[d]);
-                    handled = true;
-                }
-            for (size_t w = 0; w < ex->n_watches && !handled; w++)
-                if (!ready[i].socket && ex->watches[w].fd == ready[i].fd) {
-                    ex->watches[w].fn(ex->watches[w].actor, ex->watches[w].fd);
-                    handled = true;
-                }
-        }
-        free(ready);
     }
     s_drain_local(ex, NULL);
     s_expire_pending(ex);
@@ -701,19 +735,23 @@ static void s_reply_int(void *pipe, int value)
     zmq_send(pipe, &value, sizeof value, 0);
 }
 
-static void s_handle_command(rt_executor_t *ex)
+static bool s_drain_pipe(rt_executor_t *ex)
 {
-    s_cmd_t cmd;
-    int n = zmq_recv(ex->pipe_inner, &cmd, sizeof cmd, ZMQ_DONTWAIT);
-    if (n != sizeof cmd)
-        return;
-    switch (cmd.op) {
-    case S_CMD_ADD:
-        s_reply_int(ex->pipe_inner, rt_executor_add_actor(ex, cmd.spec));
-        break;
-    case S_CMD_TERM:
-        ex->stop = true;
-        break;
+    for (;;) {
+        s_cmd_t cmd;
+        int n = zmq_recv(ex->pipe_inner, &cmd, sizeof cmd, ZMQ_DONTWAIT);
+        if (n < 0)
+            return errno != EINTR;
+        if (n != sizeof cmd)
+            continue;
+        switch (cmd.op) {
+        case S_CMD_ADD:
+            s_reply_int(ex->pipe_inner, rt_executor_add_actor(ex, cmd.spec));
+            break;
+        case S_CMD_TERM:
+            ex->stop = true;
+            break;
+        }
     }
 }
 
@@ -777,7 +815,7 @@ static int s_start_watcher(rt_executor_t *ex)
         return -errno;
     ex->watcher_running = true;
     ex->items_dirty = true;
-    if (s_rebuild_items(ex)) {
+    if (s_rebuild_inputs(ex)) {
         ex->watcher_running = false;
         return -ENOMEM;
     }

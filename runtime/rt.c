@@ -263,6 +263,41 @@ int64_t rt_now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static int64_t s_thread_cpu_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int rt_spin_begin(rt_t *rt, rt_spin_t *spin)
+{
+    if (rt->cfg.spin_us <= 0)
+        return 0;
+    if (spin->skip) {
+        spin->skip--;
+        return 0;
+    }
+    spin->wall0 = rt_now_us();
+    spin->cpu0 = s_thread_cpu_us();
+    return rt->cfg.spin_us;
+}
+
+void rt_spin_end(rt_spin_t *spin)
+{
+    if (!spin->wall0)
+        return;
+    int64_t wall = rt_now_us() - spin->wall0;
+    int64_t cpu = s_thread_cpu_us() - spin->cpu0;
+    spin->wall0 = 0;
+    if (wall >= 4 && cpu * 2 < wall) {
+        spin->backoff = spin->backoff ? (spin->backoff < 4096 ? spin->backoff * 2 : 4096) : 16;
+        spin->skip = spin->backoff;
+    } else {
+        spin->backoff = 0;
+    }
+}
+
 Vmm__ErrorCode rt_error_code(int err)
 {
     switch (err < 0 ? -err : err) {

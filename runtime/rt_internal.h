@@ -2,6 +2,7 @@
 #ifndef VMM_RT_INTERNAL_H
 #define VMM_RT_INTERNAL_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <zmq.h>
@@ -114,6 +115,34 @@ typedef struct {
     rt_fd_fn fn;
 } rt_watch_t;
 
+/*
+ * Whether a waiting thread should poll before it blocks (rt.c). Polling
+ * pays on an idle machine; on a busy one the poller takes the CPU from the
+ * very thread it waits for. The spin is timed against the thread's own CPU
+ * time: when the thread got much less CPU than the wall time that passed,
+ * the CPUs are contended, and polling pauses for a while.
+ */
+typedef struct {
+    unsigned skip;    /* waits left to block without polling */
+    unsigned backoff; /* the next pause, doubled while contention lasts */
+    int64_t wall0, cpu0;
+} rt_spin_t;
+
+/* Returns the µs to poll for this wait (0: block at once). */
+int rt_spin_begin(rt_t *rt, rt_spin_t *spin);
+void rt_spin_end(rt_spin_t *spin);
+
+/* One input of an executor's loop (see executor.c). */
+typedef struct {
+    enum { RT_IN_PIPE, RT_IN_MAILBOX, RT_IN_DEALER, RT_IN_FD } kind;
+    void *socket;      /* NULL for RT_IN_FD */
+    int fd;            /* the socket's ZMQ_FD, or the watched descriptor */
+    rt_actor_t *actor; /* the mailbox's or the descriptor's owner */
+    rt_fd_fn fn;
+    bool drain; /* a socket to read until EAGAIN before blocking */
+    bool ready; /* readable in this round */
+} rt_input_t;
+
 struct rt_executor_s {
     rt_t *rt;
     char *name;
@@ -132,11 +161,13 @@ struct rt_executor_s {
     size_t n_pending, cap_pending;
     rt_watch_t *watches;
     size_t n_watches;
-    zmq_pollitem_t *items;
-    size_t n_items;
-    bool items_dirty;
+    rt_input_t *inputs;
+    struct pollfd *pfds; /* in the order of inputs */
+    size_t n_inputs;
+    bool items_dirty; /* actors, dealers or watches changed: rebuild inputs */
     uint64_t next_id;
     rt_counters_t stats;
+    rt_spin_t spin;
     bool stop;
     rt_actor_t *blocking; /* the actor with ops->run, if any */
     /* Wakes the blocking actor out of ops->run (see executor.c). */
@@ -162,6 +193,8 @@ int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec);
 void rt_executor_remove_actor(rt_executor_t *ex, rt_actor_t *actor);
 int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **route);
 int rt_executor_send_raw(rt_executor_t *ex, void *socket, zmq_msg_t *frame, int flags);
+/* Something was sent on socket: drain it before blocking (executor.c). */
+void rt_executor_mark_sent(rt_executor_t *ex, void *socket);
 void rt_executor_enqueue(rt_executor_t *ex, rt_qitem_t *item);
 int rt_executor_pending_add(rt_executor_t *ex, rt_actor_t *actor, uint64_t id,
                             int timeout_ms);
