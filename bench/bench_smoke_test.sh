@@ -5,7 +5,7 @@
 set -u
 bench=$1
 shift
-out=$("$bench" $@ 2>&1)
+out=$("$bench" "$@" 2>&1)
 status=$?
 echo "$out"
 # 1 means "ran, some target missed"; anything else is a failure to run.

@@ -6,7 +6,6 @@
  * of the receive functions below, which hand it to the tap.
  */
 #include <errno.h>
-#include <sched.h>
 #include <sys/types.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -83,8 +82,95 @@ static void s_count_tx(rt_actor_t *self, const Vmm__Envelope *env)
         rt_count(&self->ex->stats.errors_sent);
 }
 
+/*
+ * One-way envelopes to another executor are coalesced per route and sent
+ * as one frame when the sending executor is about to wait (its turn is
+ * over), before a request on the same route (so nothing is overtaken), or
+ * when the batch is full: ZeroMQ's cost is per message, so many small
+ * events cost the price of one. A batch of one is sent as a plain frame.
+ */
+#define S_BATCH_BYTES (32 * 1024)
+
+void rt_route_flush(rt_executor_t *ex, rt_route_t *route)
+{
+    if (!route->batch_count)
+        return;
+    const uint8_t *data = route->batch;
+    size_t len = route->batch_len;
+    if (route->batch_count == 1) {
+        uint64_t one;
+        data++; /* the marker */
+        rt_wire_get_varint(&data, route->batch + route->batch_len, &one);
+        len = (size_t)one;
+    }
+    zmq_msg_t frame;
+    int rc = zmq_msg_init_size(&frame, len) ? -ENOMEM : 0;
+    if (!rc) {
+        memcpy(zmq_msg_data(&frame), data, len);
+        rc = rt_executor_send_raw(ex, route->dealer, &frame, 0);
+        rt_executor_mark_sent(ex, route->dealer);
+        if (rc)
+            zmq_msg_close(&frame);
+    }
+    if (rc) {
+        for (unsigned i = 0; i < route->batch_count; i++)
+            rt_count(&ex->stats.tx_refused);
+        rt_log(ex->rt, NULL, RT_LOG_WARN, "%u envelopes could not be sent: %s",
+               route->batch_count, strerror(-rc));
+    }
+    route->batch_len = 0;
+    route->batch_count = 0;
+}
+
+void rt_executor_flush(rt_executor_t *ex)
+{
+    for (size_t i = 0; i < ex->n_batched; i++) {
+        rt_route_flush(ex, ex->batched[i]);
+        ex->batched[i]->batch_listed = false;
+    }
+    ex->n_batched = 0;
+}
+
+static int s_batch(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env, size_t len,
+                   size_t body_len)
+{
+    rt_executor_t *ex = self->ex;
+    size_t need = rt_wire_varint_size(len) + len + 1;
+    if (route->batch_len + need > S_BATCH_BYTES)
+        rt_route_flush(ex, route);
+    if (route->batch_len + need > route->batch_cap) {
+        size_t cap = route->batch_len + need > S_BATCH_BYTES ? route->batch_len + need
+                                                             : S_BATCH_BYTES;
+        uint8_t *grown = realloc(route->batch, cap);
+        if (!grown)
+            return -ENOMEM;
+        route->batch = grown;
+        route->batch_cap = cap;
+    }
+    if (!route->batch_listed) {
+        if (ex->n_batched == ex->cap_batched) {
+            size_t cap = ex->cap_batched ? ex->cap_batched * 2 : 8;
+            rt_route_t **grown = realloc(ex->batched, cap * sizeof *grown);
+            if (!grown)
+                return -ENOMEM;
+            ex->batched = grown;
+            ex->cap_batched = cap;
+        }
+        ex->batched[ex->n_batched++] = route;
+        route->batch_listed = true;
+    }
+    if (!route->batch_len)
+        route->batch[route->batch_len++] = RT_BATCH_MARKER;
+    uint8_t *p = rt_wire_put_varint(route->batch + route->batch_len, len);
+    rt_wire_pack(env, body_len, p);
+    rt_tap(self->rt, RT_TAP_TX, self->name, env, p, len);
+    route->batch_len = (size_t)(p - route->batch) + len;
+    route->batch_count++;
+    return 0;
+}
+
 /* Packs env, already prepared, and sends it on a route (queued for a
- * local actor). */
+ * local actor, coalesced for another executor when one-way). */
 static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
 {
     rt_t *rt = self->rt;
@@ -92,6 +178,14 @@ static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
     ssize_t len = s_measure(self, env, &body_len);
     if (len < 0)
         return (int)len;
+    if (!route->local && !self->ex->manual && !env->request_id && !env->reply_to) {
+        int rc = s_batch(self, route, env, (size_t)len, body_len);
+        if (!rc)
+            s_count_tx(self, env);
+        return rc;
+    }
+    if (route->dealer)
+        rt_route_flush(self->ex, route); /* what was sent before goes first */
     if (route->local) {
         rt_qitem_t *item = s_qitem(route->local, env, (size_t)len, body_len);
         if (!item)
@@ -207,15 +301,10 @@ static int s_wait_reply(rt_actor_t *self, void *dealer, uint64_t id, int timeout
     rt_t *rt = self->rt;
     int64_t now = rt_now_us();
     int64_t deadline = now + (int64_t)timeout_ms * 1000;
-    int spin_us = rt_spin_begin(rt, &self->ex->spin);
-    int64_t spin_until = now + spin_us;
+    bool spun = false, block = false;
     for (;;) {
         int flags = ZMQ_DONTWAIT;
-        if (now >= spin_until) {
-            if (spin_us) {
-                rt_spin_end(&self->ex->spin);
-                spin_us = 0;
-            }
+        if (block) {
             /* Block in the receive itself: cheaper than zmq_poll(). */
             int ms = (int)((deadline - now + 999) / 1000);
             zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &ms, sizeof ms);
@@ -230,8 +319,6 @@ static int s_wait_reply(rt_actor_t *self, void *dealer, uint64_t id, int timeout
             rt_actor_t *who = NULL;
             int matched = rt_actor_match_reply(self->ex, bytes, len, id, msg, &who);
             if (matched == 1) {
-                if (spin_us)
-                    rt_spin_end(&self->ex->spin);
                 rt_tap(rt, RT_TAP_RX, self->name, msg->env, bytes, len);
                 int rc = 0;
                 if (ctx->fn) {
@@ -254,14 +341,30 @@ static int s_wait_reply(rt_actor_t *self, void *dealer, uint64_t id, int timeout
             now = rt_now_us();
             continue;
         }
+        int err = errno;
         zmq_msg_close(&frame);
-        if (errno != EAGAIN && errno != EINTR)
-            return -errno;
+        if (err != EAGAIN && err != EINTR)
+            return -err;
         now = rt_now_us();
         if (now >= deadline)
             return -ETIMEDOUT;
-        if (flags == ZMQ_DONTWAIT)
-            sched_yield(); /* a spinner must not starve the thread it waits for */
+        if (spun || err == EINTR) {
+            block = true;
+            continue;
+        }
+        /* Spin on the descriptor, not on receives: an empty receive
+         * touches the pipe the other side is writing to. */
+        spun = true;
+        block = true;
+        int spin_us = rt_spin_begin(rt, &self->ex->spin);
+        if (spin_us) {
+            int fd;
+            size_t fd_len = sizeof fd;
+            zmq_getsockopt(dealer, ZMQ_FD, &fd, &fd_len);
+            block = !rt_spin_fd(fd, spin_us); /* readable: take it at once */
+            rt_spin_end(&self->ex->spin);
+            now = rt_now_us();
+        }
     }
 }
 
@@ -535,18 +638,23 @@ void rt_actor_dispatch(rt_actor_t *actor, const Vmm__Envelope *env, rt_ctx_t *ct
 
 /* ---- Receiving ------------------------------------------------------------ */
 
-static int s_recv_frame(void *socket, zmq_msg_t *frame)
+static int s_recv_frame(void *socket, zmq_msg_t *frame, int flags)
 {
     zmq_msg_init(frame);
-    for (;;) {
-        if (zmq_msg_recv(frame, socket, ZMQ_DONTWAIT) >= 0)
-            return 0;
-        if (errno != EINTR) {
-            int rc = -errno;
-            zmq_msg_close(frame);
-            return rc;
-        }
-    }
+    if (zmq_msg_recv(frame, socket, flags) >= 0)
+        return 0;
+    int rc = -errno;
+    zmq_msg_close(frame);
+    return rc;
+}
+
+/* The rest of a multipart message is already there: no waiting. */
+static int s_recv_next(void *socket, zmq_msg_t *frame)
+{
+    int rc;
+    while ((rc = s_recv_frame(socket, frame, ZMQ_DONTWAIT)) == -EINTR)
+        ;
+    return rc;
 }
 
 /* Checks a decoded envelope that arrived at actor's mailbox. Returns true
@@ -592,18 +700,76 @@ static bool s_accept(rt_actor_t *actor, rt_ctx_t *ctx, const Vmm__Envelope *env)
     return true;
 }
 
-int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx)
+/* Checks and decodes one envelope's bytes. Returns 1 with *msg to
+ * dispatch, or 0 when it was refused (answered where possible, counted). */
+static int s_take(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, const uint8_t *bytes,
+                  size_t len)
 {
     rt_t *rt = actor->rt;
+    rt_tap(rt, RT_TAP_RX, actor->name, NULL, bytes, len);
+    if (len > rt->cfg.max_message_bytes) {
+        rt_count(&actor->ex->stats.rx_oversized);
+        s_refuse(actor, ctx, NULL, rt_peek_request_id(bytes, len),
+                 VMM__ERROR_CODE__INVALID_ARGUMENT,
+                 "message of %zu bytes is over the limit of %zu", len,
+                 rt->cfg.max_message_bytes);
+        return 0;
+    }
+    if (rt_msg_unpack(msg, bytes, len)) {
+        rt_count(&actor->ex->stats.rx_malformed);
+        s_refuse(actor, ctx, NULL, rt_peek_request_id(bytes, len),
+                 VMM__ERROR_CODE__INVALID_ARGUMENT,
+                 "malformed envelope of %zu bytes: it does not decode", len);
+        return 0;
+    }
+    if (!s_accept(actor, ctx, msg->env)) {
+        rt_msg_release(msg);
+        return 0;
+    }
+    return 1;
+}
+
+/* Takes the next envelope out of the batch frame being read. */
+static int s_take_batched(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx)
+{
+    const uint8_t *start = zmq_msg_data(&actor->batch);
+    const uint8_t *end = start + zmq_msg_size(&actor->batch);
+    const uint8_t *p = start + actor->batch_pos;
+    memcpy(ctx->ident, actor->batch_ident, actor->batch_ident_len);
+    ctx->ident_len = actor->batch_ident_len;
+    uint64_t len;
+    int rc = 0;
+    if (rt_wire_get_varint(&p, end, &len) || len > (uint64_t)(end - p)) {
+        rt_count(&actor->ex->stats.rx_malformed);
+        s_refuse(actor, ctx, NULL, 0, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                 "malformed batch: a length runs past the end of the frame");
+        p = end;
+    } else {
+        rc = s_take(actor, msg, ctx, p, (size_t)len);
+        p += len;
+    }
+    actor->batch_pos = (size_t)(p - start);
+    if (p == end) {
+        zmq_msg_close(&actor->batch);
+        actor->in_batch = false;
+    }
+    return rc;
+}
+
+int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, int flags)
+{
+    if (actor->in_batch)
+        return s_take_batched(actor, msg, ctx);
     zmq_msg_t ident, frame;
-    int rc = s_recv_frame(actor->mailbox, &ident);
+    int rc = s_recv_frame(actor->mailbox, &ident, flags);
     if (rc)
         return rc;
-    ctx->ident_len = zmq_msg_size(&ident) < sizeof ctx->ident ? zmq_msg_size(&ident) : 0;
+    size_t ident_len = zmq_msg_size(&ident);
+    ctx->ident_len = ident_len < sizeof ctx->ident ? ident_len : 0;
     memcpy(ctx->ident, zmq_msg_data(&ident), ctx->ident_len);
     bool more = zmq_msg_more(&ident);
     zmq_msg_close(&ident);
-    if (!more || s_recv_frame(actor->mailbox, &frame)) {
+    if (!more || s_recv_next(actor->mailbox, &frame)) {
         rt_count(&actor->ex->stats.rx_malformed);
         actor->counts.bad++;
         return 0; /* a routing id with no message: nothing to answer */
@@ -611,7 +777,7 @@ int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx)
     int extra = 0;
     while (zmq_msg_more(&frame)) { /* an envelope is one frame: drop the rest */
         zmq_msg_t rest;
-        if (s_recv_frame(actor->mailbox, &rest))
+        if (s_recv_next(actor->mailbox, &rest))
             break;
         more = zmq_msg_more(&rest);
         zmq_msg_close(&rest);
@@ -621,29 +787,22 @@ int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx)
     }
     const uint8_t *bytes = zmq_msg_data(&frame);
     size_t len = zmq_msg_size(&frame);
-    rt_tap(rt, RT_TAP_RX, actor->name, NULL, bytes, len);
-
-    rc = 0;
     if (extra) {
+        rt_tap(actor->rt, RT_TAP_RX, actor->name, NULL, bytes, len);
         rt_count(&actor->ex->stats.rx_malformed);
         s_refuse(actor, ctx, NULL, rt_peek_request_id(bytes, len),
                  VMM__ERROR_CODE__INVALID_ARGUMENT,
                  "malformed message: %d extra frames after the envelope", extra);
-    } else if (len > rt->cfg.max_message_bytes) {
-        rt_count(&actor->ex->stats.rx_oversized);
-        s_refuse(actor, ctx, NULL, rt_peek_request_id(bytes, len),
-                 VMM__ERROR_CODE__INVALID_ARGUMENT,
-                 "message of %zu bytes is over the limit of %zu", len,
-                 rt->cfg.max_message_bytes);
-    } else if (rt_msg_unpack(msg, bytes, len)) {
-        rt_count(&actor->ex->stats.rx_malformed);
-        s_refuse(actor, ctx, NULL, rt_peek_request_id(bytes, len),
-                 VMM__ERROR_CODE__INVALID_ARGUMENT,
-                 "malformed envelope of %zu bytes: it does not decode", len);
-    } else if (!s_accept(actor, ctx, msg->env)) {
-        rt_msg_release(msg);
+    } else if (len > 1 && bytes[0] == RT_BATCH_MARKER) {
+        zmq_msg_init(&actor->batch);
+        zmq_msg_move(&actor->batch, &frame);
+        actor->in_batch = true;
+        actor->batch_pos = 1;
+        memcpy(actor->batch_ident, ctx->ident, ctx->ident_len);
+        actor->batch_ident_len = ctx->ident_len;
+        rc = s_take_batched(actor, msg, ctx);
     } else {
-        rc = 1;
+        rc = s_take(actor, msg, ctx, bytes, len);
     }
     zmq_msg_close(&frame);
     return rc;

@@ -254,3 +254,37 @@ Test(badinput, a_flood_of_garbage_loses_nothing_that_follows)
     cr_expect_eq(stats.errors_sent, 1000);
     cr_expect_eq(stats.rx, 10);
 }
+
+Test(badinput, batch_frames_are_checked_envelope_by_envelope)
+{
+    /* A batch: a good event, a garbage element, a good request, then a
+     * length that runs past the end. */
+    uint8_t frame[512], env[256];
+    size_t n = 0;
+    frame[n++] = 0x00;
+    size_t len = s_pack(env, sizeof env, "echo", 0, 0, 2);
+    frame[n++] = (uint8_t)len;
+    memcpy(frame + n, env, len);
+    n += len;
+    frame[n++] = 2;
+    frame[n++] = 0xff;
+    frame[n++] = 0xff;
+    len = s_pack(env, sizeof env, "echo", 30, 0, 2);
+    frame[n++] = (uint8_t)len;
+    memcpy(frame + n, env, len);
+    n += len;
+    frame[n++] = 100;
+    frame[n++] = 0x0a;
+    s_send(frame, n, 0);
+
+    s_expect_error(0, VMM__ERROR_CODE__INVALID_ARGUMENT, "does not decode");
+    Vmm__Envelope *pong = s_recv();
+    cr_expect_eq(pong->body_case, VMM__ENVELOPE__BODY_PONG);
+    cr_expect_eq(pong->reply_to, 30);
+    vmm__envelope__free_unpacked(pong, NULL);
+    s_expect_error(0, VMM__ERROR_CODE__INVALID_ARGUMENT, "runs past the end");
+    rt_stats_t stats = s_stats();
+    cr_expect_eq(stats.rx_malformed, 2);
+    cr_expect_eq(stats.rx, 2, "the event and the request");
+    s_expect_alive(31);
+}

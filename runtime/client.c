@@ -123,6 +123,16 @@ static int s_take_expired(rt_client_t *c, rt_msg_t *msg)
     return -EAGAIN;
 }
 
+/* msg is the client's to handle: answers go back by its context. */
+static int s_accepted(rt_client_t *c, rt_msg_t *msg)
+{
+    rt_count(&c->ex->stats.rx);
+    c->actor->counts.rx++;
+    c->ctx.req = msg->env;
+    c->actor->ctx = &c->ctx;
+    return 0;
+}
+
 int rt_client_recv(rt_client_t *c, rt_msg_t *msg, int timeout_ms)
 {
     rt_executor_t *ex = c->ex;
@@ -141,6 +151,13 @@ int rt_client_recv(rt_client_t *c, rt_msg_t *msg, int timeout_ms)
             if (ms < 0 || left < ms)
                 ms = left < 0 ? 0 : left;
         }
+        if (actor->in_batch) { /* the rest of a batch frame is already here */
+            c->ctx = (rt_ctx_t){.kind = RT_CTX_MAILBOX};
+            if (rt_actor_receive_mailbox(actor, msg, &c->ctx, ZMQ_DONTWAIT) == 1)
+                return s_accepted(c, msg);
+            c->ctx.replied = true;
+            continue;
+        }
         size_t n = 1 + ex->n_dealers;
         zmq_pollitem_t items[n];
         items[0] = (zmq_pollitem_t){.socket = actor->mailbox, .events = ZMQ_POLLIN};
@@ -150,14 +167,9 @@ int rt_client_recv(rt_client_t *c, rt_msg_t *msg, int timeout_ms)
             return -errno;
         if (items[0].revents & ZMQ_POLLIN) {
             c->ctx = (rt_ctx_t){.kind = RT_CTX_MAILBOX};
-            int rc = rt_actor_receive_mailbox(actor, msg, &c->ctx);
-            if (rc == 1) {
-                rt_count(&ex->stats.rx);
-                actor->counts.rx++;
-                c->ctx.req = msg->env;
-                actor->ctx = &c->ctx;
-                return 0;
-            }
+            int rc = rt_actor_receive_mailbox(actor, msg, &c->ctx, ZMQ_DONTWAIT);
+            if (rc == 1)
+                return s_accepted(c, msg);
             c->ctx.replied = true;
         }
         for (size_t i = 1; i < n; i++) {

@@ -57,7 +57,8 @@ static rt_executor_t *s_core_new(rt_t *rt, const char *name)
     ex->watcher_rearm_fd = -1;
     ex->next_id = 1;
     ex->items_dirty = true;
-    if (!ex->name || !ex->routes || pthread_mutex_init(&ex->watch_lock, NULL)) {
+    if (!ex->name || !ex->routes || pthread_mutex_init(&ex->watch_lock, NULL) ||
+        pthread_mutex_init(&ex->pipe_lock, NULL)) {
         rt_map_destroy(&ex->routes);
         free(ex->name);
         free(ex);
@@ -68,11 +69,20 @@ static rt_executor_t *s_core_new(rt_t *rt, const char *name)
 
 static void s_close_route(void *arg, const char *key, void *value)
 {
-    (void)arg;
+    rt_executor_t *ex = arg;
     (void)key;
     rt_route_t *route = value;
+    if (route->batch_listed) {
+        rt_route_flush(ex, route);
+        for (size_t i = 0; i < ex->n_batched; i++)
+            if (ex->batched[i] == route) {
+                ex->batched[i] = ex->batched[--ex->n_batched];
+                break;
+            }
+    }
     if (route->dealer)
         zmq_close(route->dealer);
+    free(route->batch);
     free(route);
 }
 
@@ -84,8 +94,10 @@ void rt_executor_free_core(rt_executor_t *ex)
         free(ex->q_head);
         ex->q_head = next;
     }
-    rt_map_each(ex->routes, s_close_route, NULL);
+    rt_executor_flush(ex);
+    rt_map_each(ex->routes, s_close_route, ex);
     rt_map_destroy(&ex->routes);
+    free(ex->batched);
     free(ex->dealers);
     free(ex->actors);
     free(ex->pending);
@@ -94,6 +106,7 @@ void rt_executor_free_core(rt_executor_t *ex)
     free(ex->pfds);
     free(ex->watch_fds);
     pthread_mutex_destroy(&ex->watch_lock);
+    pthread_mutex_destroy(&ex->pipe_lock);
     free(ex->name);
     free(ex);
 }
@@ -120,6 +133,8 @@ static int s_build_table(rt_actor_t *actor)
 
 static void s_free_actor(rt_actor_t *actor)
 {
+    if (actor->in_batch)
+        zmq_msg_close(&actor->batch);
     if (actor->mailbox) {
         /* Closing releases endpoints later, on ZeroMQ's own thread: unbind
          * now so that a restarted actor can bind them again at once. */
@@ -170,6 +185,8 @@ int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec)
     /* Messages a little over the limit get an error reply; a peer that
      * sends far more is disconnected before it is buffered in full. */
     int64_t hard_limit = (int64_t)rt->cfg.max_message_bytes * 4;
+    if (hard_limit < 256 * 1024)
+        hard_limit = 256 * 1024; /* batch frames (actor.c) must fit */
     zmq_setsockopt(actor->mailbox, ZMQ_MAXMSGSIZE, &hard_limit, sizeof hard_limit);
     rc = rt_register_actor(rt, actor);
     if (rc)
@@ -237,7 +254,7 @@ void rt_executor_remove_actor(rt_executor_t *ex, rt_actor_t *actor)
     rt_unregister_actor(ex->rt, actor);
     rt_route_t *route = rt_map_remove(ex->routes, actor->name);
     if (route)
-        s_close_route(NULL, NULL, route);
+        s_close_route(ex, NULL, route);
     for (size_t i = 0; i < ex->n_pending;)
         if (ex->pending[i].actor == actor)
             ex->pending[i] = ex->pending[--ex->n_pending];
@@ -346,7 +363,7 @@ static void s_refresh_routes(rt_executor_t *ex)
                 }
             ex->items_dirty = true;
         }
-        s_close_route(NULL, NULL, route);
+        s_close_route(ex, NULL, route);
         free(keys.keys[i]);
     }
     free(keys.keys);
@@ -629,9 +646,9 @@ static bool s_drain_mailbox(rt_actor_t *actor)
     for (int i = 0; i < S_BATCH && !actor->terminated; i++) {
         rt_msg_t msg;
         rt_ctx_t ctx = {.kind = RT_CTX_MAILBOX};
-        int rc = rt_actor_receive_mailbox(actor, &msg, &ctx);
+        int rc = rt_actor_receive_mailbox(actor, &msg, &ctx, ZMQ_DONTWAIT);
         if (rc < 0)
-            return true;
+            return rc != -EINTR;
         if (rc == 1) {
             rt_actor_dispatch(actor, msg.env, &ctx);
             rt_msg_release(&msg);
@@ -664,8 +681,6 @@ static bool s_wait_inputs(rt_executor_t *ex, int timeout_ms)
     int rc = 0;
     int spin_us = timeout_ms != 0 ? rt_spin_begin(ex->rt, &ex->spin) : 0;
     if (spin_us) {
-        /* On an idle machine a blocked thread takes tens of µs to wake
-         * (design.md), longer than most replies take to come back. */
         int64_t spin_until = rt_now_us() + spin_us;
         while ((rc = poll(ex->pfds, ex->n_inputs, 0)) == 0 && rt_now_us() < spin_until)
             sched_yield(); /* do not starve the thread that will send */
@@ -683,11 +698,78 @@ static bool s_wait_inputs(rt_executor_t *ex, int timeout_ms)
     return true;
 }
 
+/*
+ * An executor whose only input is one actor's mailbox serves it as a plain
+ * ZeroMQ server would, blocking in the receive itself: one system call per
+ * wake-up, where poll() and then a receive take three. It leaves when
+ * anything else needs the loop; a command on the pipe gets there by
+ * kicking the thread out of the receive (s_command()).
+ */
+static bool s_may_park(rt_executor_t *ex, int timeout_ms)
+{
+    if (timeout_ms >= 0 || ex->manual || ex->blocking || ex->n_actors != 1 ||
+        ex->n_watches || ex->n_pending || ex->q_head || ex->items_dirty || ex->stop ||
+        atomic_load(&ex->pipe_pending))
+        return false;
+    for (size_t i = 0; i < ex->n_inputs; i++)
+        if (ex->inputs[i].drain && ex->inputs[i].kind != RT_IN_MAILBOX)
+            return false;
+    return true;
+}
+
+static void s_park(rt_executor_t *ex)
+{
+    rt_actor_t *actor = ex->actors[0];
+    while (s_may_park(ex, -1) && !actor->terminated) {
+        rt_msg_t msg;
+        rt_ctx_t ctx = {.kind = RT_CTX_MAILBOX};
+        int rc = rt_actor_receive_mailbox(actor, &msg, &ctx, ZMQ_DONTWAIT);
+        int spin_us = rc == -EAGAIN ? rt_spin_begin(ex->rt, &ex->spin) : 0;
+        if (spin_us) {
+            /* Spin on the descriptor, not on receives: an empty receive
+             * touches the pipe the sender is writing to. */
+            int fd;
+            size_t len = sizeof fd;
+            zmq_getsockopt(actor->mailbox, ZMQ_FD, &fd, &len);
+            if (rt_spin_fd(fd, spin_us))
+                rc = rt_actor_receive_mailbox(actor, &msg, &ctx, ZMQ_DONTWAIT);
+            rt_spin_end(&ex->spin);
+        }
+        if (rc == -EAGAIN) {
+            rt_executor_flush(ex);
+            /* Parked only while blocked, so that handlers never see the
+             * kick; then look at the pipe once more, as s_command()
+             * looks at parked after announcing its command. */
+            atomic_store(&ex->parked, 1);
+            if (!atomic_load(&ex->pipe_pending))
+                rc = rt_actor_receive_mailbox(actor, &msg, &ctx, 0);
+            atomic_store(&ex->parked, 0);
+        }
+        if (rc == 1) {
+            rt_actor_dispatch(actor, msg.env, &ctx);
+            rt_msg_release(&msg);
+        } else if (rc < 0 && rc != -EINTR && rc != -EAGAIN) {
+            break;
+        }
+    }
+    /* Left without reading to EAGAIN: look at everything again. */
+    for (size_t i = 0; i < ex->n_inputs; i++)
+        if (ex->inputs[i].socket)
+            ex->inputs[i].drain = true;
+}
+
 /* One round: wait for input up to timeout_ms, then handle all of it. */
 int rt_executor_poll_inputs(rt_executor_t *ex, int timeout_ms)
 {
+    rt_executor_flush(ex); /* the turn is over: send what it coalesced */
     if (ex->items_dirty && s_rebuild_inputs(ex))
         return -ENOMEM;
+    if (s_may_park(ex, timeout_ms)) {
+        s_park(ex);
+        s_drain_local(ex, NULL);
+        s_reap(ex);
+        return 0;
+    }
     int next = s_next_timeout(ex);
     if (next >= 0 && (timeout_ms < 0 || next < timeout_ms))
         timeout_ms = next;
@@ -737,6 +819,7 @@ static void s_reply_int(void *pipe, int value)
 
 static bool s_drain_pipe(rt_executor_t *ex)
 {
+    atomic_store(&ex->pipe_pending, 0); /* a command sent from now on sets it */
     for (;;) {
         s_cmd_t cmd;
         int n = zmq_recv(ex->pipe_inner, &cmd, sizeof cmd, ZMQ_DONTWAIT);
@@ -855,6 +938,7 @@ static void s_blocking_turn(rt_executor_t *ex)
     s_rearm_watcher(ex);
     if (!actor->run_again)
         return;
+    rt_executor_flush(ex);
     atomic_store(&ex->in_run, 1);
     if (!atomic_load(&ex->kick_pending)) {
         actor->depth++;
@@ -893,9 +977,10 @@ static int s_pipe_pair(rt_executor_t *ex)
     if (!ex->pipe || !ex->pipe_inner || zmq_bind(ex->pipe_inner, endpoint) ||
         zmq_connect(ex->pipe, endpoint))
         return -errno;
-    int forever = -1;
+    int forever = -1, one_ms = 1;
     zmq_setsockopt(ex->pipe, ZMQ_SNDTIMEO, &forever, sizeof forever);
     zmq_setsockopt(ex->pipe_inner, ZMQ_SNDTIMEO, &forever, sizeof forever);
+    zmq_setsockopt(ex->pipe, ZMQ_RCVTIMEO, &one_ms, sizeof one_ms);
     return 0;
 }
 
@@ -905,9 +990,29 @@ static int s_pipe_wait(rt_executor_t *ex)
     for (;;) {
         if (zmq_recv(ex->pipe, &value, sizeof value, 0) == sizeof value)
             return value;
-        if (errno != EINTR)
+        if (errno != EINTR && errno != EAGAIN)
             return -errno;
+        /* A kick can land just before the executor blocks in its
+         * mailbox and be lost: repeat it until the command is taken. */
+        if (atomic_load(&ex->parked))
+            pthread_kill(ex->thread, rt_kick_signal());
     }
+}
+
+/* Sends a command to the executor thread and waits for its answer. */
+static int s_command(rt_executor_t *ex, s_cmd_op_t op, const rt_actor_spec_t *spec)
+{
+    s_cmd_t cmd = {.op = op, .spec = spec};
+    pthread_mutex_lock(&ex->pipe_lock);
+    int rc = -EIO;
+    if (zmq_send(ex->pipe, &cmd, sizeof cmd, 0) == sizeof cmd) {
+        atomic_store(&ex->pipe_pending, 1);
+        if (atomic_load(&ex->parked))
+            pthread_kill(ex->thread, rt_kick_signal());
+        rc = s_pipe_wait(ex);
+    }
+    pthread_mutex_unlock(&ex->pipe_lock);
+    return rc;
 }
 
 static int s_track(rt_t *rt, rt_executor_t *ex)
@@ -974,11 +1079,9 @@ void rt_executor_destroy(rt_executor_t **exp)
     if (!exp || !*exp)
         return;
     rt_executor_t *ex = *exp;
-    s_cmd_t cmd = {.op = S_CMD_TERM};
     /* A blocking actor inside run is kicked out by its watcher, which sees
      * the command arrive like any other input. */
-    zmq_send(ex->pipe, &cmd, sizeof cmd, 0);
-    s_pipe_wait(ex);
+    s_command(ex, S_CMD_TERM, NULL);
     pthread_join(ex->thread, NULL);
     s_untrack(ex->rt, ex);
     zmq_close(ex->pipe);
@@ -991,8 +1094,5 @@ int rt_actor_start(rt_executor_t *ex, const rt_actor_spec_t *spec)
 {
     if (!ex || ex->manual)
         return -EINVAL;
-    s_cmd_t cmd = {.op = S_CMD_ADD, .spec = spec};
-    if (zmq_send(ex->pipe, &cmd, sizeof cmd, 0) != sizeof cmd)
-        return -errno;
-    return s_pipe_wait(ex);
+    return s_command(ex, S_CMD_ADD, spec);
 }

@@ -1,6 +1,8 @@
 /* The runtime object: configuration, names, counters, tap, logging and the
  * arena that received messages are decoded into. */
 #include <errno.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -283,6 +285,18 @@ int rt_spin_begin(rt_t *rt, rt_spin_t *spin)
     return rt->cfg.spin_us;
 }
 
+bool rt_spin_fd(int fd, int spin_us)
+{
+    int64_t spin_until = rt_now_us() + spin_us;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    while (poll(&pfd, 1, 0) == 0) {
+        if (rt_now_us() >= spin_until)
+            return false;
+        sched_yield(); /* do not starve the thread that will send */
+    }
+    return true;
+}
+
 void rt_spin_end(rt_spin_t *spin)
 {
     if (!spin->wall0)
@@ -385,72 +399,6 @@ void rt_msg_release(rt_msg_t *msg)
     }
     msg->used = 0;
     msg->env = NULL;
-}
-
-/*
- * Reads a top-level varint field (request_id is 3, reply_to 4) out of a
- * packed envelope without decoding it, so that a message refused as
- * oversized or malformed can still be answered to the request it was.
- * Returns 0 when it cannot be found.
- */
-static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-        uint8_t b = *(*p)++;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *out = v;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static uint64_t s_peek_varint_field(const uint8_t *bytes, size_t len, uint64_t field)
-{
-    const uint8_t *p = bytes, *end = bytes + len;
-    while (p < end) {
-        uint64_t key, v;
-        if (s_varint(&p, end, &key))
-            return 0;
-        switch (key & 7) {
-        case 0: /* varint */
-            if (s_varint(&p, end, &v))
-                return 0;
-            if (key >> 3 == field)
-                return v;
-            break;
-        case 1: /* 64-bit */
-            if (end - p < 8)
-                return 0;
-            p += 8;
-            break;
-        case 2: /* length-delimited */
-            if (s_varint(&p, end, &v) || v > (uint64_t)(end - p))
-                return 0;
-            p += v;
-            break;
-        case 5: /* 32-bit */
-            if (end - p < 4)
-                return 0;
-            p += 4;
-            break;
-        default:
-            return 0;
-        }
-    }
-    return 0;
-}
-
-uint64_t rt_peek_request_id(const uint8_t *bytes, size_t len)
-{
-    return s_peek_varint_field(bytes, len, 3);
-}
-
-uint64_t rt_peek_reply_to(const uint8_t *bytes, size_t len)
-{
-    return s_peek_varint_field(bytes, len, 4);
 }
 
 /* ---- Introspection ------------------------------------------------------ */

@@ -86,6 +86,12 @@ struct rt_actor_s {
     struct {
         uint64_t rx, tx, bad;
     } counts;
+    /* A batch frame being taken apart (rt_actor_receive_mailbox()). */
+    bool in_batch;
+    zmq_msg_t batch;
+    size_t batch_pos;
+    unsigned char batch_ident[256];
+    size_t batch_ident_len;
 };
 
 /* A route cached by an executor: a local actor, or a socket to a mailbox. */
@@ -93,6 +99,12 @@ typedef struct {
     rt_actor_t *local;
     uint64_t serial; /* of the in-process actor the dealer reaches, or 0 */
     void *dealer;
+    /* One-way envelopes coalesced for the dealer (see s_emit() in
+     * actor.c): a batch frame being built. */
+    uint8_t *batch;
+    size_t batch_len, batch_cap;
+    unsigned batch_count;
+    bool batch_listed; /* in the executor's list of routes to flush */
 } rt_route_t;
 
 /* A packed envelope waiting for an actor on the same executor. */
@@ -131,6 +143,10 @@ typedef struct {
 /* Returns the µs to poll for this wait (0: block at once). */
 int rt_spin_begin(rt_t *rt, rt_spin_t *spin);
 void rt_spin_end(rt_spin_t *spin);
+/* Polls fd for up to spin_us; true once it is readable. On an idle machine
+ * a blocked thread takes tens of µs to wake (design.md), longer than most
+ * replies take to come back. */
+bool rt_spin_fd(int fd, int spin_us);
 
 /* One input of an executor's loop (see executor.c). */
 typedef struct {
@@ -165,6 +181,8 @@ struct rt_executor_s {
     struct pollfd *pfds; /* in the order of inputs */
     size_t n_inputs;
     bool items_dirty; /* actors, dealers or watches changed: rebuild inputs */
+    rt_route_t **batched; /* routes with coalesced envelopes to send */
+    size_t n_batched, cap_batched;
     uint64_t next_id;
     rt_counters_t stats;
     rt_spin_t spin;
@@ -177,6 +195,10 @@ struct rt_executor_s {
     int watcher_rearm_fd; /* eventfd: the executor has drained its inputs */
     atomic_int kick_pending;
     atomic_int in_run;
+    /* Blocked in its one mailbox's receive (see s_park() in executor.c). */
+    atomic_int parked;
+    atomic_int pipe_pending; /* a command waits on the pipe */
+    pthread_mutex_t pipe_lock; /* one command at a time on the owner end */
     pthread_mutex_t watch_lock; /* guards watch_fds */
     int *watch_fds;
     size_t n_watch_fds;
@@ -206,12 +228,19 @@ rt_executor_t *rt_executor_new_manual(rt_t *rt, const char *name);
 
 /* actor.c */
 void rt_actor_dispatch(rt_actor_t *actor, const Vmm__Envelope *env, rt_ctx_t *ctx);
-int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx);
+/* Receives one envelope from the mailbox (flags: ZMQ_DONTWAIT, or 0 to
+ * block). Returns 1 with *msg to dispatch, 0 when the input was refused
+ * (answered and counted), or a negative errno (-EAGAIN: empty). */
+int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, int flags);
 int rt_actor_match_reply(rt_executor_t *ex, const uint8_t *bytes, size_t len, uint64_t want,
                          rt_msg_t *msg, rt_actor_t **who);
 void rt_actor_receive_reply(rt_executor_t *ex, const uint8_t *bytes, size_t len);
 void rt_actor_receive_local(rt_executor_t *ex, rt_qitem_t *item);
 void rt_actor_expire(rt_executor_t *ex, rt_actor_t *actor, uint64_t id);
+/* Sends what the executor's routes have coalesced: before it blocks, and
+ * before a route is closed. */
+void rt_executor_flush(rt_executor_t *ex);
+void rt_route_flush(rt_executor_t *ex, rt_route_t *route);
 /* Fills env and err as the TIMEOUT reply to request `id`. */
 void rt_timeout_reply(Vmm__Envelope *env, Vmm__Error *err, char *receiver, uint64_t id);
 
@@ -232,7 +261,17 @@ void rt_wire_pack(const Vmm__Envelope *env, size_t body_len, uint8_t *out);
 /* alloc must be an arena: a fallback leaves the fast path's pieces in it. */
 int rt_wire_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t len,
                    Vmm__Envelope **out);
+size_t rt_wire_varint_size(uint64_t v);
+uint8_t *rt_wire_put_varint(uint8_t *p, uint64_t v);
+int rt_wire_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out);
+/* Top-level request_id / reply_to of packed bytes, read without decoding
+ * (0 when absent or unreadable): so that input refused undecoded can still
+ * be answered to the request it was. */
 uint64_t rt_peek_request_id(const uint8_t *bytes, size_t len);
 uint64_t rt_peek_reply_to(const uint8_t *bytes, size_t len);
+
+/* A frame whose first byte is 0 (a field number no envelope can start
+ * with) is a batch: envelopes, each preceded by its length as a varint. */
+#define RT_BATCH_MARKER 0x00
 
 #endif

@@ -259,27 +259,81 @@ static int s_burst_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
     return rt_reply(self, msg, &env);
 }
 
-Test(executor, posted_events_to_a_local_actor_stay_ordered_with_calls)
+/* Sends 3000 events to echo, more than one batch frame holds. */
+static int s_fanout_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
 {
+    (void)msg;
+    for (int i = 0; i < 3000; i++) {
+        Vmm__Envelope env;
+        Vmm__Rt__Ping ping;
+        s_ping(&env, &ping, "a payload of some size, to fill batch frames sooner");
+        int rc = rt_send(self, "echo", &env);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+Test(executor, posted_events_stay_ordered_with_later_calls)
+{
+    /* On one executor events wait in the local queue; across executors
+     * they are coalesced into one frame: either way a later call from the
+     * same sender must find them all delivered. */
     static const rt_handler_t handlers[] = {{VMM__ENVELOPE__BODY_PING, s_burst_on_ping}};
     static const rt_actor_ops_t burst_ops = {.kind = "burst", .handlers = handlers,
                                              .n_handlers = 1};
+    for (int placement = 0; placement < 2; placement++) {
+        rt_t *rt = rt_new(NULL);
+        rt_executor_t *ex0 = rt_executor_new(rt, "ex0");
+        rt_executor_t *ex1 = placement ? rt_executor_new(rt, "ex1") : ex0;
+        rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
+        rt_actor_spec_t burst = {.name = "burst", .ops = &burst_ops};
+        cr_assert_eq(rt_actor_start(ex0, &echo), 0);
+        cr_assert_eq(rt_actor_start(ex1, &burst), 0);
+        rt_client_t *c = rt_client_new(rt, "test");
+        for (int round = 1; round <= 3; round++) {
+            Vmm__Envelope env;
+            Vmm__Rt__Ping ping;
+            s_ping(&env, &ping, "go");
+            rt_msg_t reply;
+            cr_assert_eq(rt_call(rt_client_actor(c), "burst", &env, &reply, 5000), 0);
+            cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PONG);
+            char want[8];
+            snprintf(want, sizeof want, "%d", 20 * round);
+            cr_expect_eq(reply.env->pong->payload.len, strlen(want));
+            cr_expect_eq(memcmp(reply.env->pong->payload.data, want, strlen(want)), 0,
+                         "placement %d round %d", placement, round);
+            rt_msg_release(&reply);
+        }
+        rt_destroy(&rt);
+    }
+}
+
+Test(executor, coalesced_events_are_sent_when_the_turn_ends)
+{
+    /* No call follows these events: the executor must still send them
+     * once the handler that produced them has returned. */
+    static const rt_handler_t handlers[] = {{VMM__ENVELOPE__BODY_PING, s_fanout_on_ping}};
+    static const rt_actor_ops_t fanout_ops = {.kind = "fanout", .handlers = handlers,
+                                              .n_handlers = 1};
     rt_t *rt = rt_new(NULL);
-    rt_executor_t *ex = rt_executor_new(rt, "shared");
+    rt_executor_t *ex0 = rt_executor_new(rt, "ex0");
+    rt_executor_t *ex1 = rt_executor_new(rt, "ex1");
     rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
-    rt_actor_spec_t burst = {.name = "burst", .ops = &burst_ops};
-    cr_assert_eq(rt_actor_start(ex, &echo), 0);
-    cr_assert_eq(rt_actor_start(ex, &burst), 0);
+    rt_actor_spec_t fanout = {.name = "fanout", .ops = &fanout_ops};
+    cr_assert_eq(rt_actor_start(ex0, &echo), 0);
+    cr_assert_eq(rt_actor_start(ex1, &fanout), 0);
     rt_client_t *c = rt_client_new(rt, "test");
     Vmm__Envelope env;
     Vmm__Rt__Ping ping;
     s_ping(&env, &ping, "go");
-    rt_msg_t reply;
-    cr_assert_eq(rt_call(rt_client_actor(c), "burst", &env, &reply, 5000), 0);
-    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PONG);
-    cr_expect_eq(reply.env->pong->payload.len, 2);
-    cr_expect_eq(memcmp(reply.env->pong->payload.data, "20", 2), 0);
-    rt_msg_release(&reply);
+    cr_assert_eq(rt_send(rt_client_actor(c), "fanout", &env), 0);
+    long long events = 0;
+    for (int i = 0; i < 5000 && events != 3000; i++) {
+        usleep(1000);
+        events = echo_inspect_number(rt_client_actor(c), "echo", "events");
+    }
+    cr_expect_eq(events, 3000, "more than one batch frame's worth, all delivered");
     rt_destroy(&rt);
 }
 

@@ -15,7 +15,7 @@
 
 #include "runtime/rt_internal.h"
 
-static size_t s_varint_size(uint64_t v)
+size_t rt_wire_varint_size(uint64_t v)
 {
     size_t n = 1;
     while (v >= 0x80) {
@@ -25,7 +25,7 @@ static size_t s_varint_size(uint64_t v)
     return n;
 }
 
-static uint8_t *s_put_varint(uint8_t *p, uint64_t v)
+uint8_t *rt_wire_put_varint(uint8_t *p, uint64_t v)
 {
     while (v >= 0x80) {
         *p++ = (uint8_t)(v | 0x80);
@@ -47,12 +47,12 @@ static ProtobufCMessage *s_body(const Vmm__Envelope *env)
 static size_t s_string_size(uint32_t field, const char *s)
 {
     size_t len = s ? strlen(s) : 0;
-    return len ? s_varint_size(field << 3 | 2) + s_varint_size(len) + len : 0;
+    return len ? rt_wire_varint_size(field << 3 | 2) + rt_wire_varint_size(len) + len : 0;
 }
 
 static size_t s_varint_field_size(uint32_t field, uint64_t v)
 {
-    return v ? s_varint_size(field << 3) + s_varint_size(v) : 0;
+    return v ? rt_wire_varint_size(field << 3) + rt_wire_varint_size(v) : 0;
 }
 
 size_t rt_wire_measure(const Vmm__Envelope *env, size_t *body_len)
@@ -63,7 +63,7 @@ size_t rt_wire_measure(const Vmm__Envelope *env, size_t *body_len)
     *body_len = 0;
     if (body) {
         *body_len = protobuf_c_message_get_packed_size(body);
-        n += s_varint_size((uint32_t)env->body_case << 3 | 2) + s_varint_size(*body_len) +
+        n += rt_wire_varint_size((uint32_t)env->body_case << 3 | 2) + rt_wire_varint_size(*body_len) +
              *body_len;
     }
     return n;
@@ -74,15 +74,15 @@ static uint8_t *s_put_string(uint8_t *p, uint32_t field, const char *s)
     size_t len = s ? strlen(s) : 0;
     if (!len)
         return p;
-    p = s_put_varint(p, field << 3 | 2);
-    p = s_put_varint(p, len);
+    p = rt_wire_put_varint(p, field << 3 | 2);
+    p = rt_wire_put_varint(p, len);
     memcpy(p, s, len);
     return p + len;
 }
 
 static uint8_t *s_put_varint_field(uint8_t *p, uint32_t field, uint64_t v)
 {
-    return v ? s_put_varint(s_put_varint(p, field << 3), v) : p;
+    return v ? rt_wire_put_varint(rt_wire_put_varint(p, field << 3), v) : p;
 }
 
 void rt_wire_pack(const Vmm__Envelope *env, size_t body_len, uint8_t *out)
@@ -93,15 +93,15 @@ void rt_wire_pack(const Vmm__Envelope *env, size_t body_len, uint8_t *out)
     p = s_put_varint_field(p, 4, env->reply_to);
     ProtobufCMessage *body = s_body(env);
     if (body) {
-        p = s_put_varint(p, (uint32_t)env->body_case << 3 | 2);
-        p = s_put_varint(p, body_len);
+        p = rt_wire_put_varint(p, (uint32_t)env->body_case << 3 | 2);
+        p = rt_wire_put_varint(p, body_len);
         protobuf_c_message_pack(body, p);
     }
 }
 
 /* ---- Decoding ------------------------------------------------------------- */
 
-static int s_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+int rt_wire_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
 {
     uint64_t v = 0;
     for (int shift = 0; shift < 64 && *p < end; shift += 7) {
@@ -115,13 +115,10 @@ static int s_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
     return -1;
 }
 
-/* Copies a name into the arena; NULL for anything a fast path should not
- * judge (non-ASCII bytes or NUL, which protobuf-c treats its own way). */
+/* Copies a name into the arena as protobuf-c does: the bytes as they are
+ * (it checks no UTF-8), NUL-terminated. */
 static char *s_get_name(ProtobufCAllocator *alloc, const uint8_t *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++)
-        if (s[i] == 0 || s[i] >= 0x80)
-            return NULL;
     char *copy = alloc->alloc(alloc->allocator_data, len + 1);
     if (copy) {
         memcpy(copy, s, len);
@@ -143,24 +140,24 @@ static int s_fast_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t
     uint32_t last = 0; /* canonical order: each field once, ascending */
     while (p < end) {
         uint64_t key, v;
-        if (s_get_varint(&p, end, &key))
+        if (rt_wire_get_varint(&p, end, &key))
             return 1;
         uint32_t field = (uint32_t)(key >> 3), type = key & 7;
         if (field <= last)
             return 1;
         last = field;
         if (field == 3 || field == 4) {
-            if (type != 0 || s_get_varint(&p, end, &v))
+            if (type != 0 || rt_wire_get_varint(&p, end, &v))
                 return 1;
             *(field == 3 ? &env->request_id : &env->reply_to) = v;
             continue;
         }
-        if (type != 2 || s_get_varint(&p, end, &v) || v > (uint64_t)(end - p))
+        if (type != 2 || rt_wire_get_varint(&p, end, &v) || v > (uint64_t)(end - p))
             return 1;
         if (field == 1 || field == 2) {
             char *name = s_get_name(alloc, p, v);
             if (!name)
-                return 1;
+                return -ENOMEM;
             *(field == 1 ? &env->sender : &env->receiver) = name;
         } else {
             const ProtobufCFieldDescriptor *fd =
@@ -188,4 +185,52 @@ int rt_wire_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t len,
     /* What the fast path left behind stays in the arena until release. */
     *out = vmm__envelope__unpack(alloc, len, bytes);
     return *out ? 0 : -EBADMSG;
+}
+
+/* ---- Peeking ---------------------------------------------------------------- */
+
+static uint64_t s_peek_varint_field(const uint8_t *bytes, size_t len, uint64_t field)
+{
+    const uint8_t *p = bytes, *end = bytes + len;
+    while (p < end) {
+        uint64_t key, v;
+        if (rt_wire_get_varint(&p, end, &key))
+            return 0;
+        switch (key & 7) {
+        case 0: /* varint */
+            if (rt_wire_get_varint(&p, end, &v))
+                return 0;
+            if (key >> 3 == field)
+                return v;
+            break;
+        case 1: /* 64-bit */
+            if (end - p < 8)
+                return 0;
+            p += 8;
+            break;
+        case 2: /* length-delimited */
+            if (rt_wire_get_varint(&p, end, &v) || v > (uint64_t)(end - p))
+                return 0;
+            p += v;
+            break;
+        case 5: /* 32-bit */
+            if (end - p < 4)
+                return 0;
+            p += 4;
+            break;
+        default:
+            return 0;
+        }
+    }
+    return 0;
+}
+
+uint64_t rt_peek_request_id(const uint8_t *bytes, size_t len)
+{
+    return s_peek_varint_field(bytes, len, 3);
+}
+
+uint64_t rt_peek_reply_to(const uint8_t *bytes, size_t len)
+{
+    return s_peek_varint_field(bytes, len, 4);
 }

@@ -1,7 +1,6 @@
 #include "runtime/testing/echo.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,7 +36,9 @@ static int s_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
         return 0;
     }
     echo->pings++;
-    snprintf(echo->last_sender, sizeof echo->last_sender, "%s", msg->sender);
+    size_t len = strnlen(msg->sender, sizeof echo->last_sender - 1);
+    memcpy(echo->last_sender, msg->sender, len);
+    echo->last_sender[len] = 0;
     if (echo->cfg.delay_ms) {
         struct timespec ts = {echo->cfg.delay_ms / 1000, (echo->cfg.delay_ms % 1000) * 1000000L};
         while (nanosleep(&ts, &ts) && errno == EINTR)
