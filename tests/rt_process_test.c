@@ -1,0 +1,706 @@
+/*
+ * The runtime across real process boundaries, through its public API only.
+ *
+ * Each test forks children that host one actor each on a runtime of their
+ * own, created after the fork (a ZeroMQ context never crosses a fork), bound
+ * to an ipc:// or tcp:// endpoint. A child tells the parent on a socketpair
+ * once its actor has started and where it is bound, then runs until the
+ * parent closes its end (or dies), and leaves with _exit() so that none of
+ * Criterion's atexit handlers run in it. Nothing waits by sleeping: the
+ * only waits are for that line, for replies and for the children's exit.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/rt.h"
+#include "runtime/testing/echo.h"
+
+#define S_CALL_TIMEOUT_MS 5000
+#define S_READY_TIMEOUT_MS 30000
+#define S_TEST_TIMEOUT_S 45
+
+/* ---- Messages -------------------------------------------------------------- */
+
+static void s_ping(Vmm__Envelope *env, Vmm__Rt__Ping *ping, const void *data, size_t len)
+{
+    vmm__envelope__init(env);
+    vmm__rt__ping__init(ping);
+    ping->payload.data = (uint8_t *)data;
+    ping->payload.len = len;
+    env->body_case = VMM__ENVELOPE__BODY_PING;
+    env->ping = ping;
+}
+
+/* Writes the i-th payload into buf (at least 4 KiB): distinct for every i
+ * and of varied length, some over a message's inline buffer. */
+#define S_PAYLOAD_MAX 4096
+static size_t s_payload(char *buf, int i)
+{
+    int n = snprintf(buf, S_PAYLOAD_MAX, "ping %d:", i);
+    size_t len = 16 + (size_t)i * 37 % 3000;
+    for (size_t k = (size_t)n; k < len; k++)
+        buf[k] = (char)('a' + (k + (size_t)i) % 26);
+    return len;
+}
+
+/* Calls `to` with the i-th payload and checks that the Pong echoes it and
+ * is addressed as a reply to this very request. */
+static void s_expect_echo(rt_actor_t *self, const char *to, int i, int timeout_ms)
+{
+    char payload[S_PAYLOAD_MAX];
+    size_t len = s_payload(payload, i);
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, payload, len);
+    rt_msg_t reply;
+    int rc = rt_call(self, to, &env, &reply, timeout_ms);
+    cr_assert_eq(rc, 0, "call %d to %s: %s", i, to, strerror(-rc));
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PONG, "call %d: reply kind %d%s%s",
+                 i, reply.env->body_case,
+                 reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? ": " : "",
+                 reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply.env->error->text
+                                                                   : "");
+    cr_expect_eq(reply.env->pong->payload.len, len, "call %d: payload length", i);
+    cr_expect_eq(memcmp(reply.env->pong->payload.data, payload, len), 0, "call %d: payload", i);
+    cr_expect_str_eq(reply.env->sender, to);
+    cr_expect_str_eq(reply.env->receiver, rt_actor_name(self));
+    cr_expect_neq(env.request_id, 0);
+    cr_expect_eq(reply.env->reply_to, env.request_id);
+    cr_expect_eq(reply.env->request_id, 0, "a reply is no request");
+    rt_msg_release(&reply);
+}
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Checks the counters that must be zero when nothing went wrong. */
+static void s_expect_clean_stats(const rt_stats_t *s)
+{
+    cr_expect_eq(s->rx_malformed, 0);
+    cr_expect_eq(s->rx_oversized, 0);
+    cr_expect_eq(s->rx_unknown_kind, 0);
+    cr_expect_eq(s->rx_misaddressed, 0);
+    cr_expect_eq(s->tx_refused, 0);
+    cr_expect_eq(s->errors_sent, 0);
+}
+
+/* ---- A private directory for ipc:// endpoints --------------------------- */
+
+static void s_tmpdir_new(char *dir, size_t size)
+{
+    cr_assert(snprintf(dir, size, "/tmp/vmm-rt-proc-XXXXXX") < (int)size);
+    cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+}
+
+static void s_ipc_endpoint(char *buf, size_t size, const char *dir, const char *file)
+{
+    cr_assert(snprintf(buf, size, "ipc://%s/%s", dir, file) < (int)size);
+}
+
+/* Removes the directory and the sockets a killed child left in it. */
+static void s_tmpdir_remove(const char *dir)
+{
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "opendir %s: %s", dir, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            cr_expect_eq(unlinkat(dirfd(d), e->d_name, 0), 0, "unlink %s/%s: %s", dir,
+                         e->d_name, strerror(errno));
+    closedir(d);
+    cr_expect_eq(rmdir(dir), 0, "rmdir %s: %s", dir, strerror(errno));
+}
+
+/* ---- Children -------------------------------------------------------------- */
+
+/* What a child hosts: one actor, and optionally a directory entry for an
+ * actor of the parent. */
+typedef struct {
+    const char *name;
+    const rt_actor_ops_t *ops;
+    void *arg;
+    const char *endpoint;
+    const char *peer, *peer_endpoint;
+} s_child_spec_t;
+
+typedef struct {
+    pid_t pid;
+    int fd;             /* the parent's end of the socketpair */
+    char endpoint[256]; /* what the child's actor is bound to */
+} s_child_t;
+
+static void s_write_all(int fd, const char *text)
+{
+    size_t len = strlen(text);
+    while (len) {
+        ssize_t n = send(fd, text, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        text += n;
+        len -= (size_t)n;
+    }
+}
+
+/* The child's whole life; returns its exit status. Runs in the forked
+ * process only, so it must not use Criterion's assertions. */
+static int s_child_main(int fd, const s_child_spec_t *spec)
+{
+    rt_t *rt = rt_new(NULL);
+    if (!rt)
+        return 10;
+    int rc = 0;
+    if (spec->peer)
+        rc = rt_directory_set(rt, spec->peer, spec->peer_endpoint);
+    rt_executor_t *ex = NULL;
+    if (!rc && !(ex = rt_executor_new(rt, "child")))
+        rc = -ENOMEM;
+    if (!rc) {
+        rt_actor_spec_t actor = {
+            .name = spec->name, .ops = spec->ops, .arg = spec->arg, .endpoint = spec->endpoint};
+        rc = rt_actor_start(ex, &actor);
+    }
+    char bound[256], line[320];
+    if (!rc)
+        rc = rt_endpoint_of(rt, spec->name, bound, sizeof bound);
+    if (rc)
+        snprintf(line, sizeof line, "!%s: %s\n", spec->name, strerror(-rc));
+    else
+        snprintf(line, sizeof line, "%s\n", bound);
+    s_write_all(fd, line);
+
+    /* Serves until the parent closes its end or dies. */
+    for (;;) {
+        char c;
+        ssize_t n = read(fd, &c, 1);
+        if (n == 0 || (n < 0 && errno != EINTR))
+            break;
+    }
+    rt_destroy(&rt);
+    return rc ? 11 : 0;
+}
+
+/* Reads the child's one line (its endpoint, or "!" and an error). */
+static void s_read_line(int fd, char *buf, size_t size)
+{
+    size_t used = 0;
+    int64_t deadline = s_now_ms() + S_READY_TIMEOUT_MS;
+    for (;;) {
+        int left = (int)(deadline - s_now_ms());
+        cr_assert_gt(left, 0, "the child did not report within %d ms", S_READY_TIMEOUT_MS);
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int rc = poll(&pfd, 1, left);
+        if (rc < 0 && errno == EINTR)
+            continue;
+        cr_assert_geq(rc, 0, "poll: %s", strerror(errno));
+        if (!rc)
+            continue;
+        ssize_t n = read(fd, buf + used, size - 1 - used);
+        if (n < 0 && errno == EINTR)
+            continue;
+        cr_assert_gt(n, 0, "the child closed its end before reporting");
+        used += (size_t)n;
+        buf[used] = '\0';
+        char *nl = strchr(buf, '\n');
+        if (nl) {
+            *nl = '\0';
+            return;
+        }
+        cr_assert_lt(used, size - 1, "the child's line is too long");
+    }
+}
+
+/* Forks a child hosting spec's actor and returns once it is started. */
+static void s_child_start(s_child_t *child, const s_child_spec_t *spec)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0, "socketpair: %s",
+                 strerror(errno));
+    pid_t parent = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(sv[0]);
+        /* Dies with the test, should the test fail before it stops us. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(12);
+        _exit(s_child_main(sv[1], spec));
+    }
+    close(sv[1]);
+    child->pid = pid;
+    child->fd = sv[0];
+    char line[320];
+    s_read_line(child->fd, line, sizeof line);
+    cr_assert_neq(line[0], '!', "the child failed: %s", line + 1);
+    cr_assert_lt(strlen(line), sizeof child->endpoint);
+    strcpy(child->endpoint, line);
+}
+
+static int s_waitpid(pid_t pid)
+{
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        cr_assert_eq(errno, EINTR, "waitpid: %s", strerror(errno));
+    return status;
+}
+
+/* Asks the child to stop and checks it exited cleanly. */
+static void s_child_stop(s_child_t *child)
+{
+    close(child->fd);
+    int status = s_waitpid(child->pid);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: status 0x%x",
+              (int)child->pid, status);
+    child->pid = -1;
+    child->fd = -1;
+}
+
+/* Kills the child without warning. */
+static void s_child_kill(s_child_t *child)
+{
+    cr_assert_eq(kill(child->pid, SIGKILL), 0);
+    int status = s_waitpid(child->pid);
+    cr_expect(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child %d: status 0x%x",
+              (int)child->pid, status);
+    close(child->fd);
+    child->pid = -1;
+    child->fd = -1;
+}
+
+/* A runtime with a client, and a directory entry for the child's actor. */
+static rt_client_t *s_parent_new(rt_t **rt, const char *peer, const char *endpoint)
+{
+    *rt = rt_new(NULL);
+    cr_assert_not_null(*rt);
+    cr_assert_eq(rt_directory_set(*rt, peer, endpoint), 0, "directory %s -> %s", peer, endpoint);
+    rt_client_t *c = rt_client_new(*rt, "parent/client");
+    cr_assert_not_null(c);
+    return c;
+}
+
+/* ---- Request/reply with an echo in a child -------------------------------- */
+
+#define S_CALLS 200
+
+/* Starts an echo in a child bound to `bind`, calls it S_CALLS times and
+ * checks both sides' counts. Returns where the child was bound. */
+static void s_calls_across(const char *bind, char *bound, size_t size)
+{
+    s_child_spec_t spec = {.name = "child/echo", .ops = &echo_ops, .endpoint = bind};
+    s_child_t child;
+    s_child_start(&child, &spec);
+    snprintf(bound, size, "%s", child.endpoint);
+
+    rt_t *rt;
+    rt_client_t *c = s_parent_new(&rt, "child/echo", child.endpoint);
+    rt_actor_t *self = rt_client_actor(c);
+    for (int i = 0; i < S_CALLS; i++)
+        s_expect_echo(self, "child/echo", i, S_CALL_TIMEOUT_MS);
+    cr_expect_eq(echo_inspect_number(self, "child/echo", "pings"), S_CALLS);
+    cr_expect_eq(echo_inspect_number(self, "child/echo", "events"), 0);
+
+    rt_stats_t s;
+    rt_stats(rt, &s);
+    cr_expect_eq(s.tx, S_CALLS + 2, "tx %llu", (unsigned long long)s.tx);
+    cr_expect_eq(s.rx, S_CALLS + 2, "rx %llu", (unsigned long long)s.rx);
+    cr_expect_eq(s.rx_stale_reply, 0);
+    s_expect_clean_stats(&s);
+    rt_destroy(&rt);
+    cr_expect_null(rt);
+    s_child_stop(&child);
+}
+
+Test(process, calls_over_ipc, .timeout = S_TEST_TIMEOUT_S)
+{
+    char dir[64], endpoint[128], bound[256];
+    s_tmpdir_new(dir, sizeof dir);
+    s_ipc_endpoint(endpoint, sizeof endpoint, dir, "echo.sock");
+    s_calls_across(endpoint, bound, sizeof bound);
+    cr_expect_str_eq(bound, endpoint, "an ipc:// endpoint is reported as bound");
+    s_tmpdir_remove(dir);
+}
+
+Test(process, calls_over_tcp_with_a_resolved_wildcard_port, .timeout = S_TEST_TIMEOUT_S)
+{
+    char bound[256];
+    s_calls_across("tcp://127.0.0.1:*", bound, sizeof bound);
+    const char *prefix = "tcp://127.0.0.1:";
+    cr_assert_eq(strncmp(bound, prefix, strlen(prefix)), 0, "bound to %s", bound);
+    char *end;
+    long port = strtol(bound + strlen(prefix), &end, 10);
+    cr_expect(*end == '\0' && port > 0 && port < 65536, "bound to %s", bound);
+}
+
+/* ---- One-way events --------------------------------------------------------- */
+
+#define S_EVENTS 1000
+
+static void s_events_across(const char *bind)
+{
+    s_child_spec_t spec = {.name = "child/echo", .ops = &echo_ops, .endpoint = bind};
+    s_child_t child;
+    s_child_start(&child, &spec);
+    rt_t *rt;
+    rt_client_t *c = s_parent_new(&rt, "child/echo", child.endpoint);
+    rt_actor_t *self = rt_client_actor(c);
+    for (int i = 0; i < S_EVENTS; i++) {
+        char payload[S_PAYLOAD_MAX];
+        Vmm__Envelope env;
+        Vmm__Rt__Ping ping;
+        s_ping(&env, &ping, payload, s_payload(payload, i));
+        cr_assert_eq(rt_send(self, "child/echo", &env), 0, "event %d", i);
+        cr_expect_eq(env.request_id, 0, "an event is no request");
+    }
+    /* The inspection travels the same connection as the events, after
+     * them, so every event has been handled when it is answered. */
+    cr_expect_eq(echo_inspect_number(self, "child/echo", "events"), S_EVENTS);
+    cr_expect_eq(echo_inspect_number(self, "child/echo", "pings"), 0);
+
+    rt_stats_t s;
+    rt_stats(rt, &s);
+    cr_expect_eq(s.tx, S_EVENTS + 2, "tx %llu", (unsigned long long)s.tx);
+    cr_expect_eq(s.rx, 2, "only the two inspections are answered: rx %llu",
+                 (unsigned long long)s.rx);
+    cr_expect_eq(s.rx_stale_reply, 0);
+    s_expect_clean_stats(&s);
+    rt_destroy(&rt);
+    s_child_stop(&child);
+}
+
+Test(process, events_over_ipc_all_arrive_before_a_later_call, .timeout = S_TEST_TIMEOUT_S)
+{
+    char dir[64], endpoint[128];
+    s_tmpdir_new(dir, sizeof dir);
+    s_ipc_endpoint(endpoint, sizeof endpoint, dir, "echo.sock");
+    s_events_across(endpoint);
+    s_tmpdir_remove(dir);
+}
+
+Test(process, events_over_tcp_all_arrive_before_a_later_call, .timeout = S_TEST_TIMEOUT_S)
+{
+    s_events_across("tcp://127.0.0.1:*");
+}
+
+/* An actor's one-way sends to another executor are coalesced into batch
+ * frames, sent when its turn ends, before a request on the same route, or
+ * when a batch is full. This one is asked, by a Ping whose payload is a
+ * number n, to send n events to its peer (its state, a name); asked by a
+ * request, it then inspects the peer's event count and answers with it. */
+static int s_burst_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    const char *peer = rt_actor_state(self);
+    char text[32];
+    size_t len = msg->ping->payload.len < sizeof text ? msg->ping->payload.len : sizeof text - 1;
+    memcpy(text, msg->ping->payload.data, len);
+    text[len] = '\0';
+    int n = atoi(text);
+    for (int i = 0; i < n; i++) {
+        char payload[S_PAYLOAD_MAX];
+        Vmm__Envelope env;
+        Vmm__Rt__Ping ping;
+        s_ping(&env, &ping, payload, s_payload(payload, i));
+        int rc = rt_send(self, peer, &env);
+        if (rc)
+            return rc;
+    }
+    if (!msg->request_id)
+        return 0;
+    snprintf(text, sizeof text, "%lld", echo_inspect_number(self, peer, "events"));
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Pong pong = VMM__RT__PONG__INIT;
+    pong.payload.data = (uint8_t *)text;
+    pong.payload.len = strlen(text);
+    env.body_case = VMM__ENVELOPE__BODY_PONG;
+    env.pong = &pong;
+    return rt_reply(self, msg, &env);
+}
+
+static int s_state_init(rt_actor_t *self, void *arg)
+{
+    rt_actor_set_state(self, arg);
+    return 0;
+}
+
+static const rt_handler_t s_burst_handlers[] = {{VMM__ENVELOPE__BODY_PING, s_burst_on_ping}};
+static const rt_actor_ops_t s_burst_ops = {
+    .kind = "burst",
+    .init = s_state_init,
+    .handlers = s_burst_handlers,
+    .n_handlers = sizeof s_burst_handlers / sizeof *s_burst_handlers,
+};
+
+static void s_ping_text(Vmm__Envelope *env, Vmm__Rt__Ping *ping, const char *text)
+{
+    s_ping(env, ping, text, strlen(text));
+}
+
+#define S_BURST 1000     /* events per burst: far over one batch */
+#define S_LAST_BURST 500 /* events in a turn that ends without a request */
+#define S_TOTAL_EVENTS (2 * S_BURST + S_LAST_BURST)
+
+Test(process, events_an_actor_coalesces_all_arrive, .timeout = S_TEST_TIMEOUT_S)
+{
+    char dir[64], endpoint[128];
+    s_tmpdir_new(dir, sizeof dir);
+    s_ipc_endpoint(endpoint, sizeof endpoint, dir, "echo.sock");
+    s_child_spec_t spec = {.name = "child/echo", .ops = &echo_ops, .endpoint = endpoint};
+    s_child_t child;
+    s_child_start(&child, &spec);
+
+    rt_t *rt;
+    rt_client_t *c = s_parent_new(&rt, "child/echo", child.endpoint);
+    rt_actor_t *self = rt_client_actor(c);
+    rt_executor_t *ex = rt_executor_new(rt, "parent");
+    cr_assert_not_null(ex);
+    rt_actor_spec_t burst = {.name = "parent/burst", .ops = &s_burst_ops, .arg = "child/echo"};
+    cr_assert_eq(rt_actor_start(ex, &burst), 0);
+
+    char count[32];
+    snprintf(count, sizeof count, "%d", S_BURST);
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    /* A burst in a turn that makes no request, then one followed by a
+     * request on the same route: that request finds both delivered. */
+    s_ping_text(&env, &ping, count);
+    cr_assert_eq(rt_send(self, "parent/burst", &env), 0);
+    s_ping_text(&env, &ping, count);
+    rt_msg_t reply;
+    int rc = rt_call(self, "parent/burst", &env, &reply, 2 * S_CALL_TIMEOUT_MS);
+    cr_assert_eq(rc, 0, "call: %s", strerror(-rc));
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PONG);
+    snprintf(count, sizeof count, "%d", 2 * S_BURST);
+    cr_expect_eq(reply.env->pong->payload.len, strlen(count));
+    cr_expect_eq(memcmp(reply.env->pong->payload.data, count, strlen(count)), 0,
+                 "the child counted %.*s events, not %s", (int)reply.env->pong->payload.len,
+                 (const char *)reply.env->pong->payload.data, count);
+    rt_msg_release(&reply);
+
+    /* A last burst that nothing follows on its route must go out when the
+     * turn ends: the client, on a connection of its own, sees it arrive. */
+    snprintf(count, sizeof count, "%d", S_LAST_BURST);
+    s_ping_text(&env, &ping, count);
+    cr_assert_eq(rt_send(self, "parent/burst", &env), 0);
+    int inspections = 0;
+    long long events = -1;
+    for (int64_t deadline = s_now_ms() + 2 * S_CALL_TIMEOUT_MS;;) {
+        events = echo_inspect_number(self, "child/echo", "events");
+        inspections++;
+        cr_assert(events >= 2 * S_BURST && events <= S_TOTAL_EVENTS, "events %lld", events);
+        if (events == S_TOTAL_EVENTS || s_now_ms() >= deadline)
+            break;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    cr_expect_eq(events, S_TOTAL_EVENTS, "the last burst never left the parent");
+    cr_expect_eq(echo_inspect_number(self, "child/echo", "pings"), 0);
+    inspections++;
+
+    rt_executor_destroy(&ex); /* its counts are final once its thread is joined */
+    rt_stats_t s;
+    rt_stats(rt, &s);
+    /* The client: two events, a call and its inspections, and the
+     * replies; the burst actor: its events, an inspection and a reply, and
+     * what the client sent it plus the inspection's reply. */
+    cr_expect_eq(s.tx, 3 + inspections + S_TOTAL_EVENTS + 2, "tx %llu",
+                 (unsigned long long)s.tx);
+    cr_expect_eq(s.rx, 1 + inspections + 3 + 1, "rx %llu", (unsigned long long)s.rx);
+    cr_expect_eq(s.rx_stale_reply, 0);
+    s_expect_clean_stats(&s);
+    rt_destroy(&rt);
+    s_child_stop(&child);
+    s_tmpdir_remove(dir);
+}
+
+/* ---- A child that dies, and its successor ----------------------------------- */
+
+#define S_DEAD_TIMEOUT_MS 300
+#define S_BEFORE 50 /* calls answered by the first child */
+#define S_AFTER 50  /* calls answered by its successor */
+#define S_LOCAL 10  /* calls to the parent's own echo meanwhile */
+
+Test(process, a_killed_child_times_out_and_a_restarted_one_answers_again,
+     .timeout = S_TEST_TIMEOUT_S)
+{
+    char dir[64], endpoint[128];
+    s_tmpdir_new(dir, sizeof dir);
+    s_ipc_endpoint(endpoint, sizeof endpoint, dir, "echo.sock");
+    s_child_spec_t spec = {.name = "child/echo", .ops = &echo_ops, .endpoint = endpoint};
+    s_child_t child;
+    s_child_start(&child, &spec);
+
+    rt_t *rt;
+    rt_client_t *c = s_parent_new(&rt, "child/echo", endpoint);
+    rt_actor_t *self = rt_client_actor(c);
+    rt_executor_t *ex = rt_executor_new(rt, "parent");
+    cr_assert_not_null(ex);
+    rt_actor_spec_t local = {.name = "parent/echo", .ops = &echo_ops};
+    cr_assert_eq(rt_actor_start(ex, &local), 0);
+
+    int i = 0;
+    for (; i < S_BEFORE; i++)
+        s_expect_echo(self, "child/echo", i, S_CALL_TIMEOUT_MS);
+
+    s_child_kill(&child);
+
+    /* A call to the dead child fails within its timeout. */
+    char payload[S_PAYLOAD_MAX];
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, payload, s_payload(payload, i++));
+    rt_msg_t reply;
+    int64_t t0 = s_now_ms();
+    int rc = rt_call(self, "child/echo", &env, &reply, S_DEAD_TIMEOUT_MS);
+    int64_t took = s_now_ms() - t0;
+    cr_assert_eq(rc, -ETIMEDOUT, "a call to a dead child: %s", strerror(-rc));
+    cr_expect_geq(took, S_DEAD_TIMEOUT_MS - 1, "gave up after %lld ms", (long long)took);
+    cr_expect_lt(took, S_DEAD_TIMEOUT_MS + 2000, "gave up after %lld ms", (long long)took);
+
+    /* The parent keeps working meanwhile. */
+    for (int k = 0; k < S_LOCAL; k++)
+        s_expect_echo(self, "parent/echo", i++, S_CALL_TIMEOUT_MS);
+
+    /* A successor on the same endpoint: ZeroMQ reconnects by itself. The
+     * first call waits for that, so it gets a generous timeout. */
+    s_child_start(&child, &spec);
+    cr_expect_str_eq(child.endpoint, endpoint);
+    s_expect_echo(self, "child/echo", i++, 2 * S_CALL_TIMEOUT_MS);
+    for (int k = 1; k < S_AFTER; k++)
+        s_expect_echo(self, "child/echo", i++, S_CALL_TIMEOUT_MS);
+
+    /* ZeroMQ may have kept the request that timed out queued while the
+     * child was gone and delivered it to the successor; whose reply then
+     * came before ours on the same connection and was set aside. */
+    long long pings = echo_inspect_number(self, "child/echo", "pings");
+    cr_expect(pings == S_AFTER || pings == S_AFTER + 1, "the successor answered %lld pings",
+              pings);
+    cr_log_info("the request that timed out %s the successor",
+                pings > S_AFTER ? "was delivered to" : "was lost before");
+    cr_expect_eq(echo_inspect_number(self, "parent/echo", "pings"), S_LOCAL);
+    cr_expect_eq(rt_client_recv(c, &reply, 0), -ETIMEDOUT, "nothing is addressed to us");
+
+    /* An executor counts a reply after sending it, so its last one may not
+     * be counted yet when the caller has it; its thread joined, all are. */
+    rt_executor_destroy(&ex);
+    rt_stats_t s;
+    rt_stats(rt, &s);
+    /* The client sent every call, answered or not, and both inspections;
+     * the local echo received and answered its pings and one inspection. */
+    unsigned long long calls = S_BEFORE + 1 + S_LOCAL + S_AFTER + 2;
+    unsigned long long answered = S_BEFORE + S_LOCAL + S_AFTER + 2;
+    cr_expect_eq(s.tx, calls + S_LOCAL + 1, "tx %llu", (unsigned long long)s.tx);
+    cr_expect_eq(s.rx, answered + S_LOCAL + 1, "rx %llu", (unsigned long long)s.rx);
+    cr_expect_eq(s.rx_stale_reply, (unsigned long long)(pings - S_AFTER),
+                 "stale replies %llu, late pings %lld", (unsigned long long)s.rx_stale_reply,
+                 pings - S_AFTER);
+    s_expect_clean_stats(&s);
+
+    rt_destroy(&rt);
+    s_child_stop(&child);
+    s_tmpdir_remove(dir);
+}
+
+/* ---- A child that calls back into the parent ------------------------------ */
+
+/* Forwards each Ping to its peer (its state, a name) with a call from the
+ * handler, checks the peer's reply, and answers with it. */
+static int s_relay_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    const char *peer = rt_actor_state(self);
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, msg->ping->payload.data, msg->ping->payload.len);
+    rt_msg_t reply;
+    int rc = rt_call(self, peer, &env, &reply, S_CALL_TIMEOUT_MS);
+    if (rc)
+        return rc; /* the runtime answers with an Error made from it */
+    const Vmm__Envelope *r = reply.env;
+    if (r->body_case != VMM__ENVELOPE__BODY_PONG || strcmp(r->sender, peer) ||
+        strcmp(r->receiver, rt_actor_name(self)) || r->reply_to != env.request_id ||
+        r->pong->payload.len != msg->ping->payload.len ||
+        memcmp(r->pong->payload.data, msg->ping->payload.data, r->pong->payload.len))
+        rc = rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL,
+                            "%s answered kind %d from %s to %s, reply to %llu", peer,
+                            r->body_case, r->sender, r->receiver,
+                            (unsigned long long)r->reply_to);
+    else
+        rc = rt_reply(self, msg, reply.env);
+    rt_msg_release(&reply);
+    return rc;
+}
+
+static const rt_handler_t s_relay_handlers[] = {{VMM__ENVELOPE__BODY_PING, s_relay_on_ping}};
+static const rt_actor_ops_t s_relay_ops = {
+    .kind = "relay",
+    .init = s_state_init,
+    .handlers = s_relay_handlers,
+    .n_handlers = sizeof s_relay_handlers / sizeof *s_relay_handlers,
+};
+
+#define S_RELAYED 100
+
+Test(process, a_child_actor_calls_back_into_the_parent, .timeout = S_TEST_TIMEOUT_S)
+{
+    char dir[64], parent_ep[128], relay_ep[128];
+    s_tmpdir_new(dir, sizeof dir);
+    s_ipc_endpoint(parent_ep, sizeof parent_ep, dir, "parent.sock");
+    s_ipc_endpoint(relay_ep, sizeof relay_ep, dir, "relay.sock");
+
+    /* The child knows the parent's echo by name; it first calls it once
+     * asked to, by when the parent has bound it. */
+    s_child_spec_t spec = {.name = "child/relay",
+                           .ops = &s_relay_ops,
+                           .arg = "parent/echo",
+                           .endpoint = relay_ep,
+                           .peer = "parent/echo",
+                           .peer_endpoint = parent_ep};
+    s_child_t child;
+    s_child_start(&child, &spec);
+
+    rt_t *rt;
+    rt_client_t *c = s_parent_new(&rt, "child/relay", child.endpoint);
+    rt_actor_t *self = rt_client_actor(c);
+    rt_executor_t *ex = rt_executor_new(rt, "parent");
+    cr_assert_not_null(ex);
+    rt_actor_spec_t echo = {.name = "parent/echo", .ops = &echo_ops, .endpoint = parent_ep};
+    cr_assert_eq(rt_actor_start(ex, &echo), 0);
+
+    for (int i = 0; i < S_RELAYED; i++)
+        s_expect_echo(self, "child/relay", i, S_CALL_TIMEOUT_MS);
+    cr_expect_eq(echo_inspect_number(self, "parent/echo", "pings"), S_RELAYED,
+                 "each relayed call reached the parent's echo once");
+
+    rt_executor_destroy(&ex); /* its counts are final once its thread is joined */
+    rt_stats_t s;
+    rt_stats(rt, &s);
+    /* The client: its calls and the inspection, and their replies; the
+     * echo: the relayed pings and the inspection, and its replies. */
+    cr_expect_eq(s.tx, 2 * (S_RELAYED + 1), "tx %llu", (unsigned long long)s.tx);
+    cr_expect_eq(s.rx, 2 * (S_RELAYED + 1), "rx %llu", (unsigned long long)s.rx);
+    cr_expect_eq(s.rx_stale_reply, 0);
+    s_expect_clean_stats(&s);
+
+    rt_destroy(&rt);
+    s_child_stop(&child);
+    s_tmpdir_remove(dir);
+}
