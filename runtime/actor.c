@@ -186,6 +186,9 @@ static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
     }
     if (route->dealer)
         rt_route_flush(self->ex, route); /* what was sent before goes first */
+    /* Counted before it leaves, so that whoever holds the reply also sees
+     * the request counted. */
+    s_count_tx(self, env);
     if (route->local) {
         rt_qitem_t *item = s_qitem(route->local, env, (size_t)len, body_len);
         if (!item)
@@ -208,7 +211,6 @@ static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
             return rc;
         }
     }
-    s_count_tx(self, env);
     return 0;
 }
 
@@ -436,6 +438,7 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
         len = (ssize_t)rt_wire_measure(body, &body_len);
     }
 
+    s_count_tx(self, body); /* before it leaves: see s_emit() */
     if (ctx->kind == RT_CTX_LOCAL) {
         rt_route_t *route;
         int rc = rt_executor_route(self->ex, body->receiver, &route);
@@ -469,7 +472,6 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
             return rc;
         }
     }
-    s_count_tx(self, body);
     return 0;
 }
 

@@ -60,13 +60,16 @@ typedef struct {
 /* Runtime-wide counters of bad input and routing failures. */
 typedef struct {
     uint64_t rx;              /* envelopes received by handlers */
-    uint64_t tx;              /* envelopes sent */
+    uint64_t tx;              /* envelopes handed to a transport (counted
+                                 before they leave, so a reply's receiver
+                                 sees the reply counted) */
     uint64_t rx_malformed;    /* could not be decoded, or invalid ids/body */
     uint64_t rx_oversized;    /* over max_message_bytes */
     uint64_t rx_unknown_kind; /* body kind the receiver has no handler for */
     uint64_t rx_misaddressed; /* arrived at a mailbox not named receiver */
     uint64_t rx_stale_reply;  /* a reply nobody waits for (late or unknown) */
-    uint64_t tx_refused;      /* oversized, unroutable or failed sends */
+    uint64_t tx_refused;      /* oversized, unroutable or failed sends (a
+                                 failed send counts in tx as well) */
     uint64_t errors_sent;     /* Error replies sent */
 } rt_stats_t;
 
@@ -200,7 +203,11 @@ int rt_actor_unwatch_fd(rt_actor_t *self, int fd);
 
 /*
  * Sends a one-way event. The runtime sets sender and receiver; env stays
- * owned by the caller and is copied before this returns.
+ * owned by the caller and is copied before this returns. Success means
+ * queued for delivery: ZeroMQ holds messages for a peer that is away and
+ * delivers them when it comes back. Events to another executor are
+ * coalesced and leave when the sending handler's turn ends (or before the
+ * next request to the same actor, which never overtakes them).
  */
 int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env);
 
@@ -210,7 +217,10 @@ int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env);
  * it with rt_msg_release(). env stays owned by the caller.
  * Returns -ETIMEDOUT, -ENOENT for a name with no route, -EMSGSIZE for an
  * oversized request, -EDEADLK for a call into an actor already on this
- * thread's stack.
+ * thread's stack. A timeout says that no reply came in time, not that the
+ * request was not handled: a peer that was away may still get and handle
+ * it later (its reply is then dropped and counted as stale), so a request
+ * that must not happen twice needs its own way to tell.
  */
 int rt_call(rt_actor_t *self, const char *to, Vmm__Envelope *env,
             rt_msg_t *reply, int timeout_ms);
@@ -275,6 +285,8 @@ void rt_client_destroy(rt_client_t **client);
 rt_actor_t *rt_client_actor(rt_client_t *client);
 
 /* Waits up to timeout_ms for the next message addressed to the client.
+ * Replies that arrived after their call timed out are dropped (and counted
+ * as stale) here.
  * Requests among them must be answered with rt_reply*() before the next
  * receive. Returns 0, or -ETIMEDOUT. Release *msg with rt_msg_release(). */
 int rt_client_recv(rt_client_t *client, rt_msg_t *msg, int timeout_ms);
