@@ -25,7 +25,10 @@
 #define S_PAYLOAD 32 /* bytes of Ping payload; the raw baseline sends the
                         same number of bytes as the packed envelope */
 
+#define S_MAX_REPEAT 15
+
 static int s_iterations = 20000;
+static int s_repeat = 3;
 
 static double s_now_ns(void)
 {
@@ -122,16 +125,20 @@ static void *s_raw_server(void *arg)
 }
 
 /* ns per round trip (answer) or per one-way message (!answer) between a
- * DEALER on this thread and a ROUTER thread, as the runtime's sockets are. */
+ * DEALER on this thread and a ROUTER thread, as the runtime's sockets are.
+ * Over ipc:// and tcp:// each end has a context (and I/O thread) of its
+ * own, as two runtimes or two processes have. */
 static double s_raw_two_threads(const char *endpoint, size_t size, int n, bool answer)
 {
+    bool inproc = !strncmp(endpoint, "inproc://", 9);
     s_raw_server_t srv = {.ctx = zmq_ctx_new(), .endpoint = endpoint, .n = n,
                           .answer = answer};
+    void *ctx = inproc ? srv.ctx : zmq_ctx_new();
     pthread_t thread;
     pthread_create(&thread, NULL, s_raw_server, &srv);
     while (!srv.ready)
         usleep(100);
-    void *dealer = s_socket(srv.ctx, ZMQ_DEALER);
+    void *dealer = s_socket(ctx, ZMQ_DEALER);
     zmq_connect(dealer, endpoint);
     char buf[1024];
     memset(buf, 1, sizeof buf);
@@ -151,6 +158,8 @@ static double s_raw_two_threads(const char *endpoint, size_t size, int n, bool a
     double ns = (s_now_ns() - t0) / (n - 1);
     pthread_join(thread, NULL);
     zmq_close(dealer);
+    if (ctx != srv.ctx)
+        zmq_ctx_term(ctx);
     zmq_ctx_term(srv.ctx);
     return ns;
 }
@@ -297,33 +306,76 @@ typedef struct {
     double shared, two_ex, ipc, tcp;
 } s_rtt_t;
 
+/* What a measurement runs: the runtime in a placement, or a raw baseline
+ * (endpoint NULL: one thread; otherwise two threads over endpoint). */
+typedef struct {
+    s_placement_t placement;
+    const char *what; /* "lend", "copy" or "send" */
+    const char *raw_endpoint;
+    bool raw_answer;
+} s_case_t;
+
+static int s_by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Measures the runtime and its baseline s_repeat times each, alternating
+ * so that drift in the machine's load touches both alike; gives the
+ * medians. */
+static void s_compare(const s_case_t *c, size_t size, double *rt_ns, double *raw_ns)
+{
+    double rt[S_MAX_REPEAT], raw[S_MAX_REPEAT];
+    for (int i = 0; i < s_repeat; i++) {
+        raw[i] = c->raw_endpoint
+                     ? s_raw_two_threads(c->raw_endpoint, size, s_iterations, c->raw_answer)
+                     : s_raw_same_thread(size, s_iterations);
+        rt[i] = s_runtime(c->placement, c->what);
+    }
+    qsort(rt, (size_t)s_repeat, sizeof *rt, s_by_value);
+    qsort(raw, (size_t)s_repeat, sizeof *raw, s_by_value);
+    *rt_ns = rt[s_repeat / 2];
+    *raw_ns = raw[s_repeat / 2];
+}
+
 static s_rtt_t s_run(const char *title, bool is_busy, const s_rtt_t *busy)
 {
     size_t size = s_envelope_size();
     char ipc[128];
     snprintf(ipc, sizeof ipc, "ipc:///tmp/vmm-bench-raw-%d.sock", getpid());
-    printf("\n%s (%d iterations, %zu-byte envelopes)\n", title, s_iterations, size);
+    printf("\n%s (%d iterations, median of %d, %zu-byte envelopes)\n", title, s_iterations,
+           s_repeat, size);
     printf("  %-34s %13s %13s %8s\n", "request/reply round trip", "runtime", "raw zmq", "ratio");
 
+    const double remote_target = is_busy ? 1.10 : 1e9;
+    const char *remote_text = is_busy ? "<= 1.10x raw" : "(no target when idle)";
+    const struct {
+        const char *label;
+        s_case_t c;
+        double target;
+        const char *target_text;
+        double *keep;
+    } rows[] = {
+        {"inproc, one shared executor", {S_SHARED, "lend", NULL, true}, 2.0,
+         "<= 2x raw same-thread", NULL},
+        {"  the same, reply copied (rt_call)", {S_SHARED, "copy", NULL, true}, 1e9,
+         "(no target)", NULL},
+        {"inproc, two executors", {S_TWO_EXECUTORS, "lend", "inproc://raw-two", true},
+         remote_target, remote_text, NULL},
+        {"ipc, two runtimes", {S_IPC, "lend", ipc, true}, remote_target, remote_text, NULL},
+        {"tcp, two runtimes", {S_TCP, "lend", "tcp://127.0.0.1:47399", true}, remote_target,
+         remote_text, NULL},
+    };
     s_rtt_t r;
-    double raw_same = s_raw_same_thread(size, s_iterations);
-    r.shared = s_runtime(S_SHARED, "lend");
-    s_row("inproc, one shared executor", r.shared, raw_same, 2.0, "<= 2x raw same-thread");
-    s_row("  the same, reply copied (rt_call)", s_runtime(S_SHARED, "copy"), raw_same, 1e9,
-          "(no target)");
-
-    double raw_inproc = s_raw_two_threads("inproc://raw-two", size, s_iterations, true);
-    r.two_ex = s_runtime(S_TWO_EXECUTORS, "lend");
-    s_row("inproc, two executors", r.two_ex, raw_inproc, is_busy ? 1.10 : 1e9,
-          is_busy ? "<= 1.10x raw" : "(no target when idle)");
-    double raw_ipc = s_raw_two_threads(ipc, size, s_iterations, true);
-    r.ipc = s_runtime(S_IPC, "lend");
-    s_row("ipc, two runtimes", r.ipc, raw_ipc, is_busy ? 1.10 : 1e9,
-          is_busy ? "<= 1.10x raw" : "(no target when idle)");
-    double raw_tcp = s_raw_two_threads("tcp://127.0.0.1:47399", size, s_iterations, true);
-    r.tcp = s_runtime(S_TCP, "lend");
-    s_row("tcp, two runtimes", r.tcp, raw_tcp, is_busy ? 1.10 : 1e9,
-          is_busy ? "<= 1.10x raw" : "(no target when idle)");
+    double *keep[] = {&r.shared, NULL, &r.two_ex, &r.ipc, &r.tcp};
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        double rt_ns, raw_ns;
+        s_compare(&rows[i].c, size, &rt_ns, &raw_ns);
+        s_row(rows[i].label, rt_ns, raw_ns, rows[i].target, rows[i].target_text);
+        if (keep[i])
+            *keep[i] = rt_ns;
+    }
 
     if (busy) {
         printf("  %-34s %13s %13s %8s\n", "idle against busy (runtime)", "idle", "busy", "ratio");
@@ -333,12 +385,19 @@ static s_rtt_t s_run(const char *title, bool is_busy, const s_rtt_t *busy)
     }
 
     printf("  %-34s %13s %13s %8s\n", "one-way throughput", "runtime", "raw zmq", "share");
-    s_throughput_row("inproc, two executors", s_runtime(S_TWO_EXECUTORS, "send"),
-                     s_raw_two_threads("inproc://raw-tput", size, s_iterations, false));
-    s_throughput_row("ipc, two runtimes", s_runtime(S_IPC, "send"),
-                     s_raw_two_threads(ipc, size, s_iterations, false));
-    s_throughput_row("tcp, two runtimes", s_runtime(S_TCP, "send"),
-                     s_raw_two_threads("tcp://127.0.0.1:47398", size, s_iterations, false));
+    const struct {
+        const char *label;
+        s_case_t c;
+    } flows[] = {
+        {"inproc, two executors", {S_TWO_EXECUTORS, "send", "inproc://raw-tput", false}},
+        {"ipc, two runtimes", {S_IPC, "send", ipc, false}},
+        {"tcp, two runtimes", {S_TCP, "send", "tcp://127.0.0.1:47398", false}},
+    };
+    for (size_t i = 0; i < sizeof flows / sizeof *flows; i++) {
+        double rt_ns, raw_ns;
+        s_compare(&flows[i].c, size, &rt_ns, &raw_ns);
+        s_throughput_row(flows[i].label, rt_ns, raw_ns);
+    }
     return r;
 }
 
@@ -355,10 +414,12 @@ static pid_t s_start_load(void)
 static void s_usage(FILE *f)
 {
     fprintf(f,
-            "usage: rt_bench [--iterations N] [--busy-only | --idle-only]\n"
+            "usage: rt_bench [--iterations N] [--repeat N] [--busy-only | --idle-only]\n"
             "Measures the runtime's request/reply round trip and one-way throughput\n"
             "beside raw ZeroMQ, on an idle machine and with the other core busy.\n"
             "  --iterations N  operations per measurement (default 20000)\n"
+            "  --repeat N      measurements per figure, the median is shown\n"
+            "                  (default 3, at most 15)\n"
             "  --busy-only     only the run with the other core busy\n"
             "  --idle-only     only the idle run\n"
             "Exit status 0 when every target is met, 1 otherwise.\n");
@@ -370,17 +431,25 @@ int main(int argc, char **argv)
     bool idle = true, busy = true;
     static const struct option opts[] = {
         {"iterations", required_argument, NULL, 'n'},
+        {"repeat", required_argument, NULL, 'r'},
         {"busy-only", no_argument, NULL, 'b'},
         {"idle-only", no_argument, NULL, 'i'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    for (int c; (c = getopt_long(argc, argv, "n:bih", opts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "n:r:bih", opts, NULL)) != -1;) {
         switch (c) {
         case 'n':
             s_iterations = atoi(optarg);
             if (s_iterations < 2) {
                 fprintf(stderr, "rt_bench: --iterations must be at least 2\n");
+                return 2;
+            }
+            break;
+        case 'r':
+            s_repeat = atoi(optarg);
+            if (s_repeat < 1 || s_repeat > S_MAX_REPEAT) {
+                fprintf(stderr, "rt_bench: --repeat must be 1 to %d\n", S_MAX_REPEAT);
                 return 2;
             }
             break;

@@ -303,7 +303,12 @@ static int s_wait_reply(rt_actor_t *self, void *dealer, uint64_t id, int timeout
     rt_t *rt = self->rt;
     int64_t now = rt_now_us();
     int64_t deadline = now + (int64_t)timeout_ms * 1000;
-    bool spun = false, block = false;
+    /* Without a spin ahead, block at once: a blocking receive takes a
+     * reply that is already there as cheaply as a non-blocking one. */
+    bool spin = rt_spin_enabled(rt, &self->ex->spin);
+    bool spun = !spin, block = !spin;
+    if (!spin)
+        rt_spin_begin(rt, &self->ex->spin); /* counts this wait as skipped */
     for (;;) {
         int flags = ZMQ_DONTWAIT;
         if (block) {
@@ -357,16 +362,13 @@ static int s_wait_reply(rt_actor_t *self, void *dealer, uint64_t id, int timeout
         /* Spin on the descriptor, not on receives: an empty receive
          * touches the pipe the other side is writing to. */
         spun = true;
-        block = true;
         int spin_us = rt_spin_begin(rt, &self->ex->spin);
-        if (spin_us) {
-            int fd;
-            size_t fd_len = sizeof fd;
-            zmq_getsockopt(dealer, ZMQ_FD, &fd, &fd_len);
-            block = !rt_spin_fd(fd, spin_us); /* readable: take it at once */
-            rt_spin_end(&self->ex->spin);
-            now = rt_now_us();
-        }
+        int fd;
+        size_t fd_len = sizeof fd;
+        zmq_getsockopt(dealer, ZMQ_FD, &fd, &fd_len);
+        block = !rt_spin_fd(fd, spin_us); /* readable: take it at once */
+        rt_spin_end(&self->ex->spin);
+        now = rt_now_us();
     }
 }
 

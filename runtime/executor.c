@@ -723,7 +723,11 @@ static void s_park(rt_executor_t *ex)
     while (s_may_park(ex, -1) && !actor->terminated) {
         rt_msg_t msg;
         rt_ctx_t ctx = {.kind = RT_CTX_MAILBOX};
-        int rc = rt_actor_receive_mailbox(actor, &msg, &ctx, ZMQ_DONTWAIT);
+        /* Without a spin ahead, go straight to the blocking receive, which
+         * takes what is already there as cheaply as a non-blocking one. */
+        int rc = -EAGAIN;
+        if (actor->in_batch || rt_spin_enabled(ex->rt, &ex->spin))
+            rc = rt_actor_receive_mailbox(actor, &msg, &ctx, ZMQ_DONTWAIT);
         int spin_us = rc == -EAGAIN ? rt_spin_begin(ex->rt, &ex->spin) : 0;
         if (spin_us) {
             /* Spin on the descriptor, not on receives: an empty receive

@@ -272,6 +272,11 @@ static int64_t s_thread_cpu_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+bool rt_spin_enabled(const rt_t *rt, const rt_spin_t *spin)
+{
+    return rt->cfg.spin_us > 0 && !spin->skip;
+}
+
 int rt_spin_begin(rt_t *rt, rt_spin_t *spin)
 {
     if (rt->cfg.spin_us <= 0)

@@ -140,6 +140,8 @@ typedef struct {
     int64_t wall0, cpu0;
 } rt_spin_t;
 
+/* Whether the next wait will poll (without counting it as a wait). */
+bool rt_spin_enabled(const rt_t *rt, const rt_spin_t *spin);
 /* Returns the µs to poll for this wait (0: block at once). */
 int rt_spin_begin(rt_t *rt, rt_spin_t *spin);
 void rt_spin_end(rt_spin_t *spin);
