@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
@@ -287,4 +288,56 @@ Test(badinput, batch_frames_are_checked_envelope_by_envelope)
     cr_expect_eq(stats.rx_malformed, 2);
     cr_expect_eq(stats.rx, 2, "the event and the request");
     s_expect_alive(31);
+}
+
+/* Prepends a length-delimited field to the bytes that end at *p. */
+static uint8_t *s_wrap(uint8_t *p, const uint8_t *end, uint8_t tag0, int tag1)
+{
+    size_t inner = (size_t)(end - p);
+    uint8_t v[10];
+    int k = 0;
+    do {
+        v[k++] = (uint8_t)((inner & 0x7f) | (inner > 0x7f ? 0x80 : 0));
+        inner >>= 7;
+    } while (inner);
+    p -= k;
+    memcpy(p, v, (size_t)k);
+    if (tag1 >= 0)
+        *--p = (uint8_t)tag1;
+    *--p = tag0;
+    return p;
+}
+
+Test(badinput, nesting_too_deep_for_the_stack)
+{
+    /* An InspectNode inside an InspectNode, 100000 deep: protobuf-c alone
+     * would recurse until the stack overflows. */
+    enum { DEPTH = 100000 };
+    rt_destroy(&s_rt); /* this one needs a limit the message fits under */
+    rt_config_t cfg = {.max_message_bytes = 1 << 20};
+    s_rt = rt_new(&cfg);
+    rt_executor_t *ex = rt_executor_new(s_rt, "ex0");
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops, .endpoint = "tcp://127.0.0.1:*"};
+    cr_assert_eq(rt_actor_start(ex, &echo), 0);
+    char endpoint[256];
+    cr_assert_eq(rt_endpoint_of(s_rt, "echo", endpoint, sizeof endpoint), 0);
+    zmq_close(s_peer);
+    s_peer = zmq_socket(s_zctx, ZMQ_DEALER);
+    int zero = 0, timeout = 5000;
+    zmq_setsockopt(s_peer, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s_peer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    cr_assert_eq(zmq_connect(s_peer, endpoint), 0);
+
+    size_t cap = DEPTH * 6 + 64;
+    uint8_t *buf = malloc(cap), *end = buf + cap, *p = end;
+    for (int i = 0; i < DEPTH; i++)
+        p = s_wrap(p, end, 0x1a, -1);            /* InspectNode.children */
+    p = s_wrap(p, end, 0x82, 0x01);              /* Envelope.inspect_reply (16) */
+    *--p = 40;                                   /* request_id 40 */
+    *--p = 0x18;
+    s_send(p, (size_t)(end - p), 0);
+    free(buf);
+    s_expect_error(40, VMM__ERROR_CODE__INVALID_ARGUMENT, "does not decode");
+    cr_expect_eq(s_stats().rx_malformed, 1);
+    s_expect_alive(41);
 }

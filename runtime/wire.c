@@ -8,7 +8,8 @@
  * The bytes are exactly those vmm__envelope__pack() produces (fields in
  * number order, proto3 defaults left out; wire_test checks it). Decoding
  * takes the fast path only for canonical input and otherwise falls back to
- * protobuf-c, which stays the authority on what decodes.
+ * protobuf-c, which stays the authority on what decodes (but for nesting
+ * deeper than S_MAX_DEPTH, refused here first).
  */
 #include <errno.h>
 #include <string.h>
@@ -127,6 +128,53 @@ static char *s_get_name(ProtobufCAllocator *alloc, const uint8_t *s, size_t len)
     return copy;
 }
 
+/*
+ * protobuf-c decodes nested messages by recursion, with no limit, and
+ * InspectNode nests itself: a few hundred KiB of nested headers would
+ * overflow the stack. So before protobuf-c sees bytes, this walks the
+ * message fields (and only those) to a bounded depth.
+ */
+#define S_MAX_DEPTH 32
+
+static bool s_depth_ok(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
+                       int depth)
+{
+    if (depth > S_MAX_DEPTH)
+        return false;
+    const uint8_t *end = p + len;
+    while (p < end) {
+        uint64_t key, v;
+        if (rt_wire_get_varint(&p, end, &key))
+            return true; /* malformed: protobuf-c refuses it */
+        switch (key & 7) {
+        case 0:
+            if (rt_wire_get_varint(&p, end, &v))
+                return true;
+            break;
+        case 1:
+            p += (end - p) < 8 ? (end - p) : 8;
+            break;
+        case 5:
+            p += (end - p) < 4 ? (end - p) : 4;
+            break;
+        case 2: {
+            if (rt_wire_get_varint(&p, end, &v) || v > (uint64_t)(end - p))
+                return true;
+            const ProtobufCFieldDescriptor *fd =
+                protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3));
+            if (fd && fd->type == PROTOBUF_C_TYPE_MESSAGE &&
+                !s_depth_ok(fd->descriptor, p, (size_t)v, depth + 1))
+                return false;
+            p += v;
+            break;
+        }
+        default:
+            return true;
+        }
+    }
+    return true;
+}
+
 /* Returns 0 on success, 1 when the input is not canonical (use the
  * fallback), or -EBADMSG when it does not decode. */
 static int s_fast_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t len,
@@ -164,6 +212,8 @@ static int s_fast_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t
                 protobuf_c_message_descriptor_get_field(&vmm__envelope__descriptor, field);
             if (!fd || fd->type != PROTOBUF_C_TYPE_MESSAGE)
                 return 1; /* unknown fields are the fallback's to keep */
+            if (!s_depth_ok(fd->descriptor, p, v, 1))
+                return -EBADMSG;
             ProtobufCMessage *body = protobuf_c_message_unpack(fd->descriptor, alloc, v, p);
             if (!body)
                 return -EBADMSG;
@@ -183,6 +233,8 @@ int rt_wire_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t len,
     if (rc <= 0)
         return rc;
     /* What the fast path left behind stays in the arena until release. */
+    if (!s_depth_ok(&vmm__envelope__descriptor, bytes, len, 0))
+        return -EBADMSG;
     *out = vmm__envelope__unpack(alloc, len, bytes);
     return *out ? 0 : -EBADMSG;
 }
