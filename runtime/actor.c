@@ -297,9 +297,10 @@ static int s_call_nested(rt_actor_t *self, rt_actor_t *target, Vmm__Envelope *en
 }
 
 /* Waits on a dealer for the reply to `id`; sets aside other replies. */
-static int s_wait_reply(rt_actor_t *self, void *dealer, uint64_t id, int timeout_ms,
+static int s_wait_reply(rt_actor_t *self, rt_route_t *route, uint64_t id, int timeout_ms,
                         rt_ctx_t *ctx)
 {
+    void *dealer = route->dealer;
     rt_t *rt = self->rt;
     int64_t now = rt_now_us();
     int64_t deadline = now + (int64_t)timeout_ms * 1000;
@@ -314,7 +315,10 @@ static int s_wait_reply(rt_actor_t *self, void *dealer, uint64_t id, int timeout
         if (block) {
             /* Block in the receive itself: cheaper than zmq_poll(). */
             int ms = (int)((deadline - now + 999) / 1000);
-            zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &ms, sizeof ms);
+            if (ms != route->rcvtimeo_ms) {
+                zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &ms, sizeof ms);
+                route->rcvtimeo_ms = ms;
+            }
             flags = 0;
         }
         zmq_msg_t frame;
@@ -386,7 +390,7 @@ static int s_call(rt_actor_t *self, const char *to, Vmm__Envelope *env, int time
     if (rc)
         return rc;
     self->depth++; /* a call back into self must not run it re-entrantly */
-    rc = s_wait_reply(self, route->dealer, id, timeout_ms, ctx);
+    rc = s_wait_reply(self, route, id, timeout_ms, ctx);
     self->depth--;
     if (rc == -ETIMEDOUT)
         rt_log(self->rt, self, RT_LOG_INFO, "no reply from %s within %d ms", to, timeout_ms);

@@ -404,6 +404,7 @@ int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **out)
             goto fail;
         ex->dealers = dealers;
         route->dealer = s_socket(rt, ZMQ_DEALER);
+        route->rcvtimeo_ms = -1; /* ZeroMQ's default */
         if (!route->dealer || zmq_connect(route->dealer, endpoint)) {
             rc = -errno;
             rt_log(rt, NULL, RT_LOG_WARN, "cannot connect to %s at %s: %s", to, endpoint,

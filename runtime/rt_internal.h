@@ -99,6 +99,7 @@ typedef struct {
     rt_actor_t *local;
     uint64_t serial; /* of the in-process actor the dealer reaches, or 0 */
     void *dealer;
+    int rcvtimeo_ms; /* the dealer's ZMQ_RCVTIMEO, set only when it changes */
     /* One-way envelopes coalesced for the dealer (see s_emit() in
      * actor.c): a batch frame being built. */
     uint8_t *batch;
