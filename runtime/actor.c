@@ -6,11 +6,11 @@
  * of the receive functions below, which hand it to the tap.
  */
 #include <errno.h>
-#include <sys/types.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "runtime/rt_internal.h"
 
@@ -82,93 +82,6 @@ static void s_count_tx(rt_actor_t *self, const Vmm__Envelope *env)
         rt_count(&self->ex->stats.errors_sent);
 }
 
-/*
- * One-way envelopes to another executor are coalesced per route and sent
- * as one frame when the sending executor is about to wait (its turn is
- * over), before a request on the same route (so nothing is overtaken), or
- * when the batch is full: ZeroMQ's cost is per message, so many small
- * events cost the price of one. A batch of one is sent as a plain frame.
- */
-#define S_BATCH_BYTES (32 * 1024)
-
-void rt_route_flush(rt_executor_t *ex, rt_route_t *route)
-{
-    if (!route->batch_count)
-        return;
-    const uint8_t *data = route->batch;
-    size_t len = route->batch_len;
-    if (route->batch_count == 1) {
-        uint64_t one;
-        data++; /* the marker */
-        rt_wire_get_varint(&data, route->batch + route->batch_len, &one);
-        len = (size_t)one;
-    }
-    zmq_msg_t frame;
-    int rc = zmq_msg_init_size(&frame, len) ? -ENOMEM : 0;
-    if (!rc) {
-        memcpy(zmq_msg_data(&frame), data, len);
-        rc = rt_executor_send_raw(ex, route->dealer, &frame, 0);
-        rt_executor_mark_sent(ex, route->dealer);
-        if (rc)
-            zmq_msg_close(&frame);
-    }
-    if (rc) {
-        for (unsigned i = 0; i < route->batch_count; i++)
-            rt_count(&ex->stats.tx_refused);
-        rt_log(ex->rt, NULL, RT_LOG_WARN, "%u envelopes could not be sent: %s",
-               route->batch_count, strerror(-rc));
-    }
-    route->batch_len = 0;
-    route->batch_count = 0;
-}
-
-void rt_executor_flush(rt_executor_t *ex)
-{
-    for (size_t i = 0; i < ex->n_batched; i++) {
-        rt_route_flush(ex, ex->batched[i]);
-        ex->batched[i]->batch_listed = false;
-    }
-    ex->n_batched = 0;
-}
-
-static int s_batch(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env, size_t len,
-                   size_t body_len)
-{
-    rt_executor_t *ex = self->ex;
-    size_t need = rt_wire_varint_size(len) + len + 1;
-    if (route->batch_len + need > S_BATCH_BYTES)
-        rt_route_flush(ex, route);
-    if (route->batch_len + need > route->batch_cap) {
-        size_t cap = route->batch_len + need > S_BATCH_BYTES ? route->batch_len + need
-                                                             : S_BATCH_BYTES;
-        uint8_t *grown = realloc(route->batch, cap);
-        if (!grown)
-            return -ENOMEM;
-        route->batch = grown;
-        route->batch_cap = cap;
-    }
-    if (!route->batch_listed) {
-        if (ex->n_batched == ex->cap_batched) {
-            size_t cap = ex->cap_batched ? ex->cap_batched * 2 : 8;
-            rt_route_t **grown = realloc(ex->batched, cap * sizeof *grown);
-            if (!grown)
-                return -ENOMEM;
-            ex->batched = grown;
-            ex->cap_batched = cap;
-        }
-        ex->batched[ex->n_batched++] = route;
-        route->batch_listed = true;
-    }
-    if (!route->batch_len)
-        route->batch[route->batch_len++] = RT_BATCH_MARKER;
-    uint8_t *p = rt_wire_put_varint(route->batch + route->batch_len, len);
-    rt_wire_pack(env, body_len, p);
-    rt_tap(self->rt, RT_TAP_TX, self->name, env, p, len);
-    route->batch_len = (size_t)(p - route->batch) + len;
-    route->batch_count++;
-    return 0;
-}
-
 /* Packs env, already prepared, and sends it on a route (queued for a
  * local actor, coalesced for another executor when one-way). */
 static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
@@ -179,7 +92,7 @@ static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
     if (len < 0)
         return (int)len;
     if (!route->local && !self->ex->manual && !env->request_id && !env->reply_to) {
-        int rc = s_batch(self, route, env, (size_t)len, body_len);
+        int rc = rt_route_batch(self, route, env, (size_t)len, body_len);
         if (!rc)
             s_count_tx(self, env);
         return rc;

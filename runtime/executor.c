@@ -7,12 +7,11 @@
  *
  * An executor whose actor blocks (ops->run) also has a watcher thread that
  * polls the same inputs and kicks the actor out of its block when one
- * becomes readable.
+ * becomes readable. The loop itself is in loop.c, routes in route.c.
  */
 #define _GNU_SOURCE /* asprintf */
 #include <errno.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +21,6 @@
 
 #include "runtime/rt_internal.h"
 
-/* How many messages one mailbox may hand over before the others get a turn. */
-#define S_BATCH 256
-
 typedef enum { S_CMD_ADD, S_CMD_TERM } s_cmd_op_t;
 
 typedef struct {
@@ -32,7 +28,7 @@ typedef struct {
     const rt_actor_spec_t *spec;
 } s_cmd_t;
 
-static void *s_socket(rt_t *rt, int type)
+void *rt_socket(rt_t *rt, int type)
 {
     void *s = zmq_socket(rt->zctx, type);
     if (!s)
@@ -67,25 +63,6 @@ static rt_executor_t *s_core_new(rt_t *rt, const char *name)
     return ex;
 }
 
-static void s_close_route(void *arg, const char *key, void *value)
-{
-    rt_executor_t *ex = arg;
-    (void)key;
-    rt_route_t *route = value;
-    if (route->batch_listed) {
-        rt_route_flush(ex, route);
-        for (size_t i = 0; i < ex->n_batched; i++)
-            if (ex->batched[i] == route) {
-                ex->batched[i] = ex->batched[--ex->n_batched];
-                break;
-            }
-    }
-    if (route->dealer)
-        zmq_close(route->dealer);
-    free(route->batch);
-    free(route);
-}
-
 /* Frees what s_core_new and the loop allocated; actors are gone by now. */
 void rt_executor_free_core(rt_executor_t *ex)
 {
@@ -95,7 +72,7 @@ void rt_executor_free_core(rt_executor_t *ex)
         ex->q_head = next;
     }
     rt_executor_flush(ex);
-    rt_map_each(ex->routes, s_close_route, ex);
+    rt_map_each(ex->routes, rt_route_close, ex);
     rt_map_destroy(&ex->routes);
     free(ex->batched);
     free(ex->dealers);
@@ -175,7 +152,7 @@ int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec)
         actor->endpoint = NULL;
         goto fail;
     }
-    actor->mailbox = s_socket(rt, ZMQ_ROUTER);
+    actor->mailbox = rt_socket(rt, ZMQ_ROUTER);
     if (!actor->mailbox) {
         rc = -errno;
         goto fail;
@@ -254,7 +231,7 @@ void rt_executor_remove_actor(rt_executor_t *ex, rt_actor_t *actor)
     rt_unregister_actor(ex->rt, actor);
     rt_route_t *route = rt_map_remove(ex->routes, actor->name);
     if (route)
-        s_close_route(ex, NULL, route);
+        rt_route_close(ex, NULL, route);
     for (size_t i = 0; i < ex->n_pending;)
         if (ex->pending[i].actor == actor)
             ex->pending[i] = ex->pending[--ex->n_pending];
@@ -298,7 +275,7 @@ static void s_terminate_actor(rt_executor_t *ex, rt_actor_t *actor)
     rt_executor_remove_actor(ex, actor);
 }
 
-static void s_reap(rt_executor_t *ex)
+void rt_executor_reap(rt_executor_t *ex)
 {
     for (size_t i = 0; i < ex->n_actors;)
         if (ex->actors[i]->terminated && !ex->actors[i]->depth)
@@ -307,522 +284,12 @@ static void s_reap(rt_executor_t *ex)
             i++;
 }
 
-/* ---- Routes ------------------------------------------------------------ */
-
-/* Drops cached routes whose in-process actor has gone, or whose directory
- * entry may have changed, after any actor left the runtime. */
-static void s_revalidate(void *arg, const char *key, void *value)
-{
-    rt_executor_t *ex = arg;
-    rt_route_t *route = value;
-    rt_actor_t *now = rt_map_get(ex->rt->actors, key);
-    bool stale = route->local ? now != route->local
-                              : (route->serial ? !now || now->serial != route->serial
-                                               : true);
-    if (stale)
-        route->serial = UINT64_MAX; /* marked; removed below */
-}
-
-typedef struct {
-    char **keys;
-    size_t n;
-} s_keys_t;
-
-static void s_collect_marked(void *arg, const char *key, void *value)
-{
-    s_keys_t *keys = arg;
-    if (((rt_route_t *)value)->serial == UINT64_MAX) {
-        char **grown = realloc(keys->keys, (keys->n + 1) * sizeof *grown);
-        if (!grown)
-            return;
-        keys->keys = grown;
-        keys->keys[keys->n++] = strdup(key);
-    }
-}
-
-static void s_refresh_routes(rt_executor_t *ex)
-{
-    uint64_t removals = atomic_load(&ex->rt->removals);
-    if (removals == ex->removals_seen)
-        return;
-    ex->removals_seen = removals;
-    pthread_mutex_lock(&ex->rt->lock);
-    rt_map_each(ex->routes, s_revalidate, ex);
-    pthread_mutex_unlock(&ex->rt->lock);
-    s_keys_t keys = {0};
-    rt_map_each(ex->routes, s_collect_marked, &keys);
-    for (size_t i = 0; i < keys.n; i++) {
-        if (!keys.keys[i])
-            continue;
-        rt_route_t *route = rt_map_remove(ex->routes, keys.keys[i]);
-        if (route && route->dealer) {
-            for (size_t j = 0; j < ex->n_dealers; j++)
-                if (ex->dealers[j] == route->dealer) {
-                    ex->dealers[j] = ex->dealers[--ex->n_dealers];
-                    break;
-                }
-            ex->items_dirty = true;
-        }
-        s_close_route(ex, NULL, route);
-        free(keys.keys[i]);
-    }
-    free(keys.keys);
-}
-
-int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **out)
-{
-    rt_t *rt = ex->rt;
-    s_refresh_routes(ex);
-    rt_route_t *route = rt_map_get(ex->routes, to);
-    if (route) {
-        *out = route;
-        return 0;
-    }
-
-    char *endpoint = NULL;
-    route = calloc(1, sizeof *route);
-    if (!route)
-        return -ENOMEM;
-    pthread_mutex_lock(&rt->lock);
-    rt_actor_t *target = rt_map_get(rt->actors, to);
-    if (target && target->ex == ex)
-        route->local = target;
-    else if (target) {
-        endpoint = strdup(target->endpoint);
-        route->serial = target->serial;
-    } else if (rt_map_get(rt->directory, to))
-        endpoint = strdup(rt_map_get(rt->directory, to));
-    pthread_mutex_unlock(&rt->lock);
-
-    int rc = -ENOENT;
-    if (!route->local) {
-        if (!endpoint)
-            goto fail;
-        rc = -ENOMEM;
-        void **dealers = realloc(ex->dealers, (ex->n_dealers + 1) * sizeof *dealers);
-        if (!dealers)
-            goto fail;
-        ex->dealers = dealers;
-        route->dealer = s_socket(rt, ZMQ_DEALER);
-        route->rcvtimeo_ms = -1; /* ZeroMQ's default */
-        if (!route->dealer || zmq_connect(route->dealer, endpoint)) {
-            rc = -errno;
-            rt_log(rt, NULL, RT_LOG_WARN, "cannot connect to %s at %s: %s", to, endpoint,
-                   zmq_strerror(errno));
-            goto fail;
-        }
-        ex->dealers[ex->n_dealers++] = route->dealer;
-        ex->items_dirty = true;
-    }
-    rc = rt_map_put(ex->routes, to, route);
-    if (rc)
-        goto fail;
-    free(endpoint);
-    *out = route;
-    return 0;
-
-fail:
-    if (route->dealer) {
-        if (ex->n_dealers && ex->dealers[ex->n_dealers - 1] == route->dealer)
-            ex->n_dealers--;
-        zmq_close(route->dealer);
-    }
-    free(route);
-    free(endpoint);
-    return rc;
-}
-
-/* Sends one frame, retrying when a kick signal interrupts the call. */
-int rt_executor_send_raw(rt_executor_t *ex, void *socket, zmq_msg_t *frame, int flags)
-{
-    (void)ex;
-    for (;;) {
-        if (zmq_msg_send(frame, socket, flags) >= 0)
-            return 0;
-        if (errno != EINTR)
-            return -errno;
-    }
-}
-
-/* ---- The local queue and pending requests ------------------------------- */
-
-void rt_executor_enqueue(rt_executor_t *ex, rt_qitem_t *item)
-{
-    item->next = NULL;
-    if (ex->q_tail)
-        ex->q_tail->next = item;
-    else
-        ex->q_head = item;
-    ex->q_tail = item;
-}
-
-/* Delivers the queued items for `only` (or for every actor not on the stack
- * when only is NULL), in order. */
-static void s_drain_local(rt_executor_t *ex, rt_actor_t *only)
-{
-    rt_qitem_t **link = &ex->q_head, *prev = NULL;
-    while (*link) {
-        rt_qitem_t *item = *link;
-        bool deliver = only ? item->to == only : (!item->to || !item->to->depth);
-        if (!deliver) {
-            prev = item;
-            link = &item->next;
-            continue;
-        }
-        *link = item->next;
-        if (ex->q_tail == item)
-            ex->q_tail = prev;
-        rt_actor_receive_local(ex, item);
-        free(item);
-        /* The handler may have queued or removed items: start over from
-         * the head, which keeps the order per receiver. */
-        link = &ex->q_head;
-        prev = NULL;
-    }
-}
-
-void rt_executor_drain_local_for(rt_executor_t *ex, rt_actor_t *actor)
-{
-    s_drain_local(ex, actor);
-}
-
-int rt_executor_pending_add(rt_executor_t *ex, rt_actor_t *actor, uint64_t id,
-                            int timeout_ms)
-{
-    if (ex->n_pending == ex->cap_pending) {
-        size_t cap = ex->cap_pending ? ex->cap_pending * 2 : 16;
-        rt_pending_t *p = realloc(ex->pending, cap * sizeof *p);
-        if (!p)
-            return -ENOMEM;
-        ex->pending = p;
-        ex->cap_pending = cap;
-    }
-    ex->pending[ex->n_pending++] = (rt_pending_t){
-        .id = id,
-        .actor = actor,
-        .deadline_us = rt_now_us() + (int64_t)timeout_ms * 1000,
-    };
-    return 0;
-}
-
-rt_actor_t *rt_executor_pending_take(rt_executor_t *ex, uint64_t id)
-{
-    for (size_t i = 0; i < ex->n_pending; i++)
-        if (ex->pending[i].id == id) {
-            rt_actor_t *actor = ex->pending[i].actor;
-            ex->pending[i] = ex->pending[--ex->n_pending];
-            return actor;
-        }
-    return NULL;
-}
-
-static void s_expire_pending(rt_executor_t *ex)
-{
-    int64_t now = rt_now_us();
-    for (size_t i = 0; i < ex->n_pending;) {
-        if (ex->pending[i].deadline_us > now) {
-            i++;
-            continue;
-        }
-        rt_pending_t p = ex->pending[i];
-        ex->pending[i] = ex->pending[--ex->n_pending];
-        rt_actor_expire(ex, p.actor, p.id);
-        i = 0; /* the callback may have changed the table */
-    }
-}
-
-/* Milliseconds until the next pending deadline, or -1 for none. */
-static int s_next_timeout(rt_executor_t *ex)
-{
-    if (!ex->n_pending)
-        return -1;
-    int64_t first = ex->pending[0].deadline_us;
-    for (size_t i = 1; i < ex->n_pending; i++)
-        if (ex->pending[i].deadline_us < first)
-            first = ex->pending[i].deadline_us;
-    int64_t ms = (first - rt_now_us() + 999) / 1000;
-    return ms < 0 ? 0 : (int)ms;
-}
-
-/* ---- Raw descriptors ---------------------------------------------------- */
-
-int rt_actor_watch_fd(rt_actor_t *self, int fd, rt_fd_fn fn)
-{
-    rt_executor_t *ex = self->ex;
-    if (fd < 0 || !fn)
-        return -EINVAL;
-    for (size_t i = 0; i < ex->n_watches; i++)
-        if (ex->watches[i].fd == fd)
-            return -EEXIST;
-    rt_watch_t *w = realloc(ex->watches, (ex->n_watches + 1) * sizeof *w);
-    if (!w)
-        return -ENOMEM;
-    ex->watches = w;
-    ex->watches[ex->n_watches++] = (rt_watch_t){.fd = fd, .actor = self, .fn = fn};
-    ex->items_dirty = true;
-    return 0;
-}
-
-int rt_actor_unwatch_fd(rt_actor_t *self, int fd)
-{
-    rt_executor_t *ex = self->ex;
-    for (size_t i = 0; i < ex->n_watches; i++)
-        if (ex->watches[i].fd == fd && ex->watches[i].actor == self) {
-            ex->watches[i] = ex->watches[--ex->n_watches];
-            ex->items_dirty = true;
-            return 0;
-        }
-    return -ENOENT;
-}
-
-/* ---- The loop ------------------------------------------------------------ */
-
-/*
- * The loop polls the descriptors behind its sockets (ZMQ_FD) itself, one
- * poll() for all inputs, instead of zmq_poll(), which costs several system
- * calls per socket. ZMQ_FD only says that something may have changed, and a
- * send on a socket may consume that signal: so a socket is drained (read
- * until EAGAIN) whenever its descriptor was readable, when a drain stopped
- * early, and after anything was sent on it (rt_executor_mark_sent()).
- */
-static int s_rebuild_inputs(rt_executor_t *ex)
-{
-    size_t n = (ex->pipe_inner ? 1 : 0) + ex->n_actors + ex->n_dealers + ex->n_watches;
-    rt_input_t *inputs = realloc(ex->inputs, (n ? n : 1) * sizeof *inputs);
-    if (!inputs)
-        return -ENOMEM;
-    ex->inputs = inputs;
-    struct pollfd *pfds = realloc(ex->pfds, (n ? n : 1) * sizeof *pfds);
-    if (!pfds)
-        return -ENOMEM;
-    ex->pfds = pfds;
-    size_t k = 0;
-    if (ex->pipe_inner)
-        inputs[k++] = (rt_input_t){.kind = RT_IN_PIPE, .socket = ex->pipe_inner};
-    for (size_t i = 0; i < ex->n_actors; i++)
-        inputs[k++] = (rt_input_t){.kind = RT_IN_MAILBOX, .socket = ex->actors[i]->mailbox,
-                                   .actor = ex->actors[i]};
-    for (size_t i = 0; i < ex->n_dealers; i++)
-        inputs[k++] = (rt_input_t){.kind = RT_IN_DEALER, .socket = ex->dealers[i]};
-    for (size_t i = 0; i < ex->n_watches; i++)
-        inputs[k++] = (rt_input_t){.kind = RT_IN_FD, .fd = ex->watches[i].fd,
-                                   .actor = ex->watches[i].actor, .fn = ex->watches[i].fn};
-    for (size_t i = 0; i < n; i++) {
-        if (inputs[i].socket) {
-            size_t len = sizeof inputs[i].fd;
-            zmq_getsockopt(inputs[i].socket, ZMQ_FD, &inputs[i].fd, &len);
-            inputs[i].drain = true; /* what arrived before is not signalled again */
-        }
-        pfds[i] = (struct pollfd){.fd = inputs[i].fd, .events = POLLIN};
-    }
-    ex->n_inputs = n;
-    ex->items_dirty = false;
-
-    if (ex->watcher_running) {
-        /* The watcher polls the same descriptors. */
-        int *fds = malloc((n ? n : 1) * sizeof *fds);
-        if (!fds)
-            return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-            fds[i] = inputs[i].fd;
-        pthread_mutex_lock(&ex->watch_lock);
-        free(ex->watch_fds);
-        ex->watch_fds = fds;
-        ex->n_watch_fds = n;
-        pthread_mutex_unlock(&ex->watch_lock);
-    }
-    return 0;
-}
-
-void rt_executor_mark_sent(rt_executor_t *ex, void *socket)
-{
-    for (size_t i = 0; i < ex->n_inputs; i++)
-        if (ex->inputs[i].socket == socket)
-            ex->inputs[i].drain = true;
-}
-
-/* Each returns true when the socket was read until EAGAIN. */
-static bool s_drain_mailbox(rt_actor_t *actor)
-{
-    for (int i = 0; i < S_BATCH && !actor->terminated; i++) {
-        rt_msg_t msg;
-        rt_ctx_t ctx = {.kind = RT_CTX_MAILBOX};
-        int rc = rt_actor_receive_mailbox(actor, &msg, &ctx, ZMQ_DONTWAIT);
-        if (rc < 0)
-            return rc != -EINTR;
-        if (rc == 1) {
-            rt_actor_dispatch(actor, msg.env, &ctx);
-            rt_msg_release(&msg);
-        }
-    }
-    return actor->terminated;
-}
-
-static bool s_drain_dealer(rt_executor_t *ex, void *dealer)
-{
-    for (int i = 0; i < S_BATCH; i++) {
-        zmq_msg_t frame;
-        zmq_msg_init(&frame);
-        if (zmq_msg_recv(&frame, dealer, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&frame);
-            return errno != EINTR;
-        }
-        rt_actor_receive_reply(ex, zmq_msg_data(&frame), zmq_msg_size(&frame));
-        zmq_msg_close(&frame);
-    }
-    return false;
-}
-
-static bool s_drain_pipe(rt_executor_t *ex);
-
-/* Waits for input up to timeout_ms (polling first for spin_us), and marks
- * what became ready. Returns true if anything did. */
-static bool s_wait_inputs(rt_executor_t *ex, int timeout_ms)
-{
-    int rc = 0;
-    int spin_us = timeout_ms != 0 ? rt_spin_begin(ex->rt, &ex->spin) : 0;
-    if (spin_us) {
-        int64_t spin_until = rt_now_us() + spin_us;
-        while ((rc = poll(ex->pfds, ex->n_inputs, 0)) == 0 && rt_now_us() < spin_until)
-            sched_yield(); /* do not starve the thread that will send */
-        rt_spin_end(&ex->spin);
-    }
-    if (rc == 0)
-        rc = poll(ex->pfds, ex->n_inputs, timeout_ms);
-    if (rc <= 0)
-        return false;
-    for (size_t i = 0; i < ex->n_inputs; i++) {
-        ex->inputs[i].ready = ex->pfds[i].revents != 0;
-        if (ex->inputs[i].ready && ex->inputs[i].socket)
-            ex->inputs[i].drain = true;
-    }
-    return true;
-}
-
-/*
- * An executor whose only input is one actor's mailbox serves it as a plain
- * ZeroMQ server would, blocking in the receive itself: one system call per
- * wake-up, where poll() and then a receive take three. It leaves when
- * anything else needs the loop; a command on the pipe gets there by
- * kicking the thread out of the receive (s_command()).
- */
-static bool s_may_park(rt_executor_t *ex, int timeout_ms)
-{
-    if (timeout_ms >= 0 || ex->manual || ex->blocking || ex->n_actors != 1 ||
-        ex->n_watches || ex->n_pending || ex->q_head || ex->items_dirty || ex->stop ||
-        atomic_load(&ex->pipe_pending))
-        return false;
-    for (size_t i = 0; i < ex->n_inputs; i++)
-        if (ex->inputs[i].drain && ex->inputs[i].kind != RT_IN_MAILBOX)
-            return false;
-    return true;
-}
-
-static void s_park(rt_executor_t *ex)
-{
-    rt_actor_t *actor = ex->actors[0];
-    while (s_may_park(ex, -1) && !actor->terminated) {
-        rt_msg_t msg;
-        rt_ctx_t ctx = {.kind = RT_CTX_MAILBOX};
-        /* Without a spin ahead, go straight to the blocking receive, which
-         * takes what is already there as cheaply as a non-blocking one. */
-        int rc = -EAGAIN;
-        if (actor->in_batch || rt_spin_enabled(ex->rt, &ex->spin))
-            rc = rt_actor_receive_mailbox(actor, &msg, &ctx, ZMQ_DONTWAIT);
-        int spin_us = rc == -EAGAIN ? rt_spin_begin(ex->rt, &ex->spin) : 0;
-        if (spin_us) {
-            /* Spin on the descriptor, not on receives: an empty receive
-             * touches the pipe the sender is writing to. */
-            int fd;
-            size_t len = sizeof fd;
-            zmq_getsockopt(actor->mailbox, ZMQ_FD, &fd, &len);
-            if (rt_spin_fd(fd, spin_us))
-                rc = rt_actor_receive_mailbox(actor, &msg, &ctx, ZMQ_DONTWAIT);
-            rt_spin_end(&ex->spin);
-        }
-        if (rc == -EAGAIN) {
-            rt_executor_flush(ex);
-            /* Parked only while blocked, so that handlers never see the
-             * kick; then look at the pipe once more, as s_command()
-             * looks at parked after announcing its command. */
-            atomic_store(&ex->parked, 1);
-            if (!atomic_load(&ex->pipe_pending))
-                rc = rt_actor_receive_mailbox(actor, &msg, &ctx, 0);
-            atomic_store(&ex->parked, 0);
-        }
-        if (rc == 1) {
-            rt_actor_dispatch(actor, msg.env, &ctx);
-            rt_msg_release(&msg);
-        } else if (rc < 0 && rc != -EINTR && rc != -EAGAIN) {
-            break;
-        }
-    }
-    /* Left without reading to EAGAIN: look at everything again. */
-    for (size_t i = 0; i < ex->n_inputs; i++)
-        if (ex->inputs[i].socket)
-            ex->inputs[i].drain = true;
-}
-
-/* One round: wait for input up to timeout_ms, then handle all of it. */
-int rt_executor_poll_inputs(rt_executor_t *ex, int timeout_ms)
-{
-    rt_executor_flush(ex); /* the turn is over: send what it coalesced */
-    if (ex->items_dirty && s_rebuild_inputs(ex))
-        return -ENOMEM;
-    if (s_may_park(ex, timeout_ms)) {
-        s_park(ex);
-        s_drain_local(ex, NULL);
-        s_reap(ex);
-        return 0;
-    }
-    int next = s_next_timeout(ex);
-    if (next >= 0 && (timeout_ms < 0 || next < timeout_ms))
-        timeout_ms = next;
-    for (size_t i = 0; i < ex->n_inputs && timeout_ms; i++)
-        if (ex->inputs[i].drain)
-            timeout_ms = 0;
-    if (ex->q_head)
-        timeout_ms = 0;
-    for (size_t i = 0; i < ex->n_inputs; i++)
-        ex->inputs[i].ready = false;
-    s_wait_inputs(ex, timeout_ms);
-
-    /* Handlers may add or remove actors, dealers and descriptors: then the
-     * inputs are rebuilt (every socket marked for draining) and this round
-     * ends early. */
-    for (size_t i = 0; i < ex->n_inputs && !ex->items_dirty; i++) {
-        rt_input_t *in = &ex->inputs[i];
-        switch (in->kind) {
-        case RT_IN_PIPE:
-            if (in->drain)
-                in->drain = !s_drain_pipe(ex);
-            break;
-        case RT_IN_MAILBOX:
-            if (in->drain)
-                in->drain = !s_drain_mailbox(in->actor);
-            break;
-        case RT_IN_DEALER:
-            if (in->drain)
-                in->drain = !s_drain_dealer(ex, in->socket);
-            break;
-        case RT_IN_FD:
-            if (in->ready)
-                in->fn(in->actor, in->fd);
-            break;
-        }
-    }
-    s_drain_local(ex, NULL);
-    s_expire_pending(ex);
-    s_reap(ex);
-    return 0;
-}
-
 static void s_reply_int(void *pipe, int value)
 {
     zmq_send(pipe, &value, sizeof value, 0);
 }
 
-static bool s_drain_pipe(rt_executor_t *ex)
+bool rt_executor_drain_pipe(rt_executor_t *ex)
 {
     atomic_store(&ex->pipe_pending, 0); /* a command sent from now on sets it */
     for (;;) {
@@ -903,7 +370,7 @@ static int s_start_watcher(rt_executor_t *ex)
         return -errno;
     ex->watcher_running = true;
     ex->items_dirty = true;
-    if (s_rebuild_inputs(ex)) {
+    if (rt_executor_rebuild_inputs(ex)) {
         ex->watcher_running = false;
         return -ENOMEM;
     }
@@ -977,8 +444,8 @@ static int s_pipe_pair(rt_executor_t *ex)
 {
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "inproc://rt-pipe-%p", (void *)ex);
-    ex->pipe = s_socket(ex->rt, ZMQ_PAIR);
-    ex->pipe_inner = s_socket(ex->rt, ZMQ_PAIR);
+    ex->pipe = rt_socket(ex->rt, ZMQ_PAIR);
+    ex->pipe_inner = rt_socket(ex->rt, ZMQ_PAIR);
     if (!ex->pipe || !ex->pipe_inner || zmq_bind(ex->pipe_inner, endpoint) ||
         zmq_connect(ex->pipe, endpoint))
         return -errno;

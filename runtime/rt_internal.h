@@ -213,21 +213,40 @@ struct rt_client_s {
     rt_ctx_t ctx; /* the last request received, until answered */
 };
 
-/* executor.c */
-int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec);
-void rt_executor_remove_actor(rt_executor_t *ex, rt_actor_t *actor);
+/* route.c */
 int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **route);
 int rt_executor_send_raw(rt_executor_t *ex, void *socket, zmq_msg_t *frame, int flags);
-/* Something was sent on socket: drain it before blocking (executor.c). */
-void rt_executor_mark_sent(rt_executor_t *ex, void *socket);
-void rt_executor_enqueue(rt_executor_t *ex, rt_qitem_t *item);
-int rt_executor_pending_add(rt_executor_t *ex, rt_actor_t *actor, uint64_t id,
-                            int timeout_ms);
-rt_actor_t *rt_executor_pending_take(rt_executor_t *ex, uint64_t id);
-void rt_executor_drain_local_for(rt_executor_t *ex, rt_actor_t *actor);
-int rt_executor_poll_inputs(rt_executor_t *ex, int timeout_ms);
+/* Adds a packed one-way envelope to the route's batch. */
+int rt_route_batch(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env, size_t len,
+                   size_t body_len);
+void rt_route_flush(rt_executor_t *ex, rt_route_t *route);
+/* Sends what the executor's routes have coalesced: when its turn ends. */
+void rt_executor_flush(rt_executor_t *ex);
+void rt_route_close(void *arg, const char *key, void *value);
+
+/* executor.c */
+/* A socket with the runtime's options (no linger, deep queues, the send
+ * timeout). */
+void *rt_socket(rt_t *rt, int type);
+int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec);
+void rt_executor_remove_actor(rt_executor_t *ex, rt_actor_t *actor);
 void rt_executor_free_core(rt_executor_t *ex);
 rt_executor_t *rt_executor_new_manual(rt_t *rt, const char *name);
+/* Runs the commands waiting on the pipe; true once it is empty. */
+bool rt_executor_drain_pipe(rt_executor_t *ex);
+/* Removes the actors that terminated and are off the stack. */
+void rt_executor_reap(rt_executor_t *ex);
+
+/* loop.c */
+void rt_executor_drain_local_for(rt_executor_t *ex, rt_actor_t *actor);
+int rt_executor_poll_inputs(rt_executor_t *ex, int timeout_ms);
+int rt_executor_rebuild_inputs(rt_executor_t *ex);
+rt_actor_t *rt_executor_pending_take(rt_executor_t *ex, uint64_t id);
+int rt_executor_pending_add(rt_executor_t *ex, rt_actor_t *actor, uint64_t id,
+                            int timeout_ms);
+void rt_executor_enqueue(rt_executor_t *ex, rt_qitem_t *item);
+/* Something was sent on socket: drain it before blocking. */
+void rt_executor_mark_sent(rt_executor_t *ex, void *socket);
 
 /* actor.c */
 void rt_actor_dispatch(rt_actor_t *actor, const Vmm__Envelope *env, rt_ctx_t *ctx);
@@ -240,10 +259,6 @@ int rt_actor_match_reply(rt_executor_t *ex, const uint8_t *bytes, size_t len, ui
 void rt_actor_receive_reply(rt_executor_t *ex, const uint8_t *bytes, size_t len);
 void rt_actor_receive_local(rt_executor_t *ex, rt_qitem_t *item);
 void rt_actor_expire(rt_executor_t *ex, rt_actor_t *actor, uint64_t id);
-/* Sends what the executor's routes have coalesced: before it blocks, and
- * before a route is closed. */
-void rt_executor_flush(rt_executor_t *ex);
-void rt_route_flush(rt_executor_t *ex, rt_route_t *route);
 /* Fills env and err as the TIMEOUT reply to request `id`. */
 void rt_timeout_reply(Vmm__Envelope *env, Vmm__Error *err, char *receiver, uint64_t id);
 

@@ -1,0 +1,387 @@
+/*
+ * The executor's loop: what it waits on (mailboxes, sockets to other
+ * actors, raw descriptors, the control pipe), how it drains them, the local
+ * queue between actors of one executor, and pending requests' deadlines.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/rt_internal.h"
+
+/* How many messages one mailbox may hand over before the others get a turn. */
+#define S_BATCH 256
+
+/* ---- The local queue and pending requests ------------------------------- */
+
+void rt_executor_enqueue(rt_executor_t *ex, rt_qitem_t *item)
+{
+    item->next = NULL;
+    if (ex->q_tail)
+        ex->q_tail->next = item;
+    else
+        ex->q_head = item;
+    ex->q_tail = item;
+}
+
+/* Delivers the queued items for `only` (or for every actor not on the stack
+ * when only is NULL), in order. */
+static void s_drain_local(rt_executor_t *ex, rt_actor_t *only)
+{
+    rt_qitem_t **link = &ex->q_head, *prev = NULL;
+    while (*link) {
+        rt_qitem_t *item = *link;
+        bool deliver = only ? item->to == only : (!item->to || !item->to->depth);
+        if (!deliver) {
+            prev = item;
+            link = &item->next;
+            continue;
+        }
+        *link = item->next;
+        if (ex->q_tail == item)
+            ex->q_tail = prev;
+        rt_actor_receive_local(ex, item);
+        free(item);
+        /* The handler may have queued or removed items: start over from
+         * the head, which keeps the order per receiver. */
+        link = &ex->q_head;
+        prev = NULL;
+    }
+}
+
+void rt_executor_drain_local_for(rt_executor_t *ex, rt_actor_t *actor)
+{
+    s_drain_local(ex, actor);
+}
+
+int rt_executor_pending_add(rt_executor_t *ex, rt_actor_t *actor, uint64_t id,
+                            int timeout_ms)
+{
+    if (ex->n_pending == ex->cap_pending) {
+        size_t cap = ex->cap_pending ? ex->cap_pending * 2 : 16;
+        rt_pending_t *p = realloc(ex->pending, cap * sizeof *p);
+        if (!p)
+            return -ENOMEM;
+        ex->pending = p;
+        ex->cap_pending = cap;
+    }
+    ex->pending[ex->n_pending++] = (rt_pending_t){
+        .id = id,
+        .actor = actor,
+        .deadline_us = rt_now_us() + (int64_t)timeout_ms * 1000,
+    };
+    return 0;
+}
+
+rt_actor_t *rt_executor_pending_take(rt_executor_t *ex, uint64_t id)
+{
+    for (size_t i = 0; i < ex->n_pending; i++)
+        if (ex->pending[i].id == id) {
+            rt_actor_t *actor = ex->pending[i].actor;
+            ex->pending[i] = ex->pending[--ex->n_pending];
+            return actor;
+        }
+    return NULL;
+}
+
+static void s_expire_pending(rt_executor_t *ex)
+{
+    int64_t now = rt_now_us();
+    for (size_t i = 0; i < ex->n_pending;) {
+        if (ex->pending[i].deadline_us > now) {
+            i++;
+            continue;
+        }
+        rt_pending_t p = ex->pending[i];
+        ex->pending[i] = ex->pending[--ex->n_pending];
+        rt_actor_expire(ex, p.actor, p.id);
+        i = 0; /* the callback may have changed the table */
+    }
+}
+
+/* Milliseconds until the next pending deadline, or -1 for none. */
+static int s_next_timeout(rt_executor_t *ex)
+{
+    if (!ex->n_pending)
+        return -1;
+    int64_t first = ex->pending[0].deadline_us;
+    for (size_t i = 1; i < ex->n_pending; i++)
+        if (ex->pending[i].deadline_us < first)
+            first = ex->pending[i].deadline_us;
+    int64_t ms = (first - rt_now_us() + 999) / 1000;
+    return ms < 0 ? 0 : (int)ms;
+}
+
+/* ---- Raw descriptors ---------------------------------------------------- */
+
+int rt_actor_watch_fd(rt_actor_t *self, int fd, rt_fd_fn fn)
+{
+    rt_executor_t *ex = self->ex;
+    if (fd < 0 || !fn)
+        return -EINVAL;
+    for (size_t i = 0; i < ex->n_watches; i++)
+        if (ex->watches[i].fd == fd)
+            return -EEXIST;
+    rt_watch_t *w = realloc(ex->watches, (ex->n_watches + 1) * sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    ex->watches = w;
+    ex->watches[ex->n_watches++] = (rt_watch_t){.fd = fd, .actor = self, .fn = fn};
+    ex->items_dirty = true;
+    return 0;
+}
+
+int rt_actor_unwatch_fd(rt_actor_t *self, int fd)
+{
+    rt_executor_t *ex = self->ex;
+    for (size_t i = 0; i < ex->n_watches; i++)
+        if (ex->watches[i].fd == fd && ex->watches[i].actor == self) {
+            ex->watches[i] = ex->watches[--ex->n_watches];
+            ex->items_dirty = true;
+            return 0;
+        }
+    return -ENOENT;
+}
+
+/* ---- The loop ------------------------------------------------------------ */
+
+/*
+ * The loop polls the descriptors behind its sockets (ZMQ_FD) itself, one
+ * poll() for all inputs, instead of zmq_poll(), which costs several system
+ * calls per socket. ZMQ_FD only says that something may have changed, and a
+ * send on a socket may consume that signal: so a socket is drained (read
+ * until EAGAIN) whenever its descriptor was readable, when a drain stopped
+ * early, and after anything was sent on it (rt_executor_mark_sent()).
+ */
+int rt_executor_rebuild_inputs(rt_executor_t *ex)
+{
+    size_t n = (ex->pipe_inner ? 1 : 0) + ex->n_actors + ex->n_dealers + ex->n_watches;
+    rt_input_t *inputs = realloc(ex->inputs, (n ? n : 1) * sizeof *inputs);
+    if (!inputs)
+        return -ENOMEM;
+    ex->inputs = inputs;
+    struct pollfd *pfds = realloc(ex->pfds, (n ? n : 1) * sizeof *pfds);
+    if (!pfds)
+        return -ENOMEM;
+    ex->pfds = pfds;
+    size_t k = 0;
+    if (ex->pipe_inner)
+        inputs[k++] = (rt_input_t){.kind = RT_IN_PIPE, .socket = ex->pipe_inner};
+    for (size_t i = 0; i < ex->n_actors; i++)
+        inputs[k++] = (rt_input_t){.kind = RT_IN_MAILBOX, .socket = ex->actors[i]->mailbox,
+                                   .actor = ex->actors[i]};
+    for (size_t i = 0; i < ex->n_dealers; i++)
+        inputs[k++] = (rt_input_t){.kind = RT_IN_DEALER, .socket = ex->dealers[i]};
+    for (size_t i = 0; i < ex->n_watches; i++)
+        inputs[k++] = (rt_input_t){.kind = RT_IN_FD, .fd = ex->watches[i].fd,
+                                   .actor = ex->watches[i].actor, .fn = ex->watches[i].fn};
+    for (size_t i = 0; i < n; i++) {
+        if (inputs[i].socket) {
+            size_t len = sizeof inputs[i].fd;
+            zmq_getsockopt(inputs[i].socket, ZMQ_FD, &inputs[i].fd, &len);
+            inputs[i].drain = true; /* what arrived before is not signalled again */
+        }
+        pfds[i] = (struct pollfd){.fd = inputs[i].fd, .events = POLLIN};
+    }
+    ex->n_inputs = n;
+    ex->items_dirty = false;
+
+    if (ex->watcher_running) {
+        /* The watcher polls the same descriptors. */
+        int *fds = malloc((n ? n : 1) * sizeof *fds);
+        if (!fds)
+            return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+            fds[i] = inputs[i].fd;
+        pthread_mutex_lock(&ex->watch_lock);
+        free(ex->watch_fds);
+        ex->watch_fds = fds;
+        ex->n_watch_fds = n;
+        pthread_mutex_unlock(&ex->watch_lock);
+    }
+    return 0;
+}
+
+void rt_executor_mark_sent(rt_executor_t *ex, void *socket)
+{
+    for (size_t i = 0; i < ex->n_inputs; i++)
+        if (ex->inputs[i].socket == socket)
+            ex->inputs[i].drain = true;
+}
+
+/* Each returns true when the socket was read until EAGAIN. */
+static bool s_drain_mailbox(rt_actor_t *actor)
+{
+    for (int i = 0; i < S_BATCH && !actor->terminated; i++) {
+        rt_msg_t msg;
+        rt_ctx_t ctx = {.kind = RT_CTX_MAILBOX};
+        int rc = rt_actor_receive_mailbox(actor, &msg, &ctx, ZMQ_DONTWAIT);
+        if (rc < 0)
+            return rc != -EINTR;
+        if (rc == 1) {
+            rt_actor_dispatch(actor, msg.env, &ctx);
+            rt_msg_release(&msg);
+        }
+    }
+    return actor->terminated;
+}
+
+static bool s_drain_dealer(rt_executor_t *ex, void *dealer)
+{
+    for (int i = 0; i < S_BATCH; i++) {
+        zmq_msg_t frame;
+        zmq_msg_init(&frame);
+        if (zmq_msg_recv(&frame, dealer, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&frame);
+            return errno != EINTR;
+        }
+        rt_actor_receive_reply(ex, zmq_msg_data(&frame), zmq_msg_size(&frame));
+        zmq_msg_close(&frame);
+    }
+    return false;
+}
+
+/* Waits for input up to timeout_ms (polling first for spin_us), and marks
+ * what became ready. Returns true if anything did. */
+static bool s_wait_inputs(rt_executor_t *ex, int timeout_ms)
+{
+    int rc = 0;
+    int spin_us = timeout_ms != 0 ? rt_spin_begin(ex->rt, &ex->spin) : 0;
+    if (spin_us) {
+        int64_t spin_until = rt_now_us() + spin_us;
+        while ((rc = poll(ex->pfds, ex->n_inputs, 0)) == 0 && rt_now_us() < spin_until)
+            sched_yield(); /* do not starve the thread that will send */
+        rt_spin_end(&ex->spin);
+    }
+    if (rc == 0)
+        rc = poll(ex->pfds, ex->n_inputs, timeout_ms);
+    if (rc <= 0)
+        return false;
+    for (size_t i = 0; i < ex->n_inputs; i++) {
+        ex->inputs[i].ready = ex->pfds[i].revents != 0;
+        if (ex->inputs[i].ready && ex->inputs[i].socket)
+            ex->inputs[i].drain = true;
+    }
+    return true;
+}
+
+/*
+ * An executor whose only input is one actor's mailbox serves it as a plain
+ * ZeroMQ server would, blocking in the receive itself: one system call per
+ * wake-up, where poll() and then a receive take three. It leaves when
+ * anything else needs the loop; a command on the pipe gets there by
+ * kicking the thread out of the receive (s_command()).
+ */
+static bool s_may_park(rt_executor_t *ex, int timeout_ms)
+{
+    if (timeout_ms >= 0 || ex->manual || ex->blocking || ex->n_actors != 1 ||
+        ex->n_watches || ex->n_pending || ex->q_head || ex->items_dirty || ex->stop ||
+        atomic_load(&ex->pipe_pending))
+        return false;
+    for (size_t i = 0; i < ex->n_inputs; i++)
+        if (ex->inputs[i].drain && ex->inputs[i].kind != RT_IN_MAILBOX)
+            return false;
+    return true;
+}
+
+static void s_park(rt_executor_t *ex)
+{
+    rt_actor_t *actor = ex->actors[0];
+    while (s_may_park(ex, -1) && !actor->terminated) {
+        rt_msg_t msg;
+        rt_ctx_t ctx = {.kind = RT_CTX_MAILBOX};
+        /* Without a spin ahead, go straight to the blocking receive, which
+         * takes what is already there as cheaply as a non-blocking one. */
+        int rc = -EAGAIN;
+        if (actor->in_batch || rt_spin_enabled(ex->rt, &ex->spin))
+            rc = rt_actor_receive_mailbox(actor, &msg, &ctx, ZMQ_DONTWAIT);
+        int spin_us = rc == -EAGAIN ? rt_spin_begin(ex->rt, &ex->spin) : 0;
+        if (spin_us) {
+            /* Spin on the descriptor, not on receives: an empty receive
+             * touches the pipe the sender is writing to. */
+            int fd;
+            size_t len = sizeof fd;
+            zmq_getsockopt(actor->mailbox, ZMQ_FD, &fd, &len);
+            if (rt_spin_fd(fd, spin_us))
+                rc = rt_actor_receive_mailbox(actor, &msg, &ctx, ZMQ_DONTWAIT);
+            rt_spin_end(&ex->spin);
+        }
+        if (rc == -EAGAIN) {
+            rt_executor_flush(ex);
+            /* Parked only while blocked, so that handlers never see the
+             * kick; then look at the pipe once more, as s_command()
+             * looks at parked after announcing its command. */
+            atomic_store(&ex->parked, 1);
+            if (!atomic_load(&ex->pipe_pending))
+                rc = rt_actor_receive_mailbox(actor, &msg, &ctx, 0);
+            atomic_store(&ex->parked, 0);
+        }
+        if (rc == 1) {
+            rt_actor_dispatch(actor, msg.env, &ctx);
+            rt_msg_release(&msg);
+        } else if (rc < 0 && rc != -EINTR && rc != -EAGAIN) {
+            break;
+        }
+    }
+    /* Left without reading to EAGAIN: look at everything again. */
+    for (size_t i = 0; i < ex->n_inputs; i++)
+        if (ex->inputs[i].socket)
+            ex->inputs[i].drain = true;
+}
+
+/* One round: wait for input up to timeout_ms, then handle all of it. */
+int rt_executor_poll_inputs(rt_executor_t *ex, int timeout_ms)
+{
+    rt_executor_flush(ex); /* the turn is over: send what it coalesced */
+    if (ex->items_dirty && rt_executor_rebuild_inputs(ex))
+        return -ENOMEM;
+    if (s_may_park(ex, timeout_ms)) {
+        s_park(ex);
+        s_drain_local(ex, NULL);
+        rt_executor_reap(ex);
+        return 0;
+    }
+    int next = s_next_timeout(ex);
+    if (next >= 0 && (timeout_ms < 0 || next < timeout_ms))
+        timeout_ms = next;
+    for (size_t i = 0; i < ex->n_inputs && timeout_ms; i++)
+        if (ex->inputs[i].drain)
+            timeout_ms = 0;
+    if (ex->q_head)
+        timeout_ms = 0;
+    for (size_t i = 0; i < ex->n_inputs; i++)
+        ex->inputs[i].ready = false;
+    s_wait_inputs(ex, timeout_ms);
+
+    /* Handlers may add or remove actors, dealers and descriptors: then the
+     * inputs are rebuilt (every socket marked for draining) and this round
+     * ends early. */
+    for (size_t i = 0; i < ex->n_inputs && !ex->items_dirty; i++) {
+        rt_input_t *in = &ex->inputs[i];
+        switch (in->kind) {
+        case RT_IN_PIPE:
+            if (in->drain)
+                in->drain = !rt_executor_drain_pipe(ex);
+            break;
+        case RT_IN_MAILBOX:
+            if (in->drain)
+                in->drain = !s_drain_mailbox(in->actor);
+            break;
+        case RT_IN_DEALER:
+            if (in->drain)
+                in->drain = !s_drain_dealer(ex, in->socket);
+            break;
+        case RT_IN_FD:
+            if (in->ready)
+                in->fn(in->actor, in->fd);
+            break;
+        }
+    }
+    s_drain_local(ex, NULL);
+    s_expire_pending(ex);
+    rt_executor_reap(ex);
+    return 0;
+}
+

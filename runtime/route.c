@@ -1,0 +1,257 @@
+/*
+ * Routes: how an executor reaches an actor by name (a local actor, or a
+ * DEALER socket to its mailbox), cached per executor and dropped when the
+ * actor leaves; and the batches of one-way envelopes coalesced per route.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/rt_internal.h"
+
+/* Drops cached routes whose in-process actor has gone, or whose directory
+ * entry may have changed, after any actor left the runtime. */
+static void s_revalidate(void *arg, const char *key, void *value)
+{
+    rt_executor_t *ex = arg;
+    rt_route_t *route = value;
+    rt_actor_t *now = rt_map_get(ex->rt->actors, key);
+    bool stale = route->local ? now != route->local
+                              : (route->serial ? !now || now->serial != route->serial
+                                               : true);
+    if (stale)
+        route->serial = UINT64_MAX; /* marked; removed below */
+}
+
+typedef struct {
+    char **keys;
+    size_t n;
+} s_keys_t;
+
+static void s_collect_marked(void *arg, const char *key, void *value)
+{
+    s_keys_t *keys = arg;
+    if (((rt_route_t *)value)->serial == UINT64_MAX) {
+        char **grown = realloc(keys->keys, (keys->n + 1) * sizeof *grown);
+        if (!grown)
+            return;
+        keys->keys = grown;
+        keys->keys[keys->n++] = strdup(key);
+    }
+}
+
+static void s_refresh_routes(rt_executor_t *ex)
+{
+    uint64_t removals = atomic_load(&ex->rt->removals);
+    if (removals == ex->removals_seen)
+        return;
+    ex->removals_seen = removals;
+    pthread_mutex_lock(&ex->rt->lock);
+    rt_map_each(ex->routes, s_revalidate, ex);
+    pthread_mutex_unlock(&ex->rt->lock);
+    s_keys_t keys = {0};
+    rt_map_each(ex->routes, s_collect_marked, &keys);
+    for (size_t i = 0; i < keys.n; i++) {
+        if (!keys.keys[i])
+            continue;
+        rt_route_t *route = rt_map_remove(ex->routes, keys.keys[i]);
+        if (route && route->dealer) {
+            for (size_t j = 0; j < ex->n_dealers; j++)
+                if (ex->dealers[j] == route->dealer) {
+                    ex->dealers[j] = ex->dealers[--ex->n_dealers];
+                    break;
+                }
+            ex->items_dirty = true;
+        }
+        rt_route_close(ex, NULL, route);
+        free(keys.keys[i]);
+    }
+    free(keys.keys);
+}
+
+int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **out)
+{
+    rt_t *rt = ex->rt;
+    s_refresh_routes(ex);
+    rt_route_t *route = rt_map_get(ex->routes, to);
+    if (route) {
+        *out = route;
+        return 0;
+    }
+
+    char *endpoint = NULL;
+    route = calloc(1, sizeof *route);
+    if (!route)
+        return -ENOMEM;
+    pthread_mutex_lock(&rt->lock);
+    rt_actor_t *target = rt_map_get(rt->actors, to);
+    if (target && target->ex == ex)
+        route->local = target;
+    else if (target) {
+        endpoint = strdup(target->endpoint);
+        route->serial = target->serial;
+    } else if (rt_map_get(rt->directory, to))
+        endpoint = strdup(rt_map_get(rt->directory, to));
+    pthread_mutex_unlock(&rt->lock);
+
+    int rc = -ENOENT;
+    if (!route->local) {
+        if (!endpoint)
+            goto fail;
+        rc = -ENOMEM;
+        void **dealers = realloc(ex->dealers, (ex->n_dealers + 1) * sizeof *dealers);
+        if (!dealers)
+            goto fail;
+        ex->dealers = dealers;
+        route->dealer = rt_socket(rt, ZMQ_DEALER);
+        route->rcvtimeo_ms = -1; /* ZeroMQ's default */
+        if (!route->dealer || zmq_connect(route->dealer, endpoint)) {
+            rc = -errno;
+            rt_log(rt, NULL, RT_LOG_WARN, "cannot connect to %s at %s: %s", to, endpoint,
+                   zmq_strerror(errno));
+            goto fail;
+        }
+        ex->dealers[ex->n_dealers++] = route->dealer;
+        ex->items_dirty = true;
+    }
+    rc = rt_map_put(ex->routes, to, route);
+    if (rc)
+        goto fail;
+    free(endpoint);
+    *out = route;
+    return 0;
+
+fail:
+    if (route->dealer) {
+        if (ex->n_dealers && ex->dealers[ex->n_dealers - 1] == route->dealer)
+            ex->n_dealers--;
+        zmq_close(route->dealer);
+    }
+    free(route);
+    free(endpoint);
+    return rc;
+}
+
+/* Sends one frame, retrying when a kick signal interrupts the call. */
+int rt_executor_send_raw(rt_executor_t *ex, void *socket, zmq_msg_t *frame, int flags)
+{
+    (void)ex;
+    for (;;) {
+        if (zmq_msg_send(frame, socket, flags) >= 0)
+            return 0;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+/* Flushes and frees a route; arg is its executor (an rt_map_each()
+ * callback). */
+void rt_route_close(void *arg, const char *key, void *value)
+{
+    rt_executor_t *ex = arg;
+    (void)key;
+    rt_route_t *route = value;
+    if (route->batch_listed) {
+        rt_route_flush(ex, route);
+        for (size_t i = 0; i < ex->n_batched; i++)
+            if (ex->batched[i] == route) {
+                ex->batched[i] = ex->batched[--ex->n_batched];
+                break;
+            }
+    }
+    if (route->dealer)
+        zmq_close(route->dealer);
+    free(route->batch);
+    free(route);
+}
+
+
+/* ---- Coalescing ------------------------------------------------------------ */
+
+/*
+ * One-way envelopes to another executor are coalesced per route and sent
+ * as one frame when the sending executor is about to wait (its turn is
+ * over), before a request on the same route (so nothing is overtaken), or
+ * when the batch is full: ZeroMQ's cost is per message, so many small
+ * events cost the price of one. A batch of one is sent as a plain frame.
+ */
+#define S_BATCH_BYTES (32 * 1024)
+
+void rt_route_flush(rt_executor_t *ex, rt_route_t *route)
+{
+    if (!route->batch_count)
+        return;
+    const uint8_t *data = route->batch;
+    size_t len = route->batch_len;
+    if (route->batch_count == 1) {
+        uint64_t one;
+        data++; /* the marker */
+        rt_wire_get_varint(&data, route->batch + route->batch_len, &one);
+        len = (size_t)one;
+    }
+    zmq_msg_t frame;
+    int rc = zmq_msg_init_size(&frame, len) ? -ENOMEM : 0;
+    if (!rc) {
+        memcpy(zmq_msg_data(&frame), data, len);
+        rc = rt_executor_send_raw(ex, route->dealer, &frame, 0);
+        rt_executor_mark_sent(ex, route->dealer);
+        if (rc)
+            zmq_msg_close(&frame);
+    }
+    if (rc) {
+        for (unsigned i = 0; i < route->batch_count; i++)
+            rt_count(&ex->stats.tx_refused);
+        rt_log(ex->rt, NULL, RT_LOG_WARN, "%u envelopes could not be sent: %s",
+               route->batch_count, strerror(-rc));
+    }
+    route->batch_len = 0;
+    route->batch_count = 0;
+}
+
+void rt_executor_flush(rt_executor_t *ex)
+{
+    for (size_t i = 0; i < ex->n_batched; i++) {
+        rt_route_flush(ex, ex->batched[i]);
+        ex->batched[i]->batch_listed = false;
+    }
+    ex->n_batched = 0;
+}
+
+int rt_route_batch(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env, size_t len,
+                   size_t body_len)
+{
+    rt_executor_t *ex = self->ex;
+    size_t need = rt_wire_varint_size(len) + len + 1;
+    if (route->batch_len + need > S_BATCH_BYTES)
+        rt_route_flush(ex, route);
+    if (route->batch_len + need > route->batch_cap) {
+        size_t cap = route->batch_len + need > S_BATCH_BYTES ? route->batch_len + need
+                                                             : S_BATCH_BYTES;
+        uint8_t *grown = realloc(route->batch, cap);
+        if (!grown)
+            return -ENOMEM;
+        route->batch = grown;
+        route->batch_cap = cap;
+    }
+    if (!route->batch_listed) {
+        if (ex->n_batched == ex->cap_batched) {
+            size_t cap = ex->cap_batched ? ex->cap_batched * 2 : 8;
+            rt_route_t **grown = realloc(ex->batched, cap * sizeof *grown);
+            if (!grown)
+                return -ENOMEM;
+            ex->batched = grown;
+            ex->cap_batched = cap;
+        }
+        ex->batched[ex->n_batched++] = route;
+        route->batch_listed = true;
+    }
+    if (!route->batch_len)
+        route->batch[route->batch_len++] = RT_BATCH_MARKER;
+    uint8_t *p = rt_wire_put_varint(route->batch + route->batch_len, len);
+    rt_wire_pack(env, body_len, p);
+    rt_tap(self->rt, RT_TAP_TX, self->name, env, p, len);
+    route->batch_len = (size_t)(p - route->batch) + len;
+    route->batch_count++;
+    return 0;
+}
+
