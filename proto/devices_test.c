@@ -1,66 +1,38 @@
 #include <criterion/criterion.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "proto/devices.pb-c.h"
+#include "proto/testing/proto_check.h"
 
-/* Packs m, unpacks a copy and checks that the copy packs to the same bytes,
- * so that no field was lost or changed on the way. The caller frees the copy
- * with protobuf_c_message_free_unpacked. */
-static ProtobufCMessage *s_roundtrip(const ProtobufCMessage *m)
-{
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(len + 1);
-    uint8_t *again = malloc(len + 1);
-    cr_assert(buf && again);
-    cr_assert_eq(protobuf_c_message_pack(m, buf), len);
-    ProtobufCMessage *out = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
-    cr_assert_not_null(out, "%s did not unpack", m->descriptor->name);
-    cr_assert_eq(protobuf_c_message_get_packed_size(out), len);
-    protobuf_c_message_pack(out, again);
-    cr_assert_arr_eq(again, buf, len);
-    free(buf);
-    free(again);
-    return out;
-}
+/* A Request / Reply / Event with one oneof member set, round-tripped: the copy
+ * must pack to the same bytes and have the same member set. */
+#define S_REQ(member, CASE, op)                                                                            \
+    PROTO_CHECK_ONEOF(Vmm__Devices__Request, &vmm__devices__request__descriptor, op_case,                   \
+                      VMM__DEVICES__REQUEST__OP_##CASE, member, op)
+#define S_REPLY(member, CASE, res)                                                                         \
+    PROTO_CHECK_ONEOF(Vmm__Devices__Reply, &vmm__devices__reply__descriptor, result_case,                   \
+                      VMM__DEVICES__REPLY__RESULT_##CASE, member, res)
+#define S_EVENT(member, CASE, ev)                                                                          \
+    PROTO_CHECK_ONEOF(Vmm__Devices__Event, &vmm__devices__event__descriptor, event_case,                    \
+                      VMM__DEVICES__EVENT__EVENT_##CASE, member, ev)
 
-static Vmm__Devices__Request *s_req(const Vmm__Devices__Request *in)
-{
-    Vmm__Devices__Request *out = (Vmm__Devices__Request *)s_roundtrip(&in->base);
-    cr_assert_eq(out->op_case, in->op_case);
-    return out;
-}
-
-static Vmm__Devices__Reply *s_reply(const Vmm__Devices__Reply *in)
-{
-    Vmm__Devices__Reply *out = (Vmm__Devices__Reply *)s_roundtrip(&in->base);
-    cr_assert_eq(out->result_case, in->result_case);
-    return out;
-}
-
-#define S_REQ(member, CASE, op)                                                                \
-    s_req(&(Vmm__Devices__Request){.base = PROTOBUF_C_MESSAGE_INIT(&vmm__devices__request__descriptor), \
-                                   .op_case = VMM__DEVICES__REQUEST__OP_##CASE, .member = (op)})
-#define S_REPLY(member, CASE, res)                                                             \
-    s_reply(&(Vmm__Devices__Reply){.base = PROTOBUF_C_MESSAGE_INIT(&vmm__devices__reply__descriptor), \
-                                   .result_case = VMM__DEVICES__REPLY__RESULT_##CASE, .member = (res)})
 #define S_FREE_REQ(m) vmm__devices__request__free_unpacked((m), NULL)
 #define S_FREE_REPLY(m) vmm__devices__reply__free_unpacked((m), NULL)
+#define S_FREE_EVENT(m) vmm__devices__event__free_unpacked((m), NULL)
+
+/* The three bodies the device protocol sends. */
+static const ProtobufCMessageDescriptor *const s_bodies[] = {
+    &vmm__devices__request__descriptor,
+    &vmm__devices__reply__descriptor,
+    &vmm__devices__event__descriptor,
+};
 
 /* ------------------------------------------------------------------------ */
 /* Defaults. */
 
+/* Each body starts with its oneof NOT_SET and packs to nothing. */
 Test(devices_defaults, bodies_are_empty)
 {
-    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
-    Vmm__Devices__Reply reply = VMM__DEVICES__REPLY__INIT;
-    Vmm__Devices__Event ev = VMM__DEVICES__EVENT__INIT;
-    cr_expect_eq(req.op_case, VMM__DEVICES__REQUEST__OP__NOT_SET);
-    cr_expect_eq(reply.result_case, VMM__DEVICES__REPLY__RESULT__NOT_SET);
-    cr_expect_eq(ev.event_case, VMM__DEVICES__EVENT__EVENT__NOT_SET);
-    cr_expect_eq(vmm__devices__request__get_packed_size(&req), 0);
-    cr_expect_eq(vmm__devices__reply__get_packed_size(&reply), 0);
-    cr_expect_eq(vmm__devices__event__get_packed_size(&ev), 0);
+    proto_check_defaults_empty(s_bodies, PROTO_CHECK_LEN(s_bodies));
 }
 
 Test(devices_defaults, ops_start_zero_and_unset)
@@ -399,22 +371,17 @@ Test(devices_event, irq_line_changed)
     Vmm__Devices__IrqLineChanged lc = VMM__DEVICES__IRQ_LINE_CHANGED__INIT;
     lc.irq = 11;
     lc.high = true;
-    Vmm__Devices__Event ev = VMM__DEVICES__EVENT__INIT;
-    ev.event_case = VMM__DEVICES__EVENT__EVENT_IRQ_LINE_CHANGED;
-    ev.irq_line_changed = &lc;
-    Vmm__Devices__Event *out = (Vmm__Devices__Event *)s_roundtrip(&ev.base);
-    cr_assert_eq(out->event_case, VMM__DEVICES__EVENT__EVENT_IRQ_LINE_CHANGED);
+    Vmm__Devices__Event *out = S_EVENT(irq_line_changed, IRQ_LINE_CHANGED, &lc);
     cr_expect_eq(out->irq_line_changed->irq, 11);
     cr_expect(out->irq_line_changed->high);
-    vmm__devices__event__free_unpacked(out, NULL);
+    S_FREE_EVENT(out);
 
     /* A line going low is an event too: it must not vanish as a default. */
     lc.high = false;
-    out = (Vmm__Devices__Event *)s_roundtrip(&ev.base);
-    cr_assert_eq(out->event_case, VMM__DEVICES__EVENT__EVENT_IRQ_LINE_CHANGED);
+    out = S_EVENT(irq_line_changed, IRQ_LINE_CHANGED, &lc);
     cr_expect_eq(out->irq_line_changed->irq, 11);
     cr_expect_not(out->irq_line_changed->high);
-    vmm__devices__event__free_unpacked(out, NULL);
+    S_FREE_EVENT(out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -424,10 +391,7 @@ Test(devices_event, irq_line_changed)
  * NOT_SET, which device actors must answer with INVALID_ARGUMENT. */
 Test(devices_bad_input, empty_buffer_is_not_set)
 {
-    Vmm__Devices__Request *req = vmm__devices__request__unpack(NULL, 0, (const uint8_t *)"");
-    cr_assert_not_null(req);
-    cr_expect_eq(req->op_case, VMM__DEVICES__REQUEST__OP__NOT_SET);
-    vmm__devices__request__free_unpacked(req, NULL);
+    proto_check_empty_decodes_unset(&vmm__devices__request__descriptor);
 }
 
 /* Every strict prefix of a one-op request cuts its only field short. */
@@ -441,37 +405,12 @@ Test(devices_bad_input, truncated_buffers_fail)
     Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
     req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_MMIO;
     req.write_mmio = &op;
-    uint8_t buf[64];
-    size_t len = vmm__devices__request__get_packed_size(&req);
-    cr_assert_leq(len, sizeof(buf));
-    vmm__devices__request__pack(&req, buf);
-    for (size_t n = 1; n < len; n++)
-        cr_expect_null(vmm__devices__request__unpack(NULL, n, buf), "prefix of %zu bytes decoded", n);
+    proto_check_prefixes_fail(&req.base);
 }
 
 Test(devices_bad_input, garbage_fails)
 {
-    static const struct {
-        const char *what;
-        size_t len;
-        uint8_t bytes[12];
-    } cases[] = {
-        {"overlong varint tag", 11, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
-        {"field number 0", 2, {0x00, 0x00}},
-        {"wire type 7", 2, {0x0f, 0x00}},
-        {"group start", 2, {0x0b, 0x0c}},
-        {"op as varint", 2, {0x08, 0x01}},
-        {"length past end", 3, {0x0a, 0x7f, 0x00}},
-        {"garbage inside op", 4, {0x0a, 0x02, 0xff, 0xff}},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        cr_expect_null(vmm__devices__request__unpack(NULL, cases[i].len, cases[i].bytes), "%s decoded",
-                       cases[i].what);
-        cr_expect_null(vmm__devices__reply__unpack(NULL, cases[i].len, cases[i].bytes), "%s decoded",
-                       cases[i].what);
-        cr_expect_null(vmm__devices__event__unpack(NULL, cases[i].len, cases[i].bytes), "%s decoded",
-                       cases[i].what);
-    }
+    proto_check_garbage_fails(s_bodies, PROTO_CHECK_LEN(s_bodies));
 }
 
 /* Flipping bytes of a valid request either fails to decode or decodes to a
@@ -492,20 +431,5 @@ Test(devices_bad_input, mutated_bytes_are_safe)
     Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
     req.op_case = VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
     req.register_device = &op;
-    uint8_t buf[64];
-    cr_assert_leq(vmm__devices__request__get_packed_size(&req), sizeof(buf));
-    size_t len = vmm__devices__request__pack(&req, buf);
-    static const uint8_t flips[] = {0x01, 0x07, 0x80, 0xff};
-    for (size_t i = 0; i < len; i++) {
-        for (size_t f = 0; f < sizeof(flips); f++) {
-            uint8_t mut[64];
-            memcpy(mut, buf, len);
-            mut[i] ^= flips[f];
-            Vmm__Devices__Request *m = vmm__devices__request__unpack(NULL, len, mut);
-            if (m) {
-                vmm__devices__request__free_unpacked((Vmm__Devices__Request *)s_roundtrip(&m->base), NULL);
-                vmm__devices__request__free_unpacked(m, NULL);
-            }
-        }
-    }
+    proto_check_mutations_safe(&req.base);
 }

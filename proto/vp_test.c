@@ -1,81 +1,48 @@
 #include <criterion/criterion.h>
-#include <stdlib.h>
-#include <string.h>
 
+#include "proto/testing/proto_check.h"
 #include "proto/vp.pb-c.h"
 
-/* Packs m, unpacks a copy and checks that the copy packs to the same bytes,
- * so that no field was lost or changed on the way. The caller frees the copy
- * with protobuf_c_message_free_unpacked. */
-static ProtobufCMessage *s_roundtrip(const ProtobufCMessage *m)
-{
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = malloc(len + 1);
-    uint8_t *again = malloc(len + 1);
-    cr_assert(buf && again);
-    cr_assert_eq(protobuf_c_message_pack(m, buf), len);
-    ProtobufCMessage *out = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
-    cr_assert_not_null(out, "%s did not unpack", m->descriptor->name);
-    cr_assert_eq(protobuf_c_message_get_packed_size(out), len);
-    protobuf_c_message_pack(out, again);
-    cr_assert_arr_eq(again, buf, len);
-    free(buf);
-    free(again);
-    return out;
-}
+/* A Request / Reply / Event with one oneof member set, round-tripped: the copy
+ * must pack to the same bytes and have the same member set. */
+#define S_REQ(member, CASE, op)                                                                            \
+    PROTO_CHECK_ONEOF(Vmm__Vp__Request, &vmm__vp__request__descriptor, op_case, VMM__VP__REQUEST__OP_##CASE, \
+                      member, op)
+#define S_REPLY(member, CASE, res)                                                                         \
+    PROTO_CHECK_ONEOF(Vmm__Vp__Reply, &vmm__vp__reply__descriptor, result_case,                             \
+                      VMM__VP__REPLY__RESULT_##CASE, member, res)
+#define S_EVENT(member, CASE, ev)                                                                          \
+    PROTO_CHECK_ONEOF(Vmm__Vp__Event, &vmm__vp__event__descriptor, event_case, VMM__VP__EVENT__EVENT_##CASE, \
+                      member, ev)
 
-static Vmm__Vp__Request *s_req(const Vmm__Vp__Request *in)
-{
-    Vmm__Vp__Request *out = (Vmm__Vp__Request *)s_roundtrip(&in->base);
-    cr_assert_eq(out->op_case, in->op_case);
-    return out;
-}
-
-static Vmm__Vp__Reply *s_reply(const Vmm__Vp__Reply *in)
-{
-    Vmm__Vp__Reply *out = (Vmm__Vp__Reply *)s_roundtrip(&in->base);
-    cr_assert_eq(out->result_case, in->result_case);
-    return out;
-}
-
-/* Wraps a Halted in an Event, round-trips it and returns the copy's Halted
- * after checking the reason survived; free with s_free_halted. */
-static Vmm__Vp__Event *s_halted(Vmm__Vp__Halted *h)
-{
-    Vmm__Vp__Event ev = VMM__VP__EVENT__INIT;
-    ev.event_case = VMM__VP__EVENT__EVENT_HALTED;
-    ev.halted = h;
-    Vmm__Vp__Event *out = (Vmm__Vp__Event *)s_roundtrip(&ev.base);
-    cr_assert_eq(out->event_case, VMM__VP__EVENT__EVENT_HALTED);
-    cr_assert_eq(out->halted->reason_case, h->reason_case);
-    cr_expect_eq(out->halted->vp_index, h->vp_index);
-    return out;
-}
-
-#define S_REQ(member, CASE, op)                                                       \
-    s_req(&(Vmm__Vp__Request){.base = PROTOBUF_C_MESSAGE_INIT(&vmm__vp__request__descriptor), \
-                              .op_case = VMM__VP__REQUEST__OP_##CASE, .member = (op)})
-#define S_REPLY(member, CASE, res)                                                    \
-    s_reply(&(Vmm__Vp__Reply){.base = PROTOBUF_C_MESSAGE_INIT(&vmm__vp__reply__descriptor), \
-                              .result_case = VMM__VP__REPLY__RESULT_##CASE, .member = (res)})
 #define S_FREE_REQ(m) vmm__vp__request__free_unpacked((m), NULL)
 #define S_FREE_REPLY(m) vmm__vp__reply__free_unpacked((m), NULL)
 #define S_FREE_EVENT(m) vmm__vp__event__free_unpacked((m), NULL)
 
+/* The three bodies the VP protocol sends. */
+static const ProtobufCMessageDescriptor *const s_bodies[] = {
+    &vmm__vp__request__descriptor,
+    &vmm__vp__reply__descriptor,
+    &vmm__vp__event__descriptor,
+};
+
+/* Wraps a Halted in an Event and round-trips it; the copy's Halted must keep
+ * the reason (its oneof case) and the VP index. Free with S_FREE_EVENT. */
+static Vmm__Vp__Event *s_halted(Vmm__Vp__Halted *h)
+{
+    Vmm__Vp__Event *out = S_EVENT(halted, HALTED, h);
+    proto_check_same_cases(&out->halted->base, &h->base);
+    cr_expect_eq(out->halted->vp_index, h->vp_index);
+    return out;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Defaults and fixed numbers. */
 
+/* Each body starts with its oneof NOT_SET and packs to nothing. */
 Test(vp_defaults, bodies_are_empty)
 {
-    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
-    Vmm__Vp__Reply reply = VMM__VP__REPLY__INIT;
-    Vmm__Vp__Event ev = VMM__VP__EVENT__INIT;
-    cr_expect_eq(req.op_case, VMM__VP__REQUEST__OP__NOT_SET);
-    cr_expect_eq(reply.result_case, VMM__VP__REPLY__RESULT__NOT_SET);
-    cr_expect_eq(ev.event_case, VMM__VP__EVENT__EVENT__NOT_SET);
-    cr_expect_eq(vmm__vp__request__get_packed_size(&req), 0);
-    cr_expect_eq(vmm__vp__reply__get_packed_size(&reply), 0);
-    cr_expect_eq(vmm__vp__event__get_packed_size(&ev), 0);
+    proto_check_defaults_empty(s_bodies, PROTO_CHECK_LEN(s_bodies));
 }
 
 Test(vp_defaults, ops_start_zero_and_unset)
@@ -645,10 +612,7 @@ Test(vp_event, halted_hw_break)
  * NOT_SET, which the VP actor must answer with INVALID_ARGUMENT. */
 Test(vp_bad_input, empty_buffer_is_not_set)
 {
-    Vmm__Vp__Request *req = vmm__vp__request__unpack(NULL, 0, (const uint8_t *)"");
-    cr_assert_not_null(req);
-    cr_expect_eq(req->op_case, VMM__VP__REQUEST__OP__NOT_SET);
-    vmm__vp__request__free_unpacked(req, NULL);
+    proto_check_empty_decodes_unset(&vmm__vp__request__descriptor);
 }
 
 /* Every strict prefix of a one-op request cuts its only field short. */
@@ -660,42 +624,12 @@ Test(vp_bad_input, truncated_buffers_fail)
     Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
     req.op_case = VMM__VP__REQUEST__OP_SET_STATE;
     req.set_state = &op;
-    size_t len = vmm__vp__request__get_packed_size(&req);
-    uint8_t *buf = malloc(len);
-    cr_assert_not_null(buf);
-    vmm__vp__request__pack(&req, buf);
-    size_t decoded = 0;
-    for (size_t n = 1; n < len; n++) {
-        Vmm__Vp__Request *m = vmm__vp__request__unpack(NULL, n, buf);
-        if (m) {
-            decoded++;
-            vmm__vp__request__free_unpacked(m, NULL);
-        }
-    }
-    cr_expect_eq(decoded, 0, "%zu of %zu prefixes decoded", decoded, len - 1);
-    free(buf);
+    proto_check_prefixes_fail(&req.base);
 }
 
 Test(vp_bad_input, garbage_fails)
 {
-    static const struct {
-        const char *what;
-        size_t len;
-        uint8_t bytes[12];
-    } cases[] = {
-        {"overlong varint tag", 11, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}},
-        {"field number 0", 2, {0x00, 0x00}},
-        {"wire type 7", 2, {0x0f, 0x00}},
-        {"group start", 2, {0x0b, 0x0c}},
-        {"op as varint", 2, {0x08, 0x01}},
-        {"length past end", 3, {0x0a, 0x7f, 0x00}},
-        {"garbage inside op", 4, {0x0a, 0x02, 0xff, 0xff}},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        cr_expect_null(vmm__vp__request__unpack(NULL, cases[i].len, cases[i].bytes), "%s decoded", cases[i].what);
-        cr_expect_null(vmm__vp__reply__unpack(NULL, cases[i].len, cases[i].bytes), "%s decoded", cases[i].what);
-        cr_expect_null(vmm__vp__event__unpack(NULL, cases[i].len, cases[i].bytes), "%s decoded", cases[i].what);
-    }
+    proto_check_garbage_fails(s_bodies, PROTO_CHECK_LEN(s_bodies));
 }
 
 /* Flipping bytes of a valid event either fails to decode or decodes to a
@@ -714,20 +648,5 @@ Test(vp_bad_input, mutated_bytes_are_safe)
     Vmm__Vp__Event ev = VMM__VP__EVENT__INIT;
     ev.event_case = VMM__VP__EVENT__EVENT_HALTED;
     ev.halted = &h;
-    uint8_t buf[64];
-    cr_assert_leq(vmm__vp__event__get_packed_size(&ev), sizeof(buf));
-    size_t len = vmm__vp__event__pack(&ev, buf);
-    static const uint8_t flips[] = {0x01, 0x07, 0x80, 0xff};
-    for (size_t i = 0; i < len; i++) {
-        for (size_t f = 0; f < sizeof(flips); f++) {
-            uint8_t mut[64];
-            memcpy(mut, buf, len);
-            mut[i] ^= flips[f];
-            Vmm__Vp__Event *m = vmm__vp__event__unpack(NULL, len, mut);
-            if (m) {
-                vmm__vp__event__free_unpacked((Vmm__Vp__Event *)s_roundtrip(&m->base), NULL);
-                vmm__vp__event__free_unpacked(m, NULL);
-            }
-        }
-    }
+    proto_check_mutations_safe(&ev.base);
 }
