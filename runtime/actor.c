@@ -50,9 +50,9 @@ static int s_prepare(rt_actor_t *self, const char *to, Vmm__Envelope *env,
 /* The packed size of env, or -EMSGSIZE (counted) over the limit. The size
  * limit applies to every envelope that is packed: those that cross a socket
  * or wait in a queue. */
-static ssize_t s_measure(rt_actor_t *self, const Vmm__Envelope *env, size_t *body_len)
+static ssize_t s_measure(rt_actor_t *self, const Vmm__Envelope *env, rt_wire_size_t *sizes)
 {
-    size_t len = rt_wire_measure(env, body_len);
+    size_t len = rt_wire_measure(env, sizes);
     if (len > self->rt->cfg.max_message_bytes) {
         rt_count(&self->ex->stats.tx_refused);
         rt_log(self->rt, self, RT_LOG_WARN, "refused to send %zu bytes to %s (limit %zu)",
@@ -63,14 +63,14 @@ static ssize_t s_measure(rt_actor_t *self, const Vmm__Envelope *env, size_t *bod
 }
 
 static rt_qitem_t *s_qitem(rt_actor_t *to, const Vmm__Envelope *env, size_t len,
-                           size_t body_len)
+                           const rt_wire_size_t *sizes)
 {
     rt_qitem_t *item = malloc(sizeof *item + len);
     if (!item)
         return NULL;
     item->to = to;
     item->len = len;
-    rt_wire_pack(env, body_len, item->bytes);
+    rt_wire_pack(env, sizes, item->bytes);
     return item;
 }
 
@@ -87,12 +87,12 @@ static void s_count_tx(rt_actor_t *self, const Vmm__Envelope *env)
 static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
 {
     rt_t *rt = self->rt;
-    size_t body_len;
-    ssize_t len = s_measure(self, env, &body_len);
+    rt_wire_size_t sizes;
+    ssize_t len = s_measure(self, env, &sizes);
     if (len < 0)
         return (int)len;
     if (!route->local && !self->ex->manual && !env->request_id && !env->reply_to) {
-        int rc = rt_route_batch(self, route, env, (size_t)len, body_len);
+        int rc = rt_route_batch(self, route, env, (size_t)len, &sizes);
         if (!rc)
             s_count_tx(self, env);
         return rc;
@@ -103,7 +103,7 @@ static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
      * the request counted. */
     s_count_tx(self, env);
     if (route->local) {
-        rt_qitem_t *item = s_qitem(route->local, env, (size_t)len, body_len);
+        rt_qitem_t *item = s_qitem(route->local, env, (size_t)len, &sizes);
         if (!item)
             return -ENOMEM;
         rt_tap(rt, RT_TAP_TX, self->name, env, item->bytes, item->len);
@@ -112,8 +112,9 @@ static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
         zmq_msg_t frame;
         if (zmq_msg_init_size(&frame, (size_t)len))
             return -ENOMEM;
-        rt_wire_pack(env, body_len, zmq_msg_data(&frame));
-        rt_tap(rt, RT_TAP_TX, self->name, env, zmq_msg_data(&frame), (size_t)len);
+        uint8_t *bytes = zmq_msg_data(&frame);
+        rt_wire_pack(env, &sizes, bytes);
+        rt_tap(rt, RT_TAP_TX, self->name, env, bytes, (size_t)len);
         int rc = rt_executor_send_raw(self->ex, route->dealer, &frame, 0);
         rt_executor_mark_sent(self->ex, route->dealer);
         if (rc) {
@@ -176,11 +177,12 @@ static int s_deliver(rt_ctx_t *ctx, const Vmm__Envelope *reply)
 {
     if (ctx->fn)
         return ctx->fn(ctx->fn_arg, reply);
-    size_t body_len, len = rt_wire_measure(reply, &body_len);
+    rt_wire_size_t sizes;
+    size_t len = rt_wire_measure(reply, &sizes);
     uint8_t small[512], *buf = len <= sizeof small ? small : malloc(len);
     if (!buf)
         return -ENOMEM;
-    rt_wire_pack(reply, body_len, buf);
+    rt_wire_pack(reply, &sizes, buf);
     int rc = rt_msg_unpack(ctx->owned, buf, len);
     if (buf != small)
         free(buf);
@@ -346,15 +348,15 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
         return 0;
     }
 
-    size_t body_len;
-    ssize_t len = s_measure(self, body, &body_len);
+    rt_wire_size_t sizes;
+    ssize_t len = s_measure(self, body, &sizes);
     Vmm__Error too_big = VMM__ERROR__INIT;
     if (len < 0) {
         too_big.code = VMM__ERROR_CODE__INTERNAL;
         too_big.text = "the reply was over the message size limit";
         body->body_case = VMM__ENVELOPE__BODY_ERROR;
         body->error = &too_big;
-        len = (ssize_t)rt_wire_measure(body, &body_len);
+        len = (ssize_t)rt_wire_measure(body, &sizes);
     }
 
     s_count_tx(self, body); /* before it leaves: see s_emit() */
@@ -365,7 +367,7 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
             rt_count(&self->ex->stats.tx_refused);
             return rc ? rc : -ENOENT;
         }
-        rt_qitem_t *item = s_qitem(route->local, body, (size_t)len, body_len);
+        rt_qitem_t *item = s_qitem(route->local, body, (size_t)len, &sizes);
         if (!item)
             return -ENOMEM;
         rt_tap(rt, RT_TAP_TX, self->name, body, item->bytes, item->len);
@@ -374,8 +376,9 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
         zmq_msg_t ident, frame;
         if (zmq_msg_init_size(&frame, (size_t)len))
             return -ENOMEM;
-        rt_wire_pack(body, body_len, zmq_msg_data(&frame));
-        rt_tap(rt, RT_TAP_TX, self->name, body, zmq_msg_data(&frame), (size_t)len);
+        uint8_t *bytes = zmq_msg_data(&frame);
+        rt_wire_pack(body, &sizes, bytes);
+        rt_tap(rt, RT_TAP_TX, self->name, body, bytes, (size_t)len);
         zmq_msg_init_size(&ident, ctx->ident_len);
         memcpy(zmq_msg_data(&ident), ctx->ident, ctx->ident_len);
         int rc = rt_executor_send_raw(self->ex, self->mailbox, &ident, ZMQ_SNDMORE);

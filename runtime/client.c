@@ -115,9 +115,10 @@ static int s_take_expired(rt_client_t *c, rt_msg_t *msg)
         Vmm__Envelope env;
         Vmm__Error err;
         rt_timeout_reply(&env, &err, c->actor->name, id);
-        size_t body_len, len = rt_wire_measure(&env, &body_len);
+        rt_wire_size_t sizes;
+        size_t len = rt_wire_measure(&env, &sizes);
         uint8_t buf[256];
-        rt_wire_pack(&env, body_len, buf);
+        rt_wire_pack(&env, &sizes, buf);
         return rt_msg_unpack(msg, buf, len);
     }
     return -EAGAIN;

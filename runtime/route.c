@@ -218,7 +218,7 @@ void rt_executor_flush(rt_executor_t *ex)
 }
 
 int rt_route_batch(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env, size_t len,
-                   size_t body_len)
+                   const rt_wire_size_t *sizes)
 {
     rt_executor_t *ex = self->ex;
     size_t need = rt_wire_varint_size(len) + len + 1;
@@ -248,7 +248,7 @@ int rt_route_batch(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env
     if (!route->batch_len)
         route->batch[route->batch_len++] = RT_BATCH_MARKER;
     uint8_t *p = rt_wire_put_varint(route->batch + route->batch_len, len);
-    rt_wire_pack(env, body_len, p);
+    rt_wire_pack(env, sizes, p);
     rt_tap(self->rt, RT_TAP_TX, self->name, env, p, len);
     route->batch_len = (size_t)(p - route->batch) + len;
     route->batch_count++;

@@ -220,20 +220,20 @@ void rt_set_tap(rt_t *rt, rt_tap_fn fn, void *arg)
     atomic_store(&rt->tap, fn);
 }
 
-void rt_tap(rt_t *rt, rt_tap_dir_t dir, const char *actor, const Vmm__Envelope *env,
-            const uint8_t *bytes, size_t len)
+void rt_tap_slow(rt_t *rt, rt_tap_dir_t dir, const char *actor, const Vmm__Envelope *env,
+                 const uint8_t *bytes, size_t len)
 {
     rt_tap_fn fn = atomic_load_explicit(&rt->tap, memory_order_acquire);
     if (!fn)
         return;
     uint8_t *packed = NULL;
     if (!bytes) {
-        size_t body_len;
-        len = rt_wire_measure(env, &body_len);
+        rt_wire_size_t sizes;
+        len = rt_wire_measure(env, &sizes);
         packed = malloc(len ? len : 1);
         if (!packed)
             return;
-        rt_wire_pack(env, body_len, packed);
+        rt_wire_pack(env, &sizes, packed);
         bytes = packed;
     }
     fn(atomic_load(&rt->tap_arg), dir, actor, bytes, len);

@@ -213,12 +213,16 @@ struct rt_client_s {
     rt_ctx_t ctx; /* the last request received, until answered */
 };
 
+typedef struct {
+    size_t sender, receiver, body;
+} rt_wire_size_t;
+
 /* route.c */
 int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **route);
 int rt_executor_send_raw(rt_executor_t *ex, void *socket, zmq_msg_t *frame, int flags);
 /* Adds a packed one-way envelope to the route's batch. */
 int rt_route_batch(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env, size_t len,
-                   size_t body_len);
+                   const rt_wire_size_t *sizes);
 void rt_route_flush(rt_executor_t *ex, rt_route_t *route);
 /* Sends what the executor's routes have coalesced: when its turn ends. */
 void rt_executor_flush(rt_executor_t *ex);
@@ -264,8 +268,17 @@ void rt_timeout_reply(Vmm__Envelope *env, Vmm__Error *err, char *receiver, uint6
 
 /* rt.c */
 int64_t rt_now_us(void);
-void rt_tap(rt_t *rt, rt_tap_dir_t dir, const char *actor, const Vmm__Envelope *env,
-            const uint8_t *bytes, size_t len);
+void rt_tap_slow(rt_t *rt, rt_tap_dir_t dir, const char *actor, const Vmm__Envelope *env,
+                 const uint8_t *bytes, size_t len);
+
+/* Hands an envelope to the tap, if one is set; env is packed only then
+ * when bytes is NULL. */
+static inline void rt_tap(rt_t *rt, rt_tap_dir_t dir, const char *actor,
+                          const Vmm__Envelope *env, const uint8_t *bytes, size_t len)
+{
+    if (atomic_load_explicit(&rt->tap, memory_order_acquire))
+        rt_tap_slow(rt, dir, actor, env, bytes, len);
+}
 /* Keeps the counts of an executor or client that is leaving rt's lists;
  * called with rt->lock held. */
 void rt_retire_stats_locked(rt_t *rt, rt_executor_t *ex);
@@ -273,9 +286,11 @@ int rt_register_actor(rt_t *rt, rt_actor_t *actor);
 void rt_unregister_actor(rt_t *rt, rt_actor_t *actor);
 int rt_msg_unpack(rt_msg_t *msg, const uint8_t *bytes, size_t len);
 
-/* wire.c: the envelope's encoding, byte for byte protobuf-c's, faster. */
-size_t rt_wire_measure(const Vmm__Envelope *env, size_t *body_len);
-void rt_wire_pack(const Vmm__Envelope *env, size_t body_len, uint8_t *out);
+/* wire.c: the envelope's encoding, byte for byte protobuf-c's, faster.
+ * rt_wire_measure() returns the packed size and notes the parts' sizes,
+ * which rt_wire_pack() then reuses. */
+size_t rt_wire_measure(const Vmm__Envelope *env, rt_wire_size_t *sizes);
+void rt_wire_pack(const Vmm__Envelope *env, const rt_wire_size_t *sizes, uint8_t *out);
 /* alloc must be an arena: a fallback leaves the fast path's pieces in it. */
 int rt_wire_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t len,
                    Vmm__Envelope **out);

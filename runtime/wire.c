@@ -45,9 +45,8 @@ static ProtobufCMessage *s_body(const Vmm__Envelope *env)
     return env->body_case == VMM__ENVELOPE__BODY__NOT_SET ? NULL : body;
 }
 
-static size_t s_string_size(uint32_t field, const char *s)
+static size_t s_string_size(uint32_t field, size_t len)
 {
-    size_t len = s ? strlen(s) : 0;
     return len ? rt_wire_varint_size(field << 3 | 2) + rt_wire_varint_size(len) + len : 0;
 }
 
@@ -56,23 +55,24 @@ static size_t s_varint_field_size(uint32_t field, uint64_t v)
     return v ? rt_wire_varint_size(field << 3) + rt_wire_varint_size(v) : 0;
 }
 
-size_t rt_wire_measure(const Vmm__Envelope *env, size_t *body_len)
+size_t rt_wire_measure(const Vmm__Envelope *env, rt_wire_size_t *sizes)
 {
-    size_t n = s_string_size(1, env->sender) + s_string_size(2, env->receiver) +
+    sizes->sender = env->sender ? strlen(env->sender) : 0;
+    sizes->receiver = env->receiver ? strlen(env->receiver) : 0;
+    size_t n = s_string_size(1, sizes->sender) + s_string_size(2, sizes->receiver) +
                s_varint_field_size(3, env->request_id) + s_varint_field_size(4, env->reply_to);
     ProtobufCMessage *body = s_body(env);
-    *body_len = 0;
+    sizes->body = 0;
     if (body) {
-        *body_len = protobuf_c_message_get_packed_size(body);
-        n += rt_wire_varint_size((uint32_t)env->body_case << 3 | 2) + rt_wire_varint_size(*body_len) +
-             *body_len;
+        sizes->body = protobuf_c_message_get_packed_size(body);
+        n += rt_wire_varint_size((uint32_t)env->body_case << 3 | 2) +
+             rt_wire_varint_size(sizes->body) + sizes->body;
     }
     return n;
 }
 
-static uint8_t *s_put_string(uint8_t *p, uint32_t field, const char *s)
+static uint8_t *s_put_string(uint8_t *p, uint32_t field, const char *s, size_t len)
 {
-    size_t len = s ? strlen(s) : 0;
     if (!len)
         return p;
     p = rt_wire_put_varint(p, field << 3 | 2);
@@ -86,16 +86,16 @@ static uint8_t *s_put_varint_field(uint8_t *p, uint32_t field, uint64_t v)
     return v ? rt_wire_put_varint(rt_wire_put_varint(p, field << 3), v) : p;
 }
 
-void rt_wire_pack(const Vmm__Envelope *env, size_t body_len, uint8_t *out)
+void rt_wire_pack(const Vmm__Envelope *env, const rt_wire_size_t *sizes, uint8_t *out)
 {
-    uint8_t *p = s_put_string(out, 1, env->sender);
-    p = s_put_string(p, 2, env->receiver);
+    uint8_t *p = s_put_string(out, 1, env->sender, sizes->sender);
+    p = s_put_string(p, 2, env->receiver, sizes->receiver);
     p = s_put_varint_field(p, 3, env->request_id);
     p = s_put_varint_field(p, 4, env->reply_to);
     ProtobufCMessage *body = s_body(env);
     if (body) {
         p = rt_wire_put_varint(p, (uint32_t)env->body_case << 3 | 2);
-        p = rt_wire_put_varint(p, body_len);
+        p = rt_wire_put_varint(p, sizes->body);
         protobuf_c_message_pack(body, p);
     }
 }
@@ -212,8 +212,8 @@ static int s_fast_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t
                 protobuf_c_message_descriptor_get_field(&vmm__envelope__descriptor, field);
             if (!fd || fd->type != PROTOBUF_C_TYPE_MESSAGE)
                 return 1; /* unknown fields are the fallback's to keep */
-            if (!s_depth_ok(fd->descriptor, p, v, 1))
-                return -EBADMSG;
+            if (v > 2 * S_MAX_DEPTH && !s_depth_ok(fd->descriptor, p, v, 1))
+                return -EBADMSG; /* (each level takes 2 bytes at least) */
             ProtobufCMessage *body = protobuf_c_message_unpack(fd->descriptor, alloc, v, p);
             if (!body)
                 return -EBADMSG;

@@ -9,10 +9,11 @@
 static size_t s_pack_both(const Vmm__Envelope *env, uint8_t *out)
 {
     uint8_t theirs[1024];
-    size_t body_len, len = rt_wire_measure(env, &body_len);
+    rt_wire_size_t sizes;
+    size_t len = rt_wire_measure(env, &sizes);
     cr_assert_eq(len, vmm__envelope__get_packed_size(env));
     cr_assert_leq(len, sizeof theirs);
-    rt_wire_pack(env, body_len, out);
+    rt_wire_pack(env, &sizes, out);
     vmm__envelope__pack(env, theirs);
     cr_assert_arr_eq(out, theirs, len);
     return len;
