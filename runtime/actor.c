@@ -315,7 +315,9 @@ static int s_call(rt_actor_t *self, const char *to, Vmm__Envelope *env, int time
 int rt_call(rt_actor_t *self, const char *to, Vmm__Envelope *env, rt_msg_t *reply,
             int timeout_ms)
 {
-    rt_ctx_t ctx = {.owned = reply};
+    rt_ctx_t ctx;
+    rt_ctx_init(&ctx, RT_CTX_NESTED);
+    ctx.owned = reply;
     return s_call(self, to, env, timeout_ms, &ctx);
 }
 
@@ -324,7 +326,10 @@ int rt_call_with(rt_actor_t *self, const char *to, Vmm__Envelope *env, int timeo
 {
     if (!fn)
         return -EINVAL;
-    rt_ctx_t ctx = {.fn = fn, .fn_arg = arg};
+    rt_ctx_t ctx;
+    rt_ctx_init(&ctx, RT_CTX_NESTED);
+    ctx.fn = fn;
+    ctx.fn_arg = arg;
     return s_call(self, to, env, timeout_ms, &ctx);
 }
 
@@ -796,7 +801,8 @@ void rt_actor_receive_local(rt_executor_t *ex, rt_qitem_t *item)
     if (rt_msg_unpack(&msg, item->bytes, item->len))
         return; /* packed by this process: only out of memory gets here */
     rt_tap(ex->rt, RT_TAP_RX, item->to->name, msg.env, item->bytes, item->len);
-    rt_ctx_t ctx = {.kind = RT_CTX_LOCAL};
+    rt_ctx_t ctx;
+    rt_ctx_init(&ctx, RT_CTX_LOCAL);
     if (!item->to->terminated)
         rt_actor_dispatch(item->to, msg.env, &ctx);
     rt_msg_release(&msg);

@@ -153,7 +153,7 @@ int rt_client_recv(rt_client_t *c, rt_msg_t *msg, int timeout_ms)
                 ms = left < 0 ? 0 : left;
         }
         if (actor->in_batch) { /* the rest of a batch frame is already here */
-            c->ctx = (rt_ctx_t){.kind = RT_CTX_MAILBOX};
+            rt_ctx_init(&c->ctx, RT_CTX_MAILBOX);
             if (rt_actor_receive_mailbox(actor, msg, &c->ctx, ZMQ_DONTWAIT) == 1)
                 return s_accepted(c, msg);
             c->ctx.replied = true;
@@ -167,7 +167,7 @@ int rt_client_recv(rt_client_t *c, rt_msg_t *msg, int timeout_ms)
         if (zmq_poll(items, (int)n, ms) < 0 && errno != EINTR)
             return -errno;
         if (items[0].revents & ZMQ_POLLIN) {
-            c->ctx = (rt_ctx_t){.kind = RT_CTX_MAILBOX};
+            rt_ctx_init(&c->ctx, RT_CTX_MAILBOX);
             int rc = rt_actor_receive_mailbox(actor, msg, &c->ctx, ZMQ_DONTWAIT);
             if (rc == 1)
                 return s_accepted(c, msg);

@@ -216,7 +216,8 @@ static bool s_drain_mailbox(rt_actor_t *actor)
 {
     for (int i = 0; i < S_BATCH && !actor->terminated; i++) {
         rt_msg_t msg;
-        rt_ctx_t ctx = {.kind = RT_CTX_MAILBOX};
+        rt_ctx_t ctx;
+        rt_ctx_init(&ctx, RT_CTX_MAILBOX);
         int rc = rt_actor_receive_mailbox(actor, &msg, &ctx, ZMQ_DONTWAIT);
         if (rc < 0)
             return rc != -EINTR;
@@ -291,7 +292,8 @@ static void s_park(rt_executor_t *ex)
     rt_actor_t *actor = ex->actors[0];
     while (s_may_park(ex, -1) && !actor->terminated) {
         rt_msg_t msg;
-        rt_ctx_t ctx = {.kind = RT_CTX_MAILBOX};
+        rt_ctx_t ctx;
+        rt_ctx_init(&ctx, RT_CTX_MAILBOX);
         /* Without a spin ahead, go straight to the blocking receive, which
          * takes what is already there as cheaply as a non-blocking one. */
         int rc = -EAGAIN;

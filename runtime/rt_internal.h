@@ -66,6 +66,23 @@ typedef struct rt_ctx_s {
     int reply_rc; /* RT_CTX_NESTED: what delivering the reply returned */
 } rt_ctx_t;
 
+/* Sets every field but the routing id's bytes, which are written before
+ * they are read: zeroing the whole context costs more than the rest of a
+ * dispatch. */
+static inline void rt_ctx_init(rt_ctx_t *ctx, rt_ctx_kind_t kind)
+{
+    ctx->kind = kind;
+    ctx->req = NULL;
+    ctx->replied = false;
+    ctx->prev = NULL;
+    ctx->ident_len = 0;
+    ctx->caller = NULL;
+    ctx->fn = NULL;
+    ctx->fn_arg = NULL;
+    ctx->owned = NULL;
+    ctx->reply_rc = 0;
+}
+
 struct rt_actor_s {
     rt_executor_t *ex;
     rt_t *rt;
@@ -296,7 +313,17 @@ int rt_wire_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t len,
                    Vmm__Envelope **out);
 size_t rt_wire_varint_size(uint64_t v);
 uint8_t *rt_wire_put_varint(uint8_t *p, uint64_t v);
-int rt_wire_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out);
+int rt_wire_get_varint_long(const uint8_t **p, const uint8_t *end, uint64_t *out);
+
+/* Reads a varint at *p; 0, or -1 when it runs past end or 10 bytes. */
+static inline int rt_wire_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    if (*p < end && **p < 0x80) { /* most keys and lengths are one byte */
+        *out = *(*p)++;
+        return 0;
+    }
+    return rt_wire_get_varint_long(p, end, out);
+}
 /* Top-level request_id / reply_to of packed bytes, read without decoding
  * (0 when absent or unreadable): so that input refused undecoded can still
  * be answered to the request it was. */

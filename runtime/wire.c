@@ -102,7 +102,7 @@ void rt_wire_pack(const Vmm__Envelope *env, const rt_wire_size_t *sizes, uint8_t
 
 /* ---- Decoding ------------------------------------------------------------- */
 
-int rt_wire_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *out)
+int rt_wire_get_varint_long(const uint8_t **p, const uint8_t *end, uint64_t *out)
 {
     uint64_t v = 0;
     for (int shift = 0; shift < 64 && *p < end; shift += 7) {
@@ -175,6 +175,134 @@ static bool s_depth_ok(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
     return true;
 }
 
+/*
+ * A lean decoder for bodies, walking the descriptor as protobuf-c does but
+ * without its general machinery (scan tables, sorting, merging): fields in
+ * ascending order, each once, of scalar, string, bytes or message type.
+ * Anything else (repeated fields, unknown fields, a second member of a
+ * oneof, wire types that do not match) returns 1, and protobuf-c decodes
+ * the whole body instead.
+ */
+static int s_lean_message(const ProtobufCMessageDescriptor *desc, ProtobufCAllocator *alloc,
+                          const uint8_t *p, size_t len, int depth, ProtobufCMessage **out);
+
+static int s_lean_field(const ProtobufCFieldDescriptor *f, ProtobufCAllocator *alloc,
+                        uint32_t type, const uint8_t **pp, const uint8_t *end, int depth,
+                        void *member)
+{
+    const uint8_t *p = *pp;
+    uint64_t v;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_ENUM:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_BOOL:
+        if (type != 0 || rt_wire_get_varint(&p, end, &v))
+            return 1;
+        if (f->type == PROTOBUF_C_TYPE_INT32 || f->type == PROTOBUF_C_TYPE_ENUM ||
+            f->type == PROTOBUF_C_TYPE_UINT32)
+            *(uint32_t *)member = (uint32_t)v;
+        else if (f->type == PROTOBUF_C_TYPE_SINT32)
+            *(int32_t *)member = (int32_t)(((uint32_t)v >> 1) ^ -((uint32_t)v & 1));
+        else if (f->type == PROTOBUF_C_TYPE_SINT64)
+            *(int64_t *)member = (int64_t)((v >> 1) ^ -(v & 1));
+        else if (f->type == PROTOBUF_C_TYPE_BOOL)
+            *(protobuf_c_boolean *)member = v != 0;
+        else
+            *(uint64_t *)member = v;
+        break;
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
+        if (type != 5 || end - p < 4)
+            return 1;
+        memcpy(member, p, 4);
+        p += 4;
+        break;
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        if (type != 1 || end - p < 8)
+            return 1;
+        memcpy(member, p, 8);
+        p += 8;
+        break;
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_BYTES:
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        if (type != 2 || rt_wire_get_varint(&p, end, &v) || v > (uint64_t)(end - p))
+            return 1;
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+            int rc = s_lean_message(f->descriptor, alloc, p, (size_t)v, depth + 1, member);
+            if (rc)
+                return rc;
+        } else {
+            uint8_t *copy = alloc->alloc(alloc->allocator_data, (size_t)v + 1);
+            if (!copy)
+                return -ENOMEM;
+            memcpy(copy, p, (size_t)v);
+            copy[v] = 0;
+            if (f->type == PROTOBUF_C_TYPE_STRING) {
+                *(char **)member = (char *)copy;
+            } else {
+                ProtobufCBinaryData *bd = member;
+                bd->len = (size_t)v;
+                bd->data = v ? copy : NULL;
+            }
+        }
+        p += v;
+        break;
+    }
+    default:
+        return 1;
+    }
+    *pp = p;
+    return 0;
+}
+
+static int s_lean_message(const ProtobufCMessageDescriptor *desc, ProtobufCAllocator *alloc,
+                          const uint8_t *p, size_t len, int depth, ProtobufCMessage **out)
+{
+    if (depth > S_MAX_DEPTH)
+        return -EBADMSG;
+    ProtobufCMessage *msg = alloc->alloc(alloc->allocator_data, desc->sizeof_message);
+    if (!msg)
+        return -ENOMEM;
+    desc->message_init(msg);
+    const uint8_t *end = p + len;
+    unsigned i = 0;
+    while (p < end) {
+        uint64_t key;
+        if (rt_wire_get_varint(&p, end, &key))
+            return 1;
+        uint32_t id = (uint32_t)(key >> 3);
+        while (i < desc->n_fields && desc->fields[i].id < id)
+            i++; /* fields are sorted by number, and canonical input too */
+        if (i == desc->n_fields || desc->fields[i].id != id)
+            return 1;
+        const ProtobufCFieldDescriptor *f = &desc->fields[i++];
+        if (f->label == PROTOBUF_C_LABEL_REPEATED || f->label == PROTOBUF_C_LABEL_REQUIRED)
+            return 1;
+        uint32_t *quantifier = (uint32_t *)((char *)msg + f->quantifier_offset);
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && *quantifier)
+            return 1; /* a second member of one oneof */
+        int rc = s_lean_field(f, alloc, key & 7, &p, end, depth, (char *)msg + f->offset);
+        if (rc)
+            return rc;
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+            *quantifier = id;
+        else if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->type != PROTOBUF_C_TYPE_STRING &&
+                 f->type != PROTOBUF_C_TYPE_MESSAGE)
+            *(protobuf_c_boolean *)quantifier = 1;
+    }
+    *out = msg;
+    return 0;
+}
+
 /* Returns 0 on success, 1 when the input is not canonical (use the
  * fallback), or -EBADMSG when it does not decode. */
 static int s_fast_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t len,
@@ -212,11 +340,17 @@ static int s_fast_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t
                 protobuf_c_message_descriptor_get_field(&vmm__envelope__descriptor, field);
             if (!fd || fd->type != PROTOBUF_C_TYPE_MESSAGE)
                 return 1; /* unknown fields are the fallback's to keep */
-            if (v > 2 * S_MAX_DEPTH && !s_depth_ok(fd->descriptor, p, v, 1))
-                return -EBADMSG; /* (each level takes 2 bytes at least) */
-            ProtobufCMessage *body = protobuf_c_message_unpack(fd->descriptor, alloc, v, p);
-            if (!body)
-                return -EBADMSG;
+            ProtobufCMessage *body = NULL;
+            int rc = s_lean_message(fd->descriptor, alloc, p, (size_t)v, 1, &body);
+            if (rc < 0)
+                return rc;
+            if (rc) {
+                if (v > 2 * S_MAX_DEPTH && !s_depth_ok(fd->descriptor, p, v, 1))
+                    return -EBADMSG; /* (each level takes 2 bytes at least) */
+                body = protobuf_c_message_unpack(fd->descriptor, alloc, v, p);
+                if (!body)
+                    return -EBADMSG;
+            }
             env->body_case = (Vmm__Envelope__BodyCase)field;
             memcpy(&env->error, &body, sizeof body);
         }
