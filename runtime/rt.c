@@ -126,11 +126,6 @@ void rt_destroy(rt_t **rtp)
     *rtp = NULL;
 }
 
-void *rt_zmq_context(rt_t *rt)
-{
-    return rt->zctx;
-}
-
 int rt_directory_set(rt_t *rt, const char *name, const char *endpoint)
 {
     if (!name || !*name || !endpoint ||

@@ -125,10 +125,6 @@ void rt_set_tap(rt_t *rt, rt_tap_fn fn, void *arg);
 void rt_log(rt_t *rt, const rt_actor_t *self, rt_log_level_t level,
             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* The ZeroMQ context, for tests and benchmarks that need raw sockets on
- * inproc:// endpoints of this runtime. */
-void *rt_zmq_context(rt_t *rt);
-
 /* ---- Actors ---------------------------------------------------------- */
 
 /* A handler for one body kind. msg is borrowed for the call: copy what must
