@@ -2,8 +2,9 @@
  * Actors: sending, calling, replying, dispatching to handlers, and turning
  * bad input into counted error replies.
  *
- * Every envelope an actor sends or receives passes through s_emit() or one
- * of the receive functions below, which hand it to the tap.
+ * Every place where an envelope leaves an actor (s_emit(), s_send_reply(),
+ * rt_route_batch()) or reaches one (the receive functions below, and the
+ * nested call) hands it to rt_tap(): the one point a trace records from.
  */
 #include <errno.h>
 #include <stdarg.h>
