@@ -45,6 +45,21 @@ static void s_expect_echo(rt_actor_t *self, const char *to, const char *payload)
     rt_msg_release(&reply);
 }
 
+/* Starts an echo actor, and `other` on the same executor (placement 0) or
+ * on an executor of its own (placement 1); returns a client. */
+static rt_client_t *s_start_beside_echo(rt_t **rt, int placement, const rt_actor_ops_t *ops,
+                                        const char *name)
+{
+    *rt = rt_new(NULL);
+    rt_executor_t *ex0 = rt_executor_new(*rt, "ex0");
+    rt_executor_t *ex1 = placement ? rt_executor_new(*rt, "ex1") : ex0;
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
+    rt_actor_spec_t other = {.name = name, .ops = ops};
+    cr_assert_eq(rt_actor_start(ex0, &echo), 0);
+    cr_assert_eq(rt_actor_start(ex1, &other), 0);
+    return rt_client_new(*rt, "test");
+}
+
 /* ---- Lifecycle ------------------------------------------------------------ */
 
 typedef struct {
@@ -283,14 +298,8 @@ Test(executor, posted_events_stay_ordered_with_later_calls)
     static const rt_actor_ops_t burst_ops = {.kind = "burst", .handlers = handlers,
                                              .n_handlers = 1};
     for (int placement = 0; placement < 2; placement++) {
-        rt_t *rt = rt_new(NULL);
-        rt_executor_t *ex0 = rt_executor_new(rt, "ex0");
-        rt_executor_t *ex1 = placement ? rt_executor_new(rt, "ex1") : ex0;
-        rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
-        rt_actor_spec_t burst = {.name = "burst", .ops = &burst_ops};
-        cr_assert_eq(rt_actor_start(ex0, &echo), 0);
-        cr_assert_eq(rt_actor_start(ex1, &burst), 0);
-        rt_client_t *c = rt_client_new(rt, "test");
+        rt_t *rt;
+        rt_client_t *c = s_start_beside_echo(&rt, placement, &burst_ops, "burst");
         for (int round = 1; round <= 3; round++) {
             Vmm__Envelope env;
             Vmm__Rt__Ping ping;
@@ -503,14 +512,8 @@ Test(timeout, async_replies_reach_on_reply_on_the_same_and_other_executors)
                                              .fini = s_asker_fini, .handlers = handlers,
                                              .n_handlers = 1, .on_reply = s_asker_on_reply};
     for (int placement = 0; placement < 2; placement++) {
-        rt_t *rt = rt_new(NULL);
-        rt_executor_t *ex0 = rt_executor_new(rt, "ex0");
-        rt_executor_t *ex1 = placement ? rt_executor_new(rt, "ex1") : ex0;
-        rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
-        rt_actor_spec_t asker = {.name = "asker", .ops = &asker_ops};
-        cr_assert_eq(rt_actor_start(ex0, &echo), 0);
-        cr_assert_eq(rt_actor_start(ex1, &asker), 0);
-        rt_client_t *c = rt_client_new(rt, "test");
+        rt_t *rt;
+        rt_client_t *c = s_start_beside_echo(&rt, placement, &asker_ops, "asker");
         Vmm__Envelope env;
         Vmm__Rt__Ping ping;
         s_ping(&env, &ping, "round");
@@ -790,14 +793,8 @@ Test(lend, the_reply_is_lent_to_the_callback_once_on_every_path)
     static const rt_actor_ops_t lender_ops = {.kind = "lender", .handlers = handlers,
                                               .n_handlers = 1};
     for (int placement = 0; placement < 2; placement++) {
-        rt_t *rt = rt_new(NULL);
-        rt_executor_t *ex0 = rt_executor_new(rt, "ex0");
-        rt_executor_t *ex1 = placement ? rt_executor_new(rt, "ex1") : ex0;
-        rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
-        rt_actor_spec_t lender = {.name = "lender", .ops = &lender_ops};
-        cr_assert_eq(rt_actor_start(ex0, &echo), 0);
-        cr_assert_eq(rt_actor_start(ex1, &lender), 0);
-        rt_client_t *c = rt_client_new(rt, "test");
+        rt_t *rt;
+        rt_client_t *c = s_start_beside_echo(&rt, placement, &lender_ops, "lender");
         Vmm__Envelope env;
         Vmm__Rt__Ping ping;
         s_ping(&env, &ping, "seven b");
