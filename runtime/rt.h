@@ -217,6 +217,13 @@ int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env);
  * request was not handled: a peer that was away may still get and handle
  * it later (its reply is then dropped and counted as stale), so a request
  * that must not happen twice needs its own way to tell.
+ *
+ * A call to an actor on the same executor runs its handler right here. A
+ * call to another executor blocks this one until the reply comes: its other
+ * actors wait meanwhile, and calls that go round in a circle between
+ * executors end in -ETIMEDOUT. Keep synchronous calls flowing one way (a VP
+ * calls its devices, a device calls its partition) and use rt_request()
+ * against the flow.
  */
 int rt_call(rt_actor_t *self, const char *to, Vmm__Envelope *env,
             rt_msg_t *reply, int timeout_ms);
