@@ -45,6 +45,16 @@ static void s_expect_echo(rt_actor_t *self, const char *to, const char *payload)
     rt_msg_release(&reply);
 }
 
+/* Starts an echo actor (cfg may be NULL) on an executor; returns a client. */
+static rt_client_t *s_start_echo(rt_t **rt, echo_config_t *cfg)
+{
+    *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(*rt, "ex0");
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops, .arg = cfg};
+    cr_assert_eq(rt_actor_start(ex, &echo), 0);
+    return rt_client_new(*rt, "test");
+}
+
 /* Starts an echo actor, and `other` on the same executor (placement 0) or
  * on an executor of its own (placement 1); returns a client. */
 static rt_client_t *s_start_beside_echo(rt_t **rt, int placement, const rt_actor_ops_t *ops,
@@ -236,11 +246,8 @@ Test(executor, a_call_back_into_a_busy_actor_is_refused)
 
 Test(executor, one_way_events_arrive_in_order_before_a_later_call)
 {
-    rt_t *rt = rt_new(NULL);
-    rt_executor_t *ex = rt_executor_new(rt, "shared");
-    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
-    cr_assert_eq(rt_actor_start(ex, &echo), 0);
-    rt_client_t *c = rt_client_new(rt, "test");
+    rt_t *rt;
+    rt_client_t *c = s_start_echo(&rt, NULL);
     for (int i = 0; i < 500; i++) {
         Vmm__Envelope env;
         Vmm__Rt__Ping ping;
@@ -374,11 +381,8 @@ static void s_echo_over(const char *endpoint)
 
 Test(transport, inproc)
 {
-    rt_t *rt = rt_new(NULL);
-    rt_executor_t *ex = rt_executor_new(rt, "server");
-    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
-    cr_assert_eq(rt_actor_start(ex, &echo), 0);
-    rt_client_t *c = rt_client_new(rt, "test");
+    rt_t *rt;
+    rt_client_t *c = s_start_echo(&rt, NULL);
     s_expect_echo(rt_client_actor(c), "echo", "inproc");
     cr_expect_eq(rt_call(rt_client_actor(c), "nobody", &(Vmm__Envelope)VMM__ENVELOPE__INIT,
                          &(rt_msg_t){0}, 100),
@@ -407,12 +411,9 @@ Test(transport, tcp)
 
 Test(timeout, a_slow_reply_times_out_and_is_counted_stale)
 {
-    rt_t *rt = rt_new(NULL);
-    rt_executor_t *ex = rt_executor_new(rt, "slow");
     echo_config_t slow = {.delay_ms = 300};
-    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops, .arg = &slow};
-    cr_assert_eq(rt_actor_start(ex, &echo), 0);
-    rt_client_t *c = rt_client_new(rt, "test");
+    rt_t *rt;
+    rt_client_t *c = s_start_echo(&rt, &slow);
     Vmm__Envelope env;
     Vmm__Rt__Ping ping;
     s_ping(&env, &ping, "late");
@@ -430,12 +431,9 @@ Test(timeout, a_slow_reply_times_out_and_is_counted_stale)
 
 Test(timeout, an_async_request_gets_its_reply_or_a_timeout_error)
 {
-    rt_t *rt = rt_new(NULL);
-    rt_executor_t *ex = rt_executor_new(rt, "slow");
     echo_config_t slow = {.delay_ms = 200};
-    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops, .arg = &slow};
-    cr_assert_eq(rt_actor_start(ex, &echo), 0);
-    rt_client_t *c = rt_client_new(rt, "test");
+    rt_t *rt;
+    rt_client_t *c = s_start_echo(&rt, &slow);
     Vmm__Envelope env;
     Vmm__Rt__Ping ping;
     s_ping(&env, &ping, "async");
