@@ -180,12 +180,9 @@ static int s_driver_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
     static uint8_t payload[S_PAYLOAD];
     const char *what = (const char *)msg->ping->payload.data;
     bool lend = !memcmp(what, "lend", 4), copy = !memcmp(what, "copy", 4);
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    Vmm__Rt__Ping ping = VMM__RT__PING__INIT;
-    ping.payload.data = payload;
-    ping.payload.len = S_PAYLOAD;
-    env.body_case = VMM__ENVELOPE__BODY_PING;
-    env.ping = &ping;
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    echo_ping(&env, &ping, payload, S_PAYLOAD);
     rt_msg_t reply;
     /* The first exchange pays for the connection: leave it out. */
     if (rt_call(self, "echo", &env, &reply, 5000))
@@ -209,13 +206,7 @@ static int s_driver_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
         return -EIO; /* the call waits until every event has arrived */
     char text[64];
     snprintf(text, sizeof text, "%f", (s_now_ns() - t0) / s_iterations);
-    Vmm__Rt__Pong pong = VMM__RT__PONG__INIT;
-    pong.payload.data = (uint8_t *)text;
-    pong.payload.len = strlen(text);
-    Vmm__Envelope out = VMM__ENVELOPE__INIT;
-    out.body_case = VMM__ENVELOPE__BODY_PONG;
-    out.pong = &pong;
-    return rt_reply(self, msg, &out);
+    return echo_reply_text(self, msg, text);
 }
 
 static const rt_handler_t s_driver_handlers[] = {{VMM__ENVELOPE__BODY_PING, s_driver_on_ping}};
@@ -254,12 +245,9 @@ static double s_runtime(s_placement_t placement, const char *what)
         s_die("start driver");
 
     rt_client_t *c = rt_client_new(rt, "bench");
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    Vmm__Rt__Ping ping = VMM__RT__PING__INIT;
-    ping.payload.data = (uint8_t *)what;
-    ping.payload.len = strlen(what);
-    env.body_case = VMM__ENVELOPE__BODY_PING;
-    env.ping = &ping;
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    echo_ping(&env, &ping, what, strlen(what));
     rt_msg_t reply;
     double ns = -1;
     if (rt_call(rt_client_actor(c), "driver", &env, &reply, 600000) == 0) {

@@ -18,12 +18,7 @@
 
 static void s_ping(Vmm__Envelope *env, Vmm__Rt__Ping *ping, const char *payload)
 {
-    vmm__envelope__init(env);
-    vmm__rt__ping__init(ping);
-    ping->payload.data = (uint8_t *)payload;
-    ping->payload.len = strlen(payload);
-    env->body_case = VMM__ENVELOPE__BODY_PING;
-    env->ping = ping;
+    echo_ping(env, ping, payload, strlen(payload));
 }
 
 /* Calls `to` with a Ping and checks the Pong echoes the payload. */
@@ -272,13 +267,7 @@ static int s_burst_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
     }
     char text[32];
     snprintf(text, sizeof text, "%lld", echo_inspect_number(self, "echo", "events"));
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    Vmm__Rt__Pong pong = VMM__RT__PONG__INIT;
-    pong.payload.data = (uint8_t *)text;
-    pong.payload.len = strlen(text);
-    env.body_case = VMM__ENVELOPE__BODY_PONG;
-    env.pong = &pong;
-    return rt_reply(self, msg, &env);
+    return echo_reply_text(self, msg, text);
 }
 
 /* Sends 3000 events to echo, more than one batch frame holds. */

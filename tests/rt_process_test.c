@@ -36,16 +36,6 @@
 
 /* ---- Messages -------------------------------------------------------------- */
 
-static void s_ping(Vmm__Envelope *env, Vmm__Rt__Ping *ping, const void *data, size_t len)
-{
-    vmm__envelope__init(env);
-    vmm__rt__ping__init(ping);
-    ping->payload.data = (uint8_t *)data;
-    ping->payload.len = len;
-    env->body_case = VMM__ENVELOPE__BODY_PING;
-    env->ping = ping;
-}
-
 /* Writes the i-th payload into buf (at least 4 KiB): distinct for every i
  * and of varied length, some over a message's inline buffer. */
 #define S_PAYLOAD_MAX 4096
@@ -66,7 +56,7 @@ static void s_expect_echo(rt_actor_t *self, const char *to, int i, int timeout_m
     size_t len = s_payload(payload, i);
     Vmm__Envelope env;
     Vmm__Rt__Ping ping;
-    s_ping(&env, &ping, payload, len);
+    echo_ping(&env, &ping, payload, len);
     rt_msg_t reply;
     int rc = rt_call(self, to, &env, &reply, timeout_ms);
     cr_assert_eq(rc, 0, "call %d to %s: %s", i, to, strerror(-rc));
@@ -369,7 +359,7 @@ static void s_events_across(const char *bind)
         char payload[S_PAYLOAD_MAX];
         Vmm__Envelope env;
         Vmm__Rt__Ping ping;
-        s_ping(&env, &ping, payload, s_payload(payload, i));
+        echo_ping(&env, &ping, payload, s_payload(payload, i));
         cr_assert_eq(rt_send(self, "child/echo", &env), 0, "event %d", i);
         cr_expect_eq(env.request_id, 0, "an event is no request");
     }
@@ -420,7 +410,7 @@ static int s_burst_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
         char payload[S_PAYLOAD_MAX];
         Vmm__Envelope env;
         Vmm__Rt__Ping ping;
-        s_ping(&env, &ping, payload, s_payload(payload, i));
+        echo_ping(&env, &ping, payload, s_payload(payload, i));
         int rc = rt_send(self, peer, &env);
         if (rc)
             return rc;
@@ -428,13 +418,7 @@ static int s_burst_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
     if (!msg->request_id)
         return 0;
     snprintf(text, sizeof text, "%lld", echo_inspect_number(self, peer, "events"));
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    Vmm__Rt__Pong pong = VMM__RT__PONG__INIT;
-    pong.payload.data = (uint8_t *)text;
-    pong.payload.len = strlen(text);
-    env.body_case = VMM__ENVELOPE__BODY_PONG;
-    env.pong = &pong;
-    return rt_reply(self, msg, &env);
+    return echo_reply_text(self, msg, text);
 }
 
 static int s_state_init(rt_actor_t *self, void *arg)
@@ -453,7 +437,7 @@ static const rt_actor_ops_t s_burst_ops = {
 
 static void s_ping_text(Vmm__Envelope *env, Vmm__Rt__Ping *ping, const char *text)
 {
-    s_ping(env, ping, text, strlen(text));
+    echo_ping(env, ping, text, strlen(text));
 }
 
 #define S_BURST 1000     /* events per burst: far over one batch */
@@ -567,7 +551,7 @@ Test(process, a_killed_child_times_out_and_a_restarted_one_answers_again,
     char payload[S_PAYLOAD_MAX];
     Vmm__Envelope env;
     Vmm__Rt__Ping ping;
-    s_ping(&env, &ping, payload, s_payload(payload, i++));
+    echo_ping(&env, &ping, payload, s_payload(payload, i++));
     rt_msg_t reply;
     int64_t t0 = s_now_ms();
     int rc = rt_call(self, "child/echo", &env, &reply, S_DEAD_TIMEOUT_MS);
@@ -629,7 +613,7 @@ static int s_relay_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
     const char *peer = rt_actor_state(self);
     Vmm__Envelope env;
     Vmm__Rt__Ping ping;
-    s_ping(&env, &ping, msg->ping->payload.data, msg->ping->payload.len);
+    echo_ping(&env, &ping, msg->ping->payload.data, msg->ping->payload.len);
     rt_msg_t reply;
     int rc = rt_call(self, peer, &env, &reply, S_CALL_TIMEOUT_MS);
     if (rc)

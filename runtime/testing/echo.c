@@ -73,6 +73,27 @@ const rt_actor_ops_t echo_ops = {
     .inspect = s_inspect,
 };
 
+void echo_ping(Vmm__Envelope *env, Vmm__Rt__Ping *ping, const void *data, size_t len)
+{
+    vmm__envelope__init(env);
+    vmm__rt__ping__init(ping);
+    ping->payload.data = (uint8_t *)data;
+    ping->payload.len = len;
+    env->body_case = VMM__ENVELOPE__BODY_PING;
+    env->ping = ping;
+}
+
+int echo_reply_text(rt_actor_t *self, const Vmm__Envelope *req, const char *text)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Pong pong = VMM__RT__PONG__INIT;
+    pong.payload.data = (uint8_t *)text;
+    pong.payload.len = strlen(text);
+    env.body_case = VMM__ENVELOPE__BODY_PONG;
+    env.pong = &pong;
+    return rt_reply(self, req, &env);
+}
+
 long long echo_inspect_number(rt_actor_t *self, const char *to, const char *name)
 {
     Vmm__Envelope env = VMM__ENVELOPE__INIT;

@@ -15,6 +15,12 @@ typedef struct {
 /* The ops to start it with; arg is an echo_config_t * or NULL, copied. */
 extern const rt_actor_ops_t echo_ops;
 
+/* Fills env as a Ping carrying len bytes of data (lent, not copied). */
+void echo_ping(Vmm__Envelope *env, Vmm__Rt__Ping *ping, const void *data, size_t len);
+
+/* Answers req with a Pong carrying text. */
+int echo_reply_text(rt_actor_t *self, const Vmm__Envelope *req, const char *text);
+
 /* Asks `to` for its introspection tree and returns the value of the
  * top-level child `name` parsed as a number, or -1. */
 long long echo_inspect_number(rt_actor_t *self, const char *to, const char *name);
