@@ -232,6 +232,7 @@ struct rt_client_s {
 
 typedef struct {
     size_t sender, receiver, body;
+    bool whole; /* all of it is packed by protobuf-c (unknown fields) */
 } rt_wire_size_t;
 
 /* route.c */

@@ -57,6 +57,9 @@ static size_t s_varint_field_size(uint32_t field, uint64_t v)
 
 size_t rt_wire_measure(const Vmm__Envelope *env, rt_wire_size_t *sizes)
 {
+    sizes->whole = env->base.n_unknown_fields != 0; /* protobuf-c keeps those */
+    if (sizes->whole)
+        return vmm__envelope__get_packed_size(env);
     sizes->sender = env->sender ? strlen(env->sender) : 0;
     sizes->receiver = env->receiver ? strlen(env->receiver) : 0;
     size_t n = s_string_size(1, sizes->sender) + s_string_size(2, sizes->receiver) +
@@ -88,6 +91,10 @@ static uint8_t *s_put_varint_field(uint8_t *p, uint32_t field, uint64_t v)
 
 void rt_wire_pack(const Vmm__Envelope *env, const rt_wire_size_t *sizes, uint8_t *out)
 {
+    if (sizes->whole) {
+        vmm__envelope__pack(env, out);
+        return;
+    }
     uint8_t *p = s_put_string(out, 1, env->sender, sizes->sender);
     p = s_put_string(p, 2, env->receiver, sizes->receiver);
     p = s_put_varint_field(p, 3, env->request_id);
@@ -128,14 +135,15 @@ static char *s_get_name(ProtobufCAllocator *alloc, const uint8_t *s, size_t len)
     return copy;
 }
 
+/* The deepest nesting of messages accepted (see s_depth_ok()). */
+#define S_MAX_DEPTH 32
+
 /*
  * protobuf-c decodes nested messages by recursion, with no limit, and
  * InspectNode nests itself: a few hundred KiB of nested headers would
  * overflow the stack. So before protobuf-c sees bytes, this walks the
  * message fields (and only those) to a bounded depth.
  */
-#define S_MAX_DEPTH 32
-
 static bool s_depth_ok(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
                        int depth)
 {

@@ -33,10 +33,12 @@ static void s_unpack_both(const uint8_t *bytes, size_t len)
     cr_expect_eq(msg.env->request_id, theirs->request_id);
     cr_expect_eq(msg.env->reply_to, theirs->reply_to);
     cr_expect_eq(msg.env->body_case, theirs->body_case);
-    uint8_t a[1024], b[1024];
+    uint8_t a[1024], b[1024], ours[1024];
     size_t la = vmm__envelope__pack(msg.env, a), lb = vmm__envelope__pack(theirs, b);
     cr_expect_eq(la, lb);
     cr_expect_arr_eq(a, b, la);
+    /* And the lean encoder writes what protobuf-c writes for it. */
+    cr_assert_eq(s_pack_both(msg.env, ours), la);
     vmm__envelope__free_unpacked(theirs, NULL);
     rt_msg_release(&msg);
 }
@@ -170,6 +172,30 @@ Test(wire, lean_body_decoding_agrees_with_protobuf_c)
     vpci.params = &params;
     req.op_case = VMM__PARTITION__REQUEST__OP_REGISTER_VPCI_INTERRUPT;
     req.register_vpci_interrupt = &vpci;
+    s_agree_on_mutations(&env);
+
+    Vmm__Vp__HypervisorFailure failure = VMM__VP__HYPERVISOR_FAILURE__INIT;
+    failure.os_error = -22; /* a negative int32 takes ten bytes */
+    failure.text = "KVM_RUN";
+    Vmm__Vp__Halted halted = VMM__VP__HALTED__INIT;
+    halted.vp_index = 3;
+    halted.reason_case = VMM__VP__HALTED__REASON_HYPERVISOR;
+    halted.hypervisor = &failure;
+    Vmm__Vp__Event event = VMM__VP__EVENT__INIT;
+    event.event_case = VMM__VP__EVENT__EVENT_HALTED;
+    event.halted = &halted;
+    env.body_case = VMM__ENVELOPE__BODY_VP_EVENT;
+    env.vp_event = &event;
+    env.request_id = 0;
+    s_agree_on_mutations(&env);
+
+    uint8_t code[] = {0x0f, 0x0b};
+    Vmm__Vp__EmulationFailure emu = VMM__VP__EMULATION_FAILURE__INIT;
+    emu.rip = 0xffffffff81000000ull;
+    emu.instruction.data = code;
+    emu.instruction.len = sizeof code;
+    halted.reason_case = VMM__VP__HALTED__REASON_EMULATION_FAILURE;
+    halted.emulation_failure = &emu;
     s_agree_on_mutations(&env);
 
     uint8_t payload[] = {0, 1, 2, 0xff};
