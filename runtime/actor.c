@@ -150,6 +150,11 @@ int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env)
     return rc ? rc : s_emit(self, route, env);
 }
 
+void rt_flush(rt_actor_t *self)
+{
+    rt_executor_flush(self->ex);
+}
+
 int rt_request(rt_actor_t *self, const char *to, Vmm__Envelope *env, int timeout_ms,
                uint64_t *id)
 {

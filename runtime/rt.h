@@ -14,6 +14,10 @@
  *   - another process or host: the endpoint the directory gives for the name
  *     (ipc:// or tcp://).
  *
+ * One-way events to another executor are coalesced per destination and
+ * leave as one ZeroMQ message when the sending handler's turn ends (see
+ * rt_send()).
+ *
  * The runtime knows nothing of KVM. Errors are 0 or a negative errno.
  */
 #ifndef VMM_RT_H
@@ -40,12 +44,17 @@ typedef enum {
 } rt_log_level_t;
 
 typedef struct {
-    /* Largest packed envelope accepted or sent; larger ones are refused
-     * with an error reply and counted. 0 picks the default (1 MiB). */
+    /* Largest envelope taken from a socket or packed to be sent; larger
+     * ones are refused with an error reply and counted. (A call within one
+     * executor packs nothing and is not limited.) A peer that sends a frame
+     * over four times this, and at least 256 KiB, is disconnected by
+     * ZeroMQ before it is buffered. 0 picks the default (1 MiB). */
     size_t max_message_bytes;
     /* A thread waiting for input (a caller for its reply, an executor for
      * its next message) polls this long before it blocks (design.md: a
-     * blocking wake-up costs tens of µs on an idle machine). 0 never polls;
+     * blocking wake-up costs tens of µs on an idle machine). A thread that
+     * finds its CPU time falling behind the clock while it polls (a busy
+     * machine) blocks at once for a while instead. 0 never polls;
      * negative, or a NULL config, picks the default (50 µs). */
     int spin_us;
     /* How long a send may wait on a full peer queue before failing with
@@ -162,7 +171,8 @@ typedef struct {
      * empty and the last call returned RT_RUN_AGAIN. When a message arrives
      * meanwhile, the runtime calls kick (from another thread) and sends the
      * executor thread the kick signal (rt_kick_signal()), so run must
-     * return promptly after kick.
+     * return promptly after kick. Events that run sends are coalesced like
+     * any others: run calls rt_flush() before it blocks.
      */
     rt_run_t (*run)(rt_actor_t *self);
     void (*kick)(rt_actor_t *self);
@@ -206,6 +216,10 @@ int rt_actor_unwatch_fd(rt_actor_t *self, int fd);
  * next request to the same actor, which never overtakes them).
  */
 int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env);
+
+/* Sends now the events self's executor has coalesced (see rt_send()); for
+ * an actor about to block in its run. */
+void rt_flush(rt_actor_t *self);
 
 /*
  * Sends a request and waits for its reply, at most timeout_ms. On success

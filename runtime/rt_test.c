@@ -595,6 +595,43 @@ Test(blocking, a_message_kicks_the_actor_out_of_its_block)
     close(b.efd);
 }
 
+/* Sends one event to echo, flushes it, then blocks for 10 s: the event must
+ * arrive while run is still blocked. */
+static rt_run_t s_sender_run(rt_actor_t *self)
+{
+    s_blocker_t *b = rt_actor_state(self);
+    if (!atomic_load(&b->runs)) {
+        Vmm__Envelope env;
+        Vmm__Rt__Ping ping;
+        s_ping(&env, &ping, "from run");
+        if (rt_send(self, "echo", &env))
+            return RT_RUN_IDLE;
+        rt_flush(self);
+    }
+    return s_blocker_run(self);
+}
+
+Test(blocking, events_sent_from_run_leave_on_flush)
+{
+    static const rt_actor_ops_t sender_ops = {.kind = "sender", .init = s_blocker_init,
+                                              .run = s_sender_run, .kick = s_blocker_kick};
+    rt_t *rt;
+    rt_client_t *c = s_start_echo(&rt, NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "vp0");
+    s_blocker_t b = {.efd = eventfd(0, EFD_CLOEXEC)};
+    rt_actor_spec_t spec = {.name = "sender", .ops = &sender_ops, .arg = &b};
+    cr_assert_eq(rt_actor_start(ex, &spec), 0);
+    long long events = 0;
+    for (int i = 0; i < 2000 && events != 1; i++) {
+        usleep(1000);
+        events = echo_inspect_number(rt_client_actor(c), "echo", "events");
+    }
+    cr_expect_eq(events, 1);
+    cr_expect_eq(atomic_load(&b.runs), 1, "run has not returned: the event left on flush");
+    rt_destroy(&rt);
+    close(b.efd);
+}
+
 static int s_watch_init(rt_actor_t *self, void *arg)
 {
     s_blocker_t *b = arg;
