@@ -58,9 +58,7 @@ rt_t *rt_new(const rt_config_t *cfg)
         rt->cfg = *cfg;
     if (!rt->cfg.max_message_bytes)
         rt->cfg.max_message_bytes = S_DEFAULT_MAX_MESSAGE;
-    if (rt->cfg.spin_us < 0)
-        rt->cfg.spin_us = S_DEFAULT_SPIN_US;
-    else if (!cfg)
+    if (!rt->cfg.spin_us)
         rt->cfg.spin_us = S_DEFAULT_SPIN_US;
     if (!rt->cfg.send_timeout_ms)
         rt->cfg.send_timeout_ms = S_DEFAULT_SEND_TIMEOUT_MS;

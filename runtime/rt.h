@@ -54,8 +54,8 @@ typedef struct {
      * its next message) polls this long before it blocks (design.md: a
      * blocking wake-up costs tens of µs on an idle machine). A thread that
      * finds its CPU time falling behind the clock while it polls (a busy
-     * machine) blocks at once for a while instead. 0 never polls;
-     * negative, or a NULL config, picks the default (50 µs). */
+     * machine) blocks at once for a while instead. 0 picks the default
+     * (50 µs); a negative value never polls. */
     int spin_us;
     /* How long a send may wait on a full peer queue before failing with
      * -EAGAIN. 0 picks the default (5000 ms). */
