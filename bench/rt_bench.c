@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +98,8 @@ typedef struct {
     const char *endpoint;
     int n;         /* messages to answer (round trips) or to count */
     bool answer;   /* echo each message back, or only count them */
-    volatile int ready;
+    char bound[256]; /* the endpoint bound (a wildcard port resolved) */
+    _Atomic int ready;
 } s_raw_server_t;
 
 /* A ROUTER thread: answers or counts n messages. When counting, it answers
@@ -109,7 +111,9 @@ static void *s_raw_server(void *arg)
     void *router = s_socket(srv->ctx, ZMQ_ROUTER);
     if (zmq_bind(router, srv->endpoint))
         s_die(srv->endpoint);
-    srv->ready = 1;
+    size_t len = sizeof srv->bound;
+    zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, srv->bound, &len);
+    atomic_store(&srv->ready, 1);
     char id[256], buf[1024];
     int total = srv->answer ? srv->n : srv->n + 1;
     for (int i = 0; i < total; i++) {
@@ -136,10 +140,10 @@ static double s_raw_two_threads(const char *endpoint, size_t size, int n, bool a
     void *ctx = inproc ? srv.ctx : zmq_ctx_new();
     pthread_t thread;
     pthread_create(&thread, NULL, s_raw_server, &srv);
-    while (!srv.ready)
+    while (!atomic_load(&srv.ready))
         usleep(100);
     void *dealer = s_socket(ctx, ZMQ_DEALER);
-    zmq_connect(dealer, endpoint);
+    zmq_connect(dealer, srv.bound);
     char buf[1024];
     memset(buf, 1, sizeof buf);
     /* The first exchange pays for the connection: leave it out. */
@@ -352,7 +356,7 @@ static s_rtt_t s_run(const char *title, bool is_busy, const s_rtt_t *busy)
         {"inproc, two executors", {S_TWO_EXECUTORS, "lend", "inproc://raw-two", true},
          remote_target, remote_text, NULL},
         {"ipc, two runtimes", {S_IPC, "lend", ipc, true}, remote_target, remote_text, NULL},
-        {"tcp, two runtimes", {S_TCP, "lend", "tcp://127.0.0.1:47399", true}, remote_target,
+        {"tcp, two runtimes", {S_TCP, "lend", "tcp://127.0.0.1:*", true}, remote_target,
          remote_text, NULL},
     };
     s_rtt_t r;
@@ -379,7 +383,7 @@ static s_rtt_t s_run(const char *title, bool is_busy, const s_rtt_t *busy)
     } flows[] = {
         {"inproc, two executors", {S_TWO_EXECUTORS, "send", "inproc://raw-tput", false}},
         {"ipc, two runtimes", {S_IPC, "send", ipc, false}},
-        {"tcp, two runtimes", {S_TCP, "send", "tcp://127.0.0.1:47398", false}},
+        {"tcp, two runtimes", {S_TCP, "send", "tcp://127.0.0.1:*", false}},
     };
     for (size_t i = 0; i < sizeof flows / sizeof *flows; i++) {
         double rt_ns, raw_ns;
@@ -464,6 +468,12 @@ int main(int argc, char **argv)
     }
     if (idle)
         s_run("Idle machine", false, busy ? &busy_rtt : NULL);
+    /* ZeroMQ leaves ipc:// socket files behind. */
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/vmm-bench-%d.sock", getpid());
+    unlink(path);
+    snprintf(path, sizeof path, "/tmp/vmm-bench-raw-%d.sock", getpid());
+    unlink(path);
     printf("\n%s\n", s_misses ? "Some targets were missed." : "All targets met.");
     return s_misses ? 1 : 0;
 }
