@@ -485,8 +485,20 @@ static void s_refuse(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
 
 /* ---- Dispatch --------------------------------------------------------------- */
 
-static int s_on_terminate(rt_actor_t *self, const Vmm__Envelope *msg)
+static int s_on_terminate(rt_actor_t *self, const Vmm__Envelope *msg, rt_ctx_t *ctx)
 {
+    if (ctx->remote) {
+        /* Whoever runs the actors stops them; a peer over ipc:// or tcp://
+         * is not that. */
+        rt_count(&self->ex->stats.rx_denied);
+        self->counts.bad++;
+        rt_log(self->rt, self, RT_LOG_INFO, "refused Terminate from %s in another process",
+               msg->sender);
+        return msg->request_id ? rt_reply_error(self, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
+                                                "%s takes Terminate only from its own process",
+                                                self->name)
+                               : 0;
+    }
     if (self->ops->fini)
         self->ops->fini(self);
     self->terminated = true; /* the executor removes it once off the stack */
@@ -546,7 +558,7 @@ void rt_actor_dispatch(rt_actor_t *actor, const Vmm__Envelope *env, rt_ctx_t *ct
     size_t body = (size_t)env->body_case;
     rt_handler_fn fn = body < actor->table_len ? actor->table[body] : NULL;
     if (env->body_case == VMM__ENVELOPE__BODY_TERMINATE)
-        rc = s_on_terminate(actor, env);
+        rc = s_on_terminate(actor, env, ctx);
     else if (fn)
         rc = fn(actor, env);
     else if (env->body_case == VMM__ENVELOPE__BODY_PING)
@@ -672,6 +684,7 @@ static int s_take_batched(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx)
     const uint8_t *p = start + actor->batch_pos;
     memcpy(ctx->ident, actor->batch_ident, actor->batch_ident_len);
     ctx->ident_len = actor->batch_ident_len;
+    ctx->remote = actor->batch_remote;
     uint64_t len;
     int rc = 0;
     if (rt_wire_get_varint(&p, end, &len) || len > (uint64_t)(end - p)) {
@@ -702,6 +715,8 @@ int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, in
     size_t ident_len = zmq_msg_size(&ident);
     ctx->ident_len = ident_len < sizeof ctx->ident ? ident_len : 0;
     memcpy(ctx->ident, zmq_msg_data(&ident), ctx->ident_len);
+    /* Only connections over ipc:// and tcp:// carry ZMTP metadata. */
+    ctx->remote = zmq_msg_gets(&ident, "Socket-Type") != NULL;
     bool more = zmq_msg_more(&ident);
     zmq_msg_close(&ident);
     if (!more || s_recv_next(actor->mailbox, &frame)) {
@@ -735,6 +750,7 @@ int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, in
         actor->batch_pos = 1;
         memcpy(actor->batch_ident, ctx->ident, ctx->ident_len);
         actor->batch_ident_len = ctx->ident_len;
+        actor->batch_remote = ctx->remote;
         rc = s_take_batched(actor, msg, ctx);
     } else {
         rc = s_take(actor, msg, ctx, bytes, len);

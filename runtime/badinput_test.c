@@ -341,3 +341,21 @@ Test(badinput, nesting_too_deep_for_the_stack)
     cr_expect_eq(s_stats().rx_malformed, 1);
     s_expect_alive(41);
 }
+
+Test(badinput, terminate_from_another_process_is_refused)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Terminate term = VMM__RT__TERMINATE__INIT;
+    env.sender = "peer";
+    env.receiver = "echo";
+    env.request_id = 50;
+    env.body_case = VMM__ENVELOPE__BODY_TERMINATE;
+    env.terminate = &term;
+    uint8_t buf[64];
+    s_send(buf, vmm__envelope__pack(&env, buf), 0);
+    s_expect_error(50, VMM__ERROR_CODE__PERMISSION_DENIED, "only from its own process");
+    env.request_id = 0; /* nor as an event */
+    s_send(buf, vmm__envelope__pack(&env, buf), 0);
+    s_expect_alive(51);
+    cr_expect_eq(s_stats().rx_denied, 2);
+}

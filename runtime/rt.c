@@ -187,6 +187,7 @@ static void s_add_counters(rt_stats_t *out, const rt_counters_t *c)
     out->rx_unknown_kind += atomic_load_explicit(&c->rx_unknown_kind, memory_order_relaxed);
     out->rx_misaddressed += atomic_load_explicit(&c->rx_misaddressed, memory_order_relaxed);
     out->rx_stale_reply += atomic_load_explicit(&c->rx_stale_reply, memory_order_relaxed);
+    out->rx_denied += atomic_load_explicit(&c->rx_denied, memory_order_relaxed);
     out->tx_refused += atomic_load_explicit(&c->tx_refused, memory_order_relaxed);
     out->errors_sent += atomic_load_explicit(&c->errors_sent, memory_order_relaxed);
 }

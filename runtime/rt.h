@@ -77,6 +77,8 @@ typedef struct {
     uint64_t rx_unknown_kind; /* body kind the receiver has no handler for */
     uint64_t rx_misaddressed; /* arrived at a mailbox not named receiver */
     uint64_t rx_stale_reply;  /* a reply nobody waits for (late or unknown) */
+    uint64_t rx_denied;       /* not taken from where it came (Terminate
+                                 from another process) */
     uint64_t tx_refused;      /* oversized, unroutable or failed sends (a
                                  failed send counts in tx as well) */
     uint64_t errors_sent;     /* Error replies sent */

@@ -33,7 +33,7 @@ struct rt_s {
  * reads them from any thread. */
 typedef struct {
     _Atomic uint64_t rx, tx, rx_malformed, rx_oversized, rx_unknown_kind, rx_misaddressed,
-        rx_stale_reply, tx_refused, errors_sent;
+        rx_stale_reply, rx_denied, tx_refused, errors_sent;
 } rt_counters_t;
 
 static inline void rt_count(_Atomic uint64_t *counter)
@@ -54,9 +54,11 @@ typedef struct rt_ctx_s {
     const Vmm__Envelope *req;
     bool replied;
     struct rt_ctx_s *prev;
-    /* RT_CTX_MAILBOX: the peer's routing id. */
+    /* RT_CTX_MAILBOX: the peer's routing id, and whether the peer is in
+     * another process (it came over ipc:// or tcp://). */
     unsigned char ident[256];
     size_t ident_len;
+    bool remote;
     /* The caller waiting for the reply (RT_CTX_NESTED, or a remote call):
      * it takes the reply borrowed through fn, or owned in *owned. */
     rt_actor_t *caller;
@@ -76,6 +78,7 @@ static inline void rt_ctx_init(rt_ctx_t *ctx, rt_ctx_kind_t kind)
     ctx->replied = false;
     ctx->prev = NULL;
     ctx->ident_len = 0;
+    ctx->remote = false;
     ctx->caller = NULL;
     ctx->fn = NULL;
     ctx->fn_arg = NULL;
@@ -109,6 +112,7 @@ struct rt_actor_s {
     size_t batch_pos;
     unsigned char batch_ident[256];
     size_t batch_ident_len;
+    bool batch_remote;
 };
 
 /* A route cached by an executor: a local actor, or a socket to a mailbox. */
