@@ -392,9 +392,12 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
         rt_tap(rt, RT_TAP_TX, self->name, body, bytes, (size_t)len);
         zmq_msg_init_size(&ident, ctx->ident_len);
         memcpy(zmq_msg_data(&ident), ctx->ident, ctx->ident_len);
-        int rc = rt_executor_send_raw(self->ex, self->mailbox, &ident, ZMQ_SNDMORE);
+        /* A peer that does not read its replies loses them (counted); it
+         * must not hold up the actor. */
+        int rc = rt_executor_send_raw(self->ex, self->mailbox, &ident,
+                                      ZMQ_SNDMORE | ZMQ_DONTWAIT);
         if (!rc)
-            rc = rt_executor_send_raw(self->ex, self->mailbox, &frame, 0);
+            rc = rt_executor_send_raw(self->ex, self->mailbox, &frame, ZMQ_DONTWAIT);
         else
             zmq_msg_close(&ident);
         if (rc) {

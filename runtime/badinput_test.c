@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -358,4 +359,93 @@ Test(badinput, terminate_from_another_process_is_refused)
     s_send(buf, vmm__envelope__pack(&env, buf), 0);
     s_expect_alive(51);
     cr_expect_eq(s_stats().rx_denied, 2);
+}
+
+/* Random bytes and bit-flipped envelopes (plain, and in batch frames), from
+ * a fixed seed; the actor must keep answering and count what it refused. */
+Test(badinput, random_and_mutated_frames)
+{
+    uint8_t seeds[3][128];
+    size_t seed_len[3];
+    for (int k = 0; k < 3; k++)
+        seed_len[k] = s_pack(seeds[k], sizeof seeds[k], "echo", (uint64_t)k + 1, 0,
+                             (size_t)k * 3);
+    unsigned seed = 12345;
+    uint8_t buf[256], reply[8192];
+    for (int i = 0; i < 20000; i++) {
+        size_t len;
+        int kind = rand_r(&seed) % 3;
+        if (kind == 0) {
+            len = (size_t)(rand_r(&seed) % 48);
+            for (size_t j = 0; j < len; j++)
+                buf[j] = (uint8_t)rand_r(&seed);
+        } else {
+            int k = rand_r(&seed) % 3;
+            len = seed_len[k] + 2;
+            memcpy(buf + 2, seeds[k], seed_len[k]);
+            for (int f = 1 + rand_r(&seed) % 3; f > 0; f--)
+                buf[2 + rand_r(&seed) % seed_len[k]] ^= (uint8_t)(1 << rand_r(&seed) % 8);
+            buf[0] = 0; /* a batch of one, its length off by -1, 0 or +1 */
+            buf[1] = (uint8_t)(seed_len[k] - 1 + (size_t)(rand_r(&seed) % 3));
+        }
+        const uint8_t *frame = kind == 1 ? buf + 2 : buf;
+        s_send(frame, kind == 1 ? len - 2 : len, 0);
+        while (zmq_recv(s_peer, reply, sizeof reply, ZMQ_DONTWAIT) >= 0)
+            ;
+    }
+    /* Replies come back in order: once the answer to this request is in,
+     * every frame before it has been handled. */
+    s_send(buf, s_pack(buf, sizeof buf, "echo", 99999, 0, 1), 0);
+    for (;;) {
+        Vmm__Envelope *env = s_recv();
+        bool last = env->reply_to == 99999 && env->body_case == VMM__ENVELOPE__BODY_PONG;
+        vmm__envelope__free_unpacked(env, NULL);
+        if (last)
+            break;
+    }
+    rt_stats_t stats = s_stats();
+    cr_expect_gt(stats.rx_malformed, 1000, "%llu", (unsigned long long)stats.rx_malformed);
+    /* A batch frame whose length is off counts once or twice. */
+    cr_expect_geq(stats.rx_denied + stats.rx_misaddressed + stats.rx_unknown_kind +
+                      stats.rx_malformed + stats.rx_oversized + stats.rx_stale_reply + stats.rx,
+                  20001, "every frame handled or counted");
+    s_expect_alive(100000);
+}
+
+/* A peer that sends requests and never reads the replies fills its queue
+ * (short here, and the replies big, so that the kernel's socket buffers
+ * fill too); the actor drops the replies it cannot deliver, counts them,
+ * and serves others. */
+Test(badinput, a_peer_that_never_reads_does_not_stall_the_actor)
+{
+    rt_destroy(&s_rt);
+    rt_config_t cfg = {.max_message_bytes = S_LIMIT, .queue_messages = 50};
+    s_rt = rt_new(&cfg);
+    rt_executor_t *ex = rt_executor_new(s_rt, "ex0");
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops, .endpoint = "tcp://127.0.0.1:*"};
+    cr_assert_eq(rt_actor_start(ex, &echo), 0);
+    char endpoint[256];
+    cr_assert_eq(rt_endpoint_of(s_rt, "echo", endpoint, sizeof endpoint), 0);
+    zmq_close(s_peer);
+    s_peer = zmq_socket(s_zctx, ZMQ_DEALER);
+    int zero = 0, small = 50;
+    zmq_setsockopt(s_peer, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s_peer, ZMQ_RCVHWM, &small, sizeof small);
+    cr_assert_eq(zmq_connect(s_peer, endpoint), 0);
+
+    static uint8_t buf[S_LIMIT];
+    size_t len = s_pack(buf, sizeof buf, "echo", 1, 0, S_LIMIT - 64);
+    for (int i = 0; i < 5000; i++)
+        s_send(buf, len, 0); /* one request, 5000 times: 20 MB of replies */
+    rt_client_t *c = rt_client_new(s_rt, "other");
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    echo_ping(&env, &ping, "still there", 11);
+    rt_msg_t reply;
+    /* All 5000 are taken before this call; before replies stopped waiting,
+     * each one past the full queue held the actor for send_timeout_ms. */
+    cr_assert_eq(rt_call(rt_client_actor(c), "echo", &env, &reply, 3000), 0);
+    cr_expect_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PONG);
+    rt_msg_release(&reply);
+    cr_expect_gt(s_stats().tx_refused, 0, "undelivered replies are counted");
 }

@@ -33,7 +33,7 @@ void *rt_socket(rt_t *rt, int type)
     void *s = zmq_socket(rt->zctx, type);
     if (!s)
         return NULL;
-    int zero = 0, hwm = 100000, timeout = rt->cfg.send_timeout_ms;
+    int zero = 0, hwm = rt->cfg.queue_messages, timeout = rt->cfg.send_timeout_ms;
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);

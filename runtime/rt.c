@@ -16,6 +16,7 @@
 #define S_DEFAULT_MAX_MESSAGE (1u << 20)
 #define S_DEFAULT_SPIN_US 50
 #define S_DEFAULT_SEND_TIMEOUT_MS 5000
+#define S_DEFAULT_QUEUE_MESSAGES 100000
 
 static const char *s_level_names[] = {"error", "warn", "info", "debug", "trace"};
 
@@ -62,6 +63,8 @@ rt_t *rt_new(const rt_config_t *cfg)
         rt->cfg.spin_us = S_DEFAULT_SPIN_US;
     if (!rt->cfg.send_timeout_ms)
         rt->cfg.send_timeout_ms = S_DEFAULT_SEND_TIMEOUT_MS;
+    if (rt->cfg.queue_messages <= 0)
+        rt->cfg.queue_messages = S_DEFAULT_QUEUE_MESSAGES;
     if (!rt->cfg.log_level_set)
         rt->cfg.log_level = RT_LOG_WARN;
     rt->cfg.log_level = s_level_from_env(rt->cfg.log_level);

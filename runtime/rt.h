@@ -58,8 +58,12 @@ typedef struct {
      * (50 µs); a negative value never polls. */
     int spin_us;
     /* How long a send may wait on a full peer queue before failing with
-     * -EAGAIN. 0 picks the default (5000 ms). */
+     * -EAGAIN. 0 picks the default (5000 ms). Replies never wait: a peer
+     * that does not read them loses them (counted in tx_refused). */
     int send_timeout_ms;
+    /* How many messages a socket queues per peer, each way. 0 picks the
+     * default (100000). */
+    int queue_messages;
     /* Logging threshold; the default is RT_LOG_WARN (quiet). The VMM_LOG
      * environment variable (error|warn|info|debug|trace) overrides it. */
     rt_log_level_t log_level;
