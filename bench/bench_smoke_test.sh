@@ -8,8 +8,7 @@ shift
 out=$("$bench" "$@" 2>&1)
 status=$?
 echo "$out"
-# 1 means "ran, some target missed"; anything else is a failure to run.
-if [ "$status" -ne 0 ] && [ "$status" -ne 1 ]; then
+if [ "$status" -ne 0 ]; then
     echo "FAIL: $bench exited with $status"
     exit 1
 fi

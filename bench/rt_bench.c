@@ -407,6 +407,7 @@ static void s_usage(FILE *f)
 {
     fprintf(f,
             "usage: rt_bench [--iterations N] [--repeat N] [--busy-only | --idle-only]\n"
+            "                [--strict]\n"
             "Measures the runtime's request/reply round trip and one-way throughput\n"
             "beside raw ZeroMQ, on an idle machine and with the other core busy.\n"
             "  --iterations N  operations per measurement (default 20000)\n"
@@ -414,22 +415,25 @@ static void s_usage(FILE *f)
             "                  (default 3, at most 15)\n"
             "  --busy-only     only the run with the other core busy\n"
             "  --idle-only     only the idle run\n"
-            "Exit status 0 when every target is met, 1 otherwise.\n");
+            "  --strict        exit with status 1 when a target is missed\n"
+            "Exit status 0 once every figure is measured (with --strict: and every\n"
+            "target met); 2 for a bad option.\n");
 }
 
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    bool idle = true, busy = true;
+    bool idle = true, busy = true, strict = false;
     static const struct option opts[] = {
         {"iterations", required_argument, NULL, 'n'},
         {"repeat", required_argument, NULL, 'r'},
         {"busy-only", no_argument, NULL, 'b'},
         {"idle-only", no_argument, NULL, 'i'},
+        {"strict", no_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    for (int c; (c = getopt_long(argc, argv, "n:r:bih", opts, NULL)) != -1;) {
+    for (int c; (c = getopt_long(argc, argv, "n:r:bish", opts, NULL)) != -1;) {
         switch (c) {
         case 'n':
             s_iterations = atoi(optarg);
@@ -450,6 +454,9 @@ int main(int argc, char **argv)
             break;
         case 'i':
             busy = false;
+            break;
+        case 's':
+            strict = true;
             break;
         case 'h':
             s_usage(stdout);
@@ -475,5 +482,5 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "/tmp/vmm-bench-raw-%d.sock", getpid());
     unlink(path);
     printf("\n%s\n", s_misses ? "Some targets were missed." : "All targets met.");
-    return s_misses ? 1 : 0;
+    return strict && s_misses ? 1 : 0;
 }
