@@ -319,7 +319,7 @@ static int s_fast_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t
     Vmm__Envelope *env = alloc->alloc(alloc->allocator_data, sizeof *env);
     if (!env)
         return -ENOMEM;
-    vmm__envelope__init(env);
+    *env = (Vmm__Envelope)VMM__ENVELOPE__INIT;
     const uint8_t *p = bytes, *end = bytes + len;
     uint32_t last = 0; /* canonical order: each field once, ascending */
     while (p < end) {
