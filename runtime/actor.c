@@ -116,7 +116,7 @@ static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
         uint8_t *bytes = zmq_msg_data(&frame);
         rt_wire_pack(env, &sizes, bytes);
         rt_tap(rt, RT_TAP_TX, self->name, env, bytes, (size_t)len);
-        int rc = rt_executor_send_raw(self->ex, route->dealer, &frame, 0);
+        int rc = rt_send_frame(route->dealer, &frame, 0);
         rt_executor_mark_sent(self->ex, route->dealer);
         if (rc) {
             zmq_msg_close(&frame);
@@ -394,10 +394,10 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
         memcpy(zmq_msg_data(&ident), ctx->ident, ctx->ident_len);
         /* A peer that does not read its replies loses them (counted); it
          * must not hold up the actor. */
-        int rc = rt_executor_send_raw(self->ex, self->mailbox, &ident,
+        int rc = rt_send_frame(self->mailbox, &ident,
                                       ZMQ_SNDMORE | ZMQ_DONTWAIT);
         if (!rc)
-            rc = rt_executor_send_raw(self->ex, self->mailbox, &frame, ZMQ_DONTWAIT);
+            rc = rt_send_frame(self->mailbox, &frame, ZMQ_DONTWAIT);
         else
             zmq_msg_close(&ident);
         if (rc) {

@@ -133,9 +133,8 @@ fail:
 }
 
 /* Sends one frame, retrying when a kick signal interrupts the call. */
-int rt_executor_send_raw(rt_executor_t *ex, void *socket, zmq_msg_t *frame, int flags)
+int rt_send_frame(void *socket, zmq_msg_t *frame, int flags)
 {
-    (void)ex;
     for (;;) {
         if (zmq_msg_send(frame, socket, flags) >= 0)
             return 0;
@@ -193,7 +192,7 @@ void rt_route_flush(rt_executor_t *ex, rt_route_t *route)
     int rc = zmq_msg_init_size(&frame, len) ? -ENOMEM : 0;
     if (!rc) {
         memcpy(zmq_msg_data(&frame), data, len);
-        rc = rt_executor_send_raw(ex, route->dealer, &frame, 0);
+        rc = rt_send_frame(route->dealer, &frame, 0);
         rt_executor_mark_sent(ex, route->dealer);
         if (rc)
             zmq_msg_close(&frame);

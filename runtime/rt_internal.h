@@ -241,7 +241,8 @@ typedef struct {
 
 /* route.c */
 int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **route);
-int rt_executor_send_raw(rt_executor_t *ex, void *socket, zmq_msg_t *frame, int flags);
+/* Sends one frame, retrying when a kick signal interrupts the call. */
+int rt_send_frame(void *socket, zmq_msg_t *frame, int flags);
 /* Adds a packed one-way envelope to the route's batch. */
 int rt_route_batch(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env, size_t len,
                    const rt_wire_size_t *sizes);
