@@ -394,8 +394,7 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
         memcpy(zmq_msg_data(&ident), ctx->ident, ctx->ident_len);
         /* A peer that does not read its replies loses them (counted); it
          * must not hold up the actor. */
-        int rc = rt_send_frame(self->mailbox, &ident,
-                                      ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        int rc = rt_send_frame(self->mailbox, &ident, ZMQ_SNDMORE | ZMQ_DONTWAIT);
         if (!rc)
             rc = rt_send_frame(self->mailbox, &frame, ZMQ_DONTWAIT);
         else
