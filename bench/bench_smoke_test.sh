@@ -13,8 +13,8 @@ if [ "$status" -ne 0 ]; then
     exit 1
 fi
 rows=$(grep -cE '[0-9.]+x|[0-9]+%' <<<"$out")
-if [ "$rows" -lt 19 ]; then
-    echo "FAIL: expected at least 19 figure rows, saw $rows"
+if [ "$rows" -lt 21 ]; then
+    echo "FAIL: expected at least 21 figure rows, saw $rows"
     exit 1
 fi
 echo "PASS: $rows figure rows"

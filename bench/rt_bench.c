@@ -9,12 +9,14 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -220,7 +222,66 @@ static const rt_actor_ops_t s_driver_ops = {
     .n_handlers = 1,
 };
 
-typedef enum { S_SHARED, S_TWO_EXECUTORS, S_IPC, S_TCP } s_placement_t;
+/* An echo that spends its idle time blocked in run (as a VP in KVM_RUN
+ * does), so that every request has to kick it out first. */
+static int s_sleeper_init(rt_actor_t *self, void *arg)
+{
+    (void)arg;
+    int *efd = malloc(sizeof *efd);
+    if (!efd)
+        return -ENOMEM;
+    *efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    rt_actor_set_state(self, efd);
+    return *efd < 0 ? -errno : 0;
+}
+
+static void s_sleeper_fini(rt_actor_t *self)
+{
+    int *efd = rt_actor_state(self);
+    close(*efd);
+    free(efd);
+}
+
+static rt_run_t s_sleeper_run(rt_actor_t *self)
+{
+    int *efd = rt_actor_state(self);
+    struct pollfd pfd = {.fd = *efd, .events = POLLIN};
+    uint64_t v;
+    if (poll(&pfd, 1, 1000) > 0 && read(*efd, &v, sizeof v) < 0)
+        return RT_RUN_IDLE;
+    return RT_RUN_AGAIN;
+}
+
+static void s_sleeper_kick(rt_actor_t *self)
+{
+    int *efd = rt_actor_state(self);
+    uint64_t one = 1;
+    if (write(*efd, &one, sizeof one) < 0)
+        abort();
+}
+
+static int s_sleeper_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Pong pong = VMM__RT__PONG__INIT;
+    pong.payload = msg->ping->payload;
+    env.body_case = VMM__ENVELOPE__BODY_PONG;
+    env.pong = &pong;
+    return rt_reply(self, msg, &env);
+}
+
+static const rt_handler_t s_sleeper_handlers[] = {{VMM__ENVELOPE__BODY_PING, s_sleeper_on_ping}};
+static const rt_actor_ops_t s_sleeper_ops = {
+    .kind = "bench-sleeper",
+    .init = s_sleeper_init,
+    .fini = s_sleeper_fini,
+    .handlers = s_sleeper_handlers,
+    .n_handlers = 1,
+    .run = s_sleeper_run,
+    .kick = s_sleeper_kick,
+};
+
+typedef enum { S_SHARED, S_TWO_EXECUTORS, S_BLOCKED, S_IPC, S_TCP } s_placement_t;
 
 /* ns per call ("lend", "copy") or per one-way event ("send") from a
  * driver actor to an echo actor placed as asked. */
@@ -234,7 +295,7 @@ static double s_runtime(s_placement_t placement, const char *what)
     snprintf(ipc, sizeof ipc, "ipc:///tmp/vmm-bench-%d.sock", getpid());
     rt_actor_spec_t echo = {
         .name = "echo",
-        .ops = &echo_ops,
+        .ops = placement == S_BLOCKED ? &s_sleeper_ops : &echo_ops,
         .endpoint = placement == S_IPC ? ipc : placement == S_TCP ? "tcp://127.0.0.1:*" : NULL,
     };
     if (rt_actor_start(ex_echo, &echo))
@@ -355,12 +416,14 @@ static s_rtt_t s_run(const char *title, bool is_busy, const s_rtt_t *busy)
          "(no target)", NULL},
         {"inproc, two executors", {S_TWO_EXECUTORS, "lend", "inproc://raw-two", true},
          remote_target, remote_text, NULL},
+        {"  the echo blocked in run, kicked", {S_BLOCKED, "lend", "inproc://raw-two", true},
+         1e9, "(no target: the kick's cost)", NULL},
         {"ipc, two runtimes", {S_IPC, "lend", ipc, true}, remote_target, remote_text, NULL},
         {"tcp, two runtimes", {S_TCP, "lend", "tcp://127.0.0.1:*", true}, remote_target,
          remote_text, NULL},
     };
     s_rtt_t r;
-    double *keep[] = {&r.shared, NULL, &r.two_ex, &r.ipc, &r.tcp};
+    double *keep[] = {&r.shared, NULL, &r.two_ex, NULL, &r.ipc, &r.tcp};
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         double rt_ns, raw_ns;
         s_compare(&rows[i].c, size, &rt_ns, &raw_ns);
