@@ -18,22 +18,39 @@
 static rt_t *s_rt;
 static void *s_zctx, *s_peer;
 
-static void s_setup(void)
+/* Starts an echo actor on tcp under cfg, and connects the raw peer to it
+ * (its receive queue rcvhwm messages long, 0 for ZeroMQ's default). */
+static void s_start(const rt_config_t *cfg, int rcvhwm)
 {
-    rt_config_t cfg = {.max_message_bytes = S_LIMIT};
-    s_rt = rt_new(&cfg);
+    s_rt = rt_new(cfg);
     cr_assert_not_null(s_rt);
     rt_executor_t *ex = rt_executor_new(s_rt, "ex0");
     rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops, .endpoint = "tcp://127.0.0.1:*"};
     cr_assert_eq(rt_actor_start(ex, &echo), 0);
     char endpoint[256];
     cr_assert_eq(rt_endpoint_of(s_rt, "echo", endpoint, sizeof endpoint), 0);
-    s_zctx = zmq_ctx_new();
     s_peer = zmq_socket(s_zctx, ZMQ_DEALER);
     int zero = 0, timeout = 5000;
     zmq_setsockopt(s_peer, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(s_peer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    if (rcvhwm)
+        zmq_setsockopt(s_peer, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
     cr_assert_eq(zmq_connect(s_peer, endpoint), 0);
+}
+
+/* For a test that needs another configuration than the suite's. */
+static void s_restart(const rt_config_t *cfg, int rcvhwm)
+{
+    zmq_close(s_peer);
+    rt_destroy(&s_rt);
+    s_start(cfg, rcvhwm);
+}
+
+static void s_setup(void)
+{
+    s_zctx = zmq_ctx_new();
+    rt_config_t cfg = {.max_message_bytes = S_LIMIT};
+    s_start(&cfg, 0);
 }
 
 static void s_teardown(void)
@@ -314,20 +331,8 @@ Test(badinput, nesting_too_deep_for_the_stack)
     /* An InspectNode inside an InspectNode, 100000 deep: protobuf-c alone
      * would recurse until the stack overflows. */
     enum { DEPTH = 100000 };
-    rt_destroy(&s_rt); /* this one needs a limit the message fits under */
-    rt_config_t cfg = {.max_message_bytes = 1 << 20};
-    s_rt = rt_new(&cfg);
-    rt_executor_t *ex = rt_executor_new(s_rt, "ex0");
-    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops, .endpoint = "tcp://127.0.0.1:*"};
-    cr_assert_eq(rt_actor_start(ex, &echo), 0);
-    char endpoint[256];
-    cr_assert_eq(rt_endpoint_of(s_rt, "echo", endpoint, sizeof endpoint), 0);
-    zmq_close(s_peer);
-    s_peer = zmq_socket(s_zctx, ZMQ_DEALER);
-    int zero = 0, timeout = 5000;
-    zmq_setsockopt(s_peer, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s_peer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
-    cr_assert_eq(zmq_connect(s_peer, endpoint), 0);
+    rt_config_t cfg = {.max_message_bytes = 1 << 20}; /* a limit the message fits under */
+    s_restart(&cfg, 0);
 
     size_t cap = DEPTH * 6 + 64;
     uint8_t *buf = malloc(cap), *end = buf + cap, *p = end;
@@ -418,20 +423,8 @@ Test(badinput, random_and_mutated_frames)
  * and serves others. */
 Test(badinput, a_peer_that_never_reads_does_not_stall_the_actor)
 {
-    rt_destroy(&s_rt);
     rt_config_t cfg = {.max_message_bytes = S_LIMIT, .queue_messages = 50};
-    s_rt = rt_new(&cfg);
-    rt_executor_t *ex = rt_executor_new(s_rt, "ex0");
-    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops, .endpoint = "tcp://127.0.0.1:*"};
-    cr_assert_eq(rt_actor_start(ex, &echo), 0);
-    char endpoint[256];
-    cr_assert_eq(rt_endpoint_of(s_rt, "echo", endpoint, sizeof endpoint), 0);
-    zmq_close(s_peer);
-    s_peer = zmq_socket(s_zctx, ZMQ_DEALER);
-    int zero = 0, small = 50;
-    zmq_setsockopt(s_peer, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s_peer, ZMQ_RCVHWM, &small, sizeof small);
-    cr_assert_eq(zmq_connect(s_peer, endpoint), 0);
+    s_restart(&cfg, 50);
 
     static uint8_t buf[S_LIMIT];
     size_t len = s_pack(buf, sizeof buf, "echo", 1, 0, S_LIMIT - 64);

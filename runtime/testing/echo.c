@@ -28,6 +28,16 @@ static void s_fini(rt_actor_t *self)
     rt_actor_set_state(self, NULL);
 }
 
+static int s_reply_pong(rt_actor_t *self, const Vmm__Envelope *req, ProtobufCBinaryData payload)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Pong pong = VMM__RT__PONG__INIT;
+    pong.payload = payload;
+    env.body_case = VMM__ENVELOPE__BODY_PONG;
+    env.pong = &pong;
+    return rt_reply(self, req, &env);
+}
+
 static int s_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     echo_t *echo = rt_actor_state(self);
@@ -44,12 +54,7 @@ static int s_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
         while (nanosleep(&ts, &ts) && errno == EINTR)
             ;
     }
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    Vmm__Rt__Pong pong = VMM__RT__PONG__INIT;
-    pong.payload = msg->ping->payload;
-    env.body_case = VMM__ENVELOPE__BODY_PONG;
-    env.pong = &pong;
-    return rt_reply(self, msg, &env);
+    return s_reply_pong(self, msg, msg->ping->payload);
 }
 
 static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
@@ -85,13 +90,8 @@ void echo_ping(Vmm__Envelope *env, Vmm__Rt__Ping *ping, const void *data, size_t
 
 int echo_reply_text(rt_actor_t *self, const Vmm__Envelope *req, const char *text)
 {
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    Vmm__Rt__Pong pong = VMM__RT__PONG__INIT;
-    pong.payload.data = (uint8_t *)text;
-    pong.payload.len = strlen(text);
-    env.body_case = VMM__ENVELOPE__BODY_PONG;
-    env.pong = &pong;
-    return rt_reply(self, req, &env);
+    ProtobufCBinaryData payload = {.len = strlen(text), .data = (uint8_t *)text};
+    return s_reply_pong(self, req, payload);
 }
 
 long long echo_inspect_number(rt_actor_t *self, const char *to, const char *name)
