@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,27 +244,24 @@ static bool s_drain_dealer(rt_executor_t *ex, void *dealer)
 }
 
 /* Waits for input up to timeout_ms (polling first for spin_us), and marks
- * what became ready. Returns true if anything did. */
-static bool s_wait_inputs(rt_executor_t *ex, int timeout_ms)
+ * what became ready. */
+static void s_wait_inputs(rt_executor_t *ex, int timeout_ms)
 {
     int rc = 0;
     int spin_us = timeout_ms != 0 ? rt_spin_begin(ex->rt, &ex->spin) : 0;
     if (spin_us) {
-        int64_t spin_until = rt_now_us() + spin_us;
-        while ((rc = poll(ex->pfds, ex->n_inputs, 0)) == 0 && rt_now_us() < spin_until)
-            sched_yield(); /* do not starve the thread that will send */
+        rc = rt_spin_poll(ex->pfds, ex->n_inputs, spin_us);
         rt_spin_end(&ex->spin);
     }
     if (rc == 0)
         rc = poll(ex->pfds, ex->n_inputs, timeout_ms);
     if (rc <= 0)
-        return false;
+        return;
     for (size_t i = 0; i < ex->n_inputs; i++) {
         ex->inputs[i].ready = ex->pfds[i].revents != 0;
         if (ex->inputs[i].ready && ex->inputs[i].socket)
             ex->inputs[i].drain = true;
     }
-    return true;
 }
 
 /*

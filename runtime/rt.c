@@ -287,16 +287,19 @@ int rt_spin_begin(rt_t *rt, rt_spin_t *spin)
     return rt->cfg.spin_us;
 }
 
-bool rt_spin_fd(int fd, int spin_us)
+int rt_spin_poll(struct pollfd *pfds, size_t n, int spin_us)
 {
     int64_t spin_until = rt_now_us() + spin_us;
-    struct pollfd pfd = {.fd = fd, .events = POLLIN};
-    while (poll(&pfd, 1, 0) == 0) {
-        if (rt_now_us() >= spin_until)
-            return false;
+    int rc;
+    while ((rc = poll(pfds, n, 0)) == 0 && rt_now_us() < spin_until)
         sched_yield(); /* do not starve the thread that will send */
-    }
-    return true;
+    return rc;
+}
+
+bool rt_spin_fd(int fd, int spin_us)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    return rt_spin_poll(&pfd, 1, spin_us) > 0;
 }
 
 void rt_spin_end(rt_spin_t *spin)

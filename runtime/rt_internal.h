@@ -171,6 +171,9 @@ void rt_spin_end(rt_spin_t *spin);
  * a blocked thread takes tens of µs to wake (design.md), longer than most
  * replies take to come back. */
 bool rt_spin_fd(int fd, int spin_us);
+/* The same over several descriptors; poll()'s result, 0 when none became
+ * readable in time. */
+int rt_spin_poll(struct pollfd *pfds, size_t n, int spin_us);
 
 /* One input of an executor's loop (see executor.c). */
 typedef struct {
