@@ -65,7 +65,7 @@ Test(devices_defaults, every_member_has_a_test)
 {
     cr_expect_eq(vmm__devices__request__descriptor.n_fields, 11);
     cr_expect_eq(vmm__devices__reply__descriptor.n_fields, 6);
-    cr_expect_eq(vmm__devices__event__descriptor.n_fields, 1);
+    cr_expect_eq(vmm__devices__event__descriptor.n_fields, 3);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -191,8 +191,10 @@ Test(devices_request, register_device)
     op.n_doorbells = 2;
     op.doorbells = dbs;
     op.required = true;
+    op.posted_writes = true;
     Vmm__Devices__Request *out = S_REQ(register_device, REGISTER_DEVICE, &op);
     Vmm__Devices__RegisterDevice *o = out->register_device;
+    cr_expect(o->posted_writes);
     cr_expect_str_eq(o->name, "com1");
     cr_assert_eq(o->n_ports, 1);
     cr_expect_eq(o->ports[0]->start, 0x3f8);
@@ -381,6 +383,43 @@ Test(devices_event, irq_line_changed)
     out = S_EVENT(irq_line_changed, IRQ_LINE_CHANGED, &lc);
     cr_expect_eq(out->irq_line_changed->irq, 11);
     cr_expect_not(out->irq_line_changed->high);
+    S_FREE_EVENT(out);
+}
+
+Test(devices_event, power_request)
+{
+    Vmm__Devices__PowerRequest pr = VMM__DEVICES__POWER_REQUEST__INIT;
+    pr.action = VMM__DEVICES__POWER_ACTION__POWER_ACTION_RESET;
+    Vmm__Devices__Event *out = S_EVENT(power_request, POWER_REQUEST, &pr);
+    cr_expect_eq(out->power_request->action, VMM__DEVICES__POWER_ACTION__POWER_ACTION_RESET);
+    cr_expect_eq(out->power_request->opt_exit_code_case,
+                 VMM__DEVICES__POWER_REQUEST__OPT_EXIT_CODE__NOT_SET);
+    S_FREE_EVENT(out);
+
+    pr.action = VMM__DEVICES__POWER_ACTION__POWER_ACTION_POWER_OFF;
+    pr.opt_exit_code_case = VMM__DEVICES__POWER_REQUEST__OPT_EXIT_CODE_EXIT_CODE;
+    pr.exit_code = 7;
+    out = S_EVENT(power_request, POWER_REQUEST, &pr);
+    cr_expect_eq(out->power_request->action, VMM__DEVICES__POWER_ACTION__POWER_ACTION_POWER_OFF);
+    cr_expect_eq(out->power_request->exit_code, 7);
+    S_FREE_EVENT(out);
+}
+
+Test(devices_event, guest_call)
+{
+    uint32_t args[] = {0, 0xffffffffu, 42};
+    Vmm__Devices__GuestCall gc = VMM__DEVICES__GUEST_CALL__INIT;
+    gc.vp_index = 1;
+    gc.kind = 2;
+    gc.n_args = 3;
+    gc.args = args;
+    Vmm__Devices__Event *out = S_EVENT(guest_call, GUEST_CALL, &gc);
+    cr_expect_eq(out->guest_call->vp_index, 1);
+    cr_expect_eq(out->guest_call->kind, 2);
+    cr_assert_eq(out->guest_call->n_args, 3);
+    cr_expect_eq(out->guest_call->args[0], 0);
+    cr_expect_eq(out->guest_call->args[1], 0xffffffffu);
+    cr_expect_eq(out->guest_call->args[2], 42);
     S_FREE_EVENT(out);
 }
 

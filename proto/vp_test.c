@@ -86,7 +86,7 @@ Test(vp_defaults, breakpoint_numbers_are_dr7)
  * its round-trip test below, then update the count. */
 Test(vp_defaults, every_member_has_a_test)
 {
-    cr_expect_eq(vmm__vp__request__descriptor.n_fields, 9);
+    cr_expect_eq(vmm__vp__request__descriptor.n_fields, 10);
     cr_expect_eq(vmm__vp__reply__descriptor.n_fields, 2);
     cr_expect_eq(vmm__vp__event__descriptor.n_fields, 1);
     /* vp_index plus ten reasons. */
@@ -415,6 +415,38 @@ Test(vp_request, set_state)
     S_FREE_REQ(out);
 }
 
+Test(vp_request, set_io_routes)
+{
+    Vmm__Vp__IoRoute com1 = VMM__VP__IO_ROUTE__INIT;
+    com1.start = 0x3f8;
+    com1.len = 8;
+    com1.actor = "vm0/dev/com1";
+    Vmm__Vp__IoRoute bar = VMM__VP__IO_ROUTE__INIT;
+    bar.mmio = true;
+    bar.start = 0xfebf0000;
+    bar.len = 0x1000;
+    bar.actor = "vm0/dev/nic";
+    bar.posted_writes = true;
+    Vmm__Vp__IoRoute *routes[] = {&com1, &bar};
+    Vmm__Vp__SetIoRoutes op = VMM__VP__SET_IO_ROUTES__INIT;
+    op.n_routes = 2;
+    op.routes = routes;
+    Vmm__Vp__Request *out = S_REQ(set_io_routes, SET_IO_ROUTES, &op);
+    cr_assert_eq(out->set_io_routes->n_routes, 2);
+    Vmm__Vp__IoRoute **o = out->set_io_routes->routes;
+    cr_expect_not(o[0]->mmio);
+    cr_expect_eq(o[0]->start, 0x3f8);
+    cr_expect_eq(o[0]->len, 8);
+    cr_expect_str_eq(o[0]->actor, "vm0/dev/com1");
+    cr_expect_not(o[0]->posted_writes);
+    cr_expect(o[1]->mmio);
+    cr_expect_eq(o[1]->start, 0xfebf0000);
+    cr_expect_eq(o[1]->len, 0x1000);
+    cr_expect_str_eq(o[1]->actor, "vm0/dev/nic");
+    cr_expect(o[1]->posted_writes);
+    S_FREE_REQ(out);
+}
+
 /* Elements left out of a SetState mean "unchanged": they must stay absent. */
 Test(vp_request, set_state_partial)
 {
@@ -496,7 +528,18 @@ Test(vp_event, halted_power_off)
     h.reason_case = VMM__VP__HALTED__REASON_POWER_OFF;
     h.power_off = &r;
     Vmm__Vp__Event *out = s_halted(&h);
-    cr_expect_not_null(out->halted->power_off);
+    cr_assert_not_null(out->halted->power_off);
+    cr_expect_eq(out->halted->power_off->opt_exit_code_case,
+                 VMM__VP__POWER_OFF__OPT_EXIT_CODE__NOT_SET);
+    S_FREE_EVENT(out);
+
+    /* An exit code of 0 is still a code: it must survive as present. */
+    r.opt_exit_code_case = VMM__VP__POWER_OFF__OPT_EXIT_CODE_EXIT_CODE;
+    r.exit_code = 0;
+    out = s_halted(&h);
+    cr_expect_eq(out->halted->power_off->opt_exit_code_case,
+                 VMM__VP__POWER_OFF__OPT_EXIT_CODE_EXIT_CODE);
+    cr_expect_eq(out->halted->power_off->exit_code, 0);
     S_FREE_EVENT(out);
 }
 
