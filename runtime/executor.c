@@ -5,9 +5,9 @@
  * on a pipe until the thread says it is ready, and terminate is a message on
  * the same pipe, acknowledged before the thread is joined.
  *
- * An executor whose actor blocks (ops->run) also has a watcher thread that
- * polls the same inputs and kicks the actor out of its block when one
- * becomes readable. The loop itself is in loop.c, routes in route.c.
+ * An executor with a blocking actor (ops->run) also has a watcher thread
+ * that polls the same inputs and kicks that actor out of its block when one
+ * becomes readable, whichever of the executor's actors it is for. The loop itself is in loop.c, routes in route.c.
  */
 #define _GNU_SOURCE /* asprintf */
 #include <errno.h>
@@ -133,8 +133,8 @@ int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec)
     rt_t *rt = ex->rt;
     if (!spec || !spec->name || !*spec->name || !spec->ops)
         return -EINVAL;
-    if (ex->blocking || (spec->ops->run && ex->n_actors))
-        return -EBUSY; /* a blocking actor needs its executor to itself */
+    if (spec->ops->run && ex->blocking)
+        return -EBUSY; /* one thread can block in only one run */
 
     int rc = -ENOMEM;
     rt_actor_t *actor = calloc(1, sizeof *actor);

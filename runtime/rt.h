@@ -172,12 +172,14 @@ typedef struct {
     /* Adds the actor's own state to its introspection tree. */
     void (*inspect)(rt_actor_t *self, Vmm__Rt__InspectNode *node);
     /*
-     * Blocking work (a VP's KVM_RUN). An actor with `run` needs an executor
-     * of its own. The executor calls run whenever the actor's mailbox is
-     * empty and the last call returned RT_RUN_AGAIN. When a message arrives
-     * meanwhile, the runtime calls kick (from another thread) and sends the
-     * executor thread the kick signal (rt_kick_signal()), so run must
-     * return promptly after kick. Events that run sends are coalesced like
+     * Blocking work (a VP's KVM_RUN). An executor hosts at most one actor
+     * with `run`; others may share it (a VP's devices, which its run then
+     * calls without a thread hop). The executor calls run whenever its
+     * inputs are empty and the last call returned RT_RUN_AGAIN. When a
+     * message arrives meanwhile, for any of the executor's actors, the
+     * runtime calls kick (from another thread) and sends the executor
+     * thread the kick signal (rt_kick_signal()), so run must return
+     * promptly after kick. Events that run sends are coalesced like
      * any others: run calls rt_flush() before it blocks.
      */
     rt_run_t (*run)(rt_actor_t *self);
@@ -194,8 +196,8 @@ typedef struct {
 } rt_actor_spec_t;
 
 /* Starts an actor on an executor; blocks until its init has run. Returns 0,
- * -EEXIST for a name in use, -EBUSY for a second actor on an executor that
- * hosts a blocking one, or init's error. */
+ * -EEXIST for a name in use, -EBUSY for a second blocking actor on one
+ * executor, or init's error. */
 int rt_actor_start(rt_executor_t *ex, const rt_actor_spec_t *spec);
 
 const char *rt_actor_name(const rt_actor_t *self);
