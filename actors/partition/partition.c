@@ -1,0 +1,1243 @@
+#define _GNU_SOURCE /* asprintf */
+#include "actors/partition/partition.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "actors/partition/registry.h"
+#include "actors/vp/vp.h"
+
+#define S_MAX_VPS 256
+#define S_MAX_RAM_RANGES 32
+#define S_MAX_CPUID 256
+#define S_IRQ_LINES 24
+/* Largest guest memory read or write by message (devices.proto). */
+#define S_MAX_GUEST_IO 65536u
+/* How long registration waits for a VP to take its new routes. */
+#define S_ROUTE_TIMEOUT_MS 5000
+
+/* S_FAILED: a build failed half way; the VM cannot be built again. */
+typedef enum { S_FRESH, S_PROTO, S_BUILT, S_FAILED } s_stage_t;
+
+typedef struct {
+    uint64_t gpa, size;
+    void *host;
+} s_ram_t;
+
+typedef struct {
+    uint64_t handle, address;
+    int efd;
+    char *owner;
+} s_doorbell_t;
+
+typedef struct {
+    uint64_t msis, msis_blocked, irqs, irqs_unrouted, doorbells_signalled;
+    uint64_t guest_reads, guest_writes, power_requests, refused;
+} s_stats_t;
+
+typedef struct {
+    char *vm, *name;
+    rt_executor_t **given_executors;
+    size_t n_given;
+    s_stage_t stage;
+    int kvm_fd, vm_fd;
+    size_t run_size;
+    uint32_t vp_count;
+    struct kvm_cpuid2 *cpuid; /* the default guest CPUID, then the built one */
+    s_ram_t ram[S_MAX_RAM_RANGES];
+    size_t n_ram;
+    char **vp_names;
+    rt_executor_t **own_executors; /* executors the partition started */
+    struct {
+        bool msi;
+        uint64_t address;
+        uint32_t data;
+    } irq_routes[S_IRQ_LINES];
+    registry_t *registry;
+    s_doorbell_t *doorbells;
+    size_t n_doorbells;
+    uint64_t next_doorbell;
+    s_stats_t stats;
+} partition_t;
+
+/* ---- Replies ----------------------------------------------------------------- */
+
+static int s_reply(rt_actor_t *self, const Vmm__Envelope *msg, Vmm__Partition__Reply *reply)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_PARTITION_REPLY;
+    env.partition_reply = reply;
+    return rt_reply(self, msg, &env);
+}
+
+static int s_ack(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    return msg->request_id ? rt_reply_ack(self, msg) : 0;
+}
+
+/* A failure of a request that may come one-way: counted and logged then,
+ * since there is nobody to answer. */
+static int s_refuse(rt_actor_t *self, const Vmm__Envelope *msg, Vmm__ErrorCode code,
+                    const char *text)
+{
+    partition_t *p = rt_actor_state(self);
+    p->stats.refused++;
+    if (msg->request_id)
+        return rt_reply_error(self, msg, code, "%s", text);
+    rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "from %s: %s", msg->sender, text);
+    return 0;
+}
+
+static int s_stage_error(rt_actor_t *self, const Vmm__Envelope *msg, s_stage_t want)
+{
+    static const char *const needs[] = {
+        [S_FRESH] = "before NewPartition",
+        [S_PROTO] = "after NewPartition and before Build",
+        [S_BUILT] = "after Build",
+    };
+    char text[96];
+    snprintf(text, sizeof text, "this request is only valid %s", needs[want]);
+    return s_refuse(self, msg, VMM__ERROR_CODE__BUSY, text);
+}
+
+/* ---- KVM --------------------------------------------------------------------- */
+
+typedef struct {
+    int cap;
+    const char *name;
+} s_cap_t;
+
+/* What this VMM relies on. */
+static const s_cap_t s_required_caps[] = {
+    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
+    {KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING"},
+    {KVM_CAP_SIGNAL_MSI, "KVM_CAP_SIGNAL_MSI"},
+    {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
+    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+    {KVM_CAP_SET_GUEST_DEBUG, "KVM_CAP_SET_GUEST_DEBUG"},
+    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+    {KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE"},
+    {KVM_CAP_VCPU_EVENTS, "KVM_CAP_VCPU_EVENTS"},
+    {KVM_CAP_DEBUGREGS, "KVM_CAP_DEBUGREGS"},
+    {KVM_CAP_XSAVE, "KVM_CAP_XSAVE"},
+};
+
+/* Opens /dev/kvm and checks it; on failure says what is missing. */
+static int s_open_kvm(char *missing, size_t size)
+{
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(missing, size, "/dev/kvm: %s", strerror(errno));
+        return -errno;
+    }
+    int version = ioctl(fd, KVM_GET_API_VERSION, 0);
+    if (version != KVM_API_VERSION) {
+        snprintf(missing, size, "KVM API version %d, not %d", version, KVM_API_VERSION);
+        close(fd);
+        return -ENOTSUP;
+    }
+    for (size_t i = 0; i < sizeof s_required_caps / sizeof *s_required_caps; i++)
+        if (ioctl(fd, KVM_CHECK_EXTENSION, s_required_caps[i].cap) <= 0) {
+            snprintf(missing, size, "%s missing", s_required_caps[i].name);
+            close(fd);
+            return -ENOTSUP;
+        }
+    return fd;
+}
+
+static struct kvm_cpuid_entry2 *s_cpuid_find(struct kvm_cpuid2 *c, uint32_t fn, uint32_t index)
+{
+    for (uint32_t i = 0; i < c->nent; i++) {
+        struct kvm_cpuid_entry2 *e = &c->entries[i];
+        if (e->function == fn &&
+            (!(e->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) || e->index == index))
+            return e;
+    }
+    return NULL;
+}
+
+/*
+ * The default guest CPUID: what KVM supports, less what the host's
+ * instruction emulator cannot run when it emulates guest kernel code
+ * (platform.md), so that guests that look before they leap avoid it.
+ */
+static void s_cpuid_hide_unemulated(struct kvm_cpuid2 *c)
+{
+    struct kvm_cpuid_entry2 *e;
+    if ((e = s_cpuid_find(c, 1, 0))) {
+        e->ecx &= ~((1u << 1) |  /* PCLMULQDQ */
+                    (1u << 3) |  /* MONITOR */
+                    (1u << 9) |  /* SSSE3 */
+                    (1u << 12) | /* FMA */
+                    (1u << 13) | /* CMPXCHG16B */
+                    (1u << 19) | /* SSE4.1 */
+                    (1u << 20) | /* SSE4.2 (crc32) */
+                    (1u << 22) | /* MOVBE */
+                    (1u << 23) | /* POPCNT */
+                    (1u << 25) | /* AES */
+                    (1u << 26) | /* XSAVE */
+                    (1u << 27) | /* OSXSAVE */
+                    (1u << 28) | /* AVX */
+                    (1u << 29)); /* F16C */
+        e->ecx |= 1u << 31;      /* a hypervisor is present */
+    }
+    if ((e = s_cpuid_find(c, 7, 0))) {
+        e->ebx &= ~((1u << 3) |  /* BMI1 */
+                    (1u << 5) |  /* AVX2 */
+                    (1u << 8) |  /* BMI2 */
+                    (1u << 16) | /* AVX512F and the rest of AVX-512 */
+                    (1u << 19) | /* ADX */
+                    (1u << 29)); /* SHA */
+        e->ecx &= ~(1u << 22);   /* RDPID */
+    }
+    if ((e = s_cpuid_find(c, 0x80000001, 0))) {
+        e->ecx &= ~(1u << 5); /* LZCNT */
+        e->edx &= ~(1u << 27); /* RDTSCP */
+    }
+    /* No XSAVE: the XSAVE leaf says nothing. */
+    for (uint32_t i = 0; i < c->nent; i++)
+        if (c->entries[i].function == 0xd)
+            c->entries[i].eax = c->entries[i].ebx = c->entries[i].ecx = c->entries[i].edx = 0;
+}
+
+static struct kvm_cpuid2 *s_supported_cpuid(int kvm_fd)
+{
+    struct kvm_cpuid2 *c = calloc(1, sizeof *c + S_MAX_CPUID * sizeof c->entries[0]);
+    if (!c)
+        return NULL;
+    c->nent = S_MAX_CPUID;
+    if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
+        free(c);
+        return NULL;
+    }
+    s_cpuid_hide_unemulated(c);
+    return c;
+}
+
+/* ---- Prototype --------------------------------------------------------------- */
+
+static int s_on_is_available(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    char missing[128] = "";
+    int fd = s_open_kvm(missing, sizeof missing);
+    if (fd >= 0)
+        close(fd);
+    Vmm__Partition__Availability a = VMM__PARTITION__AVAILABILITY__INIT;
+    a.available = fd >= 0;
+    a.missing = missing;
+    Vmm__Partition__Reply r = VMM__PARTITION__REPLY__INIT;
+    r.result_case = VMM__PARTITION__REPLY__RESULT_AVAILABILITY;
+    r.availability = &a;
+    return s_reply(self, msg, &r);
+}
+
+static int s_on_new_partition(rt_actor_t *self, const Vmm__Envelope *msg,
+                              const Vmm__Partition__NewPartition *op)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage != S_FRESH)
+        return s_stage_error(self, msg, S_FRESH);
+    const Vmm__Partition__ProcessorTopology *topo = op->processor_topology;
+    if (!topo || !topo->vp_count || topo->vp_count > S_MAX_VPS)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                              "processor_topology.vp_count must be 1 to %d", S_MAX_VPS);
+    if (p->n_given && topo->vp_count > p->n_given)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                              "processor_topology.vp_count %u, but only %zu VP executors given",
+                              topo->vp_count, p->n_given);
+    if (topo->n_vps && topo->n_vps != topo->vp_count)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                              "processor_topology.vps has %zu entries for %u VPs", topo->n_vps,
+                              topo->vp_count);
+    for (size_t i = 0; i < topo->n_vps; i++)
+        if (topo->vps[i]->vp_index != i || topo->vps[i]->apic_id != i)
+            return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
+                                  "processor_topology.vps[%zu]: KVM here gives VP i the APIC "
+                                  "ID i",
+                                  i);
+    if (op->isolation != VMM__PARTITION__ISOLATION_TYPE__NONE)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
+                              "isolation: KVM here runs only non-isolated partitions");
+    if (op->hv_config && op->hv_config->vtl2)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
+                              "hv_config.vtl2: KVM has no VTL2");
+    if (op->hv_config)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
+                              "hv_config: the Hyper-V interface arrives with the synic actor");
+
+    char missing[128] = "";
+    int fd = s_open_kvm(missing, sizeof missing);
+    if (fd < 0)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED, "%s", missing);
+    struct kvm_cpuid2 *cpuid = s_supported_cpuid(fd);
+    int run_size = ioctl(fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (!cpuid || run_size <= 0) {
+        free(cpuid);
+        close(fd);
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL,
+                              "cannot read KVM's CPUID or run area size");
+    }
+    p->kvm_fd = fd;
+    p->cpuid = cpuid;
+    p->run_size = (size_t)run_size;
+    p->vp_count = topo->vp_count;
+    p->stage = S_PROTO;
+    /* user_mode_apic asks for the user-mode APIC "if supported": it is
+     * not, so the in-kernel APIC serves (GetCaps says so). */
+    return rt_reply_ack(self, msg);
+}
+
+static int s_on_get_cpuid(rt_actor_t *self, const Vmm__Envelope *msg,
+                          const Vmm__Partition__GetCpuid *op)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage == S_FRESH)
+        return s_stage_error(self, msg, S_PROTO);
+    Vmm__Partition__CpuidRegisters regs = VMM__PARTITION__CPUID_REGISTERS__INIT;
+    const struct kvm_cpuid_entry2 *e = s_cpuid_find(p->cpuid, op->eax, op->ecx);
+    if (e) {
+        regs.eax = e->eax, regs.ebx = e->ebx, regs.ecx = e->ecx, regs.edx = e->edx;
+    }
+    Vmm__Partition__CpuidResult res = VMM__PARTITION__CPUID_RESULT__INIT;
+    res.result = &regs;
+    Vmm__Partition__Reply r = VMM__PARTITION__REPLY__INIT;
+    r.result_case = VMM__PARTITION__REPLY__RESULT_CPUID;
+    r.cpuid = &res;
+    return s_reply(self, msg, &r);
+}
+
+static uint32_t s_phys_bits(partition_t *p)
+{
+    const struct kvm_cpuid_entry2 *e = s_cpuid_find(p->cpuid, 0x80000008, 0);
+    return e && (e->eax & 0xff) ? e->eax & 0xff : 36;
+}
+
+static int s_on_get_max_phys(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage == S_FRESH)
+        return s_stage_error(self, msg, S_PROTO);
+    Vmm__Partition__PhysicalAddressSize size = VMM__PARTITION__PHYSICAL_ADDRESS_SIZE__INIT;
+    size.bits = s_phys_bits(p);
+    Vmm__Partition__Reply r = VMM__PARTITION__REPLY__INIT;
+    r.result_case = VMM__PARTITION__REPLY__RESULT_MAX_PHYSICAL_ADDRESS_SIZE;
+    r.max_physical_address_size = &size;
+    return s_reply(self, msg, &r);
+}
+
+/* ---- Build -------------------------------------------------------------------- */
+
+static int s_check_layout(partition_t *p, const Vmm__Partition__MemoryLayout *l, char *err,
+                          size_t errlen)
+{
+    if (!l || !l->n_ram) {
+        snprintf(err, errlen, "mem_layout: no RAM");
+        return -EINVAL;
+    }
+    if (l->n_ram > S_MAX_RAM_RANGES) {
+        snprintf(err, errlen, "mem_layout: %zu RAM ranges, at most %d", l->n_ram,
+                 S_MAX_RAM_RANGES);
+        return -EINVAL;
+    }
+    if (l->vtl2_range) {
+        snprintf(err, errlen, "mem_layout.vtl2_range: KVM has no VTL2");
+        return -ENOTSUP;
+    }
+    uint64_t limit = 1ull << s_phys_bits(p), prev_end = 0;
+    for (size_t i = 0; i < l->n_ram; i++) {
+        const Vmm__MemoryRange *r = l->ram[i]->range;
+        if (!r || r->end <= r->start || (r->start | r->end) & 0xfff || r->end > limit ||
+            r->start < prev_end) {
+            snprintf(err, errlen,
+                     "mem_layout.ram[%zu]: not a sorted, page-aligned, non-empty range below "
+                     "the %u-bit address limit",
+                     i, s_phys_bits(p));
+            return -EINVAL;
+        }
+        for (size_t m = 0; m < l->n_mmio; m++) {
+            const Vmm__MemoryRange *g = l->mmio[m];
+            if (g->start < r->end && r->start < g->end) {
+                snprintf(err, errlen, "mem_layout.ram[%zu] overlaps mmio[%zu]", i, m);
+                return -EINVAL;
+            }
+        }
+        prev_end = r->end;
+    }
+    return 0;
+}
+
+static int s_map_ram(partition_t *p, const Vmm__Partition__MemoryLayout *l, char *err,
+                     size_t errlen)
+{
+    for (size_t i = 0; i < l->n_ram; i++) {
+        const Vmm__MemoryRange *r = l->ram[i]->range;
+        uint64_t size = r->end - r->start;
+        void *host = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (host == MAP_FAILED) {
+            snprintf(err, errlen, "cannot reserve %llu MiB of guest RAM: %s",
+                     (unsigned long long)(size >> 20), strerror(errno));
+            return -ENOMEM;
+        }
+        p->ram[p->n_ram++] = (s_ram_t){.gpa = r->start, .size = size, .host = host};
+        struct kvm_userspace_memory_region region = {
+            .slot = (uint32_t)i,
+            .guest_phys_addr = r->start,
+            .memory_size = size,
+            .userspace_addr = (uint64_t)(uintptr_t)host,
+        };
+        if (ioctl(p->vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
+            snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION for ram[%zu]: %s", i,
+                     strerror(errno));
+            return -errno;
+        }
+    }
+    return 0;
+}
+
+/* Merges the caller's leaves onto the defaults, each under its mask. */
+static int s_merge_cpuid(partition_t *p, Vmm__Partition__CpuidLeaf *const *leaves, size_t n,
+                         char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        const Vmm__Partition__CpuidLeaf *l = leaves[i];
+        if (!l->result) {
+            snprintf(err, errlen, "cpuid[%zu]: no result", i);
+            return -EINVAL;
+        }
+        bool any_index = l->opt_index_case == VMM__PARTITION__CPUID_LEAF__OPT_INDEX__NOT_SET;
+        const Vmm__Partition__CpuidRegisters *res = l->result, *mask = l->mask;
+        uint32_t m[4] = {~0u, ~0u, ~0u, ~0u};
+        if (mask)
+            m[0] = mask->eax, m[1] = mask->ebx, m[2] = mask->ecx, m[3] = mask->edx;
+        bool found = false;
+        for (uint32_t k = 0; k < p->cpuid->nent; k++) {
+            struct kvm_cpuid_entry2 *e = &p->cpuid->entries[k];
+            if (e->function != l->function || (!any_index && e->index != l->index))
+                continue;
+            found = true;
+            e->eax = (e->eax & ~m[0]) | (res->eax & m[0]);
+            e->ebx = (e->ebx & ~m[1]) | (res->ebx & m[1]);
+            e->ecx = (e->ecx & ~m[2]) | (res->ecx & m[2]);
+            e->edx = (e->edx & ~m[3]) | (res->edx & m[3]);
+        }
+        if (found)
+            continue;
+        if (p->cpuid->nent == S_MAX_CPUID) {
+            snprintf(err, errlen, "cpuid[%zu]: more than %d leaves", i, S_MAX_CPUID);
+            return -EINVAL;
+        }
+        p->cpuid->entries[p->cpuid->nent++] = (struct kvm_cpuid_entry2){
+            .function = l->function,
+            .index = any_index ? 0 : l->index,
+            .flags = any_index ? 0 : KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+            .eax = res->eax & m[0],
+            .ebx = res->ebx & m[1],
+            .ecx = res->ecx & m[2],
+            .edx = res->edx & m[3],
+        };
+    }
+    return 0;
+}
+
+/* Creates vCPU i and starts its actor. */
+static int s_start_vp(rt_actor_t *self, uint32_t i, char *err, size_t errlen)
+{
+    partition_t *p = rt_actor_state(self);
+    int fd = ioctl(p->vm_fd, KVM_CREATE_VCPU, (unsigned long)i);
+    if (fd < 0) {
+        snprintf(err, errlen, "KVM_CREATE_VCPU %u: %s", i, strerror(errno));
+        return -errno;
+    }
+    /* Each VP's CPUID names its own APIC ID. */
+    struct kvm_cpuid_entry2 *e = s_cpuid_find(p->cpuid, 1, 0);
+    if (e)
+        e->ebx = (e->ebx & 0x00ffffffu) | i << 24;
+    for (uint32_t k = 0; k < p->cpuid->nent; k++)
+        if (p->cpuid->entries[k].function == 0xb || p->cpuid->entries[k].function == 0x1f)
+            p->cpuid->entries[k].edx = i;
+    struct kvm_mp_state runnable = {.mp_state = KVM_MP_STATE_RUNNABLE};
+    if (ioctl(fd, KVM_SET_CPUID2, p->cpuid) < 0 || ioctl(fd, KVM_SET_MP_STATE, &runnable) < 0) {
+        snprintf(err, errlen, "setting up vCPU %u: %s", i, strerror(errno));
+        int rc = -errno;
+        close(fd);
+        return rc;
+    }
+    rt_executor_t *ex = i < p->n_given ? p->given_executors[i] : NULL;
+    if (!ex) {
+        char name[64];
+        snprintf(name, sizeof name, "%s/vp/%u", p->vm, i);
+        ex = p->own_executors[i] = rt_executor_new(rt_actor_rt(self), name);
+        if (!ex) {
+            close(fd);
+            snprintf(err, errlen, "cannot start an executor for vp %u", i);
+            return -ENOMEM;
+        }
+    }
+    vp_config_t cfg = {.index = i, .vcpu_fd = fd, .run_size = p->run_size, .partition = p->name};
+    rt_actor_spec_t spec = {.name = p->vp_names[i], .ops = &vp_ops, .arg = &cfg};
+    int rc = rt_actor_start(ex, &spec); /* the actor owns fd from here */
+    if (rc)
+        snprintf(err, errlen, "cannot start %s: %s", p->vp_names[i], strerror(-rc));
+    return rc;
+}
+
+static int s_create_vm(partition_t *p, char *err, size_t errlen)
+{
+    p->vm_fd = ioctl(p->kvm_fd, KVM_CREATE_VM, 0);
+    if (p->vm_fd < 0) {
+        snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
+        return -errno;
+    }
+    /* Where VMX keeps its real-mode TSS: three pages in the MMIO gap below
+     * 4 GiB, where no RAM is. */
+    if (ioctl(p->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_TSS_ADDR) > 0)
+        ioctl(p->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul);
+    if (ioctl(p->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+        snprintf(err, errlen, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+        return -errno;
+    }
+    struct kvm_pit_config pit = {0};
+    if (ioctl(p->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+        snprintf(err, errlen, "KVM_CREATE_PIT2: %s", strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+static int s_on_build(rt_actor_t *self, const Vmm__Envelope *msg, const Vmm__Partition__Build *op)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage != S_PROTO)
+        return s_stage_error(self, msg, S_PROTO);
+    char err[192] = "";
+    int rc = 0;
+    if (op->opt_vtl0_alias_map_case)
+        rc = -ENOTSUP, snprintf(err, sizeof err, "vtl0_alias_map: KVM has no VTL2");
+    else if (op->guest_memory && *op->guest_memory)
+        rc = -ENOTSUP,
+        snprintf(err, sizeof err, "guest_memory: the partition allocates guest RAM itself");
+    if (!rc)
+        rc = s_check_layout(p, op->mem_layout, err, sizeof err);
+    if (!rc)
+        rc = s_merge_cpuid(p, op->cpuid, op->n_cpuid, err, sizeof err);
+    if (rc)
+        return rt_reply_error(self, msg, rt_error_code(-rc), "%s", err);
+
+    p->vp_names = calloc(p->vp_count, sizeof *p->vp_names);
+    p->own_executors = calloc(p->vp_count, sizeof *p->own_executors);
+    if (!p->vp_names || !p->own_executors)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < p->vp_count; i++)
+        if (asprintf(&p->vp_names[i], "%s/vp/%u", p->vm, i) < 0) {
+            p->vp_names[i] = NULL;
+            return -ENOMEM;
+        }
+    rc = s_create_vm(p, err, sizeof err);
+    if (!rc)
+        rc = s_map_ram(p, op->mem_layout, err, sizeof err);
+    for (uint32_t i = 0; !rc && i < p->vp_count; i++)
+        rc = s_start_vp(self, i, err, sizeof err);
+    if (rc) {
+        p->stage = S_FAILED;
+        rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "build failed: %s", err);
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL, "%s", err);
+    }
+    p->stage = S_BUILT;
+
+    Vmm__Partition__BuildResult res = VMM__PARTITION__BUILD_RESULT__INIT;
+    res.partition = p->name;
+    res.n_vps = p->vp_count;
+    res.vps = p->vp_names;
+    res.synic = "";
+    Vmm__Partition__Reply r = VMM__PARTITION__REPLY__INIT;
+    r.result_case = VMM__PARTITION__REPLY__RESULT_BUILD;
+    r.build = &res;
+    return s_reply(self, msg, &r);
+}
+
+/* ---- Partition -------------------------------------------------------------------- */
+
+static int s_on_get_isolation(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    Vmm__Partition__IsolationInfo info = VMM__PARTITION__ISOLATION_INFO__INIT;
+    info.isolation = VMM__PARTITION__ISOLATION_TYPE__NONE;
+    Vmm__Partition__Reply r = VMM__PARTITION__REPLY__INIT;
+    r.result_case = VMM__PARTITION__REPLY__RESULT_ISOLATION;
+    r.isolation = &info;
+    return s_reply(self, msg, &r);
+}
+
+static int s_on_query_features(rt_actor_t *self, const Vmm__Envelope *msg,
+                               const Vmm__Partition__QueryFeatures *op)
+{
+    Vmm__Partition__Features f = VMM__PARTITION__FEATURES__INIT;
+    f.doorbells = op->vtl == VMM__VTL__VTL0;
+    f.reference_time = true;
+    Vmm__Partition__Reply r = VMM__PARTITION__REPLY__INIT;
+    r.result_case = VMM__PARTITION__REPLY__RESULT_FEATURES;
+    r.features = &f;
+    return s_reply(self, msg, &r);
+}
+
+static int s_on_get_caps(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage == S_FRESH)
+        return s_stage_error(self, msg, S_PROTO);
+    uint8_t vendor[12] = {0};
+    const struct kvm_cpuid_entry2 *e0 = s_cpuid_find(p->cpuid, 0, 0);
+    const struct kvm_cpuid_entry2 *e1 = s_cpuid_find(p->cpuid, 1, 0);
+    if (e0) {
+        memcpy(vendor, &e0->ebx, 4);
+        memcpy(vendor + 4, &e0->edx, 4);
+        memcpy(vendor + 8, &e0->ecx, 4);
+    }
+    Vmm__Partition__XsaveCapabilities xs = VMM__PARTITION__XSAVE_CAPABILITIES__INIT;
+    Vmm__Partition__X86Capabilities x = VMM__PARTITION__X86_CAPABILITIES__INIT;
+    x.vendor = (ProtobufCBinaryData){sizeof vendor, vendor};
+    x.xsave = &xs;
+    x.x2apic = e1 && (e1->ecx & (1u << 21));
+    x.reset_rdx = e1 ? e1->eax : 0;
+    x.physical_address_width = s_phys_bits(p);
+    Vmm__Partition__PartitionCapabilities caps = VMM__PARTITION__PARTITION_CAPABILITIES__INIT;
+    caps.arch_case = VMM__PARTITION__PARTITION_CAPABILITIES__ARCH_X86;
+    caps.x86 = &x;
+    Vmm__Partition__Reply r = VMM__PARTITION__REPLY__INIT;
+    r.result_case = VMM__PARTITION__REPLY__RESULT_CAPS;
+    r.caps = &caps;
+    return s_reply(self, msg, &r);
+}
+
+static int s_on_request_msi(rt_actor_t *self, const Vmm__Envelope *msg,
+                            const Vmm__Partition__RequestMsi *op)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage != S_BUILT)
+        return s_stage_error(self, msg, S_BUILT);
+    if (op->vtl != VMM__VTL__VTL0)
+        return s_refuse(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED, "only VTL0 exists on KVM");
+    if (!op->request)
+        return s_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "no MSI address and data");
+    struct kvm_msi m = {
+        .address_lo = (uint32_t)op->request->address,
+        .address_hi = (uint32_t)(op->request->address >> 32),
+        .data = op->request->data,
+    };
+    int rc = ioctl(p->vm_fd, KVM_SIGNAL_MSI, &m);
+    if (rc < 0) {
+        char text[96];
+        snprintf(text, sizeof text, "KVM_SIGNAL_MSI: %s", strerror(errno));
+        return s_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, text);
+    }
+    p->stats.msis++;
+    if (rc == 0)
+        p->stats.msis_blocked++; /* the guest's APIC refused it (not enabled) */
+    return s_ack(self, msg);
+}
+
+static int s_on_request_yield(rt_actor_t *self, const Vmm__Envelope *msg,
+                              const Vmm__Partition__RequestYield *op)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage != S_BUILT)
+        return s_stage_error(self, msg, S_BUILT);
+    if (op->vp_index >= p->vp_count)
+        return s_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "no such vp");
+    Vmm__Vp__Yield y = VMM__VP__YIELD__INIT;
+    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+    req.op_case = VMM__VP__REQUEST__OP_YIELD;
+    req.yield = &y;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
+    env.vp_request = &req;
+    int rc = rt_send(self, p->vp_names[op->vp_index], &env);
+    if (rc)
+        return rc;
+    return s_ack(self, msg);
+}
+
+/* Sends KVM the GSI routing: KVM's default (the PIC and IO-APIC pins) with
+ * the lines that have an MSI route replaced by it. */
+static int s_apply_irq_routes(partition_t *p)
+{
+    struct {
+        struct kvm_irq_routing hdr;
+        struct kvm_irq_routing_entry e[S_IRQ_LINES * 2];
+    } t = {0};
+    uint32_t n = 0;
+    for (uint32_t gsi = 0; gsi < S_IRQ_LINES; gsi++) {
+        if (p->irq_routes[gsi].msi) {
+            t.e[n++] = (struct kvm_irq_routing_entry){
+                .gsi = gsi,
+                .type = KVM_IRQ_ROUTING_MSI,
+                .u.msi = {.address_lo = (uint32_t)p->irq_routes[gsi].address,
+                          .address_hi = (uint32_t)(p->irq_routes[gsi].address >> 32),
+                          .data = p->irq_routes[gsi].data},
+            };
+            continue;
+        }
+        if (gsi < 16)
+            t.e[n++] = (struct kvm_irq_routing_entry){
+                .gsi = gsi,
+                .type = KVM_IRQ_ROUTING_IRQCHIP,
+                .u.irqchip = {.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+                              .pin = gsi % 8},
+            };
+        t.e[n++] = (struct kvm_irq_routing_entry){
+            .gsi = gsi,
+            .type = KVM_IRQ_ROUTING_IRQCHIP,
+            .u.irqchip = {.irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi},
+        };
+    }
+    t.hdr.nr = n;
+    return ioctl(p->vm_fd, KVM_SET_GSI_ROUTING, &t) < 0 ? -errno : 0;
+}
+
+static int s_on_set_irq_route(rt_actor_t *self, const Vmm__Envelope *msg,
+                              const Vmm__Partition__SetIrqRoute *op)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage != S_BUILT)
+        return s_stage_error(self, msg, S_BUILT);
+    if (op->irq >= S_IRQ_LINES)
+        return s_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                        "irq beyond the IO-APIC's 24 inputs");
+    p->irq_routes[op->irq].msi = op->request != NULL;
+    if (op->request) {
+        p->irq_routes[op->irq].address = op->request->address;
+        p->irq_routes[op->irq].data = op->request->data;
+    }
+    int rc = s_apply_irq_routes(p);
+    if (rc) {
+        char text[96];
+        snprintf(text, sizeof text, "KVM_SET_GSI_ROUTING: %s", strerror(-rc));
+        return s_refuse(self, msg, VMM__ERROR_CODE__INTERNAL, text);
+    }
+    return s_ack(self, msg);
+}
+
+static int s_on_assert_irq(rt_actor_t *self, const Vmm__Envelope *msg,
+                           const Vmm__Partition__AssertIrq *op)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage != S_BUILT)
+        return s_stage_error(self, msg, S_BUILT);
+    if (op->irq >= S_IRQ_LINES)
+        return s_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                        "irq beyond the IO-APIC's 24 inputs");
+    /* An edge: the line goes high, then low again. */
+    struct kvm_irq_level high = {.irq = op->irq, .level = 1}, low = {.irq = op->irq, .level = 0};
+    if (ioctl(p->vm_fd, KVM_IRQ_LINE, &high) < 0 || ioctl(p->vm_fd, KVM_IRQ_LINE, &low) < 0) {
+        char text[96];
+        snprintf(text, sizeof text, "KVM_IRQ_LINE %u: %s", op->irq, strerror(errno));
+        return s_refuse(self, msg, VMM__ERROR_CODE__INTERNAL, text);
+    }
+    p->stats.irqs++;
+    return s_ack(self, msg);
+}
+
+/* ---- Doorbells ------------------------------------------------------------------- */
+
+static int s_ioeventfd(partition_t *p, const s_doorbell_t *d,
+                       const Vmm__Partition__RegisterDoorbell *op, bool assign)
+{
+    struct kvm_ioeventfd io = {
+        .addr = d->address,
+        .len = op ? op->length : 0,
+        .fd = d->efd,
+        .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
+    };
+    if (op && op->opt_value_case) {
+        io.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
+        io.datamatch = op->value;
+    }
+    return ioctl(p->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+static void s_on_doorbell_fd(rt_actor_t *self, int fd)
+{
+    partition_t *p = rt_actor_state(self);
+    uint64_t count;
+    if (read(fd, &count, sizeof count) != sizeof count)
+        return;
+    for (size_t i = 0; i < p->n_doorbells; i++) {
+        const s_doorbell_t *d = &p->doorbells[i];
+        if (d->efd != fd)
+            continue;
+        p->stats.doorbells_signalled += count;
+        Vmm__Partition__DoorbellSignalled ds = VMM__PARTITION__DOORBELL_SIGNALLED__INIT;
+        ds.handle = d->handle;
+        ds.guest_address = d->address;
+        Vmm__Partition__Event ev = VMM__PARTITION__EVENT__INIT;
+        ev.event_case = VMM__PARTITION__EVENT__EVENT_DOORBELL_SIGNALLED;
+        ev.doorbell_signalled = &ds;
+        Vmm__Envelope env = VMM__ENVELOPE__INIT;
+        env.body_case = VMM__ENVELOPE__BODY_PARTITION_EVENT;
+        env.partition_event = &ev;
+        if (rt_send(self, d->owner, &env))
+            rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "doorbell %llu: cannot tell %s",
+                   (unsigned long long)d->handle, d->owner);
+        return;
+    }
+}
+
+static int s_on_register_doorbell(rt_actor_t *self, const Vmm__Envelope *msg,
+                                  const Vmm__Partition__RegisterDoorbell *op)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage != S_BUILT)
+        return s_stage_error(self, msg, S_BUILT);
+    if (op->minimum_vtl != VMM__VTL__VTL0)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
+                              "only VTL0 exists on KVM");
+    if (op->opt_length_case && op->length != 1 && op->length != 2 && op->length != 4 &&
+        op->length != 8)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                              "length must be 1, 2, 4 or 8");
+    if (op->opt_value_case && !op->opt_length_case)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                              "a value to match needs a length");
+    s_doorbell_t *grown = realloc(p->doorbells, (p->n_doorbells + 1) * sizeof *grown);
+    if (!grown)
+        return -ENOMEM;
+    p->doorbells = grown;
+    s_doorbell_t d = {
+        .handle = ++p->next_doorbell,
+        .address = op->guest_address,
+        .efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
+        .owner = strdup(op->owner && *op->owner ? op->owner : msg->sender),
+    };
+    int rc = d.efd < 0 ? -errno : !d.owner ? -ENOMEM : 0;
+    if (!rc)
+        rc = s_ioeventfd(p, &d, op, true);
+    if (!rc) {
+        rc = rt_actor_watch_fd(self, d.efd, s_on_doorbell_fd);
+        if (rc)
+            s_ioeventfd(p, &d, op, false);
+    }
+    if (rc) {
+        if (d.efd >= 0)
+            close(d.efd);
+        free(d.owner);
+        return rt_reply_error(self, msg, rt_error_code(-rc), "doorbell at 0x%llx: %s",
+                              (unsigned long long)op->guest_address, strerror(-rc));
+    }
+    p->doorbells[p->n_doorbells++] = d;
+    Vmm__Partition__DoorbellHandle h = VMM__PARTITION__DOORBELL_HANDLE__INIT;
+    h.handle = d.handle;
+    Vmm__Partition__Reply r = VMM__PARTITION__REPLY__INIT;
+    r.result_case = VMM__PARTITION__REPLY__RESULT_DOORBELL;
+    r.doorbell = &h;
+    return s_reply(self, msg, &r);
+}
+
+static void s_drop_doorbell(rt_actor_t *self, size_t i)
+{
+    partition_t *p = rt_actor_state(self);
+    s_doorbell_t *d = &p->doorbells[i];
+    rt_actor_unwatch_fd(self, d->efd);
+    /* The match fields are not needed to deassign: KVM finds it by fd and
+     * address, with any length. */
+    struct kvm_ioeventfd io = {.addr = d->address, .fd = d->efd,
+                               .flags = KVM_IOEVENTFD_FLAG_DEASSIGN};
+    ioctl(p->vm_fd, KVM_IOEVENTFD, &io);
+    close(d->efd);
+    free(d->owner);
+    p->doorbells[i] = p->doorbells[--p->n_doorbells];
+}
+
+static int s_on_unregister_doorbell(rt_actor_t *self, const Vmm__Envelope *msg,
+                                    const Vmm__Partition__UnregisterDoorbell *op)
+{
+    partition_t *p = rt_actor_state(self);
+    for (size_t i = 0; i < p->n_doorbells; i++) {
+        if (p->doorbells[i].handle != op->handle)
+            continue;
+        if (strcmp(p->doorbells[i].owner, msg->sender))
+            return rt_reply_error(self, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
+                                  "doorbell %llu belongs to %s",
+                                  (unsigned long long)op->handle, p->doorbells[i].owner);
+        s_drop_doorbell(self, i);
+        return rt_reply_ack(self, msg);
+    }
+    return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_FOUND, "no doorbell %llu",
+                          (unsigned long long)op->handle);
+}
+
+static int s_on_reference_time(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage != S_BUILT)
+        return s_stage_error(self, msg, S_BUILT);
+    struct kvm_clock_data clock = {0};
+    if (ioctl(p->vm_fd, KVM_GET_CLOCK, &clock) < 0)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL, "KVM_GET_CLOCK: %s",
+                              strerror(errno));
+    Vmm__Partition__ReferenceTime t = VMM__PARTITION__REFERENCE_TIME__INIT;
+    t.ref_time = clock.clock / 100;
+    if (clock.flags & KVM_CLOCK_REALTIME) {
+        t.opt_system_time_case = VMM__PARTITION__REFERENCE_TIME__OPT_SYSTEM_TIME_SYSTEM_TIME_NS;
+        t.system_time_ns = (int64_t)clock.realtime;
+    }
+    Vmm__Partition__Reply r = VMM__PARTITION__REPLY__INIT;
+    r.result_case = VMM__PARTITION__REPLY__RESULT_REFERENCE_TIME;
+    r.reference_time = &t;
+    return s_reply(self, msg, &r);
+}
+
+static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    const Vmm__Partition__Request *req = msg->partition_request;
+    switch (req->op_case) {
+    case VMM__PARTITION__REQUEST__OP_IS_AVAILABLE:
+        return s_on_is_available(self, msg);
+    case VMM__PARTITION__REQUEST__OP_NEW_PARTITION:
+        return s_on_new_partition(self, msg, req->new_partition);
+    case VMM__PARTITION__REQUEST__OP_GET_CPUID:
+        return s_on_get_cpuid(self, msg, req->get_cpuid);
+    case VMM__PARTITION__REQUEST__OP_GET_MAX_PHYSICAL_ADDRESS_SIZE:
+        return s_on_get_max_phys(self, msg);
+    case VMM__PARTITION__REQUEST__OP_BUILD:
+        return s_on_build(self, msg, req->build);
+    case VMM__PARTITION__REQUEST__OP_GET_ISOLATION:
+        return s_on_get_isolation(self, msg);
+    case VMM__PARTITION__REQUEST__OP_QUERY_FEATURES:
+        return s_on_query_features(self, msg, req->query_features);
+    case VMM__PARTITION__REQUEST__OP_GET_CAPS:
+        return s_on_get_caps(self, msg);
+    case VMM__PARTITION__REQUEST__OP_REQUEST_MSI:
+        return s_on_request_msi(self, msg, req->request_msi);
+    case VMM__PARTITION__REQUEST__OP_REQUEST_YIELD:
+        return s_on_request_yield(self, msg, req->request_yield);
+    case VMM__PARTITION__REQUEST__OP_SET_IRQ_ROUTE:
+        return s_on_set_irq_route(self, msg, req->set_irq_route);
+    case VMM__PARTITION__REQUEST__OP_ASSERT_IRQ:
+        return s_on_assert_irq(self, msg, req->assert_irq);
+    case VMM__PARTITION__REQUEST__OP_REGISTER_DOORBELL:
+        return s_on_register_doorbell(self, msg, req->register_doorbell);
+    case VMM__PARTITION__REQUEST__OP_UNREGISTER_DOORBELL:
+        return s_on_unregister_doorbell(self, msg, req->unregister_doorbell);
+    case VMM__PARTITION__REQUEST__OP_GET_REFERENCE_TIME:
+        return s_on_reference_time(self, msg);
+    case VMM__PARTITION__REQUEST__OP_ACCEPT_INITIAL_PAGES:
+        return s_refuse(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
+                        "accepting initial pages is for isolated partitions; KVM here has none");
+    case VMM__PARTITION__REQUEST__OP_SCRUB_VTL:
+        return s_refuse(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
+                        "scrubbing a VTL needs VTLs; KVM has only VTL0");
+    case VMM__PARTITION__REQUEST__OP_MODIFY_VTL_PAGE_SETTING:
+        return s_refuse(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
+                        "VTL memory protection needs VTLs; KVM has only VTL0");
+    case VMM__PARTITION__REQUEST__OP_SET_SPI_IRQ:
+        return s_refuse(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
+                        "a GIC is an aarch64 interrupt controller; this partition is x86");
+    case VMM__PARTITION__REQUEST__OP__NOT_SET:
+        return s_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                        "no partition operation set");
+    default: {
+        char text[96];
+        snprintf(text, sizeof text, "partition operation %d is not implemented on KVM yet",
+                 (int)req->op_case);
+        return s_refuse(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED, text);
+    }
+    }
+}
+
+/* ---- Devices: registry, guest memory, power ------------------------------------- */
+
+/* Sends every VP the routing table and waits for each to take it, so that
+ * a device's ranges work once its registration is answered. */
+static int s_push_routes(rt_actor_t *self, char *err, size_t errlen)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage != S_BUILT)
+        return 0;
+    Vmm__Vp__SetIoRoutes routes;
+    int rc = registry_routes(p->registry, &routes);
+    if (rc)
+        return rc;
+    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+    req.op_case = VMM__VP__REQUEST__OP_SET_IO_ROUTES;
+    req.set_io_routes = &routes;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
+    env.vp_request = &req;
+    for (uint32_t i = 0; !rc && i < p->vp_count; i++) {
+        rt_msg_t reply;
+        rc = rt_call(self, p->vp_names[i], &env, &reply, S_ROUTE_TIMEOUT_MS);
+        if (!rc) {
+            if (reply.env->body_case != VMM__ENVELOPE__BODY_ACK)
+                rc = -EIO;
+            rt_msg_release(&reply);
+        }
+        if (rc)
+            snprintf(err, errlen, "%s did not take the new routes: %s", p->vp_names[i],
+                     strerror(-rc));
+    }
+    registry_routes_free(&routes);
+    return rc;
+}
+
+static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
+                                const Vmm__Devices__RegisterDevice *op)
+{
+    partition_t *p = rt_actor_state(self);
+    char err[192] = "";
+    for (size_t i = 0; i < op->n_irq_lines; i++)
+        if (op->irq_lines[i] >= S_IRQ_LINES)
+            return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                                  "irq line %u beyond the IO-APIC's 24 inputs", op->irq_lines[i]);
+    if (op->n_doorbells || op->msi_count)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
+                              "doorbells and MSIs are asked for with RegisterDoorbell and "
+                              "RequestMsi");
+    uint64_t handle;
+    int rc = registry_add(p->registry, msg->sender, op, &handle, err, sizeof err);
+    if (!rc) {
+        rc = s_push_routes(self, err, sizeof err);
+        if (rc)
+            registry_remove(p->registry, handle, msg->sender);
+    }
+    if (rc) {
+        p->stats.refused++;
+        rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "device %s (%s) refused: %s", op->name,
+               msg->sender, err);
+        return rt_reply_error(self, msg, rt_error_code(-rc), "%s", err);
+    }
+    rt_log(rt_actor_rt(self), self, RT_LOG_INFO, "device %s registered by %s", op->name,
+           msg->sender);
+    Vmm__Devices__DeviceRegistration reg = VMM__DEVICES__DEVICE_REGISTRATION__INIT;
+    reg.handle = handle;
+    reg.n_ports = op->n_ports;
+    reg.ports = op->ports;
+    reg.n_mmio = op->n_mmio;
+    reg.mmio = op->mmio;
+    reg.n_irq_lines = op->n_irq_lines;
+    reg.irq_lines = op->irq_lines;
+    Vmm__Devices__Reply r = VMM__DEVICES__REPLY__INIT;
+    r.result_case = VMM__DEVICES__REPLY__RESULT_REGISTRATION;
+    r.registration = &reg;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REPLY;
+    env.device_reply = &r;
+    return rt_reply(self, msg, &env);
+}
+
+static int s_on_unregister_device(rt_actor_t *self, const Vmm__Envelope *msg,
+                                  const Vmm__Devices__UnregisterDevice *op)
+{
+    partition_t *p = rt_actor_state(self);
+    int rc = registry_remove(p->registry, op->handle, msg->sender);
+    if (rc == -EPERM)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
+                              "registration %llu was made by another actor",
+                              (unsigned long long)op->handle);
+    if (rc)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_FOUND, "no registration %llu",
+                              (unsigned long long)op->handle);
+    char err[192] = "";
+    rc = s_push_routes(self, err, sizeof err);
+    if (rc)
+        return rt_reply_error(self, msg, rt_error_code(-rc), "%s", err);
+    return rt_reply_ack(self, msg);
+}
+
+/* The host address of [gpa, gpa + len) when it lies in one RAM range. */
+static uint8_t *s_guest_ptr(partition_t *p, uint64_t gpa, uint64_t len)
+{
+    for (size_t i = 0; i < p->n_ram; i++) {
+        const s_ram_t *r = &p->ram[i];
+        if (gpa >= r->gpa && gpa - r->gpa <= r->size && len <= r->size - (gpa - r->gpa))
+            return (uint8_t *)r->host + (gpa - r->gpa);
+    }
+    return NULL;
+}
+
+static int s_on_guest_memory(rt_actor_t *self, const Vmm__Envelope *msg, bool write,
+                             uint64_t gpa, uint64_t len, const uint8_t *data)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage != S_BUILT)
+        return s_stage_error(self, msg, S_BUILT);
+    if (len > S_MAX_GUEST_IO)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                              "%llu bytes, at most %u per request", (unsigned long long)len,
+                              S_MAX_GUEST_IO);
+    uint8_t *host = s_guest_ptr(p, gpa, len);
+    if (!host)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                              "0x%llx+%llu is not guest RAM", (unsigned long long)gpa,
+                              (unsigned long long)len);
+    if (write) {
+        p->stats.guest_writes++;
+        memcpy(host, data, len);
+        return rt_reply_ack(self, msg);
+    }
+    p->stats.guest_reads++;
+    Vmm__Devices__ReadResult res = VMM__DEVICES__READ_RESULT__INIT;
+    res.data = (ProtobufCBinaryData){len, host};
+    Vmm__Devices__Reply r = VMM__DEVICES__REPLY__INIT;
+    r.result_case = VMM__DEVICES__REPLY__RESULT_READ_GUEST_MEMORY;
+    r.read_guest_memory = &res;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REPLY;
+    env.device_reply = &r;
+    return rt_reply(self, msg, &env);
+}
+
+static int s_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    const Vmm__Devices__Request *req = msg->device_request;
+    switch (req->op_case) {
+    case VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE:
+        return s_on_register_device(self, msg, req->register_device);
+    case VMM__DEVICES__REQUEST__OP_UNREGISTER_DEVICE:
+        return s_on_unregister_device(self, msg, req->unregister_device);
+    case VMM__DEVICES__REQUEST__OP_READ_GUEST_MEMORY:
+        return s_on_guest_memory(self, msg, false, req->read_guest_memory->gpa,
+                                 req->read_guest_memory->length, NULL);
+    case VMM__DEVICES__REQUEST__OP_WRITE_GUEST_MEMORY:
+        return s_on_guest_memory(self, msg, true, req->write_guest_memory->gpa,
+                                 req->write_guest_memory->data.len,
+                                 req->write_guest_memory->data.data);
+    default:
+        return s_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                        "the partition takes device registrations and guest memory "
+                        "requests only");
+    }
+}
+
+/* A device asks for a whole-VM power action: every VP halts with it. */
+static int s_on_device_event(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    partition_t *p = rt_actor_state(self);
+    const Vmm__Devices__Event *ev = msg->device_event;
+    if (ev->event_case != VMM__DEVICES__EVENT__EVENT_POWER_REQUEST ||
+        ev->power_request->action == VMM__DEVICES__POWER_ACTION__POWER_ACTION_UNSPECIFIED)
+        return s_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                        "the partition takes power requests only, with an action");
+    if (p->stage != S_BUILT)
+        return s_stage_error(self, msg, S_BUILT);
+    p->stats.power_requests++;
+    rt_log(rt_actor_rt(self), self, RT_LOG_INFO, "%s asks for %s", msg->sender,
+           ev->power_request->action == VMM__DEVICES__POWER_ACTION__POWER_ACTION_RESET
+               ? "a reset"
+               : "power off");
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_EVENT;
+    env.device_event = (Vmm__Devices__Event *)ev;
+    for (uint32_t i = 0; i < p->vp_count; i++)
+        if (rt_send(self, p->vp_names[i], &env))
+            rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "cannot tell %s", p->vp_names[i]);
+    return 0;
+}
+
+/* ---- Lifecycle ------------------------------------------------------------------- */
+
+static int s_init(rt_actor_t *self, void *arg)
+{
+    const partition_config_t *cfg = arg;
+    if (!cfg || !cfg->vm || !*cfg->vm)
+        return -EINVAL;
+    partition_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->kvm_fd = p->vm_fd = -1;
+    p->vm = strdup(cfg->vm);
+    p->name = strdup(rt_actor_name(self));
+    p->registry = registry_new();
+    if (cfg->n_vp_executors) {
+        p->given_executors = calloc(cfg->n_vp_executors, sizeof *p->given_executors);
+        if (p->given_executors) {
+            memcpy(p->given_executors, cfg->vp_executors,
+                   cfg->n_vp_executors * sizeof *p->given_executors);
+            p->n_given = cfg->n_vp_executors;
+        }
+    }
+    rt_actor_set_state(self, p);
+    if (!p->vm || !p->name || !p->registry || (cfg->n_vp_executors && !p->given_executors))
+        return -ENOMEM; /* fini frees what there is */
+    return 0;
+}
+
+static void s_fini(rt_actor_t *self)
+{
+    partition_t *p = rt_actor_state(self);
+    if (!p)
+        return;
+    while (p->n_doorbells)
+        s_drop_doorbell(self, p->n_doorbells - 1);
+    free(p->doorbells);
+    for (uint32_t i = 0; p->vp_names && i < p->vp_count; i++) {
+        /* VP actors on executors the partition started go with them;
+         * given executors belong to the caller, who stops them first. */
+        if (p->own_executors && p->own_executors[i])
+            rt_executor_destroy(&p->own_executors[i]);
+        free(p->vp_names[i]);
+    }
+    free(p->own_executors);
+    free(p->vp_names);
+    for (size_t i = 0; i < p->n_ram; i++)
+        munmap(p->ram[i].host, p->ram[i].size);
+    if (p->vm_fd >= 0)
+        close(p->vm_fd);
+    if (p->kvm_fd >= 0)
+        close(p->kvm_fd);
+    registry_destroy(&p->registry);
+    free(p->cpuid);
+    free(p->given_executors);
+    free(p->name);
+    free(p->vm);
+    free(p);
+    rt_actor_set_state(self, NULL);
+}
+
+static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
+{
+    partition_t *p = rt_actor_state(self);
+    static const char *const stages[] = {"fresh", "prototype", "built", "failed"};
+    const s_stats_t *s = &p->stats;
+    rt_inspect_add(node, "stage", "%s", stages[p->stage]);
+    rt_inspect_add(node, "vps", "%u", p->vp_count);
+    uint64_t ram = 0;
+    for (size_t i = 0; i < p->n_ram; i++)
+        ram += p->ram[i].size;
+    rt_inspect_add(node, "ram_bytes", "%llu", (unsigned long long)ram);
+    rt_inspect_add(node, "devices", "%zu", registry_count(p->registry));
+    rt_inspect_add(node, "doorbells", "%zu", p->n_doorbells);
+    rt_inspect_add(node, "msis", "%llu", (unsigned long long)s->msis);
+    rt_inspect_add(node, "msis_blocked", "%llu", (unsigned long long)s->msis_blocked);
+    rt_inspect_add(node, "irqs", "%llu", (unsigned long long)s->irqs);
+    rt_inspect_add(node, "doorbells_signalled", "%llu",
+                   (unsigned long long)s->doorbells_signalled);
+    rt_inspect_add(node, "guest_reads", "%llu", (unsigned long long)s->guest_reads);
+    rt_inspect_add(node, "guest_writes", "%llu", (unsigned long long)s->guest_writes);
+    rt_inspect_add(node, "power_requests", "%llu", (unsigned long long)s->power_requests);
+    rt_inspect_add(node, "refused", "%llu", (unsigned long long)s->refused);
+}
+
+static const rt_handler_t s_handlers[] = {
+    {VMM__ENVELOPE__BODY_PARTITION_REQUEST, s_on_partition_request},
+    {VMM__ENVELOPE__BODY_DEVICE_REQUEST, s_on_device_request},
+    {VMM__ENVELOPE__BODY_DEVICE_EVENT, s_on_device_event},
+};
+
+const rt_actor_ops_t partition_ops = {
+    .kind = "partition",
+    .init = s_init,
+    .fini = s_fini,
+    .handlers = s_handlers,
+    .n_handlers = sizeof s_handlers / sizeof *s_handlers,
+    .inspect = s_inspect,
+};

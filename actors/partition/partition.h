@@ -1,0 +1,38 @@
+/*
+ * The partition actor: one KVM VM (the seed's Hypervisor, ProtoPartition
+ * and Partition), driven by partition.proto requests in lifecycle order:
+ *
+ *   IsAvailable            probe /dev/kvm (any time)
+ *   NewPartition           the prototype: VP count, HvConfig, isolation
+ *   GetCpuid, GetMaxPhysicalAddressSize
+ *   Build                  guest RAM, CPUID, one VP actor per processor
+ *   ...                    MSIs, IRQ routes, doorbells, caps, reset
+ *
+ * It is also the VM's device registry (devices.proto RegisterDevice): it
+ * refuses overlapping claims and sends every VP the routing table, and it
+ * answers guest memory reads and writes by guest physical address.
+ * Power requests from devices are passed to every VP, which halt with the
+ * matching reason.
+ */
+#ifndef VMM_PARTITION_H
+#define VMM_PARTITION_H
+
+#include <stddef.h>
+
+#include "runtime/rt.h"
+
+typedef struct {
+    /* The VM's name, the prefix of its actors' names: VP i is
+     * "<vm>/vp/<i>". */
+    const char *vm;
+    /* Where VP i runs: vp_executors[i] when given (placement is the
+     * caller's choice, e.g. to put a device on a VP's thread), else an
+     * executor the partition starts and stops itself. Borrowed: they must
+     * outlive the partition actor. */
+    rt_executor_t **vp_executors;
+    size_t n_vp_executors;
+} partition_config_t;
+
+extern const rt_actor_ops_t partition_ops;
+
+#endif

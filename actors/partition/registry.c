@@ -1,0 +1,215 @@
+#define _GNU_SOURCE /* strdup */
+#include "actors/partition/registry.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Bounds that keep one registration's size sane. */
+#define S_MAX_RANGES 64
+#define S_PORT_SPACE 0x10000ull
+
+typedef struct {
+    bool mmio;
+    uint64_t start, len;
+} s_range_t;
+
+typedef struct {
+    uint64_t handle;
+    char *name, *actor;
+    bool posted;
+    s_range_t *ranges;
+    size_t n_ranges;
+} s_device_t;
+
+struct registry_s {
+    s_device_t *devices;
+    size_t n_devices;
+    uint64_t next_handle;
+};
+
+registry_t *registry_new(void)
+{
+    registry_t *reg = calloc(1, sizeof *reg);
+    if (reg)
+        reg->next_handle = 1;
+    return reg;
+}
+
+static void s_device_free(s_device_t *d)
+{
+    free(d->name);
+    free(d->actor);
+    free(d->ranges);
+}
+
+void registry_destroy(registry_t **reg)
+{
+    if (!*reg)
+        return;
+    for (size_t i = 0; i < (*reg)->n_devices; i++)
+        s_device_free(&(*reg)->devices[i]);
+    free((*reg)->devices);
+    free(*reg);
+    *reg = NULL;
+}
+
+static bool s_overlap(const s_range_t *a, const s_range_t *b)
+{
+    return a->mmio == b->mmio && a->start < b->start + b->len && b->start < a->start + a->len;
+}
+
+static void s_describe(const s_range_t *r, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s 0x%llx-0x%llx", r->mmio ? "MMIO" : "port",
+             (unsigned long long)r->start, (unsigned long long)(r->start + r->len - 1));
+}
+
+/* Collects and checks req's ranges into out (S_MAX_RANGES entries). */
+static int s_collect(const Vmm__Devices__RegisterDevice *req, s_range_t *out, size_t *n,
+                     char *err, size_t errlen)
+{
+    if (req->n_ports + req->n_mmio > S_MAX_RANGES) {
+        snprintf(err, errlen, "%zu ranges, at most %d", req->n_ports + req->n_mmio, S_MAX_RANGES);
+        return -EINVAL;
+    }
+    *n = 0;
+    for (size_t i = 0; i < req->n_ports; i++) {
+        const Vmm__Devices__PortRange *p = req->ports[i];
+        if (!p->len || p->start >= S_PORT_SPACE || p->len > S_PORT_SPACE - p->start) {
+            snprintf(err, errlen, "port range 0x%x+%u is empty or beyond port 0xffff", p->start,
+                     p->len);
+            return -EINVAL;
+        }
+        out[(*n)++] = (s_range_t){.start = p->start, .len = p->len};
+    }
+    for (size_t i = 0; i < req->n_mmio; i++) {
+        const Vmm__MemoryRange *m = req->mmio[i];
+        if (m->end <= m->start) {
+            snprintf(err, errlen, "MMIO range 0x%llx-0x%llx is empty",
+                     (unsigned long long)m->start, (unsigned long long)m->end);
+            return -EINVAL;
+        }
+        out[(*n)++] = (s_range_t){.mmio = true, .start = m->start, .len = m->end - m->start};
+    }
+    for (size_t i = 0; i < *n; i++)
+        for (size_t j = 0; j < i; j++)
+            if (s_overlap(&out[i], &out[j])) {
+                char a[64];
+                s_describe(&out[i], a, sizeof a);
+                snprintf(err, errlen, "%s is claimed twice in one registration", a);
+                return -EINVAL;
+            }
+    return 0;
+}
+
+int registry_add(registry_t *reg, const char *actor, const Vmm__Devices__RegisterDevice *req,
+                 uint64_t *handle, char *err, size_t errlen)
+{
+    if (!req->name || !*req->name) {
+        snprintf(err, errlen, "a device needs a name");
+        return -EINVAL;
+    }
+    s_range_t ranges[S_MAX_RANGES];
+    size_t n;
+    int rc = s_collect(req, ranges, &n, err, errlen);
+    if (rc)
+        return rc;
+    for (size_t d = 0; d < reg->n_devices; d++) {
+        const s_device_t *other = &reg->devices[d];
+        if (!strcmp(other->name, req->name)) {
+            snprintf(err, errlen, "a device named %s is registered already (by %s)", req->name,
+                     other->actor);
+            return -EBUSY;
+        }
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < other->n_ranges; j++)
+                if (s_overlap(&ranges[i], &other->ranges[j])) {
+                    char a[64], b[64];
+                    s_describe(&ranges[i], a, sizeof a);
+                    s_describe(&other->ranges[j], b, sizeof b);
+                    snprintf(err, errlen, "%s overlaps %s of %s (%s)", a, b, other->name,
+                             other->actor);
+                    return -EBUSY;
+                }
+    }
+
+    s_device_t *devices = realloc(reg->devices, (reg->n_devices + 1) * sizeof *devices);
+    if (!devices)
+        return -ENOMEM;
+    reg->devices = devices;
+    s_device_t d = {
+        .handle = reg->next_handle,
+        .name = strdup(req->name),
+        .actor = strdup(actor),
+        .posted = req->posted_writes,
+        .ranges = malloc((n ? n : 1) * sizeof *d.ranges),
+        .n_ranges = n,
+    };
+    if (!d.name || !d.actor || !d.ranges) {
+        s_device_free(&d);
+        return -ENOMEM;
+    }
+    memcpy(d.ranges, ranges, n * sizeof *ranges);
+    reg->devices[reg->n_devices++] = d;
+    *handle = reg->next_handle++;
+    return 0;
+}
+
+int registry_remove(registry_t *reg, uint64_t handle, const char *actor)
+{
+    for (size_t i = 0; i < reg->n_devices; i++) {
+        if (reg->devices[i].handle != handle)
+            continue;
+        if (strcmp(reg->devices[i].actor, actor))
+            return -EPERM;
+        s_device_free(&reg->devices[i]);
+        reg->devices[i] = reg->devices[--reg->n_devices];
+        return 0;
+    }
+    return -ENOENT;
+}
+
+size_t registry_count(const registry_t *reg)
+{
+    return reg->n_devices;
+}
+
+int registry_routes(const registry_t *reg, Vmm__Vp__SetIoRoutes *out)
+{
+    vmm__vp__set_io_routes__init(out);
+    size_t n = 0;
+    for (size_t d = 0; d < reg->n_devices; d++)
+        n += reg->devices[d].n_ranges;
+    /* One block: the pointer array, then the routes. */
+    void *block = calloc(1, n * (sizeof(Vmm__Vp__IoRoute *) + sizeof(Vmm__Vp__IoRoute)) + 1);
+    if (!block)
+        return -ENOMEM;
+    Vmm__Vp__IoRoute **ptrs = block;
+    Vmm__Vp__IoRoute *routes = (Vmm__Vp__IoRoute *)(ptrs + n);
+    size_t k = 0;
+    for (size_t d = 0; d < reg->n_devices; d++) {
+        const s_device_t *dev = &reg->devices[d];
+        for (size_t i = 0; i < dev->n_ranges; i++, k++) {
+            vmm__vp__io_route__init(&routes[k]);
+            routes[k].mmio = dev->ranges[i].mmio;
+            routes[k].start = dev->ranges[i].start;
+            routes[k].len = dev->ranges[i].len;
+            routes[k].actor = dev->actor;
+            routes[k].posted_writes = dev->posted;
+            ptrs[k] = &routes[k];
+        }
+    }
+    out->routes = ptrs;
+    out->n_routes = n;
+    return 0;
+}
+
+void registry_routes_free(Vmm__Vp__SetIoRoutes *routes)
+{
+    free(routes->routes);
+    routes->routes = NULL;
+    routes->n_routes = 0;
+}

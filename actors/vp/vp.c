@@ -1,0 +1,809 @@
+#define _GNU_SOURCE /* strdup */
+#include "actors/vp/vp.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "actors/vp/vp_state.h"
+
+/* How long a VP waits for a device's answer before it gives up on the
+ * access (a read then sees all ones). */
+#define S_DEVICE_TIMEOUT_MS 5000
+/* Unregistered addresses logged one by one before the log goes quiet. */
+#define S_MAX_LOGGED 32
+
+typedef struct {
+    bool mmio;
+    uint64_t start, len;
+    char *actor;
+    bool posted;
+} s_route_t;
+
+typedef struct {
+    uint64_t exits, io_exits, mmio_exits, kicks, device_calls, posted_writes;
+    uint64_t unregistered_reads, unregistered_writes, device_errors, refused;
+} s_stats_t;
+
+typedef struct {
+    vp_config_t cfg;
+    char *partition;
+    int fd;
+    struct kvm_run *run;
+    size_t run_size;
+    bool running;
+    /* KVM finishes an I/O or MMIO exit only on the next KVM_RUN. */
+    bool needs_completion;
+    char *owner; /* the sender of Run, told about halts */
+    s_route_t *routes;
+    size_t n_routes;
+    struct {
+        bool mmio;
+        uint64_t address;
+    } logged[S_MAX_LOGGED];
+    size_t n_logged;
+    /* A hardware breakpoint just reported: single-step past it once, with
+     * breakpoints off, before arming them again (platform.md). */
+    bool step_over;
+    struct kvm_guest_debug debug;
+    s_stats_t stats;
+} vp_t;
+
+/* ---- Halts ---------------------------------------------------------------- */
+
+/* Finishes the exit KVM is in the middle of, so that state is whole: KVM
+ * completes it on entry and returns at once with immediate_exit set. */
+static void s_complete(vp_t *vp)
+{
+    if (!vp->needs_completion)
+        return;
+    vp->run->immediate_exit = 1;
+    if (ioctl(vp->fd, KVM_RUN, 0) == 0 || errno == EINTR)
+        vp->needs_completion = false;
+    vp->run->immediate_exit = 0;
+}
+
+static void s_halt(rt_actor_t *self, Vmm__Vp__Halted *h)
+{
+    vp_t *vp = rt_actor_state(self);
+    s_complete(vp);
+    vp->running = false;
+    h->vp_index = vp->cfg.index;
+    Vmm__Vp__Event ev = VMM__VP__EVENT__INIT;
+    ev.event_case = VMM__VP__EVENT__EVENT_HALTED;
+    ev.halted = h;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_VP_EVENT;
+    env.vp_event = &ev;
+    int rc = vp->owner ? rt_send(self, vp->owner, &env) : -ENOENT;
+    if (rc)
+        rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "cannot report a halt to %s: %s",
+               vp->owner ? vp->owner : "nobody", strerror(-rc));
+}
+
+#define S_HALT(self, field, CASE, value)                                                     \
+    do {                                                                                     \
+        Vmm__Vp__Halted h_ = VMM__VP__HALTED__INIT;                                          \
+        h_.reason_case = VMM__VP__HALTED__REASON_##CASE;                                     \
+        h_.field = (value);                                                                  \
+        s_halt((self), &h_);                                                                 \
+    } while (0)
+
+static void s_halt_hypervisor(rt_actor_t *self, int err, const char *what)
+{
+    char text[128];
+    snprintf(text, sizeof text, "%s: %s", what, strerror(err));
+    Vmm__Vp__HypervisorFailure f = VMM__VP__HYPERVISOR_FAILURE__INIT;
+    f.os_error = err;
+    f.text = text;
+    rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "%s", text);
+    S_HALT(self, hypervisor, HYPERVISOR, &f);
+}
+
+static void s_halt_invalid(rt_actor_t *self, const char *text)
+{
+    Vmm__Vp__InvalidVmState s = VMM__VP__INVALID_VM_STATE__INIT;
+    s.text = (char *)text;
+    rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "%s", text);
+    S_HALT(self, invalid_vm_state, INVALID_VM_STATE, &s);
+}
+
+/* ---- Device routing --------------------------------------------------------- */
+
+static const s_route_t *s_route(const vp_t *vp, bool mmio, uint64_t address, uint32_t size)
+{
+    for (size_t i = 0; i < vp->n_routes; i++) {
+        const s_route_t *r = &vp->routes[i];
+        if (r->mmio == mmio && address >= r->start && address - r->start < r->len &&
+            size <= r->len - (address - r->start))
+            return r;
+    }
+    return NULL;
+}
+
+static void s_note_unregistered(rt_actor_t *self, bool mmio, uint64_t address, bool write)
+{
+    vp_t *vp = rt_actor_state(self);
+    if (write)
+        vp->stats.unregistered_writes++;
+    else
+        vp->stats.unregistered_reads++;
+    for (size_t i = 0; i < vp->n_logged; i++)
+        if (vp->logged[i].mmio == mmio && vp->logged[i].address == address)
+            return;
+    if (vp->n_logged == S_MAX_LOGGED)
+        return;
+    vp->logged[vp->n_logged].mmio = mmio;
+    vp->logged[vp->n_logged++].address = address;
+    rt_log(rt_actor_rt(self), self, RT_LOG_WARN,
+           "%s 0x%llx: no device registered it (reads are all ones, writes dropped)%s",
+           mmio ? "MMIO address" : "port", (unsigned long long)address,
+           vp->n_logged == S_MAX_LOGGED ? "; further addresses are not logged" : "");
+}
+
+typedef struct {
+    uint8_t *out;
+    uint32_t size;
+} s_read_t;
+
+static int s_take_read(void *arg, const Vmm__Envelope *reply)
+{
+    s_read_t *rd = arg;
+    if (reply->body_case != VMM__ENVELOPE__BODY_DEVICE_REPLY)
+        return reply->body_case == VMM__ENVELOPE__BODY_ERROR ? -EIO : -EPROTO;
+    const Vmm__Devices__Reply *r = reply->device_reply;
+    const Vmm__Devices__ReadResult *res =
+        r->result_case == VMM__DEVICES__REPLY__RESULT_READ_IO     ? r->read_io
+        : r->result_case == VMM__DEVICES__REPLY__RESULT_READ_MMIO ? r->read_mmio
+                                                                  : NULL;
+    if (!res || res->data.len != rd->size)
+        return -EPROTO;
+    memcpy(rd->out, res->data.data, rd->size);
+    return 0;
+}
+
+static int s_take_ack(void *arg, const Vmm__Envelope *reply)
+{
+    (void)arg;
+    return reply->body_case == VMM__ENVELOPE__BODY_ACK     ? 0
+           : reply->body_case == VMM__ENVELOPE__BODY_ERROR ? -EIO
+                                                           : -EPROTO;
+}
+
+static void s_device_failed(rt_actor_t *self, const s_route_t *r, uint64_t address, int rc)
+{
+    vp_t *vp = rt_actor_state(self);
+    vp->stats.device_errors++;
+    rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "%s at 0x%llx: %s", r->actor,
+           (unsigned long long)address,
+           rc == -EIO ? "the device answered with an error" : strerror(-rc));
+}
+
+/* One guest access of size bytes at address: data is what a write writes
+ * or where a read's result goes. */
+static void s_access(rt_actor_t *self, bool mmio, uint64_t address, uint8_t *data,
+                     uint32_t size, bool write)
+{
+    vp_t *vp = rt_actor_state(self);
+    const s_route_t *r = s_route(vp, mmio, address, size);
+    if (!r) {
+        s_note_unregistered(self, mmio, address, write);
+        if (!write)
+            memset(data, 0xff, size);
+        return;
+    }
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    Vmm__Devices__ReadIo rio = VMM__DEVICES__READ_IO__INIT;
+    Vmm__Devices__WriteIo wio = VMM__DEVICES__WRITE_IO__INIT;
+    Vmm__Devices__ReadMmio rmm = VMM__DEVICES__READ_MMIO__INIT;
+    Vmm__Devices__WriteMmio wmm = VMM__DEVICES__WRITE_MMIO__INIT;
+    ProtobufCBinaryData bytes = {size, data};
+    if (mmio && write) {
+        wmm.vp_index = vp->cfg.index, wmm.address = address, wmm.data = bytes;
+        wmm.posted = r->posted;
+        req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_MMIO, req.write_mmio = &wmm;
+    } else if (mmio) {
+        rmm.vp_index = vp->cfg.index, rmm.address = address, rmm.size = size;
+        req.op_case = VMM__DEVICES__REQUEST__OP_READ_MMIO, req.read_mmio = &rmm;
+    } else if (write) {
+        wio.vp_index = vp->cfg.index, wio.port = (uint32_t)address, wio.data = bytes;
+        wio.posted = r->posted;
+        req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_IO, req.write_io = &wio;
+    } else {
+        rio.vp_index = vp->cfg.index, rio.port = (uint32_t)address, rio.size = size;
+        req.op_case = VMM__DEVICES__REQUEST__OP_READ_IO, req.read_io = &rio;
+    }
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &req;
+
+    int rc;
+    if (write && r->posted) {
+        vp->stats.posted_writes++;
+        rc = rt_send(self, r->actor, &env);
+    } else if (write) {
+        vp->stats.device_calls++;
+        rc = rt_call_with(self, r->actor, &env, S_DEVICE_TIMEOUT_MS, s_take_ack, NULL);
+    } else {
+        vp->stats.device_calls++;
+        s_read_t rd = {.out = data, .size = size};
+        rc = rt_call_with(self, r->actor, &env, S_DEVICE_TIMEOUT_MS, s_take_read, &rd);
+    }
+    if (rc) {
+        s_device_failed(self, r, address, rc);
+        if (!write)
+            memset(data, 0xff, size);
+    }
+}
+
+/* ---- Exits ---------------------------------------------------------------- */
+
+static void s_exit_io(rt_actor_t *self)
+{
+    vp_t *vp = rt_actor_state(self);
+    struct kvm_run *run = vp->run;
+    uint64_t bytes = (uint64_t)run->io.size * run->io.count;
+    if (run->io.data_offset > vp->run_size || bytes > vp->run_size - run->io.data_offset) {
+        s_halt_invalid(self, "KVM reported port data outside the run area");
+        return;
+    }
+    vp->stats.io_exits++;
+    uint8_t *data = (uint8_t *)run + run->io.data_offset;
+    bool write = run->io.direction == KVM_EXIT_IO_OUT;
+    for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size)
+        s_access(self, false, run->io.port, data, run->io.size, write);
+    vp->needs_completion = true;
+}
+
+static void s_exit_mmio(rt_actor_t *self)
+{
+    vp_t *vp = rt_actor_state(self);
+    struct kvm_run *run = vp->run;
+    vp->stats.mmio_exits++;
+    uint32_t len = run->mmio.len <= sizeof run->mmio.data ? run->mmio.len : sizeof run->mmio.data;
+    s_access(self, true, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
+    vp->needs_completion = true;
+}
+
+static void s_exit_internal_error(rt_actor_t *self)
+{
+    vp_t *vp = rt_actor_state(self);
+    struct kvm_run *run = vp->run;
+    char text[96];
+    if (run->internal.suberror != KVM_INTERNAL_ERROR_EMULATION) {
+        snprintf(text, sizeof text, "KVM internal error, suberror %u", run->internal.suberror);
+        s_halt_invalid(self, text);
+        return;
+    }
+    struct kvm_regs regs = {0};
+    ioctl(vp->fd, KVM_GET_REGS, &regs);
+    Vmm__Vp__EmulationFailure f = VMM__VP__EMULATION_FAILURE__INIT;
+    f.rip = regs.rip;
+    if (run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) {
+        f.instruction.data = run->emulation_failure.insn_bytes;
+        f.instruction.len = run->emulation_failure.insn_size <= 15 ? run->emulation_failure.insn_size
+                                                                   : 15;
+    }
+    snprintf(text, sizeof text, "the instruction emulator cannot run the instruction at 0x%llx",
+             (unsigned long long)regs.rip);
+    f.text = text;
+    rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "%s", text);
+    S_HALT(self, emulation_failure, EMULATION_FAILURE, &f);
+}
+
+static int s_apply_debug(vp_t *vp, bool breakpoints)
+{
+    struct kvm_guest_debug d = vp->debug;
+    if (!breakpoints) {
+        d.control &= ~(uint32_t)KVM_GUESTDBG_USE_HW_BP;
+        d.control |= KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
+    }
+    return ioctl(vp->fd, KVM_SET_GUEST_DEBUG, &d) < 0 ? -errno : 0;
+}
+
+static void s_exit_debug(rt_actor_t *self)
+{
+    vp_t *vp = rt_actor_state(self);
+    uint64_t dr6 = vp->run->debug.arch.dr6;
+    if (vp->step_over) {
+        /* The step past a reported breakpoint: arm them again. */
+        vp->step_over = false;
+        int rc = s_apply_debug(vp, true);
+        if (rc)
+            s_halt_hypervisor(self, -rc, "KVM_SET_GUEST_DEBUG");
+        if (!(vp->debug.control & KVM_GUESTDBG_SINGLESTEP))
+            return; /* not asked to stop after each step */
+        Vmm__Vp__SingleStep s = VMM__VP__SINGLE_STEP__INIT;
+        S_HALT(self, single_step, SINGLE_STEP, &s);
+        return;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (!(dr6 & (1ull << i)) || !(vp->debug.arch.debugreg[7] & (3ull << (2 * i))))
+            continue;
+        uint64_t dr7 = vp->debug.arch.debugreg[7];
+        Vmm__Vp__HardwareBreakpoint bp = VMM__VP__HARDWARE_BREAKPOINT__INIT;
+        bp.address = vp->debug.arch.debugreg[i];
+        bp.type = (Vmm__Vp__BreakpointType)((dr7 >> (16 + 4 * i)) & 3);
+        bp.size = (Vmm__Vp__BreakpointSize)((dr7 >> (18 + 4 * i)) & 3);
+        Vmm__Vp__HwBreak hb = VMM__VP__HW_BREAK__INIT;
+        hb.breakpoint = &bp;
+        vp->step_over = true;
+        int rc = s_apply_debug(vp, false);
+        if (rc) {
+            s_halt_hypervisor(self, -rc, "KVM_SET_GUEST_DEBUG");
+            return;
+        }
+        S_HALT(self, hw_break, HW_BREAK, &hb);
+        return;
+    }
+    Vmm__Vp__SingleStep s = VMM__VP__SINGLE_STEP__INIT;
+    S_HALT(self, single_step, SINGLE_STEP, &s);
+}
+
+static void s_exit_system_event(rt_actor_t *self)
+{
+    vp_t *vp = rt_actor_state(self);
+    switch (vp->run->system_event.type) {
+    case KVM_SYSTEM_EVENT_RESET: {
+        Vmm__Vp__Reset r = VMM__VP__RESET__INIT;
+        S_HALT(self, reset, RESET, &r);
+        break;
+    }
+    case KVM_SYSTEM_EVENT_SHUTDOWN: {
+        Vmm__Vp__PowerOff p = VMM__VP__POWER_OFF__INIT;
+        S_HALT(self, power_off, POWER_OFF, &p);
+        break;
+    }
+    default: {
+        char text[64];
+        snprintf(text, sizeof text, "system event %u", vp->run->system_event.type);
+        s_halt_invalid(self, text);
+    }
+    }
+}
+
+static void s_exit_msr(rt_actor_t *self)
+{
+    vp_t *vp = rt_actor_state(self);
+    /* No MSR is handled in user space yet: the guest gets #GP. */
+    vp->run->msr.error = 1;
+    vp->needs_completion = true;
+    vp->stats.refused++;
+    rt_log(rt_actor_rt(self), self, RT_LOG_INFO, "MSR 0x%x: #GP", vp->run->msr.index);
+}
+
+static void s_handle_exit(rt_actor_t *self)
+{
+    vp_t *vp = rt_actor_state(self);
+    vp->stats.exits++;
+    switch (vp->run->exit_reason) {
+    case KVM_EXIT_IO:
+        s_exit_io(self);
+        break;
+    case KVM_EXIT_MMIO:
+        s_exit_mmio(self);
+        break;
+    case KVM_EXIT_SHUTDOWN: {
+        Vmm__Vp__TripleFault t = VMM__VP__TRIPLE_FAULT__INIT;
+        t.vtl = VMM__VTL__VTL0;
+        S_HALT(self, triple_fault, TRIPLE_FAULT, &t);
+        break;
+    }
+    case KVM_EXIT_INTERNAL_ERROR:
+        s_exit_internal_error(self);
+        break;
+    case KVM_EXIT_FAIL_ENTRY: {
+        char text[96];
+        snprintf(text, sizeof text, "VM entry failed, reason 0x%llx",
+                 (unsigned long long)vp->run->fail_entry.hardware_entry_failure_reason);
+        s_halt_invalid(self, text);
+        break;
+    }
+    case KVM_EXIT_DEBUG:
+        s_exit_debug(self);
+        break;
+    case KVM_EXIT_SYSTEM_EVENT:
+        s_exit_system_event(self);
+        break;
+    case KVM_EXIT_X86_RDMSR:
+    case KVM_EXIT_X86_WRMSR:
+        s_exit_msr(self);
+        break;
+    case KVM_EXIT_INTR:
+    case KVM_EXIT_HLT: /* the in-kernel APIC waits; a stray one just resumes */
+        break;
+    default: {
+        char text[64];
+        snprintf(text, sizeof text, "unexpected exit reason %u", vp->run->exit_reason);
+        s_halt_hypervisor(self, ENOTSUP, text);
+    }
+    }
+}
+
+/* Runs the vCPU until it halts or a message needs the thread. */
+static rt_run_t s_run(rt_actor_t *self)
+{
+    vp_t *vp = rt_actor_state(self);
+    while (vp->running) {
+        rt_flush(self); /* posted writes leave before the guest runs on */
+        int rc = ioctl(vp->fd, KVM_RUN, 0);
+        int err = errno;
+        vp->needs_completion = false;
+        if (rc < 0 && (err == EINTR || err == EAGAIN)) {
+            vp->run->immediate_exit = 0;
+            vp->stats.kicks++;
+            return RT_RUN_AGAIN;
+        }
+        if (rc < 0) {
+            s_halt_hypervisor(self, err, "KVM_RUN");
+            break;
+        }
+        s_handle_exit(self);
+    }
+    return RT_RUN_IDLE;
+}
+
+static void s_kick(rt_actor_t *self)
+{
+    vp_t *vp = rt_actor_state(self);
+    vp->run->immediate_exit = 1;
+}
+
+/* ---- Requests ---------------------------------------------------------------- */
+
+static bool s_from_partition(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    vp_t *vp = rt_actor_state(self);
+    if (!strcmp(msg->sender, vp->partition))
+        return true;
+    vp->stats.refused++;
+    rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "%s may not do that: only %s may",
+           msg->sender, vp->partition);
+    return false;
+}
+
+static int s_ack(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    return msg->request_id ? rt_reply_ack(self, msg) : 0;
+}
+
+static int s_on_run(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    vp_t *vp = rt_actor_state(self);
+    if (vp->running)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__BUSY, "vp %u is already running",
+                              vp->cfg.index);
+    char *owner = strdup(msg->sender);
+    if (!owner)
+        return -ENOMEM;
+    free(vp->owner);
+    vp->owner = owner;
+    vp->running = true;
+    return s_ack(self, msg);
+}
+
+static int s_on_stop(rt_actor_t *self, const Vmm__Envelope *msg, bool cancel)
+{
+    vp_t *vp = rt_actor_state(self);
+    if (vp->running) {
+        if (cancel) {
+            Vmm__Vp__Cancelled c = VMM__VP__CANCELLED__INIT;
+            S_HALT(self, cancel, CANCEL, &c);
+        } else {
+            Vmm__Vp__Stopped s = VMM__VP__STOPPED__INIT;
+            S_HALT(self, stop, STOP, &s);
+        }
+    }
+    return s_ack(self, msg);
+}
+
+static int s_busy_if_running(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    vp_t *vp = rt_actor_state(self);
+    if (!vp->running)
+        return 0;
+    rt_reply_error(self, msg, VMM__ERROR_CODE__BUSY, "vp %u is running: stop it first",
+                   vp->cfg.index);
+    return -EBUSY;
+}
+
+static int s_breakpoint(const Vmm__Vp__HardwareBreakpoint *bp, int slot, struct kvm_guest_debug *d,
+                        char *err, size_t errlen)
+{
+    if (!bp)
+        return 0;
+    if (bp->type != VMM__VP__BREAKPOINT_TYPE__EXECUTE) {
+        /* platform.md: data watchpoints never fire on this KVM. */
+        snprintf(err, errlen, "dr%d: only execute breakpoints are supported", slot);
+        return -ENOTSUP;
+    }
+    if (bp->size != VMM__VP__BREAKPOINT_SIZE__SIZE_1) {
+        snprintf(err, errlen, "dr%d: an execute breakpoint is 1 byte", slot);
+        return -EINVAL;
+    }
+    d->arch.debugreg[slot] = bp->address;
+    d->arch.debugreg[7] |= 2ull << (2 * slot); /* global enable; R/W and LEN 0: execute */
+    d->control |= KVM_GUESTDBG_USE_HW_BP;
+    return 0;
+}
+
+static int s_on_set_debug_state(rt_actor_t *self, const Vmm__Envelope *msg,
+                                const Vmm__Vp__SetDebugState *op)
+{
+    vp_t *vp = rt_actor_state(self);
+    if (s_busy_if_running(self, msg))
+        return 0;
+    if (op->vtl != VMM__VTL__VTL0)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
+                              "only VTL0 exists on KVM");
+    struct kvm_guest_debug d = {0};
+    char err[96] = "";
+    const Vmm__Vp__DebugState *st = op->state;
+    if (st) {
+        d.control = KVM_GUESTDBG_ENABLE | (st->single_step ? KVM_GUESTDBG_SINGLESTEP : 0);
+        const Vmm__Vp__HardwareBreakpoint *bps[4] = {st->dr0, st->dr1, st->dr2, st->dr3};
+        for (int i = 0; i < 4; i++) {
+            int rc = s_breakpoint(bps[i], i, &d, err, sizeof err);
+            if (rc)
+                return rt_reply_error(self, msg, rt_error_code(-rc), "%s", err);
+        }
+    }
+    vp->debug = d;
+    vp->step_over = false;
+    s_complete(vp);
+    int rc = s_apply_debug(vp, true);
+    if (rc)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL,
+                              "KVM_SET_GUEST_DEBUG failed: %s", strerror(-rc));
+    return rt_reply_ack(self, msg);
+}
+
+static int s_on_get_state(rt_actor_t *self, const Vmm__Envelope *msg, const Vmm__Vp__GetState *op)
+{
+    vp_t *vp = rt_actor_state(self);
+    if (s_busy_if_running(self, msg))
+        return 0;
+    if (op->vtl != VMM__VTL__VTL0)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
+                              "only VTL0 exists on KVM");
+    s_complete(vp);
+    vp_state_buf_t *buf = malloc(sizeof *buf);
+    if (!buf)
+        return -ENOMEM;
+    char err[128] = "";
+    int rc = vp_state_read(vp->fd, op, buf, err, sizeof err);
+    if (rc) {
+        rc = rt_reply_error(self, msg, rt_error_code(-rc), "%s", err);
+    } else {
+        Vmm__Vp__Reply reply = VMM__VP__REPLY__INIT;
+        reply.result_case = VMM__VP__REPLY__RESULT_STATE;
+        reply.state = &buf->state;
+        Vmm__Envelope env = VMM__ENVELOPE__INIT;
+        env.body_case = VMM__ENVELOPE__BODY_VP_REPLY;
+        env.vp_reply = &reply;
+        rc = rt_reply(self, msg, &env);
+    }
+    free(buf);
+    return rc;
+}
+
+static int s_on_set_state(rt_actor_t *self, const Vmm__Envelope *msg, const Vmm__Vp__SetState *op)
+{
+    vp_t *vp = rt_actor_state(self);
+    if (s_busy_if_running(self, msg))
+        return 0;
+    if (op->vtl != VMM__VTL__VTL0)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
+                              "only VTL0 exists on KVM");
+    if (!op->state)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "no state given");
+    s_complete(vp);
+    char err[128] = "";
+    int rc = vp_state_write(vp->fd, op->state, err, sizeof err);
+    if (rc)
+        return rt_reply_error(self, msg, rt_error_code(-rc), "%s", err);
+    return rt_reply_ack(self, msg);
+}
+
+static void s_free_routes(s_route_t *routes, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(routes[i].actor);
+    free(routes);
+}
+
+static int s_on_set_io_routes(rt_actor_t *self, const Vmm__Envelope *msg,
+                              const Vmm__Vp__SetIoRoutes *op)
+{
+    vp_t *vp = rt_actor_state(self);
+    if (!s_from_partition(self, msg))
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
+                              "only %s sets routes", vp->partition);
+    s_route_t *routes = calloc(op->n_routes ? op->n_routes : 1, sizeof *routes);
+    if (!routes)
+        return -ENOMEM;
+    for (size_t i = 0; i < op->n_routes; i++) {
+        const Vmm__Vp__IoRoute *in = op->routes[i];
+        routes[i] = (s_route_t){.mmio = in->mmio, .start = in->start, .len = in->len,
+                                .actor = strdup(in->actor), .posted = in->posted_writes};
+        if (!routes[i].actor) {
+            s_free_routes(routes, i);
+            return -ENOMEM;
+        }
+    }
+    s_free_routes(vp->routes, vp->n_routes);
+    vp->routes = routes;
+    vp->n_routes = op->n_routes;
+    return s_ack(self, msg);
+}
+
+static int s_on_vp_request(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    vp_t *vp = rt_actor_state(self);
+    const Vmm__Vp__Request *req = msg->vp_request;
+    switch (req->op_case) {
+    case VMM__VP__REQUEST__OP_RUN:
+        return s_on_run(self, msg);
+    case VMM__VP__REQUEST__OP_STOP:
+        return s_on_stop(self, msg, false);
+    case VMM__VP__REQUEST__OP_CANCEL:
+        return s_on_stop(self, msg, true);
+    case VMM__VP__REQUEST__OP_YIELD:
+        /* Arriving kicked the vCPU out; run goes on after this turn. */
+        return s_ack(self, msg);
+    case VMM__VP__REQUEST__OP_FLUSH_ASYNC_REQUESTS:
+        s_complete(vp);
+        return s_ack(self, msg);
+    case VMM__VP__REQUEST__OP_SET_DEBUG_STATE:
+        return s_on_set_debug_state(self, msg, req->set_debug_state);
+    case VMM__VP__REQUEST__OP_IS_VTL_INSPECTABLE: {
+        Vmm__Vp__VtlInspectable v = VMM__VP__VTL_INSPECTABLE__INIT;
+        v.inspectable = req->is_vtl_inspectable->vtl == VMM__VTL__VTL0;
+        Vmm__Vp__Reply reply = VMM__VP__REPLY__INIT;
+        reply.result_case = VMM__VP__REPLY__RESULT_VTL_INSPECTABLE;
+        reply.vtl_inspectable = &v;
+        Vmm__Envelope env = VMM__ENVELOPE__INIT;
+        env.body_case = VMM__ENVELOPE__BODY_VP_REPLY;
+        env.vp_reply = &reply;
+        return rt_reply(self, msg, &env);
+    }
+    case VMM__VP__REQUEST__OP_GET_STATE:
+        return s_on_get_state(self, msg, req->get_state);
+    case VMM__VP__REQUEST__OP_SET_STATE:
+        return s_on_set_state(self, msg, req->set_state);
+    case VMM__VP__REQUEST__OP_SET_IO_ROUTES:
+        return s_on_set_io_routes(self, msg, req->set_io_routes);
+    default:
+        vp->stats.refused++;
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                              "no vp operation set");
+    }
+}
+
+/* Power actions reach every VP through the partition. */
+static int s_on_device_event(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    vp_t *vp = rt_actor_state(self);
+    const Vmm__Devices__Event *ev = msg->device_event;
+    if (ev->event_case != VMM__DEVICES__EVENT__EVENT_POWER_REQUEST) {
+        vp->stats.refused++;
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                              "a vp takes only power requests");
+    }
+    if (!s_from_partition(self, msg))
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
+                              "only %s sends power actions", vp->partition);
+    if (!vp->running)
+        return 0;
+    const Vmm__Devices__PowerRequest *pr = ev->power_request;
+    if (pr->action == VMM__DEVICES__POWER_ACTION__POWER_ACTION_RESET) {
+        Vmm__Vp__Reset r = VMM__VP__RESET__INIT;
+        S_HALT(self, reset, RESET, &r);
+    } else {
+        Vmm__Vp__PowerOff p = VMM__VP__POWER_OFF__INIT;
+        if (pr->opt_exit_code_case) {
+            p.opt_exit_code_case = VMM__VP__POWER_OFF__OPT_EXIT_CODE_EXIT_CODE;
+            p.exit_code = pr->exit_code;
+        }
+        S_HALT(self, power_off, POWER_OFF, &p);
+    }
+    return 0;
+}
+
+/* ---- Lifecycle ---------------------------------------------------------------- */
+
+static int s_init(rt_actor_t *self, void *arg)
+{
+    const vp_config_t *cfg = arg;
+    vp_t *vp = calloc(1, sizeof *vp);
+    int rc = -ENOMEM;
+    if (!vp)
+        goto fail_close;
+    vp->cfg = *cfg;
+    vp->fd = cfg->vcpu_fd;
+    vp->run_size = cfg->run_size;
+    vp->partition = strdup(cfg->partition ? cfg->partition : "");
+    if (!vp->partition)
+        goto fail_free;
+    vp->cfg.partition = vp->partition;
+    vp->run = mmap(NULL, cfg->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, cfg->vcpu_fd, 0);
+    if (vp->run == MAP_FAILED) {
+        rc = -errno;
+        rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "cannot map the vCPU run area: %s",
+               strerror(-rc));
+        goto fail_partition;
+    }
+    rt_actor_set_state(self, vp);
+    return 0;
+
+fail_partition:
+    free(vp->partition);
+fail_free:
+    free(vp);
+fail_close:
+    close(cfg->vcpu_fd);
+    return rc;
+}
+
+static void s_fini(rt_actor_t *self)
+{
+    vp_t *vp = rt_actor_state(self);
+    if (!vp)
+        return;
+    munmap(vp->run, vp->run_size);
+    close(vp->fd);
+    s_free_routes(vp->routes, vp->n_routes);
+    free(vp->owner);
+    free(vp->partition);
+    free(vp);
+    rt_actor_set_state(self, NULL);
+}
+
+static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
+{
+    vp_t *vp = rt_actor_state(self);
+    const s_stats_t *s = &vp->stats;
+    rt_inspect_add(node, "index", "%u", vp->cfg.index);
+    rt_inspect_add(node, "running", "%s", vp->running ? "true" : "false");
+    rt_inspect_add(node, "exits", "%llu", (unsigned long long)s->exits);
+    rt_inspect_add(node, "io_exits", "%llu", (unsigned long long)s->io_exits);
+    rt_inspect_add(node, "mmio_exits", "%llu", (unsigned long long)s->mmio_exits);
+    rt_inspect_add(node, "kicks", "%llu", (unsigned long long)s->kicks);
+    rt_inspect_add(node, "device_calls", "%llu", (unsigned long long)s->device_calls);
+    rt_inspect_add(node, "posted_writes", "%llu", (unsigned long long)s->posted_writes);
+    rt_inspect_add(node, "unregistered_reads", "%llu", (unsigned long long)s->unregistered_reads);
+    rt_inspect_add(node, "unregistered_writes", "%llu",
+                   (unsigned long long)s->unregistered_writes);
+    rt_inspect_add(node, "device_errors", "%llu", (unsigned long long)s->device_errors);
+    rt_inspect_add(node, "refused", "%llu", (unsigned long long)s->refused);
+    Vmm__Rt__InspectNode *routes = rt_inspect_add(node, "routes", "%zu", vp->n_routes);
+    for (size_t i = 0; routes && i < vp->n_routes; i++) {
+        const s_route_t *r = &vp->routes[i];
+        rt_inspect_add(routes, r->actor, "%s 0x%llx+0x%llx%s", r->mmio ? "mmio" : "port",
+                       (unsigned long long)r->start, (unsigned long long)r->len,
+                       r->posted ? " posted" : "");
+    }
+}
+
+static const rt_handler_t s_handlers[] = {
+    {VMM__ENVELOPE__BODY_VP_REQUEST, s_on_vp_request},
+    {VMM__ENVELOPE__BODY_DEVICE_EVENT, s_on_device_event},
+};
+
+const rt_actor_ops_t vp_ops = {
+    .kind = "vp",
+    .init = s_init,
+    .fini = s_fini,
+    .handlers = s_handlers,
+    .n_handlers = sizeof s_handlers / sizeof *s_handlers,
+    .inspect = s_inspect,
+    .run = s_run,
+    .kick = s_kick,
+};

@@ -1,0 +1,42 @@
+/*
+ * The VP actor: one virtual processor (the seed's Processor), running
+ * KVM_RUN as the blocking work of its executor (rt_actor_ops_t.run).
+ *
+ * - Run (vp.proto) starts it; each halt (VpHaltReason) goes to the sender of
+ *   Run as a vp.Event Halted, after which it waits for the next Run.
+ * - Port and MMIO exits become devices.proto requests to the device actor
+ *   whose range the partition's SetIoRoutes named; the guest resumes with
+ *   the reply. A device that registered posted writes gets them one-way. An
+ *   address nobody registered reads as all ones and drops writes, counted
+ *   and logged once per address.
+ * - Stop, Yield and Cancel arrive as messages: the runtime kicks the vCPU
+ *   out of KVM_RUN (immediate_exit plus the kick signal), and the exit being
+ *   handled is always completed first.
+ * - State access and debug state need a stopped VP (else BUSY).
+ *
+ * The partition actor creates the vCPU (it owns the VM descriptor) and
+ * starts this actor with it.
+ */
+#ifndef VMM_VP_H
+#define VMM_VP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/rt.h"
+
+typedef struct {
+    uint32_t index;
+    /* The vCPU descriptor; the actor takes it over and closes it at fini,
+     * also when its start fails. */
+    int vcpu_fd;
+    /* KVM_GET_VCPU_MMAP_SIZE. */
+    size_t run_size;
+    /* Its partition actor, the only sender allowed to change routes and to
+     * stop it for a power action. */
+    const char *partition;
+} vp_config_t;
+
+extern const rt_actor_ops_t vp_ops;
+
+#endif
