@@ -550,6 +550,8 @@ void rt_actor_dispatch(rt_actor_t *actor, const Vmm__Envelope *env, rt_ctx_t *ct
 {
     rt_count(&actor->ex->stats.rx);
     actor->counts.rx++;
+    if (actor->ops->run)
+        actor->run_again = true; /* a message may give run work again */
     ctx->req = env;
     ctx->replied = false;
     ctx->prev = actor->ctx;

@@ -61,6 +61,7 @@ void rt_client_destroy(rt_client_t **cp)
     pthread_mutex_unlock(&rt->lock);
     rt_executor_remove_actor(c->ex, c->actor);
     rt_executor_free_core(c->ex);
+    free(c->owed_to);
     free(c);
     *cp = NULL;
 }
@@ -71,12 +72,20 @@ rt_actor_t *rt_client_actor(rt_client_t *c)
 }
 
 /* Answers a request the owner left unanswered, so that its sender is not
- * left waiting. */
+ * left waiting. It answers from the copies s_accepted() made: the request
+ * itself may be released already. */
 static void s_settle_last(rt_client_t *c)
 {
-    if (!c->ctx.replied && c->ctx.req)
-        rt_reply_error(c->actor, c->ctx.req, VMM__ERROR_CODE__INTERNAL,
+    if (!c->ctx.replied && c->owed_to) {
+        Vmm__Envelope req = VMM__ENVELOPE__INIT;
+        req.sender = c->owed_to;
+        req.request_id = c->owed_id;
+        c->ctx.req = &req;
+        rt_reply_error(c->actor, &req, VMM__ERROR_CODE__INTERNAL,
                        "%s received the request but did not answer it", c->actor->name);
+    }
+    free(c->owed_to);
+    c->owed_to = NULL;
     c->actor->ctx = NULL;
     c->ctx.req = NULL;
     c->ctx.replied = true;
@@ -131,6 +140,12 @@ static int s_accepted(rt_client_t *c, rt_msg_t *msg)
     c->actor->counts.rx++;
     c->ctx.req = msg->env;
     c->actor->ctx = &c->ctx;
+    if (!msg->env->request_id) {
+        c->ctx.replied = true; /* an event owes no answer */
+        return 0;
+    }
+    c->owed_to = strdup(msg->env->sender);
+    c->owed_id = msg->env->request_id;
     return 0;
 }
 

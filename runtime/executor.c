@@ -504,7 +504,9 @@ static void s_untrack(rt_t *rt, rt_executor_t *ex)
     pthread_mutex_lock(&rt->lock);
     for (size_t i = 0; i < rt->n_executors; i++)
         if (rt->executors[i] == ex) {
-            rt->executors[i] = rt->executors[--rt->n_executors];
+            /* Keep creation order: rt_destroy() relies on it. */
+            memmove(&rt->executors[i], &rt->executors[i + 1],
+                    (--rt->n_executors - i) * sizeof *rt->executors);
             rt_retire_stats_locked(rt, ex);
             break;
         }

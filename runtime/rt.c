@@ -108,8 +108,10 @@ void rt_destroy(rt_t **rtp)
     if (!rtp || !*rtp)
         return;
     rt_t *rt = *rtp;
+    /* Oldest first: an actor may have started executors of its own (a
+     * partition, its VPs' threads), which it stops as it terminates. */
     while (rt->n_executors) {
-        rt_executor_t *ex = rt->executors[rt->n_executors - 1];
+        rt_executor_t *ex = rt->executors[0];
         rt_executor_destroy(&ex);
     }
     while (rt->n_clients) {

@@ -109,8 +109,9 @@ void rt_msg_release(rt_msg_t *msg);
 /* Creates a runtime with its own ZeroMQ context. cfg may be NULL. */
 rt_t *rt_new(const rt_config_t *cfg);
 
-/* Terminates every executor and client still running, then frees the
- * runtime and nulls *rt. */
+/* Terminates every executor still running, oldest first (so an actor that
+ * started executors can stop them itself as it terminates), then every
+ * client, then frees the runtime and nulls *rt. */
 void rt_destroy(rt_t **rt);
 
 /* Maps an actor name that lives outside this process to an endpoint

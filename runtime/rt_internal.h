@@ -235,6 +235,10 @@ struct rt_client_s {
     rt_executor_t *ex;
     rt_actor_t *actor;
     rt_ctx_t ctx; /* the last request received, until answered */
+    /* Who that request came from and its id, copied: the owner may release
+     * the request before the next receive settles it. */
+    char *owed_to;
+    uint64_t owed_id;
 };
 
 typedef struct {

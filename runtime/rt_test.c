@@ -599,6 +599,34 @@ Test(blocking, a_message_kicks_the_actor_out_of_its_block)
     close(b.efd);
 }
 
+/* Runs once per wake-up, then has nothing to do. */
+static rt_run_t s_idle_run(rt_actor_t *self)
+{
+    s_blocker_t *b = rt_actor_state(self);
+    atomic_fetch_add(&b->runs, 1);
+    return RT_RUN_IDLE;
+}
+
+Test(blocking, an_idle_actor_runs_again_after_a_message)
+{
+    static const rt_actor_ops_t idle_ops = {.kind = "idle", .init = s_blocker_init,
+                                            .run = s_idle_run, .kick = s_blocker_kick};
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "vp0");
+    s_blocker_t b = {.efd = eventfd(0, EFD_CLOEXEC)};
+    rt_actor_spec_t spec = {.name = "idle", .ops = &idle_ops, .arg = &b};
+    cr_assert_eq(rt_actor_start(ex, &spec), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    for (int i = 1; i <= 3; i++) {
+        for (int wait = 0; wait < 5000 && atomic_load(&b.runs) < i; wait++)
+            usleep(1000);
+        cr_expect_eq(atomic_load(&b.runs), i, "one run per message, and one at start");
+        s_expect_echo(rt_client_actor(c), "idle", "more work");
+    }
+    rt_destroy(&rt);
+    close(b.efd);
+}
+
 /* Sends one event to echo, flushes it, then blocks for 10 s: the event must
  * arrive while run is still blocked. */
 static rt_run_t s_sender_run(rt_actor_t *self)
@@ -840,4 +868,38 @@ Test(lend, the_reply_is_lent_to_the_callback_once_on_every_path)
         cr_expect_eq(lent.calls, 0);
         rt_destroy(&rt);
     }
+}
+
+/* A client that releases a request unanswered: its next receive answers it
+ * with an error, from copies (the request is gone), and an event released
+ * the same way owes nothing. */
+Test(client, a_request_left_unanswered_is_answered_for_it)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_client_t *a = rt_client_new(rt, "a"), *b = rt_client_new(rt, "b");
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "event");
+    cr_assert_eq(rt_send(rt_client_actor(a), "b", &env), 0);
+    rt_flush(rt_client_actor(a));
+    s_ping(&env, &ping, "request");
+    uint64_t id;
+    cr_assert_eq(rt_request(rt_client_actor(a), "b", &env, 5000, &id), 0);
+
+    rt_msg_t msg;
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(rt_client_recv(b, &msg, 5000), 0);
+        cr_expect_eq(msg.env->request_id != 0, i == 1);
+        rt_msg_release(&msg); /* neither is answered */
+    }
+    cr_expect_eq(rt_client_recv(b, &msg, 10), -ETIMEDOUT);
+
+    cr_assert_eq(rt_client_recv(a, &msg, 5000), 0);
+    cr_expect_eq(msg.env->reply_to, id);
+    cr_assert_eq(msg.env->body_case, VMM__ENVELOPE__BODY_ERROR);
+    cr_expect_eq(msg.env->error->code, VMM__ERROR_CODE__INTERNAL);
+    cr_expect(strstr(msg.env->error->text, "did not answer") != NULL);
+    rt_msg_release(&msg);
+    cr_expect_eq(rt_client_recv(a, &msg, 10), -ETIMEDOUT, "the event owed nothing");
+    rt_destroy(&rt);
 }

@@ -206,3 +206,24 @@ Test(wire, lean_body_decoding_agrees_with_protobuf_c)
     env.ping = &ping;
     s_agree_on_mutations(&env);
 }
+
+/* A body with a 64-bit value in a oneof, two levels down, and one with an
+ * empty message inside: both decode as protobuf-c decodes them. */
+Test(wire, nested_oneof_with_a_wide_varint)
+{
+    Vmm__Partition__Build build = VMM__PARTITION__BUILD__INIT;
+    build.opt_vtl0_alias_map_case = VMM__PARTITION__BUILD__OPT_VTL0_ALIAS_MAP_VTL0_ALIAS_MAP;
+    build.vtl0_alias_map = 1ull << 40;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_BUILD;
+    req.build = &build;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.sender = "test";
+    env.receiver = "vm0/partition";
+    env.request_id = 5;
+    env.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
+    env.partition_request = &req;
+    uint8_t out[1024];
+    size_t len = s_pack_both(&env, out);
+    s_unpack_both(out, len);
+}

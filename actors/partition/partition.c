@@ -532,7 +532,7 @@ static int s_on_build(rt_actor_t *self, const Vmm__Envelope *msg, const Vmm__Par
     if (!rc)
         rc = s_merge_cpuid(p, op->cpuid, op->n_cpuid, err, sizeof err);
     if (rc)
-        return rt_reply_error(self, msg, rt_error_code(-rc), "%s", err);
+        return rt_reply_error(self, msg, rt_error_code(rc), "%s", err);
 
     p->vp_names = calloc(p->vp_count, sizeof *p->vp_names);
     p->own_executors = calloc(p->vp_count, sizeof *p->own_executors);
@@ -830,7 +830,7 @@ static int s_on_register_doorbell(rt_actor_t *self, const Vmm__Envelope *msg,
         if (d.efd >= 0)
             close(d.efd);
         free(d.owner);
-        return rt_reply_error(self, msg, rt_error_code(-rc), "doorbell at 0x%llx: %s",
+        return rt_reply_error(self, msg, rt_error_code(rc), "doorbell at 0x%llx: %s",
                               (unsigned long long)op->guest_address, strerror(-rc));
     }
     p->doorbells[p->n_doorbells++] = d;
@@ -1013,7 +1013,7 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
         p->stats.refused++;
         rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "device %s (%s) refused: %s", op->name,
                msg->sender, err);
-        return rt_reply_error(self, msg, rt_error_code(-rc), "%s", err);
+        return rt_reply_error(self, msg, rt_error_code(rc), "%s", err);
     }
     rt_log(rt_actor_rt(self), self, RT_LOG_INFO, "device %s registered by %s", op->name,
            msg->sender);
@@ -1049,7 +1049,7 @@ static int s_on_unregister_device(rt_actor_t *self, const Vmm__Envelope *msg,
     char err[192] = "";
     rc = s_push_routes(self, err, sizeof err);
     if (rc)
-        return rt_reply_error(self, msg, rt_error_code(-rc), "%s", err);
+        return rt_reply_error(self, msg, rt_error_code(rc), "%s", err);
     return rt_reply_ack(self, msg);
 }
 

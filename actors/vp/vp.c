@@ -552,7 +552,7 @@ static int s_on_set_debug_state(rt_actor_t *self, const Vmm__Envelope *msg,
         for (int i = 0; i < 4; i++) {
             int rc = s_breakpoint(bps[i], i, &d, err, sizeof err);
             if (rc)
-                return rt_reply_error(self, msg, rt_error_code(-rc), "%s", err);
+                return rt_reply_error(self, msg, rt_error_code(rc), "%s", err);
         }
     }
     vp->debug = d;
@@ -580,7 +580,7 @@ static int s_on_get_state(rt_actor_t *self, const Vmm__Envelope *msg, const Vmm_
     char err[128] = "";
     int rc = vp_state_read(vp->fd, op, buf, err, sizeof err);
     if (rc) {
-        rc = rt_reply_error(self, msg, rt_error_code(-rc), "%s", err);
+        rc = rt_reply_error(self, msg, rt_error_code(rc), "%s", err);
     } else {
         Vmm__Vp__Reply reply = VMM__VP__REPLY__INIT;
         reply.result_case = VMM__VP__REPLY__RESULT_STATE;
@@ -608,7 +608,7 @@ static int s_on_set_state(rt_actor_t *self, const Vmm__Envelope *msg, const Vmm_
     char err[128] = "";
     int rc = vp_state_write(vp->fd, op->state, err, sizeof err);
     if (rc)
-        return rt_reply_error(self, msg, rt_error_code(-rc), "%s", err);
+        return rt_reply_error(self, msg, rt_error_code(rc), "%s", err);
     return rt_reply_ack(self, msg);
 }
 

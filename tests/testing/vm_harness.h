@@ -1,0 +1,61 @@
+/*
+ * A VM under test, built from the partition and VP actors by messages, as
+ * a VMM front end would: a runtime, the partition actor on an executor of
+ * its own, and a client named "test" that plays the VMM (it runs the VPs
+ * and receives their halts). Tests that need /dev/kvm call
+ * vm_harness_need_kvm() first, which skips them with a message where KVM is
+ * absent.
+ */
+#ifndef VMM_VM_HARNESS_H
+#define VMM_VM_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/rt.h"
+
+#define VM_HARNESS_PARTITION "vm0/partition"
+
+typedef struct {
+    rt_t *rt;
+    rt_executor_t *partition_ex;
+    rt_client_t *client; /* "test" */
+    uint32_t n_vps;
+} vm_harness_t;
+
+/* Skips the calling Criterion test when /dev/kvm cannot be opened. */
+void vm_harness_need_kvm(void);
+
+/* Starts the partition actor and builds a VM with n_vps VPs and mem_size
+ * bytes of RAM at 0; asserts on failure. vp_executors (may be NULL) places
+ * the VPs, as partition_config_t says. */
+void vm_harness_start(vm_harness_t *h, uint32_t n_vps, uint64_t mem_size,
+                      rt_executor_t **vp_executors);
+void vm_harness_stop(vm_harness_t *h);
+
+/* Sends a partition request from the client; *reply is released by the
+ * caller. Returns the call's result. */
+int vm_harness_partition(vm_harness_t *h, Vmm__Partition__Request *req, rt_msg_t *reply);
+
+/* Writes bytes into guest RAM through the partition; asserts success. */
+void vm_harness_write(vm_harness_t *h, uint64_t gpa, const void *data, size_t len);
+
+/* A VP request from the client; asserts an Ack. */
+void vm_harness_vp_ack(vm_harness_t *h, uint32_t vp, Vmm__Vp__Request *req);
+
+/* Puts VP vp in real mode at 0:ip (segments read back, cs changed). */
+void vm_harness_real_mode(vm_harness_t *h, uint32_t vp, uint16_t ip);
+
+/* Sends Run to VP vp; asserts an Ack. */
+void vm_harness_run(vm_harness_t *h, uint32_t vp);
+
+/* Waits up to timeout_ms for VP vp's next Halted event (asserts it comes)
+ * and returns its reason case. With msg, the event is kept there for the
+ * caller to look at, who releases it. */
+int vm_harness_wait_halt(vm_harness_t *h, uint32_t vp, int timeout_ms, rt_msg_t *msg);
+
+/* Reads VP vp's general registers. */
+void vm_harness_regs(vm_harness_t *h, uint32_t vp, Vmm__Vp__GeneralRegisters *out);
+
+#endif

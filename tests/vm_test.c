@@ -1,0 +1,555 @@
+/*
+ * The partition and VP actors on KVM, driven by messages as a VMM would,
+ * with tiny real-mode guests written as bytes. A client plays the device
+ * ("vm0/dev/probe"): it registers ports with the partition and answers the
+ * VP's requests itself, so that what the VP sends is checked exactly.
+ * Everything here skips where /dev/kvm is absent.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "actors/partition/partition.h"
+#include "runtime/testing/echo.h"
+#include "tests/testing/vm_harness.h"
+
+#define S_CODE 0x1000
+#define S_MEM (2u << 20)
+
+/* ---- A device played by a client ------------------------------------------- */
+
+static rt_client_t *s_probe_new(vm_harness_t *h, uint32_t port, uint32_t len, bool posted)
+{
+    rt_client_t *probe = rt_client_new(h->rt, "vm0/dev/probe");
+    Vmm__Devices__PortRange range = VMM__DEVICES__PORT_RANGE__INIT;
+    range.start = port;
+    range.len = len;
+    Vmm__Devices__PortRange *ranges[] = {&range};
+    Vmm__Devices__RegisterDevice reg = VMM__DEVICES__REGISTER_DEVICE__INIT;
+    reg.name = "probe";
+    reg.n_ports = 1;
+    reg.ports = ranges;
+    reg.required = true;
+    reg.posted_writes = posted;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
+    req.register_device = &reg;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &req;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(rt_client_actor(probe), VM_HARNESS_PARTITION, &env, &reply, 10000), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY, "registration: %s",
+                 reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply.env->error->text
+                                                                   : "?");
+    cr_expect_neq(reply.env->device_reply->registration->handle, 0);
+    rt_msg_release(&reply);
+    return probe;
+}
+
+/* Takes the next request; checks it is a write of `value` (size bytes) to
+ * port, from vp, and acks it unless it was posted. */
+static void s_probe_write(rt_client_t *probe, uint32_t vp, uint32_t port, uint32_t value,
+                          uint32_t size)
+{
+    rt_msg_t msg;
+    cr_assert_eq(rt_client_recv(probe, &msg, 10000), 0, "no write to 0x%x", port);
+    cr_assert_eq(msg.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REQUEST);
+    const Vmm__Devices__Request *req = msg.env->device_request;
+    cr_assert_eq(req->op_case, VMM__DEVICES__REQUEST__OP_WRITE_IO, "op %d", req->op_case);
+    cr_expect_eq(req->write_io->vp_index, vp);
+    cr_expect_eq(req->write_io->port, port);
+    cr_assert_eq(req->write_io->data.len, size);
+    uint32_t got = 0;
+    memcpy(&got, req->write_io->data.data, size);
+    cr_expect_eq(got, value, "wrote 0x%x to 0x%x, expected 0x%x", got, port, value);
+    cr_expect_eq(req->write_io->posted, msg.env->request_id == 0);
+    if (msg.env->request_id)
+        cr_assert_eq(rt_reply_ack(rt_client_actor(probe), msg.env), 0);
+    rt_msg_release(&msg);
+}
+
+/* Takes the next request; checks it reads size bytes at port and answers
+ * value. */
+static void s_probe_read(rt_client_t *probe, uint32_t port, uint32_t size, uint32_t value)
+{
+    rt_msg_t msg;
+    cr_assert_eq(rt_client_recv(probe, &msg, 10000), 0, "no read of 0x%x", port);
+    cr_assert_eq(msg.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REQUEST);
+    const Vmm__Devices__Request *req = msg.env->device_request;
+    cr_assert_eq(req->op_case, VMM__DEVICES__REQUEST__OP_READ_IO, "op %d", req->op_case);
+    cr_expect_eq(req->read_io->port, port);
+    cr_assert_eq(req->read_io->size, size);
+    Vmm__Devices__ReadResult res = VMM__DEVICES__READ_RESULT__INIT;
+    res.data = (ProtobufCBinaryData){size, (uint8_t *)&value};
+    Vmm__Devices__Reply r = VMM__DEVICES__REPLY__INIT;
+    r.result_case = VMM__DEVICES__REPLY__RESULT_READ_IO;
+    r.read_io = &res;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REPLY;
+    env.device_reply = &r;
+    cr_assert_eq(rt_reply(rt_client_actor(probe), msg.env, &env), 0);
+    rt_msg_release(&msg);
+}
+
+static void s_vp_simple(vm_harness_t *h, uint32_t vp, Vmm__Vp__Request__OpCase op)
+{
+    Vmm__Vp__Stop stop = VMM__VP__STOP__INIT; /* every control op is an empty message */
+    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+    req.op_case = op;
+    req.stop = &stop; /* one oneof member: the same slot for each */
+    vm_harness_vp_ack(h, vp, &req);
+}
+
+static double s_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+/* Loads code at S_CODE and points VP 0 there in real mode. */
+static void s_load(vm_harness_t *h, const uint8_t *code, size_t len)
+{
+    vm_harness_write(h, S_CODE, code, len);
+    vm_harness_real_mode(h, 0, S_CODE);
+}
+
+/* ---- Port I/O -------------------------------------------------------------- */
+
+Test(vm, port_io_goes_to_the_registered_device)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    rt_client_t *probe = s_probe_new(&h, 0x3f8, 2, false);
+    static const uint8_t code[] = {
+        0xba, 0xf8, 0x03, /* mov dx, 0x3f8 */
+        0xb0, 0x41,       /* mov al, 'A' */
+        0xee,             /* out dx, al */
+        0xec,             /* in al, dx */
+        0x42,             /* inc dx */
+        0xee,             /* out dx, al: what was read */
+        0xe4, 0x81,       /* in al, 0x81: nobody's port */
+        0xe6, 0x80,       /* out 0x80, al: dropped */
+        0xee,             /* out dx, al: all ones, the last access */
+        0xeb, 0xfe,       /* jmp $ */
+    };
+    s_load(&h, code, sizeof code);
+    vm_harness_run(&h, 0);
+    s_probe_write(probe, 0, 0x3f8, 'A', 1);
+    s_probe_read(probe, 0x3f8, 1, 0x5a);
+    s_probe_write(probe, 0, 0x3f9, 0x5a, 1);
+    s_probe_write(probe, 0, 0x3f9, 0xff, 1);
+
+    s_vp_simple(&h, 0, VMM__VP__REQUEST__OP_STOP);
+    cr_expect_eq(vm_harness_wait_halt(&h, 0, 10000, NULL), VMM__VP__HALTED__REASON_STOP);
+    Vmm__Vp__GeneralRegisters regs;
+    vm_harness_regs(&h, 0, &regs);
+    cr_expect_eq(regs.rip, S_CODE + sizeof code - 2, "stopped at 0x%llx",
+                 (unsigned long long)regs.rip);
+    rt_actor_t *test = rt_client_actor(h.client);
+    cr_expect_eq(echo_inspect_number(test, "vm0/vp/0", "unregistered_reads"), 1);
+    cr_expect_eq(echo_inspect_number(test, "vm0/vp/0", "unregistered_writes"), 1);
+    cr_expect_eq(echo_inspect_number(test, "vm0/vp/0", "device_calls"), 4);
+    vm_harness_stop(&h);
+}
+
+Test(vm, posted_writes_need_no_answer_and_keep_their_order)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    rt_client_t *probe = s_probe_new(&h, 0x3f8, 1, true);
+    static const uint8_t code[] = {
+        0xba, 0xf8, 0x03, /* mov dx, 0x3f8 */
+        0xb0, 0x01,       /* mov al, 1 */
+        0xee,             /* out dx, al */
+        0xfe, 0xc0,       /* inc al */
+        0xee,             /* out dx, al */
+        0xfe, 0xc0,       /* inc al */
+        0xee,             /* out dx, al */
+        0xeb, 0xfe,       /* jmp $ */
+    };
+    s_load(&h, code, sizeof code);
+    vm_harness_run(&h, 0);
+    for (uint32_t v = 1; v <= 3; v++)
+        s_probe_write(probe, 0, 0x3f8, v, 1);
+    s_vp_simple(&h, 0, VMM__VP__REQUEST__OP_STOP);
+    cr_expect_eq(vm_harness_wait_halt(&h, 0, 10000, NULL), VMM__VP__HALTED__REASON_STOP);
+    rt_actor_t *test = rt_client_actor(h.client);
+    cr_expect_eq(echo_inspect_number(test, "vm0/vp/0", "posted_writes"), 3);
+    cr_expect_eq(echo_inspect_number(test, "vm0/vp/0", "device_calls"), 0);
+    vm_harness_stop(&h);
+}
+
+Test(vm, overlapping_registration_is_refused_with_the_owner_named)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    s_probe_new(&h, 0x3f8, 8, false);
+    Vmm__Devices__PortRange range = VMM__DEVICES__PORT_RANGE__INIT;
+    range.start = 0x3ff;
+    range.len = 2;
+    Vmm__Devices__PortRange *ranges[] = {&range};
+    Vmm__Devices__RegisterDevice reg = VMM__DEVICES__REGISTER_DEVICE__INIT;
+    reg.name = "other";
+    reg.n_ports = 1;
+    reg.ports = ranges;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
+    req.register_device = &reg;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &req;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(rt_client_actor(h.client), VM_HARNESS_PARTITION, &env, &reply, 10000),
+                 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR);
+    cr_expect_eq(reply.env->error->code, VMM__ERROR_CODE__BUSY);
+    cr_expect(strstr(reply.env->error->text, "probe") != NULL, "%s", reply.env->error->text);
+    rt_msg_release(&reply);
+    vm_harness_stop(&h);
+}
+
+/* ---- Halts --------------------------------------------------------------------- */
+
+Test(vm, stop_takes_a_spinning_vp_out_promptly)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    static const uint8_t code[] = {0xeb, 0xfe}; /* jmp $ */
+    s_load(&h, code, sizeof code);
+    double worst = 0, total = 0;
+    const int rounds = 5;
+    for (int i = 0; i < rounds; i++) {
+        vm_harness_run(&h, 0);
+        struct timespec pause = {0, 20 * 1000000};
+        nanosleep(&pause, NULL);
+        double t0 = s_now_us();
+        s_vp_simple(&h, 0, VMM__VP__REQUEST__OP_STOP);
+        cr_assert_eq(vm_harness_wait_halt(&h, 0, 10000, NULL), VMM__VP__HALTED__REASON_STOP);
+        double us = s_now_us() - t0;
+        total += us;
+        worst = us > worst ? us : worst;
+    }
+    /* A figure, not a target: a timed assertion would flake here. */
+    cr_log_info("stop of a spinning VP: mean %.0f us, worst %.0f us over %d", total / rounds,
+                worst, rounds);
+    printf("stop of a spinning VP (real mode, CPL 0): mean %.0f us, worst %.0f us over %d\n",
+           total / rounds, worst, rounds);
+    vm_harness_stop(&h);
+}
+
+Test(vm, an_unemulated_instruction_halts_with_its_rip_and_bytes)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    static const uint8_t code[] = {
+        0x90,             /* nop */
+        0x0f, 0x01, 0xd0, /* xgetbv: beyond the instruction emulator */
+        0xeb, 0xfe,       /* jmp $, should it run after all */
+    };
+    s_load(&h, code, sizeof code);
+    vm_harness_run(&h, 0);
+    rt_msg_t msg;
+    int reason = vm_harness_wait_halt(&h, 0, 10000, &msg);
+    cr_assert_eq(reason, VMM__VP__HALTED__REASON_EMULATION_FAILURE, "reason %d", reason);
+    const Vmm__Vp__EmulationFailure *f = msg.env->vp_event->halted->emulation_failure;
+    cr_expect_eq(f->rip, S_CODE + 1);
+    cr_assert_geq(f->instruction.len, 2);
+    cr_expect_eq(f->instruction.data[0], 0x0f);
+    cr_expect_eq(f->instruction.data[1], 0x01);
+    cr_expect(strstr(f->text, "0x1001") != NULL, "%s", f->text);
+    rt_msg_release(&msg);
+    vm_harness_stop(&h);
+}
+
+Test(vm, a_triple_fault_is_reported)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    /* Protected mode (CR0.PE, nothing else needed before the fault), so
+     * that the IDT's limit is checked when #UD is delivered. */
+    static const uint8_t code[] = {
+        0x0f, 0x01, 0x1e, 0x00, 0x11, /* lidt [0x1100]: an empty IDT */
+        0x0f, 0x20, 0xc0,             /* mov eax, cr0 */
+        0x0c, 0x01,                   /* or al, 1 */
+        0x0f, 0x22, 0xc0,             /* mov cr0, eax */
+        0x0f, 0x0b,                   /* ud2: #UD, #GP, #DF, shutdown */
+        0xeb, 0xfe,                   /* jmp $, should it survive */
+    };
+    static const uint8_t empty_idt[6] = {0};
+    vm_harness_write(&h, 0x1100, empty_idt, sizeof empty_idt);
+    s_load(&h, code, sizeof code);
+    vm_harness_run(&h, 0);
+    cr_expect_eq(vm_harness_wait_halt(&h, 0, 10000, NULL), VMM__VP__HALTED__REASON_TRIPLE_FAULT);
+    vm_harness_stop(&h);
+}
+
+Test(vm, yield_leaves_the_vp_running)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    rt_client_t *probe = s_probe_new(&h, 0x3f8, 1, false);
+    static const uint8_t code[] = {
+        0xba, 0xf8, 0x03, /* mov dx, 0x3f8 */
+        0x31, 0xc0,       /* xor ax, ax */
+        0x40,             /* loop: inc ax */
+        0xee,             /* out dx, al */
+        0xeb, 0xfc,       /* jmp loop */
+    };
+    s_load(&h, code, sizeof code);
+    vm_harness_run(&h, 0);
+    s_probe_write(probe, 0, 0x3f8, 1, 1);
+    /* The yield arrives while the VP waits for the answer to write 2. */
+    Vmm__Partition__RequestYield y = VMM__PARTITION__REQUEST_YIELD__INIT;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_REQUEST_YIELD;
+    req.request_yield = &y;
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_partition(&h, &req, &reply), 0);
+    cr_expect_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ACK);
+    rt_msg_release(&reply);
+    for (uint32_t v = 2; v <= 6; v++)
+        s_probe_write(probe, 0, 0x3f8, v, 1);
+    s_vp_simple(&h, 0, VMM__VP__REQUEST__OP_STOP);
+    cr_expect_eq(vm_harness_wait_halt(&h, 0, 10000, NULL), VMM__VP__HALTED__REASON_STOP);
+    vm_harness_stop(&h);
+}
+
+/* ---- State and debugging --------------------------------------------------- */
+
+Test(vm, general_registers_round_trip)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    Vmm__Vp__GeneralRegisters in = VMM__VP__GENERAL_REGISTERS__INIT;
+    uint64_t *fields[] = {&in.rax, &in.rcx, &in.rdx, &in.rbx, &in.rsp, &in.rbp,
+                          &in.rsi, &in.rdi, &in.r8,  &in.r9,  &in.r10, &in.r11,
+                          &in.r12, &in.r13, &in.r14, &in.r15, &in.rip};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+        *fields[i] = 0x1111111111111111ull * (i + 1) >> 4;
+    in.rflags = 0x202;
+    Vmm__Vp__VpState st = VMM__VP__VP_STATE__INIT;
+    st.general_registers = &in;
+    Vmm__Vp__SetState set = VMM__VP__SET_STATE__INIT;
+    set.state = &st;
+    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+    req.op_case = VMM__VP__REQUEST__OP_SET_STATE;
+    req.set_state = &set;
+    vm_harness_vp_ack(&h, 0, &req);
+    Vmm__Vp__GeneralRegisters out;
+    vm_harness_regs(&h, 0, &out);
+    cr_expect_eq(out.rax, in.rax);
+    cr_expect_eq(out.rsp, in.rsp);
+    cr_expect_eq(out.r15, in.r15);
+    cr_expect_eq(out.rip, in.rip);
+    cr_expect_eq(out.rflags, in.rflags);
+    vm_harness_stop(&h);
+}
+
+static void s_set_debug(vm_harness_t *h, bool step, uint64_t breakpoint)
+{
+    Vmm__Vp__HardwareBreakpoint bp = VMM__VP__HARDWARE_BREAKPOINT__INIT;
+    bp.address = breakpoint;
+    Vmm__Vp__DebugState ds = VMM__VP__DEBUG_STATE__INIT;
+    ds.single_step = step;
+    ds.dr0 = breakpoint ? &bp : NULL;
+    Vmm__Vp__SetDebugState set = VMM__VP__SET_DEBUG_STATE__INIT;
+    set.state = &ds;
+    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+    req.op_case = VMM__VP__REQUEST__OP_SET_DEBUG_STATE;
+    req.set_debug_state = &set;
+    vm_harness_vp_ack(h, 0, &req);
+}
+
+Test(vm, single_step_and_a_hardware_breakpoint)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    static const uint8_t code[] = {
+        0x90,       /* nop */
+        0x90,       /* nop */
+        0x40,       /* inc ax */
+        0x40,       /* inc ax */
+        0xeb, 0xfe, /* jmp $ */
+    };
+    s_load(&h, code, sizeof code);
+    s_set_debug(&h, true, 0);
+    Vmm__Vp__GeneralRegisters regs;
+    for (int i = 1; i <= 2; i++) {
+        vm_harness_run(&h, 0);
+        cr_assert_eq(vm_harness_wait_halt(&h, 0, 10000, NULL),
+                     VMM__VP__HALTED__REASON_SINGLE_STEP);
+        vm_harness_regs(&h, 0, &regs);
+        cr_expect_eq(regs.rip, S_CODE + i, "step %d at 0x%llx", i, (unsigned long long)regs.rip);
+    }
+
+    s_set_debug(&h, false, S_CODE + 3); /* the second inc; cs base is 0 */
+    vm_harness_run(&h, 0);
+    rt_msg_t msg;
+    cr_assert_eq(vm_harness_wait_halt(&h, 0, 10000, &msg), VMM__VP__HALTED__REASON_HW_BREAK);
+    cr_expect_eq(msg.env->vp_event->halted->hw_break->breakpoint->address, S_CODE + 3);
+    rt_msg_release(&msg);
+    vm_harness_regs(&h, 0, &regs);
+    cr_expect_eq(regs.rip, S_CODE + 3);
+    cr_expect_eq(regs.rax & 0xffff, 1, "one inc before the breakpoint");
+
+    /* Run again: it steps over the breakpoint and spins at jmp $. */
+    vm_harness_run(&h, 0);
+    struct timespec pause = {0, 20 * 1000000};
+    nanosleep(&pause, NULL);
+    s_vp_simple(&h, 0, VMM__VP__REQUEST__OP_STOP);
+    cr_expect_eq(vm_harness_wait_halt(&h, 0, 10000, NULL), VMM__VP__HALTED__REASON_STOP);
+    vm_harness_regs(&h, 0, &regs);
+    cr_expect_eq(regs.rip, S_CODE + 4);
+    cr_expect_eq(regs.rax & 0xffff, 2);
+    vm_harness_stop(&h);
+}
+
+/* ---- Several VPs, placement ------------------------------------------------------ */
+
+Test(vm, two_vps_run_side_by_side)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 2, S_MEM, NULL);
+    rt_client_t *probe = s_probe_new(&h, 0x3f8, 1, false);
+    /* Each VP writes its own mark, once. */
+    static const uint8_t code0[] = {0xba, 0xf8, 0x03, 0xb0, 0x10, 0xee, 0xeb, 0xfe};
+    static const uint8_t code1[] = {0xba, 0xf8, 0x03, 0xb0, 0x11, 0xee, 0xeb, 0xfe};
+    vm_harness_write(&h, S_CODE, code0, sizeof code0);
+    vm_harness_write(&h, S_CODE + 0x100, code1, sizeof code1);
+    vm_harness_real_mode(&h, 0, S_CODE);
+    vm_harness_real_mode(&h, 1, S_CODE + 0x100);
+    vm_harness_run(&h, 0);
+    vm_harness_run(&h, 1);
+    bool seen[2] = {false, false};
+    for (int i = 0; i < 2; i++) {
+        rt_msg_t msg;
+        cr_assert_eq(rt_client_recv(probe, &msg, 10000), 0);
+        const Vmm__Devices__WriteIo *w = msg.env->device_request->write_io;
+        cr_assert_not_null(w);
+        cr_assert_lt(w->vp_index, 2);
+        cr_expect_eq(w->data.data[0], 0x10 + w->vp_index, "vp %u wrote its own mark",
+                     w->vp_index);
+        seen[w->vp_index] = true;
+        rt_reply_ack(rt_client_actor(probe), msg.env);
+        rt_msg_release(&msg);
+    }
+    cr_expect(seen[0] && seen[1]);
+    for (uint32_t vp = 0; vp < 2; vp++) {
+        s_vp_simple(&h, vp, VMM__VP__REQUEST__OP_STOP);
+        cr_expect_eq(vm_harness_wait_halt(&h, vp, 10000, NULL), VMM__VP__HALTED__REASON_STOP);
+    }
+    vm_harness_stop(&h);
+}
+
+/* ---- Refusals ------------------------------------------------------------------ */
+
+static void s_expect_error(vm_harness_t *h, Vmm__Partition__Request *req, Vmm__ErrorCode code,
+                           const char *mention)
+{
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_partition(h, req, &reply), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR, "op %d was not refused",
+                 req->op_case);
+    cr_expect_eq(reply.env->error->code, code, "op %d: code %d (%s)", req->op_case,
+                 reply.env->error->code, reply.env->error->text);
+    cr_expect(strstr(reply.env->error->text, mention) != NULL, "op %d: \"%s\" should name %s",
+              req->op_case, reply.env->error->text, mention);
+    rt_msg_release(&reply);
+}
+
+Test(vm, configurations_kvm_cannot_honour_are_refused_by_name)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h = {.rt = rt_new(NULL)};
+    h.partition_ex = rt_executor_new(h.rt, "partition");
+    partition_config_t cfg = {.vm = "vm0"};
+    rt_actor_spec_t spec = {.name = VM_HARNESS_PARTITION, .ops = &partition_ops, .arg = &cfg};
+    cr_assert_eq(rt_actor_start(h.partition_ex, &spec), 0);
+    h.client = rt_client_new(h.rt, "test");
+
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    Vmm__Partition__IsAvailable avail = VMM__PARTITION__IS_AVAILABLE__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_IS_AVAILABLE;
+    req.is_available = &avail;
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_partition(&h, &req, &reply), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PARTITION_REPLY);
+    cr_expect(reply.env->partition_reply->availability->available, "%s",
+              reply.env->partition_reply->availability->missing);
+    rt_msg_release(&reply);
+
+    Vmm__Partition__Build build = VMM__PARTITION__BUILD__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_BUILD;
+    req.build = &build;
+    s_expect_error(&h, &req, VMM__ERROR_CODE__BUSY, "NewPartition");
+
+    Vmm__Partition__ProcessorTopology topo = VMM__PARTITION__PROCESSOR_TOPOLOGY__INIT;
+    Vmm__Partition__NewPartition np = VMM__PARTITION__NEW_PARTITION__INIT;
+    np.processor_topology = &topo;
+    req.op_case = VMM__PARTITION__REQUEST__OP_NEW_PARTITION;
+    req.new_partition = &np;
+    s_expect_error(&h, &req, VMM__ERROR_CODE__INVALID_ARGUMENT, "vp_count");
+    topo.vp_count = 1;
+    np.isolation = VMM__PARTITION__ISOLATION_TYPE__SNP;
+    s_expect_error(&h, &req, VMM__ERROR_CODE__NOT_SUPPORTED, "isolation");
+    np.isolation = VMM__PARTITION__ISOLATION_TYPE__NONE;
+    Vmm__Partition__Vtl2Config vtl2 = VMM__PARTITION__VTL2_CONFIG__INIT;
+    Vmm__Partition__HvConfig hv = VMM__PARTITION__HV_CONFIG__INIT;
+    hv.vtl2 = &vtl2;
+    np.hv_config = &hv;
+    s_expect_error(&h, &req, VMM__ERROR_CODE__NOT_SUPPORTED, "vtl2");
+    np.hv_config = NULL;
+    cr_assert_eq(vm_harness_partition(&h, &req, &reply), 0);
+    cr_expect_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ACK);
+    rt_msg_release(&reply);
+
+    req.op_case = VMM__PARTITION__REQUEST__OP_BUILD;
+    req.build = &build;
+    build.opt_vtl0_alias_map_case = VMM__PARTITION__BUILD__OPT_VTL0_ALIAS_MAP_VTL0_ALIAS_MAP;
+    build.vtl0_alias_map = 1ull << 40;
+    s_expect_error(&h, &req, VMM__ERROR_CODE__NOT_SUPPORTED, "vtl0_alias_map");
+    build.opt_vtl0_alias_map_case = VMM__PARTITION__BUILD__OPT_VTL0_ALIAS_MAP__NOT_SET;
+    s_expect_error(&h, &req, VMM__ERROR_CODE__INVALID_ARGUMENT, "mem_layout");
+    Vmm__MemoryRange odd = VMM__MEMORY_RANGE__INIT;
+    odd.end = 0x1234; /* not page-aligned */
+    Vmm__Partition__RamRange ram = VMM__PARTITION__RAM_RANGE__INIT;
+    ram.range = &odd;
+    Vmm__Partition__RamRange *rams[] = {&ram};
+    Vmm__Partition__MemoryLayout layout = VMM__PARTITION__MEMORY_LAYOUT__INIT;
+    layout.n_ram = 1;
+    layout.ram = rams;
+    build.mem_layout = &layout;
+    s_expect_error(&h, &req, VMM__ERROR_CODE__INVALID_ARGUMENT, "ram[0]");
+
+    Vmm__Partition__ScrubVtl scrub = VMM__PARTITION__SCRUB_VTL__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_SCRUB_VTL;
+    req.scrub_vtl = &scrub;
+    s_expect_error(&h, &req, VMM__ERROR_CODE__NOT_SUPPORTED, "VTL");
+    Vmm__Partition__AcceptInitialPages accept = VMM__PARTITION__ACCEPT_INITIAL_PAGES__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_ACCEPT_INITIAL_PAGES;
+    req.accept_initial_pages = &accept;
+    s_expect_error(&h, &req, VMM__ERROR_CODE__NOT_SUPPORTED, "isolated");
+    Vmm__Partition__ModifyVtlPageSetting modify = VMM__PARTITION__MODIFY_VTL_PAGE_SETTING__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_MODIFY_VTL_PAGE_SETTING;
+    req.modify_vtl_page_setting = &modify;
+    s_expect_error(&h, &req, VMM__ERROR_CODE__NOT_SUPPORTED, "VTL");
+    Vmm__Partition__SetSpiIrq spi = VMM__PARTITION__SET_SPI_IRQ__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_SET_SPI_IRQ;
+    req.set_spi_irq = &spi;
+    s_expect_error(&h, &req, VMM__ERROR_CODE__NOT_SUPPORTED, "GIC");
+    vm_harness_stop(&h);
+}
