@@ -1,0 +1,146 @@
+/* The device registry: claims, overlaps, ownership and the routes VPs get. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "actors/partition/registry.h"
+
+typedef struct {
+    Vmm__Devices__RegisterDevice req;
+    Vmm__Devices__PortRange port;
+    Vmm__Devices__PortRange *ports[1];
+    Vmm__MemoryRange mmio;
+    Vmm__MemoryRange *mmios[1];
+} s_claim_t;
+
+/* A claim of one port range (len 0: none) and one MMIO range (end 0: none). */
+static Vmm__Devices__RegisterDevice *s_claim(s_claim_t *c, const char *name, uint32_t port,
+                                             uint32_t len, uint64_t start, uint64_t end)
+{
+    vmm__devices__register_device__init(&c->req);
+    vmm__devices__port_range__init(&c->port);
+    vmm__memory_range__init(&c->mmio);
+    c->req.name = (char *)name;
+    c->port.start = port;
+    c->port.len = len;
+    c->ports[0] = &c->port;
+    c->mmio.start = start;
+    c->mmio.end = end;
+    c->mmios[0] = &c->mmio;
+    if (len) {
+        c->req.n_ports = 1;
+        c->req.ports = c->ports;
+    }
+    if (end) {
+        c->req.n_mmio = 1;
+        c->req.mmio = c->mmios;
+    }
+    return &c->req;
+}
+
+Test(registry, claims_overlaps_and_names)
+{
+    registry_t *reg = registry_new();
+    s_claim_t c;
+    char err[160];
+    uint64_t com1, nic;
+    cr_assert_eq(registry_add(reg, "vm0/dev/com1", s_claim(&c, "com1", 0x3f8, 8, 0, 0), &com1,
+                              err, sizeof err),
+                 0);
+    cr_expect_neq(com1, 0);
+    cr_assert_eq(registry_add(reg, "vm0/dev/nic", s_claim(&c, "nic", 0x400, 4, 0xfe000000,
+                                                          0xfe001000),
+                              &nic, err, sizeof err),
+                 0);
+    cr_expect_neq(nic, com1);
+
+    uint64_t h;
+    cr_expect_eq(registry_add(reg, "x", s_claim(&c, "x", 0x3ff, 1, 0, 0), &h, err, sizeof err),
+                 -EBUSY);
+    cr_expect(strstr(err, "com1") && strstr(err, "0x3ff"), "%s", err);
+    cr_expect_eq(registry_add(reg, "x", s_claim(&c, "x", 0, 0, 0xfe000fff, 0xfe002000), &h, err,
+                              sizeof err),
+                 -EBUSY);
+    cr_expect(strstr(err, "nic") != NULL, "%s", err);
+    cr_expect_eq(registry_add(reg, "x", s_claim(&c, "com1", 0x500, 1, 0, 0), &h, err, sizeof err),
+                 -EBUSY, "a name is taken once");
+    /* The same numbers in the other space do not overlap. */
+    cr_expect_eq(registry_add(reg, "y", s_claim(&c, "y", 0, 0, 0x3f8, 0x400), &h, err, sizeof err),
+                 0);
+    cr_expect_eq(registry_count(reg), 3);
+    registry_destroy(&reg);
+    cr_expect_null(reg);
+}
+
+Test(registry, malformed_claims_are_refused)
+{
+    registry_t *reg = registry_new();
+    s_claim_t c;
+    char err[160];
+    uint64_t h;
+    cr_expect_eq(registry_add(reg, "a", s_claim(&c, "", 0x10, 1, 0, 0), &h, err, sizeof err),
+                 -EINVAL, "a device needs a name");
+    cr_expect_eq(registry_add(reg, "a", s_claim(&c, "a", 0xffff, 2, 0, 0), &h, err, sizeof err),
+                 -EINVAL, "beyond port 0xffff");
+    cr_expect_eq(registry_add(reg, "a", s_claim(&c, "a", 0x10000, 1, 0, 0), &h, err, sizeof err),
+                 -EINVAL);
+    cr_expect_eq(registry_add(reg, "a", s_claim(&c, "a", 0, 0, 0x2000, 0x1000), &h, err, sizeof err),
+                 -EINVAL, "an MMIO range that ends before it starts");
+    /* A range claimed twice in one registration. */
+    Vmm__Devices__RegisterDevice *req = s_claim(&c, "a", 0x10, 4, 0, 0);
+    Vmm__Devices__PortRange again = c.port;
+    Vmm__Devices__PortRange *two[] = {&c.port, &again};
+    req->n_ports = 2;
+    req->ports = two;
+    cr_expect_eq(registry_add(reg, "a", req, &h, err, sizeof err), -EINVAL, "%s", err);
+    cr_expect_eq(registry_count(reg), 0, "nothing is half claimed");
+    registry_destroy(&reg);
+}
+
+Test(registry, only_the_owner_unregisters)
+{
+    registry_t *reg = registry_new();
+    s_claim_t c;
+    char err[160];
+    uint64_t h, h2;
+    cr_assert_eq(registry_add(reg, "vm0/dev/a", s_claim(&c, "a", 0x10, 1, 0, 0), &h, err,
+                              sizeof err),
+                 0);
+    cr_expect_eq(registry_remove(reg, h, "vm0/dev/b"), -EPERM);
+    cr_expect_eq(registry_remove(reg, h + 100, "vm0/dev/a"), -ENOENT);
+    cr_expect_eq(registry_remove(reg, h, "vm0/dev/a"), 0);
+    cr_expect_eq(registry_add(reg, "vm0/dev/b", s_claim(&c, "b", 0x10, 1, 0, 0), &h2, err,
+                              sizeof err),
+                 0, "a released range is free again");
+    cr_expect_neq(h2, h, "handles are not reused");
+    registry_destroy(&reg);
+}
+
+Test(registry, routes_name_each_range_and_its_device)
+{
+    registry_t *reg = registry_new();
+    s_claim_t c;
+    char err[160];
+    uint64_t h;
+    Vmm__Devices__RegisterDevice *req = s_claim(&c, "nic", 0x400, 4, 0xfe000000, 0xfe001000);
+    req->posted_writes = true;
+    cr_assert_eq(registry_add(reg, "vm0/dev/nic", req, &h, err, sizeof err), 0);
+    Vmm__Vp__SetIoRoutes routes;
+    cr_assert_eq(registry_routes(reg, &routes), 0);
+    cr_assert_eq(routes.n_routes, 2);
+    cr_expect_not(routes.routes[0]->mmio);
+    cr_expect_eq(routes.routes[0]->start, 0x400);
+    cr_expect_eq(routes.routes[0]->len, 4);
+    cr_expect(routes.routes[1]->mmio);
+    cr_expect_eq(routes.routes[1]->start, 0xfe000000);
+    cr_expect_eq(routes.routes[1]->len, 0x1000);
+    for (int i = 0; i < 2; i++) {
+        cr_expect_str_eq(routes.routes[i]->actor, "vm0/dev/nic");
+        cr_expect(routes.routes[i]->posted_writes);
+    }
+    /* The routes pack as a VP request would carry them. */
+    uint8_t buf[256];
+    cr_expect_gt(vmm__vp__set_io_routes__pack(&routes, buf), 0);
+    registry_routes_free(&routes);
+    registry_destroy(&reg);
+}
