@@ -155,13 +155,15 @@ int rt_client_recv(rt_client_t *c, rt_msg_t *msg, int timeout_ms)
     rt_actor_t *actor = c->actor;
     s_settle_last(c);
     int64_t deadline = rt_now_us() + (int64_t)timeout_ms * 1000;
-    for (;;) {
+    /* Looks at the sockets at least once, so that a timeout of 0 takes
+     * what is already there. */
+    for (bool looked = false;; looked = true) {
         if (!s_take_queued(c, msg) || !s_take_expired(c, msg))
             return 0;
         int64_t now = rt_now_us();
-        if (timeout_ms >= 0 && now >= deadline)
+        if (timeout_ms >= 0 && now >= deadline && looked)
             return -ETIMEDOUT;
-        int ms = timeout_ms < 0 ? -1 : (int)((deadline - now + 999) / 1000);
+        int ms = timeout_ms < 0 ? -1 : now >= deadline ? 0 : (int)((deadline - now + 999) / 1000);
         for (size_t i = 0; i < ex->n_pending; i++) {
             int left = (int)((ex->pending[i].deadline_us - now + 999) / 1000);
             if (ms < 0 || left < ms)

@@ -310,7 +310,8 @@ void rt_client_destroy(rt_client_t **client);
 /* The client's actor, for rt_call(), rt_send() and rt_request(). */
 rt_actor_t *rt_client_actor(rt_client_t *client);
 
-/* Waits up to timeout_ms for the next message addressed to the client.
+/* Waits up to timeout_ms (0: only takes what is there) for the next message
+ * addressed to the client.
  * Replies that arrived after their call timed out are dropped (and counted
  * as stale) here.
  * Requests among them must be answered with rt_reply*() before the next

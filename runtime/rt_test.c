@@ -903,3 +903,27 @@ Test(client, a_request_left_unanswered_is_answered_for_it)
     cr_expect_eq(rt_client_recv(a, &msg, 10), -ETIMEDOUT, "the event owed nothing");
     rt_destroy(&rt);
 }
+
+/* A receive with no time to wait still takes what has arrived. */
+Test(client, a_zero_timeout_takes_what_is_there)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_client_t *a = rt_client_new(rt, "a"), *b = rt_client_new(rt, "b");
+    rt_msg_t msg;
+    cr_expect_eq(rt_client_recv(b, &msg, 0), -ETIMEDOUT, "nothing yet");
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "here");
+    cr_assert_eq(rt_send(rt_client_actor(a), "b", &env), 0);
+    rt_flush(rt_client_actor(a));
+    int rc = -ETIMEDOUT;
+    for (int i = 0; i < 1000 && rc; i++) {
+        rc = rt_client_recv(b, &msg, 0);
+        if (rc)
+            usleep(1000); /* inproc delivery takes a moment */
+    }
+    cr_assert_eq(rc, 0);
+    cr_expect_eq(msg.env->body_case, VMM__ENVELOPE__BODY_PING);
+    rt_msg_release(&msg);
+    rt_destroy(&rt);
+}
