@@ -1,0 +1,109 @@
+/*
+ * What every port device actor shares: registration with the partition
+ * actor (the VM's device registry), the port accesses VPs send
+ * (devices.proto ReadIo / WriteIo) checked against the device's ranges and
+ * answered, and the one-way messages a device sends (AssertIrq, RequestMsi,
+ * PowerRequest, events to a named actor). A device embeds a device_t in its
+ * state; the dev_* actors are its users.
+ */
+#ifndef VMM_DEVICE_H
+#define VMM_DEVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/rt.h"
+
+#define DEVICE_MAX_RANGES 4
+
+/* The ports [start, start + len). */
+typedef struct {
+    uint32_t start, len;
+} device_range_t;
+
+/* What a device asks the partition for at init. */
+typedef struct {
+    const char *name; /* unique in the VM, e.g. "com1" */
+    const device_range_t *ranges;
+    size_t n_ranges; /* at most DEVICE_MAX_RANGES */
+    const uint32_t *irq_lines;
+    size_t n_irq_lines;
+    bool posted_writes; /* VPs may send writes one-way */
+} device_spec_t;
+
+typedef struct {
+    uint64_t reads, writes; /* served */
+    uint64_t posted_writes; /* of writes: sent one-way, not answered */
+    uint64_t bad_requests;  /* refused: malformed, out of range, unserved op */
+    uint64_t unsent;        /* one-way messages with no receiver or a failed send */
+} device_counters_t;
+
+typedef struct {
+    char *partition; /* owned; NULL: not registered, nothing sent to it */
+    uint64_t handle; /* the registration's, 0 when not registered */
+    device_range_t ranges[DEVICE_MAX_RANGES];
+    size_t n_ranges;
+    device_counters_t counters;
+} device_t;
+
+/* One port access taken from a request. */
+typedef struct {
+    bool write;
+    uint32_t vp_index;
+    uint32_t port;
+    uint32_t size;  /* 1, 2 or 4 */
+    uint32_t value; /* a write's data, little endian; 0 for a read */
+} device_access_t;
+
+/*
+ * Sets dev up with spec's ranges and, when partition is not NULL, registers
+ * them with that actor (a blocking rt_call, meant for init). A refusal is
+ * logged with the partition's text. Returns 0, or a negative errno: -EINVAL
+ * for an empty range or one past port 0xffff, the refusal's code as an
+ * errno (BUSY -> -EBUSY, INVALID_ARGUMENT -> -EINVAL, ...),
+ * -EPROTO for a reply that is no registration, or the call's error; then
+ * dev holds nothing.
+ */
+int device_init(device_t *dev, rt_actor_t *self, const char *partition,
+                const device_spec_t *spec);
+void device_fini(device_t *dev);
+
+/*
+ * Takes the port access a device_request carries. Returns 0, or -EINVAL
+ * when it is not a port access inside dev's ranges (an unset or other op, a
+ * size or data length other than 1, 2 or 4, a port outside the ranges):
+ * then the request has been answered with INVALID_ARGUMENT (NOT_SUPPORTED
+ * for an op a port device does not serve), or only logged when it was
+ * one-way, and counted, and the handler has nothing more to do.
+ */
+int device_access_get(device_t *dev, rt_actor_t *self, const Vmm__Envelope *msg,
+                      device_access_t *access);
+
+/* Answers an access, and counts it served: a read with the low
+ * access->size bytes of value, little endian; a write with an Ack, unless
+ * it was one-way. The events a
+ * write caused leave before its Ack, so that a VP waiting for it resumes
+ * after them. */
+int device_access_done(device_t *dev, rt_actor_t *self, const Vmm__Envelope *msg,
+                       const device_access_t *access, uint32_t value);
+
+/* Refuses an access the device cannot take (a width or port its register
+ * does not have): INVALID_ARGUMENT with the text, logged and counted.
+ * Returns 0. */
+int device_access_refuse(device_t *dev, rt_actor_t *self, const Vmm__Envelope *msg,
+                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* One-way messages. Nothing a guest did can fix a failed send, so failures
+ * (and a NULL receiver) are counted in unsent and logged, not returned. */
+void device_send(device_t *dev, rt_actor_t *self, const char *to, Vmm__Envelope *env);
+/* An edge on IO-APIC input irq. */
+void device_assert_irq(device_t *dev, rt_actor_t *self, uint32_t irq);
+void device_request_msi(device_t *dev, rt_actor_t *self, uint64_t address, uint32_t data);
+/* A whole-VM power action; exit_code only with has_exit_code. */
+void device_power(device_t *dev, rt_actor_t *self, Vmm__Devices__PowerAction action,
+                  bool has_exit_code, uint32_t exit_code);
+
+/* Adds the registration and the counters to an introspection tree. */
+void device_inspect(const device_t *dev, Vmm__Rt__InspectNode *node);
+
+#endif

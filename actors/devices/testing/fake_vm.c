@@ -1,0 +1,341 @@
+#include "actors/devices/testing/fake_vm.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_CALL_TIMEOUT_MS 5000
+#define S_EXPECT_TIMEOUT_MS 2000
+
+fake_vm_t *fake_vm_new(void)
+{
+    fake_vm_t *vm = calloc(1, sizeof *vm);
+    if (!vm)
+        return NULL;
+    vm->rt = rt_new(NULL);
+    if (!vm->rt)
+        goto fail;
+    vm->ex = rt_executor_new(vm->rt, "devices");
+    vm->vp = rt_client_new(vm->rt, FAKE_VM_VP);
+    vm->partition = rt_client_new(vm->rt, FAKE_VM_PARTITION);
+    if (!vm->ex || !vm->vp || !vm->partition)
+        goto fail;
+    return vm;
+
+fail:
+    fake_vm_destroy(&vm);
+    return NULL;
+}
+
+void fake_vm_destroy(fake_vm_t **vmp)
+{
+    if (!vmp || !*vmp)
+        return;
+    fake_vm_t *vm = *vmp;
+    rt_destroy(&vm->rt); /* its executors and clients with it */
+    for (size_t i = 0; i < vm->n_inboxes; i++)
+        if (vm->inboxes[i].held)
+            rt_msg_release(&vm->inboxes[i].msg);
+    free(vm);
+    *vmp = NULL;
+}
+
+/* ---- Starting a device ---------------------------------------------------- */
+
+typedef struct {
+    rt_executor_t *ex;
+    const rt_actor_spec_t *spec;
+    int rc;
+    atomic_bool done;
+} s_starter_t;
+
+/* rt_actor_start() blocks until init returns, and init waits for the
+ * partition's answer: so it runs here while the test thread answers. */
+static void *s_start_main(void *arg)
+{
+    s_starter_t *st = arg;
+    st->rc = rt_actor_start(st->ex, st->spec);
+    atomic_store(&st->done, true);
+    return NULL;
+}
+
+static int s_answer_registration(fake_vm_t *vm, const Vmm__Envelope *req, Vmm__ErrorCode refuse)
+{
+    if (req->body_case != VMM__ENVELOPE__BODY_DEVICE_REQUEST ||
+        req->device_request->op_case != VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE)
+        return rt_reply_error(rt_client_actor(vm->partition), req, VMM__ERROR_CODE__INTERNAL,
+                              "the fake partition only takes registrations");
+    if (refuse)
+        return rt_reply_error(rt_client_actor(vm->partition), req, refuse,
+                              "the fake partition refuses %s",
+                              req->device_request->register_device->name);
+    const Vmm__Devices__RegisterDevice *asked = req->device_request->register_device;
+    Vmm__Devices__DeviceRegistration reg = VMM__DEVICES__DEVICE_REGISTRATION__INIT;
+    reg.handle = 1;
+    reg.n_ports = asked->n_ports;
+    reg.ports = asked->ports;
+    reg.n_irq_lines = asked->n_irq_lines;
+    reg.irq_lines = asked->irq_lines;
+    Vmm__Devices__Reply reply = VMM__DEVICES__REPLY__INIT;
+    reply.result_case = VMM__DEVICES__REPLY__RESULT_REGISTRATION;
+    reply.registration = &reg;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REPLY;
+    env.device_reply = &reply;
+    return rt_reply(rt_client_actor(vm->partition), req, &env);
+}
+
+int fake_vm_start(fake_vm_t *vm, const rt_actor_spec_t *spec, Vmm__ErrorCode refuse,
+                  rt_msg_t *registration)
+{
+    rt_msg_t local;
+    rt_msg_t *msg = registration ? registration : &local;
+    memset(msg, 0, sizeof *msg);
+    s_starter_t st = {.ex = vm->ex, .spec = spec};
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, s_start_main, &st))
+        return -EAGAIN;
+    while (!atomic_load(&st.done)) {
+        if (rt_client_recv(vm->partition, msg, 10))
+            continue;
+        s_answer_registration(vm, msg->env, refuse);
+        break;
+    }
+    pthread_join(thread, NULL);
+    if (!registration)
+        rt_msg_release(&local);
+    return st.rc;
+}
+
+/* ---- Port accesses -------------------------------------------------------- */
+
+int fake_vm_request(fake_vm_t *vm, const char *to, Vmm__Devices__Request *req, rt_msg_t *reply)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = req;
+    rt_msg_t local;
+    rt_msg_t *msg = reply ? reply : &local;
+    vm->last_error[0] = 0;
+    int rc = rt_call(rt_client_actor(vm->vp), to, &env, msg, S_CALL_TIMEOUT_MS);
+    if (rc)
+        return rc;
+    if (msg->env->body_case == VMM__ENVELOPE__BODY_ERROR) {
+        snprintf(vm->last_error, sizeof vm->last_error, "%s", msg->env->error->text);
+        rc = msg->env->error->code ? (int)msg->env->error->code : -EPROTO;
+        rt_msg_release(msg);
+        return rc;
+    }
+    if (!reply)
+        rt_msg_release(&local);
+    return 0;
+}
+
+int fake_vm_read(fake_vm_t *vm, const char *to, uint32_t port, uint32_t size, uint32_t *value)
+{
+    Vmm__Devices__ReadIo read_io = VMM__DEVICES__READ_IO__INIT;
+    read_io.port = port;
+    read_io.size = size;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_READ_IO;
+    req.read_io = &read_io;
+    rt_msg_t reply;
+    int rc = fake_vm_request(vm, to, &req, &reply);
+    if (rc)
+        return rc;
+    const Vmm__Envelope *env = reply.env;
+    if (env->body_case != VMM__ENVELOPE__BODY_DEVICE_REPLY ||
+        env->device_reply->result_case != VMM__DEVICES__REPLY__RESULT_READ_IO ||
+        env->device_reply->read_io->data.len != size) {
+        rt_msg_release(&reply);
+        return -EPROTO;
+    }
+    *value = 0;
+    for (uint32_t i = 0; i < size; i++)
+        *value |= (uint32_t)env->device_reply->read_io->data.data[i] << (8 * i);
+    rt_msg_release(&reply);
+    return 0;
+}
+
+/* Fills env as a WriteIo of size bytes of value (kept in bytes). */
+static void s_write_io(Vmm__Envelope *env, Vmm__Devices__Request *req,
+                       Vmm__Devices__WriteIo *write_io, uint8_t bytes[4], uint32_t port,
+                       uint32_t size, uint32_t value, bool posted)
+{
+    for (uint32_t i = 0; i < 4; i++)
+        bytes[i] = (uint8_t)(value >> (8 * i));
+    vmm__devices__write_io__init(write_io);
+    write_io->port = port;
+    write_io->data.data = bytes;
+    write_io->data.len = size;
+    write_io->posted = posted;
+    vmm__devices__request__init(req);
+    req->op_case = VMM__DEVICES__REQUEST__OP_WRITE_IO;
+    req->write_io = write_io;
+    vmm__envelope__init(env);
+    env->body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env->device_request = req;
+}
+
+int fake_vm_write(fake_vm_t *vm, const char *to, uint32_t port, uint32_t size, uint32_t value)
+{
+    Vmm__Envelope env;
+    Vmm__Devices__Request req;
+    Vmm__Devices__WriteIo write_io;
+    uint8_t bytes[4];
+    s_write_io(&env, &req, &write_io, bytes, port, size, value, false);
+    rt_msg_t reply;
+    int rc = fake_vm_request(vm, to, &req, &reply);
+    if (rc)
+        return rc;
+    rc = reply.env->body_case == VMM__ENVELOPE__BODY_ACK ? 0 : -EPROTO;
+    rt_msg_release(&reply);
+    return rc;
+}
+
+int fake_vm_write_posted(fake_vm_t *vm, const char *to, uint32_t port, uint32_t size,
+                         uint32_t value)
+{
+    Vmm__Envelope env;
+    Vmm__Devices__Request req;
+    Vmm__Devices__WriteIo write_io;
+    uint8_t bytes[4];
+    s_write_io(&env, &req, &write_io, bytes, port, size, value, true);
+    return rt_send(rt_client_actor(vm->vp), to, &env);
+}
+
+int fake_vm_inspect_text(fake_vm_t *vm, const char *to, const char *name, char *buf,
+                         size_t size)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Inspect inspect = VMM__RT__INSPECT__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_INSPECT;
+    env.inspect = &inspect;
+    rt_msg_t reply;
+    int rc = rt_call(rt_client_actor(vm->vp), to, &env, &reply, S_CALL_TIMEOUT_MS);
+    if (rc)
+        return rc;
+    rc = -ENOENT;
+    if (reply.env->body_case == VMM__ENVELOPE__BODY_INSPECT_REPLY) {
+        const Vmm__Rt__InspectNode *root = reply.env->inspect_reply;
+        for (size_t i = 0; i < root->n_children && rc; i++)
+            if (strcmp(root->children[i]->name, name) == 0) {
+                snprintf(buf, size, "%s", root->children[i]->value);
+                rc = 0;
+            }
+    }
+    rt_msg_release(&reply);
+    return rc;
+}
+
+long long fake_vm_inspect(fake_vm_t *vm, const char *to, const char *name)
+{
+    char text[64];
+    if (fake_vm_inspect_text(vm, to, name, text, sizeof text))
+        return -1;
+    return strtoll(text, NULL, 0);
+}
+
+/* ---- Receiving ------------------------------------------------------------ */
+
+static fake_vm_inbox_t *s_inbox(fake_vm_t *vm, rt_client_t *c)
+{
+    for (size_t i = 0; i < vm->n_inboxes; i++)
+        if (vm->inboxes[i].client == c)
+            return &vm->inboxes[i];
+    if (vm->n_inboxes == FAKE_VM_INBOXES)
+        return NULL;
+    fake_vm_inbox_t *inbox = &vm->inboxes[vm->n_inboxes++];
+    inbox->client = c;
+    return inbox;
+}
+
+rt_client_t *fake_vm_client(fake_vm_t *vm, const char *name)
+{
+    rt_client_t *c = rt_client_new(vm->rt, name);
+    if (c && !s_inbox(vm, c))
+        rt_client_destroy(&c);
+    return c;
+}
+
+const Vmm__Envelope *fake_vm_recv(fake_vm_t *vm, rt_client_t *c, int timeout_ms)
+{
+    fake_vm_inbox_t *inbox = s_inbox(vm, c);
+    cr_assert_not_null(inbox, "more than %d clients", FAKE_VM_INBOXES);
+    if (inbox->held)
+        rt_msg_release(&inbox->msg);
+    inbox->held = rt_client_recv(c, &inbox->msg, timeout_ms) == 0;
+    return inbox->held ? inbox->msg.env : NULL;
+}
+
+/* ---- Expectations --------------------------------------------------------- */
+
+static const Vmm__Envelope *s_expect_next(fake_vm_t *vm, rt_client_t *c)
+{
+    const Vmm__Envelope *env = fake_vm_recv(vm, c, S_EXPECT_TIMEOUT_MS);
+    cr_assert_not_null(env, "%s received nothing", rt_actor_name(rt_client_actor(c)));
+    cr_assert_eq(env->request_id, 0, "a one-way message");
+    return env;
+}
+
+static const Vmm__Partition__Request *s_expect_partition_request(const Vmm__Envelope *env,
+                                                                 Vmm__Partition__Request__OpCase op)
+{
+    cr_assert_eq(env->body_case, VMM__ENVELOPE__BODY_PARTITION_REQUEST,
+                 "body kind %d, not a partition request", env->body_case);
+    cr_assert_eq(env->partition_request->op_case, op, "partition op %d, not %d",
+                 env->partition_request->op_case, op);
+    return env->partition_request;
+}
+
+void fake_vm_expect_assert_irq(fake_vm_t *vm, rt_client_t *c, uint32_t irq)
+{
+    const Vmm__Partition__Request *req = s_expect_partition_request(
+        s_expect_next(vm, c), VMM__PARTITION__REQUEST__OP_ASSERT_IRQ);
+    cr_expect_eq(req->assert_irq->irq, irq, "AssertIrq for irq %u, not %u",
+                 req->assert_irq->irq, irq);
+}
+
+void fake_vm_expect_msi(fake_vm_t *vm, rt_client_t *c, uint64_t address, uint32_t data)
+{
+    const Vmm__Partition__Request *req = s_expect_partition_request(
+        s_expect_next(vm, c), VMM__PARTITION__REQUEST__OP_REQUEST_MSI);
+    cr_expect_eq(req->request_msi->vtl, VMM__VTL__VTL0);
+    cr_assert_not_null(req->request_msi->request);
+    cr_expect_eq(req->request_msi->request->address, address, "MSI address 0x%llx, not 0x%llx",
+                 (unsigned long long)req->request_msi->request->address,
+                 (unsigned long long)address);
+    cr_expect_eq(req->request_msi->request->data, data, "MSI data 0x%x, not 0x%x",
+                 req->request_msi->request->data, data);
+}
+
+void fake_vm_expect_power(fake_vm_t *vm, rt_client_t *c, Vmm__Devices__PowerAction action,
+                          bool has_exit_code, uint32_t exit_code)
+{
+    const Vmm__Envelope *env = s_expect_next(vm, c);
+    cr_assert_eq(env->body_case, VMM__ENVELOPE__BODY_DEVICE_EVENT,
+                 "body kind %d, not a device event", env->body_case);
+    cr_assert_eq(env->device_event->event_case, VMM__DEVICES__EVENT__EVENT_POWER_REQUEST);
+    const Vmm__Devices__PowerRequest *power = env->device_event->power_request;
+    cr_expect_eq(power->action, action, "power action %d, not %d", power->action, action);
+    if (has_exit_code) {
+        cr_expect_eq(power->opt_exit_code_case,
+                     VMM__DEVICES__POWER_REQUEST__OPT_EXIT_CODE_EXIT_CODE, "an exit code");
+        cr_expect_eq(power->exit_code, exit_code, "exit code %u, not %u", power->exit_code,
+                     exit_code);
+    } else {
+        cr_expect_eq(power->opt_exit_code_case,
+                     VMM__DEVICES__POWER_REQUEST__OPT_EXIT_CODE__NOT_SET, "no exit code");
+    }
+}
+
+void fake_vm_expect_quiet(fake_vm_t *vm, rt_client_t *c, int ms)
+{
+    const Vmm__Envelope *env = fake_vm_recv(vm, c, ms);
+    cr_expect_null(env, "%s received body kind %d, expected nothing",
+                   rt_actor_name(rt_client_actor(c)), env ? (int)env->body_case : 0);
+}
