@@ -337,6 +337,8 @@ static int s_on_get_max_phys(rt_actor_t *self, const Vmm__Envelope *msg)
 
 /* ---- Build -------------------------------------------------------------------- */
 
+static int s_push_routes(rt_actor_t *self, char *err, size_t errlen);
+
 static int s_check_layout(partition_t *p, const Vmm__Partition__MemoryLayout *l, char *err,
                           size_t errlen)
 {
@@ -554,6 +556,10 @@ static int s_on_build(rt_actor_t *self, const Vmm__Envelope *msg, const Vmm__Par
         return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL, "%s", err);
     }
     p->stage = S_BUILT;
+    /* Devices that registered before the VPs existed. */
+    rc = s_push_routes(self, err, sizeof err);
+    if (rc)
+        return rt_reply_error(self, msg, rt_error_code(rc), "%s", err);
 
     Vmm__Partition__BuildResult res = VMM__PARTITION__BUILD_RESULT__INIT;
     res.partition = p->name;

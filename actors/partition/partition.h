@@ -11,6 +11,9 @@
  * It is also the VM's device registry (devices.proto RegisterDevice): it
  * refuses overlapping claims and sends every VP the routing table, and it
  * answers guest memory reads and writes by guest physical address.
+ * Registration waits until every VP has the new routes: a device that
+ * shares a VP's executor must register before Build, while the VPs do not
+ * exist yet (else it would wait on its own thread).
  * Power requests from devices are passed to every VP, which halt with the
  * matching reason.
  */

@@ -1,0 +1,264 @@
+/*
+ * vmm: the command-line front end.
+ *
+ *   vmm run [options]    run a guest (the built-in demo guest by default)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "guest/demo_embedded.h"
+#include "vmm/vm.h"
+
+/* Exit statuses of the front end itself; a guest's own come from its
+ * power off. */
+#define S_EXIT_FAILED 1
+#define S_EXIT_USAGE 2
+#define S_MAX_GUEST (256u << 20)
+
+static void s_usage(FILE *f)
+{
+    fprintf(f, "usage: vmm [--help] <command> [options]\n"
+               "\n"
+               "An actor-model VMM on Linux/KVM: partition, VPs and devices are actors\n"
+               "that talk by protobuf messages over ZeroMQ.\n"
+               "\n"
+               "commands:\n"
+               "  run    run a guest (the built-in demo guest when no --guest is given)\n"
+               "\n"
+               "`vmm run --help` lists its options.\n");
+}
+
+static void s_run_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vmm run [--guest FILE] [--mem SIZE] [--vps N] [--serial stdout|FILE]\n"
+            "               [--devices with-vp0|apart] [--log-level LEVEL]\n"
+            "\n"
+            "Runs a guest until it powers off; the exit status is the guest's (0 for a\n"
+            "plain power off, 2v+1 after a write of v to the isa-debug-exit port 0xf4),\n"
+            "1 when it halts otherwise (triple fault, emulation failure, ...), 2 for\n"
+            "bad options.\n"
+            "\n"
+            "  --guest FILE     a static ELF64 x86-64 guest, started in 64-bit mode at\n"
+            "                   its entry with RDI = the VP index (default: the demo)\n"
+            "  --mem SIZE       guest RAM, a multiple of 2M from 4M to 3G; a K, M or G\n"
+            "                   suffix (default 64M)\n"
+            "  --vps N          virtual processors, 1 to 256 (default 1)\n"
+            "  --serial DEST    where COM1's output goes: stdout or a file (default\n"
+            "                   stdout); with stdout, COM1 reads stdin when it is not a\n"
+            "                   terminal\n"
+            "  --devices WHERE  with-vp0: the devices share VP 0's thread (default,\n"
+            "                   fastest for port I/O); apart: a thread of their own\n"
+            "  --log-level L    error, warn (default), info, debug or trace; the\n"
+            "                   VMM_LOG environment variable says the same\n");
+}
+
+static int s_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -EINVAL;
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20, end++;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30, end++;
+    if (*end || v > (~0ull >> shift))
+        return -EINVAL;
+    *out = v << shift;
+    return 0;
+}
+
+static int s_parse_level(const char *s, rt_log_level_t *out)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug", "trace"};
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(s, names[i])) {
+            *out = (rt_log_level_t)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+/* Reads a whole guest file; NULL with a one-line reason. */
+static uint8_t *s_read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    uint8_t *buf = NULL;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        (uint64_t)st.st_size > S_MAX_GUEST) {
+        snprintf(err, errlen, "%s: not a regular file of 1 byte to %u MiB", path,
+                 S_MAX_GUEST >> 20);
+        goto out;
+    }
+    buf = malloc((size_t)st.st_size);
+    if (!buf) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto out;
+    }
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n <= 0) {
+            snprintf(err, errlen, "%s: %s", path, n < 0 ? strerror(errno) : "file shrank");
+            free(buf);
+            buf = NULL;
+            goto out;
+        }
+        got += (size_t)n;
+    }
+    *len = got;
+out:
+    close(fd);
+    return buf;
+}
+
+static int s_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"guest", required_argument, NULL, 'g'},  {"mem", required_argument, NULL, 'm'},
+        {"vps", required_argument, NULL, 'p'},    {"serial", required_argument, NULL, 's'},
+        {"devices", required_argument, NULL, 'd'}, {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    const char *guest = NULL, *serial = "stdout";
+    vm_config_t cfg = {.serial_out = STDOUT_FILENO, .serial_in = -1};
+    rt_config_t rcfg = {0};
+    char *end;
+    int c;
+    optind = 1;
+    opterr = 0; /* one line of our own instead of getopt's */
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case 'g':
+            guest = optarg;
+            break;
+        case 'm':
+            if (s_parse_size(optarg, &cfg.mem_size) || cfg.mem_size % (2u << 20) ||
+                cfg.mem_size < (4u << 20) || cfg.mem_size > (3ull << 30)) {
+                fprintf(stderr, "vmm run: --mem %s: a multiple of 2M from 4M to 3G\n", optarg);
+                return S_EXIT_USAGE;
+            }
+            break;
+        case 'p': {
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || !*optarg || v < 1 || v > 256) {
+                fprintf(stderr, "vmm run: --vps %s: a number from 1 to 256\n", optarg);
+                return S_EXIT_USAGE;
+            }
+            cfg.n_vps = (uint32_t)v;
+            break;
+        }
+        case 's':
+            serial = optarg;
+            break;
+        case 'd':
+            if (!strcmp(optarg, "with-vp0"))
+                cfg.placement = VM_DEVICES_WITH_VP0;
+            else if (!strcmp(optarg, "apart"))
+                cfg.placement = VM_DEVICES_APART;
+            else {
+                fprintf(stderr, "vmm run: --devices %s: with-vp0 or apart\n", optarg);
+                return S_EXIT_USAGE;
+            }
+            break;
+        case 'l':
+            if (s_parse_level(optarg, &rcfg.log_level)) {
+                fprintf(stderr, "vmm run: --log-level %s: error, warn, info, debug or trace\n",
+                        optarg);
+                return S_EXIT_USAGE;
+            }
+            rcfg.log_level_set = true;
+            break;
+        case 'h':
+            s_run_usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "vmm run: %s '%s'; see `vmm run --help`\n",
+                    c == ':' ? "missing value for" : "unknown option", argv[optind - 1]);
+            return S_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vmm run: unexpected argument '%s'; see `vmm run --help`\n",
+                argv[optind]);
+        return S_EXIT_USAGE;
+    }
+
+    char err[256] = "";
+    uint8_t *file = NULL;
+    if (guest) {
+        file = s_read_file(guest, &cfg.elf_len, err, sizeof err);
+        if (!file) {
+            fprintf(stderr, "vmm run: %s\n", err);
+            return S_EXIT_FAILED;
+        }
+        cfg.elf = file;
+    } else {
+        cfg.elf = guest_demo_elf;
+        cfg.elf_len = guest_demo_elf_len;
+    }
+    int out_fd = -1;
+    if (strcmp(serial, "stdout")) {
+        out_fd = open(serial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (out_fd < 0) {
+            fprintf(stderr, "vmm run: --serial %s: %s\n", serial, strerror(errno));
+            free(file);
+            return S_EXIT_FAILED;
+        }
+        cfg.serial_out = out_fd;
+    } else if (!isatty(STDIN_FILENO)) {
+        cfg.serial_in = STDIN_FILENO;
+    }
+    cfg.rt = &rcfg;
+
+    int status = S_EXIT_FAILED;
+    vm_t *vm = vm_new(&cfg, err, sizeof err);
+    free(file); /* the guest is in guest RAM now */
+    if (!vm) {
+        fprintf(stderr, "vmm run: %s\n", err);
+    } else {
+        status = vm_run(vm, err, sizeof err);
+        vm_destroy(&vm); /* flushes COM1 */
+        if (status)
+            fprintf(stderr, "vmm run: %s\n", err);
+    }
+    if (out_fd >= 0)
+        close(out_fd);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    /* A reader of COM1's output that goes away must not kill the VMM: the
+     * UART counts what it could not write. */
+    signal(SIGPIPE, SIG_IGN);
+    if (argc < 2) {
+        s_usage(stderr);
+        return S_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        s_usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "run"))
+        return s_run(argc - 1, argv + 1);
+    fprintf(stderr, "vmm: unknown command '%s'; see `vmm --help`\n", argv[1]);
+    return S_EXIT_USAGE;
+}

@@ -1,0 +1,451 @@
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actors/devices/debug_exit.h"
+#include "actors/devices/i8042.h"
+#include "actors/devices/power.h"
+#include "actors/devices/serial.h"
+#include "actors/devices/testdev.h"
+#include "actors/devices/testdev_abi.h"
+#include "actors/partition/partition.h"
+#include "actors/vp/vp.h"
+#include "loader/loader.h"
+
+#define S_CALL_TIMEOUT_MS 10000
+/* The largest piece of guest memory one message writes (devices.proto). */
+#define S_WRITE_PIECE 65536
+/* Guest RAM ends below the 32-bit MMIO gap (IO-APIC, local APIC). */
+#define S_MMIO_GAP_START (3ull << 30)
+#define S_MMIO_GAP_END (4ull << 30)
+
+struct vm_s {
+    rt_t *rt;
+    rt_executor_t *partition_ex, *devices_ex;
+    rt_executor_t **vp_ex;
+    uint32_t n_vps;
+    rt_client_t *client;
+};
+
+static int __attribute__((format(printf, 4, 5)))
+s_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* A call from the VM's client; an Error reply becomes rc with its text. */
+static int s_call(vm_t *vm, const char *to, Vmm__Envelope *env, rt_msg_t *reply, char *err,
+                  size_t errlen)
+{
+    int rc = rt_call(rt_client_actor(vm->client), to, env, reply, S_CALL_TIMEOUT_MS);
+    if (rc)
+        return s_fail(err, errlen, rc, "%s did not answer: %s", to, strerror(-rc));
+    if (reply->env->body_case == VMM__ENVELOPE__BODY_ERROR) {
+        snprintf(err, errlen, "%s", reply->env->error->text);
+        rt_msg_release(reply);
+        return -EIO;
+    }
+    return 0;
+}
+
+static int s_partition(vm_t *vm, Vmm__Partition__Request *req, rt_msg_t *reply, char *err,
+                       size_t errlen)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
+    env.partition_request = req;
+    return s_call(vm, VM_PARTITION, &env, reply, err, errlen);
+}
+
+static void s_vp_name(uint32_t vp, char *buf, size_t size)
+{
+    snprintf(buf, size, "vm0/vp/%u", vp);
+}
+
+static int s_vp(vm_t *vm, uint32_t vp, Vmm__Vp__Request *req, char *err, size_t errlen)
+{
+    char name[32];
+    s_vp_name(vp, name, sizeof name);
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
+    env.vp_request = req;
+    rt_msg_t reply;
+    int rc = s_call(vm, name, &env, &reply, err, errlen);
+    if (!rc)
+        rt_msg_release(&reply);
+    return rc;
+}
+
+/* ---- Building ---------------------------------------------------------------- */
+
+static int s_new_partition(vm_t *vm, char *err, size_t errlen)
+{
+    Vmm__Partition__IsAvailable avail = VMM__PARTITION__IS_AVAILABLE__INIT;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_IS_AVAILABLE;
+    req.is_available = &avail;
+    rt_msg_t reply;
+    int rc = s_partition(vm, &req, &reply, err, errlen);
+    if (rc)
+        return rc;
+    const Vmm__Partition__Availability *a = reply.env->partition_reply->availability;
+    if (!a->available)
+        rc = s_fail(err, errlen, -ENODEV, "KVM is not available: %s", a->missing);
+    rt_msg_release(&reply);
+    if (rc)
+        return rc;
+
+    Vmm__Partition__ProcessorTopology topo = VMM__PARTITION__PROCESSOR_TOPOLOGY__INIT;
+    topo.vp_count = vm->n_vps;
+    Vmm__Partition__NewPartition np = VMM__PARTITION__NEW_PARTITION__INIT;
+    np.processor_topology = &topo;
+    req.op_case = VMM__PARTITION__REQUEST__OP_NEW_PARTITION;
+    req.new_partition = &np;
+    rc = s_partition(vm, &req, &reply, err, errlen);
+    if (!rc)
+        rt_msg_release(&reply);
+    return rc;
+}
+
+static int s_build(vm_t *vm, uint64_t mem_size, char *err, size_t errlen)
+{
+    Vmm__MemoryRange ram_range = VMM__MEMORY_RANGE__INIT;
+    ram_range.end = mem_size;
+    Vmm__Partition__RamRange ram = VMM__PARTITION__RAM_RANGE__INIT;
+    ram.range = &ram_range;
+    Vmm__Partition__RamRange *rams[] = {&ram};
+    Vmm__MemoryRange gap = VMM__MEMORY_RANGE__INIT;
+    gap.start = S_MMIO_GAP_START;
+    gap.end = S_MMIO_GAP_END;
+    Vmm__MemoryRange *gaps[] = {&gap};
+    Vmm__Partition__MemoryLayout layout = VMM__PARTITION__MEMORY_LAYOUT__INIT;
+    layout.n_ram = 1;
+    layout.ram = rams;
+    layout.n_mmio = 1;
+    layout.mmio = gaps;
+    Vmm__Partition__Build build = VMM__PARTITION__BUILD__INIT;
+    build.mem_layout = &layout;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_BUILD;
+    req.build = &build;
+    rt_msg_t reply;
+    int rc = s_partition(vm, &req, &reply, err, errlen);
+    if (!rc)
+        rt_msg_release(&reply);
+    return rc;
+}
+
+/* The chipset. Started before Build: a device that shares VP 0's thread
+ * must register while no VP exists (partition.h). */
+static int s_start_devices(vm_t *vm, const vm_config_t *cfg, char *err, size_t errlen)
+{
+    rt_executor_t *ex = vm->devices_ex ? vm->devices_ex : vm->vp_ex[0];
+    dev_serial_config_t serial = {.partition = VM_PARTITION,
+                                  .out_fd = cfg->serial_out,
+                                  .in_fd = cfg->serial_in};
+    dev_debug_exit_config_t debug_exit = {.partition = VM_PARTITION};
+    dev_i8042_config_t i8042 = {.partition = VM_PARTITION};
+    dev_power_config_t power = {.partition = VM_PARTITION};
+    dev_testdev_config_t testdev = {.partition = VM_PARTITION, .report_to = VM_CLIENT};
+    const rt_actor_spec_t specs[] = {
+        {.name = "vm0/dev/com1", .ops = &dev_serial_ops, .arg = &serial},
+        {.name = "vm0/dev/debug-exit", .ops = &dev_debug_exit_ops, .arg = &debug_exit},
+        {.name = "vm0/dev/i8042", .ops = &dev_i8042_ops, .arg = &i8042},
+        {.name = "vm0/dev/pm1a", .ops = &dev_power_ops, .arg = &power},
+        {.name = "vm0/dev/testdev", .ops = &dev_testdev_ops, .arg = &testdev},
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
+        int rc = rt_actor_start(ex, &specs[i]);
+        if (rc)
+            return s_fail(err, errlen, rc, "cannot start %s: %s", specs[i].name,
+                          strerror(-rc));
+    }
+    return 0;
+}
+
+static int s_write_memory(vm_t *vm, uint64_t gpa, const uint8_t *bytes, size_t len, char *err,
+                          size_t errlen)
+{
+    for (size_t done = 0; done < len;) {
+        size_t n = len - done < S_WRITE_PIECE ? len - done : S_WRITE_PIECE;
+        Vmm__Devices__WriteGuestMemory w = VMM__DEVICES__WRITE_GUEST_MEMORY__INIT;
+        w.gpa = gpa + done;
+        w.data = (ProtobufCBinaryData){n, (uint8_t *)bytes + done};
+        Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+        req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_GUEST_MEMORY;
+        req.write_guest_memory = &w;
+        Vmm__Envelope env = VMM__ENVELOPE__INIT;
+        env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+        env.device_request = &req;
+        rt_msg_t reply;
+        int rc = s_call(vm, VM_PARTITION, &env, &reply, err, errlen);
+        if (rc)
+            return rc;
+        rt_msg_release(&reply);
+        done += n;
+    }
+    return 0;
+}
+
+/* The hvdef attribute layout of vp.proto's SegmentRegister. */
+static void s_segment(const loader_segment_t *in, Vmm__Vp__SegmentRegister *out)
+{
+    vmm__vp__segment_register__init(out);
+    out->base_address = in->base;
+    out->limit = in->limit;
+    out->selector = in->selector;
+    bool present = in->present && !in->unusable;
+    out->attributes = (in->type & 0xfu) | (uint32_t)(in->s & 1) << 4 |
+                      (uint32_t)(in->dpl & 3) << 5 | (uint32_t)present << 7 |
+                      (uint32_t)(in->avl & 1) << 12 | (uint32_t)(in->l & 1) << 13 |
+                      (uint32_t)(in->db & 1) << 14 | (uint32_t)(in->g & 1) << 15;
+}
+
+static int s_set_boot_state(vm_t *vm, uint32_t vp, const loader_vp_state_t *st, char *err,
+                            size_t errlen)
+{
+    Vmm__Vp__GeneralRegisters gr = VMM__VP__GENERAL_REGISTERS__INIT;
+    gr.rip = st->rip, gr.rsp = st->rsp, gr.rdi = st->rdi, gr.rflags = st->rflags;
+    Vmm__Vp__SegmentRegister seg[8];
+    const loader_segment_t *in[8] = {&st->cs, &st->ds, &st->es, &st->fs,
+                                     &st->gs, &st->ss, &st->tr, &st->ldt};
+    for (int i = 0; i < 8; i++)
+        s_segment(in[i], &seg[i]);
+    Vmm__Vp__TableRegister gdt = VMM__VP__TABLE_REGISTER__INIT, idt = VMM__VP__TABLE_REGISTER__INIT;
+    gdt.base_address = st->gdt.base, gdt.limit = st->gdt.limit;
+    idt.base_address = st->idt.base, idt.limit = st->idt.limit;
+    Vmm__Vp__Segments segs = VMM__VP__SEGMENTS__INIT;
+    segs.cs = &seg[0], segs.ds = &seg[1], segs.es = &seg[2], segs.fs = &seg[3];
+    segs.gs = &seg[4], segs.ss = &seg[5], segs.tr = &seg[6], segs.ldtr = &seg[7];
+    segs.gdtr = &gdt, segs.idtr = &idt;
+    Vmm__Vp__ControlRegisters cr = VMM__VP__CONTROL_REGISTERS__INIT;
+    cr.cr0 = st->cr0, cr.cr3 = st->cr3, cr.cr4 = st->cr4, cr.efer = st->efer;
+    Vmm__Vp__VpState state = VMM__VP__VP_STATE__INIT;
+    state.general_registers = &gr;
+    state.segments = &segs;
+    state.control_registers = &cr;
+    Vmm__Vp__SetState set = VMM__VP__SET_STATE__INIT;
+    set.state = &state;
+    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+    req.op_case = VMM__VP__REQUEST__OP_SET_STATE;
+    req.set_state = &set;
+    return s_vp(vm, vp, &req, err, errlen);
+}
+
+static int s_load(vm_t *vm, const vm_config_t *cfg, uint64_t mem_size, char *err,
+                  size_t errlen)
+{
+    char why[160] = "";
+    loader_image_t *image =
+        loader_image_new(cfg->elf, cfg->elf_len, mem_size, vm->n_vps, why, sizeof why);
+    if (!image)
+        return s_fail(err, errlen, -errno, "the guest cannot be loaded: %s", why);
+    size_t n;
+    const loader_chunk_t *chunks = loader_image_chunks(image, &n);
+    int rc = 0;
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = s_write_memory(vm, chunks[i].gpa, chunks[i].bytes, chunks[i].len, err, errlen);
+    for (uint32_t vp = 0; !rc && vp < vm->n_vps; vp++)
+        rc = s_set_boot_state(vm, vp, loader_image_vp(image, vp), err, errlen);
+    loader_image_destroy(&image);
+    return rc;
+}
+
+vm_t *vm_new(const vm_config_t *cfg, char *err, size_t errlen)
+{
+    uint64_t mem_size = cfg->mem_size ? cfg->mem_size : VM_DEFAULT_MEM;
+    vm_t *vm = calloc(1, sizeof *vm);
+    if (!vm) {
+        s_fail(err, errlen, -ENOMEM, "out of memory");
+        return NULL;
+    }
+    vm->n_vps = cfg->n_vps ? cfg->n_vps : 1;
+    int rc = -ENOMEM;
+    vm->rt = rt_new(cfg->rt);
+    vm->vp_ex = calloc(vm->n_vps, sizeof *vm->vp_ex);
+    if (!vm->rt || !vm->vp_ex)
+        goto fail;
+    vm->partition_ex = rt_executor_new(vm->rt, "vm0/partition");
+    for (uint32_t i = 0; vm->partition_ex && i < vm->n_vps; i++) {
+        char name[32];
+        s_vp_name(i, name, sizeof name);
+        if (!(vm->vp_ex[i] = rt_executor_new(vm->rt, name)))
+            goto fail;
+    }
+    if (cfg->placement == VM_DEVICES_APART)
+        vm->devices_ex = rt_executor_new(vm->rt, "vm0/devices");
+    vm->client = rt_client_new(vm->rt, VM_CLIENT);
+    if (!vm->partition_ex || (cfg->placement == VM_DEVICES_APART && !vm->devices_ex) ||
+        !vm->client)
+        goto fail;
+
+    partition_config_t pcfg = {.vm = "vm0", .vp_executors = vm->vp_ex, .n_vp_executors = vm->n_vps};
+    rt_actor_spec_t spec = {.name = VM_PARTITION, .ops = &partition_ops, .arg = &pcfg};
+    rc = rt_actor_start(vm->partition_ex, &spec);
+    if (rc) {
+        s_fail(err, errlen, rc, "cannot start the partition: %s", strerror(-rc));
+        goto fail;
+    }
+    if ((rc = s_new_partition(vm, err, errlen)) || (rc = s_start_devices(vm, cfg, err, errlen)) ||
+        (rc = s_build(vm, mem_size, err, errlen)) || (rc = s_load(vm, cfg, mem_size, err, errlen)))
+        goto fail;
+    return vm;
+
+fail:
+    if (rc == -ENOMEM && !*err)
+        s_fail(err, errlen, rc, "out of memory");
+    vm_destroy(&vm);
+    return NULL;
+}
+
+void vm_destroy(vm_t **vmp)
+{
+    vm_t *vm = *vmp;
+    if (!vm)
+        return;
+    /* The VPs first: the partition unmaps guest RAM when it goes. */
+    for (uint32_t i = 0; vm->vp_ex && i < vm->n_vps; i++)
+        rt_executor_destroy(&vm->vp_ex[i]);
+    rt_executor_destroy(&vm->devices_ex);
+    rt_destroy(&vm->rt);
+    free(vm->vp_ex);
+    free(vm);
+    *vmp = NULL;
+}
+
+/* ---- Running ---------------------------------------------------------------- */
+
+int vm_start(vm_t *vm)
+{
+    char err[160];
+    for (uint32_t vp = 0; vp < vm->n_vps; vp++) {
+        Vmm__Vp__Run run = VMM__VP__RUN__INIT;
+        Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+        req.op_case = VMM__VP__REQUEST__OP_RUN;
+        req.run = &run;
+        int rc = s_vp(vm, vp, &req, err, sizeof err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+rt_actor_t *vm_client(vm_t *vm)
+{
+    return rt_client_actor(vm->client);
+}
+
+static void s_describe_halt(const Vmm__Vp__Halted *h, vm_event_t *ev)
+{
+    ev->exit_code = 1;
+    char *t = ev->text;
+    size_t n = sizeof ev->text;
+    switch (h->reason_case) {
+    case VMM__VP__HALTED__REASON_POWER_OFF:
+        ev->exit_code = h->power_off->opt_exit_code_case ? (int)h->power_off->exit_code : 0;
+        snprintf(t, n, "vp %u: the guest powered off (exit status %d)", h->vp_index,
+                 ev->exit_code);
+        break;
+    case VMM__VP__HALTED__REASON_RESET:
+        snprintf(t, n, "vp %u: the guest reset the VM", h->vp_index);
+        break;
+    case VMM__VP__HALTED__REASON_STOP:
+        snprintf(t, n, "vp %u: stopped", h->vp_index);
+        break;
+    case VMM__VP__HALTED__REASON_CANCEL:
+        snprintf(t, n, "vp %u: cancelled", h->vp_index);
+        break;
+    case VMM__VP__HALTED__REASON_TRIPLE_FAULT:
+        snprintf(t, n, "vp %u: triple fault", h->vp_index);
+        break;
+    case VMM__VP__HALTED__REASON_INVALID_VM_STATE:
+        snprintf(t, n, "vp %u: invalid VM state: %s", h->vp_index, h->invalid_vm_state->text);
+        break;
+    case VMM__VP__HALTED__REASON_EMULATION_FAILURE: {
+        const Vmm__Vp__EmulationFailure *f = h->emulation_failure;
+        int k = snprintf(t, n, "vp %u: %s; bytes", h->vp_index, f->text);
+        for (size_t i = 0; i < f->instruction.len && k > 0 && (size_t)k < n; i++)
+            k += snprintf(t + k, n - (size_t)k, " %02x", f->instruction.data[i]);
+        break;
+    }
+    case VMM__VP__HALTED__REASON_HYPERVISOR:
+        snprintf(t, n, "vp %u: KVM failed: %s", h->vp_index, h->hypervisor->text);
+        break;
+    case VMM__VP__HALTED__REASON_SINGLE_STEP:
+        snprintf(t, n, "vp %u: single step", h->vp_index);
+        break;
+    case VMM__VP__HALTED__REASON_HW_BREAK:
+        snprintf(t, n, "vp %u: hardware breakpoint at 0x%llx", h->vp_index,
+                 (unsigned long long)(h->hw_break->breakpoint ? h->hw_break->breakpoint->address
+                                                              : 0));
+        break;
+    default:
+        snprintf(t, n, "vp %u: halted for an unknown reason %d", h->vp_index, h->reason_case);
+    }
+}
+
+int vm_next_event(vm_t *vm, vm_event_t *ev, int timeout_ms)
+{
+    for (;;) {
+        rt_msg_t msg;
+        int rc = rt_client_recv(vm->client, &msg, timeout_ms);
+        if (rc)
+            return rc;
+        const Vmm__Envelope *env = msg.env;
+        bool taken = true;
+        memset(ev, 0, sizeof *ev);
+        if (env->body_case == VMM__ENVELOPE__BODY_VP_EVENT &&
+            env->vp_event->event_case == VMM__VP__EVENT__EVENT_HALTED) {
+            ev->kind = VM_EVENT_HALT;
+            ev->vp = env->vp_event->halted->vp_index;
+            ev->reason = env->vp_event->halted->reason_case;
+            s_describe_halt(env->vp_event->halted, ev);
+        } else if (env->body_case == VMM__ENVELOPE__BODY_DEVICE_EVENT &&
+                   env->device_event->event_case == VMM__DEVICES__EVENT__EVENT_GUEST_CALL) {
+            const Vmm__Devices__GuestCall *c = env->device_event->guest_call;
+            ev->kind = VM_EVENT_GUEST_CALL;
+            ev->vp = c->vp_index;
+            ev->call = c->kind;
+            ev->n_args = c->n_args < 8 ? c->n_args : 8;
+            memcpy(ev->args, c->args, ev->n_args * sizeof *ev->args);
+        } else {
+            taken = false; /* nothing the VM's owner waits for */
+        }
+        rt_msg_release(&msg);
+        if (taken)
+            return 0;
+    }
+}
+
+int vm_run(vm_t *vm, char *why, size_t whylen)
+{
+    int rc = vm_start(vm);
+    if (rc) {
+        snprintf(why, whylen, "the VPs did not start: %s", strerror(-rc));
+        return 1;
+    }
+    for (;;) {
+        vm_event_t ev;
+        if (vm_next_event(vm, &ev, -1))
+            continue;
+        if (ev.kind == VM_EVENT_GUEST_CALL) {
+            if (ev.call == TESTDEV_CALL_ASSERT) {
+                snprintf(why, whylen, "vp %u: a guest assertion failed at line %u", ev.vp,
+                         ev.n_args ? ev.args[0] : 0);
+                return 1;
+            }
+            continue; /* sync points and done are for tests */
+        }
+        snprintf(why, whylen, "%s", ev.text);
+        return ev.reason == VMM__VP__HALTED__REASON_POWER_OFF ? ev.exit_code : 1;
+    }
+}

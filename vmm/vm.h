@@ -1,0 +1,84 @@
+/*
+ * A whole VM assembled from actors, as `vmm run` and the guest tests use
+ * it: a runtime, the partition actor, one VP actor per processor, the
+ * chipset devices (COM1, isa-debug-exit, i8042, PM1a power, the test
+ * device), and a guest ELF loaded and started in 64-bit mode. Everything
+ * is done by messages from a client named "vm0/vmm", which also receives
+ * the VPs' halts and the test device's guest calls.
+ *
+ * Placement is configuration: the devices share VP 0's executor (the
+ * default: a port exit to them costs no thread hop), or have one of their
+ * own.
+ */
+#ifndef VMM_VM_H
+#define VMM_VM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/rt.h"
+
+#define VM_CLIENT "vm0/vmm"
+#define VM_PARTITION "vm0/partition"
+#define VM_DEFAULT_MEM (64ull << 20)
+
+typedef enum {
+    VM_DEVICES_WITH_VP0 = 0, /* on VP 0's executor */
+    VM_DEVICES_APART,        /* on an executor of their own */
+} vm_placement_t;
+
+typedef struct {
+    const uint8_t *elf; /* the guest image, read by vm_new() only */
+    size_t elf_len;
+    uint64_t mem_size;  /* 0: VM_DEFAULT_MEM */
+    uint32_t n_vps;     /* 0: 1 */
+    int serial_out;     /* COM1's output; -1: discarded */
+    int serial_in;      /* COM1's input; -1: none */
+    vm_placement_t placement;
+    const rt_config_t *rt; /* NULL: the runtime's defaults */
+} vm_config_t;
+
+typedef struct vm_s vm_t;
+
+/* Builds the VM and loads the guest, ready to start. Returns NULL with a
+ * one-line reason in err. */
+vm_t *vm_new(const vm_config_t *cfg, char *err, size_t errlen);
+
+/* Stops every VP, then every actor, and frees the VM; nulls *vm. */
+void vm_destroy(vm_t **vm);
+
+/* Sends Run to every VP. Returns 0 or a negative errno. */
+int vm_start(vm_t *vm);
+
+typedef enum { VM_EVENT_HALT, VM_EVENT_GUEST_CALL } vm_event_kind_t;
+
+typedef struct {
+    vm_event_kind_t kind;
+    uint32_t vp;
+    /* VM_EVENT_HALT: the reason (Vmm__Vp__Halted__ReasonCase), the status
+     * a power off asks the VMM to exit with, and a readable description. */
+    int reason;
+    int exit_code;
+    char text[160];
+    /* VM_EVENT_GUEST_CALL: the call (testdev_abi.h) and its arguments. */
+    uint32_t call;
+    uint32_t args[8];
+    size_t n_args;
+} vm_event_t;
+
+/* Waits up to timeout_ms for the next halt or guest call. Returns 0, or
+ * -ETIMEDOUT. */
+int vm_next_event(vm_t *vm, vm_event_t *ev, int timeout_ms);
+
+/*
+ * Starts the VM and waits for it to end: a power off ends it with the
+ * power off's exit code (0 unless an exit device set one); any other halt,
+ * or a failed guest assertion, with 1 and its description in why.
+ */
+int vm_run(vm_t *vm, char *why, size_t whylen);
+
+/* The client the VM is driven by, for requests of one's own (Inspect,
+ * Stop, GetState). */
+rt_actor_t *vm_client(vm_t *vm);
+
+#endif
