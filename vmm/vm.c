@@ -163,11 +163,12 @@ static int s_start_devices(vm_t *vm, const vm_config_t *cfg, char *err, size_t e
         {.name = "vm0/dev/pm1a", .ops = &dev_power_ops, .arg = &power},
         {.name = "vm0/dev/testdev", .ops = &dev_testdev_ops, .arg = &testdev},
     };
-    for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
-        int rc = rt_actor_start(ex, &specs[i]);
+    size_t n_chipset = sizeof specs / sizeof *specs;
+    for (size_t i = 0; i < n_chipset + cfg->n_devices; i++) {
+        const rt_actor_spec_t *spec = i < n_chipset ? &specs[i] : &cfg->devices[i - n_chipset];
+        int rc = rt_actor_start(ex, spec);
         if (rc)
-            return s_fail(err, errlen, rc, "cannot start %s: %s", specs[i].name,
-                          strerror(-rc));
+            return s_fail(err, errlen, rc, "cannot start %s: %s", spec->name, strerror(-rc));
     }
     return 0;
 }
@@ -342,6 +343,11 @@ int vm_start(vm_t *vm)
 rt_actor_t *vm_client(vm_t *vm)
 {
     return rt_client_actor(vm->client);
+}
+
+rt_t *vm_rt(vm_t *vm)
+{
+    return vm->rt;
 }
 
 static void s_describe_halt(const Vmm__Vp__Halted *h, vm_event_t *ev)

@@ -35,6 +35,11 @@ typedef struct {
     int serial_out;     /* COM1's output; -1: discarded */
     int serial_in;      /* COM1's input; -1: none */
     vm_placement_t placement;
+    /* More devices, started beside the chipset (same placement) before
+     * the VPs exist, so that they may register ports (partition.h). The
+     * specs and their args are read by vm_new() only. */
+    const rt_actor_spec_t *devices;
+    size_t n_devices;
     const rt_config_t *rt; /* NULL: the runtime's defaults */
 } vm_config_t;
 
@@ -80,5 +85,8 @@ int vm_run(vm_t *vm, char *why, size_t whylen);
 /* The client the VM is driven by, for requests of one's own (Inspect,
  * Stop, GetState). */
 rt_actor_t *vm_client(vm_t *vm);
+
+/* The VM's runtime, for clients and actors of one's own. */
+rt_t *vm_rt(vm_t *vm);
 
 #endif
