@@ -30,6 +30,7 @@ struct vm_s {
     rt_executor_t **vp_ex;
     uint32_t n_vps;
     rt_client_t *client;
+    loader_image_t *image; /* kept to load again after a reset */
 };
 
 static int __attribute__((format(printf, 4, 5)))
@@ -242,22 +243,16 @@ static int s_set_boot_state(vm_t *vm, uint32_t vp, const loader_vp_state_t *st, 
     return s_vp(vm, vp, &req, err, errlen);
 }
 
-static int s_load(vm_t *vm, const vm_config_t *cfg, uint64_t mem_size, char *err,
-                  size_t errlen)
+/* Copies the guest image into RAM and sets every VP's start state. */
+static int s_load(vm_t *vm, char *err, size_t errlen)
 {
-    char why[160] = "";
-    loader_image_t *image =
-        loader_image_new(cfg->elf, cfg->elf_len, mem_size, vm->n_vps, why, sizeof why);
-    if (!image)
-        return s_fail(err, errlen, -errno, "the guest cannot be loaded: %s", why);
     size_t n;
-    const loader_chunk_t *chunks = loader_image_chunks(image, &n);
+    const loader_chunk_t *chunks = loader_image_chunks(vm->image, &n);
     int rc = 0;
     for (size_t i = 0; !rc && i < n; i++)
         rc = s_write_memory(vm, chunks[i].gpa, chunks[i].bytes, chunks[i].len, err, errlen);
     for (uint32_t vp = 0; !rc && vp < vm->n_vps; vp++)
-        rc = s_set_boot_state(vm, vp, loader_image_vp(image, vp), err, errlen);
-    loader_image_destroy(&image);
+        rc = s_set_boot_state(vm, vp, loader_image_vp(vm->image, vp), err, errlen);
     return rc;
 }
 
@@ -296,8 +291,14 @@ vm_t *vm_new(const vm_config_t *cfg, char *err, size_t errlen)
         s_fail(err, errlen, rc, "cannot start the partition: %s", strerror(-rc));
         goto fail;
     }
+    char why[160] = "";
+    vm->image = loader_image_new(cfg->elf, cfg->elf_len, mem_size, vm->n_vps, why, sizeof why);
+    if (!vm->image) {
+        rc = s_fail(err, errlen, -errno, "the guest cannot be loaded: %s", why);
+        goto fail;
+    }
     if ((rc = s_new_partition(vm, err, errlen)) || (rc = s_start_devices(vm, cfg, err, errlen)) ||
-        (rc = s_build(vm, mem_size, err, errlen)) || (rc = s_load(vm, cfg, mem_size, err, errlen)))
+        (rc = s_build(vm, mem_size, err, errlen)) || (rc = s_load(vm, err, errlen)))
         goto fail;
     return vm;
 
@@ -318,6 +319,7 @@ void vm_destroy(vm_t **vmp)
         rt_executor_destroy(&vm->vp_ex[i]);
     rt_executor_destroy(&vm->devices_ex);
     rt_destroy(&vm->rt);
+    loader_image_destroy(&vm->image);
     free(vm->vp_ex);
     free(vm);
     *vmp = NULL;
@@ -338,6 +340,20 @@ int vm_start(vm_t *vm)
             return rc;
     }
     return 0;
+}
+
+int vm_reset(vm_t *vm, char *err, size_t errlen)
+{
+    Vmm__Partition__Reset op = VMM__PARTITION__RESET__INIT;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_RESET;
+    req.reset = &op;
+    rt_msg_t reply;
+    int rc = s_partition(vm, &req, &reply, err, errlen);
+    if (rc)
+        return rc;
+    rt_msg_release(&reply);
+    return s_load(vm, err, errlen);
 }
 
 rt_actor_t *vm_client(vm_t *vm)
@@ -439,7 +455,7 @@ int vm_run(vm_t *vm, char *why, size_t whylen)
         snprintf(why, whylen, "the VPs did not start: %s", strerror(-rc));
         return 1;
     }
-    for (;;) {
+    for (uint32_t resets = 0;;) {
         vm_event_t ev;
         if (vm_next_event(vm, &ev, -1))
             continue;
@@ -451,7 +467,19 @@ int vm_run(vm_t *vm, char *why, size_t whylen)
             }
             continue; /* sync points and done are for tests */
         }
-        snprintf(why, whylen, "%s", ev.text);
-        return ev.reason == VMM__VP__HALTED__REASON_POWER_OFF ? ev.exit_code : 1;
+        if (ev.reason != VMM__VP__HALTED__REASON_RESET) {
+            snprintf(why, whylen, "%s", ev.text);
+            return ev.reason == VMM__VP__HALTED__REASON_POWER_OFF ? ev.exit_code : 1;
+        }
+        /* A reboot: once every VP has stopped for it, start afresh. */
+        if (++resets < vm->n_vps)
+            continue;
+        resets = 0;
+        rt_log(vm->rt, NULL, RT_LOG_INFO, "the guest reset the VM: starting it again");
+        rc = vm_reset(vm, why, whylen);
+        if (!rc && (rc = vm_start(vm)))
+            snprintf(why, whylen, "restarting after a reset: %s", strerror(-rc));
+        if (rc)
+            return 1;
     }
 }

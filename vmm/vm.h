@@ -75,10 +75,16 @@ typedef struct {
  * -ETIMEDOUT. */
 int vm_next_event(vm_t *vm, vm_event_t *ev, int timeout_ms);
 
+/* Resets the stopped VM (partition.proto Reset: VPs, RAM, interrupt
+ * controllers) and loads the guest again, ready to start. Returns 0, or a
+ * negative errno with a reason in err. */
+int vm_reset(vm_t *vm, char *err, size_t errlen);
+
 /*
  * Starts the VM and waits for it to end: a power off ends it with the
  * power off's exit code (0 unless an exit device set one); any other halt,
- * or a failed guest assertion, with 1 and its description in why.
+ * or a failed guest assertion, with 1 and its description in why. A reset
+ * the guest asks for (i8042) starts it again once every VP has halted.
  */
 int vm_run(vm_t *vm, char *why, size_t whylen);
 

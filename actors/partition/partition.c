@@ -62,6 +62,9 @@ typedef struct {
         uint64_t address;
         uint32_t data;
     } irq_routes[S_IRQ_LINES];
+    /* The interrupt controllers and timer as created, for Reset. */
+    struct kvm_irqchip initial_chips[3];
+    struct kvm_pit_state2 initial_pit;
     registry_t *registry;
     s_doorbell_t *doorbells;
     size_t n_doorbells;
@@ -514,6 +517,17 @@ static int s_create_vm(partition_t *p, char *err, size_t errlen)
         snprintf(err, errlen, "KVM_CREATE_PIT2: %s", strerror(errno));
         return -errno;
     }
+    for (uint32_t chip = 0; chip < 3; chip++) {
+        p->initial_chips[chip].chip_id = chip; /* PIC master, PIC slave, IO-APIC */
+        if (ioctl(p->vm_fd, KVM_GET_IRQCHIP, &p->initial_chips[chip]) < 0) {
+            snprintf(err, errlen, "KVM_GET_IRQCHIP %u: %s", chip, strerror(errno));
+            return -errno;
+        }
+    }
+    if (ioctl(p->vm_fd, KVM_GET_PIT2, &p->initial_pit) < 0) {
+        snprintf(err, errlen, "KVM_GET_PIT2: %s", strerror(errno));
+        return -errno;
+    }
     return 0;
 }
 
@@ -588,6 +602,7 @@ static int s_on_query_features(rt_actor_t *self, const Vmm__Envelope *msg,
                                const Vmm__Partition__QueryFeatures *op)
 {
     Vmm__Partition__Features f = VMM__PARTITION__FEATURES__INIT;
+    f.reset = true;
     f.doorbells = op->vtl == VMM__VTL__VTL0;
     f.reference_time = true;
     Vmm__Partition__Reply r = VMM__PARTITION__REPLY__INIT;
@@ -902,6 +917,52 @@ static int s_on_reference_time(rt_actor_t *self, const Vmm__Envelope *msg)
     return s_reply(self, msg, &r);
 }
 
+/* Every VP back to its state at creation (each refuses while it runs),
+ * guest RAM zeroed, interrupt controllers, timer and IRQ routes as built.
+ * Devices keep their registrations and doorbells: they are the board. */
+static int s_on_reset(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage != S_BUILT)
+        return s_stage_error(self, msg, S_BUILT);
+    Vmm__Partition__Reset op = VMM__PARTITION__RESET__INIT;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_RESET;
+    req.reset = &op;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
+    env.partition_request = &req;
+    for (uint32_t i = 0; i < p->vp_count; i++) {
+        rt_msg_t reply;
+        int rc = rt_call(self, p->vp_names[i], &env, &reply, S_ROUTE_TIMEOUT_MS);
+        if (rc)
+            return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL, "%s: %s", p->vp_names[i],
+                                  strerror(-rc));
+        if (reply.env->body_case == VMM__ENVELOPE__BODY_ERROR) {
+            rc = rt_reply_error(self, msg, reply.env->error->code, "%s", reply.env->error->text);
+            rt_msg_release(&reply);
+            return rc;
+        }
+        rt_msg_release(&reply);
+    }
+    for (size_t i = 0; i < p->n_ram; i++)
+        if (madvise(p->ram[i].host, p->ram[i].size, MADV_DONTNEED) < 0)
+            return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL,
+                                  "cannot clear guest RAM: %s", strerror(errno));
+    memset(p->irq_routes, 0, sizeof p->irq_routes);
+    int rc = s_apply_irq_routes(p);
+    for (uint32_t chip = 0; !rc && chip < 3; chip++)
+        if (ioctl(p->vm_fd, KVM_SET_IRQCHIP, &p->initial_chips[chip]) < 0)
+            rc = -errno;
+    if (!rc && ioctl(p->vm_fd, KVM_SET_PIT2, &p->initial_pit) < 0)
+        rc = -errno;
+    if (rc)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL,
+                              "cannot reset the interrupt controllers: %s", strerror(-rc));
+    rt_log(rt_actor_rt(self), self, RT_LOG_INFO, "reset");
+    return rt_reply_ack(self, msg);
+}
+
 static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     const Vmm__Partition__Request *req = msg->partition_request;
@@ -936,6 +997,8 @@ static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
         return s_on_unregister_doorbell(self, msg, req->unregister_doorbell);
     case VMM__PARTITION__REQUEST__OP_GET_REFERENCE_TIME:
         return s_on_reference_time(self, msg);
+    case VMM__PARTITION__REQUEST__OP_RESET:
+        return s_on_reset(self, msg);
     case VMM__PARTITION__REQUEST__OP_ACCEPT_INITIAL_PAGES:
         return s_refuse(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
                         "accepting initial pages is for isolated partitions; KVM here has none");

@@ -53,6 +53,13 @@ typedef struct {
      * breakpoints off, before arming them again (platform.md). */
     bool step_over;
     struct kvm_guest_debug debug;
+    /* The vCPU as created, for the partition's Reset. */
+    vp_state_buf_t *initial;
+    /* The VM's power action (PowerRequest), kept until the partition
+     * resets: a VP that was not running when it came halts with it as
+     * soon as it runs. Action 0: none. */
+    Vmm__Devices__PowerAction power;
+    int exit_code; /* -1: none */
     s_stats_t stats;
 } vp_t;
 
@@ -113,6 +120,23 @@ static void s_halt_invalid(rt_actor_t *self, const char *text)
     s.text = (char *)text;
     rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "%s", text);
     S_HALT(self, invalid_vm_state, INVALID_VM_STATE, &s);
+}
+
+/* Halts with the VM's power action. */
+static void s_halt_power(rt_actor_t *self)
+{
+    vp_t *vp = rt_actor_state(self);
+    if (vp->power == VMM__DEVICES__POWER_ACTION__POWER_ACTION_RESET) {
+        Vmm__Vp__Reset r = VMM__VP__RESET__INIT;
+        S_HALT(self, reset, RESET, &r);
+        return;
+    }
+    Vmm__Vp__PowerOff p = VMM__VP__POWER_OFF__INIT;
+    if (vp->exit_code >= 0) {
+        p.opt_exit_code_case = VMM__VP__POWER_OFF__OPT_EXIT_CODE_EXIT_CODE;
+        p.exit_code = (uint32_t)vp->exit_code;
+    }
+    S_HALT(self, power_off, POWER_OFF, &p);
 }
 
 /* ---- Device routing --------------------------------------------------------- */
@@ -486,7 +510,10 @@ static int s_on_run(rt_actor_t *self, const Vmm__Envelope *msg)
     free(vp->owner);
     vp->owner = owner;
     vp->running = true;
-    return s_ack(self, msg);
+    int rc = s_ack(self, msg);
+    if (vp->power) /* the VM is off or resetting until the partition resets */
+        s_halt_power(self);
+    return rc;
 }
 
 static int s_on_stop(rt_actor_t *self, const Vmm__Envelope *msg, bool cancel)
@@ -687,6 +714,37 @@ static int s_on_vp_request(rt_actor_t *self, const Vmm__Envelope *msg)
     }
 }
 
+/* The partition's Reset reaches each VP: back to the state it was created
+ * in, not running, no debugging. */
+static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    vp_t *vp = rt_actor_state(self);
+    if (msg->partition_request->op_case != VMM__PARTITION__REQUEST__OP_RESET) {
+        vp->stats.refused++;
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                              "a vp takes only Reset from its partition");
+    }
+    if (!s_from_partition(self, msg))
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
+                              "only %s resets vps", vp->partition);
+    if (s_busy_if_running(self, msg))
+        return 0;
+    s_complete(vp);
+    memset(&vp->debug, 0, sizeof vp->debug);
+    vp->step_over = false;
+    vp->power = VMM__DEVICES__POWER_ACTION__POWER_ACTION_UNSPECIFIED;
+    char err[128] = "";
+    int rc = s_apply_debug(vp, true);
+    if (!rc)
+        rc = vp_state_write(vp->fd, &vp->initial->state, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "KVM_SET_GUEST_DEBUG failed: %s", strerror(-rc));
+    if (rc)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL, "vp %u: %s", vp->cfg.index,
+                              err);
+    return rt_reply_ack(self, msg);
+}
+
 /* Power actions reach every VP through the partition. */
 static int s_on_device_event(rt_actor_t *self, const Vmm__Envelope *msg)
 {
@@ -700,20 +758,11 @@ static int s_on_device_event(rt_actor_t *self, const Vmm__Envelope *msg)
     if (!s_from_partition(self, msg))
         return rt_reply_error(self, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
                               "only %s sends power actions", vp->partition);
-    if (!vp->running)
-        return 0;
     const Vmm__Devices__PowerRequest *pr = ev->power_request;
-    if (pr->action == VMM__DEVICES__POWER_ACTION__POWER_ACTION_RESET) {
-        Vmm__Vp__Reset r = VMM__VP__RESET__INIT;
-        S_HALT(self, reset, RESET, &r);
-    } else {
-        Vmm__Vp__PowerOff p = VMM__VP__POWER_OFF__INIT;
-        if (pr->opt_exit_code_case) {
-            p.opt_exit_code_case = VMM__VP__POWER_OFF__OPT_EXIT_CODE_EXIT_CODE;
-            p.exit_code = pr->exit_code;
-        }
-        S_HALT(self, power_off, POWER_OFF, &p);
-    }
+    vp->power = pr->action;
+    vp->exit_code = pr->opt_exit_code_case ? (int)pr->exit_code : -1;
+    if (vp->running)
+        s_halt_power(self);
     return 0;
 }
 
@@ -740,9 +789,20 @@ static int s_init(rt_actor_t *self, void *arg)
                strerror(-rc));
         goto fail_partition;
     }
+    vp->initial = malloc(sizeof *vp->initial);
+    Vmm__Vp__GetState all = VMM__VP__GET_STATE__INIT;
+    char err[128] = "";
+    rc = vp->initial ? vp_state_read(vp->fd, &all, vp->initial, err, sizeof err) : -ENOMEM;
+    if (rc) {
+        rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "cannot read the vCPU's state: %s", err);
+        goto fail_unmap;
+    }
     rt_actor_set_state(self, vp);
     return 0;
 
+fail_unmap:
+    free(vp->initial);
+    munmap(vp->run, cfg->run_size);
 fail_partition:
     free(vp->partition);
 fail_free:
@@ -760,6 +820,7 @@ static void s_fini(rt_actor_t *self)
     munmap(vp->run, vp->run_size);
     close(vp->fd);
     s_free_routes(vp->routes, vp->n_routes);
+    free(vp->initial);
     free(vp->owner);
     free(vp->partition);
     free(vp);
@@ -795,6 +856,7 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
 static const rt_handler_t s_handlers[] = {
     {VMM__ENVELOPE__BODY_VP_REQUEST, s_on_vp_request},
     {VMM__ENVELOPE__BODY_DEVICE_EVENT, s_on_device_event},
+    {VMM__ENVELOPE__BODY_PARTITION_REQUEST, s_on_partition_request},
 };
 
 const rt_actor_ops_t vp_ops = {

@@ -12,6 +12,10 @@
  * - Stop, Yield and Cancel arrive as messages: the runtime kicks the vCPU
  *   out of KVM_RUN (immediate_exit plus the kick signal), and the exit being
  *   handled is always completed first.
+ * - A power action of the VM (power off, reset), passed on by the
+ *   partition, halts it with that reason; it stays in force until the
+ *   partition's Reset, so a VP that was not running halts as soon as it
+ *   is run.
  * - State access and debug state need a stopped VP (else BUSY).
  *
  * The partition actor creates the vCPU (it owns the VM descriptor) and
