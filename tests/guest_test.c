@@ -289,3 +289,169 @@ Test(guest, reset_is_refused_while_a_vp_runs)
     cr_expect(strstr(err, "running") != NULL, "%s", err);
     vm_destroy(&vm);
 }
+
+/* ---- Interrupts --------------------------------------------------------------------- */
+
+/* A partition request from `from`; returns the reply's error code (0 when
+ * it succeeded) and, for a handle, the handle. */
+static int s_partition(rt_actor_t *from, Vmm__Partition__Request *req, uint64_t *handle)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
+    env.partition_request = req;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(from, VM_PARTITION, &env, &reply, S_TIMEOUT_MS), 0);
+    int code = reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? (int)reply.env->error->code : 0;
+    if (handle && reply.env->body_case == VMM__ENVELOPE__BODY_PARTITION_REPLY) {
+        const Vmm__Partition__Reply *r = reply.env->partition_reply;
+        *handle = r->result_case == VMM__PARTITION__REPLY__RESULT_MSI_TARGET ? r->msi_target->handle
+                                                                              : r->msi_interrupt->handle;
+    }
+    rt_msg_release(&reply);
+    return code;
+}
+
+static void s_expect_vector(vm_t *vm, uint32_t vector)
+{
+    uint32_t got;
+    s_expect_sync(vm, NULL, 2, &got, 1);
+    cr_expect_eq(got, vector, "took vector 0x%x, expected 0x%x", got, vector);
+}
+
+Test(guest, msi_interrupts_irq_routes_and_nmi_reach_the_guest)
+{
+    vm_t *vm = s_vm("tests/guests/interrupts", 1, -1, VM_DEVICES_WITH_VP0);
+    rt_actor_t *me = vm_client(vm);
+    cr_assert_eq(vm_start(vm), 0);
+    s_expect_sync(vm, NULL, 1, NULL, 0);
+
+    /* An MSI made from the partition's MSI target (the seed's MsiControl). */
+    uint64_t target, msi;
+    Vmm__Partition__NewMsiTarget nt = VMM__PARTITION__NEW_MSI_TARGET__INIT;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_NEW_MSI_TARGET;
+    req.new_msi_target = &nt;
+    cr_assert_eq(s_partition(me, &req, &target), 0);
+    Vmm__Partition__NewMsiInterrupt ni = VMM__PARTITION__NEW_MSI_INTERRUPT__INIT;
+    ni.target = target;
+    req.op_case = VMM__PARTITION__REQUEST__OP_NEW_MSI_INTERRUPT;
+    req.new_msi_interrupt = &ni;
+    cr_assert_eq(s_partition(me, &req, &msi), 0);
+    Vmm__Partition__SignalMsiInterrupt sig = VMM__PARTITION__SIGNAL_MSI_INTERRUPT__INIT;
+    sig.interrupt = msi;
+    sig.address = 0xfee00000;
+    sig.data = 0x41;
+    req.op_case = VMM__PARTITION__REQUEST__OP_SIGNAL_MSI_INTERRUPT;
+    req.signal_msi_interrupt = &sig;
+    cr_expect_eq(s_partition(me, &req, NULL), VMM__ERROR_CODE__INVALID_ARGUMENT,
+                 "not enabled yet");
+    Vmm__Partition__EnableMsiInterrupt en = VMM__PARTITION__ENABLE_MSI_INTERRUPT__INIT;
+    en.interrupt = msi;
+    en.address = 0xfee00000;
+    en.data = 0x41;
+    req.op_case = VMM__PARTITION__REQUEST__OP_ENABLE_MSI_INTERRUPT;
+    req.enable_msi_interrupt = &en;
+    cr_assert_eq(s_partition(me, &req, NULL), 0);
+    rt_client_t *other = rt_client_new(vm_rt(vm), "test/other");
+    req.op_case = VMM__PARTITION__REQUEST__OP_SIGNAL_MSI_INTERRUPT;
+    req.signal_msi_interrupt = &sig;
+    cr_expect_eq(s_partition(rt_client_actor(other), &req, NULL),
+                 VMM__ERROR_CODE__PERMISSION_DENIED, "only its maker signals it");
+    sig.data = 0x42;
+    cr_expect_eq(s_partition(me, &req, NULL), VMM__ERROR_CODE__INVALID_ARGUMENT,
+                 "not the data it was enabled with");
+    sig.data = 0x41;
+    cr_assert_eq(s_partition(me, &req, NULL), 0);
+    s_expect_vector(vm, 0x41);
+
+    /* IO-APIC input 5 routed to an MSI, then asserted. */
+    Vmm__Partition__MsiRequest route = VMM__PARTITION__MSI_REQUEST__INIT;
+    route.address = 0xfee00000;
+    route.data = 0x42;
+    Vmm__Partition__SetIrqRoute sr = VMM__PARTITION__SET_IRQ_ROUTE__INIT;
+    sr.irq = 5;
+    sr.request = &route;
+    req.op_case = VMM__PARTITION__REQUEST__OP_SET_IRQ_ROUTE;
+    req.set_irq_route = &sr;
+    cr_assert_eq(s_partition(me, &req, NULL), 0);
+    Vmm__Partition__AssertIrq ai = VMM__PARTITION__ASSERT_IRQ__INIT;
+    ai.irq = 5;
+    req.op_case = VMM__PARTITION__REQUEST__OP_ASSERT_IRQ;
+    req.assert_irq = &ai;
+    cr_assert_eq(s_partition(me, &req, NULL), 0);
+    s_expect_vector(vm, 0x42);
+    ai.irq = 24;
+    cr_expect_eq(s_partition(me, &req, NULL), VMM__ERROR_CODE__INVALID_ARGUMENT);
+
+    /* LINT1: an NMI. */
+    Vmm__Partition__PulseLint pl = VMM__PARTITION__PULSE_LINT__INIT;
+    pl.lint = 1;
+    req.op_case = VMM__PARTITION__REQUEST__OP_PULSE_LINT;
+    req.pulse_lint = &pl;
+    cr_assert_eq(s_partition(me, &req, NULL), 0);
+    s_expect_vector(vm, 2);
+    pl.lint = 0;
+    cr_expect_eq(s_partition(me, &req, NULL), VMM__ERROR_CODE__NOT_SUPPORTED);
+    vm_destroy(&vm);
+}
+
+/* ---- MMIO ------------------------------------------------------------------------------ */
+
+Test(guest, mmio_goes_to_the_registered_device)
+{
+    vm_t *vm = s_vm("tests/guests/mmio", 1, -1, VM_DEVICES_WITH_VP0);
+    rt_client_t *dev = rt_client_new(vm_rt(vm), "test/mmio");
+    Vmm__MemoryRange range = VMM__MEMORY_RANGE__INIT;
+    range.start = 0xd0001000;
+    range.end = 0xd0002000;
+    Vmm__MemoryRange *ranges[] = {&range};
+    Vmm__Devices__RegisterDevice reg = VMM__DEVICES__REGISTER_DEVICE__INIT;
+    reg.name = "mmio";
+    reg.n_mmio = 1;
+    reg.mmio = ranges;
+    Vmm__Devices__Request dreq = VMM__DEVICES__REQUEST__INIT;
+    dreq.op_case = VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
+    dreq.register_device = &reg;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &dreq;
+    rt_msg_t msg;
+    cr_assert_eq(rt_call(rt_client_actor(dev), VM_PARTITION, &env, &msg, S_TIMEOUT_MS), 0);
+    cr_assert_eq(msg.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY);
+    rt_msg_release(&msg);
+    cr_assert_eq(vm_start(vm), 0);
+
+    cr_assert_eq(rt_client_recv(dev, &msg, S_TIMEOUT_MS), 0);
+    const Vmm__Devices__Request *r = msg.env->device_request;
+    cr_assert_eq(r->op_case, VMM__DEVICES__REQUEST__OP_WRITE_MMIO);
+    cr_expect_eq(r->write_mmio->address, 0xd0001000);
+    cr_assert_eq(r->write_mmio->data.len, 4);
+    uint32_t written;
+    memcpy(&written, r->write_mmio->data.data, 4);
+    cr_expect_eq(written, 0x12345678);
+    rt_reply_ack(rt_client_actor(dev), msg.env);
+    rt_msg_release(&msg);
+
+    cr_assert_eq(rt_client_recv(dev, &msg, S_TIMEOUT_MS), 0);
+    r = msg.env->device_request;
+    cr_assert_eq(r->op_case, VMM__DEVICES__REQUEST__OP_READ_MMIO);
+    cr_expect_eq(r->read_mmio->address, 0xd0001008);
+    cr_assert_eq(r->read_mmio->size, 8);
+    uint64_t value = 0x1122334455667788ull;
+    Vmm__Devices__ReadResult res = VMM__DEVICES__READ_RESULT__INIT;
+    res.data = (ProtobufCBinaryData){8, (uint8_t *)&value};
+    Vmm__Devices__Reply rep = VMM__DEVICES__REPLY__INIT;
+    rep.result_case = VMM__DEVICES__REPLY__RESULT_READ_MMIO;
+    rep.read_mmio = &res;
+    Vmm__Envelope out = VMM__ENVELOPE__INIT;
+    out.body_case = VMM__ENVELOPE__BODY_DEVICE_REPLY;
+    out.device_reply = &rep;
+    cr_assert_eq(rt_reply(rt_client_actor(dev), msg.env, &out), 0);
+    rt_msg_release(&msg);
+
+    uint32_t halves[2];
+    s_expect_sync(vm, NULL, 3, halves, 2);
+    cr_expect_eq(halves[0], 0x55667788);
+    cr_expect_eq(halves[1], 0x11223344);
+    vm_destroy(&vm);
+}

@@ -320,8 +320,31 @@ Test(vm, yield_leaves_the_vp_running)
     rt_msg_release(&reply);
     for (uint32_t v = 2; v <= 6; v++)
         s_probe_write(probe, 0, 0x3f8, v, 1);
-    s_vp_simple(&h, 0, VMM__VP__REQUEST__OP_STOP);
-    cr_expect_eq(vm_harness_wait_halt(&h, 0, 10000, NULL), VMM__VP__HALTED__REASON_STOP);
+    /* The VP waits for the answer to write 7: a stop takes effect once
+     * that exit is complete, so keep answering until it halts. */
+    Vmm__Vp__Stop stop = VMM__VP__STOP__INIT;
+    Vmm__Vp__Request stop_req = VMM__VP__REQUEST__INIT;
+    stop_req.op_case = VMM__VP__REQUEST__OP_STOP;
+    stop_req.stop = &stop;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
+    env.vp_request = &stop_req;
+    cr_assert_eq(rt_send(rt_client_actor(h.client), "vm0/vp/0", &env), 0);
+    rt_flush(rt_client_actor(h.client));
+    bool halted = false;
+    for (int i = 0; i < 1000 && !halted; i++) {
+        rt_msg_t msg;
+        if (rt_client_recv(probe, &msg, 5) == 0) {
+            rt_reply_ack(rt_client_actor(probe), msg.env);
+            rt_msg_release(&msg);
+        }
+        if (rt_client_recv(h.client, &msg, 5) == 0) {
+            halted = msg.env->body_case == VMM__ENVELOPE__BODY_VP_EVENT &&
+                     msg.env->vp_event->halted->reason_case == VMM__VP__HALTED__REASON_STOP;
+            rt_msg_release(&msg);
+        }
+    }
+    cr_expect(halted);
     vm_harness_stop(&h);
 }
 
@@ -551,5 +574,242 @@ Test(vm, configurations_kvm_cannot_honour_are_refused_by_name)
     req.op_case = VMM__PARTITION__REQUEST__OP_SET_SPI_IRQ;
     req.set_spi_irq = &spi;
     s_expect_error(&h, &req, VMM__ERROR_CODE__NOT_SUPPORTED, "GIC");
+    vm_harness_stop(&h);
+}
+
+/* ---- CPUID ----------------------------------------------------------------------- */
+
+static Vmm__Partition__CpuidRegisters s_cpuid(vm_harness_t *h, uint32_t eax, uint32_t ecx)
+{
+    Vmm__Partition__GetCpuid get = VMM__PARTITION__GET_CPUID__INIT;
+    get.eax = eax;
+    get.ecx = ecx;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_GET_CPUID;
+    req.get_cpuid = &get;
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_partition(h, &req, &reply), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PARTITION_REPLY);
+    Vmm__Partition__CpuidRegisters regs = *reply.env->partition_reply->cpuid->result;
+    rt_msg_release(&reply);
+    return regs;
+}
+
+static uint32_t s_phys_bits(vm_harness_t *h)
+{
+    Vmm__Partition__GetMaxPhysicalAddressSize get =
+        VMM__PARTITION__GET_MAX_PHYSICAL_ADDRESS_SIZE__INIT;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_GET_MAX_PHYSICAL_ADDRESS_SIZE;
+    req.get_max_physical_address_size = &get;
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_partition(h, &req, &reply), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PARTITION_REPLY);
+    uint32_t bits = reply.env->partition_reply->max_physical_address_size->bits;
+    rt_msg_release(&reply);
+    return bits;
+}
+
+Test(vm, default_cpuid_hides_what_the_emulator_cannot_run_and_leaves_merge_under_masks)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h = {.rt = rt_new(NULL)};
+    h.partition_ex = rt_executor_new(h.rt, "partition");
+    partition_config_t cfg = {.vm = "vm0"};
+    rt_actor_spec_t spec = {.name = VM_HARNESS_PARTITION, .ops = &partition_ops, .arg = &cfg};
+    cr_assert_eq(rt_actor_start(h.partition_ex, &spec), 0);
+    h.client = rt_client_new(h.rt, "test");
+
+    Vmm__Partition__ProcessorTopology topo = VMM__PARTITION__PROCESSOR_TOPOLOGY__INIT;
+    topo.vp_count = 1;
+    Vmm__Partition__NewPartition np = VMM__PARTITION__NEW_PARTITION__INIT;
+    np.processor_topology = &topo;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_NEW_PARTITION;
+    req.new_partition = &np;
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_partition(&h, &req, &reply), 0);
+    rt_msg_release(&reply);
+
+    Vmm__Partition__CpuidRegisters leaf1 = s_cpuid(&h, 1, 0);
+    cr_expect_eq(leaf1.ecx & (1u << 13), 0, "CMPXCHG16B hidden");
+    cr_expect_eq(leaf1.ecx & (1u << 26), 0, "XSAVE hidden");
+    cr_expect_eq(leaf1.ecx & (1u << 23), 0, "POPCNT hidden");
+    cr_expect_neq(leaf1.ecx & (1u << 31), 0, "a hypervisor is present");
+    cr_expect_neq(leaf1.edx & (1u << 0), 0, "an FPU is still there");
+    Vmm__Partition__CpuidRegisters ext = s_cpuid(&h, 0x80000001, 0);
+    cr_expect_eq(ext.edx & (1u << 27), 0, "RDTSCP hidden");
+    uint32_t bits = s_phys_bits(&h);
+    cr_expect_geq(bits, 32);
+    Vmm__Partition__CpuidRegisters before = s_cpuid(&h, 0x80000008, 0);
+
+    /* Build with eax[7:0] of leaf 0x80000008 replaced: the rest stays. */
+    Vmm__Partition__CpuidRegisters result = VMM__PARTITION__CPUID_REGISTERS__INIT;
+    result.eax = 0xffffff24;
+    Vmm__Partition__CpuidRegisters mask = VMM__PARTITION__CPUID_REGISTERS__INIT;
+    mask.eax = 0xff;
+    Vmm__Partition__CpuidLeaf leaf = VMM__PARTITION__CPUID_LEAF__INIT;
+    leaf.function = 0x80000008;
+    leaf.result = &result;
+    leaf.mask = &mask;
+    Vmm__Partition__CpuidLeaf *leaves[] = {&leaf};
+    Vmm__MemoryRange range = VMM__MEMORY_RANGE__INIT;
+    range.end = S_MEM;
+    Vmm__Partition__RamRange ram = VMM__PARTITION__RAM_RANGE__INIT;
+    ram.range = &range;
+    Vmm__Partition__RamRange *rams[] = {&ram};
+    Vmm__Partition__MemoryLayout layout = VMM__PARTITION__MEMORY_LAYOUT__INIT;
+    layout.n_ram = 1;
+    layout.ram = rams;
+    Vmm__Partition__Build build = VMM__PARTITION__BUILD__INIT;
+    build.mem_layout = &layout;
+    build.n_cpuid = 1;
+    build.cpuid = leaves;
+    req.op_case = VMM__PARTITION__REQUEST__OP_BUILD;
+    req.build = &build;
+    cr_assert_eq(vm_harness_partition(&h, &req, &reply), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PARTITION_REPLY);
+    rt_msg_release(&reply);
+    Vmm__Partition__CpuidRegisters after = s_cpuid(&h, 0x80000008, 0);
+    cr_expect_eq(after.eax & 0xff, 0x24);
+    cr_expect_eq(after.eax & ~0xffu, before.eax & ~0xffu, "bits outside the mask kept");
+    cr_expect_eq(after.ebx, before.ebx);
+    cr_expect_eq(s_phys_bits(&h), 0x24);
+    vm_harness_stop(&h);
+}
+
+/* ---- The whole VP state ------------------------------------------------------------- */
+
+static Vmm__Vp__VpState *s_get_all(vm_harness_t *h, rt_msg_t *reply)
+{
+    Vmm__Vp__GetState get = VMM__VP__GET_STATE__INIT;
+    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+    req.op_case = VMM__VP__REQUEST__OP_GET_STATE;
+    req.get_state = &get;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
+    env.vp_request = &req;
+    cr_assert_eq(rt_call(rt_client_actor(h->client), "vm0/vp/0", &env, reply, 10000), 0);
+    cr_assert_eq(reply->env->body_case, VMM__ENVELOPE__BODY_VP_REPLY, "%s",
+                 reply->env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply->env->error->text
+                                                                    : "?");
+    return reply->env->vp_reply->state;
+}
+
+Test(vm, every_state_element_reads_and_writes_back)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    rt_msg_t first;
+    Vmm__Vp__VpState *st = s_get_all(&h, &first);
+    cr_assert_not_null(st->general_registers);
+    cr_assert_not_null(st->segments);
+    cr_assert_not_null(st->control_registers);
+    cr_assert_not_null(st->activity);
+    cr_assert_not_null(st->xsave);
+    cr_assert_not_null(st->apic);
+    cr_assert_not_null(st->msrs);
+    cr_assert_not_null(st->debug_registers);
+    cr_assert_not_null(st->tsc);
+    cr_expect_eq(st->apic->registers.len, 1024);
+    cr_expect_eq(st->apic->apic_base & 0xfffff000, 0xfee00000);
+    cr_assert_gt(st->msrs->n_msrs, 0);
+
+    /* Change what the VP keeps faithfully, write everything back. */
+    st->debug_registers->dr0 = 0x1000;
+    st->debug_registers->dr7 = 0x401; /* L0 */
+    for (size_t i = 0; i < st->msrs->n_msrs; i++)
+        if (st->msrs->msrs[i]->index == 0xc0000082) /* LSTAR */
+            st->msrs->msrs[i]->value = 0xffffffff81000000ull;
+    st->general_registers->rbx = 0xb0b;
+    Vmm__Vp__SetState set = VMM__VP__SET_STATE__INIT;
+    set.state = st;
+    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+    req.op_case = VMM__VP__REQUEST__OP_SET_STATE;
+    req.set_state = &set;
+    vm_harness_vp_ack(&h, 0, &req);
+
+    rt_msg_t second;
+    Vmm__Vp__VpState *back = s_get_all(&h, &second);
+    cr_expect_eq(back->debug_registers->dr0, 0x1000);
+    cr_expect_eq(back->debug_registers->dr7 & 0xff, 0x01);
+    cr_expect_eq(back->general_registers->rbx, 0xb0b);
+    bool lstar = false;
+    for (size_t i = 0; i < back->msrs->n_msrs; i++)
+        if (back->msrs->msrs[i]->index == 0xc0000082) {
+            lstar = true;
+            cr_expect_eq(back->msrs->msrs[i]->value, 0xffffffff81000000ull);
+        }
+    cr_expect(lstar, "LSTAR is among the MSRs saved");
+    cr_expect_eq(back->control_registers->cr0, st->control_registers->cr0);
+    cr_expect_eq(back->segments->cs->selector, st->segments->cs->selector);
+    cr_expect_eq(back->activity->mp_state, st->activity->mp_state);
+    cr_expect_eq(memcmp(back->apic->registers.data, st->apic->registers.data, 0x20), 0,
+                 "the APIC ID and version registers came back");
+
+    /* A malformed element changes nothing: the check comes first. */
+    Vmm__Vp__Xsave bad = *st->xsave;
+    bad.data.len = 100;
+    st->xsave = &bad;
+    st->general_registers->rbx = 0xdead;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
+    env.vp_request = &req;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(rt_client_actor(h.client), "vm0/vp/0", &env, &reply, 10000), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR);
+    cr_expect_eq(reply.env->error->code, VMM__ERROR_CODE__INVALID_ARGUMENT);
+    cr_expect(strstr(reply.env->error->text, "xsave") != NULL, "%s", reply.env->error->text);
+    rt_msg_release(&reply);
+    Vmm__Vp__GeneralRegisters regs;
+    vm_harness_regs(&h, 0, &regs);
+    cr_expect_eq(regs.rbx, 0xb0b);
+
+    rt_msg_release(&second);
+    rt_msg_release(&first);
+    vm_harness_stop(&h);
+}
+
+Test(vm, only_vtl0_is_inspectable_and_state_needs_a_stopped_vp)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    for (int vtl = 0; vtl <= 2; vtl++) {
+        Vmm__Vp__IsVtlInspectable is = VMM__VP__IS_VTL_INSPECTABLE__INIT;
+        is.vtl = (Vmm__Vtl)vtl;
+        Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+        req.op_case = VMM__VP__REQUEST__OP_IS_VTL_INSPECTABLE;
+        req.is_vtl_inspectable = &is;
+        Vmm__Envelope env = VMM__ENVELOPE__INIT;
+        env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
+        env.vp_request = &req;
+        rt_msg_t reply;
+        cr_assert_eq(rt_call(rt_client_actor(h.client), "vm0/vp/0", &env, &reply, 10000), 0);
+        cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_VP_REPLY);
+        cr_expect_eq(reply.env->vp_reply->vtl_inspectable->inspectable, vtl == 0, "vtl %d", vtl);
+        rt_msg_release(&reply);
+    }
+    static const uint8_t code[] = {0xeb, 0xfe}; /* jmp $ */
+    s_load(&h, code, sizeof code);
+    vm_harness_run(&h, 0);
+    Vmm__Vp__StateKind kind = VMM__VP__STATE_KIND__GENERAL_REGISTERS;
+    Vmm__Vp__GetState get = VMM__VP__GET_STATE__INIT;
+    get.n_kinds = 1;
+    get.kinds = &kind;
+    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+    req.op_case = VMM__VP__REQUEST__OP_GET_STATE;
+    req.get_state = &get;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
+    env.vp_request = &req;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(rt_client_actor(h.client), "vm0/vp/0", &env, &reply, 10000), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR);
+    cr_expect_eq(reply.env->error->code, VMM__ERROR_CODE__BUSY);
+    rt_msg_release(&reply);
+    s_vp_simple(&h, 0, VMM__VP__REQUEST__OP_STOP);
+    cr_expect_eq(vm_harness_wait_halt(&h, 0, 10000, NULL), VMM__VP__HALTED__REASON_STOP);
     vm_harness_stop(&h);
 }

@@ -39,6 +39,15 @@ typedef struct {
     char *owner;
 } s_doorbell_t;
 
+/* An MSI made from an MSI target (the seed's MsiControl). */
+typedef struct {
+    uint64_t handle;
+    char *owner;
+    bool enabled;
+    uint64_t address;
+    uint32_t data;
+} s_msi_t;
+
 typedef struct {
     uint64_t msis, msis_blocked, irqs, irqs_unrouted, doorbells_signalled;
     uint64_t guest_reads, guest_writes, power_requests, refused;
@@ -69,6 +78,13 @@ typedef struct {
     s_doorbell_t *doorbells;
     size_t n_doorbells;
     uint64_t next_doorbell;
+    /* MSI targets are the partition's own (device 0): a handle is all
+     * they are. */
+    uint64_t *msi_targets;
+    size_t n_msi_targets;
+    s_msi_t *msis;
+    size_t n_msis;
+    uint64_t next_msi;
     s_stats_t stats;
 } partition_t;
 
@@ -603,6 +619,7 @@ static int s_on_query_features(rt_actor_t *self, const Vmm__Envelope *msg,
 {
     Vmm__Partition__Features f = VMM__PARTITION__FEATURES__INIT;
     f.reset = true;
+    f.msi_interrupt_target = op->vtl == VMM__VTL__VTL0;
     f.doorbells = op->vtl == VMM__VTL__VTL0;
     f.reference_time = true;
     Vmm__Partition__Reply r = VMM__PARTITION__REPLY__INIT;
@@ -640,20 +657,14 @@ static int s_on_get_caps(rt_actor_t *self, const Vmm__Envelope *msg)
     return s_reply(self, msg, &r);
 }
 
-static int s_on_request_msi(rt_actor_t *self, const Vmm__Envelope *msg,
-                            const Vmm__Partition__RequestMsi *op)
+static int s_signal_msi(rt_actor_t *self, const Vmm__Envelope *msg, uint64_t address,
+                        uint32_t data)
 {
     partition_t *p = rt_actor_state(self);
-    if (p->stage != S_BUILT)
-        return s_stage_error(self, msg, S_BUILT);
-    if (op->vtl != VMM__VTL__VTL0)
-        return s_refuse(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED, "only VTL0 exists on KVM");
-    if (!op->request)
-        return s_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "no MSI address and data");
     struct kvm_msi m = {
-        .address_lo = (uint32_t)op->request->address,
-        .address_hi = (uint32_t)(op->request->address >> 32),
-        .data = op->request->data,
+        .address_lo = (uint32_t)address,
+        .address_hi = (uint32_t)(address >> 32),
+        .data = data,
     };
     int rc = ioctl(p->vm_fd, KVM_SIGNAL_MSI, &m);
     if (rc < 0) {
@@ -665,6 +676,158 @@ static int s_on_request_msi(rt_actor_t *self, const Vmm__Envelope *msg,
     if (rc == 0)
         p->stats.msis_blocked++; /* the guest's APIC refused it (not enabled) */
     return s_ack(self, msg);
+}
+
+static int s_on_request_msi(rt_actor_t *self, const Vmm__Envelope *msg,
+                            const Vmm__Partition__RequestMsi *op)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage != S_BUILT)
+        return s_stage_error(self, msg, S_BUILT);
+    if (op->vtl != VMM__VTL__VTL0)
+        return s_refuse(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED, "only VTL0 exists on KVM");
+    if (!op->request)
+        return s_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "no MSI address and data");
+    return s_signal_msi(self, msg, op->request->address, op->request->data);
+}
+
+/* ---- MSI targets and their interrupts ------------------------------------------ */
+
+static int s_reply_handle(rt_actor_t *self, const Vmm__Envelope *msg, bool target,
+                          uint64_t handle)
+{
+    Vmm__Partition__MsiTargetHandle t = VMM__PARTITION__MSI_TARGET_HANDLE__INIT;
+    Vmm__Partition__MsiInterruptHandle i = VMM__PARTITION__MSI_INTERRUPT_HANDLE__INIT;
+    Vmm__Partition__Reply r = VMM__PARTITION__REPLY__INIT;
+    if (target) {
+        t.handle = handle;
+        r.result_case = VMM__PARTITION__REPLY__RESULT_MSI_TARGET;
+        r.msi_target = &t;
+    } else {
+        i.handle = handle;
+        r.result_case = VMM__PARTITION__REPLY__RESULT_MSI_INTERRUPT;
+        r.msi_interrupt = &i;
+    }
+    return s_reply(self, msg, &r);
+}
+
+static int s_on_new_msi_target(rt_actor_t *self, const Vmm__Envelope *msg,
+                               const Vmm__Partition__NewMsiTarget *op)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage != S_BUILT)
+        return s_stage_error(self, msg, S_BUILT);
+    if (op->vtl != VMM__VTL__VTL0)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
+                              "only VTL0 exists on KVM");
+    if (op->device)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_FOUND,
+                              "no virtual device %llu (virtual devices are not supported)",
+                              (unsigned long long)op->device);
+    uint64_t *grown = realloc(p->msi_targets, (p->n_msi_targets + 1) * sizeof *grown);
+    if (!grown)
+        return -ENOMEM;
+    p->msi_targets = grown;
+    p->msi_targets[p->n_msi_targets++] = ++p->next_msi;
+    return s_reply_handle(self, msg, true, p->next_msi);
+}
+
+static int s_on_drop_msi_target(rt_actor_t *self, const Vmm__Envelope *msg, uint64_t handle)
+{
+    partition_t *p = rt_actor_state(self);
+    for (size_t i = 0; i < p->n_msi_targets; i++)
+        if (p->msi_targets[i] == handle) {
+            p->msi_targets[i] = p->msi_targets[--p->n_msi_targets];
+            return rt_reply_ack(self, msg);
+        }
+    return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_FOUND, "no MSI target %llu",
+                          (unsigned long long)handle);
+}
+
+static int s_on_new_msi_interrupt(rt_actor_t *self, const Vmm__Envelope *msg,
+                                  const Vmm__Partition__NewMsiInterrupt *op)
+{
+    partition_t *p = rt_actor_state(self);
+    bool found = false;
+    for (size_t i = 0; i < p->n_msi_targets; i++)
+        found |= p->msi_targets[i] == op->target;
+    if (!found)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_FOUND, "no MSI target %llu",
+                              (unsigned long long)op->target);
+    s_msi_t *grown = realloc(p->msis, (p->n_msis + 1) * sizeof *grown);
+    if (!grown)
+        return -ENOMEM;
+    p->msis = grown;
+    s_msi_t m = {.handle = ++p->next_msi, .owner = strdup(msg->sender)};
+    if (!m.owner)
+        return -ENOMEM;
+    p->msis[p->n_msis++] = m;
+    return s_reply_handle(self, msg, false, m.handle);
+}
+
+/* The interrupt `handle`, if msg's sender made it; else answers for it
+ * and returns NULL. */
+static s_msi_t *s_own_msi(rt_actor_t *self, const Vmm__Envelope *msg, uint64_t handle)
+{
+    partition_t *p = rt_actor_state(self);
+    char text[96];
+    for (size_t i = 0; i < p->n_msis; i++) {
+        if (p->msis[i].handle != handle)
+            continue;
+        if (!strcmp(p->msis[i].owner, msg->sender))
+            return &p->msis[i];
+        snprintf(text, sizeof text, "MSI %llu belongs to %s", (unsigned long long)handle,
+                 p->msis[i].owner);
+        s_refuse(self, msg, VMM__ERROR_CODE__PERMISSION_DENIED, text);
+        return NULL;
+    }
+    snprintf(text, sizeof text, "no MSI %llu", (unsigned long long)handle);
+    s_refuse(self, msg, VMM__ERROR_CODE__NOT_FOUND, text);
+    return NULL;
+}
+
+static int s_on_msi_interrupt(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    partition_t *p = rt_actor_state(self);
+    const Vmm__Partition__Request *req = msg->partition_request;
+    switch (req->op_case) {
+    case VMM__PARTITION__REQUEST__OP_ENABLE_MSI_INTERRUPT: {
+        const Vmm__Partition__EnableMsiInterrupt *op = req->enable_msi_interrupt;
+        s_msi_t *m = s_own_msi(self, msg, op->interrupt);
+        if (!m)
+            return 0;
+        m->enabled = true, m->address = op->address, m->data = op->data;
+        return rt_reply_ack(self, msg);
+    }
+    case VMM__PARTITION__REQUEST__OP_DISABLE_MSI_INTERRUPT: {
+        s_msi_t *m = s_own_msi(self, msg, req->disable_msi_interrupt->interrupt);
+        if (!m)
+            return 0;
+        m->enabled = false;
+        return rt_reply_ack(self, msg);
+    }
+    case VMM__PARTITION__REQUEST__OP_SIGNAL_MSI_INTERRUPT: {
+        const Vmm__Partition__SignalMsiInterrupt *op = req->signal_msi_interrupt;
+        s_msi_t *m = s_own_msi(self, msg, op->interrupt);
+        if (!m)
+            return 0;
+        if (!m->enabled)
+            return s_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                            "the MSI is not enabled");
+        if (m->address != op->address || m->data != op->data)
+            return s_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                            "address and data differ from those the MSI was enabled with");
+        return s_signal_msi(self, msg, m->address, m->data);
+    }
+    default: { /* DROP */
+        s_msi_t *m = s_own_msi(self, msg, req->drop_msi_interrupt->interrupt);
+        if (!m)
+            return 0;
+        free(m->owner);
+        *m = p->msis[--p->n_msis];
+        return rt_reply_ack(self, msg);
+    }
+    }
 }
 
 static int s_on_request_yield(rt_actor_t *self, const Vmm__Envelope *msg,
@@ -686,6 +849,43 @@ static int s_on_request_yield(rt_actor_t *self, const Vmm__Envelope *msg,
     if (rc)
         return rc;
     return s_ack(self, msg);
+}
+
+/* LINT1 is the NMI line on a PC: the VP injects one on its own thread
+ * (KVM_NMI is a vCPU ioctl), kicked out of KVM_RUN by the message. */
+static int s_on_pulse_lint(rt_actor_t *self, const Vmm__Envelope *msg,
+                           const Vmm__Partition__PulseLint *op)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage != S_BUILT)
+        return s_stage_error(self, msg, S_BUILT);
+    if (op->vtl != VMM__VTL__VTL0)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
+                              "only VTL0 exists on KVM");
+    if (op->vp_index >= p->vp_count || op->lint > 1)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                              "vp_index below %u and lint 0 or 1", p->vp_count);
+    if (op->lint == 0)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
+                              "LINT0 is wired to the in-kernel PIC (ExtINT); only LINT1 (NMI) "
+                              "can be pulsed");
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_PULSE_LINT;
+    req.pulse_lint = (Vmm__Partition__PulseLint *)op;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
+    env.partition_request = &req;
+    rt_msg_t reply;
+    int rc = rt_call(self, p->vp_names[op->vp_index], &env, &reply, S_ROUTE_TIMEOUT_MS);
+    if (rc)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL, "%s: %s",
+                              p->vp_names[op->vp_index], strerror(-rc));
+    if (reply.env->body_case == VMM__ENVELOPE__BODY_ERROR)
+        rc = rt_reply_error(self, msg, reply.env->error->code, "%s", reply.env->error->text);
+    else
+        rc = rt_reply_ack(self, msg);
+    rt_msg_release(&reply);
+    return rc;
 }
 
 /* Sends KVM the GSI routing: KVM's default (the PIC and IO-APIC pins) with
@@ -985,6 +1185,19 @@ static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
         return s_on_get_caps(self, msg);
     case VMM__PARTITION__REQUEST__OP_REQUEST_MSI:
         return s_on_request_msi(self, msg, req->request_msi);
+    case VMM__PARTITION__REQUEST__OP_NEW_MSI_TARGET:
+        return s_on_new_msi_target(self, msg, req->new_msi_target);
+    case VMM__PARTITION__REQUEST__OP_DROP_MSI_TARGET:
+        return s_on_drop_msi_target(self, msg, req->drop_msi_target->handle);
+    case VMM__PARTITION__REQUEST__OP_NEW_MSI_INTERRUPT:
+        return s_on_new_msi_interrupt(self, msg, req->new_msi_interrupt);
+    case VMM__PARTITION__REQUEST__OP_ENABLE_MSI_INTERRUPT:
+    case VMM__PARTITION__REQUEST__OP_DISABLE_MSI_INTERRUPT:
+    case VMM__PARTITION__REQUEST__OP_SIGNAL_MSI_INTERRUPT:
+    case VMM__PARTITION__REQUEST__OP_DROP_MSI_INTERRUPT:
+        return s_on_msi_interrupt(self, msg);
+    case VMM__PARTITION__REQUEST__OP_PULSE_LINT:
+        return s_on_pulse_lint(self, msg, req->pulse_lint);
     case VMM__PARTITION__REQUEST__OP_REQUEST_YIELD:
         return s_on_request_yield(self, msg, req->request_yield);
     case VMM__PARTITION__REQUEST__OP_SET_IRQ_ROUTE:
@@ -1248,6 +1461,10 @@ static void s_fini(rt_actor_t *self)
     while (p->n_doorbells)
         s_drop_doorbell(self, p->n_doorbells - 1);
     free(p->doorbells);
+    for (size_t i = 0; i < p->n_msis; i++)
+        free(p->msis[i].owner);
+    free(p->msis);
+    free(p->msi_targets);
     for (uint32_t i = 0; p->vp_names && i < p->vp_count; i++) {
         /* VP actors on executors the partition started go with them;
          * given executors belong to the caller, who stops them first. */

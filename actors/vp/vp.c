@@ -714,19 +714,27 @@ static int s_on_vp_request(rt_actor_t *self, const Vmm__Envelope *msg)
     }
 }
 
-/* The partition's Reset reaches each VP: back to the state it was created
- * in, not running, no debugging. */
+/* From the partition: its Reset (back to the state the VP was created in,
+ * not running, no debugging), and LINT1 pulses. */
 static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     vp_t *vp = rt_actor_state(self);
-    if (msg->partition_request->op_case != VMM__PARTITION__REQUEST__OP_RESET) {
+    Vmm__Partition__Request__OpCase op = msg->partition_request->op_case;
+    if (op != VMM__PARTITION__REQUEST__OP_RESET && op != VMM__PARTITION__REQUEST__OP_PULSE_LINT) {
         vp->stats.refused++;
         return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
-                              "a vp takes only Reset from its partition");
+                              "a vp takes only Reset and PulseLint from its partition");
     }
     if (!s_from_partition(self, msg))
         return rt_reply_error(self, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
-                              "only %s resets vps", vp->partition);
+                              "only %s may", vp->partition);
+    if (op == VMM__PARTITION__REQUEST__OP_PULSE_LINT) {
+        /* The partition checked it is LINT1, the NMI line. */
+        if (ioctl(vp->fd, KVM_NMI) < 0)
+            return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL, "KVM_NMI: %s",
+                                  strerror(errno));
+        return rt_reply_ack(self, msg);
+    }
     if (s_busy_if_running(self, msg))
         return 0;
     s_complete(vp);
