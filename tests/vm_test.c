@@ -245,6 +245,27 @@ Test(vm, stop_takes_a_spinning_vp_out_promptly)
     vm_harness_stop(&h);
 }
 
+Test(vm, cancel_and_flush)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    static const uint8_t code[] = {0xeb, 0xfe}; /* jmp $ */
+    s_load(&h, code, sizeof code);
+    vm_harness_run(&h, 0);
+    s_vp_simple(&h, 0, VMM__VP__REQUEST__OP_CANCEL);
+    cr_expect_eq(vm_harness_wait_halt(&h, 0, 10000, NULL), VMM__VP__HALTED__REASON_CANCEL);
+    s_vp_simple(&h, 0, VMM__VP__REQUEST__OP_FLUSH_ASYNC_REQUESTS);
+    /* Run again after a cancel, as the seed allows: it resumes. */
+    vm_harness_run(&h, 0);
+    s_vp_simple(&h, 0, VMM__VP__REQUEST__OP_STOP);
+    cr_expect_eq(vm_harness_wait_halt(&h, 0, 10000, NULL), VMM__VP__HALTED__REASON_STOP);
+    Vmm__Vp__GeneralRegisters regs;
+    vm_harness_regs(&h, 0, &regs);
+    cr_expect_eq(regs.rip, S_CODE);
+    vm_harness_stop(&h);
+}
+
 Test(vm, an_unemulated_instruction_halts_with_its_rip_and_bytes)
 {
     vm_harness_need_kvm();

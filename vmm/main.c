@@ -249,6 +249,13 @@ int main(int argc, char **argv)
     /* A reader of COM1's output that goes away must not kill the VMM: the
      * UART counts what it could not write. */
     signal(SIGPIPE, SIG_IGN);
+    /* Under `bazel run`, paths on the command line are the user's: relative
+     * to where bazel was run, not to the runfiles. */
+    const char *wd = getenv("BUILD_WORKING_DIRECTORY");
+    if (wd && chdir(wd) < 0) {
+        fprintf(stderr, "vmm: %s: %s\n", wd, strerror(errno));
+        return S_EXIT_FAILED;
+    }
     if (argc < 2) {
         s_usage(stderr);
         return S_EXIT_USAGE;
