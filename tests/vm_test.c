@@ -518,12 +518,8 @@ static void s_expect_error(vm_harness_t *h, Vmm__Partition__Request *req, Vmm__E
 Test(vm, configurations_kvm_cannot_honour_are_refused_by_name)
 {
     vm_harness_need_kvm();
-    vm_harness_t h = {.rt = rt_new(NULL)};
-    h.partition_ex = rt_executor_new(h.rt, "partition");
-    partition_config_t cfg = {.vm = "vm0"};
-    rt_actor_spec_t spec = {.name = VM_HARNESS_PARTITION, .ops = &partition_ops, .arg = &cfg};
-    cr_assert_eq(rt_actor_start(h.partition_ex, &spec), 0);
-    h.client = rt_client_new(h.rt, "test");
+    vm_harness_t h;
+    vm_harness_open(&h);
 
     Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
     Vmm__Partition__IsAvailable avail = VMM__PARTITION__IS_AVAILABLE__INIT;
@@ -634,12 +630,8 @@ static uint32_t s_phys_bits(vm_harness_t *h)
 Test(vm, default_cpuid_hides_what_the_emulator_cannot_run_and_leaves_merge_under_masks)
 {
     vm_harness_need_kvm();
-    vm_harness_t h = {.rt = rt_new(NULL)};
-    h.partition_ex = rt_executor_new(h.rt, "partition");
-    partition_config_t cfg = {.vm = "vm0"};
-    rt_actor_spec_t spec = {.name = VM_HARNESS_PARTITION, .ops = &partition_ops, .arg = &cfg};
-    cr_assert_eq(rt_actor_start(h.partition_ex, &spec), 0);
-    h.client = rt_client_new(h.rt, "test");
+    vm_harness_t h;
+    vm_harness_open(&h);
 
     Vmm__Partition__ProcessorTopology topo = VMM__PARTITION__PROCESSOR_TOPOLOGY__INIT;
     topo.vp_count = 1;
@@ -701,29 +693,13 @@ Test(vm, default_cpuid_hides_what_the_emulator_cannot_run_and_leaves_merge_under
 
 /* ---- The whole VP state ------------------------------------------------------------- */
 
-static Vmm__Vp__VpState *s_get_all(vm_harness_t *h, rt_msg_t *reply)
-{
-    Vmm__Vp__GetState get = VMM__VP__GET_STATE__INIT;
-    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
-    req.op_case = VMM__VP__REQUEST__OP_GET_STATE;
-    req.get_state = &get;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
-    env.vp_request = &req;
-    cr_assert_eq(rt_call(rt_client_actor(h->client), "vm0/vp/0", &env, reply, 10000), 0);
-    cr_assert_eq(reply->env->body_case, VMM__ENVELOPE__BODY_VP_REPLY, "%s",
-                 reply->env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply->env->error->text
-                                                                    : "?");
-    return reply->env->vp_reply->state;
-}
-
 Test(vm, every_state_element_reads_and_writes_back)
 {
     vm_harness_need_kvm();
     vm_harness_t h;
     vm_harness_start(&h, 1, S_MEM, NULL);
     rt_msg_t first;
-    Vmm__Vp__VpState *st = s_get_all(&h, &first);
+    Vmm__Vp__VpState *st = vm_harness_get_state(&h, 0, NULL, 0, &first);
     cr_assert_not_null(st->general_registers);
     cr_assert_not_null(st->segments);
     cr_assert_not_null(st->control_registers);
@@ -752,7 +728,7 @@ Test(vm, every_state_element_reads_and_writes_back)
     vm_harness_vp_ack(&h, 0, &req);
 
     rt_msg_t second;
-    Vmm__Vp__VpState *back = s_get_all(&h, &second);
+    Vmm__Vp__VpState *back = vm_harness_get_state(&h, 0, NULL, 0, &second);
     cr_expect_eq(back->debug_registers->dr0, 0x1000);
     cr_expect_eq(back->debug_registers->dr7 & 0xff, 0x01);
     cr_expect_eq(back->general_registers->rbx, 0xb0b);
@@ -774,11 +750,8 @@ Test(vm, every_state_element_reads_and_writes_back)
     bad.data.len = 100;
     st->xsave = &bad;
     st->general_registers->rbx = 0xdead;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
-    env.vp_request = &req;
     rt_msg_t reply;
-    cr_assert_eq(rt_call(rt_client_actor(h.client), "vm0/vp/0", &env, &reply, 10000), 0);
+    cr_assert_eq(vm_harness_vp_call(&h, 0, &req, &reply), 0);
     cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR);
     cr_expect_eq(reply.env->error->code, VMM__ERROR_CODE__INVALID_ARGUMENT);
     cr_expect(strstr(reply.env->error->text, "xsave") != NULL, "%s", reply.env->error->text);
@@ -803,11 +776,8 @@ Test(vm, only_vtl0_is_inspectable_and_state_needs_a_stopped_vp)
         Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
         req.op_case = VMM__VP__REQUEST__OP_IS_VTL_INSPECTABLE;
         req.is_vtl_inspectable = &is;
-        Vmm__Envelope env = VMM__ENVELOPE__INIT;
-        env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
-        env.vp_request = &req;
         rt_msg_t reply;
-        cr_assert_eq(rt_call(rt_client_actor(h.client), "vm0/vp/0", &env, &reply, 10000), 0);
+        cr_assert_eq(vm_harness_vp_call(&h, 0, &req, &reply), 0);
         cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_VP_REPLY);
         cr_expect_eq(reply.env->vp_reply->vtl_inspectable->inspectable, vtl == 0, "vtl %d", vtl);
         rt_msg_release(&reply);
@@ -822,11 +792,8 @@ Test(vm, only_vtl0_is_inspectable_and_state_needs_a_stopped_vp)
     Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
     req.op_case = VMM__VP__REQUEST__OP_GET_STATE;
     req.get_state = &get;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
-    env.vp_request = &req;
     rt_msg_t reply;
-    cr_assert_eq(rt_call(rt_client_actor(h.client), "vm0/vp/0", &env, &reply, 10000), 0);
+    cr_assert_eq(vm_harness_vp_call(&h, 0, &req, &reply), 0);
     cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR);
     cr_expect_eq(reply.env->error->code, VMM__ERROR_CODE__BUSY);
     rt_msg_release(&reply);

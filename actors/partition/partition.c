@@ -128,6 +128,15 @@ static int s_stage_error(rt_actor_t *self, const Vmm__Envelope *msg, s_stage_t w
     return s_refuse(self, msg, VMM__ERROR_CODE__BUSY, text);
 }
 
+/* True for VTL0; else answers NOT_SUPPORTED (KVM has no VTLs). */
+static bool s_vtl0(rt_actor_t *self, const Vmm__Envelope *msg, Vmm__Vtl vtl)
+{
+    if (vtl == VMM__VTL__VTL0)
+        return true;
+    s_refuse(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED, "only VTL0 exists on KVM");
+    return false;
+}
+
 /* ---- KVM --------------------------------------------------------------------- */
 
 typedef struct {
@@ -684,8 +693,8 @@ static int s_on_request_msi(rt_actor_t *self, const Vmm__Envelope *msg,
     partition_t *p = rt_actor_state(self);
     if (p->stage != S_BUILT)
         return s_stage_error(self, msg, S_BUILT);
-    if (op->vtl != VMM__VTL__VTL0)
-        return s_refuse(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED, "only VTL0 exists on KVM");
+    if (!s_vtl0(self, msg, op->vtl))
+        return 0;
     if (!op->request)
         return s_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "no MSI address and data");
     return s_signal_msi(self, msg, op->request->address, op->request->data);
@@ -717,9 +726,8 @@ static int s_on_new_msi_target(rt_actor_t *self, const Vmm__Envelope *msg,
     partition_t *p = rt_actor_state(self);
     if (p->stage != S_BUILT)
         return s_stage_error(self, msg, S_BUILT);
-    if (op->vtl != VMM__VTL__VTL0)
-        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
-                              "only VTL0 exists on KVM");
+    if (!s_vtl0(self, msg, op->vtl))
+        return 0;
     if (op->device)
         return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_FOUND,
                               "no virtual device %llu (virtual devices are not supported)",
@@ -859,9 +867,8 @@ static int s_on_pulse_lint(rt_actor_t *self, const Vmm__Envelope *msg,
     partition_t *p = rt_actor_state(self);
     if (p->stage != S_BUILT)
         return s_stage_error(self, msg, S_BUILT);
-    if (op->vtl != VMM__VTL__VTL0)
-        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
-                              "only VTL0 exists on KVM");
+    if (!s_vtl0(self, msg, op->vtl))
+        return 0;
     if (op->vp_index >= p->vp_count || op->lint > 1)
         return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                               "vp_index below %u and lint 0 or 1", p->vp_count);
@@ -1019,9 +1026,8 @@ static int s_on_register_doorbell(rt_actor_t *self, const Vmm__Envelope *msg,
     partition_t *p = rt_actor_state(self);
     if (p->stage != S_BUILT)
         return s_stage_error(self, msg, S_BUILT);
-    if (op->minimum_vtl != VMM__VTL__VTL0)
-        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
-                              "only VTL0 exists on KVM");
+    if (!s_vtl0(self, msg, op->minimum_vtl))
+        return 0;
     if (op->opt_length_case && op->length != 1 && op->length != 2 && op->length != 4 &&
         op->length != 8)
         return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,

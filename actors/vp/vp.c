@@ -541,6 +541,18 @@ static int s_busy_if_running(rt_actor_t *self, const Vmm__Envelope *msg)
     return -EBUSY;
 }
 
+/* State and debugging need a stopped VP, and VTL0 (KVM has no VTLs): true
+ * when they can go ahead, else the request is answered. */
+static bool s_stopped_vtl0(rt_actor_t *self, const Vmm__Envelope *msg, Vmm__Vtl vtl)
+{
+    if (s_busy_if_running(self, msg))
+        return false;
+    if (vtl == VMM__VTL__VTL0)
+        return true;
+    rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED, "only VTL0 exists on KVM");
+    return false;
+}
+
 static int s_breakpoint(const Vmm__Vp__HardwareBreakpoint *bp, int slot, struct kvm_guest_debug *d,
                         char *err, size_t errlen)
 {
@@ -565,11 +577,8 @@ static int s_on_set_debug_state(rt_actor_t *self, const Vmm__Envelope *msg,
                                 const Vmm__Vp__SetDebugState *op)
 {
     vp_t *vp = rt_actor_state(self);
-    if (s_busy_if_running(self, msg))
+    if (!s_stopped_vtl0(self, msg, op->vtl))
         return 0;
-    if (op->vtl != VMM__VTL__VTL0)
-        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
-                              "only VTL0 exists on KVM");
     struct kvm_guest_debug d = {0};
     char err[96] = "";
     const Vmm__Vp__DebugState *st = op->state;
@@ -595,11 +604,8 @@ static int s_on_set_debug_state(rt_actor_t *self, const Vmm__Envelope *msg,
 static int s_on_get_state(rt_actor_t *self, const Vmm__Envelope *msg, const Vmm__Vp__GetState *op)
 {
     vp_t *vp = rt_actor_state(self);
-    if (s_busy_if_running(self, msg))
+    if (!s_stopped_vtl0(self, msg, op->vtl))
         return 0;
-    if (op->vtl != VMM__VTL__VTL0)
-        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
-                              "only VTL0 exists on KVM");
     s_complete(vp);
     vp_state_buf_t *buf = malloc(sizeof *buf);
     if (!buf)
@@ -624,11 +630,8 @@ static int s_on_get_state(rt_actor_t *self, const Vmm__Envelope *msg, const Vmm_
 static int s_on_set_state(rt_actor_t *self, const Vmm__Envelope *msg, const Vmm__Vp__SetState *op)
 {
     vp_t *vp = rt_actor_state(self);
-    if (s_busy_if_running(self, msg))
+    if (!s_stopped_vtl0(self, msg, op->vtl))
         return 0;
-    if (op->vtl != VMM__VTL__VTL0)
-        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
-                              "only VTL0 exists on KVM");
     if (!op->state)
         return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "no state given");
     s_complete(vp);

@@ -35,8 +35,7 @@ static void s_expect_ack(rt_msg_t *reply, const char *what)
     rt_msg_release(reply);
 }
 
-void vm_harness_start(vm_harness_t *h, uint32_t n_vps, uint64_t mem_size,
-                      rt_executor_t **vp_executors)
+static void s_open(vm_harness_t *h, rt_executor_t **vp_executors, uint32_t n_vps)
 {
     *h = (vm_harness_t){.rt = rt_new(NULL), .n_vps = n_vps};
     cr_assert_not_null(h->rt);
@@ -47,6 +46,17 @@ void vm_harness_start(vm_harness_t *h, uint32_t n_vps, uint64_t mem_size,
     rt_actor_spec_t spec = {.name = VM_HARNESS_PARTITION, .ops = &partition_ops, .arg = &cfg};
     cr_assert_eq(rt_actor_start(h->partition_ex, &spec), 0);
     h->client = rt_client_new(h->rt, "test");
+}
+
+void vm_harness_open(vm_harness_t *h)
+{
+    s_open(h, NULL, 0);
+}
+
+void vm_harness_start(vm_harness_t *h, uint32_t n_vps, uint64_t mem_size,
+                      rt_executor_t **vp_executors)
+{
+    s_open(h, vp_executors, n_vps);
 
     Vmm__Partition__ProcessorTopology topo = VMM__PARTITION__PROCESSOR_TOPOLOGY__INIT;
     topo.vp_count = n_vps;
@@ -107,7 +117,7 @@ static void s_vp_name(uint32_t vp, char *buf, size_t size)
     snprintf(buf, size, "vm0/vp/%u", vp);
 }
 
-static int s_vp_call(vm_harness_t *h, uint32_t vp, Vmm__Vp__Request *req, rt_msg_t *reply)
+int vm_harness_vp_call(vm_harness_t *h, uint32_t vp, Vmm__Vp__Request *req, rt_msg_t *reply)
 {
     char name[32];
     s_vp_name(vp, name, sizeof name);
@@ -120,24 +130,33 @@ static int s_vp_call(vm_harness_t *h, uint32_t vp, Vmm__Vp__Request *req, rt_msg
 void vm_harness_vp_ack(vm_harness_t *h, uint32_t vp, Vmm__Vp__Request *req)
 {
     rt_msg_t reply;
-    cr_assert_eq(s_vp_call(h, vp, req, &reply), 0);
+    cr_assert_eq(vm_harness_vp_call(h, vp, req, &reply), 0);
     s_expect_ack(&reply, "vp request");
+}
+
+Vmm__Vp__VpState *vm_harness_get_state(vm_harness_t *h, uint32_t vp,
+                                       const Vmm__Vp__StateKind *kinds, size_t n,
+                                       rt_msg_t *reply)
+{
+    Vmm__Vp__GetState get = VMM__VP__GET_STATE__INIT;
+    get.n_kinds = n;
+    get.kinds = (Vmm__Vp__StateKind *)kinds;
+    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+    req.op_case = VMM__VP__REQUEST__OP_GET_STATE;
+    req.get_state = &get;
+    cr_assert_eq(vm_harness_vp_call(h, vp, &req, reply), 0);
+    cr_assert_eq(reply->env->body_case, VMM__ENVELOPE__BODY_VP_REPLY, "GetState: %s",
+                 reply->env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply->env->error->text
+                                                                    : "?");
+    return reply->env->vp_reply->state;
 }
 
 void vm_harness_real_mode(vm_harness_t *h, uint32_t vp, uint16_t ip)
 {
-    Vmm__Vp__StateKind kinds[] = {VMM__VP__STATE_KIND__SEGMENTS,
-                                  VMM__VP__STATE_KIND__GENERAL_REGISTERS};
-    Vmm__Vp__GetState get = VMM__VP__GET_STATE__INIT;
-    get.n_kinds = 2;
-    get.kinds = kinds;
-    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
-    req.op_case = VMM__VP__REQUEST__OP_GET_STATE;
-    req.get_state = &get;
+    static const Vmm__Vp__StateKind kinds[] = {VMM__VP__STATE_KIND__SEGMENTS,
+                                               VMM__VP__STATE_KIND__GENERAL_REGISTERS};
     rt_msg_t reply;
-    cr_assert_eq(s_vp_call(h, vp, &req, &reply), 0);
-    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_VP_REPLY);
-    Vmm__Vp__VpState *st = reply.env->vp_reply->state;
+    Vmm__Vp__VpState *st = vm_harness_get_state(h, vp, kinds, 2, &reply);
     cr_assert_not_null(st->segments);
     cr_assert_not_null(st->general_registers);
     st->segments->cs->base_address = 0;
@@ -148,6 +167,7 @@ void vm_harness_real_mode(vm_harness_t *h, uint32_t vp, uint16_t ip)
     set_state.general_registers = st->general_registers;
     Vmm__Vp__SetState set = VMM__VP__SET_STATE__INIT;
     set.state = &set_state;
+    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
     req.op_case = VMM__VP__REQUEST__OP_SET_STATE;
     req.set_state = &set;
     vm_harness_vp_ack(h, vp, &req);
@@ -185,18 +205,8 @@ int vm_harness_wait_halt(vm_harness_t *h, uint32_t vp, int timeout_ms, rt_msg_t 
 
 void vm_harness_regs(vm_harness_t *h, uint32_t vp, Vmm__Vp__GeneralRegisters *out)
 {
-    Vmm__Vp__StateKind kind = VMM__VP__STATE_KIND__GENERAL_REGISTERS;
-    Vmm__Vp__GetState get = VMM__VP__GET_STATE__INIT;
-    get.n_kinds = 1;
-    get.kinds = &kind;
-    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
-    req.op_case = VMM__VP__REQUEST__OP_GET_STATE;
-    req.get_state = &get;
+    static const Vmm__Vp__StateKind kind = VMM__VP__STATE_KIND__GENERAL_REGISTERS;
     rt_msg_t reply;
-    cr_assert_eq(s_vp_call(h, vp, &req, &reply), 0);
-    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_VP_REPLY, "GetState: %s",
-                 reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply.env->error->text
-                                                                   : "?");
-    *out = *reply.env->vp_reply->state->general_registers;
+    *out = *vm_harness_get_state(h, vp, &kind, 1, &reply)->general_registers;
     rt_msg_release(&reply);
 }

@@ -27,9 +27,13 @@ typedef struct {
 /* Skips the calling Criterion test when /dev/kvm cannot be opened. */
 void vm_harness_need_kvm(void);
 
-/* Starts the partition actor and builds a VM with n_vps VPs and mem_size
- * bytes of RAM at 0; asserts on failure. vp_executors (may be NULL) places
- * the VPs, as partition_config_t says. */
+/* Starts the runtime, a fresh partition actor and the client, and sends
+ * nothing: for tests of the partition's lifecycle. */
+void vm_harness_open(vm_harness_t *h);
+
+/* Opens, then builds a VM with n_vps VPs and mem_size bytes of RAM at 0;
+ * asserts on failure. vp_executors (may be NULL) places the VPs, as
+ * partition_config_t says. */
 void vm_harness_start(vm_harness_t *h, uint32_t n_vps, uint64_t mem_size,
                       rt_executor_t **vp_executors);
 void vm_harness_stop(vm_harness_t *h);
@@ -40,6 +44,15 @@ int vm_harness_partition(vm_harness_t *h, Vmm__Partition__Request *req, rt_msg_t
 
 /* Writes bytes into guest RAM through the partition; asserts success. */
 void vm_harness_write(vm_harness_t *h, uint64_t gpa, const void *data, size_t len);
+
+/* A VP request from the client; returns the call's result. */
+int vm_harness_vp_call(vm_harness_t *h, uint32_t vp, Vmm__Vp__Request *req, rt_msg_t *reply);
+
+/* Reads the state elements kinds[0..n) (all when n is 0) of VP vp, and
+ * asserts it got them; the state lives in *reply, released by the caller. */
+Vmm__Vp__VpState *vm_harness_get_state(vm_harness_t *h, uint32_t vp,
+                                       const Vmm__Vp__StateKind *kinds, size_t n,
+                                       rt_msg_t *reply);
 
 /* A VP request from the client; asserts an Ack. */
 void vm_harness_vp_ack(vm_harness_t *h, uint32_t vp, Vmm__Vp__Request *req);
