@@ -152,6 +152,9 @@ int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env)
 
 void rt_flush(rt_actor_t *self)
 {
+    /* Actors of this executor that are not on the stack get theirs now:
+     * an actor about to block would otherwise hold them until kicked. */
+    rt_executor_drain_local_for(self->ex, NULL);
     rt_executor_flush(self->ex);
 }
 

@@ -226,8 +226,10 @@ int rt_actor_unwatch_fd(rt_actor_t *self, int fd);
  */
 int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env);
 
-/* Sends now the events self's executor has coalesced (see rt_send()); for
- * an actor about to block in its run. */
+/* Delivers now the events self's executor holds: those coalesced for other
+ * executors (see rt_send()), and those queued for actors of this executor
+ * that are not on the call stack (their handlers run here). For an actor
+ * about to block in its run. */
 void rt_flush(rt_actor_t *self);
 
 /*

@@ -664,6 +664,28 @@ Test(blocking, events_sent_from_run_leave_on_flush)
     close(b.efd);
 }
 
+/* The same with the echo on the sender's own executor: delivered by the
+ * flush, on this thread, while run has not returned. */
+Test(blocking, events_from_run_to_a_neighbour_arrive_on_flush)
+{
+    static const rt_actor_ops_t sender_ops = {.kind = "sender", .init = s_blocker_init,
+                                              .run = s_sender_run, .kick = s_blocker_kick};
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "vp0");
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
+    cr_assert_eq(rt_actor_start(ex, &echo), 0);
+    s_blocker_t b = {.efd = eventfd(0, EFD_CLOEXEC)};
+    rt_actor_spec_t spec = {.name = "sender", .ops = &sender_ops, .arg = &b};
+    cr_assert_eq(rt_actor_start(ex, &spec), 0);
+    while (!atomic_load(&b.runs))
+        usleep(1000);
+    /* Run is blocked now, having flushed: ask the echo (which kicks run). */
+    rt_client_t *c = rt_client_new(rt, "test");
+    cr_expect_eq(echo_inspect_number(rt_client_actor(c), "echo", "events"), 1);
+    rt_destroy(&rt);
+    close(b.efd);
+}
+
 static int s_watch_init(rt_actor_t *self, void *arg)
 {
     s_blocker_t *b = arg;
