@@ -438,7 +438,8 @@ int vm_next_event(vm_t *vm, vm_event_t *ev, int timeout_ms)
             ev->vp = c->vp_index;
             ev->call = c->kind;
             ev->n_args = c->n_args < 8 ? c->n_args : 8;
-            memcpy(ev->args, c->args, ev->n_args * sizeof *ev->args);
+            if (ev->n_args)
+                memcpy(ev->args, c->args, ev->n_args * sizeof *ev->args);
         } else {
             taken = false; /* nothing the VM's owner waits for */
         }
