@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "runtime/rt_internal.h"
@@ -51,6 +52,7 @@ static rt_executor_t *s_core_new(rt_t *rt, const char *name)
     ex->routes = rt_map_new();
     ex->watcher_stop_fd = -1;
     ex->watcher_rearm_fd = -1;
+    ex->flush_timer_fd = -1;
     ex->next_id = 1;
     ex->items_dirty = true;
     if (!ex->name || !ex->routes || pthread_mutex_init(&ex->watch_lock, NULL) ||
@@ -72,7 +74,9 @@ void rt_executor_free_core(rt_executor_t *ex)
         ex->q_head = next;
     }
     rt_executor_flush(ex);
-    rt_map_each(ex->routes, rt_route_close, ex);
+    rt_map_each(ex->routes, rt_route_close, ex); /* what still waits leaves now */
+    if (ex->flush_timer_fd >= 0)
+        close(ex->flush_timer_fd);
     rt_map_destroy(&ex->routes);
     free(ex->batched);
     free(ex->dealers);
@@ -518,7 +522,8 @@ rt_executor_t *rt_executor_new(rt_t *rt, const char *name)
     rt_executor_t *ex = s_core_new(rt, name);
     if (!ex)
         return NULL;
-    if (s_pipe_pair(ex) || s_track(rt, ex))
+    ex->flush_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (ex->flush_timer_fd < 0 || s_pipe_pair(ex) || s_track(rt, ex))
         goto fail;
     pthread_t thread;
     if (pthread_create(&thread, NULL, s_executor_main, ex)) {

@@ -17,6 +17,9 @@
 /* How long a VP waits for a device's answer before it gives up on the
  * access (a read then sees all ones). */
 #define S_DEVICE_TIMEOUT_MS 5000
+/* How long a posted write may wait to share a message with later ones:
+ * a VP that exits thousands of times a second sends them in batches. */
+#define S_POSTED_DELAY_US 1000
 /* Unregistered addresses logged one by one before the log goes quiet. */
 #define S_MAX_LOGGED 32
 
@@ -251,7 +254,7 @@ static void s_access(rt_actor_t *self, bool mmio, uint64_t address, uint8_t *dat
     int rc;
     if (write && r->posted) {
         vp->stats.posted_writes++;
-        rc = rt_send(self, r->actor, &env);
+        rc = rt_send_within(self, r->actor, &env, S_POSTED_DELAY_US);
     } else if (write) {
         vp->stats.device_calls++;
         rc = rt_call_with(self, r->actor, &env, S_DEVICE_TIMEOUT_MS, s_take_ack, NULL);
@@ -456,7 +459,7 @@ static rt_run_t s_run(rt_actor_t *self)
 {
     vp_t *vp = rt_actor_state(self);
     while (vp->running) {
-        rt_flush(self); /* posted writes leave before the guest runs on */
+        rt_flush(self); /* what is due leaves before the guest runs on */
         int rc = ioctl(vp->fd, KVM_RUN, 0);
         int err = errno;
         vp->needs_completion = false;

@@ -6,7 +6,9 @@
  *   Run as a vp.Event Halted, after which it waits for the next Run.
  * - Port and MMIO exits become devices.proto requests to the device actor
  *   whose range the partition's SetIoRoutes named; the guest resumes with
- *   the reply. A device that registered posted writes gets them one-way. An
+ *   the reply. A device that registered posted writes gets them one-way,
+ *   batched for up to a millisecond (rt_send_within()), in order with the
+ *   VP's later accesses to it. An
  *   address nobody registered reads as all ones and drops writes, counted
  *   and logged once per address.
  * - Stop, Yield and Cancel arrive as messages: the runtime kicks the vCPU
