@@ -801,3 +801,68 @@ Test(vm, only_vtl0_is_inspectable_and_state_needs_a_stopped_vp)
     cr_expect_eq(vm_harness_wait_halt(&h, 0, 10000, NULL), VMM__VP__HALTED__REASON_STOP);
     vm_harness_stop(&h);
 }
+
+/* An HvConfig puts the Microsoft hypervisor interface in the guest's CPUID;
+ * without one, the guest sees none of it. */
+static void s_new_partition(vm_harness_t *h, Vmm__Partition__HvConfig *hv)
+{
+    Vmm__Partition__ProcessorTopology topo = VMM__PARTITION__PROCESSOR_TOPOLOGY__INIT;
+    topo.vp_count = 2;
+    Vmm__Partition__NewPartition np = VMM__PARTITION__NEW_PARTITION__INIT;
+    np.processor_topology = &topo;
+    np.hv_config = hv;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_NEW_PARTITION;
+    req.new_partition = &np;
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_partition(h, &req, &reply), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ACK, "%s",
+                 reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply.env->error->text : "?");
+    rt_msg_release(&reply);
+}
+
+static bool s_caps_hv1(vm_harness_t *h)
+{
+    Vmm__Partition__GetCaps get = VMM__PARTITION__GET_CAPS__INIT;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_GET_CAPS;
+    req.get_caps = &get;
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_partition(h, &req, &reply), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PARTITION_REPLY);
+    bool hv1 = reply.env->partition_reply->caps->x86->hv1;
+    rt_msg_release(&reply);
+    return hv1;
+}
+
+Test(vm, hv_config_presents_the_microsoft_hypervisor_interface)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_open(&h);
+    Vmm__Partition__HvConfig hv = VMM__PARTITION__HV_CONFIG__INIT;
+    s_new_partition(&h, &hv);
+    Vmm__Partition__CpuidRegisters id = s_cpuid(&h, 0x40000000, 0);
+    char vendor[13] = "";
+    memcpy(vendor, &id.ebx, 4);
+    memcpy(vendor + 4, &id.ecx, 4);
+    memcpy(vendor + 8, &id.edx, 4);
+    cr_expect_str_eq(vendor, "Microsoft Hv");
+    cr_expect_geq(id.eax, 0x40000005);
+    Vmm__Partition__CpuidRegisters iface = s_cpuid(&h, 0x40000001, 0);
+    cr_expect_eq(iface.eax, 0x31237648, "Hv#1");
+    cr_expect_eq(s_cpuid(&h, 0x40000005, 0).eax, 2, "the VP limit");
+    cr_expect(s_caps_hv1(&h));
+    vm_harness_stop(&h);
+
+    vm_harness_open(&h);
+    s_new_partition(&h, NULL);
+    id = s_cpuid(&h, 0x40000000, 0);
+    memcpy(vendor, &id.ebx, 4);
+    memcpy(vendor + 4, &id.ecx, 4);
+    memcpy(vendor + 8, &id.edx, 4);
+    cr_expect_str_neq(vendor, "Microsoft Hv");
+    cr_expect_neq(s_cpuid(&h, 0x40000001, 0).eax, 0x31237648);
+    cr_expect_not(s_caps_hv1(&h));
+    vm_harness_stop(&h);
+}

@@ -61,6 +61,7 @@ typedef struct {
     int kvm_fd, vm_fd;
     size_t run_size;
     uint32_t vp_count;
+    bool hv; /* NewPartition had an HvConfig: the guest sees Hyper-V */
     struct kvm_cpuid2 *cpuid; /* the default guest CPUID, then the built one */
     s_ram_t ram[S_MAX_RAM_RANGES];
     size_t n_ram;
@@ -252,6 +253,33 @@ static struct kvm_cpuid2 *s_supported_cpuid(int kvm_fd)
     return c;
 }
 
+/*
+ * With an HvConfig the guest finds the Microsoft hypervisor interface where
+ * KVM would put its own leaves (TLFS, "Hypervisor CPUID leaves"): vendor
+ * "Microsoft Hv", interface "Hv#1", a version, and the limits. Features,
+ * privileges and recommendations say nothing yet: they are filled in as
+ * the synthetic MSRs and hypercalls they announce are implemented.
+ */
+static void s_cpuid_present_hyperv(struct kvm_cpuid2 *c, uint32_t vp_count)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < c->nent; i++)
+        if ((c->entries[i].function & 0xffffff00u) != 0x40000000u)
+            c->entries[kept++] = c->entries[i];
+    const struct kvm_cpuid_entry2 hv[] = {
+        {.function = 0x40000000, .eax = 0x40000005,
+         .ebx = 0x7263694d, .ecx = 0x666f736f, .edx = 0x76482074}, /* "Microsoft Hv" */
+        {.function = 0x40000001, .eax = 0x31237648}, /* "Hv#1" */
+        {.function = 0x40000002, .eax = 1, .ebx = 1u << 16}, /* build 1, version 1.0 */
+        {.function = 0x40000003},
+        {.function = 0x40000004},
+        {.function = 0x40000005, .eax = vp_count, .ebx = vp_count},
+    };
+    for (size_t i = 0; i < sizeof hv / sizeof *hv && kept < S_MAX_CPUID; i++)
+        c->entries[kept++] = hv[i];
+    c->nent = kept;
+}
+
 /* ---- Prototype --------------------------------------------------------------- */
 
 static int s_on_is_available(rt_actor_t *self, const Vmm__Envelope *msg)
@@ -299,9 +327,6 @@ static int s_on_new_partition(rt_actor_t *self, const Vmm__Envelope *msg,
     if (op->hv_config && op->hv_config->vtl2)
         return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
                               "hv_config.vtl2: KVM has no VTL2");
-    if (op->hv_config)
-        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
-                              "hv_config: the Hyper-V interface arrives with the synic actor");
 
     char missing[128] = "";
     int fd = s_open_kvm(missing, sizeof missing);
@@ -315,6 +340,9 @@ static int s_on_new_partition(rt_actor_t *self, const Vmm__Envelope *msg,
         return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL,
                               "cannot read KVM's CPUID or run area size");
     }
+    if (op->hv_config)
+        s_cpuid_present_hyperv(cpuid, topo->vp_count);
+    p->hv = op->hv_config != NULL;
     p->kvm_fd = fd;
     p->cpuid = cpuid;
     p->run_size = (size_t)run_size;
@@ -654,6 +682,7 @@ static int s_on_get_caps(rt_actor_t *self, const Vmm__Envelope *msg)
     Vmm__Partition__X86Capabilities x = VMM__PARTITION__X86_CAPABILITIES__INIT;
     x.vendor = (ProtobufCBinaryData){sizeof vendor, vendor};
     x.xsave = &xs;
+    x.hv1 = p->hv;
     x.x2apic = e1 && (e1->ecx & (1u << 21));
     x.reset_rdx = e1 ? e1->eax : 0;
     x.physical_address_width = s_phys_bits(p);
