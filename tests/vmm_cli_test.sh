@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The vmm command as a user meets it: help, the demo's exit status and
+# output, guests' exit statuses, and every kind of error as one line with
+# the right status. Runs that need KVM skip without a usable /dev/kvm; the
+# missing-KVM error is checked by hiding /dev/kvm in a mount namespace where
+# unshare allows it.
+set -u
+vmm=$1
+exit_guest=$2
+fails=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# expect STATUS LINES PATTERN -- ARGS: runs vmm ARGS, checks its status,
+# that stderr has exactly LINES lines (-1: any), and that stdout and stderr
+# together match PATTERN (empty: that both are empty).
+expect() {
+    local status=$1 lines=$2 pattern=$3
+    shift 4
+    "$vmm" "$@" >"$tmp/out" 2>"$tmp/err" </dev/null
+    local got=$?
+    local n
+    n=$(wc -l <"$tmp/err")
+    local matched=true
+    if [ -z "$pattern" ]; then
+        [ ! -s "$tmp/out" ] && [ ! -s "$tmp/err" ] || matched=false
+    else
+        cat "$tmp/out" "$tmp/err" | grep -Eq -- "$pattern" || matched=false
+    fi
+    if [ "$got" -ne "$status" ] || { [ "$lines" -ge 0 ] && [ "$n" -ne "$lines" ]; } ||
+        ! $matched; then
+        echo "FAIL: vmm $*: status $got (want $status), $n stderr lines (want $lines)," \
+            "output should match /$pattern/:"
+        cat "$tmp/out" "$tmp/err"
+        fails=$((fails + 1))
+    else
+        echo "ok: vmm $*"
+    fi
+}
+
+expect 0 0 "usage: vmm" -- --help
+expect 0 0 "--guest FILE" -- run --help
+expect 2 -1 "usage: vmm" --
+expect 2 1 "unknown command 'bogus'" -- bogus
+expect 2 1 "unknown option '--bogus'" -- run --bogus
+expect 2 1 "missing value for '--mem'" -- run --mem
+expect 2 1 "--mem 3M: a multiple of 2M" -- run --mem 3M
+expect 2 1 "--vps 0: a number from 1 to 256" -- run --vps 0
+expect 2 1 "--devices sideways" -- run --devices sideways
+expect 2 1 "--log-level loud" -- run --log-level loud
+expect 2 1 "unexpected argument 'extra'" -- run extra
+expect 1 1 "/nonexistent/guest: No such file" -- run --guest /nonexistent/guest
+expect 1 1 "--serial /nonexistent/dir/out" -- run --serial /nonexistent/dir/out
+echo "not an ELF" >"$tmp/bad"
+expect 1 1 "the guest cannot be loaded" -- run --guest "$tmp/bad"
+
+if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+    expect 0 0 "MSI received on vector 0x40" -- run
+    expect 0 0 "vp 1 is up" -- run --vps 2 --devices apart
+    expect 0 0 "" -- run --serial "$tmp/com1" --mem 16M # nothing on stdout
+    if ! grep -q "Hello from the demo guest on vp 0" "$tmp/com1"; then
+        echo "FAIL: --serial FILE: the greeting is not in the file"
+        fails=$((fails + 1))
+    fi
+    expect 11 1 "exit status 11" -- run --guest "$exit_guest"
+else
+    echo "SKIP: /dev/kvm is absent or not usable here: the runs are not checked"
+fi
+
+# No KVM at all: /dev hidden by an empty tmpfs in a private mount namespace.
+if unshare -m true 2>/dev/null; then
+    unshare -m sh -c "mount -t tmpfs none /dev && exec '$vmm' run" >"$tmp/out" 2>"$tmp/err"
+    got=$?
+    if [ "$got" -ne 1 ] || [ "$(wc -l <"$tmp/err")" -ne 1 ] ||
+        ! grep -q "KVM is not available: /dev/kvm" "$tmp/err"; then
+        echo "FAIL: without /dev/kvm: status $got, stderr:"
+        cat "$tmp/err"
+        fails=$((fails + 1))
+    else
+        echo "ok: without /dev/kvm: $(cat "$tmp/err")"
+    fi
+else
+    echo "SKIP: no mount namespace here: the missing-KVM error is not checked"
+fi
+
+if [ "$fails" -ne 0 ]; then
+    echo "FAIL: $fails checks"
+    exit 1
+fi
+echo "PASS"
