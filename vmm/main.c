@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "guest/demo_embedded.h"
@@ -52,8 +53,8 @@ static void s_run_usage(FILE *f)
             "                   suffix (default 64M)\n"
             "  --vps N          virtual processors, 1 to 256 (default 1)\n"
             "  --serial DEST    where COM1's output goes: stdout or a file (default\n"
-            "                   stdout); with stdout, COM1 reads stdin when it is not a\n"
-            "                   terminal\n"
+            "                   stdout); with stdout, COM1 also reads stdin (a terminal\n"
+            "                   key by key, without echo; Ctrl-C ends vmm)\n"
             "  --devices WHERE  with-vp0: the devices share VP 0's thread (default,\n"
             "                   fastest for port I/O); apart: a thread of their own\n"
             "  --log-level L    error, warn (default), info, debug or trace; the\n"
@@ -89,6 +90,43 @@ static int s_parse_level(const char *s, rt_log_level_t *out)
             return 0;
         }
     return -EINVAL;
+}
+
+/* A terminal on stdin goes to the guest key by key, without echo; it is
+ * restored however vmm ends (signals that end it included). */
+static struct termios s_saved_term;
+static volatile sig_atomic_t s_term_changed;
+
+static void s_restore_term(void)
+{
+    if (s_term_changed)
+        tcsetattr(STDIN_FILENO, TCSANOW, &s_saved_term);
+    s_term_changed = 0;
+}
+
+static void s_on_fatal_signal(int sig)
+{
+    s_restore_term();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void s_term_to_guest(void)
+{
+    if (tcgetattr(STDIN_FILENO, &s_saved_term) < 0)
+        return;
+    struct termios t = s_saved_term;
+    t.c_lflag &= ~(tcflag_t)(ICANON | ECHO); /* ISIG stays: Ctrl-C ends vmm */
+    t.c_iflag &= ~(tcflag_t)ICRNL;
+    t.c_cc[VMIN] = 1;
+    t.c_cc[VTIME] = 0;
+    s_term_changed = 1;
+    signal(SIGINT, s_on_fatal_signal);
+    signal(SIGTERM, s_on_fatal_signal);
+    signal(SIGHUP, s_on_fatal_signal);
+    atexit(s_restore_term);
+    if (tcsetattr(STDIN_FILENO, TCSANOW, &t) < 0)
+        s_term_changed = 0;
 }
 
 /* Reads a whole guest file; NULL with a one-line reason. */
@@ -223,8 +261,10 @@ static int s_run(int argc, char **argv)
             return S_EXIT_FAILED;
         }
         cfg.serial_out = out_fd;
-    } else if (!isatty(STDIN_FILENO)) {
+    } else {
         cfg.serial_in = STDIN_FILENO;
+        if (isatty(STDIN_FILENO))
+            s_term_to_guest();
     }
     cfg.rt = &rcfg;
 
@@ -241,6 +281,7 @@ static int s_run(int argc, char **argv)
     }
     if (out_fd >= 0)
         close(out_fd);
+    s_restore_term();
     return status;
 }
 
