@@ -71,8 +71,8 @@ Test(synic_defaults, ops_start_zero_and_unset)
  * test below, then update the count. */
 Test(synic_defaults, every_member_has_a_test)
 {
-    cr_expect_eq(vmm__synic__request__descriptor.n_fields, 16);
-    cr_expect_eq(vmm__synic__reply__descriptor.n_fields, 7);
+    cr_expect_eq(vmm__synic__request__descriptor.n_fields, 18);
+    cr_expect_eq(vmm__synic__reply__descriptor.n_fields, 9);
     cr_expect_eq(vmm__synic__event__descriptor.n_fields, 2);
 }
 
@@ -285,6 +285,60 @@ Test(synic_request, set_monitor_page)
 
 /* ------------------------------------------------------------------------ */
 /* Replies. */
+
+Test(synic_request, access_msr)
+{
+    Vmm__Synic__AccessMsr op = VMM__SYNIC__ACCESS_MSR__INIT;
+    op.vp = 3;
+    op.index = 0x40000083; /* SIMP */
+    op.write = true;
+    op.value = 0xfffff001ull;
+    Vmm__Synic__Request *out = S_REQ(access_msr, ACCESS_MSR, &op);
+    cr_expect_eq(out->access_msr->vp, 3);
+    cr_expect_eq(out->access_msr->index, 0x40000083);
+    cr_expect(out->access_msr->write);
+    cr_expect_eq(out->access_msr->value, 0xfffff001ull);
+    S_FREE_REQ(out);
+}
+
+Test(synic_request, hypercall)
+{
+    Vmm__Synic__Hypercall op = VMM__SYNIC__HYPERCALL__INIT;
+    op.vp = 1;
+    op.control = 0x1005d; /* HvSignalEvent, fast */
+    op.input = 0x0000000500000001ull;
+    op.output = 0xffffffffffffffffull;
+    Vmm__Synic__Request *out = S_REQ(hypercall, HYPERCALL, &op);
+    cr_expect_eq(out->hypercall->vp, 1);
+    cr_expect_eq(out->hypercall->control, 0x1005d);
+    cr_expect_eq(out->hypercall->input, 0x0000000500000001ull);
+    cr_expect_eq(out->hypercall->output, 0xffffffffffffffffull);
+    S_FREE_REQ(out);
+}
+
+Test(synic_reply, msr_result)
+{
+    Vmm__Synic__MsrResult res = VMM__SYNIC__MSR_RESULT__INIT;
+    res.value = 0x8000000000000001ull;
+    Vmm__Synic__Reply *out = S_REPLY(msr_result, MSR_RESULT, &res);
+    cr_expect_eq(out->msr_result->value, 0x8000000000000001ull);
+    cr_expect_not(out->msr_result->gp);
+    S_FREE_REPLY(out);
+    res.value = 0;
+    res.gp = true;
+    out = S_REPLY(msr_result, MSR_RESULT, &res);
+    cr_expect(out->msr_result->gp);
+    S_FREE_REPLY(out);
+}
+
+Test(synic_reply, hypercall_result)
+{
+    Vmm__Synic__HypercallResult res = VMM__SYNIC__HYPERCALL_RESULT__INIT;
+    res.rax = 0x0000000100000012ull;
+    Vmm__Synic__Reply *out = S_REPLY(hypercall_result, HYPERCALL_RESULT, &res);
+    cr_expect_eq(out->hypercall_result->rax, 0x0000000100000012ull);
+    S_FREE_REPLY(out);
+}
 
 Test(synic_reply, host_event_port)
 {
