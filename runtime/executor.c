@@ -573,5 +573,9 @@ int rt_actor_start(rt_executor_t *ex, const rt_actor_spec_t *spec)
 {
     if (!ex || ex->manual)
         return -EINVAL;
+    /* From one of the executor's own handlers: the thread that would take
+     * the command is this one. */
+    if (pthread_equal(pthread_self(), ex->thread))
+        return rt_executor_add_actor(ex, spec);
     return s_command(ex, S_CMD_ADD, spec);
 }

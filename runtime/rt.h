@@ -196,7 +196,8 @@ typedef struct {
     const char *endpoint;
 } rt_actor_spec_t;
 
-/* Starts an actor on an executor; blocks until its init has run. Returns 0,
+/* Starts an actor on an executor; blocks until its init has run (an actor
+ * may start one on its own executor: init then runs at once). Returns 0,
  * -EEXIST for a name in use, -EBUSY for a second blocking actor on one
  * executor, or init's error. */
 int rt_actor_start(rt_executor_t *ex, const rt_actor_spec_t *spec);

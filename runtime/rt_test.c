@@ -1064,3 +1064,47 @@ Test(send_within, a_timer_sends_it_while_run_blocks)
     rt_destroy(&rt);
     close(b.efd);
 }
+
+/* ---- Actors starting actors ------------------------------------------------- */
+
+static rt_executor_t *s_parent_ex;
+
+/* On a Ping, starts an echo on its own executor, then calls it. */
+static int s_parent_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    rt_actor_spec_t child = {.name = "child", .ops = &echo_ops};
+    int rc = rt_actor_start(s_parent_ex, &child);
+    if (rc)
+        return rc;
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "hello child");
+    rt_msg_t reply;
+    rc = rt_call(self, "child", &env, &reply, 5000);
+    if (rc)
+        return rc;
+    rc = reply.env->body_case == VMM__ENVELOPE__BODY_PONG ? rt_reply_ack(self, msg) : -EIO;
+    rt_msg_release(&reply);
+    return rc;
+}
+
+Test(actors, an_actor_starts_another_on_its_own_executor)
+{
+    static const rt_handler_t handlers[] = {{VMM__ENVELOPE__BODY_PING, s_parent_on_ping}};
+    static const rt_actor_ops_t parent_ops = {.kind = "parent", .handlers = handlers,
+                                              .n_handlers = 1};
+    rt_t *rt = rt_new(NULL);
+    s_parent_ex = rt_executor_new(rt, "ex0");
+    rt_actor_spec_t spec = {.name = "parent", .ops = &parent_ops};
+    cr_assert_eq(rt_actor_start(s_parent_ex, &spec), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "start it");
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(rt_client_actor(c), "parent", &env, &reply, 5000), 0);
+    cr_expect_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ACK, "started, and it answered");
+    rt_msg_release(&reply);
+    s_expect_echo(rt_client_actor(c), "child", "from outside too");
+    rt_destroy(&rt);
+}
