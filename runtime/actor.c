@@ -20,6 +20,11 @@ const char *rt_actor_name(const rt_actor_t *self)
     return self->name;
 }
 
+rt_executor_t *rt_actor_executor(const rt_actor_t *self)
+{
+    return self->ex;
+}
+
 rt_t *rt_actor_rt(const rt_actor_t *self)
 {
     return self->rt;

@@ -203,6 +203,8 @@ typedef struct {
 int rt_actor_start(rt_executor_t *ex, const rt_actor_spec_t *spec);
 
 const char *rt_actor_name(const rt_actor_t *self);
+/* The executor the actor runs on (to start a neighbour there). */
+rt_executor_t *rt_actor_executor(const rt_actor_t *self);
 rt_t *rt_actor_rt(const rt_actor_t *self);
 void *rt_actor_state(const rt_actor_t *self);
 void rt_actor_set_state(rt_actor_t *self, void *state);

@@ -1067,13 +1067,11 @@ Test(send_within, a_timer_sends_it_while_run_blocks)
 
 /* ---- Actors starting actors ------------------------------------------------- */
 
-static rt_executor_t *s_parent_ex;
-
 /* On a Ping, starts an echo on its own executor, then calls it. */
 static int s_parent_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     rt_actor_spec_t child = {.name = "child", .ops = &echo_ops};
-    int rc = rt_actor_start(s_parent_ex, &child);
+    int rc = rt_actor_start(rt_actor_executor(self), &child);
     if (rc)
         return rc;
     Vmm__Envelope env;
@@ -1094,9 +1092,8 @@ Test(actors, an_actor_starts_another_on_its_own_executor)
     static const rt_actor_ops_t parent_ops = {.kind = "parent", .handlers = handlers,
                                               .n_handlers = 1};
     rt_t *rt = rt_new(NULL);
-    s_parent_ex = rt_executor_new(rt, "ex0");
     rt_actor_spec_t spec = {.name = "parent", .ops = &parent_ops};
-    cr_assert_eq(rt_actor_start(s_parent_ex, &spec), 0);
+    cr_assert_eq(rt_actor_start(rt_executor_new(rt, "ex0"), &spec), 0);
     rt_client_t *c = rt_client_new(rt, "test");
     Vmm__Envelope env;
     Vmm__Rt__Ping ping;
