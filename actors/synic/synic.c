@@ -1,0 +1,949 @@
+/*
+ * The synic actor: its requests (synic.proto), the guest's hypercalls,
+ * host ports, guest event ports and the monitor page. Per VP state and the
+ * MSRs are in synic_vp.c.
+ */
+#include "actors/synic/synic.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "actors/synic/synic_internal.h"
+
+/* How often the monitor page is read while monitors are registered: a bit
+ * the guest sets is signalled within about this long (plus the cost of the
+ * read, a direct call on the partition's executor). */
+#define S_MONITOR_POLL_NS 1000000L
+
+#define S_TARGET_MAX 255
+
+/* ---- Replies and refusals ----------------------------------------------------- */
+
+/* Answers (when it is a request), logs and counts a refused request. */
+__attribute__((format(printf, 4, 0))) static int
+s_refuse_va(synic_t *s, const Vmm__Envelope *msg, Vmm__ErrorCode code, const char *fmt,
+            va_list ap)
+{
+    char text[400];
+    vsnprintf(text, sizeof text, fmt, ap);
+    if (code == VMM__ERROR_CODE__NOT_SUPPORTED)
+        s->counts.unsupported++;
+    else
+        s->counts.bad_requests++;
+    rt_log(rt_actor_rt(s->self), s->self, RT_LOG_INFO, "refused %s from %s: %s",
+           msg->request_id ? "a request" : "a one-way request",
+           msg->sender ? msg->sender : "?", text);
+    if (msg->request_id)
+        rt_reply_error(s->self, msg, code, "%s: %s", rt_actor_name(s->self), text);
+    return 0;
+}
+
+__attribute__((format(printf, 4, 5))) static int
+s_refuse(synic_t *s, const Vmm__Envelope *msg, Vmm__ErrorCode code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = s_refuse_va(s, msg, code, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static int s_reply(synic_t *s, const Vmm__Envelope *msg, Vmm__Synic__Reply *reply)
+{
+    if (!msg->request_id)
+        return 0;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_SYNIC_REPLY;
+    env.synic_reply = reply;
+    return rt_reply(s->self, msg, &env);
+}
+
+static int s_ack(synic_t *s, const Vmm__Envelope *msg)
+{
+    return msg->request_id ? rt_reply_ack(s->self, msg) : 0;
+}
+
+/* Replies with the handle a registration made. */
+static int s_reply_handle(synic_t *s, const Vmm__Envelope *msg,
+                          Vmm__Synic__Reply__ResultCase kind, uint64_t handle)
+{
+    Vmm__Synic__Reply reply = VMM__SYNIC__REPLY__INIT;
+    Vmm__Synic__HostEventPortHandle host_event = VMM__SYNIC__HOST_EVENT_PORT_HANDLE__INIT;
+    Vmm__Synic__HostMessagePortHandle host_message = VMM__SYNIC__HOST_MESSAGE_PORT_HANDLE__INIT;
+    Vmm__Synic__GuestEventPortHandle guest_event = VMM__SYNIC__GUEST_EVENT_PORT_HANDLE__INIT;
+    Vmm__Synic__MonitorHandle monitor = VMM__SYNIC__MONITOR_HANDLE__INIT;
+    reply.result_case = kind;
+    switch (kind) {
+    case VMM__SYNIC__REPLY__RESULT_HOST_EVENT_PORT:
+        host_event.handle = handle;
+        reply.host_event_port = &host_event;
+        break;
+    case VMM__SYNIC__REPLY__RESULT_HOST_MESSAGE_PORT:
+        host_message.handle = handle;
+        reply.host_message_port = &host_message;
+        break;
+    case VMM__SYNIC__REPLY__RESULT_GUEST_EVENT_PORT:
+        guest_event.handle = handle;
+        reply.guest_event_port = &guest_event;
+        break;
+    default:
+        monitor.handle = handle;
+        reply.monitor = &monitor;
+        break;
+    }
+    return s_reply(s, msg, &reply);
+}
+
+static int s_reply_status(synic_t *s, const Vmm__Envelope *msg, uint32_t status)
+{
+    Vmm__Synic__HypercallStatus hs = VMM__SYNIC__HYPERCALL_STATUS__INIT;
+    hs.hv_status = status;
+    Vmm__Synic__Reply reply = VMM__SYNIC__REPLY__INIT;
+    reply.result_case = VMM__SYNIC__REPLY__RESULT_HYPERCALL_STATUS;
+    reply.hypercall_status = &hs;
+    return s_reply(s, msg, &reply);
+}
+
+/* Refuses a VTL other than 0 (KVM here has no VTLs); true when refused. */
+static bool s_refuse_vtl(synic_t *s, const Vmm__Envelope *msg, Vmm__Vtl vtl)
+{
+    if (vtl == VMM__VTL__VTL0)
+        return false;
+    if (vtl == VMM__VTL__VTL1 || vtl == VMM__VTL__VTL2)
+        s_refuse(s, msg, VMM__ERROR_CODE__NOT_SUPPORTED, "VTL%d: this synic serves VTL0 only",
+                 (int)vtl);
+    else
+        s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "VTL %d does not exist", (int)vtl);
+    return true;
+}
+
+static bool s_refuse_vp(synic_t *s, const Vmm__Envelope *msg, uint32_t vp)
+{
+    if (vp < s->vp_count)
+        return false;
+    s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "VP %u out of range: the partition has %u",
+             vp, s->vp_count);
+    return true;
+}
+
+static bool s_refuse_sint(synic_t *s, const Vmm__Envelope *msg, uint32_t sint)
+{
+    if (sint < SYNIC_SINTS)
+        return false;
+    s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+             "SINT %u out of range: a VP has SINTs 0 to %d", sint, SYNIC_SINTS - 1);
+    return true;
+}
+
+static const char *s_sender(const Vmm__Envelope *msg)
+{
+    return msg->sender ? msg->sender : "";
+}
+
+/* ---- Host ports and what the guest sends them ---------------------------------- */
+
+static synic_host_port_t *s_host_port_by_connection(synic_t *s, uint32_t connection_id)
+{
+    for (size_t i = 0; i < s->n_host_ports; i++)
+        if (s->host_ports[i].connection_id == connection_id)
+            return &s->host_ports[i];
+    return NULL;
+}
+
+/* Finds the port of connection_id the guest (at vtl) may reach: a status
+ * other than success says why not. */
+static uint32_t s_host_port_for(synic_t *s, uint32_t vtl, uint32_t connection_id, bool message,
+                                synic_host_port_t **port)
+{
+    *port = s_host_port_by_connection(s, connection_id);
+    if (!*port)
+        return SYNIC_HV_STATUS_INVALID_CONNECTION_ID;
+    if ((*port)->message != message) /* TLFS: not a port of that type */
+        return SYNIC_HV_STATUS_INVALID_PORT_ID;
+    if (vtl < (*port)->minimum_vtl)
+        return SYNIC_HV_STATUS_ACCESS_DENIED;
+    return SYNIC_HV_STATUS_SUCCESS;
+}
+
+static uint32_t s_send_event(synic_t *s, Vmm__Synic__Event *event, const char *target)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_SYNIC_EVENT;
+    env.synic_event = event;
+    int rc = rt_send(s->self, target, &env);
+    if (!rc)
+        return SYNIC_HV_STATUS_SUCCESS;
+    s->counts.unsent++;
+    rt_log(rt_actor_rt(s->self), s->self, RT_LOG_WARN, "sending to %s: %s", target,
+           strerror(-rc));
+    return SYNIC_HV_STATUS_INSUFFICIENT_BUFFERS;
+}
+
+/* The guest signalled flag of connection_id (HvSignalEvent, a monitor). */
+static uint32_t s_route_event(synic_t *s, uint32_t vtl, uint32_t connection_id, uint32_t flag)
+{
+    synic_host_port_t *port;
+    uint32_t status = s_host_port_for(s, vtl, connection_id, false, &port);
+    if (status)
+        return status;
+    if (flag >= SYNIC_EVENT_FLAGS) /* a port has at most a SIEF area's flags */
+        return SYNIC_HV_STATUS_INVALID_PARAMETER;
+    Vmm__Synic__HostEventSignalled signalled = VMM__SYNIC__HOST_EVENT_SIGNALLED__INIT;
+    signalled.handle = port->handle;
+    signalled.connection_id = connection_id;
+    signalled.flag = flag;
+    Vmm__Synic__Event event = VMM__SYNIC__EVENT__INIT;
+    event.event_case = VMM__SYNIC__EVENT__EVENT_HOST_EVENT_SIGNALLED;
+    event.host_event_signalled = &signalled;
+    status = s_send_event(s, &event, port->target);
+    if (!status)
+        s->counts.host_events++;
+    return status;
+}
+
+/* TLFS HvPostMessage: a type is non-zero with bit 31 clear (the
+ * hypervisor's), a payload at most 240 bytes. */
+static uint32_t s_check_guest_message(uint32_t type, uint64_t size)
+{
+    if (type == SYNIC_HVMSG_NONE || (type & 0x80000000u) || size > SYNIC_PAYLOAD_MAX)
+        return SYNIC_HV_STATUS_INVALID_PARAMETER;
+    return SYNIC_HV_STATUS_SUCCESS;
+}
+
+/* The guest posted a message to connection_id (HvPostMessage). */
+static uint32_t s_route_message(synic_t *s, uint32_t vtl, uint32_t connection_id, uint32_t type,
+                                const uint8_t *payload, uint32_t size)
+{
+    uint32_t status = s_check_guest_message(type, size);
+    if (status)
+        return status;
+    synic_host_port_t *port;
+    status = s_host_port_for(s, vtl, connection_id, true, &port);
+    if (status)
+        return status;
+    Vmm__Synic__HostMessage host_message = VMM__SYNIC__HOST_MESSAGE__INIT;
+    host_message.handle = port->handle;
+    host_message.connection_id = connection_id;
+    host_message.message_type = type;
+    host_message.payload.data = (uint8_t *)payload;
+    host_message.payload.len = size;
+    Vmm__Synic__Event event = VMM__SYNIC__EVENT__INIT;
+    event.event_case = VMM__SYNIC__EVENT__EVENT_HOST_MESSAGE;
+    event.host_message = &host_message;
+    status = s_send_event(s, &event, port->target);
+    if (!status)
+        s->counts.host_messages++;
+    return status;
+}
+
+static int s_register_host_port(synic_t *s, const Vmm__Envelope *msg, bool message,
+                                uint32_t connection_id, Vmm__Vtl minimum_vtl, const char *target)
+{
+    if (connection_id > SYNIC_CONNECTION_ID_MAX)
+        return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                        "connection id 0x%x: a connection id has 24 bits", connection_id);
+    if ((uint32_t)minimum_vtl > VMM__VTL__VTL2)
+        return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "minimum VTL %d does not exist",
+                        (int)minimum_vtl);
+    if (!target || !target[0] || strlen(target) > S_TARGET_MAX)
+        return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                        "a port needs a target actor name of 1 to %d characters", S_TARGET_MAX);
+    const synic_host_port_t *taken = s_host_port_by_connection(s, connection_id);
+    if (taken)
+        return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                        "connection id %u is taken by the %s port of %s", connection_id,
+                        taken->message ? "message" : "event", taken->owner);
+    synic_host_port_t *ports =
+        realloc(s->host_ports, (s->n_host_ports + 1) * sizeof *s->host_ports);
+    if (!ports)
+        return -ENOMEM;
+    s->host_ports = ports;
+    synic_host_port_t *port = &ports[s->n_host_ports];
+    *port = (synic_host_port_t){.handle = s->next_handle, .message = message,
+                                .connection_id = connection_id,
+                                .minimum_vtl = (uint32_t)minimum_vtl,
+                                .target = strdup(target), .owner = strdup(s_sender(msg))};
+    if (!port->target || !port->owner) {
+        free(port->target);
+        free(port->owner);
+        return -ENOMEM;
+    }
+    s->n_host_ports++;
+    s->next_handle++;
+    return s_reply_handle(s, msg,
+                          message ? VMM__SYNIC__REPLY__RESULT_HOST_MESSAGE_PORT
+                                  : VMM__SYNIC__REPLY__RESULT_HOST_EVENT_PORT,
+                          port->handle);
+}
+
+static int s_unregister_host_port(synic_t *s, const Vmm__Envelope *msg, bool message,
+                                  uint64_t handle)
+{
+    for (size_t i = 0; i < s->n_host_ports; i++) {
+        synic_host_port_t *port = &s->host_ports[i];
+        if (port->handle != handle || port->message != message)
+            continue;
+        if (strcmp(port->owner, s_sender(msg)))
+            return s_refuse(s, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
+                            "host port %llu belongs to %s", (unsigned long long)handle,
+                            port->owner);
+        free(port->target);
+        free(port->owner);
+        s->host_ports[i] = s->host_ports[--s->n_host_ports];
+        return s_ack(s, msg);
+    }
+    return s_refuse(s, msg, VMM__ERROR_CODE__NOT_FOUND, "no host %s port %llu",
+                    message ? "message" : "event", (unsigned long long)handle);
+}
+
+/* ---- Hypercalls ------------------------------------------------------------------ */
+
+/* HvSignalEvent: RDX, or 8 bytes at the GPA in RDX. */
+static uint32_t s_hv_signal_event(synic_t *s, bool fast, uint64_t input)
+{
+    uint64_t value = input;
+    if (!fast) {
+        uint8_t bytes[8];
+        /* TLFS: misaligned or outside the GPA space is an alignment error. */
+        if ((input & 7) || synic_guest_read(s, input, bytes, sizeof bytes))
+            return SYNIC_HV_STATUS_INVALID_ALIGNMENT;
+        value = synic_get64(bytes);
+    }
+    if (value >> 48) /* RsvdZ */
+        return SYNIC_HV_STATUS_INVALID_PARAMETER;
+    return s_route_event(s, VMM__VTL__VTL0, (uint32_t)value, (uint32_t)(value >> 32) & 0xffff);
+}
+
+/* HvPostMessage: its input page at the GPA in RDX. */
+static uint32_t s_hv_post_message(synic_t *s, bool fast, uint64_t input)
+{
+    if (fast) /* 256 bytes do not fit two registers */
+        return SYNIC_HV_STATUS_INVALID_HYPERCALL_INPUT;
+    if ((input & 7) || (input & (SYNIC_PAGE_SIZE - 1)) + SYNIC_POST_MESSAGE_INPUT_SIZE >
+                           SYNIC_PAGE_SIZE)
+        return SYNIC_HV_STATUS_INVALID_ALIGNMENT;
+    uint8_t in[SYNIC_POST_MESSAGE_INPUT_SIZE];
+    if (synic_guest_read(s, input, in, sizeof in))
+        return SYNIC_HV_STATUS_INVALID_ALIGNMENT;
+    if (synic_get32(in + 4)) /* RsvdZ */
+        return SYNIC_HV_STATUS_INVALID_PARAMETER;
+    uint32_t size = synic_get32(in + 12);
+    if (size > SYNIC_PAYLOAD_MAX)
+        return SYNIC_HV_STATUS_INVALID_PARAMETER;
+    return s_route_message(s, VMM__VTL__VTL0, synic_get32(in), synic_get32(in + 8), in + 16,
+                           size);
+}
+
+static uint32_t s_hypercall(synic_t *s, uint64_t control, uint64_t input)
+{
+    uint32_t code = (uint32_t)(control & SYNIC_HYPERCALL_CODE_MASK);
+    if (code != SYNIC_HVCALL_POST_MESSAGE && code != SYNIC_HVCALL_SIGNAL_EVENT)
+        return SYNIC_HV_STATUS_INVALID_HYPERCALL_CODE;
+    /* Both are simple calls: no rep count, start or variable header. */
+    if (control & (SYNIC_HYPERCALL_RESERVED_MASK | SYNIC_HYPERCALL_VARHEAD_MASK |
+                   SYNIC_HYPERCALL_REP_COUNT_MASK | SYNIC_HYPERCALL_REP_START_MASK))
+        return SYNIC_HV_STATUS_INVALID_HYPERCALL_INPUT;
+    bool fast = control & SYNIC_HYPERCALL_FAST;
+    if (code == SYNIC_HVCALL_SIGNAL_EVENT)
+        return s_hv_signal_event(s, fast, input);
+    return s_hv_post_message(s, fast, input);
+}
+
+static int s_on_hypercall(synic_t *s, const Vmm__Envelope *msg, const Vmm__Synic__Hypercall *op)
+{
+    if (s_refuse_vp(s, msg, op->vp))
+        return 0;
+    uint32_t status = s_hypercall(s, op->control, op->input);
+    s->counts.hypercalls++;
+    if (status)
+        s->counts.hypercall_errors++;
+    Vmm__Synic__HypercallResult result = VMM__SYNIC__HYPERCALL_RESULT__INIT;
+    result.rax = status; /* simple calls complete no reps */
+    Vmm__Synic__Reply reply = VMM__SYNIC__REPLY__INIT;
+    reply.result_case = VMM__SYNIC__REPLY__RESULT_HYPERCALL_RESULT;
+    reply.hypercall_result = &result;
+    return s_reply(s, msg, &reply);
+}
+
+static int s_on_access_msr(synic_t *s, const Vmm__Envelope *msg, const Vmm__Synic__AccessMsr *op)
+{
+    if (s_refuse_vp(s, msg, op->vp))
+        return 0;
+    Vmm__Synic__MsrResult result = VMM__SYNIC__MSR_RESULT__INIT;
+    int rc;
+    if (op->write) {
+        s->counts.msr_writes++;
+        rc = synic_msr_write(s, op->vp, op->index, op->value);
+    } else {
+        s->counts.msr_reads++;
+        rc = synic_msr_read(s, op->vp, op->index, &result.value);
+    }
+    if (rc) {
+        s->counts.msr_gp++;
+        result.gp = true;
+        rt_log(rt_actor_rt(s->self), s->self, RT_LOG_DEBUG, "#GP for VP %u %s MSR 0x%x",
+               op->vp, op->write ? "writing" : "reading", op->index);
+    }
+    Vmm__Synic__Reply reply = VMM__SYNIC__REPLY__INIT;
+    reply.result_case = VMM__SYNIC__REPLY__RESULT_MSR_RESULT;
+    reply.msr_result = &result;
+    return s_reply(s, msg, &reply);
+}
+
+static int s_on_signal_event(synic_t *s, const Vmm__Envelope *msg,
+                             const Vmm__Synic__SignalEvent *op)
+{
+    if (s_refuse_vtl(s, msg, op->vtl))
+        return 0;
+    return s_reply_status(s, msg, s_route_event(s, op->vtl, op->connection_id, op->flag));
+}
+
+static int s_on_handle_post_message(synic_t *s, const Vmm__Envelope *msg,
+                                    const Vmm__Synic__HandlePostMessage *op)
+{
+    if (s_refuse_vtl(s, msg, op->vtl))
+        return 0;
+    uint32_t status = op->payload.len > SYNIC_PAYLOAD_MAX
+                          ? SYNIC_HV_STATUS_INVALID_PARAMETER
+                          : s_route_message(s, op->vtl, op->connection_id, op->message_type,
+                                            op->payload.data, (uint32_t)op->payload.len);
+    return s_reply_status(s, msg, status);
+}
+
+/* ---- Host to guest ----------------------------------------------------------------- */
+
+static int s_on_post_message(synic_t *s, const Vmm__Envelope *msg,
+                             const Vmm__Synic__PostMessage *op)
+{
+    if (s_refuse_vtl(s, msg, op->vtl) || s_refuse_vp(s, msg, op->vp) ||
+        s_refuse_sint(s, msg, op->sint))
+        return 0;
+    if (op->message_type == SYNIC_HVMSG_NONE)
+        return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                        "message type 0 marks a free slot: a message needs another");
+    if (op->payload.len > SYNIC_PAYLOAD_MAX)
+        return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                        "a payload of %zu bytes: at most %u fit a message", op->payload.len,
+                        SYNIC_PAYLOAD_MAX);
+    int rc = synic_post(s, op->vp, op->sint, op->message_type, op->payload.data,
+                        (uint32_t)op->payload.len);
+    if (rc == -EBUSY)
+        return s_refuse(s, msg, VMM__ERROR_CODE__BUSY,
+                        "%u messages wait for the slot of VP %u SINT %u already",
+                        s->queue_limit, op->vp, op->sint);
+    return rc ? rc : s_ack(s, msg);
+}
+
+static synic_guest_port_t *s_guest_port(synic_t *s, uint64_t handle)
+{
+    for (size_t i = 0; i < s->n_guest_ports; i++)
+        if (s->guest_ports[i].handle == handle)
+            return &s->guest_ports[i];
+    return NULL;
+}
+
+static int s_on_new_guest_event_port(synic_t *s, const Vmm__Envelope *msg,
+                                     const Vmm__Synic__NewGuestEventPort *op)
+{
+    if (s_refuse_vtl(s, msg, op->vtl) || s_refuse_vp(s, msg, op->vp) ||
+        s_refuse_sint(s, msg, op->sint))
+        return 0;
+    if (op->flag >= SYNIC_EVENT_FLAGS)
+        return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                        "event flag %u out of range: a SINT has flags 0 to %u", op->flag,
+                        SYNIC_EVENT_FLAGS - 1);
+    synic_guest_port_t *ports =
+        realloc(s->guest_ports, (s->n_guest_ports + 1) * sizeof *s->guest_ports);
+    if (!ports)
+        return -ENOMEM;
+    s->guest_ports = ports;
+    synic_guest_port_t *port = &ports[s->n_guest_ports];
+    *port = (synic_guest_port_t){.handle = s->next_handle, .vp = op->vp, .sint = op->sint,
+                                 .flag = op->flag, .owner = strdup(s_sender(msg))};
+    if (!port->owner)
+        return -ENOMEM;
+    s->n_guest_ports++;
+    s->next_handle++;
+    return s_reply_handle(s, msg, VMM__SYNIC__REPLY__RESULT_GUEST_EVENT_PORT, port->handle);
+}
+
+static int s_on_signal_guest_event_port(synic_t *s, const Vmm__Envelope *msg,
+                                        const Vmm__Synic__SignalGuestEventPort *op)
+{
+    const synic_guest_port_t *port = s_guest_port(s, op->handle);
+    if (!port)
+        return s_refuse(s, msg, VMM__ERROR_CODE__NOT_FOUND, "no guest event port %llu",
+                        (unsigned long long)op->handle);
+    synic_signal_flag(s, port->vp, port->sint, port->flag);
+    return s_ack(s, msg);
+}
+
+/* Finds a guest event port its owner is changing; NULL when refused. */
+static synic_guest_port_t *s_owned_guest_port(synic_t *s, const Vmm__Envelope *msg,
+                                              uint64_t handle)
+{
+    synic_guest_port_t *port = s_guest_port(s, handle);
+    if (!port)
+        s_refuse(s, msg, VMM__ERROR_CODE__NOT_FOUND, "no guest event port %llu",
+                 (unsigned long long)handle);
+    else if (strcmp(port->owner, s_sender(msg)))
+        s_refuse(s, msg, VMM__ERROR_CODE__PERMISSION_DENIED, "guest event port %llu belongs to %s",
+                 (unsigned long long)handle, port->owner);
+    else
+        return port;
+    return NULL;
+}
+
+static int s_on_retarget_guest_event_port(synic_t *s, const Vmm__Envelope *msg,
+                                          const Vmm__Synic__RetargetGuestEventPort *op)
+{
+    synic_guest_port_t *port = s_owned_guest_port(s, msg, op->handle);
+    if (!port || s_refuse_vp(s, msg, op->vp))
+        return 0;
+    bool has_sint = op->opt_sint_case == VMM__SYNIC__RETARGET_GUEST_EVENT_PORT__OPT_SINT_SINT;
+    if (has_sint && s_refuse_sint(s, msg, op->sint))
+        return 0;
+    port->vp = op->vp;
+    if (has_sint)
+        port->sint = op->sint;
+    return s_ack(s, msg);
+}
+
+static int s_on_unregister_guest_event_port(synic_t *s, const Vmm__Envelope *msg,
+                                            const Vmm__Synic__UnregisterGuestEventPort *op)
+{
+    synic_guest_port_t *port = s_owned_guest_port(s, msg, op->handle);
+    if (!port)
+        return 0;
+    free(port->owner);
+    *port = s->guest_ports[--s->n_guest_ports];
+    return s_ack(s, msg);
+}
+
+/* ---- Monitor page -------------------------------------------------------------------- */
+
+/* Polls while a page is set and monitors watch it. */
+static void s_monitor_arm(synic_t *s)
+{
+    struct itimerspec its = {{0, 0}, {0, 0}};
+    if (s->monitor_page_set && s->n_monitors) {
+        its.it_interval.tv_nsec = S_MONITOR_POLL_NS;
+        its.it_value.tv_nsec = S_MONITOR_POLL_NS;
+    }
+    if (timerfd_settime(s->monitor_fd, 0, &its, NULL))
+        rt_log(rt_actor_rt(s->self), s->self, RT_LOG_ERROR, "arming the monitor poll: %s",
+               strerror(errno));
+}
+
+static void s_monitor_masks(synic_t *s)
+{
+    memset(s->monitor_mask, 0, sizeof s->monitor_mask);
+    for (size_t i = 0; i < s->n_monitors; i++) {
+        uint32_t id = s->monitors[i].monitor_id;
+        s->monitor_mask[id / 32] |= 1u << (id % 32);
+    }
+}
+
+static const synic_monitor_t *s_monitor_by_id(const synic_t *s, uint32_t monitor_id)
+{
+    for (size_t i = 0; i < s->n_monitors; i++)
+        if (s->monitors[i].monitor_id == monitor_id)
+            return &s->monitors[i];
+    return NULL;
+}
+
+/* Clears the bits seen of one trigger group, then signals them: a bit the
+ * guest sets again after the clear is seen by a later poll. Only the
+ * bytes holding seen bits are written. */
+static void s_monitor_group(synic_t *s, uint32_t group, uint32_t pending)
+{
+    uint32_t seen = pending & s->monitor_mask[group];
+    if (!seen)
+        return;
+    uint64_t gpa = s->monitor_gpa + SYNIC_MONITOR_PENDING_OFFSET(group);
+    for (uint32_t b = 0; b < 4; b++) {
+        uint8_t seen_byte = (uint8_t)(seen >> (8 * b));
+        if (!seen_byte)
+            continue;
+        uint8_t byte = (uint8_t)(pending >> (8 * b)) & (uint8_t)~seen_byte;
+        if (synic_guest_write(s, gpa + b, &byte, 1))
+            seen &= ~(0xffu << (8 * b)); /* not cleared: signalled next time */
+    }
+    for (uint32_t bit = 0; bit < 32; bit++) {
+        if (!(seen & (1u << bit)))
+            continue;
+        const synic_monitor_t *m = s_monitor_by_id(s, group * 32 + bit);
+        if (!m || s_route_event(s, VMM__VTL__VTL0, m->connection_id, 0))
+            s->counts.monitor_unrouted++;
+        else
+            s->counts.monitor_signals++;
+    }
+}
+
+static void s_on_monitor_fd(rt_actor_t *self, int fd)
+{
+    synic_t *s = rt_actor_state(self);
+    uint64_t ticks;
+    if (read(fd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
+        rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "reading the monitor poll: %s",
+               strerror(errno));
+    if (!s->monitor_page_set || !s->n_monitors)
+        return;
+    s->counts.monitor_polls++;
+    uint8_t groups[8 * SYNIC_MONITOR_GROUPS];
+    if (synic_guest_read(s, s->monitor_gpa + SYNIC_MONITOR_PENDING_OFFSET(0), groups,
+                         sizeof groups))
+        return;
+    for (uint32_t g = 0; g < SYNIC_MONITOR_GROUPS; g++)
+        s_monitor_group(s, g, synic_get32(groups + 8 * g));
+}
+
+static int s_on_register_monitor(synic_t *s, const Vmm__Envelope *msg,
+                                 const Vmm__Synic__RegisterMonitor *op)
+{
+    if (op->monitor_id >= SYNIC_MONITOR_IDS)
+        return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                        "monitor id %u out of range: the page has ids 0 to %d", op->monitor_id,
+                        SYNIC_MONITOR_IDS - 1);
+    if (op->connection_id > SYNIC_CONNECTION_ID_MAX)
+        return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                        "connection id 0x%x: a connection id has 24 bits", op->connection_id);
+    const synic_monitor_t *taken = s_monitor_by_id(s, op->monitor_id);
+    if (taken)
+        return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                        "monitor id %u is registered by %s already", op->monitor_id,
+                        taken->owner);
+    synic_monitor_t *monitors = realloc(s->monitors, (s->n_monitors + 1) * sizeof *s->monitors);
+    if (!monitors)
+        return -ENOMEM;
+    s->monitors = monitors;
+    synic_monitor_t *m = &monitors[s->n_monitors];
+    *m = (synic_monitor_t){.handle = s->next_handle, .monitor_id = op->monitor_id,
+                           .connection_id = op->connection_id, .owner = strdup(s_sender(msg))};
+    if (!m->owner)
+        return -ENOMEM;
+    s->n_monitors++;
+    s->next_handle++;
+    s_monitor_masks(s);
+    s_monitor_arm(s);
+    return s_reply_handle(s, msg, VMM__SYNIC__REPLY__RESULT_MONITOR, m->handle);
+}
+
+static int s_on_unregister_monitor(synic_t *s, const Vmm__Envelope *msg,
+                                   const Vmm__Synic__UnregisterMonitor *op)
+{
+    for (size_t i = 0; i < s->n_monitors; i++) {
+        synic_monitor_t *m = &s->monitors[i];
+        if (m->handle != op->handle)
+            continue;
+        if (strcmp(m->owner, s_sender(msg)))
+            return s_refuse(s, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
+                            "monitor %llu belongs to %s", (unsigned long long)op->handle,
+                            m->owner);
+        free(m->owner);
+        *m = s->monitors[--s->n_monitors];
+        s_monitor_masks(s);
+        s_monitor_arm(s);
+        return s_ack(s, msg);
+    }
+    return s_refuse(s, msg, VMM__ERROR_CODE__NOT_FOUND, "no monitor %llu",
+                    (unsigned long long)op->handle);
+}
+
+static int s_on_set_monitor_page(synic_t *s, const Vmm__Envelope *msg,
+                                 const Vmm__Synic__SetMonitorPage *op)
+{
+    if (s_refuse_vtl(s, msg, op->vtl))
+        return 0;
+    bool set = op->opt_gpa_case == VMM__SYNIC__SET_MONITOR_PAGE__OPT_GPA_GPA;
+    if (set && (op->gpa & (SYNIC_PAGE_SIZE - 1)))
+        return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                        "monitor page 0x%llx is not page aligned", (unsigned long long)op->gpa);
+    s->monitor_page_set = set;
+    s->monitor_gpa = set ? op->gpa : 0;
+    s_monitor_arm(s);
+    return s_ack(s, msg);
+}
+
+/* ---- Dispatch ------------------------------------------------------------------------- */
+
+static int s_on_simple_query(synic_t *s, const Vmm__Envelope *msg, bool monitor_support)
+{
+    Vmm__Synic__Reply reply = VMM__SYNIC__REPLY__INIT;
+    Vmm__Synic__MonitorSupport support = VMM__SYNIC__MONITOR_SUPPORT__INIT;
+    Vmm__Synic__PreferOsEvents prefer = VMM__SYNIC__PREFER_OS_EVENTS__INIT;
+    if (monitor_support) {
+        support.supported = true;
+        reply.result_case = VMM__SYNIC__REPLY__RESULT_MONITOR_SUPPORT;
+        reply.monitor_support = &support;
+    } else {
+        /* Signals go through this actor, not an eventfd a kernel dispatches. */
+        prefer.prefer = false;
+        reply.result_case = VMM__SYNIC__REPLY__RESULT_PREFER_OS_EVENTS;
+        reply.prefer_os_events = &prefer;
+    }
+    return s_reply(s, msg, &reply);
+}
+
+/* The op's member: NULL when unset (a call within one executor can lend a
+ * body with a case but no member). */
+static const void *s_member(const Vmm__Synic__Request *req)
+{
+    switch (req->op_case) {
+    case VMM__SYNIC__REQUEST__OP_REGISTER_HOST_EVENT_PORT:
+        return req->register_host_event_port;
+    case VMM__SYNIC__REQUEST__OP_UNREGISTER_HOST_EVENT_PORT:
+        return req->unregister_host_event_port;
+    case VMM__SYNIC__REQUEST__OP_REGISTER_HOST_MESSAGE_PORT:
+        return req->register_host_message_port;
+    case VMM__SYNIC__REQUEST__OP_UNREGISTER_HOST_MESSAGE_PORT:
+        return req->unregister_host_message_port;
+    case VMM__SYNIC__REQUEST__OP_SIGNAL_EVENT:
+        return req->signal_event;
+    case VMM__SYNIC__REQUEST__OP_HANDLE_POST_MESSAGE:
+        return req->handle_post_message;
+    case VMM__SYNIC__REQUEST__OP_POST_MESSAGE:
+        return req->post_message;
+    case VMM__SYNIC__REQUEST__OP_NEW_GUEST_EVENT_PORT:
+        return req->new_guest_event_port;
+    case VMM__SYNIC__REQUEST__OP_SIGNAL_GUEST_EVENT_PORT:
+        return req->signal_guest_event_port;
+    case VMM__SYNIC__REQUEST__OP_RETARGET_GUEST_EVENT_PORT:
+        return req->retarget_guest_event_port;
+    case VMM__SYNIC__REQUEST__OP_UNREGISTER_GUEST_EVENT_PORT:
+        return req->unregister_guest_event_port;
+    case VMM__SYNIC__REQUEST__OP_GET_PREFER_OS_EVENTS:
+        return req->get_prefer_os_events;
+    case VMM__SYNIC__REQUEST__OP_GET_MONITOR_SUPPORT:
+        return req->get_monitor_support;
+    case VMM__SYNIC__REQUEST__OP_REGISTER_MONITOR:
+        return req->register_monitor;
+    case VMM__SYNIC__REQUEST__OP_UNREGISTER_MONITOR:
+        return req->unregister_monitor;
+    case VMM__SYNIC__REQUEST__OP_SET_MONITOR_PAGE:
+        return req->set_monitor_page;
+    case VMM__SYNIC__REQUEST__OP_ACCESS_MSR:
+        return req->access_msr;
+    case VMM__SYNIC__REQUEST__OP_HYPERCALL:
+        return req->hypercall;
+    default:
+        return NULL;
+    }
+}
+
+static int s_dispatch(synic_t *s, const Vmm__Envelope *msg, const Vmm__Synic__Request *req)
+{
+    switch (req->op_case) {
+    case VMM__SYNIC__REQUEST__OP_REGISTER_HOST_EVENT_PORT: {
+        const Vmm__Synic__RegisterHostEventPort *op = req->register_host_event_port;
+        return s_register_host_port(s, msg, false, op->connection_id, op->minimum_vtl,
+                                    op->target);
+    }
+    case VMM__SYNIC__REQUEST__OP_UNREGISTER_HOST_EVENT_PORT:
+        return s_unregister_host_port(s, msg, false, req->unregister_host_event_port->handle);
+    case VMM__SYNIC__REQUEST__OP_REGISTER_HOST_MESSAGE_PORT: {
+        const Vmm__Synic__RegisterHostMessagePort *op = req->register_host_message_port;
+        return s_register_host_port(s, msg, true, op->connection_id, op->minimum_vtl,
+                                    op->target);
+    }
+    case VMM__SYNIC__REQUEST__OP_UNREGISTER_HOST_MESSAGE_PORT:
+        return s_unregister_host_port(s, msg, true, req->unregister_host_message_port->handle);
+    case VMM__SYNIC__REQUEST__OP_SIGNAL_EVENT:
+        return s_on_signal_event(s, msg, req->signal_event);
+    case VMM__SYNIC__REQUEST__OP_HANDLE_POST_MESSAGE:
+        return s_on_handle_post_message(s, msg, req->handle_post_message);
+    case VMM__SYNIC__REQUEST__OP_POST_MESSAGE:
+        return s_on_post_message(s, msg, req->post_message);
+    case VMM__SYNIC__REQUEST__OP_NEW_GUEST_EVENT_PORT:
+        return s_on_new_guest_event_port(s, msg, req->new_guest_event_port);
+    case VMM__SYNIC__REQUEST__OP_SIGNAL_GUEST_EVENT_PORT:
+        return s_on_signal_guest_event_port(s, msg, req->signal_guest_event_port);
+    case VMM__SYNIC__REQUEST__OP_RETARGET_GUEST_EVENT_PORT:
+        return s_on_retarget_guest_event_port(s, msg, req->retarget_guest_event_port);
+    case VMM__SYNIC__REQUEST__OP_UNREGISTER_GUEST_EVENT_PORT:
+        return s_on_unregister_guest_event_port(s, msg, req->unregister_guest_event_port);
+    case VMM__SYNIC__REQUEST__OP_GET_PREFER_OS_EVENTS:
+        return s_on_simple_query(s, msg, false);
+    case VMM__SYNIC__REQUEST__OP_GET_MONITOR_SUPPORT:
+        return s_on_simple_query(s, msg, true);
+    case VMM__SYNIC__REQUEST__OP_REGISTER_MONITOR:
+        return s_on_register_monitor(s, msg, req->register_monitor);
+    case VMM__SYNIC__REQUEST__OP_UNREGISTER_MONITOR:
+        return s_on_unregister_monitor(s, msg, req->unregister_monitor);
+    case VMM__SYNIC__REQUEST__OP_SET_MONITOR_PAGE:
+        return s_on_set_monitor_page(s, msg, req->set_monitor_page);
+    case VMM__SYNIC__REQUEST__OP_ACCESS_MSR:
+        return s_on_access_msr(s, msg, req->access_msr);
+    case VMM__SYNIC__REQUEST__OP_HYPERCALL:
+        return s_on_hypercall(s, msg, req->hypercall);
+    default:
+        return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "synic op %d is unknown",
+                        (int)req->op_case);
+    }
+}
+
+static int s_on_synic_request(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    synic_t *s = rt_actor_state(self);
+    const Vmm__Synic__Request *req = msg->synic_request;
+    if (!req || req->op_case == VMM__SYNIC__REQUEST__OP__NOT_SET || !s_member(req))
+        return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "a synic_request with no op");
+    /* Only what says "may be sent one-way" may go unanswered. */
+    if (!msg->request_id && req->op_case != VMM__SYNIC__REQUEST__OP_POST_MESSAGE &&
+        req->op_case != VMM__SYNIC__REQUEST__OP_SIGNAL_GUEST_EVENT_PORT)
+        return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                        "synic op %d sent one-way: it must be a request", (int)req->op_case);
+    return s_dispatch(s, msg, req);
+}
+
+/* ---- Lifecycle ------------------------------------------------------------------------ */
+
+static void s_release(synic_t *s)
+{
+    if (s->timer_fd >= 0) {
+        rt_actor_unwatch_fd(s->self, s->timer_fd);
+        close(s->timer_fd);
+    }
+    if (s->monitor_fd >= 0) {
+        rt_actor_unwatch_fd(s->self, s->monitor_fd);
+        close(s->monitor_fd);
+    }
+    synic_vps_free(s);
+    for (size_t i = 0; i < s->n_host_ports; i++) {
+        free(s->host_ports[i].target);
+        free(s->host_ports[i].owner);
+    }
+    free(s->host_ports);
+    for (size_t i = 0; i < s->n_guest_ports; i++)
+        free(s->guest_ports[i].owner);
+    free(s->guest_ports);
+    for (size_t i = 0; i < s->n_monitors; i++)
+        free(s->monitors[i].owner);
+    free(s->monitors);
+    free(s->partition);
+    free(s);
+}
+
+static int s_watch(synic_t *s, int *fd, rt_fd_fn fn)
+{
+    *fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (*fd < 0)
+        return -errno;
+    int rc = rt_actor_watch_fd(s->self, *fd, fn);
+    if (rc) {
+        close(*fd);
+        *fd = -1;
+    }
+    return rc;
+}
+
+static int s_init(rt_actor_t *self, void *arg)
+{
+    const synic_config_t *cfg = arg;
+    if (!cfg || !cfg->partition || !cfg->partition[0] || !cfg->vp_count ||
+        cfg->vp_count > SYNIC_MAX_VPS)
+        return -EINVAL;
+    synic_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    s->self = self;
+    s->timer_fd = -1;
+    s->monitor_fd = -1;
+    s->next_handle = 1;
+    s->vp_count = cfg->vp_count;
+    s->queue_limit = cfg->queue_limit ? cfg->queue_limit : 64;
+    int rc = synic_time_init(s, cfg);
+    if (rc)
+        goto fail;
+    rc = -ENOMEM;
+    s->partition = strdup(cfg->partition);
+    s->vps = calloc(cfg->vp_count, sizeof *s->vps);
+    if (!s->partition || !s->vps)
+        goto fail;
+    for (uint32_t v = 0; v < cfg->vp_count; v++)
+        for (int sint = 0; sint < SYNIC_SINTS; sint++)
+            s->vps[v].sint[sint] = SYNIC_SINT_MASKED;
+    rc = s_watch(s, &s->timer_fd, synic_on_timer_fd);
+    if (!rc)
+        rc = s_watch(s, &s->monitor_fd, s_on_monitor_fd);
+    if (rc)
+        goto fail;
+    rt_actor_set_state(self, s);
+    return 0;
+
+fail:
+    s_release(s);
+    return rc;
+}
+
+static void s_fini(rt_actor_t *self)
+{
+    s_release(rt_actor_state(self));
+    rt_actor_set_state(self, NULL);
+}
+
+#define S_COUNT(node, s, field) \
+    rt_inspect_add(node, #field, "%llu", (unsigned long long)(s)->counts.field)
+
+static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
+{
+    synic_t *s = rt_actor_state(self);
+    rt_inspect_add(node, "partition", "%s", s->partition);
+    rt_inspect_add(node, "vp_count", "%u", s->vp_count);
+    rt_inspect_add(node, "queue_limit", "%u", s->queue_limit);
+    rt_inspect_add(node, "tsc_khz", "%llu", (unsigned long long)s->tsc_khz);
+    rt_inspect_add(node, "reference_time", "%llu", (unsigned long long)synic_ref_time(s));
+    rt_inspect_add(node, "guest_os_id", "0x%llx", (unsigned long long)s->guest_os_id);
+    rt_inspect_add(node, "hypercall", "0x%llx", (unsigned long long)s->hypercall);
+    rt_inspect_add(node, "reference_tsc", "0x%llx", (unsigned long long)s->reference_tsc);
+    rt_inspect_add(node, "host_ports", "%zu", s->n_host_ports);
+    rt_inspect_add(node, "guest_ports", "%zu", s->n_guest_ports);
+    rt_inspect_add(node, "monitors", "%zu", s->n_monitors);
+    if (s->monitor_page_set)
+        rt_inspect_add(node, "monitor_page", "0x%llx", (unsigned long long)s->monitor_gpa);
+    else
+        rt_inspect_add(node, "monitor_page", "none");
+    S_COUNT(node, s, msr_reads);
+    S_COUNT(node, s, msr_writes);
+    S_COUNT(node, s, msr_gp);
+    S_COUNT(node, s, hypercalls);
+    S_COUNT(node, s, hypercall_errors);
+    S_COUNT(node, s, posted);
+    S_COUNT(node, s, busy);
+    S_COUNT(node, s, delivered);
+    S_COUNT(node, s, eoms);
+    S_COUNT(node, s, events_signalled);
+    S_COUNT(node, s, events_coalesced);
+    S_COUNT(node, s, events_deferred);
+    S_COUNT(node, s, msis);
+    S_COUNT(node, s, unsent);
+    S_COUNT(node, s, host_events);
+    S_COUNT(node, s, host_messages);
+    S_COUNT(node, s, timer_expiries);
+    S_COUNT(node, s, timer_missed);
+    S_COUNT(node, s, monitor_polls);
+    S_COUNT(node, s, monitor_signals);
+    S_COUNT(node, s, monitor_unrouted);
+    S_COUNT(node, s, memory_errors);
+    S_COUNT(node, s, bad_requests);
+    S_COUNT(node, s, unsupported);
+    synic_vps_inspect(s, node);
+}
+
+static const rt_handler_t s_handlers[] = {
+    {VMM__ENVELOPE__BODY_SYNIC_REQUEST, s_on_synic_request},
+};
+
+const rt_actor_ops_t synic_ops = {
+    .kind = "synic",
+    .init = s_init,
+    .fini = s_fini,
+    .handlers = s_handlers,
+    .n_handlers = sizeof s_handlers / sizeof *s_handlers,
+    .inspect = s_inspect,
+};

@@ -1,0 +1,185 @@
+/*
+ * The synic actor's state, shared by its two files: synic.c (the actor,
+ * its requests, hypercalls, host ports, guest event ports, the monitor
+ * page) and synic_vp.c (per VP: the synthetic MSRs, message queues, event
+ * flags and timers, and the partition's guest memory and MSIs they use).
+ */
+#ifndef VMM_SYNIC_INTERNAL_H
+#define VMM_SYNIC_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actors/synic/synic.h"
+#include "actors/synic/synic_tlfs.h"
+
+/* MSI destinations are 8-bit APIC ids (VP i has APIC id i). */
+#define SYNIC_MAX_VPS 256u
+
+/* A message waiting for its slot. */
+typedef struct synic_msg_s synic_msg_t;
+struct synic_msg_s {
+    synic_msg_t *next;
+    uint32_t type;
+    uint32_t size;
+    int timer; /* the timer whose expiry it reports (its delivery time is
+                  filled in when it reaches the slot); -1 for others */
+    uint8_t payload[SYNIC_PAYLOAD_MAX];
+};
+
+/* The FIFO of one (VP, SINT). */
+typedef struct {
+    synic_msg_t *head, *tail;
+    uint32_t count;
+} synic_queue_t;
+
+typedef struct {
+    uint64_t config, count;
+    uint64_t due; /* reference time of the next expiry, when armed */
+    bool armed;
+    bool queued; /* a message of this timer waits in a queue */
+} synic_timer_t;
+
+typedef struct {
+    uint64_t scontrol, simp, siefp;
+    uint64_t sint[SYNIC_SINTS];
+    synic_queue_t queues[SYNIC_SINTS];
+    /* SINTs that have something new for the guest but could not interrupt
+     * (masked, or SCONTROL disabled): interrupted when that changes. */
+    uint16_t raise_pending;
+    /* Event flags signalled while SCONTROL or SIEFP was disabled, set in
+     * the page when both are enabled: SYNIC_SINTS x 256 bytes laid out as
+     * the SIEF page, allocated on first use. */
+    uint8_t *deferred_flags;
+    synic_timer_t timers[SYNIC_TIMERS];
+    struct {
+        uint64_t delivered, eoms, msis;
+    } counts;
+} synic_vp_t;
+
+/* A host port: a connection the guest signals or posts to. */
+typedef struct {
+    uint64_t handle;
+    bool message; /* a message port; else an event port */
+    uint32_t connection_id;
+    uint32_t minimum_vtl;
+    char *target; /* owned */
+    char *owner;  /* owned: the registering actor */
+} synic_host_port_t;
+
+typedef struct {
+    uint64_t handle;
+    uint32_t vp, sint, flag;
+    char *owner; /* owned */
+} synic_guest_port_t;
+
+typedef struct {
+    uint64_t handle;
+    uint32_t monitor_id, connection_id;
+    char *owner; /* owned */
+} synic_monitor_t;
+
+typedef struct {
+    uint64_t msr_reads, msr_writes, msr_gp;
+    uint64_t hypercalls, hypercall_errors; /* errors: a status other than success */
+    uint64_t posted, busy;                 /* messages queued; refused: queue full */
+    uint64_t delivered, eoms;
+    uint64_t events_signalled, events_coalesced, events_deferred;
+    uint64_t msis, unsent;
+    uint64_t host_events, host_messages; /* sent to host port targets */
+    uint64_t timer_expiries, timer_missed;
+    uint64_t monitor_polls, monitor_signals, monitor_unrouted;
+    uint64_t memory_errors; /* guest memory the partition would not access */
+    uint64_t bad_requests, unsupported;
+} synic_counters_t;
+
+typedef struct {
+    rt_actor_t *self;
+    char *partition; /* owned */
+    uint32_t vp_count, queue_limit;
+    uint64_t tsc_khz;
+    int64_t tsc_offset;
+    /* The reference TSC page's parameters, also behind TIME_REF_COUNT. */
+    uint64_t tsc_scale;
+    int64_t ref_offset;
+    uint32_t tsc_sequence;
+
+    uint64_t guest_os_id, hypercall, reference_tsc;
+    synic_vp_t *vps;
+    int timer_fd; /* the earliest armed SynIC timer */
+
+    synic_host_port_t *host_ports;
+    size_t n_host_ports;
+    synic_guest_port_t *guest_ports;
+    size_t n_guest_ports;
+    synic_monitor_t *monitors;
+    size_t n_monitors;
+    uint32_t monitor_mask[SYNIC_MONITOR_GROUPS]; /* registered monitor ids */
+    bool monitor_page_set;
+    uint64_t monitor_gpa;
+    int monitor_fd; /* the poll interval while monitors are watched */
+    uint64_t next_handle;
+
+    synic_counters_t counts;
+} synic_t;
+
+/* ---- synic_vp.c ---------------------------------------------------------- */
+
+/* Sets up the reference time from the configuration; -EINVAL if the TSC
+ * frequency is 10 MHz or less (the scale would not fit 64 bits). */
+int synic_time_init(synic_t *s, const synic_config_t *cfg);
+/* The reference time now, in 100 ns units. */
+uint64_t synic_ref_time(const synic_t *s);
+
+/* Guest memory through the partition: 0, or a negative errno (counted as a
+ * memory error and logged). */
+int synic_guest_read(synic_t *s, uint64_t gpa, void *buf, size_t len);
+int synic_guest_write(synic_t *s, uint64_t gpa, const void *buf, size_t len);
+/* A fixed-delivery MSI to VP vp's local APIC, one-way to the partition. */
+void synic_send_msi(synic_t *s, uint32_t vp, uint32_t vector);
+
+/* A guest RDMSR / WRMSR of VP vp (below vp_count): 0, or -EPERM for a #GP. */
+int synic_msr_read(synic_t *s, uint32_t vp, uint32_t index, uint64_t *value);
+int synic_msr_write(synic_t *s, uint32_t vp, uint32_t index, uint64_t value);
+
+/* Queues a message for (vp, sint) and delivers what the slot can take.
+ * Returns 0, -EBUSY when queue_limit messages wait already, -ENOMEM. */
+int synic_post(synic_t *s, uint32_t vp, uint32_t sint, uint32_t type, const uint8_t *payload,
+               uint32_t size);
+/* Sets an event flag of (vp, sint) and interrupts if it was clear. */
+void synic_signal_flag(synic_t *s, uint32_t vp, uint32_t sint, uint32_t flag);
+
+/* The timer descriptor's callback: expires what is due, re-arms. */
+void synic_on_timer_fd(rt_actor_t *self, int fd);
+
+/* Frees what the VPs hold. */
+void synic_vps_free(synic_t *s);
+/* Adds one node per VP with its registers and counters. */
+void synic_vps_inspect(const synic_t *s, Vmm__Rt__InspectNode *node);
+
+/* ---- Little-endian fields of guest pages ---------------------------------- */
+
+static inline uint32_t synic_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t synic_get64(const uint8_t *p)
+{
+    return (uint64_t)synic_get32(p) | (uint64_t)synic_get32(p + 4) << 32;
+}
+
+static inline void synic_put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void synic_put64(uint8_t *p, uint64_t v)
+{
+    synic_put32(p, (uint32_t)v);
+    synic_put32(p + 4, (uint32_t)(v >> 32));
+}
+
+#endif

@@ -1,0 +1,751 @@
+/*
+ * Per VP state of the synic actor: the synthetic MSRs, message delivery
+ * into the SIM page with its queues, event flags in the SIEF page, the
+ * SynIC timers; and the partition-wide MSRs (guest OS id, hypercall page,
+ * reference counter and TSC page). Guest memory is the partition's,
+ * reached by ReadGuestMemory / WriteGuestMemory.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#include "actors/synic/synic_internal.h"
+
+/* How long a guest memory access may wait for the partition. On its
+ * executor (the usual placement) the call is direct and never waits. */
+#define S_GUEST_MEMORY_TIMEOUT_MS 2000
+
+#define S_MSI_ADDRESS 0xfee00000u
+
+/* Reserved bits: a write with any of them set is a #GP. */
+#define S_HYPERCALL_RESERVED 0xffcull
+#define S_PAGE_RESERVED 0xffeull
+#define S_SCONTROL_RESERVED (~SYNIC_ENABLE)
+#define S_SINT_RESERVED (0xff00ull | ~((1ull << 19) - 1))
+#define S_STIMER_RESERVED (0xe000ull | ~((1ull << 20) - 1))
+
+/* `out SYNIC_HYPERCALL_PORT, al; ret` */
+static const uint8_t s_hypercall_code[] = {0xe6, SYNIC_HYPERCALL_PORT, 0xc3};
+
+/* ---- Reference time -------------------------------------------------------- */
+
+int synic_time_init(synic_t *s, const synic_config_t *cfg)
+{
+    /* 10^4 reference ticks (100 ns) per ms, tsc_khz TSC ticks per ms: the
+     * scale is 2^64 * 10^4 / tsc_khz, below 2^64 only above 10 MHz. */
+    if (cfg->tsc_khz <= 10000)
+        return -EINVAL;
+    s->tsc_khz = cfg->tsc_khz;
+    s->tsc_offset = cfg->tsc_offset;
+    s->tsc_scale = (uint64_t)(((unsigned __int128)10000 << 64) / cfg->tsc_khz);
+    s->ref_offset =
+        -(int64_t)(uint64_t)(((unsigned __int128)cfg->tsc_at_zero * s->tsc_scale) >> 64);
+    return 0;
+}
+
+static uint64_t s_ref_at(const synic_t *s, uint64_t guest_tsc)
+{
+    return (uint64_t)(((unsigned __int128)guest_tsc * s->tsc_scale) >> 64) +
+           (uint64_t)s->ref_offset;
+}
+
+uint64_t synic_ref_time(const synic_t *s)
+{
+    return s_ref_at(s, __rdtsc() + (uint64_t)s->tsc_offset);
+}
+
+/* ---- The partition: guest memory and MSIs ---------------------------------- */
+
+typedef struct {
+    synic_t *s;
+    uint8_t *buf;
+    size_t len;
+    uint64_t gpa;
+} s_access_t;
+
+/* Logs the partition's refusal of a guest memory access. */
+static int s_refused(s_access_t *a, const Vmm__Envelope *reply, const char *what)
+{
+    if (reply->body_case == VMM__ENVELOPE__BODY_ERROR && reply->error) {
+        rt_log(rt_actor_rt(a->s->self), a->s->self, RT_LOG_INFO,
+               "%s refused to %s 0x%llx+%zu: %s", a->s->partition, what,
+               (unsigned long long)a->gpa, a->len, reply->error->text);
+        return -EFAULT;
+    }
+    rt_log(rt_actor_rt(a->s->self), a->s->self, RT_LOG_WARN,
+           "%s answered a guest memory %s with body kind %d", a->s->partition, what,
+           reply->body_case);
+    return -EPROTO;
+}
+
+static int s_on_read(void *arg, const Vmm__Envelope *reply)
+{
+    s_access_t *a = arg;
+    const Vmm__Devices__Reply *r =
+        reply->body_case == VMM__ENVELOPE__BODY_DEVICE_REPLY ? reply->device_reply : NULL;
+    if (!r || r->result_case != VMM__DEVICES__REPLY__RESULT_READ_GUEST_MEMORY ||
+        !r->read_guest_memory || r->read_guest_memory->data.len != a->len)
+        return s_refused(a, reply, "read");
+    memcpy(a->buf, r->read_guest_memory->data.data, a->len);
+    return 0;
+}
+
+static int s_on_write(void *arg, const Vmm__Envelope *reply)
+{
+    s_access_t *a = arg;
+    return reply->body_case == VMM__ENVELOPE__BODY_ACK ? 0 : s_refused(a, reply, "write");
+}
+
+int synic_guest_read(synic_t *s, uint64_t gpa, void *buf, size_t len)
+{
+    Vmm__Devices__ReadGuestMemory read = VMM__DEVICES__READ_GUEST_MEMORY__INIT;
+    read.gpa = gpa;
+    read.length = (uint32_t)len;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_READ_GUEST_MEMORY;
+    req.read_guest_memory = &read;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &req;
+    s_access_t a = {.s = s, .buf = buf, .len = len, .gpa = gpa};
+    int rc = rt_call_with(s->self, s->partition, &env, S_GUEST_MEMORY_TIMEOUT_MS, s_on_read, &a);
+    if (rc)
+        s->counts.memory_errors++;
+    return rc;
+}
+
+int synic_guest_write(synic_t *s, uint64_t gpa, const void *buf, size_t len)
+{
+    Vmm__Devices__WriteGuestMemory write = VMM__DEVICES__WRITE_GUEST_MEMORY__INIT;
+    write.gpa = gpa;
+    write.data.data = (uint8_t *)buf;
+    write.data.len = len;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_GUEST_MEMORY;
+    req.write_guest_memory = &write;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &req;
+    s_access_t a = {.s = s, .len = len, .gpa = gpa};
+    int rc = rt_call_with(s->self, s->partition, &env, S_GUEST_MEMORY_TIMEOUT_MS, s_on_write, &a);
+    if (rc)
+        s->counts.memory_errors++;
+    return rc;
+}
+
+void synic_send_msi(synic_t *s, uint32_t vp, uint32_t vector)
+{
+    Vmm__Partition__MsiRequest msi = VMM__PARTITION__MSI_REQUEST__INIT;
+    msi.address = S_MSI_ADDRESS | (uint64_t)vp << 12;
+    msi.data = vector;
+    Vmm__Partition__RequestMsi request_msi = VMM__PARTITION__REQUEST_MSI__INIT;
+    request_msi.vtl = VMM__VTL__VTL0;
+    request_msi.request = &msi;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_REQUEST_MSI;
+    req.request_msi = &request_msi;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
+    env.partition_request = &req;
+    s->counts.msis++;
+    s->vps[vp].counts.msis++;
+    int rc = rt_send(s->self, s->partition, &env);
+    if (rc) {
+        s->counts.unsent++;
+        rt_log(rt_actor_rt(s->self), s->self, RT_LOG_WARN, "MSI 0x%x to VP %u: %s", vector,
+               vp, strerror(-rc));
+    }
+}
+
+/* ---- Raising SINTs ------------------------------------------------------------ */
+
+/* Interrupts the guest for (vp, sint) now or, when it cannot take it,
+ * once it can (unmasked, SCONTROL enabled). */
+static void s_raise(synic_t *s, uint32_t vpi, uint32_t sint)
+{
+    synic_vp_t *vp = &s->vps[vpi];
+    uint64_t reg = vp->sint[sint];
+    if (!(vp->scontrol & SYNIC_ENABLE) || (reg & SYNIC_SINT_MASKED)) {
+        vp->raise_pending |= (uint16_t)(1u << sint);
+        return;
+    }
+    vp->raise_pending &= (uint16_t)~(1u << sint);
+    if (reg & SYNIC_SINT_POLLING) /* the guest polls: no interrupt */
+        return;
+    synic_send_msi(s, vpi, (uint32_t)(reg & SYNIC_SINT_VECTOR_MASK));
+}
+
+static void s_raise_pending(synic_t *s, uint32_t vpi)
+{
+    for (uint32_t sint = 0; sint < SYNIC_SINTS; sint++)
+        if (s->vps[vpi].raise_pending & (1u << sint))
+            s_raise(s, vpi, sint);
+}
+
+/* ---- Messages -------------------------------------------------------------------- */
+
+static bool s_messages_deliverable(const synic_vp_t *vp)
+{
+    return (vp->scontrol & SYNIC_ENABLE) && (vp->simp & SYNIC_ENABLE);
+}
+
+static void s_queue_push(synic_queue_t *q, synic_msg_t *m)
+{
+    m->next = NULL;
+    if (q->tail)
+        q->tail->next = m;
+    else
+        q->head = m;
+    q->tail = m;
+    q->count++;
+}
+
+static synic_msg_t *s_queue_pop(synic_queue_t *q)
+{
+    synic_msg_t *m = q->head;
+    q->head = m->next;
+    if (!q->head)
+        q->tail = NULL;
+    q->count--;
+    return m;
+}
+
+static void s_queue_unpop(synic_queue_t *q, synic_msg_t *m)
+{
+    m->next = q->head;
+    q->head = m;
+    if (!q->tail)
+        q->tail = m;
+    q->count++;
+}
+
+/* Writes the queue's first message into the free slot at gpa and raises
+ * the SINT. The type goes last, in its own write: a guest polling the slot
+ * must not see a type before the rest. */
+static void s_write_slot(synic_t *s, uint32_t vpi, uint32_t sint, uint64_t gpa)
+{
+    synic_vp_t *vp = &s->vps[vpi];
+    synic_queue_t *q = &vp->queues[sint];
+    synic_msg_t *m = s_queue_pop(q);
+    if (m->timer >= 0)
+        synic_put64(m->payload + 16, synic_ref_time(s)); /* the delivery time */
+    uint8_t slot[SYNIC_MESSAGE_SIZE] = {0};
+    synic_put32(slot, m->type);
+    slot[4] = (uint8_t)m->size;
+    /* More wait: the guest writes EOM once it has freed the slot. */
+    slot[SYNIC_MESSAGE_FLAGS_OFFSET] = q->count ? SYNIC_MESSAGE_PENDING : 0;
+    memcpy(slot + SYNIC_MESSAGE_PAYLOAD_OFFSET, m->payload, m->size);
+    if (synic_guest_write(s, gpa + 4, slot + 4, SYNIC_MESSAGE_PAYLOAD_OFFSET - 4 + m->size) ||
+        synic_guest_write(s, gpa, slot, 4)) {
+        s_queue_unpop(q, m); /* kept for the next EOM or SIMP write */
+        return;
+    }
+    if (m->timer >= 0)
+        vp->timers[m->timer].queued = false;
+    free(m);
+    vp->counts.delivered++;
+    s->counts.delivered++;
+    s_raise(s, vpi, sint);
+}
+
+/* Delivers the first waiting message of (vp, sint) if its slot is free;
+ * else marks the slot's message pending so that the guest writes EOM. */
+static void s_drain(synic_t *s, uint32_t vpi, uint32_t sint)
+{
+    synic_vp_t *vp = &s->vps[vpi];
+    if (!vp->queues[sint].head || !s_messages_deliverable(vp))
+        return;
+    uint64_t gpa = (vp->simp & SYNIC_GPA_MASK) + sint * SYNIC_MESSAGE_SIZE;
+    /* The guest frees a slot (type 0) and then reads the pending flag; we
+     * set the flag and then read the type again: one of us sees the other,
+     * so no message waits for an EOM that will not come. */
+    for (int look = 0; look < 2; look++) {
+        uint8_t header[SYNIC_MESSAGE_PAYLOAD_OFFSET];
+        if (synic_guest_read(s, gpa, header, sizeof header))
+            return;
+        if (synic_get32(header) == SYNIC_HVMSG_NONE) {
+            s_write_slot(s, vpi, sint, gpa);
+            return;
+        }
+        uint8_t flags = header[SYNIC_MESSAGE_FLAGS_OFFSET];
+        if (flags & SYNIC_MESSAGE_PENDING)
+            return;
+        flags |= SYNIC_MESSAGE_PENDING;
+        if (synic_guest_write(s, gpa + SYNIC_MESSAGE_FLAGS_OFFSET, &flags, 1))
+            return;
+    }
+}
+
+static void s_drain_all(synic_t *s, uint32_t vpi)
+{
+    for (uint32_t sint = 0; sint < SYNIC_SINTS; sint++)
+        s_drain(s, vpi, sint);
+}
+
+static synic_msg_t *s_msg_new(uint32_t type, const uint8_t *payload, uint32_t size, int timer)
+{
+    synic_msg_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->type = type;
+    m->size = size;
+    m->timer = timer;
+    if (size)
+        memcpy(m->payload, payload, size);
+    return m;
+}
+
+int synic_post(synic_t *s, uint32_t vpi, uint32_t sint, uint32_t type, const uint8_t *payload,
+               uint32_t size)
+{
+    synic_queue_t *q = &s->vps[vpi].queues[sint];
+    if (q->count >= s->queue_limit) {
+        s->counts.busy++;
+        return -EBUSY;
+    }
+    synic_msg_t *m = s_msg_new(type, payload, size, -1);
+    if (!m)
+        return -ENOMEM;
+    s_queue_push(q, m);
+    s->counts.posted++;
+    s_drain(s, vpi, sint);
+    return 0;
+}
+
+/* ---- Event flags -------------------------------------------------------------- */
+
+static bool s_events_deliverable(const synic_vp_t *vp)
+{
+    return (vp->scontrol & SYNIC_ENABLE) && (vp->siefp & SYNIC_ENABLE);
+}
+
+static uint64_t s_flags_gpa(const synic_vp_t *vp, uint32_t sint)
+{
+    return (vp->siefp & SYNIC_GPA_MASK) + sint * SYNIC_EVENT_FLAGS_BYTES;
+}
+
+/* Keeps a flag for when SCONTROL and SIEFP are both enabled. */
+static void s_defer_flag(synic_t *s, synic_vp_t *vp, uint32_t sint, uint32_t flag)
+{
+    if (!vp->deferred_flags)
+        vp->deferred_flags = calloc(SYNIC_SINTS, SYNIC_EVENT_FLAGS_BYTES);
+    if (!vp->deferred_flags) {
+        rt_log(rt_actor_rt(s->self), s->self, RT_LOG_ERROR,
+               "no memory to keep event flag %u of SINT %u", flag, sint);
+        return;
+    }
+    vp->deferred_flags[sint * SYNIC_EVENT_FLAGS_BYTES + flag / 8] |= (uint8_t)(1u << (flag % 8));
+    s->counts.events_deferred++;
+}
+
+void synic_signal_flag(synic_t *s, uint32_t vpi, uint32_t sint, uint32_t flag)
+{
+    synic_vp_t *vp = &s->vps[vpi];
+    if (!s_events_deliverable(vp)) {
+        s_defer_flag(s, vp, sint, flag);
+        return;
+    }
+    uint64_t gpa = s_flags_gpa(vp, sint) + flag / 8;
+    uint8_t bit = (uint8_t)(1u << (flag % 8)), byte;
+    if (synic_guest_read(s, gpa, &byte, 1))
+        return;
+    if (byte & bit) { /* not yet seen by the guest: one interrupt serves both */
+        s->counts.events_coalesced++;
+        return;
+    }
+    byte |= bit;
+    if (synic_guest_write(s, gpa, &byte, 1))
+        return;
+    s->counts.events_signalled++;
+    s_raise(s, vpi, sint);
+}
+
+/* Sets the flags kept while the page could not take them. Byte by byte,
+ * only where a bit is new, so as not to undo flags the guest clears. */
+static void s_flush_flags(synic_t *s, uint32_t vpi)
+{
+    synic_vp_t *vp = &s->vps[vpi];
+    if (!vp->deferred_flags || !s_events_deliverable(vp))
+        return;
+    for (uint32_t sint = 0; sint < SYNIC_SINTS; sint++) {
+        uint8_t *want = vp->deferred_flags + sint * SYNIC_EVENT_FLAGS_BYTES;
+        uint8_t any = 0;
+        for (uint32_t i = 0; i < SYNIC_EVENT_FLAGS_BYTES; i++)
+            any |= want[i];
+        if (!any)
+            continue;
+        uint8_t page[SYNIC_EVENT_FLAGS_BYTES];
+        uint64_t gpa = s_flags_gpa(vp, sint);
+        if (synic_guest_read(s, gpa, page, sizeof page))
+            return;
+        bool fresh = false;
+        for (uint32_t i = 0; i < SYNIC_EVENT_FLAGS_BYTES; i++) {
+            if (!(want[i] & ~page[i]))
+                continue;
+            uint8_t byte = page[i] | want[i];
+            if (synic_guest_write(s, gpa + i, &byte, 1))
+                return;
+            fresh = true;
+        }
+        memset(want, 0, SYNIC_EVENT_FLAGS_BYTES);
+        if (fresh) {
+            s->counts.events_signalled++;
+            s_raise(s, vpi, sint);
+        }
+    }
+}
+
+/* ---- Timers ----------------------------------------------------------------------- */
+
+/* Arms the descriptor for the earliest armed timer of any VP. */
+static void s_timers_arm(synic_t *s)
+{
+    bool any = false;
+    uint64_t next = 0;
+    for (uint32_t v = 0; v < s->vp_count; v++)
+        for (int i = 0; i < SYNIC_TIMERS; i++) {
+            const synic_timer_t *t = &s->vps[v].timers[i];
+            if (t->armed && (!any || t->due < next)) {
+                next = t->due;
+                any = true;
+            }
+        }
+    struct itimerspec its = {{0, 0}, {0, 0}};
+    if (any) {
+        uint64_t now = synic_ref_time(s);
+        /* At least 1 ns: zero would disarm. Capped at a day, then looked at
+         * again. */
+        uint64_t ticks = next > now ? next - now : 0;
+        if (ticks > 864000000000ull)
+            ticks = 864000000000ull;
+        uint64_t ns = ticks ? ticks * 100 : 1;
+        its.it_value.tv_sec = (time_t)(ns / 1000000000u);
+        its.it_value.tv_nsec = (long)(ns % 1000000000u);
+    }
+    if (timerfd_settime(s->timer_fd, 0, &its, NULL))
+        rt_log(rt_actor_rt(s->self), s->self, RT_LOG_ERROR, "arming the timer: %s",
+               strerror(errno));
+}
+
+/* Re-evaluates timer i of vp after a write to its registers. */
+static void s_timer_update(synic_t *s, synic_vp_t *vp, int i)
+{
+    synic_timer_t *t = &vp->timers[i];
+    t->armed = (t->config & SYNIC_STIMER_ENABLE) && t->count;
+    if (t->armed) /* a period starts when the timer is enabled */
+        t->due = (t->config & SYNIC_STIMER_PERIODIC) ? synic_ref_time(s) + t->count : t->count;
+    s_timers_arm(s);
+}
+
+/* Posts timer i's HVMSG_TIMER_EXPIRED through the SINT's queue. At most
+ * one waits per timer: an expiry while one waits is missed. */
+static void s_timer_message(synic_t *s, uint32_t vpi, int i, uint64_t expiration)
+{
+    synic_vp_t *vp = &s->vps[vpi];
+    synic_timer_t *t = &vp->timers[i];
+    uint32_t sint = (uint32_t)(t->config >> SYNIC_STIMER_SINT_SHIFT) & 0xf;
+    synic_queue_t *q = &vp->queues[sint];
+    uint8_t payload[SYNIC_TIMER_PAYLOAD_SIZE] = {0};
+    synic_put32(payload, (uint32_t)i);
+    synic_put64(payload + 8, expiration);
+    synic_msg_t *m = NULL;
+    if (!t->queued && q->count < s->queue_limit)
+        m = s_msg_new(SYNIC_HVMSG_TIMER_EXPIRED, payload, sizeof payload, i);
+    if (!m) {
+        s->counts.timer_missed++;
+        return;
+    }
+    t->queued = true;
+    s_queue_push(q, m);
+    s_drain(s, vpi, sint);
+}
+
+static void s_timer_expire(synic_t *s, uint32_t vpi, int i, uint64_t now)
+{
+    synic_timer_t *t = &s->vps[vpi].timers[i];
+    uint64_t expiration = t->due;
+    s->counts.timer_expiries++;
+    if (t->config & SYNIC_STIMER_DIRECT_MODE)
+        synic_send_msi(s, vpi, (uint32_t)(t->config >> SYNIC_STIMER_VECTOR_SHIFT) & 0xff);
+    else
+        s_timer_message(s, vpi, i, expiration);
+    if (t->config & SYNIC_STIMER_PERIODIC) {
+        /* Periods missed (a late wake-up) are skipped, not caught up: the
+         * next expiry is the first one after now. */
+        t->due += ((now - t->due) / t->count + 1) * t->count;
+    } else {
+        t->armed = false;
+        t->config &= ~SYNIC_STIMER_ENABLE;
+    }
+}
+
+void synic_on_timer_fd(rt_actor_t *self, int fd)
+{
+    synic_t *s = rt_actor_state(self);
+    uint64_t ticks;
+    if (read(fd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
+        rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "reading the timer: %s", strerror(errno));
+    uint64_t now = synic_ref_time(s);
+    for (uint32_t v = 0; v < s->vp_count; v++)
+        for (int i = 0; i < SYNIC_TIMERS; i++) {
+            const synic_timer_t *t = &s->vps[v].timers[i];
+            if (t->armed && t->due <= now)
+                s_timer_expire(s, v, i, now);
+        }
+    s_timers_arm(s);
+}
+
+/* ---- MSRs --------------------------------------------------------------------------- */
+
+/* Rewrites the reference TSC page with the current parameters. */
+static void s_write_tsc_page(synic_t *s, uint64_t gpa)
+{
+    if (++s->tsc_sequence == 0 || s->tsc_sequence == UINT32_MAX)
+        s->tsc_sequence = 1; /* 0 means invalid */
+    uint8_t page[24] = {0};
+    synic_put32(page + SYNIC_TSC_PAGE_SEQUENCE_OFFSET, s->tsc_sequence);
+    synic_put64(page + SYNIC_TSC_PAGE_SCALE_OFFSET, s->tsc_scale);
+    synic_put64(page + SYNIC_TSC_PAGE_OFFSET_OFFSET, (uint64_t)s->ref_offset);
+    synic_guest_write(s, gpa, page, sizeof page);
+}
+
+/* Overlay pages (SIMP, SIEFP) start zeroed when enabled or moved. */
+static void s_zero_page(synic_t *s, uint64_t gpa)
+{
+    static const uint8_t zeros[SYNIC_PAGE_SIZE];
+    synic_guest_write(s, gpa, zeros, sizeof zeros);
+}
+
+static bool s_page_newly_enabled(uint64_t old, uint64_t value)
+{
+    return (value & SYNIC_ENABLE) &&
+           (!(old & SYNIC_ENABLE) || (old & SYNIC_GPA_MASK) != (value & SYNIC_GPA_MASK));
+}
+
+static int s_write_hypercall(synic_t *s, uint64_t value)
+{
+    if (value & S_HYPERCALL_RESERVED)
+        return -EPERM;
+    if (s->hypercall & SYNIC_HYPERCALL_LOCKED)
+        return value == s->hypercall ? 0 : -EPERM;
+    /* TLFS: the page cannot be enabled before the guest OS id is set. */
+    if (!s->guest_os_id)
+        value &= ~SYNIC_HYPERCALL_ENABLE;
+    /* TLFS: a page outside the GPA space is a #GP. */
+    if ((value & SYNIC_HYPERCALL_ENABLE) &&
+        synic_guest_write(s, value & SYNIC_GPA_MASK, s_hypercall_code, sizeof s_hypercall_code))
+        return -EPERM;
+    s->hypercall = value;
+    return 0;
+}
+
+static int s_write_sint(synic_t *s, uint32_t vpi, uint32_t sint, uint64_t value)
+{
+    if ((value & S_SINT_RESERVED) ||
+        (!(value & SYNIC_SINT_MASKED) &&
+         (value & SYNIC_SINT_VECTOR_MASK) < SYNIC_FIRST_VALID_VECTOR))
+        return -EPERM;
+    s->vps[vpi].sint[sint] = value;
+    if (!(value & SYNIC_SINT_MASKED) && (s->vps[vpi].raise_pending & (1u << sint)))
+        s_raise(s, vpi, sint);
+    return 0;
+}
+
+static int s_write_timer(synic_t *s, synic_vp_t *vp, uint32_t reg, uint64_t value)
+{
+    int i = (int)(reg / 2);
+    synic_timer_t *t = &vp->timers[i];
+    if (reg % 2 == 0) {
+        if (value & S_STIMER_RESERVED)
+            return -EPERM;
+        /* TLFS: "SINTx cannot be set to zero for an enabled timer"; such a
+         * write disables it. As KVM reads it, a timer being enabled may
+         * name SINT 0. */
+        bool to_sint0 = !(value & SYNIC_STIMER_DIRECT_MODE) &&
+                        !((value >> SYNIC_STIMER_SINT_SHIFT) & 0xf);
+        if ((t->config & SYNIC_STIMER_ENABLE) && to_sint0)
+            value &= ~SYNIC_STIMER_ENABLE;
+        t->config = value;
+    } else {
+        t->count = value;
+        if (!value) /* TLFS: a zero count stops the timer, auto-enable or not */
+            t->config &= ~SYNIC_STIMER_ENABLE;
+        else if (t->config & SYNIC_STIMER_AUTO_ENABLE)
+            t->config |= SYNIC_STIMER_ENABLE;
+    }
+    s_timer_update(s, vp, i);
+    return 0;
+}
+
+int synic_msr_read(synic_t *s, uint32_t vpi, uint32_t index, uint64_t *value)
+{
+    const synic_vp_t *vp = &s->vps[vpi];
+    switch (index) {
+    case SYNIC_MSR_GUEST_OS_ID:
+        *value = s->guest_os_id;
+        return 0;
+    case SYNIC_MSR_HYPERCALL:
+        *value = s->hypercall;
+        return 0;
+    case SYNIC_MSR_VP_INDEX:
+        *value = vpi;
+        return 0;
+    case SYNIC_MSR_TIME_REF_COUNT:
+        *value = synic_ref_time(s);
+        return 0;
+    case SYNIC_MSR_REFERENCE_TSC:
+        *value = s->reference_tsc;
+        return 0;
+    case SYNIC_MSR_SCONTROL:
+        *value = vp->scontrol;
+        return 0;
+    case SYNIC_MSR_SVERSION:
+        *value = SYNIC_VERSION;
+        return 0;
+    case SYNIC_MSR_SIEFP:
+        *value = vp->siefp;
+        return 0;
+    case SYNIC_MSR_SIMP:
+        *value = vp->simp;
+        return 0;
+    case SYNIC_MSR_EOM:
+        *value = 0;
+        return 0;
+    default:
+        break;
+    }
+    if (index - SYNIC_MSR_SINT0 < SYNIC_SINTS) {
+        *value = vp->sint[index - SYNIC_MSR_SINT0];
+        return 0;
+    }
+    if (index - SYNIC_MSR_STIMER0_CONFIG < 2 * SYNIC_TIMERS) {
+        uint32_t reg = index - SYNIC_MSR_STIMER0_CONFIG;
+        const synic_timer_t *t = &vp->timers[reg / 2];
+        *value = reg % 2 ? t->count : t->config;
+        return 0;
+    }
+    return -EPERM;
+}
+
+int synic_msr_write(synic_t *s, uint32_t vpi, uint32_t index, uint64_t value)
+{
+    synic_vp_t *vp = &s->vps[vpi];
+    uint64_t old;
+    switch (index) {
+    case SYNIC_MSR_GUEST_OS_ID:
+        s->guest_os_id = value;
+        /* TLFS: zeroing the id disables the hypercall page (unless locked). */
+        if (!value && !(s->hypercall & SYNIC_HYPERCALL_LOCKED))
+            s->hypercall &= ~SYNIC_HYPERCALL_ENABLE;
+        return 0;
+    case SYNIC_MSR_HYPERCALL:
+        return s_write_hypercall(s, value);
+    case SYNIC_MSR_REFERENCE_TSC:
+        if (value & S_PAGE_RESERVED)
+            return -EPERM;
+        s->reference_tsc = value;
+        if (value & SYNIC_ENABLE)
+            s_write_tsc_page(s, value & SYNIC_GPA_MASK);
+        return 0;
+    case SYNIC_MSR_SCONTROL:
+        if (value & S_SCONTROL_RESERVED)
+            return -EPERM;
+        old = vp->scontrol;
+        vp->scontrol = value;
+        if (!(old & SYNIC_ENABLE) && (value & SYNIC_ENABLE)) {
+            s_drain_all(s, vpi);
+            s_flush_flags(s, vpi);
+            s_raise_pending(s, vpi);
+        }
+        return 0;
+    case SYNIC_MSR_SIEFP:
+        if (value & S_PAGE_RESERVED)
+            return -EPERM;
+        old = vp->siefp;
+        vp->siefp = value;
+        if (s_page_newly_enabled(old, value))
+            s_zero_page(s, value & SYNIC_GPA_MASK);
+        s_flush_flags(s, vpi);
+        return 0;
+    case SYNIC_MSR_SIMP:
+        if (value & S_PAGE_RESERVED)
+            return -EPERM;
+        old = vp->simp;
+        vp->simp = value;
+        if (s_page_newly_enabled(old, value))
+            s_zero_page(s, value & SYNIC_GPA_MASK);
+        s_drain_all(s, vpi);
+        return 0;
+    case SYNIC_MSR_EOM:
+        vp->counts.eoms++;
+        s->counts.eoms++;
+        s_drain_all(s, vpi);
+        return 0;
+    case SYNIC_MSR_VP_INDEX:
+    case SYNIC_MSR_TIME_REF_COUNT:
+    case SYNIC_MSR_SVERSION:
+        return -EPERM; /* read-only */
+    default:
+        break;
+    }
+    if (index - SYNIC_MSR_SINT0 < SYNIC_SINTS)
+        return s_write_sint(s, vpi, index - SYNIC_MSR_SINT0, value);
+    if (index - SYNIC_MSR_STIMER0_CONFIG < 2 * SYNIC_TIMERS)
+        return s_write_timer(s, vp, index - SYNIC_MSR_STIMER0_CONFIG, value);
+    return -EPERM;
+}
+
+/* ---- Teardown and introspection ---------------------------------------------------- */
+
+void synic_vps_free(synic_t *s)
+{
+    if (!s->vps)
+        return;
+    for (uint32_t v = 0; v < s->vp_count; v++) {
+        synic_vp_t *vp = &s->vps[v];
+        for (int sint = 0; sint < SYNIC_SINTS; sint++)
+            while (vp->queues[sint].head)
+                free(s_queue_pop(&vp->queues[sint]));
+        free(vp->deferred_flags);
+    }
+    free(s->vps);
+    s->vps = NULL;
+}
+
+void synic_vps_inspect(const synic_t *s, Vmm__Rt__InspectNode *node)
+{
+    for (uint32_t v = 0; v < s->vp_count; v++) {
+        const synic_vp_t *vp = &s->vps[v];
+        char name[32];
+        snprintf(name, sizeof name, "vp%u", v);
+        Vmm__Rt__InspectNode *n = rt_inspect_add(node, name, "%u", v);
+        if (!n)
+            return;
+        rt_inspect_add(n, "scontrol", "0x%llx", (unsigned long long)vp->scontrol);
+        rt_inspect_add(n, "simp", "0x%llx", (unsigned long long)vp->simp);
+        rt_inspect_add(n, "siefp", "0x%llx", (unsigned long long)vp->siefp);
+        uint32_t queued = 0;
+        for (int sint = 0; sint < SYNIC_SINTS; sint++) {
+            char reg[32];
+            snprintf(reg, sizeof reg, "sint%d", sint);
+            rt_inspect_add(n, reg, "0x%llx", (unsigned long long)vp->sint[sint]);
+            queued += vp->queues[sint].count;
+        }
+        for (int i = 0; i < SYNIC_TIMERS; i++) {
+            char reg[32];
+            snprintf(reg, sizeof reg, "stimer%d_config", i);
+            rt_inspect_add(n, reg, "0x%llx", (unsigned long long)vp->timers[i].config);
+            snprintf(reg, sizeof reg, "stimer%d_count", i);
+            rt_inspect_add(n, reg, "%llu", (unsigned long long)vp->timers[i].count);
+        }
+        rt_inspect_add(n, "queued", "%u", queued);
+        rt_inspect_add(n, "raise_pending", "0x%x", vp->raise_pending);
+        rt_inspect_add(n, "delivered", "%llu", (unsigned long long)vp->counts.delivered);
+        rt_inspect_add(n, "eoms", "%llu", (unsigned long long)vp->counts.eoms);
+        rt_inspect_add(n, "msis", "%llu", (unsigned long long)vp->counts.msis);
+    }
+}
