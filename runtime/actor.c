@@ -90,11 +90,7 @@ static void s_count_tx(rt_actor_t *self, const Vmm__Envelope *env)
 
 /* Packs env, already prepared, and sends it on a route (queued for a
  * local actor, coalesced for another executor when one-way). */
-/* Sends env on route: a one-way envelope to another executor joins the
- * route's batch, leaving at the first flush from flush_after_us on (0: the
- * next). */
-static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env,
-                  int64_t flush_after_us)
+static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
 {
     rt_t *rt = self->rt;
     rt_wire_size_t sizes;
@@ -102,7 +98,7 @@ static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env,
     if (len < 0)
         return (int)len;
     if (!route->local && !self->ex->manual && !env->request_id && !env->reply_to) {
-        int rc = rt_route_batch(self, route, env, (size_t)len, &sizes, flush_after_us);
+        int rc = rt_route_batch(self, route, env, (size_t)len, &sizes);
         if (!rc)
             s_count_tx(self, env);
         return rc;
@@ -156,14 +152,7 @@ int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env)
 {
     rt_route_t *route;
     int rc = s_address(self, to, env, 0, &route);
-    return rc ? rc : s_emit(self, route, env, 0);
-}
-
-int rt_send_within(rt_actor_t *self, const char *to, Vmm__Envelope *env, int delay_us)
-{
-    rt_route_t *route;
-    int rc = s_address(self, to, env, 0, &route);
-    return rc ? rc : s_emit(self, route, env, delay_us > 0 ? rt_now_us() + delay_us : 0);
+    return rc ? rc : s_emit(self, route, env);
 }
 
 void rt_flush(rt_actor_t *self)
@@ -184,7 +173,7 @@ int rt_request(rt_actor_t *self, const char *to, Vmm__Envelope *env, int timeout
         rc = rt_executor_pending_add(self->ex, self, rid, timeout_ms);
     if (rc)
         return rc;
-    rc = s_emit(self, route, env, 0);
+    rc = s_emit(self, route, env);
     if (rc) {
         rt_executor_pending_take(self->ex, rid);
         return rc;
@@ -326,7 +315,7 @@ static int s_call(rt_actor_t *self, const char *to, Vmm__Envelope *env, int time
         return rc;
     if (route->local)
         return s_call_nested(self, route->local, env, ctx);
-    rc = s_emit(self, route, env, 0);
+    rc = s_emit(self, route, env);
     if (rc)
         return rc;
     self->depth++; /* a call back into self must not run it re-entrantly */

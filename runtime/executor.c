@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "runtime/rt_internal.h"
@@ -52,7 +51,6 @@ static rt_executor_t *s_core_new(rt_t *rt, const char *name)
     ex->routes = rt_map_new();
     ex->watcher_stop_fd = -1;
     ex->watcher_rearm_fd = -1;
-    ex->flush_timer_fd = -1;
     ex->next_id = 1;
     ex->items_dirty = true;
     if (!ex->name || !ex->routes || pthread_mutex_init(&ex->watch_lock, NULL) ||
@@ -74,9 +72,7 @@ void rt_executor_free_core(rt_executor_t *ex)
         ex->q_head = next;
     }
     rt_executor_flush(ex);
-    rt_map_each(ex->routes, rt_route_close, ex); /* what still waits leaves now */
-    if (ex->flush_timer_fd >= 0)
-        close(ex->flush_timer_fd);
+    rt_map_each(ex->routes, rt_route_close, ex);
     rt_map_destroy(&ex->routes);
     free(ex->batched);
     free(ex->dealers);
@@ -438,6 +434,10 @@ static void *s_executor_main(void *arg)
             rt_executor_poll_inputs(ex, -1);
     }
     s_stop_watcher(ex);
+    /* What reached the mailboxes before the terminate is handled, not lost
+     * (a device's last posted writes when its VM powers off). */
+    rt_executor_drain_inputs(ex);
+    rt_executor_flush(ex);
     while (ex->n_actors)
         s_terminate_actor(ex, ex->actors[ex->n_actors - 1]);
     s_reply_int(ex->pipe_inner, 0); /* terminated */
@@ -522,8 +522,7 @@ rt_executor_t *rt_executor_new(rt_t *rt, const char *name)
     rt_executor_t *ex = s_core_new(rt, name);
     if (!ex)
         return NULL;
-    ex->flush_timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (ex->flush_timer_fd < 0 || s_pipe_pair(ex) || s_track(rt, ex))
+    if (s_pipe_pair(ex) || s_track(rt, ex))
         goto fail;
     pthread_t thread;
     if (pthread_create(&thread, NULL, s_executor_main, ex)) {

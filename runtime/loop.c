@@ -156,8 +156,7 @@ int rt_actor_unwatch_fd(rt_actor_t *self, int fd)
  */
 int rt_executor_rebuild_inputs(rt_executor_t *ex)
 {
-    size_t n = (ex->pipe_inner ? 1 : 0) + (ex->flush_timer_fd >= 0 ? 1 : 0) + ex->n_actors +
-               ex->n_dealers + ex->n_watches;
+    size_t n = (ex->pipe_inner ? 1 : 0) + ex->n_actors + ex->n_dealers + ex->n_watches;
     rt_input_t *inputs = realloc(ex->inputs, (n ? n : 1) * sizeof *inputs);
     if (!inputs)
         return -ENOMEM;
@@ -169,8 +168,6 @@ int rt_executor_rebuild_inputs(rt_executor_t *ex)
     size_t k = 0;
     if (ex->pipe_inner)
         inputs[k++] = (rt_input_t){.kind = RT_IN_PIPE, .socket = ex->pipe_inner};
-    if (ex->flush_timer_fd >= 0)
-        inputs[k++] = (rt_input_t){.kind = RT_IN_FLUSH_TIMER, .fd = ex->flush_timer_fd};
     for (size_t i = 0; i < ex->n_actors; i++)
         inputs[k++] = (rt_input_t){.kind = RT_IN_MAILBOX, .socket = ex->actors[i]->mailbox,
                                    .actor = ex->actors[i]};
@@ -278,7 +275,6 @@ static bool s_may_park(rt_executor_t *ex, int timeout_ms)
 {
     if (timeout_ms >= 0 || ex->manual || ex->blocking || ex->n_actors != 1 ||
         ex->n_watches || ex->n_pending || ex->q_head || ex->items_dirty || ex->stop ||
-        ex->n_batched || /* batches waiting for their time: the timer must be polled */
         atomic_load(&ex->pipe_pending))
         return false;
     for (size_t i = 0; i < ex->n_inputs; i++)
@@ -379,10 +375,6 @@ int rt_executor_poll_inputs(rt_executor_t *ex, int timeout_ms)
             if (in->ready)
                 in->fn(in->actor, in->fd);
             break;
-        case RT_IN_FLUSH_TIMER: /* the next round's flush sends what is due */
-            if (in->ready)
-                rt_executor_flush_timer_fired(ex);
-            break;
         }
     }
     s_drain_local(ex, NULL);
@@ -391,3 +383,19 @@ int rt_executor_poll_inputs(rt_executor_t *ex, int timeout_ms)
     return 0;
 }
 
+
+/* At most this many rounds when draining at terminate: a peer that never
+ * stops sending must not keep the executor from ending. */
+#define S_FINAL_ROUNDS 256
+
+void rt_executor_drain_inputs(rt_executor_t *ex)
+{
+    for (int round = 0; round < S_FINAL_ROUNDS; round++) {
+        rt_executor_poll_inputs(ex, 0);
+        bool more = ex->q_head != NULL;
+        for (size_t i = 0; i < ex->n_inputs && !more; i++)
+            more = ex->inputs[i].drain && ex->inputs[i].kind == RT_IN_MAILBOX;
+        if (!more)
+            return;
+    }
+}

@@ -6,8 +6,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
 
 #include "runtime/rt_internal.h"
 
@@ -207,59 +205,19 @@ void rt_route_flush(rt_executor_t *ex, rt_route_t *route)
     }
     route->batch_len = 0;
     route->batch_count = 0;
-    route->flush_after_us = 0;
-}
-
-/* How long after its time a waiting batch may still wait when the
- * executor's thread does not flush (it is blocked in run): its timer kicks
- * the thread only then, so that a thread that flushes often is not kicked
- * at all. */
-#define S_FLUSH_TIMER_SLACK_US 4000
-
-static void s_arm_flush_timer(rt_executor_t *ex, int64_t at_us)
-{
-    if (ex->flush_timer_fd < 0 || (ex->flush_timer_us && ex->flush_timer_us <= at_us))
-        return;
-    struct itimerspec when = {.it_value = {.tv_sec = at_us / 1000000,
-                                           .tv_nsec = (at_us % 1000000) * 1000}};
-    if (timerfd_settime(ex->flush_timer_fd, TFD_TIMER_ABSTIME, &when, NULL) == 0)
-        ex->flush_timer_us = at_us;
-}
-
-void rt_executor_flush_timer_fired(rt_executor_t *ex)
-{
-    uint64_t expirations;
-    if (read(ex->flush_timer_fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
-        rt_log(ex->rt, NULL, RT_LOG_ERROR, "flush timer: %s", strerror(errno));
-    ex->flush_timer_us = 0;
 }
 
 void rt_executor_flush(rt_executor_t *ex)
 {
-    int64_t now = 0, earliest = 0;
-    size_t kept = 0;
     for (size_t i = 0; i < ex->n_batched; i++) {
-        rt_route_t *route = ex->batched[i];
-        if (route->flush_after_us && route->batch_count) {
-            if (!now)
-                now = rt_now_us();
-            if (route->flush_after_us > now) {
-                ex->batched[kept++] = route;
-                if (!earliest || route->flush_after_us < earliest)
-                    earliest = route->flush_after_us;
-                continue;
-            }
-        }
-        rt_route_flush(ex, route);
-        route->batch_listed = false;
+        rt_route_flush(ex, ex->batched[i]);
+        ex->batched[i]->batch_listed = false;
     }
-    ex->n_batched = kept;
-    if (earliest)
-        s_arm_flush_timer(ex, earliest + S_FLUSH_TIMER_SLACK_US);
+    ex->n_batched = 0;
 }
 
 int rt_route_batch(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env, size_t len,
-                   const rt_wire_size_t *sizes, int64_t flush_after_us)
+                   const rt_wire_size_t *sizes)
 {
     rt_executor_t *ex = self->ex;
     size_t need = rt_wire_varint_size(len) + len + 1;
@@ -288,11 +246,6 @@ int rt_route_batch(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env
     }
     if (!route->batch_len)
         route->batch[route->batch_len++] = RT_BATCH_MARKER;
-    /* The batch waits only as long as its most pressing envelope may. */
-    if (!route->batch_count)
-        route->flush_after_us = flush_after_us;
-    else if (route->flush_after_us && (!flush_after_us || flush_after_us < route->flush_after_us))
-        route->flush_after_us = flush_after_us;
     uint8_t *p = rt_wire_put_varint(route->batch + route->batch_len, len);
     rt_wire_pack(env, sizes, p);
     rt_tap(self->rt, RT_TAP_TX, self->name, env, p, len);

@@ -229,23 +229,10 @@ int rt_actor_unwatch_fd(rt_actor_t *self, int fd);
  */
 int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env);
 
-/*
- * Like rt_send(), for an event that may wait up to delay_us to share its
- * ZeroMQ message with later ones (a VP's posted writes, thousands a
- * second): to another executor, it leaves with the first flush after
- * delay_us (the end of a turn, rt_flush()) or, when the executor's thread
- * does not flush (it is blocked in run), a few ms later by a timer that
- * kicks it. Order is kept as rt_send() keeps it: an event or request sent
- * after it to the same actor takes it along. To an actor of the same
- * executor, or from a client, it is rt_send().
- */
-int rt_send_within(rt_actor_t *self, const char *to, Vmm__Envelope *env, int delay_us);
-
 /* Delivers now the events self's executor holds: those coalesced for other
- * executors (see rt_send(); those of rt_send_within() only once their time
- * has come), and those queued for actors of this executor that are not on
- * the call stack (their handlers run here). For an actor about to block in
- * its run. */
+ * executors (see rt_send()), and those queued for actors of this executor
+ * that are not on the call stack (their handlers run here). For an actor
+ * about to block in its run. */
 void rt_flush(rt_actor_t *self);
 
 /*

@@ -127,10 +127,6 @@ typedef struct {
     size_t batch_len, batch_cap;
     unsigned batch_count;
     bool batch_listed; /* in the executor's list of routes to flush */
-    /* 0: the batch leaves at the next flush. Else it holds only envelopes
-     * sent with rt_send_within(), and leaves at the first flush from this
-     * time on (rt_now_us()). */
-    int64_t flush_after_us;
 } rt_route_t;
 
 /* A packed envelope waiting for an actor on the same executor. */
@@ -181,7 +177,7 @@ int rt_spin_poll(struct pollfd *pfds, size_t n, int spin_us);
 
 /* One input of an executor's loop (see executor.c). */
 typedef struct {
-    enum { RT_IN_PIPE, RT_IN_MAILBOX, RT_IN_DEALER, RT_IN_FD, RT_IN_FLUSH_TIMER } kind;
+    enum { RT_IN_PIPE, RT_IN_MAILBOX, RT_IN_DEALER, RT_IN_FD } kind;
     void *socket;      /* NULL for RT_IN_FD */
     int fd;            /* the socket's ZMQ_FD, or the watched descriptor */
     rt_actor_t *actor; /* the mailbox's or the descriptor's owner */
@@ -214,11 +210,6 @@ struct rt_executor_s {
     bool items_dirty; /* actors, dealers or watches changed: rebuild inputs */
     rt_route_t **batched; /* routes with coalesced envelopes to send */
     size_t n_batched, cap_batched;
-    /* A timerfd that ends the wait of batches sent with rt_send_within()
-     * when the executor's thread does not flush by itself (it is blocked
-     * in run); -1 for a client's executor. */
-    int flush_timer_fd;
-    int64_t flush_timer_us; /* when it fires; 0: disarmed */
     uint64_t next_id;
     rt_counters_t stats;
     rt_spin_t spin;
@@ -259,17 +250,12 @@ typedef struct {
 int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **route);
 /* Sends one frame, retrying when a kick signal interrupts the call. */
 int rt_send_frame(void *socket, zmq_msg_t *frame, int flags);
-/* Adds a packed one-way envelope to the route's batch; flush_after_us as
- * rt_route_t says (0: at the next flush). */
+/* Adds a packed one-way envelope to the route's batch. */
 int rt_route_batch(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env, size_t len,
-                   const rt_wire_size_t *sizes, int64_t flush_after_us);
+                   const rt_wire_size_t *sizes);
 void rt_route_flush(rt_executor_t *ex, rt_route_t *route);
-/* Sends what the executor's routes have coalesced (when its turn ends),
- * except batches whose time has not come: those are kept, and the flush
- * timer set for them. */
+/* Sends what the executor's routes have coalesced: when its turn ends. */
 void rt_executor_flush(rt_executor_t *ex);
-/* The flush timer fired: takes its expiry. */
-void rt_executor_flush_timer_fired(rt_executor_t *ex);
 void rt_route_close(void *arg, const char *key, void *value);
 
 /* executor.c */
@@ -287,6 +273,9 @@ void rt_executor_reap(rt_executor_t *ex);
 
 /* loop.c */
 void rt_executor_drain_local_for(rt_executor_t *ex, rt_actor_t *actor);
+/* Handles what waits in the mailboxes and the local queue, without
+ * blocking (bounded): before the actors terminate. */
+void rt_executor_drain_inputs(rt_executor_t *ex);
 int rt_executor_poll_inputs(rt_executor_t *ex, int timeout_ms);
 int rt_executor_rebuild_inputs(rt_executor_t *ex);
 rt_actor_t *rt_executor_pending_take(rt_executor_t *ex, uint64_t id);

@@ -951,120 +951,6 @@ Test(client, a_zero_timeout_takes_what_is_there)
     rt_destroy(&rt);
 }
 
-/* ---- Events that may wait ------------------------------------------------------ */
-
-static double s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* On a Ping "late", sends echo one event that may wait 300 ms; on "both",
- * one that may wait 10 s and then a plain one, which takes it along. */
-static int s_deferrer_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
-{
-    Vmm__Envelope env;
-    Vmm__Rt__Ping ping;
-    s_ping(&env, &ping, "event");
-    bool both = msg->ping->payload.len == 4 && !memcmp(msg->ping->payload.data, "both", 4);
-    int rc = rt_send_within(self, "echo", &env, both ? 10 * 1000 * 1000 : 300 * 1000);
-    if (!rc && both)
-        rc = rt_send(self, "echo", &env);
-    return rc ? rc : rt_reply_ack(self, msg);
-}
-
-static const rt_handler_t s_deferrer_handlers[] = {{VMM__ENVELOPE__BODY_PING, s_deferrer_on_ping}};
-static const rt_actor_ops_t s_deferrer_ops = {
-    .kind = "deferrer", .handlers = s_deferrer_handlers, .n_handlers = 1};
-
-static long long s_wait_events(rt_actor_t *self, long long want, double *waited_ms)
-{
-    double t0 = s_now_ms();
-    long long got = 0;
-    for (int i = 0; i < 5000 && got < want; i++) {
-        got = echo_inspect_number(self, "echo", "events");
-        if (got < want)
-            usleep(1000);
-    }
-    *waited_ms = s_now_ms() - t0;
-    return got;
-}
-
-static void s_tell(rt_actor_t *self, const char *to, const char *what)
-{
-    Vmm__Envelope env;
-    Vmm__Rt__Ping ping;
-    s_ping(&env, &ping, what);
-    rt_msg_t reply;
-    cr_assert_eq(rt_call(self, to, &env, &reply, 5000), 0);
-    cr_expect_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ACK);
-    rt_msg_release(&reply);
-}
-
-Test(send_within, an_event_waits_its_time_then_leaves)
-{
-    rt_t *rt;
-    rt_client_t *c = s_start_echo(&rt, NULL);
-    rt_executor_t *ex = rt_executor_new(rt, "ex1");
-    rt_actor_spec_t spec = {.name = "deferrer", .ops = &s_deferrer_ops};
-    cr_assert_eq(rt_actor_start(ex, &spec), 0);
-    double t0 = s_now_ms();
-    s_tell(rt_client_actor(c), "deferrer", "late");
-    cr_expect_eq(echo_inspect_number(rt_client_actor(c), "echo", "events"), 0,
-                 "it waits for company");
-    double waited;
-    cr_expect_eq(s_wait_events(rt_client_actor(c), 1, &waited), 1, "then it leaves");
-    cr_expect_geq(s_now_ms() - t0, 290, "not before its time");
-    rt_destroy(&rt);
-}
-
-Test(send_within, a_later_event_takes_it_along)
-{
-    rt_t *rt;
-    rt_client_t *c = s_start_echo(&rt, NULL);
-    rt_executor_t *ex = rt_executor_new(rt, "ex1");
-    rt_actor_spec_t spec = {.name = "deferrer", .ops = &s_deferrer_ops};
-    cr_assert_eq(rt_actor_start(ex, &spec), 0);
-    s_tell(rt_client_actor(c), "deferrer", "both");
-    double waited;
-    cr_expect_eq(s_wait_events(rt_client_actor(c), 2, &waited), 2);
-    cr_expect_lt(waited, 5000, "both left with the plain one, long before 10 s");
-    rt_destroy(&rt);
-}
-
-/* Sends an event that may wait 20 ms, flushes, then blocks for 10 s. */
-static rt_run_t s_late_sender_run(rt_actor_t *self)
-{
-    s_blocker_t *b = rt_actor_state(self);
-    if (!atomic_load(&b->runs)) {
-        Vmm__Envelope env;
-        Vmm__Rt__Ping ping;
-        s_ping(&env, &ping, "from run");
-        if (rt_send_within(self, "echo", &env, 20 * 1000))
-            return RT_RUN_IDLE;
-        rt_flush(self); /* too early for it: it stays */
-    }
-    return s_blocker_run(self);
-}
-
-Test(send_within, a_timer_sends_it_while_run_blocks)
-{
-    static const rt_actor_ops_t ops = {.kind = "sender", .init = s_blocker_init,
-                                       .run = s_late_sender_run, .kick = s_blocker_kick};
-    rt_t *rt;
-    rt_client_t *c = s_start_echo(&rt, NULL);
-    rt_executor_t *ex = rt_executor_new(rt, "vp0");
-    s_blocker_t b = {.efd = eventfd(0, EFD_CLOEXEC)};
-    rt_actor_spec_t spec = {.name = "sender", .ops = &ops, .arg = &b};
-    cr_assert_eq(rt_actor_start(ex, &spec), 0);
-    double waited;
-    cr_expect_eq(s_wait_events(rt_client_actor(c), 1, &waited), 1);
-    cr_expect_lt(waited, 5000, "well before run's 10 s block ends");
-    rt_destroy(&rt);
-    close(b.efd);
-}
-
 /* ---- Actors starting actors ------------------------------------------------- */
 
 /* On a Ping, starts an echo on its own executor, then calls it. */
@@ -1103,5 +989,43 @@ Test(actors, an_actor_starts_another_on_its_own_executor)
     cr_expect_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ACK, "started, and it answered");
     rt_msg_release(&reply);
     s_expect_echo(rt_client_actor(c), "child", "from outside too");
+    rt_destroy(&rt);
+}
+
+/* ---- Terminating loses nothing --------------------------------------------------- */
+
+static int s_count_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    (void)msg;
+    atomic_fetch_add((atomic_int *)rt_actor_state(self), 1);
+    return 0;
+}
+
+static int s_count_init(rt_actor_t *self, void *arg)
+{
+    rt_actor_set_state(self, arg);
+    return 0;
+}
+
+Test(executor, what_reached_a_mailbox_before_terminate_is_handled)
+{
+    static const rt_handler_t handlers[] = {{VMM__ENVELOPE__BODY_PING, s_count_on_ping}};
+    static const rt_actor_ops_t counter_ops = {.kind = "counter", .init = s_count_init,
+                                               .handlers = handlers, .n_handlers = 1};
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "ex0");
+    atomic_int count = 0;
+    rt_actor_spec_t spec = {.name = "counter", .ops = &counter_ops, .arg = &count};
+    cr_assert_eq(rt_actor_start(ex, &spec), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "one of many");
+    for (int i = 0; i < 5000; i++) {
+        cr_assert_eq(rt_send(rt_client_actor(c), "counter", &env), 0);
+        rt_flush(rt_client_actor(c)); /* one message each: too many to read in one turn */
+    }
+    rt_executor_destroy(&ex); /* at once: most are still in the mailbox */
+    cr_expect_eq(atomic_load(&count), 5000);
     rt_destroy(&rt);
 }

@@ -38,13 +38,15 @@ static s_file_t s_read(const char *path)
     return file;
 }
 
-/* A VM running the guest at path (NULL: the demo), COM1 to serial_out. */
-static vm_t *s_vm(const char *path, uint32_t n_vps, int serial_out, vm_placement_t placement)
+/* A VM running the guest at path (NULL: the demo), COM1 to serial_out,
+ * with the Hyper-V interface or without. */
+static vm_t *s_vm_with(const char *path, uint32_t n_vps, int serial_out,
+                       vm_placement_t placement, bool hyperv)
 {
     vm_harness_need_kvm();
     s_file_t file = {0};
     vm_config_t cfg = {.n_vps = n_vps, .serial_out = serial_out, .serial_in = -1,
-                       .placement = placement, .mem_size = 16u << 20};
+                       .placement = placement, .mem_size = 16u << 20, .hyperv = hyperv};
     if (path) {
         file = s_read(path);
         cfg.elf = file.elf;
@@ -58,6 +60,11 @@ static vm_t *s_vm(const char *path, uint32_t n_vps, int serial_out, vm_placement
     free(file.elf);
     cr_assert_not_null(vm, "vm_new: %s", err);
     return vm;
+}
+
+static vm_t *s_vm(const char *path, uint32_t n_vps, int serial_out, vm_placement_t placement)
+{
+    return s_vm_with(path, n_vps, serial_out, placement, false);
 }
 
 static void s_expect_sync(vm_t *vm, uint32_t *vp, uint32_t point, uint32_t *args, size_t n)
@@ -463,5 +470,136 @@ Test(guest, mmio_goes_to_the_registered_device)
     s_expect_sync(vm, NULL, 3, halves, 2);
     cr_expect_eq(halves[0], 0x55667788);
     cr_expect_eq(halves[1], 0x11223344);
+    vm_destroy(&vm);
+}
+
+/* ---- Hyper-V ------------------------------------------------------------------------- */
+
+/* A synic request from `from`; the reply stays in *reply. */
+static void s_synic(rt_actor_t *from, Vmm__Synic__Request *req, rt_msg_t *reply)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_SYNIC_REQUEST;
+    env.synic_request = req;
+    cr_assert_eq(rt_call(from, "vm0/synic", &env, reply, S_TIMEOUT_MS), 0);
+    cr_assert_neq(reply->env->body_case, VMM__ENVELOPE__BODY_ERROR, "%s",
+                  reply->env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply->env->error->text
+                                                                      : "");
+}
+
+Test(guest, hyperv_cpuid_msrs_and_hypercalls)
+{
+    vm_t *vm = s_vm_with("tests/guests/hv_basics", 1, -1, VM_DEVICES_WITH_VP0, true);
+    rt_client_t *events = rt_client_new(vm_rt(vm), "test/events");
+    Vmm__Synic__RegisterHostEventPort port = VMM__SYNIC__REGISTER_HOST_EVENT_PORT__INIT;
+    port.connection_id = 7;
+    port.target = "test/events";
+    Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+    req.op_case = VMM__SYNIC__REQUEST__OP_REGISTER_HOST_EVENT_PORT;
+    req.register_host_event_port = &port;
+    rt_msg_t reply;
+    s_synic(rt_client_actor(events), &req, &reply);
+    rt_msg_release(&reply);
+
+    cr_assert_eq(vm_start(vm), 0);
+    uint32_t a[3];
+    s_expect_sync(vm, NULL, 1, a, 3);
+    char vendor[13] = "";
+    memcpy(vendor, a, 12);
+    cr_expect_str_eq(vendor, "Microsoft Hv");
+    s_expect_sync(vm, NULL, 2, a, 3);
+    cr_expect_eq(a[0] & 0x26e, 0x26e, "privileges 0x%x: reference counter and TSC page, "
+                 "SynIC, timers, hypercall and VP index MSRs", a[0]);
+    cr_expect_eq(a[1] & 0x30, 0x30, "PostMessages and SignalEvents");
+    s_expect_sync(vm, NULL, 3, a, 1);
+    cr_expect_eq(a[0], 0, "VP_INDEX");
+    s_expect_sync(vm, NULL, 4, a, 2);
+    cr_expect_eq(a[0], 0x81000000, "GUEST_OS_ID reads back");
+    cr_expect_eq(a[1], 1, "the reference counter runs");
+    s_expect_sync(vm, NULL, 5, a, 3);
+    cr_expect(a[0] == 0xe6 && a[1] == 0xf5 && a[2] == 0xc3, "the hypercall page holds out 0xf5, al; ret");
+    s_expect_sync(vm, NULL, 6, a, 2);
+    cr_expect_eq(a[0], 0, "HvSignalEvent succeeded");
+    cr_expect_eq(a[1], 2, "an unknown call is HV_STATUS_INVALID_HYPERCALL_CODE");
+
+    rt_msg_t msg;
+    cr_assert_eq(rt_client_recv(events, &msg, S_TIMEOUT_MS), 0, "the port's target heard nothing");
+    cr_assert_eq(msg.env->body_case, VMM__ENVELOPE__BODY_SYNIC_EVENT);
+    const Vmm__Synic__HostEventSignalled *sig = msg.env->synic_event->host_event_signalled;
+    cr_assert_not_null(sig);
+    cr_expect_eq(sig->connection_id, 7);
+    cr_expect_eq(sig->flag, 3);
+    rt_msg_release(&msg);
+    cr_expect_eq(echo_inspect_number(vm_client(vm), "vm0/vp/0", "hypercalls"), 2);
+    vm_destroy(&vm);
+}
+
+Test(guest, synic_messages_queue_in_order_and_event_flags_interrupt)
+{
+    vm_t *vm = s_vm_with("tests/guests/hv_sint", 1, -1, VM_DEVICES_WITH_VP0, true);
+    cr_assert_eq(vm_start(vm), 0);
+    s_expect_sync(vm, NULL, 1, NULL, 0);
+    /* Three messages at once: the first takes the slot, two wait for EOM. */
+    for (uint64_t i = 0; i < 3; i++) {
+        uint64_t payload = 100 + i;
+        Vmm__Synic__PostMessage post = VMM__SYNIC__POST_MESSAGE__INIT;
+        post.sint = 2;
+        post.message_type = 0x100 + (uint32_t)i;
+        post.payload = (ProtobufCBinaryData){sizeof payload, (uint8_t *)&payload};
+        Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+        req.op_case = VMM__SYNIC__REQUEST__OP_POST_MESSAGE;
+        req.post_message = &post;
+        rt_msg_t reply;
+        s_synic(vm_client(vm), &req, &reply);
+        rt_msg_release(&reply);
+    }
+    for (uint32_t i = 0; i < 3; i++) {
+        uint32_t a[4];
+        s_expect_sync(vm, NULL, 2, a, 4);
+        cr_expect_eq(a[0], 0x100 + i, "message %u in order", i);
+        cr_expect_eq(a[1], 8);
+        cr_expect_eq(a[2], 100 + i);
+    }
+
+    Vmm__Synic__NewGuestEventPort np = VMM__SYNIC__NEW_GUEST_EVENT_PORT__INIT;
+    np.sint = 3;
+    np.flag = 5;
+    Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+    req.op_case = VMM__SYNIC__REQUEST__OP_NEW_GUEST_EVENT_PORT;
+    req.new_guest_event_port = &np;
+    rt_msg_t reply;
+    s_synic(vm_client(vm), &req, &reply);
+    uint64_t handle = reply.env->synic_reply->guest_event_port->handle;
+    rt_msg_release(&reply);
+    Vmm__Synic__SignalGuestEventPort sig = VMM__SYNIC__SIGNAL_GUEST_EVENT_PORT__INIT;
+    sig.handle = handle;
+    req.op_case = VMM__SYNIC__REQUEST__OP_SIGNAL_GUEST_EVENT_PORT;
+    req.signal_guest_event_port = &sig;
+    s_synic(vm_client(vm), &req, &reply);
+    rt_msg_release(&reply);
+    uint32_t a[2];
+    s_expect_sync(vm, NULL, 3, a, 2);
+    cr_expect_eq(a[0], 0x51, "the event's SINT vector");
+    cr_expect_eq(a[1], 1u << 5, "flag 5 set in the SIEFP page");
+    vm_destroy(&vm);
+}
+
+Test(guest, synic_timers_periodic_messages_and_direct_mode)
+{
+    vm_t *vm = s_vm_with("tests/guests/hv_timer", 1, -1, VM_DEVICES_WITH_VP0, true);
+    cr_assert_eq(vm_start(vm), 0);
+    for (int n = 0; n < 3; n++) {
+        uint32_t a[5];
+        s_expect_sync(vm, NULL, 1, a, 5);
+        cr_expect_eq(a[0], 0x52, "expiry %d on SINT 0's vector", n);
+        cr_expect_eq(a[1], 0x80000010, "HVMSG_TIMER_EXPIRED");
+        cr_expect_eq(a[2], 0, "timer 0");
+        cr_expect_eq(a[3], 1, "delivered at or after its expiration time");
+        cr_expect_eq(a[4], 1, "each expiration later than the one before");
+    }
+    uint32_t a[2];
+    s_expect_sync(vm, NULL, 2, a, 2);
+    cr_expect_eq(a[0], 0x53, "the direct-mode vector");
+    cr_expect_eq(a[1], 1, "not before its time");
     vm_destroy(&vm);
 }

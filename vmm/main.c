@@ -40,7 +40,7 @@ static void s_run_usage(FILE *f)
 {
     fprintf(f,
             "usage: vmm run [--guest FILE] [--mem SIZE] [--vps N] [--serial stdout|FILE]\n"
-            "               [--devices with-vp0|apart] [--log-level LEVEL]\n"
+            "               [--devices with-vp0|apart] [--hyperv] [--log-level LEVEL]\n"
             "\n"
             "Runs a guest until it powers off; the exit status is the guest's (0 for a\n"
             "plain power off, 2v+1 after a write of v to the isa-debug-exit port 0xf4),\n"
@@ -57,6 +57,8 @@ static void s_run_usage(FILE *f)
             "                   key by key, without echo; Ctrl-C ends vmm)\n"
             "  --devices WHERE  with-vp0: the devices share VP 0's thread (default,\n"
             "                   fastest for port I/O); apart: a thread of their own\n"
+            "  --hyperv         present the Hyper-V interface to the guest: its CPUID\n"
+            "                   leaves, synthetic MSRs, hypercall page and SynIC\n"
             "  --log-level L    error, warn (default), info, debug or trace; the\n"
             "                   VMM_LOG environment variable says the same\n");
 }
@@ -173,7 +175,8 @@ static int s_run(int argc, char **argv)
         {"guest", required_argument, NULL, 'g'},  {"mem", required_argument, NULL, 'm'},
         {"vps", required_argument, NULL, 'p'},    {"serial", required_argument, NULL, 's'},
         {"devices", required_argument, NULL, 'd'}, {"log-level", required_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"hyperv", no_argument, NULL, 'v'},       {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *guest = NULL, *serial = "stdout";
     vm_config_t cfg = {.serial_out = STDOUT_FILENO, .serial_in = -1};
@@ -223,6 +226,9 @@ static int s_run(int argc, char **argv)
                 return S_EXIT_USAGE;
             }
             rcfg.log_level_set = true;
+            break;
+        case 'v':
+            cfg.hyperv = true;
             break;
         case 'h':
             s_run_usage(stdout);

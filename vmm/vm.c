@@ -88,7 +88,7 @@ static int s_vp(vm_t *vm, uint32_t vp, Vmm__Vp__Request *req, char *err, size_t 
 
 /* ---- Building ---------------------------------------------------------------- */
 
-static int s_new_partition(vm_t *vm, char *err, size_t errlen)
+static int s_new_partition(vm_t *vm, bool hyperv, char *err, size_t errlen)
 {
     Vmm__Partition__IsAvailable avail = VMM__PARTITION__IS_AVAILABLE__INIT;
     Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
@@ -107,8 +107,10 @@ static int s_new_partition(vm_t *vm, char *err, size_t errlen)
 
     Vmm__Partition__ProcessorTopology topo = VMM__PARTITION__PROCESSOR_TOPOLOGY__INIT;
     topo.vp_count = vm->n_vps;
+    Vmm__Partition__HvConfig hv = VMM__PARTITION__HV_CONFIG__INIT;
     Vmm__Partition__NewPartition np = VMM__PARTITION__NEW_PARTITION__INIT;
     np.processor_topology = &topo;
+    np.hv_config = hyperv ? &hv : NULL;
     req.op_case = VMM__PARTITION__REQUEST__OP_NEW_PARTITION;
     req.new_partition = &np;
     rc = s_partition(vm, &req, &reply, err, errlen);
@@ -297,7 +299,7 @@ vm_t *vm_new(const vm_config_t *cfg, char *err, size_t errlen)
         rc = s_fail(err, errlen, -errno, "the guest cannot be loaded: %s", why);
         goto fail;
     }
-    if ((rc = s_new_partition(vm, err, errlen)) || (rc = s_start_devices(vm, cfg, err, errlen)) ||
+    if ((rc = s_new_partition(vm, cfg->hyperv, err, errlen)) || (rc = s_start_devices(vm, cfg, err, errlen)) ||
         (rc = s_build(vm, mem_size, err, errlen)) || (rc = s_load(vm, err, errlen)))
         goto fail;
     return vm;

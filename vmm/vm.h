@@ -4,7 +4,8 @@
  * chipset devices (COM1, isa-debug-exit, i8042, PM1a power, the test
  * device), and a guest ELF loaded and started in 64-bit mode. Everything
  * is done by messages from a client named "vm0/vmm", which also receives
- * the VPs' halts and the test device's guest calls.
+ * the VPs' halts and the test device's guest calls. With the Hyper-V
+ * interface the partition also starts the synic actor, "vm0/synic".
  *
  * Placement is configuration: the devices share VP 0's executor (the
  * default: a port exit to them costs no thread hop), or have one of their
@@ -35,6 +36,9 @@ typedef struct {
     int serial_out;     /* COM1's output; -1: discarded */
     int serial_in;      /* COM1's input; -1: none */
     vm_placement_t placement;
+    /* Present the Hyper-V interface (HvConfig): CPUID leaves, synthetic
+     * MSRs, the hypercall page and the SynIC, served by a synic actor. */
+    bool hyperv;
     /* More devices, started beside the chipset (same placement) before
      * the VPs exist, so that they may register ports (partition.h). The
      * specs and their args are read by vm_new() only. */

@@ -12,8 +12,10 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <x86intrin.h>
 
 #include "actors/partition/registry.h"
+#include "actors/synic/synic.h"
 #include "actors/vp/vp.h"
 
 #define S_MAX_VPS 256
@@ -62,6 +64,12 @@ typedef struct {
     size_t run_size;
     uint32_t vp_count;
     bool hv; /* NewPartition had an HvConfig: the guest sees Hyper-V */
+    char *synic; /* its synic actor's name when hv */
+    /* The reference time (100 ns) is the guest TSC's: guest TSC = host
+     * TSC + tsc_offset, and it read tsc_at_zero when the VM was built. */
+    uint64_t tsc_khz;
+    int64_t tsc_offset;
+    uint64_t tsc_at_zero;
     struct kvm_cpuid2 *cpuid; /* the default guest CPUID, then the built one */
     s_ram_t ram[S_MAX_RAM_RANGES];
     size_t n_ram;
@@ -256,10 +264,19 @@ static struct kvm_cpuid2 *s_supported_cpuid(int kvm_fd)
 /*
  * With an HvConfig the guest finds the Microsoft hypervisor interface where
  * KVM would put its own leaves (TLFS, "Hypervisor CPUID leaves"): vendor
- * "Microsoft Hv", interface "Hv#1", a version, and the limits. Features,
- * privileges and recommendations say nothing yet: they are filled in as
- * the synthetic MSRs and hypercalls they announce are implemented.
+ * "Microsoft Hv", interface "Hv#1", a version, what the synic actor
+ * implements, the recommendations and the limits.
  */
+#define S_HV_PRIVILEGES                                                                          \
+    ((1u << 1) |  /* AccessPartitionReferenceCounter */                                           \
+     (1u << 2) |  /* AccessSynicRegs */                                                           \
+     (1u << 3) |  /* AccessSyntheticTimerRegs */                                                  \
+     (1u << 5) |  /* AccessHypercallMsrs */                                                       \
+     (1u << 6) |  /* AccessVpIndex */                                                             \
+     (1u << 9))   /* AccessPartitionReferenceTsc */
+#define S_HV_PRIVILEGES_HIGH ((1u << 4) | (1u << 5)) /* PostMessages, SignalEvents */
+#define S_HV_FEATURES (1u << 19)                      /* direct-mode SynIC timers */
+#define S_HV_RECOMMENDATIONS (1u << 9) /* no AutoEOI: the in-kernel APIC needs an EOI */
 static void s_cpuid_present_hyperv(struct kvm_cpuid2 *c, uint32_t vp_count)
 {
     uint32_t kept = 0;
@@ -271,8 +288,10 @@ static void s_cpuid_present_hyperv(struct kvm_cpuid2 *c, uint32_t vp_count)
          .ebx = 0x7263694d, .ecx = 0x666f736f, .edx = 0x76482074}, /* "Microsoft Hv" */
         {.function = 0x40000001, .eax = 0x31237648}, /* "Hv#1" */
         {.function = 0x40000002, .eax = 1, .ebx = 1u << 16}, /* build 1, version 1.0 */
-        {.function = 0x40000003},
-        {.function = 0x40000004},
+        {.function = 0x40000003,
+         .eax = S_HV_PRIVILEGES, .ebx = S_HV_PRIVILEGES_HIGH, .edx = S_HV_FEATURES},
+        {.function = 0x40000004, .eax = S_HV_RECOMMENDATIONS,
+         .ebx = 0xffffffff}, /* never notify about long spinlocks */
         {.function = 0x40000005, .eax = vp_count, .ebx = vp_count},
     };
     for (size_t i = 0; i < sizeof hv / sizeof *hv && kept < S_MAX_CPUID; i++)
@@ -508,6 +527,74 @@ static int s_merge_cpuid(partition_t *p, Vmm__Partition__CpuidLeaf *const *leave
     return 0;
 }
 
+/* The guest TSC's frequency and offset from the host's, read on the first
+ * vCPU: the reference time is counted from now on that TSC. */
+static int s_measure_tsc(partition_t *p, int vcpu_fd)
+{
+    int khz = ioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0);
+    struct {
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry tsc;
+    } m = {.hdr.nmsrs = 1, .tsc.index = 0x10}; /* IA32_TSC */
+    uint64_t before = __rdtsc();
+    int got = ioctl(vcpu_fd, KVM_GET_MSRS, &m);
+    uint64_t after = __rdtsc();
+    if (khz <= 0 || got != 1)
+        return -1;
+    p->tsc_khz = (uint64_t)khz;
+    p->tsc_offset = (int64_t)(m.tsc.data - (before / 2 + after / 2));
+    p->tsc_at_zero = m.tsc.data;
+    return 0;
+}
+
+/* The partition's reference time now, in 100 ns units. */
+static uint64_t s_reference_time(const partition_t *p)
+{
+    uint64_t tsc = __rdtsc() + (uint64_t)p->tsc_offset - p->tsc_at_zero;
+    return (uint64_t)((unsigned __int128)tsc * 10000 / p->tsc_khz);
+}
+
+/* With the Hyper-V interface, the guest's synthetic MSRs come to user
+ * space (KVM has no Hyper-V here): the VPs hand them to the synic. */
+static int s_trap_synthetic_msrs(partition_t *p, char *err, size_t errlen)
+{
+    struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR,
+                                 .args = {KVM_MSR_EXIT_REASON_FILTER}};
+    static uint8_t deny[0x100 / 8]; /* a 0 bit denies: every synthetic MSR */
+    struct kvm_msr_filter filter = {
+        .flags = KVM_MSR_FILTER_DEFAULT_ALLOW,
+        .ranges = {{.flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE,
+                    .nmsrs = 0x100,
+                    .base = 0x40000000,
+                    .bitmap = deny}},
+    };
+    if (ioctl(p->vm_fd, KVM_ENABLE_CAP, &cap) < 0 ||
+        ioctl(p->vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0) {
+        snprintf(err, errlen, "cannot send the synthetic MSRs to user space: %s",
+                 strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+static int s_start_synic(rt_actor_t *self, char *err, size_t errlen)
+{
+    partition_t *p = rt_actor_state(self);
+    synic_config_t cfg = {
+        .partition = p->name,
+        .vp_count = p->vp_count,
+        .tsc_khz = p->tsc_khz,
+        .tsc_offset = p->tsc_offset,
+        .tsc_at_zero = p->tsc_at_zero,
+    };
+    rt_actor_spec_t spec = {.name = p->synic, .ops = &synic_ops, .arg = &cfg};
+    /* On this executor: its guest memory requests are direct calls. */
+    int rc = rt_actor_start(rt_actor_executor(self), &spec);
+    if (rc)
+        snprintf(err, errlen, "cannot start %s: %s", p->synic, strerror(-rc));
+    return rc;
+}
+
 /* Creates vCPU i and starts its actor. */
 static int s_start_vp(rt_actor_t *self, uint32_t i, char *err, size_t errlen)
 {
@@ -525,7 +612,8 @@ static int s_start_vp(rt_actor_t *self, uint32_t i, char *err, size_t errlen)
         if (p->cpuid->entries[k].function == 0xb || p->cpuid->entries[k].function == 0x1f)
             p->cpuid->entries[k].edx = i;
     struct kvm_mp_state runnable = {.mp_state = KVM_MP_STATE_RUNNABLE};
-    if (ioctl(fd, KVM_SET_CPUID2, p->cpuid) < 0 || ioctl(fd, KVM_SET_MP_STATE, &runnable) < 0) {
+    if (ioctl(fd, KVM_SET_CPUID2, p->cpuid) < 0 || ioctl(fd, KVM_SET_MP_STATE, &runnable) < 0 ||
+        (i == 0 && s_measure_tsc(p, fd) < 0)) {
         snprintf(err, errlen, "setting up vCPU %u: %s", i, strerror(errno));
         int rc = -errno;
         close(fd);
@@ -542,7 +630,8 @@ static int s_start_vp(rt_actor_t *self, uint32_t i, char *err, size_t errlen)
             return -ENOMEM;
         }
     }
-    vp_config_t cfg = {.index = i, .vcpu_fd = fd, .run_size = p->run_size, .partition = p->name};
+    vp_config_t cfg = {.index = i, .vcpu_fd = fd, .run_size = p->run_size, .partition = p->name,
+                       .synic = p->synic};
     rt_actor_spec_t spec = {.name = p->vp_names[i], .ops = &vp_ops, .arg = &cfg};
     int rc = rt_actor_start(ex, &spec); /* the actor owns fd from here */
     if (rc)
@@ -612,11 +701,19 @@ static int s_on_build(rt_actor_t *self, const Vmm__Envelope *msg, const Vmm__Par
             p->vp_names[i] = NULL;
             return -ENOMEM;
         }
+    if (p->hv && asprintf(&p->synic, "%s/synic", p->vm) < 0) {
+        p->synic = NULL;
+        return -ENOMEM;
+    }
     rc = s_create_vm(p, err, sizeof err);
+    if (!rc && p->hv)
+        rc = s_trap_synthetic_msrs(p, err, sizeof err);
     if (!rc)
         rc = s_map_ram(p, op->mem_layout, err, sizeof err);
     for (uint32_t i = 0; !rc && i < p->vp_count; i++)
         rc = s_start_vp(self, i, err, sizeof err);
+    if (!rc && p->hv)
+        rc = s_start_synic(self, err, sizeof err);
     if (rc) {
         p->stage = S_FAILED;
         rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "build failed: %s", err);
@@ -632,7 +729,7 @@ static int s_on_build(rt_actor_t *self, const Vmm__Envelope *msg, const Vmm__Par
     res.partition = p->name;
     res.n_vps = p->vp_count;
     res.vps = p->vp_names;
-    res.synic = "";
+    res.synic = p->synic ? p->synic : "";
     Vmm__Partition__Reply r = VMM__PARTITION__REPLY__INIT;
     r.result_case = VMM__PARTITION__REPLY__RESULT_BUILD;
     r.build = &res;
@@ -683,6 +780,7 @@ static int s_on_get_caps(rt_actor_t *self, const Vmm__Envelope *msg)
     x.vendor = (ProtobufCBinaryData){sizeof vendor, vendor};
     x.xsave = &xs;
     x.hv1 = p->hv;
+    x.hv1_reference_tsc_page = p->hv;
     x.x2apic = e1 && (e1->ecx & (1u << 21));
     x.reset_rdx = e1 ? e1->eax : 0;
     x.physical_address_width = s_phys_bits(p);
@@ -1136,16 +1234,15 @@ static int s_on_reference_time(rt_actor_t *self, const Vmm__Envelope *msg)
     partition_t *p = rt_actor_state(self);
     if (p->stage != S_BUILT)
         return s_stage_error(self, msg, S_BUILT);
-    struct kvm_clock_data clock = {0};
-    if (ioctl(p->vm_fd, KVM_GET_CLOCK, &clock) < 0)
-        return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL, "KVM_GET_CLOCK: %s",
-                              strerror(errno));
+    /* The same clock from the guest TSC: ref = ((tsc * scale) >> 64) + offset. */
+    uint64_t scale = (uint64_t)(((unsigned __int128)10000 << 64) / p->tsc_khz);
+    Vmm__Partition__ReferenceTscInfo tsc = VMM__PARTITION__REFERENCE_TSC_INFO__INIT;
+    tsc.sequence = 1;
+    tsc.scale = scale;
+    tsc.offset = -(int64_t)(((unsigned __int128)p->tsc_at_zero * scale) >> 64);
     Vmm__Partition__ReferenceTime t = VMM__PARTITION__REFERENCE_TIME__INIT;
-    t.ref_time = clock.clock / 100;
-    if (clock.flags & KVM_CLOCK_REALTIME) {
-        t.opt_system_time_case = VMM__PARTITION__REFERENCE_TIME__OPT_SYSTEM_TIME_SYSTEM_TIME_NS;
-        t.system_time_ns = (int64_t)clock.realtime;
-    }
+    t.ref_time = s_reference_time(p);
+    t.tsc = &tsc;
     Vmm__Partition__Reply r = VMM__PARTITION__REPLY__INIT;
     r.result_case = VMM__PARTITION__REPLY__RESULT_REFERENCE_TIME;
     r.reference_time = &t;
@@ -1518,6 +1615,7 @@ static void s_fini(rt_actor_t *self)
     registry_destroy(&p->registry);
     free(p->cpuid);
     free(p->given_executors);
+    free(p->synic);
     free(p->name);
     free(p->vm);
     free(p);

@@ -12,14 +12,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "actors/synic/synic.h"
 #include "actors/vp/vp_state.h"
 
 /* How long a VP waits for a device's answer before it gives up on the
  * access (a read then sees all ones). */
 #define S_DEVICE_TIMEOUT_MS 5000
-/* How long a posted write may wait to share a message with later ones:
- * a VP that exits thousands of times a second sends them in batches. */
-#define S_POSTED_DELAY_US 1000
 /* Unregistered addresses logged one by one before the log goes quiet. */
 #define S_MAX_LOGGED 32
 
@@ -33,11 +31,13 @@ typedef struct {
 typedef struct {
     uint64_t exits, io_exits, mmio_exits, kicks, device_calls, posted_writes;
     uint64_t unregistered_reads, unregistered_writes, device_errors, refused;
+    uint64_t msr_exits, hypercalls;
 } s_stats_t;
 
 typedef struct {
     vp_config_t cfg;
     char *partition;
+    char *synic; /* NULL: no Hyper-V interface */
     int fd;
     struct kvm_run *run;
     size_t run_size;
@@ -254,7 +254,7 @@ static void s_access(rt_actor_t *self, bool mmio, uint64_t address, uint8_t *dat
     int rc;
     if (write && r->posted) {
         vp->stats.posted_writes++;
-        rc = rt_send_within(self, r->actor, &env, S_POSTED_DELAY_US);
+        rc = rt_send(self, r->actor, &env);
     } else if (write) {
         vp->stats.device_calls++;
         rc = rt_call_with(self, r->actor, &env, S_DEVICE_TIMEOUT_MS, s_take_ack, NULL);
@@ -272,10 +272,130 @@ static void s_access(rt_actor_t *self, bool mmio, uint64_t address, uint8_t *dat
 
 /* ---- Exits ---------------------------------------------------------------- */
 
+/* ---- The synic's MSRs and hypercalls ------------------------------------------ */
+
+typedef struct {
+    bool ok;
+    uint64_t value;
+    bool gp;
+} s_msr_reply_t;
+
+static int s_take_synic(void *arg, const Vmm__Envelope *reply)
+{
+    s_msr_reply_t *r = arg;
+    if (reply->body_case != VMM__ENVELOPE__BODY_SYNIC_REPLY)
+        return reply->body_case == VMM__ENVELOPE__BODY_ERROR ? -EIO : -EPROTO;
+    const Vmm__Synic__Reply *sr = reply->synic_reply;
+    if (sr->result_case == VMM__SYNIC__REPLY__RESULT_MSR_RESULT) {
+        r->value = sr->msr_result->value;
+        r->gp = sr->msr_result->gp;
+    } else if (sr->result_case == VMM__SYNIC__REPLY__RESULT_HYPERCALL_RESULT) {
+        r->value = sr->hypercall_result->rax;
+    } else {
+        return -EPROTO;
+    }
+    r->ok = true;
+    return 0;
+}
+
+static int s_call_synic(rt_actor_t *self, Vmm__Synic__Request *req, s_msr_reply_t *out)
+{
+    vp_t *vp = rt_actor_state(self);
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_SYNIC_REQUEST;
+    env.synic_request = req;
+    int rc = rt_call_with(self, vp->synic, &env, S_DEVICE_TIMEOUT_MS, s_take_synic, out);
+    if (rc) {
+        vp->stats.device_errors++;
+        rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "%s: %s", vp->synic,
+               rc == -EIO ? "it answered with an error" : strerror(-rc));
+    }
+    return rc;
+}
+
+/* A synthetic MSR (the filter sends every one in 0x40000000-0x400000ff
+ * here): the synic's, or #GP without one. */
+static void s_exit_msr(rt_actor_t *self)
+{
+    vp_t *vp = rt_actor_state(self);
+    struct kvm_run *run = vp->run;
+    vp->stats.msr_exits++;
+    vp->needs_completion = true;
+    s_msr_reply_t r = {.gp = true};
+    if (vp->synic) {
+        Vmm__Synic__AccessMsr op = VMM__SYNIC__ACCESS_MSR__INIT;
+        op.vp = vp->cfg.index;
+        op.index = run->msr.index;
+        op.write = run->exit_reason == KVM_EXIT_X86_WRMSR;
+        op.value = run->msr.data;
+        Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+        req.op_case = VMM__SYNIC__REQUEST__OP_ACCESS_MSR;
+        req.access_msr = &op;
+        if (s_call_synic(self, &req, &r))
+            r.gp = true;
+    }
+    run->msr.error = r.gp ? 1 : 0;
+    if (!r.gp && run->exit_reason == KVM_EXIT_X86_RDMSR)
+        run->msr.data = r.value;
+}
+
+/* The hypercall page's port write: the call's inputs are the guest's
+ * registers, its result goes to RAX once the write is complete. At CPL 3
+ * the TLFS has hypercalls raise #UD. */
+static void s_hypercall(rt_actor_t *self)
+{
+    vp_t *vp = rt_actor_state(self);
+    vp->stats.hypercalls++;
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    if (ioctl(vp->fd, KVM_GET_REGS, &regs) < 0 || ioctl(vp->fd, KVM_GET_SREGS, &sregs) < 0) {
+        s_halt_hypervisor(self, errno, "reading a hypercall's registers");
+        return;
+    }
+    vp->needs_completion = true;
+    if (sregs.cs.dpl != 0) {
+        s_complete(vp);
+        struct kvm_vcpu_events ev = {0};
+        if (ioctl(vp->fd, KVM_GET_VCPU_EVENTS, &ev) == 0) {
+            ev.exception.injected = 1;
+            ev.exception.nr = 6; /* #UD */
+            ev.exception.has_error_code = 0;
+            ev.flags = 0;
+            ioctl(vp->fd, KVM_SET_VCPU_EVENTS, &ev);
+        }
+        return;
+    }
+    Vmm__Synic__Hypercall op = VMM__SYNIC__HYPERCALL__INIT;
+    op.vp = vp->cfg.index;
+    op.control = regs.rcx;
+    op.input = regs.rdx;
+    op.output = regs.r8;
+    Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+    req.op_case = VMM__SYNIC__REQUEST__OP_HYPERCALL;
+    req.hypercall = &op;
+    s_msr_reply_t r = {0};
+    if (s_call_synic(self, &req, &r))
+        r.value = 0x6; /* HV_STATUS_ACCESS_DENIED: the synic did not answer */
+    /* The write completes first (it moves RIP past the `out`); then RAX. */
+    s_complete(vp);
+    if (ioctl(vp->fd, KVM_GET_REGS, &regs) < 0) {
+        s_halt_hypervisor(self, errno, "reading registers after a hypercall");
+        return;
+    }
+    regs.rax = r.value;
+    if (ioctl(vp->fd, KVM_SET_REGS, &regs) < 0)
+        s_halt_hypervisor(self, errno, "writing a hypercall's result");
+}
+
 static void s_exit_io(rt_actor_t *self)
 {
     vp_t *vp = rt_actor_state(self);
     struct kvm_run *run = vp->run;
+    if (vp->synic && run->io.port == SYNIC_HYPERCALL_PORT &&
+        run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 1 && run->io.count == 1) {
+        s_hypercall(self);
+        return;
+    }
     uint64_t bytes = (uint64_t)run->io.size * run->io.count;
     if (run->io.data_offset > vp->run_size || bytes > vp->run_size - run->io.data_offset) {
         s_halt_invalid(self, "KVM reported port data outside the run area");
@@ -396,16 +516,6 @@ static void s_exit_system_event(rt_actor_t *self)
     }
 }
 
-static void s_exit_msr(rt_actor_t *self)
-{
-    vp_t *vp = rt_actor_state(self);
-    /* No MSR is handled in user space yet: the guest gets #GP. */
-    vp->run->msr.error = 1;
-    vp->needs_completion = true;
-    vp->stats.refused++;
-    rt_log(rt_actor_rt(self), self, RT_LOG_INFO, "MSR 0x%x: #GP", vp->run->msr.index);
-}
-
 static void s_handle_exit(rt_actor_t *self)
 {
     vp_t *vp = rt_actor_state(self);
@@ -459,7 +569,9 @@ static rt_run_t s_run(rt_actor_t *self)
 {
     vp_t *vp = rt_actor_state(self);
     while (vp->running) {
-        rt_flush(self); /* what is due leaves before the guest runs on */
+        /* Posted writes leave before the guest runs on: another VP, or the
+         * device through another path, must not see them late. */
+        rt_flush(self);
         int rc = ioctl(vp->fd, KVM_RUN, 0);
         int err = errno;
         vp->needs_completion = false;
@@ -796,6 +908,9 @@ static int s_init(rt_actor_t *self, void *arg)
     if (!vp->partition)
         goto fail_free;
     vp->cfg.partition = vp->partition;
+    if (cfg->synic && !(vp->synic = strdup(cfg->synic)))
+        goto fail_partition;
+    vp->cfg.synic = vp->synic;
     vp->run = mmap(NULL, cfg->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, cfg->vcpu_fd, 0);
     if (vp->run == MAP_FAILED) {
         rc = -errno;
@@ -818,6 +933,7 @@ fail_unmap:
     free(vp->initial);
     munmap(vp->run, cfg->run_size);
 fail_partition:
+    free(vp->synic);
     free(vp->partition);
 fail_free:
     free(vp);
@@ -836,6 +952,7 @@ static void s_fini(rt_actor_t *self)
     s_free_routes(vp->routes, vp->n_routes);
     free(vp->initial);
     free(vp->owner);
+    free(vp->synic);
     free(vp->partition);
     free(vp);
     rt_actor_set_state(self, NULL);
@@ -858,6 +975,8 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
                    (unsigned long long)s->unregistered_writes);
     rt_inspect_add(node, "device_errors", "%llu", (unsigned long long)s->device_errors);
     rt_inspect_add(node, "refused", "%llu", (unsigned long long)s->refused);
+    rt_inspect_add(node, "msr_exits", "%llu", (unsigned long long)s->msr_exits);
+    rt_inspect_add(node, "hypercalls", "%llu", (unsigned long long)s->hypercalls);
     Vmm__Rt__InspectNode *routes = rt_inspect_add(node, "routes", "%zu", vp->n_routes);
     for (size_t i = 0; routes && i < vp->n_routes; i++) {
         const s_route_t *r = &vp->routes[i];

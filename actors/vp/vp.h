@@ -7,8 +7,7 @@
  * - Port and MMIO exits become devices.proto requests to the device actor
  *   whose range the partition's SetIoRoutes named; the guest resumes with
  *   the reply. A device that registered posted writes gets them one-way,
- *   batched for up to a millisecond (rt_send_within()), in order with the
- *   VP's later accesses to it. An
+ *   sent before the guest runs on. An
  *   address nobody registered reads as all ones and drops writes, counted
  *   and logged once per address.
  * - Stop, Yield and Cancel arrive as messages: the runtime kicks the vCPU
@@ -18,6 +17,11 @@
  *   partition, halts it with that reason; it stays in force until the
  *   partition's Reset, so a VP that was not running halts as soon as it
  *   is run.
+ * - With a synic: a guest RDMSR/WRMSR of a synthetic MSR (KVM's MSR
+ *   filter sends those to user space) becomes AccessMsr, completed with
+ *   the reply's value or a #GP; a write to the hypercall port from the
+ *   hypercall page (actors/synic/synic.h) becomes Hypercall with the
+ *   guest's RCX, RDX and R8, and RAX gets the result.
  * - State access and debug state need a stopped VP (else BUSY).
  *
  * The partition actor creates the vCPU (it owns the VM descriptor) and
@@ -41,6 +45,10 @@ typedef struct {
     /* Its partition actor, the only sender allowed to change routes and to
      * stop it for a power action. */
     const char *partition;
+    /* The partition's synic actor, when the guest has the Hyper-V
+     * interface: the VP sends it the guest's synthetic MSR accesses and
+     * hypercalls (synic.proto). NULL: none; those MSRs are #GP. */
+    const char *synic;
 } vp_config_t;
 
 extern const rt_actor_ops_t vp_ops;
