@@ -539,8 +539,8 @@ Test(guest, synic_messages_queue_in_order_and_event_flags_interrupt)
     vm_t *vm = s_vm_with("tests/guests/hv_sint", 1, -1, VM_DEVICES_WITH_VP0, true);
     cr_assert_eq(vm_start(vm), 0);
     s_expect_sync(vm, NULL, 1, NULL, 0);
-    /* Three messages at once: the first takes the slot, two wait for EOM. */
-    for (uint64_t i = 0; i < 3; i++) {
+    /* Ten messages at once: the first takes the slot, nine wait for EOM. */
+    for (uint64_t i = 0; i < 10; i++) {
         uint64_t payload = 100 + i;
         Vmm__Synic__PostMessage post = VMM__SYNIC__POST_MESSAGE__INIT;
         post.sint = 2;
@@ -553,7 +553,7 @@ Test(guest, synic_messages_queue_in_order_and_event_flags_interrupt)
         s_synic(vm_client(vm), &req, &reply);
         rt_msg_release(&reply);
     }
-    for (uint32_t i = 0; i < 3; i++) {
+    for (uint32_t i = 0; i < 10; i++) {
         uint32_t a[4];
         s_expect_sync(vm, NULL, 2, a, 4);
         cr_expect_eq(a[0], 0x100 + i, "message %u in order", i);
@@ -571,16 +571,22 @@ Test(guest, synic_messages_queue_in_order_and_event_flags_interrupt)
     s_synic(vm_client(vm), &req, &reply);
     uint64_t handle = reply.env->synic_reply->guest_event_port->handle;
     rt_msg_release(&reply);
+    /* Signalled twice before the guest clears the flag: one interrupt. */
+    long long msis = echo_inspect_number(vm_client(vm), "vm0/synic", "msis");
     Vmm__Synic__SignalGuestEventPort sig = VMM__SYNIC__SIGNAL_GUEST_EVENT_PORT__INIT;
     sig.handle = handle;
     req.op_case = VMM__SYNIC__REQUEST__OP_SIGNAL_GUEST_EVENT_PORT;
     req.signal_guest_event_port = &sig;
-    s_synic(vm_client(vm), &req, &reply);
-    rt_msg_release(&reply);
+    for (int i = 0; i < 2; i++) {
+        s_synic(vm_client(vm), &req, &reply);
+        rt_msg_release(&reply);
+    }
     uint32_t a[2];
     s_expect_sync(vm, NULL, 3, a, 2);
     cr_expect_eq(a[0], 0x51, "the event's SINT vector");
     cr_expect_eq(a[1], 1u << 5, "flag 5 set in the SIEFP page");
+    cr_expect_eq(echo_inspect_number(vm_client(vm), "vm0/synic", "msis") - msis, 1,
+                 "the second signal found the flag set: no second interrupt");
     vm_destroy(&vm);
 }
 
@@ -601,5 +607,180 @@ Test(guest, synic_timers_periodic_messages_and_direct_mode)
     s_expect_sync(vm, NULL, 2, a, 2);
     cr_expect_eq(a[0], 0x53, "the direct-mode vector");
     cr_expect_eq(a[1], 1, "not before its time");
+    vm_destroy(&vm);
+}
+
+Test(guest, synthetic_msrs_fault_where_the_tlfs_says)
+{
+    vm_t *vm = s_vm_with("tests/guests/hv_msrs", 1, -1, VM_DEVICES_WITH_VP0, true);
+    cr_assert_eq(vm_start(vm), 0);
+    uint32_t a[4];
+    s_expect_sync(vm, NULL, 1, a, 4);
+    cr_expect_eq(a[0], 1, "an MSR the synic does not have: #GP");
+    cr_expect_eq(a[1], 1, "VP_INDEX is read-only: #GP");
+    cr_expect_eq(a[2], 1, "SVERSION is read-only: #GP");
+    cr_expect_eq(a[3], 1, "a SINT vector below 16: #GP");
+    s_expect_sync(vm, NULL, 2, a, 4);
+    cr_expect_eq(a[0], 0, "no faults on the good accesses");
+    cr_expect_eq(a[1], 1, "SVERSION");
+    cr_expect_eq(a[2], 1, "SINT0 starts masked");
+    cr_expect_eq(a[3], 1, "SCONTROL reads back");
+    vm_destroy(&vm);
+}
+
+static void s_post(vm_t *vm, uint32_t vp, uint32_t sint, uint32_t type)
+{
+    Vmm__Synic__PostMessage post = VMM__SYNIC__POST_MESSAGE__INIT;
+    post.vp = vp;
+    post.sint = sint;
+    post.message_type = type;
+    Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+    req.op_case = VMM__SYNIC__REQUEST__OP_POST_MESSAGE;
+    req.post_message = &post;
+    rt_msg_t reply;
+    s_synic(vm_client(vm), &req, &reply);
+    rt_msg_release(&reply);
+}
+
+Test(guest, every_sint_on_two_vps)
+{
+    vm_t *vm = s_vm_with("tests/guests/hv_sints", 2, -1, VM_DEVICES_WITH_VP0, true);
+    cr_assert_eq(vm_start(vm), 0);
+    bool ready[2] = {false, false};
+    for (int i = 0; i < 2; i++) {
+        uint32_t vp;
+        s_expect_sync(vm, NULL, 1, &vp, 1);
+        cr_assert_lt(vp, 2);
+        ready[vp] = true;
+    }
+    cr_assert(ready[0] && ready[1]);
+    for (uint32_t vp = 0; vp < 2; vp++)
+        for (uint32_t sint = 0; sint < 16; sint++)
+            s_post(vm, vp, sint, 0x200 + sint);
+    for (int i = 0; i < 2; i++) {
+        uint32_t a[2];
+        s_expect_sync(vm, NULL, 2, a, 2);
+        cr_expect_eq(a[1], 16, "vp %u: all 16 SINTs took their own message", a[0]);
+    }
+    vm_destroy(&vm);
+}
+
+static void s_register_port(rt_actor_t *from, bool message, uint32_t connection,
+                            const char *target)
+{
+    Vmm__Synic__RegisterHostEventPort ev = VMM__SYNIC__REGISTER_HOST_EVENT_PORT__INIT;
+    Vmm__Synic__RegisterHostMessagePort msg = VMM__SYNIC__REGISTER_HOST_MESSAGE_PORT__INIT;
+    Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+    if (message) {
+        msg.connection_id = connection;
+        msg.target = (char *)target;
+        req.op_case = VMM__SYNIC__REQUEST__OP_REGISTER_HOST_MESSAGE_PORT;
+        req.register_host_message_port = &msg;
+    } else {
+        ev.connection_id = connection;
+        ev.target = (char *)target;
+        req.op_case = VMM__SYNIC__REQUEST__OP_REGISTER_HOST_EVENT_PORT;
+        req.register_host_event_port = &ev;
+    }
+    rt_msg_t reply;
+    s_synic(from, &req, &reply);
+    rt_msg_release(&reply);
+}
+
+Test(guest, hv_post_message_reaches_its_port_and_bad_ones_get_their_status)
+{
+    vm_t *vm = s_vm_with("tests/guests/hv_post", 1, -1, VM_DEVICES_WITH_VP0, true);
+    rt_client_t *port = rt_client_new(vm_rt(vm), "test/port");
+    s_register_port(rt_client_actor(port), true, 8, "test/port");
+    cr_assert_eq(vm_start(vm), 0);
+    uint32_t a[3];
+    s_expect_sync(vm, NULL, 1, a, 3);
+    cr_expect_eq(a[0], 0, "posted");
+    cr_expect_eq(a[1], 0x12, "HV_STATUS_INVALID_CONNECTION_ID");
+    cr_expect_eq(a[2], 5, "HV_STATUS_INVALID_PARAMETER for 241 bytes");
+    rt_msg_t msg;
+    cr_assert_eq(rt_client_recv(port, &msg, S_TIMEOUT_MS), 0);
+    cr_assert_eq(msg.env->body_case, VMM__ENVELOPE__BODY_SYNIC_EVENT);
+    const Vmm__Synic__HostMessage *hm = msg.env->synic_event->host_message;
+    cr_assert_not_null(hm);
+    cr_expect_eq(hm->connection_id, 8);
+    cr_expect_eq(hm->message_type, 1);
+    cr_assert_eq(hm->payload.len, 4);
+    cr_expect_eq(memcmp(hm->payload.data, "ping", 4), 0);
+    rt_msg_release(&msg);
+    cr_expect_eq(rt_client_recv(port, &msg, 100), -ETIMEDOUT, "the refused ones reached nobody");
+    vm_destroy(&vm);
+}
+
+static double s_mono_s(void)
+{
+    return s_now_us() / 1e6;
+}
+
+Test(guest, the_monitor_page_signals_once_per_set_bit_and_the_reference_counter_runs_at_10mhz)
+{
+    vm_t *vm = s_vm_with("tests/guests/hv_monitor", 1, -1, VM_DEVICES_WITH_VP0, true);
+    rt_client_t *port = rt_client_new(vm_rt(vm), "test/monitor");
+    s_register_port(rt_client_actor(port), false, 9, "test/monitor");
+    cr_assert_eq(vm_start(vm), 0);
+    uint32_t a[2];
+    s_expect_sync(vm, NULL, 1, a, 2);
+    uint64_t monitor_gpa = a[0], go_gpa = a[1];
+
+    Vmm__Synic__SetMonitorPage page = VMM__SYNIC__SET_MONITOR_PAGE__INIT;
+    page.opt_gpa_case = VMM__SYNIC__SET_MONITOR_PAGE__OPT_GPA_GPA;
+    page.gpa = monitor_gpa;
+    Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+    req.op_case = VMM__SYNIC__REQUEST__OP_SET_MONITOR_PAGE;
+    req.set_monitor_page = &page;
+    rt_msg_t reply;
+    s_synic(vm_client(vm), &req, &reply);
+    rt_msg_release(&reply);
+    Vmm__Synic__RegisterMonitor mon = VMM__SYNIC__REGISTER_MONITOR__INIT;
+    mon.monitor_id = 3;
+    mon.connection_id = 9;
+    req.op_case = VMM__SYNIC__REQUEST__OP_REGISTER_MONITOR;
+    req.register_monitor = &mon;
+    s_synic(vm_client(vm), &req, &reply);
+    rt_msg_release(&reply);
+
+    /* Go: the guest sets the bit twice, waiting each time until it is
+     * taken. */
+    uint32_t go = 1;
+    Vmm__Devices__WriteGuestMemory w = VMM__DEVICES__WRITE_GUEST_MEMORY__INIT;
+    w.gpa = go_gpa;
+    w.data = (ProtobufCBinaryData){sizeof go, (uint8_t *)&go};
+    Vmm__Devices__Request dreq = VMM__DEVICES__REQUEST__INIT;
+    dreq.op_case = VMM__DEVICES__REQUEST__OP_WRITE_GUEST_MEMORY;
+    dreq.write_guest_memory = &w;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &dreq;
+    cr_assert_eq(rt_call(vm_client(vm), VM_PARTITION, &env, &reply, S_TIMEOUT_MS), 0);
+    rt_msg_release(&reply);
+    for (int i = 0; i < 2; i++) {
+        rt_msg_t msg;
+        cr_assert_eq(rt_client_recv(port, &msg, S_TIMEOUT_MS), 0, "setting %d was not seen", i);
+        cr_assert_eq(msg.env->body_case, VMM__ENVELOPE__BODY_SYNIC_EVENT);
+        cr_expect_eq(msg.env->synic_event->host_event_signalled->connection_id, 9);
+        rt_msg_release(&msg);
+    }
+
+    /* The reference counter against the host's clock, over half a second. */
+    s_expect_sync(vm, NULL, 2, a, 2);
+    double host0 = s_mono_s();
+    uint64_t ref0 = a[0] | (uint64_t)a[1] << 32;
+    struct timespec pause = {0, 500 * 1000000};
+    nanosleep(&pause, NULL);
+    go = 2;
+    double host1 = s_mono_s();
+    cr_assert_eq(rt_call(vm_client(vm), VM_PARTITION, &env, &reply, S_TIMEOUT_MS), 0);
+    rt_msg_release(&reply);
+    s_expect_sync(vm, NULL, 3, a, 2);
+    uint64_t ref1 = a[0] | (uint64_t)a[1] << 32;
+    double rate = (double)(ref1 - ref0) / (host1 - host0);
+    cr_expect(rate > 9.8e6 && rate < 10.2e6, "the reference counter ran at %.0f Hz", rate);
+    rt_msg_t msg;
+    cr_expect_eq(rt_client_recv(port, &msg, 100), -ETIMEDOUT, "once per setting, no more");
     vm_destroy(&vm);
 }

@@ -1,5 +1,5 @@
 /* The SynIC from a guest: enables it as the TLFS describes, then takes
- * three messages on SINT 2 (reporting each, freeing the slot and writing
+ * ten messages on SINT 2 (reporting each, freeing the slot and writing
  * EOM) and one event flag on SINT 3. */
 #include "guest/guest.h"
 #include "guest/hv.h"
@@ -39,7 +39,7 @@ void guest_main(uint32_t vp)
     guest_sync(1);
 
     volatile struct hv_message *slot = (volatile struct hv_message *)(s_simp + 2 * 256);
-    for (int n = 0; n < 3; n++) {
+    for (int n = 0; n < 10; n++) {
         s_wait();
         s_vector = 0;
         guest_sync(2, slot->type, slot->payload_size, (uint32_t)slot->payload[0], slot->flags);
