@@ -770,7 +770,20 @@ Test(guest, the_monitor_page_signals_once_per_set_bit_and_the_reference_counter_
     s_expect_sync(vm, NULL, 2, a, 2);
     double host0 = s_mono_s();
     uint64_t ref0 = a[0] | (uint64_t)a[1] << 32;
-    struct timespec pause = {0, 500 * 1000000};
+    struct timespec pause = {0, 250 * 1000000};
+    nanosleep(&pause, NULL);
+    /* The partition's reference time source is the same clock. */
+    Vmm__Partition__GetReferenceTime get = VMM__PARTITION__GET_REFERENCE_TIME__INIT;
+    Vmm__Partition__Request preq = VMM__PARTITION__REQUEST__INIT;
+    preq.op_case = VMM__PARTITION__REQUEST__OP_GET_REFERENCE_TIME;
+    preq.get_reference_time = &get;
+    Vmm__Envelope penv = VMM__ENVELOPE__INIT;
+    penv.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
+    penv.partition_request = &preq;
+    cr_assert_eq(rt_call(vm_client(vm), VM_PARTITION, &penv, &reply, S_TIMEOUT_MS), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PARTITION_REPLY);
+    uint64_t ref_mid = reply.env->partition_reply->reference_time->ref_time;
+    rt_msg_release(&reply);
     nanosleep(&pause, NULL);
     go = 2;
     double host1 = s_mono_s();
@@ -778,6 +791,9 @@ Test(guest, the_monitor_page_signals_once_per_set_bit_and_the_reference_counter_
     rt_msg_release(&reply);
     s_expect_sync(vm, NULL, 3, a, 2);
     uint64_t ref1 = a[0] | (uint64_t)a[1] << 32;
+    cr_expect(ref0 < ref_mid && ref_mid < ref1, "the partition's reference time %llu lies "
+              "between the guest's readings %llu and %llu",
+              (unsigned long long)ref_mid, (unsigned long long)ref0, (unsigned long long)ref1);
     double rate = (double)(ref1 - ref0) / (host1 - host0);
     cr_expect(rate > 9.8e6 && rate < 10.2e6, "the reference counter ran at %.0f Hz", rate);
     rt_msg_t msg;
