@@ -418,22 +418,10 @@ Test(guest, mmio_goes_to_the_registered_device)
 {
     vm_t *vm = s_vm("tests/guests/mmio", 1, -1, VM_DEVICES_WITH_VP0);
     rt_client_t *dev = rt_client_new(vm_rt(vm), "test/mmio");
-    Vmm__MemoryRange range = VMM__MEMORY_RANGE__INIT;
-    range.start = 0xd0001000;
-    range.end = 0xd0002000;
-    Vmm__MemoryRange *ranges[] = {&range};
-    Vmm__Devices__RegisterDevice reg = VMM__DEVICES__REGISTER_DEVICE__INIT;
-    reg.name = "mmio";
-    reg.n_mmio = 1;
-    reg.mmio = ranges;
-    Vmm__Devices__Request dreq = VMM__DEVICES__REQUEST__INIT;
-    dreq.op_case = VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
-    dreq.register_device = &reg;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
-    env.device_request = &dreq;
     rt_msg_t msg;
-    cr_assert_eq(rt_call(rt_client_actor(dev), VM_PARTITION, &env, &msg, S_TIMEOUT_MS), 0);
+    cr_assert_eq(vm_harness_register(rt_client_actor(dev), "mmio", true, 0xd0001000, 0x1000,
+                                     false, &msg),
+                 0);
     cr_assert_eq(msg.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY);
     rt_msg_release(&msg);
     cr_assert_eq(vm_start(vm), 0);

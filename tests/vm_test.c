@@ -23,24 +23,10 @@
 static rt_client_t *s_probe_new(vm_harness_t *h, uint32_t port, uint32_t len, bool posted)
 {
     rt_client_t *probe = rt_client_new(h->rt, "vm0/dev/probe");
-    Vmm__Devices__PortRange range = VMM__DEVICES__PORT_RANGE__INIT;
-    range.start = port;
-    range.len = len;
-    Vmm__Devices__PortRange *ranges[] = {&range};
-    Vmm__Devices__RegisterDevice reg = VMM__DEVICES__REGISTER_DEVICE__INIT;
-    reg.name = "probe";
-    reg.n_ports = 1;
-    reg.ports = ranges;
-    reg.required = true;
-    reg.posted_writes = posted;
-    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
-    req.op_case = VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
-    req.register_device = &reg;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
-    env.device_request = &req;
     rt_msg_t reply;
-    cr_assert_eq(rt_call(rt_client_actor(probe), VM_HARNESS_PARTITION, &env, &reply, 10000), 0);
+    cr_assert_eq(vm_harness_register(rt_client_actor(probe), "probe", false, port, len, posted,
+                                     &reply),
+                 0);
     cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY, "registration: %s",
                  reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply.env->error->text
                                                                    : "?");
@@ -191,22 +177,9 @@ Test(vm, overlapping_registration_is_refused_with_the_owner_named)
     vm_harness_t h;
     vm_harness_start(&h, 1, S_MEM, NULL);
     s_probe_new(&h, 0x3f8, 8, false);
-    Vmm__Devices__PortRange range = VMM__DEVICES__PORT_RANGE__INIT;
-    range.start = 0x3ff;
-    range.len = 2;
-    Vmm__Devices__PortRange *ranges[] = {&range};
-    Vmm__Devices__RegisterDevice reg = VMM__DEVICES__REGISTER_DEVICE__INIT;
-    reg.name = "other";
-    reg.n_ports = 1;
-    reg.ports = ranges;
-    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
-    req.op_case = VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
-    req.register_device = &reg;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
-    env.device_request = &req;
     rt_msg_t reply;
-    cr_assert_eq(rt_call(rt_client_actor(h.client), VM_HARNESS_PARTITION, &env, &reply, 10000),
+    cr_assert_eq(vm_harness_register(rt_client_actor(h.client), "other", false, 0x3ff, 2, false,
+                                     &reply),
                  0);
     cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR);
     cr_expect_eq(reply.env->error->code, VMM__ERROR_CODE__BUSY);

@@ -94,6 +94,37 @@ void vm_harness_stop(vm_harness_t *h)
     rt_destroy(&h->rt);
 }
 
+int vm_harness_register(rt_actor_t *from, const char *name, bool mmio, uint64_t start,
+                        uint64_t len, bool posted, rt_msg_t *reply)
+{
+    Vmm__Devices__PortRange port = VMM__DEVICES__PORT_RANGE__INIT;
+    port.start = (uint32_t)start;
+    port.len = (uint32_t)len;
+    Vmm__Devices__PortRange *ports[] = {&port};
+    Vmm__MemoryRange range = VMM__MEMORY_RANGE__INIT;
+    range.start = start;
+    range.end = start + len;
+    Vmm__MemoryRange *ranges[] = {&range};
+    Vmm__Devices__RegisterDevice reg = VMM__DEVICES__REGISTER_DEVICE__INIT;
+    reg.name = (char *)name;
+    reg.required = true;
+    reg.posted_writes = posted;
+    if (mmio) {
+        reg.n_mmio = 1;
+        reg.mmio = ranges;
+    } else {
+        reg.n_ports = 1;
+        reg.ports = ports;
+    }
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
+    req.register_device = &reg;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &req;
+    return rt_call(from, VM_HARNESS_PARTITION, &env, reply, S_TIMEOUT_MS);
+}
+
 void vm_harness_write(vm_harness_t *h, uint64_t gpa, const void *data, size_t len)
 {
     Vmm__Devices__WriteGuestMemory w = VMM__DEVICES__WRITE_GUEST_MEMORY__INIT;

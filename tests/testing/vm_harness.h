@@ -42,6 +42,12 @@ void vm_harness_stop(vm_harness_t *h);
  * caller. Returns the call's result. */
 int vm_harness_partition(vm_harness_t *h, Vmm__Partition__Request *req, rt_msg_t *reply);
 
+/* Registers a device named `name` for the actor `from`: one port range
+ * (mmio false) or MMIO range [start, start + len). Returns the call's
+ * result; the reply (a DeviceRegistration or an Error) is left in *reply. */
+int vm_harness_register(rt_actor_t *from, const char *name, bool mmio, uint64_t start,
+                        uint64_t len, bool posted, rt_msg_t *reply);
+
 /* Writes bytes into guest RAM through the partition; asserts success. */
 void vm_harness_write(vm_harness_t *h, uint64_t gpa, const void *data, size_t len);
 
