@@ -19,6 +19,8 @@
  * the guest sets is signalled within about this long (plus the cost of the
  * read, a direct call on the partition's executor). */
 #define S_MONITOR_POLL_NS 1000000L
+/* The shortest poll interval a guest's latency may ask for. */
+#define S_MONITOR_POLL_MIN_NS 100000L
 
 #define S_TARGET_MAX 255
 
@@ -531,9 +533,11 @@ static int s_on_unregister_guest_event_port(synic_t *s, const Vmm__Envelope *msg
 static void s_monitor_arm(synic_t *s)
 {
     struct itimerspec its = {{0, 0}, {0, 0}};
+    if (!s->monitor_poll_ns)
+        s->monitor_poll_ns = S_MONITOR_POLL_NS;
     if (s->monitor_page_set && s->n_monitors) {
-        its.it_interval.tv_nsec = S_MONITOR_POLL_NS;
-        its.it_value.tv_nsec = S_MONITOR_POLL_NS;
+        its.it_interval.tv_nsec = s->monitor_poll_ns;
+        its.it_value.tv_nsec = s->monitor_poll_ns;
     }
     if (timerfd_settime(s->monitor_fd, 0, &its, NULL))
         rt_log(rt_actor_rt(s->self), s->self, RT_LOG_ERROR, "arming the monitor poll: %s",
@@ -585,6 +589,28 @@ static void s_monitor_group(synic_t *s, uint32_t group, uint32_t pending)
     }
 }
 
+/* Polls as often as the least latency the guest set in the page for a
+ * registered monitor asks (TLFS: a set bit is noticed within its group's
+ * latency), between S_MONITOR_POLL_MIN_NS and S_MONITOR_POLL_NS. */
+static void s_monitor_follow_latency(synic_t *s)
+{
+    uint8_t latency[2 * SYNIC_MONITOR_IDS];
+    if (synic_guest_read(s, s->monitor_gpa + SYNIC_MONITOR_LATENCY_OFFSET(0), latency,
+                         sizeof latency))
+        return;
+    long poll_ns = S_MONITOR_POLL_NS;
+    for (size_t i = 0; i < s->n_monitors; i++) {
+        uint32_t id = s->monitors[i].monitor_id;
+        long ns = (long)(latency[2 * id] | latency[2 * id + 1] << 8) * 100;
+        if (ns && ns < poll_ns)
+            poll_ns = ns < S_MONITOR_POLL_MIN_NS ? S_MONITOR_POLL_MIN_NS : ns;
+    }
+    if (poll_ns != s->monitor_poll_ns) {
+        s->monitor_poll_ns = poll_ns;
+        s_monitor_arm(s);
+    }
+}
+
 static void s_on_monitor_fd(rt_actor_t *self, int fd)
 {
     synic_t *s = rt_actor_state(self);
@@ -601,6 +627,7 @@ static void s_on_monitor_fd(rt_actor_t *self, int fd)
         return;
     for (uint32_t g = 0; g < SYNIC_MONITOR_GROUPS; g++)
         s_monitor_group(s, g, synic_get32(groups + 8 * g));
+    s_monitor_follow_latency(s);
 }
 
 static int s_on_register_monitor(synic_t *s, const Vmm__Envelope *msg,
@@ -904,6 +931,8 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     rt_inspect_add(node, "host_ports", "%zu", s->n_host_ports);
     rt_inspect_add(node, "guest_ports", "%zu", s->n_guest_ports);
     rt_inspect_add(node, "monitors", "%zu", s->n_monitors);
+    rt_inspect_add(node, "monitor_poll_us", "%ld",
+                   (s->monitor_poll_ns ? s->monitor_poll_ns : S_MONITOR_POLL_NS) / 1000);
     if (s->monitor_page_set)
         rt_inspect_add(node, "monitor_page", "0x%llx", (unsigned long long)s->monitor_gpa);
     else

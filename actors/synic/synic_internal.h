@@ -119,6 +119,7 @@ typedef struct {
     bool monitor_page_set;
     uint64_t monitor_gpa;
     int monitor_fd; /* the poll interval while monitors are watched */
+    long monitor_poll_ns; /* that interval: the least latency asked for */
     uint64_t next_handle;
 
     synic_counters_t counts;

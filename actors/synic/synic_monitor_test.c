@@ -188,3 +188,32 @@ Test(monitor, bad_monitor_requests_are_refused, .init = s_start, .fini = s_stop)
     cr_expect_eq(harness_inspect(s_h, "monitor_page"), MONITOR_PAGE, "unchanged");
     cr_expect_eq(harness_inspect(s_h, "bad_requests"), 4);
 }
+
+/* Sets the latency the guest asks for monitor 3, then waits up to two
+ * seconds for the synic's poll interval to become want_us. */
+static long long s_latency_gives(uint16_t latency, long long want_us)
+{
+    fake_partition_write(s_h->partition, MONITOR_PAGE + SYNIC_MONITOR_LATENCY_OFFSET(3),
+                         &latency, 2);
+    long long us = -1;
+    for (int i = 0; i < 400 && us != want_us; i++) {
+        us = harness_inspect(s_h, "monitor_poll_us");
+        struct timespec nap = {0, 5000000};
+        nanosleep(&nap, NULL);
+    }
+    return us;
+}
+
+/* The guest asks for 200 us on monitor 3: polls come that often; a
+ * latency below the floor gets the floor; none, the default. */
+Test(monitor, polling_follows_the_latency_the_guest_asks_for, .init = s_start, .fini = s_stop)
+{
+    uint64_t handle;
+    cr_assert_eq(harness_register_monitor(s_h, s_h->device, 3, CONNECTION, &handle), 0);
+    cr_expect_eq(harness_inspect(s_h, "monitor_poll_us"), 1000);
+    cr_expect_eq(s_latency_gives(2000, 200), 200); /* 100 ns units */
+    cr_expect_eq(s_latency_gives(1, 100), 100);
+    cr_expect_eq(s_latency_gives(0, 1000), 1000);
+    s_trigger(3);
+    cr_expect(s_cleared(3), "still signalled after the changes");
+}

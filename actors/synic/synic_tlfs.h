@@ -110,6 +110,8 @@
 #define SYNIC_MONITOR_GROUPS 4
 #define SYNIC_MONITOR_IDS 128
 #define SYNIC_MONITOR_PENDING_OFFSET(group) (8u + 8u * (group))
+/* The latency the guest asks for monitor id m, in 100 ns units (u16). */
+#define SYNIC_MONITOR_LATENCY_OFFSET(id) (0x240u + 2u * (id))
 
 /* ---- Hypercalls ------------------------------------------------------------ */
 
