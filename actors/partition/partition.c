@@ -987,7 +987,8 @@ static int s_on_request_yield(rt_actor_t *self, const Vmm__Envelope *msg,
 }
 
 /* LINT1 is the NMI line on a PC: the VP injects one on its own thread
- * (KVM_NMI is a vCPU ioctl), kicked out of KVM_RUN by the message. */
+ * (KVM_NMI is a vCPU ioctl), kicked out of KVM_RUN by the message. It goes
+ * one-way: the VP may be waiting on the synic, on this very executor. */
 static int s_on_pulse_lint(rt_actor_t *self, const Vmm__Envelope *msg,
                            const Vmm__Partition__PulseLint *op)
 {
@@ -997,29 +998,22 @@ static int s_on_pulse_lint(rt_actor_t *self, const Vmm__Envelope *msg,
     if (!s_vtl0(self, msg, op->vtl))
         return 0;
     if (op->vp_index >= p->vp_count || op->lint > 1)
-        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
-                              "vp_index below %u and lint 0 or 1", p->vp_count);
+        return s_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                        "vp_index below the VP count and lint 0 or 1");
     if (op->lint == 0)
-        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
-                              "LINT0 is wired to the in-kernel PIC (ExtINT); only LINT1 (NMI) "
-                              "can be pulsed");
+        return s_refuse(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
+                        "LINT0 is wired to the in-kernel PIC (ExtINT); only LINT1 (NMI) can be "
+                        "pulsed");
     Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
     req.op_case = VMM__PARTITION__REQUEST__OP_PULSE_LINT;
     req.pulse_lint = (Vmm__Partition__PulseLint *)op;
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     env.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
     env.partition_request = &req;
-    rt_msg_t reply;
-    int rc = rt_call(self, p->vp_names[op->vp_index], &env, &reply, S_ROUTE_TIMEOUT_MS);
+    int rc = rt_send(self, p->vp_names[op->vp_index], &env);
     if (rc)
-        return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL, "%s: %s",
-                              p->vp_names[op->vp_index], strerror(-rc));
-    if (reply.env->body_case == VMM__ENVELOPE__BODY_ERROR)
-        rc = rt_reply_error(self, msg, reply.env->error->code, "%s", reply.env->error->text);
-    else
-        rc = rt_reply_ack(self, msg);
-    rt_msg_release(&reply);
-    return rc;
+        return rc;
+    return s_ack(self, msg);
 }
 
 /* Sends KVM the GSI routing: KVM's default (the PIC and IO-APIC pins) with

@@ -847,11 +847,16 @@ static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
         return rt_reply_error(self, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
                               "only %s may", vp->partition);
     if (op == VMM__PARTITION__REQUEST__OP_PULSE_LINT) {
-        /* The partition checked it is LINT1, the NMI line. */
-        if (ioctl(vp->fd, KVM_NMI) < 0)
-            return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL, "KVM_NMI: %s",
-                                  strerror(errno));
-        return rt_reply_ack(self, msg);
+        /* The partition checked it is LINT1, the NMI line; it sends it
+         * one-way, so a failure is logged. */
+        if (ioctl(vp->fd, KVM_NMI) < 0) {
+            int err = errno;
+            rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "KVM_NMI: %s", strerror(err));
+            return msg->request_id ? rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL,
+                                                    "KVM_NMI: %s", strerror(err))
+                                   : 0;
+        }
+        return s_ack(self, msg);
     }
     if (s_busy_if_running(self, msg))
         return 0;
