@@ -578,7 +578,7 @@ Test(guest, synic_messages_queue_in_order_and_event_flags_interrupt)
     vm_destroy(&vm);
 }
 
-Test(guest, synic_timers_periodic_messages_and_direct_mode)
+Test(guest, synic_timers_periodic_one_shot_and_direct_mode)
 {
     vm_t *vm = s_vm_with("tests/guests/hv_timer", 1, -1, VM_DEVICES_WITH_VP0, true);
     cr_assert_eq(vm_start(vm), 0);
@@ -591,6 +591,11 @@ Test(guest, synic_timers_periodic_messages_and_direct_mode)
         cr_expect_eq(a[3], 1, "delivered at or after its expiration time");
         cr_expect_eq(a[4], 1, "each expiration later than the one before");
     }
+    uint32_t one[3];
+    s_expect_sync(vm, NULL, 3, one, 3);
+    cr_expect_eq(one[0], 2, "the one-shot timer's message names timer 2");
+    cr_expect_eq(one[1], 1, "its expiration time is the count written");
+    cr_expect_eq(one[2], 0, "a one-shot timer disables itself");
     uint32_t a[2];
     s_expect_sync(vm, NULL, 2, a, 2);
     cr_expect_eq(a[0], 0x53, "the direct-mode vector");

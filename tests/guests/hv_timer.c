@@ -1,5 +1,6 @@
 /* SynIC timers from a guest: a periodic timer posting expiry messages to
- * SINT 0, then a one-shot timer in direct mode raising its own vector. */
+ * SINT 0, a one-shot timer posting one, then a one-shot timer in direct
+ * mode raising its own vector. */
 #include "guest/guest.h"
 #include "guest/hv.h"
 
@@ -56,6 +57,24 @@ void guest_main(uint32_t vp)
         hv_wrmsr(HV_MSR_EOM, 0);
     }
     hv_wrmsr(HV_MSR_STIMER0_CONFIG, 0);
+    hv_wrmsr(HV_MSR_STIMER0_COUNT, 0); /* stopped; an expiry on its way is skipped below */
+
+    /* Once, 2 ms from now (an absolute reference time), to SINT 0. */
+    uint64_t start = hv_rdmsr(HV_MSR_TIME_REF_COUNT);
+    hv_wrmsr(HV_MSR_STIMER0_CONFIG + 4, STIMER_ENABLE);
+    hv_wrmsr(HV_MSR_STIMER0_COUNT + 4, start + 20000);
+    for (;;) {
+        s_wait();
+        uint32_t timer = (uint32_t)slot->payload[0];
+        uint64_t expiration = slot->payload[1];
+        slot->type = 0;
+        hv_wrmsr(HV_MSR_EOM, 0);
+        if (timer == 2) {
+            guest_sync(3, timer, expiration == start + 20000,
+                       hv_rdmsr(HV_MSR_STIMER0_CONFIG + 4) & STIMER_ENABLE);
+            break;
+        }
+    }
 
     /* Once, 2 ms from now, straight to a vector of its own. */
     uint64_t now = hv_rdmsr(HV_MSR_TIME_REF_COUNT);
