@@ -44,6 +44,10 @@ typedef struct {
     bool running;
     /* KVM finishes an I/O or MMIO exit only on the next KVM_RUN. */
     bool needs_completion;
+    /* Set by kick (another thread), taken before each KVM_RUN: a kick that
+     * lands while the VP is busy outside KVM_RUN (s_complete() clears
+     * immediate_exit) is not lost. */
+    atomic_bool kicked;
     char *owner; /* the sender of Run, told about halts */
     s_route_t *routes;
     size_t n_routes;
@@ -572,10 +576,16 @@ static rt_run_t s_run(rt_actor_t *self)
         /* Posted writes leave before the guest runs on: another VP, or the
          * device through another path, must not see them late. */
         rt_flush(self);
+        if (atomic_exchange(&vp->kicked, false)) {
+            vp->run->immediate_exit = 0;
+            vp->stats.kicks++;
+            return RT_RUN_AGAIN; /* a message waits */
+        }
         int rc = ioctl(vp->fd, KVM_RUN, 0);
         int err = errno;
         vp->needs_completion = false;
         if (rc < 0 && (err == EINTR || err == EAGAIN)) {
+            atomic_store(&vp->kicked, false);
             vp->run->immediate_exit = 0;
             vp->stats.kicks++;
             return RT_RUN_AGAIN;
@@ -592,6 +602,7 @@ static rt_run_t s_run(rt_actor_t *self)
 static void s_kick(rt_actor_t *self)
 {
     vp_t *vp = rt_actor_state(self);
+    atomic_store(&vp->kicked, true);
     vp->run->immediate_exit = 1;
 }
 
