@@ -8,7 +8,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -17,18 +16,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bench/bench.h"
 #include "runtime/rt.h"
 #include "runtime/testing/echo.h"
 
 #define S_PAYLOAD 32 /* bytes of Ping payload; the raw baseline sends the
                         same number of bytes as the packed envelope */
 
-#define S_MAX_REPEAT 15
 
 static int s_iterations = 20000;
 static int s_repeat = 3;
@@ -355,28 +353,20 @@ typedef struct {
     bool raw_answer;
 } s_case_t;
 
-static int s_by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Measures the runtime and its baseline s_repeat times each, alternating
  * so that drift in the machine's load touches both alike; gives the
  * medians. */
 static void s_compare(const s_case_t *c, size_t size, double *rt_ns, double *raw_ns)
 {
-    double rt[S_MAX_REPEAT], raw[S_MAX_REPEAT];
+    double rt[BENCH_MAX_REPEAT], raw[BENCH_MAX_REPEAT];
     for (int i = 0; i < s_repeat; i++) {
         raw[i] = c->raw_endpoint
                      ? s_raw_two_threads(c->raw_endpoint, size, s_iterations, c->raw_answer)
                      : s_raw_same_thread(size, s_iterations);
         rt[i] = s_runtime(c->placement, c->what);
     }
-    qsort(rt, (size_t)s_repeat, sizeof *rt, s_by_value);
-    qsort(raw, (size_t)s_repeat, sizeof *raw, s_by_value);
-    *rt_ns = rt[s_repeat / 2];
-    *raw_ns = raw[s_repeat / 2];
+    *rt_ns = bench_median(rt, s_repeat);
+    *raw_ns = bench_median(raw, s_repeat);
 }
 
 static s_rtt_t s_run(const char *title, bool is_busy, const s_rtt_t *busy)
@@ -443,16 +433,6 @@ static s_rtt_t s_run(const char *title, bool is_busy, const s_rtt_t *busy)
     return r;
 }
 
-static pid_t s_start_load(void)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        for (volatile unsigned long i = 0;; i++)
-            ;
-    }
-    return pid;
-}
-
 static void s_usage(FILE *f)
 {
     fprintf(f,
@@ -473,58 +453,20 @@ static void s_usage(FILE *f)
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    bool idle = true, busy = true, strict = false;
-    static const struct option opts[] = {
-        {"iterations", required_argument, NULL, 'n'},
-        {"repeat", required_argument, NULL, 'r'},
-        {"busy-only", no_argument, NULL, 'b'},
-        {"idle-only", no_argument, NULL, 'i'},
-        {"strict", no_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    for (int c; (c = getopt_long(argc, argv, "n:r:bish", opts, NULL)) != -1;) {
-        switch (c) {
-        case 'n':
-            s_iterations = atoi(optarg);
-            if (s_iterations < 2) {
-                fprintf(stderr, "rt_bench: --iterations must be at least 2\n");
-                return 2;
-            }
-            break;
-        case 'r':
-            s_repeat = atoi(optarg);
-            if (s_repeat < 1 || s_repeat > S_MAX_REPEAT) {
-                fprintf(stderr, "rt_bench: --repeat must be 1 to %d\n", S_MAX_REPEAT);
-                return 2;
-            }
-            break;
-        case 'b':
-            idle = false;
-            break;
-        case 'i':
-            busy = false;
-            break;
-        case 's':
-            strict = true;
-            break;
-        case 'h':
-            s_usage(stdout);
-            return 0;
-        default:
-            s_usage(stderr);
-            return 2;
-        }
-    }
+    bench_opts_t o = {.iterations = s_iterations, .repeat = s_repeat};
+    int status = bench_parse(argc, argv, "rt_bench", 2, 100000000, s_usage, &o);
+    if (status >= 0)
+        return status;
+    s_iterations = (int)o.iterations;
+    s_repeat = o.repeat;
     s_rtt_t busy_rtt;
-    if (busy) {
-        pid_t load = s_start_load();
+    if (o.busy) {
+        pid_t load = bench_load_start();
         busy_rtt = s_run("Other core busy (a spinning process)", true, NULL);
-        kill(load, SIGKILL);
-        waitpid(load, NULL, 0);
+        bench_load_stop(&load);
     }
-    if (idle)
-        s_run("Idle machine", false, busy ? &busy_rtt : NULL);
+    if (o.idle)
+        s_run("Idle machine", false, o.busy ? &busy_rtt : NULL);
     /* ZeroMQ leaves ipc:// socket files behind. */
     char path[128];
     snprintf(path, sizeof path, "/tmp/vmm-bench-%d.sock", getpid());
@@ -532,5 +474,5 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "/tmp/vmm-bench-raw-%d.sock", getpid());
     unlink(path);
     printf("\n%s\n", s_misses ? "Some targets were missed." : "All targets met.");
-    return strict && s_misses ? 1 : 0;
+    return o.strict && s_misses ? 1 : 0;
 }

@@ -39,7 +39,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <linux/kvm.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -48,16 +47,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/timerfd.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "actors/devices/device.h"
 #include "actors/devices/testdev_abi.h"
-#include "loader/loader.h"
+#include "bench/bench.h"
+#include "bench/raw_kvm.h"
 #include "vmm/vm.h"
 
 /* The guest's ports and numbers: guest/bench_synic.c has the same. */
@@ -83,7 +80,6 @@
 #define S_LSR_THRE 0x20
 #define S_MSI_ADDRESS 0xfee00000u
 #define S_MEM VM_DEFAULT_MEM
-#define S_MAX_REPEAT 15
 #define S_ACTOR "vm0/dev/synic-bench"
 #define S_SYNIC "vm0/synic"
 #define S_MESSAGE_TYPE 0x100
@@ -149,130 +145,9 @@ static double s_ns_per_op(uint64_t cycles)
 
 /* ---- The raw harness: one vCPU, no actors ---------------------------------- */
 
-typedef struct {
-    int kvm, vm, vcpu;
-    void *mem;
-    struct kvm_run *run;
-    size_t run_size;
-} s_raw_t;
-
-static void s_raw_close(s_raw_t *k)
-{
-    if (k->run)
-        munmap(k->run, k->run_size);
-    if (k->mem)
-        munmap(k->mem, S_MEM);
-    int fds[] = {k->vcpu, k->vm, k->kvm};
-    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
-}
-
-static void s_seg(const loader_segment_t *in, struct kvm_segment *out)
-{
-    *out = (struct kvm_segment){
-        .base = in->base, .limit = in->limit, .selector = in->selector, .type = in->type,
-        .present = in->present, .dpl = in->dpl, .db = in->db, .s = in->s, .l = in->l,
-        .g = in->g, .avl = in->avl, .unusable = in->unusable,
-    };
-}
-
-/* The vCPU's start state from the loader; CPUID first, which KVM wants
- * before SREGS (it checks CR4 and EFER bits against the CPUID). */
-static int s_raw_boot_state(s_raw_t *k, const loader_vp_state_t *st)
-{
-    struct kvm_cpuid2 *cpuid = calloc(1, sizeof *cpuid + 256 * sizeof cpuid->entries[0]);
-    if (!cpuid)
-        return -ENOMEM;
-    cpuid->nent = 256;
-    int rc = ioctl(k->kvm, KVM_GET_SUPPORTED_CPUID, cpuid) < 0 ||
-                     ioctl(k->vcpu, KVM_SET_CPUID2, cpuid) < 0
-                 ? -errno
-                 : 0;
-    free(cpuid);
-    struct kvm_sregs s;
-    if (rc || ioctl(k->vcpu, KVM_GET_SREGS, &s) < 0)
-        return rc ? rc : -errno;
-    s_seg(&st->cs, &s.cs), s_seg(&st->ds, &s.ds), s_seg(&st->es, &s.es);
-    s_seg(&st->fs, &s.fs), s_seg(&st->gs, &s.gs), s_seg(&st->ss, &s.ss);
-    s_seg(&st->tr, &s.tr), s_seg(&st->ldt, &s.ldt);
-    s.gdt = (struct kvm_dtable){.base = st->gdt.base, .limit = st->gdt.limit};
-    s.idt = (struct kvm_dtable){.base = st->idt.base, .limit = st->idt.limit};
-    s.cr0 = st->cr0, s.cr3 = st->cr3, s.cr4 = st->cr4, s.efer = st->efer;
-    struct kvm_regs r = {.rip = st->rip, .rsp = st->rsp, .rdi = st->rdi, .rflags = st->rflags};
-    if (ioctl(k->vcpu, KVM_SET_SREGS, &s) < 0 || ioctl(k->vcpu, KVM_SET_REGS, &r) < 0)
-        return -errno;
-    return 0;
-}
-
-/* A VM with an in-kernel irqchip and the guest loaded. */
-static int s_raw_open(s_raw_t *k, char *err, size_t errlen)
-{
-    const char *what = "/dev/kvm";
-    int rc;
-    if ((k->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC)) < 0)
-        goto fail;
-    what = "KVM_CREATE_VM";
-    if ((k->vm = ioctl(k->kvm, KVM_CREATE_VM, 0)) < 0)
-        goto fail;
-    if (ioctl(k->kvm, KVM_CHECK_EXTENSION, KVM_CAP_SET_TSS_ADDR) > 0)
-        ioctl(k->vm, KVM_SET_TSS_ADDR, 0xfffbd000ul);
-    what = "KVM_CREATE_IRQCHIP";
-    if (ioctl(k->vm, KVM_CREATE_IRQCHIP, 0) < 0)
-        goto fail;
-    what = "guest RAM";
-    k->mem = mmap(NULL, S_MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (k->mem == MAP_FAILED) {
-        k->mem = NULL;
-        goto fail;
-    }
-    struct kvm_userspace_memory_region ram = {
-        .memory_size = S_MEM, .userspace_addr = (uint64_t)(uintptr_t)k->mem};
-    if (ioctl(k->vm, KVM_SET_USER_MEMORY_REGION, &ram) < 0)
-        goto fail;
-    loader_image_t *image = loader_image_new(guest_bench_synic_elf, guest_bench_synic_elf_len,
-                                             S_MEM, 1, err, errlen);
-    if (!image)
-        return -errno;
-    size_t n;
-    const loader_chunk_t *chunks = loader_image_chunks(image, &n);
-    for (size_t i = 0; i < n; i++)
-        memcpy((uint8_t *)k->mem + chunks[i].gpa, chunks[i].bytes, chunks[i].len);
-    what = "the vCPU";
-    rc = 0;
-    int size = ioctl(k->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-    if (size <= 0 || (k->vcpu = ioctl(k->vm, KVM_CREATE_VCPU, 0)) < 0)
-        rc = -errno;
-    if (!rc) {
-        k->run_size = (size_t)size;
-        k->run = mmap(NULL, k->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, k->vcpu, 0);
-        if (k->run == MAP_FAILED) {
-            rc = -errno;
-            k->run = NULL;
-        }
-    }
-    if (!rc)
-        rc = s_raw_boot_state(k, loader_image_vp(image, 0));
-    loader_image_destroy(&image);
-    if (rc) {
-        errno = -rc;
-        goto fail;
-    }
-    what = "KVM_GET_TSC_KHZ";
-    int khz = ioctl(k->vcpu, KVM_GET_TSC_KHZ, 0);
-    if (khz <= 0)
-        goto fail;
-    s_tsc_khz = (uint32_t)khz;
-    return 0;
-fail:
-    rc = -errno;
-    snprintf(err, errlen, "%s: %s", what, strerror(-rc));
-    return rc;
-}
-
 /* The MSI the guest asked for, at once: fixed delivery to the APIC id in
  * bits 15:8 of value, the vector in bits 7:0. */
-static int s_raw_msi(s_raw_t *k, uint32_t value, char *err, size_t errlen)
+static int s_raw_msi(raw_kvm_t *k, uint32_t value, char *err, size_t errlen)
 {
     struct kvm_msi msi = {.address_lo = S_MSI_ADDRESS | (value >> 8 & 0xff) << 12,
                           .data = value & 0xff};
@@ -285,7 +160,7 @@ static int s_raw_msi(s_raw_t *k, uint32_t value, char *err, size_t errlen)
 
 /* One port access, handled inline. Returns 1 once the guest is done, 0 to
  * go on, or -EPROTO. */
-static int s_raw_io(s_raw_t *k, s_report_t *r, uint32_t *args, size_t *n_args, char *err,
+static int s_raw_io(raw_kvm_t *k, s_report_t *r, uint32_t *args, size_t *n_args, char *err,
                     size_t errlen)
 {
     struct kvm_run *run = k->run;
@@ -334,9 +209,11 @@ static int s_raw_io(s_raw_t *k, s_report_t *r, uint32_t *args, size_t *n_args, c
 /* Runs the guest on the bare vCPU: its MSI rounds. */
 static int s_raw(s_report_t *r, char *err, size_t errlen)
 {
-    s_raw_t k = {.kvm = -1, .vm = -1, .vcpu = -1};
+    raw_kvm_t k;
     memset(r, 0, sizeof *r);
-    int rc = s_raw_open(&k, err, errlen);
+    int rc = raw_kvm_open(&k, guest_bench_synic_elf, guest_bench_synic_elf_len, S_MEM, err,
+                          errlen);
+    s_tsc_khz = k.tsc_khz;
     uint32_t args[TESTDEV_MAX_ARGS];
     size_t n_args = 0;
     while (!rc) {
@@ -352,7 +229,7 @@ static int s_raw(s_report_t *r, char *err, size_t errlen)
             snprintf(err, errlen, "unexpected exit reason %u", k.run->exit_reason);
         }
     }
-    s_raw_close(&k);
+    raw_kvm_close(&k);
     return rc == 1 ? 0 : rc;
 }
 
@@ -755,16 +632,9 @@ static int s_actors(vm_placement_t placement, uint32_t parts, s_report_t *r, cha
 
 /* ---- Report ---------------------------------------------------------------- */
 
-static int s_by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static double s_median(double *v)
 {
-    qsort(v, (size_t)s_repeat, sizeof *v, s_by_value);
-    return v[s_repeat / 2];
+    return bench_median(v, s_repeat);
 }
 
 /* Medians: ns per message and BUSY answers per message (the bench actor on
@@ -780,8 +650,8 @@ typedef struct {
  */
 static void s_measure(s_figures_t *f)
 {
-    double message[2][S_MAX_REPEAT], busy[2][S_MAX_REPEAT];
-    double event[2][S_MAX_REPEAT], msi[S_MAX_REPEAT];
+    double message[2][BENCH_MAX_REPEAT], busy[2][BENCH_MAX_REPEAT];
+    double event[2][BENCH_MAX_REPEAT], msi[BENCH_MAX_REPEAT];
     static const vm_placement_t placements[2] = {VM_DEVICES_WITH_VP0, VM_DEVICES_APART};
     static const uint32_t parts = S_BIT(S_PART_MESSAGES) | S_BIT(S_PART_EVENT);
     static const char *const where[2] = {"the bench actor on VP 0's executor",
@@ -847,24 +717,6 @@ static void s_run(const char *title)
            f.busy[0], f.busy[1], s_tsc_khz);
 }
 
-/* A spinning child that dies with the benchmark, however that ends, and
- * keeps none of its output open (a reader waits for all writers to close). */
-static pid_t s_start_load(void)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, STDOUT_FILENO);
-        dup2(null, STDERR_FILENO);
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
-            _exit(0);
-        for (volatile unsigned long i = 0;; i++)
-            ;
-    }
-    return pid;
-}
-
 static void s_usage(FILE *f)
 {
     fprintf(f,
@@ -890,60 +742,20 @@ static void s_usage(FILE *f)
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    bool idle = true, busy = true;
-    static const struct option opts[] = {
-        {"iterations", required_argument, NULL, 'n'},
-        {"repeat", required_argument, NULL, 'r'},
-        {"busy-only", no_argument, NULL, 'b'},
-        {"idle-only", no_argument, NULL, 'i'},
-        {"strict", no_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
-    for (int c; (c = getopt_long(argc, argv, "n:r:bish", opts, NULL)) != -1;) {
-        switch (c) {
-        case 'n': {
-            long v = atol(optarg);
-            if (v < 1 || v > 1000000) {
-                fprintf(stderr, "synic_bench: --iterations must be 1 to 1000000\n");
-                return 2;
-            }
-            s_iterations = (uint32_t)v;
-            break;
-        }
-        case 'r':
-            s_repeat = atoi(optarg);
-            if (s_repeat < 1 || s_repeat > S_MAX_REPEAT) {
-                fprintf(stderr, "synic_bench: --repeat must be 1 to %d\n", S_MAX_REPEAT);
-                return 2;
-            }
-            break;
-        case 'b':
-            idle = false;
-            break;
-        case 'i':
-            busy = false;
-            break;
-        case 's':
-            break; /* no targets: nothing can be missed */
-        case 'h':
-            s_usage(stdout);
-            return 0;
-        default:
-            s_usage(stderr);
-            return 2;
-        }
-    }
+    bench_opts_t o = {.iterations = s_iterations, .repeat = s_repeat};
+    int status = bench_parse(argc, argv, "synic_bench", 1, 1000000, s_usage, &o);
+    if (status >= 0)
+        return status;
+    s_iterations = (uint32_t)o.iterations;
+    s_repeat = o.repeat; /* --strict: no targets, nothing can be missed */
     if (access("/dev/kvm", R_OK | W_OK))
         s_die("/dev/kvm: %s; this benchmark needs KVM", strerror(errno));
-    if (busy) {
-        s_load = s_start_load();
+    if (o.busy) {
+        s_load = bench_load_start();
         s_run("Other core busy (a spinning process)");
-        kill(s_load, SIGKILL);
-        waitpid(s_load, NULL, 0);
-        s_load = 0;
+        bench_load_stop(&s_load);
     }
-    if (idle)
+    if (o.idle)
         s_run("Idle machine");
     printf("\nNo targets: the issue sets none for these figures.\n");
     return 0;

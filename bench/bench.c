@@ -1,0 +1,97 @@
+#include "bench/bench.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int bench_parse(int argc, char **argv, const char *name, long min_iterations,
+                long max_iterations, void (*usage)(FILE *f), bench_opts_t *o)
+{
+    static const struct option opts[] = {
+        {"iterations", required_argument, NULL, 'n'},
+        {"repeat", required_argument, NULL, 'r'},
+        {"busy-only", no_argument, NULL, 'b'},
+        {"idle-only", no_argument, NULL, 'i'},
+        {"strict", no_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    o->busy = o->idle = true;
+    for (int c; (c = getopt_long(argc, argv, "n:r:bish", opts, NULL)) != -1;) {
+        char *end;
+        switch (c) {
+        case 'n':
+            o->iterations = strtol(optarg, &end, 10);
+            if (*end || o->iterations < min_iterations || o->iterations > max_iterations) {
+                fprintf(stderr, "%s: --iterations must be %ld to %ld\n", name, min_iterations,
+                        max_iterations);
+                return 2;
+            }
+            break;
+        case 'r':
+            o->repeat = (int)strtol(optarg, &end, 10);
+            if (*end || o->repeat < 1 || o->repeat > BENCH_MAX_REPEAT) {
+                fprintf(stderr, "%s: --repeat must be 1 to %d\n", name, BENCH_MAX_REPEAT);
+                return 2;
+            }
+            break;
+        case 'b':
+            o->idle = false;
+            break;
+        case 'i':
+            o->busy = false;
+            break;
+        case 's':
+            o->strict = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    return -1;
+}
+
+pid_t bench_load_start(void)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
+            _exit(0);
+        for (volatile unsigned long i = 0;; i++)
+            ;
+    }
+    return pid;
+}
+
+void bench_load_stop(pid_t *pid)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, SIGKILL);
+    waitpid(*pid, NULL, 0);
+    *pid = 0;
+}
+
+static int s_by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double bench_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, s_by_value);
+    return v[n / 2];
+}

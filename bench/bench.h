@@ -1,0 +1,36 @@
+/*
+ * What the benchmarks share: their options, the spinning process that keeps
+ * the other core busy, and medians.
+ */
+#ifndef VMM_BENCH_H
+#define VMM_BENCH_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#define BENCH_MAX_REPEAT 15
+
+typedef struct {
+    long iterations; /* in [min, max] given to bench_parse() */
+    int repeat;      /* measurements per figure, 1 to BENCH_MAX_REPEAT */
+    bool busy, idle; /* which passes run */
+    bool strict;     /* exit 1 when a target is missed */
+} bench_opts_t;
+
+/* Parses --iterations N, --repeat N, --busy-only, --idle-only, --strict and
+ * --help into *o (which holds the defaults). Returns -1 to go on, or the
+ * status to exit with: 0 after --help (usage printed to stdout), 2 for a bad
+ * option (one line, or the usage, on stderr). */
+int bench_parse(int argc, char **argv, const char *name, long min_iterations,
+                long max_iterations, void (*usage)(FILE *f), bench_opts_t *o);
+
+/* A child spinning on the other core, which dies with the benchmark however
+ * that ends; stopped (and *pid zeroed) by bench_load_stop(). */
+pid_t bench_load_start(void);
+void bench_load_stop(pid_t *pid);
+
+/* The median of v[0..n), which it sorts. */
+double bench_median(double *v, int n);
+
+#endif

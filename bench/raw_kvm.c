@@ -1,0 +1,127 @@
+#include "bench/raw_kvm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "loader/loader.h"
+
+void raw_kvm_close(raw_kvm_t *k)
+{
+    if (k->run)
+        munmap(k->run, k->run_size);
+    if (k->mem)
+        munmap(k->mem, k->mem_size);
+    int fds[] = {k->vcpu, k->vm, k->kvm};
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    *k = (raw_kvm_t){.kvm = -1, .vm = -1, .vcpu = -1};
+}
+
+static void s_seg(const loader_segment_t *in, struct kvm_segment *out)
+{
+    *out = (struct kvm_segment){
+        .base = in->base, .limit = in->limit, .selector = in->selector, .type = in->type,
+        .present = in->present, .dpl = in->dpl, .db = in->db, .s = in->s, .l = in->l,
+        .g = in->g, .avl = in->avl, .unusable = in->unusable,
+    };
+}
+
+/* The vCPU's start state from the loader; CPUID first, which KVM wants
+ * before SREGS (it checks CR4 and EFER bits against the CPUID). */
+static int s_boot_state(raw_kvm_t *k, const loader_vp_state_t *st)
+{
+    struct kvm_cpuid2 *cpuid = calloc(1, sizeof *cpuid + 256 * sizeof cpuid->entries[0]);
+    if (!cpuid)
+        return -ENOMEM;
+    cpuid->nent = 256;
+    int rc = ioctl(k->kvm, KVM_GET_SUPPORTED_CPUID, cpuid) < 0 ||
+                     ioctl(k->vcpu, KVM_SET_CPUID2, cpuid) < 0
+                 ? -errno
+                 : 0;
+    free(cpuid);
+    struct kvm_sregs s;
+    if (rc || ioctl(k->vcpu, KVM_GET_SREGS, &s) < 0)
+        return rc ? rc : -errno;
+    s_seg(&st->cs, &s.cs), s_seg(&st->ds, &s.ds), s_seg(&st->es, &s.es);
+    s_seg(&st->fs, &s.fs), s_seg(&st->gs, &s.gs), s_seg(&st->ss, &s.ss);
+    s_seg(&st->tr, &s.tr), s_seg(&st->ldt, &s.ldt);
+    s.gdt = (struct kvm_dtable){.base = st->gdt.base, .limit = st->gdt.limit};
+    s.idt = (struct kvm_dtable){.base = st->idt.base, .limit = st->idt.limit};
+    s.cr0 = st->cr0, s.cr3 = st->cr3, s.cr4 = st->cr4, s.efer = st->efer;
+    struct kvm_regs r = {.rip = st->rip, .rsp = st->rsp, .rdi = st->rdi, .rflags = st->rflags};
+    if (ioctl(k->vcpu, KVM_SET_SREGS, &s) < 0 || ioctl(k->vcpu, KVM_SET_REGS, &r) < 0)
+        return -errno;
+    return 0;
+}
+
+int raw_kvm_open(raw_kvm_t *k, const uint8_t *elf, size_t elf_len, uint64_t mem_size,
+                 char *err, size_t errlen)
+{
+    *k = (raw_kvm_t){.kvm = -1, .vm = -1, .vcpu = -1, .mem_size = mem_size};
+    const char *what = "/dev/kvm";
+    int rc;
+    if ((k->kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC)) < 0)
+        goto fail;
+    what = "KVM_CREATE_VM";
+    if ((k->vm = ioctl(k->kvm, KVM_CREATE_VM, 0)) < 0)
+        goto fail;
+    if (ioctl(k->kvm, KVM_CHECK_EXTENSION, KVM_CAP_SET_TSS_ADDR) > 0)
+        ioctl(k->vm, KVM_SET_TSS_ADDR, 0xfffbd000ul);
+    what = "KVM_CREATE_IRQCHIP";
+    if (ioctl(k->vm, KVM_CREATE_IRQCHIP, 0) < 0)
+        goto fail;
+    what = "guest RAM";
+    k->mem = mmap(NULL, mem_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (k->mem == MAP_FAILED) {
+        k->mem = NULL;
+        goto fail;
+    }
+    struct kvm_userspace_memory_region ram = {
+        .memory_size = mem_size, .userspace_addr = (uint64_t)(uintptr_t)k->mem};
+    if (ioctl(k->vm, KVM_SET_USER_MEMORY_REGION, &ram) < 0)
+        goto fail;
+    loader_image_t *image = loader_image_new(elf, elf_len, mem_size, 1, err, errlen);
+    if (!image)
+        return -errno;
+    size_t n;
+    const loader_chunk_t *chunks = loader_image_chunks(image, &n);
+    for (size_t i = 0; i < n; i++)
+        memcpy((uint8_t *)k->mem + chunks[i].gpa, chunks[i].bytes, chunks[i].len);
+    what = "the vCPU";
+    rc = 0;
+    int size = ioctl(k->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (size <= 0 || (k->vcpu = ioctl(k->vm, KVM_CREATE_VCPU, 0)) < 0)
+        rc = -errno;
+    if (!rc) {
+        k->run_size = (size_t)size;
+        k->run = mmap(NULL, k->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, k->vcpu, 0);
+        if (k->run == MAP_FAILED) {
+            rc = -errno;
+            k->run = NULL;
+        }
+    }
+    if (!rc)
+        rc = s_boot_state(k, loader_image_vp(image, 0));
+    loader_image_destroy(&image);
+    if (rc) {
+        errno = -rc;
+        goto fail;
+    }
+    what = "KVM_GET_TSC_KHZ";
+    int khz = ioctl(k->vcpu, KVM_GET_TSC_KHZ, 0);
+    if (khz <= 0)
+        goto fail;
+    k->tsc_khz = (uint32_t)khz;
+    return 0;
+fail:
+    rc = -errno;
+    snprintf(err, errlen, "%s: %s", what, strerror(-rc));
+    return rc;
+}
