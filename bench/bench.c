@@ -2,15 +2,19 @@
 
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+static const char *s_name = "bench";
+
 int bench_parse(int argc, char **argv, const char *name, long min_iterations,
                 long max_iterations, void (*usage)(FILE *f), bench_opts_t *o)
 {
+    s_name = name;
     static const struct option opts[] = {
         {"iterations", required_argument, NULL, 'n'},
         {"repeat", required_argument, NULL, 'r'},
@@ -82,6 +86,17 @@ void bench_load_stop(pid_t *pid)
     kill(*pid, SIGKILL);
     waitpid(*pid, NULL, 0);
     *pid = 0;
+}
+
+void bench_die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", s_name);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    exit(1);
 }
 
 static int s_by_value(const void *a, const void *b)

@@ -30,6 +30,10 @@ int bench_parse(int argc, char **argv, const char *name, long min_iterations,
 pid_t bench_load_start(void);
 void bench_load_stop(pid_t *pid);
 
+/* Prints "<name>: <what>" (the name bench_parse() was given) and exits 1;
+ * the load process dies with the benchmark. */
+void bench_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
 /* The median of v[0..n), which it sorts. */
 double bench_median(double *v, int n);
 

@@ -106,20 +106,6 @@ static uint32_t s_iterations = 2000;
 static int s_repeat = 5;
 static uint32_t s_tsc_khz; /* the guest's TSC, read from the raw vCPU */
 
-static pid_t s_load; /* the spinning process of the busy run, or 0 */
-
-static void __attribute__((noreturn, format(printf, 1, 2))) s_die(const char *fmt, ...)
-{
-    if (s_load > 0)
-        kill(s_load, SIGKILL);
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "synic_bench: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
 
 /* What one run of the guest reported. */
 typedef struct {
@@ -660,14 +646,14 @@ static void s_measure(s_figures_t *f)
     for (int i = 0; i < s_repeat; i++) {
         s_report_t raw;
         if (s_raw(&raw, err, sizeof err))
-            s_die("the raw harness: %s", err);
+            bench_die("the raw harness: %s", err);
         if (raw.seen != S_BIT(S_PART_MSI))
-            s_die("the guest reported parts 0x%x in the raw harness", raw.seen);
+            bench_die("the guest reported parts 0x%x in the raw harness", raw.seen);
         msi[i] = s_ns_per_op(raw.cycles[S_PART_MSI - 1]);
         for (int p = 0; p < 2; p++) {
             s_report_t r;
             if (s_actors(placements[p], parts, &r, err, sizeof err))
-                s_die("the VMM, %s: %s", where[p], err);
+                bench_die("the VMM, %s: %s", where[p], err);
             message[p][i] = s_ns_per_op(r.cycles[S_PART_MESSAGES - 1]);
             busy[p][i] = r.busy;
             event[p][i] = s_ns_per_op(r.cycles[S_PART_EVENT - 1]);
@@ -749,11 +735,11 @@ int main(int argc, char **argv)
     s_iterations = (uint32_t)o.iterations;
     s_repeat = o.repeat; /* --strict: no targets, nothing can be missed */
     if (access("/dev/kvm", R_OK | W_OK))
-        s_die("/dev/kvm: %s; this benchmark needs KVM", strerror(errno));
+        bench_die("/dev/kvm: %s; this benchmark needs KVM", strerror(errno));
     if (o.busy) {
-        s_load = bench_load_start();
+        pid_t load = bench_load_start();
         s_run("Other core busy (a spinning process)");
-        bench_load_stop(&s_load);
+        bench_load_stop(&load);
     }
     if (o.idle)
         s_run("Idle machine");

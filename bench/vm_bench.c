@@ -72,20 +72,6 @@ static uint32_t s_iterations = 5000;
 static int s_repeat = 5;
 static uint32_t s_tsc_khz; /* the guest's TSC, read from the raw vCPU */
 
-static pid_t s_load; /* the spinning process of the busy run, or 0 */
-
-static void __attribute__((noreturn, format(printf, 1, 2))) s_die(const char *fmt, ...)
-{
-    if (s_load > 0)
-        kill(s_load, SIGKILL);
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "vm_bench: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    exit(1);
-}
 
 /* What one run of the guest reported. */
 typedef struct {
@@ -453,15 +439,15 @@ static void s_measure(s_figures_t *f)
     for (int i = 0; i < s_repeat; i++) {
         s_report_t r_raw, r_vp, r_apart;
         if (s_raw(&r_raw, err, sizeof err))
-            s_die("the raw harness: %s", err);
+            bench_die("the raw harness: %s", err);
         if (s_actors(VM_DEVICES_WITH_VP0, &r_vp, err, sizeof err))
-            s_die("the VMM, devices on VP 0's executor: %s", err);
+            bench_die("the VMM, devices on VP 0's executor: %s", err);
         if (s_actors(VM_DEVICES_APART, &r_apart, err, sizeof err))
-            s_die("the VMM, devices on their own executor: %s", err);
+            bench_die("the VMM, devices on their own executor: %s", err);
         const s_report_t *all[] = {&r_raw, &r_vp, &r_apart};
         for (size_t k = 0; k < 3; k++)
             if (all[k]->seen != (1u << S_MODES) - 1)
-                s_die("the guest reported only modes 0x%x", all[k]->seen);
+                bench_die("the guest reported only modes 0x%x", all[k]->seen);
         for (int m = 0; m < S_MODES; m++) {
             raw[m][i] = s_ns_per_op(r_raw.cycles[m]);
             with_vp[m][i] = s_ns_per_op(r_vp.cycles[m]);
@@ -543,11 +529,11 @@ int main(int argc, char **argv)
     s_iterations = (uint32_t)o.iterations;
     s_repeat = o.repeat;
     if (access("/dev/kvm", R_OK | W_OK))
-        s_die("/dev/kvm: %s; this benchmark needs KVM", strerror(errno));
+        bench_die("/dev/kvm: %s; this benchmark needs KVM", strerror(errno));
     if (o.busy) {
-        s_load = bench_load_start();
+        pid_t load = bench_load_start();
         s_run("Other core busy (a spinning process)");
-        bench_load_stop(&s_load);
+        bench_load_stop(&load);
     }
     if (o.idle)
         s_run("Idle machine");
