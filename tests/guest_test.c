@@ -475,189 +475,6 @@ static void s_synic(rt_actor_t *from, Vmm__Synic__Request *req, rt_msg_t *reply)
                                                                       : "");
 }
 
-Test(guest, hyperv_cpuid_msrs_and_hypercalls)
-{
-    vm_t *vm = s_vm_with("tests/guests/hv_basics", 1, -1, VM_DEVICES_WITH_VP0, true);
-    rt_client_t *events = rt_client_new(vm_rt(vm), "test/events");
-    Vmm__Synic__RegisterHostEventPort port = VMM__SYNIC__REGISTER_HOST_EVENT_PORT__INIT;
-    port.connection_id = 7;
-    port.target = "test/events";
-    Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
-    req.op_case = VMM__SYNIC__REQUEST__OP_REGISTER_HOST_EVENT_PORT;
-    req.register_host_event_port = &port;
-    rt_msg_t reply;
-    s_synic(rt_client_actor(events), &req, &reply);
-    rt_msg_release(&reply);
-
-    cr_assert_eq(vm_start(vm), 0);
-    uint32_t a[3];
-    s_expect_sync(vm, NULL, 1, a, 3);
-    char vendor[13] = "";
-    memcpy(vendor, a, 12);
-    cr_expect_str_eq(vendor, "Microsoft Hv");
-    s_expect_sync(vm, NULL, 2, a, 3);
-    cr_expect_eq(a[0] & 0x26e, 0x26e, "privileges 0x%x: reference counter and TSC page, "
-                 "SynIC, timers, hypercall and VP index MSRs", a[0]);
-    cr_expect_eq(a[1] & 0x30, 0x30, "PostMessages and SignalEvents");
-    s_expect_sync(vm, NULL, 3, a, 1);
-    cr_expect_eq(a[0], 0, "VP_INDEX");
-    s_expect_sync(vm, NULL, 4, a, 2);
-    cr_expect_eq(a[0], 0x81000000, "GUEST_OS_ID reads back");
-    cr_expect_eq(a[1], 1, "the reference counter runs");
-    s_expect_sync(vm, NULL, 5, a, 3);
-    cr_expect(a[0] == 0xe6 && a[1] == 0xf5 && a[2] == 0xc3, "the hypercall page holds out 0xf5, al; ret");
-    s_expect_sync(vm, NULL, 6, a, 2);
-    cr_expect_eq(a[0], 0, "HvSignalEvent succeeded");
-    cr_expect_eq(a[1], 2, "an unknown call is HV_STATUS_INVALID_HYPERCALL_CODE");
-
-    rt_msg_t msg;
-    cr_assert_eq(rt_client_recv(events, &msg, S_TIMEOUT_MS), 0, "the port's target heard nothing");
-    cr_assert_eq(msg.env->body_case, VMM__ENVELOPE__BODY_SYNIC_EVENT);
-    const Vmm__Synic__HostEventSignalled *sig = msg.env->synic_event->host_event_signalled;
-    cr_assert_not_null(sig);
-    cr_expect_eq(sig->connection_id, 7);
-    cr_expect_eq(sig->flag, 3);
-    rt_msg_release(&msg);
-    cr_expect_eq(echo_inspect_number(vm_client(vm), "vm0/vp/0", "hypercalls"), 2);
-    vm_destroy(&vm);
-}
-
-Test(guest, synic_messages_queue_in_order_and_event_flags_interrupt)
-{
-    vm_t *vm = s_vm_with("tests/guests/hv_sint", 1, -1, VM_DEVICES_WITH_VP0, true);
-    cr_assert_eq(vm_start(vm), 0);
-    s_expect_sync(vm, NULL, 1, NULL, 0);
-    /* Ten messages at once: the first takes the slot, nine wait for EOM. */
-    for (uint64_t i = 0; i < 10; i++) {
-        uint64_t payload = 100 + i;
-        Vmm__Synic__PostMessage post = VMM__SYNIC__POST_MESSAGE__INIT;
-        post.sint = 2;
-        post.message_type = 0x100 + (uint32_t)i;
-        post.payload = (ProtobufCBinaryData){sizeof payload, (uint8_t *)&payload};
-        Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
-        req.op_case = VMM__SYNIC__REQUEST__OP_POST_MESSAGE;
-        req.post_message = &post;
-        rt_msg_t reply;
-        s_synic(vm_client(vm), &req, &reply);
-        rt_msg_release(&reply);
-    }
-    for (uint32_t i = 0; i < 10; i++) {
-        uint32_t a[4];
-        s_expect_sync(vm, NULL, 2, a, 4);
-        cr_expect_eq(a[0], 0x100 + i, "message %u in order", i);
-        cr_expect_eq(a[1], 8);
-        cr_expect_eq(a[2], 100 + i);
-    }
-
-    Vmm__Synic__NewGuestEventPort np = VMM__SYNIC__NEW_GUEST_EVENT_PORT__INIT;
-    np.sint = 3;
-    np.flag = 5;
-    Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
-    req.op_case = VMM__SYNIC__REQUEST__OP_NEW_GUEST_EVENT_PORT;
-    req.new_guest_event_port = &np;
-    rt_msg_t reply;
-    s_synic(vm_client(vm), &req, &reply);
-    uint64_t handle = reply.env->synic_reply->guest_event_port->handle;
-    rt_msg_release(&reply);
-    /* Signalled twice before the guest clears the flag: one interrupt. */
-    long long msis = echo_inspect_number(vm_client(vm), "vm0/synic", "msis");
-    Vmm__Synic__SignalGuestEventPort sig = VMM__SYNIC__SIGNAL_GUEST_EVENT_PORT__INIT;
-    sig.handle = handle;
-    req.op_case = VMM__SYNIC__REQUEST__OP_SIGNAL_GUEST_EVENT_PORT;
-    req.signal_guest_event_port = &sig;
-    for (int i = 0; i < 2; i++) {
-        s_synic(vm_client(vm), &req, &reply);
-        rt_msg_release(&reply);
-    }
-    uint32_t a[2];
-    s_expect_sync(vm, NULL, 3, a, 2);
-    cr_expect_eq(a[0], 0x51, "the event's SINT vector");
-    cr_expect_eq(a[1], 1u << 5, "flag 5 set in the SIEFP page");
-    cr_expect_eq(echo_inspect_number(vm_client(vm), "vm0/synic", "msis") - msis, 1,
-                 "the second signal found the flag set: no second interrupt");
-    vm_destroy(&vm);
-}
-
-Test(guest, synic_timers_periodic_one_shot_and_direct_mode)
-{
-    vm_t *vm = s_vm_with("tests/guests/hv_timer", 1, -1, VM_DEVICES_WITH_VP0, true);
-    cr_assert_eq(vm_start(vm), 0);
-    for (int n = 0; n < 3; n++) {
-        uint32_t a[5];
-        s_expect_sync(vm, NULL, 1, a, 5);
-        cr_expect_eq(a[0], 0x52, "expiry %d on SINT 0's vector", n);
-        cr_expect_eq(a[1], 0x80000010, "HVMSG_TIMER_EXPIRED");
-        cr_expect_eq(a[2], 0, "timer 0");
-        cr_expect_eq(a[3], 1, "delivered at or after its expiration time");
-        cr_expect_eq(a[4], 1, "each expiration later than the one before");
-    }
-    uint32_t one[3];
-    s_expect_sync(vm, NULL, 3, one, 3);
-    cr_expect_eq(one[0], 2, "the one-shot timer's message names timer 2");
-    cr_expect_eq(one[1], 1, "its expiration time is the count written");
-    cr_expect_eq(one[2], 0, "a one-shot timer disables itself");
-    uint32_t a[2];
-    s_expect_sync(vm, NULL, 2, a, 2);
-    cr_expect_eq(a[0], 0x53, "the direct-mode vector");
-    cr_expect_eq(a[1], 1, "not before its time");
-    vm_destroy(&vm);
-}
-
-Test(guest, synthetic_msrs_fault_where_the_tlfs_says)
-{
-    vm_t *vm = s_vm_with("tests/guests/hv_msrs", 1, -1, VM_DEVICES_WITH_VP0, true);
-    cr_assert_eq(vm_start(vm), 0);
-    uint32_t a[4];
-    s_expect_sync(vm, NULL, 1, a, 4);
-    cr_expect_eq(a[0], 1, "an MSR the synic does not have: #GP");
-    cr_expect_eq(a[1], 1, "VP_INDEX is read-only: #GP");
-    cr_expect_eq(a[2], 1, "SVERSION is read-only: #GP");
-    cr_expect_eq(a[3], 1, "a SINT vector below 16: #GP");
-    s_expect_sync(vm, NULL, 2, a, 4);
-    cr_expect_eq(a[0], 0, "no faults on the good accesses");
-    cr_expect_eq(a[1], 1, "SVERSION");
-    cr_expect_eq(a[2], 1, "SINT0 starts masked");
-    cr_expect_eq(a[3], 1, "SCONTROL reads back");
-    vm_destroy(&vm);
-}
-
-static void s_post(vm_t *vm, uint32_t vp, uint32_t sint, uint32_t type)
-{
-    Vmm__Synic__PostMessage post = VMM__SYNIC__POST_MESSAGE__INIT;
-    post.vp = vp;
-    post.sint = sint;
-    post.message_type = type;
-    Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
-    req.op_case = VMM__SYNIC__REQUEST__OP_POST_MESSAGE;
-    req.post_message = &post;
-    rt_msg_t reply;
-    s_synic(vm_client(vm), &req, &reply);
-    rt_msg_release(&reply);
-}
-
-Test(guest, every_sint_on_two_vps)
-{
-    vm_t *vm = s_vm_with("tests/guests/hv_sints", 2, -1, VM_DEVICES_WITH_VP0, true);
-    cr_assert_eq(vm_start(vm), 0);
-    bool ready[2] = {false, false};
-    for (int i = 0; i < 2; i++) {
-        uint32_t vp;
-        s_expect_sync(vm, NULL, 1, &vp, 1);
-        cr_assert_lt(vp, 2);
-        ready[vp] = true;
-    }
-    cr_assert(ready[0] && ready[1]);
-    for (uint32_t vp = 0; vp < 2; vp++)
-        for (uint32_t sint = 0; sint < 16; sint++)
-            s_post(vm, vp, sint, 0x200 + sint);
-    for (int i = 0; i < 2; i++) {
-        uint32_t a[2];
-        s_expect_sync(vm, NULL, 2, a, 2);
-        cr_expect_eq(a[1], 16, "vp %u: all 16 SINTs took their own message", a[0]);
-    }
-    vm_destroy(&vm);
-}
-
 static void s_register_port(rt_actor_t *from, bool message, uint32_t connection,
                             const char *target)
 {
@@ -680,19 +497,251 @@ static void s_register_port(rt_actor_t *from, bool message, uint32_t connection,
     rt_msg_release(&reply);
 }
 
-Test(guest, hv_post_message_reaches_its_port_and_bad_ones_get_their_status)
+static void s_post(vm_t *vm, uint32_t vp, uint32_t sint, uint32_t type, const void *payload,
+                   size_t len)
+{
+    Vmm__Synic__PostMessage post = VMM__SYNIC__POST_MESSAGE__INIT;
+    post.vp = vp;
+    post.sint = sint;
+    post.message_type = type;
+    post.payload = (ProtobufCBinaryData){len, (uint8_t *)payload};
+    Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+    req.op_case = VMM__SYNIC__REQUEST__OP_POST_MESSAGE;
+    req.post_message = &post;
+    rt_msg_t reply;
+    s_synic(vm_client(vm), &req, &reply);
+    rt_msg_release(&reply);
+}
+
+/* Writes a 32-bit value into guest RAM (a go flag the guest waits on). */
+static void s_poke(vm_t *vm, uint64_t gpa, uint32_t value)
+{
+    Vmm__Devices__WriteGuestMemory w = VMM__DEVICES__WRITE_GUEST_MEMORY__INIT;
+    w.gpa = gpa;
+    w.data = (ProtobufCBinaryData){sizeof value, (uint8_t *)&value};
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_GUEST_MEMORY;
+    req.write_guest_memory = &w;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &req;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(vm_client(vm), VM_PARTITION, &env, &reply, S_TIMEOUT_MS), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ACK);
+    rt_msg_release(&reply);
+}
+
+/* Each guest below does several things in a row; each test runs the guest
+ * in a VM of its own and checks one of them. */
+
+/* tests/guests/hv_basics: what it reported. */
+typedef struct {
+    uint32_t vendor[3], privileges, privileges_high, vp_index, os_id_high, ref_runs;
+    uint32_t page[3], signal_status, unknown_status;
+    uint32_t signalled_connection, signalled_flag;
+} s_basics_t;
+
+static void s_run_basics(s_basics_t *b)
+{
+    vm_t *vm = s_vm_with("tests/guests/hv_basics", 1, -1, VM_DEVICES_WITH_VP0, true);
+    rt_client_t *events = rt_client_new(vm_rt(vm), "test/events");
+    s_register_port(rt_client_actor(events), false, 7, "test/events");
+    cr_assert_eq(vm_start(vm), 0);
+    uint32_t a[3];
+    s_expect_sync(vm, NULL, 1, b->vendor, 3);
+    s_expect_sync(vm, NULL, 2, a, 3);
+    b->privileges = a[0], b->privileges_high = a[1];
+    s_expect_sync(vm, NULL, 3, &b->vp_index, 1);
+    s_expect_sync(vm, NULL, 4, a, 2);
+    b->os_id_high = a[0], b->ref_runs = a[1];
+    s_expect_sync(vm, NULL, 5, b->page, 3);
+    s_expect_sync(vm, NULL, 6, a, 2);
+    b->signal_status = a[0], b->unknown_status = a[1];
+    rt_msg_t msg;
+    cr_assert_eq(rt_client_recv(events, &msg, S_TIMEOUT_MS), 0, "the port's target heard nothing");
+    cr_assert_eq(msg.env->body_case, VMM__ENVELOPE__BODY_SYNIC_EVENT);
+    cr_assert_not_null(msg.env->synic_event->host_event_signalled);
+    b->signalled_connection = msg.env->synic_event->host_event_signalled->connection_id;
+    b->signalled_flag = msg.env->synic_event->host_event_signalled->flag;
+    rt_msg_release(&msg);
+    cr_expect_eq(echo_inspect_number(vm_client(vm), "vm0/vp/0", "hypercalls"), 2);
+    vm_destroy(&vm);
+}
+
+Test(hyperv, cpuid_leaves_name_the_interface_and_what_it_implements)
+{
+    s_basics_t b;
+    s_run_basics(&b);
+    char vendor[13] = "";
+    memcpy(vendor, b.vendor, 12);
+    cr_expect_str_eq(vendor, "Microsoft Hv");
+    cr_expect_eq(b.privileges & 0x26e, 0x26e, "privileges 0x%x: reference counter and TSC page, "
+                 "SynIC, timers, hypercall and VP index MSRs", b.privileges);
+    cr_expect_eq(b.privileges_high & 0x30, 0x30, "PostMessages and SignalEvents");
+}
+
+Test(hyperv, vp_index_guest_os_id_and_reference_counter_msrs)
+{
+    s_basics_t b;
+    s_run_basics(&b);
+    cr_expect_eq(b.vp_index, 0, "VP_INDEX");
+    cr_expect_eq(b.os_id_high, 0x81000000, "GUEST_OS_ID reads back");
+    cr_expect_eq(b.ref_runs, 1, "the reference counter runs");
+}
+
+Test(hyperv, the_hypercall_page_exits_to_the_vmm)
+{
+    s_basics_t b;
+    s_run_basics(&b);
+    cr_expect(b.page[0] == 0xe6 && b.page[1] == 0xf5 && b.page[2] == 0xc3,
+              "the page holds out 0xf5, al; ret");
+    cr_expect_eq(b.unknown_status, 2, "an unknown call is HV_STATUS_INVALID_HYPERCALL_CODE");
+}
+
+Test(hyperv, hv_signal_event_reaches_a_host_actor)
+{
+    s_basics_t b;
+    s_run_basics(&b);
+    cr_expect_eq(b.signal_status, 0, "HvSignalEvent succeeded");
+    cr_expect_eq(b.signalled_connection, 7);
+    cr_expect_eq(b.signalled_flag, 3);
+}
+
+Test(hyperv, synthetic_msrs_fault_where_the_tlfs_says)
+{
+    vm_t *vm = s_vm_with("tests/guests/hv_msrs", 1, -1, VM_DEVICES_WITH_VP0, true);
+    cr_assert_eq(vm_start(vm), 0);
+    uint32_t a[4];
+    s_expect_sync(vm, NULL, 1, a, 4);
+    cr_expect_eq(a[0], 1, "an MSR the synic does not have: #GP");
+    cr_expect_eq(a[1], 1, "VP_INDEX is read-only: #GP");
+    cr_expect_eq(a[2], 1, "SVERSION is read-only: #GP");
+    cr_expect_eq(a[3], 1, "a SINT vector below 16: #GP");
+    s_expect_sync(vm, NULL, 2, a, 4);
+    cr_expect_eq(a[0], 0, "no faults on the good accesses");
+    cr_expect_eq(a[1], 1, "SVERSION");
+    cr_expect_eq(a[2], 1, "SINT0 starts masked");
+    cr_expect_eq(a[3], 1, "SCONTROL reads back");
+    vm_destroy(&vm);
+}
+
+/* tests/guests/hv_sint: ten messages posted at once, then an event port
+ * signalled twice before the guest clears its flag. */
+typedef struct {
+    uint32_t message[10][4]; /* type, payload size, first payload word, flags */
+    uint32_t event_vector, event_flags;
+    long long event_msis;
+} s_sint_t;
+
+static void s_run_sint(s_sint_t *r)
+{
+    vm_t *vm = s_vm_with("tests/guests/hv_sint", 1, -1, VM_DEVICES_WITH_VP0, true);
+    cr_assert_eq(vm_start(vm), 0);
+    s_expect_sync(vm, NULL, 1, NULL, 0);
+    for (uint64_t i = 0; i < 10; i++) {
+        uint64_t payload = 100 + i;
+        s_post(vm, 0, 2, 0x100 + (uint32_t)i, &payload, sizeof payload);
+    }
+    for (int i = 0; i < 10; i++)
+        s_expect_sync(vm, NULL, 2, r->message[i], 4);
+
+    Vmm__Synic__NewGuestEventPort np = VMM__SYNIC__NEW_GUEST_EVENT_PORT__INIT;
+    np.sint = 3;
+    np.flag = 5;
+    Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+    req.op_case = VMM__SYNIC__REQUEST__OP_NEW_GUEST_EVENT_PORT;
+    req.new_guest_event_port = &np;
+    rt_msg_t reply;
+    s_synic(vm_client(vm), &req, &reply);
+    Vmm__Synic__SignalGuestEventPort sig = VMM__SYNIC__SIGNAL_GUEST_EVENT_PORT__INIT;
+    sig.handle = reply.env->synic_reply->guest_event_port->handle;
+    rt_msg_release(&reply);
+    long long msis = echo_inspect_number(vm_client(vm), "vm0/synic", "msis");
+    req.op_case = VMM__SYNIC__REQUEST__OP_SIGNAL_GUEST_EVENT_PORT;
+    req.signal_guest_event_port = &sig;
+    for (int i = 0; i < 2; i++) {
+        s_synic(vm_client(vm), &req, &reply);
+        rt_msg_release(&reply);
+    }
+    uint32_t a[2];
+    s_expect_sync(vm, NULL, 3, a, 2);
+    r->event_vector = a[0], r->event_flags = a[1];
+    r->event_msis = echo_inspect_number(vm_client(vm), "vm0/synic", "msis") - msis;
+    vm_destroy(&vm);
+}
+
+Test(hyperv, a_posted_message_arrives_with_its_type_and_payload)
+{
+    s_sint_t r;
+    s_run_sint(&r);
+    cr_expect_eq(r.message[0][0], 0x100, "its type");
+    cr_expect_eq(r.message[0][1], 8, "its payload size");
+    cr_expect_eq(r.message[0][2], 100, "its payload");
+}
+
+Test(hyperv, a_burst_of_messages_arrives_complete_and_in_order_across_eom)
+{
+    s_sint_t r;
+    s_run_sint(&r);
+    for (uint32_t i = 0; i < 10; i++) {
+        cr_expect_eq(r.message[i][0], 0x100 + i, "message %u in order", i);
+        cr_expect_eq(r.message[i][2], 100 + i, "message %u's own payload", i);
+    }
+}
+
+Test(hyperv, a_guest_event_port_sets_its_bit_and_interrupts_once)
+{
+    s_sint_t r;
+    s_run_sint(&r);
+    cr_expect_eq(r.event_vector, 0x51, "the event's SINT vector");
+    cr_expect_eq(r.event_flags, 1u << 5, "flag 5 set in the SIEFP page");
+    cr_expect_eq(r.event_msis, 1, "the second signal found the flag set: no second interrupt");
+}
+
+Test(hyperv, every_sint_on_two_vps)
+{
+    vm_t *vm = s_vm_with("tests/guests/hv_sints", 2, -1, VM_DEVICES_WITH_VP0, true);
+    cr_assert_eq(vm_start(vm), 0);
+    bool ready[2] = {false, false};
+    for (int i = 0; i < 2; i++) {
+        uint32_t vp;
+        s_expect_sync(vm, NULL, 1, &vp, 1);
+        cr_assert_lt(vp, 2);
+        ready[vp] = true;
+    }
+    cr_assert(ready[0] && ready[1]);
+    for (uint32_t vp = 0; vp < 2; vp++)
+        for (uint32_t sint = 0; sint < 16; sint++)
+            s_post(vm, vp, sint, 0x200 + sint, NULL, 0);
+    for (int i = 0; i < 2; i++) {
+        uint32_t a[2];
+        s_expect_sync(vm, NULL, 2, a, 2);
+        cr_expect_eq(a[1], 16, "vp %u: all 16 SINTs took their own message", a[0]);
+    }
+    vm_destroy(&vm);
+}
+
+/* tests/guests/hv_post: HvPostMessage to connection 8, to 99 (nobody's)
+ * and with 241 bytes. */
+static void s_run_post(uint32_t status[3], rt_msg_t *heard)
 {
     vm_t *vm = s_vm_with("tests/guests/hv_post", 1, -1, VM_DEVICES_WITH_VP0, true);
     rt_client_t *port = rt_client_new(vm_rt(vm), "test/port");
     s_register_port(rt_client_actor(port), true, 8, "test/port");
     cr_assert_eq(vm_start(vm), 0);
-    uint32_t a[3];
-    s_expect_sync(vm, NULL, 1, a, 3);
-    cr_expect_eq(a[0], 0, "posted");
-    cr_expect_eq(a[1], 0x12, "HV_STATUS_INVALID_CONNECTION_ID");
-    cr_expect_eq(a[2], 5, "HV_STATUS_INVALID_PARAMETER for 241 bytes");
+    s_expect_sync(vm, NULL, 1, status, 3);
+    cr_assert_eq(rt_client_recv(port, heard, S_TIMEOUT_MS), 0, "the port's target heard nothing");
+    rt_msg_t more;
+    cr_expect_eq(rt_client_recv(port, &more, 100), -ETIMEDOUT, "the refused ones reached nobody");
+    vm_destroy(&vm);
+}
+
+Test(hyperv, hv_post_message_reaches_a_host_actor)
+{
+    uint32_t status[3];
     rt_msg_t msg;
-    cr_assert_eq(rt_client_recv(port, &msg, S_TIMEOUT_MS), 0);
+    s_run_post(status, &msg);
+    cr_expect_eq(status[0], 0, "posted");
     cr_assert_eq(msg.env->body_case, VMM__ENVELOPE__BODY_SYNIC_EVENT);
     const Vmm__Synic__HostMessage *hm = msg.env->synic_event->host_message;
     cr_assert_not_null(hm);
@@ -701,16 +750,19 @@ Test(guest, hv_post_message_reaches_its_port_and_bad_ones_get_their_status)
     cr_assert_eq(hm->payload.len, 4);
     cr_expect_eq(memcmp(hm->payload.data, "ping", 4), 0);
     rt_msg_release(&msg);
-    cr_expect_eq(rt_client_recv(port, &msg, 100), -ETIMEDOUT, "the refused ones reached nobody");
-    vm_destroy(&vm);
 }
 
-static double s_mono_s(void)
+Test(hyperv, unknown_connections_and_oversized_payloads_get_their_status)
 {
-    return s_now_us() / 1e6;
+    uint32_t status[3];
+    rt_msg_t msg;
+    s_run_post(status, &msg);
+    rt_msg_release(&msg);
+    cr_expect_eq(status[1], 0x12, "HV_STATUS_INVALID_CONNECTION_ID");
+    cr_expect_eq(status[2], 5, "HV_STATUS_INVALID_PARAMETER for 241 bytes");
 }
 
-Test(guest, the_monitor_page_signals_once_per_set_bit_and_the_reference_counter_runs_at_10mhz)
+Test(hyperv, the_monitor_page_signals_once_per_set_bit)
 {
     vm_t *vm = s_vm_with("tests/guests/hv_monitor", 1, -1, VM_DEVICES_WITH_VP0, true);
     rt_client_t *port = rt_client_new(vm_rt(vm), "test/monitor");
@@ -718,11 +770,9 @@ Test(guest, the_monitor_page_signals_once_per_set_bit_and_the_reference_counter_
     cr_assert_eq(vm_start(vm), 0);
     uint32_t a[2];
     s_expect_sync(vm, NULL, 1, a, 2);
-    uint64_t monitor_gpa = a[0], go_gpa = a[1];
-
     Vmm__Synic__SetMonitorPage page = VMM__SYNIC__SET_MONITOR_PAGE__INIT;
     page.opt_gpa_case = VMM__SYNIC__SET_MONITOR_PAGE__OPT_GPA_GPA;
-    page.gpa = monitor_gpa;
+    page.gpa = a[0];
     Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
     req.op_case = VMM__SYNIC__REQUEST__OP_SET_MONITOR_PAGE;
     req.set_monitor_page = &page;
@@ -736,21 +786,7 @@ Test(guest, the_monitor_page_signals_once_per_set_bit_and_the_reference_counter_
     req.register_monitor = &mon;
     s_synic(vm_client(vm), &req, &reply);
     rt_msg_release(&reply);
-
-    /* Go: the guest sets the bit twice, waiting each time until it is
-     * taken. */
-    uint32_t go = 1;
-    Vmm__Devices__WriteGuestMemory w = VMM__DEVICES__WRITE_GUEST_MEMORY__INIT;
-    w.gpa = go_gpa;
-    w.data = (ProtobufCBinaryData){sizeof go, (uint8_t *)&go};
-    Vmm__Devices__Request dreq = VMM__DEVICES__REQUEST__INIT;
-    dreq.op_case = VMM__DEVICES__REQUEST__OP_WRITE_GUEST_MEMORY;
-    dreq.write_guest_memory = &w;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
-    env.device_request = &dreq;
-    cr_assert_eq(rt_call(vm_client(vm), VM_PARTITION, &env, &reply, S_TIMEOUT_MS), 0);
-    rt_msg_release(&reply);
+    s_poke(vm, a[1], 1); /* go: the guest sets the bit twice, each time until taken */
     for (int i = 0; i < 2; i++) {
         rt_msg_t msg;
         cr_assert_eq(rt_client_recv(port, &msg, S_TIMEOUT_MS), 0, "setting %d was not seen", i);
@@ -758,38 +794,93 @@ Test(guest, the_monitor_page_signals_once_per_set_bit_and_the_reference_counter_
         cr_expect_eq(msg.env->synic_event->host_event_signalled->connection_id, 9);
         rt_msg_release(&msg);
     }
+    s_expect_sync(vm, NULL, 2, a, 2); /* the guest is past its settings */
+    rt_msg_t msg;
+    cr_expect_eq(rt_client_recv(port, &msg, 100), -ETIMEDOUT, "once per setting, no more");
+    vm_destroy(&vm);
+}
 
-    /* The reference counter against the host's clock, over half a second. */
+Test(hyperv, the_reference_counter_runs_at_10mhz_on_the_partition_s_clock)
+{
+    vm_t *vm = s_vm_with("tests/guests/hv_monitor", 1, -1, VM_DEVICES_WITH_VP0, true);
+    cr_assert_eq(vm_start(vm), 0);
+    uint32_t a[2];
+    s_expect_sync(vm, NULL, 1, a, 2);
+    uint64_t go_gpa = a[1];
+    s_poke(vm, go_gpa, 3); /* go, without the monitor part */
     s_expect_sync(vm, NULL, 2, a, 2);
-    double host0 = s_mono_s();
+    double host0 = s_now_us();
     uint64_t ref0 = a[0] | (uint64_t)a[1] << 32;
     struct timespec pause = {0, 250 * 1000000};
     nanosleep(&pause, NULL);
-    /* The partition's reference time source is the same clock. */
     Vmm__Partition__GetReferenceTime get = VMM__PARTITION__GET_REFERENCE_TIME__INIT;
-    Vmm__Partition__Request preq = VMM__PARTITION__REQUEST__INIT;
-    preq.op_case = VMM__PARTITION__REQUEST__OP_GET_REFERENCE_TIME;
-    preq.get_reference_time = &get;
-    Vmm__Envelope penv = VMM__ENVELOPE__INIT;
-    penv.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
-    penv.partition_request = &preq;
-    cr_assert_eq(rt_call(vm_client(vm), VM_PARTITION, &penv, &reply, S_TIMEOUT_MS), 0);
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_GET_REFERENCE_TIME;
+    req.get_reference_time = &get;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
+    env.partition_request = &req;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(vm_client(vm), VM_PARTITION, &env, &reply, S_TIMEOUT_MS), 0);
     cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PARTITION_REPLY);
     uint64_t ref_mid = reply.env->partition_reply->reference_time->ref_time;
     rt_msg_release(&reply);
     nanosleep(&pause, NULL);
-    go = 2;
-    double host1 = s_mono_s();
-    cr_assert_eq(rt_call(vm_client(vm), VM_PARTITION, &env, &reply, S_TIMEOUT_MS), 0);
-    rt_msg_release(&reply);
+    double host1 = s_now_us();
+    s_poke(vm, go_gpa, 2);
     s_expect_sync(vm, NULL, 3, a, 2);
     uint64_t ref1 = a[0] | (uint64_t)a[1] << 32;
     cr_expect(ref0 < ref_mid && ref_mid < ref1, "the partition's reference time %llu lies "
               "between the guest's readings %llu and %llu",
               (unsigned long long)ref_mid, (unsigned long long)ref0, (unsigned long long)ref1);
-    double rate = (double)(ref1 - ref0) / (host1 - host0);
+    double rate = (double)(ref1 - ref0) / ((host1 - host0) / 1e6);
     cr_expect(rate > 9.8e6 && rate < 10.2e6, "the reference counter ran at %.0f Hz", rate);
-    rt_msg_t msg;
-    cr_expect_eq(rt_client_recv(port, &msg, 100), -ETIMEDOUT, "once per setting, no more");
     vm_destroy(&vm);
+}
+
+/* tests/guests/hv_timer: three expiries of a periodic timer, one of a
+ * one-shot timer, then a direct-mode one. */
+typedef struct {
+    uint32_t periodic[3][5], one_shot[3], direct[2];
+} s_timers_t;
+
+static void s_run_timers(s_timers_t *t)
+{
+    vm_t *vm = s_vm_with("tests/guests/hv_timer", 1, -1, VM_DEVICES_WITH_VP0, true);
+    cr_assert_eq(vm_start(vm), 0);
+    for (int n = 0; n < 3; n++)
+        s_expect_sync(vm, NULL, 1, t->periodic[n], 5);
+    s_expect_sync(vm, NULL, 3, t->one_shot, 3);
+    s_expect_sync(vm, NULL, 2, t->direct, 2);
+    vm_destroy(&vm);
+}
+
+Test(hyperv, a_periodic_timer_posts_its_expiries)
+{
+    s_timers_t t;
+    s_run_timers(&t);
+    for (int n = 0; n < 3; n++) {
+        cr_expect_eq(t.periodic[n][0], 0x52, "expiry %d on SINT 0's vector", n);
+        cr_expect_eq(t.periodic[n][1], 0x80000010, "HVMSG_TIMER_EXPIRED");
+        cr_expect_eq(t.periodic[n][2], 0, "timer 0");
+        cr_expect_eq(t.periodic[n][3], 1, "delivered at or after its expiration time");
+        cr_expect_eq(t.periodic[n][4], 1, "each expiration later than the one before");
+    }
+}
+
+Test(hyperv, a_one_shot_timer_posts_once_and_disables_itself)
+{
+    s_timers_t t;
+    s_run_timers(&t);
+    cr_expect_eq(t.one_shot[0], 2, "the message names timer 2");
+    cr_expect_eq(t.one_shot[1], 1, "its expiration time is the count written");
+    cr_expect_eq(t.one_shot[2], 0, "a one-shot timer disables itself");
+}
+
+Test(hyperv, a_direct_mode_timer_raises_its_own_vector)
+{
+    s_timers_t t;
+    s_run_timers(&t);
+    cr_expect_eq(t.direct[0], 0x53, "the direct-mode vector");
+    cr_expect_eq(t.direct[1], 1, "not before its time");
 }
