@@ -54,6 +54,18 @@ expect 1 1 "--serial /nonexistent/dir/out" -- run --serial /nonexistent/dir/out
 echo "not an ELF" >"$tmp/bad"
 expect 1 1 "the guest cannot be loaded" -- run --guest "$tmp/bad"
 
+# keygen: a pair, its key printed, the secret private, no silent overwrite.
+expect 0 0 "--out PREFIX" -- keygen --help
+expect 0 0 "^[^[:space:]]{40}$" -- keygen --out "$tmp/vm"
+if [ "$(cat "$tmp/vm.pub")" != "$(cat "$tmp/out")" ] || [ "$(stat -c %a "$tmp/vm.key")" != 600 ]; then
+    echo "FAIL: keygen: the printed key is not vm.pub's, or vm.key is not mode 600"
+    fails=$((fails + 1))
+fi
+expect 1 1 "vm.key: File exists \(--force replaces it\)" -- keygen --out "$tmp/vm"
+expect 0 0 "^[^[:space:]]{40}$" -- keygen --out "$tmp/vm" --force
+expect 2 1 "unknown option '--bogus'" -- keygen --bogus
+expect 1 1 "/nonexistent/dir/k.key: No such file" -- keygen --out /nonexistent/dir/k
+
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     expect 0 0 "MSI received on vector 0x40" -- run
     expect 0 0 "MSI received on vector 0x40" -- run --vps 2 --devices apart

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "guest/demo_embedded.h"
+#include "vmm/keys.h"
 #include "vmm/vm.h"
 
 /* Exit statuses of the front end itself; a guest's own come from its
@@ -31,9 +32,10 @@ static void s_usage(FILE *f)
                "that talk by protobuf messages over ZeroMQ.\n"
                "\n"
                "commands:\n"
-               "  run    run a guest (the built-in demo guest when no --guest is given)\n"
+               "  run      run a guest (the built-in demo guest when no --guest is given)\n"
+               "  keygen   make a CURVE key pair for tcp:// links to device hosts\n"
                "\n"
-               "`vmm run --help` lists its options.\n");
+               "`vmm COMMAND --help` lists a command's options.\n");
 }
 
 static void s_run_usage(FILE *f)
@@ -291,6 +293,63 @@ static int s_run(int argc, char **argv)
     return status;
 }
 
+static void s_keygen_usage(FILE *f)
+{
+    fprintf(f, "usage: vmm keygen [--out PREFIX] [--force]\n"
+               "\n"
+               "Makes a CURVE key pair (ZeroMQ's, for tcp:// links between a VM and its\n"
+               "device hosts): PREFIX.key holds the secret key (mode 0600), PREFIX.pub\n"
+               "the public key, each as 40 Z85 characters and a newline. Prints the\n"
+               "public key.\n"
+               "\n"
+               "  --out PREFIX   where to write them (default: vmm, in this folder)\n"
+               "  --force        replace files that exist (else refused)\n");
+}
+
+static int s_keygen(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"out", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *prefix = "vmm";
+    bool force = false;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            prefix = optarg;
+            break;
+        case 'f':
+            force = true;
+            break;
+        case 'h':
+            s_keygen_usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "vmm keygen: %s '%s'; see `vmm keygen --help`\n",
+                    c == ':' ? "missing value for" : "unknown option", argv[optind - 1]);
+            return S_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vmm keygen: unexpected argument '%s'; see `vmm keygen --help`\n",
+                argv[optind]);
+        return S_EXIT_USAGE;
+    }
+    char public_key[KEYS_Z85_LEN + 1], err[4200];
+    if (keys_generate(prefix, force, public_key, err, sizeof err)) {
+        fprintf(stderr, "vmm keygen: %s\n", err);
+        return S_EXIT_FAILED;
+    }
+    printf("%s\n", public_key);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* A reader of COM1's output that goes away must not kill the VMM: the
@@ -313,6 +372,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "run"))
         return s_run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "keygen"))
+        return s_keygen(argc - 1, argv + 1);
     fprintf(stderr, "vmm: unknown command '%s'; see `vmm --help`\n", argv[1]);
     return S_EXIT_USAGE;
 }
