@@ -192,9 +192,11 @@ Test(devices_request, register_device)
     op.doorbells = dbs;
     op.required = true;
     op.posted_writes = true;
+    op.endpoint = "ipc:///run/vmm/vm0/com1";
     Vmm__Devices__Request *out = S_REQ(register_device, REGISTER_DEVICE, &op);
     Vmm__Devices__RegisterDevice *o = out->register_device;
     cr_expect(o->posted_writes);
+    cr_expect_str_eq(o->endpoint, "ipc:///run/vmm/vm0/com1");
     cr_expect_str_eq(o->name, "com1");
     cr_assert_eq(o->n_ports, 1);
     cr_expect_eq(o->ports[0]->start, 0x3f8);

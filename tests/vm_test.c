@@ -839,3 +839,37 @@ Test(vm, hv_config_presents_the_microsoft_hypervisor_interface)
     cr_expect_not(s_caps_hv1(&h));
     vm_harness_stop(&h);
 }
+
+/* A device in another process names its endpoint; anything but ipc:// or
+ * tcp:// is refused and leaves nothing registered. */
+Test(vm, a_device_endpoint_must_be_ipc_or_tcp)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    Vmm__Devices__PortRange range = VMM__DEVICES__PORT_RANGE__INIT;
+    range.start = 0x2f8;
+    range.len = 8;
+    Vmm__Devices__PortRange *ranges[] = {&range};
+    Vmm__Devices__RegisterDevice reg = VMM__DEVICES__REGISTER_DEVICE__INIT;
+    reg.name = "com2";
+    reg.n_ports = 1;
+    reg.ports = ranges;
+    reg.endpoint = "inproc://elsewhere";
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
+    req.register_device = &reg;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &req;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(rt_client_actor(h.client), VM_HARNESS_PARTITION, &env, &reply, 10000), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR);
+    cr_expect_eq(reply.env->error->code, VMM__ERROR_CODE__INVALID_ARGUMENT);
+    cr_expect(strstr(reply.env->error->text, "inproc://elsewhere") != NULL, "%s",
+              reply.env->error->text);
+    rt_msg_release(&reply);
+    cr_expect_eq(echo_inspect_number(rt_client_actor(h.client), VM_HARNESS_PARTITION, "devices"),
+                 0);
+    vm_harness_stop(&h);
+}

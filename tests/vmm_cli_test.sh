@@ -66,6 +66,14 @@ expect 0 0 "^[^[:space:]]{40}$" -- keygen --out "$tmp/vm" --force
 expect 2 1 "unknown option '--bogus'" -- keygen --bogus
 expect 1 1 "/nonexistent/dir/k.key: No such file" -- keygen --out /nonexistent/dir/k
 
+# devhost: its own errors (a run with one is checked with KVM below).
+expect 0 0 "--vm ENDPOINT" -- devhost --help
+expect 2 1 "--vm, --dir and --device are needed" -- devhost --vm ipc:///nowhere
+mkdir -m 755 "$tmp/open"
+expect 1 1 "not a folder only this user can enter" -- devhost --vm ipc:///x --dir "$tmp/open" --device serial
+expect 2 1 "--device nic: only serial for now" -- devhost --device nic
+expect 2 1 "--device serial,host=tcp: only serial,host=ipc for now" -- run --device serial,host=tcp
+
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     expect 0 0 "MSI received on vector 0x40" -- run
     expect 0 0 "MSI received on vector 0x40" -- run --vps 2 --devices apart
@@ -75,6 +83,12 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
         fails=$((fails + 1))
     fi
     expect 11 1 "exit status 11" -- run --guest "$exit_guest"
+    # COM1 in a device host, another process over ipc://: the same output.
+    expect 0 0 "Hello from the demo guest on vp 0" -- run --device serial,host=ipc
+    if ! grep -q "^MSI received on vector 0x40$" "$tmp/out"; then
+        echo "FAIL: --device serial,host=ipc: the second line is missing"
+        fails=$((fails + 1))
+    fi
 else
     echo "SKIP: /dev/kvm is absent or not usable here: the runs are not checked"
 fi

@@ -6,14 +6,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include "actors/devices/serial.h"
 #include "guest/demo_embedded.h"
 #include "vmm/keys.h"
 #include "vmm/vm.h"
@@ -33,6 +36,7 @@ static void s_usage(FILE *f)
                "\n"
                "commands:\n"
                "  run      run a guest (the built-in demo guest when no --guest is given)\n"
+               "  devhost  host device actors for a VM running in another process\n"
                "  keygen   make a CURVE key pair for tcp:// links to device hosts\n"
                "\n"
                "`vmm COMMAND --help` lists a command's options.\n");
@@ -42,7 +46,8 @@ static void s_run_usage(FILE *f)
 {
     fprintf(f,
             "usage: vmm run [--guest FILE] [--mem SIZE] [--vps N] [--serial stdout|FILE]\n"
-            "               [--devices with-vp0|apart] [--hyperv] [--log-level LEVEL]\n"
+            "               [--devices with-vp0|apart] [--device serial,host=ipc] [--hyperv]\n"
+            "               [--log-level LEVEL]\n"
             "\n"
             "Runs a guest until it powers off; the exit status is the guest's (0 for a\n"
             "plain power off, 2v+1 after a write of v to the isa-debug-exit port 0xf4),\n"
@@ -59,6 +64,9 @@ static void s_run_usage(FILE *f)
             "                   key by key, without echo; Ctrl-C ends vmm)\n"
             "  --devices WHERE  with-vp0: the devices share VP 0's thread (default,\n"
             "                   fastest for port I/O); apart: a thread of their own\n"
+            "  --device serial,host=ipc\n"
+            "                   COM1 in a device host: another process (vmm devhost)\n"
+            "                   that vmm starts, reached over ipc:// in a private folder\n"
             "  --hyperv         present the Hyper-V interface to the guest: its CPUID\n"
             "                   leaves, synthetic MSRs, hypercall page and SynIC\n"
             "  --log-level L    error, warn (default), info, debug or trace; the\n"
@@ -171,14 +179,39 @@ out:
     return buf;
 }
 
+/* Starts this program as `vmm devhost` for COM1, its endpoints in dir. */
+static pid_t s_start_devhost(const char *vm_endpoint, const char *dir)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/proc/self/exe", "vmm", "devhost", "--vm", vm_endpoint, "--dir", dir, "--device",
+              "serial", (char *)NULL);
+        fprintf(stderr, "vmm run: cannot start the device host: %s\n", strerror(errno));
+        _exit(S_EXIT_FAILED);
+    }
+    return pid;
+}
+
+/* Removes the private folder and the socket files in it. */
+static void s_remove_dir(const char *dir)
+{
+    static const char *const names[] = {"partition", "com1"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 static int s_run(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"guest", required_argument, NULL, 'g'},  {"mem", required_argument, NULL, 'm'},
         {"vps", required_argument, NULL, 'p'},    {"serial", required_argument, NULL, 's'},
         {"devices", required_argument, NULL, 'd'}, {"log-level", required_argument, NULL, 'l'},
-        {"hyperv", no_argument, NULL, 'v'},       {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"hyperv", no_argument, NULL, 'v'},       {"device", required_argument, NULL, 'D'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *guest = NULL, *serial = "stdout";
     vm_config_t cfg = {.serial_out = STDOUT_FILENO, .serial_in = -1};
@@ -232,6 +265,13 @@ static int s_run(int argc, char **argv)
         case 'v':
             cfg.hyperv = true;
             break;
+        case 'D':
+            if (strcmp(optarg, "serial,host=ipc")) {
+                fprintf(stderr, "vmm run: --device %s: only serial,host=ipc for now\n", optarg);
+                return S_EXIT_USAGE;
+            }
+            cfg.com1_elsewhere = true;
+            break;
         case 'h':
             s_run_usage(stdout);
             return 0;
@@ -276,9 +316,29 @@ static int s_run(int argc, char **argv)
     }
     cfg.rt = &rcfg;
 
+    /* Device hosts reach the partition through a folder only this user
+     * can enter. */
+    char dir[] = "/tmp/vmm-XXXXXX", endpoint[64] = "";
+    if (cfg.com1_elsewhere) {
+        if (!mkdtemp(dir)) {
+            fprintf(stderr, "vmm run: a private folder: %s\n", strerror(errno));
+            free(file);
+            return S_EXIT_FAILED;
+        }
+        snprintf(endpoint, sizeof endpoint, "ipc://%s/partition", dir);
+        cfg.partition_endpoint = endpoint;
+    }
     int status = S_EXIT_FAILED;
+    pid_t host = -1;
     vm_t *vm = vm_new(&cfg, err, sizeof err);
     free(file); /* the guest is in guest RAM now */
+    if (vm && cfg.com1_elsewhere) {
+        host = s_start_devhost(endpoint, dir);
+        if (host < 0 || vm_wait_device(vm, "com1", 10000)) {
+            snprintf(err, sizeof err, "the device host did not register COM1");
+            vm_destroy(&vm);
+        }
+    }
     if (!vm) {
         fprintf(stderr, "vmm run: %s\n", err);
     } else {
@@ -287,9 +347,111 @@ static int s_run(int argc, char **argv)
         if (status)
             fprintf(stderr, "vmm run: %s\n", err);
     }
+    if (host > 0) {
+        kill(host, SIGTERM);
+        waitpid(host, NULL, 0);
+    }
+    if (cfg.com1_elsewhere)
+        s_remove_dir(dir);
     if (out_fd >= 0)
         close(out_fd);
     s_restore_term();
+    return status;
+}
+
+static void s_devhost_usage(FILE *f)
+{
+    fprintf(f, "usage: vmm devhost --vm ENDPOINT --dir DIR --device serial\n"
+               "\n"
+               "Hosts device actors for a VM in another process: each registers its ports\n"
+               "with the VM's partition at ENDPOINT (its ipc:// address) and listens in DIR,\n"
+               "a folder only this user can enter. Runs until SIGTERM or SIGINT.\n"
+               "\n"
+               "  --vm ENDPOINT    the VM's partition, e.g. ipc:///tmp/vmm-x/partition\n"
+               "  --dir DIR        where the devices' ipc:// endpoints go\n"
+               "  --device serial  a 16550A UART at COM1, its output on stdout\n");
+}
+
+static int s_devhost(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"vm", required_argument, NULL, 'm'},
+        {"dir", required_argument, NULL, 'd'},
+        {"device", required_argument, NULL, 'D'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *vm = NULL, *dir = NULL;
+    bool serial = false;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            vm = optarg;
+            break;
+        case 'd':
+            dir = optarg;
+            break;
+        case 'D':
+            if (strcmp(optarg, "serial")) {
+                fprintf(stderr, "vmm devhost: --device %s: only serial for now\n", optarg);
+                return S_EXIT_USAGE;
+            }
+            serial = true;
+            break;
+        case 'h':
+            s_devhost_usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "vmm devhost: %s '%s'; see `vmm devhost --help`\n",
+                    c == ':' ? "missing value for" : "unknown option", argv[optind - 1]);
+            return S_EXIT_USAGE;
+        }
+    }
+    if (!vm || !dir || !serial || optind < argc) {
+        fprintf(stderr, "vmm devhost: --vm, --dir and --device are needed; see `vmm devhost "
+                        "--help`\n");
+        return S_EXIT_USAGE;
+    }
+    struct stat st;
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || (st.st_mode & 077)) {
+        fprintf(stderr, "vmm devhost: --dir %s: not a folder only this user can enter\n", dir);
+        return S_EXIT_FAILED;
+    }
+    /* The signals that end it are taken by sigwait() only, on this thread:
+     * blocked before any thread starts. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+
+    rt_t *rt = rt_new(NULL);
+    char endpoint[4200];
+    snprintf(endpoint, sizeof endpoint, "ipc://%s/com1", dir);
+    int status = S_EXIT_FAILED;
+    if (rt && !rt_directory_set(rt, "vm0/partition", vm)) {
+        rt_executor_t *ex = rt_executor_new(rt, "devhost");
+        dev_serial_config_t cfg = {.partition = "vm0/partition",
+                                   .out_fd = STDOUT_FILENO,
+                                   .in_fd = -1};
+        rt_actor_spec_t spec = {.name = "vm0/dev/com1", .ops = &dev_serial_ops, .arg = &cfg,
+                                .endpoint = endpoint};
+        int rc = ex ? rt_actor_start(ex, &spec) : -ENOMEM;
+        if (rc) {
+            fprintf(stderr, "vmm devhost: COM1 did not register with %s: %s\n", vm,
+                    strerror(-rc));
+        } else {
+            int sig;
+            sigwait(&stop, &sig);
+            status = 0;
+        }
+    } else {
+        fprintf(stderr, "vmm devhost: --vm %s: not a usable endpoint\n", vm);
+    }
+    rt_destroy(&rt); /* COM1 takes what reached it and flushes its output */
     return status;
 }
 
@@ -374,6 +536,8 @@ int main(int argc, char **argv)
         return s_run(argc - 1, argv + 1);
     if (!strcmp(argv[1], "keygen"))
         return s_keygen(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "devhost"))
+        return s_devhost(argc - 1, argv + 1);
     fprintf(stderr, "vmm: unknown command '%s'; see `vmm --help`\n", argv[1]);
     return S_EXIT_USAGE;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "actors/devices/debug_exit.h"
 #include "actors/devices/i8042.h"
@@ -160,7 +161,8 @@ static int s_start_devices(vm_t *vm, const vm_config_t *cfg, char *err, size_t e
     dev_power_config_t power = {.partition = VM_PARTITION};
     dev_testdev_config_t testdev = {.partition = VM_PARTITION, .report_to = VM_CLIENT};
     const rt_actor_spec_t specs[] = {
-        {.name = "vm0/dev/com1", .ops = &dev_serial_ops, .arg = &serial},
+        {.name = "vm0/dev/com1", .ops = cfg->com1_elsewhere ? NULL : &dev_serial_ops,
+         .arg = &serial},
         {.name = "vm0/dev/debug-exit", .ops = &dev_debug_exit_ops, .arg = &debug_exit},
         {.name = "vm0/dev/i8042", .ops = &dev_i8042_ops, .arg = &i8042},
         {.name = "vm0/dev/pm1a", .ops = &dev_power_ops, .arg = &power},
@@ -169,6 +171,8 @@ static int s_start_devices(vm_t *vm, const vm_config_t *cfg, char *err, size_t e
     size_t n_chipset = sizeof specs / sizeof *specs;
     for (size_t i = 0; i < n_chipset + cfg->n_devices; i++) {
         const rt_actor_spec_t *spec = i < n_chipset ? &specs[i] : &cfg->devices[i - n_chipset];
+        if (!spec->ops)
+            continue; /* served elsewhere */
         int rc = rt_actor_start(ex, spec);
         if (rc)
             return s_fail(err, errlen, rc, "cannot start %s: %s", spec->name, strerror(-rc));
@@ -287,7 +291,8 @@ vm_t *vm_new(const vm_config_t *cfg, char *err, size_t errlen)
         goto fail;
 
     partition_config_t pcfg = {.vm = "vm0", .vp_executors = vm->vp_ex, .n_vp_executors = vm->n_vps};
-    rt_actor_spec_t spec = {.name = VM_PARTITION, .ops = &partition_ops, .arg = &pcfg};
+    rt_actor_spec_t spec = {.name = VM_PARTITION, .ops = &partition_ops, .arg = &pcfg,
+                            .endpoint = cfg->partition_endpoint};
     rc = rt_actor_start(vm->partition_ex, &spec);
     if (rc) {
         s_fail(err, errlen, rc, "cannot start the partition: %s", strerror(-rc));
@@ -366,6 +371,40 @@ rt_actor_t *vm_client(vm_t *vm)
 rt_t *vm_rt(vm_t *vm)
 {
     return vm->rt;
+}
+
+/* Whether the partition's Inspect tree lists a device named name. */
+static bool s_has_device(vm_t *vm, const char *name)
+{
+    Vmm__Rt__Inspect inspect = VMM__RT__INSPECT__INIT;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_INSPECT;
+    env.inspect = &inspect;
+    rt_msg_t reply;
+    if (rt_call(vm_client(vm), VM_PARTITION, &env, &reply, S_CALL_TIMEOUT_MS))
+        return false;
+    bool found = false;
+    const Vmm__Rt__InspectNode *root = reply.env->inspect_reply;
+    for (size_t i = 0; root && i < root->n_children; i++) {
+        const Vmm__Rt__InspectNode *devices = root->children[i];
+        if (strcmp(devices->name, "devices"))
+            continue;
+        for (size_t d = 0; d < devices->n_children; d++)
+            found |= !strcmp(devices->children[d]->name, name);
+    }
+    rt_msg_release(&reply);
+    return found;
+}
+
+int vm_wait_device(vm_t *vm, const char *name, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        if (s_has_device(vm, name))
+            return 0;
+        struct timespec pause = {0, 10 * 1000000};
+        nanosleep(&pause, NULL);
+    }
+    return s_has_device(vm, name) ? 0 : -ETIMEDOUT;
 }
 
 static void s_describe_halt(const Vmm__Vp__Halted *h, vm_event_t *ev)

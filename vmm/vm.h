@@ -39,6 +39,11 @@ typedef struct {
     /* Present the Hyper-V interface (HvConfig): CPUID leaves, synthetic
      * MSRs, the hypercall page and the SynIC, served by a synic actor. */
     bool hyperv;
+    /* Where the partition also listens, so that device hosts in other
+     * processes can register (ipc://... or tcp://...); NULL: none. */
+    const char *partition_endpoint;
+    /* COM1 is served elsewhere (a device host): no UART of its own. */
+    bool com1_elsewhere;
     /* More devices, started beside the chipset (same placement) before
      * the VPs exist, so that they may register ports (partition.h). The
      * specs and their args are read by vm_new() only. */
@@ -98,5 +103,9 @@ rt_actor_t *vm_client(vm_t *vm);
 
 /* The VM's runtime, for clients and actors of one's own. */
 rt_t *vm_rt(vm_t *vm);
+
+/* Waits up to timeout_ms until a device named `name` has registered with
+ * the partition (one in a device host, say). Returns 0 or -ETIMEDOUT. */
+int vm_wait_device(vm_t *vm, const char *name, int timeout_ms);
 
 #endif

@@ -74,6 +74,11 @@ static int s_register(device_t *dev, rt_actor_t *self, const device_spec_t *spec
     reg.irq_lines = (uint32_t *)spec->irq_lines;
     reg.required = true;
     reg.posted_writes = spec->posted_writes;
+    /* A device listening on an endpoint of its own lives in another process
+     * than its VM (a device host): the VM reaches it there. */
+    char endpoint[256];
+    if (!rt_endpoint_of(rt_actor_rt(self), rt_actor_name(self), endpoint, sizeof endpoint))
+        reg.endpoint = endpoint;
     Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
     req.op_case = VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
     req.register_device = &reg;

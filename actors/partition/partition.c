@@ -1410,10 +1410,19 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
         return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
                               "doorbells and MSIs are asked for with RegisterDoorbell and "
                               "RequestMsi");
+    if (*op->endpoint && strncmp(op->endpoint, "ipc://", 6) && strncmp(op->endpoint, "tcp://", 6))
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                              "endpoint %s: ipc:// or tcp:// only", op->endpoint);
     uint64_t handle;
     int rc = registry_add(p->registry, msg->sender, op, &handle, err, sizeof err);
     if (!rc) {
-        rc = s_push_routes(self, err, sizeof err);
+        /* A device in another process: VPs reach it at its own endpoint. */
+        if (*op->endpoint && (rc = rt_directory_set(rt_actor_rt(self), msg->sender,
+                                                    op->endpoint)))
+            snprintf(err, sizeof err, "cannot route to %s at %s: %s", msg->sender,
+                     op->endpoint, strerror(-rc));
+        else
+            rc = s_push_routes(self, err, sizeof err);
         if (rc)
             registry_remove(p->registry, handle, msg->sender);
     }
@@ -1627,7 +1636,11 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     for (size_t i = 0; i < p->n_ram; i++)
         ram += p->ram[i].size;
     rt_inspect_add(node, "ram_bytes", "%llu", (unsigned long long)ram);
-    rt_inspect_add(node, "devices", "%zu", registry_count(p->registry));
+    Vmm__Rt__InspectNode *devices =
+        rt_inspect_add(node, "devices", "%zu", registry_count(p->registry));
+    for (size_t i = 0; devices && i < registry_count(p->registry); i++)
+        rt_inspect_add(devices, registry_name(p->registry, i), "%s",
+                       registry_actor(p->registry, i));
     rt_inspect_add(node, "doorbells", "%zu", p->n_doorbells);
     rt_inspect_add(node, "msis", "%llu", (unsigned long long)s->msis);
     rt_inspect_add(node, "msis_blocked", "%llu", (unsigned long long)s->msis_blocked);

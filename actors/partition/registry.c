@@ -177,6 +177,16 @@ size_t registry_count(const registry_t *reg)
     return reg->n_devices;
 }
 
+const char *registry_name(const registry_t *reg, size_t i)
+{
+    return i < reg->n_devices ? reg->devices[i].name : NULL;
+}
+
+const char *registry_actor(const registry_t *reg, size_t i)
+{
+    return i < reg->n_devices ? reg->devices[i].actor : NULL;
+}
+
 int registry_routes(const registry_t *reg, Vmm__Vp__SetIoRoutes *out)
 {
     vmm__vp__set_io_routes__init(out);

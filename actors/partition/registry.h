@@ -33,7 +33,9 @@ int registry_remove(registry_t *reg, uint64_t handle, const char *actor);
 int registry_routes(const registry_t *reg, Vmm__Vp__SetIoRoutes *out);
 void registry_routes_free(Vmm__Vp__SetIoRoutes *routes);
 
-/* How many devices are registered. */
+/* How many devices are registered; the name and actor of device i. */
 size_t registry_count(const registry_t *reg);
+const char *registry_name(const registry_t *reg, size_t i);
+const char *registry_actor(const registry_t *reg, size_t i);
 
 #endif

@@ -68,6 +68,9 @@ Test(registry, claims_overlaps_and_names)
     cr_expect_eq(registry_add(reg, "y", s_claim(&c, "y", 0, 0, 0x3f8, 0x400), &h, err, sizeof err),
                  0);
     cr_expect_eq(registry_count(reg), 3);
+    cr_expect_str_eq(registry_name(reg, 0), "com1");
+    cr_expect_str_eq(registry_actor(reg, 1), "vm0/dev/nic");
+    cr_expect_null(registry_name(reg, 3));
     registry_destroy(&reg);
     cr_expect_null(reg);
 }
