@@ -296,8 +296,9 @@ Vmm__Rt__InspectNode *rt_inspect_add(Vmm__Rt__InspectNode *node,
 /* Starts an executor thread; blocks until it is ready. */
 rt_executor_t *rt_executor_new(rt_t *rt, const char *name);
 
-/* Terminates every actor on it (fini, then mailbox closed), joins the
- * thread and nulls *ex. */
+/* Terminates every actor on it, after handling what had reached their
+ * mailboxes (bounded: a peer that never stops sending cannot hold it up):
+ * fini, then mailbox closed. Joins the thread and nulls *ex. */
 void rt_executor_destroy(rt_executor_t **ex);
 
 /* The signal the runtime sends to wake a blocking actor's thread (a
