@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 #include <x86intrin.h>
 
@@ -26,6 +27,10 @@
 #define S_MAX_GUEST_IO 65536u
 /* How long registration waits for a VP to take its new routes. */
 #define S_ROUTE_TIMEOUT_MS 5000
+/* A device in another process is pinged this often, and lost when a ping
+ * goes unanswered this long. */
+#define S_LIVENESS_PERIOD_MS 250
+#define S_LIVENESS_TIMEOUT_MS 1000
 
 /* S_FAILED: a build failed half way; the VM cannot be built again. */
 typedef enum { S_FRESH, S_PROTO, S_BUILT, S_FAILED } s_stage_t;
@@ -50,7 +55,15 @@ typedef struct {
     uint32_t data;
 } s_msi_t;
 
+/* A registered device in another process, watched for its liveness. */
 typedef struct {
+    char *actor, *name;
+    uint64_t handle;
+    uint64_t ping; /* the request id of the ping in flight, or 0 */
+} s_remote_t;
+
+typedef struct {
+    uint64_t devices_lost;
     uint64_t msis, msis_blocked, irqs, irqs_unrouted, doorbells_signalled;
     uint64_t guest_reads, guest_writes, power_requests, refused;
 } s_stats_t;
@@ -84,6 +97,9 @@ typedef struct {
     struct kvm_irqchip initial_chips[3];
     struct kvm_pit_state2 initial_pit;
     registry_t *registry;
+    s_remote_t *remotes;
+    size_t n_remotes;
+    int liveness_fd; /* a timerfd, armed while remotes exist */
     s_doorbell_t *doorbells;
     size_t n_doorbells;
     uint64_t next_doorbell;
@@ -1397,6 +1413,90 @@ static int s_push_routes(rt_actor_t *self, char *err, size_t errlen)
     return rc;
 }
 
+/* ---- Devices in other processes: liveness ------------------------------------------ */
+
+static void s_liveness_arm(partition_t *p)
+{
+    long ns = p->n_remotes ? S_LIVENESS_PERIOD_MS * 1000000L : 0;
+    struct itimerspec its = {.it_interval = {0, ns}, .it_value = {0, ns}};
+    timerfd_settime(p->liveness_fd, 0, &its, NULL);
+}
+
+static void s_remote_free(s_remote_t *r)
+{
+    free(r->actor);
+    free(r->name);
+}
+
+/* The device host went away (or stopped answering): its ranges become
+ * nobody's, so VPs treat accesses as to an unregistered address. */
+static void s_remote_lost(rt_actor_t *self, size_t i, const char *why)
+{
+    partition_t *p = rt_actor_state(self);
+    s_remote_t r = p->remotes[i];
+    p->remotes[i] = p->remotes[--p->n_remotes];
+    p->stats.devices_lost++;
+    rt_log(rt_actor_rt(self), self, RT_LOG_WARN,
+           "device %s (%s) is lost: %s; its ranges are nobody's now", r.name, r.actor, why);
+    registry_remove(p->registry, r.handle, r.actor);
+    char err[192] = "";
+    if (s_push_routes(self, err, sizeof err))
+        rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "%s", err);
+    s_remote_free(&r);
+    s_liveness_arm(p);
+}
+
+static void s_on_liveness_fd(rt_actor_t *self, int fd)
+{
+    partition_t *p = rt_actor_state(self);
+    uint64_t ticks;
+    if (read(fd, &ticks, sizeof ticks) < 0)
+        return;
+    for (size_t i = 0; i < p->n_remotes; i++) {
+        if (p->remotes[i].ping)
+            continue; /* answered or timed out by on_reply */
+        Vmm__Envelope env = VMM__ENVELOPE__INIT;
+        Vmm__Rt__Ping ping = VMM__RT__PING__INIT;
+        env.body_case = VMM__ENVELOPE__BODY_PING;
+        env.ping = &ping;
+        if (rt_request(self, p->remotes[i].actor, &env, S_LIVENESS_TIMEOUT_MS,
+                       &p->remotes[i].ping))
+            p->remotes[i].ping = 0;
+    }
+}
+
+/* A ping's answer, or the TIMEOUT the runtime gives for its absence. */
+static void s_on_reply(rt_actor_t *self, const Vmm__Envelope *reply)
+{
+    partition_t *p = rt_actor_state(self);
+    for (size_t i = 0; i < p->n_remotes; i++) {
+        if (p->remotes[i].ping != reply->reply_to)
+            continue;
+        p->remotes[i].ping = 0;
+        if (reply->body_case != VMM__ENVELOPE__BODY_PONG)
+            s_remote_lost(self, i, reply->body_case == VMM__ENVELOPE__BODY_ERROR
+                                       ? reply->error->text
+                                       : "it answered a ping with something else");
+        return;
+    }
+}
+
+static int s_watch_remote(partition_t *p, const char *actor, const char *name, uint64_t handle)
+{
+    s_remote_t *grown = realloc(p->remotes, (p->n_remotes + 1) * sizeof *grown);
+    if (!grown)
+        return -ENOMEM;
+    p->remotes = grown;
+    s_remote_t r = {.actor = strdup(actor), .name = strdup(name), .handle = handle};
+    if (!r.actor || !r.name) {
+        s_remote_free(&r);
+        return -ENOMEM;
+    }
+    p->remotes[p->n_remotes++] = r;
+    s_liveness_arm(p);
+    return 0;
+}
+
 static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
                                 const Vmm__Devices__RegisterDevice *op)
 {
@@ -1417,8 +1517,9 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
     int rc = registry_add(p->registry, msg->sender, op, &handle, err, sizeof err);
     if (!rc) {
         /* A device in another process: VPs reach it at its own endpoint. */
-        if (*op->endpoint && (rc = rt_directory_set(rt_actor_rt(self), msg->sender,
-                                                    op->endpoint)))
+        if (*op->endpoint && ((rc = rt_directory_set(rt_actor_rt(self), msg->sender,
+                                                     op->endpoint)) ||
+                              (rc = s_watch_remote(p, msg->sender, op->name, handle))))
             snprintf(err, sizeof err, "cannot route to %s at %s: %s", msg->sender,
                      op->endpoint, strerror(-rc));
         else
@@ -1456,6 +1557,13 @@ static int s_on_unregister_device(rt_actor_t *self, const Vmm__Envelope *msg,
 {
     partition_t *p = rt_actor_state(self);
     int rc = registry_remove(p->registry, op->handle, msg->sender);
+    for (size_t i = 0; !rc && i < p->n_remotes; i++)
+        if (p->remotes[i].handle == op->handle) {
+            s_remote_free(&p->remotes[i]);
+            p->remotes[i] = p->remotes[--p->n_remotes];
+            s_liveness_arm(p);
+            break;
+        }
     if (rc == -EPERM)
         return rt_reply_error(self, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
                               "registration %llu was made by another actor",
@@ -1570,7 +1678,7 @@ static int s_init(rt_actor_t *self, void *arg)
     partition_t *p = calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
-    p->kvm_fd = p->vm_fd = -1;
+    p->kvm_fd = p->vm_fd = p->liveness_fd = -1;
     p->vm = strdup(cfg->vm);
     p->name = strdup(rt_actor_name(self));
     p->registry = registry_new();
@@ -1582,10 +1690,13 @@ static int s_init(rt_actor_t *self, void *arg)
             p->n_given = cfg->n_vp_executors;
         }
     }
+    p->liveness_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     rt_actor_set_state(self, p);
     if (!p->vm || !p->name || !p->registry || (cfg->n_vp_executors && !p->given_executors))
         return -ENOMEM; /* fini frees what there is */
-    return 0;
+    if (p->liveness_fd < 0)
+        return -errno;
+    return rt_actor_watch_fd(self, p->liveness_fd, s_on_liveness_fd);
 }
 
 static void s_fini(rt_actor_t *self)
@@ -1593,6 +1704,13 @@ static void s_fini(rt_actor_t *self)
     partition_t *p = rt_actor_state(self);
     if (!p)
         return;
+    if (p->liveness_fd >= 0) {
+        rt_actor_unwatch_fd(self, p->liveness_fd);
+        close(p->liveness_fd);
+    }
+    for (size_t i = 0; i < p->n_remotes; i++)
+        s_remote_free(&p->remotes[i]);
+    free(p->remotes);
     while (p->n_doorbells)
         s_drop_doorbell(self, p->n_doorbells - 1);
     free(p->doorbells);
@@ -1651,6 +1769,7 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     rt_inspect_add(node, "guest_writes", "%llu", (unsigned long long)s->guest_writes);
     rt_inspect_add(node, "power_requests", "%llu", (unsigned long long)s->power_requests);
     rt_inspect_add(node, "refused", "%llu", (unsigned long long)s->refused);
+    rt_inspect_add(node, "devices_lost", "%llu", (unsigned long long)s->devices_lost);
 }
 
 static const rt_handler_t s_handlers[] = {
@@ -1665,5 +1784,6 @@ const rt_actor_ops_t partition_ops = {
     .fini = s_fini,
     .handlers = s_handlers,
     .n_handlers = sizeof s_handlers / sizeof *s_handlers,
+    .on_reply = s_on_reply,
     .inspect = s_inspect,
 };
