@@ -428,7 +428,7 @@ static int s_on_get_max_phys(rt_actor_t *self, const Vmm__Envelope *msg)
 
 /* ---- Build -------------------------------------------------------------------- */
 
-static int s_push_routes(rt_actor_t *self, char *err, size_t errlen);
+static int s_push_routes(rt_actor_t *self, bool wait, char *err, size_t errlen);
 
 static int s_check_layout(partition_t *p, const Vmm__Partition__MemoryLayout *l, char *err,
                           size_t errlen)
@@ -737,7 +737,7 @@ static int s_on_build(rt_actor_t *self, const Vmm__Envelope *msg, const Vmm__Par
     }
     p->stage = S_BUILT;
     /* Devices that registered before the VPs existed. */
-    rc = s_push_routes(self, err, sizeof err);
+    rc = s_push_routes(self, true, err, sizeof err);
     if (rc)
         return rt_reply_error(self, msg, rt_error_code(rc), "%s", err);
 
@@ -1380,9 +1380,11 @@ static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
 
 /* ---- Devices: registry, guest memory, power ------------------------------------- */
 
-/* Sends every VP the routing table and waits for each to take it, so that
- * a device's ranges work once its registration is answered. */
-static int s_push_routes(rt_actor_t *self, char *err, size_t errlen)
+/* Sends every VP the routing table and, when wait, waits for each to take
+ * it, so that a device's ranges work once its registration is answered.
+ * Without waiting (a lost device), a VP caught in a call to the synic on
+ * this executor cannot hold the partition up. */
+static int s_push_routes(rt_actor_t *self, bool wait, char *err, size_t errlen)
 {
     partition_t *p = rt_actor_state(self);
     if (p->stage != S_BUILT)
@@ -1398,6 +1400,12 @@ static int s_push_routes(rt_actor_t *self, char *err, size_t errlen)
     env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
     env.vp_request = &req;
     for (uint32_t i = 0; !rc && i < p->vp_count; i++) {
+        if (!wait) {
+            if ((rc = rt_send(self, p->vp_names[i], &env)))
+                snprintf(err, errlen, "cannot send %s the new routes: %s", p->vp_names[i],
+                         strerror(-rc));
+            continue;
+        }
         rt_msg_t reply;
         rc = rt_call(self, p->vp_names[i], &env, &reply, S_ROUTE_TIMEOUT_MS);
         if (!rc) {
@@ -1440,7 +1448,7 @@ static void s_remote_lost(rt_actor_t *self, size_t i, const char *why)
            "device %s (%s) is lost: %s; its ranges are nobody's now", r.name, r.actor, why);
     registry_remove(p->registry, r.handle, r.actor);
     char err[192] = "";
-    if (s_push_routes(self, err, sizeof err))
+    if (s_push_routes(self, false, err, sizeof err))
         rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "%s", err);
     s_remote_free(&r);
     s_liveness_arm(p);
@@ -1523,7 +1531,7 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
             snprintf(err, sizeof err, "cannot route to %s at %s: %s", msg->sender,
                      op->endpoint, strerror(-rc));
         else
-            rc = s_push_routes(self, err, sizeof err);
+            rc = s_push_routes(self, true, err, sizeof err);
         if (rc)
             registry_remove(p->registry, handle, msg->sender);
     }
@@ -1572,7 +1580,7 @@ static int s_on_unregister_device(rt_actor_t *self, const Vmm__Envelope *msg,
         return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_FOUND, "no registration %llu",
                               (unsigned long long)op->handle);
     char err[192] = "";
-    rc = s_push_routes(self, err, sizeof err);
+    rc = s_push_routes(self, true, err, sizeof err);
     if (rc)
         return rt_reply_error(self, msg, rt_error_code(rc), "%s", err);
     return rt_reply_ack(self, msg);
