@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "actors/devices/serial.h"
+#include "actors/devices/testdev_abi.h"
 #include "guest/demo_embedded.h"
 #include "runtime/testing/echo.h"
 #include "tests/testing/vm_harness.h"
@@ -24,9 +25,10 @@
 
 static char s_dir[64], s_partition[128], s_com2[128];
 
-/* The device host: waits for the go, registers COM2, then lives until
- * killed (or until its parent dies). */
-static void s_host_main(int go)
+/* The device host: waits for the go, registers COM2 (one the VM cannot
+ * do without when required), then lives until killed (or until its parent
+ * dies). */
+static void s_host_main(int go, bool required)
 {
     char byte;
     if (read(go, &byte, 1) != 1)
@@ -35,7 +37,8 @@ static void s_host_main(int go)
     rt_directory_set(rt, VM_PARTITION, s_partition);
     rt_executor_t *ex = rt_executor_new(rt, "devhost");
     dev_serial_config_t cfg = {.name = "com2", .partition = VM_PARTITION, .base = 0x2f8,
-                               .irq = 3, .out_fd = -1, .in_fd = -1};
+                               .irq = 3, .out_fd = -1, .in_fd = -1,
+                               .halt_if_lost = required};
     rt_actor_spec_t spec = {.name = "vm0/dev/com2", .ops = &dev_serial_ops, .arg = &cfg,
                             .endpoint = s_com2};
     if (rt_actor_start(ex, &spec))
@@ -45,7 +48,7 @@ static void s_host_main(int go)
 }
 
 /* Forks a device host; *go starts it. */
-static pid_t s_host_fork(int *go)
+static pid_t s_host_fork(int *go, bool required)
 {
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
@@ -56,7 +59,7 @@ static pid_t s_host_fork(int *go)
         close(fds[1]);
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
             _exit(1);
-        s_host_main(fds[0]);
+        s_host_main(fds[0], required);
     }
     close(fds[0]);
     *go = fds[1];
@@ -87,16 +90,36 @@ static long s_wait_number(vm_t *vm, const char *key, long long want)
     return -1;
 }
 
-Test(devhost, a_lost_device_host_is_noticed_and_a_new_one_registers_again)
+/* A private folder for the endpoints. */
+static void s_dir_new(void)
 {
-    vm_harness_need_kvm();
     strcpy(s_dir, "/tmp/vmm-devhost-XXXXXX");
     cr_assert_not_null(mkdtemp(s_dir));
     snprintf(s_partition, sizeof s_partition, "ipc://%s/partition", s_dir);
     snprintf(s_com2, sizeof s_com2, "ipc://%s/com2", s_dir);
+}
+
+static void s_dir_remove(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+static double s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+Test(devhost, a_lost_device_host_is_noticed_and_a_new_one_registers_again)
+{
+    vm_harness_need_kvm();
+    s_dir_new();
     int go1, go2;
-    pid_t first = s_host_fork(&go1);
-    pid_t second = s_host_fork(&go2);
+    pid_t first = s_host_fork(&go1, false);
+    pid_t second = s_host_fork(&go2, false);
 
     vm_config_t cfg = {.elf = guest_demo_elf, .elf_len = guest_demo_elf_len,
                        .mem_size = 16u << 20, .serial_out = -1, .serial_in = -1,
@@ -126,7 +149,62 @@ Test(devhost, a_lost_device_host_is_noticed_and_a_new_one_registers_again)
     kill(second, SIGKILL);
     waitpid(second, NULL, 0);
     vm_destroy(&vm);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
-    cr_expect_eq(system(cmd), 0);
+    s_dir_remove();
+}
+
+/* The com2_poll guest polls COM2 in a device host, which is killed once the
+ * guest has seen it work; returns the event that ends the run and the ms
+ * it came after the kill. */
+static vm_event_t s_poll_and_kill(bool required, double *after_ms)
+{
+    vm_harness_need_kvm();
+    s_dir_new();
+    int go;
+    pid_t host = s_host_fork(&go, required);
+    vm_harness_file_t guest = vm_harness_read("tests/guests/com2_poll");
+    vm_config_t cfg = {.elf = guest.elf, .elf_len = guest.len, .mem_size = 16u << 20,
+                       .serial_out = -1, .serial_in = -1, .partition_endpoint = s_partition};
+    char err[256] = "";
+    vm_t *vm = vm_new(&cfg, err, sizeof err);
+    free(guest.elf);
+    cr_assert_not_null(vm, "%s", err);
+    s_go(go);
+    cr_assert_eq(vm_wait_device(vm, "com2", 10000), 0, "the host did not register");
+    cr_assert_eq(vm_start(vm), 0);
+    vm_event_t ev;
+    cr_assert_eq(vm_next_event(vm, &ev, 10000), 0, "no sync point");
+    cr_assert_eq(ev.kind, VM_EVENT_GUEST_CALL, "a halt instead: %s", ev.text);
+    cr_assert_eq(ev.call, TESTDEV_CALL_SYNC);
+
+    double killed = s_now_ms();
+    kill(host, SIGKILL);
+    waitpid(host, NULL, 0);
+    cr_assert_eq(vm_next_event(vm, &ev, 10000), 0, "the guest went on polling");
+    *after_ms = s_now_ms() - killed;
+    cr_expect_eq(s_partition_number(vm, "devices_lost"), 1);
+    vm_destroy(&vm);
+    s_dir_remove();
+    return ev;
+}
+
+Test(devhost, a_lost_device_reads_as_nobodys_and_the_guest_goes_on)
+{
+    double ms;
+    vm_event_t ev = s_poll_and_kill(false, &ms);
+    cr_assert_eq(ev.kind, VM_EVENT_HALT);
+    cr_assert_eq(ev.reason, VMM__VP__HALTED__REASON_POWER_OFF, "%s", ev.text);
+    cr_expect_eq(ev.exit_code, 2 * 7 + 1, "the guest read all ones and exited");
+    printf("the guest read all ones from its lost UART %.0f ms after the kill\n", ms);
+}
+
+Test(devhost, a_lost_required_device_halts_the_vp_that_touches_it)
+{
+    double ms;
+    vm_event_t ev = s_poll_and_kill(true, &ms);
+    cr_assert_eq(ev.kind, VM_EVENT_HALT);
+    cr_assert_eq(ev.reason, VMM__VP__HALTED__REASON_INVALID_VM_STATE, "%s", ev.text);
+    cr_expect(strstr(ev.text, "vm0/dev/com2") && strstr(ev.text, "cannot do without"), "%s",
+              ev.text);
+    printf("a VP touching its lost required UART halted %.0f ms after the kill: %s\n", ms,
+           ev.text);
 }

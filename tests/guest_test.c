@@ -22,33 +22,17 @@
 
 #define S_TIMEOUT_MS 10000
 
-typedef struct {
-    uint8_t *elf;
-    size_t len;
-} s_file_t;
-
-static s_file_t s_read(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    s_file_t file = {.elf = malloc(1 << 20)};
-    file.len = fread(file.elf, 1, 1 << 20, f);
-    fclose(f);
-    cr_assert_gt(file.len, 0);
-    return file;
-}
-
 /* A VM running the guest at path (NULL: the demo), COM1 to serial_out,
  * with the Hyper-V interface or without. */
 static vm_t *s_vm_with(const char *path, uint32_t n_vps, int serial_out,
                        vm_placement_t placement, bool hyperv)
 {
     vm_harness_need_kvm();
-    s_file_t file = {0};
+    vm_harness_file_t file = {0};
     vm_config_t cfg = {.n_vps = n_vps, .serial_out = serial_out, .serial_in = -1,
                        .placement = placement, .mem_size = 16u << 20, .hyperv = hyperv};
     if (path) {
-        file = s_read(path);
+        file = vm_harness_read(path);
         cfg.elf = file.elf;
         cfg.elf_len = file.len;
     } else {
@@ -188,10 +172,10 @@ Test(guest, the_exit_device_sets_the_status)
 Test(guest, a_doorbell_reaches_its_owner_without_an_exit)
 {
     vm_t *vm = s_vm("tests/guests/doorbell", 1, -1, VM_DEVICES_WITH_VP0);
-    rt_client_t *owner = rt_client_new(vm_rt(vm), "test/doorbell");
+    rt_client_t *owner = rt_client_new(vm_rt(vm), "vm0/test/doorbell");
     Vmm__Partition__RegisterDoorbell db = VMM__PARTITION__REGISTER_DOORBELL__INIT;
     db.guest_address = 0xd0000000;
-    db.owner = "test/doorbell";
+    db.owner = "vm0/test/doorbell";
     Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
     req.op_case = VMM__PARTITION__REQUEST__OP_REGISTER_DOORBELL;
     req.register_doorbell = &db;
@@ -369,7 +353,7 @@ Test(guest, msi_interrupts_irq_routes_and_nmi_reach_the_guest)
     req.op_case = VMM__PARTITION__REQUEST__OP_ENABLE_MSI_INTERRUPT;
     req.enable_msi_interrupt = &en;
     cr_assert_eq(s_partition(me, &req, NULL), 0);
-    rt_client_t *other = rt_client_new(vm_rt(vm), "test/other");
+    rt_client_t *other = rt_client_new(vm_rt(vm), "vm0/test/other");
     req.op_case = VMM__PARTITION__REQUEST__OP_SIGNAL_MSI_INTERRUPT;
     req.signal_msi_interrupt = &sig;
     cr_expect_eq(s_partition(rt_client_actor(other), &req, NULL),
@@ -417,7 +401,7 @@ Test(guest, msi_interrupts_irq_routes_and_nmi_reach_the_guest)
 Test(guest, mmio_goes_to_the_registered_device)
 {
     vm_t *vm = s_vm("tests/guests/mmio", 1, -1, VM_DEVICES_WITH_VP0);
-    rt_client_t *dev = rt_client_new(vm_rt(vm), "test/mmio");
+    rt_client_t *dev = rt_client_new(vm_rt(vm), "vm0/test/mmio");
     rt_msg_t msg;
     cr_assert_eq(vm_harness_register(rt_client_actor(dev), "mmio", true, 0xd0001000, 0x1000,
                                      false, &msg),
@@ -544,8 +528,8 @@ typedef struct {
 static void s_run_basics(s_basics_t *b)
 {
     vm_t *vm = s_vm_with("tests/guests/hv_basics", 1, -1, VM_DEVICES_WITH_VP0, true);
-    rt_client_t *events = rt_client_new(vm_rt(vm), "test/events");
-    s_register_port(rt_client_actor(events), false, 7, "test/events");
+    rt_client_t *events = rt_client_new(vm_rt(vm), "vm0/test/events");
+    s_register_port(rt_client_actor(events), false, 7, "vm0/test/events");
     cr_assert_eq(vm_start(vm), 0);
     uint32_t a[3];
     s_expect_sync(vm, NULL, 1, b->vendor, 3);
@@ -726,8 +710,8 @@ Test(hyperv, every_sint_on_two_vps)
 static void s_run_post(uint32_t status[3], rt_msg_t *heard)
 {
     vm_t *vm = s_vm_with("tests/guests/hv_post", 1, -1, VM_DEVICES_WITH_VP0, true);
-    rt_client_t *port = rt_client_new(vm_rt(vm), "test/port");
-    s_register_port(rt_client_actor(port), true, 8, "test/port");
+    rt_client_t *port = rt_client_new(vm_rt(vm), "vm0/test/port");
+    s_register_port(rt_client_actor(port), true, 8, "vm0/test/port");
     cr_assert_eq(vm_start(vm), 0);
     s_expect_sync(vm, NULL, 1, status, 3);
     cr_assert_eq(rt_client_recv(port, heard, S_TIMEOUT_MS), 0, "the port's target heard nothing");
@@ -765,8 +749,8 @@ Test(hyperv, unknown_connections_and_oversized_payloads_get_their_status)
 Test(hyperv, the_monitor_page_signals_once_per_set_bit)
 {
     vm_t *vm = s_vm_with("tests/guests/hv_monitor", 1, -1, VM_DEVICES_WITH_VP0, true);
-    rt_client_t *port = rt_client_new(vm_rt(vm), "test/monitor");
-    s_register_port(rt_client_actor(port), false, 9, "test/monitor");
+    rt_client_t *port = rt_client_new(vm_rt(vm), "vm0/test/monitor");
+    s_register_port(rt_client_actor(port), false, 9, "vm0/test/monitor");
     cr_assert_eq(vm_start(vm), 0);
     uint32_t a[2];
     s_expect_sync(vm, NULL, 1, a, 2);

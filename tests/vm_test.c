@@ -873,3 +873,126 @@ Test(vm, a_device_endpoint_must_be_ipc_or_tcp)
                  0);
     vm_harness_stop(&h);
 }
+
+/* ---- What a device may do -------------------------------------------------------- */
+
+/* Sends a partition request from `from`; returns the reply's error code
+ * (0 for a success). */
+static int s_partition_code(rt_actor_t *from, Vmm__Partition__Request *req)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
+    env.partition_request = req;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(from, VM_HARNESS_PARTITION, &env, &reply, 10000), 0);
+    int code = reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? (int)reply.env->error->code : 0;
+    rt_msg_release(&reply);
+    return code;
+}
+
+static int s_request_msi(rt_actor_t *from)
+{
+    Vmm__Partition__MsiRequest m = VMM__PARTITION__MSI_REQUEST__INIT;
+    m.address = 0xfee00000;
+    m.data = 0x40;
+    Vmm__Partition__RequestMsi op = VMM__PARTITION__REQUEST_MSI__INIT;
+    op.request = &m;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_REQUEST_MSI;
+    req.request_msi = &op;
+    return s_partition_code(from, &req);
+}
+
+static int s_assert_irq(rt_actor_t *from, uint32_t irq)
+{
+    Vmm__Partition__AssertIrq op = VMM__PARTITION__ASSERT_IRQ__INIT;
+    op.irq = irq;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_ASSERT_IRQ;
+    req.assert_irq = &op;
+    return s_partition_code(from, &req);
+}
+
+/* Registers ports 0x500-0x507, IRQ line 5 and msi_count MSIs for `from`. */
+static void s_register_device(rt_actor_t *from, const char *name, uint32_t msi_count,
+                              uint32_t first_port)
+{
+    Vmm__Devices__PortRange range = VMM__DEVICES__PORT_RANGE__INIT;
+    range.start = first_port;
+    range.len = 8;
+    Vmm__Devices__PortRange *ranges[] = {&range};
+    uint32_t lines[] = {5};
+    Vmm__Devices__RegisterDevice reg = VMM__DEVICES__REGISTER_DEVICE__INIT;
+    reg.name = (char *)name;
+    reg.n_ports = 1;
+    reg.ports = ranges;
+    reg.n_irq_lines = 1;
+    reg.irq_lines = lines;
+    reg.msi_count = msi_count;
+    reg.required = true;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
+    req.register_device = &reg;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &req;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(from, VM_HARNESS_PARTITION, &env, &reply, 10000), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY, "%s",
+                 reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply.env->error->text : "?");
+    cr_expect_eq(reply.env->device_reply->registration->msi_count, msi_count);
+    rt_msg_release(&reply);
+}
+
+/* A registered device raises only the IRQ lines and MSIs it was given,
+ * puts doorbells only in its own ranges and has no say over the VM; an
+ * actor of another VM may not act on this one at all. Each refusal is
+ * PERMISSION_DENIED, counted. */
+Test(vm, a_device_acts_only_within_its_registration)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    rt_client_t *plain = rt_client_new(h.rt, "vm0/dev/plain");
+    rt_client_t *msi = rt_client_new(h.rt, "vm0/dev/msi");
+    rt_client_t *stranger = rt_client_new(h.rt, "vm1/dev/stranger");
+    rt_actor_t *dev = rt_client_actor(plain);
+    s_register_device(dev, "plain", 0, 0x500);
+    s_register_device(rt_client_actor(msi), "msi", 1, 0x508);
+    const int denied = VMM__ERROR_CODE__PERMISSION_DENIED;
+
+    cr_expect_eq(s_request_msi(dev), denied, "an MSI it was not given");
+    cr_expect_eq(s_request_msi(rt_client_actor(msi)), 0, "an MSI it was given");
+    cr_expect_eq(s_assert_irq(dev, 6), denied, "another line");
+    cr_expect_eq(s_assert_irq(dev, 5), 0, "its own line");
+
+    Vmm__Partition__RegisterDoorbell db = VMM__PARTITION__REGISTER_DOORBELL__INIT;
+    db.guest_address = 0xd0000000;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_REGISTER_DOORBELL;
+    req.register_doorbell = &db;
+    cr_expect_eq(s_partition_code(dev, &req), denied, "a doorbell outside its ranges");
+
+    Vmm__Partition__Reset reset = VMM__PARTITION__RESET__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_RESET;
+    req.reset = &reset;
+    cr_expect_eq(s_partition_code(dev, &req), denied, "a reset of the VM");
+
+    cr_expect_eq(s_request_msi(rt_client_actor(stranger)), denied, "another VM's actor");
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_register(rt_client_actor(stranger), "stranger", false, 0x600, 8,
+                                     false, &reply),
+                 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR);
+    cr_expect_eq(reply.env->error->code, denied);
+    rt_msg_release(&reply);
+
+    rt_actor_t *test = rt_client_actor(h.client);
+    cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "denied"), 6);
+    cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "msis"), 1);
+    cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "devices"), 2);
+    rt_client_destroy(&stranger);
+    rt_client_destroy(&msi);
+    rt_client_destroy(&plain);
+    vm_harness_stop(&h);
+}

@@ -74,6 +74,8 @@ static int s_register(device_t *dev, rt_actor_t *self, const device_spec_t *spec
     reg.irq_lines = (uint32_t *)spec->irq_lines;
     reg.required = true;
     reg.posted_writes = spec->posted_writes;
+    reg.msi_count = spec->msi_count;
+    reg.halt_if_lost = spec->halt_if_lost;
     /* A device listening on an endpoint of its own lives in another process
      * than its VM (a device host): the VM reaches it there. */
     char endpoint[256];

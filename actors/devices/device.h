@@ -29,6 +29,8 @@ typedef struct {
     const uint32_t *irq_lines;
     size_t n_irq_lines;
     bool posted_writes; /* VPs may send writes one-way */
+    uint32_t msi_count; /* MSIs it may raise (device_request_msi) */
+    bool halt_if_lost;  /* the VM cannot do without it (in another process) */
 } device_spec_t;
 
 typedef struct {

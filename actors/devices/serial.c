@@ -489,6 +489,7 @@ static int s_init(rt_actor_t *self, void *arg)
             .irq_lines = &s->irq,
             .n_irq_lines = 1,
             .posted_writes = true, /* ordered with later requests: nothing to wait for */
+            .halt_if_lost = cfg->halt_if_lost,
         };
         rc = device_init(&s->dev, self, cfg->partition, &spec);
     }

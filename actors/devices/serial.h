@@ -20,6 +20,7 @@
 #ifndef VMM_DEV_SERIAL_H
 #define VMM_DEV_SERIAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "runtime/rt.h"
@@ -33,6 +34,8 @@ typedef struct {
     int out_fd;            /* the guest's output goes here; -1: discarded */
     int in_fd;             /* the guest's input comes from here; -1: none */
     int flush_delay_ms;    /* longest wait of a partial line; 0: 5 ms */
+    bool halt_if_lost;     /* in a device host: the VM halts a VP that
+                              touches the UART once the host is lost */
 } dev_serial_config_t;
 
 /* Starts with arg a dev_serial_config_t *, copied by init. The descriptors

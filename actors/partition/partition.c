@@ -32,6 +32,10 @@
 #define S_LIVENESS_PERIOD_MS 250
 #define S_LIVENESS_TIMEOUT_MS 1000
 
+/* Denials logged one by one before the log goes quiet (they stay
+ * counted): a misbehaving device must not flood it. */
+#define S_MAX_DENIALS_LOGGED 16
+
 /* S_FAILED: a build failed half way; the VM cannot be built again. */
 typedef enum { S_FRESH, S_PROTO, S_BUILT, S_FAILED } s_stage_t;
 
@@ -66,6 +70,7 @@ typedef struct {
     uint64_t devices_lost;
     uint64_t msis, msis_blocked, irqs, irqs_unrouted, doorbells_signalled;
     uint64_t guest_reads, guest_writes, power_requests, refused;
+    uint64_t denied; /* acts outside what the sender may do (of refused) */
 } s_stats_t;
 
 typedef struct {
@@ -151,6 +156,98 @@ static int s_stage_error(rt_actor_t *self, const Vmm__Envelope *msg, s_stage_t w
     char text[96];
     snprintf(text, sizeof text, "this request is only valid %s", needs[want]);
     return s_refuse(self, msg, VMM__ERROR_CODE__BUSY, text);
+}
+
+/* Refuses an act outside what the sender may do: PERMISSION_DENIED,
+ * counted, and logged. Returns 0. */
+static int s_deny(rt_actor_t *self, const Vmm__Envelope *msg, const char *why)
+{
+    partition_t *p = rt_actor_state(self);
+    p->stats.refused++;
+    if (++p->stats.denied <= S_MAX_DENIALS_LOGGED)
+        rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "refused %s: %s%s", msg->sender, why,
+               p->stats.denied == S_MAX_DENIALS_LOGGED ? " (further refusals are counted only)"
+                                                      : "");
+    return msg->request_id
+               ? rt_reply_error(self, msg, VMM__ERROR_CODE__PERMISSION_DENIED, "%s", why)
+               : 0;
+}
+
+/* Actors are named "<vm>/...": one of another VM may not act on this one.
+ * Names without a VM are the host's own (the VMM, tests). */
+static bool s_same_vm(const partition_t *p, const char *sender)
+{
+    const char *slash = strchr(sender, '/');
+    return !slash || ((size_t)(slash - sender) == strlen(p->vm) &&
+                      !strncmp(sender, p->vm, (size_t)(slash - sender)));
+}
+
+/* Why a registered device may not make this partition request, or NULL:
+ * a device acts only within its registration (its IRQ lines, the MSIs it
+ * was given, doorbells in its own ranges) and has no say over the VM's
+ * configuration or its VPs. */
+static const char *s_device_may_not(partition_t *p, const char *sender,
+                                    const Vmm__Partition__Request *req, char *buf, size_t len)
+{
+    switch (req->op_case) {
+    case VMM__PARTITION__REQUEST__OP_REQUEST_MSI:
+    case VMM__PARTITION__REQUEST__OP_NEW_MSI_TARGET:
+    case VMM__PARTITION__REQUEST__OP_NEW_MSI_INTERRUPT:
+        if (registry_msi_count(p->registry, sender))
+            return NULL;
+        return "its registration was given no MSIs";
+    case VMM__PARTITION__REQUEST__OP_ASSERT_IRQ:
+        if (registry_has_irq(p->registry, sender, req->assert_irq->irq))
+            return NULL;
+        snprintf(buf, len, "IRQ %u is not among its registered lines", req->assert_irq->irq);
+        return buf;
+    case VMM__PARTITION__REQUEST__OP_REGISTER_DOORBELL: {
+        const Vmm__Partition__RegisterDoorbell *op = req->register_doorbell;
+        if (*op->owner && strcmp(op->owner, sender))
+            return "a device's doorbells signal the device itself";
+        if (registry_owns(p->registry, sender, true, op->guest_address,
+                          op->opt_length_case ? op->length : 1))
+            return NULL;
+        snprintf(buf, len, "a doorbell at 0x%llx, outside its MMIO ranges",
+                 (unsigned long long)op->guest_address);
+        return buf;
+    }
+    case VMM__PARTITION__REQUEST__OP_DROP_MSI_TARGET:
+    case VMM__PARTITION__REQUEST__OP_ENABLE_MSI_INTERRUPT:
+    case VMM__PARTITION__REQUEST__OP_DISABLE_MSI_INTERRUPT:
+    case VMM__PARTITION__REQUEST__OP_SIGNAL_MSI_INTERRUPT:
+    case VMM__PARTITION__REQUEST__OP_DROP_MSI_INTERRUPT:
+    case VMM__PARTITION__REQUEST__OP_UNREGISTER_DOORBELL: /* owners are checked there */
+    case VMM__PARTITION__REQUEST__OP_GET_REFERENCE_TIME:
+    case VMM__PARTITION__REQUEST__OP_GET_CAPS:
+    case VMM__PARTITION__REQUEST__OP_QUERY_FEATURES:
+    case VMM__PARTITION__REQUEST__OP_GET_ISOLATION:
+        return NULL;
+    default:
+        snprintf(buf, len, "partition operation %d is not a device's to make",
+                 (int)req->op_case);
+        return buf;
+    }
+}
+
+/* Whether msg's sender may make its request or event; else answers for
+ * it (s_deny) and returns false. */
+static bool s_permitted(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    partition_t *p = rt_actor_state(self);
+    char buf[128];
+    const char *why = NULL;
+    if (!s_same_vm(p, msg->sender)) {
+        snprintf(buf, sizeof buf, "an actor of another VM may not act on %s", p->vm);
+        why = buf;
+    } else if (msg->body_case == VMM__ENVELOPE__BODY_PARTITION_REQUEST &&
+               registry_is_device(p->registry, msg->sender)) {
+        why = s_device_may_not(p, msg->sender, msg->partition_request, buf, sizeof buf);
+    }
+    if (!why)
+        return true;
+    s_deny(self, msg, why);
+    return false;
 }
 
 /* True for VTL0; else answers NOT_SUPPORTED (KVM has no VTLs). */
@@ -929,7 +1026,7 @@ static s_msi_t *s_own_msi(rt_actor_t *self, const Vmm__Envelope *msg, uint64_t h
             return &p->msis[i];
         snprintf(text, sizeof text, "MSI %llu belongs to %s", (unsigned long long)handle,
                  p->msis[i].owner);
-        s_refuse(self, msg, VMM__ERROR_CODE__PERMISSION_DENIED, text);
+        s_deny(self, msg, text);
         return NULL;
     }
     snprintf(text, sizeof text, "no MSI %llu", (unsigned long long)handle);
@@ -1308,6 +1405,8 @@ static int s_on_reset(rt_actor_t *self, const Vmm__Envelope *msg)
 static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     const Vmm__Partition__Request *req = msg->partition_request;
+    if (!s_permitted(self, msg))
+        return 0;
     switch (req->op_case) {
     case VMM__PARTITION__REQUEST__OP_IS_AVAILABLE:
         return s_on_is_available(self, msg);
@@ -1444,9 +1543,11 @@ static void s_remote_lost(rt_actor_t *self, size_t i, const char *why)
     s_remote_t r = p->remotes[i];
     p->remotes[i] = p->remotes[--p->n_remotes];
     p->stats.devices_lost++;
-    rt_log(rt_actor_rt(self), self, RT_LOG_WARN,
-           "device %s (%s) is lost: %s; its ranges are nobody's now", r.name, r.actor, why);
-    registry_remove(p->registry, r.handle, r.actor);
+    bool kept = registry_lose(p->registry, r.handle) == 1;
+    rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "device %s (%s) is lost: %s; %s", r.name,
+           r.actor, why,
+           kept ? "the VM cannot do without it: a VP that touches it halts"
+                : "its ranges are nobody's now");
     char err[192] = "";
     if (s_push_routes(self, false, err, sizeof err))
         rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "%s", err);
@@ -1514,10 +1615,10 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
         if (op->irq_lines[i] >= S_IRQ_LINES)
             return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                                   "irq line %u beyond the IO-APIC's 24 inputs", op->irq_lines[i]);
-    if (op->n_doorbells || op->msi_count)
+    if (op->n_doorbells)
         return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
-                              "doorbells and MSIs are asked for with RegisterDoorbell and "
-                              "RequestMsi");
+                              "doorbells are asked for with RegisterDoorbell, once the "
+                              "device's MMIO ranges are registered");
     if (*op->endpoint && strncmp(op->endpoint, "ipc://", 6) && strncmp(op->endpoint, "tcp://", 6))
         return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                               "endpoint %s: ipc:// or tcp:// only", op->endpoint);
@@ -1551,6 +1652,7 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
     reg.mmio = op->mmio;
     reg.n_irq_lines = op->n_irq_lines;
     reg.irq_lines = op->irq_lines;
+    reg.msi_count = op->msi_count;
     Vmm__Devices__Reply r = VMM__DEVICES__REPLY__INIT;
     r.result_case = VMM__DEVICES__REPLY__RESULT_REGISTRATION;
     r.registration = &reg;
@@ -1632,6 +1734,8 @@ static int s_on_guest_memory(rt_actor_t *self, const Vmm__Envelope *msg, bool wr
 static int s_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     const Vmm__Devices__Request *req = msg->device_request;
+    if (!s_permitted(self, msg))
+        return 0;
     switch (req->op_case) {
     case VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE:
         return s_on_register_device(self, msg, req->register_device);
@@ -1656,6 +1760,8 @@ static int s_on_device_event(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     partition_t *p = rt_actor_state(self);
     const Vmm__Devices__Event *ev = msg->device_event;
+    if (!s_permitted(self, msg))
+        return 0;
     if (ev->event_case != VMM__DEVICES__EVENT__EVENT_POWER_REQUEST ||
         ev->power_request->action == VMM__DEVICES__POWER_ACTION__POWER_ACTION_UNSPECIFIED)
         return s_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
@@ -1777,6 +1883,7 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     rt_inspect_add(node, "guest_writes", "%llu", (unsigned long long)s->guest_writes);
     rt_inspect_add(node, "power_requests", "%llu", (unsigned long long)s->power_requests);
     rt_inspect_add(node, "refused", "%llu", (unsigned long long)s->refused);
+    rt_inspect_add(node, "denied", "%llu", (unsigned long long)s->denied);
     rt_inspect_add(node, "devices_lost", "%llu", (unsigned long long)s->devices_lost);
 }
 

@@ -16,6 +16,18 @@
  * exist yet (else it would wait on its own thread).
  * Power requests from devices are passed to every VP, which halt with the
  * matching reason.
+ *
+ * Devices in other processes (RegisterDevice.endpoint) are pinged; one
+ * whose host stops answering is lost: logged, counted, and its ranges are
+ * nobody's, unless it was registered halt_if_lost (then a VP that touches
+ * it halts) until it registers again.
+ *
+ * Permissions (refused with PERMISSION_DENIED and counted as "denied"):
+ * actor names begin with their VM's name, and an actor of another VM
+ * ("vm1/..." for "vm0") may not act on this one; names without a '/' are
+ * the host's own. A registered device may raise only its IRQ lines and,
+ * with msi_count > 0, MSIs; its doorbells lie in its own MMIO ranges and
+ * signal itself; it may not build, reset or configure the VM.
  */
 #ifndef VMM_PARTITION_H
 #define VMM_PARTITION_H

@@ -19,9 +19,12 @@ typedef struct {
 typedef struct {
     uint64_t handle;
     char *name, *actor;
-    bool posted;
+    bool posted, remote, halt_if_lost, lost;
     s_range_t *ranges;
     size_t n_ranges;
+    uint32_t *irq_lines;
+    size_t n_irq_lines;
+    uint32_t msi_count;
 } s_device_t;
 
 struct registry_s {
@@ -43,6 +46,7 @@ static void s_device_free(s_device_t *d)
     free(d->name);
     free(d->actor);
     free(d->ranges);
+    free(d->irq_lines);
 }
 
 void registry_destroy(registry_t **reg)
@@ -117,8 +121,23 @@ int registry_add(registry_t *reg, const char *actor, const Vmm__Devices__Registe
     int rc = s_collect(req, ranges, &n, err, errlen);
     if (rc)
         return rc;
+    if (req->msi_count > REGISTRY_MAX_MSIS) {
+        snprintf(err, errlen, "%u MSIs, at most %d", req->msi_count, REGISTRY_MAX_MSIS);
+        return -EINVAL;
+    }
+    if (req->n_irq_lines > S_MAX_RANGES) {
+        snprintf(err, errlen, "%zu IRQ lines, at most %d", req->n_irq_lines, S_MAX_RANGES);
+        return -EINVAL;
+    }
+    /* A lost device that must not be missed keeps its ranges until its
+     * host registers it again, which replaces it. */
+    size_t replaces = reg->n_devices;
     for (size_t d = 0; d < reg->n_devices; d++) {
         const s_device_t *other = &reg->devices[d];
+        if (other->lost && !strcmp(other->name, req->name)) {
+            replaces = d;
+            continue;
+        }
         if (!strcmp(other->name, req->name)) {
             snprintf(err, errlen, "a device named %s is registered already (by %s)", req->name,
                      other->actor);
@@ -145,14 +164,25 @@ int registry_add(registry_t *reg, const char *actor, const Vmm__Devices__Registe
         .name = strdup(req->name),
         .actor = strdup(actor),
         .posted = req->posted_writes,
+        .remote = req->endpoint && *req->endpoint,
+        .halt_if_lost = req->halt_if_lost,
         .ranges = malloc((n ? n : 1) * sizeof *d.ranges),
         .n_ranges = n,
+        .irq_lines = malloc((req->n_irq_lines ? req->n_irq_lines : 1) * sizeof *d.irq_lines),
+        .n_irq_lines = req->n_irq_lines,
+        .msi_count = req->msi_count,
     };
-    if (!d.name || !d.actor || !d.ranges) {
+    if (!d.name || !d.actor || !d.ranges || !d.irq_lines) {
         s_device_free(&d);
         return -ENOMEM;
     }
     memcpy(d.ranges, ranges, n * sizeof *ranges);
+    if (req->n_irq_lines)
+        memcpy(d.irq_lines, req->irq_lines, req->n_irq_lines * sizeof *d.irq_lines);
+    if (replaces < reg->n_devices) {
+        s_device_free(&reg->devices[replaces]);
+        reg->devices[replaces] = reg->devices[--reg->n_devices];
+    }
     reg->devices[reg->n_devices++] = d;
     *handle = reg->next_handle++;
     return 0;
@@ -170,6 +200,73 @@ int registry_remove(registry_t *reg, uint64_t handle, const char *actor)
         return 0;
     }
     return -ENOENT;
+}
+
+int registry_lose(registry_t *reg, uint64_t handle)
+{
+    for (size_t i = 0; i < reg->n_devices; i++) {
+        s_device_t *d = &reg->devices[i];
+        if (d->handle != handle)
+            continue;
+        if (d->halt_if_lost) {
+            d->lost = true;
+            return 1;
+        }
+        s_device_free(d);
+        *d = reg->devices[--reg->n_devices];
+        return 0;
+    }
+    return -ENOENT;
+}
+
+/* Devices whose host is lost act for nobody. */
+static bool s_acts(const s_device_t *d, const char *actor)
+{
+    return !d->lost && !strcmp(d->actor, actor);
+}
+
+bool registry_is_device(const registry_t *reg, const char *actor)
+{
+    for (size_t i = 0; i < reg->n_devices; i++)
+        if (!strcmp(reg->devices[i].actor, actor))
+            return true;
+    return false;
+}
+
+bool registry_owns(const registry_t *reg, const char *actor, bool mmio, uint64_t address,
+                   uint64_t len)
+{
+    const s_range_t want = {.mmio = mmio, .start = address, .len = len ? len : 1};
+    for (size_t i = 0; i < reg->n_devices; i++) {
+        const s_device_t *d = &reg->devices[i];
+        for (size_t j = 0; s_acts(d, actor) && j < d->n_ranges; j++) {
+            const s_range_t *r = &d->ranges[j];
+            if (r->mmio == mmio && want.start >= r->start && want.start - r->start < r->len &&
+                want.len <= r->len - (want.start - r->start))
+                return true;
+        }
+    }
+    return false;
+}
+
+bool registry_has_irq(const registry_t *reg, const char *actor, uint32_t irq)
+{
+    for (size_t i = 0; i < reg->n_devices; i++) {
+        const s_device_t *d = &reg->devices[i];
+        for (size_t j = 0; s_acts(d, actor) && j < d->n_irq_lines; j++)
+            if (d->irq_lines[j] == irq)
+                return true;
+    }
+    return false;
+}
+
+uint32_t registry_msi_count(const registry_t *reg, const char *actor)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < reg->n_devices; i++)
+        if (s_acts(&reg->devices[i], actor))
+            n += reg->devices[i].msi_count;
+    return n;
 }
 
 size_t registry_count(const registry_t *reg)
@@ -209,6 +306,9 @@ int registry_routes(const registry_t *reg, Vmm__Vp__SetIoRoutes *out)
             routes[k].len = dev->ranges[i].len;
             routes[k].actor = dev->actor;
             routes[k].posted_writes = dev->posted;
+            routes[k].remote = dev->remote;
+            routes[k].lost = dev->lost;
+            routes[k].halt_if_lost = dev->halt_if_lost;
             ptrs[k] = &routes[k];
         }
     }

@@ -6,6 +6,7 @@
 #ifndef VMM_REGISTRY_H
 #define VMM_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,19 +15,41 @@
 
 typedef struct registry_s registry_t;
 
+/* The most MSIs one registration may ask for. */
+#define REGISTRY_MAX_MSIS 2048
+
 registry_t *registry_new(void);
 void registry_destroy(registry_t **reg);
 
-/* Claims what req names for the device actor `actor`, all or nothing: a
- * malformed range is -EINVAL, one already claimed (or a name in use) is
- * -EBUSY, each with a readable reason in err. On success *handle is the
- * registration's handle (never 0). */
+/* Claims what req names (ranges, IRQ lines, MSIs) for the device actor
+ * `actor`, all or nothing: a malformed range or too many of anything is
+ * -EINVAL, a range already claimed (or a name in use) is -EBUSY, each with
+ * a readable reason in err. A lost device of the same name (see
+ * registry_lose()) is replaced. On success *handle is the registration's
+ * handle (never 0). */
 int registry_add(registry_t *reg, const char *actor, const Vmm__Devices__RegisterDevice *req,
                  uint64_t *handle, char *err, size_t errlen);
 
 /* Releases a registration; only the actor that made it may (-EPERM), an
  * unknown handle is -ENOENT. */
 int registry_remove(registry_t *reg, uint64_t handle, const char *actor);
+
+/* The device's host is lost. A device registered with halt_if_lost stays,
+ * marked lost (its routes say so, and it acts for nobody) until a new
+ * registration of its name replaces it: returns 1. Any other is removed:
+ * returns 0. -ENOENT for an unknown handle. */
+int registry_lose(registry_t *reg, uint64_t handle);
+
+/* Whether actor made any registration (lost ones included). */
+bool registry_is_device(const registry_t *reg, const char *actor);
+/* Whether [address, address + len) lies in one range of actor's (port
+ * or MMIO); len 0 counts as 1. */
+bool registry_owns(const registry_t *reg, const char *actor, bool mmio, uint64_t address,
+                   uint64_t len);
+/* Whether actor registered IO-APIC input irq. */
+bool registry_has_irq(const registry_t *reg, const char *actor, uint32_t irq);
+/* The MSIs actor's registrations were given. */
+uint32_t registry_msi_count(const registry_t *reg, const char *actor);
 
 /* The routing table for VPs, written into *out; free it with
  * registry_routes_free(). Returns 0 or -ENOMEM. */

@@ -147,3 +147,77 @@ Test(registry, routes_name_each_range_and_its_device)
     registry_routes_free(&routes);
     registry_destroy(&reg);
 }
+
+Test(registry, a_device_acts_within_its_ranges_lines_and_msis)
+{
+    registry_t *reg = registry_new();
+    s_claim_t c;
+    char err[160];
+    uint64_t h;
+    Vmm__Devices__RegisterDevice *req = s_claim(&c, "nic", 0x500, 8, 0xd0000000, 0xd0001000);
+    uint32_t lines[] = {5, 9};
+    req->n_irq_lines = 2;
+    req->irq_lines = lines;
+    req->msi_count = 3;
+    cr_assert_eq(registry_add(reg, "vm0/dev/nic", req, &h, err, sizeof err), 0, "%s", err);
+    cr_expect(registry_is_device(reg, "vm0/dev/nic"));
+    cr_expect_not(registry_is_device(reg, "vm0/dev/other"));
+    cr_expect(registry_owns(reg, "vm0/dev/nic", true, 0xd0000ff8, 8));
+    cr_expect_not(registry_owns(reg, "vm0/dev/nic", true, 0xd0000ffc, 8), "runs past the end");
+    cr_expect_not(registry_owns(reg, "vm0/dev/nic", false, 0xd0000000, 1), "not a port");
+    cr_expect(registry_owns(reg, "vm0/dev/nic", false, 0x507, 0));
+    cr_expect_not(registry_owns(reg, "vm0/dev/other", false, 0x500, 1));
+    cr_expect(registry_has_irq(reg, "vm0/dev/nic", 9));
+    cr_expect_not(registry_has_irq(reg, "vm0/dev/nic", 4));
+    cr_expect_eq(registry_msi_count(reg, "vm0/dev/nic"), 3);
+    cr_expect_eq(registry_msi_count(reg, "vm0/dev/other"), 0);
+
+    req = s_claim(&c, "y", 0x700, 8, 0, 0);
+    req->msi_count = REGISTRY_MAX_MSIS + 1;
+    cr_expect_eq(registry_add(reg, "vm0/dev/y", req, &h, err, sizeof err), -EINVAL);
+    cr_expect(strstr(err, "MSIs") != NULL, "%s", err);
+    registry_destroy(&reg);
+}
+
+/* A lost device is removed, unless the VM cannot do without it: then its
+ * routes say lost, it acts for nobody, and its next registration replaces
+ * it. */
+Test(registry, a_lost_device_goes_or_stays_marked_until_it_comes_back)
+{
+    registry_t *reg = registry_new();
+    s_claim_t c;
+    char err[160];
+    uint64_t plain, vital, again;
+    cr_assert_eq(registry_add(reg, "vm0/dev/a", s_claim(&c, "a", 0x500, 8, 0, 0), &plain, err,
+                              sizeof err),
+                 0);
+    Vmm__Devices__RegisterDevice *req = s_claim(&c, "b", 0x600, 8, 0, 0);
+    req->halt_if_lost = true;
+    req->msi_count = 1;
+    cr_assert_eq(registry_add(reg, "vm0/dev/b", req, &vital, err, sizeof err), 0);
+
+    cr_expect_eq(registry_lose(reg, plain), 0);
+    cr_expect_eq(registry_lose(reg, vital), 1);
+    cr_expect_eq(registry_lose(reg, 999), -ENOENT);
+    cr_expect_eq(registry_count(reg), 1);
+    cr_expect_eq(registry_msi_count(reg, "vm0/dev/b"), 0, "a lost device acts for nobody");
+    Vmm__Vp__SetIoRoutes routes;
+    cr_assert_eq(registry_routes(reg, &routes), 0);
+    cr_assert_eq(routes.n_routes, 1);
+    cr_expect(routes.routes[0]->lost);
+    cr_expect(routes.routes[0]->halt_if_lost);
+    registry_routes_free(&routes);
+
+    cr_expect_eq(registry_add(reg, "vm0/dev/c", s_claim(&c, "c", 0x604, 8, 0, 0), &again, err,
+                              sizeof err),
+                 -EBUSY, "a lost device keeps its ranges");
+    req = s_claim(&c, "b", 0x600, 8, 0, 0);
+    req->halt_if_lost = true;
+    cr_assert_eq(registry_add(reg, "vm0/dev/b", req, &again, err, sizeof err), 0, "%s", err);
+    cr_expect_eq(registry_count(reg), 1);
+    cr_assert_eq(registry_routes(reg, &routes), 0);
+    cr_assert_eq(routes.n_routes, 1);
+    cr_expect_not(routes.routes[0]->lost);
+    registry_routes_free(&routes);
+    registry_destroy(&reg);
+}

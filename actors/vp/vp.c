@@ -18,6 +18,9 @@
 /* How long a VP waits for a device's answer before it gives up on the
  * access (a read then sees all ones). */
 #define S_DEVICE_TIMEOUT_MS 5000
+/* A device in another process: past this its host is as good as lost (the
+ * partition notices a silent host in about 1.25 s). */
+#define S_REMOTE_TIMEOUT_MS 1500
 /* Unregistered addresses logged one by one before the log goes quiet. */
 #define S_MAX_LOGGED 32
 
@@ -25,7 +28,7 @@ typedef struct {
     bool mmio;
     uint64_t start, len;
     char *actor;
-    bool posted;
+    bool posted, remote, lost, halt_if_lost;
 } s_route_t;
 
 typedef struct {
@@ -224,10 +227,17 @@ static void s_access(rt_actor_t *self, bool mmio, uint64_t address, uint8_t *dat
 {
     vp_t *vp = rt_actor_state(self);
     const s_route_t *r = s_route(vp, mmio, address, size);
-    if (!r) {
-        s_note_unregistered(self, mmio, address, write);
+    if (!r || r->lost) {
         if (!write)
             memset(data, 0xff, size);
+        if (!r) {
+            s_note_unregistered(self, mmio, address, write);
+            return;
+        }
+        char text[160];
+        snprintf(text, sizeof text, "%s at 0x%llx: the VM cannot do without this device, and "
+                 "its host is lost", r->actor, (unsigned long long)address);
+        s_halt_invalid(self, text);
         return;
     }
     Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
@@ -255,22 +265,29 @@ static void s_access(rt_actor_t *self, bool mmio, uint64_t address, uint8_t *dat
     env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
     env.device_request = &req;
 
-    int rc;
+    int rc, timeout = r->remote ? S_REMOTE_TIMEOUT_MS : S_DEVICE_TIMEOUT_MS;
     if (write && r->posted) {
         vp->stats.posted_writes++;
         rc = rt_send(self, r->actor, &env);
     } else if (write) {
         vp->stats.device_calls++;
-        rc = rt_call_with(self, r->actor, &env, S_DEVICE_TIMEOUT_MS, s_take_ack, NULL);
+        rc = rt_call_with(self, r->actor, &env, timeout, s_take_ack, NULL);
     } else {
         vp->stats.device_calls++;
         s_read_t rd = {.out = data, .size = size};
-        rc = rt_call_with(self, r->actor, &env, S_DEVICE_TIMEOUT_MS, s_take_read, &rd);
+        rc = rt_call_with(self, r->actor, &env, timeout, s_take_read, &rd);
     }
     if (rc) {
         s_device_failed(self, r, address, rc);
         if (!write)
             memset(data, 0xff, size);
+        if (rc == -ETIMEDOUT && r->halt_if_lost) {
+            char text[160];
+            snprintf(text, sizeof text, "%s at 0x%llx: the VM cannot do without this device, "
+                     "and it did not answer in %d ms", r->actor, (unsigned long long)address,
+                     timeout);
+            s_halt_invalid(self, text);
+        }
     }
 }
 
@@ -408,7 +425,7 @@ static void s_exit_io(rt_actor_t *self)
     vp->stats.io_exits++;
     uint8_t *data = (uint8_t *)run + run->io.data_offset;
     bool write = run->io.direction == KVM_EXIT_IO_OUT;
-    for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size)
+    for (uint32_t i = 0; vp->running && i < run->io.count; i++, data += run->io.size)
         s_access(self, false, run->io.port, data, run->io.size, write);
     vp->needs_completion = true;
 }
@@ -788,7 +805,9 @@ static int s_on_set_io_routes(rt_actor_t *self, const Vmm__Envelope *msg,
     for (size_t i = 0; i < op->n_routes; i++) {
         const Vmm__Vp__IoRoute *in = op->routes[i];
         routes[i] = (s_route_t){.mmio = in->mmio, .start = in->start, .len = in->len,
-                                .actor = strdup(in->actor), .posted = in->posted_writes};
+                                .actor = strdup(in->actor), .posted = in->posted_writes,
+                                .remote = in->remote, .lost = in->lost,
+                                .halt_if_lost = in->halt_if_lost};
         if (!routes[i].actor) {
             s_free_routes(routes, i);
             return -ENOMEM;

@@ -4,12 +4,25 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "actors/partition/partition.h"
 
 #define S_TIMEOUT_MS 10000
+
+vm_harness_file_t vm_harness_read(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
+    vm_harness_file_t file = {.elf = malloc(1 << 20)};
+    cr_assert_not_null(file.elf);
+    file.len = fread(file.elf, 1, 1 << 20, f);
+    fclose(f);
+    cr_assert_gt(file.len, 0);
+    return file;
+}
 
 void vm_harness_need_kvm(void)
 {

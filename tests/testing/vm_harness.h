@@ -24,6 +24,16 @@ typedef struct {
     uint32_t n_vps;
 } vm_harness_t;
 
+/* A guest ELF read whole; free elf. */
+typedef struct {
+    uint8_t *elf;
+    size_t len;
+} vm_harness_file_t;
+
+/* Reads a test guest (a runfiles path such as "tests/guests/exit");
+ * asserts it is there. */
+vm_harness_file_t vm_harness_read(const char *path);
+
 /* Skips the calling Criterion test when /dev/kvm cannot be opened. */
 void vm_harness_need_kvm(void);
 
