@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 static const char *s_name = "bench";
+static int s_misses;
 
 int bench_parse(int argc, char **argv, const char *name, long min_iterations,
                 long max_iterations, void (*usage)(FILE *f), bench_opts_t *o)
@@ -109,4 +110,19 @@ double bench_median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, s_by_value);
     return v[n / 2];
+}
+
+void bench_row(const char *what, double ns, double base_ns, double target,
+               const char *target_text)
+{
+    double ratio = ns / base_ns;
+    bool ok = ratio <= target;
+    s_misses += !ok;
+    printf("  %-44s %9.2f us %9.2f us %7.2fx   %s %s\n", what, ns / 1000, base_ns / 1000, ratio,
+           ok ? "ok  " : "MISS", target_text);
+}
+
+int bench_misses(void)
+{
+    return s_misses;
 }

@@ -1,6 +1,6 @@
 /*
  * What the benchmarks share: their options, the spinning process that keeps
- * the other core busy, and medians.
+ * the other core busy, medians and figure rows.
  */
 #ifndef VMM_BENCH_H
 #define VMM_BENCH_H
@@ -36,5 +36,13 @@ void bench_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 
 
 /* The median of v[0..n), which it sorts. */
 double bench_median(double *v, int n);
+
+/* Prints a figure row: what, ns and base_ns in µs, their ratio, "ok" when
+ * the ratio is at most target or else "MISS" (counted), and target_text. */
+void bench_row(const char *what, double ns, double base_ns, double target,
+               const char *target_text);
+
+/* The rows that missed their target so far. */
+int bench_misses(void);
 
 #endif
