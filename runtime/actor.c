@@ -472,15 +472,13 @@ int rt_reply_ack(rt_actor_t *self, const Vmm__Envelope *req)
 
 /* Answers input refused before it could be handled. receiver may be NULL
  * when the envelope could not be decoded. Nothing is sent for events. */
-static void s_refuse(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
-                     uint64_t request_id, Vmm__ErrorCode code, const char *fmt, ...)
+static void s_vrefuse(rt_actor_t *self, rt_ctx_t *ctx, rt_log_level_t level,
+                      const char *receiver, uint64_t request_id, Vmm__ErrorCode code,
+                      const char *fmt, va_list ap)
 {
     char text[512];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    rt_log(self->rt, self, RT_LOG_INFO, "refused: %s", text);
+    rt_log(self->rt, self, level, "refused: %s", text);
     self->counts.bad++;
     if (!request_id && receiver)
         return; /* a decoded event: nobody waits for an answer */
@@ -491,6 +489,33 @@ static void s_refuse(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
     env.body_case = VMM__ENVELOPE__BODY_ERROR;
     env.error = &err;
     s_send_reply(self, ctx, receiver, request_id, &env);
+}
+
+/* Bad input is normal input: logged at INFO. */
+static void s_refuse(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
+                     uint64_t request_id, Vmm__ErrorCode code, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+static void s_refuse(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
+                     uint64_t request_id, Vmm__ErrorCode code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    s_vrefuse(self, ctx, RT_LOG_INFO, receiver, request_id, code, fmt, ap);
+    va_end(ap);
+}
+
+/* An authenticated peer overstepping its scope is worth a WARN. */
+static void s_deny(rt_actor_t *self, rt_ctx_t *ctx, const Vmm__Envelope *env,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void s_deny(rt_actor_t *self, rt_ctx_t *ctx, const Vmm__Envelope *env,
+                   const char *fmt, ...)
+{
+    rt_count(&self->ex->stats.rx_denied);
+    va_list ap;
+    va_start(ap, fmt);
+    s_vrefuse(self, ctx, RT_LOG_WARN, env->sender, env->request_id,
+              VMM__ERROR_CODE__PERMISSION_DENIED, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- Dispatch --------------------------------------------------------------- */
@@ -656,6 +681,17 @@ static bool s_accept(rt_actor_t *actor, rt_ctx_t *ctx, const Vmm__Envelope *env)
                  actor->name);
         return false;
     }
+    if (actor->curve && ctx->remote) {
+        /* Checked per envelope: a scope changed by rt_peer_allow() holds
+         * for connections already open. */
+        int rc = rt_auth_permits(rt, ctx->peer, env->receiver);
+        if (rc) {
+            s_deny(actor, ctx, env, "%s (CURVE key %s) may not address %s: %s", env->sender,
+                   *ctx->peer ? ctx->peer : "none", env->receiver,
+                   rc == -EACCES ? "outside its scope" : "not an admitted key");
+            return false;
+        }
+    }
     return true;
 }
 
@@ -697,6 +733,8 @@ static int s_take_batched(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx)
     memcpy(ctx->ident, actor->batch_ident, actor->batch_ident_len);
     ctx->ident_len = actor->batch_ident_len;
     ctx->remote = actor->batch_remote;
+    if (actor->curve)
+        memcpy(ctx->peer, actor->batch_peer, sizeof ctx->peer);
     uint64_t len;
     int rc = 0;
     if (rt_wire_get_varint(&p, end, &len) || len > (uint64_t)(end - p)) {
@@ -729,6 +767,15 @@ int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, in
     memcpy(ctx->ident, zmq_msg_data(&ident), ctx->ident_len);
     /* Only connections over ipc:// and tcp:// carry ZMTP metadata. */
     ctx->remote = zmq_msg_gets(&ident, "Socket-Type") != NULL;
+    if (actor->curve && ctx->remote) {
+        /* The peer's key, as the ZAP handler tagged its connection. */
+        const char *peer = zmq_msg_gets(&ident, "User-Id");
+        if (peer) {
+            size_t len = strnlen(peer, RT_Z85_KEY_LEN);
+            memcpy(ctx->peer, peer, len);
+            ctx->peer[len] = '\0';
+        }
+    }
     bool more = zmq_msg_more(&ident);
     zmq_msg_close(&ident);
     if (!more || s_recv_next(actor->mailbox, &frame)) {
@@ -763,6 +810,8 @@ int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, in
         memcpy(actor->batch_ident, ctx->ident, ctx->ident_len);
         actor->batch_ident_len = ctx->ident_len;
         actor->batch_remote = ctx->remote;
+        if (actor->curve)
+            memcpy(actor->batch_peer, ctx->peer, sizeof actor->batch_peer);
         rc = s_take_batched(actor, msg, ctx);
     } else {
         rc = s_take(actor, msg, ctx, bytes, len);

@@ -173,6 +173,15 @@ int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec)
         failed = actor->endpoint;
     else
         actor->bound = true;
+    if (!failed && spec->endpoint && rt->auth && strncmp(spec->endpoint, "tcp://", 6) == 0) {
+        /* Under a key pair, before the endpoint takes a connection. */
+        rc = rt_auth_serve(actor);
+        if (rc) {
+            rt_log(rt, actor, RT_LOG_ERROR, "cannot serve %s with CURVE: %s", spec->endpoint,
+                   strerror(-rc));
+            goto fail_registered;
+        }
+    }
     if (!failed && spec->endpoint) {
         actor->extra_endpoint = strdup(spec->endpoint);
         if (!actor->extra_endpoint || zmq_bind(actor->mailbox, spec->endpoint))

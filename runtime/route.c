@@ -80,18 +80,22 @@ int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **out)
     }
 
     char *endpoint = NULL;
+    char server_key[RT_Z85_KEY_LEN + 1] = "";
     route = calloc(1, sizeof *route);
     if (!route)
         return -ENOMEM;
     pthread_mutex_lock(&rt->lock);
     rt_actor_t *target = rt_map_get(rt->actors, to);
+    rt_dir_entry_t *entry = target ? NULL : rt_map_get(rt->directory, to);
     if (target && target->ex == ex)
         route->local = target;
     else if (target) {
         endpoint = strdup(target->endpoint);
         route->serial = target->serial;
-    } else if (rt_map_get(rt->directory, to))
-        endpoint = strdup(rt_map_get(rt->directory, to));
+    } else if (entry) {
+        endpoint = strdup(entry->endpoint);
+        strcpy(server_key, entry->server_key);
+    }
     pthread_mutex_unlock(&rt->lock);
 
     int rc = -ENOENT;
@@ -105,7 +109,8 @@ int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **out)
         ex->dealers = dealers;
         route->dealer = rt_socket(rt, ZMQ_DEALER);
         route->rcvtimeo_ms = -1; /* ZeroMQ's default */
-        if (!route->dealer || zmq_connect(route->dealer, endpoint)) {
+        if (!route->dealer || (*server_key && rt_auth_client(rt, route->dealer, server_key)) ||
+            zmq_connect(route->dealer, endpoint)) {
             rc = -errno;
             rt_log(rt, NULL, RT_LOG_WARN, "cannot connect to %s at %s: %s", to, endpoint,
                    zmq_strerror(errno));

@@ -82,9 +82,21 @@ rt_t *rt_new(const rt_config_t *cfg)
     rt->zctx = zmq_ctx_new();
     if (!rt->zctx)
         goto fail_directory;
+    int rc = rt_auth_start(rt, rt->cfg.curve_public_key, rt->cfg.curve_secret_key);
+    /* Copied into rt->auth; the caller's strings may go. */
+    rt->cfg.curve_public_key = rt->cfg.curve_secret_key = NULL;
+    if (rc) {
+        if (rc == -EINVAL)
+            rt_log(rt, NULL, RT_LOG_ERROR,
+                   "the CURVE key pair is malformed, or its public key is not the secret key's");
+        errno = -rc;
+        goto fail_zctx;
+    }
     atomic_init(&rt->next_actor_serial, 1);
     return rt;
 
+fail_zctx:
+    zmq_ctx_term(rt->zctx);
 fail_directory:
     rt_map_destroy(&rt->directory);
 fail_actors:
@@ -120,6 +132,7 @@ void rt_destroy(rt_t **rtp)
     }
     free(rt->executors);
     free(rt->clients);
+    rt_auth_stop(rt); /* the mailboxes it watched are closed by now */
     zmq_ctx_term(rt->zctx);
     rt_map_each(rt->directory, s_free_value, NULL);
     rt_map_destroy(&rt->directory);
@@ -131,19 +144,34 @@ void rt_destroy(rt_t **rtp)
 
 int rt_directory_set(rt_t *rt, const char *name, const char *endpoint)
 {
+    return rt_directory_set_key(rt, name, endpoint, NULL);
+}
+
+int rt_directory_set_key(rt_t *rt, const char *name, const char *endpoint,
+                         const char *server_public_key_z85)
+{
     if (!name || !*name || !endpoint ||
         (strncmp(endpoint, "ipc://", 6) && strncmp(endpoint, "tcp://", 6) &&
          strncmp(endpoint, "inproc://", 9)))
         return -EINVAL;
-    char *copy = strdup(endpoint);
-    if (!copy)
+    /* Under a key pair tcp:// is CURVE or nothing, and a key means CURVE,
+     * which only tcp:// mailboxes serve. */
+    bool tcp = strncmp(endpoint, "tcp://", 6) == 0;
+    if (server_public_key_z85 ? !rt->auth || !tcp || !rt_z85_key_valid(server_public_key_z85)
+                              : rt->auth && tcp)
+        return -EINVAL;
+    size_t len = strlen(endpoint);
+    rt_dir_entry_t *entry = malloc(sizeof *entry + len + 1);
+    if (!entry)
         return -ENOMEM;
+    strcpy(entry->server_key, server_public_key_z85 ? server_public_key_z85 : "");
+    memcpy(entry->endpoint, endpoint, len + 1);
     pthread_mutex_lock(&rt->lock);
-    char *old = rt_map_get(rt->directory, name);
-    int rc = rt_map_put(rt->directory, name, copy);
+    rt_dir_entry_t *old = rt_map_get(rt->directory, name);
+    int rc = rt_map_put(rt->directory, name, entry);
     pthread_mutex_unlock(&rt->lock);
     if (rc) {
-        free(copy);
+        free(entry);
         return rc;
     }
     free(old);
@@ -211,6 +239,8 @@ void rt_stats(rt_t *rt, rt_stats_t *out)
     for (size_t i = 0; i < rt->n_clients; i++)
         s_add_counters(out, &rt->clients[i]->ex->stats);
     pthread_mutex_unlock(&rt->lock);
+    if (rt->auth)
+        rt_auth_add_stats(rt, out);
 }
 
 void rt_set_tap(rt_t *rt, rt_tap_fn fn, void *arg)

@@ -68,6 +68,20 @@ typedef struct {
      * environment variable (error|warn|info|debug|trace) overrides it. */
     rt_log_level_t log_level;
     bool log_level_set;
+    /*
+     * The runtime's own ZeroMQ CURVE key pair, 40 Z85 characters each
+     * (zmq_curve_keypair(), `vmm keygen`); both or neither, copied. With
+     * them, tcp:// is CURVE or nothing: a mailbox bound to a tcp://
+     * endpoint is a CURVE server that admits only the keys given to
+     * rt_peer_allow(), and a route to a tcp:// directory entry is a CURVE
+     * client that checks its server's key (rt_directory_set_key()). ipc://
+     * and inproc:// stay plain (the file system and the process guard
+     * them). rt_new() refuses a malformed key, or a public key that is not
+     * the secret key's. Without keys tcp:// is plain: for trusted networks
+     * and tests.
+     */
+    const char *curve_public_key;
+    const char *curve_secret_key;
 } rt_config_t;
 
 /* Runtime-wide counters of bad input and routing failures. */
@@ -82,10 +96,19 @@ typedef struct {
     uint64_t rx_misaddressed; /* arrived at a mailbox not named receiver */
     uint64_t rx_stale_reply;  /* a reply nobody waits for (late or unknown) */
     uint64_t rx_denied;       /* not taken from where it came (Terminate
-                                 from another process) */
+                                 from another process, or from a CURVE
+                                 peer to an actor outside its scope) */
     uint64_t tx_refused;      /* oversized, unroutable or failed sends (a
                                  failed send counts in tx as well) */
     uint64_t errors_sent;     /* Error replies sent */
+    /* CURVE mailboxes (rt_config_t.curve_*): each refused connection is
+     * counted once, in one of the two. */
+    uint64_t auth_denied;     /* a CURVE key not admitted (rt_peer_allow()) */
+    uint64_t auth_failed;     /* a handshake that failed otherwise: a peer
+                                 not speaking CURVE (plain ZeroMQ), with the
+                                 wrong server key, not speaking ZeroMQ at
+                                 all, or gone before it ended (see
+                                 rt_peer_allow()) */
 } rt_stats_t;
 
 /*
@@ -106,7 +129,8 @@ void rt_msg_release(rt_msg_t *msg);
 
 /* ---- The runtime ---------------------------------------------------- */
 
-/* Creates a runtime with its own ZeroMQ context. cfg may be NULL. */
+/* Creates a runtime with its own ZeroMQ context. cfg may be NULL. Returns
+ * NULL (errno EINVAL) for a malformed CURVE key pair. */
 rt_t *rt_new(const rt_config_t *cfg);
 
 /* Terminates every executor still running, oldest first (so an actor that
@@ -115,8 +139,53 @@ rt_t *rt_new(const rt_config_t *cfg);
 void rt_destroy(rt_t **rt);
 
 /* Maps an actor name that lives outside this process to an endpoint
- * (ipc://... or tcp://...). Names of actors in this process need no entry. */
+ * (ipc://... or tcp://...). Names of actors in this process need no entry.
+ * The same as rt_directory_set_key() without a key: a runtime with a CURVE
+ * key pair refuses a tcp:// endpoint here (-EINVAL). */
 int rt_directory_set(rt_t *rt, const char *name, const char *endpoint);
+
+/*
+ * Like rt_directory_set(), with the CURVE public key (40 Z85 characters)
+ * of the runtime serving the tcp:// endpoint: the route connects as a
+ * CURVE client with this runtime's key pair, and reaches only a server
+ * that holds the matching secret key. The server must have admitted this
+ * runtime's public key (rt_peer_allow()); otherwise it refuses the
+ * connection, and calls through it time out. Secure by default: a runtime
+ * with a key pair refuses a tcp:// entry without a server key, and a key
+ * is refused for other transports and by a runtime without a key pair.
+ * Setting a name again replaces its entry. Returns 0, -EINVAL, or -ENOMEM.
+ */
+int rt_directory_set_key(rt_t *rt, const char *name, const char *endpoint,
+                         const char *server_public_key_z85);
+
+/*
+ * Admits a peer's CURVE public key (40 Z85 characters) to this runtime's
+ * tcp:// mailboxes, for envelopes to the actors whose names start with
+ * scope ("vm0/"; "" for any). Needs the runtime's own key pair.
+ *
+ * A runtime thread answers ZeroMQ's authentication requests (ZAP) for the
+ * runtime's context: a listed key is admitted, its connection tagged with
+ * the key itself (the ZAP User-Id), and each envelope on it is checked
+ * against the key's scope when it arrives; one for an actor outside it is
+ * refused (an Error PERMISSION_DENIED for a request), counted in
+ * rx_denied and logged at WARN. Any other key is refused in the
+ * handshake, counted in auth_denied and logged at WARN with its Z85 text.
+ * Peers that fail the handshake otherwise (plain ZeroMQ, bytes that are
+ * not ZeroMQ, a wrong server key) are counted in auth_failed and logged;
+ * libzmq drops some of them silently, which then count when the
+ * connection closes before its handshake ended (with handshakes
+ * overlapping, the count may lag until the others end).
+ *
+ * Admitting a key again changes its scope, for its open connections too.
+ * Both strings are copied. Returns 0, -EINVAL (a malformed key, a NULL
+ * scope, or a runtime without a key pair) or -ENOMEM.
+ */
+int rt_peer_allow(rt_t *rt, const char *public_key_z85, const char *scope);
+
+/* Copies the runtime's CURVE public key (41 bytes with the NUL) into buf,
+ * for peers that must name it as their server key. Returns 0, -ENOENT
+ * without a key pair, or -ENOSPC. */
+int rt_curve_public_key(rt_t *rt, char *buf, size_t size);
 
 /* Copies the endpoint an actor of this process was bound to (its spec's
  * endpoint, with a wildcard port resolved) into buf. Returns 0, or -ENOENT
@@ -192,7 +261,8 @@ typedef struct {
     const rt_actor_ops_t *ops;
     void *arg;               /* passed to init */
     /* An extra endpoint to bind the mailbox to, so that other processes or
-     * hosts can reach it (ipc://... or tcp://...); NULL for none. */
+     * hosts can reach it (ipc://... or tcp://...); NULL for none. Under a
+     * CURVE key pair, tcp:// is a CURVE server (rt_config_t). */
     const char *endpoint;
 } rt_actor_spec_t;
 

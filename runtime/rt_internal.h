@@ -10,12 +10,24 @@
 #include "runtime/map.h"
 #include "runtime/rt.h"
 
+/* A CURVE key in Z85 text. */
+#define RT_Z85_KEY_LEN 40
+
+typedef struct rt_auth_s rt_auth_t;
+
+/* A directory entry: an endpoint elsewhere, and the CURVE public key its
+ * server must prove ("" for none). One allocation. */
+typedef struct {
+    char server_key[RT_Z85_KEY_LEN + 1];
+    char endpoint[];
+} rt_dir_entry_t;
+
 struct rt_s {
     void *zctx;
     rt_config_t cfg;
     pthread_mutex_t lock;     /* guards the maps and the executor list */
     rt_map_t *actors;         /* name -> rt_actor_t, in this process */
-    rt_map_t *directory;      /* name -> endpoint string, elsewhere */
+    rt_map_t *directory;      /* name -> rt_dir_entry_t, elsewhere */
     rt_executor_t **executors;
     size_t n_executors;
     rt_client_t **clients;
@@ -26,6 +38,9 @@ struct rt_s {
     _Atomic(rt_tap_fn) tap;
     void *_Atomic tap_arg;
     rt_stats_t retired; /* counts of executors and clients now gone */
+    /* CURVE (auth.c): the key pair, the admitted peers and the ZAP
+     * thread; NULL without a key pair. */
+    rt_auth_t *auth;
 };
 
 /* Counters with one writer, the executor's thread, so that counting costs
@@ -59,6 +74,8 @@ typedef struct rt_ctx_s {
     unsigned char ident[256];
     size_t ident_len;
     bool remote;
+    /* From a CURVE peer: its key, the ZAP User-Id ("" otherwise). */
+    char peer[RT_Z85_KEY_LEN + 1];
     /* The caller waiting for the reply (RT_CTX_NESTED, or a remote call):
      * it takes the reply borrowed through fn, or owned in *owned. */
     rt_actor_t *caller;
@@ -79,6 +96,7 @@ static inline void rt_ctx_init(rt_ctx_t *ctx, rt_ctx_kind_t kind)
     ctx->prev = NULL;
     ctx->ident_len = 0;
     ctx->remote = false;
+    ctx->peer[0] = '\0';
     ctx->caller = NULL;
     ctx->fn = NULL;
     ctx->fn_arg = NULL;
@@ -97,6 +115,7 @@ struct rt_actor_s {
     char *endpoint;       /* inproc://rt/<name> */
     char *extra_endpoint; /* the spec's ipc:// or tcp:// endpoint, if any */
     bool bound, extra_bound;
+    bool curve; /* the extra endpoint is a CURVE server (auth.c) */
     rt_handler_fn *table; /* indexed by body case */
     size_t table_len;
     int depth;            /* handlers of this actor on the stack */
@@ -113,6 +132,7 @@ struct rt_actor_s {
     unsigned char batch_ident[256];
     size_t batch_ident_len;
     bool batch_remote;
+    char batch_peer[RT_Z85_KEY_LEN + 1];
 };
 
 /* A route cached by an executor: a local actor, or a socket to a mailbox. */
@@ -298,6 +318,24 @@ void rt_actor_receive_local(rt_executor_t *ex, rt_qitem_t *item);
 void rt_actor_expire(rt_executor_t *ex, rt_actor_t *actor, uint64_t id);
 /* Fills env and err as the TIMEOUT reply to request `id`. */
 void rt_timeout_reply(Vmm__Envelope *env, Vmm__Error *err, char *receiver, uint64_t id);
+
+/* auth.c: ZeroMQ CURVE for tcp:// */
+bool rt_z85_key_valid(const char *key);
+/* Checks the key pair (both or neither) and, with one, starts the thread
+ * that answers ZAP requests. Returns 0, -EINVAL or another negative errno. */
+int rt_auth_start(rt_t *rt, const char *public_key, const char *secret_key);
+/* Once nothing else uses the context: stops the thread, frees rt->auth. */
+void rt_auth_stop(rt_t *rt);
+/* Makes actor's mailbox a CURVE server whose handshakes are watched;
+ * before it binds its tcp:// endpoint, on the executor's thread. */
+int rt_auth_serve(rt_actor_t *actor);
+/* Makes socket a CURVE client with the runtime's key pair, of the server
+ * with server_key; before it connects. */
+int rt_auth_client(rt_t *rt, void *socket, const char *server_key);
+/* Whether the admitted peer (its key) may address receiver: 0, -EACCES
+ * outside its scope, -ENOENT for a key not admitted. */
+int rt_auth_permits(rt_t *rt, const char *peer, const char *receiver);
+void rt_auth_add_stats(rt_t *rt, rt_stats_t *out);
 
 /* rt.c */
 int64_t rt_now_us(void);

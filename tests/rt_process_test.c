@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h> /* zmq_curve_keypair() */
 
 #include "runtime/rt.h"
 #include "runtime/testing/echo.h"
@@ -123,13 +124,15 @@ static void s_tmpdir_remove(const char *dir)
 /* ---- Children -------------------------------------------------------------- */
 
 /* What a child hosts: one actor, and optionally a directory entry for an
- * actor of the parent. */
+ * actor of the parent, a CURVE key pair and a peer key it admits. */
 typedef struct {
     const char *name;
     const rt_actor_ops_t *ops;
     void *arg;
     const char *endpoint;
     const char *peer, *peer_endpoint;
+    const char *public_key, *secret_key;
+    const char *admit, *admit_scope;
 } s_child_spec_t;
 
 typedef struct {
@@ -156,12 +159,15 @@ static void s_write_all(int fd, const char *text)
  * process only, so it must not use Criterion's assertions. */
 static int s_child_main(int fd, const s_child_spec_t *spec)
 {
-    rt_t *rt = rt_new(NULL);
+    rt_config_t cfg = {.curve_public_key = spec->public_key, .curve_secret_key = spec->secret_key};
+    rt_t *rt = rt_new(&cfg);
     if (!rt)
         return 10;
     int rc = 0;
     if (spec->peer)
         rc = rt_directory_set(rt, spec->peer, spec->peer_endpoint);
+    if (!rc && spec->admit)
+        rc = rt_peer_allow(rt, spec->admit, spec->admit_scope);
     rt_executor_t *ex = NULL;
     if (!rc && !(ex = rt_executor_new(rt, "child")))
         rc = -ENOMEM;
@@ -341,6 +347,45 @@ Test(process, calls_over_tcp_with_a_resolved_wildcard_port, .timeout = S_TEST_TI
     char *end;
     long port = strtol(bound + strlen(prefix), &end, 10);
     cr_expect(*end == '\0' && port > 0 && port < 65536, "bound to %s", bound);
+}
+
+/* The same with CURVE: the child admits the parent's key for its own
+ * actors only. */
+Test(process, calls_over_tcp_with_curve_keys, .timeout = S_TEST_TIMEOUT_S)
+{
+    char child_pub[41], child_sec[41], parent_pub[41], parent_sec[41];
+    cr_assert_eq(zmq_curve_keypair(child_pub, child_sec), 0);
+    cr_assert_eq(zmq_curve_keypair(parent_pub, parent_sec), 0);
+    s_child_spec_t spec = {.name = "child/echo",
+                           .ops = &echo_ops,
+                           .endpoint = "tcp://127.0.0.1:*",
+                           .public_key = child_pub,
+                           .secret_key = child_sec,
+                           .admit = parent_pub,
+                           .admit_scope = "child/"};
+    s_child_t child;
+    s_child_start(&child, &spec);
+
+    rt_config_t cfg = {.curve_public_key = parent_pub, .curve_secret_key = parent_sec};
+    rt_t *rt = rt_new(&cfg);
+    cr_assert_not_null(rt);
+    cr_expect_eq(rt_directory_set(rt, "child/echo", child.endpoint), -EINVAL,
+                 "tcp:// without the server's key");
+    cr_assert_eq(rt_directory_set_key(rt, "child/echo", child.endpoint, child_pub), 0);
+    rt_client_t *c = rt_client_new(rt, "parent/client");
+    cr_assert_not_null(c);
+    rt_actor_t *self = rt_client_actor(c);
+    for (int i = 0; i < S_CALLS; i++)
+        s_expect_echo(self, "child/echo", i, S_CALL_TIMEOUT_MS);
+    cr_expect_eq(echo_inspect_number(self, "child/echo", "pings"), S_CALLS);
+
+    rt_stats_t s;
+    rt_stats(rt, &s);
+    cr_expect_eq(s.tx, S_CALLS + 1, "tx %llu", (unsigned long long)s.tx);
+    cr_expect_eq(s.rx, S_CALLS + 1, "rx %llu", (unsigned long long)s.rx);
+    s_expect_clean_stats(&s);
+    rt_destroy(&rt);
+    s_child_stop(&child);
 }
 
 /* ---- One-way events --------------------------------------------------------- */
