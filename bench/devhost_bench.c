@@ -59,21 +59,23 @@ static int s_repeat = 5;
 static uint32_t s_tsc_khz; /* the guest's TSC, read from the raw vCPU */
 
 /*
- * A transport between the VM and the device host. Both ends' runtimes are
- * made with rt and every raw socket by s_raw_socket(), so that the tcp
- * link's CURVE keys go in those two places once rt_config_t has them.
+ * A transport between the VM and the device host. tcp:// is ZeroMQ CURVE,
+ * as vmm runs it: the VM and the host each have a key pair (made in
+ * main(), before the fork) and admit each other's key; the raw round trip
+ * over it is CURVE too, so that like is compared with like.
  */
 typedef struct {
     const char *name;
     bool tcp;
-    rt_config_t rt;
+    rt_config_t vm_rt, host_rt;
 } s_link_t;
 
 enum { S_IPC, S_TCP, S_LINKS };
-static const s_link_t s_links[S_LINKS] = {
+static s_link_t s_links[S_LINKS] = {
     [S_IPC] = {.name = "ipc"},
     [S_TCP] = {.name = "tcp", .tcp = true},
 };
+static char s_vm_pub[41], s_vm_sec[41], s_host_pub[41], s_host_sec[41];
 
 static char s_dir[] = "/tmp/vmm-devhost-bench-XXXXXX"; /* the ipc:// endpoints' */
 static io_guest_tally_t *s_tally; /* shared with the device host */
@@ -91,13 +93,24 @@ static void s_endpoint(const s_link_t *l, const char *name, char *buf, size_t si
         snprintf(buf, size, "ipc://%s/%s", s_dir, name);
 }
 
-static void *s_raw_socket(void *ctx, int type)
+/* A raw socket for the link: over tcp:// the echo's ROUTER is a CURVE
+ * server with the host's key, the DEALER a client with the VM's. */
+static void *s_raw_socket(void *ctx, const s_link_t *l, int type)
 {
     void *s = zmq_socket(ctx, type);
-    int zero = 0, timeout = S_TIMEOUT_MS;
+    int zero = 0, one = 1, timeout = S_TIMEOUT_MS;
     if (!s || zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) ||
         zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout))
         bench_die("a ZeroMQ socket: %s", zmq_strerror(zmq_errno()));
+    if (l->tcp && type == ZMQ_ROUTER &&
+        (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) ||
+         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, s_host_sec, 40)))
+        bench_die("a CURVE server: %s", zmq_strerror(zmq_errno()));
+    if (l->tcp && type == ZMQ_DEALER &&
+        (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, s_host_pub, 40) ||
+         zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, s_vm_pub, 40) ||
+         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, s_vm_sec, 40)))
+        bench_die("a CURVE client: %s", zmq_strerror(zmq_errno()));
     return s;
 }
 
@@ -147,10 +160,12 @@ static void s_host_ack(int ack_fd, const s_ack_t *ack)
 static int s_host_devices(rt_t **rtp, const s_cmd_t *cmd)
 {
     const s_link_t *l = &s_links[cmd->link];
-    rt_t *rt = *rtp = rt_new(&l->rt);
+    rt_t *rt = *rtp = rt_new(&l->host_rt);
     if (!rt)
         return -ENOMEM;
-    int rc = rt_directory_set(rt, VM_PARTITION, cmd->endpoint);
+    int rc = l->tcp ? rt_peer_allow(rt, s_vm_pub, "") : 0;
+    if (!rc)
+        rc = rt_directory_set_key(rt, VM_PARTITION, cmd->endpoint, l->tcp ? s_vm_pub : NULL);
     rt_executor_t *ex = rc ? NULL : rt_executor_new(rt, "devhost");
     if (!rc && !ex)
         rc = -ENOMEM;
@@ -177,7 +192,7 @@ static void s_host_echo(const s_cmd_t *cmd, int ack_fd)
 {
     s_ack_t ack = {0};
     void *ctx = zmq_ctx_new();
-    void *router = s_raw_socket(ctx, ZMQ_ROUTER);
+    void *router = s_raw_socket(ctx, &s_links[cmd->link], ZMQ_ROUTER);
     char endpoint[S_ENDPOINT_MAX];
     s_endpoint(&s_links[cmd->link], "echo", endpoint, sizeof endpoint);
     size_t len = sizeof ack.endpoint;
@@ -311,7 +326,7 @@ static double s_raw_zmq(int link, size_t size)
     if (ack.rc)
         bench_die("the raw echo over %s: %s", s_links[link].name, zmq_strerror(-ack.rc));
     void *ctx = zmq_ctx_new();
-    void *dealer = s_raw_socket(ctx, ZMQ_DEALER);
+    void *dealer = s_raw_socket(ctx, &s_links[link], ZMQ_DEALER);
     if (zmq_connect(dealer, ack.endpoint))
         bench_die("%s: %s", ack.endpoint, zmq_strerror(zmq_errno()));
     char buf[1024];
@@ -338,10 +353,12 @@ static int s_remote(int link, io_guest_report_t *r, char *err, size_t errlen)
     char partition[S_ENDPOINT_MAX];
     s_endpoint(l, "partition", partition, sizeof partition);
     io_guest_vm_config_t cfg = {.iterations = s_iterations, .partition_endpoint = partition,
-                                .rt = &l->rt};
+                                .rt = &l->vm_rt};
     vm_t *vm = io_guest_vm_new(&cfg, err, errlen);
     if (!vm)
         return -EIO;
+    if (l->tcp && rt_peer_allow(vm_rt(vm), s_host_pub, "vm0/"))
+        bench_die("cannot admit the device host's key");
     atomic_store(&s_tally->writes, 0);
     atomic_store(&s_tally->posted, 0);
     atomic_store(&s_tally->doorbells, 0);
@@ -520,6 +537,12 @@ int main(int argc, char **argv)
     if (!mkdtemp(s_dir)) /* mode 0700 */
         bench_die("mkdtemp %s: %s", s_dir, strerror(errno));
     atexit(s_cleanup);
+    if (zmq_curve_keypair(s_vm_pub, s_vm_sec) || zmq_curve_keypair(s_host_pub, s_host_sec))
+        bench_die("CURVE keys: %s", zmq_strerror(zmq_errno()));
+    s_links[S_TCP].vm_rt = (rt_config_t){.curve_public_key = s_vm_pub,
+                                         .curve_secret_key = s_vm_sec};
+    s_links[S_TCP].host_rt = (rt_config_t){.curve_public_key = s_host_pub,
+                                           .curve_secret_key = s_host_sec};
     s_host_fork();
     size_t size = s_request_size();
     if (o.busy) {

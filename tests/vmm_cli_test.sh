@@ -68,11 +68,27 @@ expect 1 1 "/nonexistent/dir/k.key: No such file" -- keygen --out /nonexistent/d
 
 # devhost: its own errors (a run with one is checked with KVM below).
 expect 0 0 "--vm ENDPOINT" -- devhost --help
-expect 2 1 "--vm, --dir and --device are needed" -- devhost --vm ipc:///nowhere
+expect 2 1 "--vm and --device are needed" -- devhost --vm ipc:///nowhere
 mkdir -m 755 "$tmp/open"
 expect 1 1 "not a folder only this user can enter" -- devhost --vm ipc:///x --dir "$tmp/open" --device serial
-expect 2 1 "--device nic: only serial for now" -- devhost --device nic
-expect 2 1 "--device serial,host=tcp: only serial,host=ipc for now" -- run --device serial,host=tcp
+expect 2 1 "--device nic: not a device kind" -- devhost --device nic
+expect 2 1 "--device host=ipc: not an option of a device here \(required\)" -- devhost --device serial,host=ipc
+expect 2 1 "--device serial,required: named twice" -- devhost --device serial --device serial,required
+expect 2 1 "--vm: an ipc:// or tcp:// endpoint" -- devhost --vm inproc://x --device serial
+expect 2 1 "ipc:// takes --dir" -- devhost --vm ipc:///x --device serial --listen 127.0.0.1
+expect 2 1 "tcp:// takes --listen, --key and --vm-key" -- devhost --vm tcp://127.0.0.1:1 --device serial --dir "$tmp"
+expect 1 1 "/nonexistent.key: No such file" -- devhost --vm tcp://127.0.0.1:1 --device serial --listen 127.0.0.1 --key /nonexistent.key --vm-key "$tmp/vm.pub"
+
+# run --device: the syntax, one transport per VM, and what host=remote needs.
+expect 2 1 "--device udp: not a device kind" -- run --device udp
+expect 2 1 "--device host=udp: not an option" -- run --device serial,host=udp
+expect 2 1 "required is for a device in a device host" -- run --device serial,required
+expect 2 1 "share one transport" -- run --device serial,host=ipc --device testdev,host=tcp
+expect 2 1 "--wait-devices 0: seconds" -- run --wait-devices 0
+expect 1 1 "are for devices with host=remote" -- run --listen tcp://127.0.0.1:7000
+expect 1 1 "vmm makes its own for host=tcp" -- run --device serial,host=tcp --key "$tmp/vm.key"
+expect 1 1 "host=remote needs --listen" -- run --device serial,host=remote --key "$tmp/vm.key"
+expect 1 1 "--key /nonexistent.key: No such file" -- run --device serial,host=remote --listen tcp://127.0.0.1:7000 --key /nonexistent.key --allow-key "$tmp/vm.pub"
 
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     expect 0 0 "MSI received on vector 0x40" -- run
@@ -83,10 +99,18 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
         fails=$((fails + 1))
     fi
     expect 11 1 "exit status 11" -- run --guest "$exit_guest"
-    # COM1 in a device host, another process over ipc://: the same output.
-    expect 0 0 "Hello from the demo guest on vp 0" -- run --device serial,host=ipc
-    if ! grep -q "^MSI received on vector 0x40$" "$tmp/out"; then
-        echo "FAIL: --device serial,host=ipc: the second line is missing"
+    # COM1 and the MSI's test device in a device host, another process
+    # over ipc://, or over tcp:// with CURVE: the same output.
+    for host in ipc tcp; do
+        expect 0 0 "Hello from the demo guest on vp 0" -- run --device serial,host=$host \
+            --device testdev,host=$host,required
+        if ! grep -q "^MSI received on vector 0x40$" "$tmp/out"; then
+            echo "FAIL: --device ...,host=$host: the second line is missing"
+            fails=$((fails + 1))
+        fi
+    done
+    if ls -d /tmp/vmm-?????? 2>/dev/null | grep -q .; then
+        echo "FAIL: a private folder was left behind: $(ls -d /tmp/vmm-??????)"
         fails=$((fails + 1))
     fi
 else

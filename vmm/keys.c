@@ -95,3 +95,16 @@ out:
     close(fd);
     return rc;
 }
+
+int keys_read_pair(const char *path, char public_key[KEYS_Z85_LEN + 1],
+                   char secret_key[KEYS_Z85_LEN + 1], char *err, size_t errlen)
+{
+    int rc = keys_read(path, true, secret_key, err, errlen);
+    if (rc)
+        return rc;
+    if (zmq_curve_public(public_key, secret_key) < 0) {
+        snprintf(err, errlen, "%s: not a CURVE secret key: %s", path, zmq_strerror(errno));
+        return -EINVAL;
+    }
+    return 0;
+}

@@ -25,4 +25,10 @@ int keys_generate(const char *prefix, bool force, char public_key[KEYS_Z85_LEN +
 int keys_read(const char *path, bool secret, char key[KEYS_Z85_LEN + 1], char *err,
               size_t errlen);
 
+/* Reads the secret key in path (as keys_read() does) and derives its
+ * public key, so that a process needs its .key file only. Returns 0, or a
+ * negative errno with a one-line reason in err. */
+int keys_read_pair(const char *path, char public_key[KEYS_Z85_LEN + 1],
+                   char secret_key[KEYS_Z85_LEN + 1], char *err, size_t errlen);
+
 #endif

@@ -57,6 +57,10 @@ Test(keys, a_generated_pair_reads_back, .init = s_mkdir, .fini = s_rmdir)
     cr_expect_eq(st.st_mode & 0777, 0600, "the secret key is the owner's only");
     cr_assert_eq(keys_read(path, true, back, err, sizeof err), 0, "%s", err);
     cr_expect_str_neq(back, pub);
+    char derived[KEYS_Z85_LEN + 1], secret[KEYS_Z85_LEN + 1];
+    cr_assert_eq(keys_read_pair(path, derived, secret, err, sizeof err), 0, "%s", err);
+    cr_expect_str_eq(derived, pub, "the public key follows from the secret one");
+    cr_expect_str_eq(secret, back);
 }
 
 Test(keys, existing_files_are_kept_unless_forced, .init = s_mkdir, .fini = s_rmdir)

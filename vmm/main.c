@@ -1,12 +1,14 @@
 /*
  * vmm: the command-line front end.
  *
- *   vmm run [options]    run a guest (the built-in demo guest by default)
+ *   vmm run [options]      run a guest (the built-in demo guest by default)
+ *   vmm devhost [options]  host device actors for a VM elsewhere (devhost.c)
+ *   vmm keygen [options]   make a CURVE key pair
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +18,9 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "actors/devices/serial.h"
 #include "guest/demo_embedded.h"
+#include "vmm/device_arg.h"
+#include "vmm/devhost.h"
 #include "vmm/keys.h"
 #include "vmm/vm.h"
 
@@ -26,6 +29,8 @@
 #define S_EXIT_FAILED 1
 #define S_EXIT_USAGE 2
 #define S_MAX_GUEST (256u << 20)
+#define S_MAX_DEVICES 2
+#define S_MAX_KEYS 16
 
 static void s_usage(FILE *f)
 {
@@ -46,13 +51,15 @@ static void s_run_usage(FILE *f)
 {
     fprintf(f,
             "usage: vmm run [--guest FILE] [--mem SIZE] [--vps N] [--serial stdout|FILE]\n"
-            "               [--devices with-vp0|apart] [--device serial,host=ipc] [--hyperv]\n"
-            "               [--log-level LEVEL]\n"
+            "               [--devices with-vp0|apart] [--hyperv] [--log-level LEVEL]\n"
+            "               [--device KIND,host=ipc|tcp|remote[,required] ...]\n"
+            "               [--listen tcp://ADDRESS:PORT --key FILE --allow-key FILE ...\n"
+            "                [--wait-devices SECONDS]]\n"
             "\n"
             "Runs a guest until it powers off; the exit status is the guest's (0 for a\n"
             "plain power off, 2v+1 after a write of v to the isa-debug-exit port 0xf4),\n"
-            "1 when it halts otherwise (triple fault, emulation failure, ...), 2 for\n"
-            "bad options.\n"
+            "1 when it halts otherwise (triple fault, emulation failure, a required\n"
+            "device lost, ...), 2 for bad options.\n"
             "\n"
             "  --guest FILE     a static ELF64 x86-64 guest, started in 64-bit mode at\n"
             "                   its entry with RDI = the VP index (default: the demo)\n"
@@ -61,16 +68,32 @@ static void s_run_usage(FILE *f)
             "  --vps N          virtual processors, 1 to 256 (default 1)\n"
             "  --serial DEST    where COM1's output goes: stdout or a file (default\n"
             "                   stdout); with stdout, COM1 also reads stdin (a terminal\n"
-            "                   key by key, without echo; Ctrl-C ends vmm)\n"
+            "                   key by key, without echo; Ctrl-C ends vmm). A COM1 in a\n"
+            "                   device host writes to the host's stdout instead\n"
             "  --devices WHERE  with-vp0: the devices share VP 0's thread (default,\n"
             "                   fastest for port I/O); apart: a thread of their own\n"
-            "  --device serial,host=ipc\n"
-            "                   COM1 in a device host: another process (vmm devhost)\n"
-            "                   that vmm starts, reached over ipc:// in a private folder\n"
             "  --hyperv         present the Hyper-V interface to the guest: its CPUID\n"
             "                   leaves, synthetic MSRs, hypercall page and SynIC\n"
             "  --log-level L    error, warn (default), info, debug or trace; the\n"
-            "                   VMM_LOG environment variable says the same\n");
+            "                   VMM_LOG environment variable says the same\n"
+            "\n"
+            "Devices in device hosts (vmm devhost), all of a VM over one transport:\n"
+            "  --device KIND,host=H[,required]\n"
+            "                   KIND is serial (COM1) or testdev (the device that\n"
+            "                   raises the demo's MSI). host=ipc: vmm starts a device\n"
+            "                   host reached over ipc:// in a private folder; host=tcp:\n"
+            "                   the same over tcp:// on 127.0.0.1 with CURVE keys vmm\n"
+            "                   makes; host=remote: a device host started elsewhere\n"
+            "                   registers over tcp:// (the options below). required: a\n"
+            "                   processor that touches the device once its host is\n"
+            "                   lost halts the VM (else it reads all ones)\n"
+            "  --listen tcp://ADDRESS:PORT\n"
+            "                   where the VM takes device hosts' registrations\n"
+            "  --key FILE       the VM's secret key (vmm keygen); its hosts need the\n"
+            "                   .pub beside it\n"
+            "  --allow-key FILE a device host's public key; only listed keys are\n"
+            "                   admitted (up to 16)\n"
+            "  --wait-devices S how long to wait for the hosts to register (default 60)\n");
 }
 
 static int s_parse_size(const char *s, uint64_t *out)
@@ -179,43 +202,241 @@ out:
     return buf;
 }
 
-/* Starts this program as `vmm devhost` for COM1, its endpoints in dir. */
-static pid_t s_start_devhost(const char *vm_endpoint, const char *dir)
+/* Where the VM's devices in device hosts are, and how they are reached. */
+typedef struct {
+    device_arg_t devices[S_MAX_DEVICES];
+    size_t n_devices;
+    device_arg_host_t host; /* DEVICE_ARG_IN_VM: no device host */
+    const char *listen, *key, *allow[S_MAX_KEYS];
+    size_t n_allow;
+    int wait_s;
+    /* The private folder (ipc:// endpoints, the keys of a tcp:// host vmm
+     * starts) and the partition's endpoint. */
+    char dir[32], endpoint[4200];
+    char public_key[KEYS_Z85_LEN + 1], secret_key[KEYS_Z85_LEN + 1];
+} s_remote_t;
+
+static int s_add_device(s_remote_t *r, const char *arg)
 {
+    device_arg_t d;
+    char err[160];
+    if (device_arg_parse(arg, true, &d, err, sizeof err)) {
+        fprintf(stderr, "vmm run: --device %s\n", err);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < r->n_devices; i++)
+        if (r->devices[i].kind == d.kind) {
+            fprintf(stderr, "vmm run: --device %s: named twice\n", arg);
+            return -EINVAL;
+        }
+    if (d.host != DEVICE_ARG_IN_VM && r->host != DEVICE_ARG_IN_VM && d.host != r->host) {
+        fprintf(stderr, "vmm run: --device %s: the device hosts of a VM share one transport\n",
+                arg);
+        return -EINVAL;
+    }
+    if (d.host != DEVICE_ARG_IN_VM)
+        r->host = d.host;
+    r->devices[r->n_devices++] = d; /* one per kind: never more than the array */
+    return 0;
+}
+
+/* Removes the private folder and what is in it (sockets, keys). */
+static void s_remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            unlink(path);
+    }
+    if (d)
+        closedir(d);
+    rmdir(dir);
+}
+
+/* Gets ready for device hosts before the VM exists: the private folder,
+ * the keys, the partition's endpoint. Returns 0, or -1 after saying why. */
+static int s_remote_prepare(s_remote_t *r, rt_config_t *rcfg, vm_config_t *cfg)
+{
+    char err[4200];
+    if (r->host == DEVICE_ARG_IN_VM) {
+        if (r->listen || r->key || r->n_allow) {
+            fprintf(stderr, "vmm run: --listen, --key and --allow-key are for devices with "
+                            "host=remote\n");
+            return -1;
+        }
+        return 0;
+    }
+    if (r->host == DEVICE_ARG_REMOTE) {
+        if (!r->listen || strncmp(r->listen, "tcp://", 6) || !r->key || !r->n_allow) {
+            fprintf(stderr, "vmm run: host=remote needs --listen tcp://ADDRESS:PORT, --key "
+                            "and at least one --allow-key\n");
+            return -1;
+        }
+        if (keys_read_pair(r->key, r->public_key, r->secret_key, err, sizeof err)) {
+            fprintf(stderr, "vmm run: --key %s\n", err);
+            return -1;
+        }
+        snprintf(r->endpoint, sizeof r->endpoint, "%s", r->listen);
+    } else if (r->listen || r->key || r->n_allow) {
+        fprintf(stderr, "vmm run: --listen, --key and --allow-key are for host=remote; vmm "
+                        "makes its own for host=%s\n",
+                r->host == DEVICE_ARG_IPC ? "ipc" : "tcp");
+        return -1;
+    }
+    /* Endpoints and keys go in a folder only this user can enter. */
+    strcpy(r->dir, "/tmp/vmm-XXXXXX");
+    if (r->host != DEVICE_ARG_REMOTE && !mkdtemp(r->dir)) {
+        fprintf(stderr, "vmm run: a private folder: %s\n", strerror(errno));
+        r->dir[0] = 0;
+        return -1;
+    }
+    if (r->host == DEVICE_ARG_REMOTE)
+        r->dir[0] = 0;
+    if (r->host == DEVICE_ARG_IPC)
+        snprintf(r->endpoint, sizeof r->endpoint, "ipc://%s/partition", r->dir);
+    if (r->host == DEVICE_ARG_TCP) {
+        char prefix[64], devhost_pub[KEYS_Z85_LEN + 1];
+        snprintf(prefix, sizeof prefix, "%s/vm", r->dir);
+        int rc = keys_generate(prefix, false, r->public_key, err, sizeof err);
+        snprintf(prefix, sizeof prefix, "%s/devhost", r->dir);
+        if (!rc)
+            rc = keys_generate(prefix, false, devhost_pub, err, sizeof err);
+        snprintf(prefix, sizeof prefix, "%s/vm.key", r->dir);
+        if (!rc)
+            rc = keys_read(prefix, true, r->secret_key, err, sizeof err);
+        if (rc) {
+            fprintf(stderr, "vmm run: %s\n", err);
+            return -1;
+        }
+        snprintf(r->endpoint, sizeof r->endpoint, "tcp://127.0.0.1:*");
+    }
+    if (r->host != DEVICE_ARG_IPC) {
+        rcfg->curve_public_key = r->public_key;
+        rcfg->curve_secret_key = r->secret_key;
+    }
+    cfg->partition_endpoint = r->endpoint;
+    return 0;
+}
+
+/* Admits the device hosts' keys: those listed, or the one vmm made. */
+static int s_remote_admit(s_remote_t *r, vm_t *vm, char *err, size_t errlen)
+{
+    char key[KEYS_Z85_LEN + 1], path[64];
+    if (r->host == DEVICE_ARG_TCP) {
+        snprintf(path, sizeof path, "%s/devhost.pub", r->dir);
+        r->allow[0] = path;
+        r->n_allow = 1;
+    }
+    for (size_t i = 0; r->host != DEVICE_ARG_IPC && i < r->n_allow; i++) {
+        int rc = keys_read(r->allow[i], false, key, err, errlen);
+        if (!rc && (rc = rt_peer_allow(vm_rt(vm), key, "vm0/")))
+            snprintf(err, errlen, "cannot admit %s: %s", r->allow[i], strerror(-rc));
+        if (rc)
+            return rc;
+    }
+    if (r->host == DEVICE_ARG_TCP)
+        r->n_allow = 0; /* path was this function's */
+    return 0;
+}
+
+/* Starts this program as `vmm devhost` for the devices of r, reaching the
+ * partition at endpoint. */
+static pid_t s_start_devhost(const s_remote_t *r, const char *endpoint)
+{
+    char dev_args[S_MAX_DEVICES][32], key[64], vm_key[64];
+    /* vmm devhost --vm E, six of tcp:// (or two of ipc://), the devices,
+     * the NULL. */
+    const char *argv[4 + 6 + 2 * S_MAX_DEVICES + 1];
+    size_t n = 0;
+    argv[n++] = "vmm";
+    argv[n++] = "devhost";
+    argv[n++] = "--vm";
+    argv[n++] = endpoint;
+    if (r->host == DEVICE_ARG_IPC) {
+        argv[n++] = "--dir";
+        argv[n++] = r->dir;
+    } else {
+        snprintf(key, sizeof key, "%s/devhost.key", r->dir);
+        snprintf(vm_key, sizeof vm_key, "%s/vm.pub", r->dir);
+        const char *tcp[] = {"--listen", "127.0.0.1", "--key", key, "--vm-key", vm_key};
+        for (size_t i = 0; i < 6; i++)
+            argv[n++] = tcp[i];
+    }
+    for (size_t i = 0; i < r->n_devices; i++) {
+        if (r->devices[i].host == DEVICE_ARG_IN_VM)
+            continue;
+        device_arg_format(&r->devices[i], dev_args[i], sizeof dev_args[i]);
+        argv[n++] = "--device";
+        argv[n++] = dev_args[i];
+    }
+    argv[n] = NULL;
     pid_t pid = fork();
     if (pid == 0) {
-        execl("/proc/self/exe", "vmm", "devhost", "--vm", vm_endpoint, "--dir", dir, "--device",
-              "serial", (char *)NULL);
+        execv("/proc/self/exe", (char *const *)argv);
         fprintf(stderr, "vmm run: cannot start the device host: %s\n", strerror(errno));
         _exit(S_EXIT_FAILED);
     }
     return pid;
 }
 
-/* Removes the private folder and the socket files in it. */
-static void s_remove_dir(const char *dir)
+/* Once the VM exists: admits the hosts' keys, starts the host vmm runs
+ * itself, and waits until every device has registered. */
+static int s_remote_start(s_remote_t *r, vm_t *vm, pid_t *host, char *err, size_t errlen)
 {
-    static const char *const names[] = {"partition", "com1"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-        char path[128];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        unlink(path);
+    int rc = s_remote_admit(r, vm, err, errlen);
+    if (rc || r->host == DEVICE_ARG_IN_VM)
+        return rc;
+    char endpoint[4200];
+    if (rt_endpoint_of(vm_rt(vm), VM_PARTITION, endpoint, sizeof endpoint)) {
+        snprintf(err, errlen, "the partition has no endpoint");
+        return -ENOENT;
     }
-    rmdir(dir);
+    int wait_ms = 10000;
+    if (r->host == DEVICE_ARG_REMOTE) {
+        fprintf(stderr, "vmm run: waiting up to %d s for device hosts to register at %s\n",
+                r->wait_s, endpoint);
+        wait_ms = r->wait_s * 1000;
+    } else if ((*host = s_start_devhost(r, endpoint)) < 0) {
+        snprintf(err, errlen, "cannot start the device host: %s", strerror(errno));
+        return -errno;
+    }
+    for (size_t i = 0; i < r->n_devices; i++) {
+        if (r->devices[i].host == DEVICE_ARG_IN_VM)
+            continue;
+        const char *name = device_arg_name(r->devices[i].kind);
+        if (vm_wait_device(vm, name, wait_ms)) {
+            snprintf(err, errlen, "%s did not register from its device host", name);
+            return -ETIMEDOUT;
+        }
+    }
+    return 0;
 }
 
 static int s_run(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"guest", required_argument, NULL, 'g'},  {"mem", required_argument, NULL, 'm'},
-        {"vps", required_argument, NULL, 'p'},    {"serial", required_argument, NULL, 's'},
-        {"devices", required_argument, NULL, 'd'}, {"log-level", required_argument, NULL, 'l'},
-        {"hyperv", no_argument, NULL, 'v'},       {"device", required_argument, NULL, 'D'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"guest", required_argument, NULL, 'g'},
+        {"mem", required_argument, NULL, 'm'},
+        {"vps", required_argument, NULL, 'p'},
+        {"serial", required_argument, NULL, 's'},
+        {"devices", required_argument, NULL, 'd'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"hyperv", no_argument, NULL, 'v'},
+        {"device", required_argument, NULL, 'D'},
+        {"listen", required_argument, NULL, 'L'},
+        {"key", required_argument, NULL, 'k'},
+        {"allow-key", required_argument, NULL, 'a'},
+        {"wait-devices", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *guest = NULL, *serial = "stdout";
     vm_config_t cfg = {.serial_out = STDOUT_FILENO, .serial_in = -1};
     rt_config_t rcfg = {0};
+    s_remote_t remote = {.wait_s = 60};
     char *end;
     int c;
     optind = 1;
@@ -266,12 +487,31 @@ static int s_run(int argc, char **argv)
             cfg.hyperv = true;
             break;
         case 'D':
-            if (strcmp(optarg, "serial,host=ipc")) {
-                fprintf(stderr, "vmm run: --device %s: only serial,host=ipc for now\n", optarg);
+            if (s_add_device(&remote, optarg))
+                return S_EXIT_USAGE;
+            break;
+        case 'L':
+            remote.listen = optarg;
+            break;
+        case 'k':
+            remote.key = optarg;
+            break;
+        case 'a':
+            if (remote.n_allow == S_MAX_KEYS) {
+                fprintf(stderr, "vmm run: --allow-key: at most %d keys\n", S_MAX_KEYS);
                 return S_EXIT_USAGE;
             }
-            cfg.com1_elsewhere = true;
+            remote.allow[remote.n_allow++] = optarg;
             break;
+        case 'w': {
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || !*optarg || v < 1 || v > 3600) {
+                fprintf(stderr, "vmm run: --wait-devices %s: seconds, 1 to 3600\n", optarg);
+                return S_EXIT_USAGE;
+            }
+            remote.wait_s = (int)v;
+            break;
+        }
         case 'h':
             s_run_usage(stdout);
             return 0;
@@ -286,8 +526,13 @@ static int s_run(int argc, char **argv)
                 argv[optind]);
         return S_EXIT_USAGE;
     }
+    const char *elsewhere[S_MAX_DEVICES];
+    for (size_t i = 0; i < remote.n_devices; i++)
+        if (remote.devices[i].host != DEVICE_ARG_IN_VM)
+            elsewhere[cfg.n_elsewhere++] = device_arg_name(remote.devices[i].kind);
+    cfg.elsewhere = elsewhere;
 
-    char err[256] = "";
+    char err[4200] = "";
     uint8_t *file = NULL;
     if (guest) {
         file = s_read_file(guest, &cfg.elf_len, err, sizeof err);
@@ -300,13 +545,14 @@ static int s_run(int argc, char **argv)
         cfg.elf = guest_demo_elf;
         cfg.elf_len = guest_demo_elf_len;
     }
-    int out_fd = -1;
+    int out_fd = -1, status = S_EXIT_FAILED;
+    pid_t host = -1;
+    vm_t *vm = NULL;
     if (strcmp(serial, "stdout")) {
         out_fd = open(serial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (out_fd < 0) {
             fprintf(stderr, "vmm run: --serial %s: %s\n", serial, strerror(errno));
-            free(file);
-            return S_EXIT_FAILED;
+            goto out;
         }
         cfg.serial_out = out_fd;
     } else {
@@ -315,143 +561,32 @@ static int s_run(int argc, char **argv)
             s_term_to_guest();
     }
     cfg.rt = &rcfg;
-
-    /* Device hosts reach the partition through a folder only this user
-     * can enter. */
-    char dir[] = "/tmp/vmm-XXXXXX", endpoint[64] = "";
-    if (cfg.com1_elsewhere) {
-        if (!mkdtemp(dir)) {
-            fprintf(stderr, "vmm run: a private folder: %s\n", strerror(errno));
-            free(file);
-            return S_EXIT_FAILED;
-        }
-        snprintf(endpoint, sizeof endpoint, "ipc://%s/partition", dir);
-        cfg.partition_endpoint = endpoint;
-    }
-    int status = S_EXIT_FAILED;
-    pid_t host = -1;
-    vm_t *vm = vm_new(&cfg, err, sizeof err);
+    if (s_remote_prepare(&remote, &rcfg, &cfg))
+        goto out;
+    vm = vm_new(&cfg, err, sizeof err);
     free(file); /* the guest is in guest RAM now */
-    if (vm && cfg.com1_elsewhere) {
-        host = s_start_devhost(endpoint, dir);
-        if (host < 0 || vm_wait_device(vm, "com1", 10000)) {
-            snprintf(err, sizeof err, "the device host did not register COM1");
-            vm_destroy(&vm);
-        }
-    }
+    file = NULL;
+    if (vm && s_remote_start(&remote, vm, &host, err, sizeof err))
+        vm_destroy(&vm);
     if (!vm) {
         fprintf(stderr, "vmm run: %s\n", err);
-    } else {
-        status = vm_run(vm, err, sizeof err);
-        vm_destroy(&vm); /* flushes COM1 */
-        if (status)
-            fprintf(stderr, "vmm run: %s\n", err);
+        goto out;
     }
+    status = vm_run(vm, err, sizeof err);
+    vm_destroy(&vm); /* flushes COM1 */
+    if (status)
+        fprintf(stderr, "vmm run: %s\n", err);
+out:
+    free(file);
     if (host > 0) {
         kill(host, SIGTERM);
         waitpid(host, NULL, 0);
     }
-    if (cfg.com1_elsewhere)
-        s_remove_dir(dir);
+    if (remote.dir[0])
+        s_remove_dir(remote.dir);
     if (out_fd >= 0)
         close(out_fd);
     s_restore_term();
-    return status;
-}
-
-static void s_devhost_usage(FILE *f)
-{
-    fprintf(f, "usage: vmm devhost --vm ENDPOINT --dir DIR --device serial\n"
-               "\n"
-               "Hosts device actors for a VM in another process: each registers its ports\n"
-               "with the VM's partition at ENDPOINT (its ipc:// address) and listens in DIR,\n"
-               "a folder only this user can enter. Runs until SIGTERM or SIGINT.\n"
-               "\n"
-               "  --vm ENDPOINT    the VM's partition, e.g. ipc:///tmp/vmm-x/partition\n"
-               "  --dir DIR        where the devices' ipc:// endpoints go\n"
-               "  --device serial  a 16550A UART at COM1, its output on stdout\n");
-}
-
-static int s_devhost(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"vm", required_argument, NULL, 'm'},
-        {"dir", required_argument, NULL, 'd'},
-        {"device", required_argument, NULL, 'D'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *vm = NULL, *dir = NULL;
-    bool serial = false;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            vm = optarg;
-            break;
-        case 'd':
-            dir = optarg;
-            break;
-        case 'D':
-            if (strcmp(optarg, "serial")) {
-                fprintf(stderr, "vmm devhost: --device %s: only serial for now\n", optarg);
-                return S_EXIT_USAGE;
-            }
-            serial = true;
-            break;
-        case 'h':
-            s_devhost_usage(stdout);
-            return 0;
-        default:
-            fprintf(stderr, "vmm devhost: %s '%s'; see `vmm devhost --help`\n",
-                    c == ':' ? "missing value for" : "unknown option", argv[optind - 1]);
-            return S_EXIT_USAGE;
-        }
-    }
-    if (!vm || !dir || !serial || optind < argc) {
-        fprintf(stderr, "vmm devhost: --vm, --dir and --device are needed; see `vmm devhost "
-                        "--help`\n");
-        return S_EXIT_USAGE;
-    }
-    struct stat st;
-    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || (st.st_mode & 077)) {
-        fprintf(stderr, "vmm devhost: --dir %s: not a folder only this user can enter\n", dir);
-        return S_EXIT_FAILED;
-    }
-    /* The signals that end it are taken by sigwait() only, on this thread:
-     * blocked before any thread starts. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, NULL);
-
-    rt_t *rt = rt_new(NULL);
-    char endpoint[4200];
-    snprintf(endpoint, sizeof endpoint, "ipc://%s/com1", dir);
-    int status = S_EXIT_FAILED;
-    if (rt && !rt_directory_set(rt, "vm0/partition", vm)) {
-        rt_executor_t *ex = rt_executor_new(rt, "devhost");
-        dev_serial_config_t cfg = {.partition = "vm0/partition",
-                                   .out_fd = STDOUT_FILENO,
-                                   .in_fd = -1};
-        rt_actor_spec_t spec = {.name = "vm0/dev/com1", .ops = &dev_serial_ops, .arg = &cfg,
-                                .endpoint = endpoint};
-        int rc = ex ? rt_actor_start(ex, &spec) : -ENOMEM;
-        if (rc) {
-            fprintf(stderr, "vmm devhost: COM1 did not register with %s: %s\n", vm,
-                    strerror(-rc));
-        } else {
-            int sig;
-            sigwait(&stop, &sig);
-            status = 0;
-        }
-    } else {
-        fprintf(stderr, "vmm devhost: --vm %s: not a usable endpoint\n", vm);
-    }
-    rt_destroy(&rt); /* COM1 takes what reached it and flushes its output */
     return status;
 }
 
@@ -537,7 +672,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "keygen"))
         return s_keygen(argc - 1, argv + 1);
     if (!strcmp(argv[1], "devhost"))
-        return s_devhost(argc - 1, argv + 1);
+        return devhost_main(argc - 1, argv + 1);
     fprintf(stderr, "vmm: unknown command '%s'; see `vmm --help`\n", argv[1]);
     return S_EXIT_USAGE;
 }

@@ -148,6 +148,17 @@ static int s_build(vm_t *vm, uint64_t mem_size, char *err, size_t errlen)
     return rc;
 }
 
+/* Whether the chipset device `actor` ("vm0/dev/<name>") is served by a
+ * device host. */
+static bool s_elsewhere(const vm_config_t *cfg, const char *actor)
+{
+    const char *name = actor + strlen("vm0/dev/");
+    for (size_t i = 0; i < cfg->n_elsewhere; i++)
+        if (!strcmp(cfg->elsewhere[i], name))
+            return true;
+    return false;
+}
+
 /* The chipset. Started before Build: a device that shares VP 0's thread
  * must register while no VP exists (partition.h). */
 static int s_start_devices(vm_t *vm, const vm_config_t *cfg, char *err, size_t errlen)
@@ -161,8 +172,7 @@ static int s_start_devices(vm_t *vm, const vm_config_t *cfg, char *err, size_t e
     dev_power_config_t power = {.partition = VM_PARTITION};
     dev_testdev_config_t testdev = {.partition = VM_PARTITION, .report_to = VM_CLIENT};
     const rt_actor_spec_t specs[] = {
-        {.name = "vm0/dev/com1", .ops = cfg->com1_elsewhere ? NULL : &dev_serial_ops,
-         .arg = &serial},
+        {.name = "vm0/dev/com1", .ops = &dev_serial_ops, .arg = &serial},
         {.name = "vm0/dev/debug-exit", .ops = &dev_debug_exit_ops, .arg = &debug_exit},
         {.name = "vm0/dev/i8042", .ops = &dev_i8042_ops, .arg = &i8042},
         {.name = "vm0/dev/pm1a", .ops = &dev_power_ops, .arg = &power},
@@ -171,8 +181,8 @@ static int s_start_devices(vm_t *vm, const vm_config_t *cfg, char *err, size_t e
     size_t n_chipset = sizeof specs / sizeof *specs;
     for (size_t i = 0; i < n_chipset + cfg->n_devices; i++) {
         const rt_actor_spec_t *spec = i < n_chipset ? &specs[i] : &cfg->devices[i - n_chipset];
-        if (!spec->ops)
-            continue; /* served elsewhere */
+        if (i < n_chipset && s_elsewhere(cfg, spec->name))
+            continue;
         int rc = rt_actor_start(ex, spec);
         if (rc)
             return s_fail(err, errlen, rc, "cannot start %s: %s", spec->name, strerror(-rc));

@@ -42,8 +42,10 @@ typedef struct {
     /* Where the partition also listens, so that device hosts in other
      * processes can register (ipc://... or tcp://...); NULL: none. */
     const char *partition_endpoint;
-    /* COM1 is served elsewhere (a device host): no UART of its own. */
-    bool com1_elsewhere;
+    /* Chipset devices served elsewhere (a device host), by their names in
+     * the VM ("com1", "testdev"): the VM starts none of its own. */
+    const char *const *elsewhere;
+    size_t n_elsewhere;
     /* More devices, started beside the chipset (same placement) before
      * the VPs exist, so that they may register ports (partition.h). The
      * specs and their args are read by vm_new() only. */

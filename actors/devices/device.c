@@ -78,9 +78,13 @@ static int s_register(device_t *dev, rt_actor_t *self, const device_spec_t *spec
     reg.halt_if_lost = spec->halt_if_lost;
     /* A device listening on an endpoint of its own lives in another process
      * than its VM (a device host): the VM reaches it there. */
-    char endpoint[256];
+    char endpoint[256], key[64];
     if (!rt_endpoint_of(rt_actor_rt(self), rt_actor_name(self), endpoint, sizeof endpoint))
         reg.endpoint = endpoint;
+    /* Over tcp:// the VM checks it reaches this host by its CURVE key. */
+    if (!strncmp(reg.endpoint, "tcp://", 6) &&
+        !rt_curve_public_key(rt_actor_rt(self), key, sizeof key))
+        reg.server_key = key;
     Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
     req.op_case = VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
     req.register_device = &reg;

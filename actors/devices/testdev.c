@@ -103,7 +103,8 @@ static int s_init(rt_actor_t *self, void *arg)
     }
     const device_range_t ports = {TESTDEV_PORT_BASE, TESTDEV_PORT_COUNT};
     /* Not posted: a guest call must have left before its VP goes on. */
-    device_spec_t spec = {.name = "testdev", .ranges = &ports, .n_ranges = 1, .msi_count = 1};
+    device_spec_t spec = {.name = "testdev", .ranges = &ports, .n_ranges = 1, .msi_count = 1,
+                          .halt_if_lost = cfg->halt_if_lost};
     int rc = device_init(&t->dev, self, cfg->partition, &spec);
     if (rc) {
         s_release(t);

@@ -14,6 +14,8 @@
 #ifndef VMM_DEV_TESTDEV_H
 #define VMM_DEV_TESTDEV_H
 
+#include <stdbool.h>
+
 #include "actors/devices/testdev_abi.h"
 #include "runtime/rt.h"
 
@@ -22,6 +24,8 @@ typedef struct {
                               MSIs counted as unsent (unit tests) */
     const char *report_to; /* the actor GuestCalls go to, e.g. a test's
                               client; NULL: counted as unsent */
+    bool halt_if_lost;     /* in a device host: the VM halts a VP that
+                              touches it once the host is lost */
 } dev_testdev_config_t;
 
 /* Starts with arg a dev_testdev_config_t *, copied by init. */

@@ -1626,8 +1626,10 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
     int rc = registry_add(p->registry, msg->sender, op, &handle, err, sizeof err);
     if (!rc) {
         /* A device in another process: VPs reach it at its own endpoint. */
-        if (*op->endpoint && ((rc = rt_directory_set(rt_actor_rt(self), msg->sender,
-                                                     op->endpoint)) ||
+        if (*op->endpoint && ((rc = rt_directory_set_key(rt_actor_rt(self), msg->sender,
+                                                         op->endpoint,
+                                                         *op->server_key ? op->server_key
+                                                                         : NULL)) ||
                               (rc = s_watch_remote(p, msg->sender, op->name, handle))))
             snprintf(err, sizeof err, "cannot route to %s at %s: %s", msg->sender,
                      op->endpoint, strerror(-rc));

@@ -1,0 +1,210 @@
+/*
+ * `vmm devhost`: device actors for a VM in another process or on another
+ * host. Each device registers with the VM's partition, naming the
+ * endpoint where its mailbox listens, and then serves the VM's VPs there.
+ */
+#include "vmm/devhost.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "actors/devices/serial.h"
+#include "actors/devices/testdev.h"
+#include "vmm/device_arg.h"
+#include "vmm/keys.h"
+#include "vmm/vm.h"
+
+#define S_EXIT_FAILED 1
+#define S_EXIT_USAGE 2
+#define S_MAX_DEVICES 2
+
+static void s_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vmm devhost --vm ENDPOINT --device KIND[,required] [--device ...]\n"
+            "                   (--dir DIR | --listen ADDRESS --key FILE --vm-key FILE)\n"
+            "\n"
+            "Hosts device actors for a VM in another process or on another host: each\n"
+            "registers with the VM's partition at ENDPOINT and then serves the VM's\n"
+            "processors. Runs until SIGTERM or SIGINT.\n"
+            "\n"
+            "  --vm ENDPOINT    the VM's partition: ipc:///tmp/vmm-x/partition on this\n"
+            "                   machine, or tcp://ADDRESS:PORT (vmm run --listen)\n"
+            "  --device KIND    serial (a 16550A UART at COM1, its output on stdout) or\n"
+            "                   testdev (the test device); ',required': the VM halts a\n"
+            "                   processor that touches it once this host is lost\n"
+            "  --dir DIR        with ipc://: where the devices' endpoints go, a folder\n"
+            "                   only this user can enter\n"
+            "  --listen ADDRESS with tcp://: the address of this host the VM reaches the\n"
+            "                   devices at (each device takes a free port)\n"
+            "  --key FILE       with tcp://: this host's secret key (vmm keygen)\n"
+            "  --vm-key FILE    with tcp://: the VM's public key; only the VM holding\n"
+            "                   it may talk to these devices\n");
+}
+
+typedef struct {
+    const char *vm, *dir, *listen, *key, *vm_key;
+    device_arg_t devices[S_MAX_DEVICES];
+    size_t n_devices;
+} s_args_t;
+
+static int s_parse(int argc, char **argv, s_args_t *a)
+{
+    static const struct option opts[] = {
+        {"vm", required_argument, NULL, 'm'},     {"dir", required_argument, NULL, 'd'},
+        {"listen", required_argument, NULL, 'l'}, {"key", required_argument, NULL, 'k'},
+        {"vm-key", required_argument, NULL, 'K'}, {"device", required_argument, NULL, 'D'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    char err[160];
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            a->vm = optarg;
+            break;
+        case 'd':
+            a->dir = optarg;
+            break;
+        case 'l':
+            a->listen = optarg;
+            break;
+        case 'k':
+            a->key = optarg;
+            break;
+        case 'K':
+            a->vm_key = optarg;
+            break;
+        case 'D': {
+            device_arg_t d;
+            if (device_arg_parse(optarg, false, &d, err, sizeof err)) {
+                fprintf(stderr, "vmm devhost: --device %s\n", err);
+                return S_EXIT_USAGE;
+            }
+            for (size_t i = 0; i < a->n_devices; i++)
+                if (a->devices[i].kind == d.kind) {
+                    fprintf(stderr, "vmm devhost: --device %s: named twice\n", optarg);
+                    return S_EXIT_USAGE;
+                }
+            a->devices[a->n_devices++] = d; /* one per kind: never more than the array */
+            break;
+        }
+        case 'h':
+            s_usage(stdout);
+            return -1;
+        default:
+            fprintf(stderr, "vmm devhost: %s '%s'; see `vmm devhost --help`\n",
+                    c == ':' ? "missing value for" : "unknown option", argv[optind - 1]);
+            return S_EXIT_USAGE;
+        }
+    }
+    bool ipc = a->vm && !strncmp(a->vm, "ipc://", 6);
+    bool tcp = a->vm && !strncmp(a->vm, "tcp://", 6);
+    const char *why = optind < argc         ? "unexpected arguments"
+                      : !a->vm || !a->n_devices ? "--vm and --device are needed"
+                      : !ipc && !tcp             ? "--vm: an ipc:// or tcp:// endpoint"
+                      : ipc && (!a->dir || a->listen || a->key || a->vm_key)
+                          ? "ipc:// takes --dir (and no --listen, --key or --vm-key)"
+                      : tcp && (a->dir || !a->listen || !a->key || !a->vm_key)
+                          ? "tcp:// takes --listen, --key and --vm-key (and no --dir)"
+                          : NULL;
+    if (why) {
+        fprintf(stderr, "vmm devhost: %s; see `vmm devhost --help`\n", why);
+        return S_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* The runtime: over tcp:// with this host's keys, admitting the VM's. */
+static rt_t *s_runtime(const s_args_t *a)
+{
+    char err[4200], pub[KEYS_Z85_LEN + 1], secret[KEYS_Z85_LEN + 1], vm_pub[KEYS_Z85_LEN + 1];
+    if (a->dir) {
+        struct stat st;
+        if (stat(a->dir, &st) < 0 || !S_ISDIR(st.st_mode) || (st.st_mode & 077)) {
+            fprintf(stderr, "vmm devhost: --dir %s: not a folder only this user can enter\n",
+                    a->dir);
+            return NULL;
+        }
+        rt_t *rt = rt_new(NULL);
+        if (rt && rt_directory_set(rt, VM_PARTITION, a->vm)) {
+            fprintf(stderr, "vmm devhost: --vm %s: not a usable endpoint\n", a->vm);
+            rt_destroy(&rt);
+        }
+        return rt;
+    }
+    if (keys_read_pair(a->key, pub, secret, err, sizeof err) ||
+        keys_read(a->vm_key, false, vm_pub, err, sizeof err)) {
+        fprintf(stderr, "vmm devhost: %s\n", err);
+        return NULL;
+    }
+    rt_config_t cfg = {.curve_public_key = pub, .curve_secret_key = secret};
+    rt_t *rt = rt_new(&cfg);
+    int rc = rt ? rt_peer_allow(rt, vm_pub, "vm0/") : -ENOMEM;
+    if (!rc && (rc = rt_directory_set_key(rt, VM_PARTITION, a->vm, vm_pub)))
+        fprintf(stderr, "vmm devhost: --vm %s: not a usable endpoint\n", a->vm);
+    else if (rc)
+        fprintf(stderr, "vmm devhost: cannot set up CURVE: %s\n", strerror(-rc));
+    if (rc)
+        rt_destroy(&rt);
+    return rt;
+}
+
+static int s_start(rt_executor_t *ex, const s_args_t *a, const device_arg_t *d)
+{
+    char endpoint[4200];
+    if (a->dir)
+        snprintf(endpoint, sizeof endpoint, "ipc://%s/%s", a->dir, device_arg_name(d->kind));
+    else
+        snprintf(endpoint, sizeof endpoint, "tcp://%s:*", a->listen);
+    dev_serial_config_t serial = {.partition = VM_PARTITION, .out_fd = STDOUT_FILENO,
+                                  .in_fd = -1, .halt_if_lost = d->required};
+    dev_testdev_config_t testdev = {.partition = VM_PARTITION, .halt_if_lost = d->required};
+    rt_actor_spec_t spec = {.name = device_arg_actor(d->kind), .endpoint = endpoint};
+    if (d->kind == DEVICE_ARG_SERIAL)
+        spec.ops = &dev_serial_ops, spec.arg = &serial;
+    else
+        spec.ops = &dev_testdev_ops, spec.arg = &testdev;
+    int rc = rt_actor_start(ex, &spec);
+    if (rc)
+        fprintf(stderr, "vmm devhost: %s did not register with %s: %s\n",
+                device_arg_name(d->kind), a->vm, strerror(-rc));
+    return rc;
+}
+
+int devhost_main(int argc, char **argv)
+{
+    s_args_t a = {0};
+    int status = s_parse(argc, argv, &a);
+    if (status)
+        return status < 0 ? 0 : status;
+    /* The signals that end it are taken by sigwait() only, on this thread:
+     * blocked before any thread starts. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+
+    rt_t *rt = s_runtime(&a);
+    if (!rt)
+        return S_EXIT_FAILED;
+    rt_executor_t *ex = rt_executor_new(rt, "devhost");
+    status = ex ? 0 : S_EXIT_FAILED;
+    for (size_t i = 0; !status && i < a.n_devices; i++)
+        status = s_start(ex, &a, &a.devices[i]) ? S_EXIT_FAILED : 0;
+    if (!status) {
+        int sig;
+        sigwait(&stop, &sig);
+    }
+    rt_destroy(&rt); /* the devices take what reached them; COM1 flushes */
+    return status;
+}
