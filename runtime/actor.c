@@ -97,10 +97,14 @@ static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
     ssize_t len = s_measure(self, env, &sizes);
     if (len < 0)
         return (int)len;
-    if (!route->local && !self->ex->manual && !env->request_id && !env->reply_to) {
+    /* A client's events leave at once, but on the link when there is one. */
+    if (!route->local && (!self->ex->manual || route->link) && !env->request_id &&
+        !env->reply_to) {
         int rc = rt_route_batch(self, route, env, (size_t)len, &sizes);
         if (!rc)
             s_count_tx(self, env);
+        if (!rc && self->ex->manual)
+            rt_route_flush(self->ex, route);
         return rc;
     }
     if (route->dealer)
@@ -796,6 +800,21 @@ int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, in
     }
     const uint8_t *bytes = zmq_msg_data(&frame);
     size_t len = zmq_msg_size(&frame);
+    size_t skip = 0; /* a link's header */
+    if (!extra && len > 0 && bytes[0] == RT_LINK_MARKER) {
+        int taken = rt_link_take(actor, ctx, bytes, len);
+        if (taken != 1) {
+            if (taken < 0) {
+                rt_count(&actor->ex->stats.rx_malformed);
+                actor->counts.bad++;
+            }
+            zmq_msg_close(&frame);
+            return 0;
+        }
+        skip = RT_LINK_HEADER;
+        bytes += skip;
+        len -= skip;
+    }
     if (extra) {
         rt_tap(actor->rt, RT_TAP_RX, actor->name, NULL, bytes, len);
         rt_count(&actor->ex->stats.rx_malformed);
@@ -806,7 +825,7 @@ int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, in
         zmq_msg_init(&actor->batch);
         zmq_msg_move(&actor->batch, &frame);
         actor->in_batch = true;
-        actor->batch_pos = 1;
+        actor->batch_pos = skip + 1;
         memcpy(actor->batch_ident, ctx->ident, ctx->ident_len);
         actor->batch_ident_len = ctx->ident_len;
         actor->batch_remote = ctx->remote;
@@ -824,6 +843,8 @@ int rt_actor_match_reply(rt_executor_t *ex, const uint8_t *bytes, size_t len, ui
                          rt_msg_t *msg, rt_actor_t **who)
 {
     rt_t *rt = ex->rt;
+    if (rt_link_take_ack(ex, bytes, len))
+        return -EALREADY;
     if (len > rt->cfg.max_message_bytes) {
         rt_count(&ex->stats.rx_oversized);
         rt_log(rt, NULL, RT_LOG_INFO, "dropped an oversized reply (%zu bytes)", len);

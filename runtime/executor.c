@@ -74,6 +74,7 @@ void rt_executor_free_core(rt_executor_t *ex)
     rt_executor_flush(ex);
     rt_map_each(ex->routes, rt_route_close, ex);
     rt_map_destroy(&ex->routes);
+    rt_link_free_all(ex);
     free(ex->batched);
     free(ex->dealers);
     free(ex->actors);
@@ -121,6 +122,7 @@ static void s_free_actor(rt_actor_t *actor)
             zmq_unbind(actor->mailbox, actor->extra_endpoint);
         zmq_close(actor->mailbox);
     }
+    rt_link_record_close(&actor->record);
     free(actor->table);
     free(actor->extra_endpoint);
     free(actor->endpoint);
@@ -165,6 +167,12 @@ int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec)
     if (hard_limit < 256 * 1024)
         hard_limit = 256 * 1024; /* batch frames (actor.c) must fit */
     zmq_setsockopt(actor->mailbox, ZMQ_MAXMSGSIZE, &hard_limit, sizeof hard_limit);
+    /* Before anything can reach it: what it took before a restart. */
+    if (spec->delivery_record && (rc = rt_link_record_open(actor, spec->delivery_record))) {
+        rt_log(rt, actor, RT_LOG_ERROR, "cannot open the delivery record %s: %s",
+               spec->delivery_record, strerror(-rc));
+        goto fail;
+    }
     rc = rt_register_actor(rt, actor);
     if (rc)
         goto fail;

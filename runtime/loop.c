@@ -103,12 +103,12 @@ static void s_expire_pending(rt_executor_t *ex)
 /* Milliseconds until the next pending deadline, or -1 for none. */
 static int s_next_timeout(rt_executor_t *ex)
 {
-    if (!ex->n_pending)
-        return -1;
-    int64_t first = ex->pending[0].deadline_us;
-    for (size_t i = 1; i < ex->n_pending; i++)
+    int64_t first = rt_link_next_us(ex); /* acknowledgements, resends */
+    for (size_t i = 0; i < ex->n_pending; i++)
         if (ex->pending[i].deadline_us < first)
             first = ex->pending[i].deadline_us;
+    if (first == INT64_MAX)
+        return -1;
     int64_t ms = (first - rt_now_us() + 999) / 1000;
     return ms < 0 ? 0 : (int)ms;
 }
@@ -275,7 +275,7 @@ static bool s_may_park(rt_executor_t *ex, int timeout_ms)
 {
     if (timeout_ms >= 0 || ex->manual || ex->blocking || ex->n_actors != 1 ||
         ex->n_watches || ex->n_pending || ex->q_head || ex->items_dirty || ex->stop ||
-        atomic_load(&ex->pipe_pending))
+        atomic_load(&ex->pipe_pending) || rt_link_next_us(ex) != INT64_MAX)
         return false;
     for (size_t i = 0; i < ex->n_inputs; i++)
         if (ex->inputs[i].drain && ex->inputs[i].kind != RT_IN_MAILBOX)

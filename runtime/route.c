@@ -103,6 +103,9 @@ int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **out)
         if (!endpoint)
             goto fail;
         rc = -ENOMEM;
+        /* Another process: one-way frames go on the name's link. */
+        if (entry && !(route->link = rt_link_for(ex, to)))
+            goto fail;
         void **dealers = realloc(ex->dealers, (ex->n_dealers + 1) * sizeof *dealers);
         if (!dealers)
             goto fail;
@@ -123,6 +126,10 @@ int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **out)
     if (rc)
         goto fail;
     free(endpoint);
+    /* A new route to a name whose link has frames unacknowledged: the
+     * receiver may be a new process; they go first, in order. */
+    if (route->link && route->link->n_unacked)
+        rt_link_resend(ex, route->link, route->dealer);
     *out = route;
     return 0;
 
@@ -194,8 +201,10 @@ void rt_route_flush(rt_executor_t *ex, rt_route_t *route)
         len = (size_t)one;
     }
     zmq_msg_t frame;
-    int rc = zmq_msg_init_size(&frame, len) ? -ENOMEM : 0;
-    if (!rc) {
+    int rc = 0;
+    if (route->link) {
+        rc = rt_link_send(ex, route, data, len);
+    } else if (!(rc = zmq_msg_init_size(&frame, len) ? -ENOMEM : 0)) {
         memcpy(zmq_msg_data(&frame), data, len);
         rc = rt_send_frame(route->dealer, &frame, 0);
         rt_executor_mark_sent(ex, route->dealer);
@@ -214,6 +223,7 @@ void rt_route_flush(rt_executor_t *ex, rt_route_t *route)
 
 void rt_executor_flush(rt_executor_t *ex)
 {
+    rt_link_tick(ex);
     for (size_t i = 0; i < ex->n_batched; i++) {
         rt_route_flush(ex, ex->batched[i]);
         ex->batched[i]->batch_listed = false;

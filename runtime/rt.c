@@ -223,6 +223,8 @@ static void s_add_counters(rt_stats_t *out, const rt_counters_t *c)
     out->rx_denied += atomic_load_explicit(&c->rx_denied, memory_order_relaxed);
     out->tx_refused += atomic_load_explicit(&c->tx_refused, memory_order_relaxed);
     out->errors_sent += atomic_load_explicit(&c->errors_sent, memory_order_relaxed);
+    out->tx_resent += atomic_load_explicit(&c->tx_resent, memory_order_relaxed);
+    out->rx_duplicate += atomic_load_explicit(&c->rx_duplicate, memory_order_relaxed);
 }
 
 void rt_retire_stats_locked(rt_t *rt, rt_executor_t *ex)

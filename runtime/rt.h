@@ -101,6 +101,10 @@ typedef struct {
     uint64_t tx_refused;      /* oversized, unroutable or failed sends (a
                                  failed send counts in tx as well) */
     uint64_t errors_sent;     /* Error replies sent */
+    /* Links (rt_send() to another process, rt_actor_spec_t): */
+    uint64_t tx_resent;       /* frames sent again, unacknowledged */
+    uint64_t rx_duplicate;    /* frames dropped: taken already, or after
+                                 a gap the sender fills in */
     /* CURVE mailboxes (rt_config_t.curve_*): each refused connection is
      * counted once, in one of the two. */
     uint64_t auth_denied;     /* a CURVE key not admitted (rt_peer_allow()) */
@@ -264,6 +268,13 @@ typedef struct {
      * hosts can reach it (ipc://... or tcp://...); NULL for none. Under a
      * CURVE key pair, tcp:// is a CURVE server (rt_config_t). */
     const char *endpoint;
+    /* A file (made mode 0600 if absent) where the actor records what it
+     * took from each sender in another process (see rt_send()), so that
+     * the actor restarted in a new process with the same file takes
+     * neither twice nor never what was sent to its predecessor; NULL:
+     * kept in memory (a restart may then take again what its predecessor
+     * took but had not yet acknowledged). */
+    const char *delivery_record;
 } rt_actor_spec_t;
 
 /* Starts an actor on an executor; blocks until its init has run (an actor
@@ -292,10 +303,18 @@ int rt_actor_unwatch_fd(rt_actor_t *self, int fd);
 /*
  * Sends a one-way event. The runtime sets sender and receiver; env stays
  * owned by the caller and is copied before this returns. Success means
- * queued for delivery: ZeroMQ holds messages for a peer that is away and
- * delivers them when it comes back. Events to another executor are
- * coalesced and leave when the sending handler's turn ends (or before the
- * next request to the same actor, which never overtakes them).
+ * queued for delivery. Events to another executor are coalesced and leave
+ * when the sending handler's turn ends (or before the next request to the
+ * same actor, which never overtakes them).
+ *
+ * Events to another process go on a link: numbered, kept until the
+ * receiver acknowledges them, and sent again when the receiver's directory
+ * entry is set again (a restarted process announced itself) or nothing was
+ * acknowledged for a second (then two, four, up to eight). The receiver
+ * takes each once and in order (see rt_actor_spec_t.delivery_record for a
+ * receiver that restarts), so a peer that dies and comes back loses
+ * nothing queued for it and gets nothing twice. Requests and replies are
+ * not on links: a caller's timeout covers them.
  */
 int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env);
 

@@ -48,7 +48,7 @@ struct rt_s {
  * reads them from any thread. */
 typedef struct {
     _Atomic uint64_t rx, tx, rx_malformed, rx_oversized, rx_unknown_kind, rx_misaddressed,
-        rx_stale_reply, rx_denied, tx_refused, errors_sent;
+        rx_stale_reply, rx_denied, tx_refused, errors_sent, tx_resent, rx_duplicate;
 } rt_counters_t;
 
 static inline void rt_count(_Atomic uint64_t *counter)
@@ -104,6 +104,59 @@ static inline void rt_ctx_init(rt_ctx_t *ctx, rt_ctx_kind_t kind)
     ctx->reply_rc = 0;
 }
 
+/* ---- Links (link.c): one-way envelopes to another process, once and in
+ * order ---- */
+
+/* A frame of one-way envelopes on a link: the marker (a field number no
+ * envelope starts with), the link's id and the frame's sequence number
+ * (8 bytes each, little endian), then the frame as it would be without a
+ * link (one envelope, or a batch). An acknowledgement is the ack marker,
+ * the id and the last sequence number taken. */
+#define RT_LINK_MARKER 0x01
+#define RT_LINK_ACK_MARKER 0x02
+#define RT_LINK_HEADER 17
+
+/* A frame sent and not yet acknowledged, as it went on the wire. */
+typedef struct rt_link_frame_s {
+    struct rt_link_frame_s *next;
+    uint64_t seq;
+    size_t len;
+    uint8_t bytes[];
+} rt_link_frame_t;
+
+/* The sending side: an executor's link to one receiver name. */
+typedef struct {
+    char *to;
+    uint64_t id;
+    uint64_t next_seq;
+    rt_link_frame_t *head, *tail; /* unacknowledged, oldest first */
+    size_t n_unacked;
+    int64_t progress_us; /* the last acknowledgement (or first frame) */
+    int64_t resend_us;   /* the wait before sending them all again */
+    unsigned gave_up;
+} rt_link_t;
+
+/* What a receiver took from one link; the layout of a record file. */
+typedef struct {
+    uint64_t id, last_seq, taken;
+} rt_link_entry_t;
+
+/* The acknowledgement a receiver owes a link (not kept in the file). */
+typedef struct {
+    unsigned char ident[256]; /* the sender's routing id at the mailbox */
+    size_t ident_len;
+    unsigned owed;  /* frames taken or dropped since the last one */
+    int64_t due_us; /* when it goes out at the latest */
+} rt_link_ack_t;
+
+typedef struct {
+    rt_link_entry_t *entries; /* in the file's mapping, or the heap */
+    rt_link_ack_t *acks;
+    size_t cap, n_owed;
+    void *map;
+    int fd;
+} rt_link_record_t;
+
 struct rt_actor_s {
     rt_executor_t *ex;
     rt_t *rt;
@@ -133,6 +186,9 @@ struct rt_actor_s {
     size_t batch_ident_len;
     bool batch_remote;
     char batch_peer[RT_Z85_KEY_LEN + 1];
+    /* What it took from links: made on the first link frame, or opened
+     * from the spec's delivery_record. */
+    rt_link_record_t *record;
 };
 
 /* A route cached by an executor: a local actor, or a socket to a mailbox. */
@@ -147,6 +203,7 @@ typedef struct {
     size_t batch_len, batch_cap;
     unsigned batch_count;
     bool batch_listed; /* in the executor's list of routes to flush */
+    rt_link_t *link;   /* to another process: its one-way frames go on it */
 } rt_route_t;
 
 /* A packed envelope waiting for an actor on the same executor. */
@@ -230,6 +287,8 @@ struct rt_executor_s {
     bool items_dirty; /* actors, dealers or watches changed: rebuild inputs */
     rt_route_t **batched; /* routes with coalesced envelopes to send */
     size_t n_batched, cap_batched;
+    rt_link_t **links; /* to names in other processes, kept across routes */
+    size_t n_links;
     uint64_t next_id;
     rt_counters_t stats;
     rt_spin_t spin;
@@ -318,6 +377,33 @@ void rt_actor_receive_local(rt_executor_t *ex, rt_qitem_t *item);
 void rt_actor_expire(rt_executor_t *ex, rt_actor_t *actor, uint64_t id);
 /* Fills env and err as the TIMEOUT reply to request `id`. */
 void rt_timeout_reply(Vmm__Envelope *env, Vmm__Error *err, char *receiver, uint64_t id);
+
+/* link.c */
+/* The executor's link to `to`, made if new; NULL without memory. */
+rt_link_t *rt_link_for(rt_executor_t *ex, const char *to);
+void rt_link_free_all(rt_executor_t *ex);
+/* Sends a frame (one envelope or a batch) on the route's link, keeping a
+ * copy until acknowledged. A send that fails is retried later; returns 0
+ * or -ENOMEM. */
+int rt_link_send(rt_executor_t *ex, rt_route_t *route, const uint8_t *payload, size_t len);
+/* Sends every unacknowledged frame of link again, oldest first. */
+void rt_link_resend(rt_executor_t *ex, rt_link_t *link, void *dealer);
+/* Takes an acknowledgement arriving on a dealer; false when bytes are not
+ * one. */
+bool rt_link_take_ack(rt_executor_t *ex, const uint8_t *bytes, size_t len);
+/* Opens actor's record: the file at path, or in memory for NULL. Returns 0,
+ * -EINVAL for a file that is not a record, or another negative errno. */
+int rt_link_record_open(rt_actor_t *actor, const char *path);
+void rt_link_record_close(rt_link_record_t **record);
+/* Checks a link frame that reached actor: 1 to take what follows the
+ * header, 0 for one taken already or after a gap (dropped, counted), or
+ * -EBADMSG / -ENOMEM. */
+int rt_link_take(rt_actor_t *actor, const rt_ctx_t *ctx, const uint8_t *bytes, size_t len);
+/* When the executor next owes an acknowledgement or a resend (µs on
+ * rt_now_us()'s clock; INT64_MAX: never). */
+int64_t rt_link_next_us(rt_executor_t *ex);
+/* Sends the acknowledgements and resends that are due. */
+void rt_link_tick(rt_executor_t *ex);
 
 /* auth.c: ZeroMQ CURVE for tcp:// */
 bool rt_z85_key_valid(const char *key);

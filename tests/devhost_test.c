@@ -8,14 +8,17 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "actors/devices/device.h"
 #include "actors/devices/serial.h"
 #include "actors/devices/testdev_abi.h"
 #include "guest/demo_embedded.h"
@@ -23,12 +26,90 @@
 #include "tests/testing/vm_harness.h"
 #include "vmm/vm.h"
 
-static char s_dir[64], s_partition[128], s_com2[128];
+static char s_dir[64], s_partition[128], s_com2[128], s_record[128];
 
-/* The device host: waits for the go, registers COM2 (one the VM cannot
- * do without when required), then lives until killed (or until its parent
- * dies). */
-static void s_host_main(int go, bool required)
+/* ---- A port device that counts, for the kill in the middle of a stream ---- */
+
+/* Shared with the device hosts (mapped before they fork): the writes each
+ * incarnation took, and whether they came in order. */
+typedef struct {
+    _Atomic long taken[2];
+    _Atomic long next;     /* the byte the next write should carry, or -1 */
+    _Atomic long disorder; /* writes out of order, missing or twice */
+} s_tally_t;
+
+static s_tally_t *s_tally;
+
+typedef struct {
+    device_t dev;
+    int incarnation;
+} s_counter_t;
+
+static int s_counter_on_request(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    s_counter_t *c = rt_actor_state(self);
+    device_access_t access;
+    if (device_access_get(&c->dev, self, msg, &access))
+        return 0;
+    if (access.write) {
+        long next = atomic_load(&s_tally->next);
+        if (next >= 0 && (long)access.value != next)
+            atomic_fetch_add(&s_tally->disorder, 1);
+        atomic_store(&s_tally->next, (long)((access.value + 1) & 0xff));
+        atomic_fetch_add(&s_tally->taken[c->incarnation], 1);
+    }
+    return device_access_done(&c->dev, self, msg, &access, 0x5a); /* reads: served */
+}
+
+static int s_counter_init(rt_actor_t *self, void *arg)
+{
+    s_counter_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    c->incarnation = *(const int *)arg;
+    const device_range_t ports = {0x2f8, 8};
+    device_spec_t spec = {.name = "com2", .ranges = &ports, .n_ranges = 1,
+                          .posted_writes = true};
+    int rc = device_init(&c->dev, self, VM_PARTITION, &spec);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    rt_actor_set_state(self, c);
+    return 0;
+}
+
+static void s_counter_fini(rt_actor_t *self)
+{
+    s_counter_t *c = rt_actor_state(self);
+    device_fini(&c->dev);
+    free(c);
+}
+
+static const rt_handler_t s_counter_handlers[] = {
+    {VMM__ENVELOPE__BODY_DEVICE_REQUEST, s_counter_on_request},
+};
+static const rt_actor_ops_t s_counter_ops = {
+    .kind = "counter",
+    .init = s_counter_init,
+    .fini = s_counter_fini,
+    .handlers = s_counter_handlers,
+    .n_handlers = 1,
+};
+
+/* ---- Device hosts ----------------------------------------------------------- */
+
+/* What a forked device host serves at COM2's ports. */
+typedef enum {
+    S_SERIAL,          /* a UART */
+    S_SERIAL_REQUIRED, /* a UART the VM cannot do without */
+    S_COUNTER_FIRST,   /* the counter, with its delivery record */
+    S_COUNTER_SECOND,  /* the same, restarted */
+} s_host_kind_t;
+
+/* The device host: waits for the go, registers its device, then lives
+ * until killed (or until its parent dies). */
+static void s_host_main(int go, s_host_kind_t kind)
 {
     char byte;
     if (read(go, &byte, 1) != 1)
@@ -38,9 +119,12 @@ static void s_host_main(int go, bool required)
     rt_executor_t *ex = rt_executor_new(rt, "devhost");
     dev_serial_config_t cfg = {.name = "com2", .partition = VM_PARTITION, .base = 0x2f8,
                                .irq = 3, .out_fd = -1, .in_fd = -1,
-                               .halt_if_lost = required};
+                               .halt_if_lost = kind == S_SERIAL_REQUIRED};
+    int incarnation = kind == S_COUNTER_SECOND;
     rt_actor_spec_t spec = {.name = "vm0/dev/com2", .ops = &dev_serial_ops, .arg = &cfg,
                             .endpoint = s_com2};
+    if (kind >= S_COUNTER_FIRST)
+        spec.ops = &s_counter_ops, spec.arg = &incarnation, spec.delivery_record = s_record;
     if (rt_actor_start(ex, &spec))
         _exit(3);
     for (;;)
@@ -48,7 +132,7 @@ static void s_host_main(int go, bool required)
 }
 
 /* Forks a device host; *go starts it. */
-static pid_t s_host_fork(int *go, bool required)
+static pid_t s_host_fork(int *go, s_host_kind_t kind)
 {
     int fds[2];
     cr_assert_eq(pipe(fds), 0);
@@ -59,7 +143,7 @@ static pid_t s_host_fork(int *go, bool required)
         close(fds[1]);
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
             _exit(1);
-        s_host_main(fds[0], required);
+        s_host_main(fds[0], kind);
     }
     close(fds[0]);
     *go = fds[1];
@@ -97,6 +181,7 @@ static void s_dir_new(void)
     cr_assert_not_null(mkdtemp(s_dir));
     snprintf(s_partition, sizeof s_partition, "ipc://%s/partition", s_dir);
     snprintf(s_com2, sizeof s_com2, "ipc://%s/com2", s_dir);
+    snprintf(s_record, sizeof s_record, "%s/com2.record", s_dir);
 }
 
 static void s_dir_remove(void)
@@ -118,8 +203,8 @@ Test(devhost, a_lost_device_host_is_noticed_and_a_new_one_registers_again)
     vm_harness_need_kvm();
     s_dir_new();
     int go1, go2;
-    pid_t first = s_host_fork(&go1, false);
-    pid_t second = s_host_fork(&go2, false);
+    pid_t first = s_host_fork(&go1, S_SERIAL);
+    pid_t second = s_host_fork(&go2, S_SERIAL);
 
     vm_config_t cfg = {.elf = guest_demo_elf, .elf_len = guest_demo_elf_len,
                        .mem_size = 16u << 20, .serial_out = -1, .serial_in = -1,
@@ -160,7 +245,7 @@ static vm_event_t s_poll_and_kill(bool required, double *after_ms)
     vm_harness_need_kvm();
     s_dir_new();
     int go;
-    pid_t host = s_host_fork(&go, required);
+    pid_t host = s_host_fork(&go, required ? S_SERIAL_REQUIRED : S_SERIAL);
     vm_harness_file_t guest = vm_harness_read("tests/guests/com2_poll");
     vm_config_t cfg = {.elf = guest.elf, .elf_len = guest.len, .mem_size = 16u << 20,
                        .serial_out = -1, .serial_in = -1, .partition_endpoint = s_partition};
@@ -207,4 +292,101 @@ Test(devhost, a_lost_required_device_halts_the_vp_that_touches_it)
               ev.text);
     printf("a VP touching its lost required UART halted %.0f ms after the kill: %s\n", ms,
            ev.text);
+}
+
+/* Waits until taken[i] passes at_least; asserts it does within 10 s. */
+static void s_wait_taken(int i, long at_least)
+{
+    for (int ms = 0; atomic_load(&s_tally->taken[i]) < at_least && ms < 10000; ms++)
+        usleep(1000);
+    cr_assert_geq(atomic_load(&s_tally->taken[i]), at_least, "host %d took %ld writes", i + 1,
+                  atomic_load(&s_tally->taken[i]));
+}
+
+/* Waits until the sum of what both took holds still for 100 ms. */
+static long s_settled_total(void)
+{
+    long total = -1, now;
+    for (int i = 0; i < 100; i++) {
+        usleep(100 * 1000);
+        now = atomic_load(&s_tally->taken[0]) + atomic_load(&s_tally->taken[1]);
+        if (now == total)
+            break;
+        total = now;
+    }
+    return total;
+}
+
+/*
+ * The guest streams posted writes to a device host, which is killed in the
+ * middle of the stream and started again with its delivery record. The
+ * guest sees service resume (its reads are served again), and the writes
+ * the VP sent are taken once each, in order, by one host or the other:
+ * what was in flight when the first died goes to the second. The kill may
+ * land between the runtime taking a write and the device counting it: then
+ * exactly one write is missing, never one too many.
+ */
+Test(devhost, a_host_killed_mid_stream_loses_nothing_and_repeats_nothing)
+{
+    vm_harness_need_kvm();
+    s_dir_new();
+    s_tally = mmap(NULL, sizeof *s_tally, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                   -1, 0);
+    cr_assert_neq(s_tally, MAP_FAILED);
+    atomic_store(&s_tally->next, -1);
+    int go1, go2;
+    pid_t first = s_host_fork(&go1, S_COUNTER_FIRST);
+    pid_t second = s_host_fork(&go2, S_COUNTER_SECOND);
+    vm_harness_file_t guest = vm_harness_read("tests/guests/com2_stream");
+    vm_config_t cfg = {.elf = guest.elf, .elf_len = guest.len, .mem_size = 16u << 20,
+                       .serial_out = -1, .serial_in = -1, .partition_endpoint = s_partition};
+    char err[256] = "";
+    vm_t *vm = vm_new(&cfg, err, sizeof err);
+    free(guest.elf);
+    cr_assert_not_null(vm, "%s", err);
+    s_go(go1);
+    cr_assert_eq(vm_wait_device(vm, "com2", 10000), 0, "the first host did not register");
+    cr_assert_eq(vm_start(vm), 0);
+    s_wait_taken(0, 20000);
+
+    kill(first, SIGKILL);
+    waitpid(first, NULL, 0);
+    cr_assert_geq(s_wait_number(vm, "devices_lost", 1), 0, "the loss was not noticed");
+    s_go(go2);
+    cr_assert_eq(vm_wait_device(vm, "com2", 10000), 0, "the second host did not register");
+    vm_event_t ev;
+    cr_assert_eq(vm_next_event(vm, &ev, 10000), 0, "the guest did not see service resume");
+    cr_assert_eq(ev.kind, VM_EVENT_GUEST_CALL, "a halt instead: %s", ev.text);
+    s_wait_taken(1, 20000);
+
+    /* Stop the guest; what the VP sent settles at the second host. */
+    Vmm__Vp__Stop stop = VMM__VP__STOP__INIT;
+    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+    req.op_case = VMM__VP__REQUEST__OP_STOP;
+    req.stop = &stop;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
+    env.vp_request = &req;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(vm_client(vm), "vm0/vp/0", &env, &reply, 10000), 0);
+    rt_msg_release(&reply);
+    long total = s_settled_total();
+    long long sent = echo_inspect_number(vm_client(vm), "vm0/vp/0", "posted_writes");
+    long taken1 = atomic_load(&s_tally->taken[0]), taken2 = atomic_load(&s_tally->taken[1]);
+    rt_stats_t stats;
+    rt_stats(vm_rt(vm), &stats);
+    printf("the VP sent %lld writes: the first host took %ld, the second %ld; %llu frames "
+           "were sent again; %lld writes went nowhere while the device was lost\n",
+           sent, taken1, taken2, (unsigned long long)stats.tx_resent,
+           echo_inspect_number(vm_client(vm), "vm0/vp/0", "unregistered_writes"));
+    cr_expect(total == sent || total == sent - 1, "sent %lld, taken %ld + %ld", sent, taken1,
+              taken2);
+    cr_expect_leq(atomic_load(&s_tally->disorder), sent - total,
+                  "writes out of order or twice: %ld", atomic_load(&s_tally->disorder));
+
+    kill(second, SIGKILL);
+    waitpid(second, NULL, 0);
+    vm_destroy(&vm);
+    munmap(s_tally, sizeof *s_tally);
+    s_dir_remove();
 }

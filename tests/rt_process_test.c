@@ -15,11 +15,13 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -123,10 +125,12 @@ static void s_tmpdir_remove(const char *dir)
 
 /* ---- Children -------------------------------------------------------------- */
 
-/* What a child hosts: one actor, and optionally a directory entry for an
- * actor of the parent, a CURVE key pair and a peer key it admits. */
+/* What a child hosts: one actor (with a delivery record, optionally), and
+ * optionally a directory entry for an actor of the parent, a CURVE key
+ * pair and a peer key it admits. */
 typedef struct {
     const char *name;
+    const char *delivery_record;
     const rt_actor_ops_t *ops;
     void *arg;
     const char *endpoint;
@@ -172,8 +176,9 @@ static int s_child_main(int fd, const s_child_spec_t *spec)
     if (!rc && !(ex = rt_executor_new(rt, "child")))
         rc = -ENOMEM;
     if (!rc) {
-        rt_actor_spec_t actor = {
-            .name = spec->name, .ops = spec->ops, .arg = spec->arg, .endpoint = spec->endpoint};
+        rt_actor_spec_t actor = {.name = spec->name, .ops = spec->ops, .arg = spec->arg,
+                                 .endpoint = spec->endpoint,
+                                 .delivery_record = spec->delivery_record};
         rc = rt_actor_start(ex, &actor);
     }
     char bound[256], line[320];
@@ -646,6 +651,128 @@ Test(process, a_killed_child_times_out_and_a_restarted_one_answers_again,
 
     rt_destroy(&rt);
     s_child_stop(&child);
+    s_tmpdir_remove(dir);
+}
+
+/* ---- Events to a child that dies, and to its successor ------------------------ */
+
+#define S_TAKEN_FIRST 40 /* events the first child takes before it hangs */
+#define S_QUEUED 60      /* events sent to it while it hangs, then dies */
+#define S_LATER 50       /* events sent once its successor is there */
+
+/* Shared with the children (mapped before the fork): what each took. */
+typedef struct {
+    _Atomic long taken[2]; /* by the first child and by its successor */
+    _Atomic long next;     /* the number the next event should carry */
+    _Atomic long disorder; /* events that came out of order, or again */
+} s_tally_t;
+
+typedef struct {
+    s_tally_t *tally;
+    int incarnation;
+} s_counter_arg_t;
+
+/* Counts one-way Pings, each carrying its number as text, and answers a
+ * Ping request (a sync point). The first child hangs in the handler of
+ * its S_TAKEN_FIRST-th event, as a process stuck before it is killed. */
+static int s_counter_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    const s_counter_arg_t *a = rt_actor_state(self);
+    if (msg->request_id)
+        return echo_reply_text(self, msg, "synced");
+    long n = strtol((const char *)msg->ping->payload.data, NULL, 10);
+    if (n != atomic_load(&a->tally->next))
+        atomic_fetch_add(&a->tally->disorder, 1);
+    atomic_store(&a->tally->next, n + 1);
+    long taken = atomic_fetch_add(&a->tally->taken[a->incarnation], 1) + 1;
+    if (a->incarnation == 0 && taken == S_TAKEN_FIRST)
+        for (;;)
+            pause();
+    return 0;
+}
+
+static int s_counter_init(rt_actor_t *self, void *arg)
+{
+    rt_actor_set_state(self, arg);
+    return 0;
+}
+
+static const rt_handler_t s_counter_handlers[] = {{VMM__ENVELOPE__BODY_PING, s_counter_on_ping}};
+static const rt_actor_ops_t s_counter_ops = {
+    .kind = "counter",
+    .init = s_counter_init,
+    .handlers = s_counter_handlers,
+    .n_handlers = 1,
+};
+
+static void s_send_numbered(rt_actor_t *self, long n)
+{
+    char text[24];
+    int len = snprintf(text, sizeof text, "%ld", n);
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    echo_ping(&env, &ping, text, (size_t)len + 1);
+    cr_assert_eq(rt_send(self, "child/counter", &env), 0);
+}
+
+/* The first child takes some events and hangs; more are sent to it, and it
+ * is killed with them unread. Its successor, on the same endpoint and
+ * delivery record, announced as a restarted device host is (its directory
+ * entry set again), gets those and the later ones: each event is taken
+ * once, in order, by one of the two. */
+Test(process, events_to_a_killed_child_reach_its_successor_once, .timeout = S_TEST_TIMEOUT_S)
+{
+    char dir[64], endpoint[128], record[128];
+    s_tmpdir_new(dir, sizeof dir);
+    s_ipc_endpoint(endpoint, sizeof endpoint, dir, "counter.sock");
+    snprintf(record, sizeof record, "%s/counter.record", dir);
+    s_tally_t *tally = mmap(NULL, sizeof *tally, PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(tally, MAP_FAILED);
+    s_counter_arg_t first = {.tally = tally, .incarnation = 0};
+    s_counter_arg_t second = {.tally = tally, .incarnation = 1};
+    s_child_spec_t spec = {.name = "child/counter", .ops = &s_counter_ops, .arg = &first,
+                           .endpoint = endpoint, .delivery_record = record};
+    s_child_t child;
+    s_child_start(&child, &spec);
+    rt_t *rt;
+    rt_client_t *c = s_parent_new(&rt, "child/counter", endpoint);
+    rt_actor_t *self = rt_client_actor(c);
+
+    long n = 0;
+    for (; n < S_TAKEN_FIRST; n++)
+        s_send_numbered(self, n);
+    for (int ms = 0; atomic_load(&tally->taken[0]) < S_TAKEN_FIRST && ms < 10000; ms++)
+        usleep(1000);
+    cr_assert_eq(atomic_load(&tally->taken[0]), S_TAKEN_FIRST, "the first child is not stuck");
+    for (; n < S_TAKEN_FIRST + S_QUEUED; n++)
+        s_send_numbered(self, n);
+    s_child_kill(&child);
+
+    spec.arg = &second;
+    s_child_start(&child, &spec);
+    cr_assert_eq(rt_directory_set(rt, "child/counter", child.endpoint), 0);
+    for (; n < S_TAKEN_FIRST + S_QUEUED + S_LATER; n++)
+        s_send_numbered(self, n);
+    /* A request on the same link's route comes after every event. */
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    echo_ping(&env, &ping, "sync", 5);
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(self, "child/counter", &env, &reply, S_CALL_TIMEOUT_MS), 0);
+    rt_msg_release(&reply);
+
+    cr_expect_eq(atomic_load(&tally->taken[0]), S_TAKEN_FIRST);
+    cr_expect_eq(atomic_load(&tally->taken[1]), S_QUEUED + S_LATER,
+                 "the successor took %ld", atomic_load(&tally->taken[1]));
+    cr_expect_eq(atomic_load(&tally->disorder), 0, "events out of order or taken twice");
+    rt_stats_t s;
+    rt_stats(rt, &s);
+    cr_expect_geq(s.tx_resent, S_QUEUED, "resent %llu", (unsigned long long)s.tx_resent);
+    cr_log_info("%llu frames were sent again", (unsigned long long)s.tx_resent);
+    rt_destroy(&rt);
+    s_child_stop(&child);
+    munmap(tally, sizeof *tally);
     s_tmpdir_remove(dir);
 }
 
