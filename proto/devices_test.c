@@ -63,8 +63,8 @@ Test(devices_defaults, ops_start_zero_and_unset)
  * test below, then update the count. */
 Test(devices_defaults, every_member_has_a_test)
 {
-    cr_expect_eq(vmm__devices__request__descriptor.n_fields, 11);
-    cr_expect_eq(vmm__devices__reply__descriptor.n_fields, 6);
+    cr_expect_eq(vmm__devices__request__descriptor.n_fields, 12);
+    cr_expect_eq(vmm__devices__reply__descriptor.n_fields, 7);
     cr_expect_eq(vmm__devices__event__descriptor.n_fields, 3);
 }
 
@@ -255,6 +255,14 @@ Test(devices_request, write_guest_memory)
     S_FREE_REQ(out);
 }
 
+Test(devices_request, map_guest_memory)
+{
+    Vmm__Devices__MapGuestMemory op = VMM__DEVICES__MAP_GUEST_MEMORY__INIT;
+    Vmm__Devices__Request *out = S_REQ(map_guest_memory, MAP_GUEST_MEMORY, &op);
+    cr_expect_not_null(out->map_guest_memory);
+    S_FREE_REQ(out);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Replies. */
 
@@ -364,6 +372,30 @@ Test(devices_reply, read_guest_memory)
     Vmm__Devices__Reply *out = S_REPLY(read_guest_memory, READ_GUEST_MEMORY, &res);
     cr_assert_eq(out->read_guest_memory->data.len, sizeof(data));
     cr_expect_arr_eq(out->read_guest_memory->data.data, data, sizeof(data));
+    S_FREE_REPLY(out);
+}
+
+Test(devices_reply, guest_memory_map)
+{
+    Vmm__Devices__GuestRamRange low = VMM__DEVICES__GUEST_RAM_RANGE__INIT;
+    Vmm__Devices__GuestRamRange high = VMM__DEVICES__GUEST_RAM_RANGE__INIT;
+    low.size = 0xc0000000;
+    high.gpa = 0x100000000;
+    high.size = 0x40000000;
+    high.offset = 0xc0000000;
+    Vmm__Devices__GuestRamRange *ranges[] = {&low, &high};
+    Vmm__Devices__GuestMemoryMap map = VMM__DEVICES__GUEST_MEMORY_MAP__INIT;
+    map.n_ranges = 2;
+    map.ranges = ranges;
+    map.path = "/proc/4242/fd/7";
+    map.link = "/memfd:vmm-ram-0123456789abcdef (deleted)";
+    Vmm__Devices__Reply *out = S_REPLY(guest_memory_map, GUEST_MEMORY_MAP, &map);
+    cr_assert_eq(out->guest_memory_map->n_ranges, 2);
+    cr_expect_eq(out->guest_memory_map->ranges[0]->size, 0xc0000000);
+    cr_expect_eq(out->guest_memory_map->ranges[1]->gpa, 0x100000000);
+    cr_expect_eq(out->guest_memory_map->ranges[1]->offset, 0xc0000000);
+    cr_expect_str_eq(out->guest_memory_map->path, "/proc/4242/fd/7");
+    cr_expect_str_eq(out->guest_memory_map->link, map.link);
     S_FREE_REPLY(out);
 }
 

@@ -2,9 +2,10 @@
  * What every port device actor shares: registration with the partition
  * actor (the VM's device registry), the port accesses VPs send
  * (devices.proto ReadIo / WriteIo) checked against the device's ranges and
- * answered, and the one-way messages a device sends (AssertIrq, RequestMsi,
- * PowerRequest, events to a named actor). A device embeds a device_t in its
- * state; the dev_* actors are its users.
+ * answered, the one-way messages a device sends (AssertIrq, RequestMsi,
+ * PowerRequest, events to a named actor), and guest memory access by guest
+ * physical address. A device embeds a device_t in its state; the dev_*
+ * actors are its users.
  */
 #ifndef VMM_DEVICE_H
 #define VMM_DEVICE_H
@@ -40,12 +41,26 @@ typedef struct {
     uint64_t unsent;        /* one-way messages with no receiver or a failed send */
 } device_counters_t;
 
+/* A guest RAM range as the partition described it (GuestMemoryMap). */
+typedef struct {
+    uint64_t gpa, size;
+    uint8_t *host; /* its bytes in the mapped memory file, or NULL */
+} device_ram_t;
+
 typedef struct {
     char *partition; /* owned; NULL: not registered, nothing sent to it */
     uint64_t handle; /* the registration's, 0 when not registered */
     device_range_t ranges[DEVICE_MAX_RANGES];
     size_t n_ranges;
     device_counters_t counters;
+    /* Guest memory (device_guest_read / _write). The device may set
+     * guest_by_message after device_init: its accesses then go by message
+     * even where guest RAM is mapped (for tests and measurements). */
+    bool guest_by_message;
+    device_ram_t *ram; /* owned; NULL until the first access asks */
+    size_t n_ram;
+    void *ram_map; /* the memory file mapped (ram_map_size bytes), or NULL */
+    size_t ram_map_size;
 } device_t;
 
 /* One port access taken from a request. */
@@ -68,6 +83,7 @@ typedef struct {
  */
 int device_init(device_t *dev, rt_actor_t *self, const char *partition,
                 const device_spec_t *spec);
+/* Releases what dev holds, the guest RAM mapping included. */
 void device_fini(device_t *dev);
 
 /*
@@ -104,6 +120,54 @@ void device_request_msi(device_t *dev, rt_actor_t *self, uint64_t address, uint3
 /* A whole-VM power action; exit_code only with has_exit_code. */
 void device_power(device_t *dev, rt_actor_t *self, Vmm__Devices__PowerAction action,
                   bool has_exit_code, uint32_t exit_code);
+
+/*
+ * Guest memory for a device's handlers: len bytes at guest physical
+ * address gpa read into buf, or written from it. The first access asks the
+ * partition where guest RAM lies (MapGuestMemory, a blocking call, valid
+ * after Build) and maps its memory file when this process can open it
+ * (device_guest_map): an access is then a memcpy. Otherwise, and with
+ * guest_by_message, it goes by ReadGuestMemory / WriteGuestMemory messages
+ * of at most 64 KiB each, so from any host. Either way [gpa, gpa + len)
+ * must lie in one RAM range the partition gave, checked before anything is
+ * read or written.
+ *
+ * Returns 0; -EFAULT outside RAM; -ENOTCONN for a device without a
+ * partition; a refusal's code as an errno (-EBUSY before Build, -EPERM for
+ * a device that is not registered); -EPROTO for an answer that does not
+ * fit; or the call's error (a write by message may then have been done in
+ * part).
+ *
+ * Why mapping guest RAM is safe enough: the memory file is reachable only
+ * by the VM's own user on the VM's host (its /proc/<pid>/fd entry needs the
+ * right to inspect the VMM's process, and the file is mode 0600); the
+ * partition tells where it is only to a registered device of its own VM;
+ * the file is sealed, so no mapper can shrink it under the VMM or grow it;
+ * a device maps a file only when it is the VM's (GuestMemoryMap.link), so a
+ * path meant for another host never reaches an unrelated file here; and
+ * accesses through these helpers are range-checked against the ranges the
+ * partition gave, never a wild pointer. A device host is trusted with guest
+ * RAM as much as a vhost-user backend is: it may read and write all of it,
+ * and keeps the mapping until device_fini, past its registration's end.
+ */
+int device_guest_read(device_t *dev, rt_actor_t *self, uint64_t gpa, void *buf, size_t len);
+int device_guest_write(device_t *dev, rt_actor_t *self, uint64_t gpa, const void *buf,
+                       size_t len);
+
+/*
+ * Takes a description of guest RAM (the partition's answer to
+ * MapGuestMemory), replacing what dev had: keeps its ranges, which every
+ * access is checked against from then on, and maps the memory file when
+ * map->path links to map->link, the file it opens links there too, is
+ * sealed against shrinking and holds every range. Returns 0 when mapped;
+ * otherwise accesses go by message and it says why: -EXDEV (path names
+ * another file or none: another host or PID namespace), -EPERM (the file
+ * is not sealed), -ERANGE (it is too small), or open's or mmap's error.
+ * -EINVAL (no ranges, an empty one, or one that wraps) and -ENOMEM keep
+ * nothing. The guest accesses call it on their first use; tests give it
+ * descriptions of their own.
+ */
+int device_guest_map(device_t *dev, const Vmm__Devices__GuestMemoryMap *map);
 
 /* Adds the registration and the counters to an introspection tree. */
 void device_inspect(const device_t *dev, Vmm__Rt__InspectNode *node);

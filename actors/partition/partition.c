@@ -11,6 +11,8 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 #include <x86intrin.h>
@@ -41,6 +43,7 @@ typedef enum { S_FRESH, S_PROTO, S_BUILT, S_FAILED } s_stage_t;
 
 typedef struct {
     uint64_t gpa, size;
+    uint64_t offset; /* in the memory file */
     void *host;
 } s_ram_t;
 
@@ -91,6 +94,7 @@ typedef struct {
     struct kvm_cpuid2 *cpuid; /* the default guest CPUID, then the built one */
     s_ram_t ram[S_MAX_RAM_RANGES];
     size_t n_ram;
+    int ram_fd; /* the memory file behind guest RAM (s_map_ram) */
     char **vp_names;
     rt_executor_t **own_executors; /* executors the partition started */
     struct {
@@ -566,20 +570,59 @@ static int s_check_layout(partition_t *p, const Vmm__Partition__MemoryLayout *l,
     return 0;
 }
 
+/* Creates the memory file for size bytes of guest RAM: a memfd named
+ * "vmm-ram-<random>", so that the link to it (GuestMemoryMap.link) names
+ * this VM's RAM and no other. Sealed once sized: a device that maps it
+ * can neither shrink it (the VMM's accesses past the end would fault) nor
+ * grow it; mode 0600 keeps it its user's even where /proc would let
+ * another reach it. */
+static int s_ram_file(partition_t *p, uint64_t size, char *err, size_t errlen)
+{
+    uint8_t nonce[16];
+    char name[8 + 2 * sizeof nonce + 1] = "vmm-ram-";
+    if (getrandom(nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce) {
+        int rc = -errno;
+        snprintf(err, errlen, "cannot name the guest RAM file: %s", strerror(-rc));
+        return rc;
+    }
+    for (size_t i = 0; i < sizeof nonce; i++)
+        snprintf(name + 8 + 2 * i, 3, "%02x", nonce[i]);
+    p->ram_fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (p->ram_fd < 0 || fchmod(p->ram_fd, 0600) < 0 || ftruncate(p->ram_fd, (off_t)size) < 0 ||
+        fcntl(p->ram_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+        int rc = -errno;
+        snprintf(err, errlen, "cannot make a %llu MiB file for guest RAM: %s",
+                 (unsigned long long)(size >> 20), strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
+/* Guest RAM is one memory file, each range at the next offset, mapped
+ * shared: devices on this host may map it too (MapGuestMemory). */
 static int s_map_ram(partition_t *p, const Vmm__Partition__MemoryLayout *l, char *err,
                      size_t errlen)
 {
+    uint64_t total = 0;
+    for (size_t i = 0; i < l->n_ram; i++)
+        total += l->ram[i]->range->end - l->ram[i]->range->start;
+    int rc = s_ram_file(p, total, err, errlen);
+    if (rc)
+        return rc;
+    uint64_t offset = 0;
     for (size_t i = 0; i < l->n_ram; i++) {
         const Vmm__MemoryRange *r = l->ram[i]->range;
         uint64_t size = r->end - r->start;
-        void *host = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        void *host =
+            mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, p->ram_fd, (off_t)offset);
         if (host == MAP_FAILED) {
-            snprintf(err, errlen, "cannot reserve %llu MiB of guest RAM: %s",
+            snprintf(err, errlen, "cannot map %llu MiB of guest RAM: %s",
                      (unsigned long long)(size >> 20), strerror(errno));
             return -ENOMEM;
         }
-        p->ram[p->n_ram++] = (s_ram_t){.gpa = r->start, .size = size, .host = host};
+        p->ram[p->n_ram++] =
+            (s_ram_t){.gpa = r->start, .size = size, .offset = offset, .host = host};
+        offset += size;
         struct kvm_userspace_memory_region region = {
             .slot = (uint32_t)i,
             .guest_phys_addr = r->start,
@@ -1384,8 +1427,10 @@ static int s_on_reset(rt_actor_t *self, const Vmm__Envelope *msg)
         }
         rt_msg_release(&reply);
     }
+    /* The pages leave the memory file (they read as zeroes), for KVM and
+     * for devices that mapped it alike. */
     for (size_t i = 0; i < p->n_ram; i++)
-        if (madvise(p->ram[i].host, p->ram[i].size, MADV_DONTNEED) < 0)
+        if (madvise(p->ram[i].host, p->ram[i].size, MADV_REMOVE) < 0)
             return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL,
                                   "cannot clear guest RAM: %s", strerror(errno));
     memset(p->irq_routes, 0, sizeof p->irq_routes);
@@ -1733,6 +1778,49 @@ static int s_on_guest_memory(rt_actor_t *self, const Vmm__Envelope *msg, bool wr
     return rt_reply(self, msg, &env);
 }
 
+/* Where guest RAM lies in its memory file, for a registered device: on
+ * this host it may map the file rather than send its reads and writes
+ * (device.h says why that is safe enough); elsewhere it learns the ranges
+ * its accesses must lie in. */
+static int s_on_map_guest_memory(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    partition_t *p = rt_actor_state(self);
+    if (!registry_is_device(p->registry, msg->sender))
+        return s_deny(self, msg, "only a registered device may map guest memory");
+    if (p->stage != S_BUILT)
+        return s_stage_error(self, msg, S_BUILT);
+    char path[64], link[256];
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)getpid(), p->ram_fd);
+    /* Read through path itself: where /proc is not this process's (another
+     * PID namespace's), the link does not match and no device maps. */
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    if (n < 0)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL, "%s: %s", path,
+                              strerror(errno));
+    link[n] = 0;
+    Vmm__Devices__GuestRamRange ranges[S_MAX_RAM_RANGES];
+    Vmm__Devices__GuestRamRange *range_ptrs[S_MAX_RAM_RANGES];
+    for (size_t i = 0; i < p->n_ram; i++) {
+        vmm__devices__guest_ram_range__init(&ranges[i]);
+        ranges[i].gpa = p->ram[i].gpa;
+        ranges[i].size = p->ram[i].size;
+        ranges[i].offset = p->ram[i].offset;
+        range_ptrs[i] = &ranges[i];
+    }
+    Vmm__Devices__GuestMemoryMap map = VMM__DEVICES__GUEST_MEMORY_MAP__INIT;
+    map.n_ranges = p->n_ram;
+    map.ranges = range_ptrs;
+    map.path = path;
+    map.link = link;
+    Vmm__Devices__Reply r = VMM__DEVICES__REPLY__INIT;
+    r.result_case = VMM__DEVICES__REPLY__RESULT_GUEST_MEMORY_MAP;
+    r.guest_memory_map = &map;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REPLY;
+    env.device_reply = &r;
+    return rt_reply(self, msg, &env);
+}
+
 static int s_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     const Vmm__Devices__Request *req = msg->device_request;
@@ -1750,6 +1838,8 @@ static int s_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg)
         return s_on_guest_memory(self, msg, true, req->write_guest_memory->gpa,
                                  req->write_guest_memory->data.len,
                                  req->write_guest_memory->data.data);
+    case VMM__DEVICES__REQUEST__OP_MAP_GUEST_MEMORY:
+        return s_on_map_guest_memory(self, msg);
     default:
         return s_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                         "the partition takes device registrations and guest memory "
@@ -1794,7 +1884,7 @@ static int s_init(rt_actor_t *self, void *arg)
     partition_t *p = calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
-    p->kvm_fd = p->vm_fd = p->liveness_fd = -1;
+    p->kvm_fd = p->vm_fd = p->liveness_fd = p->ram_fd = -1;
     p->vm = strdup(cfg->vm);
     p->name = strdup(rt_actor_name(self));
     p->registry = registry_new();
@@ -1845,6 +1935,8 @@ static void s_fini(rt_actor_t *self)
     free(p->vp_names);
     for (size_t i = 0; i < p->n_ram; i++)
         munmap(p->ram[i].host, p->ram[i].size);
+    if (p->ram_fd >= 0)
+        close(p->ram_fd);
     if (p->vm_fd >= 0)
         close(p->vm_fd);
     if (p->kvm_fd >= 0)

@@ -10,7 +10,10 @@
  *
  * It is also the VM's device registry (devices.proto RegisterDevice): it
  * refuses overlapping claims and sends every VP the routing table, and it
- * answers guest memory reads and writes by guest physical address.
+ * answers guest memory reads and writes by guest physical address. Guest
+ * RAM is one sealed memory file (a memfd); MapGuestMemory tells a
+ * registered device of this VM where it lies, for a device host on the
+ * same host to map it.
  * Registration waits until every VP has the new routes: a device that
  * shares a VP's executor must register before Build, while the VPs do not
  * exist yet (else it would wait on its own thread).
