@@ -7,6 +7,7 @@
 set -u
 vmm=$1
 exit_guest=$2
+lines_guest=$3
 fails=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -109,6 +110,27 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
             fails=$((fails + 1))
         fi
     done
+    # A device host killed in the middle of the run: vmm starts another,
+    # which registers COM1 again and goes on where the first stopped; the
+    # guest's lines come out once each, to the last.
+    "$vmm" run --guest "$lines_guest" --device serial,host=ipc >"$tmp/lines" 2>"$tmp/lines.err" &
+    run_pid=$!
+    for _ in $(seq 100); do
+        [ "$(wc -l <"$tmp/lines")" -ge 10 ] && break
+        sleep 0.05
+    done
+    pkill -KILL -P "$run_pid" -f "vmm devhost"
+    wait "$run_pid"
+    got=$?
+    if [ "$got" -ne 0 ] || ! grep -q "^line 299$" "$tmp/lines" ||
+        ! grep -q "the device host died (killed by signal 9); started another" "$tmp/lines.err" ||
+        [ -n "$(sort "$tmp/lines" | uniq -d)" ]; then
+        echo "FAIL: a killed device host: status $got, $(wc -l <"$tmp/lines") lines, stderr:"
+        cat "$tmp/lines.err"
+        fails=$((fails + 1))
+    else
+        echo "ok: a killed device host was started again: $(wc -l <"$tmp/lines") of 300 lines"
+    fi
     if ls -d /tmp/vmm-?????? 2>/dev/null | grep -q .; then
         echo "FAIL: a private folder was left behind: $(ls -d /tmp/vmm-??????)"
         fails=$((fails + 1))

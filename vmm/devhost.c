@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@ static void s_usage(FILE *f)
     fprintf(f,
             "usage: vmm devhost --vm ENDPOINT --device KIND[,required] [--device ...]\n"
             "                   (--dir DIR | --listen ADDRESS --key FILE --vm-key FILE)\n"
+            "                   [--state DIR]\n"
             "\n"
             "Hosts device actors for a VM in another process or on another host: each\n"
             "registers with the VM's partition at ENDPOINT and then serves the VM's\n"
@@ -45,11 +47,16 @@ static void s_usage(FILE *f)
             "                   devices at (each device takes a free port)\n"
             "  --key FILE       with tcp://: this host's secret key (vmm keygen)\n"
             "  --vm-key FILE    with tcp://: the VM's public key; only the VM holding\n"
-            "                   it may talk to these devices\n");
+            "                   it may talk to these devices\n"
+            "  --state DIR      a folder only this user can enter where each device\n"
+            "                   records what it took from the VM, so that a device host\n"
+            "                   started again after a crash neither repeats nor misses\n"
+            "                   what the VM sent (default: the --dir folder; none over\n"
+            "                   tcp://, then a restart may repeat what was in flight)\n");
 }
 
 typedef struct {
-    const char *vm, *dir, *listen, *key, *vm_key;
+    const char *vm, *dir, *listen, *key, *vm_key, *state;
     device_arg_t devices[S_MAX_DEVICES];
     size_t n_devices;
 } s_args_t;
@@ -60,7 +67,8 @@ static int s_parse(int argc, char **argv, s_args_t *a)
         {"vm", required_argument, NULL, 'm'},     {"dir", required_argument, NULL, 'd'},
         {"listen", required_argument, NULL, 'l'}, {"key", required_argument, NULL, 'k'},
         {"vm-key", required_argument, NULL, 'K'}, {"device", required_argument, NULL, 'D'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"state", required_argument, NULL, 's'},  {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     char err[160];
     int c;
@@ -82,6 +90,9 @@ static int s_parse(int argc, char **argv, s_args_t *a)
             break;
         case 'K':
             a->vm_key = optarg;
+            break;
+        case 's':
+            a->state = optarg;
             break;
         case 'D': {
             device_arg_t d;
@@ -123,17 +134,27 @@ static int s_parse(int argc, char **argv, s_args_t *a)
     return 0;
 }
 
+/* Whether path is a folder only this user can enter; else says so. */
+static bool s_private_dir(const char *option, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode) || (st.st_mode & 077)) {
+        fprintf(stderr, "vmm devhost: %s %s: not a folder only this user can enter\n", option,
+                path);
+        return false;
+    }
+    return true;
+}
+
 /* The runtime: over tcp:// with this host's keys, admitting the VM's. */
 static rt_t *s_runtime(const s_args_t *a)
 {
     char err[4200], pub[KEYS_Z85_LEN + 1], secret[KEYS_Z85_LEN + 1], vm_pub[KEYS_Z85_LEN + 1];
+    if (a->state && !s_private_dir("--state", a->state))
+        return NULL;
     if (a->dir) {
-        struct stat st;
-        if (stat(a->dir, &st) < 0 || !S_ISDIR(st.st_mode) || (st.st_mode & 077)) {
-            fprintf(stderr, "vmm devhost: --dir %s: not a folder only this user can enter\n",
-                    a->dir);
+        if (!s_private_dir("--dir", a->dir))
             return NULL;
-        }
         rt_t *rt = rt_new(NULL);
         if (rt && rt_directory_set(rt, VM_PARTITION, a->vm)) {
             fprintf(stderr, "vmm devhost: --vm %s: not a usable endpoint\n", a->vm);
@@ -160,7 +181,10 @@ static rt_t *s_runtime(const s_args_t *a)
 
 static int s_start(rt_executor_t *ex, const s_args_t *a, const device_arg_t *d)
 {
-    char endpoint[4200];
+    char endpoint[4200], record[4200];
+    const char *state = a->state ? a->state : a->dir;
+    if (state)
+        snprintf(record, sizeof record, "%s/%s.record", state, device_arg_name(d->kind));
     if (a->dir)
         snprintf(endpoint, sizeof endpoint, "ipc://%s/%s", a->dir, device_arg_name(d->kind));
     else
@@ -168,7 +192,8 @@ static int s_start(rt_executor_t *ex, const s_args_t *a, const device_arg_t *d)
     dev_serial_config_t serial = {.partition = VM_PARTITION, .out_fd = STDOUT_FILENO,
                                   .in_fd = -1, .halt_if_lost = d->required};
     dev_testdev_config_t testdev = {.partition = VM_PARTITION, .halt_if_lost = d->required};
-    rt_actor_spec_t spec = {.name = device_arg_actor(d->kind), .endpoint = endpoint};
+    rt_actor_spec_t spec = {.name = device_arg_actor(d->kind), .endpoint = endpoint,
+                            .delivery_record = state ? record : NULL};
     if (d->kind == DEVICE_ARG_SERIAL)
         spec.ops = &dev_serial_ops, spec.arg = &serial;
     else

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@
 #define S_MAX_GUEST (256u << 20)
 #define S_MAX_DEVICES 2
 #define S_MAX_KEYS 16
+/* How often vmm starts a device host again before it gives up. */
+#define S_MAX_RESTARTS 10
 
 static void s_usage(FILE *f)
 {
@@ -214,6 +217,15 @@ typedef struct {
      * starts) and the partition's endpoint. */
     char dir[32], endpoint[4200];
     char public_key[KEYS_Z85_LEN + 1], secret_key[KEYS_Z85_LEN + 1];
+    /* The device host vmm started, and the thread that starts another
+     * when it dies (guarded by lock; pid -1: none). */
+    char partition[4200]; /* the endpoint it reaches the partition at */
+    pthread_mutex_t lock;
+    pid_t pid;
+    bool stopping;
+    int restarts;
+    pthread_t keeper;
+    bool keeper_running;
 } s_remote_t;
 
 static int s_add_device(s_remote_t *r, const char *arg)
@@ -343,13 +355,13 @@ static int s_remote_admit(s_remote_t *r, vm_t *vm, char *err, size_t errlen)
 }
 
 /* Starts this program as `vmm devhost` for the devices of r, reaching the
- * partition at endpoint. */
+ * partition at endpoint; their delivery records are kept in r's folder. */
 static pid_t s_start_devhost(const s_remote_t *r, const char *endpoint)
 {
     char dev_args[S_MAX_DEVICES][32], key[64], vm_key[64];
-    /* vmm devhost --vm E, six of tcp:// (or two of ipc://), the devices,
-     * the NULL. */
-    const char *argv[4 + 6 + 2 * S_MAX_DEVICES + 1];
+    /* vmm devhost --vm E, eight of tcp:// (or two of ipc://), the
+     * devices, the NULL. */
+    const char *argv[4 + 8 + 2 * S_MAX_DEVICES + 1];
     size_t n = 0;
     argv[n++] = "vmm";
     argv[n++] = "devhost";
@@ -361,8 +373,9 @@ static pid_t s_start_devhost(const s_remote_t *r, const char *endpoint)
     } else {
         snprintf(key, sizeof key, "%s/devhost.key", r->dir);
         snprintf(vm_key, sizeof vm_key, "%s/vm.pub", r->dir);
-        const char *tcp[] = {"--listen", "127.0.0.1", "--key", key, "--vm-key", vm_key};
-        for (size_t i = 0; i < 6; i++)
+        const char *tcp[] = {"--listen", "127.0.0.1", "--key",   key,
+                             "--vm-key", vm_key,      "--state", r->dir};
+        for (size_t i = 0; i < 8; i++)
             argv[n++] = tcp[i];
     }
     for (size_t i = 0; i < r->n_devices; i++) {
@@ -374,34 +387,117 @@ static pid_t s_start_devhost(const s_remote_t *r, const char *endpoint)
     }
     argv[n] = NULL;
     pid_t pid = fork();
-    if (pid == 0) {
+    if (pid == 0) { /* a threaded process forked: nothing but exec */
         execv("/proc/self/exe", (char *const *)argv);
-        fprintf(stderr, "vmm run: cannot start the device host: %s\n", strerror(errno));
+        static const char msg[] = "vmm run: cannot start the device host\n";
+        if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0)
+            _exit(S_EXIT_FAILED);
         _exit(S_EXIT_FAILED);
     }
     return pid;
 }
 
+/* Describes how a child ended. */
+static void s_describe_status(int status, char *buf, size_t size)
+{
+    if (WIFSIGNALED(status))
+        snprintf(buf, size, "killed by signal %d", WTERMSIG(status));
+    else
+        snprintf(buf, size, "exit status %d", WEXITSTATUS(status));
+}
+
+static bool s_stopping(s_remote_t *r)
+{
+    pthread_mutex_lock(&r->lock);
+    bool stopping = r->stopping;
+    pthread_mutex_unlock(&r->lock);
+    return stopping;
+}
+
+/* Starts the device host again whenever it dies, until vmm stops it: it
+ * registers its devices again, and its delivery records (in the private
+ * folder) let it go on where its predecessor stopped. */
+static void *s_keeper_main(void *arg)
+{
+    s_remote_t *r = arg;
+    pthread_mutex_lock(&r->lock);
+    while (r->pid > 0) {
+        pid_t pid = r->pid;
+        pthread_mutex_unlock(&r->lock);
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        pthread_mutex_lock(&r->lock);
+        if (r->stopping)
+            break;
+        char how[64];
+        s_describe_status(status, how, sizeof how);
+        /* A host that dies at once must not be started in a tight loop. */
+        int restarts = ++r->restarts;
+        pthread_mutex_unlock(&r->lock);
+        int pause_ms = 100 << (restarts < 5 ? restarts - 1 : 4);
+        for (int ms = 0; ms < pause_ms && !s_stopping(r); ms += 10)
+            usleep(10 * 1000);
+        pthread_mutex_lock(&r->lock);
+        if (r->stopping)
+            break;
+        if (restarts > S_MAX_RESTARTS) {
+            fprintf(stderr, "vmm run: the device host died (%s); it died %d times, vmm gives "
+                            "up on it\n",
+                    how, S_MAX_RESTARTS);
+            r->pid = -1;
+            break;
+        }
+        r->pid = s_start_devhost(r, r->partition);
+        fprintf(stderr, "vmm run: the device host died (%s); started another, pid %d\n", how,
+                (int)r->pid);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+/* Stops the device host vmm started, and its keeper. */
+static void s_remote_stop(s_remote_t *r)
+{
+    if (!r->keeper_running)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->stopping = true;
+    if (r->pid > 0)
+        kill(r->pid, SIGTERM);
+    pthread_mutex_unlock(&r->lock);
+    pthread_join(r->keeper, NULL);
+    r->keeper_running = false;
+}
+
 /* Once the VM exists: admits the hosts' keys, starts the host vmm runs
  * itself, and waits until every device has registered. */
-static int s_remote_start(s_remote_t *r, vm_t *vm, pid_t *host, char *err, size_t errlen)
+static int s_remote_start(s_remote_t *r, vm_t *vm, char *err, size_t errlen)
 {
     int rc = s_remote_admit(r, vm, err, errlen);
     if (rc || r->host == DEVICE_ARG_IN_VM)
         return rc;
-    char endpoint[4200];
-    if (rt_endpoint_of(vm_rt(vm), VM_PARTITION, endpoint, sizeof endpoint)) {
+    if (rt_endpoint_of(vm_rt(vm), VM_PARTITION, r->partition, sizeof r->partition)) {
         snprintf(err, errlen, "the partition has no endpoint");
         return -ENOENT;
     }
     int wait_ms = 10000;
     if (r->host == DEVICE_ARG_REMOTE) {
         fprintf(stderr, "vmm run: waiting up to %d s for device hosts to register at %s\n",
-                r->wait_s, endpoint);
+                r->wait_s, r->partition);
         wait_ms = r->wait_s * 1000;
-    } else if ((*host = s_start_devhost(r, endpoint)) < 0) {
-        snprintf(err, errlen, "cannot start the device host: %s", strerror(errno));
-        return -errno;
+    } else {
+        if ((r->pid = s_start_devhost(r, r->partition)) < 0) {
+            snprintf(err, errlen, "cannot start the device host: %s", strerror(errno));
+            return -errno;
+        }
+        if ((rc = -pthread_create(&r->keeper, NULL, s_keeper_main, r))) {
+            kill(r->pid, SIGTERM);
+            waitpid(r->pid, NULL, 0);
+            snprintf(err, errlen, "cannot watch the device host: %s", strerror(-rc));
+            return rc;
+        }
+        r->keeper_running = true;
     }
     for (size_t i = 0; i < r->n_devices; i++) {
         if (r->devices[i].host == DEVICE_ARG_IN_VM)
@@ -436,7 +532,7 @@ static int s_run(int argc, char **argv)
     const char *guest = NULL, *serial = "stdout";
     vm_config_t cfg = {.serial_out = STDOUT_FILENO, .serial_in = -1};
     rt_config_t rcfg = {0};
-    s_remote_t remote = {.wait_s = 60};
+    s_remote_t remote = {.wait_s = 60, .lock = PTHREAD_MUTEX_INITIALIZER, .pid = -1};
     char *end;
     int c;
     optind = 1;
@@ -546,7 +642,6 @@ static int s_run(int argc, char **argv)
         cfg.elf_len = guest_demo_elf_len;
     }
     int out_fd = -1, status = S_EXIT_FAILED;
-    pid_t host = -1;
     vm_t *vm = NULL;
     if (strcmp(serial, "stdout")) {
         out_fd = open(serial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -566,7 +661,7 @@ static int s_run(int argc, char **argv)
     vm = vm_new(&cfg, err, sizeof err);
     free(file); /* the guest is in guest RAM now */
     file = NULL;
-    if (vm && s_remote_start(&remote, vm, &host, err, sizeof err))
+    if (vm && s_remote_start(&remote, vm, err, sizeof err))
         vm_destroy(&vm);
     if (!vm) {
         fprintf(stderr, "vmm run: %s\n", err);
@@ -578,10 +673,7 @@ static int s_run(int argc, char **argv)
         fprintf(stderr, "vmm run: %s\n", err);
 out:
     free(file);
-    if (host > 0) {
-        kill(host, SIGTERM);
-        waitpid(host, NULL, 0);
-    }
+    s_remote_stop(&remote);
     if (remote.dir[0])
         s_remove_dir(remote.dir);
     if (out_fd >= 0)

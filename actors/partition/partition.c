@@ -70,7 +70,7 @@ typedef struct {
 } s_remote_t;
 
 typedef struct {
-    uint64_t devices_lost;
+    uint64_t devices_lost, devices_replaced;
     uint64_t msis, msis_blocked, irqs, irqs_unrouted, doorbells_signalled;
     uint64_t guest_reads, guest_writes, power_requests, refused;
     uint64_t denied; /* acts outside what the sender may do (of refused) */
@@ -1635,6 +1635,18 @@ static void s_on_reply(rt_actor_t *self, const Vmm__Envelope *reply)
     }
 }
 
+/* Stops pinging the device of registration handle, if it is remote. */
+static void s_unwatch_remote(partition_t *p, uint64_t handle)
+{
+    for (size_t i = 0; i < p->n_remotes; i++)
+        if (p->remotes[i].handle == handle) {
+            s_remote_free(&p->remotes[i]);
+            p->remotes[i] = p->remotes[--p->n_remotes];
+            s_liveness_arm(p);
+            return;
+        }
+}
+
 static int s_watch_remote(partition_t *p, const char *actor, const char *name, uint64_t handle)
 {
     s_remote_t *grown = realloc(p->remotes, (p->n_remotes + 1) * sizeof *grown);
@@ -1667,6 +1679,20 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
     if (*op->endpoint && strncmp(op->endpoint, "ipc://", 6) && strncmp(op->endpoint, "tcp://", 6))
         return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                               "endpoint %s: ipc:// or tcp:// only", op->endpoint);
+    /* A device host that restarted registers its device again, often
+     * before the loss of its predecessor was noticed: the old registration
+     * is the same actor's, and goes. */
+    for (size_t i = 0; *op->endpoint && i < registry_count(p->registry); i++)
+        if (!strcmp(registry_name(p->registry, i), op->name) &&
+            !strcmp(registry_actor(p->registry, i), msg->sender)) {
+            uint64_t old = registry_handle(p->registry, i);
+            registry_remove(p->registry, old, msg->sender);
+            s_unwatch_remote(p, old);
+            p->stats.devices_replaced++;
+            rt_log(rt_actor_rt(self), self, RT_LOG_INFO,
+                   "device %s (%s) registers again: its host restarted", op->name, msg->sender);
+            break;
+        }
     uint64_t handle;
     int rc = registry_add(p->registry, msg->sender, op, &handle, err, sizeof err);
     if (!rc) {
@@ -1714,13 +1740,8 @@ static int s_on_unregister_device(rt_actor_t *self, const Vmm__Envelope *msg,
 {
     partition_t *p = rt_actor_state(self);
     int rc = registry_remove(p->registry, op->handle, msg->sender);
-    for (size_t i = 0; !rc && i < p->n_remotes; i++)
-        if (p->remotes[i].handle == op->handle) {
-            s_remote_free(&p->remotes[i]);
-            p->remotes[i] = p->remotes[--p->n_remotes];
-            s_liveness_arm(p);
-            break;
-        }
+    if (!rc)
+        s_unwatch_remote(p, op->handle);
     if (rc == -EPERM)
         return rt_reply_error(self, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
                               "registration %llu was made by another actor",
@@ -1979,6 +2000,7 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     rt_inspect_add(node, "refused", "%llu", (unsigned long long)s->refused);
     rt_inspect_add(node, "denied", "%llu", (unsigned long long)s->denied);
     rt_inspect_add(node, "devices_lost", "%llu", (unsigned long long)s->devices_lost);
+    rt_inspect_add(node, "devices_replaced", "%llu", (unsigned long long)s->devices_replaced);
 }
 
 static const rt_handler_t s_handlers[] = {

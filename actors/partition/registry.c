@@ -284,6 +284,11 @@ const char *registry_actor(const registry_t *reg, size_t i)
     return i < reg->n_devices ? reg->devices[i].actor : NULL;
 }
 
+uint64_t registry_handle(const registry_t *reg, size_t i)
+{
+    return i < reg->n_devices ? reg->devices[i].handle : 0;
+}
+
 int registry_routes(const registry_t *reg, Vmm__Vp__SetIoRoutes *out)
 {
     vmm__vp__set_io_routes__init(out);

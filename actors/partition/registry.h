@@ -56,9 +56,11 @@ uint32_t registry_msi_count(const registry_t *reg, const char *actor);
 int registry_routes(const registry_t *reg, Vmm__Vp__SetIoRoutes *out);
 void registry_routes_free(Vmm__Vp__SetIoRoutes *routes);
 
-/* How many devices are registered; the name and actor of device i. */
+/* How many devices are registered; the name, actor and handle of device
+ * i. */
 size_t registry_count(const registry_t *reg);
 const char *registry_name(const registry_t *reg, size_t i);
 const char *registry_actor(const registry_t *reg, size_t i);
+uint64_t registry_handle(const registry_t *reg, size_t i);
 
 #endif
