@@ -406,9 +406,10 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
         memcpy(zmq_msg_data(&ident), ctx->ident, ctx->ident_len);
         /* A peer that does not read its replies loses them (counted); it
          * must not hold up the actor. */
-        int rc = rt_send_frame(self->mailbox, &ident, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+        void *via = ctx->via ? ctx->via : self->mailbox;
+        int rc = rt_send_frame(via, &ident, ZMQ_SNDMORE | ZMQ_DONTWAIT);
         if (!rc)
-            rc = rt_send_frame(self->mailbox, &frame, ZMQ_DONTWAIT);
+            rc = rt_send_frame(via, &frame, ZMQ_DONTWAIT);
         else
             zmq_msg_close(&ident);
         if (rc) {
@@ -647,6 +648,21 @@ static int s_recv_next(void *socket, zmq_msg_t *frame)
 
 /* Checks a decoded envelope that arrived at actor's mailbox. Returns true
  * if it may be dispatched; otherwise it has been refused and counted. */
+/* An actor of actor's executor named receiver: a peer in another process
+ * may reach it through actor's endpoint (a device host knows its VM by
+ * the partition's endpoint alone, and asks the synic there too). Others
+ * are not reachable so: a reply must leave by the mailbox the request came
+ * to, and only this thread may use it. */
+static rt_actor_t *s_gateway_to(rt_actor_t *actor, const char *receiver)
+{
+    for (size_t i = 0; i < actor->ex->n_actors; i++) {
+        rt_actor_t *other = actor->ex->actors[i];
+        if (!other->terminated && !strcmp(other->name, receiver))
+            return other;
+    }
+    return NULL;
+}
+
 static bool s_accept(rt_actor_t *actor, rt_ctx_t *ctx, const Vmm__Envelope *env)
 {
     rt_t *rt = actor->rt;
@@ -678,7 +694,9 @@ static bool s_accept(rt_actor_t *actor, rt_ctx_t *ctx, const Vmm__Envelope *env)
                  "malformed envelope from %s: no body", env->sender);
         return false;
     }
-    if (strcmp(env->receiver, actor->name) != 0) {
+    if (strcmp(env->receiver, actor->name) != 0 && ctx->remote)
+        ctx->to = s_gateway_to(actor, env->receiver);
+    if (strcmp(env->receiver, actor->name) != 0 && !ctx->to) {
         rt_count(&actor->ex->stats.rx_misaddressed);
         s_refuse(actor, ctx, env->sender, env->request_id, VMM__ERROR_CODE__NOT_FOUND,
                  "misaddressed: sent to \"%s\" but this mailbox is \"%s\"", env->receiver,
@@ -736,6 +754,7 @@ static int s_take_batched(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx)
     const uint8_t *p = start + actor->batch_pos;
     memcpy(ctx->ident, actor->batch_ident, actor->batch_ident_len);
     ctx->ident_len = actor->batch_ident_len;
+    ctx->via = actor->mailbox;
     ctx->remote = actor->batch_remote;
     if (actor->curve)
         memcpy(ctx->peer, actor->batch_peer, sizeof ctx->peer);
@@ -767,6 +786,7 @@ int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, in
     if (rc)
         return rc;
     size_t ident_len = zmq_msg_size(&ident);
+    ctx->via = actor->mailbox;
     ctx->ident_len = ident_len < sizeof ctx->ident ? ident_len : 0;
     memcpy(ctx->ident, zmq_msg_data(&ident), ctx->ident_len);
     /* Only connections over ipc:// and tcp:// carry ZMTP metadata. */

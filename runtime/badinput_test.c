@@ -27,6 +27,12 @@ static void s_start(const rt_config_t *cfg, int rcvhwm)
     rt_executor_t *ex = rt_executor_new(s_rt, "ex0");
     rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops, .endpoint = "tcp://127.0.0.1:*"};
     cr_assert_eq(rt_actor_start(ex, &echo), 0);
+    /* Reached through echo's endpoint: it shares echo's executor. */
+    rt_actor_spec_t neighbour = {.name = "neighbour", .ops = &echo_ops};
+    cr_assert_eq(rt_actor_start(ex, &neighbour), 0);
+    /* Not reached so: on another executor. */
+    rt_actor_spec_t apart = {.name = "apart", .ops = &echo_ops};
+    cr_assert_eq(rt_actor_start(rt_executor_new(s_rt, "ex1"), &apart), 0);
     char endpoint[256];
     cr_assert_eq(rt_endpoint_of(s_rt, "echo", endpoint, sizeof endpoint), 0);
     s_peer = zmq_socket(s_zctx, ZMQ_DEALER);
@@ -218,6 +224,23 @@ Test(badinput, misaddressed)
     s_expect_error(15, VMM__ERROR_CODE__NOT_FOUND, "misaddressed");
     cr_expect_eq(s_stats().rx_misaddressed, 1);
     s_expect_alive(16);
+}
+
+/* A peer in another process reaches the actors of the executor whose
+ * endpoint it knows, and no others; the reply comes back the same way. */
+Test(badinput, an_endpoint_is_the_gateway_to_its_executors_actors)
+{
+    uint8_t buf[256];
+    s_send(buf, s_pack(buf, sizeof buf, "neighbour", 21, 0, 2), 0);
+    Vmm__Envelope *env = s_recv();
+    cr_expect_eq(env->body_case, VMM__ENVELOPE__BODY_PONG);
+    cr_expect_eq(env->reply_to, 21);
+    cr_expect_str_eq(env->sender, "neighbour");
+    vmm__envelope__free_unpacked(env, NULL);
+    s_send(buf, s_pack(buf, sizeof buf, "apart", 22, 0, 0), 0);
+    s_expect_error(22, VMM__ERROR_CODE__NOT_FOUND, "misaddressed");
+    cr_expect_eq(s_stats().rx_misaddressed, 1);
+    s_expect_alive(23);
 }
 
 Test(badinput, invalid_ids_and_empty_body)

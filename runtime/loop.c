@@ -221,7 +221,7 @@ static bool s_drain_mailbox(rt_actor_t *actor)
         if (rc < 0)
             return rc != -EINTR;
         if (rc == 1) {
-            rt_actor_dispatch(actor, msg.env, &ctx);
+            rt_actor_dispatch(ctx.to ? ctx.to : actor, msg.env, &ctx);
             rt_msg_release(&msg);
         }
     }
@@ -317,7 +317,7 @@ static void s_park(rt_executor_t *ex)
             atomic_store(&ex->parked, 0);
         }
         if (rc == 1) {
-            rt_actor_dispatch(actor, msg.env, &ctx);
+            rt_actor_dispatch(ctx.to ? ctx.to : actor, msg.env, &ctx);
             rt_msg_release(&msg);
         } else if (rc < 0 && rc != -EINTR && rc != -EAGAIN) {
             break;

@@ -266,7 +266,9 @@ typedef struct {
     void *arg;               /* passed to init */
     /* An extra endpoint to bind the mailbox to, so that other processes or
      * hosts can reach it (ipc://... or tcp://...); NULL for none. Under a
-     * CURVE key pair, tcp:// is a CURVE server (rt_config_t). */
+     * CURVE key pair, tcp:// is a CURVE server (rt_config_t). Peers there
+     * reach the other actors of its executor too, by name: the endpoint is
+     * their gateway (a device host asks the synic at the partition's). */
     const char *endpoint;
     /* A file (made mode 0600 if absent) where the actor records what it
      * took from each sender in another process (see rt_send()), so that

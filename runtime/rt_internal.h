@@ -76,6 +76,12 @@ typedef struct rt_ctx_s {
     bool remote;
     /* From a CURVE peer: its key, the ZAP User-Id ("" otherwise). */
     char peer[RT_Z85_KEY_LEN + 1];
+    /* RT_CTX_MAILBOX: the mailbox it arrived at, which replies leave by,
+     * and the actor it is for when that is another actor of the same
+     * executor (the mailbox is its process's gateway; NULL: the
+     * mailbox's own actor). */
+    void *via;
+    rt_actor_t *to;
     /* The caller waiting for the reply (RT_CTX_NESTED, or a remote call):
      * it takes the reply borrowed through fn, or owned in *owned. */
     rt_actor_t *caller;
@@ -97,6 +103,8 @@ static inline void rt_ctx_init(rt_ctx_t *ctx, rt_ctx_kind_t kind)
     ctx->ident_len = 0;
     ctx->remote = false;
     ctx->peer[0] = '\0';
+    ctx->via = NULL;
+    ctx->to = NULL;
     ctx->caller = NULL;
     ctx->fn = NULL;
     ctx->fn_arg = NULL;
