@@ -996,3 +996,84 @@ Test(vm, a_device_acts_only_within_its_registration)
     rt_client_destroy(&plain);
     vm_harness_stop(&h);
 }
+
+/* Registers an MMIO device at [0xd0000000, +0x1000) asking for doorbells
+ * at the addresses given; returns the reply (released by the caller). */
+static void s_register_with_doorbells(rt_actor_t *from, const uint64_t *at, size_t n,
+                                      bool required, rt_msg_t *reply)
+{
+    Vmm__MemoryRange range = VMM__MEMORY_RANGE__INIT;
+    range.start = 0xd0000000;
+    range.end = 0xd0001000;
+    Vmm__MemoryRange *ranges[] = {&range};
+    Vmm__Devices__DoorbellRequest dbs[4], *db_ptrs[4];
+    cr_assert_leq(n, 4);
+    for (size_t i = 0; i < n; i++) {
+        vmm__devices__doorbell_request__init(&dbs[i]);
+        dbs[i].guest_address = at[i];
+        dbs[i].opt_length_case = VMM__DEVICES__DOORBELL_REQUEST__OPT_LENGTH_LENGTH;
+        dbs[i].length = 4;
+        db_ptrs[i] = &dbs[i];
+    }
+    Vmm__Devices__RegisterDevice reg = VMM__DEVICES__REGISTER_DEVICE__INIT;
+    reg.name = "nic";
+    reg.n_mmio = 1;
+    reg.mmio = ranges;
+    reg.n_doorbells = n;
+    reg.doorbells = db_ptrs;
+    reg.required = required;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
+    req.register_device = &reg;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &req;
+    cr_assert_eq(rt_call(from, VM_HARNESS_PARTITION, &env, reply, 10000), 0);
+}
+
+/* The doorbells a registration asks for are made with it, in the device's
+ * own MMIO ranges only, and go when it unregisters. */
+Test(vm, a_registration_gets_the_doorbells_it_asks_for)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    rt_client_t *nic = rt_client_new(h.rt, "vm0/dev/nic");
+    rt_actor_t *dev = rt_client_actor(nic), *test = rt_client_actor(h.client);
+    rt_msg_t reply;
+
+    const uint64_t outside[] = {0xd0000100, 0xd0002000};
+    s_register_with_doorbells(dev, outside, 2, true, &reply);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR, "all or nothing");
+    cr_expect(strstr(reply.env->error->text, "0xd0002000") != NULL, "%s",
+              reply.env->error->text);
+    rt_msg_release(&reply);
+    cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "doorbells"), 0);
+    cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "devices"), 0);
+
+    s_register_with_doorbells(dev, outside, 2, false, &reply);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY);
+    const Vmm__Devices__DeviceRegistration *reg = reply.env->device_reply->registration;
+    cr_assert_eq(reg->n_doorbells, 2);
+    cr_expect_neq(reg->doorbells[0], 0, "in its range: made");
+    cr_expect_eq(reg->doorbells[1], 0, "outside: not made");
+    uint64_t handle = reg->handle;
+    rt_msg_release(&reply);
+    cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "doorbells"), 1);
+
+    Vmm__Devices__UnregisterDevice un = VMM__DEVICES__UNREGISTER_DEVICE__INIT;
+    un.handle = handle;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_UNREGISTER_DEVICE;
+    req.unregister_device = &un;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &req;
+    cr_assert_eq(rt_call(dev, VM_HARNESS_PARTITION, &env, &reply, 10000), 0);
+    cr_expect_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ACK);
+    rt_msg_release(&reply);
+    cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "doorbells"), 0,
+                 "its doorbells went with it");
+    rt_client_destroy(&nic);
+    vm_harness_stop(&h);
+}

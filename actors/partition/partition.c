@@ -34,6 +34,9 @@
 #define S_LIVENESS_PERIOD_MS 250
 #define S_LIVENESS_TIMEOUT_MS 1000
 
+/* Doorbells one registration may ask for. */
+#define S_MAX_DOORBELL_REQUESTS 64
+
 /* Denials logged one by one before the log goes quiet (they stay
  * counted): a misbehaving device must not flood it. */
 #define S_MAX_DENIALS_LOGGED 16
@@ -51,6 +54,10 @@ typedef struct {
     uint64_t handle, address;
     int efd;
     char *owner;
+    /* As assigned: KVM deassigns only an exact match. */
+    uint32_t length;
+    bool match;
+    uint64_t value;
 } s_doorbell_t;
 
 /* An MSI made from an MSI target (the seed's MsiControl). */
@@ -1297,21 +1304,21 @@ static void s_on_doorbell_fd(rt_actor_t *self, int fd)
     }
 }
 
-static int s_on_register_doorbell(rt_actor_t *self, const Vmm__Envelope *msg,
-                                  const Vmm__Partition__RegisterDoorbell *op)
+/* Makes the doorbell op asks for, signalling owner; *handle is its handle.
+ * Returns 0, or a negative errno with the reason in err. */
+static int s_add_doorbell(rt_actor_t *self, const Vmm__Partition__RegisterDoorbell *op,
+                          const char *owner, uint64_t *handle, char *err, size_t errlen)
 {
     partition_t *p = rt_actor_state(self);
-    if (p->stage != S_BUILT)
-        return s_stage_error(self, msg, S_BUILT);
-    if (!s_vtl0(self, msg, op->minimum_vtl))
-        return 0;
     if (op->opt_length_case && op->length != 1 && op->length != 2 && op->length != 4 &&
-        op->length != 8)
-        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
-                              "length must be 1, 2, 4 or 8");
-    if (op->opt_value_case && !op->opt_length_case)
-        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
-                              "a value to match needs a length");
+        op->length != 8) {
+        snprintf(err, errlen, "length must be 1, 2, 4 or 8");
+        return -EINVAL;
+    }
+    if (op->opt_value_case && !op->opt_length_case) {
+        snprintf(err, errlen, "a value to match needs a length");
+        return -EINVAL;
+    }
     s_doorbell_t *grown = realloc(p->doorbells, (p->n_doorbells + 1) * sizeof *grown);
     if (!grown)
         return -ENOMEM;
@@ -1320,7 +1327,10 @@ static int s_on_register_doorbell(rt_actor_t *self, const Vmm__Envelope *msg,
         .handle = ++p->next_doorbell,
         .address = op->guest_address,
         .efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
-        .owner = strdup(op->owner && *op->owner ? op->owner : msg->sender),
+        .owner = strdup(owner),
+        .length = op->opt_length_case ? op->length : 0,
+        .match = op->opt_value_case,
+        .value = op->value,
     };
     int rc = d.efd < 0 ? -errno : !d.owner ? -ENOMEM : 0;
     if (!rc)
@@ -1334,12 +1344,31 @@ static int s_on_register_doorbell(rt_actor_t *self, const Vmm__Envelope *msg,
         if (d.efd >= 0)
             close(d.efd);
         free(d.owner);
-        return rt_reply_error(self, msg, rt_error_code(rc), "doorbell at 0x%llx: %s",
-                              (unsigned long long)op->guest_address, strerror(-rc));
+        snprintf(err, errlen, "doorbell at 0x%llx: %s", (unsigned long long)op->guest_address,
+                 strerror(-rc));
+        return rc;
     }
     p->doorbells[p->n_doorbells++] = d;
+    *handle = d.handle;
+    return 0;
+}
+
+static int s_on_register_doorbell(rt_actor_t *self, const Vmm__Envelope *msg,
+                                  const Vmm__Partition__RegisterDoorbell *op)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage != S_BUILT)
+        return s_stage_error(self, msg, S_BUILT);
+    if (!s_vtl0(self, msg, op->minimum_vtl))
+        return 0;
+    uint64_t handle;
+    char err[128];
+    int rc = s_add_doorbell(self, op, op->owner && *op->owner ? op->owner : msg->sender,
+                            &handle, err, sizeof err);
+    if (rc)
+        return rt_reply_error(self, msg, rt_error_code(rc), "%s", err);
     Vmm__Partition__DoorbellHandle h = VMM__PARTITION__DOORBELL_HANDLE__INIT;
-    h.handle = d.handle;
+    h.handle = handle;
     Vmm__Partition__Reply r = VMM__PARTITION__REPLY__INIT;
     r.result_case = VMM__PARTITION__REPLY__RESULT_DOORBELL;
     r.doorbell = &h;
@@ -1351,14 +1380,23 @@ static void s_drop_doorbell(rt_actor_t *self, size_t i)
     partition_t *p = rt_actor_state(self);
     s_doorbell_t *d = &p->doorbells[i];
     rt_actor_unwatch_fd(self, d->efd);
-    /* The match fields are not needed to deassign: KVM finds it by fd and
-     * address, with any length. */
-    struct kvm_ioeventfd io = {.addr = d->address, .fd = d->efd,
-                               .flags = KVM_IOEVENTFD_FLAG_DEASSIGN};
+    struct kvm_ioeventfd io = {.addr = d->address, .len = d->length, .fd = d->efd,
+                               .datamatch = d->value,
+                               .flags = KVM_IOEVENTFD_FLAG_DEASSIGN |
+                                        (d->match ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0)};
     ioctl(p->vm_fd, KVM_IOEVENTFD, &io);
     close(d->efd);
     free(d->owner);
     p->doorbells[i] = p->doorbells[--p->n_doorbells];
+}
+
+/* Drops the doorbells that signal owner (its registration went). */
+static void s_drop_doorbells_of(rt_actor_t *self, const char *owner)
+{
+    partition_t *p = rt_actor_state(self);
+    for (size_t i = p->n_doorbells; i-- > 0;)
+        if (!strcmp(p->doorbells[i].owner, owner))
+            s_drop_doorbell(self, i);
 }
 
 static int s_on_unregister_doorbell(rt_actor_t *self, const Vmm__Envelope *msg,
@@ -1589,6 +1627,8 @@ static void s_remote_lost(rt_actor_t *self, size_t i, const char *why)
     p->remotes[i] = p->remotes[--p->n_remotes];
     p->stats.devices_lost++;
     bool kept = registry_lose(p->registry, r.handle) == 1;
+    if (!kept)
+        s_drop_doorbells_of(self, r.actor);
     rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "device %s (%s) is lost: %s; %s", r.name,
            r.actor, why,
            kept ? "the VM cannot do without it: a VP that touches it halts"
@@ -1663,6 +1703,45 @@ static int s_watch_remote(partition_t *p, const char *actor, const char *name, u
     return 0;
 }
 
+/* Makes the doorbells a registration asks for, each in the device's own
+ * MMIO ranges and signalling the device: handles[i] is the i-th one's, or
+ * 0 where it could not be made (then, with required, nothing is granted:
+ * returns the error). */
+static int s_grant_doorbells(rt_actor_t *self, const Vmm__Envelope *msg,
+                             const Vmm__Devices__RegisterDevice *op, uint64_t *handles,
+                             char *err, size_t errlen)
+{
+    partition_t *p = rt_actor_state(self);
+    for (size_t i = 0; i < op->n_doorbells; i++) {
+        const Vmm__Devices__DoorbellRequest *want = op->doorbells[i];
+        Vmm__Partition__RegisterDoorbell db = VMM__PARTITION__REGISTER_DOORBELL__INIT;
+        db.guest_address = want->guest_address;
+        db.opt_value_case = (Vmm__Partition__RegisterDoorbell__OptValueCase)want->opt_value_case;
+        db.value = want->value;
+        db.opt_length_case =
+            (Vmm__Partition__RegisterDoorbell__OptLengthCase)want->opt_length_case;
+        db.length = want->length;
+        int rc = 0;
+        if (p->stage != S_BUILT) {
+            snprintf(err, errlen, "doorbells are made once the VM is built");
+            rc = -EBUSY;
+        } else if (!registry_owns(p->registry, msg->sender, true, want->guest_address,
+                                  want->opt_length_case ? want->length : 1)) {
+            snprintf(err, errlen, "a doorbell at 0x%llx lies outside the device's MMIO ranges",
+                     (unsigned long long)want->guest_address);
+            rc = -EINVAL;
+        } else {
+            rc = s_add_doorbell(self, &db, msg->sender, &handles[i], err, errlen);
+        }
+        if (rc && op->required)
+            return rc;
+        if (rc)
+            rt_log(rt_actor_rt(self), self, RT_LOG_INFO, "%s gets no doorbell %zu: %s",
+                   msg->sender, i, err);
+    }
+    return 0;
+}
+
 static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
                                 const Vmm__Devices__RegisterDevice *op)
 {
@@ -1672,10 +1751,10 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
         if (op->irq_lines[i] >= S_IRQ_LINES)
             return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                                   "irq line %u beyond the IO-APIC's 24 inputs", op->irq_lines[i]);
-    if (op->n_doorbells)
-        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
-                              "doorbells are asked for with RegisterDoorbell, once the "
-                              "device's MMIO ranges are registered");
+    if (op->n_doorbells && p->stage != S_BUILT && op->required)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__BUSY,
+                              "doorbells are made once the VM is built; register after Build, "
+                              "or without required");
     if (*op->endpoint && strncmp(op->endpoint, "ipc://", 6) && strncmp(op->endpoint, "tcp://", 6))
         return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                               "endpoint %s: ipc:// or tcp:// only", op->endpoint);
@@ -1688,12 +1767,17 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
             uint64_t old = registry_handle(p->registry, i);
             registry_remove(p->registry, old, msg->sender);
             s_unwatch_remote(p, old);
+            s_drop_doorbells_of(self, msg->sender);
             p->stats.devices_replaced++;
             rt_log(rt_actor_rt(self), self, RT_LOG_INFO,
                    "device %s (%s) registers again: its host restarted", op->name, msg->sender);
             break;
         }
-    uint64_t handle;
+    uint64_t handle, doorbells[S_MAX_DOORBELL_REQUESTS] = {0};
+    if (op->n_doorbells > S_MAX_DOORBELL_REQUESTS)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                              "%zu doorbells, at most %d", op->n_doorbells,
+                              S_MAX_DOORBELL_REQUESTS);
     int rc = registry_add(p->registry, msg->sender, op, &handle, err, sizeof err);
     if (!rc) {
         /* A device in another process: VPs reach it at its own endpoint. */
@@ -1705,9 +1789,14 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
             snprintf(err, sizeof err, "cannot route to %s at %s: %s", msg->sender,
                      op->endpoint, strerror(-rc));
         else
+            rc = s_grant_doorbells(self, msg, op, doorbells, err, sizeof err);
+        if (!rc)
             rc = s_push_routes(self, true, err, sizeof err);
-        if (rc)
+        if (rc) {
             registry_remove(p->registry, handle, msg->sender);
+            s_unwatch_remote(p, handle);
+            s_drop_doorbells_of(self, msg->sender);
+        }
     }
     if (rc) {
         p->stats.refused++;
@@ -1726,6 +1815,8 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
     reg.n_irq_lines = op->n_irq_lines;
     reg.irq_lines = op->irq_lines;
     reg.msi_count = op->msi_count;
+    reg.n_doorbells = op->n_doorbells;
+    reg.doorbells = doorbells;
     Vmm__Devices__Reply r = VMM__DEVICES__REPLY__INIT;
     r.result_case = VMM__DEVICES__REPLY__RESULT_REGISTRATION;
     r.registration = &reg;
@@ -1740,8 +1831,10 @@ static int s_on_unregister_device(rt_actor_t *self, const Vmm__Envelope *msg,
 {
     partition_t *p = rt_actor_state(self);
     int rc = registry_remove(p->registry, op->handle, msg->sender);
-    if (!rc)
+    if (!rc) {
         s_unwatch_remote(p, op->handle);
+        s_drop_doorbells_of(self, msg->sender);
+    }
     if (rc == -EPERM)
         return rt_reply_error(self, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
                               "registration %llu was made by another actor",
