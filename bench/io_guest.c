@@ -23,10 +23,6 @@
  * (guest/bench_io.c), then n. */
 #define S_OPS(n) ((n) / 10 + 1 + (n))
 
-#define S_PORT_POWER 0x604 /* the PM1a control register the guest powers off by */
-#define S_COM1 0x3f8
-#define S_COM1_LSR 0x3fd
-#define S_LSR_THRE 0x20
 #define S_MEM VM_DEFAULT_MEM
 
 /* The guest image (//guest:bench_io_embedded). */
@@ -65,49 +61,29 @@ static int s_raw_open(raw_kvm_t *k, int *efd, char *err, size_t errlen)
     return rc;
 }
 
-/* One port access, handled inline. Returns 1 once the guest is done, 0 to
- * go on, or -EPROTO. */
-static int s_raw_io(raw_kvm_t *k, uint32_t iterations, io_guest_report_t *r, uint32_t *args,
-                    size_t *n_args, char *err, size_t errlen)
+typedef struct {
+    uint32_t iterations;
+    io_guest_report_t *report;
+} s_raw_t;
+
+/* The bench ports, answered inline. */
+static int s_raw_port(void *arg, raw_kvm_t *k, bool out, uint16_t port, uint32_t size,
+                      uint8_t *data, char *err, size_t errlen)
 {
-    struct kvm_run *run = k->run;
-    uint8_t *data = (uint8_t *)run + run->io.data_offset;
-    uint32_t value = 0;
-    memcpy(&value, data, run->io.size <= 4 ? run->io.size : 4);
-    if (run->io.direction == KVM_EXIT_IO_OUT) {
-        switch (run->io.port) {
-        case S_PORT_WRITE:
-        case S_PORT_POSTED:
-            return 0;
-        case S_COM1:
-            fputc(value & 0xff, stderr); /* a failed guest assertion's text */
-            return 0;
-        case TESTDEV_PORT_ARG:
-            if (*n_args < TESTDEV_MAX_ARGS)
-                args[(*n_args)++] = value;
-            return 0;
-        case S_PORT_POWER:
-            return 1; /* the guest's power off: it is done */
-        case TESTDEV_PORT_CALL: {
-            size_t got = *n_args;
-            *n_args = 0;
-            if (value == TESTDEV_CALL_SYNC && !s_take_sync(r, args, got))
-                return 0;
-            snprintf(err, errlen, "the guest made call %u (%zu args, first %u)", value, got,
-                     args[0]);
-            return -EPROTO;
-        }
-        }
-    } else if (run->io.port == S_PORT_CONFIG && run->io.size == 4) {
-        memcpy(data, &iterations, 4);
+    const s_raw_t *raw = arg;
+    (void)k, (void)err, (void)errlen;
+    if (out && (port == S_PORT_WRITE || port == S_PORT_POSTED))
         return 0;
-    } else if (run->io.port == S_COM1_LSR) {
-        *data = S_LSR_THRE;
+    if (!out && port == S_PORT_CONFIG && size == 4) {
+        memcpy(data, &raw->iterations, 4);
         return 0;
     }
-    snprintf(err, errlen, "unexpected %s port 0x%x",
-             run->io.direction == KVM_EXIT_IO_OUT ? "write to" : "read from", run->io.port);
-    return -EPROTO;
+    return -ENOENT;
+}
+
+static int s_raw_sync(void *arg, const uint32_t *args, size_t n)
+{
+    return s_take_sync(((const s_raw_t *)arg)->report, args, n);
 }
 
 int io_guest_raw(uint32_t iterations, io_guest_report_t *r, uint32_t *tsc_khz, char *err,
@@ -118,24 +94,12 @@ int io_guest_raw(uint32_t iterations, io_guest_report_t *r, uint32_t *tsc_khz, c
     memset(r, 0, sizeof *r);
     int rc = s_raw_open(&k, &efd, err, errlen);
     *tsc_khz = k.tsc_khz;
-    uint32_t args[TESTDEV_MAX_ARGS];
-    size_t n_args = 0;
-    while (!rc) {
-        if (ioctl(k.vcpu, KVM_RUN, 0) < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            rc = -errno;
-            snprintf(err, errlen, "KVM_RUN: %s", strerror(errno));
-        } else if (k.run->exit_reason == KVM_EXIT_IO) {
-            rc = s_raw_io(&k, iterations, r, args, &n_args, err, errlen);
-        } else if (k.run->exit_reason != KVM_EXIT_INTR) {
-            rc = -EPROTO;
-            snprintf(err, errlen, "unexpected exit reason %u", k.run->exit_reason);
-        }
-    }
+    s_raw_t raw = {.iterations = iterations, .report = r};
+    const raw_kvm_guest_t guest = {.port = s_raw_port, .sync = s_raw_sync, .arg = &raw};
+    if (!rc)
+        rc = raw_kvm_run(&k, &guest, err, errlen);
     uint64_t signals = 0;
-    if (rc == 1) {
-        rc = 0;
+    if (!rc) {
         if (read(efd, &signals, sizeof signals) != sizeof signals ||
             signals != S_OPS(iterations)) {
             rc = -EPROTO;

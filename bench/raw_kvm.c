@@ -9,7 +9,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "actors/devices/testdev_abi.h"
 #include "loader/loader.h"
+
+#define S_PORT_POWER 0x604 /* the PM1a control register guests power off by */
+#define S_COM1 0x3f8
+#define S_COM1_LSR 0x3fd
+#define S_LSR_THRE 0x20
 
 void raw_kvm_close(raw_kvm_t *k)
 {
@@ -124,4 +130,66 @@ fail:
     rc = -errno;
     snprintf(err, errlen, "%s: %s", what, strerror(-rc));
     return rc;
+}
+
+/* One port exit. Returns 1 once the guest powered off, 0 to go on, or a
+ * negative errno. */
+static int s_port(raw_kvm_t *k, const raw_kvm_guest_t *g, uint32_t *args, size_t *n_args,
+                  char *err, size_t errlen)
+{
+    struct kvm_run *run = k->run;
+    uint8_t *data = (uint8_t *)run + run->io.data_offset;
+    bool out = run->io.direction == KVM_EXIT_IO_OUT;
+    uint32_t value = 0;
+    memcpy(&value, data, run->io.size <= 4 ? run->io.size : 4);
+    switch (out ? run->io.port : 0) {
+    case S_COM1:
+        fputc(value & 0xff, stderr);
+        return 0;
+    case TESTDEV_PORT_ARG:
+        if (*n_args < TESTDEV_MAX_ARGS)
+            args[(*n_args)++] = value;
+        return 0;
+    case S_PORT_POWER:
+        return 1;
+    case TESTDEV_PORT_CALL: {
+        size_t got = *n_args;
+        *n_args = 0;
+        if (value == TESTDEV_CALL_SYNC && !g->sync(g->arg, args, got))
+            return 0;
+        snprintf(err, errlen, "the guest made call %u (%zu args, first %u)", value, got,
+                 got ? args[0] : 0);
+        return -EPROTO;
+    }
+    }
+    if (!out && run->io.port == S_COM1_LSR) {
+        *data = S_LSR_THRE;
+        return 0;
+    }
+    int rc = g->port(g->arg, k, out, run->io.port, run->io.size, data, err, errlen);
+    if (rc == -ENOENT)
+        snprintf(err, errlen, "unexpected %s port 0x%x", out ? "write to" : "read from",
+                 run->io.port);
+    return rc;
+}
+
+int raw_kvm_run(raw_kvm_t *k, const raw_kvm_guest_t *g, char *err, size_t errlen)
+{
+    uint32_t args[TESTDEV_MAX_ARGS];
+    size_t n_args = 0;
+    int rc = 0;
+    while (!rc) {
+        if (ioctl(k->vcpu, KVM_RUN, 0) < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            rc = -errno;
+            snprintf(err, errlen, "KVM_RUN: %s", strerror(errno));
+        } else if (k->run->exit_reason == KVM_EXIT_IO) {
+            rc = s_port(k, g, args, &n_args, err, errlen);
+        } else if (k->run->exit_reason != KVM_EXIT_INTR) {
+            rc = -EPROTO;
+            snprintf(err, errlen, "unexpected exit reason %u", k->run->exit_reason);
+        }
+    }
+    return rc == 1 ? 0 : rc;
 }

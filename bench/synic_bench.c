@@ -74,10 +74,6 @@
  * n. */
 #define S_OPS(n) ((n) / 10 + 1 + (n))
 
-#define S_PORT_POWER 0x604 /* the PM1a control register the guest powers off by */
-#define S_COM1 0x3f8
-#define S_COM1_LSR 0x3fd
-#define S_LSR_THRE 0x20
 #define S_MSI_ADDRESS 0xfee00000u
 #define S_MEM VM_DEFAULT_MEM
 #define S_ACTOR "vm0/dev/synic-bench"
@@ -144,52 +140,30 @@ static int s_raw_msi(raw_kvm_t *k, uint32_t value, char *err, size_t errlen)
     return -EPROTO;
 }
 
-/* One port access, handled inline. Returns 1 once the guest is done, 0 to
- * go on, or -EPROTO. */
-static int s_raw_io(raw_kvm_t *k, s_report_t *r, uint32_t *args, size_t *n_args, char *err,
-                    size_t errlen)
+/* The bench ports, answered inline. */
+static int s_raw_port(void *arg, raw_kvm_t *k, bool out, uint16_t port, uint32_t size,
+                      uint8_t *data, char *err, size_t errlen)
 {
-    struct kvm_run *run = k->run;
-    uint8_t *data = (uint8_t *)run + run->io.data_offset;
+    (void)arg;
     uint32_t value = 0;
-    memcpy(&value, data, run->io.size <= 4 ? run->io.size : 4);
-    if (run->io.direction == KVM_EXIT_IO_OUT) {
-        switch (run->io.port) {
-        case TESTDEV_PORT_MSI:
-            return s_raw_msi(k, value, err, errlen);
-        case S_COM1:
-            fputc(value & 0xff, stderr); /* a failed guest assertion's text */
-            return 0;
-        case TESTDEV_PORT_ARG:
-            if (*n_args < TESTDEV_MAX_ARGS)
-                args[(*n_args)++] = value;
-            return 0;
-        case S_PORT_POWER:
-            return 1; /* the guest's power off: it is done */
-        case TESTDEV_PORT_CALL: {
-            size_t got = *n_args;
-            *n_args = 0;
-            if (value == TESTDEV_CALL_SYNC && !s_take_sync(r, args, got))
-                return 0;
-            snprintf(err, errlen, "the guest made call %u (%zu args, first %u)", value, got,
-                     args[0]);
-            return -EPROTO;
-        }
-        }
-    } else if (run->io.port == S_PORT_CONFIG && run->io.size == 4) {
+    memcpy(&value, data, size <= 4 ? size : 4);
+    if (out && port == TESTDEV_PORT_MSI)
+        return s_raw_msi(k, value, err, errlen);
+    if (!out && port == S_PORT_CONFIG && size == 4) {
         memcpy(data, &s_iterations, 4);
         return 0;
-    } else if (run->io.port == S_PORT_PARTS && run->io.size == 4) {
+    }
+    if (!out && port == S_PORT_PARTS && size == 4) {
         const uint32_t parts = S_BIT(S_PART_MSI);
         memcpy(data, &parts, 4);
         return 0;
-    } else if (run->io.port == S_COM1_LSR) {
-        *data = S_LSR_THRE;
-        return 0;
     }
-    snprintf(err, errlen, "unexpected %s port 0x%x",
-             run->io.direction == KVM_EXIT_IO_OUT ? "write to" : "read from", run->io.port);
-    return -EPROTO;
+    return -ENOENT;
+}
+
+static int s_raw_sync(void *arg, const uint32_t *args, size_t n)
+{
+    return s_take_sync(arg, args, n);
 }
 
 /* Runs the guest on the bare vCPU: its MSI rounds. */
@@ -200,23 +174,11 @@ static int s_raw(s_report_t *r, char *err, size_t errlen)
     int rc = raw_kvm_open(&k, guest_bench_synic_elf, guest_bench_synic_elf_len, S_MEM, err,
                           errlen);
     s_tsc_khz = k.tsc_khz;
-    uint32_t args[TESTDEV_MAX_ARGS];
-    size_t n_args = 0;
-    while (!rc) {
-        if (ioctl(k.vcpu, KVM_RUN, 0) < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            rc = -errno;
-            snprintf(err, errlen, "KVM_RUN: %s", strerror(errno));
-        } else if (k.run->exit_reason == KVM_EXIT_IO) {
-            rc = s_raw_io(&k, r, args, &n_args, err, errlen);
-        } else if (k.run->exit_reason != KVM_EXIT_INTR) {
-            rc = -EPROTO;
-            snprintf(err, errlen, "unexpected exit reason %u", k.run->exit_reason);
-        }
-    }
+    const raw_kvm_guest_t guest = {.port = s_raw_port, .sync = s_raw_sync, .arg = r};
+    if (!rc)
+        rc = raw_kvm_run(&k, &guest, err, errlen);
     raw_kvm_close(&k);
-    return rc == 1 ? 0 : rc;
+    return rc;
 }
 
 /* ---- The bench actor ------------------------------------------------------- */
