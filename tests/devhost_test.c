@@ -360,16 +360,7 @@ Test(devhost, a_host_killed_mid_stream_loses_nothing_and_repeats_nothing)
     s_wait_taken(1, 20000);
 
     /* Stop the guest; what the VP sent settles at the second host. */
-    Vmm__Vp__Stop stop = VMM__VP__STOP__INIT;
-    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
-    req.op_case = VMM__VP__REQUEST__OP_STOP;
-    req.stop = &stop;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
-    env.vp_request = &req;
-    rt_msg_t reply;
-    cr_assert_eq(rt_call(vm_client(vm), "vm0/vp/0", &env, &reply, 10000), 0);
-    rt_msg_release(&reply);
+    vm_harness_stop_vp(vm_client(vm), 0);
     long total = s_settled_total();
     long long sent = echo_inspect_number(vm_client(vm), "vm0/vp/0", "posted_writes");
     long taken1 = atomic_load(&s_tally->taken[0]), taken2 = atomic_load(&s_tally->taken[1]);

@@ -73,23 +73,6 @@ static void s_expect_halt(vm_t *vm, int reason)
     cr_expect_eq(ev.reason, reason, "%s", ev.text);
 }
 
-static void s_stop(vm_t *vm, uint32_t vp)
-{
-    char name[32];
-    snprintf(name, sizeof name, "vm0/vp/%u", vp);
-    Vmm__Vp__Stop stop = VMM__VP__STOP__INIT;
-    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
-    req.op_case = VMM__VP__REQUEST__OP_STOP;
-    req.stop = &stop;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
-    env.vp_request = &req;
-    rt_msg_t reply;
-    cr_assert_eq(rt_call(vm_client(vm), name, &env, &reply, S_TIMEOUT_MS), 0);
-    cr_expect_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ACK);
-    rt_msg_release(&reply);
-}
-
 static double s_now_us(void)
 {
     struct timespec ts;
@@ -144,7 +127,8 @@ Test(guest, every_vp_starts_where_the_loader_put_it)
     }
     cr_expect(seen[0] && seen[1] && seen[2]);
     for (uint32_t vp = 0; vp < n; vp++) {
-        s_stop(vm, vp); /* each is halted in the guest: the stop kicks it out */
+        /* each is halted in the guest: the stop kicks it out */
+        vm_harness_stop_vp(vm_client(vm), vp);
         s_expect_halt(vm, VMM__VP__HALTED__REASON_STOP);
     }
     vm_destroy(&vm);
@@ -229,7 +213,7 @@ Test(guest, stop_takes_a_vp_spinning_at_cpl3_out_promptly)
     struct timespec pause = {0, 50 * 1000000};
     nanosleep(&pause, NULL); /* well inside the loop at CPL 3 */
     double t0 = s_now_us();
-    s_stop(vm, 0);
+    vm_harness_stop_vp(vm_client(vm), 0);
     s_expect_halt(vm, VMM__VP__HALTED__REASON_STOP);
     double us = s_now_us() - t0;
 

@@ -138,6 +138,23 @@ int vm_harness_register(rt_actor_t *from, const char *name, bool mmio, uint64_t 
     return rt_call(from, VM_HARNESS_PARTITION, &env, reply, S_TIMEOUT_MS);
 }
 
+void vm_harness_stop_vp(rt_actor_t *from, uint32_t vp)
+{
+    char name[32];
+    snprintf(name, sizeof name, "vm0/vp/%u", vp);
+    Vmm__Vp__Stop stop = VMM__VP__STOP__INIT;
+    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+    req.op_case = VMM__VP__REQUEST__OP_STOP;
+    req.stop = &stop;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
+    env.vp_request = &req;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(from, name, &env, &reply, S_TIMEOUT_MS), 0);
+    cr_expect_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ACK);
+    rt_msg_release(&reply);
+}
+
 void vm_harness_write(vm_harness_t *h, uint64_t gpa, const void *data, size_t len)
 {
     Vmm__Devices__WriteGuestMemory w = VMM__DEVICES__WRITE_GUEST_MEMORY__INIT;

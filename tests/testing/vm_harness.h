@@ -58,6 +58,9 @@ int vm_harness_partition(vm_harness_t *h, Vmm__Partition__Request *req, rt_msg_t
 int vm_harness_register(rt_actor_t *from, const char *name, bool mmio, uint64_t start,
                         uint64_t len, bool posted, rt_msg_t *reply);
 
+/* Stops VP vp ("vm0/vp/<vp>") from the actor `from`; asserts the Ack. */
+void vm_harness_stop_vp(rt_actor_t *from, uint32_t vp);
+
 /* Writes bytes into guest RAM through the partition; asserts success. */
 void vm_harness_write(vm_harness_t *h, uint64_t gpa, const void *data, size_t len);
 
