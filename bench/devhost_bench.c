@@ -166,9 +166,6 @@ static int s_host_devices(rt_t **rtp, const s_cmd_t *cmd)
     int rc = l->tcp ? rt_peer_allow(rt, s_vm_pub, "") : 0;
     if (!rc)
         rc = rt_directory_set_key(rt, VM_PARTITION, cmd->endpoint, l->tcp ? s_vm_pub : NULL);
-    rt_executor_t *ex = rc ? NULL : rt_executor_new(rt, "devhost");
-    if (!rc && !ex)
-        rc = -ENOMEM;
     io_guest_dev_config_t cfgs[] = {
         {.iterations = cmd->iterations, .tally = s_tally},
         {.posted = true, .iterations = cmd->iterations, .tally = s_tally},
@@ -176,6 +173,11 @@ static int s_host_devices(rt_t **rtp, const s_cmd_t *cmd)
     const char *names[] = {IO_GUEST_DEV, IO_GUEST_DEV_POSTED};
     const char *files[] = {"bench", "bench-posted"};
     for (size_t i = 0; !rc && i < sizeof cfgs / sizeof *cfgs; i++) {
+        /* Each device on an executor of its own, as vmm devhost runs them:
+         * one alone there waits for its next request in the receive. */
+        rt_executor_t *ex = rt_executor_new(rt, files[i]);
+        if (!ex)
+            return -ENOMEM;
         char endpoint[S_ENDPOINT_MAX];
         s_endpoint(l, files[i], endpoint, sizeof endpoint);
         /* Registers with the partition in init, giving the endpoint the

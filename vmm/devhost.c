@@ -222,10 +222,11 @@ int devhost_main(int argc, char **argv)
     rt_t *rt = s_runtime(&a);
     if (!rt)
         return S_EXIT_FAILED;
-    rt_executor_t *ex = rt_executor_new(rt, "devhost");
-    status = ex ? 0 : S_EXIT_FAILED;
-    for (size_t i = 0; !status && i < a.n_devices; i++)
-        status = s_start(ex, &a, &a.devices[i]) ? S_EXIT_FAILED : 0;
+    /* Each device on a thread of its own: a slow one holds up no other. */
+    for (size_t i = 0; !status && i < a.n_devices; i++) {
+        rt_executor_t *ex = rt_executor_new(rt, device_arg_name(a.devices[i].kind));
+        status = !ex || s_start(ex, &a, &a.devices[i]) ? S_EXIT_FAILED : 0;
+    }
     if (!status) {
         int sig;
         sigwait(&stop, &sig);
