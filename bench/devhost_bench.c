@@ -34,6 +34,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -120,6 +121,7 @@ typedef enum {
     S_CMD_DEVICES, /* serve the bench devices, registered with endpoint */
     S_CMD_STOP,    /* stop serving them */
     S_CMD_ECHO,    /* echo n raw messages */
+    S_CMD_SINK,    /* take n raw messages, answering none */
 } s_op_t;
 
 typedef struct {
@@ -189,7 +191,8 @@ static int s_host_devices(rt_t **rtp, const s_cmd_t *cmd)
     return rc;
 }
 
-/* Binds a ROUTER, acknowledges with its endpoint, then echoes n messages. */
+/* Binds a ROUTER, acknowledges with its endpoint, then echoes n messages
+ * (or takes them, for S_CMD_SINK). */
 static void s_host_echo(const s_cmd_t *cmd, int ack_fd)
 {
     s_ack_t ack = {0};
@@ -206,8 +209,9 @@ static void s_host_echo(const s_cmd_t *cmd, int ack_fd)
     for (long i = 0; !ack.rc && i < cmd->n; i++) {
         int idlen = zmq_recv(router, id, sizeof id, 0);
         int n = idlen < 0 ? -1 : zmq_recv(router, buf, sizeof buf, 0);
-        if (n < 0 || zmq_send(router, id, (size_t)idlen, ZMQ_SNDMORE) < 0 ||
-            zmq_send(router, buf, (size_t)n, 0) < 0)
+        if (n < 0 || (cmd->op == S_CMD_ECHO && (zmq_send(router, id, (size_t)idlen,
+                                                         ZMQ_SNDMORE) < 0 ||
+                                                zmq_send(router, buf, (size_t)n, 0) < 0)))
             break; /* the benchmark sees the missing reply */
     }
     zmq_close(router);
@@ -228,6 +232,7 @@ static void __attribute__((noreturn)) s_host_main(int cmd_fd, int ack_fd)
             rt_destroy(&rt);
             break;
         case S_CMD_ECHO:
+        case S_CMD_SINK:
             s_host_echo(&cmd, ack_fd);
             continue; /* it acknowledged before echoing */
         }
@@ -317,34 +322,136 @@ static size_t s_request_size(void)
     return vmm__envelope__get_packed_size(&env);
 }
 
+/* A raw DEALER connected to a raw echo (or sink) in the device host over
+ * the link, which takes n messages. */
+static void *s_raw_dealer(void *ctx, int link, s_op_t op, long n)
+{
+    s_cmd_t cmd = {.op = op, .link = link, .n = n};
+    s_ack_t ack;
+    s_host_do(&cmd, &ack);
+    if (ack.rc)
+        bench_die("the raw echo over %s: %s", s_links[link].name, zmq_strerror(-ack.rc));
+    void *dealer = s_raw_socket(ctx, &s_links[link], ZMQ_DEALER);
+    if (zmq_connect(dealer, ack.endpoint))
+        bench_die("%s: %s", ack.endpoint, zmq_strerror(zmq_errno()));
+    return dealer;
+}
+
+typedef struct {
+    void *dealer;
+    size_t size;
+} s_trip_t;
+
+/* One raw round trip of t->size bytes. */
+static int s_trip(void *arg)
+{
+    const s_trip_t *t = arg;
+    char buf[1024];
+    memset(buf, 1, t->size);
+    if (zmq_send(t->dealer, buf, t->size, 0) < 0 || zmq_recv(t->dealer, buf, sizeof buf, 0) < 0)
+        return -zmq_errno();
+    return 0;
+}
+
+/* Inside a raw exit: a round trip for an acknowledged write. */
+static int s_trip_acknowledged(void *arg, bool posted)
+{
+    return posted ? 0 : s_trip(arg);
+}
+
+/* Inside a raw exit: a one-way send for a posted write. */
+static int s_send_posted(void *arg, bool posted)
+{
+    const s_trip_t *t = arg;
+    char buf[1024];
+    memset(buf, 1, t->size);
+    return posted && zmq_send(t->dealer, buf, t->size, 0) < 0 ? -zmq_errno() : 0;
+}
+
 /* ns per raw ZeroMQ round trip of size bytes between a DEALER here and the
  * device host's ROUTER echo over the link; the first exchange, which pays
  * for the connection, is left out. */
 static double s_raw_zmq(int link, size_t size)
 {
-    s_cmd_t cmd = {.op = S_CMD_ECHO, .link = link, .n = (long)s_iterations + 1};
-    s_ack_t ack;
-    s_host_do(&cmd, &ack);
-    if (ack.rc)
-        bench_die("the raw echo over %s: %s", s_links[link].name, zmq_strerror(-ack.rc));
     void *ctx = zmq_ctx_new();
-    void *dealer = s_raw_socket(ctx, &s_links[link], ZMQ_DEALER);
-    if (zmq_connect(dealer, ack.endpoint))
-        bench_die("%s: %s", ack.endpoint, zmq_strerror(zmq_errno()));
-    char buf[1024];
-    memset(buf, 1, sizeof buf);
+    s_trip_t t = {.dealer = s_raw_dealer(ctx, link, S_CMD_ECHO, (long)s_iterations + 1),
+                  .size = size};
     double t0 = 0;
-    for (long i = 0; i < cmd.n; i++) {
+    for (uint32_t i = 0; i <= s_iterations; i++) {
         if (i == 1)
             t0 = s_now_ns();
-        if (zmq_send(dealer, buf, size, 0) < 0 || zmq_recv(dealer, buf, sizeof buf, 0) < 0)
+        if (s_trip(&t))
             bench_die("the raw round trip over %s: %s", s_links[link].name,
                       zmq_strerror(zmq_errno()));
     }
     double ns = (s_now_ns() - t0) / s_iterations;
-    zmq_close(dealer);
+    zmq_close(t.dealer);
     zmq_ctx_term(ctx);
     return ns;
+}
+
+/* ns per acknowledged port write on the bare vCPU that makes a raw round
+ * trip inside each exit: the floor of a device in another process. */
+static double s_raw_composed(int link, size_t size)
+{
+    void *ctx = zmq_ctx_new();
+    s_trip_t t = {.dealer = s_raw_dealer(ctx, link, S_CMD_ECHO, IO_GUEST_OPS((long)s_iterations)),
+                  .size = size};
+    io_guest_report_t r;
+    char err[256];
+    if (io_guest_raw(s_iterations, s_trip_acknowledged, &t, &r, &s_tsc_khz, err, sizeof err))
+        bench_die("the raw exit with a round trip over %s: %s", s_links[link].name, err);
+    zmq_close(t.dealer);
+    zmq_ctx_term(ctx);
+    return io_guest_ns_per_op(r.cycles[IO_GUEST_MODE_WRITE - 1], s_iterations, s_tsc_khz);
+}
+
+typedef struct {
+    void *router;
+    long n;
+} s_sink_t;
+
+static void *s_sink_main(void *arg)
+{
+    const s_sink_t *k = arg;
+    char buf[1024];
+    for (long i = 0; i < 2 * k->n; i++) /* routing id, message */
+        if (zmq_recv(k->router, buf, sizeof buf, 0) < 0)
+            break;
+    return NULL;
+}
+
+/* ns per posted write on the bare vCPU that sends each one-way inside the
+ * exit, to a raw sink: in the device host over the link, or (link < 0)
+ * on a thread of this process over inproc://, the floor of a device on
+ * another executor. */
+static double s_raw_one_way(int link, size_t size)
+{
+    void *ctx = zmq_ctx_new();
+    long n = IO_GUEST_OPS((long)s_iterations);
+    s_trip_t t = {.size = size};
+    s_sink_t sink = {.n = n};
+    pthread_t thread;
+    if (link >= 0) {
+        t.dealer = s_raw_dealer(ctx, link, S_CMD_SINK, n);
+    } else {
+        sink.router = s_raw_socket(ctx, &s_links[S_IPC], ZMQ_ROUTER);
+        t.dealer = s_raw_socket(ctx, &s_links[S_IPC], ZMQ_DEALER);
+        if (zmq_bind(sink.router, "inproc://sink") || zmq_connect(t.dealer, "inproc://sink") ||
+            pthread_create(&thread, NULL, s_sink_main, &sink))
+            bench_die("the inproc sink: %s", zmq_strerror(zmq_errno()));
+    }
+    io_guest_report_t r;
+    char err[256];
+    if (io_guest_raw(s_iterations, s_send_posted, &t, &r, &s_tsc_khz, err, sizeof err))
+        bench_die("the raw exit sending one-way: %s", err);
+    if (link < 0) {
+        pthread_join(thread, NULL);
+        zmq_close(sink.router);
+    }
+    zmq_close(t.dealer);
+    zmq_ctx_term(ctx);
+    return io_guest_ns_per_op(r.cycles[IO_GUEST_MODE_POSTED - 1], s_iterations, s_tsc_khz);
 }
 
 /* Runs the guest in a VM whose bench devices the device host serves over
@@ -393,6 +500,8 @@ typedef struct {
     double apart[IO_GUEST_MODES];            /* devices in process, their own executor */
     double remote[S_LINKS][IO_GUEST_MODES];  /* devices in the device host */
     double zmq[S_LINKS];                     /* raw ZeroMQ round trip */
+    double composed[S_LINKS];                /* a raw exit making one inline */
+    double one_way[S_LINKS], one_way_inproc; /* a raw exit sending one-way inline */
     double taken[S_LINKS], signals[S_LINKS]; /* io_guest_report_t's, remote */
 } s_figures_t;
 
@@ -425,7 +534,7 @@ static void s_measure(size_t size, s_figures_t *f)
     for (int i = 0; i < s_repeat; i++) {
         s_figures_t *s = &samples[i];
         io_guest_report_t r;
-        if (io_guest_raw(s_iterations, &r, &s_tsc_khz, err, sizeof err))
+        if (io_guest_raw(s_iterations, NULL, NULL, &r, &s_tsc_khz, err, sizeof err))
             bench_die("the raw harness: %s", err);
         s_take_modes(s->raw, &r);
         if (io_guest_in_process(VM_DEVICES_WITH_VP0, s_iterations, &r, err, sizeof err))
@@ -434,8 +543,11 @@ static void s_measure(size_t size, s_figures_t *f)
         if (io_guest_in_process(VM_DEVICES_APART, s_iterations, &r, err, sizeof err))
             bench_die("the VMM, devices on their own executor: %s", err);
         s_take_modes(s->apart, &r);
+        s->one_way_inproc = s_raw_one_way(-1, size);
         for (int l = 0; l < S_LINKS; l++) {
             s->zmq[l] = s_raw_zmq(l, size);
+            s->composed[l] = s_raw_composed(l, size);
+            s->one_way[l] = s_raw_one_way(l, size);
             if (s_remote(l, &r, err, sizeof err))
                 bench_die("the VMM, devices in the device host over %s: %s", s_links[l].name,
                           err);
@@ -484,6 +596,18 @@ static void s_run(const char *title, size_t size)
         snprintf(what, sizeof what, "raw zmq round trip over %s, two processes",
                  s_links[l].name);
         bench_row(what, f.zmq[l], out, 1e9, "(no target)");
+    }
+    for (int l = 0; l < S_LINKS; l++) {
+        snprintf(what, sizeof what, "raw exit with a raw round trip over %s", s_links[l].name);
+        bench_row(what, f.composed[l], out + f.zmq[l], 1e9,
+                  "(no target; against exit + zmq, the floor)");
+    }
+    bench_row("raw exit sending one-way over inproc", f.one_way_inproc, out, 1e9,
+              "(no target; the floor in process)");
+    for (int l = 0; l < S_LINKS; l++) {
+        snprintf(what, sizeof what, "raw exit sending one-way over %s", s_links[l].name);
+        bench_row(what, f.one_way[l], f.one_way_inproc, 1e9,
+                  "(no target; against the same over inproc)");
     }
     bench_row("port write, device on the VP's executor", f.with_vp[w], out, 1e9, "(no target)");
     bench_row("port write, device on another executor", f.apart[w], out, 1e9, "(no target)");

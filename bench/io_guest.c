@@ -19,9 +19,6 @@
 #define S_PORT_POSTED 0x5f8 /* outl: a write sent one-way */
 #define S_DOORBELL 0xd0000000ull
 #define S_ALL_MODES ((1u << IO_GUEST_MODES) - 1)
-/* Operations of each mode the guest does in all: its warm-up of n / 10 + 1
- * (guest/bench_io.c), then n. */
-#define S_OPS(n) ((n) / 10 + 1 + (n))
 
 #define S_MEM VM_DEFAULT_MEM
 
@@ -64,6 +61,8 @@ static int s_raw_open(raw_kvm_t *k, int *efd, char *err, size_t errlen)
 typedef struct {
     uint32_t iterations;
     io_guest_report_t *report;
+    int (*on_write)(void *arg, bool posted);
+    void *arg;
 } s_raw_t;
 
 /* The bench ports, answered inline. */
@@ -71,9 +70,13 @@ static int s_raw_port(void *arg, raw_kvm_t *k, bool out, uint16_t port, uint32_t
                       uint8_t *data, char *err, size_t errlen)
 {
     const s_raw_t *raw = arg;
-    (void)k, (void)err, (void)errlen;
-    if (out && (port == S_PORT_WRITE || port == S_PORT_POSTED))
-        return 0;
+    (void)k;
+    if (out && (port == S_PORT_WRITE || port == S_PORT_POSTED)) {
+        int rc = raw->on_write ? raw->on_write(raw->arg, port == S_PORT_POSTED) : 0;
+        if (rc)
+            snprintf(err, errlen, "a write's own work: %s", strerror(-rc));
+        return rc;
+    }
     if (!out && port == S_PORT_CONFIG && size == 4) {
         memcpy(data, &raw->iterations, 4);
         return 0;
@@ -86,25 +89,25 @@ static int s_raw_sync(void *arg, const uint32_t *args, size_t n)
     return s_take_sync(((const s_raw_t *)arg)->report, args, n);
 }
 
-int io_guest_raw(uint32_t iterations, io_guest_report_t *r, uint32_t *tsc_khz, char *err,
-                 size_t errlen)
+int io_guest_raw(uint32_t iterations, int (*on_write)(void *arg, bool posted), void *arg,
+                 io_guest_report_t *r, uint32_t *tsc_khz, char *err, size_t errlen)
 {
     raw_kvm_t k;
     int efd = -1;
     memset(r, 0, sizeof *r);
     int rc = s_raw_open(&k, &efd, err, errlen);
     *tsc_khz = k.tsc_khz;
-    s_raw_t raw = {.iterations = iterations, .report = r};
+    s_raw_t raw = {.iterations = iterations, .report = r, .on_write = on_write, .arg = arg};
     const raw_kvm_guest_t guest = {.port = s_raw_port, .sync = s_raw_sync, .arg = &raw};
     if (!rc)
         rc = raw_kvm_run(&k, &guest, err, errlen);
     uint64_t signals = 0;
     if (!rc) {
         if (read(efd, &signals, sizeof signals) != sizeof signals ||
-            signals != S_OPS(iterations)) {
+            signals != IO_GUEST_OPS(iterations)) {
             rc = -EPROTO;
             snprintf(err, errlen, "the raw doorbell counted %llu writes of %u",
-                     (unsigned long long)signals, S_OPS(iterations));
+                     (unsigned long long)signals, IO_GUEST_OPS(iterations));
         }
     }
     if (!rc && r->seen != S_ALL_MODES) {
@@ -249,7 +252,7 @@ static int s_register_doorbell(vm_t *vm, char *err, size_t errlen)
 static int s_events(vm_t *vm, uint32_t iterations, io_guest_report_t *r,
                     io_guest_tally_t *tally, char *err, size_t errlen)
 {
-    int timeout_ms = 60000 + 2 * (int)S_OPS(iterations); /* 2 ms an operation */
+    int timeout_ms = 60000 + 2 * (int)IO_GUEST_OPS(iterations); /* 2 ms an operation */
     bool off = false;
     for (;;) {
         vm_event_t ev;
@@ -277,7 +280,7 @@ static int s_events(vm_t *vm, uint32_t iterations, io_guest_report_t *r,
             snprintf(err, errlen, "the guest made call %u (%zu args)", ev.call, ev.n_args);
             return -EPROTO;
         } else if (ev.args[0] == IO_GUEST_MODE_POSTED) {
-            r->posted_taken = (double)atomic_load(&tally->posted) / S_OPS(iterations);
+            r->posted_taken = (double)atomic_load(&tally->posted) / IO_GUEST_OPS(iterations);
         }
     }
 }
@@ -285,7 +288,7 @@ static int s_events(vm_t *vm, uint32_t iterations, io_guest_report_t *r,
 /* Waits up to 5 s for the devices to have taken every write. */
 static int s_check_tally(uint32_t iterations, io_guest_tally_t *t, char *err, size_t errlen)
 {
-    uint64_t want = S_OPS(iterations);
+    uint64_t want = IO_GUEST_OPS(iterations);
     for (int i = 0; i < 5000 && atomic_load(&t->posted) < want; i++)
         usleep(1000);
     if (atomic_load(&t->writes) == want && atomic_load(&t->posted) == want &&
@@ -310,7 +313,7 @@ int io_guest_vm_run(vm_t *vm, uint32_t iterations, io_guest_tally_t *tally,
         rc = s_events(vm, iterations, r, tally, err, errlen);
     if (!rc)
         rc = s_check_tally(iterations, tally, err, errlen);
-    r->doorbell_signals = (double)atomic_load(&tally->doorbells) / S_OPS(iterations);
+    r->doorbell_signals = (double)atomic_load(&tally->doorbells) / IO_GUEST_OPS(iterations);
     return rc;
 }
 

@@ -43,15 +43,21 @@ typedef struct {
     double posted_taken, doorbell_signals;
 } io_guest_report_t;
 
+/* Operations of each mode the guest does in all: its warm-up of n / 10 + 1
+ * (guest/bench_io.c), then n. */
+#define IO_GUEST_OPS(n) ((n) / 10 + 1 + (n))
+
 /* ns per operation of a timed loop of iterations operations. */
 double io_guest_ns_per_op(uint64_t cycles, uint32_t iterations, uint32_t tsc_khz);
 
 /* Runs the guest on a bare vCPU that answers port writes inline, and checks
- * that every doorbell write reached the ioeventfd without an exit. *tsc_khz
- * gets the guest TSC's rate. Returns 0, or a negative errno with a reason
- * in err. */
-int io_guest_raw(uint32_t iterations, io_guest_report_t *r, uint32_t *tsc_khz, char *err,
-                 size_t errlen);
+ * that every doorbell write reached the ioeventfd without an exit. Each
+ * acknowledged or posted write also calls on_write(arg, posted) when it is
+ * not NULL (a raw round trip or send made inside the exit, say); its error
+ * ends the run. *tsc_khz gets the guest TSC's rate. Returns 0, or a
+ * negative errno with a reason in err. */
+int io_guest_raw(uint32_t iterations, int (*on_write)(void *arg, bool posted), void *arg,
+                 io_guest_report_t *r, uint32_t *tsc_khz, char *err, size_t errlen);
 
 /* What the bench devices took. Atomic and free of pointers, so that it may
  * live in memory shared with a device host. */

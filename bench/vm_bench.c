@@ -63,7 +63,7 @@ static void s_measure(s_figures_t *f)
     char err[256] = "";
     for (int i = 0; i < s_repeat; i++) {
         io_guest_report_t r_raw, r_vp, r_apart;
-        if (io_guest_raw(s_iterations, &r_raw, &s_tsc_khz, err, sizeof err))
+        if (io_guest_raw(s_iterations, NULL, NULL, &r_raw, &s_tsc_khz, err, sizeof err))
             bench_die("the raw harness: %s", err);
         if (io_guest_in_process(VM_DEVICES_WITH_VP0, s_iterations, &r_vp, err, sizeof err))
             bench_die("the VMM, devices on VP 0's executor: %s", err);
