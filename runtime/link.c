@@ -336,6 +336,38 @@ int rt_link_take(rt_actor_t *actor, const rt_ctx_t *ctx, const uint8_t *bytes, s
     return take ? 1 : 0;
 }
 
+/* Takes the acknowledgements waiting on the link's route. A VP in KVM_RUN
+ * is not woken for them: its own sends consume the socket's signal, so
+ * they wait until it looks, here, when it is about to run the guest again
+ * and has many frames unacknowledged. Anything else found there is queued
+ * for the executor, as a waiting caller does (actor.c). */
+static void s_take_acks(rt_executor_t *ex, rt_link_t *link)
+{
+    rt_route_t *route = rt_map_get(ex->routes, link->to);
+    if (!route || !route->dealer)
+        return;
+    for (;;) {
+        zmq_msg_t frame;
+        zmq_msg_init(&frame);
+        if (zmq_msg_recv(&frame, route->dealer, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&frame);
+            return;
+        }
+        const uint8_t *bytes = zmq_msg_data(&frame);
+        size_t len = zmq_msg_size(&frame);
+        if (!rt_link_take_ack(ex, bytes, len)) {
+            rt_qitem_t *item = malloc(sizeof *item + len);
+            if (item) {
+                item->to = NULL;
+                item->len = len;
+                memcpy(item->bytes, bytes, len);
+                rt_executor_enqueue(ex, item);
+            }
+        }
+        zmq_msg_close(&frame);
+    }
+}
+
 /* ---- Both: what is due when a turn ends ---------------------------------------- */
 
 int64_t rt_link_next_us(rt_executor_t *ex)
@@ -372,6 +404,9 @@ void rt_link_tick(rt_executor_t *ex)
         rt_route_t *route;
         if (link->n_unacked && !now)
             now = rt_now_us();
+        if (link->n_unacked >= S_ACK_FRAMES ||
+            (link->n_unacked && now - link->progress_us > 2 * S_ACK_DELAY_US))
+            s_take_acks(ex, link);
         if (!link->n_unacked || now - link->progress_us < link->resend_us ||
             rt_executor_route(ex, link->to, &route) || !route->dealer)
             continue;
