@@ -63,8 +63,8 @@ Test(devices_defaults, ops_start_zero_and_unset)
  * test below, then update the count. */
 Test(devices_defaults, every_member_has_a_test)
 {
-    cr_expect_eq(vmm__devices__request__descriptor.n_fields, 12);
-    cr_expect_eq(vmm__devices__reply__descriptor.n_fields, 7);
+    cr_expect_eq(vmm__devices__request__descriptor.n_fields, 13);
+    cr_expect_eq(vmm__devices__reply__descriptor.n_fields, 8);
     cr_expect_eq(vmm__devices__event__descriptor.n_fields, 3);
 }
 
@@ -255,6 +255,21 @@ Test(devices_request, write_guest_memory)
     S_FREE_REQ(out);
 }
 
+Test(devices_request, update_guest_memory)
+{
+    Vmm__Devices__UpdateGuestMemory op = VMM__DEVICES__UPDATE_GUEST_MEMORY__INIT;
+    op.gpa = 0x7ff8;
+    op.size = 8;
+    op.and_mask = ~0x10ull;
+    op.or_mask = 0x8000000000000001ull;
+    Vmm__Devices__Request *out = S_REQ(update_guest_memory, UPDATE_GUEST_MEMORY, &op);
+    cr_expect_eq(out->update_guest_memory->gpa, 0x7ff8);
+    cr_expect_eq(out->update_guest_memory->size, 8);
+    cr_expect_eq(out->update_guest_memory->and_mask, ~0x10ull);
+    cr_expect_eq(out->update_guest_memory->or_mask, 0x8000000000000001ull);
+    S_FREE_REQ(out);
+}
+
 Test(devices_request, map_guest_memory)
 {
     Vmm__Devices__MapGuestMemory op = VMM__DEVICES__MAP_GUEST_MEMORY__INIT;
@@ -372,6 +387,17 @@ Test(devices_reply, read_guest_memory)
     Vmm__Devices__Reply *out = S_REPLY(read_guest_memory, READ_GUEST_MEMORY, &res);
     cr_assert_eq(out->read_guest_memory->data.len, sizeof(data));
     cr_expect_arr_eq(out->read_guest_memory->data.data, data, sizeof(data));
+    S_FREE_REPLY(out);
+}
+
+Test(devices_reply, update_guest_memory)
+{
+    uint8_t old[4] = {0x01, 0x02, 0x03, 0x04};
+    Vmm__Devices__ReadResult res = VMM__DEVICES__READ_RESULT__INIT;
+    res.data = (ProtobufCBinaryData){sizeof old, old};
+    Vmm__Devices__Reply *out = S_REPLY(update_guest_memory, UPDATE_GUEST_MEMORY, &res);
+    cr_assert_eq(out->update_guest_memory->data.len, sizeof old);
+    cr_expect_arr_eq(out->update_guest_memory->data.data, old, sizeof old);
     S_FREE_REPLY(out);
 }
 

@@ -1077,3 +1077,71 @@ Test(vm, a_registration_gets_the_doorbells_it_asks_for)
     rt_client_destroy(&nic);
     vm_harness_stop(&h);
 }
+
+/* Sends UpdateGuestMemory; returns the reply's error code (0 for a
+ * success, with *old set). */
+static int s_update(vm_harness_t *h, uint64_t gpa, uint32_t size, uint64_t and_mask,
+                    uint64_t or_mask, uint64_t *old)
+{
+    Vmm__Devices__UpdateGuestMemory op = VMM__DEVICES__UPDATE_GUEST_MEMORY__INIT;
+    op.gpa = gpa;
+    op.size = size;
+    op.and_mask = and_mask;
+    op.or_mask = or_mask;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_UPDATE_GUEST_MEMORY;
+    req.update_guest_memory = &op;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &req;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(rt_client_actor(h->client), VM_HARNESS_PARTITION, &env, &reply, 10000),
+                 0);
+    int code = 0;
+    if (reply.env->body_case == VMM__ENVELOPE__BODY_ERROR) {
+        code = (int)reply.env->error->code;
+    } else {
+        cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY);
+        const Vmm__Devices__ReadResult *r = reply.env->device_reply->update_guest_memory;
+        cr_assert_not_null(r);
+        cr_assert_eq(r->data.len, size);
+        *old = 0;
+        for (uint32_t i = 0; i < size; i++)
+            *old |= (uint64_t)r->data.data[i] << (8 * i);
+    }
+    rt_msg_release(&reply);
+    return code;
+}
+
+/* UpdateGuestMemory: new = (old & and) | or at once, the old value back;
+ * sizes 1 to 8, aligned, inside RAM only. */
+Test(vm, guest_memory_updates_at_once_and_answers_what_was_there)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    const uint8_t start[8] = {0xf0, 0x0f, 0xaa, 0x55, 1, 2, 3, 4};
+    vm_harness_write(&h, 0x8000, start, sizeof start);
+    uint64_t old;
+    cr_assert_eq(s_update(&h, 0x8000, 1, 0xff, 0x01, &old), 0);
+    cr_expect_eq(old, 0xf0);
+    cr_assert_eq(s_update(&h, 0x8000, 1, 0xff, 0, &old), 0);
+    cr_expect_eq(old, 0xf1, "the bit set before stays");
+    cr_assert_eq(s_update(&h, 0x8002, 2, ~0x0f00ull, 0, &old), 0);
+    cr_expect_eq(old, 0x55aa);
+    cr_assert_eq(s_update(&h, 0x8000, 8, ~0ull, 0, &old), 0);
+    cr_expect_eq(old, 0x0403020150aa0ff1ull, "0x%llx", (unsigned long long)old);
+    cr_assert_eq(s_update(&h, 0x8004, 4, 0, 0xdeadbeef, &old), 0);
+    cr_expect_eq(old, 0x04030201);
+    cr_assert_eq(s_update(&h, 0x8004, 4, ~0ull, 0, &old), 0);
+    cr_expect_eq(old, 0xdeadbeef);
+
+    const int bad = VMM__ERROR_CODE__INVALID_ARGUMENT;
+    cr_expect_eq(s_update(&h, 0x8001, 2, ~0ull, 0, &old), bad, "unaligned");
+    cr_expect_eq(s_update(&h, 0x8000, 3, ~0ull, 0, &old), bad, "three bytes");
+    cr_expect_eq(s_update(&h, S_MEM, 4, ~0ull, 0, &old), bad, "past RAM");
+    cr_expect_eq(echo_inspect_number(rt_client_actor(h.client), VM_HARNESS_PARTITION,
+                                     "guest_updates"),
+                 6);
+    vm_harness_stop(&h);
+}

@@ -79,7 +79,7 @@ typedef struct {
 typedef struct {
     uint64_t devices_lost, devices_replaced;
     uint64_t msis, msis_blocked, irqs, irqs_unrouted, doorbells_signalled;
-    uint64_t guest_reads, guest_writes, power_requests, refused;
+    uint64_t guest_reads, guest_writes, guest_updates, power_requests, refused;
     uint64_t denied; /* acts outside what the sender may do (of refused) */
 } s_stats_t;
 
@@ -1935,6 +1935,63 @@ static int s_on_map_guest_memory(rt_actor_t *self, const Vmm__Envelope *msg)
     return rt_reply(self, msg, &env);
 }
 
+/* new = (old & and_mask) | or_mask on size bytes at p, atomically against
+ * the guest's locked instructions on the same memory; returns old. */
+static uint64_t s_atomic_update(void *p, uint32_t size, uint64_t and_mask, uint64_t or_mask)
+{
+#define S_UPDATE(type)                                                                        \
+    do {                                                                                      \
+        type *at = p, old = __atomic_load_n(at, __ATOMIC_RELAXED);                            \
+        while (!__atomic_compare_exchange_n(at, &old, (type)((old & and_mask) | or_mask), true, \
+                                            __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))              \
+            ;                                                                                 \
+        return old;                                                                           \
+    } while (0)
+    switch (size) {
+    case 1:
+        S_UPDATE(uint8_t);
+    case 2:
+        S_UPDATE(uint16_t);
+    case 4:
+        S_UPDATE(uint32_t);
+    default:
+        S_UPDATE(uint64_t);
+    }
+#undef S_UPDATE
+}
+
+static int s_on_guest_update(rt_actor_t *self, const Vmm__Envelope *msg,
+                             const Vmm__Devices__UpdateGuestMemory *op)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage != S_BUILT)
+        return s_stage_error(self, msg, S_BUILT);
+    if ((op->size != 1 && op->size != 2 && op->size != 4 && op->size != 8) ||
+        op->gpa % op->size)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                              "an update of %u bytes at 0x%llx: 1, 2, 4 or 8, aligned", op->size,
+                              (unsigned long long)op->gpa);
+    uint8_t *host = s_guest_ptr(p, op->gpa, op->size);
+    if (!host)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                              "0x%llx+%u is not guest RAM", (unsigned long long)op->gpa,
+                              op->size);
+    p->stats.guest_updates++;
+    uint64_t old = s_atomic_update(host, op->size, op->and_mask, op->or_mask);
+    uint8_t bytes[8];
+    for (uint32_t i = 0; i < op->size; i++)
+        bytes[i] = (uint8_t)(old >> (8 * i));
+    Vmm__Devices__ReadResult res = VMM__DEVICES__READ_RESULT__INIT;
+    res.data = (ProtobufCBinaryData){op->size, bytes};
+    Vmm__Devices__Reply r = VMM__DEVICES__REPLY__INIT;
+    r.result_case = VMM__DEVICES__REPLY__RESULT_UPDATE_GUEST_MEMORY;
+    r.update_guest_memory = &res;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REPLY;
+    env.device_reply = &r;
+    return rt_reply(self, msg, &env);
+}
+
 static int s_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     const Vmm__Devices__Request *req = msg->device_request;
@@ -1948,6 +2005,8 @@ static int s_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg)
     case VMM__DEVICES__REQUEST__OP_READ_GUEST_MEMORY:
         return s_on_guest_memory(self, msg, false, req->read_guest_memory->gpa,
                                  req->read_guest_memory->length, NULL);
+    case VMM__DEVICES__REQUEST__OP_UPDATE_GUEST_MEMORY:
+        return s_on_guest_update(self, msg, req->update_guest_memory);
     case VMM__DEVICES__REQUEST__OP_WRITE_GUEST_MEMORY:
         return s_on_guest_memory(self, msg, true, req->write_guest_memory->gpa,
                                  req->write_guest_memory->data.len,
@@ -2089,6 +2148,7 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
                    (unsigned long long)s->doorbells_signalled);
     rt_inspect_add(node, "guest_reads", "%llu", (unsigned long long)s->guest_reads);
     rt_inspect_add(node, "guest_writes", "%llu", (unsigned long long)s->guest_writes);
+    rt_inspect_add(node, "guest_updates", "%llu", (unsigned long long)s->guest_updates);
     rt_inspect_add(node, "power_requests", "%llu", (unsigned long long)s->power_requests);
     rt_inspect_add(node, "refused", "%llu", (unsigned long long)s->refused);
     rt_inspect_add(node, "denied", "%llu", (unsigned long long)s->denied);

@@ -561,23 +561,18 @@ static const synic_monitor_t *s_monitor_by_id(const synic_t *s, uint32_t monitor
     return NULL;
 }
 
-/* Clears the bits seen of one trigger group, then signals them: a bit the
- * guest sets again after the clear is seen by a later poll. Only the
- * bytes holding seen bits are written. */
+/* Clears the bits seen of one trigger group, then signals those it
+ * cleared: at once, so that a bit the guest sets meanwhile (with a locked
+ * instruction) is neither lost nor signalled before it is seen. */
 static void s_monitor_group(synic_t *s, uint32_t group, uint32_t pending)
 {
     uint32_t seen = pending & s->monitor_mask[group];
     if (!seen)
         return;
-    uint64_t gpa = s->monitor_gpa + SYNIC_MONITOR_PENDING_OFFSET(group);
-    for (uint32_t b = 0; b < 4; b++) {
-        uint8_t seen_byte = (uint8_t)(seen >> (8 * b));
-        if (!seen_byte)
-            continue;
-        uint8_t byte = (uint8_t)(pending >> (8 * b)) & (uint8_t)~seen_byte;
-        if (synic_guest_write(s, gpa + b, &byte, 1))
-            seen &= ~(0xffu << (8 * b)); /* not cleared: signalled next time */
-    }
+    uint64_t gpa = s->monitor_gpa + SYNIC_MONITOR_PENDING_OFFSET(group), old;
+    if (synic_guest_update(s, gpa, 4, ~(uint64_t)seen, 0, &old))
+        return; /* not cleared: signalled next time */
+    seen &= (uint32_t)old;
     for (uint32_t bit = 0; bit < 32; bit++) {
         if (!(seen & (1u << bit)))
             continue;

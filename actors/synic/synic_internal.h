@@ -137,6 +137,11 @@ uint64_t synic_ref_time(const synic_t *s);
  * memory error and logged). */
 int synic_guest_read(synic_t *s, uint64_t gpa, void *buf, size_t len);
 int synic_guest_write(synic_t *s, uint64_t gpa, const void *buf, size_t len);
+/* new = (old & and_mask) | or_mask on size bytes (1, 2, 4 or 8, aligned)
+ * at gpa, atomically against the guest's locked instructions; *old gets
+ * what was there. For bits the guest changes too. */
+int synic_guest_update(synic_t *s, uint64_t gpa, uint32_t size, uint64_t and_mask,
+                       uint64_t or_mask, uint64_t *old);
 /* A fixed-delivery MSI to VP vp's local APIC, one-way to the partition. */
 void synic_send_msi(synic_t *s, uint32_t vp, uint32_t vector);
 

@@ -137,6 +137,48 @@ int synic_guest_write(synic_t *s, uint64_t gpa, const void *buf, size_t len)
     return rc;
 }
 
+typedef struct {
+    s_access_t a;
+    uint64_t old;
+} s_update_t;
+
+static int s_on_update(void *arg, const Vmm__Envelope *reply)
+{
+    s_update_t *u = arg;
+    const Vmm__Devices__Reply *r =
+        reply->body_case == VMM__ENVELOPE__BODY_DEVICE_REPLY ? reply->device_reply : NULL;
+    if (!r || r->result_case != VMM__DEVICES__REPLY__RESULT_UPDATE_GUEST_MEMORY ||
+        !r->update_guest_memory || r->update_guest_memory->data.len != u->a.len)
+        return s_refused(&u->a, reply, "update");
+    u->old = 0;
+    for (size_t i = 0; i < u->a.len; i++)
+        u->old |= (uint64_t)r->update_guest_memory->data.data[i] << (8 * i);
+    return 0;
+}
+
+int synic_guest_update(synic_t *s, uint64_t gpa, uint32_t size, uint64_t and_mask,
+                       uint64_t or_mask, uint64_t *old)
+{
+    Vmm__Devices__UpdateGuestMemory update = VMM__DEVICES__UPDATE_GUEST_MEMORY__INIT;
+    update.gpa = gpa;
+    update.size = size;
+    update.and_mask = and_mask;
+    update.or_mask = or_mask;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_UPDATE_GUEST_MEMORY;
+    req.update_guest_memory = &update;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &req;
+    s_update_t u = {.a = {.s = s, .len = size, .gpa = gpa}};
+    int rc = rt_call_with(s->self, s->partition, &env, S_GUEST_MEMORY_TIMEOUT_MS, s_on_update, &u);
+    if (rc)
+        s->counts.memory_errors++;
+    else
+        *old = u.old;
+    return rc;
+}
+
 void synic_send_msi(synic_t *s, uint32_t vp, uint32_t vector)
 {
     Vmm__Partition__MsiRequest msi = VMM__PARTITION__MSI_REQUEST__INIT;
@@ -271,11 +313,11 @@ static void s_drain(synic_t *s, uint32_t vpi, uint32_t sint)
             s_write_slot(s, vpi, sint, gpa);
             return;
         }
-        uint8_t flags = header[SYNIC_MESSAGE_FLAGS_OFFSET];
-        if (flags & SYNIC_MESSAGE_PENDING)
-            return;
-        flags |= SYNIC_MESSAGE_PENDING;
-        if (synic_guest_write(s, gpa + SYNIC_MESSAGE_FLAGS_OFFSET, &flags, 1))
+        uint64_t old;
+        if (header[SYNIC_MESSAGE_FLAGS_OFFSET] & SYNIC_MESSAGE_PENDING ||
+            synic_guest_update(s, gpa + SYNIC_MESSAGE_FLAGS_OFFSET, 1, 0xff,
+                               SYNIC_MESSAGE_PENDING, &old) ||
+            (old & SYNIC_MESSAGE_PENDING))
             return;
     }
 }
@@ -349,23 +391,21 @@ void synic_signal_flag(synic_t *s, uint32_t vpi, uint32_t sint, uint32_t flag)
         s_defer_flag(s, vp, sint, flag);
         return;
     }
-    uint64_t gpa = s_flags_gpa(vp, sint) + flag / 8;
-    uint8_t bit = (uint8_t)(1u << (flag % 8)), byte;
-    if (synic_guest_read(s, gpa, &byte, 1))
+    uint64_t gpa = s_flags_gpa(vp, sint) + flag / 8, old;
+    uint8_t bit = (uint8_t)(1u << (flag % 8));
+    /* At once: the guest clears flags with locked instructions meanwhile. */
+    if (synic_guest_update(s, gpa, 1, 0xff, bit, &old))
         return;
-    if (byte & bit) { /* not yet seen by the guest: one interrupt serves both */
+    if (old & bit) { /* not yet seen by the guest: one interrupt serves both */
         s->counts.events_coalesced++;
         return;
     }
-    byte |= bit;
-    if (synic_guest_write(s, gpa, &byte, 1))
-        return;
     s->counts.events_signalled++;
     s_raise(s, vpi, sint);
 }
 
-/* Sets the flags kept while the page could not take them. Byte by byte,
- * only where a bit is new, so as not to undo flags the guest clears. */
+/* Sets the flags kept while the page could not take them, byte by byte
+ * and each at once, so as not to undo flags the guest clears. */
 static void s_flush_flags(synic_t *s, uint32_t vpi)
 {
     synic_vp_t *vp = &s->vps[vpi];
@@ -378,18 +418,14 @@ static void s_flush_flags(synic_t *s, uint32_t vpi)
             any |= want[i];
         if (!any)
             continue;
-        uint8_t page[SYNIC_EVENT_FLAGS_BYTES];
-        uint64_t gpa = s_flags_gpa(vp, sint);
-        if (synic_guest_read(s, gpa, page, sizeof page))
-            return;
+        uint64_t gpa = s_flags_gpa(vp, sint), old;
         bool fresh = false;
         for (uint32_t i = 0; i < SYNIC_EVENT_FLAGS_BYTES; i++) {
-            if (!(want[i] & ~page[i]))
+            if (!want[i])
                 continue;
-            uint8_t byte = page[i] | want[i];
-            if (synic_guest_write(s, gpa + i, &byte, 1))
+            if (synic_guest_update(s, gpa + i, 1, 0xff, want[i], &old))
                 return;
-            fresh = true;
+            fresh |= (want[i] & ~old) != 0;
         }
         memset(want, 0, SYNIC_EVENT_FLAGS_BYTES);
         if (fresh) {

@@ -76,6 +76,41 @@ static void s_memory(fake_partition_t *fp, rt_actor_t *self, const Vmm__Envelope
     free(copy);
 }
 
+/* UpdateGuestMemory, atomic against the fake's other accesses (its lock). */
+static void s_update(fake_partition_t *fp, rt_actor_t *self, const Vmm__Envelope *msg,
+                     const Vmm__Devices__UpdateGuestMemory *op)
+{
+    pthread_mutex_lock(&fp->lock);
+    bool ok = (op->size == 1 || op->size == 2 || op->size == 4 || op->size == 8) &&
+              !(op->gpa % op->size) && s_inside(fp, op->gpa, op->size);
+    uint8_t old[8];
+    if (ok) {
+        fp->served++;
+        memcpy(old, fp->ram + op->gpa, op->size);
+        for (uint32_t i = 0; i < op->size; i++)
+            fp->ram[op->gpa + i] = (uint8_t)((old[i] & (op->and_mask >> (8 * i))) |
+                                             (op->or_mask >> (8 * i)));
+    } else {
+        fp->refused++;
+    }
+    pthread_mutex_unlock(&fp->lock);
+    if (!ok) {
+        rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                       "no aligned update of %u bytes at 0x%llx", op->size,
+                       (unsigned long long)op->gpa);
+        return;
+    }
+    Vmm__Devices__ReadResult res = VMM__DEVICES__READ_RESULT__INIT;
+    res.data = (ProtobufCBinaryData){op->size, old};
+    Vmm__Devices__Reply reply = VMM__DEVICES__REPLY__INIT;
+    reply.result_case = VMM__DEVICES__REPLY__RESULT_UPDATE_GUEST_MEMORY;
+    reply.update_guest_memory = &res;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REPLY;
+    env.device_reply = &reply;
+    rt_reply(self, msg, &env);
+}
+
 static void s_msi(fake_partition_t *fp, rt_actor_t *self, const Vmm__Envelope *msg,
                   const Vmm__Partition__RequestMsi *op)
 {
@@ -102,6 +137,8 @@ static void s_serve(fake_partition_t *fp, rt_actor_t *self, const Vmm__Envelope 
             return s_memory(fp, self, msg, req->write_guest_memory->gpa,
                             req->write_guest_memory->data.len,
                             req->write_guest_memory->data.data);
+        if (req->op_case == VMM__DEVICES__REQUEST__OP_UPDATE_GUEST_MEMORY)
+            return s_update(fp, self, msg, req->update_guest_memory);
     }
     if (msg->body_case == VMM__ENVELOPE__BODY_PARTITION_REQUEST && msg->partition_request &&
         msg->partition_request->op_case == VMM__PARTITION__REQUEST__OP_REQUEST_MSI)
