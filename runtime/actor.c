@@ -442,6 +442,43 @@ int rt_reply(rt_actor_t *self, const Vmm__Envelope *req, Vmm__Envelope *body)
     return s_send_reply(self, ctx, req->sender, req->request_id, body);
 }
 
+struct rt_deferred_s {
+    rt_ctx_t ctx; /* how the request came: how its reply leaves */
+    char *receiver;
+    uint64_t reply_to;
+};
+
+rt_deferred_t *rt_defer(rt_actor_t *self, const Vmm__Envelope *req)
+{
+    rt_ctx_t *ctx = s_find_ctx(self, req);
+    if (!ctx || !req->request_id || ctx->replied || ctx->kind == RT_CTX_NESTED)
+        return NULL;
+    rt_deferred_t *d = malloc(sizeof *d);
+    if (!d || !(d->receiver = strdup(req->sender))) {
+        free(d);
+        return NULL;
+    }
+    d->ctx = *ctx;
+    d->ctx.req = NULL;
+    d->ctx.prev = NULL;
+    d->reply_to = req->request_id;
+    ctx->replied = true; /* the handler's return owes nothing now */
+    return d;
+}
+
+int rt_reply_deferred(rt_actor_t *self, rt_deferred_t **d, Vmm__Envelope *body)
+{
+    if (!*d)
+        return -EINVAL;
+    int rc = body && body->body_case != VMM__ENVELOPE__BODY__NOT_SET
+                 ? s_send_reply(self, &(*d)->ctx, (*d)->receiver, (*d)->reply_to, body)
+                 : -EINVAL;
+    free((*d)->receiver);
+    free(*d);
+    *d = NULL;
+    return rc;
+}
+
 /* Builds an Error body; text is formatted into buf. */
 static void s_error_body(Vmm__Envelope *env, Vmm__Error *err, Vmm__ErrorCode code,
                          char *buf, size_t size, const char *fmt, va_list ap)

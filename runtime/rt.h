@@ -371,6 +371,19 @@ int rt_reply_error(rt_actor_t *self, const Vmm__Envelope *req,
     __attribute__((format(printf, 4, 5)));
 int rt_reply_ack(rt_actor_t *self, const Vmm__Envelope *req);
 
+/*
+ * Answers later: takes over the reply to `req`, the request being handled,
+ * so that the handler may return without one (and wait for replies of its
+ * own, say, from rt_request()). The reply must then come from this actor,
+ * on its executor, by rt_reply_deferred(), before the actor terminates.
+ * Returns NULL when req cannot wait: a caller on this very thread waits
+ * in rt_call() (then answer now), or memory ran out. Owned by the caller.
+ */
+typedef struct rt_deferred_s rt_deferred_t;
+rt_deferred_t *rt_defer(rt_actor_t *self, const Vmm__Envelope *req);
+/* Sends the deferred reply (body copied) and frees *d, nulling it. */
+int rt_reply_deferred(rt_actor_t *self, rt_deferred_t **d, Vmm__Envelope *body);
+
 /* Maps an errno to an error code: ENOTSUP -> NOT_SUPPORTED, and so on. */
 Vmm__ErrorCode rt_error_code(int err);
 

@@ -1029,3 +1029,82 @@ Test(executor, what_reached_a_mailbox_before_terminate_is_handled)
     cr_expect_eq(atomic_load(&count), 5000);
     rt_destroy(&rt);
 }
+
+/* ---- Deferred replies ------------------------------------------------------ */
+
+/* Answers each Ping with the Pong its peer gives an async request of its
+ * own: the reply waits, deferred, until on_reply. A caller on its own
+ * thread cannot wait so; then it answers at once. */
+typedef struct {
+    const char *peer;
+    rt_deferred_t *owed;
+    uint64_t request_id;
+    int answered_now;
+} s_later_t;
+
+static int s_later_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    s_later_t *st = rt_actor_state(self);
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "");
+    ping.payload = msg->ping->payload;
+    if (!(st->owed = rt_defer(self, msg))) {
+        st->answered_now++;
+        return echo_reply_text(self, msg, "now");
+    }
+    cr_expect_eq(rt_defer(self, msg), NULL, "deferred once only");
+    return rt_request(self, st->peer, &env, 5000, &st->request_id);
+}
+
+static void s_later_on_reply(rt_actor_t *self, const Vmm__Envelope *reply)
+{
+    s_later_t *st = rt_actor_state(self);
+    if (reply->reply_to != st->request_id || !st->owed)
+        return;
+    Vmm__Envelope env = *reply;
+    cr_expect_eq(rt_reply_deferred(self, &st->owed, &env), 0);
+    cr_expect_null(st->owed);
+}
+
+static int s_later_init(rt_actor_t *self, void *arg)
+{
+    rt_actor_set_state(self, arg);
+    return 0;
+}
+
+static const rt_handler_t s_later_handlers[] = {{VMM__ENVELOPE__BODY_PING, s_later_on_ping}};
+static const rt_actor_ops_t s_later_ops = {
+    .kind = "later",
+    .init = s_later_init,
+    .handlers = s_later_handlers,
+    .n_handlers = 1,
+    .on_reply = s_later_on_reply,
+};
+
+Test(defer, a_reply_can_wait_for_the_handlers_own_request)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex0 = rt_executor_new(rt, "ex0"), *ex1 = rt_executor_new(rt, "ex1");
+    s_later_t later = {.peer = "echo"};
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
+    rt_actor_spec_t spec = {.name = "later", .ops = &s_later_ops, .arg = &later};
+    cr_assert_eq(rt_actor_start(ex0, &echo), 0);
+    cr_assert_eq(rt_actor_start(ex1, &spec), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    for (int i = 0; i < 5; i++)
+        s_expect_echo(rt_client_actor(c), "later", "the echo's pong, passed on later");
+    cr_expect_eq(later.answered_now, 0);
+    /* A caller on the same executor waits in rt_call() on its own stack. */
+    rt_actor_spec_t relay = {.name = "relay", .ops = &s_relay_ops, .arg = "later"};
+    cr_assert_eq(rt_actor_start(ex1, &relay), 0);
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "");
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(rt_client_actor(c), "relay", &env, &reply, 5000), 0);
+    cr_expect_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PONG);
+    rt_msg_release(&reply);
+    cr_expect_eq(later.answered_now, 1);
+    rt_destroy(&rt);
+}
