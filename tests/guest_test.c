@@ -852,3 +852,34 @@ Test(hyperv, a_direct_mode_timer_raises_its_own_vector)
     cr_expect_eq(t.direct[0], 0x53, "the direct-mode vector");
     cr_expect_eq(t.direct[1], 1, "not before its time");
 }
+
+/* Devices register while the VP is nearly always in a call to the synic,
+ * which runs on the partition's thread: the partition must not wait for
+ * the VP to take the new routes while holding that thread, or both wait
+ * until one times out. Each registration is answered promptly. */
+Test(hyperv, devices_register_while_the_vp_waits_on_the_synic)
+{
+    vm_t *vm = s_vm_with("tests/guests/hv_spin", 1, -1, VM_DEVICES_WITH_VP0, true);
+    cr_assert_eq(vm_start(vm), 0);
+    s_expect_sync(vm, NULL, 1, NULL, 0);
+    for (uint32_t i = 0; i < 10; i++) {
+        char name[32], actor[48];
+        snprintf(name, sizeof name, "late%u", i);
+        snprintf(actor, sizeof actor, "vm0/dev/late%u", i);
+        rt_client_t *dev = rt_client_new(vm_rt(vm), actor);
+        rt_msg_t reply;
+        double t0 = s_now_us();
+        cr_assert_eq(vm_harness_register(rt_client_actor(dev), name, false, 0x700 + 8 * i, 8,
+                                         false, &reply),
+                     0);
+        double ms = (s_now_us() - t0) / 1000;
+        cr_expect_eq(reply.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY, "%s",
+                     reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply.env->error->text
+                                                                       : "?");
+        cr_expect_lt(ms, 1000, "registration %u took %.0f ms", i, ms);
+        rt_msg_release(&reply);
+        rt_client_destroy(&dev);
+    }
+    vm_harness_stop_vp(vm_client(vm), 0);
+    vm_destroy(&vm);
+}

@@ -69,11 +69,29 @@ typedef struct {
     uint32_t data;
 } s_msi_t;
 
+/* A registration, or its end, whose reply waits until every VP has taken
+ * the new routes: the partition must not wait for them on its own thread,
+ * since a VP may be waiting in turn for the synic, which runs there. */
+typedef struct {
+    rt_deferred_t *owed;
+    uint64_t *ids;      /* each VP's SetIoRoutes request; 0 once answered */
+    size_t outstanding; /* of ids */
+    uint8_t *reply;     /* the packed devices.Reply; NULL: an Ack */
+    size_t reply_len;
+    /* A registration to undo should a VP not take the routes; 0: none. */
+    uint64_t handle;
+    char *actor;
+    char why[160]; /* the first VP's failure, or "" */
+} s_route_wait_t;
+
 /* A registered device in another process, watched for its liveness. */
 typedef struct {
     char *actor, *name;
     uint64_t handle;
     uint64_t ping; /* the request id of the ping in flight, or 0 */
+    /* Its registration has been answered: till then the device waits for
+     * the answer and cannot answer pings. */
+    bool answered;
 } s_remote_t;
 
 typedef struct {
@@ -115,6 +133,8 @@ typedef struct {
     registry_t *registry;
     s_remote_t *remotes;
     size_t n_remotes;
+    s_route_wait_t *waits;
+    size_t n_waits;
     int liveness_fd; /* a timerfd, armed while remotes exist */
     s_doorbell_t *doorbells;
     size_t n_doorbells;
@@ -1603,6 +1623,167 @@ static int s_push_routes(rt_actor_t *self, bool wait, char *err, size_t errlen)
     return rc;
 }
 
+static void s_wait_free(s_route_wait_t *w)
+{
+    free(w->ids);
+    free(w->reply);
+    free(w->actor);
+}
+
+static void s_drop_doorbells_of(rt_actor_t *self, const char *owner);
+static void s_unwatch_remote(partition_t *p, uint64_t handle);
+static void s_remote_answered(partition_t *p, uint64_t handle);
+
+/* Undoes registration handle (0: none) of actor and refuses the deferred
+ * request with why. Returns 0. */
+static int s_refuse_owed(rt_actor_t *self, rt_deferred_t **owed, uint64_t handle,
+                         const char *actor, const char *why)
+{
+    partition_t *p = rt_actor_state(self);
+    if (handle) {
+        registry_remove(p->registry, handle, actor);
+        s_unwatch_remote(p, handle);
+        s_drop_doorbells_of(self, actor);
+        char ignored[192];
+        s_push_routes(self, false, ignored, sizeof ignored);
+    }
+    p->stats.refused++;
+    char text[192];
+    snprintf(text, sizeof text, "%s", why);
+    Vmm__Error err = VMM__ERROR__INIT;
+    err.code = VMM__ERROR_CODE__TIMEOUT;
+    err.text = text;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_ERROR;
+    env.error = &err;
+    if (rt_reply_deferred(self, owed, &env))
+        rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "a deferred refusal could not be sent");
+    return 0;
+}
+
+/* Every VP answered: the deferred reply goes, or, should one have failed,
+ * the registration is undone and refused. */
+static void s_wait_done(rt_actor_t *self, size_t i)
+{
+    partition_t *p = rt_actor_state(self);
+    s_route_wait_t w = p->waits[i];
+    p->waits[i] = p->waits[--p->n_waits];
+    if (*w.why) {
+        s_refuse_owed(self, &w.owed, w.handle, w.actor, w.why);
+        s_wait_free(&w);
+        return;
+    }
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Ack ack = VMM__ACK__INIT;
+    Vmm__Devices__Reply *r = NULL;
+    if (w.reply && (r = vmm__devices__reply__unpack(NULL, w.reply_len, w.reply))) {
+        env.body_case = VMM__ENVELOPE__BODY_DEVICE_REPLY;
+        env.device_reply = r;
+    } else {
+        env.body_case = VMM__ENVELOPE__BODY_ACK;
+        env.ack = &ack;
+    }
+    if (rt_reply_deferred(self, &w.owed, &env))
+        rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "a deferred reply could not be sent");
+    s_remote_answered(p, w.handle);
+    if (r)
+        vmm__devices__reply__free_unpacked(r, NULL);
+    s_wait_free(&w);
+}
+
+/* A VP's answer to new routes; true when it was one. */
+static bool s_wait_answer(rt_actor_t *self, const Vmm__Envelope *reply)
+{
+    partition_t *p = rt_actor_state(self);
+    for (size_t i = 0; i < p->n_waits; i++) {
+        s_route_wait_t *w = &p->waits[i];
+        for (uint32_t v = 0; v < p->vp_count; v++) {
+            if (w->ids[v] != reply->reply_to)
+                continue;
+            w->ids[v] = 0;
+            if (reply->body_case != VMM__ENVELOPE__BODY_ACK && !*w->why)
+                snprintf(w->why, sizeof w->why, "%s did not take the new routes: %s",
+                         p->vp_names[v],
+                         reply->body_case == VMM__ENVELOPE__BODY_ERROR ? reply->error->text
+                                                                       : "an odd answer");
+            if (!--w->outstanding)
+                s_wait_done(self, i);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Answers msg with reply (NULL: an Ack) once every VP has the routes;
+ * should one not take them, undoes registration handle (0: none) of
+ * msg's sender and refuses. Without VPs, or for a caller on this very
+ * thread, it waits for them here. Returns 0 or a negative errno. */
+static int s_reply_after_routes(rt_actor_t *self, const Vmm__Envelope *msg,
+                                const Vmm__Devices__Reply *reply, uint64_t handle)
+{
+    partition_t *p = rt_actor_state(self);
+    char err[192] = "";
+    rt_deferred_t *owed = p->stage == S_BUILT && p->vp_count ? rt_defer(self, msg) : NULL;
+    if (!owed) {
+        int rc = s_push_routes(self, true, err, sizeof err);
+        if (rc && handle) {
+            registry_remove(p->registry, handle, msg->sender);
+            s_unwatch_remote(p, handle);
+            s_drop_doorbells_of(self, msg->sender);
+        }
+        if (rc)
+            return rt_reply_error(self, msg, rt_error_code(rc), "%s", err);
+        s_remote_answered(p, handle);
+        if (!reply)
+            return rt_reply_ack(self, msg);
+        Vmm__Envelope env = VMM__ENVELOPE__INIT;
+        env.body_case = VMM__ENVELOPE__BODY_DEVICE_REPLY;
+        env.device_reply = (Vmm__Devices__Reply *)reply;
+        return rt_reply(self, msg, &env);
+    }
+    s_route_wait_t w = {.owed = owed, .handle = handle, .outstanding = p->vp_count};
+    w.ids = calloc(p->vp_count, sizeof *w.ids);
+    w.actor = strdup(msg->sender);
+    if (reply) {
+        w.reply_len = vmm__devices__reply__get_packed_size(reply);
+        if ((w.reply = malloc(w.reply_len ? w.reply_len : 1)))
+            vmm__devices__reply__pack(reply, w.reply);
+    }
+    s_route_wait_t *grown = realloc(p->waits, (p->n_waits + 1) * sizeof *grown);
+    if (grown)
+        p->waits = grown;
+    Vmm__Vp__SetIoRoutes routes = VMM__VP__SET_IO_ROUTES__INIT;
+    int rc = !w.ids || !w.actor || (reply && !w.reply) || !grown ? -ENOMEM : 0;
+    bool made = !rc && !(rc = registry_routes(p->registry, &routes));
+    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+    req.op_case = VMM__VP__REQUEST__OP_SET_IO_ROUTES;
+    req.set_io_routes = &routes;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
+    env.vp_request = &req;
+    for (uint32_t i = 0; !rc && i < p->vp_count; i++)
+        if ((rc = rt_request(self, p->vp_names[i], &env, S_ROUTE_TIMEOUT_MS, &w.ids[i])))
+            snprintf(w.why, sizeof w.why, "cannot send %s the new routes: %s", p->vp_names[i],
+                     strerror(-rc));
+    if (made)
+        registry_routes_free(&routes);
+    if (rc && !*w.why)
+        snprintf(w.why, sizeof w.why, "the new routes: %s", strerror(-rc));
+    if (rc && !grown) { /* nowhere to keep it: answer and undo now */
+        s_wait_free(&w);
+        return s_refuse_owed(self, &owed, handle, msg->sender, "out of memory");
+    }
+    if (rc) {
+        /* Requests already sent are answered to nobody: their ids are
+         * forgotten with w. */
+        p->waits[p->n_waits++] = w;
+        s_wait_done(self, p->n_waits - 1);
+        return 0;
+    }
+    p->waits[p->n_waits++] = w;
+    return 0;
+}
+
 /* ---- Devices in other processes: liveness ------------------------------------------ */
 
 static void s_liveness_arm(partition_t *p)
@@ -1647,8 +1828,8 @@ static void s_on_liveness_fd(rt_actor_t *self, int fd)
     if (read(fd, &ticks, sizeof ticks) < 0)
         return;
     for (size_t i = 0; i < p->n_remotes; i++) {
-        if (p->remotes[i].ping)
-            continue; /* answered or timed out by on_reply */
+        if (p->remotes[i].ping || !p->remotes[i].answered)
+            continue; /* a ping is answered or timed out by on_reply */
         Vmm__Envelope env = VMM__ENVELOPE__INIT;
         Vmm__Rt__Ping ping = VMM__RT__PING__INIT;
         env.body_case = VMM__ENVELOPE__BODY_PING;
@@ -1663,6 +1844,8 @@ static void s_on_liveness_fd(rt_actor_t *self, int fd)
 static void s_on_reply(rt_actor_t *self, const Vmm__Envelope *reply)
 {
     partition_t *p = rt_actor_state(self);
+    if (s_wait_answer(self, reply))
+        return;
     for (size_t i = 0; i < p->n_remotes; i++) {
         if (p->remotes[i].ping != reply->reply_to)
             continue;
@@ -1673,6 +1856,14 @@ static void s_on_reply(rt_actor_t *self, const Vmm__Envelope *reply)
                                        : "it answered a ping with something else");
         return;
     }
+}
+
+/* The registration of a remote device was answered: pings may start. */
+static void s_remote_answered(partition_t *p, uint64_t handle)
+{
+    for (size_t i = 0; i < p->n_remotes; i++)
+        if (p->remotes[i].handle == handle)
+            p->remotes[i].answered = true;
 }
 
 /* Stops pinging the device of registration handle, if it is remote. */
@@ -1790,8 +1981,6 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
                      op->endpoint, strerror(-rc));
         else
             rc = s_grant_doorbells(self, msg, op, doorbells, err, sizeof err);
-        if (!rc)
-            rc = s_push_routes(self, true, err, sizeof err);
         if (rc) {
             registry_remove(p->registry, handle, msg->sender);
             s_unwatch_remote(p, handle);
@@ -1820,10 +2009,7 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
     Vmm__Devices__Reply r = VMM__DEVICES__REPLY__INIT;
     r.result_case = VMM__DEVICES__REPLY__RESULT_REGISTRATION;
     r.registration = &reg;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REPLY;
-    env.device_reply = &r;
-    return rt_reply(self, msg, &env);
+    return s_reply_after_routes(self, msg, &r, handle);
 }
 
 static int s_on_unregister_device(rt_actor_t *self, const Vmm__Envelope *msg,
@@ -1842,11 +2028,7 @@ static int s_on_unregister_device(rt_actor_t *self, const Vmm__Envelope *msg,
     if (rc)
         return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_FOUND, "no registration %llu",
                               (unsigned long long)op->handle);
-    char err[192] = "";
-    rc = s_push_routes(self, true, err, sizeof err);
-    if (rc)
-        return rt_reply_error(self, msg, rt_error_code(rc), "%s", err);
-    return rt_reply_ack(self, msg);
+    return s_reply_after_routes(self, msg, NULL, 0);
 }
 
 /* The host address of [gpa, gpa + len) when it lies in one RAM range. */
@@ -2114,6 +2296,14 @@ static void s_fini(rt_actor_t *self)
         close(p->vm_fd);
     if (p->kvm_fd >= 0)
         close(p->kvm_fd);
+    /* Registrations still waiting for the VPs are refused. */
+    while (p->n_waits) {
+        s_route_wait_t *w = &p->waits[p->n_waits - 1];
+        snprintf(w->why, sizeof w->why, "the partition stopped");
+        w->handle = 0;
+        s_wait_done(self, p->n_waits - 1);
+    }
+    free(p->waits);
     registry_destroy(&p->registry);
     free(p->cpuid);
     free(p->given_executors);
