@@ -9,7 +9,7 @@ vmm=$1
 exit_guest=$2
 lines_guest=$3
 fails=0
-tmp=$(mktemp -d)
+tmp=$(mktemp -d -p /tmp) # short: vmm's sockets go below it
 trap 'rm -rf "$tmp"' EXIT
 
 # expect STATUS LINES PATTERN -- ARGS: runs vmm ARGS, checks its status,
@@ -101,7 +101,10 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     fi
     expect 11 1 "exit status 11" -- run --guest "$exit_guest"
     # COM1 and the MSI's test device in a device host, another process
-    # over ipc://, or over tcp:// with CURVE: the same output.
+    # over ipc://, or over tcp:// with CURVE: the same output. The private
+    # folders vmm makes for them (in $TMPDIR) must be gone afterwards.
+    export TMPDIR="$tmp/folders"
+    mkdir "$TMPDIR"
     for host in ipc tcp; do
         expect 0 0 "Hello from the demo guest on vp 0" -- run --device serial,host=$host \
             --device testdev,host=$host,required
@@ -131,10 +134,11 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     else
         echo "ok: a killed device host was started again: $(wc -l <"$tmp/lines") of 300 lines"
     fi
-    if ls -d /tmp/vmm-?????? 2>/dev/null | grep -q .; then
-        echo "FAIL: a private folder was left behind: $(ls -d /tmp/vmm-??????)"
+    if [ -n "$(ls -A "$TMPDIR")" ]; then
+        echo "FAIL: a private folder was left behind: $(ls "$TMPDIR")"
         fails=$((fails + 1))
     fi
+    unset TMPDIR
 else
     echo "SKIP: /dev/kvm is absent or not usable here: the runs are not checked"
 fi

@@ -32,6 +32,8 @@
 #define S_MAX_GUEST (256u << 20)
 #define S_MAX_DEVICES 2
 #define S_MAX_KEYS 16
+/* The longest $TMPDIR the private folder goes in (else /tmp). */
+#define S_MAX_TMPDIR 64
 /* How often vmm starts a device host again before it gives up. */
 #define S_MAX_RESTARTS 10
 
@@ -84,7 +86,8 @@ static void s_run_usage(FILE *f)
             "  --device KIND,host=H[,required]\n"
             "                   KIND is serial (COM1) or testdev (the device that\n"
             "                   raises the demo's MSI). host=ipc: vmm starts a device\n"
-            "                   host reached over ipc:// in a private folder; host=tcp:\n"
+            "                   host reached over ipc:// in a private folder (in\n"
+            "                   $TMPDIR, else /tmp); host=tcp:\n"
             "                   the same over tcp:// on 127.0.0.1 with CURVE keys vmm\n"
             "                   makes; host=remote: a device host started elsewhere\n"
             "                   registers over tcp:// (the options below). required: a\n"
@@ -215,7 +218,7 @@ typedef struct {
     int wait_s;
     /* The private folder (ipc:// endpoints, the keys of a tcp:// host vmm
      * starts) and the partition's endpoint. */
-    char dir[32], endpoint[4200];
+    char dir[S_MAX_TMPDIR + 16], endpoint[4200];
     char public_key[KEYS_Z85_LEN + 1], secret_key[KEYS_Z85_LEN + 1];
     /* The device host vmm started, and the thread that starts another
      * when it dies (guarded by lock; pid -1: none). */
@@ -298,19 +301,24 @@ static int s_remote_prepare(s_remote_t *r, rt_config_t *rcfg, vm_config_t *cfg)
                 r->host == DEVICE_ARG_IPC ? "ipc" : "tcp");
         return -1;
     }
-    /* Endpoints and keys go in a folder only this user can enter. */
-    strcpy(r->dir, "/tmp/vmm-XXXXXX");
-    if (r->host != DEVICE_ARG_REMOTE && !mkdtemp(r->dir)) {
-        fprintf(stderr, "vmm run: a private folder: %s\n", strerror(errno));
-        r->dir[0] = 0;
-        return -1;
+    if (r->host != DEVICE_ARG_REMOTE) {
+        /* Endpoints and keys go in a folder only this user can enter, in
+         * $TMPDIR when its path leaves room for the sockets' names (a unix
+         * socket's path is short), else in /tmp. */
+        const char *tmp = getenv("TMPDIR");
+        if (!tmp || !*tmp || strlen(tmp) > S_MAX_TMPDIR)
+            tmp = "/tmp";
+        snprintf(r->dir, sizeof r->dir, "%s/vmm-XXXXXX", tmp);
+        if (!mkdtemp(r->dir)) {
+            fprintf(stderr, "vmm run: a private folder in %s: %s\n", tmp, strerror(errno));
+            r->dir[0] = 0;
+            return -1;
+        }
     }
-    if (r->host == DEVICE_ARG_REMOTE)
-        r->dir[0] = 0;
     if (r->host == DEVICE_ARG_IPC)
         snprintf(r->endpoint, sizeof r->endpoint, "ipc://%s/partition", r->dir);
     if (r->host == DEVICE_ARG_TCP) {
-        char prefix[64], devhost_pub[KEYS_Z85_LEN + 1];
+        char prefix[sizeof r->dir + 16], devhost_pub[KEYS_Z85_LEN + 1];
         snprintf(prefix, sizeof prefix, "%s/vm", r->dir);
         int rc = keys_generate(prefix, false, r->public_key, err, sizeof err);
         snprintf(prefix, sizeof prefix, "%s/devhost", r->dir);
@@ -336,7 +344,7 @@ static int s_remote_prepare(s_remote_t *r, rt_config_t *rcfg, vm_config_t *cfg)
 /* Admits the device hosts' keys: those listed, or the one vmm made. */
 static int s_remote_admit(s_remote_t *r, vm_t *vm, char *err, size_t errlen)
 {
-    char key[KEYS_Z85_LEN + 1], path[64];
+    char key[KEYS_Z85_LEN + 1], path[sizeof r->dir + 16];
     if (r->host == DEVICE_ARG_TCP) {
         snprintf(path, sizeof path, "%s/devhost.pub", r->dir);
         r->allow[0] = path;
@@ -358,7 +366,7 @@ static int s_remote_admit(s_remote_t *r, vm_t *vm, char *err, size_t errlen)
  * partition at endpoint; their delivery records are kept in r's folder. */
 static pid_t s_start_devhost(const s_remote_t *r, const char *endpoint)
 {
-    char dev_args[S_MAX_DEVICES][32], key[64], vm_key[64];
+    char dev_args[S_MAX_DEVICES][32], key[sizeof r->dir + 16], vm_key[sizeof r->dir + 16];
     /* vmm devhost --vm E, eight of tcp:// (or two of ipc://), the
      * devices, the NULL. */
     const char *argv[4 + 8 + 2 * S_MAX_DEVICES + 1];
