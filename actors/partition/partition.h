@@ -14,9 +14,11 @@
  * RAM is one sealed memory file (a memfd); MapGuestMemory tells a
  * registered device of this VM where it lies, for a device host on the
  * same host to map it.
- * Registration waits until every VP has the new routes: a device that
- * shares a VP's executor must register before Build, while the VPs do not
- * exist yet (else it would wait on its own thread).
+ * A registration is answered once every VP has the new routes; the
+ * partition goes on meanwhile (a VP may be waiting on the synic, on the
+ * partition's thread). A device that shares a VP's executor must register
+ * before Build, while the VPs do not exist yet: else that VP could not
+ * take the routes while the device waits for the answer.
  * Power requests from devices are passed to every VP, which halt with the
  * matching reason.
  *
