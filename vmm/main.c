@@ -260,12 +260,9 @@ static void s_remove_dir(const char *dir)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
-    while (d && (e = readdir(d))) {
-        char path[300];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    while (d && (e = readdir(d)))
         if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            unlink(path);
-    }
+            unlinkat(dirfd(d), e->d_name, 0);
     if (d)
         closedir(d);
     rmdir(dir);
