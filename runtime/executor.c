@@ -441,6 +441,11 @@ static void *s_executor_main(void *arg)
 {
     rt_executor_t *ex = arg;
     ex->thread = pthread_self();
+    /* Named for top -H, perf and gdb: the executor's name, as the kernel
+     * keeps it (15 bytes). */
+    char name[16];
+    snprintf(name, sizeof name, "%s", ex->name);
+    pthread_setname_np(ex->thread, name);
     s_reply_int(ex->pipe_inner, 0); /* ready */
     while (!ex->stop) {
         if (ex->blocking && !ex->watcher_running && s_start_watcher(ex))
