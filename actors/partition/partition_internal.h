@@ -1,0 +1,187 @@
+/*
+ * What the partition actor's two files share: partition.c (KVM, the
+ * prototype, build, interrupts, doorbells, reset) and devices.c (the
+ * device registry, devices' permissions, guest memory, device hosts'
+ * liveness). Not for other modules: partition.h is the actor's interface.
+ */
+#ifndef VMM_PARTITION_INTERNAL_H
+#define VMM_PARTITION_INTERNAL_H
+
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actors/partition/registry.h"
+#include "runtime/rt.h"
+
+#define PARTITION_MAX_VPS 256
+#define PARTITION_MAX_RAM_RANGES 32
+#define PARTITION_MAX_CPUID 256
+#define PARTITION_IRQ_LINES 24
+/* Largest guest memory read or write by message (devices.proto). */
+#define PARTITION_MAX_GUEST_IO 65536u
+/* How long registration waits for a VP to take its new routes. */
+#define PARTITION_ROUTE_TIMEOUT_MS 5000
+/* A device in another process is pinged this often, and lost when a ping
+ * goes unanswered this long. */
+#define PARTITION_LIVENESS_PERIOD_MS 250
+#define PARTITION_LIVENESS_TIMEOUT_MS 1000
+
+/* Doorbells one registration may ask for. */
+#define PARTITION_MAX_DOORBELL_REQUESTS 64
+
+/* Denials logged one by one before the log goes quiet (they stay
+ * counted): a misbehaving device must not flood it. */
+#define PARTITION_MAX_DENIALS_LOGGED 16
+
+/* PARTITION_FAILED: a build failed half way; the VM cannot be built again. */
+typedef enum {
+    PARTITION_FRESH,
+    PARTITION_PROTO,
+    PARTITION_BUILT,
+    PARTITION_FAILED,
+} partition_stage_t;
+
+typedef struct {
+    uint64_t gpa, size;
+    uint64_t offset; /* in the memory file */
+    void *host;
+} partition_ram_t;
+
+typedef struct {
+    uint64_t handle, address;
+    int efd;
+    char *owner;
+    /* As assigned: KVM deassigns only an exact match. */
+    uint32_t length;
+    bool match;
+    uint64_t value;
+} partition_doorbell_t;
+
+/* An MSI made from an MSI target (the seed's MsiControl). */
+typedef struct {
+    uint64_t handle;
+    char *owner;
+    bool enabled;
+    uint64_t address;
+    uint32_t data;
+} partition_msi_t;
+
+/* A registration, or its end, whose reply waits until every VP has taken
+ * the new routes: the partition must not wait for them on its own thread,
+ * since a VP may be waiting in turn for the synic, which runs there. */
+typedef struct {
+    rt_deferred_t *owed;
+    uint64_t *ids;      /* each VP's SetIoRoutes request; 0 once answered */
+    size_t outstanding; /* of ids */
+    uint8_t *reply;     /* the packed devices.Reply; NULL: an Ack */
+    size_t reply_len;
+    /* A registration to undo should a VP not take the routes; 0: none. */
+    uint64_t handle;
+    char *actor;
+    char why[160]; /* the first VP's failure, or "" */
+} partition_route_wait_t;
+
+/* A registered device in another process, watched for its liveness. */
+typedef struct {
+    char *actor, *name;
+    uint64_t handle;
+    uint64_t ping; /* the request id of the ping in flight, or 0 */
+    /* Its registration has been answered: till then the device waits for
+     * the answer and cannot answer pings. */
+    bool answered;
+} partition_remote_t;
+
+typedef struct {
+    uint64_t devices_lost, devices_replaced;
+    uint64_t msis, msis_blocked, irqs, irqs_unrouted, doorbells_signalled;
+    uint64_t guest_reads, guest_writes, guest_updates, power_requests, refused;
+    uint64_t denied; /* acts outside what the sender may do (of refused) */
+} partition_stats_t;
+
+typedef struct {
+    char *vm, *name;
+    rt_executor_t **given_executors;
+    size_t n_given;
+    partition_stage_t stage;
+    int kvm_fd, vm_fd;
+    size_t run_size;
+    uint32_t vp_count;
+    bool hv; /* NewPartition had an HvConfig: the guest sees Hyper-V */
+    char *synic; /* its synic actor's name when hv */
+    /* The reference time (100 ns) is the guest TSC's: guest TSC = host
+     * TSC + tsc_offset, and it read tsc_at_zero when the VM was built. */
+    uint64_t tsc_khz;
+    int64_t tsc_offset;
+    uint64_t tsc_at_zero;
+    struct kvm_cpuid2 *cpuid; /* the default guest CPUID, then the built one */
+    partition_ram_t ram[PARTITION_MAX_RAM_RANGES];
+    size_t n_ram;
+    int ram_fd; /* the memory file behind guest RAM (s_map_ram) */
+    char **vp_names;
+    rt_executor_t **own_executors; /* executors the partition started */
+    struct {
+        bool msi;
+        uint64_t address;
+        uint32_t data;
+    } irq_routes[PARTITION_IRQ_LINES];
+    /* The interrupt controllers and timer as created, for Reset. */
+    struct kvm_irqchip initial_chips[3];
+    struct kvm_pit_state2 initial_pit;
+    registry_t *registry;
+    partition_remote_t *remotes;
+    size_t n_remotes;
+    partition_route_wait_t *waits;
+    size_t n_waits;
+    int liveness_fd; /* a timerfd, armed while remotes exist */
+    partition_doorbell_t *doorbells;
+    size_t n_doorbells;
+    uint64_t next_doorbell;
+    /* MSI targets are the partition's own (device 0): a handle is all
+     * they are. */
+    uint64_t *msi_targets;
+    size_t n_msi_targets;
+    partition_msi_t *msis;
+    size_t n_msis;
+    uint64_t next_msi;
+    partition_stats_t stats;
+} partition_t;
+
+
+/* ---- partition.c ---------------------------------------------------------- */
+
+/* A failure of a request that may come one-way: answered, or counted and
+ * logged when there is nobody to answer. Returns 0. */
+int partition_refuse(rt_actor_t *self, const Vmm__Envelope *msg, Vmm__ErrorCode code,
+                     const char *text);
+/* Refuses a request made in the wrong stage of the partition's life. */
+int partition_stage_error(rt_actor_t *self, const Vmm__Envelope *msg, partition_stage_t want);
+/* Makes the doorbell op asks for, signalling owner; *handle is its handle.
+ * Returns 0, or a negative errno with the reason in err. */
+int partition_add_doorbell(rt_actor_t *self, const Vmm__Partition__RegisterDoorbell *op,
+                           const char *owner, uint64_t *handle, char *err, size_t errlen);
+/* Drops the doorbells that signal owner (its registration went). */
+void partition_drop_doorbells_of(rt_actor_t *self, const char *owner);
+
+/* ---- devices.c ------------------------------------------------------------ */
+
+/* Refuses an act outside what the sender may do: PERMISSION_DENIED,
+ * counted, and logged. Returns 0. */
+int partition_deny(rt_actor_t *self, const Vmm__Envelope *msg, const char *why);
+/* Whether msg's sender may make its request or event; else answers for it
+ * and returns false. */
+bool partition_permitted(rt_actor_t *self, const Vmm__Envelope *msg);
+/* Sends every VP the routing table and, when wait, waits for each to take
+ * it. Returns 0, or a negative errno with the reason in err. */
+int partition_push_routes(rt_actor_t *self, bool wait, char *err, size_t errlen);
+/* The handlers devices.c serves for the actor. */
+int partition_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg);
+int partition_on_device_event(rt_actor_t *self, const Vmm__Envelope *msg);
+void partition_on_reply(rt_actor_t *self, const Vmm__Envelope *reply);
+/* The liveness timer of device hosts. */
+void partition_on_liveness_fd(rt_actor_t *self, int fd);
+/* Frees what devices.c keeps, refusing registrations still waiting. */
+void partition_devices_fini(rt_actor_t *self);
+
+#endif
