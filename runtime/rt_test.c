@@ -541,18 +541,19 @@ static int s_blocker_init(rt_actor_t *self, void *arg)
     return 0;
 }
 
-/* Blocks for 10 s unless kicked, like a VP in KVM_RUN. */
+/* Blocks for 10 s unless kicked, like a VP in KVM_RUN. A kick ends one
+ * block only: the kick signal may end the wait first (EINTR), and what
+ * the kick wrote must not end the next one too. */
 static rt_run_t s_blocker_run(rt_actor_t *self)
 {
     s_blocker_t *b = rt_actor_state(self);
     atomic_fetch_add(&b->runs, 1);
     struct pollfd pfd = {.fd = b->efd, .events = POLLIN};
     struct timespec ten = {10, 0};
-    if (ppoll(&pfd, 1, &ten, NULL) > 0) {
-        uint64_t v;
-        if (read(b->efd, &v, sizeof v) < 0)
-            return RT_RUN_IDLE;
-    }
+    ppoll(&pfd, 1, &ten, NULL);
+    uint64_t v;
+    if (read(b->efd, &v, sizeof v) < 0 && errno != EAGAIN)
+        return RT_RUN_IDLE;
     return RT_RUN_AGAIN;
 }
 
@@ -577,7 +578,7 @@ Test(blocking, a_message_kicks_the_actor_out_of_its_block)
                                                .run = s_blocker_run, .kick = s_blocker_kick};
     rt_t *rt = rt_new(NULL);
     rt_executor_t *ex = rt_executor_new(rt, "vp0");
-    s_blocker_t b = {.efd = eventfd(0, EFD_CLOEXEC)};
+    s_blocker_t b = {.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
     rt_actor_spec_t spec = {.name = "blocker", .ops = &blocker_ops, .arg = &b};
     cr_assert_eq(rt_actor_start(ex, &spec), 0);
     s_blocker_t b2 = {.efd = -1};
@@ -614,7 +615,7 @@ Test(blocking, an_idle_actor_runs_again_after_a_message)
                                             .run = s_idle_run, .kick = s_blocker_kick};
     rt_t *rt = rt_new(NULL);
     rt_executor_t *ex = rt_executor_new(rt, "vp0");
-    s_blocker_t b = {.efd = eventfd(0, EFD_CLOEXEC)};
+    s_blocker_t b = {.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
     rt_actor_spec_t spec = {.name = "idle", .ops = &idle_ops, .arg = &b};
     cr_assert_eq(rt_actor_start(ex, &spec), 0);
     rt_client_t *c = rt_client_new(rt, "test");
@@ -651,7 +652,7 @@ Test(blocking, events_sent_from_run_leave_on_flush)
     rt_t *rt;
     rt_client_t *c = s_start_echo(&rt, NULL);
     rt_executor_t *ex = rt_executor_new(rt, "vp0");
-    s_blocker_t b = {.efd = eventfd(0, EFD_CLOEXEC)};
+    s_blocker_t b = {.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
     rt_actor_spec_t spec = {.name = "sender", .ops = &sender_ops, .arg = &b};
     cr_assert_eq(rt_actor_start(ex, &spec), 0);
     long long events = 0;
@@ -675,7 +676,7 @@ Test(blocking, events_from_run_to_a_neighbour_arrive_on_flush)
     rt_executor_t *ex = rt_executor_new(rt, "vp0");
     rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
     cr_assert_eq(rt_actor_start(ex, &echo), 0);
-    s_blocker_t b = {.efd = eventfd(0, EFD_CLOEXEC)};
+    s_blocker_t b = {.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
     rt_actor_spec_t spec = {.name = "sender", .ops = &sender_ops, .arg = &b};
     cr_assert_eq(rt_actor_start(ex, &spec), 0);
     while (!atomic_load(&b.runs))
