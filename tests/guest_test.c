@@ -490,11 +490,8 @@ static void s_poke(vm_t *vm, uint64_t gpa, uint32_t value)
     Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
     req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_GUEST_MEMORY;
     req.write_guest_memory = &w;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
-    env.device_request = &req;
     rt_msg_t reply;
-    cr_assert_eq(rt_call(vm_client(vm), VM_PARTITION, &env, &reply, S_TIMEOUT_MS), 0);
+    cr_assert_eq(vm_harness_device_call(vm_client(vm), &req, &reply), 0);
     cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ACK);
     rt_msg_release(&reply);
 }

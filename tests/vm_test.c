@@ -859,11 +859,8 @@ Test(vm, a_device_endpoint_must_be_ipc_or_tcp)
     Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
     req.op_case = VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
     req.register_device = &reg;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
-    env.device_request = &req;
     rt_msg_t reply;
-    cr_assert_eq(rt_call(rt_client_actor(h.client), VM_HARNESS_PARTITION, &env, &reply, 10000), 0);
+    cr_assert_eq(vm_harness_device_call(rt_client_actor(h.client), &req, &reply), 0);
     cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR);
     cr_expect_eq(reply.env->error->code, VMM__ERROR_CODE__INVALID_ARGUMENT);
     cr_expect(strstr(reply.env->error->text, "inproc://elsewhere") != NULL, "%s",
@@ -933,11 +930,8 @@ static void s_register_device(rt_actor_t *from, const char *name, uint32_t msi_c
     Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
     req.op_case = VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
     req.register_device = &reg;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
-    env.device_request = &req;
     rt_msg_t reply;
-    cr_assert_eq(rt_call(from, VM_HARNESS_PARTITION, &env, &reply, 10000), 0);
+    cr_assert_eq(vm_harness_device_call(from, &req, &reply), 0);
     cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY, "%s",
                  reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply.env->error->text : "?");
     cr_expect_eq(reply.env->device_reply->registration->msi_count, msi_count);
@@ -1025,10 +1019,7 @@ static void s_register_with_doorbells(rt_actor_t *from, const uint64_t *at, size
     Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
     req.op_case = VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
     req.register_device = &reg;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
-    env.device_request = &req;
-    cr_assert_eq(rt_call(from, VM_HARNESS_PARTITION, &env, reply, 10000), 0);
+    cr_assert_eq(vm_harness_device_call(from, &req, reply), 0);
 }
 
 /* The doorbells a registration asks for are made with it, in the device's
@@ -1066,10 +1057,7 @@ Test(vm, a_registration_gets_the_doorbells_it_asks_for)
     Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
     req.op_case = VMM__DEVICES__REQUEST__OP_UNREGISTER_DEVICE;
     req.unregister_device = &un;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
-    env.device_request = &req;
-    cr_assert_eq(rt_call(dev, VM_HARNESS_PARTITION, &env, &reply, 10000), 0);
+    cr_assert_eq(vm_harness_device_call(dev, &req, &reply), 0);
     cr_expect_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ACK);
     rt_msg_release(&reply);
     cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "doorbells"), 0,
@@ -1091,12 +1079,8 @@ static int s_update(vm_harness_t *h, uint64_t gpa, uint32_t size, uint64_t and_m
     Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
     req.op_case = VMM__DEVICES__REQUEST__OP_UPDATE_GUEST_MEMORY;
     req.update_guest_memory = &op;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
-    env.device_request = &req;
     rt_msg_t reply;
-    cr_assert_eq(rt_call(rt_client_actor(h->client), VM_HARNESS_PARTITION, &env, &reply, 10000),
-                 0);
+    cr_assert_eq(vm_harness_device_call(rt_client_actor(h->client), &req, &reply), 0);
     int code = 0;
     if (reply.env->body_case == VMM__ENVELOPE__BODY_ERROR) {
         code = (int)reply.env->error->code;

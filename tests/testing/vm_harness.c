@@ -107,6 +107,14 @@ void vm_harness_stop(vm_harness_t *h)
     rt_destroy(&h->rt);
 }
 
+int vm_harness_device_call(rt_actor_t *from, Vmm__Devices__Request *req, rt_msg_t *reply)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = req;
+    return rt_call(from, VM_HARNESS_PARTITION, &env, reply, S_TIMEOUT_MS);
+}
+
 int vm_harness_register(rt_actor_t *from, const char *name, bool mmio, uint64_t start,
                         uint64_t len, bool posted, rt_msg_t *reply)
 {
@@ -132,10 +140,7 @@ int vm_harness_register(rt_actor_t *from, const char *name, bool mmio, uint64_t 
     Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
     req.op_case = VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
     req.register_device = &reg;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
-    env.device_request = &req;
-    return rt_call(from, VM_HARNESS_PARTITION, &env, reply, S_TIMEOUT_MS);
+    return vm_harness_device_call(from, &req, reply);
 }
 
 void vm_harness_stop_vp(rt_actor_t *from, uint32_t vp)
@@ -163,13 +168,8 @@ void vm_harness_write(vm_harness_t *h, uint64_t gpa, const void *data, size_t le
     Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
     req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_GUEST_MEMORY;
     req.write_guest_memory = &w;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
-    env.device_request = &req;
     rt_msg_t reply;
-    cr_assert_eq(rt_call(rt_client_actor(h->client), VM_HARNESS_PARTITION, &env, &reply,
-                         S_TIMEOUT_MS),
-                 0);
+    cr_assert_eq(vm_harness_device_call(rt_client_actor(h->client), &req, &reply), 0);
     s_expect_ack(&reply, "WriteGuestMemory");
 }
 

@@ -52,6 +52,11 @@ void vm_harness_stop(vm_harness_t *h);
  * caller. Returns the call's result. */
 int vm_harness_partition(vm_harness_t *h, Vmm__Partition__Request *req, rt_msg_t *reply);
 
+/* Sends the partition a devices.proto request from `from`, wrapped in an
+ * envelope; returns the call's result, the reply left in *reply (released
+ * by the caller). */
+int vm_harness_device_call(rt_actor_t *from, Vmm__Devices__Request *req, rt_msg_t *reply);
+
 /* Registers a device named `name` for the actor `from`: one port range
  * (mmio false) or MMIO range [start, start + len). Returns the call's
  * result; the reply (a DeviceRegistration or an Error) is left in *reply. */
