@@ -272,15 +272,8 @@ static int s_wait_reply(rt_actor_t *self, rt_route_t *route, uint64_t id, int ti
                 zmq_msg_close(&frame);
                 return rc;
             }
-            if (matched == 0) { /* someone else's: handled by the loop later */
-                rt_qitem_t *item = malloc(sizeof *item + len);
-                if (item) {
-                    item->to = NULL;
-                    item->len = len;
-                    memcpy(item->bytes, bytes, len);
-                    rt_executor_enqueue(self->ex, item);
-                }
-            }
+            if (matched == 0) /* someone else's: handled by the loop later */
+                rt_executor_set_aside(self->ex, bytes, len);
             zmq_msg_close(&frame);
             now = rt_now_us();
             continue;

@@ -355,15 +355,8 @@ static void s_take_acks(rt_executor_t *ex, rt_link_t *link)
         }
         const uint8_t *bytes = zmq_msg_data(&frame);
         size_t len = zmq_msg_size(&frame);
-        if (!rt_link_take_ack(ex, bytes, len)) {
-            rt_qitem_t *item = malloc(sizeof *item + len);
-            if (item) {
-                item->to = NULL;
-                item->len = len;
-                memcpy(item->bytes, bytes, len);
-                rt_executor_enqueue(ex, item);
-            }
-        }
+        if (!rt_link_take_ack(ex, bytes, len))
+            rt_executor_set_aside(ex, bytes, len);
         zmq_msg_close(&frame);
     }
 }

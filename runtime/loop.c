@@ -25,6 +25,17 @@ void rt_executor_enqueue(rt_executor_t *ex, rt_qitem_t *item)
     ex->q_tail = item;
 }
 
+void rt_executor_set_aside(rt_executor_t *ex, const uint8_t *bytes, size_t len)
+{
+    rt_qitem_t *item = malloc(sizeof *item + len);
+    if (!item)
+        return;
+    item->to = NULL;
+    item->len = len;
+    memcpy(item->bytes, bytes, len);
+    rt_executor_enqueue(ex, item);
+}
+
 /* Delivers the queued items for `only` (or for every actor not on the stack
  * when only is NULL), in order. */
 static void s_drain_local(rt_executor_t *ex, rt_actor_t *only)

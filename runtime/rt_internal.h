@@ -369,6 +369,9 @@ rt_actor_t *rt_executor_pending_take(rt_executor_t *ex, uint64_t id);
 int rt_executor_pending_add(rt_executor_t *ex, rt_actor_t *actor, uint64_t id,
                             int timeout_ms);
 void rt_executor_enqueue(rt_executor_t *ex, rt_qitem_t *item);
+/* Keeps a reply taken from a dealer for someone else (a caller waiting for
+ * its own): the loop hands it over later. Dropped without memory. */
+void rt_executor_set_aside(rt_executor_t *ex, const uint8_t *bytes, size_t len);
 /* Something was sent on socket: drain it before blocking. */
 void rt_executor_mark_sent(rt_executor_t *ex, void *socket);
 

@@ -162,6 +162,20 @@ static void s_wait_free(partition_route_wait_t *w)
 static void s_unwatch_remote(partition_t *p, uint64_t handle);
 static void s_remote_answered(partition_t *p, uint64_t handle);
 
+/* Forgets registration handle of actor: its ranges, its liveness pings and
+ * its doorbells. Returns registry_remove()'s result (then nothing else is
+ * done). */
+static int s_forget(rt_actor_t *self, uint64_t handle, const char *actor)
+{
+    partition_t *p = rt_actor_state(self);
+    int rc = registry_remove(p->registry, handle, actor);
+    if (!rc) {
+        s_unwatch_remote(p, handle);
+        partition_drop_doorbells_of(self, actor);
+    }
+    return rc;
+}
+
 /* Undoes registration handle (0: none) of actor and refuses the deferred
  * request with why. Returns 0. */
 static int s_refuse_owed(rt_actor_t *self, rt_deferred_t **owed, uint64_t handle,
@@ -169,9 +183,7 @@ static int s_refuse_owed(rt_actor_t *self, rt_deferred_t **owed, uint64_t handle
 {
     partition_t *p = rt_actor_state(self);
     if (handle) {
-        registry_remove(p->registry, handle, actor);
-        s_unwatch_remote(p, handle);
-        partition_drop_doorbells_of(self, actor);
+        s_forget(self, handle, actor);
         char ignored[192];
         partition_push_routes(self, false, ignored, sizeof ignored);
     }
@@ -254,11 +266,8 @@ static int s_reply_after_routes(rt_actor_t *self, const Vmm__Envelope *msg,
     rt_deferred_t *owed = p->stage == PARTITION_BUILT && p->vp_count ? rt_defer(self, msg) : NULL;
     if (!owed) {
         int rc = partition_push_routes(self, true, err, sizeof err);
-        if (rc && handle) {
-            registry_remove(p->registry, handle, msg->sender);
-            s_unwatch_remote(p, handle);
-            partition_drop_doorbells_of(self, msg->sender);
-        }
+        if (rc && handle)
+            s_forget(self, handle, msg->sender);
         if (rc)
             return rt_reply_error(self, msg, rt_error_code(rc), "%s", err);
         s_remote_answered(p, handle);
@@ -483,10 +492,7 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
     for (size_t i = 0; *op->endpoint && i < registry_count(p->registry); i++)
         if (!strcmp(registry_name(p->registry, i), op->name) &&
             !strcmp(registry_actor(p->registry, i), msg->sender)) {
-            uint64_t old = registry_handle(p->registry, i);
-            registry_remove(p->registry, old, msg->sender);
-            s_unwatch_remote(p, old);
-            partition_drop_doorbells_of(self, msg->sender);
+            s_forget(self, registry_handle(p->registry, i), msg->sender);
             p->stats.devices_replaced++;
             rt_log(rt_actor_rt(self), self, RT_LOG_INFO,
                    "device %s (%s) registers again: its host restarted", op->name, msg->sender);
@@ -509,11 +515,8 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
                      op->endpoint, strerror(-rc));
         else
             rc = s_grant_doorbells(self, msg, op, doorbells, err, sizeof err);
-        if (rc) {
-            registry_remove(p->registry, handle, msg->sender);
-            s_unwatch_remote(p, handle);
-            partition_drop_doorbells_of(self, msg->sender);
-        }
+        if (rc)
+            s_forget(self, handle, msg->sender);
     }
     if (rc) {
         p->stats.refused++;
@@ -543,12 +546,7 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
 static int s_on_unregister_device(rt_actor_t *self, const Vmm__Envelope *msg,
                                   const Vmm__Devices__UnregisterDevice *op)
 {
-    partition_t *p = rt_actor_state(self);
-    int rc = registry_remove(p->registry, op->handle, msg->sender);
-    if (!rc) {
-        s_unwatch_remote(p, op->handle);
-        partition_drop_doorbells_of(self, msg->sender);
-    }
+    int rc = s_forget(self, op->handle, msg->sender);
     if (rc == -EPERM)
         return rt_reply_error(self, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
                               "registration %llu was made by another actor",

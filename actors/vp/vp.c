@@ -220,6 +220,17 @@ static void s_device_failed(rt_actor_t *self, const s_route_t *r, uint64_t addre
            rc == -EIO ? "the device answered with an error" : strerror(-rc));
 }
 
+/* Halts on an access to a device the VM cannot do without, which is gone:
+ * why says how it went. */
+static void s_halt_required(rt_actor_t *self, const s_route_t *r, uint64_t address,
+                            const char *why)
+{
+    char text[192];
+    snprintf(text, sizeof text, "%s at 0x%llx: the VM cannot do without this device, and %s",
+             r->actor, (unsigned long long)address, why);
+    s_halt_invalid(self, text);
+}
+
 /* One guest access of size bytes at address: data is what a write writes
  * or where a read's result goes. */
 static void s_access(rt_actor_t *self, bool mmio, uint64_t address, uint8_t *data,
@@ -234,10 +245,7 @@ static void s_access(rt_actor_t *self, bool mmio, uint64_t address, uint8_t *dat
             s_note_unregistered(self, mmio, address, write);
             return;
         }
-        char text[160];
-        snprintf(text, sizeof text, "%s at 0x%llx: the VM cannot do without this device, and "
-                 "its host is lost", r->actor, (unsigned long long)address);
-        s_halt_invalid(self, text);
+        s_halt_required(self, r, address, "its host is lost");
         return;
     }
     Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
@@ -282,11 +290,9 @@ static void s_access(rt_actor_t *self, bool mmio, uint64_t address, uint8_t *dat
         if (!write)
             memset(data, 0xff, size);
         if (rc == -ETIMEDOUT && r->halt_if_lost) {
-            char text[160];
-            snprintf(text, sizeof text, "%s at 0x%llx: the VM cannot do without this device, "
-                     "and it did not answer in %d ms", r->actor, (unsigned long long)address,
-                     timeout);
-            s_halt_invalid(self, text);
+            char why[48];
+            snprintf(why, sizeof why, "it did not answer in %d ms", timeout);
+            s_halt_required(self, r, address, why);
         }
     }
 }
