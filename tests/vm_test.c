@@ -211,8 +211,6 @@ Test(vm, stop_takes_a_spinning_vp_out_promptly)
         worst = us > worst ? us : worst;
     }
     /* A figure, not a target: a timed assertion would flake here. */
-    cr_log_info("stop of a spinning VP: mean %.0f us, worst %.0f us over %d", total / rounds,
-                worst, rounds);
     printf("stop of a spinning VP (real mode, CPL 0): mean %.0f us, worst %.0f us over %d\n",
            total / rounds, worst, rounds);
     vm_harness_stop(&h);
