@@ -51,6 +51,7 @@ static rt_executor_t *s_core_new(rt_t *rt, const char *name)
     ex->routes = rt_map_new();
     ex->watcher_stop_fd = -1;
     ex->watcher_rearm_fd = -1;
+    ex->timer_fd = -1;
     ex->next_id = 1;
     ex->items_dirty = true;
     if (!ex->name || !ex->routes || pthread_mutex_init(&ex->watch_lock, NULL) ||
@@ -80,6 +81,9 @@ void rt_executor_free_core(rt_executor_t *ex)
     free(ex->actors);
     free(ex->pending);
     free(ex->watches);
+    free(ex->timers);
+    if (ex->timer_fd >= 0)
+        close(ex->timer_fd);
     free(ex->inputs);
     free(ex->pfds);
     free(ex->watch_fds);
@@ -259,6 +263,7 @@ void rt_executor_remove_actor(rt_executor_t *ex, rt_actor_t *actor)
             ex->watches[i] = ex->watches[--ex->n_watches];
         else
             i++;
+    rt_executor_drop_timers(ex, actor);
     rt_qitem_t **link = &ex->q_head;
     ex->q_tail = NULL;
     while (*link) {
@@ -423,6 +428,10 @@ static void s_blocking_turn(rt_executor_t *ex)
     atomic_store(&ex->kick_pending, 0);
     rt_executor_poll_inputs(ex, actor->run_again ? 0 : -1);
     if (ex->stop || ex->blocking != actor)
+        return;
+    /* The watcher must see a descriptor or timer added in this round (an
+     * actor started here) before run blocks. */
+    if (ex->items_dirty && rt_executor_rebuild_inputs(ex))
         return;
     s_rearm_watcher(ex);
     if (!actor->run_again)

@@ -167,7 +167,8 @@ int rt_actor_unwatch_fd(rt_actor_t *self, int fd)
  */
 int rt_executor_rebuild_inputs(rt_executor_t *ex)
 {
-    size_t n = (ex->pipe_inner ? 1 : 0) + ex->n_actors + ex->n_dealers + ex->n_watches;
+    size_t n = (ex->pipe_inner ? 1 : 0) + ex->n_actors + ex->n_dealers + ex->n_watches +
+               (ex->timer_fd >= 0 ? 1 : 0);
     rt_input_t *inputs = realloc(ex->inputs, (n ? n : 1) * sizeof *inputs);
     if (!inputs)
         return -ENOMEM;
@@ -187,6 +188,8 @@ int rt_executor_rebuild_inputs(rt_executor_t *ex)
     for (size_t i = 0; i < ex->n_watches; i++)
         inputs[k++] = (rt_input_t){.kind = RT_IN_FD, .fd = ex->watches[i].fd,
                                    .actor = ex->watches[i].actor, .fn = ex->watches[i].fn};
+    if (ex->timer_fd >= 0)
+        inputs[k++] = (rt_input_t){.kind = RT_IN_TIMERS, .fd = ex->timer_fd};
     for (size_t i = 0; i < n; i++) {
         if (inputs[i].socket) {
             size_t len = sizeof inputs[i].fd;
@@ -285,7 +288,7 @@ static void s_wait_inputs(rt_executor_t *ex, int timeout_ms)
 static bool s_may_park(rt_executor_t *ex, int timeout_ms)
 {
     if (timeout_ms >= 0 || ex->manual || ex->blocking || ex->n_actors != 1 ||
-        ex->n_watches || ex->n_pending || ex->q_head || ex->items_dirty || ex->stop ||
+        ex->n_watches || ex->n_timers || ex->n_pending || ex->q_head || ex->items_dirty || ex->stop ||
         atomic_load(&ex->pipe_pending) || rt_link_next_us(ex) != INT64_MAX)
         return false;
     for (size_t i = 0; i < ex->n_inputs; i++)
@@ -385,6 +388,10 @@ int rt_executor_poll_inputs(rt_executor_t *ex, int timeout_ms)
         case RT_IN_FD:
             if (in->ready)
                 in->fn(in->actor, in->fd);
+            break;
+        case RT_IN_TIMERS:
+            if (in->ready)
+                rt_executor_fire_timers(ex);
             break;
         }
     }

@@ -300,6 +300,31 @@ typedef void (*rt_fd_fn)(rt_actor_t *self, int fd);
 int rt_actor_watch_fd(rt_actor_t *self, int fd, rt_fd_fn fn);
 int rt_actor_unwatch_fd(rt_actor_t *self, int fd);
 
+/* ---- Time ------------------------------------------------------------- */
+
+/*
+ * The runtime's clock: CLOCK_MONOTONIC, in ns. Actors read time only here
+ * and are woken only by the timers below, never by the wall clock or a
+ * timerfd of their own: what an actor consumes then all passes through
+ * the runtime, which a trace can record and a replay give back.
+ */
+uint64_t rt_now_ns(rt_actor_t *self);
+
+/* Called on the actor's executor when its timer `id` is due. */
+typedef void (*rt_timer_fn)(rt_actor_t *self, uint64_t id);
+
+/*
+ * Arms self's timer `id` (any number the actor chooses) to call fn once
+ * rt_now_ns() reaches deadline_ns; a deadline already past fires at the
+ * executor's next turn. Arming an armed timer moves it. A timer fires
+ * once; it is forgotten when it fires, is cancelled or its actor
+ * terminates. An executor whose blocking actor is in its run is kicked
+ * for it, as for a message. Returns 0, -ENOMEM, or timerfd's error.
+ */
+int rt_timer_set(rt_actor_t *self, uint64_t id, uint64_t deadline_ns, rt_timer_fn fn);
+/* Disarms self's timer `id`. Returns 0, or -ENOENT when it was not armed. */
+int rt_timer_cancel(rt_actor_t *self, uint64_t id);
+
 /* ---- Messages --------------------------------------------------------- */
 
 /*

@@ -234,6 +234,14 @@ typedef struct {
     rt_fd_fn fn;
 } rt_watch_t;
 
+/* An armed timer of an actor (rt_timer_set()). */
+typedef struct {
+    rt_actor_t *actor;
+    uint64_t id;
+    uint64_t deadline_ns;
+    rt_timer_fn fn;
+} rt_timer_t;
+
 /*
  * Whether a waiting thread should poll before it blocks (rt.c). Polling
  * pays on an idle machine; on a busy one the poller takes the CPU from the
@@ -262,7 +270,7 @@ int rt_spin_poll(struct pollfd *pfds, size_t n, int spin_us);
 
 /* One input of an executor's loop (see executor.c). */
 typedef struct {
-    enum { RT_IN_PIPE, RT_IN_MAILBOX, RT_IN_DEALER, RT_IN_FD } kind;
+    enum { RT_IN_PIPE, RT_IN_MAILBOX, RT_IN_DEALER, RT_IN_FD, RT_IN_TIMERS } kind;
     void *socket;      /* NULL for RT_IN_FD */
     int fd;            /* the socket's ZMQ_FD, or the watched descriptor */
     rt_actor_t *actor; /* the mailbox's or the descriptor's owner */
@@ -289,6 +297,11 @@ struct rt_executor_s {
     size_t n_pending, cap_pending;
     rt_watch_t *watches;
     size_t n_watches;
+    /* Its actors' timers, and one timerfd armed for the earliest: an input
+     * like any other, so that the watcher kicks a blocking actor for it. */
+    rt_timer_t *timers;
+    size_t n_timers;
+    int timer_fd; /* -1 until the first timer */
     rt_input_t *inputs;
     struct pollfd *pfds; /* in the order of inputs */
     size_t n_inputs;
@@ -357,6 +370,12 @@ rt_executor_t *rt_executor_new_manual(rt_t *rt, const char *name);
 bool rt_executor_drain_pipe(rt_executor_t *ex);
 /* Removes the actors that terminated and are off the stack. */
 void rt_executor_reap(rt_executor_t *ex);
+
+/* timer.c */
+/* Fires the timers that are due (the timerfd was readable). */
+void rt_executor_fire_timers(rt_executor_t *ex);
+/* Forgets actor's timers, as it leaves. */
+void rt_executor_drop_timers(rt_executor_t *ex, rt_actor_t *actor);
 
 /* loop.c */
 void rt_executor_drain_local_for(rt_executor_t *ex, rt_actor_t *actor);

@@ -741,6 +741,100 @@ Test(blocking, a_watched_descriptor_runs_its_callback)
     close(b.efd);
 }
 
+/* ---- Timers ----------------------------------------------------------------- */
+
+#define S_TIMER_FIRES 8
+
+/* What a timer actor saw: which timer fired, in order, and when. */
+typedef struct {
+    atomic_int n;
+    uint64_t ids[S_TIMER_FIRES];
+    uint64_t at_ns[S_TIMER_FIRES];
+    uint64_t start_ns;
+    int repeats; /* timer 7 arms itself again this many times */
+} s_timers_t;
+
+static void s_on_timer(rt_actor_t *self, uint64_t id)
+{
+    s_timers_t *t = rt_actor_state(self);
+    int n = atomic_load(&t->n);
+    if (n < S_TIMER_FIRES) {
+        t->ids[n] = id;
+        t->at_ns[n] = rt_now_ns(self);
+        atomic_store(&t->n, n + 1);
+    }
+    if (id == 7 && t->repeats-- > 0)
+        rt_timer_set(self, 7, rt_now_ns(self) + 1000000, s_on_timer);
+}
+
+/* Arms 3 at +30 ms, 1 at +10 ms, 2 at +50 ms then moved to +20 ms, 4 at
+ * +15 ms then cancelled, and 7 at +40 ms, which arms itself twice more. */
+static int s_timers_init(rt_actor_t *self, void *arg)
+{
+    s_timers_t *t = arg;
+    rt_actor_set_state(self, t);
+    uint64_t now = t->start_ns = rt_now_ns(self);
+    const uint64_t ms = 1000000;
+    int rc = rt_timer_set(self, 3, now + 30 * ms, s_on_timer);
+    rc = rc ? rc : rt_timer_set(self, 1, now + 10 * ms, s_on_timer);
+    rc = rc ? rc : rt_timer_set(self, 2, now + 50 * ms, s_on_timer);
+    rc = rc ? rc : rt_timer_set(self, 2, now + 20 * ms, s_on_timer);
+    rc = rc ? rc : rt_timer_set(self, 4, now + 15 * ms, s_on_timer);
+    rc = rc ? rc : rt_timer_cancel(self, 4);
+    rc = rc ? rc : rt_timer_set(self, 7, now + 40 * ms, s_on_timer);
+    if (!rc && rt_timer_cancel(self, 5) != -ENOENT)
+        rc = -EPROTO;
+    return rc;
+}
+
+static void s_expect_timers(s_timers_t *t)
+{
+    for (int i = 0; i < 5000 && atomic_load(&t->n) < 6; i++)
+        usleep(1000);
+    usleep(50000); /* nothing more may come */
+    cr_assert_eq(atomic_load(&t->n), 6, "fired %d timers", atomic_load(&t->n));
+    const uint64_t want[] = {1, 2, 3, 7, 7, 7}, not_before_ms[] = {10, 20, 30, 40, 41, 42};
+    for (int i = 0; i < 6; i++) {
+        cr_expect_eq(t->ids[i], want[i], "fire %d was timer %llu", i,
+                     (unsigned long long)t->ids[i]);
+        cr_expect_geq(t->at_ns[i] - t->start_ns, not_before_ms[i] * 1000000,
+                      "timer %llu fired early", (unsigned long long)t->ids[i]);
+    }
+}
+
+Test(timers, fire_once_in_deadline_order_and_can_be_moved_or_cancelled)
+{
+    static const rt_actor_ops_t ops = {.kind = "timers", .init = s_timers_init};
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "ex");
+    s_timers_t t = {.repeats = 2};
+    rt_actor_spec_t spec = {.name = "timers", .ops = &ops, .arg = &t};
+    cr_assert_eq(rt_actor_start(ex, &spec), 0);
+    s_expect_timers(&t);
+    rt_destroy(&rt);
+}
+
+/* A device's timer on a VP's executor fires while the VP blocks in run. */
+Test(timers, a_timer_kicks_a_blocking_neighbour)
+{
+    static const rt_actor_ops_t ops = {.kind = "timers", .init = s_timers_init};
+    static const rt_actor_ops_t blocker_ops = {.kind = "blocker", .init = s_blocker_init,
+                                               .run = s_blocker_run, .kick = s_blocker_kick};
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "vp0");
+    s_blocker_t b = {.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+    rt_actor_spec_t blocker = {.name = "blocker", .ops = &blocker_ops, .arg = &b};
+    cr_assert_eq(rt_actor_start(ex, &blocker), 0);
+    while (!atomic_load(&b.runs))
+        usleep(1000);
+    s_timers_t t = {.repeats = 2};
+    rt_actor_spec_t spec = {.name = "timers", .ops = &ops, .arg = &t};
+    cr_assert_eq(rt_actor_start(ex, &spec), 0);
+    s_expect_timers(&t); /* within 5 s, though run blocks 10 s unless kicked */
+    rt_destroy(&rt);
+    close(b.efd);
+}
+
 /* ---- Introspection, tap, logging ------------------------------------------- */
 
 Test(observe, inspect_returns_the_actor_state_as_a_tree)
