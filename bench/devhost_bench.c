@@ -47,6 +47,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "actors/devices/device_actor.h"
 #include "bench/bench.h"
 #include "bench/io_guest.h"
 #include "runtime/rt.h"
@@ -174,7 +175,9 @@ static int s_host_devices(rt_t **rtp, const s_cmd_t *cmd)
     };
     const char *names[] = {IO_GUEST_DEV, IO_GUEST_DEV_POSTED};
     const char *files[] = {"bench", "bench-posted"};
-    for (size_t i = 0; !rc && i < sizeof cfgs / sizeof *cfgs; i++) {
+    rt_client_t *owner = rc ? NULL : rt_client_new(rt, "bench-host");
+    size_t started = 0;
+    for (size_t i = 0; owner && !rc && i < sizeof cfgs / sizeof *cfgs; i++) {
         /* Each device on an executor of its own, as vmm devhost runs them:
          * one alone there waits for its next request in the receive. */
         rt_executor_t *ex = rt_executor_new(rt, files[i]);
@@ -182,13 +185,19 @@ static int s_host_devices(rt_t **rtp, const s_cmd_t *cmd)
             return -ENOMEM;
         char endpoint[S_ENDPOINT_MAX];
         s_endpoint(l, files[i], endpoint, sizeof endpoint);
-        /* Registers with the partition in init, giving the endpoint the
-         * runtime bound (a wildcard port resolved). */
-        rt_actor_spec_t spec = {.name = names[i], .ops = &io_guest_dev_ops,
-                                .arg = &cfgs[i], .endpoint = endpoint};
+        /* It registers with the partition, giving the endpoint the runtime
+         * bound (a wildcard port resolved). */
+        device_actor_config_t dev = {.new_model = io_guest_dev_new, .model_config = &cfgs[i],
+                                     .partition = VM_PARTITION, .owner = "bench-host"};
+        rt_actor_spec_t spec = {.name = names[i], .ops = &device_actor_ops, .arg = &dev,
+                                .endpoint = endpoint};
         rc = rt_actor_start(ex, &spec);
+        started += !rc;
     }
-    return rc;
+    char why[256];
+    int wait_rc = owner ? device_actor_wait_registered(owner, started, 10000, why, sizeof why)
+                        : -ENOMEM;
+    return rc ? rc : wait_rc;
 }
 
 /* Binds a ROUTER, acknowledges with its endpoint, then echoes n messages
@@ -308,7 +317,7 @@ static size_t s_request_size(void)
 {
     uint8_t data[4] = {0};
     Vmm__Devices__WriteIo w = VMM__DEVICES__WRITE_IO__INIT;
-    w.port = 0x5f4; /* the guest's acknowledged port (bench/io_guest.c) */
+    w.port = 0x5d4; /* the guest's acknowledged port (bench/io_guest.c) */
     w.data = (ProtobufCBinaryData){sizeof data, data};
     Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
     req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_IO;

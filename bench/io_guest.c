@@ -14,9 +14,9 @@
 #include "bench/raw_kvm.h"
 
 /* The guest's ports and address: guest/bench_io.c has the same numbers. */
-#define S_PORT_CONFIG 0x5f0 /* inl: the iterations per timed loop */
-#define S_PORT_WRITE 0x5f4  /* outl: a write the device acknowledges */
-#define S_PORT_POSTED 0x5f8 /* outl: a write sent one-way */
+#define S_PORT_CONFIG 0x5d0 /* inl: the iterations per timed loop */
+#define S_PORT_WRITE 0x5d4  /* outl: a write the device acknowledges */
+#define S_PORT_POSTED 0x5d8 /* outl: a write sent one-way */
 #define S_DOORBELL 0xd0000000ull
 #define S_ALL_MODES ((1u << IO_GUEST_MODES) - 1)
 
@@ -120,79 +120,109 @@ int io_guest_raw(uint32_t iterations, int (*on_write)(void *arg, bool posted), v
     return rc;
 }
 
-/* ---- The bench device actors ------------------------------------------------ */
+/* ---- The bench device model ------------------------------------------------------ */
 
 typedef struct {
     device_t dev;
     io_guest_dev_config_t cfg;
 } s_dev_t;
 
-static int s_dev_on_request(rt_actor_t *self, const Vmm__Envelope *msg)
+static s_dev_t *s_dev(device_t *dev)
 {
-    s_dev_t *d = rt_actor_state(self);
-    device_access_t a;
-    if (device_access_get(&d->dev, self, msg, &a))
-        return 0;
-    if (!a.write) {
-        if (a.port != S_PORT_CONFIG || a.size != 4)
-            return device_access_refuse(&d->dev, self, msg, "no register at 0x%x", a.port);
-        return device_access_done(&d->dev, self, msg, &a, d->cfg.iterations);
-    }
-    atomic_fetch_add_explicit(d->cfg.posted ? &d->cfg.tally->posted : &d->cfg.tally->writes, 1,
-                              memory_order_relaxed);
-    return device_access_done(&d->dev, self, msg, &a, 0);
+    return (s_dev_t *)dev;
 }
 
-static int s_dev_on_partition_event(rt_actor_t *self, const Vmm__Envelope *msg)
+static int s_dev_read(device_t *dev, const device_io_t *io, uint64_t *value)
 {
-    s_dev_t *d = rt_actor_state(self);
-    if (msg->partition_event->event_case == VMM__PARTITION__EVENT__EVENT_DOORBELL_SIGNALLED)
-        atomic_fetch_add_explicit(&d->cfg.tally->doorbells, 1, memory_order_relaxed);
+    if (io->mmio || io->address != S_PORT_CONFIG || io->size != 4) {
+        device_log(dev, RT_LOG_INFO, "no register at 0x%llx", (unsigned long long)io->address);
+        return -EINVAL;
+    }
+    *value = s_dev(dev)->cfg.iterations;
     return 0;
 }
 
-static int s_dev_init(rt_actor_t *self, void *arg)
+static int s_dev_write(device_t *dev, const device_io_t *io, uint64_t value)
+{
+    (void)io;
+    (void)value;
+    s_dev_t *d = s_dev(dev);
+    atomic_fetch_add_explicit(d->cfg.posted ? &d->cfg.tally->posted : &d->cfg.tally->writes, 1,
+                              memory_order_relaxed);
+    return 0;
+}
+
+static void s_dev_doorbell(device_t *dev, size_t index)
+{
+    (void)index;
+    atomic_fetch_add_explicit(&s_dev(dev)->cfg.tally->doorbells, 1, memory_order_relaxed);
+}
+
+static void s_dev_nothing(device_t *dev)
+{
+    (void)dev; /* the bench device keeps nothing to reset */
+}
+
+static void s_dev_inspect(device_t *dev, Vmm__Rt__InspectNode *node)
+{
+    rt_inspect_add(node, "posted", "%d", s_dev(dev)->cfg.posted);
+}
+
+static int s_dev_save(device_t *dev, ProtobufCBinaryData *out)
+{
+    (void)dev;
+    *out = (ProtobufCBinaryData){0, NULL};
+    return 0;
+}
+
+static int s_dev_restore(device_t *dev, const uint8_t *bytes, size_t len)
+{
+    (void)dev;
+    (void)bytes;
+    return len ? -EINVAL : 0;
+}
+
+static void s_dev_destroy(device_t *dev)
+{
+    free(s_dev(dev));
+}
+
+static const device_ops_t s_dev_ops = {
+    .kind = "bench",
+    .read = s_dev_read,
+    .write = s_dev_write,
+    .reset = s_dev_nothing,
+    .inspect = s_dev_inspect,
+    .save = s_dev_save,
+    .restore = s_dev_restore,
+    .doorbell = s_dev_doorbell,
+    .destroy = s_dev_destroy,
+};
+
+device_t *io_guest_dev_new(const void *config, device_env_t *env)
 {
     s_dev_t *d = calloc(1, sizeof *d);
     if (!d)
-        return -ENOMEM;
-    d->cfg = *(const io_guest_dev_config_t *)arg;
-    const device_range_t ack_ports = {S_PORT_CONFIG, 8}, posted_ports = {S_PORT_POSTED, 4};
-    device_spec_t spec = {
-        .name = d->cfg.posted ? "bench-posted" : "bench",
-        .ranges = d->cfg.posted ? &posted_ports : &ack_ports,
-        .n_ranges = 1,
-        .posted_writes = d->cfg.posted,
-    };
-    int rc = device_init(&d->dev, self, VM_PARTITION, &spec);
-    if (rc) {
-        free(d);
-        return rc;
+        return NULL;
+    d->cfg = *(const io_guest_dev_config_t *)config;
+    d->dev = (device_t){.ops = &s_dev_ops, .env = env};
+    if (d->cfg.posted) {
+        d->dev.spec = (device_spec_t){.name = "bench-posted", .n_ranges = 1,
+                                      .ranges = {{.start = S_PORT_POSTED, .len = 4}},
+                                      .posted_writes = true};
+    } else {
+        /* The doorbell is the acknowledging device's, in its MMIO range. */
+        d->dev.spec = (device_spec_t){
+            .name = "bench",
+            .n_ranges = 2,
+            .ranges = {{.start = S_PORT_CONFIG, .len = 8},
+                       {.mmio = true, .start = S_DOORBELL, .len = 4}},
+            .n_doorbells = 1,
+            .doorbells = {{.address = S_DOORBELL, .length = 4}},
+        };
     }
-    rt_actor_set_state(self, d);
-    return 0;
+    return &d->dev;
 }
-
-static void s_dev_fini(rt_actor_t *self)
-{
-    s_dev_t *d = rt_actor_state(self);
-    device_fini(&d->dev);
-    free(d);
-    rt_actor_set_state(self, NULL);
-}
-
-static const rt_handler_t s_dev_handlers[] = {
-    {VMM__ENVELOPE__BODY_DEVICE_REQUEST, s_dev_on_request},
-    {VMM__ENVELOPE__BODY_PARTITION_EVENT, s_dev_on_partition_event},
-};
-
-const rt_actor_ops_t io_guest_dev_ops = {
-    .kind = "bench-device",
-    .init = s_dev_init,
-    .fini = s_dev_fini,
-    .handlers = s_dev_handlers,
-    .n_handlers = sizeof s_dev_handlers / sizeof *s_dev_handlers,
-};
 
 /* ---- The actor VMM ------------------------------------------------------------ */
 
@@ -201,9 +231,9 @@ vm_t *io_guest_vm_new(const io_guest_vm_config_t *cfg, char *err, size_t errlen)
     io_guest_dev_config_t ack = {.iterations = cfg->iterations, .tally = cfg->tally};
     io_guest_dev_config_t posted = {.posted = true, .iterations = cfg->iterations,
                                     .tally = cfg->tally};
-    const rt_actor_spec_t devices[] = {
-        {.name = IO_GUEST_DEV, .ops = &io_guest_dev_ops, .arg = &ack},
-        {.name = IO_GUEST_DEV_POSTED, .ops = &io_guest_dev_ops, .arg = &posted},
+    const vm_device_t devices[] = {
+        {.name = IO_GUEST_DEV, .new_model = io_guest_dev_new, .model_config = &ack},
+        {.name = IO_GUEST_DEV_POSTED, .new_model = io_guest_dev_new, .model_config = &posted},
     };
     vm_config_t vm = {
         .elf = guest_bench_io_elf,
@@ -217,35 +247,6 @@ vm_t *io_guest_vm_new(const io_guest_vm_config_t *cfg, char *err, size_t errlen)
         .rt = cfg->rt,
     };
     return vm_new(&vm, err, errlen);
-}
-
-static int s_register_doorbell(vm_t *vm, char *err, size_t errlen)
-{
-    Vmm__Partition__RegisterDoorbell db = VMM__PARTITION__REGISTER_DOORBELL__INIT;
-    db.guest_address = S_DOORBELL;
-    db.opt_length_case = VMM__PARTITION__REGISTER_DOORBELL__OPT_LENGTH_LENGTH;
-    db.length = 4;
-    db.owner = IO_GUEST_DEV;
-    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
-    req.op_case = VMM__PARTITION__REQUEST__OP_REGISTER_DOORBELL;
-    req.register_doorbell = &db;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
-    env.partition_request = &req;
-    rt_msg_t reply;
-    int rc = rt_call(vm_client(vm), VM_PARTITION, &env, &reply, 5000);
-    if (rc) {
-        snprintf(err, errlen, "RegisterDoorbell: %s", strerror(-rc));
-        return rc;
-    }
-    if (reply.env->body_case != VMM__ENVELOPE__BODY_PARTITION_REPLY) {
-        snprintf(err, errlen, "RegisterDoorbell refused: %s",
-                 reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply.env->error->text
-                                                                   : "an unexpected reply");
-        rc = -EIO;
-    }
-    rt_msg_release(&reply);
-    return rc;
 }
 
 /* Waits for the guest's sync points and its power off. */
@@ -309,8 +310,8 @@ int io_guest_vm_run(vm_t *vm, uint32_t iterations, io_guest_tally_t *tally,
                     io_guest_report_t *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof *r);
-    int rc = s_register_doorbell(vm, err, errlen);
-    if (!rc && (rc = vm_start(vm)))
+    int rc = vm_start(vm);
+    if (rc)
         snprintf(err, errlen, "the VPs did not start: %s", strerror(-rc));
     if (!rc)
         rc = s_events(vm, iterations, r, tally, err, errlen);

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "actors/devices/device.h"
 #include "runtime/rt.h"
 #include "vmm/vm.h"
 
@@ -66,16 +67,16 @@ typedef struct {
 } io_guest_tally_t;
 
 /* A bench device: the acknowledging one (IO_GUEST_DEV, which owns the
- * doorbell) or the posted one (IO_GUEST_DEV_POSTED). Both register with
- * VM_PARTITION as they start. */
+ * doorbell) or the posted one (IO_GUEST_DEV_POSTED). */
 typedef struct {
     bool posted;
     uint32_t iterations; /* what the guest reads */
     io_guest_tally_t *tally;
 } io_guest_dev_config_t;
 
-/* Starts with arg an io_guest_dev_config_t *, copied by init. */
-extern const rt_actor_ops_t io_guest_dev_ops;
+/* The bench device model (a device_new_fn): config is an
+ * io_guest_dev_config_t *, copied. */
+device_t *io_guest_dev_new(const void *config, device_env_t *env);
 
 typedef struct {
     uint32_t iterations;
@@ -92,9 +93,8 @@ typedef struct {
  * in err. */
 vm_t *io_guest_vm_new(const io_guest_vm_config_t *cfg, char *err, size_t errlen);
 
-/* Gives IO_GUEST_DEV the doorbell, runs the guest until it powers off, and
- * checks in tally that the devices took every write and some doorbell
- * signals. Returns 0, or a negative errno with a reason in err. */
+/* Runs the guest until it powers off, and checks in tally that the
+ * devices took every write and some doorbell signals. Returns 0, or a negative errno with a reason in err. */
 int io_guest_vm_run(vm_t *vm, uint32_t iterations, io_guest_tally_t *tally,
                     io_guest_report_t *r, char *err, size_t errlen);
 

@@ -47,7 +47,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,9 +57,9 @@
 #include "vmm/vm.h"
 
 /* The guest's ports and numbers: guest/bench_synic.c has the same. */
-#define S_PORT_CONFIG 0x5f0 /* inl: the iterations per timed part */
-#define S_PORT_POST 0x5f4   /* outl: post that many messages */
-#define S_PORT_PARTS 0x5f8  /* inl: bit part - 1 set for each part to run */
+#define S_PORT_CONFIG 0x5d0 /* inl: the iterations per timed part */
+#define S_PORT_POST 0x5d4   /* outl: post that many messages */
+#define S_PORT_PARTS 0x5d8  /* inl: bit part - 1 set for each part to run */
 #define S_PART_MESSAGES 1
 #define S_PART_EVENT 2
 #define S_PART_MSI 3
@@ -76,7 +75,8 @@
 
 #define S_MSI_ADDRESS 0xfee00000u
 #define S_MEM VM_DEFAULT_MEM
-#define S_ACTOR "vm0/dev/synic-bench"
+#define S_ACTOR "vm0/synic-bench"
+#define S_DEVICE "vm0/dev/synic-bench"
 #define S_SYNIC "vm0/synic"
 #define S_MESSAGE_TYPE 0x100
 
@@ -181,7 +181,16 @@ static int s_raw(s_report_t *r, char *err, size_t errlen)
     return rc;
 }
 
-/* ---- The bench actor ------------------------------------------------------- */
+/* ---- The bench device and actor --------------------------------------------------- */
+
+/*
+ * The guest's ports are a device model's (the configuration it reads, the
+ * count of messages it asks for); the bench actor beside it, on the same
+ * executor, does what a device cannot: it registers a host event port and
+ * a guest event port with the synic, posts messages and echoes events.
+ * The model hands it each POST as a guest call.
+ */
+#define S_CALL_POST 0x100
 
 /* What the bench actor did, read by the main thread. The error text is
  * written once, before errors first counts, and read after the VM is
@@ -200,7 +209,84 @@ typedef struct {
 typedef struct {
     device_t dev;
     s_bench_config_t cfg;
-    bool ports_ready;
+} s_port_dev_t;
+
+static int s_dev_read(device_t *dev, const device_io_t *io, uint64_t *value)
+{
+    const s_bench_config_t *cfg = &((s_port_dev_t *)dev)->cfg;
+    if (io->size == 4 && io->address == S_PORT_CONFIG)
+        *value = cfg->iterations;
+    else if (io->size == 4 && io->address == S_PORT_PARTS)
+        *value = cfg->parts;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+static int s_dev_write(device_t *dev, const device_io_t *io, uint64_t value)
+{
+    if (io->size != 4 || io->address != S_PORT_POST)
+        return -EINVAL;
+    uint32_t n = (uint32_t)value;
+    device_guest_call(dev, io->vp_index, S_CALL_POST, &n, 1);
+    return 0;
+}
+
+static void s_dev_nothing(device_t *dev)
+{
+    (void)dev; /* nothing to reset */
+}
+
+static void s_dev_inspect(device_t *dev, Vmm__Rt__InspectNode *node)
+{
+    (void)dev;
+    (void)node;
+}
+
+static int s_dev_save(device_t *dev, ProtobufCBinaryData *out)
+{
+    (void)dev;
+    *out = (ProtobufCBinaryData){0, NULL};
+    return 0;
+}
+
+static int s_dev_restore(device_t *dev, const uint8_t *bytes, size_t len)
+{
+    (void)dev;
+    (void)bytes;
+    return len ? -EINVAL : 0;
+}
+
+static void s_dev_destroy(device_t *dev)
+{
+    free(dev);
+}
+
+static const device_ops_t s_dev_ops = {
+    .kind = "synic-bench",
+    .read = s_dev_read,
+    .write = s_dev_write,
+    .reset = s_dev_nothing,
+    .inspect = s_dev_inspect,
+    .save = s_dev_save,
+    .restore = s_dev_restore,
+    .destroy = s_dev_destroy,
+};
+
+static device_t *s_dev_new(const void *config, device_env_t *env)
+{
+    s_port_dev_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->cfg = *(const s_bench_config_t *)config;
+    d->dev = (device_t){.ops = &s_dev_ops, .env = env};
+    d->dev.spec = (device_spec_t){.name = "synic-bench", .n_ranges = 1,
+                                  .ranges = {{.start = S_PORT_CONFIG, .len = 12}}};
+    return &d->dev;
+}
+
+typedef struct {
+    s_bench_config_t cfg;
     uint64_t host_port, guest_port; /* the synic's handles */
     uint32_t to_post, in_flight;
     uint64_t sequence;    /* of the next message, its payload */
@@ -208,7 +294,6 @@ typedef struct {
     uint32_t burst;       /* posts of the last burst */
     bool burst_busy;      /* it met a BUSY */
     uint64_t interval_ns; /* between bursts, kept from batch to batch */
-    int timer_fd;
 } s_bench_t;
 
 static void __attribute__((format(printf, 2, 3))) s_fail(s_bench_t *b, const char *fmt, ...)
@@ -250,12 +335,10 @@ static int s_synic_handle(rt_actor_t *self, Vmm__Synic__Request *req,
     return rc;
 }
 
-/* The actor's host event port and the guest event port it signals back,
- * made at the guest's first access: the synic starts after the devices. */
+/* The actor's host event port and the guest event port it signals back:
+ * the VM is built (the synic exists) before actors start. */
 static int s_ports(rt_actor_t *self, s_bench_t *b)
 {
-    if (b->ports_ready)
-        return 0;
     char err[128];
     Vmm__Synic__RegisterHostEventPort hp = VMM__SYNIC__REGISTER_HOST_EVENT_PORT__INIT;
     hp.connection_id = S_CONNECTION;
@@ -279,7 +362,6 @@ static int s_ports(rt_actor_t *self, s_bench_t *b)
         s_fail(b, "NewGuestEventPort: %s", err);
         return -EPROTO;
     }
-    b->ports_ready = true;
     return 0;
 }
 
@@ -322,23 +404,24 @@ static void s_fill(rt_actor_t *self, s_bench_t *b)
         ;
 }
 
-static void s_arm(s_bench_t *b)
+static void s_on_timer(rt_actor_t *self, uint64_t id);
+
+static void s_arm(rt_actor_t *self, s_bench_t *b)
 {
-    struct itimerspec its = {.it_value = {.tv_sec = (time_t)(b->interval_ns / 1000000000u),
-                                          .tv_nsec = (long)(b->interval_ns % 1000000000u)}};
-    if (timerfd_settime(b->timer_fd, 0, &its, NULL))
-        s_fail(b, "timerfd_settime: %s", strerror(errno));
+    int rc = rt_timer_set(self, 0, rt_now_ns(self) + b->interval_ns, s_on_timer);
+    if (rc)
+        s_fail(b, "rt_timer_set: %s", strerror(-rc));
 }
 
 /* While pacing: adapts the interval to the last burst, then posts the
  * next one; the batch's end (nothing waits, nothing unanswered) ends the
  * pacing. */
-static void s_on_timer(rt_actor_t *self, int fd)
+static void s_on_timer(rt_actor_t *self, uint64_t id)
 {
+    (void)id;
     s_bench_t *b = rt_actor_state(self);
-    uint64_t expiries;
-    if (read(fd, &expiries, sizeof expiries) != sizeof expiries || !b->pacing)
-        return; /* not due after all, or a batch since */
+    if (!b->pacing)
+        return; /* a batch since */
     if (b->burst)
         b->interval_ns = b->burst_busy ? b->interval_ns * 5 / 4 : b->interval_ns * 15 / 16;
     if (b->interval_ns < S_INTERVAL_MIN_NS)
@@ -353,7 +436,7 @@ static void s_on_timer(rt_actor_t *self, int fd)
     }
     while (b->burst < S_WINDOW && b->to_post && s_post_next(self, b))
         b->burst++;
-    s_arm(b);
+    s_arm(self, b);
 }
 
 /* A PostMessage's answer: accepted, BUSY (posted again later) or an
@@ -374,7 +457,7 @@ static void s_on_reply(rt_actor_t *self, const Vmm__Envelope *reply)
             /* The posts still unanswered belong to no burst. */
             b->pacing = true;
             b->burst = 0;
-            s_arm(b);
+            s_arm(self, b);
         }
     } else {
         s_fail(b, "PostMessage answered: %s",
@@ -383,28 +466,20 @@ static void s_on_reply(rt_actor_t *self, const Vmm__Envelope *reply)
     }
 }
 
-static int s_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg)
+/* The guest asked for n messages (a POST, by the model's guest call). */
+static int s_on_device_event(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     s_bench_t *b = rt_actor_state(self);
-    device_access_t a;
-    if (device_access_get(&b->dev, self, msg, &a))
+    const Vmm__Devices__Event *ev = msg->device_event;
+    if (ev->event_case != VMM__DEVICES__EVENT__EVENT_GUEST_CALL ||
+        ev->guest_call->kind != S_CALL_POST || ev->guest_call->n_args != 1) {
+        s_fail(b, "an unexpected device event (%d)", ev->event_case);
         return 0;
-    if (a.size != 4)
-        return device_access_refuse(&b->dev, self, msg, "port 0x%x takes 4 bytes", a.port);
-    if (!a.write && a.port == S_PORT_CONFIG) {
-        if (s_ports(self, b))
-            return device_access_refuse(&b->dev, self, msg, "the synic ports: %s",
-                                        b->cfg.tally->error);
-        return device_access_done(&b->dev, self, msg, &a, b->cfg.iterations);
     }
-    if (!a.write && a.port == S_PORT_PARTS)
-        return device_access_done(&b->dev, self, msg, &a, b->cfg.parts);
-    if (!a.write || a.port != S_PORT_POST)
-        return device_access_refuse(&b->dev, self, msg, "no register at 0x%x", a.port);
-    b->to_post += a.value;
+    b->to_post += ev->guest_call->args[0];
     b->pacing = false; /* the queue is empty: the guest took the last batch */
     s_fill(self, b);
-    return device_access_done(&b->dev, self, msg, &a, 0);
+    return 0;
 }
 
 /* The guest signalled the host event port: signal its guest event port. */
@@ -412,7 +487,7 @@ static int s_on_synic_event(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     s_bench_t *b = rt_actor_state(self);
     const Vmm__Synic__Event *ev = msg->synic_event;
-    if (ev->event_case != VMM__SYNIC__EVENT__EVENT_HOST_EVENT_SIGNALLED || !b->ports_ready ||
+    if (ev->event_case != VMM__SYNIC__EVENT__EVENT_HOST_EVENT_SIGNALLED ||
         ev->host_event_signalled->handle != b->host_port) {
         s_fail(b, "an unexpected synic event (%d)", ev->event_case);
         return 0;
@@ -439,39 +514,19 @@ static int s_bench_init(rt_actor_t *self, void *arg)
         return -ENOMEM;
     b->cfg = *(const s_bench_config_t *)arg;
     b->interval_ns = S_INTERVAL_START_NS;
-    b->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    int rc = b->timer_fd < 0 ? -errno : rt_actor_watch_fd(self, b->timer_fd, s_on_timer);
-    if (rc)
-        goto fail;
-    const device_range_t ports = {S_PORT_CONFIG, 12};
-    device_spec_t spec = {.name = "synic-bench", .ranges = &ports, .n_ranges = 1};
-    rc = device_init(&b->dev, self, VM_PARTITION, &spec);
-    if (rc) {
-        rt_actor_unwatch_fd(self, b->timer_fd);
-        goto fail;
-    }
     rt_actor_set_state(self, b);
-    return 0;
-fail:
-    if (b->timer_fd >= 0)
-        close(b->timer_fd);
-    free(b);
-    return rc;
+    return s_ports(self, b);
 }
 
 /* The synic's ports go with the VM: the actor ends only when the VM does. */
 static void s_bench_fini(rt_actor_t *self)
 {
-    s_bench_t *b = rt_actor_state(self);
-    device_fini(&b->dev);
-    rt_actor_unwatch_fd(self, b->timer_fd);
-    close(b->timer_fd);
-    free(b);
+    free(rt_actor_state(self));
     rt_actor_set_state(self, NULL);
 }
 
 static const rt_handler_t s_bench_handlers[] = {
-    {VMM__ENVELOPE__BODY_DEVICE_REQUEST, s_on_device_request},
+    {VMM__ENVELOPE__BODY_DEVICE_EVENT, s_on_device_event},
     {VMM__ENVELOPE__BODY_SYNIC_EVENT, s_on_synic_event},
 };
 
@@ -549,7 +604,9 @@ static int s_actors(vm_placement_t placement, uint32_t parts, s_report_t *r, cha
     memset(r, 0, sizeof *r);
     s_tally_t tally = {0};
     s_bench_config_t bench = {.iterations = s_iterations, .parts = parts, .tally = &tally};
-    const rt_actor_spec_t devices[] = {{.name = S_ACTOR, .ops = &s_bench_ops, .arg = &bench}};
+    const rt_actor_spec_t actors[] = {{.name = S_ACTOR, .ops = &s_bench_ops, .arg = &bench}};
+    const vm_device_t devices[] = {{.name = S_DEVICE, .new_model = s_dev_new,
+                                    .model_config = &bench, .guest_calls = S_ACTOR}};
     vm_config_t cfg = {
         .elf = guest_bench_synic_elf,
         .elf_len = guest_bench_synic_elf_len,
@@ -559,6 +616,8 @@ static int s_actors(vm_placement_t placement, uint32_t parts, s_report_t *r, cha
         .hyperv = true,
         .devices = devices,
         .n_devices = 1,
+        .actors = actors,
+        .n_actors = 1,
     };
     vm_t *vm = vm_new(&cfg, err, errlen);
     if (!vm)

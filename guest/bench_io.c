@@ -14,9 +14,9 @@
 
 /* The benchmark's ports, address and modes: bench/vm_bench.c has the same
  * numbers. */
-#define BENCH_PORT_CONFIG 0x5f0 /* inl: the iterations per timed loop */
-#define BENCH_PORT_WRITE 0x5f4  /* outl: a write the device acknowledges */
-#define BENCH_PORT_POSTED 0x5f8 /* outl: a write sent one-way */
+#define BENCH_PORT_CONFIG 0x5d0 /* inl: the iterations per timed loop */
+#define BENCH_PORT_WRITE 0x5d4  /* outl: a write the device acknowledges */
+#define BENCH_PORT_POSTED 0x5d8 /* outl: a write sent one-way */
 #define BENCH_DOORBELL 0xd0000000ul /* MMIO gap, uncached, an ioeventfd */
 
 #define BENCH_MODE_WRITE 1

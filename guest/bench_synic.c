@@ -27,9 +27,9 @@
 #include "guest/hv.h"
 
 /* The benchmark's ports and numbers: bench/synic_bench.c has the same. */
-#define BENCH_PORT_CONFIG 0x5f0 /* inl: n, the iterations per timed part */
-#define BENCH_PORT_POST 0x5f4   /* outl: the bench actor posts that many messages */
-#define BENCH_PORT_PARTS 0x5f8  /* inl: bit part - 1 set for each part to run */
+#define BENCH_PORT_CONFIG 0x5d0 /* inl: n, the iterations per timed part */
+#define BENCH_PORT_POST 0x5d4   /* outl: the bench actor posts that many messages */
+#define BENCH_PORT_PARTS 0x5d8  /* inl: bit part - 1 set for each part to run */
 #define BENCH_PART_MESSAGES 1
 #define BENCH_PART_EVENT 2
 #define BENCH_PART_MSI 3

@@ -63,9 +63,9 @@ Test(devices_defaults, ops_start_zero_and_unset)
  * test below, then update the count. */
 Test(devices_defaults, every_member_has_a_test)
 {
-    cr_expect_eq(vmm__devices__request__descriptor.n_fields, 13);
-    cr_expect_eq(vmm__devices__reply__descriptor.n_fields, 8);
-    cr_expect_eq(vmm__devices__event__descriptor.n_fields, 3);
+    cr_expect_eq(vmm__devices__request__descriptor.n_fields, 16);
+    cr_expect_eq(vmm__devices__reply__descriptor.n_fields, 10);
+    cr_expect_eq(vmm__devices__event__descriptor.n_fields, 9);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -390,6 +390,47 @@ Test(devices_reply, read_guest_memory)
     S_FREE_REPLY(out);
 }
 
+Test(devices_request, reset_save_and_restore_device)
+{
+    Vmm__Devices__ResetDevice reset = VMM__DEVICES__RESET_DEVICE__INIT;
+    Vmm__Devices__Request *out = S_REQ(reset_device, RESET_DEVICE, &reset);
+    cr_expect_not_null(out->reset_device, "an empty request is still that request");
+    S_FREE_REQ(out);
+    Vmm__Devices__SaveDevice save = VMM__DEVICES__SAVE_DEVICE__INIT;
+    out = S_REQ(save_device, SAVE_DEVICE, &save);
+    cr_expect_not_null(out->save_device);
+    S_FREE_REQ(out);
+    static uint8_t bytes[] = {0x08, 0x2a};
+    Vmm__Devices__DeviceState state = VMM__DEVICES__DEVICE_STATE__INIT;
+    state.kind = "serial";
+    state.state = (ProtobufCBinaryData){sizeof bytes, bytes};
+    Vmm__Devices__RestoreDevice restore = VMM__DEVICES__RESTORE_DEVICE__INIT;
+    restore.state = &state;
+    out = S_REQ(restore_device, RESTORE_DEVICE, &restore);
+    cr_assert_not_null(out->restore_device->state);
+    cr_expect_str_eq(out->restore_device->state->kind, "serial");
+    cr_assert_eq(out->restore_device->state->state.len, 2);
+    cr_expect_arr_eq(out->restore_device->state->state.data, bytes, 2);
+    S_FREE_REQ(out);
+}
+
+Test(devices_reply, deferred_and_device_state)
+{
+    Vmm__Devices__IoDeferred d = VMM__DEVICES__IO_DEFERRED__INIT;
+    d.token = 0x1234567890ull;
+    Vmm__Devices__Reply *out = S_REPLY(deferred, DEFERRED, &d);
+    cr_expect_eq(out->deferred->token, 0x1234567890ull);
+    S_FREE_REPLY(out);
+    static uint8_t bytes[] = {1, 2, 3};
+    Vmm__Devices__DeviceState st = VMM__DEVICES__DEVICE_STATE__INIT;
+    st.kind = "i8042";
+    st.state = (ProtobufCBinaryData){sizeof bytes, bytes};
+    out = S_REPLY(device_state, DEVICE_STATE, &st);
+    cr_expect_str_eq(out->device_state->kind, "i8042");
+    cr_expect_eq(out->device_state->state.len, 3);
+    S_FREE_REPLY(out);
+}
+
 Test(devices_reply, update_guest_memory)
 {
     uint8_t old[4] = {0x01, 0x02, 0x03, 0x04};
@@ -462,6 +503,65 @@ Test(devices_event, power_request)
     out = S_EVENT(power_request, POWER_REQUEST, &pr);
     cr_expect_eq(out->power_request->action, VMM__DEVICES__POWER_ACTION__POWER_ACTION_POWER_OFF);
     cr_expect_eq(out->power_request->exit_code, 7);
+    S_FREE_EVENT(out);
+}
+
+Test(devices_event, io_completed_with_data_or_an_error)
+{
+    static uint8_t data[] = {0x34, 0x12};
+    Vmm__Devices__IoCompleted done = VMM__DEVICES__IO_COMPLETED__INIT;
+    done.token = 7;
+    done.data = (ProtobufCBinaryData){sizeof data, data};
+    Vmm__Devices__Event *out = S_EVENT(io_completed, IO_COMPLETED, &done);
+    cr_expect_eq(out->io_completed->token, 7);
+    cr_expect_eq(out->io_completed->data.len, 2);
+    cr_expect_null(out->io_completed->error);
+    S_FREE_EVENT(out);
+    Vmm__Error err = VMM__ERROR__INIT;
+    err.code = VMM__ERROR_CODE__TIMEOUT;
+    err.text = "the disk did not answer";
+    done.data = (ProtobufCBinaryData){0, NULL};
+    done.error = &err;
+    out = S_EVENT(io_completed, IO_COMPLETED, &done);
+    cr_assert_not_null(out->io_completed->error);
+    cr_expect_eq(out->io_completed->error->code, VMM__ERROR_CODE__TIMEOUT);
+    S_FREE_EVENT(out);
+}
+
+Test(devices_event, registered)
+{
+    Vmm__Devices__DeviceRegistered r = VMM__DEVICES__DEVICE_REGISTERED__INIT;
+    r.name = "com1";
+    r.handle = 3;
+    Vmm__Devices__Event *out = S_EVENT(registered, REGISTERED, &r);
+    cr_expect_str_eq(out->registered->name, "com1");
+    cr_expect_eq(out->registered->handle, 3);
+    cr_expect_null(out->registered->error);
+    S_FREE_EVENT(out);
+}
+
+Test(devices_event, the_console_line)
+{
+    static uint8_t text[] = "hello\n";
+    Vmm__Devices__ConsoleOutput o = VMM__DEVICES__CONSOLE_OUTPUT__INIT;
+    o.data = (ProtobufCBinaryData){6, text};
+    Vmm__Devices__Event *out = S_EVENT(console_output, CONSOLE_OUTPUT, &o);
+    cr_expect_eq(out->console_output->data.len, 6);
+    S_FREE_EVENT(out);
+    Vmm__Devices__ConsoleWritten w = VMM__DEVICES__CONSOLE_WRITTEN__INIT;
+    w.total = 1ull << 40;
+    out = S_EVENT(console_written, CONSOLE_WRITTEN, &w);
+    cr_expect_eq(out->console_written->total, 1ull << 40);
+    S_FREE_EVENT(out);
+    Vmm__Devices__ConsoleWant want = VMM__DEVICES__CONSOLE_WANT__INIT;
+    want.total = 16;
+    out = S_EVENT(console_want, CONSOLE_WANT, &want);
+    cr_expect_eq(out->console_want->total, 16);
+    S_FREE_EVENT(out);
+    Vmm__Devices__ConsoleInput in = VMM__DEVICES__CONSOLE_INPUT__INIT;
+    in.data = (ProtobufCBinaryData){5, text};
+    out = S_EVENT(console_input, CONSOLE_INPUT, &in);
+    cr_expect_eq(out->console_input->data.len, 5);
     S_FREE_EVENT(out);
 }
 

@@ -378,6 +378,26 @@ Vmm__ErrorCode rt_error_code(int err)
     }
 }
 
+int rt_errno_of(Vmm__ErrorCode code)
+{
+    switch (code) {
+    case VMM__ERROR_CODE__NOT_SUPPORTED:
+        return -ENOTSUP;
+    case VMM__ERROR_CODE__INVALID_ARGUMENT:
+        return -EINVAL;
+    case VMM__ERROR_CODE__NOT_FOUND:
+        return -ENOENT;
+    case VMM__ERROR_CODE__BUSY:
+        return -EBUSY;
+    case VMM__ERROR_CODE__TIMEOUT:
+        return -ETIMEDOUT;
+    case VMM__ERROR_CODE__PERMISSION_DENIED:
+        return -EPERM;
+    default:
+        return -EIO;
+    }
+}
+
 /* ---- The arena behind rt_msg_t ---------------------------------------- */
 
 struct rt_arena_chunk_s {

@@ -411,6 +411,9 @@ int rt_reply_deferred(rt_actor_t *self, rt_deferred_t **d, Vmm__Envelope *body);
 
 /* Maps an errno to an error code: ENOTSUP -> NOT_SUPPORTED, and so on. */
 Vmm__ErrorCode rt_error_code(int err);
+/* And back, as a negative errno: NOT_SUPPORTED -> -ENOTSUP, BUSY ->
+ * -EBUSY, ..., anything else -> -EIO. */
+int rt_errno_of(Vmm__ErrorCode code);
 
 /* ---- Introspection ----------------------------------------------------- */
 

@@ -1,12 +1,13 @@
 /*
- * Guest memory from a device host: a forked child hosts two devices that
- * register over ipc:// with the VM's partition and, on command, read and
- * write guest RAM with device_guest_read / _write: "mem" through the
- * mapped memory file, "memmsg" by message (guest_by_message). A command
- * is the device protocol's own ReadGuestMemory or WriteGuestMemory, sent
- * by the test to the device, which carries it out with the helpers. The
- * child is forked before the VM exists (a process with threads forks
- * badly), so it cannot have inherited the memory file: it opens it.
+ * Guest memory from a device host: a forked child hosts two device models
+ * that register over ipc:// with the VM's partition and, on command, read
+ * and write guest RAM through their environment: "mem" through the mapped
+ * memory file, "memmsg" by message (guest_by_message). A command is a
+ * few MMIO writes (where, how much, what), as a guest would program a DMA
+ * engine; a read leaves a hash of what it read, a write a pattern the test
+ * can make too. The child is forked before the VM exists (a process with
+ * threads forks badly), so it cannot have inherited the memory file: it
+ * opens it.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -16,10 +17,9 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "actors/devices/device.h"
+#include "actors/devices/device_actor.h"
 #include "guest/demo_embedded.h"
 #include "runtime/testing/echo.h"
 #include "tests/testing/vm_harness.h"
@@ -28,118 +28,165 @@
 #define S_MEM (16u << 20)
 #define S_TIMEOUT_MS 10000
 #define S_MAX_IO 65536u /* the most one guest memory message carries */
+#define S_OWNER "devhost"
 
 static char s_dir[64], s_partition[128], s_endpoints[2][128];
 
 /* ---- The device in the device host ---------------------------------------- */
 
+/* Its registers, 8 bytes each from its MMIO base. */
+enum {
+    R_GPA = 0x00,   /* W */
+    R_LEN = 0x08,   /* W */
+    R_SEED = 0x10,  /* W: what a write command writes (s_fill()) */
+    R_CMD = 0x18,   /* W: C_READ or C_WRITE */
+    R_STATUS = 0x20, /* R: the last command's result, 0 or a negative errno */
+    R_HASH = 0x28,  /* R: the hash of what the last read command read */
+};
+enum { C_READ = 1, C_WRITE = 2 };
+
 typedef struct {
     const char *name;
-    uint32_t port;
+    uint64_t base;
     bool by_message;
 } s_mem_config_t;
 
 typedef struct {
     device_t dev;
-    uint64_t reads, read_ns; /* served reads and the time the helper took */
+    uint64_t base, gpa, len, seed, hash;
+    int64_t status;
+    uint64_t reads, read_ns; /* served reads and the time the environment took */
 } s_mem_t;
 
-static uint64_t s_now_ns(void)
+static void s_fill(uint8_t *buf, size_t len, unsigned seed)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (uint8_t)(seed + i * 7 + (i >> 8));
 }
 
-static int s_mem_init(rt_actor_t *self, void *arg)
+/* FNV-1a. */
+static uint64_t s_hash(const uint8_t *buf, size_t len)
 {
-    const s_mem_config_t *cfg = arg;
-    s_mem_t *m = calloc(1, sizeof *m);
-    if (!m)
-        return -ENOMEM;
-    device_range_t range = {cfg->port, 1};
-    device_spec_t spec = {.name = cfg->name, .ranges = &range, .n_ranges = 1};
-    int rc = device_init(&m->dev, self, VM_PARTITION, &spec);
-    if (rc) {
-        free(m);
-        return rc;
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ buf[i]) * 1099511628211ull;
+    return h;
+}
+
+static void s_mem_command(s_mem_t *m, uint64_t cmd)
+{
+    uint8_t *buf = malloc(m->len ? m->len : 1);
+    if (!buf) {
+        m->status = -ENOMEM;
+        return;
     }
-    m->dev.guest_by_message = cfg->by_message;
-    rt_actor_set_state(self, m);
+    if (cmd == C_WRITE) {
+        s_fill(buf, m->len, (unsigned)m->seed);
+        m->status = device_guest_write(&m->dev, m->gpa, buf, m->len);
+    } else {
+        uint64_t start = device_now_ns(&m->dev);
+        m->status = device_guest_read(&m->dev, m->gpa, buf, m->len);
+        if (!m->status) {
+            m->read_ns += device_now_ns(&m->dev) - start;
+            m->reads++;
+            m->hash = s_hash(buf, m->len);
+        }
+    }
+    free(buf);
+}
+
+static int s_mem_read(device_t *dev, const device_io_t *io, uint64_t *value)
+{
+    s_mem_t *m = (s_mem_t *)dev;
+    uint64_t reg = io->address - m->base;
+    if (reg == R_STATUS)
+        *value = (uint64_t)m->status;
+    else if (reg == R_HASH)
+        *value = m->hash;
+    else
+        return -EINVAL;
     return 0;
 }
 
-static void s_mem_fini(rt_actor_t *self)
+static int s_mem_write(device_t *dev, const device_io_t *io, uint64_t value)
 {
-    s_mem_t *m = rt_actor_state(self);
-    device_fini(&m->dev);
-    free(m);
-}
-
-static int s_mem_refuse(rt_actor_t *self, const Vmm__Envelope *msg, int rc)
-{
-    return rt_reply_error(self, msg, rt_error_code(rc), "%s", strerror(-rc));
-}
-
-/* Carries out a command: the guest memory access it names, through the
- * helpers. */
-static int s_mem_on_request(rt_actor_t *self, const Vmm__Envelope *msg)
-{
-    s_mem_t *m = rt_actor_state(self);
-    const Vmm__Devices__Request *req = msg->device_request;
-    if (req->op_case == VMM__DEVICES__REQUEST__OP_WRITE_GUEST_MEMORY) {
-        const Vmm__Devices__WriteGuestMemory *w = req->write_guest_memory;
-        int rc = device_guest_write(&m->dev, self, w->gpa, w->data.data, w->data.len);
-        return rc ? s_mem_refuse(self, msg, rc) : rt_reply_ack(self, msg);
+    s_mem_t *m = (s_mem_t *)dev;
+    switch (io->address - m->base) {
+    case R_GPA:
+        m->gpa = value;
+        return 0;
+    case R_LEN:
+        m->len = value <= 1u << 20 ? value : 0;
+        return value <= 1u << 20 ? 0 : -EINVAL;
+    case R_SEED:
+        m->seed = value;
+        return 0;
+    case R_CMD:
+        s_mem_command(m, value);
+        return 0;
+    default:
+        return -EINVAL;
     }
-    if (req->op_case != VMM__DEVICES__REQUEST__OP_READ_GUEST_MEMORY)
-        return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED, "commands only");
-    uint32_t len = req->read_guest_memory->length;
-    uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return -ENOMEM;
-    uint64_t start = s_now_ns();
-    int rc = device_guest_read(&m->dev, self, req->read_guest_memory->gpa, buf, len);
-    if (!rc) {
-        m->read_ns += s_now_ns() - start;
-        m->reads++;
-    }
-    Vmm__Devices__ReadResult res = VMM__DEVICES__READ_RESULT__INIT;
-    res.data = (ProtobufCBinaryData){len, buf};
-    Vmm__Devices__Reply r = VMM__DEVICES__REPLY__INIT;
-    r.result_case = VMM__DEVICES__REPLY__RESULT_READ_GUEST_MEMORY;
-    r.read_guest_memory = &res;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REPLY;
-    env.device_reply = &r;
-    rc = rc ? s_mem_refuse(self, msg, rc) : rt_reply(self, msg, &env);
-    free(buf);
-    return rc;
 }
 
-static void s_mem_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
+static void s_mem_reset(device_t *dev)
 {
-    s_mem_t *m = rt_actor_state(self);
-    device_inspect(&m->dev, node);
-    rt_inspect_add(node, "reads", "%llu", (unsigned long long)m->reads);
-    rt_inspect_add(node, "read_ns", "%llu", (unsigned long long)m->read_ns);
+    (void)dev;
 }
 
-static const rt_handler_t s_mem_handlers[] = {
-    {VMM__ENVELOPE__BODY_DEVICE_REQUEST, s_mem_on_request},
-};
+static void s_mem_inspect(device_t *dev, Vmm__Rt__InspectNode *node)
+{
+    s_mem_t *m = (s_mem_t *)dev;
+    rt_inspect_add(node, "guest_reads", "%llu", (unsigned long long)m->reads);
+    rt_inspect_add(node, "guest_read_ns", "%llu", (unsigned long long)m->read_ns);
+}
 
-static const rt_actor_ops_t s_mem_ops = {
+static int s_mem_save(device_t *dev, ProtobufCBinaryData *out)
+{
+    (void)dev;
+    *out = (ProtobufCBinaryData){0, NULL};
+    return 0;
+}
+
+static int s_mem_restore(device_t *dev, const uint8_t *bytes, size_t len)
+{
+    (void)dev;
+    (void)bytes;
+    return len ? -EINVAL : 0;
+}
+
+static void s_mem_destroy(device_t *dev)
+{
+    free(dev);
+}
+
+static const device_ops_t s_mem_ops = {
     .kind = "guest-memory-test",
-    .init = s_mem_init,
-    .fini = s_mem_fini,
-    .handlers = s_mem_handlers,
-    .n_handlers = 1,
+    .read = s_mem_read,
+    .write = s_mem_write,
+    .reset = s_mem_reset,
     .inspect = s_mem_inspect,
+    .save = s_mem_save,
+    .restore = s_mem_restore,
+    .destroy = s_mem_destroy,
 };
+
+static device_t *s_mem_new(const void *config, device_env_t *env)
+{
+    const s_mem_config_t *cfg = config;
+    s_mem_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->base = cfg->base;
+    m->dev = (device_t){.ops = &s_mem_ops, .env = env};
+    m->dev.spec = (device_spec_t){.name = cfg->name, .n_ranges = 1,
+                                  .ranges = {{.mmio = true, .start = cfg->base, .len = 0x30}}};
+    return &m->dev;
+}
 
 static const char *const s_actors[] = {"vm0/dev/mem", "vm0/dev/memmsg"};
-static const s_mem_config_t s_configs[] = {{"mem", 0x500, false}, {"memmsg", 0x501, true}};
+static const s_mem_config_t s_configs[] = {{"mem", 0xe0000000, false},
+                                           {"memmsg", 0xe0001000, true}};
 
 /* The device host: waits for the go, starts both devices, then lives until
  * killed (or until its parent dies). */
@@ -151,12 +198,19 @@ static void s_host_main(int go)
     rt_t *rt = rt_new(NULL);
     rt_directory_set(rt, VM_PARTITION, s_partition);
     rt_executor_t *ex = rt_executor_new(rt, "devhost");
+    rt_client_t *owner = rt_client_new(rt, S_OWNER);
     for (size_t i = 0; i < 2; i++) {
-        rt_actor_spec_t spec = {.name = s_actors[i], .ops = &s_mem_ops,
-                                .arg = (void *)&s_configs[i], .endpoint = s_endpoints[i]};
+        device_actor_config_t cfg = {.new_model = s_mem_new, .model_config = &s_configs[i],
+                                     .partition = VM_PARTITION, .owner = S_OWNER,
+                                     .guest_by_message = s_configs[i].by_message};
+        rt_actor_spec_t spec = {.name = s_actors[i], .ops = &device_actor_ops, .arg = &cfg,
+                                .endpoint = s_endpoints[i]};
         if (rt_actor_start(ex, &spec))
             _exit(3);
     }
+    char why[256];
+    if (device_actor_wait_registered(owner, 2, S_TIMEOUT_MS, why, sizeof why))
+        _exit(4);
     for (;;)
         pause();
 }
@@ -297,15 +351,60 @@ static void s_vm_io(s_fixture_t *f, uint64_t gpa, uint8_t *to, const uint8_t *fr
     }
 }
 
-static void s_fill(uint8_t *buf, size_t len, unsigned seed)
+/* An MMIO access to device i's register reg, as a VP makes it. */
+static uint64_t s_reg(s_fixture_t *f, size_t i, uint64_t reg, bool write, uint64_t value)
 {
-    for (size_t i = 0; i < len; i++)
-        buf[i] = (uint8_t)(seed + i * 7 + (i >> 8));
+    uint8_t bytes[8];
+    for (int b = 0; b < 8; b++)
+        bytes[b] = (uint8_t)(value >> (8 * b));
+    Vmm__Devices__ReadMmio rd = VMM__DEVICES__READ_MMIO__INIT;
+    Vmm__Devices__WriteMmio wr = VMM__DEVICES__WRITE_MMIO__INIT;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    if (write) {
+        wr.address = s_configs[i].base + reg;
+        wr.data = (ProtobufCBinaryData){8, bytes};
+        req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_MMIO;
+        req.write_mmio = &wr;
+    } else {
+        rd.address = s_configs[i].base + reg;
+        rd.size = 8;
+        req.op_case = VMM__DEVICES__REQUEST__OP_READ_MMIO;
+        req.read_mmio = &rd;
+    }
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &req;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(vm_client(f->vm), s_actors[i], &env, &reply, S_TIMEOUT_MS), 0);
+    uint64_t got = 0;
+    if (write) {
+        cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ACK, "%s", s_actors[i]);
+    } else {
+        cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY, "%s", s_actors[i]);
+        const ProtobufCBinaryData *d = &reply.env->device_reply->read_mmio->data;
+        cr_assert_eq(d->len, 8);
+        for (int b = 0; b < 8; b++)
+            got |= (uint64_t)d->data[b] << (8 * b);
+    }
+    rt_msg_release(&reply);
+    return got;
 }
 
-/* Accesses outside RAM through device `to`: refused with EFAULT, and
- * nothing written. */
-static void s_expect_outside_refused(s_fixture_t *f, const char *to)
+/* Device i reads len bytes at gpa (cmd C_READ) or writes the pattern of
+ * seed there (C_WRITE); returns its status, 0 or a negative errno. */
+static int s_command(s_fixture_t *f, size_t i, uint64_t cmd, uint64_t gpa, size_t len,
+                     unsigned seed)
+{
+    s_reg(f, i, R_GPA, true, gpa);
+    s_reg(f, i, R_LEN, true, len);
+    s_reg(f, i, R_SEED, true, seed);
+    s_reg(f, i, R_CMD, true, cmd);
+    return (int)(int64_t)s_reg(f, i, R_STATUS, false, 0);
+}
+
+/* Accesses outside RAM through device i: refused with EFAULT, and nothing
+ * written. */
+static void s_expect_outside_refused(s_fixture_t *f, size_t i)
 {
     static const struct {
         uint64_t gpa;
@@ -317,24 +416,16 @@ static void s_expect_outside_refused(s_fixture_t *f, const char *to)
         {1ull << 40, 16, "far beyond RAM"},
         {UINT64_MAX - 1, 4, "wrapping around"},
     };
-    uint8_t edge[2] = {0x5a, 0xa5}, now[2], data[16] = {0};
+    uint8_t edge[2] = {0x5a, 0xa5}, now[2];
     s_vm_io(f, S_MEM - 2, NULL, edge, 2);
-    char why[256];
-    const char *efault = strerror(EFAULT);
-    for (size_t i = 0; i < sizeof outside / sizeof *outside; i++) {
-        why[0] = 0;
-        int rc = s_read(vm_client(f->vm), to, outside[i].gpa, data, outside[i].len, why,
-                        sizeof why);
-        cr_expect_neq(rc, 0, "%s: a read %s", to, outside[i].what);
-        cr_expect(strstr(why, efault), "%s: a read %s: %s", to, outside[i].what, why);
-        why[0] = 0;
-        rc = s_write(vm_client(f->vm), to, outside[i].gpa, data, outside[i].len, why,
-                     sizeof why);
-        cr_expect_neq(rc, 0, "%s: a write %s", to, outside[i].what);
-        cr_expect(strstr(why, efault), "%s: a write %s: %s", to, outside[i].what, why);
+    for (size_t k = 0; k < sizeof outside / sizeof *outside; k++) {
+        cr_expect_eq(s_command(f, i, C_READ, outside[k].gpa, outside[k].len, 0), -EFAULT,
+                     "%s: a read %s", s_actors[i], outside[k].what);
+        cr_expect_eq(s_command(f, i, C_WRITE, outside[k].gpa, outside[k].len, 0), -EFAULT,
+                     "%s: a write %s", s_actors[i], outside[k].what);
     }
     s_vm_io(f, S_MEM - 2, now, NULL, 2);
-    cr_expect_arr_eq(now, edge, 2, "%s: the last bytes of RAM are untouched", to);
+    cr_expect_arr_eq(now, edge, 2, "%s: the last bytes of RAM are untouched", s_actors[i]);
 }
 
 Test(devhost_memory, bytes_round_trip_through_the_mapping_and_by_message)
@@ -352,23 +443,23 @@ Test(devhost_memory, bytes_round_trip_through_the_mapping_and_by_message)
         long long reads = s_partition_number(&f, "guest_reads");
         s_fill(mine, LEN, 3 + (unsigned)i);
         s_vm_io(&f, gpa, NULL, mine, LEN);
-        cr_assert_eq(s_read(vm_client(f.vm), dev, gpa, theirs, LEN, why, sizeof why), 0,
-                     "%s: %s", dev, why);
-        cr_expect_arr_eq(theirs, mine, LEN, "%s read what the VM wrote", dev);
+        cr_assert_eq(s_command(&f, i, C_READ, gpa, LEN, 0), 0, "%s", dev);
+        cr_expect_eq(s_reg(&f, i, R_HASH, false, 0), s_hash(mine, LEN),
+                     "%s read what the VM wrote", dev);
         cr_expect_eq(s_partition_number(&f, "guest_reads") - reads, s_configs[i].by_message ? 2 : 0,
                      "%s: %s", dev, s_configs[i].by_message ? "two messages" : "no message");
 
         /* What the device writes, the VM reads. */
         long long writes = s_partition_number(&f, "guest_writes");
+        cr_assert_eq(s_command(&f, i, C_WRITE, gpa + 4096, LEN, 101 + (unsigned)i), 0, "%s",
+                     dev);
         s_fill(mine, LEN, 101 + (unsigned)i);
-        cr_assert_eq(s_write(vm_client(f.vm), dev, gpa + 4096, mine, LEN, why, sizeof why), 0,
-                     "%s: %s", dev, why);
         s_vm_io(&f, gpa + 4096, theirs, NULL, LEN);
         cr_expect_arr_eq(theirs, mine, LEN, "the VM read what %s wrote", dev);
         cr_expect_eq(s_partition_number(&f, "guest_writes") - writes,
                      s_configs[i].by_message ? 2 : 0, "%s", dev);
 
-        s_expect_outside_refused(&f, dev);
+        s_expect_outside_refused(&f, i);
     }
     /* The partition refuses the same on its own, for any sender. */
     uint8_t data[4];
@@ -385,20 +476,17 @@ Test(devhost_memory, a_reset_clears_guest_ram_for_the_mapping_too)
     s_open(&f);
     uint8_t mine[4096], theirs[4096], zeroes[4096] = {0};
     char why[256] = "";
+    cr_assert_eq(s_command(&f, 0, C_WRITE, 8u << 20, sizeof mine, 9), 0);
     s_fill(mine, sizeof mine, 9);
-    cr_assert_eq(s_write(vm_client(f.vm), s_actors[0], 8u << 20, mine, sizeof mine, why,
-                         sizeof why),
-                 0, "%s", why);
     s_vm_io(&f, 8u << 20, theirs, NULL, sizeof theirs);
     cr_expect_arr_eq(theirs, mine, sizeof mine);
 
     cr_assert_eq(vm_reset(f.vm, why, sizeof why), 0, "%s", why);
     s_vm_io(&f, 8u << 20, theirs, NULL, sizeof theirs);
     cr_expect_arr_eq(theirs, zeroes, sizeof zeroes, "the VM reads zeroes");
-    cr_assert_eq(s_read(vm_client(f.vm), s_actors[0], 8u << 20, theirs, sizeof theirs, why,
-                        sizeof why),
-                 0, "%s", why);
-    cr_expect_arr_eq(theirs, zeroes, sizeof zeroes, "so does the device through its mapping");
+    cr_assert_eq(s_command(&f, 0, C_READ, 8u << 20, sizeof theirs, 0), 0);
+    cr_expect_eq(s_reg(&f, 0, R_HASH, false, 0), s_hash(zeroes, sizeof zeroes),
+                 "so does the device through its mapping");
     s_close(&f);
 }
 
@@ -465,19 +553,17 @@ Test(devhost_memory, only_a_registered_device_of_the_vm_gets_the_map)
     s_close(&f);
 }
 
-/* The device's helper time per 4 KiB read, in µs, over n reads. */
-static double s_read_us(s_fixture_t *f, const char *dev, int n)
+/* The environment's time per 4 KiB read of device i, in µs, over n reads. */
+static double s_read_us(s_fixture_t *f, size_t i, int n)
 {
-    static uint8_t buf[4096];
-    char why[256] = "";
-    long long reads = echo_inspect_number(vm_client(f->vm), dev, "reads");
-    long long ns = echo_inspect_number(vm_client(f->vm), dev, "read_ns");
-    for (int i = 0; i < n; i++)
-        cr_assert_eq(s_read(vm_client(f->vm), dev, (8u << 20) + (uint64_t)(i % 256) * 4096, buf,
-                            sizeof buf, why, sizeof why),
-                     0, "%s: %s", dev, why);
-    cr_assert_eq(echo_inspect_number(vm_client(f->vm), dev, "reads") - reads, n);
-    return (double)(echo_inspect_number(vm_client(f->vm), dev, "read_ns") - ns) / n / 1e3;
+    const char *dev = s_actors[i];
+    long long reads = echo_inspect_number(vm_client(f->vm), dev, "guest_reads");
+    long long ns = echo_inspect_number(vm_client(f->vm), dev, "guest_read_ns");
+    for (int k = 0; k < n; k++)
+        cr_assert_eq(s_command(f, i, C_READ, (8u << 20) + (uint64_t)(k % 256) * 4096, 4096, 0),
+                     0, "%s", dev);
+    cr_assert_eq(echo_inspect_number(vm_client(f->vm), dev, "guest_reads") - reads, n);
+    return (double)(echo_inspect_number(vm_client(f->vm), dev, "guest_read_ns") - ns) / n / 1e3;
 }
 
 Test(devhost_memory, a_4k_read_through_the_mapping_against_messages)
@@ -485,10 +571,10 @@ Test(devhost_memory, a_4k_read_through_the_mapping_against_messages)
     s_fixture_t f;
     s_open(&f);
     /* First the map asked for and every page touched. */
-    s_read_us(&f, s_actors[0], 256);
-    s_read_us(&f, s_actors[1], 256);
-    double mapped = s_read_us(&f, s_actors[0], 1000);
-    double messages = s_read_us(&f, s_actors[1], 1000);
+    s_read_us(&f, 0, 256);
+    s_read_us(&f, 1, 256);
+    double mapped = s_read_us(&f, 0, 1000);
+    double messages = s_read_us(&f, 1, 1000);
     /* A figure, not a target. */
     printf("a 4 KiB guest read in a device host over ipc://: %.2f µs through the mapping, "
            "%.2f µs by message (%.0fx)\n",

@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "actors/devices/device.h"
+#include "actors/devices/device_actor.h"
 #include "actors/devices/serial.h"
 #include "actors/devices/testdev_abi.h"
 #include "guest/demo_embedded.h"
@@ -45,57 +45,79 @@ typedef struct {
     int incarnation;
 } s_counter_t;
 
-static int s_counter_on_request(rt_actor_t *self, const Vmm__Envelope *msg)
+static int s_counter_read(device_t *dev, const device_io_t *io, uint64_t *value)
 {
-    s_counter_t *c = rt_actor_state(self);
-    device_access_t access;
-    if (device_access_get(&c->dev, self, msg, &access))
-        return 0;
-    if (access.write) {
-        long next = atomic_load(&s_tally->next);
-        if (next >= 0 && (long)access.value != next)
-            atomic_fetch_add(&s_tally->disorder, 1);
-        atomic_store(&s_tally->next, (long)((access.value + 1) & 0xff));
-        atomic_fetch_add(&s_tally->taken[c->incarnation], 1);
-    }
-    return device_access_done(&c->dev, self, msg, &access, 0x5a); /* reads: served */
-}
-
-static int s_counter_init(rt_actor_t *self, void *arg)
-{
-    s_counter_t *c = calloc(1, sizeof *c);
-    if (!c)
-        return -ENOMEM;
-    c->incarnation = *(const int *)arg;
-    const device_range_t ports = {0x2f8, 8};
-    device_spec_t spec = {.name = "com2", .ranges = &ports, .n_ranges = 1,
-                          .posted_writes = true};
-    int rc = device_init(&c->dev, self, VM_PARTITION, &spec);
-    if (rc) {
-        free(c);
-        return rc;
-    }
-    rt_actor_set_state(self, c);
+    (void)dev;
+    (void)io;
+    *value = 0x5a; /* reads: served */
     return 0;
 }
 
-static void s_counter_fini(rt_actor_t *self)
+static int s_counter_write(device_t *dev, const device_io_t *io, uint64_t value)
 {
-    s_counter_t *c = rt_actor_state(self);
-    device_fini(&c->dev);
-    free(c);
+    (void)io;
+    long next = atomic_load(&s_tally->next);
+    if (next >= 0 && (long)value != next)
+        atomic_fetch_add(&s_tally->disorder, 1);
+    atomic_store(&s_tally->next, (long)((value + 1) & 0xff));
+    atomic_fetch_add(&s_tally->taken[((s_counter_t *)dev)->incarnation], 1);
+    return 0;
 }
 
-static const rt_handler_t s_counter_handlers[] = {
-    {VMM__ENVELOPE__BODY_DEVICE_REQUEST, s_counter_on_request},
-};
-static const rt_actor_ops_t s_counter_ops = {
+static void s_counter_reset(device_t *dev)
+{
+    (void)dev;
+}
+
+static void s_counter_inspect(device_t *dev, Vmm__Rt__InspectNode *node)
+{
+    rt_inspect_add(node, "incarnation", "%d", ((s_counter_t *)dev)->incarnation);
+}
+
+static int s_counter_save(device_t *dev, ProtobufCBinaryData *out)
+{
+    (void)dev;
+    *out = (ProtobufCBinaryData){0, NULL};
+    return 0;
+}
+
+static int s_counter_restore(device_t *dev, const uint8_t *bytes, size_t len)
+{
+    (void)dev;
+    (void)bytes;
+    return len ? -EINVAL : 0;
+}
+
+static void s_counter_destroy(device_t *dev)
+{
+    free(dev);
+}
+
+static const device_ops_t s_counter_ops = {
     .kind = "counter",
-    .init = s_counter_init,
-    .fini = s_counter_fini,
-    .handlers = s_counter_handlers,
-    .n_handlers = 1,
+    .read = s_counter_read,
+    .write = s_counter_write,
+    .reset = s_counter_reset,
+    .inspect = s_counter_inspect,
+    .save = s_counter_save,
+    .restore = s_counter_restore,
+    .destroy = s_counter_destroy,
 };
+
+/* A port device at COM2's ports that counts the writes (config: the
+ * incarnation, an int *). */
+static device_t *s_counter_new(const void *config, device_env_t *env)
+{
+    s_counter_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->incarnation = *(const int *)config;
+    c->dev = (device_t){.ops = &s_counter_ops, .env = env};
+    c->dev.spec = (device_spec_t){.name = "com2", .n_ranges = 1,
+                                  .ranges = {{.start = 0x2f8, .len = 8}},
+                                  .posted_writes = true};
+    return &c->dev;
+}
 
 /* ---- Device hosts ----------------------------------------------------------- */
 
@@ -117,14 +139,18 @@ static void s_host_main(int go, s_host_kind_t kind)
     rt_t *rt = rt_new(NULL);
     rt_directory_set(rt, VM_PARTITION, s_partition);
     rt_executor_t *ex = rt_executor_new(rt, "devhost");
-    dev_serial_config_t cfg = {.name = "com2", .partition = VM_PARTITION, .base = 0x2f8,
-                               .irq = 3, .out_fd = -1, .in_fd = -1,
-                               .halt_if_lost = kind == S_SERIAL_REQUIRED};
+    dev_serial_config_t serial = {.name = "com2", .base = 0x2f8, .irq = 3};
     int incarnation = kind == S_COUNTER_SECOND;
-    rt_actor_spec_t spec = {.name = "vm0/dev/com2", .ops = &dev_serial_ops, .arg = &cfg,
+    device_actor_config_t cfg = {.new_model = dev_serial_new, .model_config = &serial,
+                                 .partition = VM_PARTITION,
+                                 .halt_if_lost = kind == S_SERIAL_REQUIRED};
+    rt_actor_spec_t spec = {.name = "vm0/dev/com2", .ops = &device_actor_ops, .arg = &cfg,
                             .endpoint = s_com2};
-    if (kind >= S_COUNTER_FIRST)
-        spec.ops = &s_counter_ops, spec.arg = &incarnation, spec.delivery_record = s_record;
+    if (kind >= S_COUNTER_FIRST) {
+        cfg.new_model = s_counter_new;
+        cfg.model_config = &incarnation;
+        spec.delivery_record = s_record;
+    }
     if (rt_actor_start(ex, &spec))
         _exit(3);
     for (;;)

@@ -15,6 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "actors/console/console.h"
+#include "actors/devices/device_actor.h"
 #include "actors/devices/serial.h"
 #include "actors/devices/testdev.h"
 #include "vmm/device_arg.h"
@@ -24,6 +26,11 @@
 #define S_EXIT_FAILED 1
 #define S_EXIT_USAGE 2
 #define S_MAX_DEVICES 2
+/* The client that starts the devices and hears how their registration
+ * went. */
+#define S_OWNER "devhost"
+#define S_CONSOLE "devhost/console"
+#define S_REGISTER_WAIT_MS 10000
 
 static void s_usage(FILE *f)
 {
@@ -179,6 +186,19 @@ static rt_t *s_runtime(const s_args_t *a)
     return rt;
 }
 
+/* COM1's console: the host's stdout, on a thread of its own. */
+static int s_start_console(rt_t *rt, const device_arg_t *serial)
+{
+    rt_executor_t *ex = rt_executor_new(rt, "console");
+    console_config_t console = {.device = device_arg_actor(serial->kind),
+                                .out_fd = STDOUT_FILENO, .in_fd = -1};
+    rt_actor_spec_t spec = {.name = S_CONSOLE, .ops = &console_ops, .arg = &console};
+    int rc = ex ? rt_actor_start(ex, &spec) : -ENOMEM;
+    if (rc)
+        fprintf(stderr, "vmm devhost: cannot start the console: %s\n", strerror(-rc));
+    return rc;
+}
+
 static int s_start(rt_executor_t *ex, const s_args_t *a, const device_arg_t *d)
 {
     char endpoint[4200], record[4200];
@@ -189,19 +209,18 @@ static int s_start(rt_executor_t *ex, const s_args_t *a, const device_arg_t *d)
         snprintf(endpoint, sizeof endpoint, "ipc://%s/%s", a->dir, device_arg_name(d->kind));
     else
         snprintf(endpoint, sizeof endpoint, "tcp://%s:*", a->listen);
-    dev_serial_config_t serial = {.partition = VM_PARTITION, .out_fd = STDOUT_FILENO,
-                                  .in_fd = -1, .halt_if_lost = d->required};
-    dev_testdev_config_t testdev = {.partition = VM_PARTITION, .halt_if_lost = d->required};
-    rt_actor_spec_t spec = {.name = device_arg_actor(d->kind), .endpoint = endpoint,
+    bool serial = d->kind == DEVICE_ARG_SERIAL;
+    device_actor_config_t cfg = {.new_model = serial ? dev_serial_new : dev_testdev_new,
+                                 .partition = VM_PARTITION, .owner = S_OWNER,
+                                 .console = serial ? S_CONSOLE : NULL,
+                                 .halt_if_lost = d->required};
+    rt_actor_spec_t spec = {.name = device_arg_actor(d->kind), .ops = &device_actor_ops,
+                            .arg = &cfg, .endpoint = endpoint,
                             .delivery_record = state ? record : NULL};
-    if (d->kind == DEVICE_ARG_SERIAL)
-        spec.ops = &dev_serial_ops, spec.arg = &serial;
-    else
-        spec.ops = &dev_testdev_ops, spec.arg = &testdev;
     int rc = rt_actor_start(ex, &spec);
     if (rc)
-        fprintf(stderr, "vmm devhost: %s did not register with %s: %s\n",
-                device_arg_name(d->kind), a->vm, strerror(-rc));
+        fprintf(stderr, "vmm devhost: cannot start %s: %s\n", device_arg_name(d->kind),
+                strerror(-rc));
     return rc;
 }
 
@@ -222,10 +241,26 @@ int devhost_main(int argc, char **argv)
     rt_t *rt = s_runtime(&a);
     if (!rt)
         return S_EXIT_FAILED;
+    rt_client_t *owner = rt_client_new(rt, S_OWNER);
+    if (!owner)
+        status = S_EXIT_FAILED;
     /* Each device on a thread of its own: a slow one holds up no other. */
+    size_t started = 0;
     for (size_t i = 0; !status && i < a.n_devices; i++) {
-        rt_executor_t *ex = rt_executor_new(rt, device_arg_name(a.devices[i].kind));
-        status = !ex || s_start(ex, &a, &a.devices[i]) ? S_EXIT_FAILED : 0;
+        const device_arg_t *d = &a.devices[i];
+        rt_executor_t *ex = rt_executor_new(rt, device_arg_name(d->kind));
+        if (d->kind == DEVICE_ARG_SERIAL && s_start_console(rt, d))
+            status = S_EXIT_FAILED;
+        else if (!ex || s_start(ex, &a, d))
+            status = S_EXIT_FAILED;
+        else
+            started++;
+    }
+    char why[256];
+    if (!status && device_actor_wait_registered(owner, started, S_REGISTER_WAIT_MS, why,
+                                                sizeof why)) {
+        fprintf(stderr, "vmm devhost: %s: %s\n", a.vm, why);
+        status = S_EXIT_FAILED;
     }
     if (!status) {
         int sig;

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "actors/console/console.h"
 #include "actors/devices/debug_exit.h"
+#include "actors/devices/device_actor.h"
 #include "actors/devices/i8042.h"
 #include "actors/devices/power.h"
 #include "actors/devices/serial.h"
@@ -19,6 +21,8 @@
 #include "loader/loader.h"
 
 #define S_CALL_TIMEOUT_MS 10000
+#define S_CONSOLE "vm0/console/com1"
+#define S_COM1 "vm0/dev/com1"
 /* The largest piece of guest memory one message writes (devices.proto). */
 #define S_WRITE_PIECE 65536
 /* Guest RAM ends below the 32-bit MMIO gap (IO-APIC, local APIC). */
@@ -27,7 +31,7 @@
 
 struct vm_s {
     rt_t *rt;
-    rt_executor_t *partition_ex, *devices_ex;
+    rt_executor_t *partition_ex, *devices_ex, *console_ex;
     rt_executor_t **vp_ex;
     uint32_t n_vps;
     rt_client_t *client;
@@ -159,35 +163,69 @@ static bool s_elsewhere(const vm_config_t *cfg, const char *actor)
     return false;
 }
 
-/* The chipset. Started before Build: a device that shares VP 0's thread
- * must register while no VP exists (partition.h). */
+/* COM1's console, on an executor of its own. */
+static int s_start_console(vm_t *vm, const vm_config_t *cfg, char *err, size_t errlen)
+{
+    vm->console_ex = rt_executor_new(vm->rt, "vm0/console");
+    if (!vm->console_ex)
+        return s_fail(err, errlen, -ENOMEM, "cannot start COM1's console");
+    console_config_t console = {.device = S_COM1, .out_fd = cfg->serial_out,
+                                .in_fd = cfg->serial_in};
+    rt_actor_spec_t spec = {.name = S_CONSOLE, .ops = &console_ops, .arg = &console};
+    int rc = rt_actor_start(vm->console_ex, &spec);
+    return rc ? s_fail(err, errlen, rc, "cannot start COM1's console: %s", strerror(-rc)) : 0;
+}
+
+/* Starts a device actor around a model; it registers with the partition
+ * and tells the client how that went. */
+static int s_start_device(rt_executor_t *ex, const vm_device_t *d, const char *console,
+                          char *err, size_t errlen)
+{
+    device_actor_config_t cfg = {.new_model = d->new_model, .model_config = d->model_config,
+                                 .partition = VM_PARTITION, .owner = VM_CLIENT,
+                                 .guest_calls = d->guest_calls, .console = console};
+    rt_actor_spec_t spec = {.name = d->name, .ops = &device_actor_ops, .arg = &cfg};
+    int rc = rt_actor_start(ex, &spec);
+    return rc ? s_fail(err, errlen, rc, "cannot start %s: %s", d->name, strerror(-rc)) : 0;
+}
+
+/* The chipset, the caller's devices and actors, once the VM is built:
+ * returns once every device has registered. */
 static int s_start_devices(vm_t *vm, const vm_config_t *cfg, char *err, size_t errlen)
 {
     rt_executor_t *ex = vm->devices_ex ? vm->devices_ex : vm->vp_ex[0];
-    dev_serial_config_t serial = {.partition = VM_PARTITION,
-                                  .out_fd = cfg->serial_out,
-                                  .in_fd = cfg->serial_in};
-    dev_debug_exit_config_t debug_exit = {.partition = VM_PARTITION};
-    dev_i8042_config_t i8042 = {.partition = VM_PARTITION};
-    dev_power_config_t power = {.partition = VM_PARTITION};
-    dev_testdev_config_t testdev = {.partition = VM_PARTITION, .report_to = VM_CLIENT};
-    const rt_actor_spec_t specs[] = {
-        {.name = "vm0/dev/com1", .ops = &dev_serial_ops, .arg = &serial},
-        {.name = "vm0/dev/debug-exit", .ops = &dev_debug_exit_ops, .arg = &debug_exit},
-        {.name = "vm0/dev/i8042", .ops = &dev_i8042_ops, .arg = &i8042},
-        {.name = "vm0/dev/pm1a", .ops = &dev_power_ops, .arg = &power},
-        {.name = "vm0/dev/testdev", .ops = &dev_testdev_ops, .arg = &testdev},
+    const vm_device_t chipset[] = {
+        {.name = S_COM1, .new_model = dev_serial_new},
+        {.name = "vm0/dev/debug-exit", .new_model = dev_debug_exit_new},
+        {.name = "vm0/dev/i8042", .new_model = dev_i8042_new},
+        {.name = "vm0/dev/pm1a", .new_model = dev_power_new},
+        {.name = "vm0/dev/testdev", .new_model = dev_testdev_new},
     };
-    size_t n_chipset = sizeof specs / sizeof *specs;
-    for (size_t i = 0; i < n_chipset + cfg->n_devices; i++) {
-        const rt_actor_spec_t *spec = i < n_chipset ? &specs[i] : &cfg->devices[i - n_chipset];
-        if (i < n_chipset && s_elsewhere(cfg, spec->name))
+    size_t n_chipset = sizeof chipset / sizeof *chipset, started = 0;
+    int rc = 0;
+    bool com1 = !s_elsewhere(cfg, S_COM1);
+    const char *console = com1 && (cfg->serial_out >= 0 || cfg->serial_in >= 0) ? S_CONSOLE
+                                                                                : NULL;
+    if (console)
+        rc = s_start_console(vm, cfg, err, errlen);
+    for (size_t i = 0; !rc && i < cfg->n_actors; i++)
+        if ((rc = rt_actor_start(ex, &cfg->actors[i])))
+            s_fail(err, errlen, rc, "cannot start %s: %s", cfg->actors[i].name, strerror(-rc));
+    for (size_t i = 0; !rc && i < n_chipset + cfg->n_devices; i++) {
+        const vm_device_t *d = i < n_chipset ? &chipset[i] : &cfg->devices[i - n_chipset];
+        if (i < n_chipset && s_elsewhere(cfg, d->name))
             continue;
-        int rc = rt_actor_start(ex, spec);
-        if (rc)
-            return s_fail(err, errlen, rc, "cannot start %s: %s", spec->name, strerror(-rc));
+        rc = s_start_device(ex, d, d->new_model == dev_serial_new ? console : NULL, err, errlen);
+        started += !rc;
     }
-    return 0;
+    /* Those started register even when a later one failed: wait for them
+     * all the same, so that nothing of theirs is left in the client. */
+    char why[256];
+    int wait_rc = device_actor_wait_registered(vm->client, started, S_CALL_TIMEOUT_MS, why,
+                                               sizeof why);
+    if (!rc && wait_rc)
+        rc = s_fail(err, errlen, wait_rc, "%s", why);
+    return rc;
 }
 
 static int s_write_memory(vm_t *vm, uint64_t gpa, const uint8_t *bytes, size_t len, char *err,
@@ -314,8 +352,9 @@ vm_t *vm_new(const vm_config_t *cfg, char *err, size_t errlen)
         rc = s_fail(err, errlen, -errno, "the guest cannot be loaded: %s", why);
         goto fail;
     }
-    if ((rc = s_new_partition(vm, cfg->hyperv, err, errlen)) || (rc = s_start_devices(vm, cfg, err, errlen)) ||
-        (rc = s_build(vm, mem_size, err, errlen)) || (rc = s_load(vm, err, errlen)))
+    if ((rc = s_new_partition(vm, cfg->hyperv, err, errlen)) ||
+        (rc = s_build(vm, mem_size, err, errlen)) ||
+        (rc = s_start_devices(vm, cfg, err, errlen)) || (rc = s_load(vm, err, errlen)))
         goto fail;
     return vm;
 
@@ -331,8 +370,10 @@ void vm_destroy(vm_t **vmp)
     vm_t *vm = *vmp;
     if (!vm)
         return;
-    /* The VPs first: the partition unmaps guest RAM when it goes. */
-    for (uint32_t i = 0; vm->vp_ex && i < vm->n_vps; i++)
+    /* The VPs first: the partition unmaps guest RAM when it goes. VP 0's
+     * last, since the devices may share its executor: no VP is left
+     * waiting for a device that has gone. */
+    for (uint32_t i = vm->n_vps; vm->vp_ex && i-- > 0;)
         rt_executor_destroy(&vm->vp_ex[i]);
     rt_executor_destroy(&vm->devices_ex);
     rt_destroy(&vm->rt);

@@ -2,14 +2,16 @@
  * A whole VM assembled from actors, as `vmm run` and the guest tests use
  * it: a runtime, the partition actor, one VP actor per processor, the
  * chipset devices (COM1, isa-debug-exit, i8042, PM1a power, the test
- * device), and a guest ELF loaded and started in 64-bit mode. Everything
- * is done by messages from a client named "vm0/vmm", which also receives
- * the VPs' halts and the test device's guest calls. With the Hyper-V
- * interface the partition also starts the synic actor, "vm0/synic".
+ * device; each a model in a device actor) with COM1's console, and a guest
+ * ELF loaded and started in 64-bit mode. Everything is done by messages
+ * from a client named "vm0/vmm", which also receives the VPs' halts and
+ * the test device's guest calls. With the Hyper-V interface the partition
+ * also starts the synic actor, "vm0/synic".
  *
  * Placement is configuration: the devices share VP 0's executor (the
  * default: a port exit to them costs no thread hop), or have one of their
- * own.
+ * own. COM1's console has an executor of its own, so that a slow terminal
+ * holds up no VP.
  */
 #ifndef VMM_VM_H
 #define VMM_VM_H
@@ -17,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "actors/devices/device.h"
 #include "runtime/rt.h"
 
 #define VM_CLIENT "vm0/vmm"
@@ -27,6 +30,15 @@ typedef enum {
     VM_DEVICES_WITH_VP0 = 0, /* on VP 0's executor */
     VM_DEVICES_APART,        /* on an executor of their own */
 } vm_placement_t;
+
+/* A device started beside the chipset: a model in a device actor that
+ * registers with the VM's partition, its owner the VM's client. */
+typedef struct {
+    const char *name;         /* the actor's, e.g. "vm0/dev/bench" */
+    device_new_fn new_model;  /* with model_config, read by vm_new() only */
+    const void *model_config;
+    const char *guest_calls;  /* where its guest calls go; NULL: the client */
+} vm_device_t;
 
 typedef struct {
     const uint8_t *elf; /* the guest image, read by vm_new() only */
@@ -46,11 +58,15 @@ typedef struct {
      * the VM ("com1", "testdev"): the VM starts none of its own. */
     const char *const *elsewhere;
     size_t n_elsewhere;
-    /* More devices, started beside the chipset (same placement) before
-     * the VPs exist, so that they may register ports (partition.h). The
-     * specs and their args are read by vm_new() only. */
-    const rt_actor_spec_t *devices;
+    /* More devices, started beside the chipset (same placement) once the
+     * VM is built; vm_new() returns once each has registered. */
+    const vm_device_t *devices;
     size_t n_devices;
+    /* Other actors started beside the devices, before them (the receivers
+     * of devices' guest calls, say); the specs and their args are read by
+     * vm_new() only. */
+    const rt_actor_spec_t *actors;
+    size_t n_actors;
     const rt_config_t *rt; /* NULL: the runtime's defaults */
 } vm_config_t;
 

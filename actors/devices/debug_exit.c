@@ -3,72 +3,98 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "actors/devices/device.h"
+#include "proto/device_state.pb-c.h"
 
 typedef struct {
     device_t dev;
-    uint32_t last_value;
+    uint64_t last_value, exits;
 } debug_exit_t;
 
-static int s_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg)
+static debug_exit_t *s_of(device_t *dev)
 {
-    debug_exit_t *d = rt_actor_state(self);
-    device_access_t access;
-    if (device_access_get(&d->dev, self, msg, &access))
-        return 0;
-    if (access.write) {
-        /* QEMU takes the value as written, whatever its width and port. */
-        d->last_value = access.value;
-        device_power(&d->dev, self, VMM__DEVICES__POWER_ACTION__POWER_ACTION_POWER_OFF, true,
-                     access.value << 1 | 1);
-    }
-    return device_access_done(&d->dev, self, msg, &access, UINT32_MAX);
+    return (debug_exit_t *)dev;
 }
 
-static int s_init(rt_actor_t *self, void *arg)
+static int s_read(device_t *dev, const device_io_t *io, uint64_t *value)
 {
-    const dev_debug_exit_config_t *cfg = arg;
-    uint8_t size = cfg && cfg->size ? cfg->size : 1;
-    if (!cfg || (size != 1 && size != 2 && size != 4))
-        return -EINVAL;
-    debug_exit_t *d = calloc(1, sizeof *d);
-    if (!d)
-        return -ENOMEM;
-    const device_range_t ports = {cfg->port ? cfg->port : 0xf4, size};
-    device_spec_t spec = {.name = "debug-exit", .ranges = &ports, .n_ranges = 1};
-    int rc = device_init(&d->dev, self, cfg->partition, &spec);
-    if (rc) {
-        free(d);
-        return rc;
-    }
-    rt_actor_set_state(self, d);
+    (void)dev;
+    (void)io;
+    *value = UINT64_MAX;
     return 0;
 }
 
-static void s_fini(rt_actor_t *self)
+static int s_write(device_t *dev, const device_io_t *io, uint64_t value)
 {
-    debug_exit_t *d = rt_actor_state(self);
-    device_fini(&d->dev);
-    free(d);
-    rt_actor_set_state(self, NULL);
+    (void)io;
+    debug_exit_t *d = s_of(dev);
+    d->last_value = value;
+    d->exits++;
+    device_power(dev, VMM__DEVICES__POWER_ACTION__POWER_ACTION_POWER_OFF,
+                 (int)((uint32_t)value << 1 | 1));
+    return 0;
 }
 
-static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
+static void s_reset(device_t *dev)
 {
-    debug_exit_t *d = rt_actor_state(self);
-    rt_inspect_add(node, "last_value", "0x%x", d->last_value);
-    device_inspect(&d->dev, node);
+    (void)dev; /* nothing the guest can see */
 }
 
-static const rt_handler_t s_handlers[] = {
-    {VMM__ENVELOPE__BODY_DEVICE_REQUEST, s_on_device_request},
-};
+static void s_inspect(device_t *dev, Vmm__Rt__InspectNode *node)
+{
+    debug_exit_t *d = s_of(dev);
+    rt_inspect_add(node, "last_value", "0x%llx", (unsigned long long)d->last_value);
+    device_inspect_count(node, "exits", d->exits);
+}
 
-const rt_actor_ops_t dev_debug_exit_ops = {
+static int s_save(device_t *dev, ProtobufCBinaryData *out)
+{
+    (void)dev;
+    Vmm__DeviceState__DebugExit st = VMM__DEVICE_STATE__DEBUG_EXIT__INIT;
+    return device_pack_state(&st.base, out);
+}
+
+static int s_restore(device_t *dev, const uint8_t *bytes, size_t len)
+{
+    (void)dev;
+    Vmm__DeviceState__DebugExit *st = vmm__device_state__debug_exit__unpack(NULL, len, bytes);
+    if (!st)
+        return -EINVAL;
+    vmm__device_state__debug_exit__free_unpacked(st, NULL);
+    return 0;
+}
+
+static void s_destroy(device_t *dev)
+{
+    free(s_of(dev));
+}
+
+static const device_ops_t s_ops = {
     .kind = "debug-exit",
-    .init = s_init,
-    .fini = s_fini,
-    .handlers = s_handlers,
-    .n_handlers = sizeof s_handlers / sizeof *s_handlers,
+    .read = s_read,
+    .write = s_write,
+    .reset = s_reset,
     .inspect = s_inspect,
+    .save = s_save,
+    .restore = s_restore,
+    .destroy = s_destroy,
 };
+
+device_t *dev_debug_exit_new(const void *config, device_env_t *env)
+{
+    const dev_debug_exit_config_t *cfg = config;
+    uint8_t size = cfg && cfg->size ? cfg->size : 1;
+    if (size != 1 && size != 2 && size != 4) {
+        errno = EINVAL;
+        return NULL;
+    }
+    debug_exit_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->dev = (device_t){.ops = &s_ops, .env = env};
+    d->dev.spec = (device_spec_t){
+        .name = "debug-exit",
+        .n_ranges = 1,
+        .ranges = {{.start = cfg && cfg->port ? cfg->port : 0xf4, .len = size}},
+    };
+    return &d->dev;
+}

@@ -1,69 +1,72 @@
-/* dev_debug_exit: exit codes as QEMU's isa-debug-exit gives them. */
+/* dev_debug_exit: a write of v exits with 2v + 1; reads are all ones. */
 #include <criterion/criterion.h>
 #include <errno.h>
 
 #include "actors/devices/debug_exit.h"
-#include "actors/devices/testing/fake_vm.h"
+#include "actors/devices/testing/fake_env.h"
 
-#define DEV "vm0/dev/debug-exit"
+#define OFF VMM__DEVICES__POWER_ACTION__POWER_ACTION_POWER_OFF
 
-static fake_vm_t *s_start(dev_debug_exit_config_t *cfg)
+static fake_env_t *s_new(const dev_debug_exit_config_t *cfg)
 {
-    fake_vm_t *vm = fake_vm_new();
-    cr_assert_not_null(vm);
-    cfg->partition = FAKE_VM_PARTITION;
-    rt_actor_spec_t spec = {.name = DEV, .ops = &dev_debug_exit_ops, .arg = cfg};
-    cr_assert_eq(fake_vm_start(vm, &spec, 0, NULL), 0);
-    return vm;
+    fake_env_t *f = fake_env_new(0);
+    cr_assert_not_null(f);
+    f->dev = dev_debug_exit_new(cfg, &f->env);
+    cr_assert_not_null(f->dev);
+    return f;
 }
 
 Test(debug_exit, a_write_of_v_exits_with_2v_plus_1)
 {
-    dev_debug_exit_config_t cfg = {0};
-    fake_vm_t *vm = s_start(&cfg);
-    cr_assert_eq(fake_vm_write(vm, DEV, 0xf4, 1, 0), 0, "%s", vm->last_error);
-    fake_vm_expect_power(vm, vm->partition, VMM__DEVICES__POWER_ACTION__POWER_ACTION_POWER_OFF,
-                         true, 1);
-    cr_assert_eq(fake_vm_write(vm, DEV, 0xf4, 1, 5), 0, "%s", vm->last_error);
-    fake_vm_expect_power(vm, vm->partition, VMM__DEVICES__POWER_ACTION__POWER_ACTION_POWER_OFF,
-                         true, 11);
-    cr_assert_eq(fake_vm_write(vm, DEV, 0xf4, 1, 0xff), 0);
-    fake_vm_expect_power(vm, vm->partition, VMM__DEVICES__POWER_ACTION__POWER_ACTION_POWER_OFF,
-                         true, 0x1ff);
-    cr_expect_eq(fake_vm_inspect(vm, DEV, "last_value"), 0xff);
-    fake_vm_destroy(&vm);
+    fake_env_t *f = s_new(NULL);
+    cr_expect_eq(f->dev->spec.ranges[0].start, 0xf4);
+    cr_expect_eq(f->dev->spec.ranges[0].len, 1);
+    cr_assert_eq(fake_env_write(f, false, 0xf4, 1, 5), 0);
+    cr_expect_eq(f->power_requests, 1);
+    cr_expect_eq(f->power_action, OFF);
+    cr_expect_eq(f->power_exit_code, 11);
+    cr_assert_eq(fake_env_write(f, false, 0xf4, 1, 0), 0);
+    cr_expect_eq(f->power_exit_code, 1, "0 exits with 1, as in QEMU");
+    fake_env_destroy(&f);
 }
 
 Test(debug_exit, reads_return_all_ones)
 {
-    dev_debug_exit_config_t cfg = {0};
-    fake_vm_t *vm = s_start(&cfg);
-    uint32_t value = 0;
-    cr_assert_eq(fake_vm_read(vm, DEV, 0xf4, 1, &value), 0);
-    cr_expect_eq(value, 0xff);
-    fake_vm_expect_quiet(vm, vm->partition, 20);
-    fake_vm_destroy(&vm);
+    fake_env_t *f = s_new(NULL);
+    uint64_t value = 0;
+    cr_assert_eq(fake_env_read(f, false, 0xf4, 1, &value), 0);
+    cr_expect_eq(value & 0xff, 0xff);
+    cr_expect_eq(f->power_requests, 0);
+    fake_env_destroy(&f);
 }
 
 Test(debug_exit, port_and_size_are_configurable)
 {
-    dev_debug_exit_config_t cfg = {.port = 0x501, .size = 4};
-    fake_vm_t *vm = s_start(&cfg);
-    cr_assert_eq(fake_vm_write(vm, DEV, 0x501, 4, 0x1234), 0, "%s", vm->last_error);
-    fake_vm_expect_power(vm, vm->partition, VMM__DEVICES__POWER_ACTION__POWER_ACTION_POWER_OFF,
-                         true, 0x2469);
-    uint32_t value = 0;
-    cr_assert_eq(fake_vm_read(vm, DEV, 0x503, 2, &value), 0);
-    cr_expect_eq(value, 0xffff);
-    cr_expect_eq(fake_vm_write(vm, DEV, 0xf4, 1, 0), VMM__ERROR_CODE__INVALID_ARGUMENT);
-    fake_vm_destroy(&vm);
+    dev_debug_exit_config_t cfg = {.port = 0x501, .size = 2};
+    fake_env_t *f = s_new(&cfg);
+    cr_expect_eq(f->dev->spec.ranges[0].start, 0x501);
+    cr_expect_eq(f->dev->spec.ranges[0].len, 2);
+    cr_assert_eq(fake_env_write(f, false, 0x501, 2, 0x102), 0);
+    cr_expect_eq(f->power_exit_code, 0x205, "the value as written, whatever its width");
+    fake_env_destroy(&f);
 }
 
-Test(debug_exit, a_size_that_is_no_access_width_fails_start)
+Test(debug_exit, a_size_that_is_no_access_width_is_refused)
 {
-    fake_vm_t *vm = fake_vm_new();
+    fake_env_t *f = fake_env_new(0);
     dev_debug_exit_config_t cfg = {.size = 3};
-    rt_actor_spec_t spec = {.name = DEV, .ops = &dev_debug_exit_ops, .arg = &cfg};
-    cr_expect_eq(fake_vm_start(vm, &spec, 0, NULL), -EINVAL);
-    fake_vm_destroy(&vm);
+    errno = 0;
+    cr_expect_null(dev_debug_exit_new(&cfg, &f->env));
+    cr_expect_eq(errno, EINVAL);
+    fake_env_destroy(&f);
+}
+
+Test(debug_exit, its_state_saves_and_restores)
+{
+    fake_env_t *f = s_new(NULL), *g = s_new(NULL);
+    cr_expect_eq(fake_env_save_restore(f->dev, g->dev), 0);
+    static const uint8_t garbage[] = {0x0a, 0x05};
+    cr_expect_eq(g->dev->ops->restore(g->dev, garbage, sizeof garbage), -EINVAL);
+    fake_env_destroy(&f);
+    fake_env_destroy(&g);
 }

@@ -1,175 +1,264 @@
 /*
- * What every port device actor shares: registration with the partition
- * actor (the VM's device registry), the port accesses VPs send
- * (devices.proto ReadIo / WriteIo) checked against the device's ranges and
- * answered, the one-way messages a device sends (AssertIrq, RequestMsi,
- * PowerRequest, events to a named actor), and guest memory access by guest
- * physical address. A device embeds a device_t in its state; the dev_*
- * actors are its users.
+ * A device model: its state and registers behind one interface
+ * (device_ops_t), with every effect it has going through the environment
+ * it is handed (device_env_t): an interrupt line's level, an MSI, guest
+ * memory, timers, the clock, power, its console, log lines. A model knows
+ * nothing of actors, messages or sockets, as kvmtool's and Firecracker's
+ * devices know nothing of their event loops.
+ *
+ * One generic actor (device_actor.h) hosts any model, wherever it is
+ * placed: on a VP's executor, on one of its own, in a device host. Unit
+ * tests call a model directly with a fake environment that records its
+ * effects (testing/fake_env.h): no runtime, no sockets.
+ *
+ * A model embeds a device_t first in its state, which its constructor
+ * fills (ops, env, spec) before returning it:
+ *
+ *     typedef struct { device_t dev; uint16_t pm1_cnt; } pm1a_t;
+ *     device_t *dev_pm1a_new(const dev_pm1a_config_t *cfg, device_env_t *env);
  */
 #ifndef VMM_DEVICE_H
 #define VMM_DEVICE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/rt.h"
+#include "proto/devices.pb-c.h"
+#include "runtime/rt.h" /* rt_log_level_t, rt_inspect_add() for inspect trees */
 
 #define DEVICE_MAX_RANGES 4
+#define DEVICE_MAX_IRQS 4
+#define DEVICE_MAX_DOORBELLS 4
 
-/* The ports [start, start + len). */
+/* A read or write that the model answers later: see device_defer(). */
+#define DEVICE_IO_DEFERRED 1
+
+/* Ports [start, start + len), or guest physical addresses with mmio. */
 typedef struct {
-    uint32_t start, len;
+    bool mmio;
+    uint64_t start, len;
 } device_range_t;
 
-/* What a device asks the partition for at init. */
+/* A doorbell (KVM ioeventfd): a guest write of `length` bytes (0: any) at
+ * address, of `value` when has_value, signals the model (ops->doorbell)
+ * without an exit. It must lie in one of the model's MMIO ranges. */
 typedef struct {
-    const char *name; /* unique in the VM, e.g. "com1" */
-    const device_range_t *ranges;
-    size_t n_ranges; /* at most DEVICE_MAX_RANGES */
-    const uint32_t *irq_lines;
-    size_t n_irq_lines;
-    bool posted_writes; /* VPs may send writes one-way */
-    uint32_t msi_count; /* MSIs it may raise (device_request_msi) */
-    bool halt_if_lost;  /* the VM cannot do without it (in another process) */
-} device_spec_t;
+    uint64_t address;
+    uint32_t length;
+    bool has_value;
+    uint64_t value;
+} device_doorbell_t;
 
+/* What the model claims in the VM: the actor registers it. */
 typedef struct {
-    uint64_t reads, writes; /* served */
-    uint64_t posted_writes; /* of writes: sent one-way, not answered */
-    uint64_t bad_requests;  /* refused: malformed, out of range, unserved op */
-    uint64_t unsent;        /* one-way messages with no receiver or a failed send */
-} device_counters_t;
-
-/* A guest RAM range as the partition described it (GuestMemoryMap). */
-typedef struct {
-    uint64_t gpa, size;
-    uint8_t *host; /* its bytes in the mapped memory file, or NULL */
-} device_ram_t;
-
-typedef struct {
-    char *partition; /* owned; NULL: not registered, nothing sent to it */
-    uint64_t handle; /* the registration's, 0 when not registered */
+    const char *name; /* unique in the VM, e.g. "com1"; the model's to keep */
     device_range_t ranges[DEVICE_MAX_RANGES];
     size_t n_ranges;
-    device_counters_t counters;
-    /* Guest memory (device_guest_read / _write). The device may set
-     * guest_by_message after device_init: its accesses then go by message
-     * even where guest RAM is mapped (for tests and measurements). */
-    bool guest_by_message;
-    device_ram_t *ram; /* owned; NULL until the first access asks */
-    size_t n_ram;
-    void *ram_map; /* the memory file mapped (ram_map_size bytes), or NULL */
-    size_t ram_map_size;
-} device_t;
+    uint32_t irq_lines[DEVICE_MAX_IRQS]; /* IO-APIC inputs it drives */
+    size_t n_irq_lines;
+    uint32_t msi_count; /* MSIs it may raise */
+    /* The guest need not wait for its writes (nothing a write does is seen
+     * elsewhere before the device's next access): VPs may send them
+     * one-way where the order of accesses holds without waiting. */
+    bool posted_writes;
+    device_doorbell_t doorbells[DEVICE_MAX_DOORBELLS];
+    size_t n_doorbells;
+} device_spec_t;
 
-/* One port access taken from a request. */
+/* One guest access, inside the model's ranges (the actor checks). */
 typedef struct {
-    bool write;
+    bool mmio;
+    uint64_t address; /* a port, or a guest physical address */
+    uint32_t size;    /* 1, 2 or 4 bytes; 8 too for MMIO */
     uint32_t vp_index;
-    uint32_t port;
-    uint32_t size;  /* 1, 2 or 4 */
-    uint32_t value; /* a write's data, little endian; 0 for a read */
-} device_access_t;
+} device_io_t;
+
+typedef struct device_s device_t;
+typedef struct device_env_s device_env_t;
+typedef struct device_deferred_s device_deferred_t;
+
+typedef struct {
+    const char *kind; /* e.g. "serial", the kind of its saved state */
+    /*
+     * A guest access. Return 0 when done (a read's result in *value, the
+     * low io->size bytes, little endian), DEVICE_IO_DEFERRED after
+     * device_defer() when the answer comes later, or a negative errno to
+     * refuse it (a width or register the device does not have: the VP
+     * counts it, and a read sees all ones); say why with device_log().
+     */
+    int (*read)(device_t *dev, const device_io_t *io, uint64_t *value);
+    int (*write)(device_t *dev, const device_io_t *io, uint64_t value);
+    /* Back to the state of a machine just powered on. */
+    void (*reset)(device_t *dev);
+    /* Adds the model's registers and counters to an introspection tree. */
+    void (*inspect)(device_t *dev, Vmm__Rt__InspectNode *node);
+    /* Packs the model's state (its device_state.proto message) into out,
+     * malloc'ed and then the caller's. Returns 0 or -ENOMEM. */
+    int (*save)(device_t *dev, ProtobufCBinaryData *out);
+    /* Takes a state save() made: 0, or -EINVAL (changing nothing) for one
+     * that does not decode or holds a value out of range. */
+    int (*restore)(device_t *dev, const uint8_t *bytes, size_t len);
+    /* Optional: timer `id` armed with device_timer_set() is due. */
+    void (*timer)(device_t *dev, uint32_t id);
+    /* Optional: doorbell spec.doorbells[index] was written. */
+    void (*doorbell)(device_t *dev, size_t index);
+    /* Optional, for a model with a console: input bytes, never more than
+     * it last asked for (device_console_want()); and room for output came
+     * back after device_console_room() was 0. */
+    void (*console_input)(device_t *dev, const uint8_t *bytes, size_t len);
+    void (*console_ready)(device_t *dev);
+    /* Frees the model. */
+    void (*destroy)(device_t *dev);
+} device_ops_t;
+
+struct device_s {
+    const device_ops_t *ops;
+    device_env_t *env;
+    device_spec_t spec;
+};
+
+/* Makes a model from its own configuration. Returns NULL (errno set:
+ * EINVAL for a bad configuration, ENOMEM) on failure. */
+typedef device_t *(*device_new_fn)(const void *config, device_env_t *env);
+
+/* Frees *dev and nulls it; NULL is fine. */
+void device_destroy(device_t **dev);
 
 /*
- * Sets dev up with spec's ranges and, when partition is not NULL, registers
- * them with that actor (a blocking rt_call, meant for init). A refusal is
- * logged with the partition's text. Returns 0, or a negative errno: -EINVAL
- * for an empty range or one past port 0xffff, the refusal's code as an
- * errno (BUSY -> -EBUSY, INVALID_ARGUMENT -> -EINVAL, ...),
- * -EPROTO for a reply that is no registration, or the call's error; then
- * dev holds nothing.
+ * The environment: a model's only way out. The generic actor implements it
+ * with messages and the runtime; tests with a recorder. Every function may
+ * be called from any of the model's operations.
  */
-int device_init(device_t *dev, rt_actor_t *self, const char *partition,
-                const device_spec_t *spec);
-/* Releases what dev holds, the guest RAM mapping included. */
-void device_fini(device_t *dev);
+typedef struct {
+    /* An IO-APIC input's level (a line of spec.irq_lines): a line that
+     * rises interrupts an edge-triggered pin; a level-triggered pin
+     * interrupts again after the guest's EOI while the line stays high. */
+    void (*irq_set)(device_env_t *env, uint32_t line, bool high);
+    void (*msi)(device_env_t *env, uint64_t address, uint32_t data);
+    /* Guest RAM by guest physical address: 0, -EFAULT outside RAM, or
+     * another negative errno when it could not be reached. */
+    int (*guest_read)(device_env_t *env, uint64_t gpa, void *buf, size_t len);
+    int (*guest_write)(device_env_t *env, uint64_t gpa, const void *buf, size_t len);
+    /* The runtime's clock (ns, monotonic), and one-shot timers on it;
+     * setting an armed timer moves it. */
+    uint64_t (*now_ns)(device_env_t *env);
+    int (*timer_set)(device_env_t *env, uint32_t id, uint64_t deadline_ns);
+    void (*timer_cancel)(device_env_t *env, uint32_t id);
+    /* Powers the VM off (exit_code < 0: none) or resets it. */
+    void (*power)(device_env_t *env, Vmm__Devices__PowerAction action, int exit_code);
+    void (*log)(device_env_t *env, rt_log_level_t level, const char *text);
+    /* See device_defer() and device_complete(). */
+    device_deferred_t *(*defer)(device_env_t *env);
+    void (*complete)(device_env_t *env, device_deferred_t *d, int status, uint64_t value);
+    /* The console: output taken (at most room()), room for more output,
+     * and how many input bytes the model takes now. */
+    size_t (*console_write)(device_env_t *env, const uint8_t *bytes, size_t len);
+    size_t (*console_room)(device_env_t *env);
+    void (*console_want)(device_env_t *env, size_t room);
+    /* A test guest's call (testdev_abi.h), for whoever runs the VM. */
+    void (*guest_call)(device_env_t *env, uint32_t vp_index, uint32_t kind,
+                       const uint32_t *args, size_t n_args);
+} device_env_ops_t;
+
+struct device_env_s {
+    const device_env_ops_t *ops;
+};
+
+/* ---- What a model calls ---------------------------------------------------- */
+
+static inline void device_irq_set(device_t *dev, uint32_t line, bool high)
+{
+    dev->env->ops->irq_set(dev->env, line, high);
+}
+
+static inline void device_msi(device_t *dev, uint64_t address, uint32_t data)
+{
+    dev->env->ops->msi(dev->env, address, data);
+}
+
+static inline int device_guest_read(device_t *dev, uint64_t gpa, void *buf, size_t len)
+{
+    return dev->env->ops->guest_read(dev->env, gpa, buf, len);
+}
+
+static inline int device_guest_write(device_t *dev, uint64_t gpa, const void *buf, size_t len)
+{
+    return dev->env->ops->guest_write(dev->env, gpa, buf, len);
+}
+
+static inline uint64_t device_now_ns(device_t *dev)
+{
+    return dev->env->ops->now_ns(dev->env);
+}
+
+static inline int device_timer_set(device_t *dev, uint32_t id, uint64_t deadline_ns)
+{
+    return dev->env->ops->timer_set(dev->env, id, deadline_ns);
+}
+
+static inline void device_timer_cancel(device_t *dev, uint32_t id)
+{
+    dev->env->ops->timer_cancel(dev->env, id);
+}
+
+static inline void device_power(device_t *dev, Vmm__Devices__PowerAction action, int exit_code)
+{
+    dev->env->ops->power(dev->env, action, exit_code);
+}
+
+/* Logs a line tagged with the device, printf-style. */
+void device_log(device_t *dev, rt_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /*
- * Takes the port access a device_request carries. Returns 0, or -EINVAL
- * when it is not a port access inside dev's ranges (an unset or other op, a
- * size or data length other than 1, 2 or 4, a port outside the ranges):
- * then the request has been answered with INVALID_ARGUMENT (NOT_SUPPORTED
- * for an op a port device does not serve), or only logged when it was
- * one-way, and counted, and the handler has nothing more to do.
+ * Answers the access being handled later, as OpenVMM's IoResult::Defer:
+ * call it in read or write, return DEVICE_IO_DEFERRED, and pass the token
+ * to device_complete() once, later (from a timer, a doorbell, another
+ * access). The VP waits meanwhile without running the guest, and stays
+ * stoppable. NULL when out of memory: then answer now.
  */
-int device_access_get(device_t *dev, rt_actor_t *self, const Vmm__Envelope *msg,
-                      device_access_t *access);
+static inline device_deferred_t *device_defer(device_t *dev)
+{
+    return dev->env->ops->defer(dev->env);
+}
 
-/* Answers an access, and counts it served: a read with the low
- * access->size bytes of value, little endian; a write with an Ack, unless
- * it was one-way. The events a
- * write caused leave before its Ack, so that a VP waiting for it resumes
- * after them. */
-int device_access_done(device_t *dev, rt_actor_t *self, const Vmm__Envelope *msg,
-                       const device_access_t *access, uint32_t value);
+/* Completes a deferred access: status 0 with a read's value, or a negative
+ * errno for a failed one. The token is gone afterwards. */
+static inline void device_complete(device_t *dev, device_deferred_t *d, int status,
+                                   uint64_t value)
+{
+    dev->env->ops->complete(dev->env, d, status, value);
+}
 
-/* Refuses an access the device cannot take (a width or port its register
- * does not have): INVALID_ARGUMENT with the text, logged and counted.
- * Returns 0. */
-int device_access_refuse(device_t *dev, rt_actor_t *self, const Vmm__Envelope *msg,
-                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static inline size_t device_console_write(device_t *dev, const uint8_t *bytes, size_t len)
+{
+    return dev->env->ops->console_write(dev->env, bytes, len);
+}
 
-/* One-way messages. Nothing a guest did can fix a failed send, so failures
- * (and a NULL receiver) are counted in unsent and logged, not returned. */
-void device_send(device_t *dev, rt_actor_t *self, const char *to, Vmm__Envelope *env);
-/* An edge on IO-APIC input irq. */
-void device_assert_irq(device_t *dev, rt_actor_t *self, uint32_t irq);
-void device_request_msi(device_t *dev, rt_actor_t *self, uint64_t address, uint32_t data);
-/* A whole-VM power action; exit_code only with has_exit_code. */
-void device_power(device_t *dev, rt_actor_t *self, Vmm__Devices__PowerAction action,
-                  bool has_exit_code, uint32_t exit_code);
+static inline size_t device_console_room(device_t *dev)
+{
+    return dev->env->ops->console_room(dev->env);
+}
 
-/*
- * Guest memory for a device's handlers: len bytes at guest physical
- * address gpa read into buf, or written from it. The first access asks the
- * partition where guest RAM lies (MapGuestMemory, a blocking call, valid
- * after Build) and maps its memory file when this process can open it
- * (device_guest_map): an access is then a memcpy. Otherwise, and with
- * guest_by_message, it goes by ReadGuestMemory / WriteGuestMemory messages
- * of at most 64 KiB each, so from any host. Either way [gpa, gpa + len)
- * must lie in one RAM range the partition gave, checked before anything is
- * read or written.
- *
- * Returns 0; -EFAULT outside RAM; -ENOTCONN for a device without a
- * partition; a refusal's code as an errno (-EBUSY before Build, -EPERM for
- * a device that is not registered); -EPROTO for an answer that does not
- * fit; or the call's error (a write by message may then have been done in
- * part).
- *
- * Why mapping guest RAM is safe enough: the memory file is reachable only
- * by the VM's own user on the VM's host (its /proc/<pid>/fd entry needs the
- * right to inspect the VMM's process, and the file is mode 0600); the
- * partition tells where it is only to a registered device of its own VM;
- * the file is sealed, so no mapper can shrink it under the VMM or grow it;
- * a device maps a file only when it is the VM's (GuestMemoryMap.link), so a
- * path meant for another host never reaches an unrelated file here; and
- * accesses through these helpers are range-checked against the ranges the
- * partition gave, never a wild pointer. A device host is trusted with guest
- * RAM as much as a vhost-user backend is: it may read and write all of it,
- * and keeps the mapping until device_fini, past its registration's end.
- */
-int device_guest_read(device_t *dev, rt_actor_t *self, uint64_t gpa, void *buf, size_t len);
-int device_guest_write(device_t *dev, rt_actor_t *self, uint64_t gpa, const void *buf,
-                       size_t len);
+static inline void device_console_want(device_t *dev, size_t room)
+{
+    dev->env->ops->console_want(dev->env, room);
+}
 
-/*
- * Takes a description of guest RAM (the partition's answer to
- * MapGuestMemory), replacing what dev had: keeps its ranges, which every
- * access is checked against from then on, and maps the memory file when
- * map->path links to map->link, the file it opens links there too, is
- * sealed against shrinking and holds every range. Returns 0 when mapped;
- * otherwise accesses go by message and it says why: -EXDEV (path names
- * another file or none: another host or PID namespace), -EPERM (the file
- * is not sealed), -ERANGE (it is too small), or open's or mmap's error.
- * -EINVAL (no ranges, an empty one, or one that wraps) and -ENOMEM keep
- * nothing. The guest accesses call it on their first use; tests give it
- * descriptions of their own.
- */
-int device_guest_map(device_t *dev, const Vmm__Devices__GuestMemoryMap *map);
+static inline void device_guest_call(device_t *dev, uint32_t vp_index, uint32_t kind,
+                                     const uint32_t *args, size_t n_args)
+{
+    dev->env->ops->guest_call(dev->env, vp_index, kind, args, n_args);
+}
 
-/* Adds the registration and the counters to an introspection tree. */
-void device_inspect(const device_t *dev, Vmm__Rt__InspectNode *node);
+/* ---- Helpers for models ---------------------------------------------------- */
+
+/* Packs a protobuf-c message into out (malloc'ed): a save() in one line.
+ * Returns 0 or -ENOMEM. */
+int device_pack_state(const ProtobufCMessage *msg, ProtobufCBinaryData *out);
+
+/* Adds "name = value" (an unsigned count) to an introspection tree. */
+void device_inspect_count(Vmm__Rt__InspectNode *node, const char *name, uint64_t value);
 
 #endif

@@ -1,24 +1,29 @@
 /*
- * dev_i8042: the least of a PC keyboard controller (ports 0x60 and 0x64):
- * command 0xfe written to 0x64 pulses the reset line, which resets the VM
- * (PowerRequest RESET to the partition actor). There is no keyboard: the
- * status register (0x64) reads 0 (output buffer empty, input buffer empty)
- * and the data port (0x60) reads 0, so a guest can reset through it and
- * Linux's probe gives up at once. Other commands and data are accepted,
- * counted and ignored. Writes are not posted: the VP resumes only after
- * the reset request has left.
+ * dev_i8042: a PC keyboard controller (ports 0x60 and 0x64) with no
+ * keyboard or mouse behind it, enough for a guest to reset the machine and
+ * for Linux's probe: the status register (0x64: output buffer full, the
+ * system flag, whether the last write was a command), the command byte,
+ * and the commands a guest uses at boot:
+ *
+ *   0x20 / 0x60  read / write the command byte (its data at 0x60)
+ *   0xaa         controller self-test: answers 0x55
+ *   0xab         keyboard interface test: answers 0x00
+ *   0xad / 0xae  disable / enable the keyboard (command byte bit 4)
+ *   0xd1         write the output port (its data at 0x60): bit 0 clear
+ *                pulls the reset line
+ *   0xfe         pulse the reset line
+ *
+ * A reset asks the VMM to reset the VM. Answers wait in the output buffer
+ * (read at 0x60); other commands, and bytes for the absent keyboard, are
+ * counted and ignored. It raises no interrupt: nothing behind it types.
+ * Writes are not posted: the VP resumes only after a reset request left.
  */
 #ifndef VMM_DEV_I8042_H
 #define VMM_DEV_I8042_H
 
-#include "runtime/rt.h"
+#include "actors/devices/device.h"
 
-typedef struct {
-    const char *partition; /* e.g. "vm0/partition"; NULL: not registered,
-                              nothing sent (unit tests) */
-} dev_i8042_config_t;
-
-/* Starts with arg a dev_i8042_config_t *, copied by init. */
-extern const rt_actor_ops_t dev_i8042_ops;
+/* A device_new_fn; it takes no configuration (config is ignored). */
+device_t *dev_i8042_new(const void *config, device_env_t *env);
 
 #endif

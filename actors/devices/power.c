@@ -3,82 +3,99 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "actors/devices/device.h"
+#include "proto/device_state.pb-c.h"
 
 #define S_SLP_EN 0x2000
 
 typedef struct {
     device_t dev;
-    uint32_t port;
+    uint16_t port;
     uint16_t pm1_cnt; /* without SLP_EN */
     uint64_t power_offs;
 } power_t;
 
-static int s_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg)
+static power_t *s_of(device_t *dev)
 {
-    power_t *p = rt_actor_state(self);
-    device_access_t access;
-    if (device_access_get(&p->dev, self, msg, &access))
-        return 0;
-    unsigned shift = 8 * (access.port - p->port);
-    if (access.write) {
-        uint32_t mask = (access.size == 1 ? 0xffu : 0xffffu) << shift;
-        uint32_t value = (p->pm1_cnt & ~mask) | ((access.value << shift) & mask);
-        if (value & S_SLP_EN) {
-            p->power_offs++;
-            device_power(&p->dev, self, VMM__DEVICES__POWER_ACTION__POWER_ACTION_POWER_OFF,
-                         false, 0);
-        }
-        p->pm1_cnt = (uint16_t)(value & ~S_SLP_EN);
-    }
-    return device_access_done(&p->dev, self, msg, &access, (uint32_t)p->pm1_cnt >> shift);
+    return (power_t *)dev;
 }
 
-static int s_init(rt_actor_t *self, void *arg)
+static int s_read(device_t *dev, const device_io_t *io, uint64_t *value)
 {
-    const dev_power_config_t *cfg = arg;
-    if (!cfg)
-        return -EINVAL;
-    power_t *p = calloc(1, sizeof *p);
-    if (!p)
-        return -ENOMEM;
-    p->port = cfg->port ? cfg->port : 0x604;
-    const device_range_t ports = {p->port, 2};
-    device_spec_t spec = {.name = "pm1a", .ranges = &ports, .n_ranges = 1};
-    int rc = device_init(&p->dev, self, cfg->partition, &spec);
-    if (rc) {
-        free(p);
-        return rc;
-    }
-    rt_actor_set_state(self, p);
+    power_t *p = s_of(dev);
+    *value = (uint32_t)p->pm1_cnt >> (8 * (io->address - p->port));
     return 0;
 }
 
-static void s_fini(rt_actor_t *self)
+static int s_write(device_t *dev, const device_io_t *io, uint64_t value)
 {
-    power_t *p = rt_actor_state(self);
-    device_fini(&p->dev);
-    free(p);
-    rt_actor_set_state(self, NULL);
+    power_t *p = s_of(dev);
+    unsigned shift = 8 * (unsigned)(io->address - p->port);
+    uint32_t mask = (io->size == 1 ? 0xffu : 0xffffu) << shift;
+    uint32_t cnt = (p->pm1_cnt & ~mask) | (((uint32_t)value << shift) & mask);
+    if (cnt & S_SLP_EN) {
+        p->power_offs++;
+        device_power(dev, VMM__DEVICES__POWER_ACTION__POWER_ACTION_POWER_OFF, -1);
+    }
+    p->pm1_cnt = (uint16_t)(cnt & ~S_SLP_EN);
+    return 0;
 }
 
-static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
+static void s_reset(device_t *dev)
 {
-    power_t *p = rt_actor_state(self);
+    s_of(dev)->pm1_cnt = 0;
+}
+
+static void s_inspect(device_t *dev, Vmm__Rt__InspectNode *node)
+{
+    power_t *p = s_of(dev);
     rt_inspect_add(node, "pm1_cnt", "0x%04x", p->pm1_cnt);
-    rt_inspect_add(node, "power_offs", "%llu", (unsigned long long)p->power_offs);
-    device_inspect(&p->dev, node);
+    device_inspect_count(node, "power_offs", p->power_offs);
 }
 
-static const rt_handler_t s_handlers[] = {
-    {VMM__ENVELOPE__BODY_DEVICE_REQUEST, s_on_device_request},
+static int s_save(device_t *dev, ProtobufCBinaryData *out)
+{
+    Vmm__DeviceState__Pm1a st = VMM__DEVICE_STATE__PM1A__INIT;
+    st.pm1_cnt = s_of(dev)->pm1_cnt;
+    return device_pack_state(&st.base, out);
+}
+
+static int s_restore(device_t *dev, const uint8_t *bytes, size_t len)
+{
+    Vmm__DeviceState__Pm1a *st = vmm__device_state__pm1a__unpack(NULL, len, bytes);
+    if (!st)
+        return -EINVAL;
+    int rc = st->pm1_cnt > 0xffff || (st->pm1_cnt & S_SLP_EN) ? -EINVAL : 0;
+    if (!rc)
+        s_of(dev)->pm1_cnt = (uint16_t)st->pm1_cnt;
+    vmm__device_state__pm1a__free_unpacked(st, NULL);
+    return rc;
+}
+
+static void s_destroy(device_t *dev)
+{
+    free(s_of(dev));
+}
+
+static const device_ops_t s_ops = {
+    .kind = "pm1a",
+    .read = s_read,
+    .write = s_write,
+    .reset = s_reset,
+    .inspect = s_inspect,
+    .save = s_save,
+    .restore = s_restore,
+    .destroy = s_destroy,
 };
 
-const rt_actor_ops_t dev_power_ops = {
-    .kind = "power",
-    .init = s_init,
-    .fini = s_fini,
-    .handlers = s_handlers,
-    .n_handlers = sizeof s_handlers / sizeof *s_handlers,
-    .inspect = s_inspect,
-};
+device_t *dev_power_new(const void *config, device_env_t *env)
+{
+    const dev_power_config_t *cfg = config;
+    power_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->port = cfg && cfg->port ? cfg->port : 0x604;
+    p->dev = (device_t){.ops = &s_ops, .env = env};
+    p->dev.spec = (device_spec_t){.name = "pm1a", .n_ranges = 1,
+                                  .ranges = {{.start = p->port, .len = 2}}};
+    return &p->dev;
+}

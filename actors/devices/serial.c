@@ -1,27 +1,22 @@
 /*
- * dev_serial: a 16550A UART. The register behaviour follows the National
- * Semiconductor PC16550D datasheet; transmission takes no time, so THR and
- * the transmitter are always empty by the time the guest looks.
+ * dev_serial: a 16550A UART. Transmission takes no time: a byte leaves
+ * for the console as THR is written, so THR and the transmitter are empty
+ * again at once unless the console has no room.
  */
 #include "actors/devices/serial.h"
 
 #include <errno.h>
-#include <poll.h>
-#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
 
-#include "actors/devices/device.h"
+#include "proto/device_state.pb-c.h"
 
 #define S_PORTS 8
 #define S_FIFO 16
-#define S_OUT_BYTES 4096
-#define S_DEFAULT_FLUSH_MS 5
-/* How long a full output descriptor may hold up the device before the
- * bytes it refuses are counted as lost. */
-#define S_WRITE_WAIT_MS 5000
+/* Host input held while the FIFO has no room (loopback, FIFOs switched
+ * off): never more than the model asked its console for. */
+#define S_BACKLOG (2 * S_FIFO)
 
 /* Register offsets from the base port. */
 enum {
@@ -79,97 +74,48 @@ enum {
 
 typedef struct {
     device_t dev;
-    uint32_t base, irq;
-    int out_fd, in_fd, timer_fd;
-    int flush_delay_ms;
-    bool in_watched, in_closed, timer_armed;
+    char name[32];
+    uint16_t base;
+    uint8_t irq;
 
     uint8_t ier, lcr, mcr, msr, scr, dll, dlm, fcr;
     bool overrun;      /* LSR OE, until LSR is read */
     bool thre_pending; /* the THR empty interrupt, until IIR shows it or THR is written */
-    bool irq_high;     /* the interrupt output as last seen, for its edges */
+    bool irq_high;     /* the interrupt output as last set */
 
     uint8_t rx[S_FIFO];
     unsigned rx_head, rx_count;
-    uint8_t out[S_OUT_BYTES];
-    size_t out_len;
+    uint8_t backlog[S_BACKLOG];
+    unsigned backlog_len;
 
     struct {
         uint64_t tx_bytes, rx_bytes;
+        uint64_t tx_lost;        /* written while the transmitter was busy */
         uint64_t overruns;       /* received bytes lost to a full FIFO */
         uint64_t rx_cleared;     /* received bytes the guest discarded (FCR) */
-        uint64_t out_lost;       /* transmitted bytes the output refused */
-        uint64_t irqs;           /* rising edges, each an AssertIrq */
+        uint64_t irqs;           /* rises of the interrupt output */
         uint64_t ignored_writes; /* to the read-only LSR and MSR */
     } counts;
 } serial_t;
 
-/* ---- Host output ------------------------------------------------------ */
-
-static void s_flush(rt_actor_t *self, serial_t *s)
+static serial_t *s_of(device_t *dev)
 {
-    size_t off = 0;
-    while (off < s->out_len) {
-        ssize_t n = write(s->out_fd, s->out + off, s->out_len - off);
-        if (n > 0) {
-            off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            struct pollfd pfd = {.fd = s->out_fd, .events = POLLOUT};
-            int rc = poll(&pfd, 1, S_WRITE_WAIT_MS);
-            if (rc > 0 || (rc < 0 && errno == EINTR))
-                continue;
-        }
-        s->counts.out_lost += s->out_len - off;
-        rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "output refused %zu bytes: %s",
-               s->out_len - off, n < 0 ? strerror(errno) : "nothing written");
-        break;
-    }
-    s->out_len = 0;
+    return (serial_t *)dev;
 }
 
-/* A partial line waits at most flush_delay_ms. The timer is not disarmed
- * by an earlier flush: firing early only flushes a later line sooner. */
-static void s_arm_timer(rt_actor_t *self, serial_t *s)
+/* ---- The line ------------------------------------------------------------------- */
+
+static bool s_loop(const serial_t *s)
 {
-    struct itimerspec its = {
-        .it_value = {.tv_sec = s->flush_delay_ms / 1000,
-                     .tv_nsec = (long)(s->flush_delay_ms % 1000) * 1000000L},
-    };
-    if (timerfd_settime(s->timer_fd, 0, &its, NULL)) {
-        rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "output timer: %s", strerror(errno));
-        s_flush(self, s); /* no timer: hold nothing */
-        return;
-    }
-    s->timer_armed = true;
+    return s->mcr & S_MCR_LOOP;
 }
 
-static void s_on_timer(rt_actor_t *self, int fd)
+/* Whether THR can take a byte: in loopback always, else while the console
+ * has room. */
+static bool s_thr_empty(serial_t *s)
 {
-    serial_t *s = rt_actor_state(self);
-    uint64_t expirations;
-    if (read(fd, &expirations, sizeof expirations) != sizeof expirations)
-        return; /* not expired after all */
-    s->timer_armed = false;
-    s_flush(self, s);
+    return s_loop(s) || device_console_room(&s->dev) > 0;
 }
-
-static void s_output(rt_actor_t *self, serial_t *s, uint8_t byte)
-{
-    s->counts.tx_bytes++;
-    if (s->out_fd < 0)
-        return;
-    s->out[s->out_len++] = byte;
-    if (byte == '\n' || s->out_len == sizeof s->out)
-        s_flush(self, s);
-    else if (!s->timer_armed)
-        s_arm_timer(self, s);
-}
-
-/* ---- Receiver ---------------------------------------------------------- */
 
 static unsigned s_rx_capacity(const serial_t *s)
 {
@@ -206,28 +152,26 @@ static uint8_t s_rx_pop(serial_t *s)
     return byte;
 }
 
-static void s_on_input(rt_actor_t *self, int fd);
-
-/* Host input is read only while the receiver listens and has room, so it
- * waits in the descriptor rather than being lost. */
-static void s_update_input(rt_actor_t *self, serial_t *s)
+/* Moves host input into the FIFO while it has room (the receiver is cut
+ * off from the line in loopback), and asks the console for as much more
+ * as then fits. */
+static void s_pump_input(serial_t *s)
 {
-    bool want = s->in_fd >= 0 && !s->in_closed && !(s->mcr & S_MCR_LOOP) &&
-                s->rx_count < s_rx_capacity(s);
-    if (want == s->in_watched)
+    if (s_loop(s))
         return;
-    int rc = want ? rt_actor_watch_fd(self, s->in_fd, s_on_input)
-                  : rt_actor_unwatch_fd(self, s->in_fd);
-    if (rc) {
-        rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "input descriptor %d: %s; input off",
-               s->in_fd, strerror(-rc));
-        s->in_closed = true;
-        return;
+    unsigned moved = 0;
+    while (moved < s->backlog_len && s->rx_count < s_rx_capacity(s)) {
+        s_rx_push(s, s->backlog[moved++]);
+        s->counts.rx_bytes++;
     }
-    s->in_watched = want;
+    memmove(s->backlog, s->backlog + moved, s->backlog_len - moved);
+    s->backlog_len -= moved;
+    unsigned used = s->rx_count + s->backlog_len;
+    if (used < s_rx_capacity(s))
+        device_console_want(&s->dev, s_rx_capacity(s) - used);
 }
 
-/* ---- Interrupts -------------------------------------------------------- */
+/* ---- Interrupts ----------------------------------------------------------------- */
 
 /* The pending source of highest priority, as IIR bits 3:0. */
 static uint8_t s_iir_id(const serial_t *s)
@@ -252,31 +196,31 @@ static uint8_t s_iir(const serial_t *s)
     return s_iir_id(s) | ((s->fcr & S_FCR_ENABLE) ? S_IIR_FIFO : 0);
 }
 
-static uint8_t s_lsr(const serial_t *s)
+static uint8_t s_lsr(serial_t *s)
 {
-    return (s->rx_count ? S_LSR_DR : 0) | (s->overrun ? S_LSR_OE : 0) | S_LSR_THRE |
-           S_LSR_TEMT;
+    return (s->rx_count ? S_LSR_DR : 0) | (s->overrun ? S_LSR_OE : 0) |
+           (s_thr_empty(s) ? S_LSR_THRE | S_LSR_TEMT : 0);
 }
 
 /* A PC wires the interrupt through OUT2, whose pin loopback mode forces
  * inactive. */
-static void s_update_irq(rt_actor_t *self, serial_t *s)
+static void s_update_irq(serial_t *s)
 {
-    bool high = s_iir_id(s) != S_IIR_NONE && (s->mcr & S_MCR_OUT2) && !(s->mcr & S_MCR_LOOP);
-    if (high && !s->irq_high) {
+    bool high = s_iir_id(s) != S_IIR_NONE && (s->mcr & S_MCR_OUT2) && !s_loop(s);
+    if (high && !s->irq_high)
         s->counts.irqs++;
-        device_assert_irq(&s->dev, self, s->irq);
-    }
+    if (high != s->irq_high)
+        device_irq_set(&s->dev, s->irq, high);
     s->irq_high = high;
 }
 
-/* ---- Modem lines ------------------------------------------------------- */
+/* ---- Modem lines ---------------------------------------------------------------- */
 
 /* The modem inputs: in loopback the outputs fed back, otherwise a host
  * that is always ready (CTS, DSR and DCD on). */
 static uint8_t s_modem_inputs(const serial_t *s)
 {
-    if (!(s->mcr & S_MCR_LOOP))
+    if (!s_loop(s))
         return S_MSR_CTS | S_MSR_DSR | S_MSR_DCD;
     return ((s->mcr & S_MCR_RTS) ? S_MSR_CTS : 0) | ((s->mcr & S_MCR_DTR) ? S_MSR_DSR : 0) |
            ((s->mcr & S_MCR_OUT1) ? S_MSR_RI : 0) | ((s->mcr & S_MCR_OUT2) ? S_MSR_DCD : 0);
@@ -297,19 +241,23 @@ static void s_set_modem_inputs(serial_t *s, uint8_t inputs)
     s->msr = inputs | deltas;
 }
 
-/* ---- Registers --------------------------------------------------------- */
+/* ---- Registers ------------------------------------------------------------------ */
 
-static void s_transmit(rt_actor_t *self, serial_t *s, uint8_t byte)
+static void s_transmit(serial_t *s, uint8_t byte)
 {
     /* Writing THR clears its interrupt; the byte leaves at once and THR is
      * empty again, which raises it anew: a fresh edge per byte. */
     s->thre_pending = false;
-    s_update_irq(self, s);
-    if (s->mcr & S_MCR_LOOP)
+    s_update_irq(s);
+    if (s_loop(s)) {
         s_rx_push(s, byte);
-    else
-        s_output(self, s, byte);
-    s->thre_pending = true;
+    } else if (device_console_write(&s->dev, &byte, 1) == 1) {
+        s->counts.tx_bytes++;
+    } else {
+        s->counts.tx_lost++; /* written while THRE showed it busy */
+    }
+    /* With no room left, THR stays full until the console has some. */
+    s->thre_pending = s_thr_empty(s);
 }
 
 static void s_write_fcr(serial_t *s, uint8_t value)
@@ -324,7 +272,7 @@ static void s_write_fcr(serial_t *s, uint8_t value)
     s->fcr = value & (S_FCR_ENABLE | S_FCR_TRIGGER);
 }
 
-static void s_write(rt_actor_t *self, serial_t *s, unsigned offset, uint8_t value)
+static void s_write_reg(serial_t *s, unsigned offset, uint8_t value)
 {
     bool dlab = s->lcr & S_LCR_DLAB;
     switch (offset) {
@@ -332,7 +280,7 @@ static void s_write(rt_actor_t *self, serial_t *s, unsigned offset, uint8_t valu
         if (dlab)
             s->dll = value;
         else
-            s_transmit(self, s, value);
+            s_transmit(s, value);
         break;
     case S_IER:
         if (dlab) {
@@ -340,7 +288,7 @@ static void s_write(rt_actor_t *self, serial_t *s, unsigned offset, uint8_t valu
         } else {
             /* Enabling the THRE interrupt with THR empty raises it: Linux
              * checks for that. */
-            if (!(s->ier & S_IER_THRE) && (value & S_IER_THRE))
+            if (!(s->ier & S_IER_THRE) && (value & S_IER_THRE) && s_thr_empty(s))
                 s->thre_pending = true;
             s->ier = value & S_IER_MASK;
         }
@@ -364,7 +312,7 @@ static void s_write(rt_actor_t *self, serial_t *s, unsigned offset, uint8_t valu
     }
 }
 
-static uint8_t s_read(serial_t *s, unsigned offset)
+static uint8_t s_read_reg(serial_t *s, unsigned offset)
 {
     bool dlab = s->lcr & S_LCR_DLAB;
     uint8_t value;
@@ -395,133 +343,74 @@ static uint8_t s_read(serial_t *s, unsigned offset)
     }
 }
 
-static void s_on_input(rt_actor_t *self, int fd)
+/* A wide access reaches consecutive registers, a byte each. */
+static int s_read(device_t *dev, const device_io_t *io, uint64_t *value)
 {
-    serial_t *s = rt_actor_state(self);
-    uint8_t buf[S_FIFO];
-    size_t room = s_rx_capacity(s) - s->rx_count;
-    ssize_t n = room ? read(fd, buf, room) : 0;
-    if (n > 0) {
-        for (ssize_t i = 0; i < n; i++)
-            s_rx_push(s, buf[i]);
-        s->counts.rx_bytes += (uint64_t)n;
-    } else if (n == 0 && room) {
-        rt_log(rt_actor_rt(self), self, RT_LOG_INFO, "input descriptor %d closed", fd);
-        s->in_closed = true;
-    } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
-        rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "input descriptor %d: %s; input off", fd,
-               strerror(errno));
-        s->in_closed = true;
+    serial_t *s = s_of(dev);
+    *value = 0;
+    for (uint32_t i = 0; i < io->size; i++) {
+        *value |= (uint64_t)s_read_reg(s, (unsigned)(io->address - s->base) + i) << (8 * i);
+        s_pump_input(s);
+        s_update_irq(s);
     }
-    s_update_input(self, s);
-    s_update_irq(self, s);
+    return 0;
 }
 
-/* ---- The actor ---------------------------------------------------------- */
-
-static int s_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg)
+static int s_write(device_t *dev, const device_io_t *io, uint64_t value)
 {
-    serial_t *s = rt_actor_state(self);
-    device_access_t access;
-    if (device_access_get(&s->dev, self, msg, &access))
-        return 0;
-    /* A wide access reaches consecutive registers, a byte each. */
-    uint32_t value = 0;
-    for (uint32_t i = 0; i < access.size; i++) {
-        unsigned offset = access.port - s->base + i;
-        if (access.write)
-            s_write(self, s, offset, (uint8_t)(access.value >> (8 * i)));
-        else
-            value |= (uint32_t)s_read(s, offset) << (8 * i);
-        s_update_input(self, s);
-        s_update_irq(self, s);
+    serial_t *s = s_of(dev);
+    for (uint32_t i = 0; i < io->size; i++) {
+        s_write_reg(s, (unsigned)(io->address - s->base) + i, (uint8_t)(value >> (8 * i)));
+        s_pump_input(s);
+        s_update_irq(s);
     }
-    return device_access_done(&s->dev, self, msg, &access, value);
+    return 0;
 }
 
-static void s_release(rt_actor_t *self, serial_t *s)
-{
-    if (s->in_watched)
-        rt_actor_unwatch_fd(self, s->in_fd);
-    if (s->timer_fd >= 0) {
-        rt_actor_unwatch_fd(self, s->timer_fd);
-        close(s->timer_fd);
-    }
-    device_fini(&s->dev);
-    free(s);
-}
+/* ---- Its console ---------------------------------------------------------------- */
 
-static int s_init(rt_actor_t *self, void *arg)
+static void s_console_input(device_t *dev, const uint8_t *bytes, size_t len)
 {
-    const dev_serial_config_t *cfg = arg;
-    if (!cfg || cfg->flush_delay_ms < 0)
-        return -EINVAL;
-    serial_t *s = calloc(1, sizeof *s);
-    if (!s)
-        return -ENOMEM;
-    s->base = cfg->base ? cfg->base : 0x3f8;
-    s->irq = cfg->irq ? cfg->irq : 4;
-    s->out_fd = cfg->out_fd;
-    s->in_fd = cfg->in_fd;
-    s->timer_fd = -1;
-    s->flush_delay_ms = cfg->flush_delay_ms ? cfg->flush_delay_ms : S_DEFAULT_FLUSH_MS;
-    s->msr = s_modem_inputs(s);
-    s->dll = 1; /* 115200 baud */
-    rt_actor_set_state(self, s);
-
-    int rc = 0;
-    if (s->out_fd >= 0) {
-        s->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-        rc = s->timer_fd < 0 ? -errno : rt_actor_watch_fd(self, s->timer_fd, s_on_timer);
-        if (rc && s->timer_fd >= 0) {
-            close(s->timer_fd);
-            s->timer_fd = -1;
+    serial_t *s = s_of(dev);
+    for (size_t i = 0; i < len; i++) {
+        if (s->backlog_len < S_BACKLOG) {
+            s->backlog[s->backlog_len++] = bytes[i];
+        } else {
+            s->counts.overruns++; /* more than was asked for */
+            s->overrun = true;
         }
     }
-    if (!rc)
-        s_update_input(self, s);
-    if (!rc) {
-        const device_range_t ports = {s->base, S_PORTS};
-        device_spec_t spec = {
-            .name = cfg->name ? cfg->name : "com1",
-            .ranges = &ports,
-            .n_ranges = 1,
-            .irq_lines = &s->irq,
-            .n_irq_lines = 1,
-            .posted_writes = true, /* ordered with later requests: nothing to wait for */
-            .halt_if_lost = cfg->halt_if_lost,
-        };
-        rc = device_init(&s->dev, self, cfg->partition, &spec);
-    }
-    if (rc) {
-        s_release(self, s);
-        rt_actor_set_state(self, NULL);
-    }
-    return rc;
+    s_pump_input(s);
+    s_update_irq(s);
 }
 
-static void s_fini(rt_actor_t *self)
+static void s_console_ready(device_t *dev)
 {
-    serial_t *s = rt_actor_state(self);
-    s_flush(self, s);
-    s_release(self, s);
-    rt_actor_set_state(self, NULL);
+    serial_t *s = s_of(dev);
+    if (s_loop(s))
+        return;
+    s->thre_pending = true; /* THR has emptied */
+    s_update_irq(s);
 }
 
-/* none: no descriptor; read: watched; held: left in the descriptor while
- * the FIFO is full or in loopback; closed: at its end or failed. */
-static const char *s_input_state(const serial_t *s)
+/* ---- Its life ------------------------------------------------------------------- */
+
+static void s_reset(device_t *dev)
 {
-    if (s->in_fd < 0)
-        return "none";
-    if (s->in_closed)
-        return "closed";
-    return s->in_watched ? "read" : "held";
+    serial_t *s = s_of(dev);
+    s->ier = s->lcr = s->mcr = s->scr = s->fcr = s->dlm = 0;
+    s->dll = 1; /* 115200 baud */
+    s->overrun = s->thre_pending = false;
+    s->counts.rx_cleared += s->rx_count;
+    s->rx_head = s->rx_count = 0;
+    s->msr = s_modem_inputs(s);
+    s_pump_input(s); /* host input waiting is the host's: it stays */
+    s_update_irq(s);
 }
 
-static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
+static void s_inspect(device_t *dev, Vmm__Rt__InspectNode *node)
 {
-    serial_t *s = rt_actor_state(self);
+    serial_t *s = s_of(dev);
     rt_inspect_add(node, "irq", "%u", s->irq);
     rt_inspect_add(node, "ier", "0x%02x", s->ier);
     rt_inspect_add(node, "iir", "0x%02x", s_iir(s));
@@ -533,27 +422,106 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     rt_inspect_add(node, "scr", "0x%02x", s->scr);
     rt_inspect_add(node, "divisor", "%u", (unsigned)s->dlm << 8 | s->dll);
     rt_inspect_add(node, "rx_fifo", "%u", s->rx_count);
+    rt_inspect_add(node, "host_input_waiting", "%u", s->backlog_len);
     rt_inspect_add(node, "irq_high", "%d", s->irq_high);
-    rt_inspect_add(node, "input", "%s", s_input_state(s));
-    rt_inspect_add(node, "tx_bytes", "%llu", (unsigned long long)s->counts.tx_bytes);
-    rt_inspect_add(node, "rx_bytes", "%llu", (unsigned long long)s->counts.rx_bytes);
-    rt_inspect_add(node, "overruns", "%llu", (unsigned long long)s->counts.overruns);
-    rt_inspect_add(node, "rx_cleared", "%llu", (unsigned long long)s->counts.rx_cleared);
-    rt_inspect_add(node, "out_lost", "%llu", (unsigned long long)s->counts.out_lost);
-    rt_inspect_add(node, "irqs", "%llu", (unsigned long long)s->counts.irqs);
-    rt_inspect_add(node, "ignored_writes", "%llu", (unsigned long long)s->counts.ignored_writes);
-    device_inspect(&s->dev, node);
+    device_inspect_count(node, "tx_bytes", s->counts.tx_bytes);
+    device_inspect_count(node, "rx_bytes", s->counts.rx_bytes);
+    device_inspect_count(node, "tx_lost", s->counts.tx_lost);
+    device_inspect_count(node, "overruns", s->counts.overruns);
+    device_inspect_count(node, "rx_cleared", s->counts.rx_cleared);
+    device_inspect_count(node, "irqs", s->counts.irqs);
+    device_inspect_count(node, "ignored_writes", s->counts.ignored_writes);
 }
 
-static const rt_handler_t s_handlers[] = {
-    {VMM__ENVELOPE__BODY_DEVICE_REQUEST, s_on_device_request},
+static int s_save(device_t *dev, ProtobufCBinaryData *out)
+{
+    serial_t *s = s_of(dev);
+    uint8_t rx[S_FIFO];
+    for (unsigned i = 0; i < s->rx_count; i++)
+        rx[i] = s->rx[(s->rx_head + i) % S_FIFO];
+    Vmm__DeviceState__Serial st = VMM__DEVICE_STATE__SERIAL__INIT;
+    st.ier = s->ier, st.lcr = s->lcr, st.mcr = s->mcr, st.msr = s->msr, st.scr = s->scr;
+    st.dll = s->dll, st.dlm = s->dlm, st.fcr = s->fcr;
+    st.overrun = s->overrun;
+    st.thre_pending = s->thre_pending;
+    st.rx = (ProtobufCBinaryData){s->rx_count, rx};
+    st.host_input = (ProtobufCBinaryData){s->backlog_len, s->backlog};
+    return device_pack_state(&st.base, out);
+}
+
+static bool s_state_valid(const Vmm__DeviceState__Serial *st)
+{
+    unsigned capacity = (st->fcr & S_FCR_ENABLE) ? S_FIFO : 1;
+    return st->ier <= S_IER_MASK && st->lcr <= 0xff && st->mcr <= S_MCR_MASK &&
+           st->msr <= 0xff && st->scr <= 0xff && st->dll <= 0xff && st->dlm <= 0xff &&
+           !(st->fcr & ~(uint32_t)(S_FCR_ENABLE | S_FCR_TRIGGER)) && st->rx.len <= capacity &&
+           st->host_input.len <= S_BACKLOG;
+}
+
+static int s_restore(device_t *dev, const uint8_t *bytes, size_t len)
+{
+    Vmm__DeviceState__Serial *st = vmm__device_state__serial__unpack(NULL, len, bytes);
+    if (!st)
+        return -EINVAL;
+    if (!s_state_valid(st)) {
+        vmm__device_state__serial__free_unpacked(st, NULL);
+        return -EINVAL;
+    }
+    serial_t *s = s_of(dev);
+    s->ier = (uint8_t)st->ier, s->lcr = (uint8_t)st->lcr, s->mcr = (uint8_t)st->mcr;
+    s->msr = (uint8_t)st->msr, s->scr = (uint8_t)st->scr, s->dll = (uint8_t)st->dll;
+    s->dlm = (uint8_t)st->dlm, s->fcr = (uint8_t)st->fcr;
+    s->overrun = st->overrun;
+    s->thre_pending = st->thre_pending;
+    s->rx_head = 0;
+    s->rx_count = (unsigned)st->rx.len;
+    memcpy(s->rx, st->rx.data, st->rx.len);
+    s->backlog_len = (unsigned)st->host_input.len;
+    memcpy(s->backlog, st->host_input.data, st->host_input.len);
+    vmm__device_state__serial__free_unpacked(st, NULL);
+    s_pump_input(s);
+    s_update_irq(s);
+    return 0;
+}
+
+static void s_destroy(device_t *dev)
+{
+    free(s_of(dev));
+}
+
+static const device_ops_t s_ops = {
+    .kind = "serial",
+    .read = s_read,
+    .write = s_write,
+    .reset = s_reset,
+    .inspect = s_inspect,
+    .save = s_save,
+    .restore = s_restore,
+    .console_input = s_console_input,
+    .console_ready = s_console_ready,
+    .destroy = s_destroy,
 };
 
-const rt_actor_ops_t dev_serial_ops = {
-    .kind = "serial",
-    .init = s_init,
-    .fini = s_fini,
-    .handlers = s_handlers,
-    .n_handlers = sizeof s_handlers / sizeof *s_handlers,
-    .inspect = s_inspect,
-};
+device_t *dev_serial_new(const void *config, device_env_t *env)
+{
+    const dev_serial_config_t *cfg = config;
+    serial_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    snprintf(s->name, sizeof s->name, "%s", cfg && cfg->name ? cfg->name : "com1");
+    s->base = cfg && cfg->base ? cfg->base : 0x3f8;
+    s->irq = cfg && cfg->irq ? cfg->irq : 4;
+    s->dev = (device_t){.ops = &s_ops, .env = env};
+    s->dev.spec = (device_spec_t){
+        .name = s->name,
+        .n_ranges = 1,
+        .ranges = {{.start = s->base, .len = S_PORTS}},
+        .n_irq_lines = 1,
+        .irq_lines = {s->irq},
+        /* Nothing a write does is seen elsewhere before the UART's next
+         * access: its output is ordered by the UART itself. */
+        .posted_writes = true,
+    };
+    s_reset(&s->dev);
+    return &s->dev;
+}

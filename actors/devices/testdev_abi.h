@@ -11,6 +11,13 @@
  * An MSI on request: `outl` of (destination APIC id << 8) | vector to
  * TESTDEV_PORT_MSI makes the device ask the partition actor for that MSI
  * (fixed delivery, physical destination, edge).
+ *
+ * A slow register: `outl` of a delay in ms to TESTDEV_PORT_DELAY; an
+ * `inl` from it is then answered that much later (the device defers it),
+ * with the delay as its value.
+ *
+ * A line: `outl` of 1 or 0 to TESTDEV_PORT_LINE sets the level of IO-APIC
+ * input TESTDEV_IRQ; an `inl` reads the level back.
  */
 #ifndef VMM_TESTDEV_ABI_H
 #define VMM_TESTDEV_ABI_H
@@ -19,7 +26,11 @@
 #define TESTDEV_PORT_CALL 0x5e0
 #define TESTDEV_PORT_ARG 0x5e4
 #define TESTDEV_PORT_MSI 0x5e8
-#define TESTDEV_PORT_COUNT 12
+#define TESTDEV_PORT_DELAY 0x5ec
+#define TESTDEV_PORT_LINE 0x5f0
+#define TESTDEV_PORT_COUNT 20
+
+#define TESTDEV_IRQ 10
 
 #define TESTDEV_MAX_ARGS 8
 

@@ -1,147 +1,179 @@
-/* dev_testdev: guest calls with their arguments, MSIs on request. */
+/* dev_testdev: guest calls, MSIs, the slow register, the line. */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <string.h>
 
 #include "actors/devices/testdev.h"
-#include "actors/devices/testing/fake_vm.h"
+#include "actors/devices/testing/fake_env.h"
 
-#define DEV "vm0/dev/testdev"
-#define REPORT "test/guest"
+#define MS 1000000ull
 
-static fake_vm_t *s_vm;
-static rt_client_t *s_report;
-
-static void s_start(void)
+static fake_env_t *s_new(void)
 {
-    s_vm = fake_vm_new();
-    cr_assert_not_null(s_vm);
-    s_report = fake_vm_client(s_vm, REPORT);
-    cr_assert_not_null(s_report);
-    dev_testdev_config_t cfg = {.partition = FAKE_VM_PARTITION, .report_to = REPORT};
-    rt_actor_spec_t spec = {.name = DEV, .ops = &dev_testdev_ops, .arg = &cfg};
-    cr_assert_eq(fake_vm_start(s_vm, &spec, 0, NULL), 0);
+    fake_env_t *f = fake_env_new(0);
+    cr_assert_not_null(f);
+    f->dev = dev_testdev_new(NULL, &f->env);
+    cr_assert_not_null(f->dev);
+    return f;
 }
 
-static void s_stop(void)
+static void s_outl(fake_env_t *f, uint32_t vp, uint16_t port, uint32_t value)
 {
-    fake_vm_destroy(&s_vm); /* s_report with it */
+    device_io_t io = {.address = port, .size = 4, .vp_index = vp};
+    cr_assert_eq(f->dev->ops->write(f->dev, &io, value), 0, "outl 0x%x to 0x%x", value, port);
 }
 
-/* An outl from VP vp_index, waiting for its Ack. */
-static int s_outl(uint32_t vp_index, uint32_t port, uint32_t value)
+static uint32_t s_inl(fake_env_t *f, uint16_t port)
 {
-    uint8_t bytes[4] = {(uint8_t)value, (uint8_t)(value >> 8), (uint8_t)(value >> 16),
-                        (uint8_t)(value >> 24)};
-    Vmm__Devices__WriteIo write_io = VMM__DEVICES__WRITE_IO__INIT;
-    write_io.vp_index = vp_index;
-    write_io.port = port;
-    write_io.data.data = bytes;
-    write_io.data.len = 4;
-    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
-    req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_IO;
-    req.write_io = &write_io;
-    rt_msg_t reply;
-    int rc = fake_vm_request(s_vm, DEV, &req, &reply);
-    if (rc)
-        return rc;
-    rc = reply.env->body_case == VMM__ENVELOPE__BODY_ACK ? 0 : -EPROTO;
-    rt_msg_release(&reply);
-    return rc;
+    uint64_t value;
+    cr_assert_eq(fake_env_read(f, false, port, 4, &value), 0);
+    return (uint32_t)value;
 }
 
-/* Takes the next GuestCall and checks it. */
-static void s_expect_call(uint32_t vp_index, uint32_t kind,
-                          const uint32_t *args, size_t n_args)
+Test(testdev, claims_its_ports_its_line_and_one_msi)
 {
-    const Vmm__Envelope *env = fake_vm_recv(s_vm, s_report, 2000);
-    cr_assert_not_null(env, "no guest call");
-    cr_assert_eq(env->request_id, 0, "one-way");
-    cr_assert_eq(env->body_case, VMM__ENVELOPE__BODY_DEVICE_EVENT);
-    cr_assert_eq(env->device_event->event_case, VMM__DEVICES__EVENT__EVENT_GUEST_CALL);
-    const Vmm__Devices__GuestCall *call = env->device_event->guest_call;
-    cr_expect_str_eq(env->sender, DEV);
-    cr_expect_eq(call->vp_index, vp_index);
-    cr_expect_eq(call->kind, kind);
-    cr_assert_eq(call->n_args, n_args, "%zu args, not %zu", call->n_args, n_args);
-    for (size_t i = 0; i < n_args; i++)
-        cr_expect_eq(call->args[i], args[i], "arg %zu: 0x%x, not 0x%x", i, call->args[i],
-                     args[i]);
+    fake_env_t *f = s_new();
+    const device_spec_t *spec = &f->dev->spec;
+    cr_expect_eq(spec->ranges[0].start, TESTDEV_PORT_BASE);
+    cr_expect_eq(spec->ranges[0].len, TESTDEV_PORT_COUNT);
+    cr_expect_eq(spec->n_irq_lines, 1);
+    cr_expect_eq(spec->irq_lines[0], TESTDEV_IRQ);
+    cr_expect_eq(spec->msi_count, 1);
+    cr_expect_not(spec->posted_writes, "a sync point must be seen before the guest goes on");
+    fake_env_destroy(&f);
 }
 
-Test(testdev, a_sync_call_reports_its_vp_and_arguments, .init = s_start, .fini = s_stop)
+Test(testdev, a_call_reports_its_vp_kind_and_arguments_in_order)
 {
-    cr_assert_eq(s_outl(2, TESTDEV_PORT_ARG, 7), 0, "%s", s_vm->last_error);
-    cr_assert_eq(s_outl(2, TESTDEV_PORT_ARG, 0xdeadbeef), 0);
-    cr_assert_eq(s_outl(2, TESTDEV_PORT_CALL, TESTDEV_CALL_SYNC), 0);
-    s_expect_call(2, TESTDEV_CALL_SYNC, (uint32_t[]){7, 0xdeadbeef}, 2);
-    cr_assert_eq(s_outl(0, TESTDEV_PORT_CALL, TESTDEV_CALL_DONE), 0);
-    s_expect_call(0, TESTDEV_CALL_DONE, NULL, 0);
-    cr_expect_eq(fake_vm_inspect(s_vm, DEV, "calls"), 2);
+    fake_env_t *f = s_new();
+    s_outl(f, 3, TESTDEV_PORT_ARG, 7);
+    s_outl(f, 3, TESTDEV_PORT_ARG, 0xdeadbeef);
+    s_outl(f, 3, TESTDEV_PORT_CALL, TESTDEV_CALL_SYNC);
+    s_outl(f, 1, TESTDEV_PORT_CALL, 99); /* a kind the ABI does not name */
+    cr_assert_eq(f->n_calls, 2);
+    cr_expect_eq(f->calls[0].vp, 3);
+    cr_expect_eq(f->calls[0].kind, TESTDEV_CALL_SYNC);
+    cr_assert_eq(f->calls[0].n_args, 2);
+    cr_expect_eq(f->calls[0].args[0], 7);
+    cr_expect_eq(f->calls[0].args[1], 0xdeadbeef);
+    cr_expect_eq(f->calls[1].vp, 1);
+    cr_expect_eq(f->calls[1].kind, 99);
+    cr_expect_eq(f->calls[1].n_args, 0, "a call forgets its arguments");
+    fake_env_destroy(&f);
 }
 
-Test(testdev, arguments_beyond_the_limit_are_dropped_and_counted, .init = s_start,
-     .fini = s_stop)
+Test(testdev, arguments_beyond_the_limit_are_dropped)
 {
-    uint32_t args[TESTDEV_MAX_ARGS + 2];
-    for (uint32_t i = 0; i < TESTDEV_MAX_ARGS + 2; i++) {
-        args[i] = 100 + i;
-        cr_assert_eq(s_outl(1, TESTDEV_PORT_ARG, args[i]), 0);
-    }
-    cr_expect_eq(fake_vm_inspect(s_vm, DEV, "args_dropped"), 2);
-    cr_assert_eq(s_outl(1, TESTDEV_PORT_CALL, TESTDEV_CALL_ASSERT), 0);
-    s_expect_call(1, TESTDEV_CALL_ASSERT, args, TESTDEV_MAX_ARGS);
-    cr_assert_eq(s_outl(1, TESTDEV_PORT_CALL, TESTDEV_CALL_SYNC), 0);
-    s_expect_call(1, TESTDEV_CALL_SYNC, NULL, 0); /* the call cleared them */
+    fake_env_t *f = s_new();
+    for (uint32_t i = 0; i < TESTDEV_MAX_ARGS + 3; i++)
+        s_outl(f, 0, TESTDEV_PORT_ARG, i);
+    s_outl(f, 0, TESTDEV_PORT_CALL, TESTDEV_CALL_DONE);
+    cr_assert_eq(f->n_calls, 1);
+    cr_assert_eq(f->calls[0].n_args, TESTDEV_MAX_ARGS);
+    cr_expect_eq(f->calls[0].args[TESTDEV_MAX_ARGS - 1], TESTDEV_MAX_ARGS - 1);
+    fake_env_destroy(&f);
 }
 
-Test(testdev, an_unknown_kind_is_reported_all_the_same, .init = s_start, .fini = s_stop)
+Test(testdev, msi_writes_raise_the_msi)
 {
-    cr_assert_eq(s_outl(0, TESTDEV_PORT_ARG, 1), 0);
-    cr_assert_eq(s_outl(0, TESTDEV_PORT_CALL, 77), 0);
-    s_expect_call(0, 77, (uint32_t[]){1}, 1);
-}
-
-Test(testdev, msi_writes_ask_the_partition_for_the_msi, .init = s_start, .fini = s_stop)
-{
-    cr_assert_eq(s_outl(0, TESTDEV_PORT_MSI, 3 << 8 | 0x41), 0, "%s", s_vm->last_error);
-    fake_vm_expect_msi(s_vm, s_vm->partition, 0xfee03000, 0x41);
-    cr_assert_eq(s_outl(0, TESTDEV_PORT_MSI, 0xff << 8 | 0xef), 0);
-    fake_vm_expect_msi(s_vm, s_vm->partition, 0xfeeff000, 0xef);
-    cr_expect_eq(s_outl(0, TESTDEV_PORT_MSI, 0x10041), VMM__ERROR_CODE__INVALID_ARGUMENT,
+    fake_env_t *f = s_new();
+    s_outl(f, 0, TESTDEV_PORT_MSI, 0x0240);
+    cr_assert_eq(f->n_msis, 1);
+    cr_expect_eq(f->msis[0].address, 0xfee02000);
+    cr_expect_eq(f->msis[0].data, 0x40);
+    cr_expect_eq(fake_env_write(f, false, TESTDEV_PORT_MSI, 4, 0x10040), -EINVAL,
                  "an APIC id over 8 bits");
-    cr_expect_eq(fake_vm_inspect(s_vm, DEV, "msis"), 2);
-    cr_expect_eq(fake_vm_inspect(s_vm, DEV, "bad_requests"), 1);
-    fake_vm_expect_quiet(s_vm, s_vm->partition, 20);
+    cr_expect_eq(f->n_msis, 1);
+    fake_env_destroy(&f);
 }
 
-Test(testdev, registers_take_32_bit_writes_only, .init = s_start, .fini = s_stop)
+Test(testdev, registers_take_32_bit_accesses_only)
 {
-    cr_expect_eq(fake_vm_write(s_vm, DEV, TESTDEV_PORT_ARG, 2, 1),
-                 VMM__ERROR_CODE__INVALID_ARGUMENT);
-    cr_expect_neq(strstr(s_vm->last_error, "32-bit"), NULL, "text: %s", s_vm->last_error);
-    cr_expect_eq(fake_vm_write(s_vm, DEV, TESTDEV_PORT_CALL + 1, 1, 1),
-                 VMM__ERROR_CODE__INVALID_ARGUMENT);
-    cr_expect_eq(fake_vm_write(s_vm, DEV, TESTDEV_PORT_CALL + 2, 2, 1),
-                 VMM__ERROR_CODE__INVALID_ARGUMENT);
-    cr_expect_eq(fake_vm_inspect(s_vm, DEV, "bad_requests"), 3);
-    cr_expect_eq(fake_vm_inspect(s_vm, DEV, "writes"), 0, "none served");
-    cr_expect_eq(fake_vm_inspect(s_vm, DEV, "args"), 0, "nothing pushed");
-    uint32_t value = 0;
-    cr_assert_eq(fake_vm_read(s_vm, DEV, TESTDEV_PORT_ARG, 4, &value), 0);
-    cr_expect_eq(value, 0xffffffff);
+    fake_env_t *f = s_new();
+    uint64_t value;
+    cr_expect_eq(fake_env_write(f, false, TESTDEV_PORT_ARG, 2, 1), -EINVAL);
+    cr_expect_eq(fake_env_read(f, false, TESTDEV_PORT_ARG, 1, &value), -EINVAL);
+    cr_expect_eq(fake_env_write(f, false, TESTDEV_PORT_BASE + 1, 4, 1), -EINVAL,
+                 "inside no register");
+    cr_expect_eq(f->logs, 3, "each refusal says why");
+    cr_expect_eq(s_inl(f, TESTDEV_PORT_ARG), UINT32_MAX, "other reads are all ones");
+    fake_env_destroy(&f);
 }
 
-Test(testdev, calls_without_a_receiver_are_counted)
+Test(testdev, a_read_of_delay_is_answered_that_much_later)
 {
-    s_vm = fake_vm_new();
-    dev_testdev_config_t cfg = {.partition = NULL, .report_to = NULL};
-    rt_actor_spec_t spec = {.name = DEV, .ops = &dev_testdev_ops, .arg = &cfg};
-    cr_assert_eq(fake_vm_start(s_vm, &spec, 0, NULL), 0);
-    cr_assert_eq(s_outl(0, TESTDEV_PORT_CALL, TESTDEV_CALL_DONE), 0);
-    cr_assert_eq(s_outl(0, TESTDEV_PORT_MSI, 0x30), 0);
-    cr_expect_eq(fake_vm_inspect(s_vm, DEV, "unsent"), 2);
-    cr_expect_eq(fake_vm_inspect(s_vm, DEV, "handle"), 0, "not registered");
-    fake_vm_expect_quiet(s_vm, s_vm->partition, 20);
-    s_stop();
+    fake_env_t *f = s_new();
+    s_outl(f, 0, TESTDEV_PORT_DELAY, 30);
+    uint64_t value;
+    cr_assert_eq(fake_env_read(f, false, TESTDEV_PORT_DELAY, 4, &value), DEVICE_IO_DEFERRED);
+    s_outl(f, 0, TESTDEV_PORT_DELAY, 10);
+    cr_assert_eq(fake_env_read(f, false, TESTDEV_PORT_DELAY, 4, &value), DEVICE_IO_DEFERRED);
+    cr_assert_eq(f->n_tokens, 2);
+    fake_env_advance(f, 9 * MS);
+    cr_expect_not(f->tokens[1].completed, "not before its 10 ms");
+    fake_env_advance(f, 1 * MS);
+    cr_expect(f->tokens[1].completed);
+    cr_expect_eq(f->tokens[1].value, 10);
+    cr_expect_not(f->tokens[0].completed, "the 30 ms read waits on");
+    fake_env_advance(f, 20 * MS);
+    cr_expect(f->tokens[0].completed);
+    cr_expect_eq(f->tokens[0].status, 0);
+    cr_expect_eq(f->tokens[0].value, 30);
+    cr_expect_eq(f->bad_completions, 0);
+    fake_env_destroy(&f);
+}
+
+Test(testdev, slow_reads_are_bounded_and_a_reset_fails_them)
+{
+    fake_env_t *f = s_new();
+    s_outl(f, 0, TESTDEV_PORT_DELAY, 1000);
+    uint64_t value;
+    for (int i = 0; i < TESTDEV_MAX_DEFERRED; i++)
+        cr_assert_eq(fake_env_read(f, false, TESTDEV_PORT_DELAY, 4, &value), DEVICE_IO_DEFERRED);
+    cr_expect_eq(fake_env_read(f, false, TESTDEV_PORT_DELAY, 4, &value), -EBUSY);
+    cr_expect_eq(fake_env_write(f, false, TESTDEV_PORT_DELAY, 4, TESTDEV_MAX_DELAY_MS + 1),
+                 -EINVAL);
+    f->dev->ops->reset(f->dev);
+    for (int i = 0; i < TESTDEV_MAX_DEFERRED; i++) {
+        cr_expect(f->tokens[i].completed);
+        cr_expect_eq(f->tokens[i].status, -ECANCELED);
+    }
+    fake_env_advance(f, 2000 * MS);
+    cr_expect_eq(f->bad_completions, 0, "no timer completes them again");
+    fake_env_destroy(&f);
+}
+
+Test(testdev, the_line_follows_its_register)
+{
+    fake_env_t *f = s_new();
+    s_outl(f, 0, TESTDEV_PORT_LINE, 1);
+    cr_expect(f->irq[TESTDEV_IRQ]);
+    cr_expect_eq(s_inl(f, TESTDEV_PORT_LINE), 1);
+    s_outl(f, 0, TESTDEV_PORT_LINE, 0);
+    cr_expect_not(f->irq[TESTDEV_IRQ]);
+    s_outl(f, 0, TESTDEV_PORT_LINE, 1);
+    cr_expect_eq(f->irq_rises[TESTDEV_IRQ], 2);
+    cr_expect_eq(fake_env_write(f, false, TESTDEV_PORT_LINE, 4, 2), -EINVAL);
+    f->dev->ops->reset(f->dev);
+    cr_expect_not(f->irq[TESTDEV_IRQ], "a reset lowers it");
+    fake_env_destroy(&f);
+}
+
+Test(testdev, its_state_saves_and_restores)
+{
+    fake_env_t *f = s_new(), *g = s_new();
+    s_outl(f, 0, TESTDEV_PORT_ARG, 5);
+    s_outl(f, 0, TESTDEV_PORT_DELAY, 12);
+    s_outl(f, 0, TESTDEV_PORT_LINE, 1);
+    cr_assert_eq(fake_env_save_restore(f->dev, g->dev), 0);
+    cr_expect(g->irq[TESTDEV_IRQ], "the line comes back high");
+    s_outl(g, 2, TESTDEV_PORT_CALL, TESTDEV_CALL_SYNC);
+    cr_assert_eq(g->n_calls, 1);
+    cr_assert_eq(g->calls[0].n_args, 1);
+    cr_expect_eq(g->calls[0].args[0], 5);
+    uint64_t value;
+    cr_assert_eq(fake_env_read(g, false, TESTDEV_PORT_DELAY, 4, &value), DEVICE_IO_DEFERRED);
+    fake_env_advance(g, 12 * MS);
+    cr_expect_eq(g->tokens[0].value, 12);
+    fake_env_destroy(&f);
+    fake_env_destroy(&g);
 }

@@ -121,7 +121,7 @@ int partition_push_routes(rt_actor_t *self, bool wait, char *err, size_t errlen)
     if (p->stage != PARTITION_BUILT)
         return 0;
     Vmm__Vp__SetIoRoutes routes;
-    int rc = registry_routes(p->registry, &routes);
+    int rc = registry_routes(p->registry, partition_posts_ok(p), &routes);
     if (rc)
         return rc;
     Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
@@ -291,7 +291,7 @@ static int s_reply_after_routes(rt_actor_t *self, const Vmm__Envelope *msg,
         p->waits = grown;
     Vmm__Vp__SetIoRoutes routes = VMM__VP__SET_IO_ROUTES__INIT;
     int rc = !w.ids || !w.actor || (reply && !w.reply) || !grown ? -ENOMEM : 0;
-    bool made = !rc && !(rc = registry_routes(p->registry, &routes));
+    bool made = !rc && !(rc = registry_routes(p->registry, partition_posts_ok(p), &routes));
     Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
     req.op_case = VMM__VP__REQUEST__OP_SET_IO_ROUTES;
     req.set_io_routes = &routes;
@@ -728,17 +728,35 @@ int partition_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg)
     }
 }
 
-/* A device asks for a whole-VM power action: every VP halts with it. */
+/* A device's line changed level: only the device that registered the line
+ * drives it. */
+static int s_on_irq_line(rt_actor_t *self, const Vmm__Envelope *msg,
+                         const Vmm__Devices__IrqLineChanged *change)
+{
+    partition_t *p = rt_actor_state(self);
+    if (!registry_has_irq(p->registry, msg->sender, change->irq)) {
+        char why[96];
+        snprintf(why, sizeof why, "IRQ %u is not among its registered lines", change->irq);
+        return partition_deny(self, msg, why);
+    }
+    return partition_irq_level(self, msg, change->irq, change->high);
+}
+
+/* A device asks for a whole-VM power action (every VP halts with it), or
+ * sets a line's level. */
 int partition_on_device_event(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     partition_t *p = rt_actor_state(self);
     const Vmm__Devices__Event *ev = msg->device_event;
     if (!partition_permitted(self, msg))
         return 0;
+    if (ev->event_case == VMM__DEVICES__EVENT__EVENT_IRQ_LINE_CHANGED)
+        return s_on_irq_line(self, msg, ev->irq_line_changed);
     if (ev->event_case != VMM__DEVICES__EVENT__EVENT_POWER_REQUEST ||
         ev->power_request->action == VMM__DEVICES__POWER_ACTION__POWER_ACTION_UNSPECIFIED)
         return partition_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
-                                "the partition takes power requests only, with an action");
+                                "the partition takes line levels and power requests (with an "
+                                "action) only");
     if (p->stage != PARTITION_BUILT)
         return partition_stage_error(self, msg, PARTITION_BUILT);
     p->stats.power_requests++;

@@ -1059,6 +1059,27 @@ static int s_on_assert_irq(rt_actor_t *self, const Vmm__Envelope *msg,
     return s_ack(self, msg);
 }
 
+int partition_irq_level(rt_actor_t *self, const Vmm__Envelope *msg, uint32_t irq, bool high)
+{
+    partition_t *p = rt_actor_state(self);
+    if (p->stage != PARTITION_BUILT)
+        return partition_stage_error(self, msg, PARTITION_BUILT);
+    if (irq >= PARTITION_IRQ_LINES)
+        return partition_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                                "irq beyond the IO-APIC's 24 inputs");
+    /* The in-kernel PIC and IO-APIC keep the level: a level-triggered pin
+     * interrupts again after the guest's EOI while it stays high. */
+    struct kvm_irq_level level = {.irq = irq, .level = high};
+    if (ioctl(p->vm_fd, KVM_IRQ_LINE, &level) < 0) {
+        char text[96];
+        snprintf(text, sizeof text, "KVM_IRQ_LINE %u: %s", irq, strerror(errno));
+        return partition_refuse(self, msg, VMM__ERROR_CODE__INTERNAL, text);
+    }
+    p->irq_high[irq] = high;
+    p->stats.line_changes++;
+    return 0;
+}
+
 /* ---- Doorbells ------------------------------------------------------------------- */
 
 static int s_ioeventfd(partition_t *p, const partition_doorbell_t *d,
@@ -1456,6 +1477,7 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     rt_inspect_add(node, "msis", "%llu", (unsigned long long)s->msis);
     rt_inspect_add(node, "msis_blocked", "%llu", (unsigned long long)s->msis_blocked);
     rt_inspect_add(node, "irqs", "%llu", (unsigned long long)s->irqs);
+    rt_inspect_add(node, "line_changes", "%llu", (unsigned long long)s->line_changes);
     rt_inspect_add(node, "doorbells_signalled", "%llu",
                    (unsigned long long)s->doorbells_signalled);
     rt_inspect_add(node, "guest_reads", "%llu", (unsigned long long)s->guest_reads);

@@ -95,7 +95,7 @@ typedef struct {
 
 typedef struct {
     uint64_t devices_lost, devices_replaced;
-    uint64_t msis, msis_blocked, irqs, irqs_unrouted, doorbells_signalled;
+    uint64_t msis, msis_blocked, irqs, irqs_unrouted, doorbells_signalled, line_changes;
     uint64_t guest_reads, guest_writes, guest_updates, power_requests, refused;
     uint64_t denied; /* acts outside what the sender may do (of refused) */
 } partition_stats_t;
@@ -126,6 +126,7 @@ typedef struct {
         uint64_t address;
         uint32_t data;
     } irq_routes[PARTITION_IRQ_LINES];
+    bool irq_high[PARTITION_IRQ_LINES]; /* the levels devices set */
     /* The interrupt controllers and timer as created, for Reset. */
     struct kvm_irqchip initial_chips[3];
     struct kvm_pit_state2 initial_pit;
@@ -164,7 +165,24 @@ int partition_add_doorbell(rt_actor_t *self, const Vmm__Partition__RegisterDoorb
 /* Drops the doorbells that signal owner (its registration went). */
 void partition_drop_doorbells_of(rt_actor_t *self, const char *owner);
 
+/* Takes a device's line level (devices.proto IrqLineChanged): answered
+ * for when refused (an event: logged and counted). Returns 0. */
+int partition_irq_level(rt_actor_t *self, const Vmm__Envelope *msg, uint32_t irq, bool high);
+
 /* ---- devices.c ------------------------------------------------------------ */
+
+/*
+ * Whether VPs may post writes to the devices that ask for it. A posted
+ * write takes effect after the VP has run on, so with several VPs another
+ * VP's later access (the guest ordered them, say, by a lock) could reach
+ * the device first, by another path or another queue: a port write on
+ * x86 is not posted. With one VP every access of the VM leaves the one VP
+ * in order, and nothing overtakes a posted write.
+ */
+static inline bool partition_posts_ok(const partition_t *p)
+{
+    return p->vp_count == 1;
+}
 
 /* Refuses an act outside what the sender may do: PERMISSION_DENIED,
  * counted, and logged. Returns 0. */

@@ -289,7 +289,7 @@ uint64_t registry_handle(const registry_t *reg, size_t i)
     return i < reg->n_devices ? reg->devices[i].handle : 0;
 }
 
-int registry_routes(const registry_t *reg, Vmm__Vp__SetIoRoutes *out)
+int registry_routes(const registry_t *reg, bool posted_ok, Vmm__Vp__SetIoRoutes *out)
 {
     vmm__vp__set_io_routes__init(out);
     size_t n = 0;
@@ -310,7 +310,7 @@ int registry_routes(const registry_t *reg, Vmm__Vp__SetIoRoutes *out)
             routes[k].start = dev->ranges[i].start;
             routes[k].len = dev->ranges[i].len;
             routes[k].actor = dev->actor;
-            routes[k].posted_writes = dev->posted;
+            routes[k].posted_writes = dev->posted && posted_ok;
             routes[k].remote = dev->remote;
             routes[k].lost = dev->lost;
             routes[k].halt_if_lost = dev->halt_if_lost;

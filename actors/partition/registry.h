@@ -52,8 +52,10 @@ bool registry_has_irq(const registry_t *reg, const char *actor, uint32_t irq);
 uint32_t registry_msi_count(const registry_t *reg, const char *actor);
 
 /* The routing table for VPs, written into *out; free it with
- * registry_routes_free(). Returns 0 or -ENOMEM. */
-int registry_routes(const registry_t *reg, Vmm__Vp__SetIoRoutes *out);
+ * registry_routes_free(). A device that registered posted writes gets
+ * them only with posted_ok: the partition allows them where the order of
+ * accesses holds without waiting (one VP). Returns 0 or -ENOMEM. */
+int registry_routes(const registry_t *reg, bool posted_ok, Vmm__Vp__SetIoRoutes *out);
 void registry_routes_free(Vmm__Vp__SetIoRoutes *routes);
 
 /* How many devices are registered; the name, actor and handle of device

@@ -129,7 +129,11 @@ Test(registry, routes_name_each_range_and_its_device)
     req->posted_writes = true;
     cr_assert_eq(registry_add(reg, "vm0/dev/nic", req, &h, err, sizeof err), 0);
     Vmm__Vp__SetIoRoutes routes;
-    cr_assert_eq(registry_routes(reg, &routes), 0);
+    cr_assert_eq(registry_routes(reg, false, &routes), 0);
+    for (size_t i = 0; i < routes.n_routes; i++)
+        cr_expect_not(routes.routes[i]->posted_writes, "not where posting breaks the order");
+    registry_routes_free(&routes);
+    cr_assert_eq(registry_routes(reg, true, &routes), 0);
     cr_assert_eq(routes.n_routes, 2);
     cr_expect_not(routes.routes[0]->mmio);
     cr_expect_eq(routes.routes[0]->start, 0x400);
@@ -202,7 +206,7 @@ Test(registry, a_lost_device_goes_or_stays_marked_until_it_comes_back)
     cr_expect_eq(registry_count(reg), 1);
     cr_expect_eq(registry_msi_count(reg, "vm0/dev/b"), 0, "a lost device acts for nobody");
     Vmm__Vp__SetIoRoutes routes;
-    cr_assert_eq(registry_routes(reg, &routes), 0);
+    cr_assert_eq(registry_routes(reg, true, &routes), 0);
     cr_assert_eq(routes.n_routes, 1);
     cr_expect(routes.routes[0]->lost);
     cr_expect(routes.routes[0]->halt_if_lost);
@@ -215,7 +219,7 @@ Test(registry, a_lost_device_goes_or_stays_marked_until_it_comes_back)
     req->halt_if_lost = true;
     cr_assert_eq(registry_add(reg, "vm0/dev/b", req, &again, err, sizeof err), 0, "%s", err);
     cr_expect_eq(registry_count(reg), 1);
-    cr_assert_eq(registry_routes(reg, &routes), 0);
+    cr_assert_eq(registry_routes(reg, true, &routes), 0);
     cr_assert_eq(routes.n_routes, 1);
     cr_expect_not(routes.routes[0]->lost);
     registry_routes_free(&routes);

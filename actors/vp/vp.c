@@ -23,6 +23,13 @@
 #define S_REMOTE_TIMEOUT_MS 1500
 /* Unregistered addresses logged one by one before the log goes quiet. */
 #define S_MAX_LOGGED 32
+/* How long a VP waits for a device to complete an access it deferred
+ * before it gives up on it (a read then sees all ones). */
+#define S_DEFERRED_TIMEOUT_MS 10000
+/* The runtime timer of that wait. */
+#define S_DEFERRED_TIMER 1
+/* What s_access() returns for an access the device deferred. */
+#define S_DEFERRED 1
 
 typedef struct {
     bool mmio;
@@ -34,8 +41,23 @@ typedef struct {
 typedef struct {
     uint64_t exits, io_exits, mmio_exits, kicks, device_calls, posted_writes;
     uint64_t unregistered_reads, unregistered_writes, device_errors, refused;
-    uint64_t msr_exits, hypercalls;
+    uint64_t msr_exits, hypercalls, deferred;
 } s_stats_t;
+
+/* An access a device deferred (IoDeferred): the exit it belongs to waits,
+ * without running the guest, for the device's IoCompleted. */
+typedef struct {
+    bool active;
+    bool waiting; /* for IoCompleted; false: it came, the exit goes on */
+    uint64_t token;
+    char *actor; /* the device: only its IoCompleted counts */
+    bool halt_if_lost;
+    uint64_t address;
+    uint8_t *data; /* where a read's bytes go, in the run area */
+    uint32_t size;
+    bool write;
+    uint32_t next; /* of a string port access: the iteration after it */
+} s_deferred_t;
 
 typedef struct {
     vp_config_t cfg;
@@ -65,6 +87,7 @@ typedef struct {
     struct kvm_guest_debug debug;
     /* The vCPU as created, for the partition's Reset. */
     vp_state_buf_t *initial;
+    s_deferred_t io;
     /* The VM's power action (PowerRequest), kept until the partition
      * resets: a VP that was not running when it came halts with it as
      * soon as it runs. Action 0: none. */
@@ -76,10 +99,12 @@ typedef struct {
 /* ---- Halts ---------------------------------------------------------------- */
 
 /* Finishes the exit KVM is in the middle of, so that state is whole: KVM
- * completes it on entry and returns at once with immediate_exit set. */
+ * completes it on entry and returns at once with immediate_exit set. An
+ * exit whose access a device deferred cannot be finished yet: its state is
+ * that of before the instruction until the device answers. */
 static void s_complete(vp_t *vp)
 {
-    if (!vp->needs_completion)
+    if (!vp->needs_completion || vp->io.active)
         return;
     vp->run->immediate_exit = 1;
     if (ioctl(vp->fd, KVM_RUN, 0) == 0 || errno == EINTR)
@@ -182,59 +207,89 @@ static void s_note_unregistered(rt_actor_t *self, bool mmio, uint64_t address, b
            vp->n_logged == S_MAX_LOGGED ? "; further addresses are not logged" : "");
 }
 
+/* What a device answered: a read's bytes go to out; a deferral's token to
+ * *token, and the reply function returns S_DEFERRED. */
 typedef struct {
-    uint8_t *out;
+    uint8_t *out; /* NULL for a write */
     uint32_t size;
-} s_read_t;
+    uint64_t token;
+} s_answer_t;
 
-static int s_take_read(void *arg, const Vmm__Envelope *reply)
+static int s_take_answer(void *arg, const Vmm__Envelope *reply)
 {
-    s_read_t *rd = arg;
+    s_answer_t *a = arg;
+    if (reply->body_case == VMM__ENVELOPE__BODY_ERROR)
+        return -EIO;
+    if (!a->out && reply->body_case == VMM__ENVELOPE__BODY_ACK)
+        return 0;
     if (reply->body_case != VMM__ENVELOPE__BODY_DEVICE_REPLY)
-        return reply->body_case == VMM__ENVELOPE__BODY_ERROR ? -EIO : -EPROTO;
+        return -EPROTO;
     const Vmm__Devices__Reply *r = reply->device_reply;
+    if (r->result_case == VMM__DEVICES__REPLY__RESULT_DEFERRED) {
+        a->token = r->deferred->token;
+        return S_DEFERRED;
+    }
     const Vmm__Devices__ReadResult *res =
-        r->result_case == VMM__DEVICES__REPLY__RESULT_READ_IO     ? r->read_io
+        !a->out                                                   ? NULL
+        : r->result_case == VMM__DEVICES__REPLY__RESULT_READ_IO   ? r->read_io
         : r->result_case == VMM__DEVICES__REPLY__RESULT_READ_MMIO ? r->read_mmio
                                                                   : NULL;
-    if (!res || res->data.len != rd->size)
+    if (!res || res->data.len != a->size)
         return -EPROTO;
-    memcpy(rd->out, res->data.data, rd->size);
+    memcpy(a->out, res->data.data, a->size);
     return 0;
 }
 
-static int s_take_ack(void *arg, const Vmm__Envelope *reply)
-{
-    (void)arg;
-    return reply->body_case == VMM__ENVELOPE__BODY_ACK     ? 0
-           : reply->body_case == VMM__ENVELOPE__BODY_ERROR ? -EIO
-                                                           : -EPROTO;
-}
-
-static void s_device_failed(rt_actor_t *self, const s_route_t *r, uint64_t address, int rc)
+static void s_device_failed(rt_actor_t *self, const char *actor, uint64_t address, int rc)
 {
     vp_t *vp = rt_actor_state(self);
     vp->stats.device_errors++;
-    rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "%s at 0x%llx: %s", r->actor,
+    rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "%s at 0x%llx: %s", actor,
            (unsigned long long)address,
            rc == -EIO ? "the device answered with an error" : strerror(-rc));
 }
 
 /* Halts on an access to a device the VM cannot do without, which is gone:
  * why says how it went. */
-static void s_halt_required(rt_actor_t *self, const s_route_t *r, uint64_t address,
+static void s_halt_required(rt_actor_t *self, const char *actor, uint64_t address,
                             const char *why)
 {
     char text[192];
     snprintf(text, sizeof text, "%s at 0x%llx: the VM cannot do without this device, and %s",
-             r->actor, (unsigned long long)address, why);
+             actor, (unsigned long long)address, why);
     s_halt_invalid(self, text);
 }
 
+static void s_on_deferred_timeout(rt_actor_t *self, uint64_t id);
+
+/* The device deferred the access: the exit waits for its IoCompleted, at
+ * most S_DEFERRED_TIMEOUT_MS. Returns S_DEFERRED. */
+static int s_wait_deferred(rt_actor_t *self, const s_route_t *r, uint64_t address,
+                           uint8_t *data, uint32_t size, bool write, uint64_t token)
+{
+    vp_t *vp = rt_actor_state(self);
+    char *actor = strdup(r->actor);
+    if (!actor) {
+        s_device_failed(self, r->actor, address, -ENOMEM);
+        if (!write)
+            memset(data, 0xff, size);
+        return 0;
+    }
+    vp->stats.deferred++;
+    vp->io = (s_deferred_t){.active = true, .waiting = true, .token = token, .actor = actor,
+                            .halt_if_lost = r->halt_if_lost, .address = address,
+                            .data = data, .size = size, .write = write};
+    rt_timer_set(self, S_DEFERRED_TIMER,
+                 rt_now_ns(self) + (uint64_t)S_DEFERRED_TIMEOUT_MS * 1000000u,
+                 s_on_deferred_timeout);
+    return S_DEFERRED;
+}
+
 /* One guest access of size bytes at address: data is what a write writes
- * or where a read's result goes. */
-static void s_access(rt_actor_t *self, bool mmio, uint64_t address, uint8_t *data,
-                     uint32_t size, bool write)
+ * or where a read's result goes. Returns 0 when done (or failed: a read
+ * then sees all ones), S_DEFERRED when the device answers later. */
+static int s_access(rt_actor_t *self, bool mmio, uint64_t address, uint8_t *data,
+                    uint32_t size, bool write)
 {
     vp_t *vp = rt_actor_state(self);
     const s_route_t *r = s_route(vp, mmio, address, size);
@@ -243,10 +298,10 @@ static void s_access(rt_actor_t *self, bool mmio, uint64_t address, uint8_t *dat
             memset(data, 0xff, size);
         if (!r) {
             s_note_unregistered(self, mmio, address, write);
-            return;
+            return 0;
         }
-        s_halt_required(self, r, address, "its host is lost");
-        return;
+        s_halt_required(self, r->actor, address, "its host is lost");
+        return 0;
     }
     Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
     Vmm__Devices__ReadIo rio = VMM__DEVICES__READ_IO__INIT;
@@ -274,27 +329,27 @@ static void s_access(rt_actor_t *self, bool mmio, uint64_t address, uint8_t *dat
     env.device_request = &req;
 
     int rc, timeout = r->remote ? S_REMOTE_TIMEOUT_MS : S_DEVICE_TIMEOUT_MS;
+    s_answer_t answer = {.out = write ? NULL : data, .size = size};
     if (write && r->posted) {
         vp->stats.posted_writes++;
         rc = rt_send(self, r->actor, &env);
-    } else if (write) {
-        vp->stats.device_calls++;
-        rc = rt_call_with(self, r->actor, &env, timeout, s_take_ack, NULL);
     } else {
         vp->stats.device_calls++;
-        s_read_t rd = {.out = data, .size = size};
-        rc = rt_call_with(self, r->actor, &env, timeout, s_take_read, &rd);
+        rc = rt_call_with(self, r->actor, &env, timeout, s_take_answer, &answer);
     }
+    if (rc == S_DEFERRED)
+        return s_wait_deferred(self, r, address, data, size, write, answer.token);
     if (rc) {
-        s_device_failed(self, r, address, rc);
+        s_device_failed(self, r->actor, address, rc);
         if (!write)
             memset(data, 0xff, size);
         if (rc == -ETIMEDOUT && r->halt_if_lost) {
             char why[48];
             snprintf(why, sizeof why, "it did not answer in %d ms", timeout);
-            s_halt_required(self, r, address, why);
+            s_halt_required(self, r->actor, address, why);
         }
     }
+    return 0;
 }
 
 /* ---- Exits ---------------------------------------------------------------- */
@@ -414,6 +469,21 @@ static void s_hypercall(rt_actor_t *self)
         s_halt_hypervisor(self, errno, "writing a hypercall's result");
 }
 
+/* The port accesses of the exit, from iteration first on (a string
+ * instruction makes count of them), until one is deferred. */
+static void s_io_from(rt_actor_t *self, uint32_t first)
+{
+    vp_t *vp = rt_actor_state(self);
+    struct kvm_run *run = vp->run;
+    uint8_t *data = (uint8_t *)run + run->io.data_offset + (size_t)first * run->io.size;
+    bool write = run->io.direction == KVM_EXIT_IO_OUT;
+    for (uint32_t i = first; vp->running && i < run->io.count; i++, data += run->io.size)
+        if (s_access(self, false, run->io.port, data, run->io.size, write) == S_DEFERRED) {
+            vp->io.next = i + 1;
+            return;
+        }
+}
+
 static void s_exit_io(rt_actor_t *self)
 {
     vp_t *vp = rt_actor_state(self);
@@ -429,11 +499,8 @@ static void s_exit_io(rt_actor_t *self)
         return;
     }
     vp->stats.io_exits++;
-    uint8_t *data = (uint8_t *)run + run->io.data_offset;
-    bool write = run->io.direction == KVM_EXIT_IO_OUT;
-    for (uint32_t i = 0; vp->running && i < run->io.count; i++, data += run->io.size)
-        s_access(self, false, run->io.port, data, run->io.size, write);
     vp->needs_completion = true;
+    s_io_from(self, 0);
 }
 
 static void s_exit_mmio(rt_actor_t *self)
@@ -442,8 +509,8 @@ static void s_exit_mmio(rt_actor_t *self)
     struct kvm_run *run = vp->run;
     vp->stats.mmio_exits++;
     uint32_t len = run->mmio.len <= sizeof run->mmio.data ? run->mmio.len : sizeof run->mmio.data;
-    s_access(self, true, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
     vp->needs_completion = true;
+    s_access(self, true, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
 }
 
 static void s_exit_internal_error(rt_actor_t *self)
@@ -591,11 +658,75 @@ static void s_handle_exit(rt_actor_t *self)
     }
 }
 
+/* ---- Deferred accesses ---------------------------------------------------------- */
+
+static void s_deferred_end(vp_t *vp)
+{
+    free(vp->io.actor);
+    vp->io = (s_deferred_t){0};
+}
+
+/* The deferred access is done: the rest of its exit's accesses follow
+ * (the iterations of a string instruction), and the guest runs on. */
+static void s_io_resume(rt_actor_t *self)
+{
+    vp_t *vp = rt_actor_state(self);
+    uint32_t next = vp->io.next;
+    bool port = vp->run->exit_reason == KVM_EXIT_IO;
+    s_deferred_end(vp);
+    if (port)
+        s_io_from(self, next);
+}
+
+/* The device's answer came, or it failed (status < 0: a read sees all
+ * ones). The exit goes on when the VP runs. */
+static void s_deferred_done(rt_actor_t *self, int status, const ProtobufCBinaryData *data)
+{
+    vp_t *vp = rt_actor_state(self);
+    rt_timer_cancel(self, S_DEFERRED_TIMER);
+    vp->io.waiting = false;
+    if (!status && !vp->io.write) {
+        if (data->len == vp->io.size)
+            memcpy(vp->io.data, data->data, data->len);
+        else
+            status = -EPROTO;
+    }
+    if (status) {
+        s_device_failed(self, vp->io.actor, vp->io.address, status);
+        if (!vp->io.write)
+            memset(vp->io.data, 0xff, vp->io.size);
+    }
+}
+
+static void s_on_deferred_timeout(rt_actor_t *self, uint64_t id)
+{
+    (void)id;
+    vp_t *vp = rt_actor_state(self);
+    if (!vp->io.active || !vp->io.waiting)
+        return;
+    char why[64];
+    snprintf(why, sizeof why, "it did not complete a deferred access in %d ms",
+             S_DEFERRED_TIMEOUT_MS);
+    uint64_t address = vp->io.address;
+    char *actor = vp->io.halt_if_lost ? strdup(vp->io.actor) : NULL;
+    s_deferred_done(self, -ETIMEDOUT, NULL);
+    if (actor) {
+        s_halt_required(self, actor, address, why);
+        free(actor);
+    }
+}
+
 /* Runs the vCPU until it halts or a message needs the thread. */
 static rt_run_t s_run(rt_actor_t *self)
 {
     vp_t *vp = rt_actor_state(self);
     while (vp->running) {
+        if (vp->io.active && vp->io.waiting)
+            return RT_RUN_IDLE; /* its IoCompleted, or a Stop, comes as a message */
+        if (vp->io.active) {
+            s_io_resume(self);
+            continue;
+        }
         /* Posted writes leave before the guest runs on: another VP, or the
          * device through another path, must not see them late. */
         rt_flush(self);
@@ -783,6 +914,10 @@ static int s_on_set_state(rt_actor_t *self, const Vmm__Envelope *msg, const Vmm_
         return 0;
     if (!op->state)
         return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "no state given");
+    if (vp->io.active)
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__BUSY,
+                              "vp %u waits for %s to complete an access", vp->cfg.index,
+                              vp->io.actor);
     s_complete(vp);
     char err[128] = "";
     int rc = vp_state_write(vp->fd, op->state, err, sizeof err);
@@ -896,6 +1031,8 @@ static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
     }
     if (s_busy_if_running(self, msg))
         return 0;
+    rt_timer_cancel(self, S_DEFERRED_TIMER);
+    s_deferred_end(vp); /* the reset ends it: its exit completes with any data */
     s_complete(vp);
     memset(&vp->debug, 0, sizeof vp->debug);
     vp->step_over = false;
@@ -912,15 +1049,38 @@ static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
     return rt_reply_ack(self, msg);
 }
 
-/* Power actions reach every VP through the partition. */
+/* A device's answer to an access it deferred. */
+static int s_on_io_completed(rt_actor_t *self, const Vmm__Envelope *msg,
+                             const Vmm__Devices__IoCompleted *done)
+{
+    vp_t *vp = rt_actor_state(self);
+    if (!vp->io.active || !vp->io.waiting || strcmp(msg->sender, vp->io.actor) ||
+        done->token != vp->io.token) {
+        vp->stats.refused++;
+        rt_log(rt_actor_rt(self), self, RT_LOG_INFO,
+               "refused an IoCompleted from %s (token %llu): no access of it waits", msg->sender,
+               (unsigned long long)done->token);
+        return msg->request_id ? rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                                                "no access waits for token %llu",
+                                                (unsigned long long)done->token)
+                               : 0;
+    }
+    s_deferred_done(self, done->error ? rt_errno_of(done->error->code) : 0, &done->data);
+    return s_ack(self, msg);
+}
+
+/* Power actions reach every VP through the partition; devices complete
+ * their deferred accesses. */
 static int s_on_device_event(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     vp_t *vp = rt_actor_state(self);
     const Vmm__Devices__Event *ev = msg->device_event;
+    if (ev->event_case == VMM__DEVICES__EVENT__EVENT_IO_COMPLETED)
+        return s_on_io_completed(self, msg, ev->io_completed);
     if (ev->event_case != VMM__DEVICES__EVENT__EVENT_POWER_REQUEST) {
         vp->stats.refused++;
         return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
-                              "a vp takes only power requests");
+                              "a vp takes only power requests and completed accesses");
     }
     if (!s_from_partition(self, msg))
         return rt_reply_error(self, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
@@ -991,6 +1151,7 @@ static void s_fini(rt_actor_t *self)
     munmap(vp->run, vp->run_size);
     close(vp->fd);
     s_free_routes(vp->routes, vp->n_routes);
+    s_deferred_end(vp);
     free(vp->initial);
     free(vp->owner);
     free(vp->synic);
@@ -1018,6 +1179,9 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     rt_inspect_add(node, "refused", "%llu", (unsigned long long)s->refused);
     rt_inspect_add(node, "msr_exits", "%llu", (unsigned long long)s->msr_exits);
     rt_inspect_add(node, "hypercalls", "%llu", (unsigned long long)s->hypercalls);
+    rt_inspect_add(node, "deferred", "%llu", (unsigned long long)s->deferred);
+    rt_inspect_add(node, "waiting_for", "%s",
+                   vp->io.active && vp->io.waiting ? vp->io.actor : "");
     Vmm__Rt__InspectNode *routes = rt_inspect_add(node, "routes", "%zu", vp->n_routes);
     for (size_t i = 0; routes && i < vp->n_routes; i++) {
         const s_route_t *r = &vp->routes[i];

@@ -2,8 +2,6 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,69 +44,57 @@ void fake_vm_destroy(fake_vm_t **vmp)
 
 /* ---- Starting a device ---------------------------------------------------- */
 
-typedef struct {
-    rt_executor_t *ex;
-    const rt_actor_spec_t *spec;
-    int rc;
-    atomic_bool done;
-} s_starter_t;
-
-/* rt_actor_start() blocks until init returns, and init waits for the
- * partition's answer: so it runs here while the test thread answers. */
-static void *s_start_main(void *arg)
-{
-    s_starter_t *st = arg;
-    st->rc = rt_actor_start(st->ex, st->spec);
-    atomic_store(&st->done, true);
-    return NULL;
-}
-
 static int s_answer_registration(fake_vm_t *vm, const Vmm__Envelope *req, Vmm__ErrorCode refuse)
 {
+    rt_actor_t *self = rt_client_actor(vm->partition);
     if (req->body_case != VMM__ENVELOPE__BODY_DEVICE_REQUEST ||
         req->device_request->op_case != VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE)
-        return rt_reply_error(rt_client_actor(vm->partition), req, VMM__ERROR_CODE__INTERNAL,
+        return rt_reply_error(self, req, VMM__ERROR_CODE__INTERNAL,
                               "the fake partition only takes registrations");
     if (refuse)
-        return rt_reply_error(rt_client_actor(vm->partition), req, refuse,
-                              "the fake partition refuses %s",
+        return rt_reply_error(self, req, refuse, "the fake partition refuses %s",
                               req->device_request->register_device->name);
     const Vmm__Devices__RegisterDevice *asked = req->device_request->register_device;
+    uint64_t doorbells[8] = {0};
+    for (size_t i = 0; i < asked->n_doorbells && i < 8; i++)
+        doorbells[i] = FAKE_VM_DOORBELL + i;
     Vmm__Devices__DeviceRegistration reg = VMM__DEVICES__DEVICE_REGISTRATION__INIT;
     reg.handle = 1;
     reg.n_ports = asked->n_ports;
     reg.ports = asked->ports;
+    reg.n_mmio = asked->n_mmio;
+    reg.mmio = asked->mmio;
     reg.n_irq_lines = asked->n_irq_lines;
     reg.irq_lines = asked->irq_lines;
+    reg.msi_count = asked->msi_count;
+    reg.n_doorbells = asked->n_doorbells < 8 ? asked->n_doorbells : 8;
+    reg.doorbells = doorbells;
     Vmm__Devices__Reply reply = VMM__DEVICES__REPLY__INIT;
     reply.result_case = VMM__DEVICES__REPLY__RESULT_REGISTRATION;
     reply.registration = &reg;
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     env.body_case = VMM__ENVELOPE__BODY_DEVICE_REPLY;
     env.device_reply = &reply;
-    return rt_reply(rt_client_actor(vm->partition), req, &env);
+    return rt_reply(self, req, &env);
 }
 
-int fake_vm_start(fake_vm_t *vm, const rt_actor_spec_t *spec, Vmm__ErrorCode refuse,
-                  rt_msg_t *registration)
+int fake_vm_start(fake_vm_t *vm, const char *name, const device_actor_config_t *cfg,
+                  Vmm__ErrorCode refuse, rt_msg_t *registration)
 {
+    rt_actor_spec_t spec = {.name = name, .ops = &device_actor_ops, .arg = (void *)cfg};
+    int rc = rt_actor_start(vm->ex, &spec);
+    if (rc || !cfg || !cfg->partition)
+        return rc;
+    /* The device registers without waiting: its request is there now. */
     rt_msg_t local;
     rt_msg_t *msg = registration ? registration : &local;
     memset(msg, 0, sizeof *msg);
-    s_starter_t st = {.ex = vm->ex, .spec = spec};
-    pthread_t thread;
-    if (pthread_create(&thread, NULL, s_start_main, &st))
-        return -EAGAIN;
-    while (!atomic_load(&st.done)) {
-        if (rt_client_recv(vm->partition, msg, 10))
-            continue;
-        s_answer_registration(vm, msg->env, refuse);
-        break;
-    }
-    pthread_join(thread, NULL);
+    if (rt_client_recv(vm->partition, msg, S_EXPECT_TIMEOUT_MS))
+        return 0; /* the test sees no registration and says so */
+    s_answer_registration(vm, msg->env, refuse);
     if (!registration)
         rt_msg_release(&local);
-    return st.rc;
+    return 0;
 }
 
 /* ---- Port accesses -------------------------------------------------------- */
@@ -135,61 +121,88 @@ int fake_vm_request(fake_vm_t *vm, const char *to, Vmm__Devices__Request *req, r
     return 0;
 }
 
-int fake_vm_read(fake_vm_t *vm, const char *to, uint32_t port, uint32_t size, uint32_t *value)
+int fake_vm_read(fake_vm_t *vm, const char *to, bool mmio, uint64_t address, uint32_t size,
+                 uint64_t *value)
 {
     Vmm__Devices__ReadIo read_io = VMM__DEVICES__READ_IO__INIT;
-    read_io.port = port;
-    read_io.size = size;
+    Vmm__Devices__ReadMmio read_mmio = VMM__DEVICES__READ_MMIO__INIT;
     Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
-    req.op_case = VMM__DEVICES__REQUEST__OP_READ_IO;
-    req.read_io = &read_io;
+    if (mmio) {
+        read_mmio.address = address;
+        read_mmio.size = size;
+        req.op_case = VMM__DEVICES__REQUEST__OP_READ_MMIO;
+        req.read_mmio = &read_mmio;
+    } else {
+        read_io.port = (uint32_t)address;
+        read_io.size = size;
+        req.op_case = VMM__DEVICES__REQUEST__OP_READ_IO;
+        req.read_io = &read_io;
+    }
     rt_msg_t reply;
     int rc = fake_vm_request(vm, to, &req, &reply);
     if (rc)
         return rc;
     const Vmm__Envelope *env = reply.env;
-    if (env->body_case != VMM__ENVELOPE__BODY_DEVICE_REPLY ||
-        env->device_reply->result_case != VMM__DEVICES__REPLY__RESULT_READ_IO ||
-        env->device_reply->read_io->data.len != size) {
+    const Vmm__Devices__Reply *r = env->device_reply;
+    const Vmm__Devices__ReadResult *res =
+        env->body_case != VMM__ENVELOPE__BODY_DEVICE_REPLY                       ? NULL
+        : !mmio && r->result_case == VMM__DEVICES__REPLY__RESULT_READ_IO       ? r->read_io
+        : mmio && r->result_case == VMM__DEVICES__REPLY__RESULT_READ_MMIO      ? r->read_mmio
+                                                                                : NULL;
+    if (!res || res->data.len != size) {
         rt_msg_release(&reply);
         return -EPROTO;
     }
     *value = 0;
     for (uint32_t i = 0; i < size; i++)
-        *value |= (uint32_t)env->device_reply->read_io->data.data[i] << (8 * i);
+        *value |= (uint64_t)res->data.data[i] << (8 * i);
     rt_msg_release(&reply);
     return 0;
 }
 
-/* Fills env as a WriteIo of size bytes of value (kept in bytes). */
-static void s_write_io(Vmm__Envelope *env, Vmm__Devices__Request *req,
-                       Vmm__Devices__WriteIo *write_io, uint8_t bytes[4], uint32_t port,
-                       uint32_t size, uint32_t value, bool posted)
-{
-    for (uint32_t i = 0; i < 4; i++)
-        bytes[i] = (uint8_t)(value >> (8 * i));
-    vmm__devices__write_io__init(write_io);
-    write_io->port = port;
-    write_io->data.data = bytes;
-    write_io->data.len = size;
-    write_io->posted = posted;
-    vmm__devices__request__init(req);
-    req->op_case = VMM__DEVICES__REQUEST__OP_WRITE_IO;
-    req->write_io = write_io;
-    vmm__envelope__init(env);
-    env->body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
-    env->device_request = req;
-}
-
-int fake_vm_write(fake_vm_t *vm, const char *to, uint32_t port, uint32_t size, uint32_t value)
-{
+/* Fills env as a WriteIo or WriteMmio of size bytes of value (kept in
+ * bytes). */
+typedef struct {
     Vmm__Envelope env;
     Vmm__Devices__Request req;
     Vmm__Devices__WriteIo write_io;
-    uint8_t bytes[4];
-    s_write_io(&env, &req, &write_io, bytes, port, size, value, false);
+    Vmm__Devices__WriteMmio write_mmio;
+    uint8_t bytes[8];
+} s_write_t;
+
+static void s_write_env(s_write_t *w, bool mmio, uint64_t address, uint32_t size, uint64_t value,
+                        bool posted)
+{
+    for (uint32_t i = 0; i < 8; i++)
+        w->bytes[i] = (uint8_t)(value >> (8 * i));
+    vmm__devices__request__init(&w->req);
+    if (mmio) {
+        vmm__devices__write_mmio__init(&w->write_mmio);
+        w->write_mmio.address = address;
+        w->write_mmio.data = (ProtobufCBinaryData){size, w->bytes};
+        w->write_mmio.posted = posted;
+        w->req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_MMIO;
+        w->req.write_mmio = &w->write_mmio;
+    } else {
+        vmm__devices__write_io__init(&w->write_io);
+        w->write_io.port = (uint32_t)address;
+        w->write_io.data = (ProtobufCBinaryData){size, w->bytes};
+        w->write_io.posted = posted;
+        w->req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_IO;
+        w->req.write_io = &w->write_io;
+    }
+    vmm__envelope__init(&w->env);
+    w->env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    w->env.device_request = &w->req;
+}
+
+int fake_vm_write(fake_vm_t *vm, const char *to, bool mmio, uint64_t address, uint32_t size,
+                  uint64_t value)
+{
+    s_write_t w;
+    s_write_env(&w, mmio, address, size, value, false);
     rt_msg_t reply;
-    int rc = fake_vm_request(vm, to, &req, &reply);
+    int rc = fake_vm_request(vm, to, &w.req, &reply);
     if (rc)
         return rc;
     rc = reply.env->body_case == VMM__ENVELOPE__BODY_ACK ? 0 : -EPROTO;
@@ -197,15 +210,12 @@ int fake_vm_write(fake_vm_t *vm, const char *to, uint32_t port, uint32_t size, u
     return rc;
 }
 
-int fake_vm_write_posted(fake_vm_t *vm, const char *to, uint32_t port, uint32_t size,
-                         uint32_t value)
+int fake_vm_write_posted(fake_vm_t *vm, const char *to, bool mmio, uint64_t address,
+                         uint32_t size, uint64_t value)
 {
-    Vmm__Envelope env;
-    Vmm__Devices__Request req;
-    Vmm__Devices__WriteIo write_io;
-    uint8_t bytes[4];
-    s_write_io(&env, &req, &write_io, bytes, port, size, value, true);
-    return rt_send(rt_client_actor(vm->vp), to, &env);
+    s_write_t w;
+    s_write_env(&w, mmio, address, size, value, true);
+    return rt_send(rt_client_actor(vm->vp), to, &w.env);
 }
 
 int fake_vm_inspect_text(fake_vm_t *vm, const char *to, const char *name, char *buf,
@@ -292,12 +302,24 @@ static const Vmm__Partition__Request *s_expect_partition_request(const Vmm__Enve
     return env->partition_request;
 }
 
-void fake_vm_expect_assert_irq(fake_vm_t *vm, rt_client_t *c, uint32_t irq)
+/* The next message to c, checked to be a one-way devices event of kind. */
+static const Vmm__Devices__Event *s_expect_event(fake_vm_t *vm, rt_client_t *c,
+                                                 Vmm__Devices__Event__EventCase kind)
 {
-    const Vmm__Partition__Request *req = s_expect_partition_request(
-        s_expect_next(vm, c), VMM__PARTITION__REQUEST__OP_ASSERT_IRQ);
-    cr_expect_eq(req->assert_irq->irq, irq, "AssertIrq for irq %u, not %u",
-                 req->assert_irq->irq, irq);
+    const Vmm__Envelope *env = s_expect_next(vm, c);
+    cr_assert_eq(env->body_case, VMM__ENVELOPE__BODY_DEVICE_EVENT,
+                 "body kind %d, not a device event", env->body_case);
+    cr_assert_eq(env->device_event->event_case, kind, "device event %d, not %d",
+                 env->device_event->event_case, kind);
+    return env->device_event;
+}
+
+void fake_vm_expect_irq_line(fake_vm_t *vm, rt_client_t *c, uint32_t irq, bool high)
+{
+    const Vmm__Devices__IrqLineChanged *change =
+        s_expect_event(vm, c, VMM__DEVICES__EVENT__EVENT_IRQ_LINE_CHANGED)->irq_line_changed;
+    cr_expect_eq(change->irq, irq, "IRQ %u changed, not %u", change->irq, irq);
+    cr_expect_eq(change->high, high, "IRQ %u went %s", irq, change->high ? "high" : "low");
 }
 
 void fake_vm_expect_msi(fake_vm_t *vm, rt_client_t *c, uint64_t address, uint32_t data)
@@ -316,11 +338,8 @@ void fake_vm_expect_msi(fake_vm_t *vm, rt_client_t *c, uint64_t address, uint32_
 void fake_vm_expect_power(fake_vm_t *vm, rt_client_t *c, Vmm__Devices__PowerAction action,
                           bool has_exit_code, uint32_t exit_code)
 {
-    const Vmm__Envelope *env = s_expect_next(vm, c);
-    cr_assert_eq(env->body_case, VMM__ENVELOPE__BODY_DEVICE_EVENT,
-                 "body kind %d, not a device event", env->body_case);
-    cr_assert_eq(env->device_event->event_case, VMM__DEVICES__EVENT__EVENT_POWER_REQUEST);
-    const Vmm__Devices__PowerRequest *power = env->device_event->power_request;
+    const Vmm__Devices__PowerRequest *power =
+        s_expect_event(vm, c, VMM__DEVICES__EVENT__EVENT_POWER_REQUEST)->power_request;
     cr_expect_eq(power->action, action, "power action %d, not %d", power->action, action);
     if (has_exit_code) {
         cr_expect_eq(power->opt_exit_code_case,

@@ -1,8 +1,8 @@
 /*
- * A stand-in VM for device tests: a runtime, an executor for the device
- * under test, and two clients driven by the test thread, a VP ("vm0/vp/0")
- * that sends port accesses and a partition ("vm0/partition") that answers
- * registrations and collects what devices send it.
+ * A stand-in VM for the device actor's tests: a runtime, an executor for
+ * the device under test, and two clients driven by the test thread, a VP
+ * ("vm0/vp/0") that sends accesses and a partition ("vm0/partition") that
+ * answers registrations and collects what devices send it.
  *
  * Functions that answer with an int return 0 on success, the code of an
  * Error reply (a positive Vmm__ErrorCode, its text kept in last_error), or
@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "actors/devices/device_actor.h"
 #include "runtime/rt.h"
 
 #define FAKE_VM_PARTITION "vm0/partition"
@@ -41,25 +42,30 @@ fake_vm_t *fake_vm_new(void);
 void fake_vm_destroy(fake_vm_t **vm);
 
 /*
- * Starts a device on vm->ex. When it registers, the fake partition answers
- * with a DeviceRegistration granting what was asked, or, if refuse is not
- * 0, an Error of that code; the request is left in *registration (if not
- * NULL and one came: release it). A device configured without a partition
- * is just started. Returns rt_actor_start()'s result.
+ * Starts a device actor named name on vm->ex. When cfg has a partition,
+ * the fake partition answers its registration (within two seconds) with a
+ * DeviceRegistration granting what was asked (doorbell i gets handle
+ * FAKE_VM_DOORBELL + i), or, if refuse is not 0, an Error of that code;
+ * the request is left in *registration (if not NULL and one came: release
+ * it). Returns rt_actor_start()'s result.
  */
-int fake_vm_start(fake_vm_t *vm, const rt_actor_spec_t *spec, Vmm__ErrorCode refuse,
-                  rt_msg_t *registration);
+#define FAKE_VM_DOORBELL 100
+int fake_vm_start(fake_vm_t *vm, const char *name, const device_actor_config_t *cfg,
+                  Vmm__ErrorCode refuse, rt_msg_t *registration);
 
 /* Calls `to` with req as the VP; a success reply is left in *reply (if not
  * NULL: release it). */
 int fake_vm_request(fake_vm_t *vm, const char *to, Vmm__Devices__Request *req, rt_msg_t *reply);
-/* A read of size bytes at port; the reply must carry exactly size bytes. */
-int fake_vm_read(fake_vm_t *vm, const char *to, uint32_t port, uint32_t size, uint32_t *value);
-/* A write of size bytes of value at port, answered by an Ack. */
-int fake_vm_write(fake_vm_t *vm, const char *to, uint32_t port, uint32_t size, uint32_t value);
+/* A read of size bytes at a port (or an MMIO address); the reply must
+ * carry exactly size bytes. */
+int fake_vm_read(fake_vm_t *vm, const char *to, bool mmio, uint64_t address, uint32_t size,
+                 uint64_t *value);
+/* A write of size bytes of value, answered by an Ack. */
+int fake_vm_write(fake_vm_t *vm, const char *to, bool mmio, uint64_t address, uint32_t size,
+                  uint64_t value);
 /* The same write sent one-way (posted); returns rt_send()'s result. */
-int fake_vm_write_posted(fake_vm_t *vm, const char *to, uint32_t port, uint32_t size,
-                         uint32_t value);
+int fake_vm_write_posted(fake_vm_t *vm, const char *to, bool mmio, uint64_t address,
+                         uint32_t size, uint64_t value);
 
 /* The value of `name` in the actor's introspection tree, parsed as a
  * number (decimal or 0x hex), or -1 when absent. */
@@ -84,7 +90,7 @@ const Vmm__Envelope *fake_vm_recv(fake_vm_t *vm, rt_client_t *c, int timeout_ms)
  * seconds: a one-way partition request or device event of the given kind.
  * They fail the test otherwise.
  */
-void fake_vm_expect_assert_irq(fake_vm_t *vm, rt_client_t *c, uint32_t irq);
+void fake_vm_expect_irq_line(fake_vm_t *vm, rt_client_t *c, uint32_t irq, bool high);
 void fake_vm_expect_msi(fake_vm_t *vm, rt_client_t *c, uint64_t address, uint32_t data);
 void fake_vm_expect_power(fake_vm_t *vm, rt_client_t *c, Vmm__Devices__PowerAction action,
                           bool has_exit_code, uint32_t exit_code);

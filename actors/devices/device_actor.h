@@ -1,0 +1,72 @@
+/*
+ * The device actor: hosts any device model (device.h), wherever it is
+ * placed (on a VP's executor, on one of its own, in a device host), and
+ * speaks the devices protocol for it:
+ *
+ *   - registration with the partition, without waiting for the answer (a
+ *     device on a VP's thread could not otherwise let that VP take its
+ *     routes): the outcome goes to the owner as DeviceRegistered;
+ *   - port and MMIO reads and writes checked against the model's ranges
+ *     and answered, posted writes taken one-way, and deferred accesses
+ *     answered IoDeferred, then completed by IoCompleted to their VP;
+ *   - ResetDevice, SaveDevice and RestoreDevice from its owner or its
+ *     partition;
+ *   - the model's effects as messages: IrqLineChanged when a line changes
+ *     level, RequestMsi, PowerRequest, GuestCall to the owner, timers on
+ *     the runtime, guest memory through the mapped memory file on the VM's
+ *     host or by message elsewhere (device_guest.h), and its console's
+ *     output and input (ConsoleOutput and the rest, to a console actor).
+ *
+ * Bad input (an access outside the ranges, of a bad size, a read sent
+ * one-way, a request of another kind, a console message from elsewhere or
+ * beyond what was asked) is refused, logged at INFO and counted in
+ * bad_requests; refusals by permission also in denied.
+ */
+#ifndef VMM_DEVICE_ACTOR_H
+#define VMM_DEVICE_ACTOR_H
+
+#include <stdbool.h>
+
+#include "actors/devices/device.h"
+#include "runtime/rt.h"
+
+typedef struct {
+    /* The model, made by init: new_model(model_config, env). The config is
+     * read by new_model only. */
+    device_new_fn new_model;
+    const void *model_config;
+    /* The partition to register with, e.g. "vm0/partition"; NULL: not
+     * registered, and its effects on the VM are counted as unsent (tests). */
+    const char *partition;
+    /* Whoever started it, e.g. "vm0/vmm": told the registration's outcome
+     * and the guest's calls, and may reset, save and restore it; NULL:
+     * nobody (the partition still may). */
+    const char *owner;
+    /* Where the guest's calls go (device_guest_call()); NULL: the owner. */
+    const char *guest_calls;
+    /* The console actor its console talks to (console.h); NULL: output is
+     * discarded (counted) and there is no input. */
+    const char *console;
+    /* In another process: the VM halts a VP that touches the device once
+     * its host is lost (RegisterDevice.halt_if_lost). */
+    bool halt_if_lost;
+    /* Guest memory goes by message even where the VM's memory file could
+     * be mapped (tests and measurements). */
+    bool guest_by_message;
+} device_actor_config_t;
+
+/* Starts with arg a device_actor_config_t *, read by init only. init fails
+ * with the model's errno when new_model does. */
+extern const rt_actor_ops_t device_actor_ops;
+
+/*
+ * For whoever started n device actors with owner the client `owner`:
+ * waits for their DeviceRegistered, at most timeout_ms in all, dropping
+ * what else reaches the client meanwhile. Returns 0 once all n were
+ * granted; the first refusal's code as an errno, with "device NAME did not
+ * register: why" in err; or -ETIMEDOUT.
+ */
+int device_actor_wait_registered(rt_client_t *owner, size_t n, int timeout_ms, char *err,
+                                 size_t errlen);
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * A device environment for model tests: it records every effect a model
+ * has (line levels and their rising edges, MSIs, power requests, log
+ * lines, guest calls, console output and what input it asked for,
+ * deferred accesses and their completions), serves guest RAM from a
+ * buffer, and keeps a clock that only fake_env_advance() moves, firing the
+ * model's timers on the way. No runtime, no sockets: a test builds the
+ * model on it and calls it, as Firecracker tests its i8042 by bus_write.
+ */
+#ifndef VMM_FAKE_ENV_H
+#define VMM_FAKE_ENV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actors/devices/device.h"
+
+#define FAKE_ENV_LINES 24
+#define FAKE_ENV_TIMERS 16
+#define FAKE_ENV_MAX 64 /* MSIs, guest calls, tokens kept */
+
+typedef struct {
+    uint64_t address;
+    uint32_t data;
+} fake_env_msi_t;
+
+typedef struct {
+    uint32_t vp, kind;
+    uint32_t args[8];
+    size_t n_args;
+} fake_env_call_t;
+
+/* A deferred access: made by device_defer(), completed at most once. */
+struct device_deferred_s {
+    bool completed;
+    int status;
+    uint64_t value;
+};
+
+typedef struct {
+    device_env_t env;
+    device_t *dev; /* the model on it, for its timers (fake_env_advance) */
+
+    bool irq[FAKE_ENV_LINES];
+    unsigned irq_rises[FAKE_ENV_LINES];
+    fake_env_msi_t msis[FAKE_ENV_MAX];
+    size_t n_msis;
+    unsigned power_requests;
+    int power_action, power_exit_code;
+    unsigned logs;
+    char last_log[400];
+    fake_env_call_t calls[FAKE_ENV_MAX];
+    size_t n_calls;
+
+    uint8_t *ram; /* guest RAM from gpa 0, ram_size bytes */
+    size_t ram_size;
+
+    uint64_t now_ns;
+    bool timer_armed[FAKE_ENV_TIMERS];
+    uint64_t timer_deadline[FAKE_ENV_TIMERS];
+
+    struct device_deferred_s tokens[FAKE_ENV_MAX];
+    size_t n_tokens;
+    unsigned bad_completions; /* of a token completed twice */
+
+    uint8_t console_out[8192];
+    size_t console_len;
+    size_t console_room; /* what console_write takes; FAKE_ENV_ROOM at start */
+    size_t console_want; /* the input room the model asked for last */
+} fake_env_t;
+
+#define FAKE_ENV_ROOM 65536
+
+/* An environment with ram_size bytes of guest RAM (zeroed). */
+fake_env_t *fake_env_new(size_t ram_size);
+/* Destroys the model on it too, when there is one. */
+void fake_env_destroy(fake_env_t **env);
+
+/* Moves the clock by ns, firing each due timer at its deadline, in order. */
+void fake_env_advance(fake_env_t *env, uint64_t ns);
+
+/* An access to the model as a VP would make it (vp 0): the model's return
+ * value; a read's result in *value. */
+int fake_env_read(fake_env_t *env, bool mmio, uint64_t address, uint32_t size,
+                  uint64_t *value);
+int fake_env_write(fake_env_t *env, bool mmio, uint64_t address, uint32_t size,
+                   uint64_t value);
+
+/* The value of `name` in the model's introspection tree, parsed as a
+ * number (decimal or 0x hex), or -1 when absent. */
+long long fake_env_inspect(fake_env_t *env, const char *name);
+
+/* A save, then a restore of those bytes into other (a model of the same
+ * kind): restore's result. */
+int fake_env_save_restore(device_t *from, device_t *to);
+
+#endif
