@@ -299,6 +299,11 @@ static volatile uint32_t *s_apic(uint32_t reg)
 
 void guest_apic_enable(void)
 {
+    /* The legacy PICs are masked, as an OS that uses the APIC does: ISA
+     * lines reach the PIC too, and one nobody programmed would pass them
+     * to LINT0 as vectors from 0, the exceptions'. */
+    outb(0x21, 0xff);
+    outb(0xa1, 0xff);
     *s_apic(APIC_SVR) = 0x1ff;
 }
 

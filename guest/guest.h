@@ -162,7 +162,8 @@ typedef void (*guest_handler_t)(struct guest_frame *frame);
 void guest_set_handler(uint8_t vector, guest_handler_t fn);
 
 /* The local APIC (xAPIC, MMIO). MSIs are dropped until it is enabled. */
-void guest_apic_enable(void); /* SVR = 0x1ff: enabled, spurious vector 0xff */
+/* Masks the legacy PICs, then SVR = 0x1ff: enabled, spurious vector 0xff. */
+void guest_apic_enable(void);
 void guest_apic_eoi(void);
 uint32_t guest_apic_id(void);
 

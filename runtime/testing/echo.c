@@ -1,6 +1,7 @@
 #include "runtime/testing/echo.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -94,22 +95,34 @@ int echo_reply_text(rt_actor_t *self, const Vmm__Envelope *req, const char *text
     return s_reply_pong(self, req, payload);
 }
 
-long long echo_inspect_number(rt_actor_t *self, const char *to, const char *name)
+int echo_inspect_text(rt_actor_t *self, const char *to, const char *name, char *buf,
+                      size_t size)
 {
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     Vmm__Rt__Inspect inspect = VMM__RT__INSPECT__INIT;
     env.body_case = VMM__ENVELOPE__BODY_INSPECT;
     env.inspect = &inspect;
     rt_msg_t reply;
-    if (rt_call(self, to, &env, &reply, 5000))
-        return -1;
-    long long value = -1;
+    int rc = rt_call(self, to, &env, &reply, 5000);
+    if (rc)
+        return rc;
+    rc = -ENOENT;
     if (reply.env->body_case == VMM__ENVELOPE__BODY_INSPECT_REPLY) {
         Vmm__Rt__InspectNode *root = reply.env->inspect_reply;
-        for (size_t i = 0; i < root->n_children; i++)
-            if (strcmp(root->children[i]->name, name) == 0)
-                value = strtoll(root->children[i]->value, NULL, 10);
+        for (size_t i = 0; i < root->n_children && rc; i++)
+            if (strcmp(root->children[i]->name, name) == 0) {
+                snprintf(buf, size, "%s", root->children[i]->value);
+                rc = 0;
+            }
     }
     rt_msg_release(&reply);
-    return value;
+    return rc;
+}
+
+long long echo_inspect_number(rt_actor_t *self, const char *to, const char *name)
+{
+    char text[64];
+    if (echo_inspect_text(self, to, name, text, sizeof text))
+        return -1;
+    return strtoll(text, NULL, 0);
 }

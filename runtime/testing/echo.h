@@ -21,8 +21,13 @@ void echo_ping(Vmm__Envelope *env, Vmm__Rt__Ping *ping, const void *data, size_t
 /* Answers req with a Pong carrying text. */
 int echo_reply_text(rt_actor_t *self, const Vmm__Envelope *req, const char *text);
 
-/* Asks `to` for its introspection tree and returns the value of the
- * top-level child `name` parsed as a number, or -1. */
+/* Asks `to` for its introspection tree and copies the value of the
+ * top-level child `name` into buf. Returns 0, -ENOENT when there is no
+ * such child, or the call's error. */
+int echo_inspect_text(rt_actor_t *self, const char *to, const char *name, char *buf,
+                      size_t size);
+
+/* The same parsed as a number (decimal, or hex with 0x), or -1. */
 long long echo_inspect_number(rt_actor_t *self, const char *to, const char *name);
 
 #endif

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/testing/echo.h"
+
 #define S_CALL_TIMEOUT_MS 5000
 #define S_EXPECT_TIMEOUT_MS 2000
 
@@ -221,33 +223,12 @@ int fake_vm_write_posted(fake_vm_t *vm, const char *to, bool mmio, uint64_t addr
 int fake_vm_inspect_text(fake_vm_t *vm, const char *to, const char *name, char *buf,
                          size_t size)
 {
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    Vmm__Rt__Inspect inspect = VMM__RT__INSPECT__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_INSPECT;
-    env.inspect = &inspect;
-    rt_msg_t reply;
-    int rc = rt_call(rt_client_actor(vm->vp), to, &env, &reply, S_CALL_TIMEOUT_MS);
-    if (rc)
-        return rc;
-    rc = -ENOENT;
-    if (reply.env->body_case == VMM__ENVELOPE__BODY_INSPECT_REPLY) {
-        const Vmm__Rt__InspectNode *root = reply.env->inspect_reply;
-        for (size_t i = 0; i < root->n_children && rc; i++)
-            if (strcmp(root->children[i]->name, name) == 0) {
-                snprintf(buf, size, "%s", root->children[i]->value);
-                rc = 0;
-            }
-    }
-    rt_msg_release(&reply);
-    return rc;
+    return echo_inspect_text(rt_client_actor(vm->vp), to, name, buf, size);
 }
 
 long long fake_vm_inspect(fake_vm_t *vm, const char *to, const char *name)
 {
-    char text[64];
-    if (fake_vm_inspect_text(vm, to, name, text, sizeof text))
-        return -1;
-    return strtoll(text, NULL, 0);
+    return echo_inspect_number(rt_client_actor(vm->vp), to, name);
 }
 
 /* ---- Receiving ------------------------------------------------------------ */
