@@ -51,6 +51,7 @@ static rt_executor_t *s_core_new(rt_t *rt, const char *name)
     ex->routes = rt_map_new();
     ex->watcher_stop_fd = -1;
     ex->watcher_rearm_fd = -1;
+    ex->watcher_refresh_fd = -1;
     ex->timer_fd = -1;
     ex->next_id = 1;
     ex->items_dirty = true;
@@ -346,20 +347,33 @@ static void *s_watcher_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&ex->watch_lock);
         size_t n = ex->n_watch_fds;
-        struct pollfd *grown = realloc(fds, (n + 1) * sizeof *fds);
+        struct pollfd *grown = realloc(fds, (n + 2) * sizeof *fds);
         if (grown) {
             fds = grown;
             for (size_t i = 0; i < n; i++)
-                fds[i + 1] = (struct pollfd){.fd = ex->watch_fds[i], .events = POLLIN};
+                fds[i + 2] = (struct pollfd){.fd = ex->watch_fds[i], .events = POLLIN};
         }
         pthread_mutex_unlock(&ex->watch_lock);
         if (!grown)
             break;
         fds[0] = (struct pollfd){.fd = ex->watcher_stop_fd, .events = POLLIN};
-        if (poll(fds, n + 1, -1) < 0 && errno != EINTR)
+        /* The executor changed its descriptors while this one was polling
+         * the old ones (an actor started, a timer armed): poll the new. */
+        fds[1] = (struct pollfd){.fd = ex->watcher_refresh_fd, .events = POLLIN};
+        if (poll(fds, n + 2, -1) < 0 && errno != EINTR)
             break;
         if (fds[0].revents)
             break;
+        uint64_t count;
+        if (fds[1].revents) {
+            if (read(ex->watcher_refresh_fd, &count, sizeof count) < 0 && errno != EAGAIN)
+                break;
+            bool other = false;
+            for (size_t i = 0; i < n && !other; i++)
+                other = fds[i + 2].revents != 0;
+            if (!other)
+                continue;
+        }
         atomic_store(&ex->kick_pending, 1);
         if (atomic_load(&ex->in_run)) {
             rt_actor_t *actor = ex->blocking;
@@ -376,7 +390,6 @@ static void *s_watcher_main(void *arg)
             break;
         if (rearm[0].revents)
             break;
-        uint64_t count;
         if (rearm[1].revents && read(ex->watcher_rearm_fd, &count, sizeof count) < 0)
             break;
     }
@@ -388,7 +401,8 @@ static int s_start_watcher(rt_executor_t *ex)
 {
     ex->watcher_stop_fd = eventfd(0, EFD_CLOEXEC);
     ex->watcher_rearm_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (ex->watcher_stop_fd < 0 || ex->watcher_rearm_fd < 0)
+    ex->watcher_refresh_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (ex->watcher_stop_fd < 0 || ex->watcher_rearm_fd < 0 || ex->watcher_refresh_fd < 0)
         return -errno;
     ex->watcher_running = true;
     ex->items_dirty = true;
@@ -417,7 +431,9 @@ static void s_stop_watcher(rt_executor_t *ex)
         close(ex->watcher_stop_fd);
     if (ex->watcher_rearm_fd >= 0)
         close(ex->watcher_rearm_fd);
-    ex->watcher_stop_fd = ex->watcher_rearm_fd = -1;
+    if (ex->watcher_refresh_fd >= 0)
+        close(ex->watcher_refresh_fd);
+    ex->watcher_stop_fd = ex->watcher_rearm_fd = ex->watcher_refresh_fd = -1;
 }
 
 /* One turn of a blocking actor: handle input, then run its blocking work

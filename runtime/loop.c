@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime/rt_internal.h"
 
@@ -213,6 +214,9 @@ int rt_executor_rebuild_inputs(rt_executor_t *ex)
         ex->watch_fds = fds;
         ex->n_watch_fds = n;
         pthread_mutex_unlock(&ex->watch_lock);
+        uint64_t one = 1;
+        if (write(ex->watcher_refresh_fd, &one, sizeof one) < 0)
+            rt_log(ex->rt, NULL, RT_LOG_ERROR, "watcher refresh: %m");
     }
     return 0;
 }

@@ -320,6 +320,7 @@ struct rt_executor_s {
     bool watcher_running;
     int watcher_stop_fd;  /* eventfd: ends the watcher */
     int watcher_rearm_fd; /* eventfd: the executor has drained its inputs */
+    int watcher_refresh_fd; /* eventfd: watch_fds changed */
     atomic_int kick_pending;
     atomic_int in_run;
     /* Blocked in its one mailbox's receive (see s_park() in executor.c). */

@@ -836,7 +836,8 @@ static void s_on_reply(rt_actor_t *self, const Vmm__Envelope *reply)
         return;
     }
     a->handle = reg->handle;
-    memcpy(a->doorbells, reg->doorbells, reg->n_doorbells * sizeof *reg->doorbells);
+    for (size_t i = 0; i < reg->n_doorbells; i++)
+        a->doorbells[i] = reg->doorbells[i];
     snprintf(a->registration, sizeof a->registration, "registered");
     s_tell_owner(a, 0, NULL);
 }

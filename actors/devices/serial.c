@@ -475,9 +475,11 @@ static int s_restore(device_t *dev, const uint8_t *bytes, size_t len)
     s->thre_pending = st->thre_pending;
     s->rx_head = 0;
     s->rx_count = (unsigned)st->rx.len;
-    memcpy(s->rx, st->rx.data, st->rx.len);
+    for (unsigned i = 0; i < s->rx_count; i++)
+        s->rx[i] = st->rx.data[i];
     s->backlog_len = (unsigned)st->host_input.len;
-    memcpy(s->backlog, st->host_input.data, st->host_input.len);
+    for (unsigned i = 0; i < s->backlog_len; i++)
+        s->backlog[i] = st->host_input.data[i];
     vmm__device_state__serial__free_unpacked(st, NULL);
     s_pump_input(s);
     s_update_irq(s);

@@ -185,7 +185,8 @@ static int s_restore(device_t *dev, const uint8_t *bytes, size_t len)
     if (!rc) {
         testdev_t *t = s_of(dev);
         t->n_args = st->n_args;
-        memcpy(t->args, st->args, st->n_args * sizeof *st->args);
+        for (size_t i = 0; i < st->n_args; i++)
+            t->args[i] = st->args[i];
         t->delay_ms = st->delay_ms;
         t->line_high = st->line_high;
         device_irq_set(dev, TESTDEV_IRQ, t->line_high);

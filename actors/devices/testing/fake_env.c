@@ -142,7 +142,8 @@ static void s_guest_call(device_env_t *env, uint32_t vp_index, uint32_t kind,
     c->vp = vp_index;
     c->kind = kind;
     c->n_args = n_args < 8 ? n_args : 8;
-    memcpy(c->args, args, c->n_args * sizeof *args);
+    for (size_t i = 0; i < c->n_args; i++)
+        c->args[i] = args[i];
 }
 
 static const device_env_ops_t s_ops = {
