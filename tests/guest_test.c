@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "actors/devices/device_actor.h"
+#include "actors/devices/serial.h"
 #include "actors/devices/testdev_abi.h"
 #include "guest/demo_embedded.h"
 #include "runtime/testing/echo.h"
@@ -396,6 +398,26 @@ Test(guest, a_level_triggered_line_interrupts_again_after_eoi_until_it_falls)
     cr_expect_eq(got[4], 0, "the IO-APIC owes no EOI");
     s_expect_halt(vm, VMM__VP__HALTED__REASON_POWER_OFF);
     cr_expect_eq(echo_inspect_number(vm_client(vm), VM_PARTITION, "line_changes"), 2);
+    vm_destroy(&vm);
+}
+
+Test(guest, a_device_started_on_the_running_vps_executor_registers_and_serves)
+{
+    vm_t *vm = s_vm("tests/guests/late_com2", 1, -1, VM_DEVICES_WITH_VP0);
+    cr_assert_eq(vm_start(vm), 0);
+    s_expect_sync(vm, NULL, 1, NULL, 0); /* VP 0 runs now, on that executor */
+    rt_client_t *owner = rt_client_new(vm_rt(vm), "vm0/test/owner");
+    dev_serial_config_t com2 = {.name = "com2", .base = 0x2f8, .irq = 3};
+    device_actor_config_t cfg = {.new_model = dev_serial_new, .model_config = &com2,
+                                 .partition = VM_PARTITION, .owner = "vm0/test/owner"};
+    rt_actor_spec_t spec = {.name = "vm0/dev/com2", .ops = &device_actor_ops, .arg = &cfg};
+    cr_assert_eq(rt_actor_start(vm_devices_executor(vm), &spec), 0);
+    char why[256] = "";
+    cr_expect_eq(device_actor_wait_registered(owner, 1, S_TIMEOUT_MS, why, sizeof why), 0, "%s",
+                 why);
+    s_expect_sync(vm, NULL, 2, NULL, 0); /* the guest reached COM2 */
+    s_expect_halt(vm, VMM__VP__HALTED__REASON_POWER_OFF);
+    rt_client_destroy(&owner);
     vm_destroy(&vm);
 }
 

@@ -189,11 +189,18 @@ static int s_start_device(rt_executor_t *ex, const vm_device_t *d, const char *c
     return rc ? s_fail(err, errlen, rc, "cannot start %s: %s", d->name, strerror(-rc)) : 0;
 }
 
-/* The chipset, the caller's devices and actors, once the VM is built:
- * returns once every device has registered. */
+/* Where the devices and the caller's actors go. */
+static rt_executor_t *s_devices_ex(vm_t *vm)
+{
+    return vm->devices_ex ? vm->devices_ex : vm->vp_ex[0];
+}
+
+/* The chipset and the caller's devices: returns once every device has
+ * registered. Before Build, when the partition answers a registration at
+ * once; after, it would first have each VP take the new routes. */
 static int s_start_devices(vm_t *vm, const vm_config_t *cfg, char *err, size_t errlen)
 {
-    rt_executor_t *ex = vm->devices_ex ? vm->devices_ex : vm->vp_ex[0];
+    rt_executor_t *ex = s_devices_ex(vm);
     const vm_device_t chipset[] = {
         {.name = S_COM1, .new_model = dev_serial_new},
         {.name = "vm0/dev/debug-exit", .new_model = dev_debug_exit_new},
@@ -208,9 +215,6 @@ static int s_start_devices(vm_t *vm, const vm_config_t *cfg, char *err, size_t e
                                                                                 : NULL;
     if (console)
         rc = s_start_console(vm, cfg, err, errlen);
-    for (size_t i = 0; !rc && i < cfg->n_actors; i++)
-        if ((rc = rt_actor_start(ex, &cfg->actors[i])))
-            s_fail(err, errlen, rc, "cannot start %s: %s", cfg->actors[i].name, strerror(-rc));
     for (size_t i = 0; !rc && i < n_chipset + cfg->n_devices; i++) {
         const vm_device_t *d = i < n_chipset ? &chipset[i] : &cfg->devices[i - n_chipset];
         if (i < n_chipset && s_elsewhere(cfg, d->name))
@@ -353,8 +357,16 @@ vm_t *vm_new(const vm_config_t *cfg, char *err, size_t errlen)
         goto fail;
     }
     if ((rc = s_new_partition(vm, cfg->hyperv, err, errlen)) ||
-        (rc = s_build(vm, mem_size, err, errlen)) ||
-        (rc = s_start_devices(vm, cfg, err, errlen)) || (rc = s_load(vm, err, errlen)))
+        (rc = s_start_devices(vm, cfg, err, errlen)) ||
+        (rc = s_build(vm, mem_size, err, errlen)))
+        goto fail;
+    /* The caller's actors, once the VM (and its synic) exists. */
+    for (size_t i = 0; i < cfg->n_actors; i++)
+        if ((rc = rt_actor_start(s_devices_ex(vm), &cfg->actors[i]))) {
+            s_fail(err, errlen, rc, "cannot start %s: %s", cfg->actors[i].name, strerror(-rc));
+            goto fail;
+        }
+    if ((rc = s_load(vm, err, errlen)))
         goto fail;
     return vm;
 
@@ -422,6 +434,11 @@ rt_actor_t *vm_client(vm_t *vm)
 rt_t *vm_rt(vm_t *vm)
 {
     return vm->rt;
+}
+
+rt_executor_t *vm_devices_executor(vm_t *vm)
+{
+    return s_devices_ex(vm);
 }
 
 /* Whether the partition's Inspect tree lists a device named name. */

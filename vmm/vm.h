@@ -58,13 +58,13 @@ typedef struct {
      * the VM ("com1", "testdev"): the VM starts none of its own. */
     const char *const *elsewhere;
     size_t n_elsewhere;
-    /* More devices, started beside the chipset (same placement) once the
-     * VM is built; vm_new() returns once each has registered. */
+    /* More devices, started beside the chipset (same placement); vm_new()
+     * returns once each has registered. */
     const vm_device_t *devices;
     size_t n_devices;
-    /* Other actors started beside the devices, before them (the receivers
-     * of devices' guest calls, say); the specs and their args are read by
-     * vm_new() only. */
+    /* Other actors started beside the devices once the VM is built (the
+     * receivers of devices' guest calls, say); the specs and their args are
+     * read by vm_new() only. */
     const rt_actor_spec_t *actors;
     size_t n_actors;
     const rt_config_t *rt; /* NULL: the runtime's defaults */
@@ -121,6 +121,10 @@ rt_actor_t *vm_client(vm_t *vm);
 
 /* The VM's runtime, for clients and actors of one's own. */
 rt_t *vm_rt(vm_t *vm);
+
+/* Where the VM's devices run (VP 0's executor, unless placed apart): to
+ * start more devices beside them, at any time. */
+rt_executor_t *vm_devices_executor(vm_t *vm);
 
 /* Waits up to timeout_ms until a device named `name` has registered with
  * the partition (one in a device host, say). Returns 0 or -ETIMEDOUT. */

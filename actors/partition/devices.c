@@ -450,10 +450,7 @@ static int s_grant_doorbells(rt_actor_t *self, const Vmm__Envelope *msg,
             (Vmm__Partition__RegisterDoorbell__OptLengthCase)want->opt_length_case;
         db.length = want->length;
         int rc = 0;
-        if (p->stage != PARTITION_BUILT) {
-            snprintf(err, errlen, "doorbells are made once the VM is built");
-            rc = -EBUSY;
-        } else if (!registry_owns(p->registry, msg->sender, true, want->guest_address,
+        if (!registry_owns(p->registry, msg->sender, true, want->guest_address,
                                   want->opt_length_case ? want->length : 1)) {
             snprintf(err, errlen, "a doorbell at 0x%llx lies outside the device's MMIO ranges",
                      (unsigned long long)want->guest_address);
@@ -479,10 +476,6 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
         if (op->irq_lines[i] >= PARTITION_IRQ_LINES)
             return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                                   "irq line %u beyond the IO-APIC's 24 inputs", op->irq_lines[i]);
-    if (op->n_doorbells && p->stage != PARTITION_BUILT && op->required)
-        return rt_reply_error(self, msg, VMM__ERROR_CODE__BUSY,
-                              "doorbells are made once the VM is built; register after Build, "
-                              "or without required");
     if (*op->endpoint && strncmp(op->endpoint, "ipc://", 6) && strncmp(op->endpoint, "tcp://", 6))
         return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                               "endpoint %s: ipc:// or tcp:// only", op->endpoint);

@@ -635,6 +635,8 @@ static int s_create_vm(partition_t *p, char *err, size_t errlen)
     return 0;
 }
 
+static int s_assign_doorbells(partition_t *p, char *err, size_t errlen);
+
 static int s_on_build(rt_actor_t *self, const Vmm__Envelope *msg, const Vmm__Partition__Build *op)
 {
     partition_t *p = rt_actor_state(self);
@@ -668,6 +670,8 @@ static int s_on_build(rt_actor_t *self, const Vmm__Envelope *msg, const Vmm__Par
         return -ENOMEM;
     }
     rc = s_create_vm(p, err, sizeof err);
+    if (!rc)
+        rc = s_assign_doorbells(p, err, sizeof err);
     if (!rc && p->hv)
         rc = s_trap_synthetic_msrs(p, err, sizeof err);
     if (!rc)
@@ -1082,20 +1086,34 @@ int partition_irq_level(rt_actor_t *self, const Vmm__Envelope *msg, uint32_t irq
 
 /* ---- Doorbells ------------------------------------------------------------------- */
 
-static int s_ioeventfd(partition_t *p, const partition_doorbell_t *d,
-                       const Vmm__Partition__RegisterDoorbell *op, bool assign)
+/* Assigns the doorbell's ioeventfd in KVM, or deassigns it (KVM
+ * deassigns only an exact match of what was assigned). */
+static int s_ioeventfd(partition_t *p, const partition_doorbell_t *d, bool assign)
 {
     struct kvm_ioeventfd io = {
         .addr = d->address,
-        .len = op ? op->length : 0,
+        .len = d->length,
         .fd = d->efd,
-        .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
+        .datamatch = d->value,
+        .flags = (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN) |
+                 (d->match ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0),
     };
-    if (op && op->opt_value_case) {
-        io.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
-        io.datamatch = op->value;
-    }
     return ioctl(p->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+/* Once the VM exists: the doorbells made before it go to KVM. Returns 0,
+ * or a negative errno with the reason in err. */
+static int s_assign_doorbells(partition_t *p, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < p->n_doorbells; i++) {
+        int rc = s_ioeventfd(p, &p->doorbells[i], true);
+        if (rc) {
+            snprintf(err, errlen, "doorbell at 0x%llx: %s",
+                     (unsigned long long)p->doorbells[i].address, strerror(-rc));
+            return rc;
+        }
+    }
+    return 0;
 }
 
 static void s_on_doorbell_fd(rt_actor_t *self, int fd)
@@ -1154,12 +1172,14 @@ int partition_add_doorbell(rt_actor_t *self, const Vmm__Partition__RegisterDoorb
         .value = op->value,
     };
     int rc = d.efd < 0 ? -errno : !d.owner ? -ENOMEM : 0;
-    if (!rc)
-        rc = s_ioeventfd(p, &d, op, true);
+    /* Before Build there is no VM yet: Build assigns it. */
+    bool built = p->stage == PARTITION_BUILT;
+    if (!rc && built)
+        rc = s_ioeventfd(p, &d, true);
     if (!rc) {
         rc = rt_actor_watch_fd(self, d.efd, s_on_doorbell_fd);
-        if (rc)
-            s_ioeventfd(p, &d, op, false);
+        if (rc && built)
+            s_ioeventfd(p, &d, false);
     }
     if (rc) {
         if (d.efd >= 0)
@@ -1201,11 +1221,8 @@ static void s_drop_doorbell(rt_actor_t *self, size_t i)
     partition_t *p = rt_actor_state(self);
     partition_doorbell_t *d = &p->doorbells[i];
     rt_actor_unwatch_fd(self, d->efd);
-    struct kvm_ioeventfd io = {.addr = d->address, .len = d->length, .fd = d->efd,
-                               .datamatch = d->value,
-                               .flags = KVM_IOEVENTFD_FLAG_DEASSIGN |
-                                        (d->match ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0)};
-    ioctl(p->vm_fd, KVM_IOEVENTFD, &io);
+    if (p->stage == PARTITION_BUILT)
+        s_ioeventfd(p, d, false);
     close(d->efd);
     free(d->owner);
     p->doorbells[i] = p->doorbells[--p->n_doorbells];

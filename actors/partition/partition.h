@@ -14,11 +14,17 @@
  * RAM is one sealed memory file (a memfd); MapGuestMemory tells a
  * registered device of this VM where it lies, for a device host on the
  * same host to map it.
- * A registration is answered once every VP has the new routes; the
- * partition goes on meanwhile (a VP may be waiting on the synic, on the
- * partition's thread). A device that shares a VP's executor must register
- * before Build, while the VPs do not exist yet: else that VP could not
- * take the routes while the device waits for the answer.
+ * A registration is answered once every VP has the new routes (before
+ * Build, at once); the partition goes on meanwhile (a VP may be waiting on
+ * the synic, on the partition's thread). A device may register before or
+ * after Build, on any executor: the device actor does not wait for the
+ * answer, so a device on a VP's executor leaves that VP free to take the
+ * routes. Doorbells a registration asks for before Build are made then,
+ * and given to KVM at Build.
+ * Line levels from devices (IrqLineChanged) go to the in-kernel PIC and
+ * IO-APIC (KVM_IRQ_LINE), each only from the device that registered the
+ * line. VPs may post writes to the devices that ask for it only in a VM
+ * of one VP (see partition_posts_ok()).
  * Power requests from devices are passed to every VP, which halt with the
  * matching reason.
  *
