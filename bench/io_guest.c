@@ -158,28 +158,9 @@ static void s_dev_doorbell(device_t *dev, size_t index)
     atomic_fetch_add_explicit(&s_dev(dev)->cfg.tally->doorbells, 1, memory_order_relaxed);
 }
 
-static void s_dev_nothing(device_t *dev)
-{
-    (void)dev; /* the bench device keeps nothing to reset */
-}
-
 static void s_dev_inspect(device_t *dev, Vmm__Rt__InspectNode *node)
 {
     rt_inspect_add(node, "posted", "%d", s_dev(dev)->cfg.posted);
-}
-
-static int s_dev_save(device_t *dev, ProtobufCBinaryData *out)
-{
-    (void)dev;
-    *out = (ProtobufCBinaryData){0, NULL};
-    return 0;
-}
-
-static int s_dev_restore(device_t *dev, const uint8_t *bytes, size_t len)
-{
-    (void)dev;
-    (void)bytes;
-    return len ? -EINVAL : 0;
 }
 
 static void s_dev_destroy(device_t *dev)
@@ -191,10 +172,10 @@ static const device_ops_t s_dev_ops = {
     .kind = "bench",
     .read = s_dev_read,
     .write = s_dev_write,
-    .reset = s_dev_nothing,
+    .reset = device_reset_none,
     .inspect = s_dev_inspect,
-    .save = s_dev_save,
-    .restore = s_dev_restore,
+    .save = device_save_none,
+    .restore = device_restore_none,
     .doorbell = s_dev_doorbell,
     .destroy = s_dev_destroy,
 };

@@ -232,29 +232,11 @@ static int s_dev_write(device_t *dev, const device_io_t *io, uint64_t value)
     return 0;
 }
 
-static void s_dev_nothing(device_t *dev)
-{
-    (void)dev; /* nothing to reset */
-}
-
 static void s_dev_inspect(device_t *dev, Vmm__Rt__InspectNode *node)
 {
-    (void)dev;
-    (void)node;
-}
-
-static int s_dev_save(device_t *dev, ProtobufCBinaryData *out)
-{
-    (void)dev;
-    *out = (ProtobufCBinaryData){0, NULL};
-    return 0;
-}
-
-static int s_dev_restore(device_t *dev, const uint8_t *bytes, size_t len)
-{
-    (void)dev;
-    (void)bytes;
-    return len ? -EINVAL : 0;
+    const s_bench_config_t *cfg = &((s_port_dev_t *)dev)->cfg;
+    device_inspect_count(node, "iterations", cfg->iterations);
+    rt_inspect_add(node, "parts", "0x%x", cfg->parts);
 }
 
 static void s_dev_destroy(device_t *dev)
@@ -266,10 +248,10 @@ static const device_ops_t s_dev_ops = {
     .kind = "synic-bench",
     .read = s_dev_read,
     .write = s_dev_write,
-    .reset = s_dev_nothing,
+    .reset = device_reset_none,
     .inspect = s_dev_inspect,
-    .save = s_dev_save,
-    .restore = s_dev_restore,
+    .save = device_save_none,
+    .restore = device_restore_none,
     .destroy = s_dev_destroy,
 };
 

@@ -129,30 +129,11 @@ static int s_mem_write(device_t *dev, const device_io_t *io, uint64_t value)
     }
 }
 
-static void s_mem_reset(device_t *dev)
-{
-    (void)dev;
-}
-
 static void s_mem_inspect(device_t *dev, Vmm__Rt__InspectNode *node)
 {
     s_mem_t *m = (s_mem_t *)dev;
     rt_inspect_add(node, "guest_reads", "%llu", (unsigned long long)m->reads);
     rt_inspect_add(node, "guest_read_ns", "%llu", (unsigned long long)m->read_ns);
-}
-
-static int s_mem_save(device_t *dev, ProtobufCBinaryData *out)
-{
-    (void)dev;
-    *out = (ProtobufCBinaryData){0, NULL};
-    return 0;
-}
-
-static int s_mem_restore(device_t *dev, const uint8_t *bytes, size_t len)
-{
-    (void)dev;
-    (void)bytes;
-    return len ? -EINVAL : 0;
 }
 
 static void s_mem_destroy(device_t *dev)
@@ -164,10 +145,10 @@ static const device_ops_t s_mem_ops = {
     .kind = "guest-memory-test",
     .read = s_mem_read,
     .write = s_mem_write,
-    .reset = s_mem_reset,
+    .reset = device_reset_none,
     .inspect = s_mem_inspect,
-    .save = s_mem_save,
-    .restore = s_mem_restore,
+    .save = device_save_none,
+    .restore = device_restore_none,
     .destroy = s_mem_destroy,
 };
 

@@ -64,28 +64,9 @@ static int s_counter_write(device_t *dev, const device_io_t *io, uint64_t value)
     return 0;
 }
 
-static void s_counter_reset(device_t *dev)
-{
-    (void)dev;
-}
-
 static void s_counter_inspect(device_t *dev, Vmm__Rt__InspectNode *node)
 {
     rt_inspect_add(node, "incarnation", "%d", ((s_counter_t *)dev)->incarnation);
-}
-
-static int s_counter_save(device_t *dev, ProtobufCBinaryData *out)
-{
-    (void)dev;
-    *out = (ProtobufCBinaryData){0, NULL};
-    return 0;
-}
-
-static int s_counter_restore(device_t *dev, const uint8_t *bytes, size_t len)
-{
-    (void)dev;
-    (void)bytes;
-    return len ? -EINVAL : 0;
 }
 
 static void s_counter_destroy(device_t *dev)
@@ -97,10 +78,10 @@ static const device_ops_t s_counter_ops = {
     .kind = "counter",
     .read = s_counter_read,
     .write = s_counter_write,
-    .reset = s_counter_reset,
+    .reset = device_reset_none,
     .inspect = s_counter_inspect,
-    .save = s_counter_save,
-    .restore = s_counter_restore,
+    .save = device_save_none,
+    .restore = device_restore_none,
     .destroy = s_counter_destroy,
 };
 

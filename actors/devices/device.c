@@ -38,3 +38,22 @@ void device_inspect_count(Vmm__Rt__InspectNode *node, const char *name, uint64_t
 {
     rt_inspect_add(node, name, "%llu", (unsigned long long)value);
 }
+
+void device_reset_none(device_t *dev)
+{
+    (void)dev;
+}
+
+int device_save_none(device_t *dev, ProtobufCBinaryData *out)
+{
+    (void)dev;
+    *out = (ProtobufCBinaryData){0, NULL};
+    return 0;
+}
+
+int device_restore_none(device_t *dev, const uint8_t *bytes, size_t len)
+{
+    (void)dev;
+    (void)bytes;
+    return len ? -EINVAL : 0;
+}

@@ -261,4 +261,11 @@ int device_pack_state(const ProtobufCMessage *msg, ProtobufCBinaryData *out);
 /* Adds "name = value" (an unsigned count) to an introspection tree. */
 void device_inspect_count(Vmm__Rt__InspectNode *node, const char *name, uint64_t value);
 
+/* For a model that keeps nothing the guest can see (a test's or a
+ * benchmark's device): reset does nothing, save writes no bytes, and
+ * restore takes no bytes only (-EINVAL for any). */
+void device_reset_none(device_t *dev);
+int device_save_none(device_t *dev, ProtobufCBinaryData *out);
+int device_restore_none(device_t *dev, const uint8_t *bytes, size_t len);
+
 #endif

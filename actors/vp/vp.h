@@ -6,10 +6,15 @@
  *   Run as a vp.Event Halted, after which it waits for the next Run.
  * - Port and MMIO exits become devices.proto requests to the device actor
  *   whose range the partition's SetIoRoutes named; the guest resumes with
- *   the reply. A device that registered posted writes gets them one-way,
- *   sent before the guest runs on. An
- *   address nobody registered reads as all ones and drops writes, counted
- *   and logged once per address.
+ *   the reply. Where the routes allow it (one VP), a device that
+ *   registered posted writes gets them one-way, sent before the guest runs
+ *   on. An address nobody registered reads as all ones and drops writes,
+ *   counted and logged once per address.
+ * - A device may answer IoDeferred: the exit then waits, without running
+ *   the guest, for the device's IoCompleted (at most 10 s; a read then
+ *   sees all ones), taking other requests meanwhile: a Stop halts the VP
+ *   at once, and the access goes on waiting when it runs again. Its state
+ *   reads as before the instruction until then; SetState is BUSY.
  * - Stop, Yield and Cancel arrive as messages: the runtime kicks the vCPU
  *   out of KVM_RUN (immediate_exit plus the kick signal), and the exit being
  *   handled is always completed first.
