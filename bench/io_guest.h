@@ -94,7 +94,8 @@ typedef struct {
 vm_t *io_guest_vm_new(const io_guest_vm_config_t *cfg, char *err, size_t errlen);
 
 /* Runs the guest until it powers off, and checks in tally that the
- * devices took every write and some doorbell signals. Returns 0, or a negative errno with a reason in err. */
+ * devices took every write and some doorbell signals. Returns 0, or a
+ * negative errno with a reason in err. */
 int io_guest_vm_run(vm_t *vm, uint32_t iterations, io_guest_tally_t *tally,
                     io_guest_report_t *r, char *err, size_t errlen);
 

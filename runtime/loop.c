@@ -292,8 +292,8 @@ static void s_wait_inputs(rt_executor_t *ex, int timeout_ms)
 static bool s_may_park(rt_executor_t *ex, int timeout_ms)
 {
     if (timeout_ms >= 0 || ex->manual || ex->blocking || ex->n_actors != 1 ||
-        ex->n_watches || ex->n_timers || ex->n_pending || ex->q_head || ex->items_dirty || ex->stop ||
-        atomic_load(&ex->pipe_pending) || rt_link_next_us(ex) != INT64_MAX)
+        ex->n_watches || ex->n_timers || ex->n_pending || ex->q_head || ex->items_dirty ||
+        ex->stop || atomic_load(&ex->pipe_pending) || rt_link_next_us(ex) != INT64_MAX)
         return false;
     for (size_t i = 0; i < ex->n_inputs; i++)
         if (ex->inputs[i].drain && ex->inputs[i].kind != RT_IN_MAILBOX)
