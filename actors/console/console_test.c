@@ -65,10 +65,7 @@ static size_t s_read_fd(int fd, char *buf, size_t want, int timeout_ms)
 
 static void s_send(rt_client_t *from, Vmm__Devices__Event *ev)
 {
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_EVENT;
-    env.device_event = ev;
-    cr_assert_eq(rt_send(rt_client_actor(from), CONSOLE, &env), 0);
+    cr_assert_eq(fake_vm_send_event(from, CONSOLE, ev), 0);
 }
 
 static void s_output(rt_client_t *from, const char *text)

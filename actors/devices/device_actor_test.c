@@ -322,10 +322,7 @@ static long long s_inspect(const char *name)
 /* Sends a device event from c to the device. */
 static void s_event_from(rt_client_t *c, Vmm__Devices__Event *ev)
 {
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_EVENT;
-    env.device_event = ev;
-    cr_assert_eq(rt_send(rt_client_actor(c), DEV, &env), 0);
+    cr_assert_eq(fake_vm_send_event(c, DEV, ev), 0);
 }
 
 static void s_console_written(rt_client_t *c, uint64_t total)

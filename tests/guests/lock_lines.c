@@ -6,7 +6,7 @@
  */
 #include "guest/guest.h"
 
-#define S_LINES 12
+#define S_LINES 6
 
 void guest_main(uint32_t vp)
 {

@@ -220,6 +220,14 @@ int fake_vm_write_posted(fake_vm_t *vm, const char *to, bool mmio, uint64_t addr
     return rt_send(rt_client_actor(vm->vp), to, &w.env);
 }
 
+int fake_vm_send_event(rt_client_t *from, const char *to, Vmm__Devices__Event *ev)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_EVENT;
+    env.device_event = ev;
+    return rt_send(rt_client_actor(from), to, &env);
+}
+
 int fake_vm_inspect_text(fake_vm_t *vm, const char *to, const char *name, char *buf,
                          size_t size)
 {

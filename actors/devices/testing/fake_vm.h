@@ -67,6 +67,10 @@ int fake_vm_write(fake_vm_t *vm, const char *to, bool mmio, uint64_t address, ui
 int fake_vm_write_posted(fake_vm_t *vm, const char *to, bool mmio, uint64_t address,
                          uint32_t size, uint64_t value);
 
+/* Sends a devices.Event one-way from client `from` to `to`; returns
+ * rt_send()'s result. */
+int fake_vm_send_event(rt_client_t *from, const char *to, Vmm__Devices__Event *ev);
+
 /* The value of `name` in the actor's introspection tree, parsed as a
  * number (decimal or 0x hex), or -1 when absent. */
 long long fake_vm_inspect(fake_vm_t *vm, const char *to, const char *name);
