@@ -546,10 +546,10 @@ static void s_measure(size_t size, s_figures_t *f)
         if (io_guest_raw(s_iterations, NULL, NULL, &r, &s_tsc_khz, err, sizeof err))
             bench_die("the raw harness: %s", err);
         s_take_modes(s->raw, &r);
-        if (io_guest_in_process(VM_DEVICES_WITH_VP0, s_iterations, &r, err, sizeof err))
+        if (io_guest_in_process(VM_DEVICES_WITH_VP0, s_iterations, NULL, &r, err, sizeof err))
             bench_die("the VMM, devices on VP 0's executor: %s", err);
         s_take_modes(s->with_vp, &r);
-        if (io_guest_in_process(VM_DEVICES_APART, s_iterations, &r, err, sizeof err))
+        if (io_guest_in_process(VM_DEVICES_APART, s_iterations, NULL, &r, err, sizeof err))
             bench_die("the VMM, devices on their own executor: %s", err);
         s_take_modes(s->apart, &r);
         s->one_way_inproc = s_raw_one_way(-1, size);

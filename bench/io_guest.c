@@ -216,7 +216,9 @@ vm_t *io_guest_vm_new(const io_guest_vm_config_t *cfg, char *err, size_t errlen)
         {.name = IO_GUEST_DEV, .new_model = io_guest_dev_new, .model_config = &ack},
         {.name = IO_GUEST_DEV_POSTED, .new_model = io_guest_dev_new, .model_config = &posted},
     };
+    rt_trace_config_t trace = {.path = cfg->trace, .process = "vm_bench"};
     vm_config_t vm = {
+        .trace = cfg->trace ? &trace : NULL,
         .elf = guest_bench_io_elf,
         .elf_len = guest_bench_io_elf_len,
         .serial_out = STDERR_FILENO, /* a failed guest assertion's text */
@@ -302,12 +304,12 @@ int io_guest_vm_run(vm_t *vm, uint32_t iterations, io_guest_tally_t *tally,
     return rc;
 }
 
-int io_guest_in_process(vm_placement_t placement, uint32_t iterations, io_guest_report_t *r,
-                        char *err, size_t errlen)
+int io_guest_in_process(vm_placement_t placement, uint32_t iterations, const char *trace,
+                        io_guest_report_t *r, char *err, size_t errlen)
 {
     io_guest_tally_t tally = {0};
     io_guest_vm_config_t cfg = {.iterations = iterations, .placement = placement,
-                                .tally = &tally};
+                                .tally = &tally, .trace = trace};
     vm_t *vm = io_guest_vm_new(&cfg, err, errlen);
     if (!vm)
         return -EIO;

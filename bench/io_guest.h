@@ -86,6 +86,7 @@ typedef struct {
     io_guest_tally_t *tally;
     const char *partition_endpoint; /* as vm_config_t's */
     const rt_config_t *rt;          /* as vm_config_t's */
+    const char *trace;              /* a trace file to record the run into, or NULL */
 } io_guest_vm_config_t;
 
 /* Builds a VM for the guest (COM1 to stderr, for a failed assertion's
@@ -99,8 +100,9 @@ vm_t *io_guest_vm_new(const io_guest_vm_config_t *cfg, char *err, size_t errlen)
 int io_guest_vm_run(vm_t *vm, uint32_t iterations, io_guest_tally_t *tally,
                     io_guest_report_t *r, char *err, size_t errlen);
 
-/* The three above for the bench devices in this process, placed as asked. */
-int io_guest_in_process(vm_placement_t placement, uint32_t iterations, io_guest_report_t *r,
-                        char *err, size_t errlen);
+/* The three above for the bench devices in this process, placed as asked;
+ * with trace, the run is recorded there. */
+int io_guest_in_process(vm_placement_t placement, uint32_t iterations, const char *trace,
+                        io_guest_report_t *r, char *err, size_t errlen);
 
 #endif

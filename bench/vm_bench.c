@@ -25,6 +25,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -50,8 +51,12 @@ static double s_median(double *v)
 /* ns per operation, by mode - 1, as medians. */
 typedef struct {
     double raw[IO_GUEST_MODES], with_vp[IO_GUEST_MODES], apart[IO_GUEST_MODES];
+    /* The same two runs, recorded into a trace. */
+    double traced_vp[IO_GUEST_MODES], traced_apart[IO_GUEST_MODES];
     double taken[2], signals[2]; /* io_guest_report_t's, on the VP's executor and apart */
 } s_figures_t;
+
+static char s_trace[64]; /* where the traced runs record */
 
 /* Measures the raw harness and both placements s_repeat times each, in
  * turn, so that drift in the machine's load touches all alike. */
@@ -60,19 +65,29 @@ static void s_measure(s_figures_t *f)
     double raw[IO_GUEST_MODES][BENCH_MAX_REPEAT], with_vp[IO_GUEST_MODES][BENCH_MAX_REPEAT];
     double apart[IO_GUEST_MODES][BENCH_MAX_REPEAT], taken[2][BENCH_MAX_REPEAT];
     double signals[2][BENCH_MAX_REPEAT];
+    double traced_vp[IO_GUEST_MODES][BENCH_MAX_REPEAT];
+    double traced_apart[IO_GUEST_MODES][BENCH_MAX_REPEAT];
     char err[256] = "";
     for (int i = 0; i < s_repeat; i++) {
-        io_guest_report_t r_raw, r_vp, r_apart;
+        io_guest_report_t r_raw, r_vp, r_apart, r_tvp, r_tapart;
         if (io_guest_raw(s_iterations, NULL, NULL, &r_raw, &s_tsc_khz, err, sizeof err))
             bench_die("the raw harness: %s", err);
-        if (io_guest_in_process(VM_DEVICES_WITH_VP0, s_iterations, &r_vp, err, sizeof err))
+        if (io_guest_in_process(VM_DEVICES_WITH_VP0, s_iterations, NULL, &r_vp, err, sizeof err))
             bench_die("the VMM, devices on VP 0's executor: %s", err);
-        if (io_guest_in_process(VM_DEVICES_APART, s_iterations, &r_apart, err, sizeof err))
+        if (io_guest_in_process(VM_DEVICES_WITH_VP0, s_iterations, s_trace, &r_tvp, err,
+                                sizeof err))
+            bench_die("the VMM, devices on VP 0's executor, traced: %s", err);
+        if (io_guest_in_process(VM_DEVICES_APART, s_iterations, NULL, &r_apart, err, sizeof err))
             bench_die("the VMM, devices on their own executor: %s", err);
+        if (io_guest_in_process(VM_DEVICES_APART, s_iterations, s_trace, &r_tapart, err,
+                                sizeof err))
+            bench_die("the VMM, devices on their own executor, traced: %s", err);
         for (int m = 0; m < IO_GUEST_MODES; m++) {
             raw[m][i] = s_ns_per_op(r_raw.cycles[m]);
             with_vp[m][i] = s_ns_per_op(r_vp.cycles[m]);
             apart[m][i] = s_ns_per_op(r_apart.cycles[m]);
+            traced_vp[m][i] = s_ns_per_op(r_tvp.cycles[m]);
+            traced_apart[m][i] = s_ns_per_op(r_tapart.cycles[m]);
         }
         taken[0][i] = r_vp.posted_taken, taken[1][i] = r_apart.posted_taken;
         signals[0][i] = r_vp.doorbell_signals, signals[1][i] = r_apart.doorbell_signals;
@@ -81,6 +96,8 @@ static void s_measure(s_figures_t *f)
         f->raw[m] = s_median(raw[m]);
         f->with_vp[m] = s_median(with_vp[m]);
         f->apart[m] = s_median(apart[m]);
+        f->traced_vp[m] = s_median(traced_vp[m]);
+        f->traced_apart[m] = s_median(traced_apart[m]);
     }
     for (int k = 0; k < 2; k++) {
         f->taken[k] = s_median(taken[k]);
@@ -114,6 +131,16 @@ static void s_run(const char *title)
               "<= 1.2x raw OUT exit");
     bench_row("doorbell write, owner on another executor", f.apart[d], out, 1.2,
               "<= 1.2x raw OUT exit");
+    printf("  %-44s %12s %12s %8s\n", "recorded into a trace (vmm run --trace)", "traced",
+           "untraced", "ratio");
+    bench_row("port write, device on the VP's executor", f.traced_vp[w], f.with_vp[w], 1.05,
+              "<= 1.05x untraced");
+    bench_row("port write, device on another executor", f.traced_apart[w], f.apart[w], 1.05,
+              "<= 1.05x untraced");
+    bench_row("posted write, device on the VP's executor", f.traced_vp[p], f.with_vp[p], 1.05,
+              "<= 1.05x untraced");
+    bench_row("doorbell write, owner on the VP's executor", f.traced_vp[d], f.with_vp[d], 1.05,
+              "<= 1.05x untraced");
     printf("  %-44s %12s %12s %8s\n", "reference, no actors", "raw", "raw OUT", "ratio");
     bench_row("raw doorbell write (ioeventfd)", f.raw[d], out, 1e9, "(no target)");
     bench_row("raw OUT exit, second loop (noise)", f.raw[p], out, 1e9, "(no target)");
@@ -153,6 +180,14 @@ int main(int argc, char **argv)
     s_repeat = o.repeat;
     if (access("/dev/kvm", R_OK | W_OK))
         bench_die("/dev/kvm: %s; this benchmark needs KVM", strerror(errno));
+    /* The traced runs record here, each anew; gone at the end. */
+    const char *tmp = getenv("TMPDIR");
+    snprintf(s_trace, sizeof s_trace, "%s/vm_bench-trace-XXXXXX",
+             tmp && strlen(tmp) < 30 ? tmp : "/tmp");
+    int fd = mkstemp(s_trace);
+    if (fd < 0)
+        bench_die("%s: %s", s_trace, strerror(errno));
+    close(fd);
     if (o.busy) {
         pid_t load = bench_load_start();
         s_run("Other core busy (a spinning process)");
@@ -160,6 +195,7 @@ int main(int argc, char **argv)
     }
     if (o.idle)
         s_run("Idle machine");
+    unlink(s_trace);
     printf("\n%s\n", bench_misses() ? "Some targets were missed." : "All targets met.");
     return o.strict && bench_misses() ? 1 : 0;
 }

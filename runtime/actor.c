@@ -116,7 +116,7 @@ static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
         rt_qitem_t *item = s_qitem(route->local, env, (size_t)len, &sizes);
         if (!item)
             return -ENOMEM;
-        rt_tap(rt, RT_TAP_TX, self->name, env, item->bytes, item->len);
+        rt_tap(rt, RT_TAP_TX, self, env, item->bytes, item->len);
         rt_executor_enqueue(self->ex, item);
     } else {
         zmq_msg_t frame;
@@ -124,7 +124,7 @@ static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
             return -ENOMEM;
         uint8_t *bytes = zmq_msg_data(&frame);
         rt_wire_pack(env, &sizes, bytes);
-        rt_tap(rt, RT_TAP_TX, self->name, env, bytes, (size_t)len);
+        rt_tap(rt, RT_TAP_TX, self, env, bytes, (size_t)len);
         int rc = rt_send_frame(route->dealer, &frame, 0);
         rt_executor_mark_sent(self->ex, route->dealer);
         if (rc) {
@@ -219,9 +219,8 @@ static int s_call_nested(rt_actor_t *self, rt_actor_t *target, Vmm__Envelope *en
         return -ENOENT;
     /* What self queued for target earlier must arrive first. */
     rt_executor_drain_local_for(self->ex, target);
-    rt_tap(rt, RT_TAP_TX, self->name, env, NULL, 0);
+    rt_tap_nested(rt, self, target, env);
     s_count_tx(self, env);
-    rt_tap(rt, RT_TAP_RX, target->name, env, NULL, 0);
     ctx->kind = RT_CTX_NESTED;
     ctx->caller = self;
     ctx->reply_rc = -EPIPE; /* until a reply is delivered */
@@ -263,7 +262,7 @@ static int s_wait_reply(rt_actor_t *self, rt_route_t *route, uint64_t id, int ti
             rt_actor_t *who = NULL;
             int matched = rt_actor_match_reply(self->ex, bytes, len, id, msg, &who);
             if (matched == 1) {
-                rt_tap(rt, RT_TAP_RX, self->name, msg->env, bytes, len);
+                rt_tap(rt, RT_TAP_RX, self, msg->env, bytes, len);
                 int rc = 0;
                 if (ctx->fn) {
                     rc = ctx->fn(ctx->fn_arg, msg->env);
@@ -357,9 +356,8 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
     body->reply_to = reply_to;
 
     if (ctx->kind == RT_CTX_NESTED) {
-        rt_tap(rt, RT_TAP_TX, self->name, body, NULL, 0);
+        rt_tap_nested(rt, self, ctx->caller, body);
         s_count_tx(self, body);
-        rt_tap(rt, RT_TAP_RX, ctx->caller->name, body, NULL, 0);
         ctx->reply_rc = s_deliver(ctx, body);
         return 0;
     }
@@ -386,7 +384,7 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
         rt_qitem_t *item = s_qitem(route->local, body, (size_t)len, &sizes);
         if (!item)
             return -ENOMEM;
-        rt_tap(rt, RT_TAP_TX, self->name, body, item->bytes, item->len);
+        rt_tap(rt, RT_TAP_TX, self, body, item->bytes, item->len);
         rt_executor_enqueue(self->ex, item);
     } else {
         zmq_msg_t ident, frame;
@@ -394,7 +392,7 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
             return -ENOMEM;
         uint8_t *bytes = zmq_msg_data(&frame);
         rt_wire_pack(body, &sizes, bytes);
-        rt_tap(rt, RT_TAP_TX, self->name, body, bytes, (size_t)len);
+        rt_tap(rt, RT_TAP_TX, self, body, bytes, (size_t)len);
         zmq_msg_init_size(&ident, ctx->ident_len);
         memcpy(zmq_msg_data(&ident), ctx->ident, ctx->ident_len);
         /* A peer that does not read its replies loses them (counted); it
@@ -753,7 +751,7 @@ static int s_take(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, const uint8_t
                   size_t len)
 {
     rt_t *rt = actor->rt;
-    rt_tap(rt, RT_TAP_RX, actor->name, NULL, bytes, len);
+    rt_tap(rt, RT_TAP_RX, actor, NULL, bytes, len);
     if (len > rt->cfg.max_message_bytes) {
         rt_count(&actor->ex->stats.rx_oversized);
         s_refuse(actor, ctx, NULL, rt_peek_request_id(bytes, len),
@@ -866,7 +864,7 @@ int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, in
         len -= skip;
     }
     if (extra) {
-        rt_tap(actor->rt, RT_TAP_RX, actor->name, NULL, bytes, len);
+        rt_tap(actor->rt, RT_TAP_RX, actor, NULL, bytes, len);
         rt_count(&actor->ex->stats.rx_malformed);
         s_refuse(actor, ctx, NULL, rt_peek_request_id(bytes, len),
                  VMM__ERROR_CODE__INVALID_ARGUMENT,
@@ -935,7 +933,7 @@ void rt_actor_receive_reply(rt_executor_t *ex, const uint8_t *bytes, size_t len)
     rt_actor_t *actor = NULL;
     if (rt_actor_match_reply(ex, bytes, len, 0, &msg, &actor) != 1)
         return;
-    rt_tap(ex->rt, RT_TAP_RX, actor->name, msg.env, bytes, len);
+    rt_tap(ex->rt, RT_TAP_RX, actor, msg.env, bytes, len);
     actor->counts.rx++;
     if (actor->ops->on_reply && !actor->terminated) {
         actor->depth++;
@@ -954,7 +952,7 @@ void rt_actor_receive_local(rt_executor_t *ex, rt_qitem_t *item)
     rt_msg_t msg;
     if (rt_msg_unpack(&msg, item->bytes, item->len))
         return; /* packed by this process: only out of memory gets here */
-    rt_tap(ex->rt, RT_TAP_RX, item->to->name, msg.env, item->bytes, item->len);
+    rt_tap(ex->rt, RT_TAP_RX, item->to, msg.env, item->bytes, item->len);
     rt_ctx_t ctx;
     rt_ctx_init(&ctx, RT_CTX_LOCAL);
     if (!item->to->terminated)

@@ -103,7 +103,7 @@ static int s_take_queued(rt_client_t *c, rt_msg_t *msg)
         rt_actor_t *who = NULL;
         int rc = rt_actor_match_reply(ex, item->bytes, item->len, 0, msg, &who);
         if (rc == 1)
-            rt_tap(ex->rt, RT_TAP_RX, c->actor->name, msg->env, item->bytes, item->len);
+            rt_tap(ex->rt, RT_TAP_RX, c->actor, msg->env, item->bytes, item->len);
         free(item);
         if (rc == 1)
             return 0;
@@ -204,7 +204,7 @@ int rt_client_recv(rt_client_t *c, rt_msg_t *msg, int timeout_ms)
             size_t len = zmq_msg_size(&frame);
             int rc = rt_actor_match_reply(ex, bytes, len, 0, msg, &who);
             if (rc == 1)
-                rt_tap(ex->rt, RT_TAP_RX, actor->name, msg->env, bytes, len);
+                rt_tap(ex->rt, RT_TAP_RX, actor, msg->env, bytes, len);
             zmq_msg_close(&frame);
             if (rc == 1)
                 return 0;

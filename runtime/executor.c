@@ -225,6 +225,7 @@ int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec)
         goto fail_registered;
     }
     ex->actors = actors;
+    rt_trace_actor(rt, actor); /* before what its init sends */
     if (spec->ops->init) {
         actor->depth++; /* init may call out; nothing may call into it yet */
         rc = spec->ops->init(actor, spec->arg);

@@ -263,7 +263,7 @@ int rt_route_batch(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env
         route->batch[route->batch_len++] = RT_BATCH_MARKER;
     uint8_t *p = rt_wire_put_varint(route->batch + route->batch_len, len);
     rt_wire_pack(env, sizes, p);
-    rt_tap(self->rt, RT_TAP_TX, self->name, env, p, len);
+    rt_tap(self->rt, RT_TAP_TX, self, env, p, len);
     route->batch_len = (size_t)(p - route->batch) + len;
     route->batch_count++;
     return 0;

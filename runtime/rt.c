@@ -132,6 +132,7 @@ void rt_destroy(rt_t **rtp)
     }
     free(rt->executors);
     free(rt->clients);
+    rt_trace_stop(rt); /* its writers, the executors, are gone */
     rt_auth_stop(rt); /* the mailboxes it watched are closed by now */
     zmq_ctx_term(rt->zctx);
     rt_map_each(rt->directory, s_free_value, NULL);
@@ -251,24 +252,48 @@ void rt_set_tap(rt_t *rt, rt_tap_fn fn, void *arg)
     atomic_store(&rt->tap, fn);
 }
 
-void rt_tap_slow(rt_t *rt, rt_tap_dir_t dir, const char *actor, const Vmm__Envelope *env,
-                 const uint8_t *bytes, size_t len)
+/* env packed, when bytes is NULL: into *owned, to be freed. */
+static const uint8_t *s_packed(const Vmm__Envelope *env, const uint8_t *bytes, size_t *len,
+                               uint8_t **owned)
+{
+    *owned = NULL;
+    if (bytes)
+        return bytes;
+    rt_wire_size_t sizes;
+    *len = rt_wire_measure(env, &sizes);
+    if (!(*owned = malloc(*len ? *len : 1)))
+        return NULL;
+    rt_wire_pack(env, &sizes, *owned);
+    return *owned;
+}
+
+/* The tap, which wants env packed. */
+static void s_tap_fn(rt_t *rt, rt_tap_dir_t dir, const rt_actor_t *actor,
+                     const Vmm__Envelope *env, const uint8_t *bytes, size_t len)
 {
     rt_tap_fn fn = atomic_load_explicit(&rt->tap, memory_order_acquire);
     if (!fn)
         return;
-    uint8_t *packed = NULL;
-    if (!bytes) {
-        rt_wire_size_t sizes;
-        len = rt_wire_measure(env, &sizes);
-        packed = malloc(len ? len : 1);
-        if (!packed)
-            return;
-        rt_wire_pack(env, &sizes, packed);
-        bytes = packed;
-    }
-    fn(atomic_load(&rt->tap_arg), dir, actor, bytes, len);
-    free(packed);
+    uint8_t *owned;
+    if ((bytes = s_packed(env, bytes, &len, &owned)))
+        fn(atomic_load(&rt->tap_arg), dir, actor->name, bytes, len);
+    free(owned);
+}
+
+void rt_tap_slow(rt_t *rt, rt_tap_dir_t dir, const rt_actor_t *actor, const Vmm__Envelope *env,
+                 const uint8_t *bytes, size_t len)
+{
+    s_tap_fn(rt, dir, actor, env, bytes, len);
+    rt_trace_message(rt, dir == RT_TAP_TX ? RT_TRACE_TX : RT_TRACE_RX, actor, NULL, env, bytes,
+                     len);
+}
+
+void rt_tap_nested_slow(rt_t *rt, const rt_actor_t *from, const rt_actor_t *to,
+                        const Vmm__Envelope *env)
+{
+    s_tap_fn(rt, RT_TAP_TX, from, env, NULL, 0);
+    s_tap_fn(rt, RT_TAP_RX, to, env, NULL, 0);
+    rt_trace_message(rt, RT_TRACE_NESTED, from, to, env, NULL, 0);
 }
 
 void rt_log(rt_t *rt, const rt_actor_t *self, rt_log_level_t level, const char *fmt, ...)

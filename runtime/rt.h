@@ -214,6 +214,39 @@ void rt_set_tap(rt_t *rt, rt_tap_fn fn, void *arg);
 void rt_log(rt_t *rt, const rt_actor_t *self, rt_log_level_t level,
             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* ---- Traces ----------------------------------------------------------- */
+
+typedef struct {
+    const char *path;    /* the trace file: made (mode 0600) or emptied */
+    const char *process; /* what this process is, for readers ("vmm run") */
+    /* What to record: actor name prefixes (a message is recorded when its
+     * actor, or for a nested call either actor, matches) and body kinds by
+     * the envelope's field names ("device_request"); none: everything. */
+    const char *const *actors;
+    size_t n_actors;
+    const char *const *kinds;
+    size_t n_kinds;
+} rt_trace_config_t;
+
+/*
+ * Records what the actors of this runtime send, receive and consume into a
+ * trace file (proto/trace.proto, docs/trace-format.md): every envelope
+ * that reaches an actor or leaves it, as it went on the wire, with a
+ * monotonic time and its thread's order; the clock each actor read
+ * (rt_now_ns()), the timers that fired, and what actors hand to
+ * rt_actor_input(). Start it before the actors it is to see; it ends at
+ * rt_destroy(). Records go to the file as they are made: a process that
+ * crashes loses at most the one being written, and a reader may read the
+ * file meanwhile. Returns 0, or -EINVAL (an unknown kind), -EEXIST (one
+ * is being written), or open's or mmap's error, each with the reason in
+ * err.
+ */
+int rt_trace_start(rt_t *rt, const rt_trace_config_t *cfg, char *err, size_t errlen);
+
+/* Records written, and records dropped (too large, or the file could not
+ * grow), so far; 0 and 0 without a trace. */
+void rt_trace_stats(rt_t *rt, uint64_t *records, uint64_t *dropped);
+
 /* ---- Actors ---------------------------------------------------------- */
 
 /* A handler for one body kind. msg is borrowed for the call: copy what must
@@ -291,6 +324,15 @@ rt_executor_t *rt_actor_executor(const rt_actor_t *self);
 rt_t *rt_actor_rt(const rt_actor_t *self);
 void *rt_actor_state(const rt_actor_t *self);
 void rt_actor_set_state(rt_actor_t *self, void *state);
+
+/*
+ * Bytes the actor read from outside the runtime, which a replay must give
+ * it back (guest memory it reads through a mapped file): recorded in the
+ * trace, when one is being written, as an input of kind (the actor's own
+ * number) at address. data is only read.
+ */
+void rt_actor_input(rt_actor_t *self, uint32_t kind, uint64_t address, const void *data,
+                    size_t len);
 
 /* Called when fd becomes readable; runs on the actor's executor. */
 typedef void (*rt_fd_fn)(rt_actor_t *self, int fd);

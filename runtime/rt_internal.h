@@ -14,6 +14,7 @@
 #define RT_Z85_KEY_LEN 40
 
 typedef struct rt_auth_s rt_auth_t;
+typedef struct rt_trace_s rt_trace_t;
 
 /* A directory entry: an endpoint elsewhere, and the CURVE public key its
  * server must prove ("" for none). One allocation. */
@@ -37,6 +38,7 @@ struct rt_s {
     atomic_uint_fast64_t next_actor_serial;
     _Atomic(rt_tap_fn) tap;
     void *_Atomic tap_arg;
+    _Atomic(rt_trace_t *) trace; /* the trace being written, or NULL */
     rt_stats_t retired; /* counts of executors and clients now gone */
     /* CURVE (auth.c): the key pair, the admitted peers and the ZAP
      * thread; NULL without a key pair. */
@@ -311,6 +313,7 @@ struct rt_executor_s {
     rt_link_t **links; /* to names in other processes, kept across routes */
     size_t n_links;
     uint64_t next_id;
+    uint64_t trace_seq; /* records this thread wrote to the trace */
     rt_counters_t stats;
     rt_spin_t spin;
     bool stop;
@@ -456,17 +459,48 @@ void rt_auth_add_stats(rt_t *rt, rt_stats_t *out);
 
 /* rt.c */
 int64_t rt_now_us(void);
-void rt_tap_slow(rt_t *rt, rt_tap_dir_t dir, const char *actor, const Vmm__Envelope *env,
+void rt_tap_slow(rt_t *rt, rt_tap_dir_t dir, const rt_actor_t *actor, const Vmm__Envelope *env,
                  const uint8_t *bytes, size_t len);
+void rt_tap_nested_slow(rt_t *rt, const rt_actor_t *from, const rt_actor_t *to,
+                        const Vmm__Envelope *env);
 
-/* Hands an envelope to the tap, if one is set; env is packed only then
- * when bytes is NULL. */
-static inline void rt_tap(rt_t *rt, rt_tap_dir_t dir, const char *actor,
+/* Hands an envelope to the tap and the trace, if either is on; env is
+ * packed only then when bytes is NULL. */
+static inline void rt_tap(rt_t *rt, rt_tap_dir_t dir, const rt_actor_t *actor,
                           const Vmm__Envelope *env, const uint8_t *bytes, size_t len)
 {
-    if (atomic_load_explicit(&rt->tap, memory_order_acquire))
+    if (atomic_load_explicit(&rt->tap, memory_order_acquire) ||
+        atomic_load_explicit(&rt->trace, memory_order_acquire))
         rt_tap_slow(rt, dir, actor, env, bytes, len);
 }
+
+/* An envelope from one actor to another of the same executor, handed over
+ * at once: the tap sees its TX and its RX, the trace one record. */
+static inline void rt_tap_nested(rt_t *rt, const rt_actor_t *from, const rt_actor_t *to,
+                                 const Vmm__Envelope *env)
+{
+    if (atomic_load_explicit(&rt->tap, memory_order_acquire) ||
+        atomic_load_explicit(&rt->trace, memory_order_acquire))
+        rt_tap_nested_slow(rt, from, to, env);
+}
+
+/* trace.c: the trace writer. */
+#define RT_TRACE_MAGIC "vmm-trace"
+#define RT_TRACE_VERSION 1
+typedef enum { RT_TRACE_TX = 1, RT_TRACE_RX = 2, RT_TRACE_NESTED = 3 } rt_trace_dir_t;
+typedef enum { RT_TRACE_CLOCK, RT_TRACE_TIMER } rt_trace_input_t;
+/* An envelope that actor sent (TX, NESTED: to peer) or took: its packed
+ * bytes, or when bytes is NULL env, then packed into the record. */
+void rt_trace_message(rt_t *rt, rt_trace_dir_t dir, const rt_actor_t *actor,
+                      const rt_actor_t *peer, const Vmm__Envelope *env, const uint8_t *bytes,
+                      size_t len);
+/* A clock actor read, or a timer of its that fired. */
+void rt_trace_input(rt_t *rt, const rt_actor_t *actor, rt_trace_input_t what, uint64_t value);
+/* An actor that starts. */
+void rt_trace_actor(rt_t *rt, const rt_actor_t *actor);
+/* Ends the trace (the file ends at its last record); executors are gone. */
+void rt_trace_stop(rt_t *rt);
+
 /* Keeps the counts of an executor or client that is leaving rt's lists;
  * called with rt->lock held. */
 void rt_retire_stats_locked(rt_t *rt, rt_executor_t *ex);
@@ -499,6 +533,8 @@ static inline int rt_wire_get_varint(const uint8_t **p, const uint8_t *end, uint
  * (0 when absent or unreadable): so that input refused undecoded can still
  * be answered to the request it was. */
 uint64_t rt_peek_request_id(const uint8_t *bytes, size_t len);
+/* The body's field number (its kind), or 0. */
+uint64_t rt_peek_body(const uint8_t *bytes, size_t len);
 uint64_t rt_peek_reply_to(const uint8_t *bytes, size_t len);
 
 /* A frame whose first byte is 0 (a field number no envelope can start

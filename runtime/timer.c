@@ -14,10 +14,12 @@
 
 uint64_t rt_now_ns(rt_actor_t *self)
 {
-    (void)self; /* one clock for all today; a replay gives each its own */
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    if (self && atomic_load_explicit(&self->rt->trace, memory_order_relaxed))
+        rt_trace_input(self->rt, self, RT_TRACE_CLOCK, now); /* what the actor saw */
+    return now;
 }
 
 /* Arms the timerfd for the earliest deadline, or disarms it. */
@@ -106,6 +108,7 @@ void rt_executor_fire_timers(rt_executor_t *ex)
             continue;
         }
         ex->timers[i] = ex->timers[--ex->n_timers];
+        rt_trace_input(ex->rt, t.actor, RT_TRACE_TIMER, t.id);
         t.actor->depth++;
         t.fn(t.actor, t.id);
         t.actor->depth--;

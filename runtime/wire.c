@@ -424,6 +424,32 @@ uint64_t rt_peek_request_id(const uint8_t *bytes, size_t len)
     return s_peek_varint_field(bytes, len, 3);
 }
 
+uint64_t rt_peek_body(const uint8_t *bytes, size_t len)
+{
+    const uint8_t *p = bytes, *end = bytes + len;
+    while (p < end) {
+        uint64_t key, v;
+        if (rt_wire_get_varint(&p, end, &key))
+            return 0;
+        if ((key & 7) == 2 && key >> 3 >= 10)
+            return key >> 3;
+        switch (key & 7) {
+        case 0:
+            if (rt_wire_get_varint(&p, end, &v))
+                return 0;
+            break;
+        case 2:
+            if (rt_wire_get_varint(&p, end, &v) || v > (uint64_t)(end - p))
+                return 0;
+            p += v;
+            break;
+        default:
+            return 0; /* the envelope has no other wire types */
+        }
+    }
+    return 0;
+}
+
 uint64_t rt_peek_reply_to(const uint8_t *bytes, size_t len)
 {
     return s_peek_varint_field(bytes, len, 4);

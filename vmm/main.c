@@ -23,6 +23,7 @@
 #include "vmm/device_arg.h"
 #include "vmm/devhost.h"
 #include "vmm/keys.h"
+#include "vmm/trace_tool.h"
 #include "vmm/vm.h"
 
 /* Exit statuses of the front end itself; a guest's own come from its
@@ -48,6 +49,7 @@ static void s_usage(FILE *f)
                "  run      run a guest (the built-in demo guest when no --guest is given)\n"
                "  devhost  host device actors for a VM running in another process\n"
                "  keygen   make a CURVE key pair for tcp:// links to device hosts\n"
+               "  trace    look at a trace a run recorded (dump, stats)\n"
                "\n"
                "`vmm COMMAND --help` lists a command's options.\n");
 }
@@ -57,6 +59,7 @@ static void s_run_usage(FILE *f)
     fprintf(f,
             "usage: vmm run [--guest FILE] [--mem SIZE] [--vps N] [--serial stdout|FILE]\n"
             "               [--devices with-vp0|apart] [--hyperv] [--log-level LEVEL]\n"
+            "               [--trace FILE [--trace-actor PREFIX]... [--trace-kind KIND]...]\n"
             "               [--device KIND,host=ipc|tcp|remote[,required] ...]\n"
             "               [--listen tcp://ADDRESS:PORT --key FILE --allow-key FILE ...\n"
             "                [--wait-devices SECONDS]]\n"
@@ -81,6 +84,9 @@ static void s_run_usage(FILE *f)
             "                   leaves, synthetic MSRs, hypercall page and SynIC\n"
             "  --log-level L    error, warn (default), info, debug or trace; the\n"
             "                   VMM_LOG environment variable says the same\n"
+            TRACE_OPTS_HELP
+            "                   A device host vmm starts records into FILE.devhostN,\n"
+            "                   N counting its starts from 0\n"
             "\n"
             "Devices in device hosts (vmm devhost), all of a VM over one transport:\n"
             "  --device KIND,host=H[,required]\n"

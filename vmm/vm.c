@@ -328,6 +328,9 @@ vm_t *vm_new(const vm_config_t *cfg, char *err, size_t errlen)
     vm->vp_ex = calloc(vm->n_vps, sizeof *vm->vp_ex);
     if (!vm->rt || !vm->vp_ex)
         goto fail;
+    /* Before any actor: the trace sees each start. */
+    if (cfg->trace && (rc = rt_trace_start(vm->rt, cfg->trace, err, errlen)))
+        goto fail;
     vm->partition_ex = rt_executor_new(vm->rt, "vm0/partition");
     for (uint32_t i = 0; vm->partition_ex && i < vm->n_vps; i++) {
         char name[32];

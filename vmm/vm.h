@@ -68,6 +68,8 @@ typedef struct {
     const rt_actor_spec_t *actors;
     size_t n_actors;
     const rt_config_t *rt; /* NULL: the runtime's defaults */
+    /* Records the run into a trace (rt_trace_start()); NULL: none. */
+    const rt_trace_config_t *trace;
 } vm_config_t;
 
 typedef struct vm_s vm_t;

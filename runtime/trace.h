@@ -1,0 +1,49 @@
+/*
+ * Reading traces (docs/trace-format.md; rt_trace_start() writes them).
+ *
+ * A reader checks the file's header (magic, version) on opening, then
+ * hands out one record at a time. A file still being written reads up to
+ * its last whole record; a file cut short, or bytes that are no trace,
+ * give an error that says where and why, never a crash.
+ */
+#ifndef VMM_RT_TRACE_H
+#define VMM_RT_TRACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/envelope.pb-c.h"
+#include "proto/trace.pb-c.h"
+
+typedef struct rt_trace_reader_s rt_trace_reader_t;
+
+/* Opens a trace. NULL with the reason in err: the file cannot be read, is
+ * no vmm trace, or is of a version newer than this reader's. */
+rt_trace_reader_t *rt_trace_open(const char *path, char *err, size_t errlen);
+void rt_trace_close(rt_trace_reader_t **r);
+
+/* The header the file starts with; the reader's, valid until it closes. */
+const Vmm__Trace__Header *rt_trace_header(const rt_trace_reader_t *r);
+
+/*
+ * The next record: returns 1 with *rec (the reader's, valid until the next
+ * call), 0 at the end (of what was written so far, for a file being
+ * written), or -EBADMSG with where and why in err (a record cut short, one
+ * that does not decode).
+ */
+int rt_trace_next(rt_trace_reader_t *r, const Vmm__Trace__Record **rec, char *err,
+                  size_t errlen);
+
+/* The byte offset of the record last returned (for messages). */
+uint64_t rt_trace_offset(const rt_trace_reader_t *r);
+
+/* The envelope a Message record carries, decoded (NULL when it does not
+ * decode: recorded bad input); free with vmm__envelope__free_unpacked(). */
+Vmm__Envelope *rt_trace_envelope(const Vmm__Trace__Message *m);
+
+/* The envelope body's field name ("device_request"), and its own oneof
+ * member's ("write_io") when the body has one set, as "device_request.
+ * write_io", into buf. "?" for an envelope that did not decode. */
+void rt_trace_kind(const Vmm__Envelope *env, char *buf, size_t size);
+
+#endif

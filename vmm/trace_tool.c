@@ -1,0 +1,587 @@
+/*
+ * `vmm trace`: looking at traces (docs/trace-format.md).
+ *
+ *   vmm trace dump FILE [--actor PREFIX]... [--kind KIND]...
+ *   vmm trace stats FILE [--actor PREFIX]... [--kind KIND]...
+ */
+#include "vmm/trace_tool.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/trace.h"
+
+#define S_EXIT_FAILED 1
+#define S_EXIT_USAGE 2
+#define S_MAX_FILTERS 16
+/* Bytes fields show this many bytes, then how many more there are. */
+#define S_SHOWN_BYTES 16
+
+static void s_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vmm trace dump FILE [--actor PREFIX]... [--kind KIND]...\n"
+            "       vmm trace stats FILE [--actor PREFIX]... [--kind KIND]...\n"
+            "\n"
+            "Looks at a trace that vmm run --trace (or vmm devhost --trace) recorded.\n"
+            "\n"
+            "  dump    one line per record: the time since the trace began, how the\n"
+            "          envelope went (tx: it left its actor; rx: it reached its actor;\n"
+            "          nested: handed over on one thread), sender -> receiver, its kind,\n"
+            "          and its fields; actors as they started, and what each consumed\n"
+            "          that is no message (the clock, timers, bytes)\n"
+            "  stats   per sender, receiver and kind: how many, and for requests the\n"
+            "          time to their reply, in percentiles\n"
+            "\n"
+            "  --actor PREFIX  only envelopes whose sender or receiver (records of\n"
+            "                  actors and inputs: whose actor) starts with PREFIX\n"
+            "  --kind KIND     only envelopes of this kind: a body (device_request), an\n"
+            "                  op (write_io) or both (device_request.write_io)\n");
+}
+
+typedef struct {
+    const char *file;
+    const char *actors[S_MAX_FILTERS], *kinds[S_MAX_FILTERS];
+    size_t n_actors, n_kinds;
+} s_args_t;
+
+static int s_parse(int argc, char **argv, const char *verb, s_args_t *a)
+{
+    static const struct option opts[] = {
+        {"actor", required_argument, NULL, 'a'},
+        {"kind", required_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        switch (c) {
+        case 'a':
+        case 'k': {
+            const char **list = c == 'a' ? a->actors : a->kinds;
+            size_t *n = c == 'a' ? &a->n_actors : &a->n_kinds;
+            if (*n == S_MAX_FILTERS) {
+                fprintf(stderr, "vmm trace %s: at most %d --%s\n", verb, S_MAX_FILTERS,
+                        c == 'a' ? "actor" : "kind");
+                return S_EXIT_USAGE;
+            }
+            list[(*n)++] = optarg;
+            break;
+        }
+        case 'h':
+            s_usage(stdout);
+            return -1;
+        default:
+            fprintf(stderr, "vmm trace %s: %s '%s'; see `vmm trace --help`\n", verb,
+                    c == ':' ? "missing value for" : "unknown option", argv[optind - 1]);
+            return S_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "vmm trace %s: one trace file, please; see `vmm trace --help`\n", verb);
+        return S_EXIT_USAGE;
+    }
+    a->file = argv[optind];
+    return 0;
+}
+
+/* ---- Filters ------------------------------------------------------------------ */
+
+static bool s_prefixed(const s_args_t *a, const char *name)
+{
+    for (size_t i = 0; i < a->n_actors; i++)
+        if (name && !strncmp(name, a->actors[i], strlen(a->actors[i])))
+            return true;
+    return !a->n_actors;
+}
+
+/* Whether kind ("body.op") is one the filters name. */
+static bool s_kind_wanted(const s_args_t *a, const char *kind)
+{
+    if (!a->n_kinds)
+        return true;
+    const char *dot = strchr(kind, '.');
+    size_t body = dot ? (size_t)(dot - kind) : strlen(kind);
+    for (size_t i = 0; i < a->n_kinds; i++) {
+        const char *k = a->kinds[i];
+        if (!strcmp(k, kind) || (strlen(k) == body && !strncmp(k, kind, body)) ||
+            (dot && !strcmp(k, dot + 1)))
+            return true;
+    }
+    return false;
+}
+
+static bool s_message_wanted(const s_args_t *a, const Vmm__Trace__Message *m,
+                             const Vmm__Envelope *env, const char *kind)
+{
+    bool actor = env ? s_prefixed(a, env->sender) || s_prefixed(a, env->receiver)
+                     : s_prefixed(a, m->actor);
+    return actor && s_kind_wanted(a, kind);
+}
+
+/* ---- Printing a message's fields ------------------------------------------------------ */
+
+static void s_print_fields(FILE *f, const ProtobufCMessage *msg, int depth);
+
+/* The size of one value of a field's type, as protobuf-c stores it. */
+static size_t s_type_size(ProtobufCType type)
+{
+    switch (type) {
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return 8;
+    case PROTOBUF_C_TYPE_BOOL:
+        return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return sizeof(void *);
+    case PROTOBUF_C_TYPE_BYTES:
+        return sizeof(ProtobufCBinaryData);
+    default:
+        return 4;
+    }
+}
+
+static void s_print_value(FILE *f, const ProtobufCFieldDescriptor *fd, const void *p,
+                          int depth)
+{
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_BOOL:
+        fprintf(f, "%s", *(const protobuf_c_boolean *)p ? "true" : "false");
+        break;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        fprintf(f, "%" PRIu32, *(const uint32_t *)p);
+        break;
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+        fprintf(f, "%" PRId32, *(const int32_t *)p);
+        break;
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64: {
+        uint64_t v = *(const uint64_t *)p;
+        fprintf(f, v > 0xffff ? "0x%" PRIx64 : "%" PRIu64, v);
+        break;
+    }
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        fprintf(f, "%" PRId64, *(const int64_t *)p);
+        break;
+    case PROTOBUF_C_TYPE_ENUM: {
+        const ProtobufCEnumValue *v =
+            protobuf_c_enum_descriptor_get_value(fd->descriptor, *(const int *)p);
+        if (v)
+            fprintf(f, "%s", v->name);
+        else
+            fprintf(f, "%d", *(const int *)p);
+        break;
+    }
+    case PROTOBUF_C_TYPE_STRING:
+        fprintf(f, "\"%s\"", *(const char *const *)p ? *(const char *const *)p : "");
+        break;
+    case PROTOBUF_C_TYPE_BYTES: {
+        const ProtobufCBinaryData *b = p;
+        for (size_t i = 0; i < b->len && i < S_SHOWN_BYTES; i++)
+            fprintf(f, "%02x", b->data[i]);
+        if (b->len > S_SHOWN_BYTES)
+            fprintf(f, "...(%zu bytes)", b->len);
+        else if (!b->len)
+            fprintf(f, "''");
+        break;
+    }
+    case PROTOBUF_C_TYPE_MESSAGE:
+        s_print_fields(f, *(const ProtobufCMessage *const *)p, depth + 1);
+        break;
+    default:
+        fprintf(f, "?");
+    }
+}
+
+/* The fields a message has set, as {name: value, ...}; deeper than four
+ * levels as {...}. */
+static void s_print_fields(FILE *f, const ProtobufCMessage *msg, int depth)
+{
+    if (!msg) {
+        fprintf(f, "{}");
+        return;
+    }
+    if (depth > 4) {
+        fprintf(f, "{...}");
+        return;
+    }
+    const ProtobufCMessageDescriptor *d = msg->descriptor;
+    const char *base = (const char *)msg;
+    fprintf(f, "{");
+    bool first = true;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[i];
+        const void *p = base + fd->offset;
+        size_t n = 1;
+        if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+            n = *(const size_t *)(base + fd->quantifier_offset);
+            if (!n)
+                continue;
+        } else if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            if (*(const uint32_t *)(base + fd->quantifier_offset) != fd->id)
+                continue;
+        } else if (fd->type == PROTOBUF_C_TYPE_MESSAGE || fd->type == PROTOBUF_C_TYPE_STRING) {
+            const void *v = *(const void *const *)p;
+            if (!v || (fd->type == PROTOBUF_C_TYPE_STRING && !*(const char *)v))
+                continue;
+        } else if (fd->type == PROTOBUF_C_TYPE_BYTES) {
+            if (!((const ProtobufCBinaryData *)p)->len)
+                continue;
+        } else {
+            /* A scalar at its default is not shown. */
+            uint64_t zero = 0;
+            if (!memcmp(p, &zero, s_type_size(fd->type)))
+                continue;
+        }
+        fprintf(f, "%s%s: ", first ? "" : ", ", fd->name);
+        first = false;
+        if (fd->label != PROTOBUF_C_LABEL_REPEATED) {
+            s_print_value(f, fd, p, depth);
+            continue;
+        }
+        /* A repeated field: its array of values. */
+        size_t size = s_type_size(fd->type);
+        const char *array = *(const char *const *)p;
+        fprintf(f, "[");
+        for (size_t k = 0; k < n && k < 8; k++) {
+            fprintf(f, "%s", k ? ", " : "");
+            s_print_value(f, fd, array + k * size, depth);
+        }
+        fprintf(f, "%s]", n > 8 ? ", ..." : "");
+    }
+    fprintf(f, "}");
+}
+
+/* The message a body holds: the body's own oneof member when it has one
+ * (the op), else the body. */
+static const ProtobufCMessage *s_innermost(const Vmm__Envelope *env)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(&vmm__envelope__descriptor, env->body_case);
+    if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE)
+        return NULL;
+    const ProtobufCMessage *body = *(const ProtobufCMessage *const *)((const char *)env + f->offset);
+    if (!body)
+        return NULL;
+    const ProtobufCMessageDescriptor *d = body->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[i];
+        if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && fd->type == PROTOBUF_C_TYPE_MESSAGE &&
+            *(const uint32_t *)((const char *)body + fd->quantifier_offset) == fd->id)
+            return *(const ProtobufCMessage *const *)((const char *)body + fd->offset);
+    }
+    return body;
+}
+
+/* ---- dump ------------------------------------------------------------------------- */
+
+static const char *const s_dirs[] = {"?", "tx", "rx", "nested"};
+
+static double s_seconds(const Vmm__Trace__Header *h, uint64_t t_ns)
+{
+    return t_ns >= h->start_monotonic_ns ? (double)(t_ns - h->start_monotonic_ns) / 1e9
+                                         : -(double)(h->start_monotonic_ns - t_ns) / 1e9;
+}
+
+static void s_dump_message(const s_args_t *a, const Vmm__Trace__Header *h,
+                           const Vmm__Trace__Message *m)
+{
+    Vmm__Envelope *env = rt_trace_envelope(m);
+    char kind[96];
+    rt_trace_kind(env, kind, sizeof kind);
+    if (s_message_wanted(a, m, env, kind)) {
+        printf("%12.6f %-6s ", s_seconds(h, m->t_ns), m->dir < 4 ? s_dirs[m->dir] : "?");
+        if (!env) {
+            printf("%s: %zu bytes that are no envelope\n", m->actor, m->envelope.len);
+        } else {
+            printf("%s -> %s %s", env->sender, env->receiver, kind);
+            if (env->request_id)
+                printf(" req %" PRIu64, env->request_id);
+            if (env->reply_to)
+                printf(" re %" PRIu64, env->reply_to);
+            printf(" ");
+            s_print_fields(stdout, s_innermost(env), 0);
+            printf("\n");
+        }
+    }
+    if (env)
+        vmm__envelope__free_unpacked(env, NULL);
+}
+
+static void s_dump_input(const s_args_t *a, const Vmm__Trace__Header *h,
+                         const Vmm__Trace__Input *in)
+{
+    if (!s_prefixed(a, in->actor) || a->n_kinds)
+        return;
+    printf("%12.6f input  %s ", s_seconds(h, in->t_ns), in->actor);
+    switch (in->input_case) {
+    case VMM__TRACE__INPUT__INPUT_CLOCK_NS:
+        printf("clock %.9f\n", s_seconds(h, in->clock_ns));
+        break;
+    case VMM__TRACE__INPUT__INPUT_TIMER:
+        printf("timer %" PRIu64 " fired\n", in->timer);
+        break;
+    case VMM__TRACE__INPUT__INPUT_BYTES: {
+        const Vmm__Trace__Bytes *b = in->bytes;
+        printf("bytes of kind %u at 0x%" PRIx64 ": ", b->kind, b->address);
+        for (size_t i = 0; i < b->data.len && i < S_SHOWN_BYTES; i++)
+            printf("%02x", b->data.data[i]);
+        printf(b->data.len > S_SHOWN_BYTES ? "...(%zu bytes)\n" : " (%zu bytes)\n",
+               b->data.len);
+        break;
+    }
+    default:
+        printf("of a kind this vmm does not know\n");
+    }
+}
+
+static int s_dump(const s_args_t *a)
+{
+    char err[300];
+    rt_trace_reader_t *r = rt_trace_open(a->file, err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "vmm trace dump: %s\n", err);
+        return S_EXIT_FAILED;
+    }
+    const Vmm__Trace__Header *h = rt_trace_header(r);
+    printf("# %s, version %u: %s (pid %u) on %s\n", a->file, h->version, h->process, h->pid,
+           h->host);
+    const Vmm__Trace__Record *rec;
+    int rc;
+    while ((rc = rt_trace_next(r, &rec, err, sizeof err)) == 1) {
+        switch (rec->record_case) {
+        case VMM__TRACE__RECORD__RECORD_ACTOR:
+            if (s_prefixed(a, rec->actor->name) && !a->n_kinds)
+                printf("%12s actor  %s (%s) on %s\n", "", rec->actor->name, rec->actor->kind,
+                       rec->actor->executor);
+            break;
+        case VMM__TRACE__RECORD__RECORD_MESSAGE:
+            s_dump_message(a, h, rec->message);
+            break;
+        case VMM__TRACE__RECORD__RECORD_INPUT:
+            s_dump_input(a, h, rec->input);
+            break;
+        default:
+            break; /* a second header: nothing to show */
+        }
+    }
+    rt_trace_close(&r);
+    if (rc < 0) {
+        fflush(stdout);
+        fprintf(stderr, "vmm trace dump: %s: %s\n", a->file, err);
+        return S_EXIT_FAILED;
+    }
+    return 0;
+}
+
+/* ---- stats ------------------------------------------------------------------------ */
+
+/* One (sender, receiver, kind) and its latencies (µs, for requests). */
+typedef struct {
+    char *sender, *receiver, *kind;
+    uint64_t count, answered;
+    double *latencies;
+    size_t n_lat, cap_lat;
+} s_row_t;
+
+/* A request waiting for its reply: who asked, its id, when, which row. */
+typedef struct {
+    char *sender;
+    uint64_t id, t_ns;
+    size_t row;
+} s_open_t;
+
+typedef struct {
+    s_row_t *rows;
+    size_t n_rows;
+    s_open_t *open;
+    size_t n_open;
+} s_stats_t;
+
+static size_t s_row(s_stats_t *s, const char *sender, const char *receiver, const char *kind)
+{
+    for (size_t i = 0; i < s->n_rows; i++)
+        if (!strcmp(s->rows[i].sender, sender) && !strcmp(s->rows[i].receiver, receiver) &&
+            !strcmp(s->rows[i].kind, kind))
+            return i;
+    s_row_t *grown = realloc(s->rows, (s->n_rows + 1) * sizeof *grown);
+    if (!grown)
+        return SIZE_MAX;
+    s->rows = grown;
+    s->rows[s->n_rows] = (s_row_t){.sender = strdup(sender), .receiver = strdup(receiver),
+                                   .kind = strdup(kind)};
+    return s->n_rows++;
+}
+
+static void s_add_latency(s_row_t *row, double us)
+{
+    if (row->n_lat == row->cap_lat) {
+        size_t cap = row->cap_lat ? row->cap_lat * 2 : 64;
+        double *grown = realloc(row->latencies, cap * sizeof *grown);
+        if (!grown)
+            return;
+        row->latencies = grown;
+        row->cap_lat = cap;
+    }
+    row->latencies[row->n_lat++] = us;
+    row->answered++;
+}
+
+/* A message seen where it left its sender (tx, nested): counted once. */
+static void s_stats_message(const s_args_t *a, s_stats_t *s, const Vmm__Trace__Message *m)
+{
+    if (m->dir != VMM__TRACE__DIR__TX && m->dir != VMM__TRACE__DIR__NESTED)
+        return;
+    Vmm__Envelope *env = rt_trace_envelope(m);
+    if (!env)
+        return;
+    char kind[96];
+    rt_trace_kind(env, kind, sizeof kind);
+    if (env->reply_to) {
+        /* The reply to an open request of the receiver's. */
+        for (size_t i = 0; i < s->n_open; i++)
+            if (s->open[i].id == env->reply_to && !strcmp(s->open[i].sender, env->receiver)) {
+                s_add_latency(&s->rows[s->open[i].row],
+                              (double)(m->t_ns - s->open[i].t_ns) / 1e3);
+                free(s->open[i].sender);
+                s->open[i] = s->open[--s->n_open];
+                break;
+            }
+    } else if (s_message_wanted(a, m, env, kind)) {
+        size_t row = s_row(s, env->sender, env->receiver, kind);
+        if (row != SIZE_MAX) {
+            s->rows[row].count++;
+            s_open_t *grown = env->request_id ? realloc(s->open, (s->n_open + 1) * sizeof *grown)
+                                              : NULL;
+            if (grown) {
+                s->open = grown;
+                s->open[s->n_open++] = (s_open_t){.sender = strdup(env->sender),
+                                                  .id = env->request_id, .t_ns = m->t_ns,
+                                                  .row = row};
+            }
+        }
+    }
+    vmm__envelope__free_unpacked(env, NULL);
+}
+
+static int s_compare(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+static double s_percentile(const s_row_t *row, double p)
+{
+    size_t i = (size_t)(p * (double)(row->n_lat - 1) + 0.5);
+    return row->latencies[i];
+}
+
+static int s_stats(const s_args_t *a)
+{
+    char err[300];
+    rt_trace_reader_t *r = rt_trace_open(a->file, err, sizeof err);
+    if (!r) {
+        fprintf(stderr, "vmm trace stats: %s\n", err);
+        return S_EXIT_FAILED;
+    }
+    s_stats_t s = {0};
+    const Vmm__Trace__Record *rec;
+    int rc;
+    while ((rc = rt_trace_next(r, &rec, err, sizeof err)) == 1)
+        if (rec->record_case == VMM__TRACE__RECORD__RECORD_MESSAGE)
+            s_stats_message(a, &s, rec->message);
+    rt_trace_close(&r);
+    printf("%-22s %-22s %-36s %8s %9s %9s %9s %9s\n", "sender", "receiver", "kind", "count",
+           "p50 us", "p90 us", "p99 us", "max us");
+    for (size_t i = 0; i < s.n_rows; i++) {
+        s_row_t *row = &s.rows[i];
+        printf("%-22s %-22s %-36s %8" PRIu64, row->sender, row->receiver, row->kind, row->count);
+        if (row->n_lat) {
+            qsort(row->latencies, row->n_lat, sizeof *row->latencies, s_compare);
+            printf(" %9.2f %9.2f %9.2f %9.2f", s_percentile(row, 0.5), s_percentile(row, 0.9),
+                   s_percentile(row, 0.99), row->latencies[row->n_lat - 1]);
+        }
+        if (row->answered < row->count && row->n_lat)
+            printf(" (%" PRIu64 " unanswered)", row->count - row->answered);
+        printf("\n");
+        free(row->sender);
+        free(row->receiver);
+        free(row->kind);
+        free(row->latencies);
+    }
+    for (size_t i = 0; i < s.n_open; i++)
+        free(s.open[i].sender);
+    free(s.open);
+    free(s.rows);
+    if (rc < 0) {
+        fflush(stdout);
+        fprintf(stderr, "vmm trace stats: %s: %s (the figures above are up to there)\n", a->file,
+                err);
+        return S_EXIT_FAILED;
+    }
+    return 0;
+}
+
+int trace_opts_take(trace_opts_t *o, int c, const char *arg, const char *prog)
+{
+    if (c == 'T') {
+        o->path = arg;
+        return 0;
+    }
+    const char **list = c == 'A' ? o->actors : o->kinds;
+    size_t *n = c == 'A' ? &o->n_actors : &o->n_kinds;
+    if (*n == TRACE_OPTS_MAX) {
+        fprintf(stderr, "%s: at most %d --%s\n", prog, TRACE_OPTS_MAX,
+                c == 'A' ? "trace-actor" : "trace-kind");
+        return S_EXIT_USAGE;
+    }
+    list[(*n)++] = arg;
+    return 0;
+}
+
+const rt_trace_config_t *trace_opts_config(const trace_opts_t *o, const char *process,
+                                           rt_trace_config_t *out)
+{
+    if (!o->path)
+        return NULL;
+    *out = (rt_trace_config_t){.path = o->path, .process = process, .actors = o->actors,
+                               .n_actors = o->n_actors, .kinds = o->kinds,
+                               .n_kinds = o->n_kinds};
+    return out;
+}
+
+int trace_main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        s_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? S_EXIT_USAGE : 0;
+    }
+    const char *verb = argv[1];
+    bool dump = !strcmp(verb, "dump"), stats = !strcmp(verb, "stats");
+    if (!dump && !stats) {
+        fprintf(stderr, "vmm trace: no command \"%s\"; see `vmm trace --help`\n", verb);
+        return S_EXIT_USAGE;
+    }
+    s_args_t a = {0};
+    int status = s_parse(argc - 1, argv + 1, verb, &a);
+    if (status)
+        return status < 0 ? 0 : status;
+    return dump ? s_dump(&a) : s_stats(&a);
+}
