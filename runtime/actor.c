@@ -40,6 +40,11 @@ void rt_actor_set_state(rt_actor_t *self, void *state)
     self->state = state;
 }
 
+bool rt_actor_replaying(const rt_actor_t *self)
+{
+    return self->ex->replay != NULL;
+}
+
 /* Fills the routing fields. */
 static int s_prepare(rt_actor_t *self, const char *to, Vmm__Envelope *env,
                      uint64_t request_id)
@@ -152,8 +157,19 @@ static int s_address(rt_actor_t *self, const char *to, Vmm__Envelope *env,
     return rc;
 }
 
+/* Under a replay: env, prepared, is compared with the trace, not sent. */
+static int s_replayed(rt_actor_t *self, const Vmm__Envelope *env, uint64_t *recorded_id)
+{
+    s_count_tx(self, env);
+    return rt_replay_emit(self, env, recorded_id);
+}
+
 int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env)
 {
+    if (self->ex->replay) {
+        int rc = s_prepare(self, to, env, 0);
+        return rc ? rc : s_replayed(self, env, NULL);
+    }
     rt_route_t *route;
     int rc = s_address(self, to, env, 0, &route);
     return rc ? rc : s_emit(self, route, env);
@@ -172,6 +188,16 @@ int rt_request(rt_actor_t *self, const char *to, Vmm__Envelope *env, int timeout
 {
     rt_route_t *route;
     uint64_t rid = self->ex->next_id++;
+    if (self->ex->replay) {
+        int rc = s_prepare(self, to, env, rid);
+        if (rc)
+            return rc;
+        s_count_tx(self, env);
+        rc = rt_replay_request(self, env, rid);
+        if (!rc && id)
+            *id = rid;
+        return rc;
+    }
     int rc = s_address(self, to, env, rid, &route);
     if (!rc)
         rc = rt_executor_pending_add(self->ex, self, rid, timeout_ms);
@@ -306,6 +332,13 @@ static int s_call(rt_actor_t *self, const char *to, Vmm__Envelope *env, int time
 {
     rt_route_t *route;
     uint64_t id = self->ex->next_id++;
+    if (self->ex->replay) {
+        int rc = s_prepare(self, to, env, id);
+        if (rc)
+            return rc;
+        s_count_tx(self, env);
+        return rt_replay_call(self, env, ctx);
+    }
     int rc = s_address(self, to, env, id, &route);
     if (rc)
         return rc;
@@ -355,6 +388,8 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
     body->request_id = 0;
     body->reply_to = reply_to;
 
+    if (ctx->kind == RT_CTX_NESTED && self->ex->replay)
+        return s_replayed(self, body, NULL);
     if (ctx->kind == RT_CTX_NESTED) {
         rt_tap_nested(rt, self, ctx->caller, body);
         s_count_tx(self, body);
@@ -373,6 +408,8 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
         len = (ssize_t)rt_wire_measure(body, &sizes);
     }
 
+    if (self->ex->replay)
+        return s_replayed(self, body, NULL);
     s_count_tx(self, body); /* before it leaves: see s_emit() */
     if (ctx->kind == RT_CTX_LOCAL) {
         rt_route_t *route;
@@ -722,8 +759,6 @@ static bool s_accept(rt_actor_t *actor, rt_ctx_t *ctx, const Vmm__Envelope *env)
                  "malformed envelope from %s: no body", env->sender);
         return false;
     }
-    if (strcmp(env->receiver, actor->name) != 0 && ctx->remote)
-        ctx->to = s_gateway_to(actor, env->receiver);
     if (strcmp(env->receiver, actor->name) != 0 && !ctx->to) {
         rt_count(&actor->ex->stats.rx_misaddressed);
         s_refuse(actor, ctx, env->sender, env->request_id, VMM__ERROR_CODE__NOT_FOUND,
@@ -745,14 +780,12 @@ static bool s_accept(rt_actor_t *actor, rt_ctx_t *ctx, const Vmm__Envelope *env)
     return true;
 }
 
-/* Checks and decodes one envelope's bytes. Returns 1 with *msg to
- * dispatch, or 0 when it was refused (answered where possible, counted). */
-static int s_take(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, const uint8_t *bytes,
+int rt_actor_take(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, const uint8_t *bytes,
                   size_t len)
 {
     rt_t *rt = actor->rt;
-    rt_tap(rt, RT_TAP_RX, actor, NULL, bytes, len);
     if (len > rt->cfg.max_message_bytes) {
+        rt_tap(rt, RT_TAP_RX, actor, NULL, bytes, len);
         rt_count(&actor->ex->stats.rx_oversized);
         s_refuse(actor, ctx, NULL, rt_peek_request_id(bytes, len),
                  VMM__ERROR_CODE__INVALID_ARGUMENT,
@@ -761,12 +794,19 @@ static int s_take(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, const uint8_t
         return 0;
     }
     if (rt_msg_unpack(msg, bytes, len)) {
+        rt_tap(rt, RT_TAP_RX, actor, NULL, bytes, len);
         rt_count(&actor->ex->stats.rx_malformed);
         s_refuse(actor, ctx, NULL, rt_peek_request_id(bytes, len),
                  VMM__ERROR_CODE__INVALID_ARGUMENT,
                  "malformed envelope of %zu bytes: it does not decode", len);
         return 0;
     }
+    /* Recorded as the input of the actor that takes it: a neighbour
+     * reached through this mailbox, the gateway, takes its own. */
+    const char *receiver = msg->env->receiver;
+    if (ctx->remote && receiver && strcmp(receiver, actor->name))
+        ctx->to = s_gateway_to(actor, receiver);
+    rt_tap(rt, RT_TAP_RX, ctx->to ? ctx->to : actor, msg->env, bytes, len);
     if (!s_accept(actor, ctx, msg->env)) {
         rt_msg_release(msg);
         return 0;
@@ -794,7 +834,7 @@ static int s_take_batched(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx)
                  "malformed batch: a length runs past the end of the frame");
         p = end;
     } else {
-        rc = s_take(actor, msg, ctx, p, (size_t)len);
+        rc = rt_actor_take(actor, msg, ctx, p, (size_t)len);
         p += len;
     }
     actor->batch_pos = (size_t)(p - start);
@@ -881,7 +921,7 @@ int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, in
             memcpy(actor->batch_peer, ctx->peer, sizeof actor->batch_peer);
         rc = s_take_batched(actor, msg, ctx);
     } else {
-        rc = s_take(actor, msg, ctx, bytes, len);
+        rc = rt_actor_take(actor, msg, ctx, bytes, len);
     }
     zmq_msg_close(&frame);
     return rc;
@@ -978,6 +1018,7 @@ void rt_actor_expire(rt_executor_t *ex, rt_actor_t *actor, uint64_t id)
     Vmm__Error err;
     rt_timeout_reply(&env, &err, actor->name, id);
     rt_log(ex->rt, actor, RT_LOG_INFO, "request %llu timed out", (unsigned long long)id);
+    rt_tap(ex->rt, RT_TAP_RX, actor, &env, NULL, 0); /* a replay gives it back */
     if (actor->ops->on_reply && !actor->terminated) {
         actor->depth++;
         actor->ops->on_reply(actor, &env);

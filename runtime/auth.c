@@ -524,11 +524,12 @@ void rt_auth_add_stats(rt_t *rt, rt_stats_t *out)
 
 int rt_curve_public_key(rt_t *rt, char *buf, size_t size)
 {
-    if (!rt->auth)
+    const char *key = rt->auth ? rt->auth->public_key : rt->replay_key;
+    if (!key)
         return -ENOENT;
     if (size < RT_Z85_KEY_LEN + 1)
         return -ENOSPC;
-    memcpy(buf, rt->auth->public_key, RT_Z85_KEY_LEN + 1);
+    memcpy(buf, key, RT_Z85_KEY_LEN + 1);
     return 0;
 }
 

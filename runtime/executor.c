@@ -186,7 +186,15 @@ int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec)
         failed = actor->endpoint;
     else
         actor->bound = true;
-    if (!failed && spec->endpoint && rt->auth && strncmp(spec->endpoint, "tcp://", 6) == 0) {
+    bool replay_endpoint = spec->endpoint && ex->replay;
+    if (replay_endpoint) {
+        /* Named as in the run it replays, not bound: peers are the trace. */
+        if (!(actor->extra_endpoint = strdup(spec->endpoint))) {
+            rc = -ENOMEM;
+            goto fail_registered;
+        }
+    } else if (!failed && spec->endpoint && rt->auth &&
+               strncmp(spec->endpoint, "tcp://", 6) == 0) {
         /* Under a key pair, before the endpoint takes a connection. */
         rc = rt_auth_serve(actor);
         if (rc) {
@@ -195,7 +203,7 @@ int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec)
             goto fail_registered;
         }
     }
-    if (!failed && spec->endpoint) {
+    if (!failed && spec->endpoint && !replay_endpoint) {
         actor->extra_endpoint = strdup(spec->endpoint);
         if (!actor->extra_endpoint || zmq_bind(actor->mailbox, spec->endpoint))
             failed = spec->endpoint;
@@ -225,7 +233,7 @@ int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec)
         goto fail_registered;
     }
     ex->actors = actors;
-    rt_trace_actor(rt, actor); /* before what its init sends */
+    rt_trace_actor(rt, actor, spec->arg); /* before what its init sends */
     if (spec->ops->init) {
         actor->depth++; /* init may call out; nothing may call into it yet */
         rc = spec->ops->init(actor, spec->arg);
@@ -251,6 +259,7 @@ fail:
 
 void rt_executor_remove_actor(rt_executor_t *ex, rt_actor_t *actor)
 {
+    rt_trace_actor_stopped(ex->rt, actor);
     rt_unregister_actor(ex->rt, actor);
     rt_route_t *route = rt_map_remove(ex->routes, actor->name);
     if (route)
@@ -597,6 +606,14 @@ rt_executor_t *rt_executor_new_manual(rt_t *rt, const char *name)
         ex->manual = true;
         ex->thread = pthread_self();
     }
+    return ex;
+}
+
+rt_executor_t *rt_executor_new_replay(rt_t *rt, const char *name, rt_replay_t *replay)
+{
+    rt_executor_t *ex = rt_executor_new_manual(rt, name);
+    if (ex)
+        ex->replay = replay;
     return ex;
 }
 

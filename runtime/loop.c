@@ -132,6 +132,10 @@ int rt_actor_watch_fd(rt_actor_t *self, int fd, rt_fd_fn fn)
     rt_executor_t *ex = self->ex;
     if (fd < 0 || !fn)
         return -EINVAL;
+    if (ex->replay) {
+        rt_log(self->rt, self, RT_LOG_WARN, "a replay cannot drive a descriptor of its own");
+        return -ENOTSUP;
+    }
     for (size_t i = 0; i < ex->n_watches; i++)
         if (ex->watches[i].fd == fd)
             return -EEXIST;

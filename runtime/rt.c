@@ -134,6 +134,7 @@ void rt_destroy(rt_t **rtp)
     free(rt->clients);
     rt_trace_stop(rt); /* its writers, the executors, are gone */
     rt_auth_stop(rt); /* the mailboxes it watched are closed by now */
+    free(rt->replay_key);
     zmq_ctx_term(rt->zctx);
     rt_map_each(rt->directory, s_free_value, NULL);
     rt_map_destroy(&rt->directory);

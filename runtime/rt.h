@@ -234,7 +234,7 @@ typedef struct {
  * that reaches an actor or leaves it, as it went on the wire, with a
  * monotonic time and its thread's order; the clock each actor read
  * (rt_now_ns()), the timers that fired, and what actors hand to
- * rt_actor_input(). Start it before the actors it is to see; it ends at
+ * rt_actor_input() and rt_actor_output(). Start it before the actors it is to see; it ends at
  * rt_destroy(). Records go to the file as they are made: a process that
  * crashes loses at most the one being written, and a reader may read the
  * file meanwhile. Returns 0, or -EINVAL (an unknown kind), -EEXIST (one
@@ -291,6 +291,11 @@ typedef struct {
      */
     rt_run_t (*run)(rt_actor_t *self);
     void (*kick)(rt_actor_t *self);
+    /* Optional, for traces: packs what starts the actor again from init's
+     * arg (its kind's own message) into *out, malloc'ed and then the
+     * caller's, so that a replay can rebuild it from the trace alone (see
+     * proto/trace.proto Actor.recipe). Returns 0 or a negative errno. */
+    int (*recipe)(const void *arg, ProtobufCBinaryData *out);
 } rt_actor_ops_t;
 
 typedef struct {
@@ -326,13 +331,26 @@ void *rt_actor_state(const rt_actor_t *self);
 void rt_actor_set_state(rt_actor_t *self, void *state);
 
 /*
- * Bytes the actor read from outside the runtime, which a replay must give
- * it back (guest memory it reads through a mapped file): recorded in the
+ * Bytes the actor read from outside the runtime (guest memory through a
+ * mapped file, a CPU counter): data holds what it read. Recorded in the
  * trace, when one is being written, as an input of kind (the actor's own
- * number) at address. data is only read.
+ * number) at address. Under a replay (runtime/replay.h) data is
+ * overwritten with what the recording read there instead, and the result
+ * is -ENODATA when the recording read nothing of the kind there (the
+ * replay has diverged). Returns 0 otherwise.
  */
-void rt_actor_input(rt_actor_t *self, uint32_t kind, uint64_t address, const void *data,
-                    size_t len);
+int rt_actor_input(rt_actor_t *self, uint32_t kind, uint64_t address, void *data, size_t len);
+
+/* Whether the actor is being replayed from a trace (runtime/replay.h):
+ * what it would reach outside the runtime (a file it maps) is the trace's
+ * to give back through rt_actor_input(), so it opens nothing itself. */
+bool rt_actor_replaying(const rt_actor_t *self);
+
+/* Bytes the actor wrote outside the runtime (guest memory through a mapped
+ * file): recorded like rt_actor_input(), and under a replay compared with
+ * what the recording wrote, as a message sent would be. */
+void rt_actor_output(rt_actor_t *self, uint32_t kind, uint64_t address, const void *data,
+                     size_t len);
 
 /* Called when fd becomes readable; runs on the actor's executor. */
 typedef void (*rt_fd_fn)(rt_actor_t *self, int fd);

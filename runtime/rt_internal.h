@@ -15,6 +15,7 @@
 
 typedef struct rt_auth_s rt_auth_t;
 typedef struct rt_trace_s rt_trace_t;
+typedef struct rt_replay_s rt_replay_t;
 
 /* A directory entry: an endpoint elsewhere, and the CURVE public key its
  * server must prove ("" for none). One allocation. */
@@ -39,6 +40,9 @@ struct rt_s {
     _Atomic(rt_tap_fn) tap;
     void *_Atomic tap_arg;
     _Atomic(rt_trace_t *) trace; /* the trace being written, or NULL */
+    /* Under a replay: the key pair's public half the traced runtime had,
+     * which its actors named (RT_Z85_KEY_LEN + 1 bytes), or NULL. */
+    char *replay_key;
     rt_stats_t retired; /* counts of executors and clients now gone */
     /* CURVE (auth.c): the key pair, the admitted peers and the ZAP
      * thread; NULL without a key pair. */
@@ -314,6 +318,7 @@ struct rt_executor_s {
     size_t n_links;
     uint64_t next_id;
     uint64_t trace_seq; /* records this thread wrote to the trace */
+    rt_replay_t *replay; /* a replay's (replay.c): no thread, no sockets */
     rt_counters_t stats;
     rt_spin_t spin;
     bool stop;
@@ -496,10 +501,35 @@ void rt_trace_message(rt_t *rt, rt_trace_dir_t dir, const rt_actor_t *actor,
                       size_t len);
 /* A clock actor read, or a timer of its that fired. */
 void rt_trace_input(rt_t *rt, const rt_actor_t *actor, rt_trace_input_t what, uint64_t value);
-/* An actor that starts. */
-void rt_trace_actor(rt_t *rt, const rt_actor_t *actor);
+/* An actor that starts (arg: its init's, for its recipe), and one that
+ * stopped. */
+void rt_trace_actor(rt_t *rt, const rt_actor_t *actor, const void *arg);
+void rt_trace_actor_stopped(rt_t *rt, const rt_actor_t *actor);
 /* Ends the trace (the file ends at its last record); executors are gone. */
 void rt_trace_stop(rt_t *rt);
+
+/* replay.c: an executor under a replay hands what its actor sends and
+ * consumes to these, which compare it with the trace or give back what the
+ * trace has, instead of the sockets and the clock. */
+rt_executor_t *rt_executor_new_replay(rt_t *rt, const char *name, rt_replay_t *replay);
+/* env, prepared: compared with the next envelope the actor sent in the
+ * trace; its request id there into *recorded_id. 0, or -ECANCELED once
+ * the replay has diverged. */
+int rt_replay_emit(rt_actor_t *self, const Vmm__Envelope *env, uint64_t *recorded_id);
+/* An rt_request() of id: its reply, when the trace has it, goes to
+ * on_reply with this id. */
+int rt_replay_request(rt_actor_t *self, const Vmm__Envelope *env, uint64_t id);
+/* A call: the request compared, its recorded reply handed to ctx. */
+int rt_replay_call(rt_actor_t *self, const Vmm__Envelope *env, rt_ctx_t *ctx);
+uint64_t rt_replay_clock(rt_actor_t *self);
+/* rt_actor_input() (input) and rt_actor_output(). */
+int rt_replay_bytes(rt_actor_t *self, bool input, uint32_t kind, uint64_t address, void *data,
+                    size_t len);
+/* actor.c: checks and decodes one envelope that reached actor's mailbox.
+ * Returns 1 with *msg to dispatch, or 0 when it was refused (answered
+ * where possible, counted). */
+int rt_actor_take(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, const uint8_t *bytes,
+                  size_t len);
 
 /* Keeps the counts of an executor or client that is leaving rt's lists;
  * called with rt->lock held. */

@@ -14,6 +14,8 @@
 
 uint64_t rt_now_ns(rt_actor_t *self)
 {
+    if (self && self->ex->replay)
+        return rt_replay_clock(self);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -54,7 +56,7 @@ int rt_timer_set(rt_actor_t *self, uint64_t id, uint64_t deadline_ns, rt_timer_f
     rt_executor_t *ex = self->ex;
     if (!fn)
         return -EINVAL;
-    if (ex->timer_fd < 0) {
+    if (ex->timer_fd < 0 && !ex->replay) { /* a replay fires them as the trace says */
         ex->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
         if (ex->timer_fd < 0)
             return -errno;

@@ -114,7 +114,7 @@ static int s_grow(rt_trace_t *t, uint64_t end)
  * counted). */
 static uint8_t *s_reserve(rt_trace_t *t, size_t len, uint64_t *at)
 {
-    if (len > S_MAX_RECORD) {
+    if (len > S_MAX_RECORD) { /* only the header and actors can get here */
         atomic_fetch_add(&t->dropped, 1);
         return NULL;
     }
@@ -180,6 +180,23 @@ static uint32_t s_body_of(const char *kind)
 
 /* ---- Records ---------------------------------------------------------------------- */
 
+/* A record in place of one too large to be written. */
+static void s_lost(rt_trace_t *t, const rt_actor_t *actor, uint64_t now, uint64_t seq,
+                   size_t length)
+{
+    Vmm__Trace__Lost l = VMM__TRACE__LOST__INIT;
+    l.t_ns = now;
+    l.actor = actor->name;
+    l.executor = actor->ex->name;
+    l.seq = seq;
+    l.length = length;
+    Vmm__Trace__Record r = VMM__TRACE__RECORD__INIT;
+    r.record_case = VMM__TRACE__RECORD__RECORD_LOST;
+    r.lost = &l;
+    s_write_packed(t, &r);
+    atomic_fetch_add(&t->dropped, 1);
+}
+
 void rt_trace_message(rt_t *rt, rt_trace_dir_t dir, const rt_actor_t *actor,
                       const rt_actor_t *peer, const Vmm__Envelope *env, const uint8_t *bytes,
                       size_t len)
@@ -200,6 +217,10 @@ void rt_trace_message(rt_t *rt, rt_trace_dir_t dir, const rt_actor_t *actor,
     size_t inner = s_key_varint(1, now) + s_key_varint(2, dir) + s_key_bytes(3, name_len) +
                    s_key_bytes(4, ex_len) + s_key_varint(5, seq) + s_key_bytes(6, len);
     size_t total = s_key_bytes(3, inner);
+    if (total > S_MAX_RECORD) {
+        s_lost(t, actor, now, seq, total);
+        return;
+    }
     uint64_t at;
     uint8_t *p = s_reserve(t, total, &at);
     if (!p)
@@ -219,41 +240,39 @@ void rt_trace_message(rt_t *rt, rt_trace_dir_t dir, const rt_actor_t *actor,
     s_publish(t, at, total);
 }
 
-/* An Input record: field is the input's oneof member, a varint value or
- * Bytes (kind, address, data). */
-static void s_input(rt_trace_t *t, const rt_actor_t *actor, uint32_t field, uint64_t value,
-                    uint32_t kind, const void *data, size_t len)
+/* An Input (record 4) or Output (record 5) record: member is the field
+ * that holds a varint value, or with data a Bytes (kind, address, data). */
+static void s_input(rt_trace_t *t, const rt_actor_t *actor, uint32_t record, uint32_t member,
+                    uint64_t value, uint32_t kind, const void *data, size_t len)
 {
     rt_executor_t *ex = actor->ex;
     uint64_t now = rt_now_ns(NULL), seq = ++ex->trace_seq;
     size_t name_len = strlen(actor->name), ex_len = strlen(ex->name);
-    size_t member;
-    if (data) {
-        size_t b = s_key_varint(1, kind) + s_key_varint(2, value) + s_key_bytes(3, len);
-        member = s_key_bytes(field, b);
-    } else {
-        member = s_key_varint(field, value);
-    }
+    size_t b = s_key_varint(1, kind) + s_key_varint(2, value) + s_key_bytes(3, len);
+    size_t m = data ? s_key_bytes(member, b) : s_key_varint(member, value);
     size_t inner = s_key_varint(1, now) + s_key_bytes(2, name_len) + s_key_bytes(3, ex_len) +
-                   s_key_varint(4, seq) + member;
-    size_t total = s_key_bytes(4, inner);
+                   s_key_varint(4, seq) + m;
+    size_t total = s_key_bytes(record, inner);
+    if (total > S_MAX_RECORD) {
+        s_lost(t, actor, now, seq, total);
+        return;
+    }
     uint64_t at;
     uint8_t *p = s_reserve(t, total, &at);
     if (!p)
         return;
-    p = s_put_key_len(p, 4, inner);
+    p = s_put_key_len(p, record, inner);
     p = s_put_varint(p, 1, now);
     p = s_put_bytes(p, 2, actor->name, name_len);
     p = s_put_bytes(p, 3, ex->name, ex_len);
     p = s_put_varint(p, 4, seq);
     if (data) {
-        size_t b = s_key_varint(1, kind) + s_key_varint(2, value) + s_key_bytes(3, len);
-        p = s_put_key_len(p, field, b);
+        p = s_put_key_len(p, member, b);
         p = s_put_varint(p, 1, kind);
         p = s_put_varint(p, 2, value);
         s_put_bytes(p, 3, data, len);
     } else {
-        s_put_varint(p, field, value);
+        s_put_varint(p, member, value);
     }
     s_publish(t, at, total);
 }
@@ -262,18 +281,33 @@ void rt_trace_input(rt_t *rt, const rt_actor_t *actor, rt_trace_input_t what, ui
 {
     rt_trace_t *t = atomic_load_explicit(&rt->trace, memory_order_acquire);
     if (t && s_actor_wanted(t, actor->name))
-        s_input(t, actor, what == RT_TRACE_CLOCK ? 5 : 6, value, 0, NULL, 0);
+        s_input(t, actor, 4, what == RT_TRACE_CLOCK ? 5 : 6, value, 0, NULL, 0);
 }
 
-void rt_actor_input(rt_actor_t *self, uint32_t kind, uint64_t address, const void *data,
-                    size_t len)
+int rt_actor_input(rt_actor_t *self, uint32_t kind, uint64_t address, void *data, size_t len)
 {
+    if (self->ex->replay)
+        return rt_replay_bytes(self, true, kind, address, data, len);
     rt_trace_t *t = atomic_load_explicit(&self->rt->trace, memory_order_acquire);
     if (t && s_actor_wanted(t, self->name))
-        s_input(t, self, 7, address, kind, data ? data : "", len);
+        s_input(t, self, 4, 7, address, kind, data ? data : "", len);
+    return 0;
 }
 
-void rt_trace_actor(rt_t *rt, const rt_actor_t *actor)
+void rt_actor_output(rt_actor_t *self, uint32_t kind, uint64_t address, const void *data,
+                     size_t len)
+{
+    if (self->ex->replay) {
+        rt_replay_bytes(self, false, kind, address, (void *)data, len);
+        return;
+    }
+    rt_trace_t *t = atomic_load_explicit(&self->rt->trace, memory_order_acquire);
+    if (t && s_actor_wanted(t, self->name))
+        s_input(t, self, 5, 5, address, kind, data ? data : "", len);
+}
+
+/* An Actor record; stopped: after its fini. */
+static void s_actor(rt_t *rt, const rt_actor_t *actor, const void *arg, bool stopped)
 {
     rt_trace_t *t = atomic_load_explicit(&rt->trace, memory_order_acquire);
     if (!t || !s_actor_wanted(t, actor->name))
@@ -282,10 +316,25 @@ void rt_trace_actor(rt_t *rt, const rt_actor_t *actor)
     a.name = actor->name;
     a.kind = (char *)(actor->ops->kind ? actor->ops->kind : "");
     a.executor = actor->ex->name;
+    a.stopped = stopped;
+    a.endpoint = actor->extra_endpoint ? actor->extra_endpoint : "";
+    if (!stopped && actor->ops->recipe && actor->ops->recipe(arg, &a.recipe))
+        rt_log(rt, actor, RT_LOG_WARN, "trace: no recipe: a replay cannot start it alone");
     Vmm__Trace__Record r = VMM__TRACE__RECORD__INIT;
     r.record_case = VMM__TRACE__RECORD__RECORD_ACTOR;
     r.actor = &a;
     s_write_packed(t, &r);
+    free(a.recipe.data);
+}
+
+void rt_trace_actor(rt_t *rt, const rt_actor_t *actor, const void *arg)
+{
+    s_actor(rt, actor, arg, false);
+}
+
+void rt_trace_actor_stopped(rt_t *rt, const rt_actor_t *actor)
+{
+    s_actor(rt, actor, NULL, true);
 }
 
 /* ---- Starting and stopping ---------------------------------------------------------- */
@@ -310,9 +359,10 @@ static uint64_t s_clock(clockid_t id)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void s_write_header(rt_trace_t *t, const rt_trace_config_t *cfg)
+static void s_write_header(rt_t *rt, rt_trace_t *t, const rt_trace_config_t *cfg)
 {
-    char host[256] = "";
+    char host[256] = "", key[64] = "";
+    rt_curve_public_key(rt, key, sizeof key);
     gethostname(host, sizeof host - 1);
     Vmm__Trace__Header h = VMM__TRACE__HEADER__INIT;
     h.magic = RT_TRACE_MAGIC;
@@ -326,6 +376,7 @@ static void s_write_header(rt_trace_t *t, const rt_trace_config_t *cfg)
     h.actor_filters = (char **)cfg->actors;
     h.n_kind_filters = cfg->n_kinds;
     h.kind_filters = (char **)cfg->kinds;
+    h.curve_public_key = key;
     Vmm__Trace__Record r = VMM__TRACE__RECORD__INIT;
     r.record_case = VMM__TRACE__RECORD__RECORD_HEADER;
     r.header = &h;
@@ -380,7 +431,7 @@ int rt_trace_start(rt_t *rt, const rt_trace_config_t *cfg, char *err, size_t err
         snprintf(err, errlen, "mapping %s: %s", cfg->path, strerror(errno));
         goto fail;
     }
-    s_write_header(t, cfg);
+    s_write_header(rt, t, cfg);
     atomic_store_explicit(&rt->trace, t, memory_order_release);
     return 0;
 fail:

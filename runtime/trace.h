@@ -34,8 +34,28 @@ const Vmm__Trace__Header *rt_trace_header(const rt_trace_reader_t *r);
 int rt_trace_next(rt_trace_reader_t *r, const Vmm__Trace__Record **rec, char *err,
                   size_t errlen);
 
-/* The byte offset of the record last returned (for messages). */
+/* Like rt_trace_next(), but *rec is the caller's, to free with
+ * vmm__trace__record__free_unpacked(). */
+int rt_trace_take(rt_trace_reader_t *r, Vmm__Trace__Record **rec, char *err, size_t errlen);
+
+/* The byte offset of the record last returned (for messages), and its
+ * index: the header is record 0, the next one 1, and so on. */
 uint64_t rt_trace_offset(const rt_trace_reader_t *r);
+uint64_t rt_trace_index(const rt_trace_reader_t *r);
+
+/* The record an actor of this name started with (its kind, executor,
+ * recipe), in the trace at path: 0 with *actor, the caller's to free with
+ * vmm__trace__actor__free_unpacked(); -ENOENT (no such actor: err lists
+ * those there are) or -EBADMSG (not a trace, or corrupt before it), each
+ * with the reason in err. */
+int rt_trace_find_actor(const char *path, const char *name, Vmm__Trace__Actor **actor,
+                        char *err, size_t errlen);
+
+/* One line for people about a record: the time since the trace began
+ * (of header h), then what it is ("tx vm0/vp/0 -> vm0/dev/com1
+ * device_request.write_io req 7 {port: 1016, ...}"). */
+void rt_trace_describe(const Vmm__Trace__Header *h, const Vmm__Trace__Record *rec, char *buf,
+                       size_t size);
 
 /* The envelope a Message record carries, decoded (NULL when it does not
  * decode: recorded bad input); free with vmm__envelope__free_unpacked(). */

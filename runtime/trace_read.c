@@ -2,6 +2,8 @@
 #include "runtime/trace.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runtime/pbtext.h"
 #include "runtime/rt_internal.h"
 
 #define S_PREFIX 4
@@ -19,6 +22,7 @@ struct rt_trace_reader_s {
     const uint8_t *map;
     size_t size;
     size_t at, last;
+    uint64_t count; /* records read, the header too */
     Vmm__Trace__Record *header;
     Vmm__Trace__Record *record; /* the one last handed out */
 };
@@ -72,6 +76,7 @@ static int s_read(rt_trace_reader_t *r, Vmm__Trace__Record **out, char *err, siz
     }
     r->last = r->at;
     r->at += S_PREFIX + len;
+    r->count++;
     *out = rec;
     return 1;
 }
@@ -135,9 +140,20 @@ int rt_trace_next(rt_trace_reader_t *r, const Vmm__Trace__Record **rec, char *er
     return rc;
 }
 
+int rt_trace_take(rt_trace_reader_t *r, Vmm__Trace__Record **rec, char *err, size_t errlen)
+{
+    *rec = NULL;
+    return s_read(r, rec, err, errlen);
+}
+
 uint64_t rt_trace_offset(const rt_trace_reader_t *r)
 {
     return r->last;
+}
+
+uint64_t rt_trace_index(const rt_trace_reader_t *r)
+{
+    return r->count - 1;
 }
 
 Vmm__Envelope *rt_trace_envelope(const Vmm__Trace__Message *m)
@@ -180,4 +196,162 @@ void rt_trace_kind(const Vmm__Envelope *env, char *buf, size_t size)
             member = s_member(body);
     }
     snprintf(buf, size, "%s%s%s", f->name, member ? "." : "", member ? member : "");
+}
+
+/* The message a body holds: the body's own oneof member when it has one
+ * (the op), else the body. */
+static const ProtobufCMessage *s_innermost(const Vmm__Envelope *env)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(&vmm__envelope__descriptor, env->body_case);
+    if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE)
+        return NULL;
+    const ProtobufCMessage *body =
+        *(const ProtobufCMessage *const *)((const char *)env + f->offset);
+    if (!body)
+        return NULL;
+    const ProtobufCMessageDescriptor *d = body->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *fd = &d->fields[i];
+        if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && fd->type == PROTOBUF_C_TYPE_MESSAGE &&
+            *(const uint32_t *)((const char *)body + fd->quantifier_offset) == fd->id)
+            return *(const ProtobufCMessage *const *)((const char *)body + fd->offset);
+    }
+    return body;
+}
+
+static double s_seconds(const Vmm__Trace__Header *h, uint64_t t_ns)
+{
+    uint64_t start = h ? h->start_monotonic_ns : 0;
+    return t_ns >= start ? (double)(t_ns - start) / 1e9 : -(double)(start - t_ns) / 1e9;
+}
+
+/* Appends to buf at *len (bounded). */
+static void s_add(char *buf, size_t size, size_t *len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void s_add(char *buf, size_t size, size_t *len, const char *fmt, ...)
+{
+    if (*len + 1 >= size)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *len, size - *len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        *len = (size_t)n < size - *len ? *len + (size_t)n : size - 1;
+}
+
+static void s_add_bytes(char *buf, size_t size, size_t *len, const Vmm__Trace__Bytes *b)
+{
+    s_add(buf, size, len, "%zu bytes of kind %u at 0x%" PRIx64 ": ", b->data.len, b->kind,
+          b->address);
+    for (size_t i = 0; i < b->data.len && i < 16; i++)
+        s_add(buf, size, len, "%02x", b->data.data[i]);
+    if (b->data.len > 16)
+        s_add(buf, size, len, "...");
+}
+
+void rt_trace_describe(const Vmm__Trace__Header *h, const Vmm__Trace__Record *rec, char *buf,
+                       size_t size)
+{
+    static const char *const dirs[] = {"?", "tx", "rx", "nested"};
+    size_t len = 0;
+    if (size)
+        buf[0] = '\0';
+    switch (rec->record_case) {
+    case VMM__TRACE__RECORD__RECORD_MESSAGE: {
+        const Vmm__Trace__Message *m = rec->message;
+        s_add(buf, size, &len, "%12.6f %-6s ", s_seconds(h, m->t_ns), m->dir < 4 ? dirs[m->dir] : "?");
+        Vmm__Envelope *env = rt_trace_envelope(m);
+        if (!env) {
+            s_add(buf, size, &len, "%s: %zu bytes that are no envelope", m->actor,
+                  m->envelope.len);
+            break;
+        }
+        char kind[96];
+        rt_trace_kind(env, kind, sizeof kind);
+        s_add(buf, size, &len, "%s -> %s %s", env->sender, env->receiver, kind);
+        if (env->request_id)
+            s_add(buf, size, &len, " req %" PRIu64, env->request_id);
+        if (env->reply_to)
+            s_add(buf, size, &len, " re %" PRIu64, env->reply_to);
+        if (len + 2 < size) {
+            buf[len++] = ' ';
+            rt_pb_text(s_innermost(env), buf + len, size - len);
+        }
+        vmm__envelope__free_unpacked(env, NULL);
+        break;
+    }
+    case VMM__TRACE__RECORD__RECORD_INPUT: {
+        const Vmm__Trace__Input *in = rec->input;
+        s_add(buf, size, &len, "%12.6f input  %s ", s_seconds(h, in->t_ns), in->actor);
+        if (in->input_case == VMM__TRACE__INPUT__INPUT_CLOCK_NS)
+            s_add(buf, size, &len, "clock %.9f", s_seconds(h, in->clock_ns));
+        else if (in->input_case == VMM__TRACE__INPUT__INPUT_TIMER)
+            s_add(buf, size, &len, "timer %" PRIu64 " fired", in->timer);
+        else if (in->input_case == VMM__TRACE__INPUT__INPUT_BYTES)
+            s_add_bytes(buf, size, &len, in->bytes);
+        else
+            s_add(buf, size, &len, "of a kind this vmm does not know");
+        break;
+    }
+    case VMM__TRACE__RECORD__RECORD_OUTPUT: {
+        const Vmm__Trace__Output *out = rec->output;
+        s_add(buf, size, &len, "%12.6f output %s ", s_seconds(h, out->t_ns), out->actor);
+        if (out->bytes)
+            s_add_bytes(buf, size, &len, out->bytes);
+        break;
+    }
+    case VMM__TRACE__RECORD__RECORD_LOST:
+        s_add(buf, size, &len, "%12.6f lost   %s: a record of %" PRIu64
+              " bytes, too large to be written", s_seconds(h, rec->lost->t_ns),
+              rec->lost->actor, rec->lost->length);
+        break;
+    case VMM__TRACE__RECORD__RECORD_ACTOR:
+        s_add(buf, size, &len, "%12s %-6s %s (%s) on %s%s", "", "actor", rec->actor->name,
+              rec->actor->kind, rec->actor->executor,
+              rec->actor->stopped ? ": stopped" : "");
+        break;
+    case VMM__TRACE__RECORD__RECORD_HEADER:
+        s_add(buf, size, &len, "%12s %-6s %s (pid %u) on %s", "", "header",
+              rec->header->process, rec->header->pid, rec->header->host);
+        break;
+    default:
+        s_add(buf, size, &len, "a record of a kind this vmm does not know");
+    }
+}
+
+int rt_trace_find_actor(const char *path, const char *name, Vmm__Trace__Actor **actor,
+                        char *err, size_t errlen)
+{
+    *actor = NULL;
+    rt_trace_reader_t *r = rt_trace_open(path, err, errlen);
+    if (!r)
+        return -EBADMSG;
+    Vmm__Trace__Record *rec;
+    char names[1024] = "", why[300];
+    size_t n = 0;
+    int rc;
+    while ((rc = rt_trace_take(r, &rec, why, sizeof why)) == 1) {
+        Vmm__Trace__Actor *a = rec->record_case == VMM__TRACE__RECORD__RECORD_ACTOR
+                                   ? rec->actor
+                                   : NULL;
+        if (a && !a->stopped && !strcmp(a->name, name)) {
+            *actor = a;
+            rec->record_case = VMM__TRACE__RECORD__RECORD__NOT_SET; /* a is kept */
+            vmm__trace__record__free_unpacked(rec, NULL);
+            rt_trace_close(&r);
+            return 0;
+        }
+        if (a && !a->stopped && n < sizeof names)
+            n += (size_t)snprintf(names + n, sizeof names - n, "%s %s", n ? "," : "", a->name);
+        vmm__trace__record__free_unpacked(rec, NULL);
+    }
+    rt_trace_close(&r);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        return -EBADMSG;
+    }
+    snprintf(err, errlen, "%s: no actor %s in it; it has%s", path, name, n ? names : " none");
+    return -ENOENT;
 }

@@ -42,7 +42,7 @@ static rt_t *s_traced(const char *const *actors, size_t n_actors, const char *co
 
 /* What a trace held, in counts. */
 typedef struct {
-    int actors, tx, rx, nested, clocks, timers, bytes;
+    int actors, stopped, tx, rx, nested, clocks, timers, bytes;
     int pings_to_echo, pongs_from_echo;
     char last_bytes[32];
     bool seq_ordered;
@@ -66,7 +66,8 @@ static void s_read_all(s_seen_t *s)
         uint64_t seq = 0;
         switch (rec->record_case) {
         case VMM__TRACE__RECORD__RECORD_ACTOR:
-            s->actors++;
+            s->actors += !rec->actor->stopped;
+            s->stopped += rec->actor->stopped;
             break;
         case VMM__TRACE__RECORD__RECORD_MESSAGE: {
             const Vmm__Trace__Message *m = rec->message;
@@ -121,7 +122,8 @@ static void s_read_all(s_seen_t *s)
 static void s_on_timer(rt_actor_t *self, uint64_t id)
 {
     (void)id;
-    rt_actor_input(self, 7, 0x1000, "from the mapping", 16);
+    char bytes[] = "from the mapping";
+    rt_actor_input(self, 7, 0x1000, bytes, 16);
 }
 
 static int s_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
@@ -175,6 +177,7 @@ Test(trace, records_envelopes_actors_clocks_timers_and_inputs, .init = s_setup,
     s_seen_t s;
     s_read_all(&s);
     cr_expect_geq(s.actors, 3, "echo, inputs and the client");
+    cr_expect_eq(s.stopped, s.actors, "each stopped as the runtime ended");
     cr_expect_eq(s.pings_to_echo, 3);
     cr_expect_eq(s.pongs_from_echo, 3);
     cr_expect_geq(s.tx, 6, "each ping and pong left its sender");

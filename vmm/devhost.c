@@ -21,6 +21,7 @@
 #include "actors/devices/testdev.h"
 #include "vmm/device_arg.h"
 #include "vmm/keys.h"
+#include "vmm/trace_tool.h"
 #include "vmm/vm.h"
 
 #define S_EXIT_FAILED 1
@@ -37,7 +38,8 @@ static void s_usage(FILE *f)
     fprintf(f,
             "usage: vmm devhost --vm ENDPOINT --device KIND[,required] [--device ...]\n"
             "                   (--dir DIR | --listen ADDRESS --key FILE --vm-key FILE)\n"
-            "                   [--state DIR]\n"
+            "                   [--state DIR] [--trace FILE [--trace-actor PREFIX]...\n"
+            "                   [--trace-kind KIND]...]\n"
             "\n"
             "Hosts device actors for a VM in another process or on another host: each\n"
             "registers with the VM's partition at ENDPOINT and then serves the VM's\n"
@@ -59,13 +61,15 @@ static void s_usage(FILE *f)
             "                   records what it took from the VM, so that a device host\n"
             "                   started again after a crash neither repeats nor misses\n"
             "                   what the VM sent (default: the --dir folder; none over\n"
-            "                   tcp://, then a restart may repeat what was in flight)\n");
+            "                   tcp://, then a restart may repeat what was in flight)\n"
+            TRACE_OPTS_HELP);
 }
 
 typedef struct {
     const char *vm, *dir, *listen, *key, *vm_key, *state;
     device_arg_t devices[S_MAX_DEVICES];
     size_t n_devices;
+    trace_opts_t trace;
 } s_args_t;
 
 static int s_parse(int argc, char **argv, s_args_t *a)
@@ -75,7 +79,7 @@ static int s_parse(int argc, char **argv, s_args_t *a)
         {"listen", required_argument, NULL, 'l'}, {"key", required_argument, NULL, 'k'},
         {"vm-key", required_argument, NULL, 'K'}, {"device", required_argument, NULL, 'D'},
         {"state", required_argument, NULL, 's'},  {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        TRACE_OPTS_LONG,                          {NULL, 0, NULL, 0},
     };
     char err[160];
     int c;
@@ -100,6 +104,12 @@ static int s_parse(int argc, char **argv, s_args_t *a)
             break;
         case 's':
             a->state = optarg;
+            break;
+        case TRACE_OPT_FILE:
+        case TRACE_OPT_ACTOR:
+        case TRACE_OPT_KIND:
+            if (trace_opts_take(&a->trace, c, optarg, "vmm devhost"))
+                return S_EXIT_USAGE;
             break;
         case 'D': {
             device_arg_t d;
@@ -128,6 +138,8 @@ static int s_parse(int argc, char **argv, s_args_t *a)
     bool tcp = a->vm && !strncmp(a->vm, "tcp://", 6);
     const char *why = optind < argc         ? "unexpected arguments"
                       : !a->vm || !a->n_devices ? "--vm and --device are needed"
+                      : !a->trace.path && (a->trace.n_actors || a->trace.n_kinds)
+                          ? "--trace-actor and --trace-kind need --trace FILE"
                       : !ipc && !tcp             ? "--vm: an ipc:// or tcp:// endpoint"
                       : ipc && (!a->dir || a->listen || a->key || a->vm_key)
                           ? "ipc:// takes --dir (and no --listen, --key or --vm-key)"
@@ -241,6 +253,14 @@ int devhost_main(int argc, char **argv)
     rt_t *rt = s_runtime(&a);
     if (!rt)
         return S_EXIT_FAILED;
+    rt_trace_config_t tcfg;
+    const rt_trace_config_t *trace = trace_opts_config(&a.trace, "vmm devhost", &tcfg);
+    char why[4400];
+    if (trace && rt_trace_start(rt, trace, why, sizeof why)) {
+        fprintf(stderr, "vmm devhost: --trace %s\n", why);
+        rt_destroy(&rt);
+        return S_EXIT_FAILED;
+    }
     rt_client_t *owner = rt_client_new(rt, S_OWNER);
     if (!owner)
         status = S_EXIT_FAILED;
@@ -256,7 +276,6 @@ int devhost_main(int argc, char **argv)
         else
             started++;
     }
-    char why[256];
     if (!status && device_actor_wait_registered(owner, started, S_REGISTER_WAIT_MS, why,
                                                 sizeof why)) {
         fprintf(stderr, "vmm devhost: %s: %s\n", a.vm, why);

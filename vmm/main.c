@@ -49,7 +49,8 @@ static void s_usage(FILE *f)
                "  run      run a guest (the built-in demo guest when no --guest is given)\n"
                "  devhost  host device actors for a VM running in another process\n"
                "  keygen   make a CURVE key pair for tcp:// links to device hosts\n"
-               "  trace    look at a trace a run recorded (dump, stats)\n"
+               "  trace    look at a trace a run recorded, export it, replay an actor\n"
+               "           from it (dump, stats, export, replay)\n"
                "\n"
                "`vmm COMMAND --help` lists a command's options.\n");
 }
@@ -235,6 +236,7 @@ typedef struct {
     int restarts;
     pthread_t keeper;
     bool keeper_running;
+    const trace_opts_t *trace; /* what the device host records, if anything */
 } s_remote_t;
 
 static int s_add_device(s_remote_t *r, const char *arg)
@@ -370,9 +372,10 @@ static int s_remote_admit(s_remote_t *r, vm_t *vm, char *err, size_t errlen)
 static pid_t s_start_devhost(const s_remote_t *r, const char *endpoint)
 {
     char dev_args[S_MAX_DEVICES][32], key[sizeof r->dir + 16], vm_key[sizeof r->dir + 16];
+    char trace[4200];
     /* vmm devhost --vm E, eight of tcp:// (or two of ipc://), the
-     * devices, the NULL. */
-    const char *argv[4 + 8 + 2 * S_MAX_DEVICES + 1];
+     * devices, the trace and its filters, the NULL. */
+    const char *argv[4 + 8 + 2 * S_MAX_DEVICES + 2 + 4 * TRACE_OPTS_MAX + 1];
     size_t n = 0;
     argv[n++] = "vmm";
     argv[n++] = "devhost";
@@ -395,6 +398,20 @@ static pid_t s_start_devhost(const s_remote_t *r, const char *endpoint)
         device_arg_format(&r->devices[i], dev_args[i], sizeof dev_args[i]);
         argv[n++] = "--device";
         argv[n++] = dev_args[i];
+    }
+    const trace_opts_t *t = r->trace;
+    if (t && t->path) {
+        snprintf(trace, sizeof trace, "%s.devhost%d", t->path, r->restarts);
+        argv[n++] = "--trace";
+        argv[n++] = trace;
+        for (size_t i = 0; i < t->n_actors; i++) {
+            argv[n++] = "--trace-actor";
+            argv[n++] = t->actors[i];
+        }
+        for (size_t i = 0; i < t->n_kinds; i++) {
+            argv[n++] = "--trace-kind";
+            argv[n++] = t->kinds[i];
+        }
     }
     argv[n] = NULL;
     pid_t pid = fork();
@@ -537,10 +554,13 @@ static int s_run(int argc, char **argv)
         {"key", required_argument, NULL, 'k'},
         {"allow-key", required_argument, NULL, 'a'},
         {"wait-devices", required_argument, NULL, 'w'},
+        TRACE_OPTS_LONG,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *guest = NULL, *serial = "stdout";
+    trace_opts_t topts = {0};
+    rt_trace_config_t tcfg;
     vm_config_t cfg = {.serial_out = STDOUT_FILENO, .serial_in = -1};
     rt_config_t rcfg = {0};
     s_remote_t remote = {.wait_s = 60, .lock = PTHREAD_MUTEX_INITIALIZER, .pid = -1};
@@ -619,6 +639,12 @@ static int s_run(int argc, char **argv)
             remote.wait_s = (int)v;
             break;
         }
+        case TRACE_OPT_FILE:
+        case TRACE_OPT_ACTOR:
+        case TRACE_OPT_KIND:
+            if (trace_opts_take(&topts, c, optarg, "vmm run"))
+                return S_EXIT_USAGE;
+            break;
         case 'h':
             s_run_usage(stdout);
             return 0;
@@ -638,6 +664,12 @@ static int s_run(int argc, char **argv)
         if (remote.devices[i].host != DEVICE_ARG_IN_VM)
             elsewhere[cfg.n_elsewhere++] = device_arg_name(remote.devices[i].kind);
     cfg.elsewhere = elsewhere;
+    if (!topts.path && (topts.n_actors || topts.n_kinds)) {
+        fprintf(stderr, "vmm run: --trace-actor and --trace-kind need --trace FILE\n");
+        return S_EXIT_USAGE;
+    }
+    cfg.trace = trace_opts_config(&topts, "vmm run", &tcfg);
+    remote.trace = &topts;
 
     char err[4200] = "";
     uint8_t *file = NULL;
@@ -774,6 +806,8 @@ int main(int argc, char **argv)
         return s_run(argc - 1, argv + 1);
     if (!strcmp(argv[1], "keygen"))
         return s_keygen(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "trace"))
+        return trace_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "devhost"))
         return devhost_main(argc - 1, argv + 1);
     fprintf(stderr, "vmm: unknown command '%s'; see `vmm --help`\n", argv[1]);

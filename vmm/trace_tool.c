@@ -3,6 +3,7 @@
  *
  *   vmm trace dump FILE [--actor PREFIX]... [--kind KIND]...
  *   vmm trace stats FILE [--actor PREFIX]... [--kind KIND]...
+ *   vmm trace replay FILE --actor NAME
  */
 #include "vmm/trace_tool.h"
 
@@ -14,19 +15,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/devices/device_actor.h"
+#include "runtime/replay.h"
 #include "runtime/trace.h"
 
 #define S_EXIT_FAILED 1
 #define S_EXIT_USAGE 2
 #define S_MAX_FILTERS 16
-/* Bytes fields show this many bytes, then how many more there are. */
-#define S_SHOWN_BYTES 16
 
 static void s_usage(FILE *f)
 {
     fprintf(f,
             "usage: vmm trace dump FILE [--actor PREFIX]... [--kind KIND]...\n"
             "       vmm trace stats FILE [--actor PREFIX]... [--kind KIND]...\n"
+            "       vmm trace replay FILE --actor NAME\n"
             "\n"
             "Looks at a trace that vmm run --trace (or vmm devhost --trace) recorded.\n"
             "\n"
@@ -37,6 +39,13 @@ static void s_usage(FILE *f)
             "          that is no message (the clock, timers, bytes)\n"
             "  stats   per sender, receiver and kind: how many, and for requests the\n"
             "          time to their reply, in percentiles\n"
+            "  replay  starts the actor NAME (a device, the synic) again, alone, and\n"
+            "          drives it with what it received and consumed in the trace, in\n"
+            "          the recorded order, with no KVM and no other actor; compares\n"
+            "          every message it sends with the recorded one. Exits 0 when all\n"
+            "          match; else 1, with where it diverged: the record, the message\n"
+            "          kind, the field, expected and got, and the message that caused\n"
+            "          it\n"
             "\n"
             "  --actor PREFIX  only envelopes whose sender or receiver (records of\n"
             "                  actors and inputs: whose actor) starts with PREFIX\n"
@@ -126,229 +135,31 @@ static bool s_message_wanted(const s_args_t *a, const Vmm__Trace__Message *m,
     return actor && s_kind_wanted(a, kind);
 }
 
-/* ---- Printing a message's fields ------------------------------------------------------ */
-
-static void s_print_fields(FILE *f, const ProtobufCMessage *msg, int depth);
-
-/* The size of one value of a field's type, as protobuf-c stores it. */
-static size_t s_type_size(ProtobufCType type)
-{
-    switch (type) {
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return 8;
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING:
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(void *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    default:
-        return 4;
-    }
-}
-
-static void s_print_value(FILE *f, const ProtobufCFieldDescriptor *fd, const void *p,
-                          int depth)
-{
-    switch (fd->type) {
-    case PROTOBUF_C_TYPE_BOOL:
-        fprintf(f, "%s", *(const protobuf_c_boolean *)p ? "true" : "false");
-        break;
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-        fprintf(f, "%" PRIu32, *(const uint32_t *)p);
-        break;
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-        fprintf(f, "%" PRId32, *(const int32_t *)p);
-        break;
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64: {
-        uint64_t v = *(const uint64_t *)p;
-        fprintf(f, v > 0xffff ? "0x%" PRIx64 : "%" PRIu64, v);
-        break;
-    }
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-        fprintf(f, "%" PRId64, *(const int64_t *)p);
-        break;
-    case PROTOBUF_C_TYPE_ENUM: {
-        const ProtobufCEnumValue *v =
-            protobuf_c_enum_descriptor_get_value(fd->descriptor, *(const int *)p);
-        if (v)
-            fprintf(f, "%s", v->name);
-        else
-            fprintf(f, "%d", *(const int *)p);
-        break;
-    }
-    case PROTOBUF_C_TYPE_STRING:
-        fprintf(f, "\"%s\"", *(const char *const *)p ? *(const char *const *)p : "");
-        break;
-    case PROTOBUF_C_TYPE_BYTES: {
-        const ProtobufCBinaryData *b = p;
-        for (size_t i = 0; i < b->len && i < S_SHOWN_BYTES; i++)
-            fprintf(f, "%02x", b->data[i]);
-        if (b->len > S_SHOWN_BYTES)
-            fprintf(f, "...(%zu bytes)", b->len);
-        else if (!b->len)
-            fprintf(f, "''");
-        break;
-    }
-    case PROTOBUF_C_TYPE_MESSAGE:
-        s_print_fields(f, *(const ProtobufCMessage *const *)p, depth + 1);
-        break;
-    default:
-        fprintf(f, "?");
-    }
-}
-
-/* The fields a message has set, as {name: value, ...}; deeper than four
- * levels as {...}. */
-static void s_print_fields(FILE *f, const ProtobufCMessage *msg, int depth)
-{
-    if (!msg) {
-        fprintf(f, "{}");
-        return;
-    }
-    if (depth > 4) {
-        fprintf(f, "{...}");
-        return;
-    }
-    const ProtobufCMessageDescriptor *d = msg->descriptor;
-    const char *base = (const char *)msg;
-    fprintf(f, "{");
-    bool first = true;
-    for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *fd = &d->fields[i];
-        const void *p = base + fd->offset;
-        size_t n = 1;
-        if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
-            n = *(const size_t *)(base + fd->quantifier_offset);
-            if (!n)
-                continue;
-        } else if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-            if (*(const uint32_t *)(base + fd->quantifier_offset) != fd->id)
-                continue;
-        } else if (fd->type == PROTOBUF_C_TYPE_MESSAGE || fd->type == PROTOBUF_C_TYPE_STRING) {
-            const void *v = *(const void *const *)p;
-            if (!v || (fd->type == PROTOBUF_C_TYPE_STRING && !*(const char *)v))
-                continue;
-        } else if (fd->type == PROTOBUF_C_TYPE_BYTES) {
-            if (!((const ProtobufCBinaryData *)p)->len)
-                continue;
-        } else {
-            /* A scalar at its default is not shown. */
-            uint64_t zero = 0;
-            if (!memcmp(p, &zero, s_type_size(fd->type)))
-                continue;
-        }
-        fprintf(f, "%s%s: ", first ? "" : ", ", fd->name);
-        first = false;
-        if (fd->label != PROTOBUF_C_LABEL_REPEATED) {
-            s_print_value(f, fd, p, depth);
-            continue;
-        }
-        /* A repeated field: its array of values. */
-        size_t size = s_type_size(fd->type);
-        const char *array = *(const char *const *)p;
-        fprintf(f, "[");
-        for (size_t k = 0; k < n && k < 8; k++) {
-            fprintf(f, "%s", k ? ", " : "");
-            s_print_value(f, fd, array + k * size, depth);
-        }
-        fprintf(f, "%s]", n > 8 ? ", ..." : "");
-    }
-    fprintf(f, "}");
-}
-
-/* The message a body holds: the body's own oneof member when it has one
- * (the op), else the body. */
-static const ProtobufCMessage *s_innermost(const Vmm__Envelope *env)
-{
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field(&vmm__envelope__descriptor, env->body_case);
-    if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE)
-        return NULL;
-    const ProtobufCMessage *body = *(const ProtobufCMessage *const *)((const char *)env + f->offset);
-    if (!body)
-        return NULL;
-    const ProtobufCMessageDescriptor *d = body->descriptor;
-    for (unsigned i = 0; i < d->n_fields; i++) {
-        const ProtobufCFieldDescriptor *fd = &d->fields[i];
-        if ((fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && fd->type == PROTOBUF_C_TYPE_MESSAGE &&
-            *(const uint32_t *)((const char *)body + fd->quantifier_offset) == fd->id)
-            return *(const ProtobufCMessage *const *)((const char *)body + fd->offset);
-    }
-    return body;
-}
-
 /* ---- dump ------------------------------------------------------------------------- */
 
-static const char *const s_dirs[] = {"?", "tx", "rx", "nested"};
-
-static double s_seconds(const Vmm__Trace__Header *h, uint64_t t_ns)
+/* Whether the filters let a record through. */
+static bool s_record_wanted(const s_args_t *a, const Vmm__Trace__Record *rec)
 {
-    return t_ns >= h->start_monotonic_ns ? (double)(t_ns - h->start_monotonic_ns) / 1e9
-                                         : -(double)(h->start_monotonic_ns - t_ns) / 1e9;
-}
-
-static void s_dump_message(const s_args_t *a, const Vmm__Trace__Header *h,
-                           const Vmm__Trace__Message *m)
-{
-    Vmm__Envelope *env = rt_trace_envelope(m);
-    char kind[96];
-    rt_trace_kind(env, kind, sizeof kind);
-    if (s_message_wanted(a, m, env, kind)) {
-        printf("%12.6f %-6s ", s_seconds(h, m->t_ns), m->dir < 4 ? s_dirs[m->dir] : "?");
-        if (!env) {
-            printf("%s: %zu bytes that are no envelope\n", m->actor, m->envelope.len);
-        } else {
-            printf("%s -> %s %s", env->sender, env->receiver, kind);
-            if (env->request_id)
-                printf(" req %" PRIu64, env->request_id);
-            if (env->reply_to)
-                printf(" re %" PRIu64, env->reply_to);
-            printf(" ");
-            s_print_fields(stdout, s_innermost(env), 0);
-            printf("\n");
-        }
+    switch (rec->record_case) {
+    case VMM__TRACE__RECORD__RECORD_MESSAGE: {
+        Vmm__Envelope *env = rt_trace_envelope(rec->message);
+        char kind[96];
+        rt_trace_kind(env, kind, sizeof kind);
+        bool wanted = s_message_wanted(a, rec->message, env, kind);
+        if (env)
+            vmm__envelope__free_unpacked(env, NULL);
+        return wanted;
     }
-    if (env)
-        vmm__envelope__free_unpacked(env, NULL);
-}
-
-static void s_dump_input(const s_args_t *a, const Vmm__Trace__Header *h,
-                         const Vmm__Trace__Input *in)
-{
-    if (!s_prefixed(a, in->actor) || a->n_kinds)
-        return;
-    printf("%12.6f input  %s ", s_seconds(h, in->t_ns), in->actor);
-    switch (in->input_case) {
-    case VMM__TRACE__INPUT__INPUT_CLOCK_NS:
-        printf("clock %.9f\n", s_seconds(h, in->clock_ns));
-        break;
-    case VMM__TRACE__INPUT__INPUT_TIMER:
-        printf("timer %" PRIu64 " fired\n", in->timer);
-        break;
-    case VMM__TRACE__INPUT__INPUT_BYTES: {
-        const Vmm__Trace__Bytes *b = in->bytes;
-        printf("bytes of kind %u at 0x%" PRIx64 ": ", b->kind, b->address);
-        for (size_t i = 0; i < b->data.len && i < S_SHOWN_BYTES; i++)
-            printf("%02x", b->data.data[i]);
-        printf(b->data.len > S_SHOWN_BYTES ? "...(%zu bytes)\n" : " (%zu bytes)\n",
-               b->data.len);
-        break;
-    }
+    case VMM__TRACE__RECORD__RECORD_INPUT:
+        return !a->n_kinds && s_prefixed(a, rec->input->actor);
+    case VMM__TRACE__RECORD__RECORD_OUTPUT:
+        return !a->n_kinds && s_prefixed(a, rec->output->actor);
+    case VMM__TRACE__RECORD__RECORD_LOST:
+        return !a->n_kinds && s_prefixed(a, rec->lost->actor);
+    case VMM__TRACE__RECORD__RECORD_ACTOR:
+        return !a->n_kinds && s_prefixed(a, rec->actor->name);
     default:
-        printf("of a kind this vmm does not know\n");
+        return false; /* a second header: nothing to show */
     }
 }
 
@@ -363,24 +174,15 @@ static int s_dump(const s_args_t *a)
     const Vmm__Trace__Header *h = rt_trace_header(r);
     printf("# %s, version %u: %s (pid %u) on %s\n", a->file, h->version, h->process, h->pid,
            h->host);
+    printf("# record, seconds since the trace began, what\n");
     const Vmm__Trace__Record *rec;
     int rc;
+    char line[8192];
     while ((rc = rt_trace_next(r, &rec, err, sizeof err)) == 1) {
-        switch (rec->record_case) {
-        case VMM__TRACE__RECORD__RECORD_ACTOR:
-            if (s_prefixed(a, rec->actor->name) && !a->n_kinds)
-                printf("%12s actor  %s (%s) on %s\n", "", rec->actor->name, rec->actor->kind,
-                       rec->actor->executor);
-            break;
-        case VMM__TRACE__RECORD__RECORD_MESSAGE:
-            s_dump_message(a, h, rec->message);
-            break;
-        case VMM__TRACE__RECORD__RECORD_INPUT:
-            s_dump_input(a, h, rec->input);
-            break;
-        default:
-            break; /* a second header: nothing to show */
-        }
+        if (!s_record_wanted(a, rec))
+            continue;
+        rt_trace_describe(h, rec, line, sizeof line);
+        printf("%8" PRIu64 " %s\n", rt_trace_index(r), line);
     }
     rt_trace_close(&r);
     if (rc < 0) {
@@ -539,17 +341,52 @@ static int s_stats(const s_args_t *a)
     return 0;
 }
 
+/* ---- replay ----------------------------------------------------------------------- */
+
+static int s_replay(const s_args_t *a)
+{
+    if (a->n_actors != 1 || a->n_kinds) {
+        fprintf(stderr, "vmm trace replay: one --actor NAME, and no --kind; see `vmm trace "
+                        "--help`\n");
+        return S_EXIT_USAGE;
+    }
+    const char *name = a->actors[0];
+    char err[1200];
+    Vmm__Trace__Actor *actor;
+    int rc = rt_trace_find_actor(a->file, name, &actor, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "vmm trace replay: %s\n", err);
+        return S_EXIT_FAILED;
+    }
+    rt_replay_result_t res;
+    if (!strcmp(actor->kind, "device")) {
+        rc = device_actor_replay(a->file, name, NULL, NULL, &res, err, sizeof err);
+    } else {
+        snprintf(err, sizeof err,
+                 "%s is a %s actor; a replay drives devices and the synic (a VP needs KVM)",
+                 name, actor->kind);
+        rc = -ENOTSUP;
+    }
+    vmm__trace__actor__free_unpacked(actor, NULL);
+    if (rc) {
+        fprintf(stderr, "vmm trace replay: %s\n", err);
+        return S_EXIT_FAILED;
+    }
+    fputs(res.report, res.matched ? stdout : stderr);
+    return res.matched ? 0 : S_EXIT_FAILED;
+}
+
 int trace_opts_take(trace_opts_t *o, int c, const char *arg, const char *prog)
 {
-    if (c == 'T') {
+    if (c == TRACE_OPT_FILE) {
         o->path = arg;
         return 0;
     }
-    const char **list = c == 'A' ? o->actors : o->kinds;
-    size_t *n = c == 'A' ? &o->n_actors : &o->n_kinds;
+    const char **list = c == TRACE_OPT_ACTOR ? o->actors : o->kinds;
+    size_t *n = c == TRACE_OPT_ACTOR ? &o->n_actors : &o->n_kinds;
     if (*n == TRACE_OPTS_MAX) {
         fprintf(stderr, "%s: at most %d --%s\n", prog, TRACE_OPTS_MAX,
-                c == 'A' ? "trace-actor" : "trace-kind");
+                c == TRACE_OPT_ACTOR ? "trace-actor" : "trace-kind");
         return S_EXIT_USAGE;
     }
     list[(*n)++] = arg;
@@ -575,7 +412,8 @@ int trace_main(int argc, char **argv)
     }
     const char *verb = argv[1];
     bool dump = !strcmp(verb, "dump"), stats = !strcmp(verb, "stats");
-    if (!dump && !stats) {
+    bool replay = !strcmp(verb, "replay");
+    if (!dump && !stats && !replay) {
         fprintf(stderr, "vmm trace: no command \"%s\"; see `vmm trace --help`\n", verb);
         return S_EXIT_USAGE;
     }
@@ -583,5 +421,5 @@ int trace_main(int argc, char **argv)
     int status = s_parse(argc - 1, argv + 1, verb, &a);
     if (status)
         return status < 0 ? 0 : status;
-    return dump ? s_dump(&a) : s_stats(&a);
+    return dump ? s_dump(&a) : stats ? s_stats(&a) : s_replay(&a);
 }

@@ -18,10 +18,14 @@ typedef struct {
     size_t n_actors, n_kinds;
 } trace_opts_t;
 
-/* getopt_long's entries for them, their codes 'T', 'A' and 'K'. */
+/* getopt_long's entries for them, with codes no letter option has. */
+#define TRACE_OPT_FILE 0x1001
+#define TRACE_OPT_ACTOR 0x1002
+#define TRACE_OPT_KIND 0x1003
 #define TRACE_OPTS_LONG                                                                       \
-    {"trace", required_argument, NULL, 'T'}, {"trace-actor", required_argument, NULL, 'A'},  \
-        {"trace-kind", required_argument, NULL, 'K'}
+    {"trace", required_argument, NULL, TRACE_OPT_FILE},                                      \
+        {"trace-actor", required_argument, NULL, TRACE_OPT_ACTOR},                           \
+        {"trace-kind", required_argument, NULL, TRACE_OPT_KIND}
 
 /* Takes option c's argument. Returns 0, or 2 (a usage error) after saying
  * why on stderr, prog its first word. */

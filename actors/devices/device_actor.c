@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "actors/devices/device_guest.h"
+#include "actors/devices/device_models.h"
+#include "runtime/trace.h"
 
 /* How long the partition may take to answer a registration. */
 #define S_REGISTER_TIMEOUT_MS 5000
@@ -1005,6 +1007,7 @@ static int s_init(rt_actor_t *self, void *arg)
     a->self = self;
     a->halt_if_lost = cfg->halt_if_lost;
     a->guest.by_message = cfg->guest_by_message;
+    a->guest.no_file = rt_actor_replaying(self);
     a->partition = s_dup(cfg->partition, &rc);
     a->owner = s_dup(cfg->owner, &rc);
     a->calls = s_dup(cfg->guest_calls, &rc);
@@ -1063,6 +1066,98 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     a->model->ops->inspect(a->model, node);
 }
 
+/* ---- Traces and replays -------------------------------------------------------- */
+
+static int s_recipe(const void *arg, ProtobufCBinaryData *out)
+{
+    const device_actor_config_t *cfg = arg;
+    const char *model = cfg ? device_model_kind(cfg->new_model) : NULL;
+    Vmm__Devices__DeviceRecipe r = VMM__DEVICES__DEVICE_RECIPE__INIT;
+    if (!cfg)
+        return -EINVAL;
+    r.model = (char *)(model ? model : "");
+    r.model_configured = cfg->model_config != NULL;
+    r.partition = (char *)(cfg->partition ? cfg->partition : "");
+    r.owner = (char *)(cfg->owner ? cfg->owner : "");
+    r.guest_calls = (char *)(cfg->guest_calls ? cfg->guest_calls : "");
+    r.console = (char *)(cfg->console ? cfg->console : "");
+    r.halt_if_lost = cfg->halt_if_lost;
+    r.guest_by_message = cfg->guest_by_message;
+    out->len = vmm__devices__device_recipe__get_packed_size(&r);
+    if (!(out->data = malloc(out->len ? out->len : 1)))
+        return -ENOMEM;
+    vmm__devices__device_recipe__pack(&r, out->data);
+    return 0;
+}
+
+static const char *s_or_null(const char *s)
+{
+    return *s ? s : NULL;
+}
+
+int device_actor_config_from_recipe(const ProtobufCBinaryData *bytes, device_actor_config_t *cfg,
+                                    Vmm__Devices__DeviceRecipe **recipe, char *err,
+                                    size_t errlen)
+{
+    Vmm__Devices__DeviceRecipe *r = vmm__devices__device_recipe__unpack(NULL, bytes->len,
+                                                                       bytes->data);
+    *recipe = r;
+    if (!r || !bytes->len) {
+        snprintf(err, errlen, "its recipe is %s", r ? "empty" : "no DeviceRecipe");
+        return -EINVAL;
+    }
+    *cfg = (device_actor_config_t){
+        .new_model = device_model_find(r->model),
+        .partition = s_or_null(r->partition),
+        .owner = s_or_null(r->owner),
+        .guest_calls = s_or_null(r->guest_calls),
+        .console = s_or_null(r->console),
+        .halt_if_lost = r->halt_if_lost,
+        .guest_by_message = r->guest_by_message,
+    };
+    return 0;
+}
+
+int device_actor_replay(const char *trace, const char *actor, device_new_fn new_model,
+                        const void *model_config, rt_replay_result_t *out, char *err,
+                        size_t errlen)
+{
+    Vmm__Trace__Actor *a;
+    int rc = rt_trace_find_actor(trace, actor, &a, err, errlen);
+    if (rc)
+        return rc;
+    device_actor_config_t cfg;
+    Vmm__Devices__DeviceRecipe *recipe = NULL;
+    if (strcmp(a->kind, "device")) {
+        snprintf(err, errlen, "%s is a %s actor, not a device", actor, a->kind);
+        rc = -EINVAL;
+    } else if (!(rc = device_actor_config_from_recipe(&a->recipe, &cfg, &recipe, err,
+                                                      errlen))) {
+        if (new_model) {
+            cfg.new_model = new_model;
+            cfg.model_config = model_config;
+        }
+        if (!cfg.new_model || (recipe->model_configured && !new_model)) {
+            snprintf(err, errlen,
+                     cfg.new_model ? "its model (%s) had a configuration of its own, which "
+                                     "the trace does not hold: replay it with its config"
+                                   : "its model (\"%s\") is not one this VMM has by name (%s)",
+                     recipe->model, device_model_kinds());
+            rc = -ENOTSUP;
+        } else {
+            rt_replay_config_t rcfg = {.trace = trace, .actor = actor, .ops = &device_actor_ops,
+                                       .arg = &cfg};
+            rc = rt_replay(&rcfg, out, err, errlen);
+        }
+    } else {
+        snprintf(err + strlen(err), errlen - strlen(err), " (%s)", actor);
+    }
+    if (recipe)
+        vmm__devices__device_recipe__free_unpacked(recipe, NULL);
+    vmm__trace__actor__free_unpacked(a, NULL);
+    return rc;
+}
+
 static const rt_handler_t s_handlers[] = {
     {VMM__ENVELOPE__BODY_DEVICE_REQUEST, s_on_device_request},
     {VMM__ENVELOPE__BODY_DEVICE_EVENT, s_on_device_event},
@@ -1077,4 +1172,5 @@ const rt_actor_ops_t device_actor_ops = {
     .n_handlers = sizeof s_handlers / sizeof *s_handlers,
     .on_reply = s_on_reply,
     .inspect = s_inspect,
+    .recipe = s_recipe,
 };

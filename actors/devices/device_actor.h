@@ -28,6 +28,7 @@
 #include <stdbool.h>
 
 #include "actors/devices/device.h"
+#include "runtime/replay.h"
 #include "runtime/rt.h"
 
 typedef struct {
@@ -56,8 +57,33 @@ typedef struct {
 } device_actor_config_t;
 
 /* Starts with arg a device_actor_config_t *, read by init only. init fails
- * with the model's errno when new_model does. */
+ * with the model's errno when new_model does. In a trace its recipe is a
+ * devices.proto DeviceRecipe: its configuration, and its model by kind
+ * (device_models.h). */
 extern const rt_actor_ops_t device_actor_ops;
+
+/*
+ * The configuration a DeviceRecipe records, read back into *cfg: its
+ * strings point into *recipe, the caller's to free with
+ * vmm__devices__device_recipe__free_unpacked() (also on failure, when
+ * not NULL). cfg->new_model is NULL for a model not known by name, and
+ * model_config is NULL. Returns 0, or -EINVAL with the reason in err.
+ */
+int device_actor_config_from_recipe(const ProtobufCBinaryData *bytes, device_actor_config_t *cfg,
+                                    Vmm__Devices__DeviceRecipe **recipe, char *err,
+                                    size_t errlen);
+
+/*
+ * Replays the device actor `actor` from a trace (runtime/replay.h) with
+ * the configuration its recipe recorded: a model's test in a few lines.
+ * new_model (and model_config) replace the recorded model, say with a
+ * changed copy; NULL: the model the recipe names. Returns rt_replay()'s
+ * result, or -ENOTSUP for a model the VMM does not know by name, or one
+ * that had a configuration of its own and was given none here.
+ */
+int device_actor_replay(const char *trace, const char *actor, device_new_fn new_model,
+                        const void *model_config, rt_replay_result_t *out, char *err,
+                        size_t errlen);
 
 /*
  * For whoever started n device actors with owner the client `owner`:

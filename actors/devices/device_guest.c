@@ -25,6 +25,7 @@ static void s_release(device_guest_t *g)
     g->n_ram = 0;
     g->map = NULL;
     g->map_size = 0;
+    g->mapped = false;
 }
 
 /* Whether path is a symbolic link to link. */
@@ -94,11 +95,12 @@ int device_guest_map(device_guest_t *g, const Vmm__Devices__GuestMemoryMap *map)
     for (size_t i = 0; i < map->n_ranges; i++)
         g->ram[i] = (device_ram_t){.gpa = map->ranges[i]->gpa, .size = map->ranges[i]->size};
     void *m;
-    int rc = s_map_file(map, (size_t)end, &m);
+    int rc = g->no_file ? -EXDEV : s_map_file(map, (size_t)end, &m);
     if (rc)
         return rc;
     g->map = m;
     g->map_size = (size_t)end;
+    g->mapped = true;
     for (size_t i = 0; i < map->n_ranges; i++)
         g->ram[i].host = (uint8_t *)m + map->ranges[i]->offset;
     return 0;
@@ -124,6 +126,9 @@ static int s_on_map_reply(void *arg, const Vmm__Envelope *reply)
         return -EPROTO;
     const Vmm__Devices__GuestMemoryMap *map = reply->device_reply->guest_memory_map;
     int rc = device_guest_map(call->g, map);
+    /* Whether it could: the host's to say, so a replay says it again. */
+    rt_actor_input(call->self, DEVICE_GUEST_INPUT_MAPPED, 0, &rc, sizeof rc);
+    call->g->mapped = !rc && call->g->ram;
     if (!rc)
         rt_log(rt, call->self, RT_LOG_INFO, "guest RAM mapped from %s", map->path);
     else if (call->g->ram)
@@ -218,12 +223,17 @@ int device_guest_io(device_guest_t *g, rt_actor_t *self, const char *partition, 
     const device_ram_t *r = s_ram_at(g, gpa, len);
     if (!r)
         return -EFAULT;
-    if (r->host && !g->by_message) {
-        uint8_t *host = r->host + (gpa - r->gpa);
-        if (to)
-            memcpy(to, host, len);
-        else
+    if (g->mapped && !g->by_message) {
+        /* No bytes of a mapping under a replay: the trace has them. */
+        uint8_t *host = r->host ? r->host + (gpa - r->gpa) : NULL;
+        if (to) {
+            if (host)
+                memcpy(to, host, len);
+            return rt_actor_input(self, DEVICE_GUEST_RAM, gpa, to, len);
+        }
+        if (host)
             memcpy(host, from, len);
+        rt_actor_output(self, DEVICE_GUEST_RAM, gpa, from, len);
         return 0;
     }
     if (!partition)
@@ -248,5 +258,5 @@ const char *device_guest_state(const device_guest_t *g)
 {
     if (!g->ram)
         return "not asked for yet";
-    return g->map && !g->by_message ? "mapped" : "by message";
+    return g->mapped && !g->by_message ? "mapped" : "by message";
 }

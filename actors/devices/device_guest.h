@@ -6,7 +6,9 @@
  * Otherwise, and with by_message, accesses go by ReadGuestMemory and
  * WriteGuestMemory messages of at most 64 KiB each, so from any host.
  * Either way [gpa, gpa + len) must lie in one RAM range the partition
- * gave, checked before anything is read or written.
+ * gave, checked before anything is read or written. What is read and
+ * written through the mapping goes to the runtime too
+ * (DEVICE_GUEST_RAM), for traces.
  *
  * Why mapping guest RAM is safe enough: the memory file is reachable only
  * by the VM's own user on the VM's host (its /proc/<pid>/fd entry needs the
@@ -36,10 +38,22 @@ typedef struct {
     uint8_t *host; /* its bytes in the mapped memory file, or NULL */
 } device_ram_t;
 
+/* What the device actor hands the runtime as it reaches guest RAM outside
+ * messages (rt_actor_input(), rt_actor_output()), so that a trace holds it
+ * and a replay gives it back: whether the memory file could be mapped
+ * (device_guest_map()'s result, an int), and the bytes read and written
+ * through the mapping, at their guest physical address. */
+#define DEVICE_GUEST_INPUT_MAPPED 1
+#define DEVICE_GUEST_RAM 2
+
 typedef struct {
     /* Accesses go by message even where guest RAM is mapped (tests and
      * measurements). */
     bool by_message;
+    /* Never opens the memory file (a replay: the trace holds what was
+     * read there). */
+    bool no_file;
+    bool mapped; /* the memory file is mapped, or was in the run replayed */
     device_ram_t *ram; /* owned; NULL until the first access asks */
     size_t n_ram;
     void *map; /* the memory file mapped (map_size bytes), or NULL */
@@ -67,8 +81,8 @@ int device_guest_io(device_guest_t *g, rt_actor_t *self, const char *partition, 
  * another file or none: another host or PID namespace), -EPERM (the file
  * is not sealed), -ERANGE (it is too small), or open's or mmap's error.
  * -EINVAL (no ranges, an empty one, or one that wraps) and -ENOMEM keep
- * nothing. The first access calls it; tests give it descriptions of their
- * own.
+ * nothing; with no_file it maps nothing (-EXDEV). The first access calls
+ * it; tests give it descriptions of their own.
  */
 int device_guest_map(device_guest_t *g, const Vmm__Devices__GuestMemoryMap *map);
 
