@@ -133,13 +133,13 @@ static void s_run(const char *title)
               "<= 1.2x raw OUT exit");
     printf("  %-44s %12s %12s %8s\n", "recorded into a trace (vmm run --trace)", "traced",
            "untraced", "ratio");
-    bench_row("port write, device on the VP's executor", f.traced_vp[w], f.with_vp[w], 1.05,
+    bench_row("traced port write, VP's executor", f.traced_vp[w], f.with_vp[w], 1.05,
               "<= 1.05x untraced");
-    bench_row("port write, device on another executor", f.traced_apart[w], f.apart[w], 1.05,
+    bench_row("traced port write, another executor", f.traced_apart[w], f.apart[w], 1.05,
               "<= 1.05x untraced");
-    bench_row("posted write, device on the VP's executor", f.traced_vp[p], f.with_vp[p], 1.05,
+    bench_row("traced posted write, VP's executor", f.traced_vp[p], f.with_vp[p], 1.05,
               "<= 1.05x untraced");
-    bench_row("doorbell write, owner on the VP's executor", f.traced_vp[d], f.with_vp[d], 1.05,
+    bench_row("traced doorbell write, VP's executor", f.traced_vp[d], f.with_vp[d], 1.05,
               "<= 1.05x untraced");
     printf("  %-44s %12s %12s %8s\n", "reference, no actors", "raw", "raw OUT", "ratio");
     bench_row("raw doorbell write (ioeventfd)", f.raw[d], out, 1e9, "(no target)");

@@ -13,6 +13,10 @@ rows=(
     "posted write, device on another executor"
     "doorbell write, owner on the VP's executor"
     "doorbell write, owner on another executor"
+    "traced port write, VP's executor"
+    "traced port write, another executor"
+    "traced posted write, VP's executor"
+    "traced doorbell write, VP's executor"
     "raw doorbell write (ioeventfd)"
     "raw OUT exit, second loop (noise)"
 )

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "actors/devices/device_actor.h"
+#include "actors/synic/synic.h"
 #include "runtime/replay.h"
 #include "runtime/trace.h"
 
@@ -361,6 +362,8 @@ static int s_replay(const s_args_t *a)
     rt_replay_result_t res;
     if (!strcmp(actor->kind, "device")) {
         rc = device_actor_replay(a->file, name, NULL, NULL, &res, err, sizeof err);
+    } else if (!strcmp(actor->kind, "synic")) {
+        rc = synic_replay(a->file, name, &res, err, sizeof err);
     } else {
         snprintf(err, sizeof err,
                  "%s is a %s actor; a replay drives devices and the synic (a VP needs KVM)",

@@ -10,10 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "actors/synic/synic_internal.h"
+#include "runtime/trace.h"
 
 /* How often the monitor page is read while monitors are registered: a bit
  * the guest sets is signalled within about this long (plus the cost of the
@@ -529,19 +529,23 @@ static int s_on_unregister_guest_event_port(synic_t *s, const Vmm__Envelope *msg
 
 /* ---- Monitor page -------------------------------------------------------------------- */
 
-/* Polls while a page is set and monitors watch it. */
+static void s_on_monitor_timer(rt_actor_t *self, uint64_t id);
+
+/* Polls while a page is set and monitors watch it: the next poll one
+ * interval from now. */
 static void s_monitor_arm(synic_t *s)
 {
-    struct itimerspec its = {{0, 0}, {0, 0}};
     if (!s->monitor_poll_ns)
         s->monitor_poll_ns = S_MONITOR_POLL_NS;
-    if (s->monitor_page_set && s->n_monitors) {
-        its.it_interval.tv_nsec = s->monitor_poll_ns;
-        its.it_value.tv_nsec = s->monitor_poll_ns;
+    if (!s->monitor_page_set || !s->n_monitors) {
+        rt_timer_cancel(s->self, SYNIC_RT_MONITOR);
+        return;
     }
-    if (timerfd_settime(s->monitor_fd, 0, &its, NULL))
+    int rc = rt_timer_set(s->self, SYNIC_RT_MONITOR,
+                          rt_now_ns(s->self) + (uint64_t)s->monitor_poll_ns, s_on_monitor_timer);
+    if (rc)
         rt_log(rt_actor_rt(s->self), s->self, RT_LOG_ERROR, "arming the monitor poll: %s",
-               strerror(errno));
+               strerror(-rc));
 }
 
 static void s_monitor_masks(synic_t *s)
@@ -606,15 +610,13 @@ static void s_monitor_follow_latency(synic_t *s)
     }
 }
 
-static void s_on_monitor_fd(rt_actor_t *self, int fd)
+static void s_on_monitor_timer(rt_actor_t *self, uint64_t id)
 {
+    (void)id;
     synic_t *s = rt_actor_state(self);
-    uint64_t ticks;
-    if (read(fd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
-        rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "reading the monitor poll: %s",
-               strerror(errno));
     if (!s->monitor_page_set || !s->n_monitors)
         return;
+    s_monitor_arm(s); /* the next poll, unless the latency changes it */
     s->counts.monitor_polls++;
     uint8_t groups[8 * SYNIC_MONITOR_GROUPS];
     if (synic_guest_read(s, s->monitor_gpa + SYNIC_MONITOR_PENDING_OFFSET(0), groups,
@@ -827,14 +829,6 @@ static int s_on_synic_request(rt_actor_t *self, const Vmm__Envelope *msg)
 
 static void s_release(synic_t *s)
 {
-    if (s->timer_fd >= 0) {
-        rt_actor_unwatch_fd(s->self, s->timer_fd);
-        close(s->timer_fd);
-    }
-    if (s->monitor_fd >= 0) {
-        rt_actor_unwatch_fd(s->self, s->monitor_fd);
-        close(s->monitor_fd);
-    }
     synic_vps_free(s);
     for (size_t i = 0; i < s->n_host_ports; i++) {
         free(s->host_ports[i].target);
@@ -851,19 +845,6 @@ static void s_release(synic_t *s)
     free(s);
 }
 
-static int s_watch(synic_t *s, int *fd, rt_fd_fn fn)
-{
-    *fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (*fd < 0)
-        return -errno;
-    int rc = rt_actor_watch_fd(s->self, *fd, fn);
-    if (rc) {
-        close(*fd);
-        *fd = -1;
-    }
-    return rc;
-}
-
 static int s_init(rt_actor_t *self, void *arg)
 {
     const synic_config_t *cfg = arg;
@@ -874,8 +855,6 @@ static int s_init(rt_actor_t *self, void *arg)
     if (!s)
         return -ENOMEM;
     s->self = self;
-    s->timer_fd = -1;
-    s->monitor_fd = -1;
     s->next_handle = 1;
     s->vp_count = cfg->vp_count;
     s->queue_limit = cfg->queue_limit ? cfg->queue_limit : 64;
@@ -890,11 +869,6 @@ static int s_init(rt_actor_t *self, void *arg)
     for (uint32_t v = 0; v < cfg->vp_count; v++)
         for (int sint = 0; sint < SYNIC_SINTS; sint++)
             s->vps[v].sint[sint] = SYNIC_SINT_MASKED;
-    rc = s_watch(s, &s->timer_fd, synic_on_timer_fd);
-    if (!rc)
-        rc = s_watch(s, &s->monitor_fd, s_on_monitor_fd);
-    if (rc)
-        goto fail;
     rt_actor_set_state(self, s);
     return 0;
 
@@ -959,6 +933,57 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     synic_vps_inspect(s, node);
 }
 
+/* ---- Traces and replays ---------------------------------------------------------------- */
+
+static int s_recipe(const void *arg, ProtobufCBinaryData *out)
+{
+    const synic_config_t *cfg = arg;
+    if (!cfg)
+        return -EINVAL;
+    Vmm__Synic__SynicRecipe r = VMM__SYNIC__SYNIC_RECIPE__INIT;
+    r.partition = (char *)(cfg->partition ? cfg->partition : "");
+    r.vp_count = cfg->vp_count;
+    r.tsc_khz = cfg->tsc_khz;
+    r.tsc_offset = cfg->tsc_offset;
+    r.tsc_at_zero = cfg->tsc_at_zero;
+    r.queue_limit = cfg->queue_limit;
+    out->len = vmm__synic__synic_recipe__get_packed_size(&r);
+    if (!(out->data = malloc(out->len ? out->len : 1)))
+        return -ENOMEM;
+    vmm__synic__synic_recipe__pack(&r, out->data);
+    return 0;
+}
+
+int synic_replay(const char *trace, const char *actor, rt_replay_result_t *out, char *err,
+                 size_t errlen)
+{
+    Vmm__Trace__Actor *a;
+    int rc = rt_trace_find_actor(trace, actor, &a, err, errlen);
+    if (rc)
+        return rc;
+    Vmm__Synic__SynicRecipe *r =
+        vmm__synic__synic_recipe__unpack(NULL, a->recipe.len, a->recipe.data);
+    if (strcmp(a->kind, "synic")) {
+        snprintf(err, errlen, "%s is a %s actor, not a synic", actor, a->kind);
+        rc = -EINVAL;
+    } else if (!r || !a->recipe.len) {
+        snprintf(err, errlen, "%s: the recipe of %s is %s", trace, actor,
+                 r ? "empty" : "no SynicRecipe");
+        rc = -EINVAL;
+    } else {
+        synic_config_t cfg = {.partition = r->partition, .vp_count = r->vp_count,
+                              .tsc_khz = r->tsc_khz, .tsc_offset = r->tsc_offset,
+                              .tsc_at_zero = r->tsc_at_zero, .queue_limit = r->queue_limit};
+        rt_replay_config_t rcfg = {.trace = trace, .actor = actor, .ops = &synic_ops,
+                                   .arg = &cfg};
+        rc = rt_replay(&rcfg, out, err, errlen);
+    }
+    if (r)
+        vmm__synic__synic_recipe__free_unpacked(r, NULL);
+    vmm__trace__actor__free_unpacked(a, NULL);
+    return rc;
+}
+
 static const rt_handler_t s_handlers[] = {
     {VMM__ENVELOPE__BODY_SYNIC_REQUEST, s_on_synic_request},
 };
@@ -970,4 +995,5 @@ const rt_actor_ops_t synic_ops = {
     .handlers = s_handlers,
     .n_handlers = sizeof s_handlers / sizeof *s_handlers,
     .inspect = s_inspect,
+    .recipe = s_recipe,
 };

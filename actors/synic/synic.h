@@ -82,6 +82,7 @@
 
 #include <stdint.h>
 
+#include "runtime/replay.h"
 #include "runtime/rt.h"
 
 /* The hypercall page the guest enables holds `out SYNIC_HYPERCALL_PORT, al;
@@ -106,7 +107,14 @@ typedef struct {
     uint32_t queue_limit;
 } synic_config_t;
 
-/* Starts with arg a synic_config_t *, copied by init. */
+/* Starts with arg a synic_config_t *, copied by init. In a trace its
+ * recipe is a synic.proto SynicRecipe, the same configuration. */
 extern const rt_actor_ops_t synic_ops;
+
+/* Replays the synic actor `actor` from a trace (runtime/replay.h) with the
+ * configuration its recipe recorded. Returns rt_replay()'s result, or
+ * -EINVAL for an actor that is no synic or has no recipe. */
+int synic_replay(const char *trace, const char *actor, rt_replay_result_t *out, char *err,
+                 size_t errlen);
 
 #endif

@@ -107,7 +107,6 @@ typedef struct {
 
     uint64_t guest_os_id, hypercall, reference_tsc;
     synic_vp_t *vps;
-    int timer_fd; /* the earliest armed SynIC timer */
 
     synic_host_port_t *host_ports;
     size_t n_host_ports;
@@ -118,7 +117,6 @@ typedef struct {
     uint32_t monitor_mask[SYNIC_MONITOR_GROUPS]; /* registered monitor ids */
     bool monitor_page_set;
     uint64_t monitor_gpa;
-    int monitor_fd; /* the poll interval while monitors are watched */
     long monitor_poll_ns; /* that interval: the least latency asked for */
     uint64_t next_handle;
 
@@ -130,7 +128,8 @@ typedef struct {
 /* Sets up the reference time from the configuration; -EINVAL if the TSC
  * frequency is 10 MHz or less (the scale would not fit 64 bits). */
 int synic_time_init(synic_t *s, const synic_config_t *cfg);
-/* The reference time now, in 100 ns units. */
+/* The reference time now, in 100 ns units: from the host TSC, which the
+ * runtime records and a replay gives back. */
 uint64_t synic_ref_time(const synic_t *s);
 
 /* Guest memory through the partition: 0, or a negative errno (counted as a
@@ -156,8 +155,16 @@ int synic_post(synic_t *s, uint32_t vp, uint32_t sint, uint32_t type, const uint
 /* Sets an event flag of (vp, sint) and interrupts if it was clear. */
 void synic_signal_flag(synic_t *s, uint32_t vp, uint32_t sint, uint32_t flag);
 
-/* The timer descriptor's callback: expires what is due, re-arms. */
-void synic_on_timer_fd(rt_actor_t *self, int fd);
+/* The actor's runtime timers: the earliest SynIC timer of any VP, and the
+ * monitor page's poll while monitors are watched. */
+#define SYNIC_RT_TIMER 1
+#define SYNIC_RT_MONITOR 2
+/* What the synic reads outside messages (rt_actor_input()): the host TSC,
+ * behind the reference time. */
+#define SYNIC_INPUT_TSC 1
+
+/* SYNIC_RT_TIMER's callback: expires what is due, arms the next. */
+void synic_on_timer(rt_actor_t *self, uint64_t id);
 
 /* Frees what the VPs hold. */
 void synic_vps_free(synic_t *s);

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 #include <x86intrin.h>
 
@@ -55,7 +54,9 @@ static uint64_t s_ref_at(const synic_t *s, uint64_t guest_tsc)
 
 uint64_t synic_ref_time(const synic_t *s)
 {
-    return s_ref_at(s, __rdtsc() + (uint64_t)s->tsc_offset);
+    uint64_t tsc = __rdtsc();
+    rt_actor_input(s->self, SYNIC_INPUT_TSC, 0, &tsc, sizeof tsc);
+    return s_ref_at(s, tsc + (uint64_t)s->tsc_offset);
 }
 
 /* ---- The partition: guest memory and MSIs ---------------------------------- */
@@ -437,7 +438,7 @@ static void s_flush_flags(synic_t *s, uint32_t vpi)
 
 /* ---- Timers ----------------------------------------------------------------------- */
 
-/* Arms the descriptor for the earliest armed timer of any VP. */
+/* Arms the runtime timer for the earliest armed timer of any VP. */
 static void s_timers_arm(synic_t *s)
 {
     bool any = false;
@@ -450,21 +451,20 @@ static void s_timers_arm(synic_t *s)
                 any = true;
             }
         }
-    struct itimerspec its = {{0, 0}, {0, 0}};
-    if (any) {
-        uint64_t now = synic_ref_time(s);
-        /* At least 1 ns: zero would disarm. Capped at a day, then looked at
-         * again. */
-        uint64_t ticks = next > now ? next - now : 0;
-        if (ticks > 864000000000ull)
-            ticks = 864000000000ull;
-        uint64_t ns = ticks ? ticks * 100 : 1;
-        its.it_value.tv_sec = (time_t)(ns / 1000000000u);
-        its.it_value.tv_nsec = (long)(ns % 1000000000u);
+    if (!any) {
+        rt_timer_cancel(s->self, SYNIC_RT_TIMER);
+        return;
     }
-    if (timerfd_settime(s->timer_fd, 0, &its, NULL))
+    uint64_t now = synic_ref_time(s);
+    /* Capped at a day, then looked at again. */
+    uint64_t ticks = next > now ? next - now : 0;
+    if (ticks > 864000000000ull)
+        ticks = 864000000000ull;
+    int rc = rt_timer_set(s->self, SYNIC_RT_TIMER, rt_now_ns(s->self) + ticks * 100,
+                          synic_on_timer);
+    if (rc)
         rt_log(rt_actor_rt(s->self), s->self, RT_LOG_ERROR, "arming the timer: %s",
-               strerror(errno));
+               strerror(-rc));
 }
 
 /* Re-evaluates timer i of vp after a write to its registers. */
@@ -519,12 +519,10 @@ static void s_timer_expire(synic_t *s, uint32_t vpi, int i, uint64_t now)
     }
 }
 
-void synic_on_timer_fd(rt_actor_t *self, int fd)
+void synic_on_timer(rt_actor_t *self, uint64_t id)
 {
+    (void)id;
     synic_t *s = rt_actor_state(self);
-    uint64_t ticks;
-    if (read(fd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
-        rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "reading the timer: %s", strerror(errno));
     uint64_t now = synic_ref_time(s);
     for (uint32_t v = 0; v < s->vp_count; v++)
         for (int i = 0; i < SYNIC_TIMERS; i++) {
