@@ -352,6 +352,7 @@ struct rt_client_s {
 
 typedef struct {
     size_t sender, receiver, body;
+    size_t member; /* a oneof body's member, packed (see wire.c), or 0 */
     bool whole; /* all of it is packed by protobuf-c (unknown fields) */
 } rt_wire_size_t;
 

@@ -22,11 +22,13 @@
 
 /* Address space the mapping reserves (not memory): the longest trace. */
 #define S_MAP_MAX (64ull << 30)
-/* The file grows this much at a time, ahead of the writers. */
+/* The file grows this much at a time, ahead of the writers, and the
+ * grower thread keeps it S_AHEAD ahead of them. */
 #define S_GROW (4ull << 20)
+#define S_AHEAD (16ull << 20)
 /* Written pages are let go this far behind the newest record, so that a
  * long run keeps little of the trace mapped. */
-#define S_RELEASE (64ull << 20)
+#define S_RELEASE (16ull << 20)
 /* The length prefix: a varint in exactly this many bytes. */
 #define S_PREFIX 4
 #define S_MAX_RECORD ((1u << 28) - 1)
@@ -42,6 +44,13 @@ struct rt_trace_s {
     _Atomic uint64_t size;  /* the file's size */
     pthread_mutex_t grow;   /* one thread grows the file at a time */
     uint64_t released;      /* pages let go below this offset */
+    /* The grower thread: woken (kicked) by a writer past mark. */
+    pthread_t grower;
+    bool grower_running, stopping, kicked;
+    pthread_mutex_t wake_lock;
+    pthread_cond_t wake;
+    _Atomic uint64_t mark;
+    atomic_bool kick_sent;
     char **actors;          /* name prefixes; none: every actor */
     size_t n_actors;
     bool kinds[64];         /* by body field number; all false: every kind */
@@ -83,14 +92,15 @@ static uint8_t *s_put_key_len(uint8_t *p, uint32_t field, size_t len)
 
 /* ---- Reserving and publishing ---------------------------------------------------- */
 
-/* Makes the file hold end bytes. Returns 0 or a negative errno. */
-static int s_grow(rt_trace_t *t, uint64_t end)
+/* Makes the file hold end bytes, rounded up to S_GROW, its pages made
+ * ahead; lets go of pages well behind. Called with t->grow held. Returns
+ * 0 or a negative errno. */
+static int s_grow_locked(rt_trace_t *t, uint64_t end)
 {
-    if (end <= atomic_load(&t->size))
-        return 0;
-    pthread_mutex_lock(&t->grow);
     int rc = 0;
     uint64_t size = atomic_load(&t->size);
+    if (end > S_MAP_MAX)
+        end = S_MAP_MAX;
     if (end > size) {
         uint64_t want = (end + S_GROW - 1) / S_GROW * S_GROW;
         rc = ftruncate(t->fd, (off_t)want) ? -errno : 0;
@@ -102,12 +112,37 @@ static int s_grow(rt_trace_t *t, uint64_t end)
             atomic_store(&t->size, want);
     }
     /* Pages well behind the writers are written back and let go. */
-    while (!rc && end > t->released + 2 * S_RELEASE) {
+    uint64_t used = atomic_load(&t->used);
+    while (!rc && used > t->released + 2 * S_RELEASE) {
         madvise(t->map + t->released, S_RELEASE, MADV_DONTNEED);
         t->released += S_RELEASE;
     }
-    pthread_mutex_unlock(&t->grow);
     return rc;
+}
+
+/* The grower: keeps the file S_AHEAD bytes ahead of the writers, so that
+ * making pages (zeroing, accounting: most of what a record would cost) is
+ * this thread's work, not theirs. A writer past the mark wakes it. */
+static void *s_grower_main(void *arg)
+{
+    rt_trace_t *t = arg;
+    pthread_mutex_lock(&t->wake_lock);
+    while (!t->stopping) {
+        if (!t->kicked) {
+            pthread_cond_wait(&t->wake, &t->wake_lock);
+            continue;
+        }
+        t->kicked = false;
+        pthread_mutex_unlock(&t->wake_lock);
+        pthread_mutex_lock(&t->grow);
+        s_grow_locked(t, atomic_load(&t->used) + S_AHEAD);
+        pthread_mutex_unlock(&t->grow);
+        atomic_store(&t->mark, atomic_load(&t->size) - S_AHEAD / 2);
+        atomic_store(&t->kick_sent, false);
+        pthread_mutex_lock(&t->wake_lock);
+    }
+    pthread_mutex_unlock(&t->wake_lock);
+    return NULL;
 }
 
 /* Reserves a record of len bytes: where its bytes go, or NULL (dropped,
@@ -118,8 +153,21 @@ static uint8_t *s_reserve(rt_trace_t *t, size_t len, uint64_t *at)
         atomic_fetch_add(&t->dropped, 1);
         return NULL;
     }
-    uint64_t off = atomic_fetch_add(&t->used, S_PREFIX + len);
-    if (off + S_PREFIX + len > S_MAP_MAX || s_grow(t, off + S_PREFIX + len)) {
+    uint64_t off = atomic_fetch_add(&t->used, S_PREFIX + len), end = off + S_PREFIX + len;
+    if (end > atomic_load_explicit(&t->mark, memory_order_relaxed) &&
+        !atomic_exchange(&t->kick_sent, true)) {
+        pthread_mutex_lock(&t->wake_lock);
+        t->kicked = true;
+        pthread_cond_signal(&t->wake);
+        pthread_mutex_unlock(&t->wake_lock);
+    }
+    int rc = 0;
+    if (end > atomic_load(&t->size)) { /* ahead of the grower: grow here */
+        pthread_mutex_lock(&t->grow);
+        rc = end > S_MAP_MAX ? -ENOSPC : s_grow_locked(t, end);
+        pthread_mutex_unlock(&t->grow);
+    }
+    if (rc || end > atomic_load(&t->size)) {
         atomic_fetch_add(&t->dropped, 1);
         return NULL;
     }
@@ -341,6 +389,13 @@ void rt_trace_actor_stopped(rt_t *rt, const rt_actor_t *actor)
 
 static void s_free(rt_trace_t *t)
 {
+    if (t->grower_running) {
+        pthread_mutex_lock(&t->wake_lock);
+        t->stopping = true;
+        pthread_cond_signal(&t->wake);
+        pthread_mutex_unlock(&t->wake_lock);
+        pthread_join(t->grower, NULL);
+    }
     if (t->map && t->map != MAP_FAILED)
         munmap(t->map, S_MAP_MAX);
     if (t->fd >= 0)
@@ -349,6 +404,8 @@ static void s_free(rt_trace_t *t)
         free(t->actors[i]);
     free(t->actors);
     pthread_mutex_destroy(&t->grow);
+    pthread_mutex_destroy(&t->wake_lock);
+    pthread_cond_destroy(&t->wake);
     free(t);
 }
 
@@ -397,6 +454,8 @@ int rt_trace_start(rt_t *rt, const rt_trace_config_t *cfg, char *err, size_t err
     if (!t)
         return -ENOMEM;
     pthread_mutex_init(&t->grow, NULL);
+    pthread_mutex_init(&t->wake_lock, NULL);
+    pthread_cond_init(&t->wake, NULL);
     t->fd = -1;
     int rc = 0;
     t->any_kind = !cfg->n_kinds;
@@ -431,6 +490,20 @@ int rt_trace_start(rt_t *rt, const rt_trace_config_t *cfg, char *err, size_t err
         snprintf(err, errlen, "mapping %s: %s", cfg->path, strerror(errno));
         goto fail;
     }
+    /* The first stretch made here; the grower makes the rest. */
+    pthread_mutex_lock(&t->grow);
+    rc = s_grow_locked(t, S_AHEAD);
+    pthread_mutex_unlock(&t->grow);
+    if (rc) {
+        snprintf(err, errlen, "growing %s: %s", cfg->path, strerror(-rc));
+        goto fail;
+    }
+    atomic_store(&t->mark, S_AHEAD / 2);
+    if ((rc = -pthread_create(&t->grower, NULL, s_grower_main, t))) {
+        snprintf(err, errlen, "starting the trace's grower: %s", strerror(-rc));
+        goto fail;
+    }
+    t->grower_running = true;
     s_write_header(rt, t, cfg);
     atomic_store_explicit(&rt->trace, t, memory_order_release);
     return 0;

@@ -5,6 +5,10 @@
  * that are not there. The envelope is small and fixed: this file encodes
  * its four routing fields by hand and hands only the body to protobuf-c.
  *
+ * Each protocol's body (Request, Reply, Event) is itself one oneof and
+ * nothing else, with a member per operation: it is encoded here too, and
+ * protobuf-c packs only the member that is set.
+ *
  * The bytes are exactly those vmm__envelope__pack() produces (fields in
  * number order, proto3 defaults left out; wire_test checks it). Decoding
  * takes the fast path only for canonical input and otherwise falls back to
@@ -12,6 +16,7 @@
  * deeper than S_MAX_DEPTH, refused here first).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "runtime/rt_internal.h"
@@ -55,6 +60,48 @@ static size_t s_varint_field_size(uint32_t field, uint64_t v)
     return v ? rt_wire_varint_size(field << 3) + rt_wire_varint_size(v) : 0;
 }
 
+/* Which body kinds are one oneof of messages and nothing else, by body
+ * case: their member is found by its case, not by a walk of every field. */
+#define S_BODIES 64
+static bool s_oneof_body[S_BODIES];
+static pthread_once_t s_bodies_once = PTHREAD_ONCE_INIT;
+
+static void s_find_oneof_bodies(void)
+{
+    const ProtobufCMessageDescriptor *env = &vmm__envelope__descriptor;
+    for (unsigned i = 0; i < env->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &env->fields[i];
+        const ProtobufCMessageDescriptor *d = f->descriptor;
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE || f->id >= S_BODIES || !d->n_fields)
+            continue;
+        bool oneof = true;
+        for (unsigned k = 0; k < d->n_fields && oneof; k++)
+            oneof = (d->fields[k].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+                    d->fields[k].type == PROTOBUF_C_TYPE_MESSAGE &&
+                    d->fields[k].quantifier_offset == d->fields[0].quantifier_offset &&
+                    d->fields[k].offset == d->fields[0].offset;
+        s_oneof_body[f->id] = oneof;
+    }
+}
+
+/* A body of one oneof: its member and the member's field, or NULL when
+ * none is set or the body is packed the generic way (unknown fields). */
+static const ProtobufCMessage *s_member(const Vmm__Envelope *env, const ProtobufCMessage *body,
+                                        const ProtobufCFieldDescriptor **field)
+{
+    if ((unsigned)env->body_case >= S_BODIES || !s_oneof_body[env->body_case] ||
+        body->n_unknown_fields)
+        return NULL;
+    const ProtobufCMessageDescriptor *d = body->descriptor;
+    uint32_t which = *(const uint32_t *)((const char *)body + d->fields[0].quantifier_offset);
+    const ProtobufCMessage *member =
+        *(const ProtobufCMessage *const *)((const char *)body + d->fields[0].offset);
+    if (!which || !member)
+        return NULL;
+    *field = protobuf_c_message_descriptor_get_field(d, which);
+    return *field ? member : NULL;
+}
+
 size_t rt_wire_measure(const Vmm__Envelope *env, rt_wire_size_t *sizes)
 {
     sizes->whole = env->base.n_unknown_fields != 0; /* protobuf-c keeps those */
@@ -66,8 +113,18 @@ size_t rt_wire_measure(const Vmm__Envelope *env, rt_wire_size_t *sizes)
                s_varint_field_size(3, env->request_id) + s_varint_field_size(4, env->reply_to);
     ProtobufCMessage *body = s_body(env);
     sizes->body = 0;
+    sizes->member = 0;
     if (body) {
-        sizes->body = protobuf_c_message_get_packed_size(body);
+        pthread_once(&s_bodies_once, s_find_oneof_bodies);
+        const ProtobufCFieldDescriptor *field;
+        const ProtobufCMessage *member = s_member(env, body, &field);
+        if (member) {
+            sizes->member = protobuf_c_message_get_packed_size(member);
+            sizes->body = rt_wire_varint_size(field->id << 3 | 2) +
+                          rt_wire_varint_size(sizes->member) + sizes->member;
+        } else {
+            sizes->body = protobuf_c_message_get_packed_size(body);
+        }
         n += rt_wire_varint_size((uint32_t)env->body_case << 3 | 2) +
              rt_wire_varint_size(sizes->body) + sizes->body;
     }
@@ -100,11 +157,19 @@ void rt_wire_pack(const Vmm__Envelope *env, const rt_wire_size_t *sizes, uint8_t
     p = s_put_varint_field(p, 3, env->request_id);
     p = s_put_varint_field(p, 4, env->reply_to);
     ProtobufCMessage *body = s_body(env);
-    if (body) {
-        p = rt_wire_put_varint(p, (uint32_t)env->body_case << 3 | 2);
-        p = rt_wire_put_varint(p, sizes->body);
+    if (!body)
+        return;
+    p = rt_wire_put_varint(p, (uint32_t)env->body_case << 3 | 2);
+    p = rt_wire_put_varint(p, sizes->body);
+    const ProtobufCFieldDescriptor *field;
+    const ProtobufCMessage *member = s_member(env, body, &field);
+    if (!member) {
         protobuf_c_message_pack(body, p);
+        return;
     }
+    p = rt_wire_put_varint(p, field->id << 3 | 2);
+    p = rt_wire_put_varint(p, sizes->member);
+    protobuf_c_message_pack(member, p);
 }
 
 /* ---- Decoding ------------------------------------------------------------- */

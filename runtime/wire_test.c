@@ -75,6 +75,24 @@ Test(wire, same_bytes_as_protobuf_c_for_every_shape)
     env.partition_request = &req;
     env.reply_to = 128; /* a two-byte varint */
     s_unpack_both(out, s_pack_both(&env, out));
+
+    /* A body's oneof member, packed alone (wire.c), and an empty one. */
+    Vmm__Devices__WriteIo w = VMM__DEVICES__WRITE_IO__INIT;
+    w.port = 0x3f8;
+    w.data = (ProtobufCBinaryData){1, (uint8_t *)"A"};
+    w.posted = true;
+    Vmm__Devices__Request dreq = VMM__DEVICES__REQUEST__INIT;
+    dreq.op_case = VMM__DEVICES__REQUEST__OP_WRITE_IO;
+    dreq.write_io = &w;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &dreq;
+    s_unpack_both(out, s_pack_both(&env, out));
+    Vmm__Devices__MapGuestMemory map = VMM__DEVICES__MAP_GUEST_MEMORY__INIT;
+    dreq.op_case = VMM__DEVICES__REQUEST__OP_MAP_GUEST_MEMORY;
+    dreq.map_guest_memory = &map;
+    s_unpack_both(out, s_pack_both(&env, out));
+    dreq.op_case = VMM__DEVICES__REQUEST__OP__NOT_SET;
+    s_unpack_both(out, s_pack_both(&env, out));
 }
 
 Test(wire, non_canonical_input_decodes_as_protobuf_c_decodes_it)
