@@ -451,10 +451,11 @@ int rt_replay_bytes(rt_actor_t *self, bool input, uint32_t kind, uint64_t addres
             size_t at = 0;
             while (((const uint8_t *)data)[at] == b->data.data[at])
                 at++;
-            char field[64];
+            char field[64], what[96];
             snprintf(field, sizeof field, "byte %zu", at);
+            snprintf(what, sizeof what, "output of kind %u at 0x%" PRIx64, kind, address);
             snprintf(expected, sizeof expected, "0x%02x", b->data.data[at]);
-            s_diverge(r, "output", field, expected, "0x%02x", ((const uint8_t *)data)[at]);
+            s_diverge(r, what, field, expected, "0x%02x", ((const uint8_t *)data)[at]);
         } else {
             s_diverge(r, input ? "nothing" : "output", NULL, expected,
                       "it %s %zu bytes of kind %u at 0x%" PRIx64, input ? "read" : "wrote",

@@ -19,20 +19,30 @@
 #include "actors/devices/testdev_abi.h"
 #include "guest/demo_embedded.h"
 #include "runtime/testing/echo.h"
+#include "tests/testing/mailbox.h"
 #include "tests/testing/vm_harness.h"
 #include "vmm/vm.h"
 
 #define S_TIMEOUT_MS 10000
 
-/* A VM running the guest at path (NULL: the demo), COM1 to serial_out,
- * with the Hyper-V interface or without. */
-static vm_t *s_vm_with(const char *path, uint32_t n_vps, int serial_out,
-                       vm_placement_t placement, bool hyperv)
+/* With VMM_TRACE_DIR set, the next VM a test makes after naming its trace
+ * here records into $VMM_TRACE_DIR/NAME.trace: how the traces in
+ * tests/traces/ are made again (see the README there). */
+static const char *s_trace_as;
+
+static void s_record_as(const char *name)
+{
+    s_trace_as = name;
+}
+
+/* A VM running the guest at path (NULL: the demo) as cfg says; 16 MiB of
+ * RAM unless it says otherwise. */
+static vm_t *s_vm_cfg(const char *path, vm_config_t cfg)
 {
     vm_harness_need_kvm();
     vm_harness_file_t file = {0};
-    vm_config_t cfg = {.n_vps = n_vps, .serial_out = serial_out, .serial_in = -1,
-                       .placement = placement, .mem_size = 16u << 20, .hyperv = hyperv};
+    if (!cfg.mem_size)
+        cfg.mem_size = 16u << 20;
     if (path) {
         file = vm_harness_read(path);
         cfg.elf = file.elf;
@@ -41,11 +51,29 @@ static vm_t *s_vm_with(const char *path, uint32_t n_vps, int serial_out,
         cfg.elf = guest_demo_elf;
         cfg.elf_len = guest_demo_elf_len;
     }
+    char trace_path[4096];
+    rt_trace_config_t trace = {.path = trace_path, .process = "guest_test"};
+    const char *dir = getenv("VMM_TRACE_DIR");
+    if (dir && s_trace_as) {
+        snprintf(trace_path, sizeof trace_path, "%s/%s.trace", dir, s_trace_as);
+        cfg.trace = &trace;
+    }
+    s_trace_as = NULL;
     char err[256] = "";
     vm_t *vm = vm_new(&cfg, err, sizeof err);
     free(file.elf);
     cr_assert_not_null(vm, "vm_new: %s", err);
     return vm;
+}
+
+/* A VM running the guest at path (NULL: the demo), COM1 to serial_out,
+ * with the Hyper-V interface or without. */
+static vm_t *s_vm_with(const char *path, uint32_t n_vps, int serial_out,
+                       vm_placement_t placement, bool hyperv)
+{
+    vm_config_t cfg = {.n_vps = n_vps, .serial_out = serial_out, .serial_in = -1,
+                       .placement = placement, .hyperv = hyperv};
+    return s_vm_cfg(path, cfg);
 }
 
 static vm_t *s_vm(const char *path, uint32_t n_vps, int serial_out, vm_placement_t placement)
@@ -104,12 +132,39 @@ static void s_demo(vm_placement_t placement)
 
 Test(guest, the_demo_greets_takes_its_msi_and_powers_off)
 {
+    s_record_as("demo");
     s_demo(VM_DEVICES_WITH_VP0);
 }
 
 Test(guest, the_demo_with_its_devices_on_another_executor)
 {
     s_demo(VM_DEVICES_APART);
+}
+
+/* ---- COM1 input -------------------------------------------------------------------- */
+
+Test(guest, com1_takes_what_is_typed_and_the_guest_answers)
+{
+    s_record_as("uart");
+    FILE *out = tmpfile();
+    int in[2];
+    cr_assert_not_null(out);
+    cr_assert_eq(pipe(in), 0);
+    vm_config_t cfg = {.serial_out = fileno(out), .serial_in = in[0]};
+    vm_t *vm = s_vm_cfg("tests/guests/uart_echo", cfg);
+    const char typed[] = "hello, uart\n";
+    cr_assert_eq(write(in[1], typed, sizeof typed - 1), (ssize_t)sizeof typed - 1);
+    char why[160] = "";
+    cr_expect_eq(vm_run(vm, why, sizeof why), 0, "%s", why);
+    vm_destroy(&vm); /* flushes COM1 */
+    close(in[0]);
+    close(in[1]);
+    char text[256] = "";
+    rewind(out);
+    size_t n = fread(text, 1, sizeof text - 1, out);
+    text[n] = 0;
+    fclose(out);
+    cr_expect_str_eq(text, "type a line:\nyou typed: hello, uart\n");
 }
 
 /* ---- Guest calls, several VPs ------------------------------------------------------- */
@@ -202,6 +257,26 @@ Test(guest, a_doorbell_reaches_its_owner_without_an_exit)
     rt_msg_release(&msg);
     /* Only the two writes the second does not match leave the kernel. */
     cr_expect_eq(echo_inspect_number(vm_client(vm), "vm0/vp/0", "mmio_exits"), 2);
+    vm_destroy(&vm);
+}
+
+/* A device woken by its doorbell reads and writes guest RAM (through the
+ * mapped memory file: its bytes are inputs and outputs of the trace). */
+Test(guest, a_doorbell_wakes_a_device_that_works_on_guest_memory)
+{
+    s_record_as("mailbox");
+    const vm_device_t dev = {.name = "vm0/dev/mailbox", .new_model = dev_mailbox_new};
+    vm_config_t cfg = {.serial_out = -1, .serial_in = -1, .devices = &dev, .n_devices = 1};
+    vm_t *vm = s_vm_cfg("tests/guests/mailbox", cfg);
+    cr_assert_eq(vm_start(vm), 0);
+    uint32_t counter;
+    s_expect_sync(vm, NULL, 4, &counter, 1);
+    cr_expect_eq(counter, 3, "three rings, one added each");
+    cr_expect_eq(echo_inspect_number(vm_client(vm), "vm0/dev/mailbox", "rings"), 3);
+    char ram[32];
+    cr_assert_eq(echo_inspect_text(vm_client(vm), "vm0/dev/mailbox", "guest_ram", ram,
+                                   sizeof ram), 0);
+    cr_expect_str_eq(ram, "mapped");
     vm_destroy(&vm);
 }
 
@@ -766,6 +841,7 @@ static void s_run_sint(s_sint_t *r)
 
 Test(hyperv, a_posted_message_arrives_with_its_type_and_payload)
 {
+    s_record_as("hv_messages");
     s_sint_t r;
     s_run_sint(&r);
     cr_expect_eq(r.message[0][0], 0x100, "its type");
@@ -832,6 +908,7 @@ static void s_run_post(uint32_t status[3], rt_msg_t *heard)
 
 Test(hyperv, hv_post_message_reaches_a_host_actor)
 {
+    s_record_as("hv_post");
     uint32_t status[3];
     rt_msg_t msg;
     s_run_post(status, &msg);
@@ -858,6 +935,7 @@ Test(hyperv, unknown_connections_and_oversized_payloads_get_their_status)
 
 Test(hyperv, the_monitor_page_signals_once_per_set_bit)
 {
+    s_record_as("hv_monitor");
     vm_t *vm = s_vm_with("tests/guests/hv_monitor", 1, -1, VM_DEVICES_WITH_VP0, true);
     rt_client_t *port = rt_client_new(vm_rt(vm), "vm0/test/monitor");
     s_register_port(rt_client_actor(port), false, 9, "vm0/test/monitor");
@@ -962,6 +1040,7 @@ static void s_run_timers(s_timers_t *t)
 
 Test(hyperv, a_periodic_timer_posts_its_expiries)
 {
+    s_record_as("hv_timers");
     s_timers_t t;
     s_run_timers(&t);
     for (int n = 0; n < 3; n++) {
