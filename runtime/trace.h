@@ -43,6 +43,10 @@ int rt_trace_take(rt_trace_reader_t *r, Vmm__Trace__Record **rec, char *err, siz
 uint64_t rt_trace_offset(const rt_trace_reader_t *r);
 uint64_t rt_trace_index(const rt_trace_reader_t *r);
 
+/* The message an envelope's body holds: the body's own oneof member when
+ * it has one set (the op: write_io), else the body; NULL for none. */
+const ProtobufCMessage *rt_trace_body(const Vmm__Envelope *env);
+
 /* The record an actor of this name started with (its kind, executor,
  * recipe), in the trace at path: 0 with *actor, the caller's to free with
  * vmm__trace__actor__free_unpacked(); -ENOENT (no such actor: err lists

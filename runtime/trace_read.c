@@ -198,9 +198,7 @@ void rt_trace_kind(const Vmm__Envelope *env, char *buf, size_t size)
     snprintf(buf, size, "%s%s%s", f->name, member ? "." : "", member ? member : "");
 }
 
-/* The message a body holds: the body's own oneof member when it has one
- * (the op), else the body. */
-static const ProtobufCMessage *s_innermost(const Vmm__Envelope *env)
+const ProtobufCMessage *rt_trace_body(const Vmm__Envelope *env)
 {
     const ProtobufCFieldDescriptor *f =
         protobuf_c_message_descriptor_get_field(&vmm__envelope__descriptor, env->body_case);
@@ -277,7 +275,7 @@ void rt_trace_describe(const Vmm__Trace__Header *h, const Vmm__Trace__Record *re
             s_add(buf, size, &len, " re %" PRIu64, env->reply_to);
         if (len + 2 < size) {
             buf[len++] = ' ';
-            rt_pb_text(s_innermost(env), buf + len, size - len);
+            rt_pb_text(rt_trace_body(env), buf + len, size - len);
         }
         vmm__envelope__free_unpacked(env, NULL);
         break;

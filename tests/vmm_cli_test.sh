@@ -91,8 +91,56 @@ expect 1 1 "vmm makes its own for host=tcp" -- run --device serial,host=tcp --ke
 expect 1 1 "host=remote needs --listen" -- run --device serial,host=remote --key "$tmp/vm.key"
 expect 1 1 "--key /nonexistent.key: No such file" -- run --device serial,host=remote --listen tcp://127.0.0.1:7000 --key /nonexistent.key --allow-key "$tmp/vm.pub"
 
+# trace: the commands on a recorded trace (tests/traces/), then on files
+# that are cut short, corrupt, foreign, of a newer version, empty or
+# missing: one line and status 1 each, never a crash. No KVM needed.
+demo=tests/traces/demo.trace
+expect 0 0 "usage: vmm trace dump" -- trace --help
+expect 2 1 "no command \"bogus\"" -- trace bogus
+expect 2 1 "a trace file, please" -- trace dump
+expect 2 1 "one trace file, please" -- trace dump "$demo" "$demo"
+expect 0 0 "vm0/vp/0 -> vm0/dev/com1 device_request.read_io" -- trace dump "$demo"
+expect 0 0 "testdev -> vm0/partition partition_request.request_msi" -- trace dump "$demo" --actor vm0/dev/testdev --kind request_msi
+expect 0 0 "vm0/dev/com1 +device_request.read_io +[0-9]+ +[0-9.]+" -- trace stats "$demo"
+expect 0 0 "replay of vm0/dev/com1 from .*: matched" -- trace replay "$demo" --actor vm0/dev/com1
+expect 1 1 "a vp actor; a replay drives devices and the synic" -- trace replay "$demo" --actor vm0/vp/0
+expect 1 1 "no actor nobody in it; it has vm0/vmm, vm0/partition" -- trace replay "$demo" --actor nobody
+expect 2 1 "one --actor NAME" -- trace replay "$demo"
+expect 0 0 "2 trace files|1 trace files, [0-9]+ tracks" -- trace export "$demo" -o "$tmp/demo.pftrace"
+expect 2 1 "-o OUT, please" -- trace export "$demo"
+expect 2 1 "--trace-actor and --trace-kind need --trace FILE" -- run --trace-actor vm0/dev
+expect 1 1 "/nonexistent/dir/t: No such file" -- run --trace /nonexistent/dir/t
+expect 1 1 "no message kind \"bogus\"" -- run --trace "$tmp/t" --trace-kind bogus
+
+size=$(stat -c %s "$demo")
+head -c $((size - 3)) "$demo" >"$tmp/cut"
+# The record after the header, its length prefix made no varint.
+cp "$demo" "$tmp/corrupt"
+read -r b0 b1 b2 b3 < <(od -An -tu1 -N4 "$demo")
+second=$((4 + (b0 & 127) + ((b1 & 127) << 7) + ((b2 & 127) << 14) + (b3 << 21)))
+printf '\377\377\377\377' | dd of="$tmp/corrupt" bs=1 seek=$second conv=notrunc status=none
+echo "#!/bin/sh" >"$tmp/foreign"
+printf '\217\200\200\000\012\015\012\011vmm-trace\020\143' >"$tmp/future"
+: >"$tmp/empty"
+for verb in dump stats replay export; do
+    extra=()
+    [ $verb = replay ] && extra=(--actor vm0/dev/com1)
+    [ $verb = export ] && extra=(-o "$tmp/bad.pftrace")
+    expect 1 1 "cut short" -- trace $verb "$tmp/cut" "${extra[@]}"
+    expect 1 1 "record at byte [0-9]+ " -- trace $verb "$tmp/corrupt" "${extra[@]}"
+    expect 1 1 "not a vmm trace" -- trace $verb "$tmp/foreign" "${extra[@]}"
+    expect 1 1 "a trace of version 99; this vmm reads version 1" -- trace $verb "$tmp/future" "${extra[@]}"
+    expect 1 1 "empty: not a vmm trace" -- trace $verb "$tmp/empty" "${extra[@]}"
+    expect 1 1 "/nonexistent/trace: No such file" -- trace $verb /nonexistent/trace "${extra[@]}"
+done
+
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     expect 0 0 "MSI received on vector 0x40" -- run
+    # A run recorded, with its device host's trace beside it, and replayed.
+    expect 0 0 "MSI received on vector 0x40" -- run --trace "$tmp/run.trace" --device serial,host=ipc
+    expect 0 0 "replay of vm0/dev/com1 .*: matched" -- trace replay "$tmp/run.trace.devhost0" --actor vm0/dev/com1
+    expect 0 0 "matched" -- trace replay "$tmp/run.trace" --actor vm0/dev/testdev
+    expect 0 0 "2 trace files" -- trace export "$tmp/run.trace" -o "$tmp/run.pftrace"
     expect 0 0 "MSI received on vector 0x40" -- run --vps 2 --devices apart
     expect 0 0 "" -- run --serial "$tmp/com1" --mem 16M # nothing on stdout
     if ! grep -q "Hello from the demo guest on vp 0" "$tmp/com1"; then

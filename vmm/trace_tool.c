@@ -4,6 +4,7 @@
  *   vmm trace dump FILE [--actor PREFIX]... [--kind KIND]...
  *   vmm trace stats FILE [--actor PREFIX]... [--kind KIND]...
  *   vmm trace replay FILE --actor NAME
+ *   vmm trace export FILE [FILE]... -o OUT
  */
 #include "vmm/trace_tool.h"
 
@@ -14,15 +15,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "actors/devices/device_actor.h"
 #include "actors/synic/synic.h"
 #include "runtime/replay.h"
 #include "runtime/trace.h"
+#include "vmm/trace_export.h"
 
 #define S_EXIT_FAILED 1
 #define S_EXIT_USAGE 2
 #define S_MAX_FILTERS 16
+#define S_MAX_FILES 64
 
 static void s_usage(FILE *f)
 {
@@ -30,6 +34,7 @@ static void s_usage(FILE *f)
             "usage: vmm trace dump FILE [--actor PREFIX]... [--kind KIND]...\n"
             "       vmm trace stats FILE [--actor PREFIX]... [--kind KIND]...\n"
             "       vmm trace replay FILE --actor NAME\n"
+            "       vmm trace export FILE [FILE]... -o OUT\n"
             "\n"
             "Looks at a trace that vmm run --trace (or vmm devhost --trace) recorded.\n"
             "\n"
@@ -47,17 +52,27 @@ static void s_usage(FILE *f)
             "          match; else 1, with where it diverged: the record, the message\n"
             "          kind, the field, expected and got, and the message that caused\n"
             "          it\n"
+            "  export  writes the traces of one VM's processes as one Perfetto trace\n"
+            "          (ui.perfetto.dev opens it): a track per host, process and\n"
+            "          actor; a slice per message or timer an actor handled; flows\n"
+            "          from each message's sending to its handling and its reply. With\n"
+            "          one FILE, its device hosts' FILE.devhostN beside it are read\n"
+            "          too\n"
             "\n"
             "  --actor PREFIX  only envelopes whose sender or receiver (records of\n"
             "                  actors and inputs: whose actor) starts with PREFIX\n"
             "  --kind KIND     only envelopes of this kind: a body (device_request), an\n"
-            "                  op (write_io) or both (device_request.write_io)\n");
+            "                  op (write_io) or both (device_request.write_io)\n"
+            "  -o, --output OUT  where export writes (made or emptied)\n");
 }
 
 typedef struct {
-    const char *file;
+    const char *file; /* the first of files */
+    const char *files[S_MAX_FILES];
+    size_t n_files;
     const char *actors[S_MAX_FILTERS], *kinds[S_MAX_FILTERS];
     size_t n_actors, n_kinds;
+    const char *out;
 } s_args_t;
 
 static int s_parse(int argc, char **argv, const char *verb, s_args_t *a)
@@ -65,14 +80,18 @@ static int s_parse(int argc, char **argv, const char *verb, s_args_t *a)
     static const struct option opts[] = {
         {"actor", required_argument, NULL, 'a'},
         {"kind", required_argument, NULL, 'k'},
+        {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":o:", opts, NULL)) != -1) {
         switch (c) {
+        case 'o':
+            a->out = optarg;
+            break;
         case 'a':
         case 'k': {
             const char **list = c == 'a' ? a->actors : a->kinds;
@@ -94,11 +113,21 @@ static int s_parse(int argc, char **argv, const char *verb, s_args_t *a)
             return S_EXIT_USAGE;
         }
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "vmm trace %s: one trace file, please; see `vmm trace --help`\n", verb);
+    bool export = !strcmp(verb, "export");
+    for (; optind < argc && a->n_files < S_MAX_FILES; optind++)
+        a->files[a->n_files++] = argv[optind];
+    const char *why = optind < argc                   ? "too many trace files"
+                      : !a->n_files                   ? "a trace file, please"
+                      : !export && a->n_files > 1     ? "one trace file, please"
+                      : export && !a->out             ? "-o OUT, please"
+                      : !export && a->out             ? "-o is export's"
+                      : export && (a->n_actors || a->n_kinds) ? "export takes no filters"
+                                                              : NULL;
+    if (why) {
+        fprintf(stderr, "vmm trace %s: %s; see `vmm trace --help`\n", verb, why);
         return S_EXIT_USAGE;
     }
-    a->file = argv[optind];
+    a->file = a->files[0];
     return 0;
 }
 
@@ -379,6 +408,32 @@ static int s_replay(const s_args_t *a)
     return res.matched ? 0 : S_EXIT_FAILED;
 }
 
+/* ---- export ------------------------------------------------------------------------ */
+
+static int s_export(s_args_t *a)
+{
+    /* One file: its device hosts' files beside it as well. */
+    char names[S_MAX_FILES][4200];
+    for (size_t i = 0; a->n_files == 1 && i + 1 < S_MAX_FILES; i++) {
+        snprintf(names[i], sizeof names[i], "%s.devhost%zu", a->file, i);
+        if (access(names[i], F_OK))
+            break;
+        a->files[1 + i] = names[i];
+        if (i + 2 > a->n_files)
+            a->n_files = i + 2;
+    }
+    char err[4400];
+    trace_export_stats_t st;
+    if (trace_export(a->files, a->n_files, a->out, &st, err, sizeof err)) {
+        fprintf(stderr, "vmm trace export: %s\n", err);
+        return S_EXIT_FAILED;
+    }
+    printf("%s: %zu trace files, %" PRIu64 " tracks, %" PRIu64 " slices, %" PRIu64
+           " instants, %" PRIu64 " flows\n",
+           a->out, a->n_files, st.tracks, st.slices, st.instants, st.flows);
+    return 0;
+}
+
 int trace_opts_take(trace_opts_t *o, int c, const char *arg, const char *prog)
 {
     if (c == TRACE_OPT_FILE) {
@@ -415,8 +470,8 @@ int trace_main(int argc, char **argv)
     }
     const char *verb = argv[1];
     bool dump = !strcmp(verb, "dump"), stats = !strcmp(verb, "stats");
-    bool replay = !strcmp(verb, "replay");
-    if (!dump && !stats && !replay) {
+    bool replay = !strcmp(verb, "replay"), export = !strcmp(verb, "export");
+    if (!dump && !stats && !replay && !export) {
         fprintf(stderr, "vmm trace: no command \"%s\"; see `vmm trace --help`\n", verb);
         return S_EXIT_USAGE;
     }
@@ -424,5 +479,5 @@ int trace_main(int argc, char **argv)
     int status = s_parse(argc - 1, argv + 1, verb, &a);
     if (status)
         return status < 0 ? 0 : status;
-    return dump ? s_dump(&a) : stats ? s_stats(&a) : s_replay(&a);
+    return dump ? s_dump(&a) : stats ? s_stats(&a) : replay ? s_replay(&a) : s_export(&a);
 }
