@@ -5,9 +5,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "runtime/rt.h"
@@ -15,6 +17,7 @@
 #include "runtime/trace.h"
 
 static char s_path[64];
+static pid_t s_writer; /* the process that wrote the trace, when not this one */
 
 static void s_setup(void)
 {
@@ -56,7 +59,7 @@ static void s_read_all(s_seen_t *s)
     rt_trace_reader_t *r = rt_trace_open(s_path, err, sizeof err);
     cr_assert_not_null(r, "%s", err);
     cr_expect_str_eq(rt_trace_header(r)->process, "trace_test");
-    cr_expect_eq(rt_trace_header(r)->pid, (uint32_t)getpid());
+    cr_expect_eq(rt_trace_header(r)->pid, s_writer ? (uint32_t)s_writer : (uint32_t)getpid());
     char last_ex[8][64] = {{0}};
     uint64_t last_seq[8] = {0};
     const Vmm__Trace__Record *rec;
@@ -305,6 +308,115 @@ Test(trace, many_threads_write_at_once_and_every_record_reads, .init = s_setup,
     cr_expect_eq(s.pongs_from_echo, THREADS * N);
     cr_expect_eq(dropped, 0);
     cr_expect(s.seq_ordered);
+}
+
+/* ---- Reading while it is written; a crash; memory ------------------------------------ */
+
+/* Pings and pongs of the echo a file holds so far, read to its end. */
+static int s_echo_records(void)
+{
+    s_seen_t s;
+    s_read_all(&s);
+    return s.pings_to_echo + s.pongs_from_echo;
+}
+
+static rt_client_t *s_echo_setup(rt_t *rt)
+{
+    rt_executor_t *ex = rt_executor_new(rt, "ex0");
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
+    cr_assert_eq(rt_actor_start(ex, &echo), 0);
+    return rt_client_new(rt, "test");
+}
+
+Test(trace_live, a_trace_reads_while_it_is_written, .init = s_setup, .fini = s_teardown)
+{
+    rt_t *rt = s_traced(NULL, 0, NULL, 0);
+    rt_client_t *c = s_echo_setup(rt);
+    for (int i = 0; i < 100; i++)
+        s_ping(c, "echo", false);
+    int first = s_echo_records();
+    cr_expect_eq(first, 200, "every ping and pong so far, and no error at the unwritten tail");
+    for (int i = 0; i < 100; i++)
+        s_ping(c, "echo", false);
+    cr_expect_eq(s_echo_records(), 400, "and what came since, read again");
+    rt_destroy(&rt);
+}
+
+Test(trace_live, a_crash_loses_no_record_that_was_written, .init = s_setup,
+     .fini = s_teardown)
+{
+    enum { N = 500 };
+    int done[2];
+    cr_assert_eq(pipe(done), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        rt_t *rt = s_traced(NULL, 0, NULL, 0);
+        rt_client_t *c = s_echo_setup(rt);
+        for (int i = 0; i < N; i++)
+            s_ping(c, "echo", false);
+        char byte = 1;
+        if (write(done[1], &byte, 1) != 1)
+            _exit(1);
+        raise(SIGKILL); /* no rt_destroy(): the file is as a crash leaves it */
+        _exit(1);
+    }
+    close(done[1]);
+    char byte = 0;
+    cr_assert_eq(read(done[0], &byte, 1), 1, "the child made its calls");
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    close(done[0]);
+    s_writer = pid;
+    cr_expect_eq(s_echo_records(), 2 * N, "every call's ping and pong, whole");
+}
+
+/* Rss of the trace file's mapping in this process, in KiB. */
+static long s_mapped_kib(void)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    cr_assert_not_null(f);
+    char line[512];
+    bool ours = false;
+    long kib = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (strchr(line, '-') && strstr(line, s_path))
+            ours = true;
+        else if (ours && sscanf(line, "Rss: %ld kB", &kib) == 1)
+            break;
+    }
+    fclose(f);
+    return kib;
+}
+
+Test(trace_live, memory_stays_bounded_on_a_long_trace, .init = s_setup, .fini = s_teardown)
+{
+    rt_t *rt = s_traced(NULL, 0, NULL, 0);
+    rt_client_t *c = s_echo_setup(rt);
+    static uint8_t payload[64 * 1024];
+    /* Four records of 64 KiB a call: 400 calls write 100 MiB. */
+    long most = 0;
+    for (int i = 0; i < 400; i++) {
+        Vmm__Envelope env;
+        Vmm__Rt__Ping ping;
+        echo_ping(&env, &ping, payload, sizeof payload);
+        rt_msg_t reply;
+        cr_assert_eq(rt_call(rt_client_actor(c), "echo", &env, &reply, 5000), 0);
+        rt_msg_release(&reply);
+        if (i % 50 == 49) {
+            long kib = s_mapped_kib();
+            cr_assert_geq(kib, 0, "the trace's mapping is in smaps");
+            most = kib > most ? kib : most;
+        }
+    }
+    uint64_t records, dropped;
+    rt_trace_stats(rt, &records, &dropped);
+    cr_expect_eq(dropped, 0);
+    rt_destroy(&rt);
+    printf("the trace's mapping held at most %ld KiB while 100 MiB were written\n", most);
+    cr_expect_leq(most, 56 * 1024, "16 MiB ahead, at most 32 behind, and the one being "
+                                   "filled: %ld KiB", most);
 }
 
 /* ---- Files that are not whole traces -------------------------------------------------- */
