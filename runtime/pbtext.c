@@ -1,10 +1,12 @@
 /* protobuf-c messages as text: runtime/pbtext.h. */
 #include "runtime/pbtext.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Bytes fields show this many bytes in hex, or characters of text, then
@@ -366,4 +368,14 @@ bool rt_pb_diff(const ProtobufCMessage *expected, const ProtobufCMessage *got, c
         return true;
     }
     return s_diff(&d, expected, got);
+}
+
+int rt_pb_pack(const ProtobufCMessage *msg, ProtobufCBinaryData *out)
+{
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    out->data = malloc(len ? len : 1);
+    if (!out->data)
+        return -ENOMEM;
+    out->len = protobuf_c_message_pack(msg, out->data);
+    return 0;
 }

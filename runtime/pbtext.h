@@ -1,7 +1,8 @@
 /*
  * protobuf-c messages as text, for people: a trace's dump, a replay's
  * report of where two messages differ. Generic over descriptors, so that
- * every protocol of the project reads the same way.
+ * every protocol of the project reads the same way. And packed whole, for
+ * what keeps a message as bytes (a trace's recipes, a device's state).
  */
 #ifndef VMM_RT_PBTEXT_H
 #define VMM_RT_PBTEXT_H
@@ -29,5 +30,9 @@ void rt_pb_text(const ProtobufCMessage *msg, char *buf, size_t size);
  */
 bool rt_pb_diff(const ProtobufCMessage *expected, const ProtobufCMessage *got, char *path,
                 size_t path_size, char *want, size_t want_size, char *have, size_t have_size);
+
+/* Packs msg into out->data, malloc'ed and then the caller's. Returns 0 or
+ * -ENOMEM. */
+int rt_pb_pack(const ProtobufCMessage *msg, ProtobufCBinaryData *out);
 
 #endif

@@ -245,6 +245,34 @@ static void s_lost(rt_trace_t *t, const rt_actor_t *actor, uint64_t now, uint64_
     atomic_fetch_add(&t->dropped, 1);
 }
 
+/* What every record of an actor's starts with: the time, its thread's
+ * count, the names' lengths. */
+typedef struct {
+    uint64_t now, seq;
+    size_t name_len, ex_len;
+} s_head_t;
+
+static s_head_t s_head(const rt_actor_t *actor)
+{
+    return (s_head_t){rt_now_ns(NULL), ++actor->ex->trace_seq, strlen(actor->name),
+                      strlen(actor->ex->name)};
+}
+
+/* Reserves a record whose top-level field `record` holds inner bytes, and
+ * writes its key and length: where the inner bytes go, or NULL (a record
+ * too large is written as Lost). */
+static uint8_t *s_begin(rt_trace_t *t, const rt_actor_t *actor, const s_head_t *h,
+                        uint32_t record, size_t inner, uint64_t *at)
+{
+    size_t total = s_key_bytes(record, inner);
+    if (total > S_MAX_RECORD) {
+        s_lost(t, actor, h->now, h->seq, total);
+        return NULL;
+    }
+    uint8_t *p = s_reserve(t, total, at);
+    return p ? s_put_key_len(p, record, inner) : NULL;
+}
+
 void rt_trace_message(rt_t *rt, rt_trace_dir_t dir, const rt_actor_t *actor,
                       const rt_actor_t *peer, const Vmm__Envelope *env, const uint8_t *bytes,
                       size_t len)
@@ -259,33 +287,25 @@ void rt_trace_message(rt_t *rt, rt_trace_dir_t dir, const rt_actor_t *actor,
     rt_wire_size_t sizes;
     if (!bytes)
         len = rt_wire_measure(env, &sizes);
-    rt_executor_t *ex = actor->ex;
-    uint64_t now = rt_now_ns(NULL), seq = ++ex->trace_seq;
-    size_t name_len = strlen(actor->name), ex_len = strlen(ex->name);
-    size_t inner = s_key_varint(1, now) + s_key_varint(2, dir) + s_key_bytes(3, name_len) +
-                   s_key_bytes(4, ex_len) + s_key_varint(5, seq) + s_key_bytes(6, len);
-    size_t total = s_key_bytes(3, inner);
-    if (total > S_MAX_RECORD) {
-        s_lost(t, actor, now, seq, total);
-        return;
-    }
+    s_head_t h = s_head(actor);
+    size_t inner = s_key_varint(1, h.now) + s_key_varint(2, dir) + s_key_bytes(3, h.name_len) +
+                   s_key_bytes(4, h.ex_len) + s_key_varint(5, h.seq) + s_key_bytes(6, len);
     uint64_t at;
-    uint8_t *p = s_reserve(t, total, &at);
+    uint8_t *p = s_begin(t, actor, &h, 3, inner, &at);
     if (!p)
         return;
-    p = s_put_key_len(p, 3, inner);
-    p = s_put_varint(p, 1, now);
+    p = s_put_varint(p, 1, h.now);
     p = s_put_varint(p, 2, dir);
-    p = s_put_bytes(p, 3, actor->name, name_len);
-    p = s_put_bytes(p, 4, ex->name, ex_len);
-    p = s_put_varint(p, 5, seq);
+    p = s_put_bytes(p, 3, actor->name, h.name_len);
+    p = s_put_bytes(p, 4, actor->ex->name, h.ex_len);
+    p = s_put_varint(p, 5, h.seq);
     if (bytes) {
         s_put_bytes(p, 6, bytes, len);
     } else {
         p = s_put_key_len(p, 6, len);
         rt_wire_pack(env, &sizes, p);
     }
-    s_publish(t, at, total);
+    s_publish(t, at, s_key_bytes(3, inner));
 }
 
 /* An Input (record 4) or Output (record 5) record: member is the field
@@ -293,27 +313,19 @@ void rt_trace_message(rt_t *rt, rt_trace_dir_t dir, const rt_actor_t *actor,
 static void s_input(rt_trace_t *t, const rt_actor_t *actor, uint32_t record, uint32_t member,
                     uint64_t value, uint32_t kind, const void *data, size_t len)
 {
-    rt_executor_t *ex = actor->ex;
-    uint64_t now = rt_now_ns(NULL), seq = ++ex->trace_seq;
-    size_t name_len = strlen(actor->name), ex_len = strlen(ex->name);
+    s_head_t h = s_head(actor);
     size_t b = s_key_varint(1, kind) + s_key_varint(2, value) + s_key_bytes(3, len);
     size_t m = data ? s_key_bytes(member, b) : s_key_varint(member, value);
-    size_t inner = s_key_varint(1, now) + s_key_bytes(2, name_len) + s_key_bytes(3, ex_len) +
-                   s_key_varint(4, seq) + m;
-    size_t total = s_key_bytes(record, inner);
-    if (total > S_MAX_RECORD) {
-        s_lost(t, actor, now, seq, total);
-        return;
-    }
+    size_t inner = s_key_varint(1, h.now) + s_key_bytes(2, h.name_len) +
+                   s_key_bytes(3, h.ex_len) + s_key_varint(4, h.seq) + m;
     uint64_t at;
-    uint8_t *p = s_reserve(t, total, &at);
+    uint8_t *p = s_begin(t, actor, &h, record, inner, &at);
     if (!p)
         return;
-    p = s_put_key_len(p, record, inner);
-    p = s_put_varint(p, 1, now);
-    p = s_put_bytes(p, 2, actor->name, name_len);
-    p = s_put_bytes(p, 3, ex->name, ex_len);
-    p = s_put_varint(p, 4, seq);
+    p = s_put_varint(p, 1, h.now);
+    p = s_put_bytes(p, 2, actor->name, h.name_len);
+    p = s_put_bytes(p, 3, actor->ex->name, h.ex_len);
+    p = s_put_varint(p, 4, h.seq);
     if (data) {
         p = s_put_key_len(p, member, b);
         p = s_put_varint(p, 1, kind);
@@ -322,7 +334,7 @@ static void s_input(rt_trace_t *t, const rt_actor_t *actor, uint32_t record, uin
     } else {
         s_put_varint(p, member, value);
     }
-    s_publish(t, at, total);
+    s_publish(t, at, s_key_bytes(record, inner));
 }
 
 void rt_trace_input(rt_t *rt, const rt_actor_t *actor, rt_trace_input_t what, uint64_t value)

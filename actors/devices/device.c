@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "runtime/pbtext.h"
+
 void device_destroy(device_t **dev)
 {
     if (!*dev)
@@ -26,12 +28,7 @@ void device_log(device_t *dev, rt_log_level_t level, const char *fmt, ...)
 
 int device_pack_state(const ProtobufCMessage *msg, ProtobufCBinaryData *out)
 {
-    size_t len = protobuf_c_message_get_packed_size(msg);
-    out->data = malloc(len ? len : 1);
-    if (!out->data)
-        return -ENOMEM;
-    out->len = protobuf_c_message_pack(msg, out->data);
-    return 0;
+    return rt_pb_pack(msg, out);
 }
 
 void device_inspect_count(Vmm__Rt__InspectNode *node, const char *name, uint64_t value)

@@ -14,6 +14,7 @@
 
 #include "actors/devices/device_guest.h"
 #include "actors/devices/device_models.h"
+#include "runtime/pbtext.h"
 #include "runtime/trace.h"
 
 /* How long the partition may take to answer a registration. */
@@ -1083,11 +1084,7 @@ static int s_recipe(const void *arg, ProtobufCBinaryData *out)
     r.console = (char *)(cfg->console ? cfg->console : "");
     r.halt_if_lost = cfg->halt_if_lost;
     r.guest_by_message = cfg->guest_by_message;
-    out->len = vmm__devices__device_recipe__get_packed_size(&r);
-    if (!(out->data = malloc(out->len ? out->len : 1)))
-        return -ENOMEM;
-    vmm__devices__device_recipe__pack(&r, out->data);
-    return 0;
+    return rt_pb_pack(&r.base, out);
 }
 
 static const char *s_or_null(const char *s)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "actors/synic/synic_internal.h"
+#include "runtime/pbtext.h"
 #include "runtime/trace.h"
 
 /* How often the monitor page is read while monitors are registered: a bit
@@ -947,11 +948,7 @@ static int s_recipe(const void *arg, ProtobufCBinaryData *out)
     r.tsc_offset = cfg->tsc_offset;
     r.tsc_at_zero = cfg->tsc_at_zero;
     r.queue_limit = cfg->queue_limit;
-    out->len = vmm__synic__synic_recipe__get_packed_size(&r);
-    if (!(out->data = malloc(out->len ? out->len : 1)))
-        return -ENOMEM;
-    vmm__synic__synic_recipe__pack(&r, out->data);
-    return 0;
+    return rt_pb_pack(&r.base, out);
 }
 
 int synic_replay(const char *trace, const char *actor, rt_replay_result_t *out, char *err,
