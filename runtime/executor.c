@@ -227,12 +227,6 @@ int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec)
         rt_log(rt, actor, RT_LOG_ERROR, "cannot bind %s: %s", failed, zmq_strerror(-rc));
         goto fail_registered;
     }
-    rt_actor_t **actors = realloc(ex->actors, (ex->n_actors + 1) * sizeof *actors);
-    if (!actors) {
-        rc = -ENOMEM;
-        goto fail_registered;
-    }
-    ex->actors = actors;
     rt_trace_actor(rt, actor, spec->arg); /* before what its init sends */
     if (spec->ops->init) {
         actor->depth++; /* init may call out; nothing may call into it yet */
@@ -241,6 +235,15 @@ int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec)
         if (rc)
             goto fail_registered;
     }
+    /* After init, which may have started a neighbour here itself. */
+    rt_actor_t **actors = realloc(ex->actors, (ex->n_actors + 1) * sizeof *actors);
+    if (!actors) {
+        if (spec->ops->fini)
+            spec->ops->fini(actor);
+        rc = -ENOMEM;
+        goto fail_registered;
+    }
+    ex->actors = actors;
     ex->actors[ex->n_actors++] = actor;
     if (spec->ops->run) {
         ex->blocking = actor;

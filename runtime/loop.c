@@ -127,6 +127,26 @@ static int s_next_timeout(rt_executor_t *ex)
 
 /* ---- Raw descriptors ---------------------------------------------------- */
 
+void rt_executor_new_input(rt_executor_t *ex, int fd)
+{
+    ex->items_dirty = true;
+    if (!ex->watcher_running)
+        return;
+    /* The blocking actor may be in its run, which the rebuild waits for
+     * (a handler drained by rt_flush() there armed a first timer): the
+     * watcher polls the descriptor from now on, so that it kicks run. */
+    pthread_mutex_lock(&ex->watch_lock);
+    int *grown = realloc(ex->watch_fds, (ex->n_watch_fds + 1) * sizeof *grown);
+    if (grown) {
+        grown[ex->n_watch_fds++] = fd;
+        ex->watch_fds = grown;
+    }
+    pthread_mutex_unlock(&ex->watch_lock);
+    uint64_t one = 1;
+    if (!grown || write(ex->watcher_refresh_fd, &one, sizeof one) < 0)
+        rt_log(ex->rt, NULL, RT_LOG_ERROR, "watcher refresh: %m");
+}
+
 int rt_actor_watch_fd(rt_actor_t *self, int fd, rt_fd_fn fn)
 {
     rt_executor_t *ex = self->ex;
@@ -144,7 +164,7 @@ int rt_actor_watch_fd(rt_actor_t *self, int fd, rt_fd_fn fn)
         return -ENOMEM;
     ex->watches = w;
     ex->watches[ex->n_watches++] = (rt_watch_t){.fd = fd, .actor = self, .fn = fn};
-    ex->items_dirty = true;
+    rt_executor_new_input(ex, fd);
     return 0;
 }
 

@@ -747,3 +747,25 @@ out:
     s_free(&r);
     return rc;
 }
+
+int rt_replay_recipe(const char *trace, const char *actor, const char *kind,
+                     rt_replay_start_fn start, void *ctx, rt_replay_result_t *out, char *err,
+                     size_t errlen)
+{
+    Vmm__Trace__Actor *a;
+    int rc = rt_trace_find_actor(trace, actor, &a, err, errlen);
+    if (rc)
+        return rc;
+    if (strcmp(a->kind, kind)) {
+        snprintf(err, errlen, "%s is a %s actor, not a %s", actor, a->kind, kind);
+        rc = -EINVAL;
+    } else if (!a->recipe.len) {
+        snprintf(err, errlen, "%s: %s has no recipe to start it again", trace, actor);
+        rc = -EINVAL;
+    } else {
+        rt_replay_config_t cfg = {.trace = trace, .actor = actor};
+        rc = start(&cfg, &a->recipe, ctx, out, err, errlen);
+    }
+    vmm__trace__actor__free_unpacked(a, NULL);
+    return rc;
+}

@@ -69,4 +69,18 @@ typedef struct {
 int rt_replay(const rt_replay_config_t *cfg, rt_replay_result_t *out, char *err,
               size_t errlen);
 
+/*
+ * For a kind of actor's own replay helper (synic_replay(), ...): finds
+ * actor in trace, checks that it is of kind and has a recipe, and calls
+ * start with cfg (its trace and actor filled in) and the recipe's bytes;
+ * start makes cfg->ops and cfg->arg from them and returns rt_replay()'s
+ * result, or -EINVAL with the reason in err for a recipe it cannot read.
+ * Returns start's result, rt_trace_find_actor()'s error, or -EINVAL.
+ */
+typedef int (*rt_replay_start_fn)(rt_replay_config_t *cfg, const ProtobufCBinaryData *recipe,
+                                  void *ctx, rt_replay_result_t *out, char *err, size_t errlen);
+int rt_replay_recipe(const char *trace, const char *actor, const char *kind,
+                     rt_replay_start_fn start, void *ctx, rt_replay_result_t *out, char *err,
+                     size_t errlen);
+
 #endif

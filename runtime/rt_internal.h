@@ -356,6 +356,11 @@ typedef struct {
     bool whole; /* all of it is packed by protobuf-c (unknown fields) */
 } rt_wire_size_t;
 
+/* loop.c: a descriptor the executor must poll from now on (its first
+ * timer, a watched descriptor): its inputs are rebuilt at the next round,
+ * and a blocking actor's watcher polls it at once. */
+void rt_executor_new_input(rt_executor_t *ex, int fd);
+
 /* route.c */
 int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **route);
 /* Sends one frame, retrying when a kick signal interrupts the call. */

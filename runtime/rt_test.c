@@ -835,6 +835,48 @@ Test(timers, a_timer_kicks_a_blocking_neighbour)
     close(b.efd);
 }
 
+/* A neighbour that arms its first timer when a Ping reaches it. */
+static atomic_int s_armed_fired;
+
+static void s_on_armed(rt_actor_t *self, uint64_t id)
+{
+    (void)self;
+    (void)id;
+    atomic_store(&s_armed_fired, 1);
+}
+
+static int s_armer_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    (void)msg;
+    return rt_timer_set(self, 1, rt_now_ns(self) + 20 * 1000000, s_on_armed);
+}
+
+/* The first timer of an executor, armed while its blocking actor is in
+ * run (by a neighbour whose event run's flush delivered): the watcher must
+ * poll the new timer at once, or nothing ends run's block to fire it. */
+Test(timers, a_first_timer_armed_inside_run_kicks_it)
+{
+    static const rt_handler_t handlers[] = {{VMM__ENVELOPE__BODY_PING, s_armer_on_ping}};
+    static const rt_actor_ops_t armer_ops = {.kind = "armer", .handlers = handlers,
+                                             .n_handlers = 1};
+    static const rt_actor_ops_t sender_ops = {.kind = "sender", .init = s_blocker_init,
+                                              .run = s_sender_run, .kick = s_blocker_kick};
+    atomic_store(&s_armed_fired, 0);
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "vp0");
+    rt_actor_spec_t armer = {.name = "echo", .ops = &armer_ops};
+    cr_assert_eq(rt_actor_start(ex, &armer), 0);
+    s_blocker_t b = {.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+    rt_actor_spec_t spec = {.name = "sender", .ops = &sender_ops, .arg = &b};
+    cr_assert_eq(rt_actor_start(ex, &spec), 0);
+    for (int i = 0; i < 5000 && !atomic_load(&s_armed_fired); i++)
+        usleep(1000);
+    cr_expect(atomic_load(&s_armed_fired), "the timer fired though run blocks for 10 s");
+    cr_expect_eq(atomic_load(&b.runs), 2, "run was kicked once, for the timer");
+    rt_destroy(&rt);
+    close(b.efd);
+}
+
 /* ---- Introspection, tap, logging ------------------------------------------- */
 
 Test(observe, inspect_returns_the_actor_state_as_a_tree)

@@ -60,7 +60,7 @@ int rt_timer_set(rt_actor_t *self, uint64_t id, uint64_t deadline_ns, rt_timer_f
         ex->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
         if (ex->timer_fd < 0)
             return -errno;
-        ex->items_dirty = true; /* a new input */
+        rt_executor_new_input(ex, ex->timer_fd);
     }
     rt_timer_t *t = s_find(ex, self, id);
     if (!t) {

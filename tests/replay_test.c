@@ -1,7 +1,8 @@
 /*
  * Replays of the traces in tests/traces/, recorded from real runs of the
- * test guests (the README there says how each is made again): every device
- * and the synic, alone, with no KVM, must send what it sent then. A changed
+ * test guests (the README there says how each is made again): every device,
+ * the synic and the device registry, alone, with no KVM, must send what
+ * they sent then. A changed
  * copy of a model must not: its replay reports where it diverged. Runs
  * anywhere.
  */
@@ -12,20 +13,25 @@
 
 #include "actors/devices/device_actor.h"
 #include "actors/devices/serial.h"
+#include "actors/registry/registry.h"
 #include "actors/synic/synic.h"
 #include "runtime/replay.h"
 #include "tests/testing/mailbox.h"
 
 #define S_TRACES "tests/traces/"
 
-static void s_expect_match(const char *trace, const char *actor, bool synic,
+typedef enum { S_DEVICE, S_SYNIC, S_REGISTRY } s_kind_t;
+
+static void s_expect_match(const char *trace, const char *actor, s_kind_t kind,
                            uint64_t min_delivered)
 {
     char path[256], err[1024] = "";
     snprintf(path, sizeof path, S_TRACES "%s", trace);
     rt_replay_result_t res;
-    int rc = synic ? synic_replay(path, actor, &res, err, sizeof err)
-                   : device_actor_replay(path, actor, NULL, NULL, &res, err, sizeof err);
+    int rc = kind == S_SYNIC      ? synic_replay(path, actor, &res, err, sizeof err)
+             : kind == S_REGISTRY ? registry_replay(path, actor, &res, err, sizeof err)
+                                  : device_actor_replay(path, actor, NULL, NULL, &res, err,
+                                                        sizeof err);
     cr_assert_eq(rc, 0, "%s %s: %s", trace, actor, err);
     cr_expect(res.matched, "%s", res.report);
     cr_expect_not(res.unfinished, "%s", res.report);
@@ -34,29 +40,38 @@ static void s_expect_match(const char *trace, const char *actor, bool synic,
 
 Test(replay, the_uart_greets_reads_a_line_and_answers)
 {
-    s_expect_match("demo.trace", "vm0/dev/com1", false, 100);
-    s_expect_match("uart.trace", "vm0/dev/com1", false, 100);
+    s_expect_match("demo.trace", "vm0/dev/com1", S_DEVICE, 100);
+    s_expect_match("uart.trace", "vm0/dev/com1", S_DEVICE, 100);
 }
 
 Test(replay, the_test_device_s_msi_and_the_power_devices)
 {
-    s_expect_match("demo.trace", "vm0/dev/testdev", false, 2);
-    s_expect_match("demo.trace", "vm0/dev/pm1a", false, 2);
-    s_expect_match("demo.trace", "vm0/dev/i8042", false, 1);
-    s_expect_match("demo.trace", "vm0/dev/debug-exit", false, 1);
+    s_expect_match("demo.trace", "vm0/dev/testdev", S_DEVICE, 2);
+    s_expect_match("demo.trace", "vm0/dev/pm1a", S_DEVICE, 2);
+    s_expect_match("demo.trace", "vm0/dev/i8042", S_DEVICE, 1);
+    s_expect_match("demo.trace", "vm0/dev/debug-exit", S_DEVICE, 1);
+}
+
+/* The device registry: what each device asked for, as the partition
+ * passed it on, and what each was granted. */
+Test(replay, the_device_registry)
+{
+    s_expect_match("demo.trace", "vm0/devices", S_REGISTRY, 5);
+    s_expect_match("mailbox.trace", "vm0/devices", S_REGISTRY, 6);
+    s_expect_match("devhost.trace", "vm0/devices", S_REGISTRY, 5);
 }
 
 Test(replay, a_device_in_a_device_host)
 {
-    s_expect_match("devhost.trace.devhost0", "vm0/dev/com1", false, 100);
+    s_expect_match("devhost.trace.devhost0", "vm0/dev/com1", S_DEVICE, 100);
 }
 
 Test(replay, the_synic_s_messages_event_ports_timers_and_monitor_page)
 {
-    s_expect_match("hv_messages.trace", "vm0/synic", true, 20);
-    s_expect_match("hv_post.trace", "vm0/synic", true, 5);
-    s_expect_match("hv_timers.trace", "vm0/synic", true, 20);
-    s_expect_match("hv_monitor.trace", "vm0/synic", true, 100);
+    s_expect_match("hv_messages.trace", "vm0/synic", S_SYNIC, 20);
+    s_expect_match("hv_post.trace", "vm0/synic", S_SYNIC, 5);
+    s_expect_match("hv_timers.trace", "vm0/synic", S_SYNIC, 20);
+    s_expect_match("hv_monitor.trace", "vm0/synic", S_SYNIC, 100);
 }
 
 /* A model the VMM does not know by name: its test names it (the C API). */

@@ -103,7 +103,8 @@ expect 0 0 "vm0/vp/0 -> vm0/dev/com1 device_request.read_io" -- trace dump "$dem
 expect 0 0 "testdev -> vm0/partition partition_request.request_msi" -- trace dump "$demo" --actor vm0/dev/testdev --kind request_msi
 expect 0 0 "vm0/dev/com1 +device_request.read_io +[0-9]+ +[0-9.]+" -- trace stats "$demo"
 expect 0 0 "replay of vm0/dev/com1 from .*: matched" -- trace replay "$demo" --actor vm0/dev/com1
-expect 1 1 "a vp actor; a replay drives devices and the synic" -- trace replay "$demo" --actor vm0/vp/0
+expect 1 1 "a vp actor; a replay drives devices, the synic and the device registry" -- trace replay "$demo" --actor vm0/vp/0
+expect 0 0 "replay of vm0/devices from .*: matched" -- trace replay "$demo" --actor vm0/devices
 expect 1 1 "no actor nobody in it; it has vm0/vmm, vm0/partition" -- trace replay "$demo" --actor nobody
 expect 2 1 "one --actor NAME" -- trace replay "$demo"
 expect 0 0 "2 trace files|1 trace files, [0-9]+ tracks" -- trace export "$demo" -o "$tmp/demo.pftrace"

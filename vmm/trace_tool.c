@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "actors/devices/device_actor.h"
+#include "actors/registry/registry.h"
 #include "actors/synic/synic.h"
 #include "runtime/replay.h"
 #include "runtime/trace.h"
@@ -45,7 +46,8 @@ static void s_usage(FILE *f)
             "          that is no message (the clock, timers, bytes)\n"
             "  stats   per sender, receiver and kind: how many, and for requests the\n"
             "          time to their reply, in percentiles\n"
-            "  replay  starts the actor NAME (a device, the synic) again, alone, and\n"
+            "  replay  starts the actor NAME (a device, the synic, the device registry)\n"
+            "          again, alone, and\n"
             "          drives it with what it received and consumed in the trace, in\n"
             "          the recorded order, with no KVM and no other actor; compares\n"
             "          every message it sends with the recorded one. Exits 0 when all\n"
@@ -393,9 +395,12 @@ static int s_replay(const s_args_t *a)
         rc = device_actor_replay(a->file, name, NULL, NULL, &res, err, sizeof err);
     } else if (!strcmp(actor->kind, "synic")) {
         rc = synic_replay(a->file, name, &res, err, sizeof err);
+    } else if (!strcmp(actor->kind, "registry")) {
+        rc = registry_replay(a->file, name, &res, err, sizeof err);
     } else {
         snprintf(err, sizeof err,
-                 "%s is a %s actor; a replay drives devices and the synic (a VP needs KVM)",
+                 "%s is a %s actor; a replay drives devices, the synic and the device "
+                 "registry (a VP needs KVM)",
                  name, actor->kind);
         rc = -ENOTSUP;
     }

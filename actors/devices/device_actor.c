@@ -15,7 +15,6 @@
 #include "actors/devices/device_guest.h"
 #include "actors/devices/device_models.h"
 #include "runtime/pbtext.h"
-#include "runtime/trace.h"
 
 /* How long the partition may take to answer a registration. */
 #define S_REGISTER_TIMEOUT_MS 5000
@@ -1115,44 +1114,47 @@ int device_actor_config_from_recipe(const ProtobufCBinaryData *bytes, device_act
     return 0;
 }
 
+/* The model a replay uses instead of the recorded one, if any. */
+typedef struct {
+    device_new_fn new_model;
+    const void *model_config;
+} s_replay_model_t;
+
+static int s_replay_start(rt_replay_config_t *cfg, const ProtobufCBinaryData *recipe,
+                          void *ctx, rt_replay_result_t *out, char *err, size_t errlen)
+{
+    const s_replay_model_t *m = ctx;
+    device_actor_config_t dcfg;
+    Vmm__Devices__DeviceRecipe *r;
+    int rc = device_actor_config_from_recipe(recipe, &dcfg, &r, err, errlen);
+    if (!rc && m->new_model) {
+        dcfg.new_model = m->new_model;
+        dcfg.model_config = m->model_config;
+    }
+    if (!rc && (!dcfg.new_model || (r->model_configured && !m->new_model))) {
+        snprintf(err, errlen,
+                 dcfg.new_model ? "its model (%s) had a configuration of its own, which the "
+                                  "trace does not hold: replay it with its config"
+                                : "its model (\"%s\") is not one this VMM has by name (%s)",
+                 r->model, device_model_kinds());
+        rc = -ENOTSUP;
+    }
+    if (!rc) {
+        cfg->ops = &device_actor_ops;
+        cfg->arg = &dcfg;
+        rc = rt_replay(cfg, out, err, errlen);
+    }
+    if (r)
+        vmm__devices__device_recipe__free_unpacked(r, NULL);
+    return rc;
+}
+
 int device_actor_replay(const char *trace, const char *actor, device_new_fn new_model,
                         const void *model_config, rt_replay_result_t *out, char *err,
                         size_t errlen)
 {
-    Vmm__Trace__Actor *a;
-    int rc = rt_trace_find_actor(trace, actor, &a, err, errlen);
-    if (rc)
-        return rc;
-    device_actor_config_t cfg;
-    Vmm__Devices__DeviceRecipe *recipe = NULL;
-    if (strcmp(a->kind, "device")) {
-        snprintf(err, errlen, "%s is a %s actor, not a device", actor, a->kind);
-        rc = -EINVAL;
-    } else if (!(rc = device_actor_config_from_recipe(&a->recipe, &cfg, &recipe, err,
-                                                      errlen))) {
-        if (new_model) {
-            cfg.new_model = new_model;
-            cfg.model_config = model_config;
-        }
-        if (!cfg.new_model || (recipe->model_configured && !new_model)) {
-            snprintf(err, errlen,
-                     cfg.new_model ? "its model (%s) had a configuration of its own, which "
-                                     "the trace does not hold: replay it with its config"
-                                   : "its model (\"%s\") is not one this VMM has by name (%s)",
-                     recipe->model, device_model_kinds());
-            rc = -ENOTSUP;
-        } else {
-            rt_replay_config_t rcfg = {.trace = trace, .actor = actor, .ops = &device_actor_ops,
-                                       .arg = &cfg};
-            rc = rt_replay(&rcfg, out, err, errlen);
-        }
-    } else {
-        snprintf(err + strlen(err), errlen - strlen(err), " (%s)", actor);
-    }
-    if (recipe)
-        vmm__devices__device_recipe__free_unpacked(recipe, NULL);
-    vmm__trace__actor__free_unpacked(a, NULL);
-    return rc;
+    s_replay_model_t m = {new_model, model_config};
+    return rt_replay_recipe(trace, actor, "device", s_replay_start, &m, out, err, errlen);
 }
 
 static const rt_handler_t s_handlers[] = {

@@ -1,7 +1,9 @@
 /*
- * The partition actor's device side: the device registry's requests
- * (registration, unregistration, guest memory, power), what a device may
- * do, the routes VPs get, and the liveness of devices in other processes.
+ * The partition actor's device side: devices' requests (registration,
+ * unregistration, guest memory, power), what a device may do, the routes
+ * VPs get, and the liveness of devices in other processes. What is
+ * granted is kept by the device registry actor beside the partition
+ * (actors/registry/registry.h), which the partition asks.
  */
 #define _GNU_SOURCE /* asprintf */
 #include <errno.h>
@@ -12,7 +14,194 @@
 #include <unistd.h>
 
 #include "actors/partition/partition_internal.h"
-#include "actors/partition/registry.h"
+
+/* ---- The device registry ------------------------------------------------------------ */
+
+/* Asks the registry; *reply, released by the caller, holds its answer, of
+ * case want (NOT_SET: an Ack). Returns 0, the refusal's errno with its
+ * text in err (may be NULL), or the call's error. */
+static int s_registry(rt_actor_t *self, Vmm__Registry__Request *req,
+                      Vmm__Registry__Reply__ResultCase want, rt_msg_t *reply, char *err,
+                      size_t errlen)
+{
+    partition_t *p = rt_actor_state(self);
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_REGISTRY_REQUEST;
+    env.registry_request = req;
+    int rc = rt_call(self, p->registry, &env, reply, PARTITION_REGISTRY_TIMEOUT_MS);
+    if (rc) {
+        if (err)
+            snprintf(err, errlen, "the device registry did not answer: %s", strerror(-rc));
+        return rc;
+    }
+    const Vmm__Envelope *r = reply->env;
+    if (r->body_case == VMM__ENVELOPE__BODY_ERROR) {
+        if (err)
+            snprintf(err, errlen, "%s", r->error->text);
+        rc = rt_errno_of(r->error->code);
+    } else if (want == VMM__REGISTRY__REPLY__RESULT__NOT_SET
+                   ? r->body_case != VMM__ENVELOPE__BODY_ACK
+                   : r->body_case != VMM__ENVELOPE__BODY_REGISTRY_REPLY ||
+                         r->registry_reply->result_case != want) {
+        if (err)
+            snprintf(err, errlen, "the device registry answered something else");
+        rc = -EPROTO;
+    }
+    if (rc)
+        rt_msg_release(reply);
+    return rc;
+}
+
+/* A registration changed: what devices may do is asked again. */
+static void s_grants_forget(partition_t *p)
+{
+    for (size_t i = 0; i < p->n_grants; i++)
+        free(p->grants[i].actor);
+    free(p->grants);
+    p->grants = NULL;
+    p->n_grants = 0;
+}
+
+/* What actor may do as a device; NULL when the registry did not say. */
+static const partition_grants_t *s_grants(rt_actor_t *self, const char *actor)
+{
+    partition_t *p = rt_actor_state(self);
+    for (size_t i = 0; i < p->n_grants; i++)
+        if (!strcmp(p->grants[i].actor, actor))
+            return &p->grants[i];
+    Vmm__Registry__GetGrants op = VMM__REGISTRY__GET_GRANTS__INIT;
+    op.actor = (char *)actor;
+    Vmm__Registry__Request req = VMM__REGISTRY__REQUEST__INIT;
+    req.op_case = VMM__REGISTRY__REQUEST__OP_GET_GRANTS;
+    req.get_grants = &op;
+    rt_msg_t reply;
+    if (s_registry(self, &req, VMM__REGISTRY__REPLY__RESULT_GRANTS, &reply, NULL, 0))
+        return NULL;
+    const Vmm__Registry__Grants *got = reply.env->registry_reply->grants;
+    partition_grants_t g = {.actor = strdup(actor), .device = got->device,
+                            .msi_count = got->msi_count};
+    for (size_t i = 0; i < got->n_irq_lines; i++)
+        if (got->irq_lines[i] < PARTITION_IRQ_LINES)
+            g.irq_lines |= 1u << got->irq_lines[i];
+    rt_msg_release(&reply);
+    partition_grants_t *grown = realloc(p->grants, (p->n_grants + 1) * sizeof *grown);
+    if (!g.actor || !grown) {
+        free(g.actor);
+        if (grown)
+            p->grants = grown;
+        return NULL;
+    }
+    p->grants = grown;
+    p->grants[p->n_grants] = g;
+    return &p->grants[p->n_grants++];
+}
+
+static bool s_has_irq(const partition_grants_t *g, uint32_t irq)
+{
+    return irq < PARTITION_IRQ_LINES && (g->irq_lines >> irq & 1);
+}
+
+/* Whether [address, address + length) lies in one of actor's MMIO
+ * ranges. */
+static bool s_owns(rt_actor_t *self, const char *actor, uint64_t address, uint64_t length)
+{
+    Vmm__Registry__Owns op = VMM__REGISTRY__OWNS__INIT;
+    op.actor = (char *)actor;
+    op.address = address;
+    op.length = length;
+    Vmm__Registry__Request req = VMM__REGISTRY__REQUEST__INIT;
+    req.op_case = VMM__REGISTRY__REQUEST__OP_OWNS;
+    req.owns = &op;
+    rt_msg_t reply;
+    if (s_registry(self, &req, VMM__REGISTRY__REPLY__RESULT_OWNED, &reply, NULL, 0))
+        return false;
+    bool owns = reply.env->registry_reply->owned->owns;
+    rt_msg_release(&reply);
+    return owns;
+}
+
+static int s_registry_add(rt_actor_t *self, const char *actor,
+                          const Vmm__Devices__RegisterDevice *device, uint64_t *handle, char *err,
+                          size_t errlen)
+{
+    Vmm__Registry__Add op = VMM__REGISTRY__ADD__INIT;
+    op.actor = (char *)actor;
+    op.device = (Vmm__Devices__RegisterDevice *)device; /* only read */
+    Vmm__Registry__Request req = VMM__REGISTRY__REQUEST__INIT;
+    req.op_case = VMM__REGISTRY__REQUEST__OP_ADD;
+    req.add = &op;
+    rt_msg_t reply;
+    int rc = s_registry(self, &req, VMM__REGISTRY__REPLY__RESULT_ADDED, &reply, err, errlen);
+    if (rc)
+        return rc;
+    *handle = reply.env->registry_reply->added->handle;
+    rt_msg_release(&reply);
+    s_grants_forget(rt_actor_state(self));
+    return 0;
+}
+
+/* Returns 0, -EPERM (another actor's), -ENOENT or the call's error. */
+static int s_registry_remove(rt_actor_t *self, uint64_t handle, const char *actor)
+{
+    Vmm__Registry__Remove op = VMM__REGISTRY__REMOVE__INIT;
+    op.handle = handle;
+    op.actor = (char *)actor;
+    Vmm__Registry__Request req = VMM__REGISTRY__REQUEST__INIT;
+    req.op_case = VMM__REGISTRY__REQUEST__OP_REMOVE;
+    req.remove = &op;
+    rt_msg_t reply;
+    int rc = s_registry(self, &req, VMM__REGISTRY__REPLY__RESULT__NOT_SET, &reply, NULL, 0);
+    if (!rc)
+        rt_msg_release(&reply);
+    s_grants_forget(rt_actor_state(self));
+    return rc;
+}
+
+/* Returns 1 when the registration stays, marked lost; 0 when it went. */
+static int s_registry_lose(rt_actor_t *self, uint64_t handle)
+{
+    Vmm__Registry__Lose op = VMM__REGISTRY__LOSE__INIT;
+    op.handle = handle;
+    Vmm__Registry__Request req = VMM__REGISTRY__REQUEST__INIT;
+    req.op_case = VMM__REGISTRY__REQUEST__OP_LOSE;
+    req.lose = &op;
+    rt_msg_t reply;
+    int rc = s_registry(self, &req, VMM__REGISTRY__REPLY__RESULT_LOST, &reply, NULL, 0);
+    s_grants_forget(rt_actor_state(self));
+    if (rc)
+        return rc;
+    rc = reply.env->registry_reply->lost->kept ? 1 : 0;
+    rt_msg_release(&reply);
+    return rc;
+}
+
+/* The VPs' routing table, in *reply (released by the caller). */
+static int s_registry_routes(rt_actor_t *self, rt_msg_t *reply,
+                             const Vmm__Vp__SetIoRoutes **routes, char *err, size_t errlen)
+{
+    Vmm__Registry__GetRoutes op = VMM__REGISTRY__GET_ROUTES__INIT;
+    op.posted_ok = partition_posts_ok(rt_actor_state(self));
+    Vmm__Registry__Request req = VMM__REGISTRY__REQUEST__INIT;
+    req.op_case = VMM__REGISTRY__REQUEST__OP_GET_ROUTES;
+    req.get_routes = &op;
+    int rc = s_registry(self, &req, VMM__REGISTRY__REPLY__RESULT_ROUTES, reply, err, errlen);
+    if (!rc)
+        *routes = reply->env->registry_reply->routes;
+    return rc;
+}
+
+int partition_registry_list(rt_actor_t *self, rt_msg_t *reply,
+                            const Vmm__Registry__Devices **list)
+{
+    Vmm__Registry__List op = VMM__REGISTRY__LIST__INIT;
+    Vmm__Registry__Request req = VMM__REGISTRY__REQUEST__INIT;
+    req.op_case = VMM__REGISTRY__REQUEST__OP_LIST;
+    req.list = &op;
+    int rc = s_registry(self, &req, VMM__REGISTRY__REPLY__RESULT_DEVICES, reply, NULL, 0);
+    if (!rc)
+        *list = reply->env->registry_reply->devices;
+    return rc;
+}
 
 /* ---- Permissions ---------------------------------------------------------------- */
 
@@ -45,18 +234,19 @@ static bool s_same_vm(const partition_t *p, const char *sender)
  * a device acts only within its registration (its IRQ lines, the MSIs it
  * was given, doorbells in its own ranges) and has no say over the VM's
  * configuration or its VPs. */
-static const char *s_device_may_not(partition_t *p, const char *sender,
-                                    const Vmm__Partition__Request *req, char *buf, size_t len)
+static const char *s_device_may_not(rt_actor_t *self, const partition_grants_t *g,
+                                    const char *sender, const Vmm__Partition__Request *req,
+                                    char *buf, size_t len)
 {
     switch (req->op_case) {
     case VMM__PARTITION__REQUEST__OP_REQUEST_MSI:
     case VMM__PARTITION__REQUEST__OP_NEW_MSI_TARGET:
     case VMM__PARTITION__REQUEST__OP_NEW_MSI_INTERRUPT:
-        if (registry_msi_count(p->registry, sender))
+        if (g->msi_count)
             return NULL;
         return "its registration was given no MSIs";
     case VMM__PARTITION__REQUEST__OP_ASSERT_IRQ:
-        if (registry_has_irq(p->registry, sender, req->assert_irq->irq))
+        if (s_has_irq(g, req->assert_irq->irq))
             return NULL;
         snprintf(buf, len, "IRQ %u is not among its registered lines", req->assert_irq->irq);
         return buf;
@@ -64,8 +254,7 @@ static const char *s_device_may_not(partition_t *p, const char *sender,
         const Vmm__Partition__RegisterDoorbell *op = req->register_doorbell;
         if (*op->owner && strcmp(op->owner, sender))
             return "a device's doorbells signal the device itself";
-        if (registry_owns(p->registry, sender, true, op->guest_address,
-                          op->opt_length_case ? op->length : 1))
+        if (s_owns(self, sender, op->guest_address, op->opt_length_case ? op->length : 1))
             return NULL;
         snprintf(buf, len, "a doorbell at 0x%llx, outside its MMIO ranges",
                  (unsigned long long)op->guest_address);
@@ -96,12 +285,13 @@ bool partition_permitted(rt_actor_t *self, const Vmm__Envelope *msg)
     partition_t *p = rt_actor_state(self);
     char buf[128];
     const char *why = NULL;
+    const partition_grants_t *g;
     if (!s_same_vm(p, msg->sender)) {
         snprintf(buf, sizeof buf, "an actor of another VM may not act on %s", p->vm);
         why = buf;
     } else if (msg->body_case == VMM__ENVELOPE__BODY_PARTITION_REQUEST &&
-               registry_is_device(p->registry, msg->sender)) {
-        why = s_device_may_not(p, msg->sender, msg->partition_request, buf, sizeof buf);
+               (g = s_grants(self, msg->sender)) && g->device) {
+        why = s_device_may_not(self, g, msg->sender, msg->partition_request, buf, sizeof buf);
     }
     if (!why)
         return true;
@@ -120,13 +310,13 @@ int partition_push_routes(rt_actor_t *self, bool wait, char *err, size_t errlen)
     partition_t *p = rt_actor_state(self);
     if (p->stage != PARTITION_BUILT)
         return 0;
-    Vmm__Vp__SetIoRoutes routes;
-    int rc = registry_routes(p->registry, partition_posts_ok(p), &routes);
+    rt_msg_t routes;
+    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+    int rc = s_registry_routes(self, &routes,
+                               (const Vmm__Vp__SetIoRoutes **)&req.set_io_routes, err, errlen);
     if (rc)
         return rc;
-    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
     req.op_case = VMM__VP__REQUEST__OP_SET_IO_ROUTES;
-    req.set_io_routes = &routes;
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
     env.vp_request = &req;
@@ -148,7 +338,7 @@ int partition_push_routes(rt_actor_t *self, bool wait, char *err, size_t errlen)
             snprintf(err, errlen, "%s did not take the new routes: %s", p->vp_names[i],
                      strerror(-rc));
     }
-    registry_routes_free(&routes);
+    rt_msg_release(&routes);
     return rc;
 }
 
@@ -163,12 +353,12 @@ static void s_unwatch_remote(partition_t *p, uint64_t handle);
 static void s_remote_answered(partition_t *p, uint64_t handle);
 
 /* Forgets registration handle of actor: its ranges, its liveness pings and
- * its doorbells. Returns registry_remove()'s result (then nothing else is
- * done). */
+ * its doorbells. Returns the registry's refusal, -EPERM or -ENOENT (then
+ * nothing else is done). */
 static int s_forget(rt_actor_t *self, uint64_t handle, const char *actor)
 {
     partition_t *p = rt_actor_state(self);
-    int rc = registry_remove(p->registry, handle, actor);
+    int rc = s_registry_remove(self, handle, actor);
     if (!rc) {
         s_unwatch_remote(p, handle);
         partition_drop_doorbells_of(self, actor);
@@ -289,12 +479,13 @@ static int s_reply_after_routes(rt_actor_t *self, const Vmm__Envelope *msg,
     partition_route_wait_t *grown = realloc(p->waits, (p->n_waits + 1) * sizeof *grown);
     if (grown)
         p->waits = grown;
-    Vmm__Vp__SetIoRoutes routes = VMM__VP__SET_IO_ROUTES__INIT;
-    int rc = !w.ids || !w.actor || (reply && !w.reply) || !grown ? -ENOMEM : 0;
-    bool made = !rc && !(rc = registry_routes(p->registry, partition_posts_ok(p), &routes));
+    rt_msg_t routes;
     Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+    int rc = !w.ids || !w.actor || (reply && !w.reply) || !grown ? -ENOMEM : 0;
+    bool made = !rc && !(rc = s_registry_routes(self, &routes,
+                                                (const Vmm__Vp__SetIoRoutes **)&req.set_io_routes,
+                                                NULL, 0));
     req.op_case = VMM__VP__REQUEST__OP_SET_IO_ROUTES;
-    req.set_io_routes = &routes;
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
     env.vp_request = &req;
@@ -303,7 +494,7 @@ static int s_reply_after_routes(rt_actor_t *self, const Vmm__Envelope *msg,
             snprintf(w.why, sizeof w.why, "cannot send %s the new routes: %s", p->vp_names[i],
                      strerror(-rc));
     if (made)
-        registry_routes_free(&routes);
+        rt_msg_release(&routes);
     if (rc && !*w.why)
         snprintf(w.why, sizeof w.why, "the new routes: %s", strerror(-rc));
     if (rc && !grown) { /* nowhere to keep it: answer and undo now */
@@ -344,7 +535,7 @@ static void s_remote_lost(rt_actor_t *self, size_t i, const char *why)
     partition_remote_t r = p->remotes[i];
     p->remotes[i] = p->remotes[--p->n_remotes];
     p->stats.devices_lost++;
-    bool kept = registry_lose(p->registry, r.handle) == 1;
+    bool kept = s_registry_lose(self, r.handle) == 1;
     if (!kept)
         partition_drop_doorbells_of(self, r.actor);
     rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "device %s (%s) is lost: %s; %s", r.name,
@@ -439,7 +630,6 @@ static int s_grant_doorbells(rt_actor_t *self, const Vmm__Envelope *msg,
                              const Vmm__Devices__RegisterDevice *op, uint64_t *handles,
                              char *err, size_t errlen)
 {
-    partition_t *p = rt_actor_state(self);
     for (size_t i = 0; i < op->n_doorbells; i++) {
         const Vmm__Devices__DoorbellRequest *want = op->doorbells[i];
         Vmm__Partition__RegisterDoorbell db = VMM__PARTITION__REGISTER_DOORBELL__INIT;
@@ -450,8 +640,8 @@ static int s_grant_doorbells(rt_actor_t *self, const Vmm__Envelope *msg,
             (Vmm__Partition__RegisterDoorbell__OptLengthCase)want->opt_length_case;
         db.length = want->length;
         int rc = 0;
-        if (!registry_owns(p->registry, msg->sender, true, want->guest_address,
-                                  want->opt_length_case ? want->length : 1)) {
+        if (!s_owns(self, msg->sender, want->guest_address,
+                    want->opt_length_case ? want->length : 1)) {
             snprintf(err, errlen, "a doorbell at 0x%llx lies outside the device's MMIO ranges",
                      (unsigned long long)want->guest_address);
             rc = -EINVAL;
@@ -482,21 +672,27 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
     /* A device host that restarted registers its device again, often
      * before the loss of its predecessor was noticed: the old registration
      * is the same actor's, and goes. */
-    for (size_t i = 0; *op->endpoint && i < registry_count(p->registry); i++)
-        if (!strcmp(registry_name(p->registry, i), op->name) &&
-            !strcmp(registry_actor(p->registry, i), msg->sender)) {
-            s_forget(self, registry_handle(p->registry, i), msg->sender);
-            p->stats.devices_replaced++;
-            rt_log(rt_actor_rt(self), self, RT_LOG_INFO,
-                   "device %s (%s) registers again: its host restarted", op->name, msg->sender);
-            break;
-        }
+    rt_msg_t listed;
+    const Vmm__Registry__Devices *list;
+    if (*op->endpoint && !partition_registry_list(self, &listed, &list)) {
+        for (size_t i = 0; i < list->n_devices; i++)
+            if (!strcmp(list->devices[i]->name, op->name) &&
+                !strcmp(list->devices[i]->actor, msg->sender)) {
+                s_forget(self, list->devices[i]->handle, msg->sender);
+                p->stats.devices_replaced++;
+                rt_log(rt_actor_rt(self), self, RT_LOG_INFO,
+                       "device %s (%s) registers again: its host restarted", op->name,
+                       msg->sender);
+                break;
+            }
+        rt_msg_release(&listed);
+    }
     uint64_t handle, doorbells[PARTITION_MAX_DOORBELL_REQUESTS] = {0};
     if (op->n_doorbells > PARTITION_MAX_DOORBELL_REQUESTS)
         return rt_reply_error(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                               "%zu doorbells, at most %d", op->n_doorbells,
                               PARTITION_MAX_DOORBELL_REQUESTS);
-    int rc = registry_add(p->registry, msg->sender, op, &handle, err, sizeof err);
+    int rc = s_registry_add(self, msg->sender, op, &handle, err, sizeof err);
     if (!rc) {
         /* A device in another process: VPs reach it at its own endpoint. */
         if (*op->endpoint && ((rc = rt_directory_set_key(rt_actor_rt(self), msg->sender,
@@ -600,7 +796,8 @@ static int s_on_guest_memory(rt_actor_t *self, const Vmm__Envelope *msg, bool wr
 static int s_on_map_guest_memory(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     partition_t *p = rt_actor_state(self);
-    if (!registry_is_device(p->registry, msg->sender))
+    const partition_grants_t *g = s_grants(self, msg->sender);
+    if (!g || !g->device)
         return partition_deny(self, msg, "only a registered device may map guest memory");
     if (p->stage != PARTITION_BUILT)
         return partition_stage_error(self, msg, PARTITION_BUILT);
@@ -726,8 +923,8 @@ int partition_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg)
 static int s_on_irq_line(rt_actor_t *self, const Vmm__Envelope *msg,
                          const Vmm__Devices__IrqLineChanged *change)
 {
-    partition_t *p = rt_actor_state(self);
-    if (!registry_has_irq(p->registry, msg->sender, change->irq)) {
+    const partition_grants_t *g = s_grants(self, msg->sender);
+    if (!g || !s_has_irq(g, change->irq)) {
         char why[96];
         snprintf(why, sizeof why, "IRQ %u is not among its registered lines", change->irq);
         return partition_deny(self, msg, why);
@@ -769,6 +966,7 @@ int partition_on_device_event(rt_actor_t *self, const Vmm__Envelope *msg)
 void partition_devices_fini(rt_actor_t *self)
 {
     partition_t *p = rt_actor_state(self);
+    s_grants_forget(p);
     for (size_t i = 0; i < p->n_remotes; i++)
         s_remote_free(&p->remotes[i]);
     free(p->remotes);

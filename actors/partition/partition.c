@@ -18,7 +18,7 @@
 #include <x86intrin.h>
 
 #include "actors/partition/partition_internal.h"
-#include "actors/partition/registry.h"
+#include "actors/registry/registry.h"
 #include "actors/synic/synic.h"
 #include "actors/vp/vp.h"
 
@@ -1412,7 +1412,8 @@ static int s_init(rt_actor_t *self, void *arg)
     p->kvm_fd = p->vm_fd = p->liveness_fd = p->ram_fd = -1;
     p->vm = strdup(cfg->vm);
     p->name = strdup(rt_actor_name(self));
-    p->registry = registry_new();
+    if (asprintf(&p->registry, "%s/devices", cfg->vm) < 0)
+        p->registry = NULL;
     if (cfg->n_vp_executors) {
         p->given_executors = calloc(cfg->n_vp_executors, sizeof *p->given_executors);
         if (p->given_executors) {
@@ -1427,7 +1428,14 @@ static int s_init(rt_actor_t *self, void *arg)
         return -ENOMEM; /* fini frees what there is */
     if (p->liveness_fd < 0)
         return -errno;
-    return rt_actor_watch_fd(self, p->liveness_fd, partition_on_liveness_fd);
+    int rc = rt_actor_watch_fd(self, p->liveness_fd, partition_on_liveness_fd);
+    /* Its device registry, beside it: asking it is a direct call. */
+    registry_config_t reg = {.partition = p->name};
+    rt_actor_spec_t spec = {.name = p->registry, .ops = &registry_ops, .arg = &reg};
+    if (!rc && (rc = rt_actor_start(rt_actor_executor(self), &spec)))
+        rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "cannot start %s: %s", p->registry,
+               strerror(-rc));
+    return rc;
 }
 
 static void s_fini(rt_actor_t *self)
@@ -1464,7 +1472,18 @@ static void s_fini(rt_actor_t *self)
     if (p->kvm_fd >= 0)
         close(p->kvm_fd);
     partition_devices_fini(self);
-    registry_destroy(&p->registry);
+    if (p->registry) {
+        /* Its registry goes with it (a partition of the same name may
+         * start again on this executor). */
+        Vmm__Envelope env = VMM__ENVELOPE__INIT;
+        Vmm__Rt__Terminate term = VMM__RT__TERMINATE__INIT;
+        env.body_case = VMM__ENVELOPE__BODY_TERMINATE;
+        env.terminate = &term;
+        rt_msg_t reply;
+        if (!rt_call(self, p->registry, &env, &reply, PARTITION_REGISTRY_TIMEOUT_MS))
+            rt_msg_release(&reply);
+    }
+    free(p->registry);
     free(p->cpuid);
     free(p->given_executors);
     free(p->synic);
@@ -1485,11 +1504,14 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     for (size_t i = 0; i < p->n_ram; i++)
         ram += p->ram[i].size;
     rt_inspect_add(node, "ram_bytes", "%llu", (unsigned long long)ram);
-    Vmm__Rt__InspectNode *devices =
-        rt_inspect_add(node, "devices", "%zu", registry_count(p->registry));
-    for (size_t i = 0; devices && i < registry_count(p->registry); i++)
-        rt_inspect_add(devices, registry_name(p->registry, i), "%s",
-                       registry_actor(p->registry, i));
+    rt_msg_t listed;
+    const Vmm__Registry__Devices *list;
+    if (!partition_registry_list(self, &listed, &list)) {
+        Vmm__Rt__InspectNode *devices = rt_inspect_add(node, "devices", "%zu", list->n_devices);
+        for (size_t i = 0; devices && i < list->n_devices; i++)
+            rt_inspect_add(devices, list->devices[i]->name, "%s", list->devices[i]->actor);
+        rt_msg_release(&listed);
+    }
     rt_inspect_add(node, "doorbells", "%zu", p->n_doorbells);
     rt_inspect_add(node, "msis", "%llu", (unsigned long long)s->msis);
     rt_inspect_add(node, "msis_blocked", "%llu", (unsigned long long)s->msis_blocked);

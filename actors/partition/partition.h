@@ -8,9 +8,12 @@
  *   Build                  guest RAM, CPUID, one VP actor per processor
  *   ...                    MSIs, IRQ routes, doorbells, caps, reset
  *
- * It is also the VM's device registry (devices.proto RegisterDevice): it
- * refuses overlapping claims and sends every VP the routing table, and it
- * answers guest memory reads and writes by guest physical address. Guest
+ * It takes devices' registrations (devices.proto RegisterDevice) and keeps
+ * what it grants in the VM's device registry, an actor it starts beside
+ * itself ("<vm>/devices", actors/registry/registry.h), which refuses
+ * overlapping claims, says what a device may do and makes the routing
+ * table the partition sends every VP; and it answers guest memory reads
+ * and writes by guest physical address. Guest
  * RAM is one sealed memory file (a memfd); MapGuestMemory tells a
  * registered device of this VM where it lies, for a device host on the
  * same host to map it.

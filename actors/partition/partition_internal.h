@@ -1,8 +1,9 @@
 /*
  * What the partition actor's two files share: partition.c (KVM, the
- * prototype, build, interrupts, doorbells, reset) and devices.c (the
- * device registry, devices' permissions, guest memory, device hosts'
- * liveness). Not for other modules: partition.h is the actor's interface.
+ * prototype, build, interrupts, doorbells, reset) and devices.c
+ * (registrations, with the device registry actor beside it; devices'
+ * permissions, guest memory, device hosts' liveness). Not for other
+ * modules: partition.h is the actor's interface.
  */
 #ifndef VMM_PARTITION_INTERNAL_H
 #define VMM_PARTITION_INTERNAL_H
@@ -12,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "actors/partition/registry.h"
+#include "proto/registry.pb-c.h"
 #include "runtime/rt.h"
 
 #define PARTITION_MAX_VPS 256
@@ -27,6 +28,10 @@
  * goes unanswered this long. */
 #define PARTITION_LIVENESS_PERIOD_MS 250
 #define PARTITION_LIVENESS_TIMEOUT_MS 1000
+
+/* How long a question to the device registry (on the partition's own
+ * executor: a direct call) may take. */
+#define PARTITION_REGISTRY_TIMEOUT_MS 5000
 
 /* Doorbells one registration may ask for. */
 #define PARTITION_MAX_DOORBELL_REQUESTS 64
@@ -93,6 +98,15 @@ typedef struct {
     bool answered;
 } partition_remote_t;
 
+/* What an actor may do as a device, as the registry last said: kept until
+ * a registration changes (the partition makes every change). */
+typedef struct {
+    char *actor;
+    bool device;
+    uint32_t irq_lines; /* a bit per IO-APIC input */
+    uint32_t msi_count;
+} partition_grants_t;
+
 typedef struct {
     uint64_t devices_lost, devices_replaced;
     uint64_t msis, msis_blocked, irqs, irqs_unrouted, doorbells_signalled, line_changes;
@@ -130,7 +144,9 @@ typedef struct {
     /* The interrupt controllers and timer as created, for Reset. */
     struct kvm_irqchip initial_chips[3];
     struct kvm_pit_state2 initial_pit;
-    registry_t *registry;
+    char *registry; /* its device registry actor, "<vm>/devices" */
+    partition_grants_t *grants;
+    size_t n_grants;
     partition_remote_t *remotes;
     size_t n_remotes;
     partition_route_wait_t *waits;
@@ -164,6 +180,11 @@ int partition_add_doorbell(rt_actor_t *self, const Vmm__Partition__RegisterDoorb
                            const char *owner, uint64_t *handle, char *err, size_t errlen);
 /* Drops the doorbells that signal owner (its registration went). */
 void partition_drop_doorbells_of(rt_actor_t *self, const char *owner);
+
+/* devices.c: the registrations the registry holds, in *reply (released by
+ * the caller). Returns 0 or the call's error. */
+int partition_registry_list(rt_actor_t *self, rt_msg_t *reply,
+                            const Vmm__Registry__Devices **list);
 
 /* Takes a device's line level (devices.proto IrqLineChanged): answered
  * for when refused (an event: logged and counted). Returns 0. */

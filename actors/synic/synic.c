@@ -14,7 +14,6 @@
 
 #include "actors/synic/synic_internal.h"
 #include "runtime/pbtext.h"
-#include "runtime/trace.h"
 
 /* How often the monitor page is read while monitors are registered: a bit
  * the guest sets is signalled within about this long (plus the cost of the
@@ -951,34 +950,29 @@ static int s_recipe(const void *arg, ProtobufCBinaryData *out)
     return rt_pb_pack(&r.base, out);
 }
 
+static int s_replay_start(rt_replay_config_t *cfg, const ProtobufCBinaryData *recipe,
+                          void *ctx, rt_replay_result_t *out, char *err, size_t errlen)
+{
+    (void)ctx;
+    Vmm__Synic__SynicRecipe *r = vmm__synic__synic_recipe__unpack(NULL, recipe->len, recipe->data);
+    if (!r) {
+        snprintf(err, errlen, "the recipe of %s is no SynicRecipe", cfg->actor);
+        return -EINVAL;
+    }
+    synic_config_t scfg = {.partition = r->partition, .vp_count = r->vp_count,
+                           .tsc_khz = r->tsc_khz, .tsc_offset = r->tsc_offset,
+                           .tsc_at_zero = r->tsc_at_zero, .queue_limit = r->queue_limit};
+    cfg->ops = &synic_ops;
+    cfg->arg = &scfg;
+    int rc = rt_replay(cfg, out, err, errlen);
+    vmm__synic__synic_recipe__free_unpacked(r, NULL);
+    return rc;
+}
+
 int synic_replay(const char *trace, const char *actor, rt_replay_result_t *out, char *err,
                  size_t errlen)
 {
-    Vmm__Trace__Actor *a;
-    int rc = rt_trace_find_actor(trace, actor, &a, err, errlen);
-    if (rc)
-        return rc;
-    Vmm__Synic__SynicRecipe *r =
-        vmm__synic__synic_recipe__unpack(NULL, a->recipe.len, a->recipe.data);
-    if (strcmp(a->kind, "synic")) {
-        snprintf(err, errlen, "%s is a %s actor, not a synic", actor, a->kind);
-        rc = -EINVAL;
-    } else if (!r || !a->recipe.len) {
-        snprintf(err, errlen, "%s: the recipe of %s is %s", trace, actor,
-                 r ? "empty" : "no SynicRecipe");
-        rc = -EINVAL;
-    } else {
-        synic_config_t cfg = {.partition = r->partition, .vp_count = r->vp_count,
-                              .tsc_khz = r->tsc_khz, .tsc_offset = r->tsc_offset,
-                              .tsc_at_zero = r->tsc_at_zero, .queue_limit = r->queue_limit};
-        rt_replay_config_t rcfg = {.trace = trace, .actor = actor, .ops = &synic_ops,
-                                   .arg = &cfg};
-        rc = rt_replay(&rcfg, out, err, errlen);
-    }
-    if (r)
-        vmm__synic__synic_recipe__free_unpacked(r, NULL);
-    vmm__trace__actor__free_unpacked(a, NULL);
-    return rc;
+    return rt_replay_recipe(trace, actor, "synic", s_replay_start, NULL, out, err, errlen);
 }
 
 static const rt_handler_t s_handlers[] = {

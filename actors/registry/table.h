@@ -1,16 +1,18 @@
 /*
- * The device registry of a partition: which device actor owns which port
- * and MMIO ranges (the routing behind the seed's CpuIo). Plain data, no KVM:
- * the partition actor keeps one and sends VPs its routes.
+ * The device registry's table: which device actor owns which port and MMIO
+ * ranges, IRQ lines and MSIs (the routing behind the seed's CpuIo). Plain
+ * data: the registry actor (registry.h) keeps one and answers its
+ * partition's questions from it.
  */
-#ifndef VMM_REGISTRY_H
-#define VMM_REGISTRY_H
+#ifndef VMM_REGISTRY_TABLE_H
+#define VMM_REGISTRY_TABLE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "proto/devices.pb-c.h"
+#include "proto/registry.pb-c.h"
 #include "proto/vp.pb-c.h"
 
 typedef struct registry_s registry_t;
@@ -50,6 +52,10 @@ bool registry_owns(const registry_t *reg, const char *actor, bool mmio, uint64_t
 bool registry_has_irq(const registry_t *reg, const char *actor, uint32_t irq);
 /* The MSIs actor's registrations were given. */
 uint32_t registry_msi_count(const registry_t *reg, const char *actor);
+/* All of that at once (registry.proto Grants): irq_lines malloc'ed, freed
+ * by registry_grants_free(). Returns 0 or -ENOMEM. */
+int registry_grants(const registry_t *reg, const char *actor, Vmm__Registry__Grants *out);
+void registry_grants_free(Vmm__Registry__Grants *grants);
 
 /* The routing table for VPs, written into *out; free it with
  * registry_routes_free(). A device that registered posted writes gets
@@ -58,11 +64,12 @@ uint32_t registry_msi_count(const registry_t *reg, const char *actor);
 int registry_routes(const registry_t *reg, bool posted_ok, Vmm__Vp__SetIoRoutes *out);
 void registry_routes_free(Vmm__Vp__SetIoRoutes *routes);
 
-/* How many devices are registered; the name, actor and handle of device
- * i. */
+/* How many devices are registered; the name, actor, handle and loss of
+ * device i. */
 size_t registry_count(const registry_t *reg);
 const char *registry_name(const registry_t *reg, size_t i);
 const char *registry_actor(const registry_t *reg, size_t i);
 uint64_t registry_handle(const registry_t *reg, size_t i);
+bool registry_lost(const registry_t *reg, size_t i);
 
 #endif

@@ -1,9 +1,9 @@
-/* The device registry: claims, overlaps, ownership and the routes VPs get. */
+/* The device registry's table: claims, overlaps, ownership and the routes VPs get. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
 
-#include "actors/partition/registry.h"
+#include "actors/registry/table.h"
 
 typedef struct {
     Vmm__Devices__RegisterDevice req;
@@ -38,7 +38,7 @@ static Vmm__Devices__RegisterDevice *s_claim(s_claim_t *c, const char *name, uin
     return &c->req;
 }
 
-Test(registry, claims_overlaps_and_names)
+Test(table, claims_overlaps_and_names)
 {
     registry_t *reg = registry_new();
     s_claim_t c;
@@ -75,7 +75,7 @@ Test(registry, claims_overlaps_and_names)
     cr_expect_null(reg);
 }
 
-Test(registry, malformed_claims_are_refused)
+Test(table, malformed_claims_are_refused)
 {
     registry_t *reg = registry_new();
     s_claim_t c;
@@ -100,7 +100,7 @@ Test(registry, malformed_claims_are_refused)
     registry_destroy(&reg);
 }
 
-Test(registry, only_the_owner_unregisters)
+Test(table, only_the_owner_unregisters)
 {
     registry_t *reg = registry_new();
     s_claim_t c;
@@ -119,7 +119,7 @@ Test(registry, only_the_owner_unregisters)
     registry_destroy(&reg);
 }
 
-Test(registry, routes_name_each_range_and_its_device)
+Test(table, routes_name_each_range_and_its_device)
 {
     registry_t *reg = registry_new();
     s_claim_t c;
@@ -152,7 +152,7 @@ Test(registry, routes_name_each_range_and_its_device)
     registry_destroy(&reg);
 }
 
-Test(registry, a_device_acts_within_its_ranges_lines_and_msis)
+Test(table, a_device_acts_within_its_ranges_lines_and_msis)
 {
     registry_t *reg = registry_new();
     s_claim_t c;
@@ -186,7 +186,7 @@ Test(registry, a_device_acts_within_its_ranges_lines_and_msis)
 /* A lost device is removed, unless the VM cannot do without it: then its
  * routes say lost, it acts for nobody, and its next registration replaces
  * it. */
-Test(registry, a_lost_device_goes_or_stays_marked_until_it_comes_back)
+Test(table, a_lost_device_goes_or_stays_marked_until_it_comes_back)
 {
     registry_t *reg = registry_new();
     s_claim_t c;

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE /* strdup */
-#include "actors/partition/registry.h"
+#include "actors/registry/table.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -269,6 +269,32 @@ uint32_t registry_msi_count(const registry_t *reg, const char *actor)
     return n;
 }
 
+int registry_grants(const registry_t *reg, const char *actor, Vmm__Registry__Grants *out)
+{
+    vmm__registry__grants__init(out);
+    out->device = registry_is_device(reg, actor);
+    out->msi_count = registry_msi_count(reg, actor);
+    size_t n = 0;
+    for (size_t i = 0; i < reg->n_devices; i++)
+        if (s_acts(&reg->devices[i], actor))
+            n += reg->devices[i].n_irq_lines;
+    out->irq_lines = calloc(n ? n : 1, sizeof *out->irq_lines);
+    if (!out->irq_lines)
+        return -ENOMEM;
+    for (size_t i = 0; i < reg->n_devices; i++)
+        for (size_t j = 0; s_acts(&reg->devices[i], actor) && j < reg->devices[i].n_irq_lines;
+             j++)
+            out->irq_lines[out->n_irq_lines++] = reg->devices[i].irq_lines[j];
+    return 0;
+}
+
+void registry_grants_free(Vmm__Registry__Grants *grants)
+{
+    free(grants->irq_lines);
+    grants->irq_lines = NULL;
+    grants->n_irq_lines = 0;
+}
+
 size_t registry_count(const registry_t *reg)
 {
     return reg->n_devices;
@@ -287,6 +313,11 @@ const char *registry_actor(const registry_t *reg, size_t i)
 uint64_t registry_handle(const registry_t *reg, size_t i)
 {
     return i < reg->n_devices ? reg->devices[i].handle : 0;
+}
+
+bool registry_lost(const registry_t *reg, size_t i)
+{
+    return i < reg->n_devices && reg->devices[i].lost;
 }
 
 int registry_routes(const registry_t *reg, bool posted_ok, Vmm__Vp__SetIoRoutes *out)
