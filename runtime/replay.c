@@ -749,23 +749,30 @@ out:
 }
 
 int rt_replay_recipe(const char *trace, const char *actor, const char *kind,
-                     rt_replay_start_fn start, void *ctx, rt_replay_result_t *out, char *err,
-                     size_t errlen)
+                     const ProtobufCMessageDescriptor *recipe_type, rt_replay_start_fn start,
+                     void *ctx, rt_replay_result_t *out, char *err, size_t errlen)
 {
     Vmm__Trace__Actor *a;
     int rc = rt_trace_find_actor(trace, actor, &a, err, errlen);
     if (rc)
         return rc;
+    ProtobufCMessage *recipe =
+        a->recipe.len ? protobuf_c_message_unpack(recipe_type, NULL, a->recipe.len,
+                                                  a->recipe.data)
+                      : NULL;
     if (strcmp(a->kind, kind)) {
         snprintf(err, errlen, "%s is a %s actor, not a %s", actor, a->kind, kind);
         rc = -EINVAL;
-    } else if (!a->recipe.len) {
-        snprintf(err, errlen, "%s: %s has no recipe to start it again", trace, actor);
+    } else if (!recipe) {
+        snprintf(err, errlen, "%s: %s has %s", trace, actor,
+                 a->recipe.len ? "a recipe that does not decode" : "no recipe to start it again");
         rc = -EINVAL;
     } else {
         rt_replay_config_t cfg = {.trace = trace, .actor = actor};
-        rc = start(&cfg, &a->recipe, ctx, out, err, errlen);
+        rc = start(&cfg, recipe, ctx, out, err, errlen);
     }
+    if (recipe)
+        protobuf_c_message_free_unpacked(recipe, NULL);
     vmm__trace__actor__free_unpacked(a, NULL);
     return rc;
 }

@@ -71,16 +71,17 @@ int rt_replay(const rt_replay_config_t *cfg, rt_replay_result_t *out, char *err,
 
 /*
  * For a kind of actor's own replay helper (synic_replay(), ...): finds
- * actor in trace, checks that it is of kind and has a recipe, and calls
- * start with cfg (its trace and actor filled in) and the recipe's bytes;
- * start makes cfg->ops and cfg->arg from them and returns rt_replay()'s
- * result, or -EINVAL with the reason in err for a recipe it cannot read.
- * Returns start's result, rt_trace_find_actor()'s error, or -EINVAL.
+ * actor in trace, checks that it is of kind and has a recipe of type
+ * recipe_type, and calls start with cfg (its trace and actor filled in)
+ * and the recipe decoded (lent for the call); start sets cfg->ops and
+ * cfg->arg from it and returns rt_replay()'s result (or its own errno
+ * with the reason in err). Returns start's result, rt_trace_find_actor()'s
+ * error, or -EINVAL (another kind, no recipe, one that does not decode).
  */
-typedef int (*rt_replay_start_fn)(rt_replay_config_t *cfg, const ProtobufCBinaryData *recipe,
+typedef int (*rt_replay_start_fn)(rt_replay_config_t *cfg, const ProtobufCMessage *recipe,
                                   void *ctx, rt_replay_result_t *out, char *err, size_t errlen);
 int rt_replay_recipe(const char *trace, const char *actor, const char *kind,
-                     rt_replay_start_fn start, void *ctx, rt_replay_result_t *out, char *err,
-                     size_t errlen);
+                     const ProtobufCMessageDescriptor *recipe_type, rt_replay_start_fn start,
+                     void *ctx, rt_replay_result_t *out, char *err, size_t errlen);
 
 #endif

@@ -1091,19 +1091,22 @@ static const char *s_or_null(const char *s)
     return *s ? s : NULL;
 }
 
-int device_actor_config_from_recipe(const ProtobufCBinaryData *bytes, device_actor_config_t *cfg,
-                                    Vmm__Devices__DeviceRecipe **recipe, char *err,
-                                    size_t errlen)
+/* The model a replay uses instead of the recorded one, if any. */
+typedef struct {
+    device_new_fn new_model;
+    const void *model_config;
+} s_replay_model_t;
+
+/* The configuration the recipe recorded, with the model it names or the
+ * one the caller gives. */
+static int s_replay_start(rt_replay_config_t *cfg, const ProtobufCMessage *recipe, void *ctx,
+                          rt_replay_result_t *out, char *err, size_t errlen)
 {
-    Vmm__Devices__DeviceRecipe *r = vmm__devices__device_recipe__unpack(NULL, bytes->len,
-                                                                       bytes->data);
-    *recipe = r;
-    if (!r || !bytes->len) {
-        snprintf(err, errlen, "its recipe is %s", r ? "empty" : "no DeviceRecipe");
-        return -EINVAL;
-    }
-    *cfg = (device_actor_config_t){
-        .new_model = device_model_find(r->model),
+    const s_replay_model_t *m = ctx;
+    const Vmm__Devices__DeviceRecipe *r = (const Vmm__Devices__DeviceRecipe *)recipe;
+    device_actor_config_t dcfg = {
+        .new_model = m->new_model ? m->new_model : device_model_find(r->model),
+        .model_config = m->new_model ? m->model_config : NULL,
         .partition = s_or_null(r->partition),
         .owner = s_or_null(r->owner),
         .guest_calls = s_or_null(r->guest_calls),
@@ -1111,42 +1114,17 @@ int device_actor_config_from_recipe(const ProtobufCBinaryData *bytes, device_act
         .halt_if_lost = r->halt_if_lost,
         .guest_by_message = r->guest_by_message,
     };
-    return 0;
-}
-
-/* The model a replay uses instead of the recorded one, if any. */
-typedef struct {
-    device_new_fn new_model;
-    const void *model_config;
-} s_replay_model_t;
-
-static int s_replay_start(rt_replay_config_t *cfg, const ProtobufCBinaryData *recipe,
-                          void *ctx, rt_replay_result_t *out, char *err, size_t errlen)
-{
-    const s_replay_model_t *m = ctx;
-    device_actor_config_t dcfg;
-    Vmm__Devices__DeviceRecipe *r;
-    int rc = device_actor_config_from_recipe(recipe, &dcfg, &r, err, errlen);
-    if (!rc && m->new_model) {
-        dcfg.new_model = m->new_model;
-        dcfg.model_config = m->model_config;
-    }
-    if (!rc && (!dcfg.new_model || (r->model_configured && !m->new_model))) {
+    if (!dcfg.new_model || (r->model_configured && !m->new_model)) {
         snprintf(err, errlen,
                  dcfg.new_model ? "its model (%s) had a configuration of its own, which the "
                                   "trace does not hold: replay it with its config"
                                 : "its model (\"%s\") is not one this VMM has by name (%s)",
                  r->model, device_model_kinds());
-        rc = -ENOTSUP;
+        return -ENOTSUP;
     }
-    if (!rc) {
-        cfg->ops = &device_actor_ops;
-        cfg->arg = &dcfg;
-        rc = rt_replay(cfg, out, err, errlen);
-    }
-    if (r)
-        vmm__devices__device_recipe__free_unpacked(r, NULL);
-    return rc;
+    cfg->ops = &device_actor_ops;
+    cfg->arg = &dcfg;
+    return rt_replay(cfg, out, err, errlen);
 }
 
 int device_actor_replay(const char *trace, const char *actor, device_new_fn new_model,
@@ -1154,7 +1132,8 @@ int device_actor_replay(const char *trace, const char *actor, device_new_fn new_
                         size_t errlen)
 {
     s_replay_model_t m = {new_model, model_config};
-    return rt_replay_recipe(trace, actor, "device", s_replay_start, &m, out, err, errlen);
+    return rt_replay_recipe(trace, actor, "device", &vmm__devices__device_recipe__descriptor,
+                            s_replay_start, &m, out, err, errlen);
 }
 
 static const rt_handler_t s_handlers[] = {

@@ -63,17 +63,6 @@ typedef struct {
 extern const rt_actor_ops_t device_actor_ops;
 
 /*
- * The configuration a DeviceRecipe records, read back into *cfg: its
- * strings point into *recipe, the caller's to free with
- * vmm__devices__device_recipe__free_unpacked() (also on failure, when
- * not NULL). cfg->new_model is NULL for a model not known by name, and
- * model_config is NULL. Returns 0, or -EINVAL with the reason in err.
- */
-int device_actor_config_from_recipe(const ProtobufCBinaryData *bytes, device_actor_config_t *cfg,
-                                    Vmm__Devices__DeviceRecipe **recipe, char *err,
-                                    size_t errlen);
-
-/*
  * Replays the device actor `actor` from a trace (runtime/replay.h) with
  * the configuration its recipe recorded: a model's test in a few lines.
  * new_model (and model_config) replace the recorded model, say with a

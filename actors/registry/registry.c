@@ -253,28 +253,22 @@ static int s_recipe(const void *arg, ProtobufCBinaryData *out)
     return rt_pb_pack(&r.base, out);
 }
 
-static int s_replay_start(rt_replay_config_t *cfg, const ProtobufCBinaryData *recipe,
-                          void *ctx, rt_replay_result_t *out, char *err, size_t errlen)
+static int s_replay_start(rt_replay_config_t *cfg, const ProtobufCMessage *recipe, void *ctx,
+                          rt_replay_result_t *out, char *err, size_t errlen)
 {
     (void)ctx;
-    Vmm__Registry__RegistryRecipe *r =
-        vmm__registry__registry_recipe__unpack(NULL, recipe->len, recipe->data);
-    if (!r) {
-        snprintf(err, errlen, "the recipe of %s is no RegistryRecipe", cfg->actor);
-        return -EINVAL;
-    }
+    const Vmm__Registry__RegistryRecipe *r = (const Vmm__Registry__RegistryRecipe *)recipe;
     registry_config_t rcfg = {.partition = r->partition};
     cfg->ops = &registry_ops;
     cfg->arg = &rcfg;
-    int rc = rt_replay(cfg, out, err, errlen);
-    vmm__registry__registry_recipe__free_unpacked(r, NULL);
-    return rc;
+    return rt_replay(cfg, out, err, errlen);
 }
 
 int registry_replay(const char *trace, const char *actor, rt_replay_result_t *out, char *err,
                     size_t errlen)
 {
-    return rt_replay_recipe(trace, actor, "registry", s_replay_start, NULL, out, err, errlen);
+    return rt_replay_recipe(trace, actor, "registry", &vmm__registry__registry_recipe__descriptor,
+                            s_replay_start, NULL, out, err, errlen);
 }
 
 static const rt_handler_t s_handlers[] = {

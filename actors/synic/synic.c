@@ -950,29 +950,24 @@ static int s_recipe(const void *arg, ProtobufCBinaryData *out)
     return rt_pb_pack(&r.base, out);
 }
 
-static int s_replay_start(rt_replay_config_t *cfg, const ProtobufCBinaryData *recipe,
-                          void *ctx, rt_replay_result_t *out, char *err, size_t errlen)
+static int s_replay_start(rt_replay_config_t *cfg, const ProtobufCMessage *recipe, void *ctx,
+                          rt_replay_result_t *out, char *err, size_t errlen)
 {
     (void)ctx;
-    Vmm__Synic__SynicRecipe *r = vmm__synic__synic_recipe__unpack(NULL, recipe->len, recipe->data);
-    if (!r) {
-        snprintf(err, errlen, "the recipe of %s is no SynicRecipe", cfg->actor);
-        return -EINVAL;
-    }
+    const Vmm__Synic__SynicRecipe *r = (const Vmm__Synic__SynicRecipe *)recipe;
     synic_config_t scfg = {.partition = r->partition, .vp_count = r->vp_count,
                            .tsc_khz = r->tsc_khz, .tsc_offset = r->tsc_offset,
                            .tsc_at_zero = r->tsc_at_zero, .queue_limit = r->queue_limit};
     cfg->ops = &synic_ops;
     cfg->arg = &scfg;
-    int rc = rt_replay(cfg, out, err, errlen);
-    vmm__synic__synic_recipe__free_unpacked(r, NULL);
-    return rc;
+    return rt_replay(cfg, out, err, errlen);
 }
 
 int synic_replay(const char *trace, const char *actor, rt_replay_result_t *out, char *err,
                  size_t errlen)
 {
-    return rt_replay_recipe(trace, actor, "synic", s_replay_start, NULL, out, err, errlen);
+    return rt_replay_recipe(trace, actor, "synic", &vmm__synic__synic_recipe__descriptor,
+                            s_replay_start, NULL, out, err, errlen);
 }
 
 static const rt_handler_t s_handlers[] = {
