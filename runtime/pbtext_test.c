@@ -81,7 +81,8 @@ Test(pbtext, finds_the_first_difference_and_its_path)
 
     /* Long bytes: shown from a little before the first difference. */
     Vmm__Rt__Ping p1 = VMM__RT__PING__INIT, p2 = VMM__RT__PING__INIT;
-    char t1[] = "0123456789abcdefghijklmnopqrstuvwxyz", t2[] = "0123456789abcdefghijklmNopqrstuvwxyz";
+    char t1[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    char t2[] = "0123456789abcdefghijklmNopqrstuvwxyz";
     p1.payload = (ProtobufCBinaryData){36, (uint8_t *)t1};
     p2.payload = (ProtobufCBinaryData){36, (uint8_t *)t2};
     char w[128], h[128];

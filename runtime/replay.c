@@ -24,9 +24,9 @@
 #include "runtime/rt_internal.h"
 #include "runtime/trace.h"
 
-/* Records read ahead of the actor at most: fini's messages are told from
- * a divergence by finding the stop after them. */
-#define S_AHEAD_MAX 4096
+/* Records read ahead of the actor at most (fini's messages are told from
+ * a divergence by finding the stop after them): a bound on memory. */
+#define S_AHEAD_MAX 65536
 
 /* A request the actor made by rt_request(): its id in the trace and now. */
 typedef struct {
@@ -45,8 +45,8 @@ struct rt_replay_s {
     rt_replay_result_t *out;
     rt_trace_reader_t *reader;
     const Vmm__Trace__Header *header;
-    s_item_t ahead[S_AHEAD_MAX];
-    size_t n_ahead;
+    s_item_t *ahead;
+    size_t n_ahead, cap_ahead;
     bool at_end;       /* the reader has no more */
     int read_rc;       /* its error, once it failed */
     char read_err[300];
@@ -149,6 +149,21 @@ static bool s_read_one(rt_replay_t *r)
         }
         Vmm__Envelope *env;
         if (s_mine(r, rec, &env)) {
+            if (r->n_ahead == r->cap_ahead) {
+                size_t cap = r->cap_ahead ? r->cap_ahead * 2 : 16;
+                s_item_t *grown = realloc(r->ahead, cap * sizeof *grown);
+                if (!grown) {
+                    if (env)
+                        vmm__envelope__free_unpacked(env, NULL);
+                    vmm__trace__record__free_unpacked(rec, NULL);
+                    r->at_end = true;
+                    r->read_rc = -ENOMEM;
+                    snprintf(r->read_err, sizeof r->read_err, "out of memory");
+                    return false;
+                }
+                r->ahead = grown;
+                r->cap_ahead = cap;
+            }
             r->ahead[r->n_ahead++] = (s_item_t){rec, env, rt_trace_index(r->reader)};
             return true;
         }
@@ -237,11 +252,6 @@ static void s_describe(const rt_replay_t *r, const s_item_t *it, char *buf, size
     s_copy(buf, size, p);
 }
 
-static void s_kind_of(const Vmm__Envelope *env, char *buf, size_t size)
-{
-    rt_trace_kind(env, buf, size);
-}
-
 /* ---- Divergence ----------------------------------------------------------------- */
 
 /* The replay differs from the trace at the record ahead (or the end):
@@ -281,16 +291,14 @@ static void s_expected(rt_replay_t *r, char *buf, size_t size)
 static void s_report(rt_replay_t *r)
 {
     rt_replay_result_t *out = r->out;
-    int n;
     if (!r->diverged) {
-        n = snprintf(out->report, sizeof out->report,
-                     "replay of %s from %s: matched: %" PRIu64 " delivered, %" PRIu64
-                     " sent and compared, %" PRIu64 " inputs given back%s\n",
-                     r->cfg->actor, r->cfg->trace, out->delivered, out->compared, out->inputs,
-                     out->unfinished ? "; the trace ends before the actor stopped, so what "
-                                       "its fini sent was not compared"
-                                     : "");
-        (void)n;
+        snprintf(out->report, sizeof out->report,
+                 "replay of %s from %s: matched: %" PRIu64 " delivered, %" PRIu64
+                 " sent and compared, %" PRIu64 " inputs given back%s\n",
+                 r->cfg->actor, r->cfg->trace, out->delivered, out->compared, out->inputs,
+                 out->unfinished ? "; the trace ends before the actor stopped, so what its "
+                                   "fini sent was not compared"
+                                 : "");
         return;
     }
     snprintf(out->report, sizeof out->report,
@@ -333,7 +341,7 @@ int rt_replay_emit(rt_actor_t *self, const Vmm__Envelope *env, uint64_t *recorde
     if (r->diverged)
         return -ECANCELED;
     char kind[96], expected[768], got[768];
-    s_kind_of(env, kind, sizeof kind);
+    rt_trace_kind(env, kind, sizeof kind);
     s_item_t *it = s_peek(r);
     const Vmm__Trace__Message *m = it && s_is_emission(r, it) ? s_message(it) : NULL;
     if (!m || !it->env) {
@@ -508,7 +516,7 @@ static void s_deliver_reply(rt_replay_t *r, s_item_t *it)
         r->out->delivered++;
         return;
     }
-    s_kind_of(it->env, kind, sizeof kind);
+    rt_trace_kind(it->env, kind, sizeof kind);
     s_describe(r, it, expected, sizeof expected);
     s_diverge(r, "nothing", NULL, expected,
               "no request of the actor waits for this reply (%s to request %" PRIu64 ")", kind,
@@ -664,6 +672,7 @@ static void s_free(rt_replay_t *r)
 {
     while (r->n_ahead)
         s_drop(r);
+    free(r->ahead);
     for (size_t i = 0; i < r->n_local; i++)
         free(r->local[i]);
     free(r->local);
@@ -725,7 +734,7 @@ int rt_replay(const rt_replay_config_t *cfg, rt_replay_result_t *out, char *err,
             ;
         if (r.read_rc < 0) {
             snprintf(err, errlen, "%s: %s", cfg->trace, r.read_err);
-            rc = r.read_rc == -ENOTSUP ? -ENOTSUP : -EBADMSG;
+            rc = r.read_rc; /* -EBADMSG, -ENOTSUP (a record lost) or -ENOMEM */
         }
         if (r.actor && !r.stopped && !r.diverged && !rc) {
             /* The trace ends with the actor still running. */

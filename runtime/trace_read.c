@@ -259,7 +259,8 @@ void rt_trace_describe(const Vmm__Trace__Header *h, const Vmm__Trace__Record *re
     switch (rec->record_case) {
     case VMM__TRACE__RECORD__RECORD_MESSAGE: {
         const Vmm__Trace__Message *m = rec->message;
-        s_add(buf, size, &len, "%12.6f %-6s ", s_seconds(h, m->t_ns), m->dir < 4 ? dirs[m->dir] : "?");
+        s_add(buf, size, &len, "%12.6f %-6s ", s_seconds(h, m->t_ns),
+              m->dir < 4 ? dirs[m->dir] : "?");
         Vmm__Envelope *env = rt_trace_envelope(m);
         if (!env) {
             s_add(buf, size, &len, "%s: %zu bytes that are no envelope", m->actor,

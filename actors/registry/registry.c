@@ -160,8 +160,8 @@ static int s_on_request(rt_actor_t *self, const Vmm__Envelope *msg)
     const Vmm__Registry__Request *req = msg->registry_request;
     if (!msg->request_id) {
         s->counts.bad_requests++;
-        rt_log(rt_actor_rt(self), self, RT_LOG_INFO, "dropped a registry request sent one-way by %s",
-               msg->sender);
+        rt_log(rt_actor_rt(self), self, RT_LOG_INFO,
+               "dropped a registry request sent one-way by %s", msg->sender);
         return 0;
     }
     if (strcmp(msg->sender, s->partition)) {

@@ -41,8 +41,9 @@ static void s_ask(rt_client_t *from, Vmm__Registry__Request *req, rt_msg_t *repl
 
 static Vmm__ErrorCode s_error(const rt_msg_t *reply)
 {
-    return reply->env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply->env->error->code
-                                                               : VMM__ERROR_CODE__ERROR_CODE_UNSPECIFIED;
+    if (reply->env->body_case != VMM__ENVELOPE__BODY_ERROR)
+        return VMM__ERROR_CODE__ERROR_CODE_UNSPECIFIED;
+    return reply->env->error->code;
 }
 
 /* Adds a device owning ports [port, port + 8), IRQ irq and an MMIO page;
