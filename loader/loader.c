@@ -3,90 +3,35 @@
 
 #include <elf.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+
+#include "loader/image.h"
 
 #define MIB (1024ull * 1024)
 #define PAGE_2M (2 * MIB)
 #define MEM_MIN (4 * MIB)
 #define MEM_MAX (3072 * MIB)
-#define MMIO_START (3072 * MIB) /* uncached in the page tables */
 #define MAX_PHDRS 64
-
-#define CR0_PE (1ull << 0)
-#define CR0_MP (1ull << 1)
-#define CR0_ET (1ull << 4)
-#define CR0_NE (1ull << 5)
-#define CR0_WP (1ull << 16)
-#define CR0_PG (1ull << 31)
-#define CR4_PAE (1ull << 5)
-#define CR4_OSFXSR (1ull << 9)
-#define CR4_OSXMMEXCPT (1ull << 10)
-#define EFER_SCE (1ull << 0)
-#define EFER_LME (1ull << 8)
-#define EFER_LMA (1ull << 10)
-
-#define PTE_P (1ull << 0)
-#define PTE_RW (1ull << 1)
-#define PTE_US (1ull << 2)
-#define PTE_PWT (1ull << 3)
-#define PTE_PCD (1ull << 4)
-#define PTE_PS (1ull << 7)
-
-#define SEG_TYPE_DATA_RW 3  /* read/write, accessed */
-#define SEG_TYPE_CODE_RX 11 /* execute/read, accessed */
-#define SEG_TYPE_LDT 2
-#define SEG_TYPE_TSS_BUSY 11
 
 /* The reserved structures, one chunk from the GDT to the bitmap's end. */
 #define LOW_START LOADER_GDT_GPA
 #define LOW_END (LOADER_IOPB_GPA + LOADER_IOPB_SIZE)
 
-struct loader_image_s {
-    uint64_t entry;
-    uint32_t n_vps;
-    loader_chunk_t *chunks; /* chunks[0] is the reserved structures */
-    uint8_t **owned;        /* the chunks' bytes, owned[i] for chunks[i] */
-    size_t n_chunks;
-    loader_vp_state_t *vps;
-};
-
-static int s_error(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* Writes the reason to err and returns -code. */
-static int s_error(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-    if (errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -code;
-}
-
 static int s_check_machine(uint64_t mem_size, uint32_t n_vps, char *err, size_t errlen)
 {
     if (mem_size < MEM_MIN || mem_size > MEM_MAX || mem_size % PAGE_2M != 0)
-        return s_error(err, errlen, EINVAL,
+        return loader_error(err, errlen, EINVAL,
                        "guest RAM of 0x%llx bytes: must be a multiple of 2 MiB, 4 MiB to 3 GiB",
                        (unsigned long long)mem_size);
     if (n_vps < 1 || n_vps > LOADER_MAX_VPS)
-        return s_error(err, errlen, EINVAL, "%u VPs: must be 1 to %u", n_vps, LOADER_MAX_VPS);
+        return loader_error(err, errlen, EINVAL, "%u VPs: must be 1 to %u", n_vps, LOADER_MAX_VPS);
     if ((uint64_t)n_vps * LOADER_STACK_SIZE > mem_size - LOADER_RESERVED_END)
-        return s_error(err, errlen, EINVAL,
+        return loader_error(err, errlen, EINVAL,
                        "%u VP stacks of %u KiB do not fit in %llu MiB of guest RAM", n_vps,
                        LOADER_STACK_SIZE / 1024, (unsigned long long)(mem_size / MIB));
     return 0;
-}
-
-static bool s_overlaps(uint64_t a, uint64_t a_end, uint64_t b, uint64_t b_end)
-{
-    return a < b_end && b < a_end;
 }
 
 /* Checks the ELF header and copies the program headers out (the buffer may
@@ -95,33 +40,33 @@ static int s_read_headers(const uint8_t *elf, size_t len, Elf64_Ehdr *eh, Elf64_
                           size_t *n, char *err, size_t errlen)
 {
     if (len < sizeof(*eh))
-        return s_error(err, errlen, ENOEXEC, "truncated: %zu bytes, an ELF64 header takes %zu",
+        return loader_error(err, errlen, ENOEXEC, "truncated: %zu bytes, an ELF64 header takes %zu",
                        len, sizeof(*eh));
     memcpy(eh, elf, sizeof(*eh));
     if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0)
-        return s_error(err, errlen, ENOEXEC, "not an ELF file (bad magic)");
+        return loader_error(err, errlen, ENOEXEC, "not an ELF file (bad magic)");
     if (eh->e_ident[EI_CLASS] != ELFCLASS64)
-        return s_error(err, errlen, ENOEXEC, "not a 64-bit ELF (class %u)", eh->e_ident[EI_CLASS]);
+        return loader_error(err, errlen, ENOEXEC, "not a 64-bit ELF (class %u)", eh->e_ident[EI_CLASS]);
     if (eh->e_ident[EI_DATA] != ELFDATA2LSB)
-        return s_error(err, errlen, ENOEXEC, "not a little-endian ELF (data encoding %u)",
+        return loader_error(err, errlen, ENOEXEC, "not a little-endian ELF (data encoding %u)",
                        eh->e_ident[EI_DATA]);
     if (eh->e_ident[EI_VERSION] != EV_CURRENT || eh->e_version != EV_CURRENT)
-        return s_error(err, errlen, ENOEXEC, "unknown ELF version %u", eh->e_version);
+        return loader_error(err, errlen, ENOEXEC, "unknown ELF version %u", eh->e_version);
     if (eh->e_machine != EM_X86_64)
-        return s_error(err, errlen, ENOEXEC, "not for x86-64 (machine %u)", eh->e_machine);
+        return loader_error(err, errlen, ENOEXEC, "not for x86-64 (machine %u)", eh->e_machine);
     if (eh->e_type != ET_EXEC)
-        return s_error(err, errlen, ENOEXEC,
+        return loader_error(err, errlen, ENOEXEC,
                        "not a static executable (type %u; position-independent ones are refused)",
                        eh->e_type);
     if (eh->e_ehsize != sizeof(*eh) || eh->e_phentsize != sizeof(Elf64_Phdr))
-        return s_error(err, errlen, ENOEXEC, "unexpected header sizes (%u, program header %u)",
+        return loader_error(err, errlen, ENOEXEC, "unexpected header sizes (%u, program header %u)",
                        eh->e_ehsize, eh->e_phentsize);
     if (eh->e_phnum == 0 || eh->e_phnum > MAX_PHDRS)
-        return s_error(err, errlen, ENOEXEC, "%u program headers: must be 1 to %u", eh->e_phnum,
+        return loader_error(err, errlen, ENOEXEC, "%u program headers: must be 1 to %u", eh->e_phnum,
                        MAX_PHDRS);
     size_t table = (size_t)eh->e_phnum * sizeof(Elf64_Phdr);
     if (eh->e_phoff > len || table > len - eh->e_phoff)
-        return s_error(err, errlen, ENOEXEC,
+        return loader_error(err, errlen, ENOEXEC,
                        "truncated: program headers at 0x%llx..0x%llx, file of 0x%zx bytes",
                        (unsigned long long)eh->e_phoff,
                        (unsigned long long)eh->e_phoff + table, len);
@@ -136,30 +81,30 @@ static int s_check_segment(const Elf64_Phdr *ph, size_t i, size_t len, uint64_t 
 {
     unsigned long long gpa = ph->p_paddr;
     if (ph->p_filesz > ph->p_memsz)
-        return s_error(err, errlen, ENOEXEC,
+        return loader_error(err, errlen, ENOEXEC,
                        "segment %zu: file size 0x%llx over memory size 0x%llx", i,
                        (unsigned long long)ph->p_filesz, (unsigned long long)ph->p_memsz);
     if (ph->p_offset > len || ph->p_filesz > len - ph->p_offset)
-        return s_error(err, errlen, ENOEXEC,
+        return loader_error(err, errlen, ENOEXEC,
                        "segment %zu: 0x%llx bytes at offset 0x%llx lie beyond the file (0x%zx)", i,
                        (unsigned long long)ph->p_filesz, (unsigned long long)ph->p_offset, len);
     if (ph->p_vaddr != ph->p_paddr)
-        return s_error(err, errlen, ENOEXEC,
+        return loader_error(err, errlen, ENOEXEC,
                        "segment %zu: virtual 0x%llx differs from physical 0x%llx (guests run "
                        "identity-mapped)",
                        i, (unsigned long long)ph->p_vaddr, gpa);
     if (ph->p_memsz > UINT64_MAX - gpa || gpa + ph->p_memsz > mem_size)
-        return s_error(err, errlen, ERANGE,
+        return loader_error(err, errlen, ERANGE,
                        "segment %zu at 0x%llx ends beyond guest RAM (%llu MiB)", i, gpa,
                        (unsigned long long)(mem_size / MIB));
     uint64_t end = gpa + ph->p_memsz;
-    if (s_overlaps(gpa, end, 0, LOADER_RESERVED_END))
-        return s_error(err, errlen, ERANGE,
+    if (loader_overlaps(gpa, end, 0, LOADER_RESERVED_END))
+        return loader_error(err, errlen, ERANGE,
                        "segment %zu at 0x%llx overlaps the loader's reserved area (0x0..0x%x)", i,
                        gpa, LOADER_RESERVED_END);
     uint64_t stacks = mem_size - (uint64_t)n_vps * LOADER_STACK_SIZE;
-    if (s_overlaps(gpa, end, stacks, mem_size))
-        return s_error(err, errlen, ERANGE,
+    if (loader_overlaps(gpa, end, stacks, mem_size))
+        return loader_error(err, errlen, ERANGE,
                        "segment %zu at 0x%llx overlaps the VP stacks (0x%llx..0x%llx)", i, gpa,
                        (unsigned long long)stacks, (unsigned long long)mem_size);
     return 0;
@@ -176,7 +121,7 @@ static int s_check_segments(const Elf64_Ehdr *eh, const Elf64_Phdr *phdrs, size_
     for (size_t i = 0; i < n; i++) {
         const Elf64_Phdr *ph = &phdrs[i];
         if (ph->p_type == PT_DYNAMIC || ph->p_type == PT_INTERP)
-            return s_error(err, errlen, ENOEXEC, "segment %zu: dynamic linking is not supported",
+            return loader_error(err, errlen, ENOEXEC, "segment %zu: dynamic linking is not supported",
                            i);
         if (ph->p_type != PT_LOAD || ph->p_memsz == 0)
             continue;
@@ -186,9 +131,9 @@ static int s_check_segments(const Elf64_Ehdr *eh, const Elf64_Phdr *phdrs, size_
         for (size_t j = 0; j < i; j++) {
             const Elf64_Phdr *o = &phdrs[j];
             if (o->p_type == PT_LOAD && o->p_memsz != 0 &&
-                s_overlaps(ph->p_paddr, ph->p_paddr + ph->p_memsz, o->p_paddr,
+                loader_overlaps(ph->p_paddr, ph->p_paddr + ph->p_memsz, o->p_paddr,
                            o->p_paddr + o->p_memsz))
-                return s_error(err, errlen, ERANGE, "segment %zu at 0x%llx overlaps segment %zu", i,
+                return loader_error(err, errlen, ERANGE, "segment %zu at 0x%llx overlaps segment %zu", i,
                                (unsigned long long)ph->p_paddr, j);
         }
         if ((ph->p_flags & PF_X) && eh->e_entry >= ph->p_vaddr &&
@@ -197,34 +142,11 @@ static int s_check_segments(const Elf64_Ehdr *eh, const Elf64_Phdr *phdrs, size_
         (*n_load)++;
     }
     if (*n_load == 0)
-        return s_error(err, errlen, ENOEXEC, "no loadable segment");
+        return loader_error(err, errlen, ENOEXEC, "no loadable segment");
     if (!entry_ok)
-        return s_error(err, errlen, ENOEXEC, "entry 0x%llx is not in an executable segment",
+        return loader_error(err, errlen, ENOEXEC, "entry 0x%llx is not in an executable segment",
                        (unsigned long long)eh->e_entry);
     return 0;
-}
-
-static void s_put64(uint8_t *p, uint64_t v)
-{
-    memcpy(p, &v, sizeof(v));
-}
-
-/* The 8-byte descriptor of a code or data segment; and the first half of a
- * system (TSS) descriptor, whose second half holds base bits 63:32. */
-static uint64_t s_descriptor(const loader_segment_t *seg)
-{
-    uint32_t limit = seg->g ? seg->limit >> 12 : seg->limit;
-    uint64_t access = seg->type | seg->s << 4 | seg->dpl << 5 | seg->present << 7;
-    uint64_t flags = seg->avl | seg->l << 1 | seg->db << 2 | seg->g << 3;
-    return (limit & 0xffffull) | (seg->base & 0xffffffull) << 16 | access << 40 |
-           (uint64_t)(limit >> 16 & 0xf) << 48 | flags << 52 | (seg->base >> 24 & 0xff) << 56;
-}
-
-static loader_segment_t s_flat(uint16_t selector, uint8_t type, uint8_t dpl)
-{
-    bool code = type == SEG_TYPE_CODE_RX;
-    return (loader_segment_t){.base = 0, .limit = 0xffffffff, .selector = selector, .type = type,
-                              .present = 1, .dpl = dpl, .db = !code, .s = 1, .l = code, .g = 1};
 }
 
 static uint64_t s_tss_gpa(uint32_t vp)
@@ -252,34 +174,23 @@ static void s_build_low(uint8_t *low, uint64_t mem_size, uint32_t n_vps)
 {
     uint8_t *gdt = low + (LOADER_GDT_GPA - LOW_START);
     loader_segment_t flat[] = {
-        s_flat(LOADER_SEL_KERNEL_CODE, SEG_TYPE_CODE_RX, 0),
-        s_flat(LOADER_SEL_KERNEL_DATA, SEG_TYPE_DATA_RW, 0),
-        s_flat(LOADER_SEL_USER_DATA, SEG_TYPE_DATA_RW, 3),
-        s_flat(LOADER_SEL_USER_CODE, SEG_TYPE_CODE_RX, 3),
+        loader_flat(LOADER_SEL_KERNEL_CODE, SEG_TYPE_CODE_RX, 0, 64),
+        loader_flat(LOADER_SEL_KERNEL_DATA, SEG_TYPE_DATA_RW, 0, 32),
+        loader_flat(LOADER_SEL_USER_DATA, SEG_TYPE_DATA_RW, 3, 32),
+        loader_flat(LOADER_SEL_USER_CODE, SEG_TYPE_CODE_RX, 3, 64),
     };
     for (size_t i = 0; i < sizeof(flat) / sizeof(flat[0]); i++)
-        s_put64(gdt + (flat[i].selector & ~7), s_descriptor(&flat[i]));
+        loader_put64(gdt + (flat[i].selector & ~7), loader_descriptor(&flat[i]));
 
-    uint8_t *pml4 = low + (LOADER_PAGE_TABLES_GPA - LOW_START);
-    uint8_t *pdpt = pml4 + 0x1000;
-    uint8_t *pd = pdpt + 0x1000;
-    uint64_t table = PTE_P | PTE_RW | PTE_US;
-    s_put64(pml4, (LOADER_PAGE_TABLES_GPA + 0x1000) | table);
-    for (uint64_t i = 0; i < 4; i++)
-        s_put64(pdpt + 8 * i, (LOADER_PAGE_TABLES_GPA + 0x2000 + 0x1000 * i) | table);
-    for (uint64_t i = 0; i < 4 * 512; i++) {
-        uint64_t gpa = i * PAGE_2M;
-        uint64_t cache = gpa >= MMIO_START ? PTE_PCD | PTE_PWT : 0;
-        s_put64(pd + 8 * i, gpa | table | PTE_PS | cache);
-    }
+    loader_identity_map(low + (LOADER_PAGE_TABLES_GPA - LOW_START), LOADER_PAGE_TABLES_GPA);
 
     for (uint32_t vp = 0; vp < n_vps; vp++) {
         loader_segment_t tr = s_tss_segment(vp);
         uint8_t *desc = gdt + (tr.selector & ~7);
-        s_put64(desc, s_descriptor(&tr));
-        s_put64(desc + 8, tr.base >> 32);
+        loader_put64(desc, loader_descriptor(&tr));
+        loader_put64(desc + 8, tr.base >> 32);
         uint8_t *tss = low + (tr.base - LOW_START);
-        s_put64(tss + LOADER_TSS_RSP0, s_stack_top(mem_size, vp));
+        loader_put64(tss + LOADER_TSS_RSP0, s_stack_top(mem_size, vp));
         uint16_t iopb = (uint16_t)(LOADER_IOPB_GPA - tr.base);
         memcpy(tss + LOADER_TSS_IOPB_OFFSET, &iopb, sizeof(iopb));
     }
@@ -291,7 +202,7 @@ static void s_build_low(uint8_t *low, uint64_t mem_size, uint32_t n_vps)
 static void s_build_vp(loader_vp_state_t *st, uint64_t entry, uint64_t mem_size, uint32_t n_vps,
                        uint32_t vp)
 {
-    loader_segment_t data = s_flat(LOADER_SEL_KERNEL_DATA, SEG_TYPE_DATA_RW, 0);
+    loader_segment_t data = loader_flat(LOADER_SEL_KERNEL_DATA, SEG_TYPE_DATA_RW, 0, 32);
     *st = (loader_vp_state_t){
         .rip = entry,
         .rsp = s_stack_top(mem_size, vp),
@@ -301,7 +212,7 @@ static void s_build_vp(loader_vp_state_t *st, uint64_t entry, uint64_t mem_size,
         .cr3 = LOADER_PAGE_TABLES_GPA,
         .cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT,
         .efer = EFER_SCE | EFER_LME | EFER_LMA,
-        .cs = s_flat(LOADER_SEL_KERNEL_CODE, SEG_TYPE_CODE_RX, 0),
+        .cs = loader_flat(LOADER_SEL_KERNEL_CODE, SEG_TYPE_CODE_RX, 0, 64),
         .ds = data,
         .es = data,
         .fs = data,
@@ -312,17 +223,6 @@ static void s_build_vp(loader_vp_state_t *st, uint64_t entry, uint64_t mem_size,
         .gdt = {.base = LOADER_GDT_GPA, .limit = (uint16_t)(LOADER_SEL_TSS0 + 16 * n_vps - 1)},
         .idt = {.base = 0, .limit = 0},
     };
-}
-
-/* Adds a zeroed chunk of len bytes at gpa; returns its bytes or NULL. */
-static uint8_t *s_add_chunk(loader_image_t *image, uint64_t gpa, size_t len)
-{
-    uint8_t *bytes = calloc(1, len);
-    if (!bytes)
-        return NULL;
-    image->owned[image->n_chunks] = bytes;
-    image->chunks[image->n_chunks++] = (loader_chunk_t){.gpa = gpa, .bytes = bytes, .len = len};
-    return bytes;
 }
 
 loader_image_t *loader_image_new(const uint8_t *elf, size_t len, uint64_t mem_size,
@@ -339,70 +239,41 @@ loader_image_t *loader_image_new(const uint8_t *elf, size_t len, uint64_t mem_si
         rc = s_check_segments(&eh, phdrs, n_phdrs, len, mem_size, n_vps, &n_load, err, errlen);
     if (rc < 0)
         goto fail;
-
     rc = -ENOMEM;
-    image = calloc(1, sizeof(*image));
-    if (!image)
+    if (!(image = loader_image_alloc(n_vps, mem_size)))
         goto fail;
     image->entry = eh.e_entry;
-    image->n_vps = n_vps;
-    image->chunks = calloc(1 + n_load, sizeof(*image->chunks));
-    image->owned = calloc(1 + n_load, sizeof(*image->owned));
-    image->vps = calloc(n_vps, sizeof(*image->vps));
-    if (!image->chunks || !image->owned || !image->vps)
-        goto fail;
-
-    uint8_t *low = s_add_chunk(image, LOW_START, LOW_END - LOW_START);
+    uint8_t *low = loader_image_add(image, LOW_START, LOW_END - LOW_START, "the loader's area",
+                                    err, errlen);
     if (!low)
-        goto fail;
+        goto fail_errno;
     s_build_low(low, mem_size, n_vps);
     for (size_t i = 0; i < n_phdrs; i++) {
         const Elf64_Phdr *ph = &phdrs[i];
         if (ph->p_type != PT_LOAD || ph->p_memsz == 0)
             continue;
-        uint8_t *bytes = s_add_chunk(image, ph->p_paddr, (size_t)ph->p_memsz);
+        char what[32];
+        snprintf(what, sizeof what, "segment %zu", i);
+        uint8_t *bytes = loader_image_add(image, ph->p_paddr, (size_t)ph->p_memsz, what, err,
+                                          errlen);
         if (!bytes)
-            goto fail;
+            goto fail_errno;
         memcpy(bytes, elf + ph->p_offset, ph->p_filesz);
+        loader_image_note(image, "%s: 0x%llx..0x%llx\n", what, (unsigned long long)ph->p_paddr,
+                          (unsigned long long)(ph->p_paddr + ph->p_memsz));
     }
     for (uint32_t vp = 0; vp < n_vps; vp++)
-        s_build_vp(&image->vps[vp], eh.e_entry, mem_size, n_vps, vp);
+        s_build_vp(loader_image_start_vp(image, vp), eh.e_entry, mem_size, n_vps, vp);
+    loader_image_note(image, "ELF64 guest, entry 0x%llx, %u VPs started in 64-bit mode\n",
+                      (unsigned long long)eh.e_entry, n_vps);
     return image;
 
+fail_errno:
+    rc = -errno;
 fail:
     if (rc == -ENOMEM)
-        s_error(err, errlen, ENOMEM, "out of memory");
+        loader_error(err, errlen, ENOMEM, "out of memory");
     loader_image_destroy(&image);
     errno = -rc;
     return NULL;
-}
-
-void loader_image_destroy(loader_image_t **image)
-{
-    loader_image_t *img = *image;
-    if (!img)
-        return;
-    for (size_t i = 0; i < img->n_chunks; i++)
-        free(img->owned[i]);
-    free(img->owned);
-    free(img->chunks);
-    free(img->vps);
-    free(img);
-    *image = NULL;
-}
-
-const loader_chunk_t *loader_image_chunks(const loader_image_t *image, size_t *n)
-{
-    *n = image->n_chunks;
-    return image->chunks;
-}
-
-const loader_vp_state_t *loader_image_vp(const loader_image_t *image, uint32_t vp)
-{
-    return vp < image->n_vps ? &image->vps[vp] : NULL;
-}
-
-uint64_t loader_image_entry(const loader_image_t *image)
-{
-    return image->entry;
 }

@@ -21,6 +21,14 @@
 
 typedef struct loader_image_s loader_image_t;
 
+/* Guest RAM, [start, end). */
+typedef struct {
+    uint64_t start, end;
+} loader_range_t;
+
+#define LOADER_MAX_RAM 2   /* below the 32-bit MMIO gap, and above 4 GiB */
+#define LOADER_DESCRIPTION 1024
+
 /* Bytes to copy into guest RAM at gpa. */
 typedef struct {
     uint64_t gpa;
@@ -42,11 +50,11 @@ typedef struct {
     uint16_t limit;
 } loader_dtable_t;
 
-/* One VP's initial state: kvm_regs (rip, rsp, rdi, rflags; the rest 0) and
- * kvm_sregs (the rest; cr2, cr8, apic_base and the interrupt bitmap are
- * left to the VMM). */
+/* One VP's initial state: kvm_regs (rip, rsp, rax, rbx, rsi, rdi, rflags;
+ * the rest 0) and kvm_sregs (the rest; cr2, cr8, apic_base and the
+ * interrupt bitmap are left to the VMM). */
 typedef struct {
-    uint64_t rip, rsp, rdi, rflags;
+    uint64_t rip, rsp, rax, rbx, rsi, rdi, rflags;
     uint64_t cr0, cr3, cr4, efer;
     loader_segment_t cs, ds, es, fs, gs, ss, tr, ldt;
     loader_dtable_t gdt, idt;
@@ -80,9 +88,16 @@ void loader_image_destroy(loader_image_t **image);
 const loader_chunk_t *loader_image_chunks(const loader_image_t *image, size_t *n);
 
 /* VP vp's initial state, lent until the image is destroyed; NULL when vp is
- * not below the image's n_vps. */
+ * not below the image's n_vps, or does not start at once: a kernel's
+ * other VPs wait for INIT/SIPI from the boot VP, as on a PC. */
 const loader_vp_state_t *loader_image_vp(const loader_image_t *image, uint32_t vp);
 
 uint64_t loader_image_entry(const loader_image_t *image);
+
+/* The guest RAM the image was made for, *n ranges, sorted; lent. */
+const loader_range_t *loader_image_ram(const loader_image_t *image, size_t *n);
+
+/* What was loaded where, one line per item, for `vmm run --verbose`. */
+const char *loader_image_describe(const loader_image_t *image);
 
 #endif

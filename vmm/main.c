@@ -30,7 +30,9 @@
  * power off. */
 #define S_EXIT_FAILED 1
 #define S_EXIT_USAGE 2
-#define S_MAX_GUEST (256u << 20)
+#define S_MAX_GUEST (256ull << 20)
+#define S_MAX_INITRD (1ull << 30)
+#define S_MEM_MAX_ELF (3ull << 30)
 #define S_MAX_DEVICES 2
 #define S_MAX_KEYS 16
 /* The longest $TMPDIR the private folder goes in (else /tmp). */
@@ -58,8 +60,10 @@ static void s_usage(FILE *f)
 static void s_run_usage(FILE *f)
 {
     fprintf(f,
-            "usage: vmm run [--guest FILE] [--mem SIZE] [--vps N] [--serial stdout|FILE]\n"
+            "usage: vmm run [--guest FILE | --kernel FILE [--append STRING] [--initrd FILE]]\n"
+            "               [--mem SIZE] [--vps N] [--serial stdout|FILE]\n"
             "               [--devices with-vp0|apart] [--hyperv] [--log-level LEVEL]\n"
+            "               [--verbose]\n"
             "               [--trace FILE [--trace-actor PREFIX]... [--trace-kind KIND]...]\n"
             "               [--device KIND,host=ipc|tcp|remote[,required] ...]\n"
             "               [--listen tcp://ADDRESS:PORT --key FILE --allow-key FILE ...\n"
@@ -72,9 +76,19 @@ static void s_run_usage(FILE *f)
             "\n"
             "  --guest FILE     a static ELF64 x86-64 guest, started in 64-bit mode at\n"
             "                   its entry with RDI = the VP index (default: the demo)\n"
-            "  --mem SIZE       guest RAM, a multiple of 2M from 4M to 3G; a K, M or G\n"
-            "                   suffix (default 64M)\n"
-            "  --vps N          virtual processors, 1 to 256 (default 1)\n"
+            "  --kernel FILE    boot a kernel on a PC instead: a multiboot v1 image\n"
+            "                   (ELF32 or a.out kludge) or a Linux bzImage. VP 0\n"
+            "                   boots, the others wait for INIT/SIPI; the PC has ACPI\n"
+            "                   tables, an RTC, fw_cfg and QEMU's test devices, so that\n"
+            "                   kernels written for QEMU run unchanged\n"
+            "  --append STRING  the kernel's command line (multiboot: after the\n"
+            "                   kernel's file name, as QEMU writes it)\n"
+            "  --initrd FILE    an initrd (multiboot: module 0)\n"
+            "  --mem SIZE       guest RAM, a multiple of 2M from 4M to 3G (a kernel: to\n"
+            "                   1T, the part over 3G above 4G); a K, M or G suffix\n"
+            "                   (default 64M)\n"
+            "  --vps N          virtual processors, 1 to 256, 255 for a kernel (default\n"
+            "                   1)\n"
             "  --serial DEST    where COM1's output goes: stdout or a file (default\n"
             "                   stdout); with stdout, COM1 also reads stdin (a terminal\n"
             "                   key by key, without echo; Ctrl-C ends vmm). A COM1 in a\n"
@@ -85,6 +99,8 @@ static void s_run_usage(FILE *f)
             "                   leaves, synthetic MSRs, hypercall page and SynIC\n"
             "  --log-level L    error, warn (default), info, debug or trace; the\n"
             "                   VMM_LOG environment variable says the same\n"
+            "  --verbose        say what was loaded where, and what the guest's CPUID\n"
+            "                   hides of the host's (log level info at least)\n"
             TRACE_OPTS_HELP
             "                   A device host vmm starts records into FILE.devhostN,\n"
             "                   N counting its starts from 0\n"
@@ -178,7 +194,9 @@ static void s_term_to_guest(void)
 }
 
 /* Reads a whole guest file; NULL with a one-line reason. */
-static uint8_t *s_read_file(const char *path, size_t *len, char *err, size_t errlen)
+/* Reads a whole regular file of 1 byte to max bytes. */
+static uint8_t *s_read_file(const char *path, uint64_t max, size_t *len, char *err,
+                            size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -188,9 +206,9 @@ static uint8_t *s_read_file(const char *path, size_t *len, char *err, size_t err
     struct stat st;
     uint8_t *buf = NULL;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-        (uint64_t)st.st_size > S_MAX_GUEST) {
-        snprintf(err, errlen, "%s: not a regular file of 1 byte to %u MiB", path,
-                 S_MAX_GUEST >> 20);
+        (uint64_t)st.st_size > max) {
+        snprintf(err, errlen, "%s: not a regular file of 1 byte to %llu MiB", path,
+                 (unsigned long long)(max >> 20));
         goto out;
     }
     buf = malloc((size_t)st.st_size);
@@ -539,10 +557,43 @@ static int s_remote_start(s_remote_t *r, vm_t *vm, char *err, size_t errlen)
     return 0;
 }
 
+/* The choices of guest and machine that go together: --guest or --kernel,
+ * --append and --initrd with --kernel only, --mem and --vps in the range
+ * of the guest's kind. Fills cfg's mem_size. */
+static int s_check_machine(const char *guest, const loader_kernel_config_t *kernel,
+                           const char *mem_arg, vm_config_t *cfg)
+{
+    if (guest && kernel->kernel_name) {
+        fprintf(stderr, "vmm run: --guest and --kernel: give one\n");
+        return -EINVAL;
+    }
+    if (!kernel->kernel_name && (kernel->append || kernel->initrd_name)) {
+        fprintf(stderr, "vmm run: --append and --initrd need --kernel FILE\n");
+        return -EINVAL;
+    }
+    uint64_t max = kernel->kernel_name ? LOADER_PC_MEM_MAX : S_MEM_MAX_ELF;
+    const char *range = kernel->kernel_name ? "4M to 1T for a kernel" : "4M to 3G";
+    if (mem_arg && (s_parse_size(mem_arg, &cfg->mem_size) || cfg->mem_size % (2u << 20) ||
+                    cfg->mem_size < (4u << 20) || cfg->mem_size > max)) {
+        fprintf(stderr, "vmm run: --mem %s: a multiple of 2M from %s\n", mem_arg, range);
+        return -EINVAL;
+    }
+    if (kernel->kernel_name && cfg->n_vps > LOADER_PC_MAX_VPS) {
+        fprintf(stderr, "vmm run: --vps %u: a kernel takes 1 to %d (xAPIC IDs)\n", cfg->n_vps,
+                LOADER_PC_MAX_VPS);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int s_run(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"guest", required_argument, NULL, 'g'},
+        {"kernel", required_argument, NULL, 'K'},
+        {"append", required_argument, NULL, 'A'},
+        {"initrd", required_argument, NULL, 'I'},
+        {"verbose", no_argument, NULL, 'V'},
         {"mem", required_argument, NULL, 'm'},
         {"vps", required_argument, NULL, 'p'},
         {"serial", required_argument, NULL, 's'},
@@ -558,7 +609,9 @@ static int s_run(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *guest = NULL, *serial = "stdout";
+    const char *guest = NULL, *serial = "stdout", *mem_arg = NULL;
+    loader_kernel_config_t kernel = {0};
+    bool verbose = false;
     trace_opts_t topts = {0};
     rt_trace_config_t tcfg;
     vm_config_t cfg = {.serial_out = STDOUT_FILENO, .serial_in = -1};
@@ -573,12 +626,20 @@ static int s_run(int argc, char **argv)
         case 'g':
             guest = optarg;
             break;
+        case 'K':
+            kernel.kernel_name = optarg;
+            break;
+        case 'A':
+            kernel.append = optarg;
+            break;
+        case 'I':
+            kernel.initrd_name = optarg;
+            break;
+        case 'V':
+            verbose = true;
+            break;
         case 'm':
-            if (s_parse_size(optarg, &cfg.mem_size) || cfg.mem_size % (2u << 20) ||
-                cfg.mem_size < (4u << 20) || cfg.mem_size > (3ull << 30)) {
-                fprintf(stderr, "vmm run: --mem %s: a multiple of 2M from 4M to 3G\n", optarg);
-                return S_EXIT_USAGE;
-            }
+            mem_arg = optarg;
             break;
         case 'p': {
             unsigned long v = strtoul(optarg, &end, 10);
@@ -659,6 +720,12 @@ static int s_run(int argc, char **argv)
                 argv[optind]);
         return S_EXIT_USAGE;
     }
+    if (s_check_machine(guest, &kernel, mem_arg, &cfg))
+        return S_EXIT_USAGE;
+    if (verbose && (!rcfg.log_level_set || rcfg.log_level < RT_LOG_INFO)) {
+        rcfg.log_level = RT_LOG_INFO;
+        rcfg.log_level_set = true;
+    }
     const char *elsewhere[S_MAX_DEVICES];
     for (size_t i = 0; i < remote.n_devices; i++)
         if (remote.devices[i].host != DEVICE_ARG_IN_VM)
@@ -672,9 +739,22 @@ static int s_run(int argc, char **argv)
     remote.trace = &topts;
 
     char err[4200] = "";
-    uint8_t *file = NULL;
-    if (guest) {
-        file = s_read_file(guest, &cfg.elf_len, err, sizeof err);
+    uint8_t *file = NULL, *initrd = NULL;
+    if (kernel.kernel_name) {
+        file = s_read_file(kernel.kernel_name, S_MAX_GUEST, &kernel.kernel_len, err, sizeof err);
+        if (file && kernel.initrd_name)
+            initrd = s_read_file(kernel.initrd_name, S_MAX_INITRD, &kernel.initrd_len, err,
+                                 sizeof err);
+        if (!file || (kernel.initrd_name && !initrd)) {
+            fprintf(stderr, "vmm run: %s\n", err);
+            free(file);
+            return S_EXIT_FAILED;
+        }
+        kernel.kernel = file;
+        kernel.initrd = initrd;
+        cfg.kernel = &kernel;
+    } else if (guest) {
+        file = s_read_file(guest, S_MAX_GUEST, &cfg.elf_len, err, sizeof err);
         if (!file) {
             fprintf(stderr, "vmm run: %s\n", err);
             return S_EXIT_FAILED;
@@ -703,7 +783,10 @@ static int s_run(int argc, char **argv)
         goto out;
     vm = vm_new(&cfg, err, sizeof err);
     free(file); /* the guest is in guest RAM now */
-    file = NULL;
+    free(initrd);
+    file = initrd = NULL;
+    if (vm && verbose)
+        fprintf(stderr, "vmm run: %s", vm_describe(vm));
     if (vm && s_remote_start(&remote, vm, err, sizeof err))
         vm_destroy(&vm);
     if (!vm) {

@@ -93,7 +93,7 @@ static int s_vp(vm_t *vm, uint32_t vp, Vmm__Vp__Request *req, char *err, size_t 
 
 /* ---- Building ---------------------------------------------------------------- */
 
-static int s_new_partition(vm_t *vm, bool hyperv, char *err, size_t errlen)
+static int s_new_partition(vm_t *vm, bool hyperv, bool pc, char *err, size_t errlen)
 {
     Vmm__Partition__IsAvailable avail = VMM__PARTITION__IS_AVAILABLE__INIT;
     Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
@@ -116,6 +116,7 @@ static int s_new_partition(vm_t *vm, bool hyperv, char *err, size_t errlen)
     Vmm__Partition__NewPartition np = VMM__PARTITION__NEW_PARTITION__INIT;
     np.processor_topology = &topo;
     np.hv_config = hyperv ? &hv : NULL;
+    np.bios_state = pc;
     req.op_case = VMM__PARTITION__REQUEST__OP_NEW_PARTITION;
     req.new_partition = &np;
     rc = s_partition(vm, &req, &reply, err, errlen);
@@ -124,19 +125,28 @@ static int s_new_partition(vm_t *vm, bool hyperv, char *err, size_t errlen)
     return rc;
 }
 
-static int s_build(vm_t *vm, uint64_t mem_size, char *err, size_t errlen)
+/* Builds the partition with the RAM the image was made for. */
+static int s_build(vm_t *vm, char *err, size_t errlen)
 {
-    Vmm__MemoryRange ram_range = VMM__MEMORY_RANGE__INIT;
-    ram_range.end = mem_size;
-    Vmm__Partition__RamRange ram = VMM__PARTITION__RAM_RANGE__INIT;
-    ram.range = &ram_range;
-    Vmm__Partition__RamRange *rams[] = {&ram};
+    size_t n_ram;
+    const loader_range_t *ranges = loader_image_ram(vm->image, &n_ram);
+    Vmm__MemoryRange ram_range[LOADER_MAX_RAM];
+    Vmm__Partition__RamRange ram[LOADER_MAX_RAM];
+    Vmm__Partition__RamRange *rams[LOADER_MAX_RAM];
+    for (size_t i = 0; i < n_ram; i++) {
+        vmm__memory_range__init(&ram_range[i]);
+        ram_range[i].start = ranges[i].start;
+        ram_range[i].end = ranges[i].end;
+        vmm__partition__ram_range__init(&ram[i]);
+        ram[i].range = &ram_range[i];
+        rams[i] = &ram[i];
+    }
     Vmm__MemoryRange gap = VMM__MEMORY_RANGE__INIT;
     gap.start = S_MMIO_GAP_START;
     gap.end = S_MMIO_GAP_END;
     Vmm__MemoryRange *gaps[] = {&gap};
     Vmm__Partition__MemoryLayout layout = VMM__PARTITION__MEMORY_LAYOUT__INIT;
-    layout.n_ram = 1;
+    layout.n_ram = n_ram;
     layout.ram = rams;
     layout.n_mmio = 1;
     layout.mmio = gaps;
@@ -201,9 +211,13 @@ static rt_executor_t *s_devices_ex(vm_t *vm)
 static int s_start_devices(vm_t *vm, const vm_config_t *cfg, char *err, size_t errlen)
 {
     rt_executor_t *ex = s_devices_ex(vm);
+    /* A kernel written for QEMU writes its status with outl, as to QEMU's
+     * isa-debug-exit,iobase=0xf4,iosize=4. */
+    static const dev_debug_exit_config_t debug_exit_pc = {.port = 0xf4, .size = 4};
     const vm_device_t chipset[] = {
         {.name = S_COM1, .new_model = dev_serial_new},
-        {.name = "vm0/dev/debug-exit", .new_model = dev_debug_exit_new},
+        {.name = "vm0/dev/debug-exit", .new_model = dev_debug_exit_new,
+         .model_config = cfg->kernel ? &debug_exit_pc : NULL},
         {.name = "vm0/dev/i8042", .new_model = dev_i8042_new},
         {.name = "vm0/dev/pm1a", .new_model = dev_power_new},
         {.name = "vm0/dev/testdev", .new_model = dev_testdev_new},
@@ -274,7 +288,8 @@ static int s_set_boot_state(vm_t *vm, uint32_t vp, const loader_vp_state_t *st, 
                             size_t errlen)
 {
     Vmm__Vp__GeneralRegisters gr = VMM__VP__GENERAL_REGISTERS__INIT;
-    gr.rip = st->rip, gr.rsp = st->rsp, gr.rdi = st->rdi, gr.rflags = st->rflags;
+    gr.rip = st->rip, gr.rsp = st->rsp, gr.rflags = st->rflags;
+    gr.rax = st->rax, gr.rbx = st->rbx, gr.rsi = st->rsi, gr.rdi = st->rdi;
     Vmm__Vp__SegmentRegister seg[8];
     const loader_segment_t *in[8] = {&st->cs, &st->ds, &st->es, &st->fs,
                                      &st->gs, &st->ss, &st->tr, &st->ldt};
@@ -301,7 +316,8 @@ static int s_set_boot_state(vm_t *vm, uint32_t vp, const loader_vp_state_t *st, 
     return s_vp(vm, vp, &req, err, errlen);
 }
 
-/* Copies the guest image into RAM and sets every VP's start state. */
+/* Copies the guest image into RAM and sets the start state of every VP
+ * that starts at once (a kernel's others wait for INIT/SIPI). */
 static int s_load(vm_t *vm, char *err, size_t errlen)
 {
     size_t n;
@@ -309,9 +325,35 @@ static int s_load(vm_t *vm, char *err, size_t errlen)
     int rc = 0;
     for (size_t i = 0; !rc && i < n; i++)
         rc = s_write_memory(vm, chunks[i].gpa, chunks[i].bytes, chunks[i].len, err, errlen);
-    for (uint32_t vp = 0; !rc && vp < vm->n_vps; vp++)
-        rc = s_set_boot_state(vm, vp, loader_image_vp(vm->image, vp), err, errlen);
+    for (uint32_t vp = 0; !rc && vp < vm->n_vps; vp++) {
+        const loader_vp_state_t *st = loader_image_vp(vm->image, vp);
+        if (st)
+            rc = s_set_boot_state(vm, vp, st, err, errlen);
+    }
     return rc;
+}
+
+/* The guest image: cfg's kernel on a PC, else its ELF. */
+static loader_image_t *s_image(const vm_config_t *cfg, uint64_t mem_size, uint32_t n_vps,
+                               char *err, size_t errlen)
+{
+    char why[240] = "";
+    loader_image_t *image;
+    if (cfg->kernel) {
+        loader_kernel_config_t k = *cfg->kernel;
+        k.mem_size = mem_size;
+        k.n_vps = n_vps;
+        image = loader_kernel_new(&k, why, sizeof why);
+    } else {
+        image = loader_image_new(cfg->elf, cfg->elf_len, mem_size, n_vps, why, sizeof why);
+    }
+    if (!image) {
+        int code = errno;
+        s_fail(err, errlen, -code, "the %s cannot be loaded: %s",
+               cfg->kernel ? "kernel" : "guest", why);
+        errno = code;
+    }
+    return image;
 }
 
 vm_t *vm_new(const vm_config_t *cfg, char *err, size_t errlen)
@@ -353,15 +395,12 @@ vm_t *vm_new(const vm_config_t *cfg, char *err, size_t errlen)
         s_fail(err, errlen, rc, "cannot start the partition: %s", strerror(-rc));
         goto fail;
     }
-    char why[160] = "";
-    vm->image = loader_image_new(cfg->elf, cfg->elf_len, mem_size, vm->n_vps, why, sizeof why);
-    if (!vm->image) {
-        rc = s_fail(err, errlen, -errno, "the guest cannot be loaded: %s", why);
+    if (!(vm->image = s_image(cfg, mem_size, vm->n_vps, err, errlen))) {
+        rc = -errno;
         goto fail;
     }
-    if ((rc = s_new_partition(vm, cfg->hyperv, err, errlen)) ||
-        (rc = s_start_devices(vm, cfg, err, errlen)) ||
-        (rc = s_build(vm, mem_size, err, errlen)))
+    if ((rc = s_new_partition(vm, cfg->hyperv, cfg->kernel != NULL, err, errlen)) ||
+        (rc = s_start_devices(vm, cfg, err, errlen)) || (rc = s_build(vm, err, errlen)))
         goto fail;
     /* The caller's actors, once the VM (and its synic) exists. */
     for (size_t i = 0; i < cfg->n_actors; i++)
@@ -432,6 +471,11 @@ int vm_reset(vm_t *vm, char *err, size_t errlen)
 rt_actor_t *vm_client(vm_t *vm)
 {
     return rt_client_actor(vm->client);
+}
+
+const char *vm_describe(vm_t *vm)
+{
+    return loader_image_describe(vm->image);
 }
 
 rt_t *vm_rt(vm_t *vm)

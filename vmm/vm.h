@@ -3,7 +3,8 @@
  * it: a runtime, the partition actor, one VP actor per processor, the
  * chipset devices (COM1, isa-debug-exit, i8042, PM1a power, the test
  * device; each a model in a device actor) with COM1's console, and a guest
- * ELF loaded and started in 64-bit mode. Everything is done by messages
+ * ELF loaded and started in 64-bit mode, or a kernel (multiboot, Linux)
+ * booted on a PC: its BIOS tables, ACPI and platform devices. Everything is done by messages
  * from a client named "vm0/vmm", which also receives the VPs' halts and
  * the test device's guest calls. With the Hyper-V interface the partition
  * also starts the synic actor, "vm0/synic".
@@ -20,6 +21,7 @@
 #include <stdint.h>
 
 #include "actors/devices/device.h"
+#include "loader/kernel.h"
 #include "runtime/rt.h"
 
 #define VM_CLIENT "vm0/vmm"
@@ -43,6 +45,10 @@ typedef struct {
 typedef struct {
     const uint8_t *elf; /* the guest image, read by vm_new() only */
     size_t elf_len;
+    /* A kernel to boot on a PC instead (loader/kernel.h: its mem_size and
+     * n_vps are this config's): the interrupt controllers as a BIOS leaves
+     * them and the PC's devices too. Read by vm_new() only. */
+    const loader_kernel_config_t *kernel;
     uint64_t mem_size;  /* 0: VM_DEFAULT_MEM */
     uint32_t n_vps;     /* 0: 1 */
     int serial_out;     /* COM1's output; -1: discarded */
@@ -120,6 +126,9 @@ int vm_run(vm_t *vm, char *why, size_t whylen);
 /* The client the VM is driven by, for requests of one's own (Inspect,
  * Stop, GetState). */
 rt_actor_t *vm_client(vm_t *vm);
+
+/* What the loader put where, one line per item (`vmm run --verbose`). */
+const char *vm_describe(vm_t *vm);
 
 /* The VM's runtime, for clients and actors of one's own. */
 rt_t *vm_rt(vm_t *vm);

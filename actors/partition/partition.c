@@ -287,6 +287,7 @@ static int s_on_new_partition(rt_actor_t *self, const Vmm__Envelope *msg,
     if (op->hv_config)
         s_cpuid_present_hyperv(cpuid, topo->vp_count);
     p->hv = op->hv_config != NULL;
+    p->bios_state = op->bios_state;
     p->kvm_fd = fd;
     p->cpuid = cpuid;
     p->run_size = (size_t)run_size;
@@ -557,6 +558,21 @@ static int s_start_synic(rt_actor_t *self, char *err, size_t errlen)
     return rc;
 }
 
+/* VP 0's local APIC as a PC BIOS leaves it: software-enabled (spurious
+ * vector 0xff), in virtual-wire mode, so that the PIC's interrupts reach
+ * it through LINT0 and an NMI through LINT1. */
+static int s_bios_lapic(int fd)
+{
+    struct kvm_lapic_state l;
+    if (ioctl(fd, KVM_GET_LAPIC, &l) < 0)
+        return -1;
+    uint32_t svr = 0x1ff, lint0 = 0x700, lint1 = 0x400;
+    memcpy(l.regs + 0xf0, &svr, sizeof svr);
+    memcpy(l.regs + 0x350, &lint0, sizeof lint0);
+    memcpy(l.regs + 0x360, &lint1, sizeof lint1);
+    return ioctl(fd, KVM_SET_LAPIC, &l);
+}
+
 /* Creates vCPU i and starts its actor. */
 static int s_start_vp(rt_actor_t *self, uint32_t i, char *err, size_t errlen)
 {
@@ -573,8 +589,12 @@ static int s_start_vp(rt_actor_t *self, uint32_t i, char *err, size_t errlen)
     for (uint32_t k = 0; k < p->cpuid->nent; k++)
         if (p->cpuid->entries[k].function == 0xb || p->cpuid->entries[k].function == 0x1f)
             p->cpuid->entries[k].edx = i;
-    struct kvm_mp_state runnable = {.mp_state = KVM_MP_STATE_RUNNABLE};
-    if (ioctl(fd, KVM_SET_CPUID2, p->cpuid) < 0 || ioctl(fd, KVM_SET_MP_STATE, &runnable) < 0 ||
+    /* As a PC: only the boot VP runs; the others wait for its INIT/SIPI. */
+    bool waits = p->bios_state && i > 0;
+    struct kvm_mp_state mp = {.mp_state = waits ? KVM_MP_STATE_INIT_RECEIVED
+                                                : KVM_MP_STATE_RUNNABLE};
+    if (ioctl(fd, KVM_SET_CPUID2, p->cpuid) < 0 || ioctl(fd, KVM_SET_MP_STATE, &mp) < 0 ||
+        (i == 0 && p->bios_state && s_bios_lapic(fd) < 0) ||
         (i == 0 && s_measure_tsc(p, fd) < 0)) {
         snprintf(err, errlen, "setting up vCPU %u: %s", i, strerror(errno));
         int rc = -errno;
@@ -599,6 +619,22 @@ static int s_start_vp(rt_actor_t *self, uint32_t i, char *err, size_t errlen)
     if (rc)
         snprintf(err, errlen, "cannot start %s: %s", p->vp_names[i], strerror(-rc));
     return rc;
+}
+
+/* The PICs as a PC BIOS leaves them, initialized (ICW1 to ICW4 done,
+ * 8086 mode): vectors 0x08 and 0x70, every line masked but the cascade,
+ * IRQ 9 (the ACPI SCI) level-triggered in the ELCR. */
+static void s_bios_pics(struct kvm_irqchip chips[2])
+{
+    struct kvm_pic_state *master = &chips[KVM_IRQCHIP_PIC_MASTER].chip.pic;
+    struct kvm_pic_state *slave = &chips[KVM_IRQCHIP_PIC_SLAVE].chip.pic;
+    master->irq_base = 0x08;
+    master->imr = 0xfb;
+    slave->irq_base = 0x70;
+    slave->imr = 0xff;
+    master->init_state = slave->init_state = 0;
+    master->init4 = slave->init4 = 1;
+    slave->elcr |= 1u << (9 - 8);
 }
 
 static int s_create_vm(partition_t *p, char *err, size_t errlen)
@@ -627,6 +663,14 @@ static int s_create_vm(partition_t *p, char *err, size_t errlen)
             snprintf(err, errlen, "KVM_GET_IRQCHIP %u: %s", chip, strerror(errno));
             return -errno;
         }
+    }
+    if (p->bios_state) {
+        s_bios_pics(p->initial_chips);
+        for (uint32_t chip = 0; chip < 2; chip++)
+            if (ioctl(p->vm_fd, KVM_SET_IRQCHIP, &p->initial_chips[chip]) < 0) {
+                snprintf(err, errlen, "KVM_SET_IRQCHIP %u: %s", chip, strerror(errno));
+                return -errno;
+            }
     }
     if (ioctl(p->vm_fd, KVM_GET_PIT2, &p->initial_pit) < 0) {
         snprintf(err, errlen, "KVM_GET_PIT2: %s", strerror(errno));

@@ -123,6 +123,7 @@ typedef struct {
     size_t run_size;
     uint32_t vp_count;
     bool hv; /* NewPartition had an HvConfig: the guest sees Hyper-V */
+    bool bios_state; /* NewPartition.bios_state: as a PC BIOS leaves it */
     char *synic; /* its synic actor's name when hv */
     /* The reference time (100 ns) is the guest TSC's: guest TSC = host
      * TSC + tsc_offset, and it read tsc_at_zero when the VM was built. */
