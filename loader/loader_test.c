@@ -8,49 +8,13 @@
 #include <string.h>
 
 #include "loader/loader.h"
+#include "loader/testing/peek.h"
 
 #define MIB (1024ull * 1024)
 #define MEM (64 * MIB)
 #define CODE_GPA 0x200000ull
 
 /* ---- helpers ---------------------------------------------------------- */
-
-/* Reads a runfile (the test runs in the workspace's runfiles folder). */
-static uint8_t *s_read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "open %s: %s", path, strerror(errno));
-    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
-    long size = ftell(f);
-    cr_assert_gt(size, 0);
-    rewind(f);
-    uint8_t *buf = malloc((size_t)size);
-    cr_assert_not_null(buf);
-    cr_assert_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    *len = (size_t)size;
-    return buf;
-}
-
-/* The chunk byte at gpa (which a chunk must cover). */
-static const uint8_t *s_at(const loader_image_t *img, uint64_t gpa, size_t len)
-{
-    size_t n;
-    const loader_chunk_t *c = loader_image_chunks(img, &n);
-    for (size_t i = 0; i < n; i++) {
-        if (gpa >= c[i].gpa && gpa - c[i].gpa + len <= c[i].len)
-            return c[i].bytes + (gpa - c[i].gpa);
-    }
-    cr_assert_fail("no chunk covers 0x%llx..+%zu", (unsigned long long)gpa, len);
-    return NULL;
-}
-
-static uint64_t s_u64(const loader_image_t *img, uint64_t gpa)
-{
-    uint64_t v;
-    memcpy(&v, s_at(img, gpa, 8), 8);
-    return v;
-}
 
 /* A small valid image: the ELF header, one program header and 16 bytes of
  * code loaded at CODE_GPA, with a 4 KiB bss. */
@@ -101,27 +65,6 @@ static void s_expect_refused(const tiny_elf_t *t, size_t len, uint64_t mem, uint
     cr_expect_not_null(strstr(err, text), "message \"%s\" lacks \"%s\"", err, text);
 }
 
-/* Decodes an 8-byte code/data descriptor (the first half of a system one). */
-static loader_segment_t s_decode(uint64_t d, uint64_t high)
-{
-    loader_segment_t s = {0};
-    s.limit = (uint32_t)((d & 0xffff) | (d >> 48 & 0xf) << 16);
-    s.base = (d >> 16 & 0xffffff) | (d >> 56 & 0xff) << 24;
-    s.type = d >> 40 & 0xf;
-    s.s = d >> 44 & 1;
-    s.dpl = d >> 45 & 3;
-    s.present = d >> 47 & 1;
-    s.avl = d >> 52 & 1;
-    s.l = d >> 53 & 1;
-    s.db = d >> 54 & 1;
-    s.g = d >> 55 & 1;
-    if (s.g)
-        s.limit = s.limit << 12 | 0xfff;
-    if (!s.s)
-        s.base |= high << 32;
-    return s;
-}
-
 /* Checks that the GDT entry for seg's selector says what seg says. */
 static void s_expect_descriptor(const loader_image_t *img, const loader_vp_state_t *vp,
                                 const loader_segment_t *seg, const char *name)
@@ -129,7 +72,7 @@ static void s_expect_descriptor(const loader_image_t *img, const loader_vp_state
     uint64_t at = vp->gdt.base + (seg->selector & ~7u);
     cr_assert_leq((seg->selector & ~7u) + (seg->s ? 7u : 15u), vp->gdt.limit, "%s beyond GDT",
                   name);
-    loader_segment_t d = s_decode(s_u64(img, at), seg->s ? 0 : s_u64(img, at + 8));
+    loader_segment_t d = peek_decode(peek_u64(img, at), seg->s ? 0 : peek_u64(img, at + 8));
     cr_expect_eq(d.base, seg->base, "%s base", name);
     cr_expect_eq(d.limit, seg->limit, "%s limit 0x%x vs 0x%x", name, d.limit, seg->limit);
     cr_expect_eq(d.type, seg->type, "%s type", name);
@@ -142,31 +85,12 @@ static void s_expect_descriptor(const loader_image_t *img, const loader_vp_state
     cr_expect_eq(d.g, seg->g, "%s g", name);
 }
 
-/* Walks the page tables for gpa: returns the physical address, and checks
- * present, writable and user at each level and a 2 MiB leaf. */
-static uint64_t s_walk(const loader_image_t *img, uint64_t cr3, uint64_t va, uint64_t *leaf)
-{
-    const uint64_t perms = 0x7; /* P, RW, US */
-    uint64_t pml4e = s_u64(img, (cr3 & ~0xfffull) + 8 * (va >> 39 & 511));
-    cr_assert_eq(pml4e & perms, perms, "PML4E for 0x%llx: 0x%llx", (unsigned long long)va,
-                 (unsigned long long)pml4e);
-    uint64_t pdpte = s_u64(img, (pml4e & 0xffffffffff000ull) + 8 * (va >> 30 & 511));
-    cr_assert_eq(pdpte & perms, perms, "PDPTE for 0x%llx", (unsigned long long)va);
-    cr_assert_eq(pdpte & 0x80, 0, "1 GiB page for 0x%llx", (unsigned long long)va);
-    uint64_t pde = s_u64(img, (pdpte & 0xffffffffff000ull) + 8 * (va >> 21 & 511));
-    cr_assert_eq(pde & perms, perms, "PDE for 0x%llx: 0x%llx", (unsigned long long)va,
-                 (unsigned long long)pde);
-    cr_assert_eq(pde & 0x80, 0x80, "PDE for 0x%llx is not a 2 MiB page", (unsigned long long)va);
-    *leaf = pde;
-    return (pde & 0xfffffffe00000ull) | (va & 0x1fffff);
-}
-
 /* ---- the demo guest --------------------------------------------------- */
 
 Test(loader, demo_guest_loads_with_its_entry_and_segments)
 {
     size_t len;
-    uint8_t *elf = s_read_file("guest/demo", &len);
+    uint8_t *elf = peek_read_file("guest/demo", &len);
     char err[256] = "";
     loader_image_t *img = loader_image_new(elf, len, MEM, 2, err, sizeof(err));
     cr_assert_not_null(img, "%s", err);
@@ -223,9 +147,9 @@ Test(loader, tiny_elf_loads_with_bss_zeroed)
         loader_image_new((const uint8_t *)&t, sizeof(t), MEM, 1, err, sizeof(err));
     cr_assert_not_null(img, "%s", err);
     cr_expect_eq(loader_image_entry(img), CODE_GPA + 4);
-    cr_expect_eq(memcmp(s_at(img, CODE_GPA, 16), t.code, 16), 0);
+    cr_expect_eq(memcmp(peek_at(img, CODE_GPA, 16), t.code, 16), 0);
     for (uint64_t a = CODE_GPA + 16; a < CODE_GPA + 0x1000; a++)
-        cr_assert_eq(*s_at(img, a, 1), 0);
+        cr_assert_eq(*peek_at(img, a, 1), 0);
     loader_image_destroy(&img);
 }
 
@@ -365,7 +289,7 @@ Test(loader, page_tables_identity_map_4_gib_for_user_and_writes)
     const uint64_t addrs[] = {0, 0x200000, 0x123456, MEM - 1, 0xfee00000, 0xfec00000, 0xffffffff};
     for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
         uint64_t leaf;
-        cr_expect_eq(s_walk(img, cr3, addrs[i], &leaf), addrs[i]);
+        cr_expect_eq(peek_walk(img, cr3, addrs[i], &leaf), addrs[i]);
         bool uncached = (leaf & 0x18) == 0x18;
         cr_expect_eq(uncached, addrs[i] >= 3072 * MIB, "caching of 0x%llx",
                      (unsigned long long)addrs[i]);
@@ -414,8 +338,8 @@ Test(loader, gdt_and_tss_match_the_vp_state)
 
         /* SYSRET's order: user data at STAR base + 8, user code at + 16. */
         uint64_t star_base = vp->gdt.base + LOADER_SEL_KERNEL_DATA;
-        loader_segment_t udata = s_decode(s_u64(img, star_base + 8), 0);
-        loader_segment_t ucode = s_decode(s_u64(img, star_base + 16), 0);
+        loader_segment_t udata = peek_decode(peek_u64(img, star_base + 8), 0);
+        loader_segment_t ucode = peek_decode(peek_u64(img, star_base + 16), 0);
         cr_expect_eq(LOADER_SEL_USER_DATA & ~3, LOADER_SEL_KERNEL_DATA + 8);
         cr_expect_eq(LOADER_SEL_USER_CODE & ~3, LOADER_SEL_KERNEL_DATA + 16);
         cr_expect(udata.dpl == 3 && udata.present && udata.s && !(udata.type & 8) && udata.db);
@@ -426,12 +350,12 @@ Test(loader, gdt_and_tss_match_the_vp_state)
          * port and ends with 0xff, inside the TSS's limit. */
         uint64_t tss = vp->tr.base;
         uint64_t rsp0;
-        memcpy(&rsp0, s_at(img, tss + 4, 8), 8);
+        memcpy(&rsp0, peek_at(img, tss + 4, 8), 8);
         cr_expect_eq(rsp0, vp->rsp);
         uint16_t iopb;
-        memcpy(&iopb, s_at(img, tss + 102, 2), 2);
+        memcpy(&iopb, peek_at(img, tss + 102, 2), 2);
         cr_expect_geq(iopb, 104);
-        const uint8_t *bitmap = s_at(img, tss + iopb, 8193);
+        const uint8_t *bitmap = peek_at(img, tss + iopb, 8193);
         for (size_t b = 0; b < 8192; b++)
             cr_assert_eq(bitmap[b], 0, "port 0x%zx is refused", b * 8);
         cr_expect_eq(bitmap[8192], 0xff);
