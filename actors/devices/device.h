@@ -28,7 +28,7 @@
 #include "runtime/rt.h" /* rt_log_level_t, rt_inspect_add() for inspect trees */
 
 #define DEVICE_MAX_RANGES 4
-#define DEVICE_MAX_IRQS 4
+#define DEVICE_MAX_IRQS 24 /* the IO-APIC's inputs: pc-testdev drives them all */
 #define DEVICE_MAX_DOORBELLS 4
 
 /* A read or write that the model answers later: see device_defer(). */

@@ -125,8 +125,9 @@ int registry_add(registry_t *reg, const char *actor, const Vmm__Devices__Registe
         snprintf(err, errlen, "%u MSIs, at most %d", req->msi_count, REGISTRY_MAX_MSIS);
         return -EINVAL;
     }
-    if (req->n_irq_lines > S_MAX_RANGES) {
-        snprintf(err, errlen, "%zu IRQ lines, at most %d", req->n_irq_lines, S_MAX_RANGES);
+    if (req->n_irq_lines > REGISTRY_MAX_IRQ_LINES) {
+        snprintf(err, errlen, "%zu IRQ lines, at most %d", req->n_irq_lines,
+                 REGISTRY_MAX_IRQ_LINES);
         return -EINVAL;
     }
     /* A lost device that must not be missed keeps its ranges until its

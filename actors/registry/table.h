@@ -19,6 +19,8 @@ typedef struct registry_s registry_t;
 
 /* The most MSIs one registration may ask for. */
 #define REGISTRY_MAX_MSIS 2048
+/* The most IRQ lines one registration may name: the IO-APIC's inputs. */
+#define REGISTRY_MAX_IRQ_LINES 24
 
 registry_t *registry_new(void);
 void registry_destroy(registry_t **reg);

@@ -225,3 +225,32 @@ Test(table, a_lost_device_goes_or_stays_marked_until_it_comes_back)
     registry_routes_free(&routes);
     registry_destroy(&reg);
 }
+
+/* Lines have a limit of their own: the IO-APIC's 24 inputs, all of which
+ * pc-testdev drives. */
+Test(table, a_registration_names_at_most_24_lines)
+{
+    registry_t *reg = registry_new();
+    s_claim_t c;
+    char err[160];
+    uint64_t h;
+    uint32_t lines[REGISTRY_MAX_IRQ_LINES + 1];
+    for (uint32_t i = 0; i < REGISTRY_MAX_IRQ_LINES + 1; i++)
+        lines[i] = i;
+    Vmm__Devices__RegisterDevice *req = s_claim(&c, "many", 0x2000, 24, 0, 0);
+    req->irq_lines = lines;
+    req->n_irq_lines = 25;
+    cr_expect_eq(registry_add(reg, "vm0/dev/many", req, &h, err, sizeof err), -EINVAL);
+    cr_expect(strstr(err, "25 IRQ lines, at most 24") != NULL, "%s", err);
+    cr_expect_eq(registry_count(reg), 0);
+    req->n_irq_lines = 24;
+    cr_assert_eq(registry_add(reg, "vm0/dev/many", req, &h, err, sizeof err), 0, "%s", err);
+    cr_expect(registry_has_irq(reg, "vm0/dev/many", 0));
+    cr_expect(registry_has_irq(reg, "vm0/dev/many", 23));
+    Vmm__Registry__Grants grants;
+    cr_assert_eq(registry_grants(reg, "vm0/dev/many", &grants), 0);
+    cr_expect_eq(grants.n_irq_lines, 24);
+    cr_expect_eq(grants.irq_lines[23], 23);
+    registry_grants_free(&grants);
+    registry_destroy(&reg);
+}
