@@ -3,8 +3,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "actors/devices/bochs_shutdown.h"
 #include "actors/devices/debug_exit.h"
+#include "actors/devices/fw_cfg.h"
 #include "actors/devices/i8042.h"
+#include "actors/devices/pc_testdev.h"
 #include "actors/devices/power.h"
 #include "actors/devices/serial.h"
 #include "actors/devices/testdev.h"
@@ -15,7 +18,8 @@ static const struct {
 } s_models[] = {
     {"serial", dev_serial_new},   {"debug-exit", dev_debug_exit_new},
     {"i8042", dev_i8042_new},     {"pm1a", dev_power_new},
-    {"testdev", dev_testdev_new},
+    {"testdev", dev_testdev_new}, {"fw-cfg", dev_fw_cfg_new},
+    {"bochs-shutdown", dev_bochs_shutdown_new}, {"pc-testdev", dev_pc_testdev_new},
 };
 
 device_new_fn device_model_find(const char *kind)
