@@ -10,8 +10,11 @@
 
 #include "actors/console/console.h"
 #include "actors/devices/debug_exit.h"
+#include "actors/devices/bochs_shutdown.h"
 #include "actors/devices/device_actor.h"
+#include "actors/devices/fw_cfg.h"
 #include "actors/devices/i8042.h"
+#include "actors/devices/pc_testdev.h"
 #include "actors/devices/power.h"
 #include "actors/devices/serial.h"
 #include "actors/devices/testdev.h"
@@ -214,7 +217,7 @@ static int s_start_devices(vm_t *vm, const vm_config_t *cfg, char *err, size_t e
     /* A kernel written for QEMU writes its status with outl, as to QEMU's
      * isa-debug-exit,iobase=0xf4,iosize=4. */
     static const dev_debug_exit_config_t debug_exit_pc = {.port = 0xf4, .size = 4};
-    const vm_device_t chipset[] = {
+    const vm_device_t base[] = {
         {.name = S_COM1, .new_model = dev_serial_new},
         {.name = "vm0/dev/debug-exit", .new_model = dev_debug_exit_new,
          .model_config = cfg->kernel ? &debug_exit_pc : NULL},
@@ -222,7 +225,29 @@ static int s_start_devices(vm_t *vm, const vm_config_t *cfg, char *err, size_t e
         {.name = "vm0/dev/pm1a", .new_model = dev_power_new},
         {.name = "vm0/dev/testdev", .new_model = dev_testdev_new},
     };
-    size_t n_chipset = sizeof chipset / sizeof *chipset, started = 0;
+    /* A PC's for a kernel: what QEMU's pc machine gives one. */
+    const loader_pc_t *pc = loader_image_pc(vm->image);
+    uint8_t e820[20 * LOADER_MAX_E820];
+    dev_fw_cfg_file_t files[] = {
+        {.name = "etc/e820", .bytes = e820,
+         .len = pc ? loader_pc_e820_file(pc, e820, sizeof e820) : 0},
+    };
+    dev_fw_cfg_config_t fw_cfg = {.n_cpus = (uint16_t)vm->n_vps,
+                                  .ram_size = pc ? pc->mem_size : 0,
+                                  .files = files,
+                                  .n_files = sizeof files / sizeof *files};
+    const vm_device_t pc_devices[] = {
+        {.name = "vm0/dev/fw-cfg", .new_model = dev_fw_cfg_new, .model_config = &fw_cfg},
+        {.name = "vm0/dev/bochs-shutdown", .new_model = dev_bochs_shutdown_new},
+        {.name = "vm0/dev/pc-testdev", .new_model = dev_pc_testdev_new},
+    };
+    vm_device_t chipset[sizeof base / sizeof *base + sizeof pc_devices / sizeof *pc_devices];
+    size_t n_chipset = 0;
+    for (size_t i = 0; i < sizeof base / sizeof *base; i++)
+        chipset[n_chipset++] = base[i];
+    for (size_t i = 0; pc && i < sizeof pc_devices / sizeof *pc_devices; i++)
+        chipset[n_chipset++] = pc_devices[i];
+    size_t started = 0;
     int rc = 0;
     bool com1 = !s_elsewhere(cfg, S_COM1);
     const char *console = com1 && (cfg->serial_out >= 0 || cfg->serial_in >= 0) ? S_CONSOLE

@@ -18,6 +18,7 @@
 
 /* How long the partition may take to answer a registration. */
 #define S_REGISTER_TIMEOUT_MS 5000
+#define S_LINE_TIMEOUT_MS 2000
 /* Console output: held until a newline, a full line buffer, or this long
  * after its first byte; at most a window in flight to the console, beyond
  * which the model sees no room (its transmitter busy) until the console
@@ -149,7 +150,26 @@ static void s_env_irq_set(device_env_t *env, uint32_t line, bool high)
     Vmm__Devices__Event ev = VMM__DEVICES__EVENT__INIT;
     ev.event_case = VMM__DEVICES__EVENT__EVENT_IRQ_LINE_CHANGED;
     ev.irq_line_changed = &change;
-    s_send_event(a, a->partition, &ev);
+    if (!a->access || !a->access->request_id) {
+        s_send_event(a, a->partition, &ev);
+        return;
+    }
+    /* A VP waits on this access: the level lands before it goes on, as
+     * on hardware (a guest that lowers a line, then EOIs, sees no second
+     * interrupt; one that raises it takes it at its next instruction). */
+    Vmm__Envelope req = VMM__ENVELOPE__INIT;
+    req.body_case = VMM__ENVELOPE__BODY_DEVICE_EVENT;
+    req.device_event = &ev;
+    rt_msg_t reply;
+    int rc = rt_call(a->self, a->partition, &req, &reply, S_LINE_TIMEOUT_MS);
+    if (!rc) {
+        if (reply.env->body_case == VMM__ENVELOPE__BODY_ERROR)
+            rc = rt_errno_of(reply.env->error->code);
+        rt_msg_release(&reply);
+    }
+    if (rc)
+        rt_log(rt_actor_rt(a->self), a->self, RT_LOG_WARN, "setting IRQ %u %s: %s", line,
+               high ? "high" : "low", strerror(-rc));
 }
 
 static void s_env_msi(device_env_t *env, uint64_t address, uint32_t data)

@@ -606,11 +606,17 @@ Test(effects, leave_as_messages_before_the_access_is_answered, .init = s_setup,
      .fini = s_teardown)
 {
     s_start();
-    s_write(false, P_CMD, 1, C_IRQ_HIGH);
+    /* A line set in a posted write: an event. */
+    cr_assert_eq(fake_vm_write_posted(s_vm, DEV, false, P_CMD, 1, C_IRQ_HIGH), 0);
     fake_vm_expect_irq_line(s_vm, s_vm->partition, IRQ, true);
-    s_write(false, P_CMD, 1, C_IRQ_HIGH);
-    s_write(false, P_CMD, 1, C_IRQ_LOW);
-    fake_vm_expect_irq_line(s_vm, s_vm->partition, IRQ, false); /* only changes are sent */
+    /* In a write a VP waits on: a request, acknowledged before the write is. */
+    cr_assert_eq(fake_vm_write_begin(s_vm, DEV, false, P_CMD, 1, C_IRQ_LOW), 0);
+    fake_vm_expect_irq_line_request(s_vm, s_vm->partition, IRQ, false);
+    cr_expect_eq(fake_vm_write_end(s_vm), 0);
+    s_write(false, P_CMD, 1, C_IRQ_LOW); /* only changes are sent */
+    cr_assert_eq(fake_vm_write_begin(s_vm, DEV, false, P_CMD, 1, C_IRQ_HIGH), 0);
+    fake_vm_expect_irq_line_request(s_vm, s_vm->partition, IRQ, true);
+    cr_expect_eq(fake_vm_write_end(s_vm), 0);
     s_write(false, P_CMD, 1, C_MSI);
     fake_vm_expect_msi(s_vm, s_vm->partition, 0xfee00000, 0x31);
     s_write(false, P_CMD, 1, C_POWER_OFF);

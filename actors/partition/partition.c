@@ -1125,7 +1125,7 @@ int partition_irq_level(rt_actor_t *self, const Vmm__Envelope *msg, uint32_t irq
     }
     p->irq_high[irq] = high;
     p->stats.line_changes++;
-    return 0;
+    return msg->request_id ? rt_reply_ack(self, msg) : 0;
 }
 
 /* ---- Doorbells ------------------------------------------------------------------- */

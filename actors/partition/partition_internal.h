@@ -187,8 +187,9 @@ void partition_drop_doorbells_of(rt_actor_t *self, const char *owner);
 int partition_registry_list(rt_actor_t *self, rt_msg_t *reply,
                             const Vmm__Registry__Devices **list);
 
-/* Takes a device's line level (devices.proto IrqLineChanged): answered
- * for when refused (an event: logged and counted). Returns 0. */
+/* Takes a device's line level (devices.proto IrqLineChanged), refused as
+ * partition_refuse() says; a request (a device whose VP waits for the
+ * level) is acknowledged once the level is set. Returns 0. */
 int partition_irq_level(rt_actor_t *self, const Vmm__Envelope *msg, uint32_t irq, bool high);
 
 /* ---- devices.c ------------------------------------------------------------ */

@@ -34,6 +34,12 @@ mb_isr_table:
     .endr
     .noaltmacro
 
+/*
+ * The return is an IRET done by hand: the instruction emulator that runs
+ * CPL 0 code on some hosts (platform.md) has a 32-bit IRET only in real
+ * mode. At the same privilege level IRET pops EIP, CS and EFLAGS; so the
+ * frame becomes EFLAGS, EIP for a POPF and a RET.
+ */
 mb_isr_common:
     pusha
     cld
@@ -41,8 +47,16 @@ mb_isr_common:
     call mb_interrupt
     add $4, %esp
     popa
+    add $4, %esp /* the vector: EIP, CS, EFLAGS remain */
+    push %eax
+    mov 12(%esp), %eax
+    mov %eax, 8(%esp) /* EFLAGS over CS */
+    mov 4(%esp), %eax
+    mov %eax, 12(%esp) /* EIP over EFLAGS */
+    pop %eax
     add $4, %esp
-    iret
+    popf
+    ret
 
 /*
  * The AP trampoline, copied to a page below 1 MiB and entered by SIPI in

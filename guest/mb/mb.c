@@ -304,10 +304,10 @@ bool mb_pm_elapsed(uint32_t start, uint32_t ms)
 
 void mb_ap_main(void)
 {
-    uint32_t id = mb_apic_id();
-    __atomic_fetch_add(&s_aps_started, 1, __ATOMIC_SEQ_CST);
+    /* fn first: once counted, the BSP may look at what it did. */
     if (s_ap_fn)
-        s_ap_fn(id);
+        s_ap_fn(mb_apic_id());
+    __atomic_fetch_add(&s_aps_started, 1, __ATOMIC_SEQ_CST);
 }
 
 uint32_t mb_start_aps(mb_ap_fn fn, uint32_t expected, uint32_t timeout_ms)

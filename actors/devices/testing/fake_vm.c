@@ -220,6 +220,22 @@ int fake_vm_write_posted(fake_vm_t *vm, const char *to, bool mmio, uint64_t addr
     return rt_send(rt_client_actor(vm->vp), to, &w.env);
 }
 
+int fake_vm_write_begin(fake_vm_t *vm, const char *to, bool mmio, uint64_t address,
+                        uint32_t size, uint64_t value)
+{
+    s_write_t w;
+    s_write_env(&w, mmio, address, size, value, false);
+    return rt_request(rt_client_actor(vm->vp), to, &w.env, S_EXPECT_TIMEOUT_MS, NULL);
+}
+
+int fake_vm_write_end(fake_vm_t *vm)
+{
+    const Vmm__Envelope *env = fake_vm_recv(vm, vm->vp, S_EXPECT_TIMEOUT_MS);
+    if (!env)
+        return -ETIMEDOUT;
+    return env->body_case == VMM__ENVELOPE__BODY_ACK ? 0 : -EPROTO;
+}
+
 int fake_vm_send_event(rt_client_t *from, const char *to, Vmm__Devices__Event *ev)
 {
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
@@ -309,6 +325,19 @@ void fake_vm_expect_irq_line(fake_vm_t *vm, rt_client_t *c, uint32_t irq, bool h
         s_expect_event(vm, c, VMM__DEVICES__EVENT__EVENT_IRQ_LINE_CHANGED)->irq_line_changed;
     cr_expect_eq(change->irq, irq, "IRQ %u changed, not %u", change->irq, irq);
     cr_expect_eq(change->high, high, "IRQ %u went %s", irq, change->high ? "high" : "low");
+}
+
+void fake_vm_expect_irq_line_request(fake_vm_t *vm, rt_client_t *c, uint32_t irq, bool high)
+{
+    const Vmm__Envelope *env = fake_vm_recv(vm, c, S_EXPECT_TIMEOUT_MS);
+    cr_assert_not_null(env, "%s received nothing", rt_actor_name(rt_client_actor(c)));
+    cr_assert_neq(env->request_id, 0, "a request, not a one-way message");
+    cr_assert_eq(env->body_case, VMM__ENVELOPE__BODY_DEVICE_EVENT);
+    cr_assert_eq(env->device_event->event_case, VMM__DEVICES__EVENT__EVENT_IRQ_LINE_CHANGED);
+    const Vmm__Devices__IrqLineChanged *change = env->device_event->irq_line_changed;
+    cr_expect_eq(change->irq, irq, "IRQ %u changed, not %u", change->irq, irq);
+    cr_expect_eq(change->high, high, "IRQ %u went %s", irq, change->high ? "high" : "low");
+    cr_assert_eq(rt_reply_ack(rt_client_actor(c), env), 0);
 }
 
 void fake_vm_expect_msi(fake_vm_t *vm, rt_client_t *c, uint64_t address, uint32_t data)

@@ -67,6 +67,13 @@ int fake_vm_write(fake_vm_t *vm, const char *to, bool mmio, uint64_t address, ui
 int fake_vm_write_posted(fake_vm_t *vm, const char *to, bool mmio, uint64_t address,
                          uint32_t size, uint64_t value);
 
+/* A write sent as the VP's request without waiting for its answer, so
+ * that the test thread may answer what the device asks of the partition
+ * meanwhile; fake_vm_write_end() takes the answer (0 for an Ack). */
+int fake_vm_write_begin(fake_vm_t *vm, const char *to, bool mmio, uint64_t address,
+                        uint32_t size, uint64_t value);
+int fake_vm_write_end(fake_vm_t *vm);
+
 /* Sends a devices.Event one-way from client `from` to `to`; returns
  * rt_send()'s result. */
 int fake_vm_send_event(rt_client_t *from, const char *to, Vmm__Devices__Event *ev);
@@ -95,6 +102,9 @@ const Vmm__Envelope *fake_vm_recv(fake_vm_t *vm, rt_client_t *c, int timeout_ms)
  * They fail the test otherwise.
  */
 void fake_vm_expect_irq_line(fake_vm_t *vm, rt_client_t *c, uint32_t irq, bool high);
+/* The same, a line change made inside an access a VP waits on: sent as a
+ * request, which c acknowledges. */
+void fake_vm_expect_irq_line_request(fake_vm_t *vm, rt_client_t *c, uint32_t irq, bool high);
 void fake_vm_expect_msi(fake_vm_t *vm, rt_client_t *c, uint64_t address, uint32_t data);
 void fake_vm_expect_power(fake_vm_t *vm, rt_client_t *c, Vmm__Devices__PowerAction action,
                           bool has_exit_code, uint32_t exit_code);
