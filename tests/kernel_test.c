@@ -180,3 +180,24 @@ Test(pc, a_real_mode_interrupt_goes_through_the_vector_table)
     s_expect_passed("realmode", s_boot("realmode", &b));
     s_expect_line("PASS: IRQ 5 through our vector 0x0d: 1 interrupts");
 }
+
+Test(pc, acpi_tables_are_found_and_checksummed)
+{
+    s_boot_t b = {.n_vps = 4};
+    s_expect_passed("acpi", s_boot("acpi", &b));
+    cr_expect_eq(s_value("lapics="), 4);
+    cr_expect_eq(s_value("pm_tmr="), 0x608);
+    cr_expect_eq(s_value("pm1a_evt="), 0x600);
+    cr_expect_eq(s_value("pm1a_cnt="), 0x604);
+    cr_expect_eq(s_value("sci="), 9);
+}
+
+Test(qemu_devices, fw_cfg_answers_as_qemu)
+{
+    s_boot_t b = {.n_vps = 3, .mem = 128 * MIB};
+    s_expect_passed("fw_cfg", s_boot("fw_cfg", &b));
+    cr_expect_eq(s_value("cpus="), 3);
+    cr_expect_eq(s_value("max_cpus="), 3);
+    cr_expect_eq(s_value("ram_size="), 128 * MIB);
+    s_expect_line("file: etc/e820 size=100 key=0x20");
+}

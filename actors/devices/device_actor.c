@@ -18,7 +18,7 @@
 
 /* How long the partition may take to answer a registration. */
 #define S_REGISTER_TIMEOUT_MS 5000
-#define S_LINE_TIMEOUT_MS 2000
+#define S_EFFECT_TIMEOUT_MS 2000
 /* Console output: held until a newline, a full line buffer, or this long
  * after its first byte; at most a window in flight to the console, beyond
  * which the model sees no room (its transmitter busy) until the console
@@ -129,6 +129,35 @@ s_refuse(s_actor_t *a, const Vmm__Envelope *msg, Vmm__ErrorCode code, const char
 
 /* ---- The environment ------------------------------------------------------------ */
 
+/*
+ * Sends an effect (a line's level, a power request) to the partition. Made
+ * inside an access a VP waits on, it is a request, answered once the
+ * partition has applied it, so that it lands before the VP goes on, as on
+ * hardware: a guest that lowers a line, then EOIs, sees no second
+ * interrupt; one that raises it takes it at its next instruction; one that
+ * powers off runs no further than the VPs' stop takes. Returns 0, or a
+ * negative errno (logged by the caller).
+ */
+static int s_to_partition(s_actor_t *a, Vmm__Devices__Event *ev)
+{
+    if (!a->partition || !a->access || !a->access->request_id) {
+        s_send_event(a, a->partition, ev);
+        return 0;
+    }
+    Vmm__Envelope req = VMM__ENVELOPE__INIT;
+    req.body_case = VMM__ENVELOPE__BODY_DEVICE_EVENT;
+    req.device_event = ev;
+    rt_msg_t reply;
+    int rc = rt_call(a->self, a->partition, &req, &reply, S_EFFECT_TIMEOUT_MS);
+    if (!rc) {
+        if (reply.env->body_case == VMM__ENVELOPE__BODY_ERROR)
+            rc = rt_errno_of(reply.env->error->code);
+        rt_msg_release(&reply);
+    }
+    a->counts.unsent += rc != 0;
+    return rc;
+}
+
 static void s_env_irq_set(device_env_t *env, uint32_t line, bool high)
 {
     s_actor_t *a = s_of(env);
@@ -150,26 +179,9 @@ static void s_env_irq_set(device_env_t *env, uint32_t line, bool high)
     Vmm__Devices__Event ev = VMM__DEVICES__EVENT__INIT;
     ev.event_case = VMM__DEVICES__EVENT__EVENT_IRQ_LINE_CHANGED;
     ev.irq_line_changed = &change;
-    if (!a->access || !a->access->request_id) {
-        s_send_event(a, a->partition, &ev);
-        return;
-    }
-    /* A VP waits on this access: the level lands before it goes on, as
-     * on hardware (a guest that lowers a line, then EOIs, sees no second
-     * interrupt; one that raises it takes it at its next instruction). */
-    Vmm__Envelope req = VMM__ENVELOPE__INIT;
-    req.body_case = VMM__ENVELOPE__BODY_DEVICE_EVENT;
-    req.device_event = &ev;
-    rt_msg_t reply;
-    int rc = rt_call(a->self, a->partition, &req, &reply, S_LINE_TIMEOUT_MS);
-    if (!rc) {
-        if (reply.env->body_case == VMM__ENVELOPE__BODY_ERROR)
-            rc = rt_errno_of(reply.env->error->code);
-        rt_msg_release(&reply);
-    }
-    if (rc)
-        rt_log(rt_actor_rt(a->self), a->self, RT_LOG_WARN, "setting IRQ %u %s: %s", line,
-               high ? "high" : "low", strerror(-rc));
+    if (s_to_partition(a, &ev))
+        rt_log(rt_actor_rt(a->self), a->self, RT_LOG_WARN, "setting IRQ %u %s failed", line,
+               high ? "high" : "low");
 }
 
 static void s_env_msi(device_env_t *env, uint64_t address, uint32_t data)
@@ -236,7 +248,8 @@ static void s_env_power(device_env_t *env, Vmm__Devices__PowerAction action, int
     Vmm__Devices__Event ev = VMM__DEVICES__EVENT__INIT;
     ev.event_case = VMM__DEVICES__EVENT__EVENT_POWER_REQUEST;
     ev.power_request = &power;
-    s_send_event(a, a->partition, &ev);
+    if (s_to_partition(a, &ev))
+        rt_log(rt_actor_rt(a->self), a->self, RT_LOG_WARN, "the power request failed");
 }
 
 static void s_env_log(device_env_t *env, rt_log_level_t level, const char *text)

@@ -960,6 +960,11 @@ int partition_on_device_event(rt_actor_t *self, const Vmm__Envelope *msg)
     for (uint32_t i = 0; i < p->vp_count; i++)
         if (rt_send(self, p->vp_names[i], &env))
             rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "cannot tell %s", p->vp_names[i]);
+    /* A device whose VP waits asks: answered once every VP was told. */
+    if (msg->request_id) {
+        rt_flush(self);
+        return rt_reply_ack(self, msg);
+    }
     return 0;
 }
 

@@ -125,6 +125,15 @@ static inline void mb_cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
                      : "a"(leaf), "c"(sub));
 }
 
+/* A pointer to physical address addr (paging is off), hidden from gcc's
+ * bounds checks, which take addresses near 0 for null pointer bugs. */
+static inline void *mb_phys(uintptr_t addr)
+{
+    void *p = (void *)addr;
+    __asm__("" : "+r"(p));
+    return p;
+}
+
 static inline uint32_t mb_read32(uintptr_t addr)
 {
     return *(volatile uint32_t *)addr;

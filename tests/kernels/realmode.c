@@ -24,7 +24,7 @@ void mb_main(uint32_t magic, const mb_info_t *info)
     (void)magic;
     MB_CHECK((uintptr_t)info >= RM_BASE + 0x1000 || (uintptr_t)info + sizeof *info <= RM_BASE,
              "the boot information lies outside the page the blob takes");
-    const uint16_t *ivt = (const uint16_t *)0;
+    const uint16_t *ivt = mb_phys(0);
     uint32_t bios = 0;
     for (int v = 0; v < 256; v++)
         bios += ivt[2 * v] == 0xff53 && ivt[2 * v + 1] == 0xf000;

@@ -34,6 +34,7 @@ typedef struct {
     rt_client_t *vp;
     rt_client_t *partition;
     char last_error[512];
+    bool last_was_request;
     fake_vm_inbox_t inboxes[FAKE_VM_INBOXES];
     size_t n_inboxes;
 } fake_vm_t;
@@ -98,13 +99,12 @@ const Vmm__Envelope *fake_vm_recv(fake_vm_t *vm, rt_client_t *c, int timeout_ms)
 
 /*
  * Criterion expectations on the next message c receives within two
- * seconds: a one-way partition request or device event of the given kind.
- * They fail the test otherwise.
+ * seconds: a partition request or device event of the given kind. They
+ * fail the test otherwise. One sent as a request (a device's effect inside
+ * an access a VP waits on) is acknowledged at once; vm->last_was_request
+ * says which it was.
  */
 void fake_vm_expect_irq_line(fake_vm_t *vm, rt_client_t *c, uint32_t irq, bool high);
-/* The same, a line change made inside an access a VP waits on: sent as a
- * request, which c acknowledges. */
-void fake_vm_expect_irq_line_request(fake_vm_t *vm, rt_client_t *c, uint32_t irq, bool high);
 void fake_vm_expect_msi(fake_vm_t *vm, rt_client_t *c, uint64_t address, uint32_t data);
 void fake_vm_expect_power(fake_vm_t *vm, rt_client_t *c, Vmm__Devices__PowerAction action,
                           bool has_exit_code, uint32_t exit_code);
