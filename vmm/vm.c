@@ -13,6 +13,7 @@
 #include "actors/devices/bochs_shutdown.h"
 #include "actors/devices/device_actor.h"
 #include "actors/devices/fw_cfg.h"
+#include "actors/devices/hyperv_testdev.h"
 #include "actors/devices/i8042.h"
 #include "actors/devices/pc_testdev.h"
 #include "actors/devices/power.h"
@@ -26,6 +27,7 @@
 #define S_CALL_TIMEOUT_MS 10000
 #define S_CONSOLE "vm0/console/com1"
 #define S_COM1 "vm0/dev/com1"
+#define S_SYNIC "vm0/synic" /* the partition starts it with the Hyper-V interface */
 /* The largest piece of guest memory one message writes (devices.proto). */
 #define S_WRITE_PIECE 65536
 /* Guest RAM ends below the 32-bit MMIO gap (IO-APIC, local APIC). */
@@ -192,11 +194,12 @@ static int s_start_console(vm_t *vm, const vm_config_t *cfg, char *err, size_t e
 /* Starts a device actor around a model; it registers with the partition
  * and tells the client how that went. */
 static int s_start_device(rt_executor_t *ex, const vm_device_t *d, const char *console,
-                          char *err, size_t errlen)
+                          const char *synic, char *err, size_t errlen)
 {
     device_actor_config_t cfg = {.new_model = d->new_model, .model_config = d->model_config,
                                  .partition = VM_PARTITION, .owner = VM_CLIENT,
-                                 .guest_calls = d->guest_calls, .console = console};
+                                 .guest_calls = d->guest_calls, .console = console,
+                                 .synic = synic};
     rt_actor_spec_t spec = {.name = d->name, .ops = &device_actor_ops, .arg = &cfg};
     int rc = rt_actor_start(ex, &spec);
     return rc ? s_fail(err, errlen, rc, "cannot start %s: %s", d->name, strerror(-rc)) : 0;
@@ -240,6 +243,7 @@ static int s_start_devices(vm_t *vm, const vm_config_t *cfg, char *err, size_t e
         {.name = "vm0/dev/fw-cfg", .new_model = dev_fw_cfg_new, .model_config = &fw_cfg},
         {.name = "vm0/dev/bochs-shutdown", .new_model = dev_bochs_shutdown_new},
         {.name = "vm0/dev/pc-testdev", .new_model = dev_pc_testdev_new},
+        {.name = "vm0/dev/hyperv-testdev", .new_model = dev_hyperv_testdev_new},
     };
     vm_device_t chipset[sizeof base / sizeof *base + sizeof pc_devices / sizeof *pc_devices];
     size_t n_chipset = 0;
@@ -258,7 +262,8 @@ static int s_start_devices(vm_t *vm, const vm_config_t *cfg, char *err, size_t e
         const vm_device_t *d = i < n_chipset ? &chipset[i] : &cfg->devices[i - n_chipset];
         if (i < n_chipset && s_elsewhere(cfg, d->name))
             continue;
-        rc = s_start_device(ex, d, d->new_model == dev_serial_new ? console : NULL, err, errlen);
+        rc = s_start_device(ex, d, d->new_model == dev_serial_new ? console : NULL,
+                            cfg->hyperv ? S_SYNIC : NULL, err, errlen);
         started += !rc;
     }
     /* Those started register even when a later one failed: wait for them

@@ -2,7 +2,7 @@
  * A device model: its state and registers behind one interface
  * (device_ops_t), with every effect it has going through the environment
  * it is handed (device_env_t): an interrupt line's level, an MSI, guest
- * memory, timers, the clock, power, its console, log lines. A model knows
+ * memory, timers, the clock, power, its console, the SynIC, log lines. A model knows
  * nothing of actors, messages or sockets, as kvmtool's and Firecracker's
  * devices know nothing of their event loops.
  *
@@ -103,6 +103,12 @@ typedef struct {
     void (*timer)(device_t *dev, uint32_t id);
     /* Optional: doorbell spec.doorbells[index] was written. */
     void (*doorbell)(device_t *dev, size_t index);
+    /* Optional: the guest posted a message (HvPostMessage) or signalled an
+     * event (HvSignalEvent) to a connection the model made with
+     * device_synic_connect(). */
+    void (*synic_message)(device_t *dev, uint32_t connection_id, uint32_t type,
+                          const uint8_t *payload, size_t len);
+    void (*synic_event)(device_t *dev, uint32_t connection_id, uint32_t flag);
     /* Optional, for a model with a console: input bytes, never more than
      * it last asked for (device_console_want()); and room for output came
      * back after device_console_room() was 0. */
@@ -159,6 +165,20 @@ typedef struct {
     /* A test guest's call (testdev_abi.h), for whoever runs the VM. */
     void (*guest_call)(device_env_t *env, uint32_t vp_index, uint32_t kind,
                        const uint32_t *args, size_t n_args);
+    /*
+     * The Hyper-V SynIC, in a VM that presents it (else -ENODEV). A
+     * connection (message or event) makes what the guest posts or signals
+     * to connection_id reach ops->synic_message or ops->synic_event;
+     * -EEXIST when the id is taken. Into the guest: a message to VP vp's
+     * SINT slot (-EBUSY when too many wait for it), an event flag set with
+     * its SINT asserted, a SINT asserted alone. 0 or a negative errno.
+     */
+    int (*synic_connect)(device_env_t *env, bool message, uint32_t connection_id);
+    int (*synic_disconnect)(device_env_t *env, bool message, uint32_t connection_id);
+    int (*synic_post)(device_env_t *env, uint32_t vp, uint32_t sint, uint32_t type,
+                      const uint8_t *payload, size_t len);
+    int (*synic_signal)(device_env_t *env, uint32_t vp, uint32_t sint, uint32_t flag);
+    int (*synic_assert)(device_env_t *env, uint32_t vp, uint32_t sint);
 } device_env_ops_t;
 
 struct device_env_s {
@@ -250,6 +270,32 @@ static inline void device_guest_call(device_t *dev, uint32_t vp_index, uint32_t 
                                      const uint32_t *args, size_t n_args)
 {
     dev->env->ops->guest_call(dev->env, vp_index, kind, args, n_args);
+}
+
+static inline int device_synic_connect(device_t *dev, bool message, uint32_t connection_id)
+{
+    return dev->env->ops->synic_connect(dev->env, message, connection_id);
+}
+
+static inline int device_synic_disconnect(device_t *dev, bool message, uint32_t connection_id)
+{
+    return dev->env->ops->synic_disconnect(dev->env, message, connection_id);
+}
+
+static inline int device_synic_post(device_t *dev, uint32_t vp, uint32_t sint, uint32_t type,
+                                    const uint8_t *payload, size_t len)
+{
+    return dev->env->ops->synic_post(dev->env, vp, sint, type, payload, len);
+}
+
+static inline int device_synic_signal(device_t *dev, uint32_t vp, uint32_t sint, uint32_t flag)
+{
+    return dev->env->ops->synic_signal(dev->env, vp, sint, flag);
+}
+
+static inline int device_synic_assert(device_t *dev, uint32_t vp, uint32_t sint)
+{
+    return dev->env->ops->synic_assert(dev->env, vp, sint);
 }
 
 /* ---- Helpers for models ---------------------------------------------------- */

@@ -14,6 +14,7 @@
 
 #include "actors/devices/device_guest.h"
 #include "actors/devices/device_models.h"
+#include "actors/devices/synic_link.h"
 #include "runtime/pbtext.h"
 
 /* How long the partition may take to answer a registration. */
@@ -54,6 +55,7 @@ typedef struct {
     uint64_t doorbells[DEVICE_MAX_DOORBELLS]; /* handles, by spec index */
     bool irq_high[DEVICE_MAX_IRQS];           /* levels sent, by spec index */
     device_guest_t guest;
+    synic_link_t synic;
 
     /* The access being handled, and the token its model made for it. */
     const Vmm__Envelope *access;
@@ -430,6 +432,37 @@ static void s_env_guest_call(device_env_t *env, uint32_t vp_index, uint32_t kind
     s_send_event(a, a->calls ? a->calls : a->owner, &ev);
 }
 
+static int s_env_synic_connect(device_env_t *env, bool message, uint32_t connection_id)
+{
+    s_actor_t *a = s_of(env);
+    return synic_link_connect(a->self, &a->synic, message, connection_id);
+}
+
+static int s_env_synic_disconnect(device_env_t *env, bool message, uint32_t connection_id)
+{
+    s_actor_t *a = s_of(env);
+    return synic_link_disconnect(a->self, &a->synic, message, connection_id);
+}
+
+static int s_env_synic_post(device_env_t *env, uint32_t vp, uint32_t sint, uint32_t type,
+                            const uint8_t *payload, size_t len)
+{
+    s_actor_t *a = s_of(env);
+    return synic_link_post(a->self, &a->synic, vp, sint, type, payload, len);
+}
+
+static int s_env_synic_signal(device_env_t *env, uint32_t vp, uint32_t sint, uint32_t flag)
+{
+    s_actor_t *a = s_of(env);
+    return synic_link_signal(a->self, &a->synic, vp, sint, flag);
+}
+
+static int s_env_synic_assert(device_env_t *env, uint32_t vp, uint32_t sint)
+{
+    s_actor_t *a = s_of(env);
+    return synic_link_assert(a->self, &a->synic, vp, sint);
+}
+
 static const device_env_ops_t s_env_ops = {
     .irq_set = s_env_irq_set,
     .msi = s_env_msi,
@@ -446,6 +479,11 @@ static const device_env_ops_t s_env_ops = {
     .console_room = s_env_console_room,
     .console_want = s_env_console_want,
     .guest_call = s_env_guest_call,
+    .synic_connect = s_env_synic_connect,
+    .synic_disconnect = s_env_synic_disconnect,
+    .synic_post = s_env_synic_post,
+    .synic_signal = s_env_synic_signal,
+    .synic_assert = s_env_synic_assert,
 };
 
 /* ---- Accesses ------------------------------------------------------------------ */
@@ -1012,6 +1050,7 @@ static void s_release(s_actor_t *a)
     }
     device_destroy(&a->model);
     device_guest_fini(&a->guest);
+    synic_link_release(&a->synic);
     free(a->partition);
     free(a->owner);
     free(a->calls);
@@ -1045,6 +1084,7 @@ static int s_init(rt_actor_t *self, void *arg)
     a->owner = s_dup(cfg->owner, &rc);
     a->calls = s_dup(cfg->guest_calls, &rc);
     a->console = s_dup(cfg->console, &rc);
+    a->synic.synic = s_dup(cfg->synic, &rc);
     snprintf(a->registration, sizeof a->registration, "none (no partition)");
     /* The model's constructor may already use its environment. */
     rt_actor_set_state(self, a);
@@ -1096,6 +1136,7 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     device_inspect_count(node, "console_written", a->out_written);
     device_inspect_count(node, "console_dropped", a->counts.console_dropped);
     device_inspect_count(node, "console_input", a->in_taken);
+    synic_link_inspect(&a->synic, node);
     a->model->ops->inspect(a->model, node);
 }
 
@@ -1114,6 +1155,7 @@ static int s_recipe(const void *arg, ProtobufCBinaryData *out)
     r.owner = (char *)(cfg->owner ? cfg->owner : "");
     r.guest_calls = (char *)(cfg->guest_calls ? cfg->guest_calls : "");
     r.console = (char *)(cfg->console ? cfg->console : "");
+    r.synic = (char *)(cfg->synic ? cfg->synic : "");
     r.halt_if_lost = cfg->halt_if_lost;
     r.guest_by_message = cfg->guest_by_message;
     return rt_pb_pack(&r.base, out);
@@ -1144,6 +1186,7 @@ static int s_replay_start(rt_replay_config_t *cfg, const ProtobufCMessage *recip
         .owner = s_or_null(r->owner),
         .guest_calls = s_or_null(r->guest_calls),
         .console = s_or_null(r->console),
+        .synic = s_or_null(r->synic),
         .halt_if_lost = r->halt_if_lost,
         .guest_by_message = r->guest_by_message,
     };
@@ -1169,8 +1212,16 @@ int device_actor_replay(const char *trace, const char *actor, device_new_fn new_
                             s_replay_start, &m, out, err, errlen);
 }
 
+/* What the guest posted or signalled to a connection of the model's. */
+static int s_on_synic_event(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    s_actor_t *a = rt_actor_state(self);
+    return synic_link_on_event(self, &a->synic, a->model, msg);
+}
+
 static const rt_handler_t s_handlers[] = {
     {VMM__ENVELOPE__BODY_DEVICE_REQUEST, s_on_device_request},
+    {VMM__ENVELOPE__BODY_SYNIC_EVENT, s_on_synic_event},
     {VMM__ENVELOPE__BODY_DEVICE_EVENT, s_on_device_event},
     {VMM__ENVELOPE__BODY_PARTITION_EVENT, s_on_partition_event},
 };

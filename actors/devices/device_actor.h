@@ -48,6 +48,9 @@ typedef struct {
     /* The console actor its console talks to (console.h); NULL: output is
      * discarded (counted) and there is no input. */
     const char *console;
+    /* The VM's synic actor (e.g. "vm0/synic") its SynIC environment talks
+     * to; NULL: the VM has none, and those calls fail with -ENODEV. */
+    const char *synic;
     /* In another process: the VM halts a VP that touches the device once
      * its host is lost (RegisterDevice.halt_if_lost). */
     bool halt_if_lost;

@@ -6,6 +6,7 @@
 #include "actors/devices/bochs_shutdown.h"
 #include "actors/devices/debug_exit.h"
 #include "actors/devices/fw_cfg.h"
+#include "actors/devices/hyperv_testdev.h"
 #include "actors/devices/i8042.h"
 #include "actors/devices/pc_testdev.h"
 #include "actors/devices/power.h"
@@ -20,6 +21,7 @@ static const struct {
     {"i8042", dev_i8042_new},     {"pm1a", dev_power_new},
     {"testdev", dev_testdev_new}, {"fw-cfg", dev_fw_cfg_new},
     {"bochs-shutdown", dev_bochs_shutdown_new}, {"pc-testdev", dev_pc_testdev_new},
+    {"hyperv-testdev", dev_hyperv_testdev_new},
 };
 
 device_new_fn device_model_find(const char *kind)

@@ -441,6 +441,16 @@ static int s_on_post_message(synic_t *s, const Vmm__Envelope *msg,
     return rc ? rc : s_ack(s, msg);
 }
 
+static int s_on_assert_sint(synic_t *s, const Vmm__Envelope *msg,
+                            const Vmm__Synic__AssertSint *op)
+{
+    if (s_refuse_vtl(s, msg, op->vtl) || s_refuse_vp(s, msg, op->vp) ||
+        s_refuse_sint(s, msg, op->sint))
+        return 0;
+    synic_assert_sint(s, op->vp, op->sint);
+    return s_ack(s, msg);
+}
+
 static synic_guest_port_t *s_guest_port(synic_t *s, uint64_t handle)
 {
     for (size_t i = 0; i < s->n_guest_ports; i++)
@@ -755,6 +765,8 @@ static const void *s_member(const Vmm__Synic__Request *req)
         return req->access_msr;
     case VMM__SYNIC__REQUEST__OP_HYPERCALL:
         return req->hypercall;
+    case VMM__SYNIC__REQUEST__OP_ASSERT_SINT:
+        return req->assert_sint;
     default:
         return NULL;
     }
@@ -805,6 +817,8 @@ static int s_dispatch(synic_t *s, const Vmm__Envelope *msg, const Vmm__Synic__Re
         return s_on_access_msr(s, msg, req->access_msr);
     case VMM__SYNIC__REQUEST__OP_HYPERCALL:
         return s_on_hypercall(s, msg, req->hypercall);
+    case VMM__SYNIC__REQUEST__OP_ASSERT_SINT:
+        return s_on_assert_sint(s, msg, req->assert_sint);
     default:
         return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "synic op %d is unknown",
                         (int)req->op_case);
@@ -819,7 +833,8 @@ static int s_on_synic_request(rt_actor_t *self, const Vmm__Envelope *msg)
         return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "a synic_request with no op");
     /* Only what says "may be sent one-way" may go unanswered. */
     if (!msg->request_id && req->op_case != VMM__SYNIC__REQUEST__OP_POST_MESSAGE &&
-        req->op_case != VMM__SYNIC__REQUEST__OP_SIGNAL_GUEST_EVENT_PORT)
+        req->op_case != VMM__SYNIC__REQUEST__OP_SIGNAL_GUEST_EVENT_PORT &&
+        req->op_case != VMM__SYNIC__REQUEST__OP_ASSERT_SINT)
         return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                         "synic op %d sent one-way: it must be a request", (int)req->op_case);
     return s_dispatch(s, msg, req);
@@ -917,6 +932,7 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     S_COUNT(node, s, eoms);
     S_COUNT(node, s, events_signalled);
     S_COUNT(node, s, events_coalesced);
+    S_COUNT(node, s, sints_asserted);
     S_COUNT(node, s, events_deferred);
     S_COUNT(node, s, msis);
     S_COUNT(node, s, unsent);

@@ -85,7 +85,7 @@ typedef struct {
     uint64_t hypercalls, hypercall_errors; /* errors: a status other than success */
     uint64_t posted, busy;                 /* messages queued; refused: queue full */
     uint64_t delivered, eoms;
-    uint64_t events_signalled, events_coalesced, events_deferred;
+    uint64_t events_signalled, events_coalesced, events_deferred, sints_asserted;
     uint64_t msis, unsent;
     uint64_t host_events, host_messages; /* sent to host port targets */
     uint64_t timer_expiries, timer_missed;
@@ -154,6 +154,9 @@ int synic_post(synic_t *s, uint32_t vp, uint32_t sint, uint32_t type, const uint
                uint32_t size);
 /* Sets an event flag of (vp, sint) and interrupts if it was clear. */
 void synic_signal_flag(synic_t *s, uint32_t vp, uint32_t sint, uint32_t flag);
+/* Interrupts VP vp through SINT sint alone (no message, no flag); held
+ * until the SINT is unmasked and the SynIC enabled, as any raise. */
+void synic_assert_sint(synic_t *s, uint32_t vp, uint32_t sint);
 
 /* The actor's runtime timers: the earliest SynIC timer of any VP, and the
  * monitor page's poll while monitors are watched. */

@@ -452,3 +452,27 @@ Test(requests, malformed_requests_are_refused_and_counted, .init = s_start, .fin
     cr_expect_eq(harness_inspect(s_h, "bad_requests"), 3);
     cr_expect_eq(harness_inspect(s_h, "hypercalls"), 0);
 }
+
+Test(assert_sint, interrupts_through_the_sint_alone_and_waits_for_its_unmasking, .init = s_start,
+     .fini = s_stop)
+{
+    harness_enable_synic(s_h, 1);
+    Vmm__Synic__AssertSint op = VMM__SYNIC__ASSERT_SINT__INIT;
+    op.vp = 1;
+    op.sint = 4;
+    Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+    req.op_case = VMM__SYNIC__REQUEST__OP_ASSERT_SINT;
+    req.assert_sint = &op;
+    cr_assert_eq(harness_request(s_h, s_h->device, &req, NULL), 0, "%s", s_h->last_error);
+    harness_expect_no_msi(s_h, 50); /* masked: held */
+    harness_unmask(s_h, 1, 4, 0x64);
+    harness_expect_msi(s_h, 1, 0x64);
+    cr_assert_eq(harness_send(s_h, s_h->device, &req), 0, "may be sent one-way");
+    harness_expect_msi(s_h, 1, 0x64);
+    cr_expect_eq(harness_inspect(s_h, "sints_asserted"), 2);
+    op.sint = 16;
+    cr_expect_eq(harness_request(s_h, s_h->device, &req, NULL), VMM__ERROR_CODE__INVALID_ARGUMENT);
+    op.sint = 4;
+    op.vp = 2;
+    cr_expect_eq(harness_request(s_h, s_h->device, &req, NULL), VMM__ERROR_CODE__INVALID_ARGUMENT);
+}

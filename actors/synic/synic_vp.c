@@ -405,6 +405,12 @@ void synic_signal_flag(synic_t *s, uint32_t vpi, uint32_t sint, uint32_t flag)
     s_raise(s, vpi, sint);
 }
 
+void synic_assert_sint(synic_t *s, uint32_t vpi, uint32_t sint)
+{
+    s->counts.sints_asserted++;
+    s_raise(s, vpi, sint);
+}
+
 /* Sets the flags kept while the page could not take them, byte by byte
  * and each at once, so as not to undo flags the guest clears. */
 static void s_flush_flags(synic_t *s, uint32_t vpi)

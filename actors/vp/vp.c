@@ -17,6 +17,7 @@
 
 /* How long a VP waits for a device's answer before it gives up on the
  * access (a read then sees all ones). */
+#define S_EFER_LMA (1ull << 10)
 #define S_DEVICE_TIMEOUT_MS 5000
 /* A device in another process: past this its host is as good as lost (the
  * partition notices a silent host in about 1.25 s). */
@@ -447,11 +448,15 @@ static void s_hypercall(rt_actor_t *self)
         }
         return;
     }
+    /* The TLFS's calling conventions: x64's in registers, or in 32-bit
+     * mode register pairs: EDX:EAX the control, EBX:ECX the input, EDI:ESI
+     * the output; the result in EDX:EAX. */
+    bool x64 = (sregs.efer & S_EFER_LMA) && sregs.cs.l;
     Vmm__Synic__Hypercall op = VMM__SYNIC__HYPERCALL__INIT;
     op.vp = vp->cfg.index;
-    op.control = regs.rcx;
-    op.input = regs.rdx;
-    op.output = regs.r8;
+    op.control = x64 ? regs.rcx : (regs.rdx & 0xffffffffu) << 32 | (uint32_t)regs.rax;
+    op.input = x64 ? regs.rdx : (regs.rbx & 0xffffffffu) << 32 | (uint32_t)regs.rcx;
+    op.output = x64 ? regs.r8 : (regs.rdi & 0xffffffffu) << 32 | (uint32_t)regs.rsi;
     Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
     req.op_case = VMM__SYNIC__REQUEST__OP_HYPERCALL;
     req.hypercall = &op;
@@ -464,7 +469,12 @@ static void s_hypercall(rt_actor_t *self)
         s_halt_hypervisor(self, errno, "reading registers after a hypercall");
         return;
     }
-    regs.rax = r.value;
+    if (x64) {
+        regs.rax = r.value;
+    } else {
+        regs.rax = (uint32_t)r.value;
+        regs.rdx = r.value >> 32;
+    }
     if (ioctl(vp->fd, KVM_SET_REGS, &regs) < 0)
         s_halt_hypervisor(self, errno, "writing a hypercall's result");
 }

@@ -146,6 +146,48 @@ static void s_guest_call(device_env_t *env, uint32_t vp_index, uint32_t kind,
         c->args[i] = args[i];
 }
 
+/* Records a SynIC call; returns what the test set. */
+static int s_synic(fake_env_t *f, fake_synic_call_t call)
+{
+    if (f->n_synic < FAKE_ENV_MAX)
+        f->synic[f->n_synic++] = call;
+    return f->synic_result;
+}
+
+static int s_synic_connect(device_env_t *env, bool message, uint32_t connection_id)
+{
+    return s_synic(s_of(env), (fake_synic_call_t){.op = FAKE_SYNIC_CONNECT, .message = message,
+                                                  .connection_id = connection_id});
+}
+
+static int s_synic_disconnect(device_env_t *env, bool message, uint32_t connection_id)
+{
+    return s_synic(s_of(env), (fake_synic_call_t){.op = FAKE_SYNIC_DISCONNECT,
+                                                  .message = message,
+                                                  .connection_id = connection_id});
+}
+
+static int s_synic_post(device_env_t *env, uint32_t vp, uint32_t sint, uint32_t type,
+                        const uint8_t *payload, size_t len)
+{
+    fake_synic_call_t call = {.op = FAKE_SYNIC_POST, .vp = vp, .sint = sint, .type = type,
+                              .len = len};
+    memcpy(call.payload, payload, len < sizeof call.payload ? len : sizeof call.payload);
+    return s_synic(s_of(env), call);
+}
+
+static int s_synic_signal(device_env_t *env, uint32_t vp, uint32_t sint, uint32_t flag)
+{
+    return s_synic(s_of(env), (fake_synic_call_t){.op = FAKE_SYNIC_SIGNAL, .vp = vp,
+                                                  .sint = sint, .flag = flag});
+}
+
+static int s_synic_assert(device_env_t *env, uint32_t vp, uint32_t sint)
+{
+    return s_synic(s_of(env),
+                   (fake_synic_call_t){.op = FAKE_SYNIC_ASSERT, .vp = vp, .sint = sint});
+}
+
 static const device_env_ops_t s_ops = {
     .irq_set = s_irq_set,
     .msi = s_msi,
@@ -162,6 +204,11 @@ static const device_env_ops_t s_ops = {
     .console_room = s_console_room,
     .console_want = s_console_want,
     .guest_call = s_guest_call,
+    .synic_connect = s_synic_connect,
+    .synic_disconnect = s_synic_disconnect,
+    .synic_post = s_synic_post,
+    .synic_signal = s_synic_signal,
+    .synic_assert = s_synic_assert,
 };
 
 fake_env_t *fake_env_new(size_t ram_size)

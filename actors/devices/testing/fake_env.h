@@ -38,6 +38,25 @@ struct device_deferred_s {
     uint64_t value;
 };
 
+/* What a model asked of the SynIC. */
+typedef enum {
+    FAKE_SYNIC_CONNECT,
+    FAKE_SYNIC_DISCONNECT,
+    FAKE_SYNIC_POST,
+    FAKE_SYNIC_SIGNAL,
+    FAKE_SYNIC_ASSERT,
+} fake_synic_op_t;
+
+typedef struct {
+    fake_synic_op_t op;
+    bool message;           /* CONNECT, DISCONNECT */
+    uint32_t connection_id; /* CONNECT, DISCONNECT */
+    uint32_t vp, sint;      /* POST, SIGNAL, ASSERT */
+    uint32_t type, flag;    /* POST's type, SIGNAL's flag */
+    uint8_t payload[240];
+    size_t len;
+} fake_synic_call_t;
+
 typedef struct {
     device_env_t env;
     device_t *dev; /* the model on it, for its timers (fake_env_advance) */
@@ -68,6 +87,11 @@ typedef struct {
     size_t console_len;
     size_t console_room; /* what console_write takes; FAKE_ENV_ROOM at start */
     size_t console_want; /* the input room the model asked for last */
+
+    /* SynIC calls, in order; each returns synic_result (0 at start). */
+    fake_synic_call_t synic[FAKE_ENV_MAX];
+    size_t n_synic;
+    int synic_result;
 } fake_env_t;
 
 #define FAKE_ENV_ROOM 65536
