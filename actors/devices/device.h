@@ -2,9 +2,9 @@
  * A device model: its state and registers behind one interface
  * (device_ops_t), with every effect it has going through the environment
  * it is handed (device_env_t): an interrupt line's level, an MSI, guest
- * memory, timers, the clock, power, its console, the SynIC, log lines. A model knows
- * nothing of actors, messages or sockets, as kvmtool's and Firecracker's
- * devices know nothing of their event loops.
+ * memory, timers, the clocks, power, its console, the SynIC, log lines. A
+ * model knows nothing of actors, messages or sockets, as kvmtool's and
+ * Firecracker's devices know nothing of their event loops.
  *
  * One generic actor (device_actor.h) hosts any model, wherever it is
  * placed: on a VP's executor, on one of its own, in a device host. Unit
@@ -151,6 +151,11 @@ typedef struct {
     uint64_t (*now_ns)(device_env_t *env);
     int (*timer_set)(device_env_t *env, uint32_t id, uint64_t deadline_ns);
     void (*timer_cancel)(device_env_t *env, uint32_t id);
+    /* The host's real time (CLOCK_REALTIME, ns since the Unix epoch), for a
+     * model that shows the date (an RTC): read it once and advance it by
+     * now_ns(), since the host's clock may step. A trace records it and a
+     * replay gives it back. */
+    uint64_t (*wall_ns)(device_env_t *env);
     /* Powers the VM off (exit_code < 0: none) or resets it. */
     void (*power)(device_env_t *env, Vmm__Devices__PowerAction action, int exit_code);
     void (*log)(device_env_t *env, rt_log_level_t level, const char *text);
@@ -220,6 +225,11 @@ static inline int device_timer_set(device_t *dev, uint32_t id, uint64_t deadline
 static inline void device_timer_cancel(device_t *dev, uint32_t id)
 {
     dev->env->ops->timer_cancel(dev->env, id);
+}
+
+static inline uint64_t device_wall_ns(device_t *dev)
+{
+    return dev->env->ops->wall_ns(dev->env);
 }
 
 static inline void device_power(device_t *dev, Vmm__Devices__PowerAction action, int exit_code)

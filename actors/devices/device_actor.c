@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "actors/devices/device_guest.h"
 #include "actors/devices/device_models.h"
@@ -219,6 +220,23 @@ static int s_env_guest_write(device_env_t *env, uint64_t gpa, const void *buf, s
 static uint64_t s_env_now_ns(device_env_t *env)
 {
     return rt_now_ns(s_of(env)->self);
+}
+
+static uint64_t s_env_wall_ns(device_env_t *env)
+{
+    s_actor_t *a = s_of(env);
+    struct timespec ts;
+    uint64_t ns = 0;
+    if (!clock_gettime(CLOCK_REALTIME, &ts))
+        ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    /* Under a replay, the recording's reading replaces the host's; one the
+     * trace lacks has diverged the replay (which reports it), and the
+     * host's reading is all there is. */
+    int rc = rt_actor_input(a->self, DEVICE_INPUT_WALL_CLOCK, 0, &ns, sizeof ns);
+    if (rc)
+        rt_log(rt_actor_rt(a->self), a->self, RT_LOG_WARN,
+               "no recorded wall clock to replay (%s): the host's is used", strerror(-rc));
+    return ns;
 }
 
 static void s_on_model_timer(rt_actor_t *self, uint64_t id)
@@ -471,6 +489,7 @@ static const device_env_ops_t s_env_ops = {
     .now_ns = s_env_now_ns,
     .timer_set = s_env_timer_set,
     .timer_cancel = s_env_timer_cancel,
+    .wall_ns = s_env_wall_ns,
     .power = s_env_power,
     .log = s_env_log,
     .defer = s_env_defer,

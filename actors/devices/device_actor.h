@@ -15,7 +15,10 @@
  *     level, RequestMsi, PowerRequest, GuestCall to the owner, timers on
  *     the runtime, guest memory through the mapped memory file on the VM's
  *     host or by message elsewhere (device_guest.h), and its console's
- *     output and input (ConsoleOutput and the rest, to a console actor).
+ *     output and input (ConsoleOutput and the rest, to a console actor);
+ *   - the host's wall clock, read with CLOCK_REALTIME and handed to the
+ *     runtime as an input (DEVICE_INPUT_WALL_CLOCK), so that a replay
+ *     gives the model the time it read then.
  *
  * Bad input (an access outside the ranges, of a bad size, a read sent
  * one-way, a request of another kind, a console message from elsewhere or
@@ -30,6 +33,11 @@
 #include "actors/devices/device.h"
 #include "runtime/replay.h"
 #include "runtime/rt.h"
+
+/* The input kind (rt_actor_input()) of a wall clock reading: 8 bytes,
+ * the ns since the Unix epoch, at address 0. Kinds 1 and 2 are guest
+ * memory's (device_guest.h). */
+#define DEVICE_INPUT_WALL_CLOCK 3
 
 typedef struct {
     /* The model, made by init: new_model(model_config, env). The config is

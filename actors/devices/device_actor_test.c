@@ -1,10 +1,12 @@
 /* The device actor around a probe model: registration, accesses, bad input
  * refused and survived, deferred answers, the model's effects as messages,
- * its console, doorbells, reset, save and restore. */
+ * the wall clock (and its replay), its console, doorbells, reset, save and
+ * restore. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "actors/devices/device_actor.h"
@@ -44,6 +46,8 @@ enum {
     C_4K,         /* 4096 bytes: the scratch is what the console took */
     C_ROOM,       /* the scratch is the console's room */
     C_WANT,       /* asks for 3 input bytes */
+    C_WALL_S,     /* the scratch is the wall clock's seconds */
+    C_WALL_NS,    /* the scratch is the wall clock's ns within its second */
 };
 
 typedef struct {
@@ -132,6 +136,12 @@ static void s_probe_command(probe_t *p, uint64_t cmd)
         break;
     case C_WANT:
         device_console_want(dev, 3);
+        break;
+    case C_WALL_S:
+        p->scratch = device_wall_ns(dev) / 1000000000u;
+        break;
+    case C_WALL_NS:
+        p->scratch = device_wall_ns(dev) % 1000000000u;
         break;
     }
 }
@@ -633,6 +643,47 @@ Test(effects, leave_as_messages_before_the_access_is_answered, .init = s_setup,
     cr_assert_eq(call->n_args, 2);
     cr_expect_eq(call->args[1], 2);
     fake_vm_expect_quiet(s_vm, s_vm->partition, 20);
+}
+
+/* ---- The wall clock ------------------------------------------------------------- */
+
+Test(wall_clock, reads_the_host_s_real_time, .init = s_setup, .fini = s_teardown)
+{
+    s_start();
+    time_t before = time(NULL);
+    s_write(false, P_CMD, 1, C_WALL_S);
+    uint64_t seconds = s_read(false, P_SCRATCH, 4);
+    time_t after = time(NULL);
+    cr_expect_geq(seconds, (uint64_t)before, "%llu s, before it %lld s",
+                  (unsigned long long)seconds, (long long)before);
+    cr_expect_leq(seconds, (uint64_t)after);
+}
+
+/* Recorded, the reading comes back in a replay: the read that shows its ns
+ * (which a new reading would not match) is answered as it was. */
+Test(wall_clock, a_replay_gives_the_model_the_reading_recorded, .init = s_setup,
+     .fini = s_teardown)
+{
+    char path[] = "/tmp/device-actor-test-XXXXXX", err[1024] = "";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    rt_trace_config_t trace = {.path = path, .process = "device_actor_test"};
+    cr_assert_eq(rt_trace_start(s_vm->rt, &trace, err, sizeof err), 0, "%s", err);
+    s_start();
+    s_write(false, P_CMD, 1, C_WALL_NS);
+    uint64_t ns = s_read(false, P_SCRATCH, 4);
+    s_write(false, P_CMD, 1, C_WALL_NS);
+    cr_expect_neq(s_read(false, P_SCRATCH, 4), ns, "a second reading is another");
+    fake_vm_destroy(&s_vm); /* the trace ends */
+
+    rt_replay_result_t res;
+    int rc = device_actor_replay(path, DEV, s_probe_new, NULL, &res, err, sizeof err);
+    unlink(path);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_expect(res.matched, "%s", res.report);
+    cr_expect_not(res.unfinished, "%s", res.report);
+    cr_expect_geq(res.inputs, 2, "the two readings among the inputs: %s", res.report);
 }
 
 /* ---- The console ------------------------------------------------------------------- */

@@ -72,6 +72,13 @@ static void s_timer_cancel(device_env_t *env, uint32_t id)
         f->timer_armed[id] = false;
 }
 
+static uint64_t s_wall_ns(device_env_t *env)
+{
+    fake_env_t *f = s_of(env);
+    f->wall_reads++;
+    return f->wall_ns;
+}
+
 static void s_power(device_env_t *env, Vmm__Devices__PowerAction action, int exit_code)
 {
     fake_env_t *f = s_of(env);
@@ -196,6 +203,7 @@ static const device_env_ops_t s_ops = {
     .now_ns = s_now_ns,
     .timer_set = s_timer_set,
     .timer_cancel = s_timer_cancel,
+    .wall_ns = s_wall_ns,
     .power = s_power,
     .log = s_log,
     .defer = s_defer,
@@ -218,6 +226,7 @@ fake_env_t *fake_env_new(size_t ram_size)
         return NULL;
     f->env.ops = &s_ops;
     f->console_room = FAKE_ENV_ROOM;
+    f->wall_ns = FAKE_ENV_WALL_NS;
     f->power_exit_code = -1;
     f->ram_size = ram_size;
     if (ram_size && !(f->ram = calloc(1, ram_size))) {
@@ -238,6 +247,13 @@ void fake_env_destroy(fake_env_t **env)
     *env = NULL;
 }
 
+/* The clock to `to` (not before now), the wall clock as far. */
+static void s_move(fake_env_t *f, uint64_t to)
+{
+    f->wall_ns += to - f->now_ns;
+    f->now_ns = to;
+}
+
 void fake_env_advance(fake_env_t *f, uint64_t ns)
 {
     uint64_t end = f->now_ns + ns;
@@ -251,11 +267,11 @@ void fake_env_advance(fake_env_t *f, uint64_t ns)
             break;
         f->timer_armed[next] = false;
         if (f->timer_deadline[next] > f->now_ns)
-            f->now_ns = f->timer_deadline[next];
+            s_move(f, f->timer_deadline[next]);
         if (f->dev && f->dev->ops->timer)
             f->dev->ops->timer(f->dev, (uint32_t)next);
     }
-    f->now_ns = end;
+    s_move(f, end);
 }
 
 int fake_env_read(fake_env_t *f, bool mmio, uint64_t address, uint32_t size, uint64_t *value)

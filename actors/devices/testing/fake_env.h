@@ -3,9 +3,10 @@
  * has (line levels and their rising edges, MSIs, power requests, log
  * lines, guest calls, console output and what input it asked for,
  * deferred accesses and their completions), serves guest RAM from a
- * buffer, and keeps a clock that only fake_env_advance() moves, firing the
- * model's timers on the way. No runtime, no sockets: a test builds the
- * model on it and calls it, as Firecracker tests its i8042 by bus_write.
+ * buffer, and keeps a clock and a wall clock that only fake_env_advance()
+ * (or the test) moves, firing the model's timers on the way. No runtime,
+ * no sockets: a test builds the model on it and calls it, as Firecracker
+ * tests its i8042 by bus_write.
  */
 #ifndef VMM_FAKE_ENV_H
 #define VMM_FAKE_ENV_H
@@ -76,6 +77,11 @@ typedef struct {
     size_t ram_size;
 
     uint64_t now_ns;
+    /* The host's wall clock: FAKE_ENV_WALL_NS at start, moved with now_ns
+     * by fake_env_advance(); a test may set it (a date it wants, a host
+     * clock that steps). wall_reads counts the model's readings. */
+    uint64_t wall_ns;
+    unsigned wall_reads;
     bool timer_armed[FAKE_ENV_TIMERS];
     uint64_t timer_deadline[FAKE_ENV_TIMERS];
 
@@ -95,13 +101,16 @@ typedef struct {
 } fake_env_t;
 
 #define FAKE_ENV_ROOM 65536
+/* 2024-01-01 00:00:00 UTC, a Monday. */
+#define FAKE_ENV_WALL_NS (1704067200ull * 1000000000ull)
 
 /* An environment with ram_size bytes of guest RAM (zeroed). */
 fake_env_t *fake_env_new(size_t ram_size);
 /* Destroys the model on it too, when there is one. */
 void fake_env_destroy(fake_env_t **env);
 
-/* Moves the clock by ns, firing each due timer at its deadline, in order. */
+/* Moves the clock (and the wall clock with it) by ns, firing each due
+ * timer at its deadline, in order. */
 void fake_env_advance(fake_env_t *env, uint64_t ns);
 
 /* An access to the model as a VP would make it (vp 0): the model's return
