@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "actors/devices/device_actor.h"
+#include "actors/devices/rtc.h"
 #include "actors/devices/testing/fake_vm.h"
 #include "proto/device_state.pb-c.h"
 
@@ -684,6 +685,46 @@ Test(wall_clock, a_replay_gives_the_model_the_reading_recorded, .init = s_setup,
     cr_expect(res.matched, "%s", res.report);
     cr_expect_not(res.unfinished, "%s", res.report);
     cr_expect_geq(res.inputs, 2, "the two readings among the inputs: %s", res.report);
+}
+
+/* The RTC reads the wall clock as it is made, in the actor's init: its
+ * date is the host's, and a replay of it made then matches. */
+Test(wall_clock, an_rtc_shows_the_host_s_date_and_its_replay_matches, .init = s_setup,
+     .fini = s_teardown)
+{
+    char path[] = "/tmp/device-actor-test-XXXXXX", err[1024] = "";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    rt_trace_config_t trace = {.path = path, .process = "device_actor_test"};
+    cr_assert_eq(rt_trace_start(s_vm->rt, &trace, err, sizeof err), 0, "%s", err);
+    device_actor_config_t cfg = {.new_model = dev_rtc_new, .partition = FAKE_VM_PARTITION};
+    cr_assert_eq(fake_vm_start(s_vm, "vm0/dev/rtc", &cfg, 0, NULL), 0);
+    static const uint8_t regs[] = {0x0b, 0x00, 0x02, 0x04, 0x07, 0x08, 0x09, 0x32};
+    uint64_t v[8];
+    time_t before = time(NULL);
+    cr_assert_eq(fake_vm_write(s_vm, "vm0/dev/rtc", false, 0x70, 1, 0x0b), 0);
+    cr_assert_eq(fake_vm_write(s_vm, "vm0/dev/rtc", false, 0x71, 1, 0x06), 0); /* binary */
+    for (size_t i = 1; i < 8; i++) {
+        cr_assert_eq(fake_vm_write(s_vm, "vm0/dev/rtc", false, 0x70, 1, regs[i]), 0);
+        cr_assert_eq(fake_vm_read(s_vm, "vm0/dev/rtc", false, 0x71, 1, &v[i]), 0);
+    }
+    time_t after = time(NULL);
+    struct tm tm = {.tm_sec = (int)v[1], .tm_min = (int)v[2], .tm_hour = (int)v[3],
+                    .tm_mday = (int)v[4], .tm_mon = (int)v[5] - 1,
+                    .tm_year = (int)(v[7] * 100 + v[6]) - 1900};
+    time_t shown = timegm(&tm);
+    cr_expect_geq(shown, before - 1, "it shows %lld, the host %lld", (long long)shown,
+                  (long long)before);
+    cr_expect_leq(shown, after);
+    fake_vm_destroy(&s_vm);
+
+    rt_replay_result_t res;
+    int rc = device_actor_replay(path, "vm0/dev/rtc", NULL, NULL, &res, err, sizeof err);
+    unlink(path);
+    cr_assert_eq(rc, 0, "%s", err);
+    cr_expect(res.matched, "%s", res.report);
+    cr_expect_not(res.unfinished, "%s", res.report);
 }
 
 /* ---- The console ------------------------------------------------------------------- */

@@ -10,6 +10,7 @@
 #include "actors/devices/i8042.h"
 #include "actors/devices/pc_testdev.h"
 #include "actors/devices/power.h"
+#include "actors/devices/rtc.h"
 #include "actors/devices/serial.h"
 #include "actors/devices/testdev.h"
 
@@ -19,9 +20,9 @@ static const struct {
 } s_models[] = {
     {"serial", dev_serial_new},   {"debug-exit", dev_debug_exit_new},
     {"i8042", dev_i8042_new},     {"pm1a", dev_power_new},
-    {"testdev", dev_testdev_new}, {"fw-cfg", dev_fw_cfg_new},
-    {"bochs-shutdown", dev_bochs_shutdown_new}, {"pc-testdev", dev_pc_testdev_new},
-    {"hyperv-testdev", dev_hyperv_testdev_new},
+    {"rtc", dev_rtc_new},         {"testdev", dev_testdev_new},
+    {"fw-cfg", dev_fw_cfg_new},   {"bochs-shutdown", dev_bochs_shutdown_new},
+    {"pc-testdev", dev_pc_testdev_new}, {"hyperv-testdev", dev_hyperv_testdev_new},
 };
 
 device_new_fn device_model_find(const char *kind)
