@@ -522,7 +522,7 @@ Test(devhost_memory, only_a_registered_device_of_the_vm_gets_the_map)
 
     /* Registered, the stranger is told. */
     rt_msg_t reply;
-    cr_assert_eq(vm_harness_register(rt_client_actor(stranger), "stranger", false, 0x600, 1,
+    cr_assert_eq(vm_harness_register(rt_client_actor(stranger), "stranger", false, 0x680, 1,
                                      false, &reply),
                  0);
     cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY);
