@@ -71,7 +71,7 @@ Test(synic_defaults, ops_start_zero_and_unset)
  * test below, then update the count. */
 Test(synic_defaults, every_member_has_a_test)
 {
-    cr_expect_eq(vmm__synic__request__descriptor.n_fields, 18);
+    cr_expect_eq(vmm__synic__request__descriptor.n_fields, 19);
     cr_expect_eq(vmm__synic__reply__descriptor.n_fields, 9);
     cr_expect_eq(vmm__synic__event__descriptor.n_fields, 2);
 }
@@ -298,6 +298,18 @@ Test(synic_request, access_msr)
     cr_expect_eq(out->access_msr->index, 0x40000083);
     cr_expect(out->access_msr->write);
     cr_expect_eq(out->access_msr->value, 0xfffff001ull);
+    S_FREE_REQ(out);
+}
+
+Test(synic_request, assert_sint)
+{
+    Vmm__Synic__AssertSint op = VMM__SYNIC__ASSERT_SINT__INIT;
+    op.vtl = VMM__VTL__VTL0;
+    op.vp = 7;
+    op.sint = 15;
+    Vmm__Synic__Request *out = S_REQ(assert_sint, ASSERT_SINT, &op);
+    cr_expect_eq(out->assert_sint->vp, 7);
+    cr_expect_eq(out->assert_sint->sint, 15);
     S_FREE_REQ(out);
 }
 

@@ -17,6 +17,7 @@
 #include "actors/devices/i8042.h"
 #include "actors/devices/pc_testdev.h"
 #include "actors/devices/power.h"
+#include "actors/devices/rtc.h"
 #include "actors/devices/serial.h"
 #include "actors/devices/testdev.h"
 #include "actors/devices/testdev_abi.h"
@@ -239,7 +240,11 @@ static int s_start_devices(vm_t *vm, const vm_config_t *cfg, char *err, size_t e
                                   .ram_size = pc ? pc->mem_size : 0,
                                   .files = files,
                                   .n_files = sizeof files / sizeof *files};
+    dev_rtc_config_t rtc = {.ram_below_4g = pc ? pc->below_4g : 0,
+                            .ram_above_4g = pc ? pc->above_4g : 0,
+                            .n_cpus = vm->n_vps};
     const vm_device_t pc_devices[] = {
+        {.name = "vm0/dev/rtc", .new_model = dev_rtc_new, .model_config = &rtc},
         {.name = "vm0/dev/fw-cfg", .new_model = dev_fw_cfg_new, .model_config = &fw_cfg},
         {.name = "vm0/dev/bochs-shutdown", .new_model = dev_bochs_shutdown_new},
         {.name = "vm0/dev/pc-testdev", .new_model = dev_pc_testdev_new},
