@@ -5,6 +5,7 @@
  * isa-debug-exit) and printing what the host checks against what it asked
  * for. Skips where /dev/kvm is absent.
  */
+#define _GNU_SOURCE /* strptime, timegm */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
@@ -200,4 +201,52 @@ Test(qemu_devices, fw_cfg_answers_as_qemu)
     cr_expect_eq(s_value("max_cpus="), 3);
     cr_expect_eq(s_value("ram_size="), 128 * MIB);
     s_expect_line("file: etc/e820 size=100 key=0x20");
+}
+
+Test(pc, the_rtc_tells_the_host_s_time_and_ticks_on_irq_8)
+{
+    s_boot_t b = {.n_vps = 2, .mem = 5ull << 30};
+    time_t before = time(NULL);
+    s_expect_passed("rtc", s_boot("rtc", &b));
+    time_t after = time(NULL);
+    const char *at = strstr(s_out, "rtc=");
+    cr_assert_not_null(at, "%s", s_out);
+    struct tm tm = {0};
+    cr_assert_not_null(strptime(at + 4, "%Y-%m-%d %H:%M:%S", &tm), "%s", at);
+    time_t rtc = timegm(&tm);
+    cr_expect(rtc >= before - 1 && rtc <= after + 1, "the RTC says %s, the host %ld..%ld", at,
+              (long)before, (long)after);
+    cr_expect_eq(s_value("base="), 640);
+    cr_expect_eq(s_value("ext="), 0xffff, "extended memory above 1 MiB, capped");
+    cr_expect_eq(s_value("above16m="), ((3ull << 30) - 16 * MIB) / 65536);
+    cr_expect_eq(s_value("above4g="), (2ull << 30) / 65536);
+    cr_expect_eq(s_value("cpus="), 2);
+}
+
+Test(pc, the_pm_timer_runs_at_its_rate_by_the_reference_counter)
+{
+    s_boot_t b = {.hyperv = true};
+    s_expect_passed("pm_timer", s_boot("pm_timer", &b));
+    cr_expect_gt(s_value("pm_ticks="), 700000);
+}
+
+Test(pc, smp_with_2_vps_starts_by_init_and_sipi)
+{
+    s_boot_t b = {.n_vps = 2};
+    s_expect_passed("smp", s_boot("smp", &b));
+    cr_expect_eq(s_value("aps="), 1);
+}
+
+Test(pc, smp_with_4_vps_starts_by_init_and_sipi)
+{
+    s_boot_t b = {.n_vps = 4};
+    s_expect_passed("smp", s_boot("smp", &b));
+    cr_expect_eq(s_value("aps="), 3);
+}
+
+Test(qemu_devices, hyperv_testdev_delivers_messages_and_events)
+{
+    s_boot_t b = {.hyperv = true};
+    s_expect_passed("hyperv", s_boot("hyperv", &b));
+    cr_expect_eq(s_value("sints="), 3);
 }
