@@ -8,6 +8,7 @@ set -u
 vmm=$1
 exit_guest=$2
 lines_guest=$3
+info_kernel=$4
 fails=0
 tmp=$(mktemp -d -p /tmp) # short: vmm's sockets go below it
 trap 'rm -rf "$tmp"' EXIT
@@ -54,6 +55,26 @@ expect 1 1 "/nonexistent/guest: No such file" -- run --guest /nonexistent/guest
 expect 1 1 "--serial /nonexistent/dir/out" -- run --serial /nonexistent/dir/out
 echo "not an ELF" >"$tmp/bad"
 expect 1 1 "the guest cannot be loaded" -- run --guest "$tmp/bad"
+
+# run --kernel: the options that go with it, and each kind of bad image
+# (refused before KVM is asked for anything).
+expect 0 0 "--kernel FILE" -- run --help
+expect 2 1 "--guest and --kernel: give one" -- run --guest "$exit_guest" --kernel "$info_kernel"
+expect 2 1 "--append and --initrd need --kernel FILE" -- run --append "console=ttyS0"
+expect 2 1 "--mem 4G: a multiple of 2M from 4M to 3G" -- run --mem 4G
+expect 2 1 "--mem 2T: a multiple of 2M from 4M to 1T for a kernel" -- run --kernel "$info_kernel" --mem 2T
+expect 2 1 "--vps 256: a kernel takes 1 to 255" -- run --kernel "$info_kernel" --vps 256
+expect 1 1 "/nonexistent/initrd: No such file" -- run --kernel "$info_kernel" --initrd /nonexistent/initrd
+expect 1 1 "the kernel cannot be loaded: neither a multiboot kernel .* nor a Linux bzImage" -- run --kernel "$tmp/bad"
+head -c 4200 "$info_kernel" >"$tmp/cut_kernel"
+expect 1 1 "the kernel cannot be loaded: truncated: segment" -- run --kernel "$tmp/cut_kernel"
+head -c $((3 << 20)) /dev/zero >"$tmp/big_initrd"
+expect 1 1 "the initrd \(module 0\) .* does not fit in guest RAM \(4 MiB" -- run --kernel "$info_kernel" --mem 4M --initrd "$tmp/big_initrd"
+# A bzImage of boot protocol 2.05: its setup header and nothing more.
+head -c 8192 /dev/zero >"$tmp/old_bzimage"
+printf '\125\252' | dd of="$tmp/old_bzimage" bs=1 seek=$((0x1fe)) conv=notrunc status=none
+printf 'HdrS\005\002' | dd of="$tmp/old_bzimage" bs=1 seek=$((0x202)) conv=notrunc status=none
+expect 1 1 "Linux boot protocol 2.05: 2.06 or later is needed" -- run --kernel "$tmp/old_bzimage"
 
 # keygen: a pair, its key printed, the secret private, no silent overwrite.
 expect 0 0 "--out PREFIX" -- keygen --help
@@ -149,6 +170,14 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
         fails=$((fails + 1))
     fi
     expect 11 1 "exit status 11" -- run --guest "$exit_guest"
+    # A multiboot kernel written for QEMU: its output, and the status
+    # isa-debug-exit gives it ((0 << 1) | 1).
+    expect 1 1 "cmdline=\[$info_kernel console=ttyS0\]" -- run --kernel "$info_kernel" --append console=ttyS0
+    expect 1 -1 "multiboot kernel \(ELF32\), header at 0x1000" -- run --kernel "$info_kernel" --verbose
+    if ! grep -q "guest CPUID: KVM's" "$tmp/err"; then
+        echo "FAIL: --verbose: no word of the guest's CPUID"
+        fails=$((fails + 1))
+    fi
     # COM1 and the MSI's test device in a device host, another process
     # over ipc://, or over tcp:// with CURVE: the same output. The private
     # folders vmm makes for them (in $TMPDIR) must be gone afterwards.

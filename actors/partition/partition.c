@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+#include <cpuid.h>
 #include <x86intrin.h>
 
 #include "actors/partition/partition_internal.h"
@@ -128,43 +129,69 @@ static struct kvm_cpuid_entry2 *s_cpuid_find(struct kvm_cpuid2 *c, uint32_t fn, 
     return NULL;
 }
 
+/* What a host whose KVM emulates guest kernel code cannot run there
+ * (platform.md): hidden from the guest, so that guests that look before
+ * they leap avoid it. */
+static const struct {
+    uint32_t leaf;
+    uint8_t reg; /* 2: ECX, 3: EDX, 1: EBX */
+    uint8_t bit;
+    const char *name;
+} s_unemulated[] = {
+    {1, 2, 1, "pclmulqdq"},  {1, 2, 3, "monitor"},   {1, 2, 9, "ssse3"},
+    {1, 2, 12, "fma"},       {1, 2, 13, "cx16"},     {1, 2, 19, "sse4.1"},
+    {1, 2, 20, "sse4.2"},    {1, 2, 22, "movbe"},    {1, 2, 23, "popcnt"},
+    {1, 2, 25, "aes"},       {1, 2, 26, "xsave"},    {1, 2, 27, "osxsave"},
+    {1, 2, 28, "avx"},       {1, 2, 29, "f16c"},     {7, 1, 3, "bmi1"},
+    {7, 1, 5, "avx2"},       {7, 1, 8, "bmi2"},      {7, 1, 16, "avx512f"},
+    {7, 1, 19, "adx"},       {7, 1, 29, "sha"},      {7, 2, 22, "rdpid"},
+    {0x80000001, 2, 5, "lzcnt"}, {0x80000001, 3, 27, "rdtscp"},
+};
+
+/* Whether this host's CPU has VMX or SVM: KVM then runs guest kernel code
+ * on the CPU; without, as here (platform.md), it emulates it. */
+static bool s_host_runs_cpl0(void)
+{
+    unsigned a, b, c, d;
+    __cpuid(1, a, b, c, d);
+    if (c & (1u << 5))
+        return true;
+    __cpuid(0x80000000, a, b, c, d);
+    if (a < 0x80000001)
+        return false;
+    __cpuid(0x80000001, a, b, c, d);
+    return c & (1u << 2);
+}
+
 /*
- * The default guest CPUID: what KVM supports, less what the host's
- * instruction emulator cannot run when it emulates guest kernel code
- * (platform.md), so that guests that look before they leap avoid it.
+ * The default guest CPUID: what KVM supports, less, where KVM emulates
+ * guest kernel code, what its instruction emulator cannot run (and XSAVE's
+ * leaf). Says what it hid in `hidden` (hidden_size bytes), for the log:
+ * the bits KVM offered that the guest does not see.
  */
-static void s_cpuid_hide_unemulated(struct kvm_cpuid2 *c)
+static void s_cpuid_filter(struct kvm_cpuid2 *c, char *hidden, size_t hidden_size)
 {
     struct kvm_cpuid_entry2 *e;
-    if ((e = s_cpuid_find(c, 1, 0))) {
-        e->ecx &= ~((1u << 1) |  /* PCLMULQDQ */
-                    (1u << 3) |  /* MONITOR */
-                    (1u << 9) |  /* SSSE3 */
-                    (1u << 12) | /* FMA */
-                    (1u << 13) | /* CMPXCHG16B */
-                    (1u << 19) | /* SSE4.1 */
-                    (1u << 20) | /* SSE4.2 (crc32) */
-                    (1u << 22) | /* MOVBE */
-                    (1u << 23) | /* POPCNT */
-                    (1u << 25) | /* AES */
-                    (1u << 26) | /* XSAVE */
-                    (1u << 27) | /* OSXSAVE */
-                    (1u << 28) | /* AVX */
-                    (1u << 29)); /* F16C */
-        e->ecx |= 1u << 31;      /* a hypervisor is present */
+    if ((e = s_cpuid_find(c, 1, 0)))
+        e->ecx |= 1u << 31; /* a hypervisor is present */
+    if (s_host_runs_cpl0()) {
+        snprintf(hidden, hidden_size, "KVM's, whole: the host's CPU runs guest kernel code");
+        return;
     }
-    if ((e = s_cpuid_find(c, 7, 0))) {
-        e->ebx &= ~((1u << 3) |  /* BMI1 */
-                    (1u << 5) |  /* AVX2 */
-                    (1u << 8) |  /* BMI2 */
-                    (1u << 16) | /* AVX512F and the rest of AVX-512 */
-                    (1u << 19) | /* ADX */
-                    (1u << 29)); /* SHA */
-        e->ecx &= ~(1u << 22);   /* RDPID */
-    }
-    if ((e = s_cpuid_find(c, 0x80000001, 0))) {
-        e->ecx &= ~(1u << 5); /* LZCNT */
-        e->edx &= ~(1u << 27); /* RDTSCP */
+    size_t used = (size_t)snprintf(hidden, hidden_size,
+                                   "KVM's, less what its instruction emulator cannot run (the "
+                                   "host's CPU has no VMX or SVM): hidden");
+    for (size_t i = 0; i < sizeof s_unemulated / sizeof *s_unemulated; i++) {
+        if (!(e = s_cpuid_find(c, s_unemulated[i].leaf, 0)))
+            continue;
+        uint32_t *reg = s_unemulated[i].reg == 1 ? &e->ebx
+                        : s_unemulated[i].reg == 2 ? &e->ecx
+                                                   : &e->edx;
+        uint32_t bit = 1u << s_unemulated[i].bit;
+        if ((*reg & bit) && used < hidden_size)
+            used += (size_t)snprintf(hidden + used, hidden_size - used, " %s",
+                                     s_unemulated[i].name);
+        *reg &= ~bit;
     }
     /* No XSAVE: the XSAVE leaf says nothing. */
     for (uint32_t i = 0; i < c->nent; i++)
@@ -172,7 +199,7 @@ static void s_cpuid_hide_unemulated(struct kvm_cpuid2 *c)
             c->entries[i].eax = c->entries[i].ebx = c->entries[i].ecx = c->entries[i].edx = 0;
 }
 
-static struct kvm_cpuid2 *s_supported_cpuid(int kvm_fd)
+static struct kvm_cpuid2 *s_supported_cpuid(int kvm_fd, char *hidden, size_t hidden_size)
 {
     struct kvm_cpuid2 *c = calloc(1, sizeof *c + PARTITION_MAX_CPUID * sizeof c->entries[0]);
     if (!c)
@@ -182,7 +209,7 @@ static struct kvm_cpuid2 *s_supported_cpuid(int kvm_fd)
         free(c);
         return NULL;
     }
-    s_cpuid_hide_unemulated(c);
+    s_cpuid_filter(c, hidden, hidden_size);
     return c;
 }
 
@@ -276,7 +303,8 @@ static int s_on_new_partition(rt_actor_t *self, const Vmm__Envelope *msg,
     int fd = s_open_kvm(missing, sizeof missing);
     if (fd < 0)
         return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED, "%s", missing);
-    struct kvm_cpuid2 *cpuid = s_supported_cpuid(fd);
+    char hidden[sizeof p->cpuid_hidden];
+    struct kvm_cpuid2 *cpuid = s_supported_cpuid(fd, hidden, sizeof hidden);
     int run_size = ioctl(fd, KVM_GET_VCPU_MMAP_SIZE, 0);
     if (!cpuid || run_size <= 0) {
         free(cpuid);
@@ -288,6 +316,8 @@ static int s_on_new_partition(rt_actor_t *self, const Vmm__Envelope *msg,
         s_cpuid_present_hyperv(cpuid, topo->vp_count);
     p->hv = op->hv_config != NULL;
     p->bios_state = op->bios_state;
+    snprintf(p->cpuid_hidden, sizeof p->cpuid_hidden, "%s", hidden);
+    rt_log(rt_actor_rt(self), self, RT_LOG_INFO, "guest CPUID: %s", hidden);
     p->kvm_fd = fd;
     p->cpuid = cpuid;
     p->run_size = (size_t)run_size;
@@ -1544,6 +1574,7 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     const partition_stats_t *s = &p->stats;
     rt_inspect_add(node, "stage", "%s", stages[p->stage]);
     rt_inspect_add(node, "vps", "%u", p->vp_count);
+    rt_inspect_add(node, "cpuid_hidden", "%s", p->cpuid_hidden);
     uint64_t ram = 0;
     for (size_t i = 0; i < p->n_ram; i++)
         ram += p->ram[i].size;

@@ -131,6 +131,7 @@ typedef struct {
     int64_t tsc_offset;
     uint64_t tsc_at_zero;
     struct kvm_cpuid2 *cpuid; /* the default guest CPUID, then the built one */
+    char cpuid_hidden[256];   /* what the default hides of KVM's, and why */
     partition_ram_t ram[PARTITION_MAX_RAM_RANGES];
     size_t n_ram;
     int ram_fd; /* the memory file behind guest RAM (s_map_ram) */
