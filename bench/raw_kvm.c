@@ -61,15 +61,18 @@ static int s_boot_state(raw_kvm_t *k, const loader_vp_state_t *st)
     s.gdt = (struct kvm_dtable){.base = st->gdt.base, .limit = st->gdt.limit};
     s.idt = (struct kvm_dtable){.base = st->idt.base, .limit = st->idt.limit};
     s.cr0 = st->cr0, s.cr3 = st->cr3, s.cr4 = st->cr4, s.efer = st->efer;
-    struct kvm_regs r = {.rip = st->rip, .rsp = st->rsp, .rdi = st->rdi, .rflags = st->rflags};
+    struct kvm_regs r = {.rip = st->rip, .rsp = st->rsp, .rax = st->rax, .rbx = st->rbx,
+                         .rsi = st->rsi, .rdi = st->rdi, .rflags = st->rflags};
     if (ioctl(k->vcpu, KVM_SET_SREGS, &s) < 0 || ioctl(k->vcpu, KVM_SET_REGS, &r) < 0)
         return -errno;
     return 0;
 }
 
-int raw_kvm_open(raw_kvm_t *k, const uint8_t *elf, size_t elf_len, uint64_t mem_size,
-                 char *err, size_t errlen)
+int raw_kvm_open_image(raw_kvm_t *k, const loader_image_t *image, char *err, size_t errlen)
 {
+    size_t n_ram;
+    const loader_range_t *ram = loader_image_ram(image, &n_ram);
+    uint64_t mem_size = ram[n_ram - 1].end;
     *k = (raw_kvm_t){.kvm = -1, .vm = -1, .vcpu = -1, .mem_size = mem_size};
     const char *what = "/dev/kvm";
     int rc;
@@ -89,13 +92,16 @@ int raw_kvm_open(raw_kvm_t *k, const uint8_t *elf, size_t elf_len, uint64_t mem_
         k->mem = NULL;
         goto fail;
     }
-    struct kvm_userspace_memory_region ram = {
-        .memory_size = mem_size, .userspace_addr = (uint64_t)(uintptr_t)k->mem};
-    if (ioctl(k->vm, KVM_SET_USER_MEMORY_REGION, &ram) < 0)
-        goto fail;
-    loader_image_t *image = loader_image_new(elf, elf_len, mem_size, 1, err, errlen);
-    if (!image)
-        return -errno;
+    /* One slot per RAM range, at the same offset in the mapping as in the
+     * guest: the gap between them is mapped but never given to KVM. */
+    for (size_t i = 0; i < n_ram; i++) {
+        struct kvm_userspace_memory_region r = {
+            .slot = (uint32_t)i, .guest_phys_addr = ram[i].start,
+            .memory_size = ram[i].end - ram[i].start,
+            .userspace_addr = (uint64_t)(uintptr_t)k->mem + ram[i].start};
+        if (ioctl(k->vm, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+            goto fail;
+    }
     size_t n;
     const loader_chunk_t *chunks = loader_image_chunks(image, &n);
     for (size_t i = 0; i < n; i++)
@@ -115,7 +121,6 @@ int raw_kvm_open(raw_kvm_t *k, const uint8_t *elf, size_t elf_len, uint64_t mem_
     }
     if (!rc)
         rc = s_boot_state(k, loader_image_vp(image, 0));
-    loader_image_destroy(&image);
     if (rc) {
         errno = -rc;
         goto fail;
@@ -132,6 +137,18 @@ fail:
     return rc;
 }
 
+int raw_kvm_open(raw_kvm_t *k, const uint8_t *elf, size_t elf_len, uint64_t mem_size,
+                 char *err, size_t errlen)
+{
+    *k = (raw_kvm_t){.kvm = -1, .vm = -1, .vcpu = -1};
+    loader_image_t *image = loader_image_new(elf, elf_len, mem_size, 1, err, errlen);
+    if (!image)
+        return -errno;
+    int rc = raw_kvm_open_image(k, image, err, errlen);
+    loader_image_destroy(&image);
+    return rc;
+}
+
 /* One port exit. Returns 1 once the guest powered off, 0 to go on, or a
  * negative errno. */
 static int s_port(raw_kvm_t *k, const raw_kvm_guest_t *g, uint32_t *args, size_t *n_args,
@@ -144,7 +161,10 @@ static int s_port(raw_kvm_t *k, const raw_kvm_guest_t *g, uint32_t *args, size_t
     memcpy(&value, data, run->io.size <= 4 ? run->io.size : 4);
     switch (out ? run->io.port : 0) {
     case S_COM1:
-        fputc(value & 0xff, stderr);
+        if (g->com1)
+            g->com1(g->arg, (uint8_t)value);
+        else
+            fputc(value & 0xff, stderr);
         return 0;
     case TESTDEV_PORT_ARG:
         if (*n_args < TESTDEV_MAX_ARGS)

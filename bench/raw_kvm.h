@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "loader/loader.h"
+
 typedef struct {
     int kvm, vm, vcpu;
     void *mem;
@@ -25,26 +27,32 @@ typedef struct {
  * negative errno with what failed in err; raw_kvm_close() either way. */
 int raw_kvm_open(raw_kvm_t *k, const uint8_t *elf, size_t elf_len, uint64_t mem_size,
                  char *err, size_t errlen);
+/* The same with an image the loader made (a kernel on a PC, say): its RAM
+ * ranges, chunks and VP 0's state; the image stays the caller's. */
+int raw_kvm_open_image(raw_kvm_t *k, const loader_image_t *image, char *err, size_t errlen);
 void raw_kvm_close(raw_kvm_t *k);
 
 /* What a benchmark answers itself while raw_kvm_run() runs its guest. */
 typedef struct {
-    /* Its own ports: 0 when taken (a read's bytes written to data),
-     * -ENOENT for a port it does not know, or another negative errno with
-     * the reason in err. */
+    /* Its own ports: 0 when taken (a read's bytes written to data), 1 to
+     * end the run (as a power off), -ENOENT for a port it does not know,
+     * or another negative errno with the reason in err. */
     int (*port)(void *arg, raw_kvm_t *k, bool out, uint16_t port, uint32_t size, uint8_t *data,
                 char *err, size_t errlen);
     /* A sync point's arguments (a bench guest's: part, cycles low, high):
      * 0 when taken, else -EPROTO. */
     int (*sync)(void *arg, const uint32_t *args, size_t n);
+    /* Optional: what the guest writes to COM1, a byte at a time (NULL: to
+     * stderr). */
+    void (*com1)(void *arg, uint8_t byte);
     void *arg;
 } raw_kvm_guest_t;
 
 /* Runs the guest until it powers off, answering each exit inline: the
- * ports of guest/guest.h here (COM1's text to stderr, a failed assertion's;
- * its line status; the test device's calls, a sync point to g->sync; the
- * PM1a power off), the others by g->port. Returns 0 at the power off, or a
- * negative errno with the reason in err. */
+ * ports of guest/guest.h here (COM1's text to g->com1 or stderr, a failed
+ * assertion's; its line status; the test device's calls, a sync point to
+ * g->sync; the PM1a power off), the others by g->port. Returns 0 at the
+ * power off, or a negative errno with the reason in err. */
 int raw_kvm_run(raw_kvm_t *k, const raw_kvm_guest_t *g, char *err, size_t errlen);
 
 #endif
