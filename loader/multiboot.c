@@ -198,7 +198,7 @@ static uint64_t s_load(loader_image_t *img, const uint8_t *k, const s_kernel_t *
     uint64_t end = 0;
     for (size_t i = 0; i < kern->n; i++) {
         const s_piece_t *p = &kern->pieces[i];
-        char what[40];
+        char what[48];
         if (kern->aout)
             snprintf(what, sizeof what, "the kernel");
         else
