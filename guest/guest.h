@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "actors/devices/testdev_abi.h"
+#include "guest/port_io.h"
 
 #define GUEST_COM1 0x3f8
 #define GUEST_PORT_DEBUG_EXIT 0xf4
@@ -30,43 +31,6 @@
 
 /* Each guest program defines it; every VP runs it. */
 void guest_main(uint32_t vp);
-
-/* Port I/O. */
-static inline void outb(uint16_t port, uint8_t v)
-{
-    __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port) : "memory");
-}
-
-static inline void outw(uint16_t port, uint16_t v)
-{
-    __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port) : "memory");
-}
-
-static inline void outl(uint16_t port, uint32_t v)
-{
-    __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port) : "memory");
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-    uint8_t v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port) : "memory");
-    return v;
-}
-
-static inline uint16_t inw(uint16_t port)
-{
-    uint16_t v;
-    __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port) : "memory");
-    return v;
-}
-
-static inline uint32_t inl(uint16_t port)
-{
-    uint32_t v;
-    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port) : "memory");
-    return v;
-}
 
 /* Interrupt flag and halting (CPL 0 only). guest_sti_hlt() enables
  * interrupts and halts in one sequence: an interrupt cannot slip in between

@@ -415,8 +415,11 @@ Test(trace_live, memory_stays_bounded_on_a_long_trace, .init = s_setup, .fini = 
     cr_expect_eq(dropped, 0);
     rt_destroy(&rt);
     printf("the trace's mapping held at most %ld KiB while 100 MiB were written\n", most);
-    cr_expect_leq(most, 56 * 1024, "16 MiB ahead, at most 32 behind, and the one being "
-                                   "filled: %ld KiB", most);
+    /* Pages go at each growth: at most 20 MiB ahead (16 and a 4 MiB grow
+     * step), 32 behind, and the up to 8 MiB written since the last growth
+     * (from the grower's mark) when the grower runs late, as under ASan. */
+    cr_expect_leq(most, 64 * 1024, "20 MiB ahead, at most 32 behind and 8 since the last "
+                                   "growth: %ld KiB", most);
 }
 
 /* ---- Files that are not whole traces -------------------------------------------------- */

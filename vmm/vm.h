@@ -1,13 +1,17 @@
 /*
  * A whole VM assembled from actors, as `vmm run` and the guest tests use
  * it: a runtime, the partition actor, one VP actor per processor, the
- * chipset devices (COM1, isa-debug-exit, i8042, PM1a power, the test
- * device; each a model in a device actor) with COM1's console, and a guest
- * ELF loaded and started in 64-bit mode, or a kernel (multiboot, Linux)
- * booted on a PC: its BIOS tables, ACPI and platform devices. Everything is done by messages
- * from a client named "vm0/vmm", which also receives the VPs' halts and
- * the test device's guest calls. With the Hyper-V interface the partition
- * also starts the synic actor, "vm0/synic".
+ * chipset devices (COM1, isa-debug-exit, i8042, the ACPI PM block, the
+ * test device; each a model in a device actor) with COM1's console, and a
+ * guest ELF loaded and started in 64-bit mode on every VP; or a kernel
+ * (multiboot, Linux) booted on a PC (loader/kernel.h): the interrupt
+ * controllers as a BIOS leaves them, VP 0 running and the others waiting
+ * for INIT/SIPI, and the PC's devices too (the RTC, fw_cfg, the Bochs
+ * shutdown port, pc-testdev, hyperv-testdev). Everything is done by
+ * messages from a client named "vm0/vmm", which also receives the VPs'
+ * halts and the test device's guest calls. With the Hyper-V interface the
+ * partition also starts the synic actor, "vm0/synic", which the devices
+ * reach through their SynIC environment.
  *
  * Placement is configuration: the devices share VP 0's executor (the
  * default: a port exit to them costs no thread hop), or have one of their

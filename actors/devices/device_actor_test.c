@@ -660,17 +660,25 @@ Test(wall_clock, reads_the_host_s_real_time, .init = s_setup, .fini = s_teardown
     cr_expect_leq(seconds, (uint64_t)after);
 }
 
+/* Starts recording the fake VM's runtime into a new file made from the
+ * mkstemp() template path. */
+static void s_trace_start(char *path)
+{
+    char err[1024] = "";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    rt_trace_config_t trace = {.path = path, .process = "device_actor_test"};
+    cr_assert_eq(rt_trace_start(s_vm->rt, &trace, err, sizeof err), 0, "%s", err);
+}
+
 /* Recorded, the reading comes back in a replay: the read that shows its ns
  * (which a new reading would not match) is answered as it was. */
 Test(wall_clock, a_replay_gives_the_model_the_reading_recorded, .init = s_setup,
      .fini = s_teardown)
 {
     char path[] = "/tmp/device-actor-test-XXXXXX", err[1024] = "";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    rt_trace_config_t trace = {.path = path, .process = "device_actor_test"};
-    cr_assert_eq(rt_trace_start(s_vm->rt, &trace, err, sizeof err), 0, "%s", err);
+    s_trace_start(path);
     s_start();
     s_write(false, P_CMD, 1, C_WALL_NS);
     uint64_t ns = s_read(false, P_SCRATCH, 4);
@@ -693,11 +701,7 @@ Test(wall_clock, an_rtc_shows_the_host_s_date_and_its_replay_matches, .init = s_
      .fini = s_teardown)
 {
     char path[] = "/tmp/device-actor-test-XXXXXX", err[1024] = "";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    rt_trace_config_t trace = {.path = path, .process = "device_actor_test"};
-    cr_assert_eq(rt_trace_start(s_vm->rt, &trace, err, sizeof err), 0, "%s", err);
+    s_trace_start(path);
     device_actor_config_t cfg = {.new_model = dev_rtc_new, .partition = FAKE_VM_PARTITION};
     cr_assert_eq(fake_vm_start(s_vm, "vm0/dev/rtc", &cfg, 0, NULL), 0);
     static const uint8_t regs[] = {0x0b, 0x00, 0x02, 0x04, 0x07, 0x08, 0x09, 0x32};

@@ -46,7 +46,7 @@ def mb_kernel(name, srcs, aout = False, **kwargs):
     inputs = srcs + MB_LIB
     native.genrule(
         name = name + "_build",
-        srcs = inputs + ["//guest/mb:mb.h", "//guest/mb:mb.lds"],
+        srcs = inputs + ["//guest:port_io.h", "//guest/mb:mb.h", "//guest/mb:mb.lds"],
         outs = [name],
         cmd = "gcc " + flags + " -T $(location //guest/mb:mb.lds) -o $@ " +
               " ".join(["$(location " + s + ")" for s in inputs]),

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "guest/port_io.h"
+
 #define MB_LOADER_MAGIC 0x2badb002u
 #define MB_COM1 0x3f8
 #define MB_PORT_DEBUG_EXIT 0xf4
@@ -63,42 +65,6 @@ typedef struct {
 void mb_main(uint32_t magic, const mb_info_t *info);
 
 /* ---- The CPU ------------------------------------------------------------ */
-
-static inline void outb(uint16_t port, uint8_t v)
-{
-    __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port) : "memory");
-}
-
-static inline void outw(uint16_t port, uint16_t v)
-{
-    __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port) : "memory");
-}
-
-static inline void outl(uint16_t port, uint32_t v)
-{
-    __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port) : "memory");
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-    uint8_t v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port) : "memory");
-    return v;
-}
-
-static inline uint16_t inw(uint16_t port)
-{
-    uint16_t v;
-    __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port) : "memory");
-    return v;
-}
-
-static inline uint32_t inl(uint16_t port)
-{
-    uint32_t v;
-    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port) : "memory");
-    return v;
-}
 
 static inline uint64_t mb_rdtsc(void)
 {
