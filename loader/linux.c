@@ -35,7 +35,6 @@
 #define S_E820_ENTRIES 0x1e8
 #define S_E820_TABLE 0x2d0
 #define S_E820_MAX 128
-#define S_ZERO_PAGE_SIZE 0x1000
 
 #define S_LOADED_HIGH 0x01
 #define S_XLF_KERNEL_64 0x01

@@ -193,8 +193,8 @@ static void s_term_to_guest(void)
         s_term_changed = 0;
 }
 
-/* Reads a whole guest file; NULL with a one-line reason. */
-/* Reads a whole regular file of 1 byte to max bytes. */
+/* Reads a whole regular file of 1 byte to max bytes (a guest, a kernel,
+ * an initrd); NULL with a one-line reason. */
 static uint8_t *s_read_file(const char *path, uint64_t max, size_t *len, char *err,
                             size_t errlen)
 {
