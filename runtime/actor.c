@@ -157,6 +157,74 @@ static int s_address(rt_actor_t *self, const char *to, Vmm__Envelope *env,
     return rc;
 }
 
+/* ---- Shared handlers ------------------------------------------------------ */
+
+/* The requests of shared handlers running on this thread, innermost first
+ * (rt_reply() finds them here: the actor's own stack is its thread's). */
+static _Thread_local rt_ctx_t *tl_shared;
+
+static rt_handler_fn s_shared_fn(const rt_actor_ops_t *ops, Vmm__Envelope__BodyCase body)
+{
+    for (size_t i = 0; i < ops->n_shared_handlers; i++)
+        if (ops->shared_handlers[i].body == body)
+            return ops->shared_handlers[i].fn;
+    return NULL;
+}
+
+/* Records a request a shared handler took, once: before its reply. */
+static void s_shared_tap(rt_ctx_t *ctx, rt_actor_t *target)
+{
+    if (!ctx->shared_untapped)
+        return;
+    ctx->shared_untapped = false;
+    rt_tap_nested(target->rt, ctx->caller, target, ctx->req);
+    s_count_tx(ctx->caller, ctx->req);
+    rt_count(&ctx->caller->ex->stats.rx);
+    atomic_fetch_add_explicit(&target->shared_rx, 1, memory_order_relaxed);
+}
+
+/* Runs env, prepared for the route's actor, through its shared handler on
+ * this thread when it has one for the kind and takes it; else returns
+ * RT_NOT_SHARED for the usual path. A call's reply reaches ctx. */
+static int s_try_shared(rt_actor_t *self, rt_route_t *route, Vmm__Envelope *env, rt_ctx_t *ctx)
+{
+    rt_actor_t *target = route->shared;
+    /* From the route: target may be leaving, until the lock is held. */
+    rt_handler_fn fn = target ? s_shared_fn(route->shared_ops, env->body_case) : NULL;
+    if (!fn)
+        return RT_NOT_SHARED;
+    rt_t *rt = self->rt;
+    int rc = RT_NOT_SHARED;
+    pthread_rwlock_rdlock(&rt->shared_lock);
+    /* No actor has left since this executor checked the route: target is
+     * alive, and cannot leave while the lock is held. */
+    if (atomic_load(&rt->removals) == self->ex->removals_seen && target->shared_open) {
+        if (route->batch_count)
+            rt_route_flush(self->ex, route); /* what self sent before leaves first */
+        ctx->kind = RT_CTX_NESTED;
+        ctx->caller = self;
+        ctx->shared = true;
+        ctx->shared_untapped = true;
+        ctx->req = env;
+        ctx->replied = false;
+        ctx->reply_rc = -EPIPE; /* until a reply is delivered */
+        ctx->prev = tl_shared;
+        tl_shared = ctx;
+        rc = fn(target, env);
+        tl_shared = ctx->prev;
+        if (rc != RT_NOT_SHARED || ctx->replied) {
+            s_shared_tap(ctx, target);
+            if (env->request_id && !ctx->replied)
+                rt_reply_error(target, env, rc < 0 ? rt_error_code(rc) : VMM__ERROR_CODE__INTERNAL,
+                               "%s: %s", target->name,
+                               rc < 0 ? strerror(-rc) : "a shared handler returned without replying");
+            rc = env->request_id ? ctx->reply_rc : 0;
+        }
+    }
+    pthread_rwlock_unlock(&rt->shared_lock);
+    return rc;
+}
+
 /* Under a replay: env, prepared, is compared with the trace, not sent. */
 static int s_replayed(rt_actor_t *self, const Vmm__Envelope *env, uint64_t *recorded_id)
 {
@@ -172,7 +240,16 @@ int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env)
     }
     rt_route_t *route;
     int rc = s_address(self, to, env, 0, &route);
-    return rc ? rc : s_emit(self, route, env);
+    if (rc)
+        return rc;
+    if (route->shared) {
+        rt_ctx_t ctx;
+        rt_ctx_init(&ctx, RT_CTX_NESTED);
+        rc = s_try_shared(self, route, env, &ctx);
+        if (rc != RT_NOT_SHARED)
+            return rc;
+    }
+    return s_emit(self, route, env);
 }
 
 void rt_flush(rt_actor_t *self)
@@ -344,6 +421,8 @@ static int s_call(rt_actor_t *self, const char *to, Vmm__Envelope *env, int time
         return rc;
     if (route->local)
         return s_call_nested(self, route->local, env, ctx);
+    if (route->shared && (rc = s_try_shared(self, route, env, ctx)) != RT_NOT_SHARED)
+        return rc;
     rc = s_emit(self, route, env);
     if (rc)
         return rc;
@@ -390,6 +469,14 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
 
     if (ctx->kind == RT_CTX_NESTED && self->ex->replay)
         return s_replayed(self, body, NULL);
+    if (ctx->kind == RT_CTX_NESTED && ctx->shared) {
+        s_shared_tap(ctx, self);
+        rt_tap_nested(rt, self, ctx->caller, body);
+        rt_count(&ctx->caller->ex->stats.tx);
+        atomic_fetch_add_explicit(&self->shared_tx, 1, memory_order_relaxed);
+        ctx->reply_rc = s_deliver(ctx, body);
+        return 0;
+    }
     if (ctx->kind == RT_CTX_NESTED) {
         rt_tap_nested(rt, self, ctx->caller, body);
         s_count_tx(self, body);
@@ -453,6 +540,9 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
 
 static rt_ctx_t *s_find_ctx(rt_actor_t *self, const Vmm__Envelope *req)
 {
+    for (rt_ctx_t *ctx = tl_shared; ctx; ctx = ctx->prev)
+        if (ctx->req == req)
+            return ctx;
     for (rt_ctx_t *ctx = self->ctx; ctx; ctx = ctx->prev)
         if (ctx->req == req)
             return ctx;
@@ -604,6 +694,7 @@ static int s_on_terminate(rt_actor_t *self, const Vmm__Envelope *msg, rt_ctx_t *
                                                 self->name)
                                : 0;
     }
+    rt_actor_share(self, false);
     if (self->ops->fini)
         self->ops->fini(self);
     self->terminated = true; /* the executor removes it once off the stack */
@@ -633,8 +724,10 @@ static int s_on_inspect(rt_actor_t *self, const Vmm__Envelope *msg)
     root->name = strdup(self->name);
     root->value = strdup(self->ops->kind ? self->ops->kind : "");
     rt_inspect_add(root, "executor", "%s", self->ex->name);
-    rt_inspect_add(root, "rx", "%llu", (unsigned long long)self->counts.rx);
-    rt_inspect_add(root, "tx", "%llu", (unsigned long long)self->counts.tx);
+    rt_inspect_add(root, "rx", "%llu",
+                   (unsigned long long)(self->counts.rx + atomic_load(&self->shared_rx)));
+    rt_inspect_add(root, "tx", "%llu",
+                   (unsigned long long)(self->counts.tx + atomic_load(&self->shared_tx)));
     rt_inspect_add(root, "refused", "%llu", (unsigned long long)self->counts.bad);
     if (self->ops->inspect)
         self->ops->inspect(self, root);

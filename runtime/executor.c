@@ -245,6 +245,7 @@ int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec)
     }
     ex->actors = actors;
     ex->actors[ex->n_actors++] = actor;
+    rt_actor_share(actor, true);
     if (spec->ops->run) {
         ex->blocking = actor;
         actor->run_again = true;
@@ -306,6 +307,7 @@ void rt_executor_remove_actor(rt_executor_t *ex, rt_actor_t *actor)
 
 static void s_terminate_actor(rt_executor_t *ex, rt_actor_t *actor)
 {
+    rt_actor_share(actor, false);
     if (!actor->terminated && actor->ops->fini)
         actor->ops->fini(actor);
     rt_executor_remove_actor(ex, actor);

@@ -92,6 +92,10 @@ int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **out)
     else if (target) {
         endpoint = strdup(target->endpoint);
         route->serial = target->serial;
+        if (target->ops->n_shared_handlers) {
+            route->shared = target;
+            route->shared_ops = target->ops;
+        }
     } else if (entry) {
         endpoint = strdup(entry->endpoint);
         strcpy(server_key, entry->server_key);

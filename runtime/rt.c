@@ -73,6 +73,10 @@ rt_t *rt_new(const rt_config_t *cfg)
         goto fail_free;
     if (pthread_mutex_init(&rt->lock, NULL))
         goto fail_free;
+    if (pthread_rwlock_init(&rt->shared_lock, NULL)) {
+        pthread_mutex_destroy(&rt->lock);
+        goto fail_free;
+    }
     rt->actors = rt_map_new();
     if (!rt->actors)
         goto fail_lock;
@@ -102,6 +106,7 @@ fail_directory:
 fail_actors:
     rt_map_destroy(&rt->actors);
 fail_lock:
+    pthread_rwlock_destroy(&rt->shared_lock);
     pthread_mutex_destroy(&rt->lock);
 fail_free:
     free(rt);
@@ -139,6 +144,7 @@ void rt_destroy(rt_t **rtp)
     rt_map_each(rt->directory, s_free_value, NULL);
     rt_map_destroy(&rt->directory);
     rt_map_destroy(&rt->actors);
+    pthread_rwlock_destroy(&rt->shared_lock);
     pthread_mutex_destroy(&rt->lock);
     free(rt);
     *rtp = NULL;
@@ -206,11 +212,27 @@ int rt_register_actor(rt_t *rt, rt_actor_t *actor)
 
 void rt_unregister_actor(rt_t *rt, rt_actor_t *actor)
 {
+    /* No sender may be in its shared handlers, or about to enter them on
+     * a route checked before this removal counts. */
+    bool shared = actor->ops->n_shared_handlers;
+    if (shared)
+        pthread_rwlock_wrlock(&rt->shared_lock);
     pthread_mutex_lock(&rt->lock);
     if (rt_map_get(rt->actors, actor->name) == actor)
         rt_map_remove(rt->actors, actor->name);
     pthread_mutex_unlock(&rt->lock);
     atomic_fetch_add(&rt->removals, 1);
+    if (shared)
+        pthread_rwlock_unlock(&rt->shared_lock);
+}
+
+void rt_actor_share(rt_actor_t *actor, bool open)
+{
+    if (!actor->ops->n_shared_handlers || actor->shared_open == open)
+        return;
+    pthread_rwlock_wrlock(&actor->rt->shared_lock);
+    actor->shared_open = open;
+    pthread_rwlock_unlock(&actor->rt->shared_lock);
 }
 
 static void s_add_counters(rt_stats_t *out, const rt_counters_t *c)

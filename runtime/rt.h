@@ -260,6 +260,10 @@ typedef struct {
     rt_handler_fn fn;
 } rt_handler_t;
 
+/* What a shared handler returns to leave an envelope to the actor's own
+ * executor (see rt_actor_ops_t.shared_handlers). */
+#define RT_NOT_SHARED 1
+
 /* What the blocking work of an actor reports (see rt_actor_ops_t.run). */
 typedef enum {
     RT_RUN_IDLE = 0,  /* nothing to run until a message changes that */
@@ -291,6 +295,27 @@ typedef struct {
      */
     rt_run_t (*run)(rt_actor_t *self);
     void (*kick)(rt_actor_t *self);
+    /*
+     * Handlers that may run on any thread of the process, beside the
+     * actor's own executor and each other: for work that must not wait for
+     * the actor's thread (an interrupt a device raises reaches KVM on the
+     * device's thread). An envelope of their body kinds that an actor of
+     * this process on another executor sends (rt_send()) or calls with
+     * (rt_call(), rt_call_with()) is handled at once on the sender's
+     * thread, recorded in a trace as a call within one executor is, and a
+     * reply goes straight to the caller. The handler gets the actor and
+     * may reply and log; it must be thread-safe, touch the actor's state
+     * only where the actor made that safe, and never wait for another
+     * actor (the actor's fini waits for it). It returns RT_NOT_SHARED,
+     * without replying, to leave the envelope to the usual path (the
+     * mailbox, then ops->handlers). Envelopes from the actor's own
+     * executor, other processes and rt_request() always take the usual
+     * path, so ops->handlers must handle these kinds too. An envelope
+     * handled here may overtake one-way envelopes the same sender sent
+     * earlier by the usual path.
+     */
+    const rt_handler_t *shared_handlers;
+    size_t n_shared_handlers;
     /* Optional, for traces: packs what starts the actor again from init's
      * arg (its kind's own message) into *out, malloc'ed and then the
      * caller's, so that a replay can rebuild it from the trace alone (see

@@ -36,6 +36,10 @@ struct rt_s {
     size_t n_clients;
     /* Bumped when an actor leaves, so executors drop cached routes to it. */
     atomic_uint_fast64_t removals;
+    /* Read-held around a shared handler run for a sender (actor.c), so that
+     * an actor with shared handlers neither closes nor leaves meanwhile:
+     * both take it to write. */
+    pthread_rwlock_t shared_lock;
     atomic_uint_fast64_t next_actor_serial;
     _Atomic(rt_tap_fn) tap;
     void *_Atomic tap_arg;
@@ -95,6 +99,10 @@ typedef struct rt_ctx_s {
     void *fn_arg;
     rt_msg_t *owned;
     int reply_rc; /* RT_CTX_NESTED: what delivering the reply returned */
+    /* RT_CTX_NESTED: a shared handler runs on the caller's thread (its
+     * counts go to the caller's executor), and its request is recorded
+     * once it is known to be handled there. */
+    bool shared, shared_untapped;
 } rt_ctx_t;
 
 /* Sets every field but the routing id's bytes, which are written before
@@ -116,6 +124,8 @@ static inline void rt_ctx_init(rt_ctx_t *ctx, rt_ctx_kind_t kind)
     ctx->fn_arg = NULL;
     ctx->owned = NULL;
     ctx->reply_rc = 0;
+    ctx->shared = false;
+    ctx->shared_untapped = false;
 }
 
 /* ---- Links (link.c): one-way envelopes to another process, once and in
@@ -192,6 +202,11 @@ struct rt_actor_s {
     struct {
         uint64_t rx, tx, bad;
     } counts;
+    /* Its shared handlers may run (after init, before fini): changed under
+     * rt->shared_lock held to write. */
+    bool shared_open;
+    /* What its shared handlers took and sent, on senders' threads. */
+    atomic_uint_fast64_t shared_rx, shared_tx;
     /* A batch frame being taken apart (rt_actor_receive_mailbox()). */
     bool in_batch;
     zmq_msg_t batch;
@@ -208,6 +223,11 @@ struct rt_actor_s {
 /* A route cached by an executor: a local actor, or a socket to a mailbox. */
 typedef struct {
     rt_actor_t *local;
+    /* An actor of another executor in this process that has shared
+     * handlers (rt_actor_ops_t), valid while no actor has left since the
+     * executor last checked its routes (rt->removals). */
+    rt_actor_t *shared;
+    const rt_actor_ops_t *shared_ops; /* its ops, readable while it leaves */
     uint64_t serial; /* of the in-process actor the dealer reaches, or 0 */
     void *dealer;
     int rcvtimeo_ms; /* the dealer's ZMQ_RCVTIMEO, set only when it changes */
@@ -317,7 +337,9 @@ struct rt_executor_s {
     rt_link_t **links; /* to names in other processes, kept across routes */
     size_t n_links;
     uint64_t next_id;
-    uint64_t trace_seq; /* records this thread wrote to the trace */
+    /* Records written to the trace for this executor's actors: by its own
+     * thread, and by senders running its actors' shared handlers. */
+    atomic_uint_fast64_t trace_seq;
     rt_replay_t *replay; /* a replay's (replay.c): no thread, no sockets */
     rt_counters_t stats;
     rt_spin_t spin;
@@ -542,6 +564,9 @@ int rt_actor_take(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, const uint8_t
 void rt_retire_stats_locked(rt_t *rt, rt_executor_t *ex);
 int rt_register_actor(rt_t *rt, rt_actor_t *actor);
 void rt_unregister_actor(rt_t *rt, rt_actor_t *actor);
+/* Opens (after init) or closes (before fini) an actor's shared handlers
+ * to senders; waits for those running. Nothing for an actor without. */
+void rt_actor_share(rt_actor_t *actor, bool open);
 int rt_msg_unpack(rt_msg_t *msg, const uint8_t *bytes, size_t len);
 
 /* wire.c: the envelope's encoding, byte for byte protobuf-c's, faster.

@@ -254,7 +254,9 @@ typedef struct {
 
 static s_head_t s_head(const rt_actor_t *actor)
 {
-    return (s_head_t){rt_now_ns(NULL), ++actor->ex->trace_seq, strlen(actor->name),
+    return (s_head_t){rt_now_ns(NULL),
+                      atomic_fetch_add_explicit(&actor->ex->trace_seq, 1, memory_order_relaxed) + 1,
+                      strlen(actor->name),
                       strlen(actor->ex->name)};
 }
 

@@ -52,14 +52,15 @@ static int s_registry(rt_actor_t *self, Vmm__Registry__Request *req,
     return rc;
 }
 
-/* A registration changed: what devices may do is asked again. */
 static void s_grants_forget(partition_t *p)
 {
+    pthread_mutex_lock(&p->grants_lock);
     for (size_t i = 0; i < p->n_grants; i++)
         free(p->grants[i].actor);
     free(p->grants);
     p->grants = NULL;
     p->n_grants = 0;
+    pthread_mutex_unlock(&p->grants_lock);
 }
 
 /* What actor may do as a device; NULL when the registry did not say. */
@@ -84,16 +85,54 @@ static const partition_grants_t *s_grants(rt_actor_t *self, const char *actor)
         if (got->irq_lines[i] < PARTITION_IRQ_LINES)
             g.irq_lines |= 1u << got->irq_lines[i];
     rt_msg_release(&reply);
+    pthread_mutex_lock(&p->grants_lock);
     partition_grants_t *grown = realloc(p->grants, (p->n_grants + 1) * sizeof *grown);
+    if (grown)
+        p->grants = grown;
     if (!g.actor || !grown) {
+        pthread_mutex_unlock(&p->grants_lock);
         free(g.actor);
-        if (grown)
-            p->grants = grown;
         return NULL;
     }
-    p->grants = grown;
     p->grants[p->n_grants] = g;
-    return &p->grants[p->n_grants++];
+    partition_grants_t *got_g = &p->grants[p->n_grants++];
+    pthread_mutex_unlock(&p->grants_lock);
+    return got_g;
+}
+
+/* A registration changed: what devices may do is asked again, for every
+ * registered device at once, so that the shared handlers (which cannot ask
+ * the registry) know every device. */
+static void s_grants_refresh(rt_actor_t *self)
+{
+    partition_t *p = rt_actor_state(self);
+    s_grants_forget(p);
+    rt_msg_t listed;
+    const Vmm__Registry__Devices *list;
+    if (partition_registry_list(self, &listed, &list)) {
+        rt_log(rt_actor_rt(self), self, RT_LOG_ERROR,
+               "the device registry did not list its devices");
+        return;
+    }
+    for (size_t i = 0; i < list->n_devices; i++)
+        if (!s_grants(self, list->devices[i]->actor))
+            rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "no grants for %s",
+                   list->devices[i]->actor);
+    rt_msg_release(&listed);
+}
+
+bool partition_grants_of(partition_t *p, const char *actor, partition_grants_t *out)
+{
+    bool found = false;
+    pthread_mutex_lock(&p->grants_lock);
+    for (size_t i = 0; i < p->n_grants && !found; i++)
+        if (!strcmp(p->grants[i].actor, actor) && p->grants[i].device) {
+            *out = p->grants[i];
+            out->actor = NULL; /* not the caller's to keep */
+            found = true;
+        }
+    pthread_mutex_unlock(&p->grants_lock);
+    return found;
 }
 
 static bool s_has_irq(const partition_grants_t *g, uint32_t irq)
@@ -136,7 +175,7 @@ static int s_registry_add(rt_actor_t *self, const char *actor,
         return rc;
     *handle = reply.env->registry_reply->added->handle;
     rt_msg_release(&reply);
-    s_grants_forget(rt_actor_state(self));
+    s_grants_refresh(self);
     return 0;
 }
 
@@ -153,7 +192,7 @@ static int s_registry_remove(rt_actor_t *self, uint64_t handle, const char *acto
     int rc = s_registry(self, &req, VMM__REGISTRY__REPLY__RESULT__NOT_SET, &reply, NULL, 0);
     if (!rc)
         rt_msg_release(&reply);
-    s_grants_forget(rt_actor_state(self));
+    s_grants_refresh(self);
     return rc;
 }
 
@@ -167,7 +206,7 @@ static int s_registry_lose(rt_actor_t *self, uint64_t handle)
     req.lose = &op;
     rt_msg_t reply;
     int rc = s_registry(self, &req, VMM__REGISTRY__REPLY__RESULT_LOST, &reply, NULL, 0);
-    s_grants_forget(rt_actor_state(self));
+    s_grants_refresh(self);
     if (rc)
         return rc;
     rc = reply.env->registry_reply->lost->kept ? 1 : 0;
@@ -292,6 +331,25 @@ bool partition_permitted(rt_actor_t *self, const Vmm__Envelope *msg)
     } else if (msg->body_case == VMM__ENVELOPE__BODY_PARTITION_REQUEST &&
                (g = s_grants(self, msg->sender)) && g->device) {
         why = s_device_may_not(self, g, msg->sender, msg->partition_request, buf, sizeof buf);
+    }
+    if (!why)
+        return true;
+    partition_deny(self, msg, why);
+    return false;
+}
+
+bool partition_permitted_shared(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    partition_t *p = rt_actor_state(self);
+    char buf[128];
+    const char *why = NULL;
+    partition_grants_t g;
+    if (!s_same_vm(p, msg->sender)) {
+        snprintf(buf, sizeof buf, "an actor of another VM may not act on %s", p->vm);
+        why = buf;
+    } else if (msg->body_case == VMM__ENVELOPE__BODY_PARTITION_REQUEST &&
+               partition_grants_of(p, msg->sender, &g)) {
+        why = s_device_may_not(self, &g, msg->sender, msg->partition_request, buf, sizeof buf);
     }
     if (!why)
         return true;
@@ -923,13 +981,25 @@ int partition_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg)
 static int s_on_irq_line(rt_actor_t *self, const Vmm__Envelope *msg,
                          const Vmm__Devices__IrqLineChanged *change)
 {
-    const partition_grants_t *g = s_grants(self, msg->sender);
-    if (!g || !s_has_irq(g, change->irq)) {
+    partition_grants_t g;
+    if (!partition_grants_of(rt_actor_state(self), msg->sender, &g) ||
+        !s_has_irq(&g, change->irq)) {
         char why[96];
         snprintf(why, sizeof why, "IRQ %u is not among its registered lines", change->irq);
         return partition_deny(self, msg, why);
     }
     return partition_irq_level(self, msg, change->irq, change->high);
+}
+
+int partition_on_shared_device_event(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    const Vmm__Devices__Event *ev = msg->device_event;
+    if (!ev || ev->event_case != VMM__DEVICES__EVENT__EVENT_IRQ_LINE_CHANGED ||
+        !ev->irq_line_changed)
+        return RT_NOT_SHARED;
+    if (!partition_permitted_shared(self, msg))
+        return 0;
+    return s_on_irq_line(self, msg, ev->irq_line_changed);
 }
 
 /* A device asks for a whole-VM power action (every VP halts with it), or

@@ -1148,12 +1148,16 @@ int partition_irq_level(rt_actor_t *self, const Vmm__Envelope *msg, uint32_t irq
     /* The in-kernel PIC and IO-APIC keep the level: a level-triggered pin
      * interrupts again after the guest's EOI while it stays high. */
     struct kvm_irq_level level = {.irq = irq, .level = high};
-    if (ioctl(p->vm_fd, KVM_IRQ_LINE, &level) < 0) {
+    pthread_mutex_lock(&p->irq_lock);
+    int rc = ioctl(p->vm_fd, KVM_IRQ_LINE, &level) < 0 ? -errno : 0;
+    if (!rc)
+        p->irq_high[irq] = high;
+    pthread_mutex_unlock(&p->irq_lock);
+    if (rc) {
         char text[96];
-        snprintf(text, sizeof text, "KVM_IRQ_LINE %u: %s", irq, strerror(errno));
+        snprintf(text, sizeof text, "KVM_IRQ_LINE %u: %s", irq, strerror(-rc));
         return partition_refuse(self, msg, VMM__ERROR_CODE__INTERNAL, text);
     }
-    p->irq_high[irq] = high;
     p->stats.line_changes++;
     return msg->request_id ? rt_reply_ack(self, msg) : 0;
 }
@@ -1397,6 +1401,19 @@ static int s_on_reset(rt_actor_t *self, const Vmm__Envelope *msg)
     return rt_reply_ack(self, msg);
 }
 
+/* MSIs on the requester's thread (rt_actor_ops_t.shared_handlers): KVM
+ * takes KVM_SIGNAL_MSI from any thread, so a device or the synic need not
+ * wait for this one. */
+static int s_on_shared_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    const Vmm__Partition__Request *req = msg->partition_request;
+    if (!req || req->op_case != VMM__PARTITION__REQUEST__OP_REQUEST_MSI || !req->request_msi)
+        return RT_NOT_SHARED;
+    if (!partition_permitted_shared(self, msg))
+        return 0;
+    return s_on_request_msi(self, msg, req->request_msi);
+}
+
 static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     const Vmm__Partition__Request *req = msg->partition_request;
@@ -1484,6 +1501,8 @@ static int s_init(rt_actor_t *self, void *arg)
     if (!p)
         return -ENOMEM;
     p->kvm_fd = p->vm_fd = p->liveness_fd = p->ram_fd = -1;
+    pthread_mutex_init(&p->irq_lock, NULL);
+    pthread_mutex_init(&p->grants_lock, NULL);
     p->vm = strdup(cfg->vm);
     p->name = strdup(rt_actor_name(self));
     if (asprintf(&p->registry, "%s/devices", cfg->vm) < 0)
@@ -1563,6 +1582,8 @@ static void s_fini(rt_actor_t *self)
     free(p->synic);
     free(p->name);
     free(p->vm);
+    pthread_mutex_destroy(&p->grants_lock);
+    pthread_mutex_destroy(&p->irq_lock);
     free(p);
     rt_actor_set_state(self, NULL);
 }
@@ -1610,12 +1631,19 @@ static const rt_handler_t s_handlers[] = {
     {VMM__ENVELOPE__BODY_DEVICE_EVENT, partition_on_device_event},
 };
 
+static const rt_handler_t s_shared_handlers[] = {
+    {VMM__ENVELOPE__BODY_PARTITION_REQUEST, s_on_shared_partition_request},
+    {VMM__ENVELOPE__BODY_DEVICE_EVENT, partition_on_shared_device_event},
+};
+
 const rt_actor_ops_t partition_ops = {
     .kind = "partition",
     .init = s_init,
     .fini = s_fini,
     .handlers = s_handlers,
     .n_handlers = sizeof s_handlers / sizeof *s_handlers,
+    .shared_handlers = s_shared_handlers,
+    .n_shared_handlers = sizeof s_shared_handlers / sizeof *s_shared_handlers,
     .on_reply = partition_on_reply,
     .inspect = s_inspect,
 };

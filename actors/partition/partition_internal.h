@@ -9,6 +9,8 @@
 #define VMM_PARTITION_INTERNAL_H
 
 #include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -107,18 +109,21 @@ typedef struct {
     uint32_t msi_count;
 } partition_grants_t;
 
+/* Atomic: the shared handlers count on their senders' threads. */
 typedef struct {
-    uint64_t devices_lost, devices_replaced;
-    uint64_t msis, msis_blocked, irqs, irqs_unrouted, doorbells_signalled, line_changes;
-    uint64_t guest_reads, guest_writes, guest_updates, power_requests, refused;
-    uint64_t denied; /* acts outside what the sender may do (of refused) */
+    atomic_uint_fast64_t devices_lost, devices_replaced;
+    atomic_uint_fast64_t msis, msis_blocked, irqs, irqs_unrouted, doorbells_signalled,
+        line_changes;
+    atomic_uint_fast64_t guest_reads, guest_writes, guest_updates, power_requests, refused;
+    atomic_uint_fast64_t denied; /* acts outside what the sender may do (of refused) */
 } partition_stats_t;
 
 typedef struct {
     char *vm, *name;
     rt_executor_t **given_executors;
     size_t n_given;
-    partition_stage_t stage;
+    /* Read by the shared handlers: BUILT once vm_fd and the RAM are set. */
+    _Atomic partition_stage_t stage;
     int kvm_fd, vm_fd;
     size_t run_size;
     uint32_t vp_count;
@@ -143,12 +148,19 @@ typedef struct {
         uint32_t data;
     } irq_routes[PARTITION_IRQ_LINES];
     bool irq_high[PARTITION_IRQ_LINES]; /* the levels devices set */
+    /* Held while a line's level goes to KVM, so that two threads setting
+     * one line cannot leave KVM at a level other than irq_high's. */
+    pthread_mutex_t irq_lock;
     /* The interrupt controllers and timer as created, for Reset. */
     struct kvm_irqchip initial_chips[3];
     struct kvm_pit_state2 initial_pit;
     char *registry; /* its device registry actor, "<vm>/devices" */
+    /* Complete for every registered device (s_grants_refresh()): an actor
+     * not listed is none. Changed by the partition's thread under
+     * grants_lock, which the shared handlers take to read. */
     partition_grants_t *grants;
     size_t n_grants;
+    pthread_mutex_t grants_lock;
     partition_remote_t *remotes;
     size_t n_remotes;
     partition_route_wait_t *waits;
@@ -207,6 +219,15 @@ static inline bool partition_posts_ok(const partition_t *p)
 {
     return p->vp_count == 1;
 }
+
+/* What actor may do as a device, copied into *out for a shared handler
+ * (any thread): false when it is no registered device. */
+bool partition_grants_of(partition_t *p, const char *actor, partition_grants_t *out);
+/* Whether a sender of this VM may make a request or event on a shared
+ * handler's thread; else answers for it and returns false. */
+bool partition_permitted_shared(rt_actor_t *self, const Vmm__Envelope *msg);
+/* The shared handler of device events: line levels, on the device's thread. */
+int partition_on_shared_device_event(rt_actor_t *self, const Vmm__Envelope *msg);
 
 /* Refuses an act outside what the sender may do: PERMISSION_DENIED,
  * counted, and logged. Returns 0. */
