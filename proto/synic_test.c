@@ -71,7 +71,7 @@ Test(synic_defaults, ops_start_zero_and_unset)
  * test below, then update the count. */
 Test(synic_defaults, every_member_has_a_test)
 {
-    cr_expect_eq(vmm__synic__request__descriptor.n_fields, 19);
+    cr_expect_eq(vmm__synic__request__descriptor.n_fields, 20);
     cr_expect_eq(vmm__synic__reply__descriptor.n_fields, 9);
     cr_expect_eq(vmm__synic__event__descriptor.n_fields, 2);
 }
@@ -313,6 +313,43 @@ Test(synic_request, assert_sint)
     S_FREE_REQ(out);
 }
 
+Test(synic_request, port_table)
+{
+    Vmm__Synic__HostPortEntry host = VMM__SYNIC__HOST_PORT_ENTRY__INIT;
+    host.handle = 4;
+    host.message = true;
+    host.connection_id = 0xffffff;
+    host.minimum_vtl = VMM__VTL__VTL2;
+    host.target = "vm0/dev/vmbus";
+    Vmm__Synic__HostPortEntry *hosts[] = {&host};
+    Vmm__Synic__GuestPortEntry guest = VMM__SYNIC__GUEST_PORT_ENTRY__INIT;
+    guest.handle = 5;
+    guest.vp = 255;
+    guest.sint = 15;
+    guest.flag = 2047;
+    Vmm__Synic__GuestPortEntry *guests[] = {&guest, &guest};
+    Vmm__Synic__PortTable op = VMM__SYNIC__PORT_TABLE__INIT;
+    op.generation = UINT64_MAX;
+    op.n_host_ports = 1;
+    op.host_ports = hosts;
+    op.n_guest_ports = 2;
+    op.guest_ports = guests;
+    Vmm__Synic__Request *out = S_REQ(port_table, PORT_TABLE, &op);
+    const Vmm__Synic__PortTable *t = out->port_table;
+    cr_expect_eq(t->generation, UINT64_MAX);
+    cr_assert_eq(t->n_host_ports, 1);
+    cr_expect_eq(t->host_ports[0]->handle, 4);
+    cr_expect(t->host_ports[0]->message);
+    cr_expect_eq(t->host_ports[0]->connection_id, 0xffffff);
+    cr_expect_eq(t->host_ports[0]->minimum_vtl, VMM__VTL__VTL2);
+    cr_expect_str_eq(t->host_ports[0]->target, "vm0/dev/vmbus");
+    cr_assert_eq(t->n_guest_ports, 2);
+    cr_expect_eq(t->guest_ports[1]->vp, 255);
+    cr_expect_eq(t->guest_ports[1]->sint, 15);
+    cr_expect_eq(t->guest_ports[1]->flag, 2047);
+    S_FREE_REQ(out);
+}
+
 Test(synic_request, hypercall)
 {
     Vmm__Synic__Hypercall op = VMM__SYNIC__HYPERCALL__INIT;
@@ -383,8 +420,10 @@ Test(synic_reply, guest_event_port)
 {
     Vmm__Synic__GuestEventPortHandle res = VMM__SYNIC__GUEST_EVENT_PORT_HANDLE__INIT;
     res.handle = 3;
+    res.signal_to = "vm0/synic/vp/2";
     Vmm__Synic__Reply *out = S_REPLY(guest_event_port, GUEST_EVENT_PORT, &res);
     cr_expect_eq(out->guest_event_port->handle, 3);
+    cr_expect_str_eq(out->guest_event_port->signal_to, "vm0/synic/vp/2");
     S_FREE_REPLY(out);
 }
 

@@ -825,7 +825,7 @@ static void s_run_sint(s_sint_t *r)
     Vmm__Synic__SignalGuestEventPort sig = VMM__SYNIC__SIGNAL_GUEST_EVENT_PORT__INIT;
     sig.handle = reply.env->synic_reply->guest_event_port->handle;
     rt_msg_release(&reply);
-    long long msis = echo_inspect_number(vm_client(vm), "vm0/synic", "msis");
+    long long msis = echo_inspect_number(vm_client(vm), "vm0/synic/vp/0", "msis");
     req.op_case = VMM__SYNIC__REQUEST__OP_SIGNAL_GUEST_EVENT_PORT;
     req.signal_guest_event_port = &sig;
     for (int i = 0; i < 2; i++) {
@@ -835,7 +835,7 @@ static void s_run_sint(s_sint_t *r)
     uint32_t a[2];
     s_expect_sync(vm, NULL, 3, a, 2);
     r->event_vector = a[0], r->event_flags = a[1];
-    r->event_msis = echo_inspect_number(vm_client(vm), "vm0/synic", "msis") - msis;
+    r->event_msis = echo_inspect_number(vm_client(vm), "vm0/synic/vp/0", "msis") - msis;
     vm_destroy(&vm);
 }
 

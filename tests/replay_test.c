@@ -66,12 +66,16 @@ Test(replay, a_device_in_a_device_host)
     s_expect_match("devhost.trace.devhost0", "vm0/dev/com1", S_DEVICE, 100);
 }
 
+/* Both parts of the split synic: its central actor (ports, monitors,
+ * what it hands on) and VP 0's (MSRs, hypercalls, messages, timers). */
 Test(replay, the_synic_s_messages_event_ports_timers_and_monitor_page)
 {
-    s_expect_match("hv_messages.trace", "vm0/synic", S_SYNIC, 20);
-    s_expect_match("hv_post.trace", "vm0/synic", S_SYNIC, 5);
-    s_expect_match("hv_timers.trace", "vm0/synic", S_SYNIC, 20);
-    s_expect_match("hv_monitor.trace", "vm0/synic", S_SYNIC, 100);
+    s_expect_match("hv_messages.trace", "vm0/synic", S_SYNIC, 2);
+    s_expect_match("hv_messages.trace", "vm0/synic/vp/0", S_SYNIC, 20);
+    s_expect_match("hv_post.trace", "vm0/synic", S_SYNIC, 2);
+    s_expect_match("hv_post.trace", "vm0/synic/vp/0", S_SYNIC, 5);
+    s_expect_match("hv_timers.trace", "vm0/synic/vp/0", S_SYNIC, 20);
+    s_expect_match("hv_monitor.trace", "vm0/synic", S_SYNIC, 50);
 }
 
 /* A model the VMM does not know by name: its test names it (the C API). */

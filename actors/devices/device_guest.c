@@ -249,6 +249,87 @@ int device_guest_io(device_guest_t *g, rt_actor_t *self, const char *partition, 
     return 0;
 }
 
+uint64_t device_guest_atomic_update(void *p, uint32_t size, uint64_t and_mask, uint64_t or_mask)
+{
+#define S_UPDATE(type)                                                                          \
+    do {                                                                                        \
+        type *at = p, was = __atomic_load_n(at, __ATOMIC_RELAXED);                             \
+        while (!__atomic_compare_exchange_n(at, &was, (type)((was & and_mask) | or_mask), true, \
+                                            __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))                \
+            ;                                                                                   \
+        return was;                                                                             \
+    } while (0)
+    switch (size) {
+    case 1:
+        S_UPDATE(uint8_t);
+    case 2:
+        S_UPDATE(uint16_t);
+    case 4:
+        S_UPDATE(uint32_t);
+    default:
+        S_UPDATE(uint64_t);
+    }
+#undef S_UPDATE
+}
+
+/* The partition's reply to UpdateGuestMemory: the bytes that were there. */
+static int s_on_update_reply(void *arg, const Vmm__Envelope *reply)
+{
+    uint64_t *old = arg;
+    if (reply->body_case == VMM__ENVELOPE__BODY_ERROR)
+        return rt_errno_of(reply->error->code);
+    if (reply->body_case != VMM__ENVELOPE__BODY_DEVICE_REPLY ||
+        reply->device_reply->result_case != VMM__DEVICES__REPLY__RESULT_UPDATE_GUEST_MEMORY ||
+        reply->device_reply->update_guest_memory->data.len > 8)
+        return -EPROTO;
+    const ProtobufCBinaryData *d = &reply->device_reply->update_guest_memory->data;
+    *old = 0;
+    for (size_t i = 0; i < d->len; i++)
+        *old |= (uint64_t)d->data[i] << (8 * i);
+    return 0;
+}
+
+int device_guest_update(device_guest_t *g, rt_actor_t *self, const char *partition, uint64_t gpa,
+                        uint32_t size, uint64_t and_mask, uint64_t or_mask, uint64_t *old)
+{
+    if ((size != 1 && size != 2 && size != 4 && size != 8) || gpa % size)
+        return -EINVAL;
+    int rc = s_guest_known(g, self, partition);
+    if (rc)
+        return rc;
+    const device_ram_t *r = s_ram_at(g, gpa, size);
+    if (!r)
+        return -EFAULT;
+    uint64_t mask = size == 8 ? ~0ull : (1ull << (8 * size)) - 1;
+    if (g->mapped && !g->by_message) {
+        /* What was there is an input (a replay gives it back); what is
+         * left there an output. Little-endian, as the guest sees it. */
+        uint8_t *host = r->host ? r->host + (gpa - r->gpa) : NULL;
+        uint64_t was = host ? device_guest_atomic_update(host, size, and_mask, or_mask) : 0;
+        rc = rt_actor_input(self, DEVICE_GUEST_RAM, gpa, &was, size);
+        if (rc)
+            return rc;
+        uint64_t now = ((was & and_mask) | or_mask) & mask;
+        rt_actor_output(self, DEVICE_GUEST_RAM, gpa, &now, size);
+        *old = was & mask;
+        return 0;
+    }
+    if (!partition)
+        return -ENOTCONN;
+    Vmm__Devices__UpdateGuestMemory update = VMM__DEVICES__UPDATE_GUEST_MEMORY__INIT;
+    update.gpa = gpa;
+    update.size = size;
+    update.and_mask = and_mask;
+    update.or_mask = or_mask;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_UPDATE_GUEST_MEMORY;
+    req.update_guest_memory = &update;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &req;
+    return rt_call_with(self, partition, &env, S_GUEST_TIMEOUT_MS, s_on_update_reply, old);
+}
+
 void device_guest_fini(device_guest_t *g)
 {
     s_release(g);

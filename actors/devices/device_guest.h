@@ -72,6 +72,17 @@ int device_guest_io(device_guest_t *g, rt_actor_t *self, const char *partition, 
                     void *to, const void *from, size_t len);
 
 /*
+ * new = (old & and_mask) | or_mask on size bytes (1, 2, 4 or 8, aligned)
+ * at gpa, atomically against the guest's locked instructions (a CPU
+ * compare-exchange on the mapping, or UpdateGuestMemory); *old gets what
+ * was there. For bits the guest changes too (event flags, a slot's
+ * pending flag). Returns as device_guest_io(), or -EINVAL for a size or
+ * alignment it cannot do atomically.
+ */
+int device_guest_update(device_guest_t *g, rt_actor_t *self, const char *partition, uint64_t gpa,
+                        uint32_t size, uint64_t and_mask, uint64_t or_mask, uint64_t *old);
+
+/*
  * Takes a description of guest RAM (the partition's answer to
  * MapGuestMemory), replacing what g had: keeps its ranges, which every
  * access is checked against from then on, and maps the memory file when
@@ -85,6 +96,11 @@ int device_guest_io(device_guest_t *g, rt_actor_t *self, const char *partition, 
  * it; tests give it descriptions of their own.
  */
 int device_guest_map(device_guest_t *g, const Vmm__Devices__GuestMemoryMap *map);
+
+/* new = (old & and_mask) | or_mask on size bytes (1, 2, 4 or 8) at p, a
+ * mapping of guest RAM, atomically against the guest's locked instructions
+ * on the same memory; returns old. */
+uint64_t device_guest_atomic_update(void *p, uint32_t size, uint64_t and_mask, uint64_t or_mask);
 
 /* Releases the ranges and the mapping. */
 void device_guest_fini(device_guest_t *g);

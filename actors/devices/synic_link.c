@@ -5,13 +5,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "actors/synic/synic.h"
 #include "proto/envelope.pb-c.h"
 
 #define S_CALL_TIMEOUT_MS 2000
 
-/* Calls the synic with req; a successful reply's result is copied out by
- * what the caller passes (handle may be NULL). */
-static int s_call(rt_actor_t *self, synic_link_t *l, Vmm__Synic__Request *req, uint64_t *handle)
+/* Calls the synic with req: what is about VP vp (vp >= 0) goes to that
+ * VP's actor of a split synic, which runs beside the VP (sent to the
+ * synic's central actor from the VP's own executor, the request would wait
+ * for its own thread), or to the synic itself when it is whole. A
+ * successful reply's result is copied out by what the caller passes
+ * (handle may be NULL). */
+static int s_call(rt_actor_t *self, synic_link_t *l, int64_t vp, Vmm__Synic__Request *req,
+                  uint64_t *handle)
 {
     if (!l->synic)
         return -ENODEV;
@@ -19,7 +25,12 @@ static int s_call(rt_actor_t *self, synic_link_t *l, Vmm__Synic__Request *req, u
     env.body_case = VMM__ENVELOPE__BODY_SYNIC_REQUEST;
     env.synic_request = req;
     rt_msg_t reply;
-    int rc = rt_call(self, l->synic, &env, &reply, S_CALL_TIMEOUT_MS);
+    char to[256];
+    int rc = -ENOENT;
+    if (vp >= 0 && !synic_vp_actor(to, sizeof to, l->synic, (uint32_t)vp))
+        rc = rt_call(self, to, &env, &reply, S_CALL_TIMEOUT_MS);
+    if (rc == -ENOENT)
+        rc = rt_call(self, l->synic, &env, &reply, S_CALL_TIMEOUT_MS);
     if (rc)
         return rc;
     const Vmm__Envelope *r = reply.env;
@@ -72,7 +83,7 @@ int synic_link_connect(rt_actor_t *self, synic_link_t *l, bool message, uint32_t
         req.register_host_event_port = &e;
     }
     uint64_t handle = 0;
-    int rc = s_call(self, l, &req, &handle);
+    int rc = s_call(self, l, -1, &req, &handle);
     if (rc == -EINVAL) /* the synic's word for a connection id taken */
         rc = -EEXIST;
     if (!rc)
@@ -98,7 +109,7 @@ int synic_link_disconnect(rt_actor_t *self, synic_link_t *l, bool message,
         req.op_case = VMM__SYNIC__REQUEST__OP_UNREGISTER_HOST_EVENT_PORT;
         req.unregister_host_event_port = &e;
     }
-    int rc = s_call(self, l, &req, NULL);
+    int rc = s_call(self, l, -1, &req, NULL);
     *p = l->host[--l->n_host];
     return rc;
 }
@@ -114,7 +125,7 @@ int synic_link_post(rt_actor_t *self, synic_link_t *l, uint32_t vp, uint32_t sin
     Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
     req.op_case = VMM__SYNIC__REQUEST__OP_POST_MESSAGE;
     req.post_message = &op;
-    return s_call(self, l, &req, NULL);
+    return s_call(self, l, vp, &req, NULL);
 }
 
 int synic_link_signal(rt_actor_t *self, synic_link_t *l, uint32_t vp, uint32_t sint,
@@ -135,7 +146,7 @@ int synic_link_signal(rt_actor_t *self, synic_link_t *l, uint32_t vp, uint32_t s
         req.op_case = VMM__SYNIC__REQUEST__OP_NEW_GUEST_EVENT_PORT;
         req.new_guest_event_port = &op;
         uint64_t handle = 0;
-        int rc = s_call(self, l, &req, &handle);
+        int rc = s_call(self, l, -1, &req, &handle);
         if (rc)
             return rc;
         port = &l->guest[l->n_guest++];
@@ -145,7 +156,7 @@ int synic_link_signal(rt_actor_t *self, synic_link_t *l, uint32_t vp, uint32_t s
     sig.handle = port->handle;
     req.op_case = VMM__SYNIC__REQUEST__OP_SIGNAL_GUEST_EVENT_PORT;
     req.signal_guest_event_port = &sig;
-    return s_call(self, l, &req, NULL);
+    return s_call(self, l, vp, &req, NULL);
 }
 
 int synic_link_assert(rt_actor_t *self, synic_link_t *l, uint32_t vp, uint32_t sint)
@@ -156,7 +167,7 @@ int synic_link_assert(rt_actor_t *self, synic_link_t *l, uint32_t vp, uint32_t s
     Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
     req.op_case = VMM__SYNIC__REQUEST__OP_ASSERT_SINT;
     req.assert_sint = &op;
-    return s_call(self, l, &req, NULL);
+    return s_call(self, l, vp, &req, NULL);
 }
 
 int synic_link_on_event(rt_actor_t *self, synic_link_t *l, device_t *model,
@@ -164,7 +175,9 @@ int synic_link_on_event(rt_actor_t *self, synic_link_t *l, device_t *model,
 {
     const Vmm__Synic__Event *ev = msg->synic_event;
     const char *why = NULL;
-    if (!l->synic || strcmp(msg->sender, l->synic))
+    size_t n = l->synic ? strlen(l->synic) : 0;
+    if (!n || strncmp(msg->sender, l->synic, n) ||
+        (msg->sender[n] && strncmp(msg->sender + n, "/vp/", 4)))
         why = "it is not from the VM's synic";
     else if (ev->event_case == VMM__SYNIC__EVENT__EVENT_HOST_MESSAGE && ev->host_message &&
              s_host(l, true, ev->host_message->connection_id) && model->ops->synic_message) {

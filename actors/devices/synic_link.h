@@ -4,7 +4,9 @@
  * the synic sends this actor's guest posts or signals through; an event
  * flag goes through a guest event port made on first use and kept; a SINT
  * alone through AssertSint. Every request is a blocking call to the synic
- * (a device calls its partition's side, never the other way).
+ * (a device calls its partition's side, never the other way): what is
+ * about one VP to that VP's actor of the synic, the rest to the synic.
+ * Events come from any of the synic's actors.
  */
 #ifndef VMM_SYNIC_LINK_H
 #define VMM_SYNIC_LINK_H

@@ -13,6 +13,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "actors/devices/device_guest.h"
 #include "actors/partition/partition_internal.h"
 
 /* ---- The device registry ------------------------------------------------------------ */
@@ -847,16 +848,26 @@ static int s_on_guest_memory(rt_actor_t *self, const Vmm__Envelope *msg, bool wr
     return rt_reply(self, msg, &env);
 }
 
-/* Where guest RAM lies in its memory file, for a registered device: on
- * this host it may map the file rather than send its reads and writes
- * (device.h says why that is safe enough); elsewhere it learns the ranges
- * its accesses must lie in. */
+/* The synic's actors: "<vm>/synic" and "<vm>/synic/vp/<N>", which the
+ * partition started itself. */
+static bool s_is_synic(const partition_t *p, const char *actor)
+{
+    size_t n = p->synic ? strlen(p->synic) : 0;
+    return n && !strncmp(actor, p->synic, n) &&
+           (!actor[n] || !strncmp(actor + n, "/vp/", 4));
+}
+
+/* Where guest RAM lies in its memory file, for a registered device or the
+ * synic: on this host it may map the file rather than send its reads and
+ * writes (device.h says why that is safe enough); elsewhere it learns the
+ * ranges its accesses must lie in. */
 static int s_on_map_guest_memory(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     partition_t *p = rt_actor_state(self);
     const partition_grants_t *g = s_grants(self, msg->sender);
-    if (!g || !g->device)
-        return partition_deny(self, msg, "only a registered device may map guest memory");
+    if ((!g || !g->device) && !s_is_synic(p, msg->sender))
+        return partition_deny(self, msg,
+                              "only a registered device or the synic may map guest memory");
     if (p->stage != PARTITION_BUILT)
         return partition_stage_error(self, msg, PARTITION_BUILT);
     char path[64], link[256];
@@ -891,31 +902,6 @@ static int s_on_map_guest_memory(rt_actor_t *self, const Vmm__Envelope *msg)
     return rt_reply(self, msg, &env);
 }
 
-/* new = (old & and_mask) | or_mask on size bytes at p, atomically against
- * the guest's locked instructions on the same memory; returns old. */
-static uint64_t s_atomic_update(void *p, uint32_t size, uint64_t and_mask, uint64_t or_mask)
-{
-#define S_UPDATE(type)                                                                        \
-    do {                                                                                      \
-        type *at = p, old = __atomic_load_n(at, __ATOMIC_RELAXED);                            \
-        while (!__atomic_compare_exchange_n(at, &old, (type)((old & and_mask) | or_mask), true, \
-                                            __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))              \
-            ;                                                                                 \
-        return old;                                                                           \
-    } while (0)
-    switch (size) {
-    case 1:
-        S_UPDATE(uint8_t);
-    case 2:
-        S_UPDATE(uint16_t);
-    case 4:
-        S_UPDATE(uint32_t);
-    default:
-        S_UPDATE(uint64_t);
-    }
-#undef S_UPDATE
-}
-
 static int s_on_guest_update(rt_actor_t *self, const Vmm__Envelope *msg,
                              const Vmm__Devices__UpdateGuestMemory *op)
 {
@@ -933,7 +919,7 @@ static int s_on_guest_update(rt_actor_t *self, const Vmm__Envelope *msg,
                               "0x%llx+%u is not guest RAM", (unsigned long long)op->gpa,
                               op->size);
     p->stats.guest_updates++;
-    uint64_t old = s_atomic_update(host, op->size, op->and_mask, op->or_mask);
+    uint64_t old = device_guest_atomic_update(host, op->size, op->and_mask, op->or_mask);
     uint8_t bytes[8];
     for (uint32_t i = 0; i < op->size; i++)
         bytes[i] = (uint8_t)(old >> (8 * i));

@@ -570,6 +570,17 @@ static int s_trap_synthetic_msrs(partition_t *p, char *err, size_t errlen)
     return 0;
 }
 
+/* The executor VP i runs on. */
+static rt_executor_t *s_vp_executor(partition_t *p, uint32_t i)
+{
+    return i < p->n_given && p->given_executors[i] ? p->given_executors[i]
+                                                   : p->own_executors[i];
+}
+
+/* The synic, split: its central actor here, beside the partition (the
+ * ports, the monitor page, the partition-wide MSRs), and each VP's part
+ * on that VP's executor, so that the VP's MSRs and hypercalls are direct
+ * calls. */
 static int s_start_synic(rt_actor_t *self, char *err, size_t errlen)
 {
     partition_t *p = rt_actor_state(self);
@@ -579,13 +590,27 @@ static int s_start_synic(rt_actor_t *self, char *err, size_t errlen)
         .tsc_khz = p->tsc_khz,
         .tsc_offset = p->tsc_offset,
         .tsc_at_zero = p->tsc_at_zero,
+        .role = SYNIC_CENTRAL,
     };
     rt_actor_spec_t spec = {.name = p->synic, .ops = &synic_ops, .arg = &cfg};
-    /* On this executor: its guest memory requests are direct calls. */
     int rc = rt_actor_start(rt_actor_executor(self), &spec);
-    if (rc)
+    if (rc) {
         snprintf(err, errlen, "cannot start %s: %s", p->synic, strerror(-rc));
-    return rc;
+        return rc;
+    }
+    cfg.role = SYNIC_VP;
+    cfg.central = p->synic;
+    for (uint32_t i = 0; i < p->vp_count; i++) {
+        char name[256];
+        cfg.vp = i;
+        spec.name = name;
+        if ((rc = synic_vp_actor(name, sizeof name, p->synic, i)) ||
+            (rc = rt_actor_start(s_vp_executor(p, i), &spec))) {
+            snprintf(err, errlen, "cannot start VP %u's synic: %s", i, strerror(-rc));
+            return rc;
+        }
+    }
+    return 0;
 }
 
 /* VP 0's local APIC as a PC BIOS leaves it: software-enabled (spurious
@@ -642,8 +667,14 @@ static int s_start_vp(rt_actor_t *self, uint32_t i, char *err, size_t errlen)
             return -ENOMEM;
         }
     }
+    char synic[256] = "";
+    if (p->synic && synic_vp_actor(synic, sizeof synic, p->synic, i)) {
+        close(fd);
+        snprintf(err, errlen, "VP %u's synic: the name is too long", i);
+        return -ENAMETOOLONG;
+    }
     vp_config_t cfg = {.index = i, .vcpu_fd = fd, .run_size = p->run_size, .partition = p->name,
-                       .synic = p->synic};
+                       .synic = p->synic ? synic : NULL};
     rt_actor_spec_t spec = {.name = p->vp_names[i], .ops = &vp_ops, .arg = &cfg};
     int rc = rt_actor_start(ex, &spec); /* the actor owns fd from here */
     if (rc)

@@ -1,7 +1,8 @@
 /*
  * The synic actor: its requests (synic.proto), the guest's hypercalls,
- * host ports, guest event ports and the monitor page. Per VP state and the
- * MSRs are in synic_vp.c.
+ * host ports, guest event ports and the monitor page, and which actor of a
+ * split synic serves what. Per VP state and the MSRs are in synic_vp.c,
+ * the split synic's messages between its actors in synic_split.c.
  */
 #include "actors/synic/synic.h"
 
@@ -72,8 +73,12 @@ static int s_ack(synic_t *s, const Vmm__Envelope *msg)
 
 /* Replies with the handle a registration made. */
 static int s_reply_handle(synic_t *s, const Vmm__Envelope *msg,
-                          Vmm__Synic__Reply__ResultCase kind, uint64_t handle)
+                          Vmm__Synic__Reply__ResultCase kind, uint64_t handle, uint32_t vp)
 {
+    char signal_to[256];
+    if (s->role != SYNIC_CENTRAL ||
+        synic_vp_actor(signal_to, sizeof signal_to, rt_actor_name(s->self), vp))
+        snprintf(signal_to, sizeof signal_to, "%s", rt_actor_name(s->self));
     Vmm__Synic__Reply reply = VMM__SYNIC__REPLY__INIT;
     Vmm__Synic__HostEventPortHandle host_event = VMM__SYNIC__HOST_EVENT_PORT_HANDLE__INIT;
     Vmm__Synic__HostMessagePortHandle host_message = VMM__SYNIC__HOST_MESSAGE_PORT_HANDLE__INIT;
@@ -91,6 +96,7 @@ static int s_reply_handle(synic_t *s, const Vmm__Envelope *msg,
         break;
     case VMM__SYNIC__REPLY__RESULT_GUEST_EVENT_PORT:
         guest_event.handle = handle;
+        guest_event.signal_to = signal_to;
         reply.guest_event_port = &guest_event;
         break;
     default:
@@ -149,6 +155,14 @@ static const char *s_sender(const Vmm__Envelope *msg)
 
 /* ---- Host ports and what the guest sends them ---------------------------------- */
 
+/* A port was made, moved or dropped: a split synic's VPs learn it before
+ * its owner hears of it (and so before it can tell the guest). */
+static void s_ports_changed(synic_t *s)
+{
+    if (s->role == SYNIC_CENTRAL)
+        synic_push_ports(s);
+}
+
 static synic_host_port_t *s_host_port_by_connection(synic_t *s, uint32_t connection_id)
 {
     for (size_t i = 0; i < s->n_host_ports; i++)
@@ -191,6 +205,8 @@ static uint32_t s_route_event(synic_t *s, uint32_t vtl, uint32_t connection_id, 
 {
     synic_host_port_t *port;
     uint32_t status = s_host_port_for(s, vtl, connection_id, false, &port);
+    if (!port && s->role == SYNIC_VP) /* not in its table yet */
+        return synic_central_route(s, vtl, connection_id, flag, NULL, 0, 0);
     if (status)
         return status;
     if (flag >= SYNIC_EVENT_FLAGS) /* a port has at most a SIEF area's flags */
@@ -226,6 +242,8 @@ static uint32_t s_route_message(synic_t *s, uint32_t vtl, uint32_t connection_id
         return status;
     synic_host_port_t *port;
     status = s_host_port_for(s, vtl, connection_id, true, &port);
+    if (!port && s->role == SYNIC_VP)
+        return synic_central_route(s, vtl, connection_id, 0, payload, type, size);
     if (status)
         return status;
     Vmm__Synic__HostMessage host_message = VMM__SYNIC__HOST_MESSAGE__INIT;
@@ -277,10 +295,11 @@ static int s_register_host_port(synic_t *s, const Vmm__Envelope *msg, bool messa
     }
     s->n_host_ports++;
     s->next_handle++;
+    s_ports_changed(s);
     return s_reply_handle(s, msg,
                           message ? VMM__SYNIC__REPLY__RESULT_HOST_MESSAGE_PORT
                                   : VMM__SYNIC__REPLY__RESULT_HOST_EVENT_PORT,
-                          port->handle);
+                          port->handle, 0);
 }
 
 static int s_unregister_host_port(synic_t *s, const Vmm__Envelope *msg, bool message,
@@ -297,6 +316,7 @@ static int s_unregister_host_port(synic_t *s, const Vmm__Envelope *msg, bool mes
         free(port->target);
         free(port->owner);
         s->host_ports[i] = s->host_ports[--s->n_host_ports];
+        s_ports_changed(s);
         return s_ack(s, msg);
     }
     return s_refuse(s, msg, VMM__ERROR_CODE__NOT_FOUND, "no host %s port %llu",
@@ -481,16 +501,48 @@ static int s_on_new_guest_event_port(synic_t *s, const Vmm__Envelope *msg,
         return -ENOMEM;
     s->n_guest_ports++;
     s->next_handle++;
-    return s_reply_handle(s, msg, VMM__SYNIC__REPLY__RESULT_GUEST_EVENT_PORT, port->handle);
+    s_ports_changed(s);
+    return s_reply_handle(s, msg, VMM__SYNIC__REPLY__RESULT_GUEST_EVENT_PORT, port->handle,
+                          op->vp);
+}
+
+/* Hands a signal for another VP's port to that VP's actor, which has the
+ * port in its table (central sent it there first). A caller waiting on
+ * this thread gets the Ack once it is sent: nothing but a port dropped
+ * meanwhile could fail it there. */
+static int s_signal_elsewhere(synic_t *s, const Vmm__Envelope *msg, uint32_t vp)
+{
+    char to[256];
+    if (synic_vp_actor(to, sizeof to, s->central, vp))
+        return s_refuse(s, msg, VMM__ERROR_CODE__INTERNAL, "no name for VP %u's synic", vp);
+    /* A VP's actor asking central waits for the answer, and VP vp's may
+     * be that one: it must not wait for vp's. */
+    size_t n = strlen(s->central);
+    bool from_vp = !strncmp(s_sender(msg), s->central, n) && !strncmp(s_sender(msg) + n, "/vp/", 4);
+    if (from_vp && msg->request_id) {
+        Vmm__Envelope env = VMM__ENVELOPE__INIT;
+        env.body_case = VMM__ENVELOPE__BODY_SYNIC_REQUEST;
+        env.synic_request = msg->synic_request;
+        s->counts.passed_on++;
+        if (rt_send(s->self, to, &env))
+            return s_refuse(s, msg, VMM__ERROR_CODE__INTERNAL, "cannot reach %s", to);
+        return s_ack(s, msg);
+    }
+    return synic_pass(s, msg, to, SYNIC_PASS_ACK);
 }
 
 static int s_on_signal_guest_event_port(synic_t *s, const Vmm__Envelope *msg,
                                         const Vmm__Synic__SignalGuestEventPort *op)
 {
     const synic_guest_port_t *port = s_guest_port(s, op->handle);
+    /* A VP's table may not have a new port yet: central knows it. */
+    if (!port && s->role == SYNIC_VP && strcmp(s_sender(msg), s->central))
+        return synic_pass(s, msg, s->central, SYNIC_PASS_CALL);
     if (!port)
         return s_refuse(s, msg, VMM__ERROR_CODE__NOT_FOUND, "no guest event port %llu",
                         (unsigned long long)op->handle);
+    if (!synic_owns(s, port->vp))
+        return s_signal_elsewhere(s, msg, port->vp);
     synic_signal_flag(s, port->vp, port->sint, port->flag);
     return s_ack(s, msg);
 }
@@ -523,6 +575,7 @@ static int s_on_retarget_guest_event_port(synic_t *s, const Vmm__Envelope *msg,
     port->vp = op->vp;
     if (has_sint)
         port->sint = op->sint;
+    s_ports_changed(s);
     return s_ack(s, msg);
 }
 
@@ -534,6 +587,7 @@ static int s_on_unregister_guest_event_port(synic_t *s, const Vmm__Envelope *msg
         return 0;
     free(port->owner);
     *port = s->guest_ports[--s->n_guest_ports];
+    s_ports_changed(s);
     return s_ack(s, msg);
 }
 
@@ -665,7 +719,7 @@ static int s_on_register_monitor(synic_t *s, const Vmm__Envelope *msg,
     s->next_handle++;
     s_monitor_masks(s);
     s_monitor_arm(s);
-    return s_reply_handle(s, msg, VMM__SYNIC__REPLY__RESULT_MONITOR, m->handle);
+    return s_reply_handle(s, msg, VMM__SYNIC__REPLY__RESULT_MONITOR, m->handle, 0);
 }
 
 static int s_on_unregister_monitor(synic_t *s, const Vmm__Envelope *msg,
@@ -767,6 +821,8 @@ static const void *s_member(const Vmm__Synic__Request *req)
         return req->hypercall;
     case VMM__SYNIC__REQUEST__OP_ASSERT_SINT:
         return req->assert_sint;
+    case VMM__SYNIC__REQUEST__OP_PORT_TABLE:
+        return req->port_table;
     default:
         return NULL;
     }
@@ -819,9 +875,79 @@ static int s_dispatch(synic_t *s, const Vmm__Envelope *msg, const Vmm__Synic__Re
         return s_on_hypercall(s, msg, req->hypercall);
     case VMM__SYNIC__REQUEST__OP_ASSERT_SINT:
         return s_on_assert_sint(s, msg, req->assert_sint);
+    case VMM__SYNIC__REQUEST__OP_PORT_TABLE:
+        return synic_take_ports(s, msg, req->port_table);
     default:
         return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "synic op %d is unknown",
                         (int)req->op_case);
+    }
+}
+
+/* The VP a request is about, for those one VP's actor serves: its MSRs
+ * (the partition-wide ones too, from its own VP), hypercalls, messages
+ * and SINTs. */
+static bool s_vp_of(const Vmm__Synic__Request *req, uint32_t *vp)
+{
+    switch (req->op_case) {
+    case VMM__SYNIC__REQUEST__OP_POST_MESSAGE:
+        *vp = req->post_message->vp;
+        return true;
+    case VMM__SYNIC__REQUEST__OP_ASSERT_SINT:
+        *vp = req->assert_sint->vp;
+        return true;
+    case VMM__SYNIC__REQUEST__OP_HYPERCALL:
+        *vp = req->hypercall->vp;
+        return true;
+    case VMM__SYNIC__REQUEST__OP_ACCESS_MSR:
+        *vp = req->access_msr->vp;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Which actor of a split synic serves the request: true when it was
+ * handed on or refused here, false to serve it here. */
+static bool s_elsewhere(synic_t *s, const Vmm__Envelope *msg, const Vmm__Synic__Request *req)
+{
+    uint32_t vp;
+    bool about_vp = s_vp_of(req, &vp);
+    char to[256];
+    if (s->role == SYNIC_CENTRAL) {
+        if (!about_vp || vp >= s->vp_count ||
+            (req->op_case == VMM__SYNIC__REQUEST__OP_ACCESS_MSR &&
+             synic_partition_wide_msr(req->access_msr->index)))
+            return false;
+        if (synic_vp_actor(to, sizeof to, rt_actor_name(s->self), vp))
+            return false;
+        synic_pass(s, msg, to, SYNIC_PASS_REFUSE);
+        return true;
+    }
+    if (s->role != SYNIC_VP)
+        return false;
+    if (about_vp && !synic_owns(s, vp)) {
+        if (synic_vp_actor(to, sizeof to, s->central, vp))
+            snprintf(to, sizeof to, "%s", s->central);
+        s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                 "this actor serves VP %u: send VP %u's requests to %s", s->vp_first, vp, to);
+        return true;
+    }
+    switch (req->op_case) {
+    case VMM__SYNIC__REQUEST__OP_REGISTER_HOST_EVENT_PORT:
+    case VMM__SYNIC__REQUEST__OP_UNREGISTER_HOST_EVENT_PORT:
+    case VMM__SYNIC__REQUEST__OP_REGISTER_HOST_MESSAGE_PORT:
+    case VMM__SYNIC__REQUEST__OP_UNREGISTER_HOST_MESSAGE_PORT:
+    case VMM__SYNIC__REQUEST__OP_NEW_GUEST_EVENT_PORT:
+    case VMM__SYNIC__REQUEST__OP_RETARGET_GUEST_EVENT_PORT:
+    case VMM__SYNIC__REQUEST__OP_UNREGISTER_GUEST_EVENT_PORT:
+    case VMM__SYNIC__REQUEST__OP_REGISTER_MONITOR:
+    case VMM__SYNIC__REQUEST__OP_UNREGISTER_MONITOR:
+    case VMM__SYNIC__REQUEST__OP_SET_MONITOR_PAGE:
+        s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                 "ports and monitors are %s's: send op %d there", s->central, (int)req->op_case);
+        return true;
+    default:
+        return false;
     }
 }
 
@@ -834,28 +960,25 @@ static int s_on_synic_request(rt_actor_t *self, const Vmm__Envelope *msg)
     /* Only what says "may be sent one-way" may go unanswered. */
     if (!msg->request_id && req->op_case != VMM__SYNIC__REQUEST__OP_POST_MESSAGE &&
         req->op_case != VMM__SYNIC__REQUEST__OP_SIGNAL_GUEST_EVENT_PORT &&
-        req->op_case != VMM__SYNIC__REQUEST__OP_ASSERT_SINT)
+        req->op_case != VMM__SYNIC__REQUEST__OP_ASSERT_SINT &&
+        req->op_case != VMM__SYNIC__REQUEST__OP_PORT_TABLE)
         return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                         "synic op %d sent one-way: it must be a request", (int)req->op_case);
-    return s_dispatch(s, msg, req);
+    return s_elsewhere(s, msg, req) ? 0 : s_dispatch(s, msg, req);
 }
 
 /* ---- Lifecycle ------------------------------------------------------------------------ */
 
 static void s_release(synic_t *s)
 {
+    synic_passes_free(s);
     synic_vps_free(s);
-    for (size_t i = 0; i < s->n_host_ports; i++) {
-        free(s->host_ports[i].target);
-        free(s->host_ports[i].owner);
-    }
-    free(s->host_ports);
-    for (size_t i = 0; i < s->n_guest_ports; i++)
-        free(s->guest_ports[i].owner);
-    free(s->guest_ports);
+    synic_ports_clear(s);
     for (size_t i = 0; i < s->n_monitors; i++)
         free(s->monitors[i].owner);
     free(s->monitors);
+    device_guest_fini(&s->guest);
+    free(s->central);
     free(s->partition);
     free(s);
 }
@@ -864,7 +987,8 @@ static int s_init(rt_actor_t *self, void *arg)
 {
     const synic_config_t *cfg = arg;
     if (!cfg || !cfg->partition || !cfg->partition[0] || !cfg->vp_count ||
-        cfg->vp_count > SYNIC_MAX_VPS)
+        cfg->vp_count > SYNIC_MAX_VPS || cfg->role > SYNIC_VP ||
+        (cfg->role == SYNIC_VP && (!cfg->central || !*cfg->central || cfg->vp >= cfg->vp_count)))
         return -EINVAL;
     synic_t *s = calloc(1, sizeof *s);
     if (!s)
@@ -873,15 +997,21 @@ static int s_init(rt_actor_t *self, void *arg)
     s->next_handle = 1;
     s->vp_count = cfg->vp_count;
     s->queue_limit = cfg->queue_limit ? cfg->queue_limit : 64;
+    s->role = cfg->role;
+    s->vp_first = cfg->role == SYNIC_VP ? cfg->vp : 0;
+    s->n_owned = cfg->role == SYNIC_WHOLE ? cfg->vp_count : cfg->role == SYNIC_VP ? 1 : 0;
+    /* A replay has the trace's guest RAM, not the file's. */
+    s->guest.no_file = rt_actor_replaying(self);
     int rc = synic_time_init(s, cfg);
     if (rc)
         goto fail;
     rc = -ENOMEM;
     s->partition = strdup(cfg->partition);
-    s->vps = calloc(cfg->vp_count, sizeof *s->vps);
-    if (!s->partition || !s->vps)
+    s->central = strdup(cfg->role == SYNIC_VP ? cfg->central : rt_actor_name(self));
+    s->vps = calloc(s->n_owned ? s->n_owned : 1, sizeof *s->vps);
+    if (!s->partition || !s->central || !s->vps)
         goto fail;
-    for (uint32_t v = 0; v < cfg->vp_count; v++)
+    for (uint32_t v = 0; v < s->n_owned; v++)
         for (int sint = 0; sint < SYNIC_SINTS; sint++)
             s->vps[v].sint[sint] = SYNIC_SINT_MASKED;
     rt_actor_set_state(self, s);
@@ -904,8 +1034,11 @@ static void s_fini(rt_actor_t *self)
 static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
 {
     synic_t *s = rt_actor_state(self);
+    static const char *const roles[] = {"whole", "central", "vp"};
+    rt_inspect_add(node, "role", "%s", roles[s->role]);
     rt_inspect_add(node, "partition", "%s", s->partition);
     rt_inspect_add(node, "vp_count", "%u", s->vp_count);
+    rt_inspect_add(node, "guest_ram", "%s", device_guest_state(&s->guest));
     rt_inspect_add(node, "queue_limit", "%u", s->queue_limit);
     rt_inspect_add(node, "tsc_khz", "%llu", (unsigned long long)s->tsc_khz);
     rt_inspect_add(node, "reference_time", "%llu", (unsigned long long)synic_ref_time(s));
@@ -946,6 +1079,9 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     S_COUNT(node, s, memory_errors);
     S_COUNT(node, s, bad_requests);
     S_COUNT(node, s, unsupported);
+    S_COUNT(node, s, passed_on);
+    S_COUNT(node, s, tables_pushed);
+    S_COUNT(node, s, tables_taken);
     synic_vps_inspect(s, node);
 }
 
@@ -963,6 +1099,9 @@ static int s_recipe(const void *arg, ProtobufCBinaryData *out)
     r.tsc_offset = cfg->tsc_offset;
     r.tsc_at_zero = cfg->tsc_at_zero;
     r.queue_limit = cfg->queue_limit;
+    r.role = (uint32_t)cfg->role;
+    r.vp = cfg->vp;
+    r.central = (char *)(cfg->central ? cfg->central : "");
     return rt_pb_pack(&r.base, out);
 }
 
@@ -973,7 +1112,8 @@ static int s_replay_start(rt_replay_config_t *cfg, const ProtobufCMessage *recip
     const Vmm__Synic__SynicRecipe *r = (const Vmm__Synic__SynicRecipe *)recipe;
     synic_config_t scfg = {.partition = r->partition, .vp_count = r->vp_count,
                            .tsc_khz = r->tsc_khz, .tsc_offset = r->tsc_offset,
-                           .tsc_at_zero = r->tsc_at_zero, .queue_limit = r->queue_limit};
+                           .tsc_at_zero = r->tsc_at_zero, .queue_limit = r->queue_limit,
+                           .role = (synic_role_t)r->role, .vp = r->vp, .central = r->central};
     cfg->ops = &synic_ops;
     cfg->arg = &scfg;
     return rt_replay(cfg, out, err, errlen);
@@ -996,6 +1136,7 @@ const rt_actor_ops_t synic_ops = {
     .fini = s_fini,
     .handlers = s_handlers,
     .n_handlers = sizeof s_handlers / sizeof *s_handlers,
+    .on_reply = synic_on_reply,
     .inspect = s_inspect,
     .recipe = s_recipe,
 };

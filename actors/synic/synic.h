@@ -10,11 +10,22 @@
  *     and its HvPostMessage / HvSignalEvent hypercalls;
  *   - the Synic / SynicMonitor requests from devices and the VMM.
  *
+ * Split, as the partition runs it (synic_role_t): "<vm>/synic" on the
+ * partition's executor holds the ports, the monitor page and the
+ * partition-wide MSRs, and each VP's state and work is an actor of its
+ * own, "<vm>/synic/vp/<N>", on that VP's executor, as OpenVMM keeps a VP's
+ * synic state with the VP: the VP's MSR accesses and hypercalls are direct
+ * calls there, and a device beside the VP posts and signals without
+ * leaving the thread. What crosses (a port table, a partition-wide MSR, an
+ * event signal for another VP) is a message between them (synic.proto
+ * says where to send what). Whole, one actor does all of it (tests).
+ *
  * Guest memory (SIMP and SIEFP pages, the hypercall page, the reference
- * TSC page, the monitor page, hypercall input pages) is read and written
- * through the partition actor (devices.proto ReadGuestMemory /
- * WriteGuestMemory); SINT interrupts are MSIs the partition sends
- * (partition.proto RequestMsi) to the VP's local APIC (APIC id = VP index).
+ * TSC page, the monitor page, hypercall input pages) is mapped from the
+ * partition's memory file as device actors map it (device_guest.h), or
+ * read and written by message where it cannot be; SINT interrupts are
+ * MSIs (partition.proto RequestMsi) to the VP's local APIC (APIC id = VP
+ * index), which the partition takes on the sender's thread.
  *
  * What the guest sees (numbers and layouts: synic_tlfs.h):
  *
@@ -91,8 +102,17 @@
  * guest's RCX, RDX and R8, writing the result to RAX. */
 #define SYNIC_HYPERCALL_PORT 0xf5
 
+typedef enum {
+    SYNIC_WHOLE = 0, /* one actor serves every VP */
+    SYNIC_CENTRAL,   /* "<vm>/synic" of a split synic: ports, monitors,
+                        partition-wide MSRs; VP N's work goes to
+                        "<name>/vp/<N>" */
+    SYNIC_VP,        /* VP `vp`'s actor of a split synic */
+} synic_role_t;
+
 /* Init fails with -EINVAL for no partition, vp_count 0 or above 256 (the
- * MSI destination is an 8-bit APIC id), or tsc_khz 10000 or less. */
+ * MSI destination is an 8-bit APIC id), tsc_khz 10000 or less, or a VP
+ * role without central or with vp out of range. */
 typedef struct {
     const char *partition; /* e.g. "vm0/partition" */
     uint32_t vp_count;     /* VP i has APIC id i */
@@ -105,7 +125,14 @@ typedef struct {
     /* Messages that may wait per (VP, SINT) while the slot is busy; beyond
      * it PostMessage is BUSY. 0: 64. */
     uint32_t queue_limit;
+    synic_role_t role;
+    uint32_t vp;         /* SYNIC_VP: the VP it serves */
+    const char *central; /* SYNIC_VP: the "<vm>/synic" actor */
 } synic_config_t;
+
+/* The name of VP vp's actor of the split synic `synic` into buf:
+ * "<synic>/vp/<vp>". Returns 0, or -ENOSPC. */
+int synic_vp_actor(char *buf, size_t size, const char *synic, uint32_t vp);
 
 /* Starts with arg a synic_config_t *, copied by init. In a trace its
  * recipe is a synic.proto SynicRecipe, the same configuration. */

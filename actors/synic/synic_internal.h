@@ -7,10 +7,12 @@
 #ifndef VMM_SYNIC_INTERNAL_H
 #define VMM_SYNIC_INTERNAL_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "actors/devices/device_guest.h"
 #include "actors/synic/synic.h"
 #include "actors/synic/synic_tlfs.h"
 
@@ -92,12 +94,30 @@ typedef struct {
     uint64_t monitor_polls, monitor_signals, monitor_unrouted;
     uint64_t memory_errors; /* guest memory the partition would not access */
     uint64_t bad_requests, unsupported;
+    uint64_t passed_on;      /* handed to another actor of the synic */
+    uint64_t tables_pushed;  /* SYNIC_CENTRAL: port tables sent to the VPs */
+    uint64_t tables_taken;   /* SYNIC_VP: port tables taken */
 } synic_counters_t;
+
+/* A request handed on whose reply is owed to its sender. */
+typedef struct {
+    uint64_t id;
+    rt_deferred_t *owed;
+} synic_pass_t;
 
 typedef struct {
     rt_actor_t *self;
     char *partition; /* owned */
     uint32_t vp_count, queue_limit;
+    synic_role_t role;
+    /* The VPs whose state it holds: vps[i] is VP vp_first + i, for i below
+     * n_owned (every VP when whole, one for a VP's actor, none central). */
+    uint32_t vp_first, n_owned;
+    char *central;   /* owned: "<vm>/synic" (itself when central or whole) */
+    uint64_t ports_generation; /* of the table pushed or taken last */
+    synic_pass_t *passes;      /* requests handed on, replies owed */
+    size_t n_passes;
+    device_guest_t guest;
     uint64_t tsc_khz;
     int64_t tsc_offset;
     /* The reference TSC page's parameters, also behind TIME_REF_COUNT. */
@@ -122,6 +142,64 @@ typedef struct {
 
     synic_counters_t counts;
 } synic_t;
+
+/* Whether the actor holds VP vp's state. */
+static inline bool synic_owns(const synic_t *s, uint32_t vp)
+{
+    return vp - s->vp_first < s->n_owned;
+}
+
+/* VP vp's state, which the actor holds (synic_owns()). */
+static inline synic_vp_t *synic_vp_at(synic_t *s, uint32_t vp)
+{
+    assert(synic_owns(s, vp));
+    return &s->vps[vp - s->vp_first];
+}
+
+/* ---- synic_split.c: the split synic's messages between its actors -------- */
+
+/* GUEST_OS_ID, HYPERCALL and REFERENCE_TSC: the partition's, not a VP's. */
+bool synic_partition_wide_msr(uint32_t index);
+
+/* What synic_pass() does with a request whose caller waits on this very
+ * thread (it cannot be answered later). */
+typedef enum {
+    SYNIC_PASS_REFUSE, /* refused, naming the actor to send it to */
+    SYNIC_PASS_CALL,   /* called at once: the call flows from a VP's thread
+                          to the partition's, never back */
+    SYNIC_PASS_ACK,    /* sent one-way and acknowledged (an event signal,
+                          whose port the receiver has) */
+} synic_pass_nested_t;
+
+/*
+ * Hands a request or event on to another actor of the synic: one-way as
+ * it came, or a request whose reply goes back to its sender when it
+ * comes (synic_on_reply()), or as nested says when that cannot be.
+ * Returns 0.
+ */
+int synic_pass(synic_t *s, const Vmm__Envelope *msg, const char *to,
+               synic_pass_nested_t nested);
+/* Replies to requests handed on (rt_actor_ops_t.on_reply). */
+void synic_on_reply(rt_actor_t *self, const Vmm__Envelope *reply);
+/* Answers what is still owed (the actor ends). */
+void synic_passes_free(synic_t *s);
+
+/* Frees the host and guest ports (the actor ends, or a table replaces
+ * them). */
+void synic_ports_clear(synic_t *s);
+/* SYNIC_CENTRAL: sends every VP's actor the port tables. */
+void synic_push_ports(synic_t *s);
+/* SYNIC_VP: takes the port tables central sent. Returns 0. */
+int synic_take_ports(synic_t *s, const Vmm__Envelope *msg, const Vmm__Synic__PortTable *t);
+
+/* SYNIC_VP: a partition-wide MSR, asked of central: 0, or -EPERM for a
+ * #GP (also when central did not answer, logged). */
+int synic_central_msr(synic_t *s, uint32_t vp, uint32_t index, bool write, uint64_t value,
+                      uint64_t *out);
+/* SYNIC_VP: a guest's signal (message NULL) or message to a connection
+ * this actor's table does not hold, asked of central: its HV status. */
+uint32_t synic_central_route(synic_t *s, uint32_t vtl, uint32_t connection_id, uint32_t flag,
+                             const uint8_t *message, uint32_t type, uint32_t size);
 
 /* ---- synic_vp.c ---------------------------------------------------------- */
 
@@ -163,8 +241,9 @@ void synic_assert_sint(synic_t *s, uint32_t vp, uint32_t sint);
 #define SYNIC_RT_TIMER 1
 #define SYNIC_RT_MONITOR 2
 /* What the synic reads outside messages (rt_actor_input()): the host TSC,
- * behind the reference time. */
-#define SYNIC_INPUT_TSC 1
+ * behind the reference time (beside device_guest.h's kinds for guest
+ * RAM). */
+#define SYNIC_INPUT_TSC 3
 
 /* SYNIC_RT_TIMER's callback: expires what is due, arms the next. */
 void synic_on_timer(rt_actor_t *self, uint64_t id);

@@ -3,7 +3,7 @@
  * into the SIM page with its queues, event flags in the SIEF page, the
  * SynIC timers; and the partition-wide MSRs (guest OS id, hypercall page,
  * reference counter and TSC page). Guest memory is the partition's,
- * reached by ReadGuestMemory / WriteGuestMemory.
+ * mapped (device_guest.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -61,123 +61,35 @@ uint64_t synic_ref_time(const synic_t *s)
 
 /* ---- The partition: guest memory and MSIs ---------------------------------- */
 
-typedef struct {
-    synic_t *s;
-    uint8_t *buf;
-    size_t len;
-    uint64_t gpa;
-} s_access_t;
-
-/* Logs the partition's refusal of a guest memory access. */
-static int s_refused(s_access_t *a, const Vmm__Envelope *reply, const char *what)
+/* Counts and logs a guest memory access that failed. */
+static int s_memory_error(synic_t *s, int rc, const char *what, uint64_t gpa, size_t len)
 {
-    if (reply->body_case == VMM__ENVELOPE__BODY_ERROR && reply->error) {
-        rt_log(rt_actor_rt(a->s->self), a->s->self, RT_LOG_INFO,
-               "%s refused to %s 0x%llx+%zu: %s", a->s->partition, what,
-               (unsigned long long)a->gpa, a->len, reply->error->text);
-        return -EFAULT;
-    }
-    rt_log(rt_actor_rt(a->s->self), a->s->self, RT_LOG_WARN,
-           "%s answered a guest memory %s with body kind %d", a->s->partition, what,
-           reply->body_case);
-    return -EPROTO;
-}
-
-static int s_on_read(void *arg, const Vmm__Envelope *reply)
-{
-    s_access_t *a = arg;
-    const Vmm__Devices__Reply *r =
-        reply->body_case == VMM__ENVELOPE__BODY_DEVICE_REPLY ? reply->device_reply : NULL;
-    if (!r || r->result_case != VMM__DEVICES__REPLY__RESULT_READ_GUEST_MEMORY ||
-        !r->read_guest_memory || r->read_guest_memory->data.len != a->len)
-        return s_refused(a, reply, "read");
-    memcpy(a->buf, r->read_guest_memory->data.data, a->len);
-    return 0;
-}
-
-static int s_on_write(void *arg, const Vmm__Envelope *reply)
-{
-    s_access_t *a = arg;
-    return reply->body_case == VMM__ENVELOPE__BODY_ACK ? 0 : s_refused(a, reply, "write");
+    if (!rc)
+        return 0;
+    s->counts.memory_errors++;
+    rt_log(rt_actor_rt(s->self), s->self, RT_LOG_INFO, "cannot %s guest memory 0x%llx+%zu: %s",
+           what, (unsigned long long)gpa, len, strerror(-rc));
+    return rc;
 }
 
 int synic_guest_read(synic_t *s, uint64_t gpa, void *buf, size_t len)
 {
-    Vmm__Devices__ReadGuestMemory read = VMM__DEVICES__READ_GUEST_MEMORY__INIT;
-    read.gpa = gpa;
-    read.length = (uint32_t)len;
-    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
-    req.op_case = VMM__DEVICES__REQUEST__OP_READ_GUEST_MEMORY;
-    req.read_guest_memory = &read;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
-    env.device_request = &req;
-    s_access_t a = {.s = s, .buf = buf, .len = len, .gpa = gpa};
-    int rc = rt_call_with(s->self, s->partition, &env, S_GUEST_MEMORY_TIMEOUT_MS, s_on_read, &a);
-    if (rc)
-        s->counts.memory_errors++;
-    return rc;
+    int rc = device_guest_io(&s->guest, s->self, s->partition, gpa, buf, NULL, len);
+    return s_memory_error(s, rc, "read", gpa, len);
 }
 
 int synic_guest_write(synic_t *s, uint64_t gpa, const void *buf, size_t len)
 {
-    Vmm__Devices__WriteGuestMemory write = VMM__DEVICES__WRITE_GUEST_MEMORY__INIT;
-    write.gpa = gpa;
-    write.data.data = (uint8_t *)buf;
-    write.data.len = len;
-    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
-    req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_GUEST_MEMORY;
-    req.write_guest_memory = &write;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
-    env.device_request = &req;
-    s_access_t a = {.s = s, .len = len, .gpa = gpa};
-    int rc = rt_call_with(s->self, s->partition, &env, S_GUEST_MEMORY_TIMEOUT_MS, s_on_write, &a);
-    if (rc)
-        s->counts.memory_errors++;
-    return rc;
-}
-
-typedef struct {
-    s_access_t a;
-    uint64_t old;
-} s_update_t;
-
-static int s_on_update(void *arg, const Vmm__Envelope *reply)
-{
-    s_update_t *u = arg;
-    const Vmm__Devices__Reply *r =
-        reply->body_case == VMM__ENVELOPE__BODY_DEVICE_REPLY ? reply->device_reply : NULL;
-    if (!r || r->result_case != VMM__DEVICES__REPLY__RESULT_UPDATE_GUEST_MEMORY ||
-        !r->update_guest_memory || r->update_guest_memory->data.len != u->a.len)
-        return s_refused(&u->a, reply, "update");
-    u->old = 0;
-    for (size_t i = 0; i < u->a.len; i++)
-        u->old |= (uint64_t)r->update_guest_memory->data.data[i] << (8 * i);
-    return 0;
+    int rc = device_guest_io(&s->guest, s->self, s->partition, gpa, NULL, buf, len);
+    return s_memory_error(s, rc, "write", gpa, len);
 }
 
 int synic_guest_update(synic_t *s, uint64_t gpa, uint32_t size, uint64_t and_mask,
                        uint64_t or_mask, uint64_t *old)
 {
-    Vmm__Devices__UpdateGuestMemory update = VMM__DEVICES__UPDATE_GUEST_MEMORY__INIT;
-    update.gpa = gpa;
-    update.size = size;
-    update.and_mask = and_mask;
-    update.or_mask = or_mask;
-    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
-    req.op_case = VMM__DEVICES__REQUEST__OP_UPDATE_GUEST_MEMORY;
-    req.update_guest_memory = &update;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
-    env.device_request = &req;
-    s_update_t u = {.a = {.s = s, .len = size, .gpa = gpa}};
-    int rc = rt_call_with(s->self, s->partition, &env, S_GUEST_MEMORY_TIMEOUT_MS, s_on_update, &u);
-    if (rc)
-        s->counts.memory_errors++;
-    else
-        *old = u.old;
-    return rc;
+    int rc = device_guest_update(&s->guest, s->self, s->partition, gpa, size, and_mask, or_mask,
+                                 old);
+    return s_memory_error(s, rc, "update", gpa, size);
 }
 
 void synic_send_msi(synic_t *s, uint32_t vp, uint32_t vector)
@@ -195,7 +107,7 @@ void synic_send_msi(synic_t *s, uint32_t vp, uint32_t vector)
     env.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
     env.partition_request = &req;
     s->counts.msis++;
-    s->vps[vp].counts.msis++;
+    synic_vp_at(s, vp)->counts.msis++;
     int rc = rt_send(s->self, s->partition, &env);
     if (rc) {
         s->counts.unsent++;
@@ -210,7 +122,7 @@ void synic_send_msi(synic_t *s, uint32_t vp, uint32_t vector)
  * once it can (unmasked, SCONTROL enabled). */
 static void s_raise(synic_t *s, uint32_t vpi, uint32_t sint)
 {
-    synic_vp_t *vp = &s->vps[vpi];
+    synic_vp_t *vp = synic_vp_at(s, vpi);
     uint64_t reg = vp->sint[sint];
     if (!(vp->scontrol & SYNIC_ENABLE) || (reg & SYNIC_SINT_MASKED)) {
         vp->raise_pending |= (uint16_t)(1u << sint);
@@ -225,7 +137,7 @@ static void s_raise(synic_t *s, uint32_t vpi, uint32_t sint)
 static void s_raise_pending(synic_t *s, uint32_t vpi)
 {
     for (uint32_t sint = 0; sint < SYNIC_SINTS; sint++)
-        if (s->vps[vpi].raise_pending & (1u << sint))
+        if (synic_vp_at(s, vpi)->raise_pending & (1u << sint))
             s_raise(s, vpi, sint);
 }
 
@@ -271,7 +183,7 @@ static void s_queue_unpop(synic_queue_t *q, synic_msg_t *m)
  * must not see a type before the rest. */
 static void s_write_slot(synic_t *s, uint32_t vpi, uint32_t sint, uint64_t gpa)
 {
-    synic_vp_t *vp = &s->vps[vpi];
+    synic_vp_t *vp = synic_vp_at(s, vpi);
     synic_queue_t *q = &vp->queues[sint];
     synic_msg_t *m = s_queue_pop(q);
     if (m->timer >= 0)
@@ -299,7 +211,7 @@ static void s_write_slot(synic_t *s, uint32_t vpi, uint32_t sint, uint64_t gpa)
  * else marks the slot's message pending so that the guest writes EOM. */
 static void s_drain(synic_t *s, uint32_t vpi, uint32_t sint)
 {
-    synic_vp_t *vp = &s->vps[vpi];
+    synic_vp_t *vp = synic_vp_at(s, vpi);
     if (!vp->queues[sint].head || !s_messages_deliverable(vp))
         return;
     uint64_t gpa = (vp->simp & SYNIC_GPA_MASK) + sint * SYNIC_MESSAGE_SIZE;
@@ -345,7 +257,7 @@ static synic_msg_t *s_msg_new(uint32_t type, const uint8_t *payload, uint32_t si
 int synic_post(synic_t *s, uint32_t vpi, uint32_t sint, uint32_t type, const uint8_t *payload,
                uint32_t size)
 {
-    synic_queue_t *q = &s->vps[vpi].queues[sint];
+    synic_queue_t *q = &synic_vp_at(s, vpi)->queues[sint];
     if (q->count >= s->queue_limit) {
         s->counts.busy++;
         return -EBUSY;
@@ -387,7 +299,7 @@ static void s_defer_flag(synic_t *s, synic_vp_t *vp, uint32_t sint, uint32_t fla
 
 void synic_signal_flag(synic_t *s, uint32_t vpi, uint32_t sint, uint32_t flag)
 {
-    synic_vp_t *vp = &s->vps[vpi];
+    synic_vp_t *vp = synic_vp_at(s, vpi);
     if (!s_events_deliverable(vp)) {
         s_defer_flag(s, vp, sint, flag);
         return;
@@ -415,7 +327,7 @@ void synic_assert_sint(synic_t *s, uint32_t vpi, uint32_t sint)
  * and each at once, so as not to undo flags the guest clears. */
 static void s_flush_flags(synic_t *s, uint32_t vpi)
 {
-    synic_vp_t *vp = &s->vps[vpi];
+    synic_vp_t *vp = synic_vp_at(s, vpi);
     if (!vp->deferred_flags || !s_events_deliverable(vp))
         return;
     for (uint32_t sint = 0; sint < SYNIC_SINTS; sint++) {
@@ -449,7 +361,7 @@ static void s_timers_arm(synic_t *s)
 {
     bool any = false;
     uint64_t next = 0;
-    for (uint32_t v = 0; v < s->vp_count; v++)
+    for (uint32_t v = 0; v < s->n_owned; v++)
         for (int i = 0; i < SYNIC_TIMERS; i++) {
             const synic_timer_t *t = &s->vps[v].timers[i];
             if (t->armed && (!any || t->due < next)) {
@@ -487,7 +399,7 @@ static void s_timer_update(synic_t *s, synic_vp_t *vp, int i)
  * one waits per timer: an expiry while one waits is missed. */
 static void s_timer_message(synic_t *s, uint32_t vpi, int i, uint64_t expiration)
 {
-    synic_vp_t *vp = &s->vps[vpi];
+    synic_vp_t *vp = synic_vp_at(s, vpi);
     synic_timer_t *t = &vp->timers[i];
     uint32_t sint = (uint32_t)(t->config >> SYNIC_STIMER_SINT_SHIFT) & 0xf;
     synic_queue_t *q = &vp->queues[sint];
@@ -508,7 +420,7 @@ static void s_timer_message(synic_t *s, uint32_t vpi, int i, uint64_t expiration
 
 static void s_timer_expire(synic_t *s, uint32_t vpi, int i, uint64_t now)
 {
-    synic_timer_t *t = &s->vps[vpi].timers[i];
+    synic_timer_t *t = &synic_vp_at(s, vpi)->timers[i];
     uint64_t expiration = t->due;
     s->counts.timer_expiries++;
     if (t->config & SYNIC_STIMER_DIRECT_MODE)
@@ -530,11 +442,11 @@ void synic_on_timer(rt_actor_t *self, uint64_t id)
     (void)id;
     synic_t *s = rt_actor_state(self);
     uint64_t now = synic_ref_time(s);
-    for (uint32_t v = 0; v < s->vp_count; v++)
+    for (uint32_t v = 0; v < s->n_owned; v++)
         for (int i = 0; i < SYNIC_TIMERS; i++) {
             const synic_timer_t *t = &s->vps[v].timers[i];
             if (t->armed && t->due <= now)
-                s_timer_expire(s, v, i, now);
+                s_timer_expire(s, s->vp_first + v, i, now);
         }
     s_timers_arm(s);
 }
@@ -589,8 +501,9 @@ static int s_write_sint(synic_t *s, uint32_t vpi, uint32_t sint, uint64_t value)
         (!(value & SYNIC_SINT_MASKED) &&
          (value & SYNIC_SINT_VECTOR_MASK) < SYNIC_FIRST_VALID_VECTOR))
         return -EPERM;
-    s->vps[vpi].sint[sint] = value;
-    if (!(value & SYNIC_SINT_MASKED) && (s->vps[vpi].raise_pending & (1u << sint)))
+    synic_vp_t *vp = synic_vp_at(s, vpi);
+    vp->sint[sint] = value;
+    if (!(value & SYNIC_SINT_MASKED) && (vp->raise_pending & (1u << sint)))
         s_raise(s, vpi, sint);
     return 0;
 }
@@ -623,7 +536,8 @@ static int s_write_timer(synic_t *s, synic_vp_t *vp, uint32_t reg, uint64_t valu
 
 int synic_msr_read(synic_t *s, uint32_t vpi, uint32_t index, uint64_t *value)
 {
-    const synic_vp_t *vp = &s->vps[vpi];
+    if (synic_partition_wide_msr(index) && s->role == SYNIC_VP)
+        return synic_central_msr(s, vpi, index, false, 0, value);
     switch (index) {
     case SYNIC_MSR_GUEST_OS_ID:
         *value = s->guest_os_id;
@@ -631,14 +545,19 @@ int synic_msr_read(synic_t *s, uint32_t vpi, uint32_t index, uint64_t *value)
     case SYNIC_MSR_HYPERCALL:
         *value = s->hypercall;
         return 0;
+    case SYNIC_MSR_REFERENCE_TSC:
+        *value = s->reference_tsc;
+        return 0;
+    default:
+        break;
+    }
+    const synic_vp_t *vp = synic_vp_at(s, vpi);
+    switch (index) {
     case SYNIC_MSR_VP_INDEX:
         *value = vpi;
         return 0;
     case SYNIC_MSR_TIME_REF_COUNT:
         *value = synic_ref_time(s);
-        return 0;
-    case SYNIC_MSR_REFERENCE_TSC:
-        *value = s->reference_tsc;
         return 0;
     case SYNIC_MSR_SCONTROL:
         *value = vp->scontrol;
@@ -673,7 +592,8 @@ int synic_msr_read(synic_t *s, uint32_t vpi, uint32_t index, uint64_t *value)
 
 int synic_msr_write(synic_t *s, uint32_t vpi, uint32_t index, uint64_t value)
 {
-    synic_vp_t *vp = &s->vps[vpi];
+    if (synic_partition_wide_msr(index) && s->role == SYNIC_VP)
+        return synic_central_msr(s, vpi, index, true, value, NULL);
     uint64_t old;
     switch (index) {
     case SYNIC_MSR_GUEST_OS_ID:
@@ -691,6 +611,11 @@ int synic_msr_write(synic_t *s, uint32_t vpi, uint32_t index, uint64_t value)
         if (value & SYNIC_ENABLE)
             s_write_tsc_page(s, value & SYNIC_GPA_MASK);
         return 0;
+    default:
+        break;
+    }
+    synic_vp_t *vp = synic_vp_at(s, vpi);
+    switch (index) {
     case SYNIC_MSR_SCONTROL:
         if (value & S_SCONTROL_RESERVED)
             return -EPERM;
@@ -745,7 +670,7 @@ void synic_vps_free(synic_t *s)
 {
     if (!s->vps)
         return;
-    for (uint32_t v = 0; v < s->vp_count; v++) {
+    for (uint32_t v = 0; v < s->n_owned; v++) {
         synic_vp_t *vp = &s->vps[v];
         for (int sint = 0; sint < SYNIC_SINTS; sint++)
             while (vp->queues[sint].head)
@@ -758,11 +683,11 @@ void synic_vps_free(synic_t *s)
 
 void synic_vps_inspect(const synic_t *s, Vmm__Rt__InspectNode *node)
 {
-    for (uint32_t v = 0; v < s->vp_count; v++) {
+    for (uint32_t v = 0; v < s->n_owned; v++) {
         const synic_vp_t *vp = &s->vps[v];
         char name[32];
-        snprintf(name, sizeof name, "vp%u", v);
-        Vmm__Rt__InspectNode *n = rt_inspect_add(node, name, "%u", v);
+        snprintf(name, sizeof name, "vp%u", s->vp_first + v);
+        Vmm__Rt__InspectNode *n = rt_inspect_add(node, name, "%u", s->vp_first + v);
         if (!n)
             return;
         rt_inspect_add(n, "scontrol", "0x%llx", (unsigned long long)vp->scontrol);

@@ -1,6 +1,11 @@
+#define _GNU_SOURCE /* memfd_create */
 #include "actors/synic/testing/fake_partition.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -24,8 +29,9 @@ struct fake_partition_s {
     pthread_cond_t cond;
     bool ready;
     int start_rc;
-    uint8_t *ram;
+    uint8_t *ram; /* the memory file, mapped */
     size_t ram_size;
+    int ram_fd;
     fake_msi_t msis[S_MSI_RING];
     uint64_t msi_head, msi_tail; /* taken, asked for */
     uint64_t served, refused;
@@ -126,6 +132,34 @@ static void s_msi(fake_partition_t *fp, rt_actor_t *self, const Vmm__Envelope *m
         rt_reply_ack(self, msg);
 }
 
+/* MapGuestMemory, as the partition answers it: the synic maps the file. */
+static void s_map(fake_partition_t *fp, rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    char path[64], link[256];
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)getpid(), fp->ram_fd);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    if (n < 0) {
+        rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL, "%s: %s", path, strerror(errno));
+        return;
+    }
+    link[n] = 0;
+    Vmm__Devices__GuestRamRange range = VMM__DEVICES__GUEST_RAM_RANGE__INIT;
+    range.size = fp->ram_size;
+    Vmm__Devices__GuestRamRange *ranges[] = {&range};
+    Vmm__Devices__GuestMemoryMap map = VMM__DEVICES__GUEST_MEMORY_MAP__INIT;
+    map.n_ranges = 1;
+    map.ranges = ranges;
+    map.path = path;
+    map.link = link;
+    Vmm__Devices__Reply reply = VMM__DEVICES__REPLY__INIT;
+    reply.result_case = VMM__DEVICES__REPLY__RESULT_GUEST_MEMORY_MAP;
+    reply.guest_memory_map = &map;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REPLY;
+    env.device_reply = &reply;
+    rt_reply(self, msg, &env);
+}
+
 static void s_serve(fake_partition_t *fp, rt_actor_t *self, const Vmm__Envelope *msg)
 {
     if (msg->body_case == VMM__ENVELOPE__BODY_DEVICE_REQUEST && msg->device_request) {
@@ -139,6 +173,8 @@ static void s_serve(fake_partition_t *fp, rt_actor_t *self, const Vmm__Envelope 
                             req->write_guest_memory->data.data);
         if (req->op_case == VMM__DEVICES__REQUEST__OP_UPDATE_GUEST_MEMORY)
             return s_update(fp, self, msg, req->update_guest_memory);
+        if (req->op_case == VMM__DEVICES__REQUEST__OP_MAP_GUEST_MEMORY)
+            return s_map(fp, self, msg);
     }
     if (msg->body_case == VMM__ENVELOPE__BODY_PARTITION_REQUEST && msg->partition_request &&
         msg->partition_request->op_case == VMM__PARTITION__REQUEST__OP_REQUEST_MSI)
@@ -175,12 +211,20 @@ fake_partition_t *fake_partition_new(rt_t *rt, const char *name, size_t ram_size
     fake_partition_t *fp = calloc(1, sizeof *fp);
     if (!fp)
         return NULL;
+    fp->ram_fd = -1;
     fp->rt = rt;
     fp->name = strdup(name);
-    fp->ram = calloc(1, ram_size);
     fp->ram_size = ram_size;
     pthread_mutex_init(&fp->lock, NULL);
     pthread_cond_init(&fp->cond, NULL);
+    /* Sealed, as the partition's: a mapper checks it cannot shrink. */
+    fp->ram_fd = memfd_create("fake-guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fp->ram_fd < 0 || ftruncate(fp->ram_fd, (off_t)ram_size) ||
+        fcntl(fp->ram_fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW))
+        goto fail;
+    fp->ram = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_SHARED, fp->ram_fd, 0);
+    if (fp->ram == MAP_FAILED)
+        fp->ram = NULL;
     if (!fp->name || !fp->ram || pthread_create(&fp->thread, NULL, s_main, fp))
         goto fail;
     fp->started = true;
@@ -209,7 +253,10 @@ void fake_partition_destroy(fake_partition_t **fpp)
     }
     pthread_cond_destroy(&fp->cond);
     pthread_mutex_destroy(&fp->lock);
-    free(fp->ram);
+    if (fp->ram)
+        munmap(fp->ram, fp->ram_size);
+    if (fp->ram_fd >= 0)
+        close(fp->ram_fd);
     free(fp->name);
     free(fp);
     *fpp = NULL;

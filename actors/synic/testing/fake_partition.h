@@ -1,9 +1,11 @@
 /*
  * A stand-in partition for synic tests: an rt_client on a thread of its
  * own (the synic calls it while the test thread waits on the synic), that
- * holds guest RAM from GPA 0 and serves ReadGuestMemory / WriteGuestMemory
- * from it (a range outside RAM is INVALID_ARGUMENT, as the real partition
- * answers), and records the MSIs it is asked for (RequestMsi). The test
+ * holds guest RAM from GPA 0 in a sealed memory file, which it offers to
+ * map (MapGuestMemory) as the partition does, serves ReadGuestMemory /
+ * WriteGuestMemory / UpdateGuestMemory from it too (a range outside RAM is
+ * INVALID_ARGUMENT, as the real partition answers), and records the MSIs
+ * it is asked for (RequestMsi). The test
  * thread plays the guest: it reads and writes the same RAM and takes the
  * MSIs in order.
  */

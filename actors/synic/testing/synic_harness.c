@@ -65,8 +65,26 @@ harness_t *harness_new(uint32_t vp_count, uint32_t queue_limit)
     h->cfg = (synic_config_t){.partition = HARNESS_PARTITION, .vp_count = vp_count,
                               .tsc_khz = harness_tsc_khz(), .tsc_offset = 0,
                               .tsc_at_zero = __rdtsc(), .queue_limit = queue_limit};
+    const char *split = getenv("SYNIC_HARNESS_SPLIT");
+    h->split = split && !strcmp(split, "1");
+    if (h->split) {
+        cr_assert_leq(vp_count, HARNESS_MAX_VPS);
+        h->cfg.role = SYNIC_CENTRAL;
+    }
     rt_actor_spec_t spec = {.name = HARNESS_SYNIC, .ops = &synic_ops, .arg = &h->cfg};
     cr_assert_eq(rt_actor_start(h->ex, &spec), 0);
+    for (uint32_t vp = 0; h->split && vp < vp_count; vp++) {
+        char name[64];
+        synic_config_t cfg = h->cfg;
+        cfg.role = SYNIC_VP;
+        cfg.vp = vp;
+        cfg.central = HARNESS_SYNIC;
+        synic_vp_actor(name, sizeof name, HARNESS_SYNIC, vp);
+        h->vp_ex[vp] = rt_executor_new(h->rt, name);
+        cr_assert_not_null(h->vp_ex[vp]);
+        rt_actor_spec_t vp_spec = {.name = name, .ops = &synic_ops, .arg = &cfg};
+        cr_assert_eq(rt_actor_start(h->vp_ex[vp], &vp_spec), 0);
+    }
     return h;
 }
 
@@ -75,7 +93,11 @@ void harness_destroy(harness_t **hp)
     if (!hp || !*hp)
         return;
     harness_t *h = *hp;
-    rt_executor_destroy(&h->ex); /* the synic first: it may be calling the partition */
+    /* The synic first: it may be calling the partition; its VPs before
+     * its central actor, which they call. */
+    for (size_t vp = 0; vp < HARNESS_MAX_VPS; vp++)
+        rt_executor_destroy(&h->vp_ex[vp]);
+    rt_executor_destroy(&h->ex);
     fake_partition_destroy(&h->partition);
     for (size_t i = 0; i < h->n_inboxes; i++)
         if (h->inboxes[i].held)
@@ -94,14 +116,23 @@ static void s_envelope(Vmm__Envelope *env, Vmm__Synic__Request *req)
     env->synic_request = req;
 }
 
-int harness_request(harness_t *h, rt_client_t *c, Vmm__Synic__Request *req, rt_msg_t *reply)
+/* Where a VP's own requests go: its actor when split. */
+static const char *s_vp_synic(harness_t *h, uint32_t vp, char *buf, size_t size)
+{
+    if (!h->split || vp >= h->cfg.vp_count || synic_vp_actor(buf, size, HARNESS_SYNIC, vp))
+        return HARNESS_SYNIC;
+    return buf;
+}
+
+static int s_request_to(harness_t *h, rt_client_t *c, const char *to, Vmm__Synic__Request *req,
+                        rt_msg_t *reply)
 {
     Vmm__Envelope env;
     s_envelope(&env, req);
     rt_msg_t local;
     rt_msg_t *msg = reply ? reply : &local;
     h->last_error[0] = 0;
-    int rc = rt_call(rt_client_actor(c), HARNESS_SYNIC, &env, msg, S_CALL_TIMEOUT_MS);
+    int rc = rt_call(rt_client_actor(c), to, &env, msg, S_CALL_TIMEOUT_MS);
     if (rc)
         return rc;
     if (msg->env->body_case == VMM__ENVELOPE__BODY_ERROR) {
@@ -115,6 +146,11 @@ int harness_request(harness_t *h, rt_client_t *c, Vmm__Synic__Request *req, rt_m
     return 0;
 }
 
+int harness_request(harness_t *h, rt_client_t *c, Vmm__Synic__Request *req, rt_msg_t *reply)
+{
+    return s_request_to(h, c, HARNESS_SYNIC, req, reply);
+}
+
 int harness_send(harness_t *h, rt_client_t *c, Vmm__Synic__Request *req)
 {
     (void)h;
@@ -124,10 +160,10 @@ int harness_send(harness_t *h, rt_client_t *c, Vmm__Synic__Request *req)
 }
 
 /* A request whose success is a Reply of the given kind, left in *reply. */
-static int s_request_reply(harness_t *h, rt_client_t *c, Vmm__Synic__Request *req,
+static int s_request_reply(harness_t *h, rt_client_t *c, const char *to, Vmm__Synic__Request *req,
                            Vmm__Synic__Reply__ResultCase kind, rt_msg_t *reply)
 {
-    int rc = harness_request(h, c, req, reply);
+    int rc = s_request_to(h, c, to, req, reply);
     if (rc)
         return rc;
     const Vmm__Envelope *env = reply->env;
@@ -162,7 +198,9 @@ static int s_access_msr(harness_t *h, uint32_t vp, uint32_t index, bool write, u
     req.op_case = VMM__SYNIC__REQUEST__OP_ACCESS_MSR;
     req.access_msr = &op;
     rt_msg_t reply;
-    int rc = s_request_reply(h, h->vp, &req, VMM__SYNIC__REPLY__RESULT_MSR_RESULT, &reply);
+    char to[64];
+    int rc = s_request_reply(h, h->vp, s_vp_synic(h, vp, to, sizeof to), &req,
+                             VMM__SYNIC__REPLY__RESULT_MSR_RESULT, &reply);
     if (rc)
         return rc;
     const Vmm__Synic__MsrResult *result = reply.env->synic_reply->msr_result;
@@ -194,7 +232,9 @@ int harness_hypercall(harness_t *h, uint32_t vp, uint64_t control, uint64_t inpu
     req.op_case = VMM__SYNIC__REQUEST__OP_HYPERCALL;
     req.hypercall = &op;
     rt_msg_t reply;
-    int rc = s_request_reply(h, h->vp, &req, VMM__SYNIC__REPLY__RESULT_HYPERCALL_RESULT, &reply);
+    char to[64];
+    int rc = s_request_reply(h, h->vp, s_vp_synic(h, vp, to, sizeof to), &req,
+                             VMM__SYNIC__REPLY__RESULT_HYPERCALL_RESULT, &reply);
     if (rc)
         return rc;
     *rax = reply.env->synic_reply->hypercall_result->rax;
@@ -222,7 +262,7 @@ static int s_request_handle(harness_t *h, rt_client_t *c, Vmm__Synic__Request *r
                             Vmm__Synic__Reply__ResultCase kind, uint64_t *handle)
 {
     rt_msg_t reply;
-    int rc = s_request_reply(h, c, req, kind, &reply);
+    int rc = s_request_reply(h, c, HARNESS_SYNIC, req, kind, &reply);
     if (rc)
         return rc;
     const Vmm__Synic__Reply *r = reply.env->synic_reply;
@@ -374,7 +414,8 @@ int harness_set_monitor_page(harness_t *h, rt_client_t *c, bool set, uint64_t gp
 int harness_status_request(harness_t *h, Vmm__Synic__Request *req, uint32_t *status)
 {
     rt_msg_t reply;
-    int rc = s_request_reply(h, h->vp, req, VMM__SYNIC__REPLY__RESULT_HYPERCALL_STATUS, &reply);
+    int rc = s_request_reply(h, h->vp, HARNESS_SYNIC, req,
+                             VMM__SYNIC__REPLY__RESULT_HYPERCALL_STATUS, &reply);
     if (rc)
         return rc;
     *status = reply.env->synic_reply->hypercall_status->hv_status;
@@ -482,14 +523,15 @@ static const Vmm__Rt__InspectNode *s_child(const Vmm__Rt__InspectNode *node, con
     return NULL;
 }
 
-long long harness_inspect(harness_t *h, const char *path)
+/* One actor's value at path, or -1. */
+static long long s_inspect_at(harness_t *h, const char *actor, const char *path)
 {
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     Vmm__Rt__Inspect inspect = VMM__RT__INSPECT__INIT;
     env.body_case = VMM__ENVELOPE__BODY_INSPECT;
     env.inspect = &inspect;
     rt_msg_t reply;
-    if (rt_call(rt_client_actor(h->device), HARNESS_SYNIC, &env, &reply, S_CALL_TIMEOUT_MS))
+    if (rt_call(rt_client_actor(h->device), actor, &env, &reply, S_CALL_TIMEOUT_MS))
         return -1;
     long long value = -1;
     const Vmm__Rt__InspectNode *node =
@@ -506,4 +548,25 @@ long long harness_inspect(harness_t *h, const char *path)
         value = strtoll(node->value, NULL, 0);
     rt_msg_release(&reply);
     return value;
+}
+
+long long harness_inspect(harness_t *h, const char *path)
+{
+    if (!h->split)
+        return s_inspect_at(h, HARNESS_SYNIC, path);
+    char actor[64];
+    unsigned vp;
+    if (sscanf(path, "vp%u/", &vp) == 1)
+        return s_inspect_at(h, s_vp_synic(h, vp, actor, sizeof actor), path);
+    static const char *const central[] = {"host_ports", "guest_ports", "monitors",
+                                          "monitor_page", "monitor_poll_us"};
+    for (size_t i = 0; i < sizeof central / sizeof *central; i++)
+        if (!strcmp(path, central[i]))
+            return s_inspect_at(h, HARNESS_SYNIC, path);
+    long long sum = s_inspect_at(h, HARNESS_SYNIC, path);
+    for (uint32_t v = 0; sum >= 0 && v < h->cfg.vp_count; v++) {
+        long long n = s_inspect_at(h, s_vp_synic(h, v, actor, sizeof actor), path);
+        sum = n < 0 ? -1 : sum + n;
+    }
+    return sum;
 }

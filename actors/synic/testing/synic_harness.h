@@ -41,9 +41,18 @@ typedef struct {
     bool held;
 } harness_inbox_t;
 
+/* At most this many VPs in a split harness. */
+#define HARNESS_MAX_VPS 8
+
 typedef struct {
     rt_t *rt;
     rt_executor_t *ex;
+    /* Split (SYNIC_HARNESS_SPLIT=1 in the environment): the synic as the
+     * partition runs it, its central actor on ex and each VP's actor on an
+     * executor of its own; the VP's MSRs and hypercalls go to that actor,
+     * everything else to the central one. */
+    bool split;
+    rt_executor_t *vp_ex[HARNESS_MAX_VPS];
     fake_partition_t *partition;
     rt_client_t *vp, *device, *stranger, *target;
     synic_config_t cfg;
@@ -56,7 +65,8 @@ typedef struct {
 uint64_t harness_tsc_khz(void);
 
 /* Starts a synic for vp_count VPs (queue_limit 0: the default), with the
- * reference time starting now. Fails the test on error. */
+ * reference time starting now, whole or split as the environment says.
+ * Fails the test on error. */
 harness_t *harness_new(uint32_t vp_count, uint32_t queue_limit);
 void harness_destroy(harness_t **h);
 
@@ -119,7 +129,9 @@ void harness_expect_no_msi(harness_t *h, int ms);
 const Vmm__Envelope *harness_recv(harness_t *h, rt_client_t *c, int timeout_ms);
 
 /* A value of the synic's introspection tree, "name" or "vpN/name", parsed
- * as a number (decimal or 0x hex); -1 when absent. */
+ * as a number (decimal or 0x hex); -1 when absent. Split, "vpN/name" is
+ * VP N's actor's, the ports and monitors the central actor's, and a
+ * counter the sum over all its actors. */
 long long harness_inspect(harness_t *h, const char *path);
 
 #endif
