@@ -78,6 +78,8 @@
 #define S_ACTOR "vm0/synic-bench"
 #define S_DEVICE "vm0/dev/synic-bench"
 #define S_SYNIC "vm0/synic"
+/* VP 0's actor of the synic: posts to VP 0 go there (synic.proto). */
+#define S_SYNIC_VP0 "vm0/synic/vp/0"
 #define S_MESSAGE_TYPE 0x100
 
 /* PostMessage requests the bench actor keeps unanswered until the synic
@@ -270,6 +272,7 @@ static device_t *s_dev_new(const void *config, device_env_t *env)
 typedef struct {
     s_bench_config_t cfg;
     uint64_t host_port, guest_port; /* the synic's handles */
+    char signal_to[64];             /* the guest port's actor */
     uint32_t to_post, in_flight;
     uint64_t sequence;    /* of the next message, its payload */
     bool pacing;          /* the synic said BUSY: bursts on the timer */
@@ -289,10 +292,11 @@ static void __attribute__((format(printf, 2, 3))) s_fail(s_bench_t *b, const cha
     atomic_fetch_add(&b->cfg.tally->errors, 1);
 }
 
-/* A synic request answered by a handle; the reply's text goes to err. */
+/* A synic request answered by a handle (and, for a guest event port, the
+ * actor its signals go to, into signal_to); the reply's text goes to err. */
 static int s_synic_handle(rt_actor_t *self, Vmm__Synic__Request *req,
-                          Vmm__Synic__Reply__ResultCase want, uint64_t *handle, char *err,
-                          size_t errlen)
+                          Vmm__Synic__Reply__ResultCase want, uint64_t *handle,
+                          char signal_to[64], char *err, size_t errlen)
 {
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     env.body_case = VMM__ENVELOPE__BODY_SYNIC_REQUEST;
@@ -308,6 +312,8 @@ static int s_synic_handle(rt_actor_t *self, Vmm__Synic__Request *req,
         *handle = want == VMM__SYNIC__REPLY__RESULT_HOST_EVENT_PORT
                       ? e->synic_reply->host_event_port->handle
                       : e->synic_reply->guest_event_port->handle;
+        if (want == VMM__SYNIC__REPLY__RESULT_GUEST_EVENT_PORT)
+            snprintf(signal_to, 64, "%s", e->synic_reply->guest_event_port->signal_to);
     } else {
         bool refused = e->body_case == VMM__ENVELOPE__BODY_ERROR;
         snprintf(err, errlen, "%s", refused ? e->error->text : "an unexpected reply");
@@ -328,8 +334,8 @@ static int s_ports(rt_actor_t *self, s_bench_t *b)
     Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
     req.op_case = VMM__SYNIC__REQUEST__OP_REGISTER_HOST_EVENT_PORT;
     req.register_host_event_port = &hp;
-    if (s_synic_handle(self, &req, VMM__SYNIC__REPLY__RESULT_HOST_EVENT_PORT, &b->host_port, err,
-                       sizeof err)) {
+    if (s_synic_handle(self, &req, VMM__SYNIC__REPLY__RESULT_HOST_EVENT_PORT, &b->host_port,
+                       NULL, err, sizeof err)) {
         s_fail(b, "RegisterHostEventPort: %s", err);
         return -EPROTO;
     }
@@ -340,7 +346,7 @@ static int s_ports(rt_actor_t *self, s_bench_t *b)
     req.op_case = VMM__SYNIC__REQUEST__OP_NEW_GUEST_EVENT_PORT;
     req.new_guest_event_port = &gp;
     if (s_synic_handle(self, &req, VMM__SYNIC__REPLY__RESULT_GUEST_EVENT_PORT, &b->guest_port,
-                       err, sizeof err)) {
+                       b->signal_to, err, sizeof err)) {
         s_fail(b, "NewGuestEventPort: %s", err);
         return -EPROTO;
     }
@@ -360,7 +366,7 @@ static int s_post_one(rt_actor_t *self, s_bench_t *b)
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     env.body_case = VMM__ENVELOPE__BODY_SYNIC_REQUEST;
     env.synic_request = &req;
-    int rc = rt_request(self, S_SYNIC, &env, S_CALL_TIMEOUT_MS, NULL);
+    int rc = rt_request(self, S_SYNIC_VP0, &env, S_CALL_TIMEOUT_MS, NULL);
     if (!rc)
         b->sequence++;
     return rc;
@@ -483,7 +489,7 @@ static int s_on_synic_event(rt_actor_t *self, const Vmm__Envelope *msg)
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     env.body_case = VMM__ENVELOPE__BODY_SYNIC_REQUEST;
     env.synic_request = &req;
-    int rc = rt_send(self, S_SYNIC, &env);
+    int rc = rt_send(self, b->signal_to, &env);
     if (rc)
         s_fail(b, "SignalGuestEventPort: %s", strerror(-rc));
     return 0;

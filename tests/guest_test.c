@@ -762,8 +762,8 @@ Test(hyperv, the_hypercall_page_exits_to_the_vmm)
 {
     s_basics_t b;
     s_run_basics(&b);
-    cr_expect(b.page[0] == 0xe6 && b.page[1] == 0xf5 && b.page[2] == 0xc3,
-              "the page holds out 0xf5, al; ret");
+    cr_expect(b.page[0] == 0xe5 && b.page[1] == 0xf5 && b.page[2] == 0xc3,
+              "the page holds in eax, 0xf5; ret");
     cr_expect_eq(b.unknown_status, 2, "an unknown call is HV_STATUS_INVALID_HYPERCALL_CODE");
 }
 

@@ -628,6 +628,15 @@ static int s_bios_lapic(int fd)
     return ioctl(fd, KVM_SET_LAPIC, &l);
 }
 
+/* Whether KVM copies a vCPU's registers and special registers into its
+ * run area at each exit. */
+static bool s_sync_regs(partition_t *p)
+{
+    int caps = ioctl(p->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SYNC_REGS);
+    int want = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
+    return caps > 0 && (caps & want) == want;
+}
+
 /* Creates vCPU i and starts its actor. */
 static int s_start_vp(rt_actor_t *self, uint32_t i, char *err, size_t errlen)
 {
@@ -674,7 +683,7 @@ static int s_start_vp(rt_actor_t *self, uint32_t i, char *err, size_t errlen)
         return -ENAMETOOLONG;
     }
     vp_config_t cfg = {.index = i, .vcpu_fd = fd, .run_size = p->run_size, .partition = p->name,
-                       .synic = p->synic ? synic : NULL};
+                       .synic = p->synic ? synic : NULL, .sync_regs = s_sync_regs(p)};
     rt_actor_spec_t spec = {.name = p->vp_names[i], .ops = &vp_ops, .arg = &cfg};
     int rc = rt_actor_start(ex, &spec); /* the actor owns fd from here */
     if (rc)

@@ -37,7 +37,7 @@
  *     a change to a locked HYPERCALL, or a hypercall page outside guest RAM
  *     is a #GP. HYPERCALL cannot be enabled while GUEST_OS_ID is 0 (the
  *     enable bit is dropped); zeroing GUEST_OS_ID disables it. Enabling it
- *     writes E6 F5 C3 (`out 0xf5, al; ret`) at its page.
+ *     writes E5 F5 C3 (`in eax, 0xf5; ret`) at its page.
  *   - The reference time (TIME_REF_COUNT and the TSC page, 100 ns units) is
  *     ((guest TSC * scale) >> 64) + offset, scale = 2^64 * 10^4 / tsc_khz,
  *     offset making it 0 at tsc_at_zero; enabling REFERENCE_TSC writes
@@ -96,10 +96,11 @@
 #include "runtime/replay.h"
 #include "runtime/rt.h"
 
-/* The hypercall page the guest enables holds `out SYNIC_HYPERCALL_PORT, al;
- * ret`: a port write exits to user space on every host (a vmcall does not
+/* The hypercall page the guest enables holds `in eax, SYNIC_HYPERCALL_PORT;
+ * ret`: a port read exits to user space on every host (a vmcall does not
  * here), and the VP actor turns it into a synic.proto Hypercall with the
- * guest's RCX, RDX and R8, writing the result to RAX. */
+ * guest's RCX, RDX and R8; the read's value is the result, so that the
+ * guest's RAX gets it as the read completes, with no register write. */
 #define SYNIC_HYPERCALL_PORT 0xf5
 
 typedef enum {

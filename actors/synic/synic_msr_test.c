@@ -68,7 +68,7 @@ Test(msr, enabling_the_hypercall_page_writes_its_code, .init = s_start, .fini = 
                  "partition-wide");
     uint8_t code[4];
     fake_partition_read(s_h->partition, 0x5000, code, sizeof code);
-    cr_expect_eq(code[0], 0xe6, "out imm8, al");
+    cr_expect_eq(code[0], 0xe5, "in eax, imm8");
     cr_expect_eq(code[1], SYNIC_HYPERCALL_PORT);
     cr_expect_eq(code[2], 0xc3, "ret");
     cr_expect_eq(code[3], 0);

@@ -196,7 +196,7 @@ Test(split, partition_wide_msrs_are_one_for_all_vps, .init = s_start, .fini = s_
                  0x20000 | SYNIC_HYPERCALL_ENABLE);
     uint8_t code[3];
     fake_partition_read(s_h->partition, 0x20000, code, sizeof code);
-    cr_expect_eq(code[0], 0xe6);
+    cr_expect_eq(code[0], 0xe5);
     cr_expect_eq(code[1], SYNIC_HYPERCALL_PORT);
     cr_expect_eq(code[2], 0xc3);
     /* Per VP: VP 1's SCONTROL is not VP 0's. */

@@ -27,8 +27,8 @@
 #define S_SINT_RESERVED (0xff00ull | ~((1ull << 19) - 1))
 #define S_STIMER_RESERVED (0xe000ull | ~((1ull << 20) - 1))
 
-/* `out SYNIC_HYPERCALL_PORT, al; ret` */
-static const uint8_t s_hypercall_code[] = {0xe6, SYNIC_HYPERCALL_PORT, 0xc3};
+/* `in eax, SYNIC_HYPERCALL_PORT; ret` */
+static const uint8_t s_hypercall_code[] = {0xe5, SYNIC_HYPERCALL_PORT, 0xc3};
 
 /* ---- Reference time -------------------------------------------------------- */
 

@@ -422,16 +422,23 @@ static void s_exit_msr(rt_actor_t *self)
         run->msr.data = r.value;
 }
 
-/* The hypercall page's port write: the call's inputs are the guest's
- * registers, its result goes to RAX once the write is complete. At CPL 3
- * the TLFS has hypercalls raise #UD. */
+/* The hypercall page's port read (`in eax`): the call's inputs are the
+ * guest's registers, its result the read's value in 64-bit mode (the read
+ * completes into RAX, zero-extended: a simple call's result has no bits
+ * above 31), and EDX:EAX set after the read in 32-bit mode. At CPL 3 the
+ * TLFS has hypercalls raise #UD. */
 static void s_hypercall(rt_actor_t *self)
 {
     vp_t *vp = rt_actor_state(self);
     vp->stats.hypercalls++;
+    struct kvm_run *run = vp->run;
     struct kvm_regs regs;
     struct kvm_sregs sregs;
-    if (ioctl(vp->fd, KVM_GET_REGS, &regs) < 0 || ioctl(vp->fd, KVM_GET_SREGS, &sregs) < 0) {
+    if (vp->cfg.sync_regs) {
+        regs = run->s.regs.regs;
+        sregs = run->s.regs.sregs;
+    } else if (ioctl(vp->fd, KVM_GET_REGS, &regs) < 0 ||
+               ioctl(vp->fd, KVM_GET_SREGS, &sregs) < 0) {
         s_halt_hypervisor(self, errno, "reading a hypercall's registers");
         return;
     }
@@ -463,7 +470,11 @@ static void s_hypercall(rt_actor_t *self)
     s_msr_reply_t r = {0};
     if (s_call_synic(self, &req, &r))
         r.value = 0x6; /* HV_STATUS_ACCESS_DENIED: the synic did not answer */
-    /* The write completes first (it moves RIP past the `out`); then RAX. */
+    uint32_t low = (uint32_t)r.value;
+    memcpy((uint8_t *)run + run->io.data_offset, &low, sizeof low);
+    if (x64 && !(r.value >> 32))
+        return; /* the next KVM_RUN completes the read into RAX */
+    /* The read completes first (it moves RIP past the `in`); then RAX. */
     s_complete(vp);
     if (ioctl(vp->fd, KVM_GET_REGS, &regs) < 0) {
         s_halt_hypervisor(self, errno, "reading registers after a hypercall");
@@ -499,7 +510,8 @@ static void s_exit_io(rt_actor_t *self)
     vp_t *vp = rt_actor_state(self);
     struct kvm_run *run = vp->run;
     if (vp->synic && run->io.port == SYNIC_HYPERCALL_PORT &&
-        run->io.direction == KVM_EXIT_IO_OUT && run->io.size == 1 && run->io.count == 1) {
+        run->io.direction == KVM_EXIT_IO_IN && run->io.size == 4 && run->io.count == 1 &&
+        run->io.data_offset <= vp->run_size - 4) {
         s_hypercall(self);
         return;
     }
@@ -1129,6 +1141,9 @@ static int s_init(rt_actor_t *self, void *arg)
                strerror(-rc));
         goto fail_partition;
     }
+    vp->cfg.sync_regs = cfg->sync_regs && cfg->synic;
+    if (vp->cfg.sync_regs)
+        vp->run->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
     vp->initial = malloc(sizeof *vp->initial);
     Vmm__Vp__GetState all = VMM__VP__GET_STATE__INIT;
     char err[128] = "";
