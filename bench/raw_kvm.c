@@ -193,11 +193,42 @@ static int s_port(raw_kvm_t *k, const raw_kvm_guest_t *g, uint32_t *args, size_t
     return rc;
 }
 
+/* The synthetic MSRs to user space, as the partition sends them. */
+static int s_trap_msrs(raw_kvm_t *k, char *err, size_t errlen)
+{
+    struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR,
+                                 .args = {KVM_MSR_EXIT_REASON_FILTER}};
+    static uint8_t deny[0x100 / 8]; /* a 0 bit denies: every synthetic MSR */
+    struct kvm_msr_filter filter = {
+        .flags = KVM_MSR_FILTER_DEFAULT_ALLOW,
+        .ranges = {{.flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE,
+                    .nmsrs = 0x100,
+                    .base = 0x40000000,
+                    .bitmap = deny}},
+    };
+    if (ioctl(k->vm, KVM_ENABLE_CAP, &cap) < 0 || ioctl(k->vm, KVM_X86_SET_MSR_FILTER, &filter) < 0) {
+        snprintf(err, errlen, "cannot send the synthetic MSRs to user space: %s",
+                 strerror(errno));
+        return -errno;
+    }
+    return 0;
+}
+
+static void s_msr(raw_kvm_t *k, const raw_kvm_guest_t *g)
+{
+    struct kvm_run *run = k->run;
+    bool write = run->exit_reason == KVM_EXIT_X86_WRMSR;
+    uint64_t data = run->msr.data;
+    run->msr.error = g->msr(g->arg, k, write, run->msr.index, &data) ? 1 : 0;
+    if (!write && !run->msr.error)
+        run->msr.data = data;
+}
+
 int raw_kvm_run(raw_kvm_t *k, const raw_kvm_guest_t *g, char *err, size_t errlen)
 {
     uint32_t args[TESTDEV_MAX_ARGS];
     size_t n_args = 0;
-    int rc = 0;
+    int rc = g->msr ? s_trap_msrs(k, err, errlen) : 0;
     while (!rc) {
         if (ioctl(k->vcpu, KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN)
@@ -206,6 +237,9 @@ int raw_kvm_run(raw_kvm_t *k, const raw_kvm_guest_t *g, char *err, size_t errlen
             snprintf(err, errlen, "KVM_RUN: %s", strerror(errno));
         } else if (k->run->exit_reason == KVM_EXIT_IO) {
             rc = s_port(k, g, args, &n_args, err, errlen);
+        } else if (g->msr && (k->run->exit_reason == KVM_EXIT_X86_RDMSR ||
+                              k->run->exit_reason == KVM_EXIT_X86_WRMSR)) {
+            s_msr(k, g);
         } else if (k->run->exit_reason != KVM_EXIT_INTR) {
             rc = -EPROTO;
             snprintf(err, errlen, "unexpected exit reason %u", k->run->exit_reason);

@@ -45,6 +45,10 @@ typedef struct {
     /* Optional: what the guest writes to COM1, a byte at a time (NULL: to
      * stderr). */
     void (*com1)(void *arg, uint8_t byte);
+    /* Optional: the Hyper-V synthetic MSRs (0x40000000-0x400000ff), sent to
+     * user space as the partition sends them: 0 with a read's value in
+     * *data, or -EPERM for a #GP. NULL: KVM answers them (#GP). */
+    int (*msr)(void *arg, raw_kvm_t *k, bool write, uint32_t index, uint64_t *data);
     void *arg;
 } raw_kvm_guest_t;
 

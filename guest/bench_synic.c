@@ -16,7 +16,9 @@
  *   3. MSIs: n rounds of a port write asking for an MSI (the test device's
  *      ABI; the benchmark's bare KVM harness sends it with KVM_SIGNAL_MSI
  *      as it answers the exit): the sum of the cycles from just before the
- *      write until the handler runs.
+ *      write until the handler runs;
+ *   4. MSR reads: n reads of SCONTROL, a synthetic MSR that exits to user
+ *      space: the cycles of all n.
  * Each is preceded by a warm-up of n / 10 + 1. Then it powers off; other
  * VPs halt. Rounds of 2 and 3 wait the same way (interrupts off, then sti;
  * hlt until the handler has run) and take the same handler, so that what
@@ -33,6 +35,7 @@
 #define BENCH_PART_MESSAGES 1
 #define BENCH_PART_EVENT 2
 #define BENCH_PART_MSI 3
+#define BENCH_PART_MSR 4
 #define BENCH_SINT_MESSAGE 2
 #define BENCH_SINT_EVENT 3
 #define BENCH_VECTOR_MESSAGE 0x50
@@ -132,6 +135,15 @@ static uint64_t s_rounds(uint32_t n, int event)
     return sum;
 }
 
+/* The cycles of n reads of SCONTROL. */
+static uint64_t s_msr_reads(uint32_t n)
+{
+    uint64_t t0 = s_rdtsc();
+    for (uint32_t i = 0; i < n; i++)
+        (void)hv_rdmsr(HV_MSR_SCONTROL);
+    return s_rdtsc() - t0;
+}
+
 static void s_report(uint32_t part, uint64_t cycles)
 {
     guest_sync(part, (uint32_t)cycles, (uint32_t)(cycles >> 32));
@@ -167,6 +179,10 @@ void guest_main(uint32_t vp)
     if (s_asked(parts, BENCH_PART_MSI)) {
         s_rounds(warm_up, 0);
         s_report(BENCH_PART_MSI, s_rounds(n, 0));
+    }
+    if (s_asked(parts, BENCH_PART_MSR)) {
+        s_msr_reads(warm_up);
+        s_report(BENCH_PART_MSR, s_msr_reads(n));
     }
     guest_power_off();
 }
