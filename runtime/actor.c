@@ -258,6 +258,14 @@ void rt_flush(rt_actor_t *self)
      * an actor about to block would otherwise hold them until kicked. */
     rt_executor_drain_local_for(self->ex, NULL);
     rt_executor_flush(self->ex);
+    /* What the sends may have hidden from the watcher: the blocking actor
+     * is kicked for it as for a message, so that it does not block. */
+    rt_actor_t *blocking = self->ex->blocking;
+    if (blocking && blocking->ops->kick && atomic_load(&self->ex->in_run) &&
+        rt_executor_input_waits(self->ex)) {
+        atomic_store(&self->ex->kick_pending, 1);
+        blocking->ops->kick(blocking);
+    }
 }
 
 int rt_request(rt_actor_t *self, const char *to, Vmm__Envelope *env, int timeout_ms,

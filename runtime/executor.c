@@ -469,7 +469,9 @@ static void s_blocking_turn(rt_executor_t *ex)
         return;
     rt_executor_flush(ex);
     atomic_store(&ex->in_run, 1);
-    if (!atomic_load(&ex->kick_pending)) {
+    /* A drain cut short, or a send that took ZMQ_FD's signal: the watcher
+     * would not kick for what already waits, so take it first. */
+    if (!atomic_load(&ex->kick_pending) && !rt_executor_input_waits(ex)) {
         actor->depth++;
         actor->run_again = actor->ops->run(actor) == RT_RUN_AGAIN;
         actor->depth--;

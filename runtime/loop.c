@@ -252,6 +252,22 @@ void rt_executor_mark_sent(rt_executor_t *ex, void *socket)
             ex->inputs[i].drain = true;
 }
 
+bool rt_executor_input_waits(rt_executor_t *ex)
+{
+    if (ex->q_head)
+        return true;
+    for (size_t i = 0; i < ex->n_inputs; i++) {
+        const rt_input_t *in = &ex->inputs[i];
+        if (!in->drain || !in->socket)
+            continue;
+        int events = 0;
+        size_t len = sizeof events;
+        if (zmq_getsockopt(in->socket, ZMQ_EVENTS, &events, &len) || (events & ZMQ_POLLIN))
+            return true;
+    }
+    return false;
+}
+
 /* Each returns true when the socket was read until EAGAIN. */
 static bool s_drain_mailbox(rt_actor_t *actor)
 {

@@ -430,6 +430,11 @@ void rt_executor_enqueue(rt_executor_t *ex, rt_qitem_t *item);
 void rt_executor_set_aside(rt_executor_t *ex, const uint8_t *bytes, size_t len);
 /* Something was sent on socket: drain it before blocking. */
 void rt_executor_mark_sent(rt_executor_t *ex, void *socket);
+/* Whether input waits that no descriptor will signal again: local items,
+ * or a socket whose drain stopped early or that was sent on since (a send
+ * may consume ZMQ_FD's signal) and holds a message. A blocking actor must
+ * not block then. */
+bool rt_executor_input_waits(rt_executor_t *ex);
 
 /* actor.c */
 void rt_actor_dispatch(rt_actor_t *actor, const Vmm__Envelope *env, rt_ctx_t *ctx);

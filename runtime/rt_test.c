@@ -603,6 +603,38 @@ Test(blocking, a_message_kicks_the_actor_out_of_its_block)
     close(b.efd);
 }
 
+/* More messages than one turn takes (256 a mailbox): the rest wait in a
+ * pipe whose descriptor will not signal again, so the executor must take
+ * them before it blocks, not sleep through them (here for 10 s). */
+Test(blocking, a_burst_longer_than_one_turn_is_taken_before_it_blocks)
+{
+    static const rt_actor_ops_t blocker_ops = {.kind = "blocker", .init = s_blocker_init,
+                                               .run = s_blocker_run, .kick = s_blocker_kick};
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "vp0");
+    s_blocker_t b = {.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+    rt_actor_spec_t spec = {.name = "blocker", .ops = &blocker_ops, .arg = &b};
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
+    cr_assert_eq(rt_actor_start(ex, &spec), 0);
+    cr_assert_eq(rt_actor_start(ex, &echo), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    for (int round = 0; round < 3; round++) {
+        while (atomic_load(&b.runs) <= round)
+            usleep(100);
+        for (int i = 0; i < 2000; i++) {
+            Vmm__Envelope env;
+            Vmm__Rt__Ping ping;
+            s_ping(&env, &ping, "burst");
+            cr_assert_eq(rt_send(rt_client_actor(c), "echo", &env), 0);
+        }
+        /* Answered within 5 s only if nothing was slept through. */
+        cr_expect_eq(echo_inspect_number(rt_client_actor(c), "echo", "events"),
+                     2000 * (round + 1));
+    }
+    rt_destroy(&rt);
+    close(b.efd);
+}
+
 /* Runs once per wake-up, then has nothing to do. */
 static rt_run_t s_idle_run(rt_actor_t *self)
 {
