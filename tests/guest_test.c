@@ -76,6 +76,22 @@ static vm_t *s_vm_with(const char *path, uint32_t n_vps, int serial_out,
     return s_vm_cfg(path, cfg);
 }
 
+/* A VM with the Hyper-V interface for the hyperv tests: at least n_vps
+ * VPs, more when GUEST_TEST_HV_VPS asks (their guests idle the VPs they do
+ * not use), and the devices and test actors with VP 0, or apart when
+ * GUEST_TEST_HV_PLACEMENT is "apart": the //tests:guest_test_hv_* targets
+ * run the suite so, as the synic must serve it however it is placed. */
+static vm_t *s_vm_hv(const char *path, uint32_t n_vps)
+{
+    const char *vps = getenv("GUEST_TEST_HV_VPS");
+    const char *placement = getenv("GUEST_TEST_HV_PLACEMENT");
+    uint32_t want = vps ? (uint32_t)strtoul(vps, NULL, 10) : 0;
+    return s_vm_with(path, want > n_vps ? want : n_vps, -1,
+                     placement && !strcmp(placement, "apart") ? VM_DEVICES_APART
+                                                              : VM_DEVICES_WITH_VP0,
+                     true);
+}
+
 static vm_t *s_vm(const char *path, uint32_t n_vps, int serial_out, vm_placement_t placement)
 {
     return s_vm_with(path, n_vps, serial_out, placement, false);
@@ -712,7 +728,7 @@ typedef struct {
 
 static void s_run_basics(s_basics_t *b)
 {
-    vm_t *vm = s_vm_with("tests/guests/hv_basics", 1, -1, VM_DEVICES_WITH_VP0, true);
+    vm_t *vm = s_vm_hv("tests/guests/hv_basics", 1);
     rt_client_t *events = rt_client_new(vm_rt(vm), "vm0/test/events");
     s_register_port(rt_client_actor(events), false, 7, "vm0/test/events");
     cr_assert_eq(vm_start(vm), 0);
@@ -778,7 +794,7 @@ Test(hyperv, hv_signal_event_reaches_a_host_actor)
 
 Test(hyperv, synthetic_msrs_fault_where_the_tlfs_says)
 {
-    vm_t *vm = s_vm_with("tests/guests/hv_msrs", 1, -1, VM_DEVICES_WITH_VP0, true);
+    vm_t *vm = s_vm_hv("tests/guests/hv_msrs", 1);
     cr_assert_eq(vm_start(vm), 0);
     uint32_t a[4];
     s_expect_sync(vm, NULL, 1, a, 4);
@@ -804,7 +820,7 @@ typedef struct {
 
 static void s_run_sint(s_sint_t *r)
 {
-    vm_t *vm = s_vm_with("tests/guests/hv_sint", 1, -1, VM_DEVICES_WITH_VP0, true);
+    vm_t *vm = s_vm_hv("tests/guests/hv_sint", 1);
     cr_assert_eq(vm_start(vm), 0);
     s_expect_sync(vm, NULL, 1, NULL, 0);
     for (uint64_t i = 0; i < 10; i++) {
@@ -870,7 +886,7 @@ Test(hyperv, a_guest_event_port_sets_its_bit_and_interrupts_once)
 
 Test(hyperv, every_sint_on_two_vps)
 {
-    vm_t *vm = s_vm_with("tests/guests/hv_sints", 2, -1, VM_DEVICES_WITH_VP0, true);
+    vm_t *vm = s_vm_hv("tests/guests/hv_sints", 2);
     cr_assert_eq(vm_start(vm), 0);
     bool ready[2] = {false, false};
     for (int i = 0; i < 2; i++) {
@@ -895,7 +911,7 @@ Test(hyperv, every_sint_on_two_vps)
  * and with 241 bytes. */
 static void s_run_post(uint32_t status[3], rt_msg_t *heard)
 {
-    vm_t *vm = s_vm_with("tests/guests/hv_post", 1, -1, VM_DEVICES_WITH_VP0, true);
+    vm_t *vm = s_vm_hv("tests/guests/hv_post", 1);
     rt_client_t *port = rt_client_new(vm_rt(vm), "vm0/test/port");
     s_register_port(rt_client_actor(port), true, 8, "vm0/test/port");
     cr_assert_eq(vm_start(vm), 0);
@@ -936,7 +952,7 @@ Test(hyperv, unknown_connections_and_oversized_payloads_get_their_status)
 Test(hyperv, the_monitor_page_signals_once_per_set_bit)
 {
     s_record_as("hv_monitor");
-    vm_t *vm = s_vm_with("tests/guests/hv_monitor", 1, -1, VM_DEVICES_WITH_VP0, true);
+    vm_t *vm = s_vm_hv("tests/guests/hv_monitor", 1);
     rt_client_t *port = rt_client_new(vm_rt(vm), "vm0/test/monitor");
     s_register_port(rt_client_actor(port), false, 9, "vm0/test/monitor");
     cr_assert_eq(vm_start(vm), 0);
@@ -974,7 +990,7 @@ Test(hyperv, the_monitor_page_signals_once_per_set_bit)
 
 Test(hyperv, the_reference_counter_runs_at_10mhz_on_the_partition_s_clock)
 {
-    vm_t *vm = s_vm_with("tests/guests/hv_monitor", 1, -1, VM_DEVICES_WITH_VP0, true);
+    vm_t *vm = s_vm_hv("tests/guests/hv_monitor", 1);
     cr_assert_eq(vm_start(vm), 0);
     uint32_t a[2];
     s_expect_sync(vm, NULL, 1, a, 2);
@@ -1029,7 +1045,7 @@ typedef struct {
 
 static void s_run_timers(s_timers_t *t)
 {
-    vm_t *vm = s_vm_with("tests/guests/hv_timer", 1, -1, VM_DEVICES_WITH_VP0, true);
+    vm_t *vm = s_vm_hv("tests/guests/hv_timer", 1);
     cr_assert_eq(vm_start(vm), 0);
     for (int n = 0; n < 3; n++)
         s_expect_sync(vm, NULL, 1, t->periodic[n], 5);
@@ -1069,13 +1085,13 @@ Test(hyperv, a_direct_mode_timer_raises_its_own_vector)
     cr_expect_eq(t.direct[1], 1, "not before its time");
 }
 
-/* Devices register while the VP is nearly always in a call to the synic,
- * which runs on the partition's thread: the partition must not wait for
- * the VP to take the new routes while holding that thread, or both wait
- * until one times out. Each registration is answered promptly. */
+/* Devices register while the VPs are nearly always in a call to the
+ * synic: the partition must not wait for a VP to take the new routes while
+ * it holds a thread the VP may wait on, or both wait until one times out.
+ * Each registration is answered promptly. */
 Test(hyperv, devices_register_while_the_vp_waits_on_the_synic)
 {
-    vm_t *vm = s_vm_with("tests/guests/hv_spin", 1, -1, VM_DEVICES_WITH_VP0, true);
+    vm_t *vm = s_vm_hv("tests/guests/hv_spin", 1);
     cr_assert_eq(vm_start(vm), 0);
     s_expect_sync(vm, NULL, 1, NULL, 0);
     for (uint32_t i = 0; i < 10; i++) {

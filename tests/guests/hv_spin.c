@@ -1,6 +1,6 @@
-/* Reads the SynIC's version MSR forever: each read is a call from the VP
- * to the synic, on the partition's thread, so the VP is nearly always
- * waiting on it. Sync point 1 comes after the first read. */
+/* Reads the SynIC's version MSR forever, on every VP: each read is a call
+ * from the VP to its synic actor, so the VP is nearly always in one. Sync
+ * point 1 comes after each VP's first read. */
 #include "guest/guest.h"
 #include "guest/hv.h"
 
