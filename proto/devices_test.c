@@ -63,8 +63,8 @@ Test(devices_defaults, ops_start_zero_and_unset)
  * test below, then update the count. */
 Test(devices_defaults, every_member_has_a_test)
 {
-    cr_expect_eq(vmm__devices__request__descriptor.n_fields, 16);
-    cr_expect_eq(vmm__devices__reply__descriptor.n_fields, 10);
+    cr_expect_eq(vmm__devices__request__descriptor.n_fields, 17);
+    cr_expect_eq(vmm__devices__reply__descriptor.n_fields, 11);
     cr_expect_eq(vmm__devices__event__descriptor.n_fields, 9);
 }
 
@@ -278,8 +278,32 @@ Test(devices_request, map_guest_memory)
     S_FREE_REQ(out);
 }
 
+Test(devices_request, get_msi_irqfd)
+{
+    Vmm__Devices__GetMsiIrqfd op = VMM__DEVICES__GET_MSI_IRQFD__INIT;
+    op.address = 0xfee0f000ull;
+    op.data = 0x4041;
+    Vmm__Devices__Request *out = S_REQ(get_msi_irqfd, GET_MSI_IRQFD, &op);
+    cr_expect_eq(out->get_msi_irqfd->address, 0xfee0f000ull);
+    cr_expect_eq(out->get_msi_irqfd->data, 0x4041);
+    S_FREE_REQ(out);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Replies. */
+
+Test(devices_reply, msi_irqfd)
+{
+    Vmm__Devices__MsiIrqfd res = VMM__DEVICES__MSI_IRQFD__INIT;
+    res.pid = 4194304;
+    res.fd = 1023;
+    res.ram_fd = 7;
+    Vmm__Devices__Reply *out = S_REPLY(msi_irqfd, MSI_IRQFD, &res);
+    cr_expect_eq(out->msi_irqfd->pid, 4194304);
+    cr_expect_eq(out->msi_irqfd->fd, 1023);
+    cr_expect_eq(out->msi_irqfd->ram_fd, 7);
+    S_FREE_REPLY(out);
+}
 
 Test(devices_reply, read_io)
 {

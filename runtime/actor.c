@@ -252,6 +252,18 @@ int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env)
     return s_emit(self, route, env);
 }
 
+int rt_note_sent(rt_actor_t *self, const char *to, Vmm__Envelope *env)
+{
+    int rc = s_prepare(self, to, env, 0);
+    if (rc)
+        return rc;
+    if (self->ex->replay)
+        return s_replayed(self, env, NULL);
+    s_count_tx(self, env);
+    rt_tap(self->rt, RT_TAP_TX, self, env, NULL, 0);
+    return 0;
+}
+
 void rt_flush(rt_actor_t *self)
 {
     /* Actors of this executor that are not on the stack get theirs now:

@@ -257,13 +257,16 @@ bool rt_executor_input_waits(rt_executor_t *ex)
     if (ex->q_head)
         return true;
     for (size_t i = 0; i < ex->n_inputs; i++) {
-        const rt_input_t *in = &ex->inputs[i];
+        rt_input_t *in = &ex->inputs[i];
         if (!in->drain || !in->socket)
             continue;
         int events = 0;
         size_t len = sizeof events;
         if (zmq_getsockopt(in->socket, ZMQ_EVENTS, &events, &len) || (events & ZMQ_POLLIN))
             return true;
+        /* Found empty, its pipes wait for their next message to signal
+         * ZMQ_FD again: nothing is hidden any more. */
+        in->drain = false;
     }
     return false;
 }

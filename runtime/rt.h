@@ -430,6 +430,14 @@ int rt_timer_cancel(rt_actor_t *self, uint64_t id);
  */
 int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env);
 
+/*
+ * Records env as sent to `to` without delivering it: for what went by
+ * other means the receiver handed out (an irqfd a device host writes for
+ * its MSI), so that the request stays a message in the trace and a replay
+ * compares it as any send. Counted as sent. Returns 0 or -EINVAL.
+ */
+int rt_note_sent(rt_actor_t *self, const char *to, Vmm__Envelope *env);
+
 /* Delivers now the events self's executor holds: those coalesced for other
  * executors (see rt_send()), and those queued for actors of this executor
  * that are not on the call stack (their handlers run here). For an actor

@@ -433,7 +433,7 @@ void rt_executor_mark_sent(rt_executor_t *ex, void *socket);
 /* Whether input waits that no descriptor will signal again: local items,
  * or a socket whose drain stopped early or that was sent on since (a send
  * may consume ZMQ_FD's signal) and holds a message. A blocking actor must
- * not block then. */
+ * not block then. A socket found empty needs no drain any more. */
 bool rt_executor_input_waits(rt_executor_t *ex);
 
 /* actor.c */

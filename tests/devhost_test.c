@@ -20,13 +20,14 @@
 
 #include "actors/devices/device_actor.h"
 #include "actors/devices/serial.h"
+#include "actors/devices/testdev.h"
 #include "actors/devices/testdev_abi.h"
 #include "guest/demo_embedded.h"
 #include "runtime/testing/echo.h"
 #include "tests/testing/vm_harness.h"
 #include "vmm/vm.h"
 
-static char s_dir[64], s_partition[128], s_com2[128], s_record[128];
+static char s_dir[64], s_partition[128], s_com2[128], s_record[128], s_testdev[128];
 
 /* ---- A port device that counts, for the kill in the middle of a stream ---- */
 
@@ -108,6 +109,7 @@ typedef enum {
     S_SERIAL_REQUIRED, /* a UART the VM cannot do without */
     S_COUNTER_FIRST,   /* the counter, with its delivery record */
     S_COUNTER_SECOND,  /* the same, restarted */
+    S_TESTDEV,         /* the test device (its MSI by irqfd), at s_testdev */
 } s_host_kind_t;
 
 /* The device host: waits for the go, registers its device, then lives
@@ -127,10 +129,16 @@ static void s_host_main(int go, s_host_kind_t kind)
                                  .halt_if_lost = kind == S_SERIAL_REQUIRED};
     rt_actor_spec_t spec = {.name = "vm0/dev/com2", .ops = &device_actor_ops, .arg = &cfg,
                             .endpoint = s_com2};
-    if (kind >= S_COUNTER_FIRST) {
+    if (kind == S_COUNTER_FIRST || kind == S_COUNTER_SECOND) {
         cfg.new_model = s_counter_new;
         cfg.model_config = &incarnation;
         spec.delivery_record = s_record;
+    } else if (kind == S_TESTDEV) {
+        cfg.new_model = dev_testdev_new;
+        cfg.model_config = NULL;
+        cfg.msi_irqfd = true;
+        spec.name = "vm0/dev/testdev";
+        spec.endpoint = s_testdev;
     }
     if (rt_actor_start(ex, &spec))
         _exit(3);
@@ -189,6 +197,7 @@ static void s_dir_new(void)
     snprintf(s_partition, sizeof s_partition, "ipc://%s/partition", s_dir);
     snprintf(s_com2, sizeof s_com2, "ipc://%s/com2", s_dir);
     snprintf(s_record, sizeof s_record, "%s/com2.record", s_dir);
+    snprintf(s_testdev, sizeof s_testdev, "ipc://%s/testdev", s_dir);
 }
 
 static void s_dir_remove(void)
@@ -240,6 +249,40 @@ Test(devhost, a_lost_device_host_is_noticed_and_a_new_one_registers_again)
 
     kill(second, SIGKILL);
     waitpid(second, NULL, 0);
+    vm_destroy(&vm);
+    s_dir_remove();
+}
+
+/* The demo's MSI from the test device in a device host: by the irqfd the
+ * partition made for it, written in the host; the partition takes no
+ * RequestMsi, and the guest takes its interrupt and powers off. */
+Test(devhost, a_device_host_raises_its_msi_by_irqfd)
+{
+    vm_harness_need_kvm();
+    s_dir_new();
+    int go;
+    pid_t host = s_host_fork(&go, S_TESTDEV);
+    static const char *const elsewhere[] = {"testdev"};
+    vm_config_t cfg = {.elf = guest_demo_elf, .elf_len = guest_demo_elf_len,
+                       .mem_size = 16u << 20, .serial_out = -1, .serial_in = -1,
+                       .partition_endpoint = s_partition, .elsewhere = elsewhere,
+                       .n_elsewhere = 1};
+    char err[256] = "";
+    vm_t *vm = vm_new(&cfg, err, sizeof err);
+    cr_assert_not_null(vm, "%s", err);
+    cr_assert_eq(rt_directory_set(vm_rt(vm), "vm0/dev/testdev", s_testdev), 0);
+    s_go(go);
+    cr_assert_eq(vm_wait_device(vm, "testdev", 10000), 0, "the host did not register");
+    cr_assert_eq(vm_start(vm), 0);
+    vm_event_t ev;
+    cr_assert_eq(vm_next_event(vm, &ev, 10000), 0, "the guest did not end");
+    cr_assert_eq(ev.kind, VM_EVENT_HALT, "a guest call %u", ev.call);
+    cr_expect_eq(ev.reason, VMM__VP__HALTED__REASON_POWER_OFF, "%s", ev.text);
+    cr_expect_eq(s_partition_number(vm, "msi_irqfds"), 1);
+    cr_expect_eq(s_partition_number(vm, "msis"), 0, "no RequestMsi reached the partition");
+    cr_expect_eq(echo_inspect_number(vm_client(vm), "vm0/dev/testdev", "msis_by_irqfd"), 1);
+    kill(host, SIGKILL);
+    waitpid(host, NULL, 0);
     vm_destroy(&vm);
     s_dir_remove();
 }

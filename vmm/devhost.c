@@ -225,7 +225,7 @@ static int s_start(rt_executor_t *ex, const s_args_t *a, const device_arg_t *d)
     device_actor_config_t cfg = {.new_model = serial ? dev_serial_new : dev_testdev_new,
                                  .partition = VM_PARTITION, .owner = S_OWNER,
                                  .console = serial ? S_CONSOLE : NULL,
-                                 .halt_if_lost = d->required};
+                                 .halt_if_lost = d->required, .msi_irqfd = true};
     rt_actor_spec_t spec = {.name = device_arg_actor(d->kind), .ops = &device_actor_ops,
                             .arg = &cfg, .endpoint = endpoint,
                             .delivery_record = state ? record : NULL};

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "actors/devices/device_guest.h"
+#include "actors/devices/device_irqfd.h"
 #include "actors/devices/device_models.h"
 #include "actors/devices/synic_link.h"
 #include "runtime/pbtext.h"
@@ -56,6 +57,7 @@ typedef struct {
     uint64_t doorbells[DEVICE_MAX_DOORBELLS]; /* handles, by spec index */
     bool irq_high[DEVICE_MAX_IRQS];           /* levels sent, by spec index */
     device_guest_t guest;
+    device_irqfds_t irqfds;
     synic_link_t synic;
 
     /* The access being handled, and the token its model made for it. */
@@ -202,7 +204,11 @@ static void s_env_msi(device_env_t *env, uint64_t address, uint32_t data)
     Vmm__Envelope env_ = VMM__ENVELOPE__INIT;
     env_.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
     env_.partition_request = &req;
-    s_send(a, a->partition, &env_);
+    /* In a device host on the VM's host: KVM takes it from the irqfd. */
+    if (!device_irqfd_raise(&a->irqfds, &a->guest, a->self, a->partition, address, data))
+        rt_note_sent(a->self, a->partition, &env_);
+    else
+        s_send(a, a->partition, &env_);
 }
 
 static int s_env_guest_read(device_env_t *env, uint64_t gpa, void *buf, size_t len)
@@ -1068,6 +1074,7 @@ static void s_release(s_actor_t *a)
         s_free_deferred(d);
     }
     device_destroy(&a->model);
+    device_irqfds_fini(&a->irqfds);
     device_guest_fini(&a->guest);
     synic_link_release(&a->synic);
     free(a->partition);
@@ -1098,6 +1105,9 @@ static int s_init(rt_actor_t *self, void *arg)
     a->self = self;
     a->halt_if_lost = cfg->halt_if_lost;
     a->guest.by_message = cfg->guest_by_message;
+    a->irqfds.enabled = cfg->msi_irqfd;
+    a->irqfds.off = !cfg->msi_irqfd;
+    a->irqfds.decided = !cfg->msi_irqfd;
     a->guest.no_file = rt_actor_replaying(self);
     a->partition = s_dup(cfg->partition, &rc);
     a->owner = s_dup(cfg->owner, &rc);
@@ -1150,6 +1160,7 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     device_inspect_count(node, "denied", a->counts.denied);
     device_inspect_count(node, "unsent", a->counts.unsent);
     rt_inspect_add(node, "guest_ram", "%s", device_guest_state(&a->guest));
+    device_irqfds_inspect(&a->irqfds, node);
     rt_inspect_add(node, "console", "%s", a->console ? a->console : "");
     device_inspect_count(node, "console_sent", a->out_sent);
     device_inspect_count(node, "console_written", a->out_written);
@@ -1177,6 +1188,7 @@ static int s_recipe(const void *arg, ProtobufCBinaryData *out)
     r.synic = (char *)(cfg->synic ? cfg->synic : "");
     r.halt_if_lost = cfg->halt_if_lost;
     r.guest_by_message = cfg->guest_by_message;
+    r.msi_irqfd = cfg->msi_irqfd;
     return rt_pb_pack(&r.base, out);
 }
 
@@ -1208,6 +1220,7 @@ static int s_replay_start(rt_replay_config_t *cfg, const ProtobufCMessage *recip
         .synic = s_or_null(r->synic),
         .halt_if_lost = r->halt_if_lost,
         .guest_by_message = r->guest_by_message,
+        .msi_irqfd = r->msi_irqfd,
     };
     if (!dcfg.new_model || (r->model_configured && !m->new_model)) {
         snprintf(err, errlen,

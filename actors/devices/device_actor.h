@@ -65,6 +65,9 @@ typedef struct {
     /* Guest memory goes by message even where the VM's memory file could
      * be mapped (tests and measurements). */
     bool guest_by_message;
+    /* In a device host on the VM's host: MSIs by irqfd where the VMM's
+     * process lets it take them (device_irqfd.h); else by message. */
+    bool msi_irqfd;
 } device_actor_config_t;
 
 /* Starts with arg a device_actor_config_t *, read by init only. init fails

@@ -26,6 +26,8 @@ static void s_release(device_guest_t *g)
     g->map = NULL;
     g->map_size = 0;
     g->mapped = false;
+    g->pid = 0;
+    g->link[0] = 0;
 }
 
 /* Whether path is a symbolic link to link. */
@@ -101,6 +103,10 @@ int device_guest_map(device_guest_t *g, const Vmm__Devices__GuestMemoryMap *map)
     g->map = m;
     g->map_size = (size_t)end;
     g->mapped = true;
+    int fd;
+    if (sscanf(map->path, "/proc/%d/fd/%d", &g->pid, &fd) != 2)
+        g->pid = 0;
+    snprintf(g->link, sizeof g->link, "%s", map->link);
     for (size_t i = 0; i < map->n_ranges; i++)
         g->ram[i].host = (uint8_t *)m + map->ranges[i]->offset;
     return 0;
@@ -328,6 +334,11 @@ int device_guest_update(device_guest_t *g, rt_actor_t *self, const char *partiti
     env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
     env.device_request = &req;
     return rt_call_with(self, partition, &env, S_GUEST_TIMEOUT_MS, s_on_update_reply, old);
+}
+
+int device_guest_prepare(device_guest_t *g, rt_actor_t *self, const char *partition)
+{
+    return s_guest_known(g, self, partition);
 }
 
 void device_guest_fini(device_guest_t *g)

@@ -58,6 +58,11 @@ typedef struct {
     size_t n_ram;
     void *map; /* the memory file mapped (map_size bytes), or NULL */
     size_t map_size;
+    /* Mapped: the process whose descriptor path named the file, and what
+     * that descriptor links to (GuestMemoryMap.link), to tell later that
+     * the process is still the VMM's. */
+    int pid;
+    char link[256];
 } device_guest_t;
 
 /*
@@ -101,6 +106,10 @@ int device_guest_map(device_guest_t *g, const Vmm__Devices__GuestMemoryMap *map)
  * mapping of guest RAM, atomically against the guest's locked instructions
  * on the same memory; returns old. */
 uint64_t device_guest_atomic_update(void *p, uint32_t size, uint64_t and_mask, uint64_t or_mask);
+
+/* Learns where guest RAM is (and maps it) now rather than at the first
+ * access: 0, or the error device_guest_io() would give. */
+int device_guest_prepare(device_guest_t *g, rt_actor_t *self, const char *partition);
 
 /* Releases the ranges and the mapping. */
 void device_guest_fini(device_guest_t *g);

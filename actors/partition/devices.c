@@ -848,6 +848,35 @@ static int s_on_guest_memory(rt_actor_t *self, const Vmm__Envelope *msg, bool wr
     return rt_reply(self, msg, &env);
 }
 
+/* An irqfd for one of a registered device's MSIs: where it lies in this
+ * process, for the device to take with pidfd_getfd(2). */
+static int s_on_get_msi_irqfd(rt_actor_t *self, const Vmm__Envelope *msg,
+                              const Vmm__Devices__GetMsiIrqfd *op)
+{
+    partition_t *p = rt_actor_state(self);
+    const partition_grants_t *g = s_grants(self, msg->sender);
+    if (!g || !g->device || !g->msi_count)
+        return partition_deny(self, msg, "only a registered device given MSIs may have irqfds");
+    if (p->stage != PARTITION_BUILT)
+        return partition_stage_error(self, msg, PARTITION_BUILT);
+    char err[160];
+    size_t i;
+    int rc = partition_irqfd(self, msg->sender, op->address, op->data, &i, err, sizeof err);
+    if (rc)
+        return partition_refuse(self, msg, rt_error_code(rc), err);
+    Vmm__Devices__MsiIrqfd res = VMM__DEVICES__MSI_IRQFD__INIT;
+    res.pid = (int32_t)getpid();
+    res.fd = p->irqfds[i].efd;
+    res.ram_fd = p->ram_fd;
+    Vmm__Devices__Reply r = VMM__DEVICES__REPLY__INIT;
+    r.result_case = VMM__DEVICES__REPLY__RESULT_MSI_IRQFD;
+    r.msi_irqfd = &res;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REPLY;
+    env.device_reply = &r;
+    return rt_reply(self, msg, &env);
+}
+
 /* The synic's actors: "<vm>/synic" and "<vm>/synic/vp/<N>", which the
  * partition started itself. */
 static bool s_is_synic(const partition_t *p, const char *actor)
@@ -955,6 +984,8 @@ int partition_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg)
                                  req->write_guest_memory->data.data);
     case VMM__DEVICES__REQUEST__OP_MAP_GUEST_MEMORY:
         return s_on_map_guest_memory(self, msg);
+    case VMM__DEVICES__REQUEST__OP_GET_MSI_IRQFD:
+        return s_on_get_msi_irqfd(self, msg, req->get_msi_irqfd);
     default:
         return partition_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                                 "the partition takes device registrations and guest memory "

@@ -1098,17 +1098,26 @@ static int s_on_pulse_lint(rt_actor_t *self, const Vmm__Envelope *msg,
 }
 
 /* Sends KVM the GSI routing: KVM's default (the PIC and IO-APIC pins) with
- * the lines that have an MSI route replaced by it. */
+ * the lines that have an MSI route replaced by it, and the irqfds' MSIs. */
 static int s_apply_irq_routes(partition_t *p)
 {
-    struct {
-        struct kvm_irq_routing hdr;
-        struct kvm_irq_routing_entry e[PARTITION_IRQ_LINES * 2];
-    } t = {0};
+    size_t cap = PARTITION_IRQ_LINES * 2 + p->n_irqfds;
+    struct kvm_irq_routing *t = calloc(1, sizeof *t + cap * sizeof t->entries[0]);
+    if (!t)
+        return -ENOMEM;
+    struct kvm_irq_routing_entry *e = t->entries;
     uint32_t n = 0;
+    for (size_t i = 0; i < p->n_irqfds; i++)
+        e[n++] = (struct kvm_irq_routing_entry){
+            .gsi = p->irqfds[i].gsi,
+            .type = KVM_IRQ_ROUTING_MSI,
+            .u.msi = {.address_lo = (uint32_t)p->irqfds[i].address,
+                      .address_hi = (uint32_t)(p->irqfds[i].address >> 32),
+                      .data = p->irqfds[i].data},
+        };
     for (uint32_t gsi = 0; gsi < PARTITION_IRQ_LINES; gsi++) {
         if (p->irq_routes[gsi].msi) {
-            t.e[n++] = (struct kvm_irq_routing_entry){
+            e[n++] = (struct kvm_irq_routing_entry){
                 .gsi = gsi,
                 .type = KVM_IRQ_ROUTING_MSI,
                 .u.msi = {.address_lo = (uint32_t)p->irq_routes[gsi].address,
@@ -1118,20 +1127,112 @@ static int s_apply_irq_routes(partition_t *p)
             continue;
         }
         if (gsi < 16)
-            t.e[n++] = (struct kvm_irq_routing_entry){
+            e[n++] = (struct kvm_irq_routing_entry){
                 .gsi = gsi,
                 .type = KVM_IRQ_ROUTING_IRQCHIP,
                 .u.irqchip = {.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
                               .pin = gsi % 8},
             };
-        t.e[n++] = (struct kvm_irq_routing_entry){
+        e[n++] = (struct kvm_irq_routing_entry){
             .gsi = gsi,
             .type = KVM_IRQ_ROUTING_IRQCHIP,
             .u.irqchip = {.irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi},
         };
     }
-    t.hdr.nr = n;
-    return ioctl(p->vm_fd, KVM_SET_GSI_ROUTING, &t) < 0 ? -errno : 0;
+    t->nr = n;
+    int rc = ioctl(p->vm_fd, KVM_SET_GSI_ROUTING, t) < 0 ? -errno : 0;
+    free(t);
+    return rc;
+}
+
+/* ---- MSI irqfds ---------------------------------------------------------------- */
+
+/* The lowest GSI above the IO-APIC's that no irqfd has. */
+static uint32_t s_free_gsi(const partition_t *p)
+{
+    for (uint32_t gsi = PARTITION_IRQ_LINES;; gsi++) {
+        bool taken = false;
+        for (size_t i = 0; i < p->n_irqfds && !taken; i++)
+            taken = p->irqfds[i].gsi == gsi;
+        if (!taken)
+            return gsi;
+    }
+}
+
+static void s_irqfd_close(partition_t *p, partition_irqfd_t *f)
+{
+    struct kvm_irqfd off = {.fd = (uint32_t)f->efd, .gsi = f->gsi,
+                            .flags = KVM_IRQFD_FLAG_DEASSIGN};
+    ioctl(p->vm_fd, KVM_IRQFD, &off);
+    close(f->efd);
+    free(f->owner);
+}
+
+int partition_irqfd(rt_actor_t *self, const char *owner, uint64_t address, uint32_t data,
+                    size_t *out, char *err, size_t errlen)
+{
+    partition_t *p = rt_actor_state(self);
+    size_t mine = 0;
+    for (size_t i = 0; i < p->n_irqfds; i++) {
+        if (strcmp(p->irqfds[i].owner, owner))
+            continue;
+        if (p->irqfds[i].address == address && p->irqfds[i].data == data) {
+            *out = i;
+            return 0;
+        }
+        mine++;
+    }
+    if (mine >= PARTITION_MAX_IRQFDS_PER_DEVICE || p->n_irqfds >= PARTITION_MAX_IRQFDS) {
+        snprintf(err, errlen, "%s has %zu MSI irqfds, the VM %zu: no more", owner, mine,
+                 p->n_irqfds);
+        return -ENOSPC;
+    }
+    partition_irqfd_t *grown = realloc(p->irqfds, (p->n_irqfds + 1) * sizeof *grown);
+    if (!grown) {
+        snprintf(err, errlen, "no memory");
+        return -ENOMEM;
+    }
+    p->irqfds = grown;
+    partition_irqfd_t f = {.owner = strdup(owner), .address = address, .data = data,
+                           .gsi = s_free_gsi(p),
+                           .efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+    int rc = !f.owner || f.efd < 0 ? -ENOMEM : 0;
+    if (!rc) {
+        p->irqfds[p->n_irqfds++] = f;
+        rc = s_apply_irq_routes(p);
+        struct kvm_irqfd on = {.fd = (uint32_t)f.efd, .gsi = f.gsi};
+        if (!rc && ioctl(p->vm_fd, KVM_IRQFD, &on) < 0)
+            rc = -errno;
+        if (rc) {
+            p->n_irqfds--;
+            s_apply_irq_routes(p);
+        }
+    }
+    if (rc) {
+        snprintf(err, errlen, "cannot make an irqfd for MSI 0x%llx/0x%x: %s",
+                 (unsigned long long)address, data, strerror(-rc));
+        if (f.efd >= 0)
+            close(f.efd);
+        free(f.owner);
+        return rc;
+    }
+    p->stats.irqfds_made++;
+    *out = p->n_irqfds - 1;
+    return 0;
+}
+
+/* Drops owner's irqfds (its registration went). */
+static void s_drop_irqfds_of(partition_t *p, const char *owner)
+{
+    bool dropped = false;
+    for (size_t i = p->n_irqfds; i-- > 0;)
+        if (!strcmp(p->irqfds[i].owner, owner)) {
+            s_irqfd_close(p, &p->irqfds[i]);
+            p->irqfds[i] = p->irqfds[--p->n_irqfds];
+            dropped = true;
+        }
+    if (dropped && p->stage == PARTITION_BUILT)
+        s_apply_irq_routes(p);
 }
 
 static int s_on_set_irq_route(rt_actor_t *self, const Vmm__Envelope *msg,
@@ -1353,6 +1454,7 @@ void partition_drop_doorbells_of(rt_actor_t *self, const char *owner)
     for (size_t i = p->n_doorbells; i-- > 0;)
         if (!strcmp(p->doorbells[i].owner, owner))
             s_drop_doorbell(self, i);
+    s_drop_irqfds_of(p, owner);
 }
 
 static int s_on_unregister_doorbell(rt_actor_t *self, const Vmm__Envelope *msg,
@@ -1583,6 +1685,9 @@ static void s_fini(rt_actor_t *self)
     while (p->n_doorbells)
         s_drop_doorbell(self, p->n_doorbells - 1);
     free(p->doorbells);
+    for (size_t i = 0; i < p->n_irqfds; i++)
+        s_irqfd_close(p, &p->irqfds[i]);
+    free(p->irqfds);
     for (size_t i = 0; i < p->n_msis; i++)
         free(p->msis[i].owner);
     free(p->msis);
@@ -1649,6 +1754,7 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
         rt_msg_release(&listed);
     }
     rt_inspect_add(node, "doorbells", "%zu", p->n_doorbells);
+    rt_inspect_add(node, "msi_irqfds", "%zu", p->n_irqfds);
     rt_inspect_add(node, "msis", "%llu", (unsigned long long)s->msis);
     rt_inspect_add(node, "msis_blocked", "%llu", (unsigned long long)s->msis_blocked);
     rt_inspect_add(node, "irqs", "%llu", (unsigned long long)s->irqs);

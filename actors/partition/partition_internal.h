@@ -37,6 +37,10 @@
 
 /* Doorbells one registration may ask for. */
 #define PARTITION_MAX_DOORBELL_REQUESTS 64
+/* MSI irqfds (devices.proto GetMsiIrqfd) a device may have, and a VM:
+ * their GSIs follow the IO-APIC's. */
+#define PARTITION_MAX_IRQFDS_PER_DEVICE 64
+#define PARTITION_MAX_IRQFDS 1024
 
 /* Denials logged one by one before the log goes quiet (they stay
  * counted): a misbehaving device must not flood it. */
@@ -65,6 +69,16 @@ typedef struct {
     bool match;
     uint64_t value;
 } partition_doorbell_t;
+
+/* An MSI a device in another process raises by writing efd (KVM_IRQFD on
+ * a GSI routed to it). */
+typedef struct {
+    char *owner;
+    uint64_t address;
+    uint32_t data;
+    uint32_t gsi;
+    int efd;
+} partition_irqfd_t;
 
 /* An MSI made from an MSI target (the seed's MsiControl). */
 typedef struct {
@@ -116,6 +130,7 @@ typedef struct {
         line_changes;
     atomic_uint_fast64_t guest_reads, guest_writes, guest_updates, power_requests, refused;
     atomic_uint_fast64_t denied; /* acts outside what the sender may do (of refused) */
+    atomic_uint_fast64_t irqfds_made;
 } partition_stats_t;
 
 typedef struct {
@@ -176,6 +191,8 @@ typedef struct {
     partition_msi_t *msis;
     size_t n_msis;
     uint64_t next_msi;
+    partition_irqfd_t *irqfds;
+    size_t n_irqfds;
     partition_stats_t stats;
 } partition_t;
 
@@ -192,8 +209,14 @@ int partition_stage_error(rt_actor_t *self, const Vmm__Envelope *msg, partition_
  * Returns 0, or a negative errno with the reason in err. */
 int partition_add_doorbell(rt_actor_t *self, const Vmm__Partition__RegisterDoorbell *op,
                            const char *owner, uint64_t *handle, char *err, size_t errlen);
-/* Drops the doorbells that signal owner (its registration went). */
+/* Drops the doorbells that signal owner, and its MSI irqfds (its
+ * registration went). */
 void partition_drop_doorbells_of(rt_actor_t *self, const char *owner);
+/* An MSI irqfd for (address, data) of device owner, made or the one it
+ * has: *out is its index. Returns 0, or a negative errno with the reason
+ * in err. */
+int partition_irqfd(rt_actor_t *self, const char *owner, uint64_t address, uint32_t data,
+                    size_t *out, char *err, size_t errlen);
 
 /* devices.c: the registrations the registry holds, in *reply (released by
  * the caller). Returns 0 or the call's error. */
