@@ -30,8 +30,7 @@ static void s_release(device_guest_t *g)
     g->link[0] = 0;
 }
 
-/* Whether path is a symbolic link to link. */
-static bool s_links_to(const char *path, const char *link)
+bool device_guest_links_to(const char *path, const char *link)
 {
     char got[256];
     ssize_t n = readlink(path, got, sizeof got - 1);
@@ -47,7 +46,7 @@ static int s_map_file(const Vmm__Devices__GuestMemoryMap *map, size_t size, void
 {
     /* Looked at before opening: elsewhere path may name an unrelated file,
      * which even opening could disturb (a FIFO, a device). */
-    if (!*map->link || !s_links_to(map->path, map->link))
+    if (!*map->link || !device_guest_links_to(map->path, map->link))
         return -EXDEV;
     int fd = open(map->path, O_RDWR | O_CLOEXEC);
     if (fd < 0)
@@ -58,7 +57,7 @@ static int s_map_file(const Vmm__Devices__GuestMemoryMap *map, size_t size, void
     struct stat st;
     int seals = fcntl(fd, F_GET_SEALS);
     int rc = 0;
-    if (!s_links_to(own, map->link))
+    if (!device_guest_links_to(own, map->link))
         rc = -EXDEV;
     else if (seals < 0 || !(seals & F_SEAL_SHRINK))
         rc = -EPERM; /* it could shrink under the mapping: faults, not errors */

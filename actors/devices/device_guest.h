@@ -111,6 +111,9 @@ uint64_t device_guest_atomic_update(void *p, uint32_t size, uint64_t and_mask, u
  * access: 0, or the error device_guest_io() would give. */
 int device_guest_prepare(device_guest_t *g, rt_actor_t *self, const char *partition);
 
+/* Whether path is a symbolic link to link (a /proc descriptor entry). */
+bool device_guest_links_to(const char *path, const char *link);
+
 /* Releases the ranges and the mapping. */
 void device_guest_fini(device_guest_t *g);
 

@@ -20,17 +20,6 @@ static int s_off(device_irqfds_t *f, rt_actor_t *self, const char *why, int err)
     return -ENOTSUP;
 }
 
-/* Whether path is a symbolic link to link. */
-static bool s_links_to(const char *path, const char *link)
-{
-    char got[256];
-    ssize_t n = readlink(path, got, sizeof got - 1);
-    if (n < 0)
-        return false;
-    got[n] = 0;
-    return !strcmp(got, link);
-}
-
 typedef struct {
     int pid, fd, ram_fd;
 } s_where_t;
@@ -62,7 +51,7 @@ static int s_take(const device_guest_t *g, const s_where_t *w, const char **why)
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/fd/%d", w->pid, w->ram_fd);
     int fd = -ESRCH;
-    if (w->pid != g->pid || !s_links_to(path, g->link)) {
+    if (w->pid != g->pid || !device_guest_links_to(path, g->link)) {
         *why = "the irqfd's process is not the one whose guest RAM is mapped";
     } else if ((fd = (int)syscall(SYS_pidfd_getfd, pidfd, w->fd, 0)) < 0) {
         fd = -errno;
@@ -70,7 +59,7 @@ static int s_take(const device_guest_t *g, const s_where_t *w, const char **why)
     } else {
         char own[64];
         snprintf(own, sizeof own, "/proc/self/fd/%d", fd);
-        if (!s_links_to(own, "anon_inode:[eventfd]")) {
+        if (!device_guest_links_to(own, "anon_inode:[eventfd]")) {
             close(fd);
             fd = -EBADF;
             *why = "what the VMM's process has there is no eventfd";
