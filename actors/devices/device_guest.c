@@ -95,7 +95,7 @@ int device_guest_map(device_guest_t *g, const Vmm__Devices__GuestMemoryMap *map)
     g->n_ram = map->n_ranges;
     for (size_t i = 0; i < map->n_ranges; i++)
         g->ram[i] = (device_ram_t){.gpa = map->ranges[i]->gpa, .size = map->ranges[i]->size};
-    void *m;
+    void *m = NULL;
     int rc = g->no_file ? -EXDEV : s_map_file(map, (size_t)end, &m);
     if (rc)
         return rc;
