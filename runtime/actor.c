@@ -93,9 +93,25 @@ static void s_count_tx(rt_actor_t *self, const Vmm__Envelope *env)
         rt_count(&self->ex->stats.errors_sent);
 }
 
-/* Packs env, already prepared, and sends it on a route (queued for a
- * local actor, coalesced for another executor when one-way). */
-static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
+/* Counts env as sent by `as` on self's thread: `as` is self, or an actor
+ * of another executor whose shared handler runs here. */
+static void s_count_tx_as(rt_actor_t *self, rt_actor_t *as, const Vmm__Envelope *env)
+{
+    if (as == self) {
+        s_count_tx(self, env);
+        return;
+    }
+    rt_count(&self->ex->stats.tx);
+    atomic_fetch_add_explicit(&as->shared_tx, 1, memory_order_relaxed);
+    if (env->body_case == VMM__ENVELOPE__BODY_ERROR)
+        rt_count(&self->ex->stats.errors_sent);
+}
+
+/* Packs env, already prepared, and sends it on a route of self's executor
+ * (queued for a local actor, coalesced for another executor when one-way),
+ * as sent by `as` (see s_count_tx_as()). */
+static int s_emit_as(rt_actor_t *self, rt_actor_t *as, rt_route_t *route,
+                     const Vmm__Envelope *env)
 {
     rt_t *rt = self->rt;
     rt_wire_size_t sizes;
@@ -105,9 +121,9 @@ static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
     /* A client's events leave at once, but on the link when there is one. */
     if (!route->local && (!self->ex->manual || route->link) && !env->request_id &&
         !env->reply_to) {
-        int rc = rt_route_batch(self, route, env, (size_t)len, &sizes);
+        int rc = rt_route_batch(self, as, route, env, (size_t)len, &sizes);
         if (!rc)
-            s_count_tx(self, env);
+            s_count_tx_as(self, as, env);
         if (!rc && self->ex->manual)
             rt_route_flush(self->ex, route);
         return rc;
@@ -116,12 +132,12 @@ static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
         rt_route_flush(self->ex, route); /* what was sent before goes first */
     /* Counted before it leaves, so that whoever holds the reply also sees
      * the request counted. */
-    s_count_tx(self, env);
+    s_count_tx_as(self, as, env);
     if (route->local) {
         rt_qitem_t *item = s_qitem(route->local, env, (size_t)len, &sizes);
         if (!item)
             return -ENOMEM;
-        rt_tap(rt, RT_TAP_TX, self, env, item->bytes, item->len);
+        rt_tap(rt, RT_TAP_TX, as, env, item->bytes, item->len);
         rt_executor_enqueue(self->ex, item);
     } else {
         zmq_msg_t frame;
@@ -129,7 +145,7 @@ static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
             return -ENOMEM;
         uint8_t *bytes = zmq_msg_data(&frame);
         rt_wire_pack(env, &sizes, bytes);
-        rt_tap(rt, RT_TAP_TX, self, env, bytes, (size_t)len);
+        rt_tap(rt, RT_TAP_TX, as, env, bytes, (size_t)len);
         int rc = rt_send_frame(route->dealer, &frame, 0);
         rt_executor_mark_sent(self->ex, route->dealer);
         if (rc) {
@@ -141,6 +157,11 @@ static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
         }
     }
     return 0;
+}
+
+static int s_emit(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env)
+{
+    return s_emit_as(self, self, route, env);
 }
 
 /* Prepares env and finds its route; an unknown name is counted. */
@@ -177,16 +198,18 @@ static void s_shared_tap(rt_ctx_t *ctx, rt_actor_t *target)
     if (!ctx->shared_untapped)
         return;
     ctx->shared_untapped = false;
-    rt_tap_nested(target->rt, ctx->caller, target, ctx->req);
-    s_count_tx(ctx->caller, ctx->req);
+    rt_tap_nested(target->rt, ctx->as, target, ctx->req);
+    s_count_tx_as(ctx->caller, ctx->as, ctx->req);
     rt_count(&ctx->caller->ex->stats.rx);
     atomic_fetch_add_explicit(&target->shared_rx, 1, memory_order_relaxed);
 }
 
 /* Runs env, prepared for the route's actor, through its shared handler on
- * this thread when it has one for the kind and takes it; else returns
- * RT_NOT_SHARED for the usual path. A call's reply reaches ctx. */
-static int s_try_shared(rt_actor_t *self, rt_route_t *route, Vmm__Envelope *env, rt_ctx_t *ctx)
+ * this thread (self's) when it has one for the kind and takes it; else
+ * returns RT_NOT_SHARED for the usual path. A call's reply reaches ctx.
+ * `as` sent it (see s_count_tx_as()). */
+static int s_try_shared_as(rt_actor_t *self, rt_actor_t *as, rt_route_t *route,
+                           Vmm__Envelope *env, rt_ctx_t *ctx)
 {
     rt_actor_t *target = route->shared;
     /* From the route: target may be leaving, until the lock is held. */
@@ -203,6 +226,8 @@ static int s_try_shared(rt_actor_t *self, rt_route_t *route, Vmm__Envelope *env,
             rt_route_flush(self->ex, route); /* what self sent before leaves first */
         ctx->kind = RT_CTX_NESTED;
         ctx->caller = self;
+        ctx->as = as;
+        ctx->to = target;
         ctx->shared = true;
         ctx->shared_untapped = true;
         ctx->req = env;
@@ -225,6 +250,43 @@ static int s_try_shared(rt_actor_t *self, rt_route_t *route, Vmm__Envelope *env,
     return rc;
 }
 
+static int s_try_shared(rt_actor_t *self, rt_route_t *route, Vmm__Envelope *env, rt_ctx_t *ctx)
+{
+    return s_try_shared_as(self, self, route, env, ctx);
+}
+
+/* The shared handler of self running on this thread, if any: what self
+ * sends from it leaves by the thread's own executor (its caller's). */
+static rt_ctx_t *s_shared_running(const rt_actor_t *self)
+{
+    for (rt_ctx_t *ctx = tl_shared; ctx; ctx = ctx->prev)
+        if (ctx->to == self)
+            return ctx;
+    return NULL;
+}
+
+/* A one-way send from self's shared handler, on its caller's executor. */
+static int s_send_from_shared(rt_actor_t *self, rt_actor_t *via, const char *to,
+                              Vmm__Envelope *env)
+{
+    rt_route_t *route;
+    int rc = s_prepare(self, to, env, 0);
+    if (!rc)
+        rc = rt_executor_route(via->ex, to, &route);
+    if (rc) {
+        rt_count(&via->ex->stats.tx_refused);
+        return rc;
+    }
+    if (route->shared) {
+        rt_ctx_t ctx;
+        rt_ctx_init(&ctx, RT_CTX_NESTED);
+        rc = s_try_shared_as(via, self, route, env, &ctx);
+        if (rc != RT_NOT_SHARED)
+            return rc;
+    }
+    return s_emit_as(via, self, route, env);
+}
+
 /* Under a replay: env, prepared, is compared with the trace, not sent. */
 static int s_replayed(rt_actor_t *self, const Vmm__Envelope *env, uint64_t *recorded_id)
 {
@@ -238,6 +300,9 @@ int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env)
         int rc = s_prepare(self, to, env, 0);
         return rc ? rc : s_replayed(self, env, NULL);
     }
+    rt_ctx_t *shared = tl_shared ? s_shared_running(self) : NULL;
+    if (shared)
+        return s_send_from_shared(self, shared->caller, to, env);
     rt_route_t *route;
     int rc = s_address(self, to, env, 0, &route);
     if (rc)
@@ -427,6 +492,8 @@ static int s_wait_reply(rt_actor_t *self, rt_route_t *route, uint64_t id, int ti
 static int s_call(rt_actor_t *self, const char *to, Vmm__Envelope *env, int timeout_ms,
                   rt_ctx_t *ctx)
 {
+    if (tl_shared && s_shared_running(self))
+        return -EDEADLK; /* a shared handler sends; it cannot wait */
     rt_route_t *route;
     uint64_t id = self->ex->next_id++;
     if (self->ex->replay) {
@@ -491,7 +558,7 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
         return s_replayed(self, body, NULL);
     if (ctx->kind == RT_CTX_NESTED && ctx->shared) {
         s_shared_tap(ctx, self);
-        rt_tap_nested(rt, self, ctx->caller, body);
+        rt_tap_nested(rt, self, ctx->as, body);
         rt_count(&ctx->caller->ex->stats.tx);
         atomic_fetch_add_explicit(&self->shared_tx, 1, memory_order_relaxed);
         ctx->reply_rc = s_deliver(ctx, body);

@@ -235,8 +235,8 @@ void rt_executor_flush(rt_executor_t *ex)
     ex->n_batched = 0;
 }
 
-int rt_route_batch(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env, size_t len,
-                   const rt_wire_size_t *sizes)
+int rt_route_batch(rt_actor_t *self, const rt_actor_t *as, rt_route_t *route,
+                   const Vmm__Envelope *env, size_t len, const rt_wire_size_t *sizes)
 {
     rt_executor_t *ex = self->ex;
     size_t need = rt_wire_varint_size(len) + len + 1;
@@ -267,7 +267,7 @@ int rt_route_batch(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env
         route->batch[route->batch_len++] = RT_BATCH_MARKER;
     uint8_t *p = rt_wire_put_varint(route->batch + route->batch_len, len);
     rt_wire_pack(env, sizes, p);
-    rt_tap(self->rt, RT_TAP_TX, self, env, p, len);
+    rt_tap(self->rt, RT_TAP_TX, as, env, p, len);
     route->batch_len = (size_t)(p - route->batch) + len;
     route->batch_count++;
     return 0;

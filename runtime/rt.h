@@ -304,9 +304,11 @@ typedef struct {
      * (rt_call(), rt_call_with()) is handled at once on the sender's
      * thread, recorded in a trace as a call within one executor is, and a
      * reply goes straight to the caller. The handler gets the actor and
-     * may reply and log; it must be thread-safe, touch the actor's state
-     * only where the actor made that safe, and never wait for another
-     * actor (the actor's fini waits for it). It returns RT_NOT_SHARED,
+     * may reply, log and send one-way (rt_send(): it leaves from the
+     * sender's thread, recorded as the actor's); it must be thread-safe,
+     * touch the actor's state only where the actor made that safe, and
+     * never call (rt_call() fails with -EDEADLK), arm timers or wait for
+     * another actor (the actor's fini waits for it). It returns RT_NOT_SHARED,
      * without replying, to leave the envelope to the usual path (the
      * mailbox, then ops->handlers). Envelopes from the actor's own
      * executor, other processes and rt_request() always take the usual

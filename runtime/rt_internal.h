@@ -101,8 +101,11 @@ typedef struct rt_ctx_s {
     int reply_rc; /* RT_CTX_NESTED: what delivering the reply returned */
     /* RT_CTX_NESTED: a shared handler runs on the caller's thread (its
      * counts go to the caller's executor), and its request is recorded
-     * once it is known to be handled there. */
+     * once it is known to be handled there; `as` is who sent it (the
+     * caller, or an actor whose shared handler sends on the caller's
+     * thread), `to` the actor whose shared handler runs. */
     bool shared, shared_untapped;
+    rt_actor_t *as;
 } rt_ctx_t;
 
 /* Sets every field but the routing id's bytes, which are written before
@@ -126,6 +129,7 @@ static inline void rt_ctx_init(rt_ctx_t *ctx, rt_ctx_kind_t kind)
     ctx->reply_rc = 0;
     ctx->shared = false;
     ctx->shared_untapped = false;
+    ctx->as = NULL;
 }
 
 /* ---- Links (link.c): one-way envelopes to another process, once and in
@@ -387,8 +391,11 @@ void rt_executor_new_input(rt_executor_t *ex, int fd);
 int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **route);
 /* Sends one frame, retrying when a kick signal interrupts the call. */
 int rt_send_frame(void *socket, zmq_msg_t *frame, int flags);
-/* Adds a packed one-way envelope to the route's batch. */
-int rt_route_batch(rt_actor_t *self, rt_route_t *route, const Vmm__Envelope *env, size_t len,
+/* Adds a packed one-way envelope to the route's batch on self's executor,
+ * tapped as sent by `as` (self, or the actor of a shared handler self's
+ * thread runs). */
+int rt_route_batch(rt_actor_t *self, const rt_actor_t *as, rt_route_t *route,
+                   const Vmm__Envelope *env, size_t len,
                    const rt_wire_size_t *sizes);
 void rt_route_flush(rt_executor_t *ex, rt_route_t *route);
 /* Sends what the executor's routes have coalesced: when its turn ends. */

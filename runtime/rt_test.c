@@ -1288,6 +1288,7 @@ Test(defer, a_reply_can_wait_for_the_handlers_own_request)
 typedef struct {
     atomic_int shared_events, usual_events;
     _Atomic pthread_t last_thread; /* where the last handler ran */
+    atomic_int call_rc;            /* of the call a forward tried */
 } s_sharer_t;
 
 static bool s_is_shared(const Vmm__Envelope *msg)
@@ -1311,8 +1312,26 @@ static int s_sharer_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
     return s_sharer_handle(self, msg, false);
 }
 
+/* "shared-forward": passes a Ping on to echo, one-way, and tries a call
+ * (refused: a shared handler cannot wait). */
+static int s_sharer_forward(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    s_sharer_t *st = rt_actor_state(self);
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "forwarded");
+    if (rt_send(self, "probe", &env))
+        return -EIO;
+    rt_msg_t reply;
+    s_ping(&env, &ping, "a call");
+    atomic_store(&st->call_rc, rt_call(self, "echo", &env, &reply, 1000));
+    return echo_reply_text(self, msg, "forwarded");
+}
+
 static int s_sharer_on_shared_ping(rt_actor_t *self, const Vmm__Envelope *msg)
 {
+    if (msg->ping->payload.len == 14 && !memcmp(msg->ping->payload.data, "shared-forward", 14))
+        return s_sharer_forward(self, msg);
     return s_is_shared(msg) ? s_sharer_handle(self, msg, true) : RT_NOT_SHARED;
 }
 
@@ -1408,6 +1427,31 @@ Test(shared, from_the_actors_own_executor_the_usual_handler_runs)
     cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PONG);
     cr_expect_eq(memcmp(reply.env->pong->payload.data, "on my executor", 14), 0);
     rt_msg_release(&reply);
+    rt_destroy(&rt);
+}
+
+/* A shared handler's one-way send leaves from the sender's thread, as
+ * the shared actor's own: its receiver sees it from that actor. */
+Test(shared, a_shared_handler_sends_as_its_actor_and_cannot_call)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex0 = rt_executor_new(rt, "ex0");
+    s_sharer_t st = {0};
+    rt_actor_spec_t spec = {.name = "sharer", .ops = &s_sharer_ops, .arg = &st};
+    rt_actor_spec_t echo = {.name = "echo", .ops = &echo_ops};
+    cr_assert_eq(rt_actor_start(ex0, &spec), 0);
+    cr_assert_eq(rt_actor_start(ex0, &echo), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    rt_client_t *probe = rt_client_new(rt, "probe");
+    s_call_sharer(rt_client_actor(c), "shared-forward", "forwarded");
+    cr_expect_eq(atomic_load(&st.call_rc), -EDEADLK);
+    rt_msg_t msg;
+    cr_assert_eq(rt_client_recv(probe, &msg, 5000), 0, "the forward did not arrive");
+    cr_expect_str_eq(msg.env->sender, "sharer");
+    cr_expect_eq(msg.env->request_id, 0, "one-way");
+    rt_msg_release(&msg);
+    cr_expect_eq(echo_inspect_number(rt_client_actor(c), "sharer", "tx"), 2, "the forward and "
+                 "the reply");
     rt_destroy(&rt);
 }
 

@@ -951,9 +951,8 @@ static bool s_elsewhere(synic_t *s, const Vmm__Envelope *msg, const Vmm__Synic__
     }
 }
 
-static int s_on_synic_request(rt_actor_t *self, const Vmm__Envelope *msg)
+static int s_synic_request(synic_t *s, const Vmm__Envelope *msg)
 {
-    synic_t *s = rt_actor_state(self);
     const Vmm__Synic__Request *req = msg->synic_request;
     if (!req || req->op_case == VMM__SYNIC__REQUEST__OP__NOT_SET || !s_member(req))
         return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "a synic_request with no op");
@@ -965,6 +964,52 @@ static int s_on_synic_request(rt_actor_t *self, const Vmm__Envelope *msg)
         return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                         "synic op %d sent one-way: it must be a request", (int)req->op_case);
     return s_elsewhere(s, msg, req) ? 0 : s_dispatch(s, msg, req);
+}
+
+static int s_on_synic_request(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    synic_t *s = rt_actor_state(self);
+    pthread_mutex_lock(&s->lock);
+    int rc = s_synic_request(s, msg);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/*
+ * A VP's actor takes event signals for its own VP's ports, and SINT
+ * assertions for its VP, on the sender's thread when it comes from
+ * another executor (rt_actor_ops_t.shared_handlers): the flag goes into
+ * the mapped SIEF page and the MSI to KVM from there, and the VP's thread
+ * is not woken. Anything else, or when the actor is busy on its own
+ * thread, or guest RAM is not mapped yet, takes the usual path.
+ */
+static int s_on_shared_synic_request(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    synic_t *s = rt_actor_state(self);
+    const Vmm__Synic__Request *req = msg->synic_request;
+    if (!s || s->role != SYNIC_VP || !req || !s_member(req) ||
+        (req->op_case != VMM__SYNIC__REQUEST__OP_SIGNAL_GUEST_EVENT_PORT &&
+         req->op_case != VMM__SYNIC__REQUEST__OP_ASSERT_SINT) ||
+        pthread_mutex_trylock(&s->lock))
+        return RT_NOT_SHARED;
+    int rc = RT_NOT_SHARED;
+    if (s->guest.mapped && !s->guest.by_message) {
+        if (req->op_case == VMM__SYNIC__REQUEST__OP_SIGNAL_GUEST_EVENT_PORT) {
+            const synic_guest_port_t *port = s_guest_port(s, req->signal_guest_event_port->handle);
+            if (port && synic_owns(s, port->vp)) {
+                synic_signal_flag(s, port->vp, port->sint, port->flag);
+                rc = s_ack(s, msg);
+            }
+        } else {
+            const Vmm__Synic__AssertSint *op = req->assert_sint;
+            if (op->vtl == VMM__VTL__VTL0 && synic_owns(s, op->vp) && op->sint < SYNIC_SINTS) {
+                synic_assert_sint(s, op->vp, op->sint);
+                rc = s_ack(s, msg);
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
 }
 
 /* ---- Lifecycle ------------------------------------------------------------------------ */
@@ -980,6 +1025,7 @@ static void s_release(synic_t *s)
     device_guest_fini(&s->guest);
     free(s->central);
     free(s->partition);
+    pthread_mutex_destroy(&s->lock);
     free(s);
 }
 
@@ -994,6 +1040,7 @@ static int s_init(rt_actor_t *self, void *arg)
     if (!s)
         return -ENOMEM;
     s->self = self;
+    pthread_mutex_init(&s->lock, NULL);
     s->next_handle = 1;
     s->vp_count = cfg->vp_count;
     s->queue_limit = cfg->queue_limit ? cfg->queue_limit : 64;
@@ -1031,9 +1078,18 @@ static void s_fini(rt_actor_t *self)
 #define S_COUNT(node, s, field) \
     rt_inspect_add(node, #field, "%llu", (unsigned long long)(s)->counts.field)
 
+static void s_inspect_locked(synic_t *s, Vmm__Rt__InspectNode *node);
+
 static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
 {
     synic_t *s = rt_actor_state(self);
+    pthread_mutex_lock(&s->lock);
+    s_inspect_locked(s, node);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void s_inspect_locked(synic_t *s, Vmm__Rt__InspectNode *node)
+{
     static const char *const roles[] = {"whole", "central", "vp"};
     rt_inspect_add(node, "role", "%s", roles[s->role]);
     rt_inspect_add(node, "partition", "%s", s->partition);
@@ -1130,12 +1186,18 @@ static const rt_handler_t s_handlers[] = {
     {VMM__ENVELOPE__BODY_SYNIC_REQUEST, s_on_synic_request},
 };
 
+static const rt_handler_t s_shared_handlers[] = {
+    {VMM__ENVELOPE__BODY_SYNIC_REQUEST, s_on_shared_synic_request},
+};
+
 const rt_actor_ops_t synic_ops = {
     .kind = "synic",
     .init = s_init,
     .fini = s_fini,
     .handlers = s_handlers,
     .n_handlers = sizeof s_handlers / sizeof *s_handlers,
+    .shared_handlers = s_shared_handlers,
+    .n_shared_handlers = sizeof s_shared_handlers / sizeof *s_shared_handlers,
     .on_reply = synic_on_reply,
     .inspect = s_inspect,
     .recipe = s_recipe,

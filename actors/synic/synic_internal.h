@@ -8,6 +8,7 @@
 #define VMM_SYNIC_INTERNAL_H
 
 #include <assert.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -118,6 +119,10 @@ typedef struct {
     synic_pass_t *passes;      /* requests handed on, replies owed */
     size_t n_passes;
     device_guest_t guest;
+    /* Held by every handler and timer: a VP's actor also takes event
+     * signals and SINT assertions on their senders' threads (its shared
+     * handler), which only try it. */
+    pthread_mutex_t lock;
     uint64_t tsc_khz;
     int64_t tsc_offset;
     /* The reference TSC page's parameters, also behind TIME_REF_COUNT. */

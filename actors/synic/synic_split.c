@@ -99,15 +99,18 @@ int synic_pass(synic_t *s, const Vmm__Envelope *msg, const char *to,
 void synic_on_reply(rt_actor_t *self, const Vmm__Envelope *reply)
 {
     synic_t *s = rt_actor_state(self);
+    pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < s->n_passes; i++) {
         if (s->passes[i].id != reply->reply_to)
             continue;
         rt_deferred_t *owed = s->passes[i].owed;
         s->passes[i] = s->passes[--s->n_passes];
+        pthread_mutex_unlock(&s->lock);
         Vmm__Envelope body = *reply;
         rt_reply_deferred(self, &owed, &body);
         return;
     }
+    pthread_mutex_unlock(&s->lock);
     rt_log(rt_actor_rt(self), self, RT_LOG_INFO, "a reply from %s nobody waits for",
            reply->sender ? reply->sender : "?");
 }

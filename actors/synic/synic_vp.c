@@ -441,6 +441,7 @@ void synic_on_timer(rt_actor_t *self, uint64_t id)
 {
     (void)id;
     synic_t *s = rt_actor_state(self);
+    pthread_mutex_lock(&s->lock);
     uint64_t now = synic_ref_time(s);
     for (uint32_t v = 0; v < s->n_owned; v++)
         for (int i = 0; i < SYNIC_TIMERS; i++) {
@@ -449,6 +450,7 @@ void synic_on_timer(rt_actor_t *self, uint64_t id)
                 s_timer_expire(s, s->vp_first + v, i, now);
         }
     s_timers_arm(s);
+    pthread_mutex_unlock(&s->lock);
 }
 
 /* ---- MSRs --------------------------------------------------------------------------- */
