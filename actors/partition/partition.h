@@ -26,7 +26,10 @@
  * and given to KVM at Build.
  * Line levels from devices (IrqLineChanged) go to the in-kernel PIC and
  * IO-APIC (KVM_IRQ_LINE), each only from the device that registered the
- * line. VPs may post writes to the devices that ask for it only in a VM
+ * line. Those and RequestMsi are taken on the sender's thread when it is
+ * an actor of this process on another executor (shared handlers), so that
+ * an interrupt never waits for the partition's thread; a device host on
+ * this host gets an irqfd per MSI instead (GetMsiIrqfd). VPs may post writes to the devices that ask for it only in a VM
  * of one VP (see partition_posts_ok()).
  * Power requests from devices are passed to every VP, which halt with the
  * matching reason.

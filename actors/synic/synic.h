@@ -84,8 +84,8 @@
  *
  * Requests for a VTL other than 0 are NOT_SUPPORTED; malformed ones
  * INVALID_ARGUMENT, with a text, counted in the inspect tree (bad_requests,
- * unsupported). Only PostMessage and SignalGuestEventPort may be sent
- * one-way. Retargeting or unregistering a guest event port, and
+ * unsupported). Only PostMessage, SignalGuestEventPort and AssertSint may
+ * be sent one-way (and PortTable, from "<vm>/synic" to a VP's actor). Retargeting or unregistering a guest event port, and
  * unregistering a host port or monitor, is for the registering actor only.
  */
 #ifndef VMM_SYNIC_H
