@@ -16,6 +16,8 @@ for link in ipc tcp; do
     )
 done
 rows+=(
+    "MSI from the device host over ipc (irqfd)"
+    "MSI from a device on another executor"
     "port write, device on the VP's executor"
     "port write, device on another executor"
     "posted write, device on the VP's executor"

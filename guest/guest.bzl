@@ -61,3 +61,31 @@ def guest_binary(name, srcs, deps = [], **kwargs):
         features = ["-pie"],
         **kwargs
     )
+
+def embedded_guest(name, guest, symbol, visibility = ["//bench:__pkg__"]):
+    """A cc_library `name` holding guest's bytes as the symbols `symbol`
+    (const unsigned char[]) and `symbol`_len (unsigned long), for a
+    benchmark that declares them itself."""
+    native.genrule(
+        name = name + "_src",
+        srcs = [guest],
+        outs = [name + ".S"],
+        cmd = "(printf '%s\\n' " +
+              "'    .section .rodata' " +
+              "'    .globl " + symbol + ", " + symbol + "_len' " +
+              "'    .balign 16' " +
+              "'" + symbol + ":' && " +
+              "od -An -v -tx1 $(location " + guest + ") | " +
+              "sed -e 's/^ *//' -e 's/  */, 0x/g' -e 's/^/    .byte 0x/' && " +
+              "printf '%s\\n' " +
+              "'" + symbol + "_end:' " +
+              "'    .balign 8' " +
+              "'" + symbol + "_len:' " +
+              "'    .quad " + symbol + "_end - " + symbol + "' " +
+              "'    .section .note.GNU-stack, \"\", @progbits') > $@",
+    )
+    native.cc_library(
+        name = name,
+        srcs = [name + ".S"],
+        visibility = visibility,
+    )
