@@ -156,6 +156,10 @@ typedef struct {
      * now_ns(), since the host's clock may step. A trace records it and a
      * replay gives it back. */
     uint64_t (*wall_ns)(device_env_t *env);
+    /* len random bytes from the host's source (getrandom(2)), for a model
+     * that hands the guest entropy; a trace records them and a replay
+     * gives them back. 0, or a negative errno. */
+    int (*entropy)(device_env_t *env, void *buf, size_t len);
     /* Powers the VM off (exit_code < 0: none) or resets it. */
     void (*power)(device_env_t *env, Vmm__Devices__PowerAction action, int exit_code);
     void (*log)(device_env_t *env, rt_log_level_t level, const char *text);
@@ -230,6 +234,11 @@ static inline void device_timer_cancel(device_t *dev, uint32_t id)
 static inline uint64_t device_wall_ns(device_t *dev)
 {
     return dev->env->ops->wall_ns(dev->env);
+}
+
+static inline int device_entropy(device_t *dev, void *buf, size_t len)
+{
+    return dev->env->ops->entropy(dev->env, buf, len);
 }
 
 static inline void device_power(device_t *dev, Vmm__Devices__PowerAction action, int exit_code)

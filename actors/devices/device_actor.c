@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "actors/devices/device_guest.h"
@@ -243,6 +244,15 @@ static uint64_t s_env_wall_ns(device_env_t *env)
         rt_log(rt_actor_rt(a->self), a->self, RT_LOG_WARN,
                "no recorded wall clock to replay (%s): the host's is used", strerror(-rc));
     return ns;
+}
+
+static int s_env_entropy(device_env_t *env, void *buf, size_t len)
+{
+    s_actor_t *a = s_of(env);
+    ssize_t got = rt_actor_replaying(a->self) ? (ssize_t)len : getrandom(buf, len, 0);
+    if (got != (ssize_t)len)
+        return got < 0 ? -errno : -EIO;
+    return rt_actor_input(a->self, DEVICE_INPUT_ENTROPY, 0, buf, len);
 }
 
 static void s_on_model_timer(rt_actor_t *self, uint64_t id)
@@ -496,6 +506,7 @@ static const device_env_ops_t s_env_ops = {
     .timer_set = s_env_timer_set,
     .timer_cancel = s_env_timer_cancel,
     .wall_ns = s_env_wall_ns,
+    .entropy = s_env_entropy,
     .power = s_env_power,
     .log = s_env_log,
     .defer = s_env_defer,

@@ -38,6 +38,9 @@
  * the ns since the Unix epoch, at address 0. Kinds 1 and 2 are guest
  * memory's (device_guest.h). */
 #define DEVICE_INPUT_WALL_CLOCK 3
+/* The input kind of random bytes a model took (device_entropy()), at
+ * address 0. (4 and 5 are device_irqfd.h's.) */
+#define DEVICE_INPUT_ENTROPY 6
 
 typedef struct {
     /* The model, made by init: new_model(model_config, env). The config is

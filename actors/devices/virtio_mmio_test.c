@@ -5,16 +5,17 @@
 #include <string.h>
 
 #include "actors/devices/testing/fake_env.h"
+#include "actors/devices/testing/virtio_driver.h"
 #include "actors/devices/virtio_mmio.h"
 
 #define BASE 0xd0000000ull
 #define IRQ 5
 #define RAM (1u << 20)
 #define QSIZE 8
-#define DESC 0x1000u
-#define AVAIL 0x2000u
-#define USED 0x3000u
-#define DATA 0x10000u
+#define DESC VIRTIO_DRIVER_DESC
+#define AVAIL VIRTIO_DRIVER_AVAIL
+#define USED VIRTIO_DRIVER_USED
+#define DATA VIRTIO_DRIVER_DATA
 
 /* ---- The test's device type: a copier -------------------------------------- */
 
@@ -82,6 +83,7 @@ static const virtio_type_t s_copier = {
 /* ---- The driver's side --------------------------------------------------------- */
 
 static fake_env_t *s_f;
+static virtio_driver_t s_d;
 static s_copier_t s_c;
 
 static void s_start(void)
@@ -94,6 +96,7 @@ static void s_start(void)
                                 .type = &s_copier, .state = &s_c};
     s_f->dev = dev_virtio_mmio_new(&cfg, &s_f->env);
     cr_assert_not_null(s_f->dev);
+    s_d = (virtio_driver_t){.f = s_f, .base = BASE, .size = QSIZE};
 }
 
 static void s_stop(void)
@@ -103,14 +106,12 @@ static void s_stop(void)
 
 static uint32_t s_rd(uint32_t offset)
 {
-    uint64_t v;
-    cr_assert_eq(fake_env_read(s_f, true, BASE + offset, 4, &v), 0);
-    return (uint32_t)v;
+    return virtio_driver_rd(&s_d, offset);
 }
 
 static void s_wr(uint32_t offset, uint32_t value)
 {
-    cr_assert_eq(fake_env_write(s_f, true, BASE + offset, 4, value), 0);
+    virtio_driver_wr(&s_d, offset, value);
 }
 
 static void s_put16(uint32_t gpa, uint16_t v)
@@ -127,41 +128,18 @@ static uint16_t s_get16(uint32_t gpa)
 
 static void s_desc(uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-    uint8_t *d = s_f->ram + DESC + 16 * i;
-    memcpy(d, &addr, 8);
-    memcpy(d + 8, &len, 4);
-    memcpy(d + 12, &flags, 2);
-    memcpy(d + 14, &next, 2);
+    virtio_driver_desc(&s_d, i, addr, len, flags, next);
 }
 
-/* Makes chain `head` available and kicks the queue. */
 static void s_offer(uint16_t head)
 {
-    uint16_t idx = s_get16(AVAIL + 2);
-    s_put16(AVAIL + 4 + 2 * (idx % QSIZE), head);
-    s_put16(AVAIL + 2, (uint16_t)(idx + 1));
-    s_wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+    virtio_driver_offer(&s_d, head);
 }
 
-/* The driver's initialization (3.1.1), with the features it takes. */
 static void s_init(uint64_t features, uint16_t size)
 {
-    s_wr(VIRTIO_MMIO_STATUS, 0);
-    s_wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-    s_wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-    for (uint32_t sel = 0; sel < 2; sel++) {
-        s_wr(VIRTIO_MMIO_DRIVER_FEATURES_SEL, sel);
-        s_wr(VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> (32 * sel)));
-    }
-    s_wr(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-                                 VIRTIO_STATUS_FEATURES_OK);
-    s_wr(VIRTIO_MMIO_QUEUE_SEL, 0);
-    s_wr(VIRTIO_MMIO_QUEUE_NUM, size);
-    s_wr(VIRTIO_MMIO_QUEUE_DESC_LOW, DESC);
-    s_wr(VIRTIO_MMIO_QUEUE_DRIVER_LOW, AVAIL);
-    s_wr(VIRTIO_MMIO_QUEUE_DEVICE_LOW, USED);
-    s_wr(VIRTIO_MMIO_QUEUE_READY, 1);
-    s_wr(VIRTIO_MMIO_STATUS, s_rd(VIRTIO_MMIO_STATUS) | VIRTIO_STATUS_DRIVER_OK);
+    s_d.size = size;
+    virtio_driver_init(&s_d, features);
 }
 
 static const uint64_t s_v1 = 1ull << VIRTIO_F_VERSION_1;

@@ -79,6 +79,14 @@ static uint64_t s_wall_ns(device_env_t *env)
     return f->wall_ns;
 }
 
+static int s_entropy(device_env_t *env, void *buf, size_t len)
+{
+    fake_env_t *f = s_of(env);
+    for (size_t i = 0; i < len; i++)
+        ((uint8_t *)buf)[i] = (uint8_t)f->entropy_taken++;
+    return 0;
+}
+
 static void s_power(device_env_t *env, Vmm__Devices__PowerAction action, int exit_code)
 {
     fake_env_t *f = s_of(env);
@@ -204,6 +212,7 @@ static const device_env_ops_t s_ops = {
     .timer_set = s_timer_set,
     .timer_cancel = s_timer_cancel,
     .wall_ns = s_wall_ns,
+    .entropy = s_entropy,
     .power = s_power,
     .log = s_log,
     .defer = s_defer,

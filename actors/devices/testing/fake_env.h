@@ -82,6 +82,8 @@ typedef struct {
      * clock that steps). wall_reads counts the model's readings. */
     uint64_t wall_ns;
     unsigned wall_reads;
+    /* Bytes the model took as entropy: 0, 1, 2, ... counting on. */
+    uint64_t entropy_taken;
     bool timer_armed[FAKE_ENV_TIMERS];
     uint64_t timer_deadline[FAKE_ENV_TIMERS];
 
