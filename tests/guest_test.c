@@ -17,6 +17,7 @@
 #include "actors/devices/device_actor.h"
 #include "actors/devices/serial.h"
 #include "actors/devices/testdev_abi.h"
+#include "actors/devices/virtio_rng.h"
 #include "guest/demo_embedded.h"
 #include "runtime/testing/echo.h"
 #include "tests/testing/mailbox.h"
@@ -1114,4 +1115,41 @@ Test(hyperv, devices_register_while_the_vp_waits_on_the_synic)
     }
     vm_harness_stop_vp(vm_client(vm), 0);
     vm_destroy(&vm);
+}
+
+/* ---- virtio ---------------------------------------------------------------------- */
+
+/* tests/guests/virtio_rng: the guest's virtio driver (guest/virtio.h)
+ * against the virtio-rng model, with VP 0 and apart. */
+static void s_virtio_rng(vm_placement_t placement)
+{
+    dev_virtio_rng_config_t rng = {.base = 0xd0100000ull, .irq = 11};
+    const vm_device_t devices[] = {
+        {.name = "vm0/dev/virtio-rng", .new_model = dev_virtio_rng_new, .model_config = &rng},
+    };
+    vm_config_t cfg = {.n_vps = 1, .serial_out = -1, .serial_in = -1, .placement = placement,
+                       .devices = devices, .n_devices = 1};
+    vm_t *vm = s_vm_cfg("tests/guests/virtio_rng", cfg);
+    cr_assert_eq(vm_start(vm), 0);
+    uint32_t a[7];
+    s_expect_sync(vm, NULL, 1, a, 7);
+    cr_expect_eq(a[0], 0, "the driver's initialization failed at step %u", a[0]);
+    cr_expect_eq(a[1], 64, "the first request's bytes");
+    cr_expect_eq(a[2], 64, "the second request's bytes");
+    cr_expect_eq(a[3], 1, "two requests, two different answers");
+    cr_expect_eq(a[4], 1, "not all zeros");
+    cr_expect_eq(a[5] & 0x40, 0, "no DEVICE_NEEDS_RESET (status 0x%x)", a[5]);
+    cr_expect_eq(a[5] & 0x4, 0x4, "DRIVER_OK");
+    cr_expect_eq(a[6], 1, "the used-buffer interrupt, and no other");
+    vm_destroy(&vm);
+}
+
+Test(virtio, rng_with_vp0)
+{
+    s_virtio_rng(VM_DEVICES_WITH_VP0);
+}
+
+Test(virtio, rng_apart)
+{
+    s_virtio_rng(VM_DEVICES_APART);
 }

@@ -10,6 +10,7 @@ struct virtio_mmio_s {
     const virtio_type_t *type;
     void *state;
     uint64_t base;
+    uint32_t irq;
     uint32_t status;
     uint32_t device_features_sel, driver_features_sel;
     uint64_t driver_features;
@@ -35,7 +36,7 @@ static uint64_t s_offered(const virtio_mmio_t *m)
 /* The interrupt line follows the interrupt status. */
 static void s_line(virtio_mmio_t *m)
 {
-    device_irq_set(&m->dev, 0, m->interrupt_status != 0);
+    device_irq_set(&m->dev, m->irq, m->interrupt_status != 0);
 }
 
 static void s_interrupt(virtio_mmio_t *m, uint32_t bits)
@@ -363,6 +364,7 @@ device_t *dev_virtio_mmio_new(const void *config, device_env_t *env)
     m->type = cfg->type;
     m->state = cfg->state;
     m->base = cfg->base;
+    m->irq = cfg->irq;
     m->dev = (device_t){.ops = &s_ops, .env = env};
     m->dev.spec = (device_spec_t){
         .name = cfg->name,

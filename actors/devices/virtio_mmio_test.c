@@ -194,9 +194,9 @@ Test(virtio_mmio, a_chain_goes_round_and_the_line_follows_the_interrupt_status)
     cr_expect_eq(elem[0], 0, "the head");
     cr_expect_eq(elem[1], 5, "the bytes written");
     cr_expect_eq(s_rd(VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING);
-    cr_expect(s_f->irq[0], "the line is high");
+    cr_expect(s_f->irq[IRQ], "the line is high");
     s_wr(VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
-    cr_expect_not(s_f->irq[0], "low once acknowledged");
+    cr_expect_not(s_f->irq[IRQ], "low once acknowledged");
 }
 
 Test(virtio_mmio, event_idx_interrupts_only_when_the_driver_asked)
@@ -230,7 +230,7 @@ static void s_expect_needs_reset(const char *what)
     cr_expect(s_rd(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET, "%s", what);
     cr_expect(s_rd(VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_MMIO_INT_CONFIG,
               "a configuration-change interrupt for %s", what);
-    cr_expect(s_f->irq[0]);
+    cr_expect(s_f->irq[IRQ]);
 }
 
 Test(virtio_mmio, a_queue_size_that_is_not_a_power_of_two)

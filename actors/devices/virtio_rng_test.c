@@ -55,7 +55,7 @@ Test(virtio_rng, fills_each_writable_buffer_from_the_hosts_source)
         cr_expect_eq(s_f->ram[DATA + i], (uint8_t)i);
     cr_expect_eq(s_f->ram[DATA + 0x100], 16);
     cr_expect_eq(s_f->ram[DATA + 0x100 + 4999], (uint8_t)(16 + 4999));
-    cr_expect(s_f->irq[0], "the used-buffer interrupt");
+    cr_expect(s_f->irq[6], "the used-buffer interrupt on its line");
 }
 
 Test(virtio_rng, a_readable_buffer_is_refused)
