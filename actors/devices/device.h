@@ -160,6 +160,19 @@ typedef struct {
      * that hands the guest entropy; a trace records them and a replay
      * gives them back. 0, or a negative errno. */
     int (*entropy)(device_env_t *env, void *buf, size_t len);
+    /*
+     * The model's backing store (a disk image), for a storage model: opened
+     * once by path, read-only or read-write, its size in *size; then reads
+     * and writes at byte offsets, and a flush that returns once what was
+     * written is on the disk (fdatasync). A trace records the size, each
+     * result and the bytes read, so that a replay gives them back without
+     * the file, and what was written (compared on replay). 0, or a negative
+     * errno (-EBADF before a successful open).
+     */
+    int (*storage_open)(device_env_t *env, const char *path, bool readonly, uint64_t *size);
+    int (*storage_read)(device_env_t *env, uint64_t offset, void *buf, size_t len);
+    int (*storage_write)(device_env_t *env, uint64_t offset, const void *buf, size_t len);
+    int (*storage_flush)(device_env_t *env);
     /* Powers the VM off (exit_code < 0: none) or resets it. */
     void (*power)(device_env_t *env, Vmm__Devices__PowerAction action, int exit_code);
     void (*log)(device_env_t *env, rt_log_level_t level, const char *text);
@@ -239,6 +252,28 @@ static inline uint64_t device_wall_ns(device_t *dev)
 static inline int device_entropy(device_t *dev, void *buf, size_t len)
 {
     return dev->env->ops->entropy(dev->env, buf, len);
+}
+
+static inline int device_storage_open(device_t *dev, const char *path, bool readonly,
+                                      uint64_t *size)
+{
+    return dev->env->ops->storage_open(dev->env, path, readonly, size);
+}
+
+static inline int device_storage_read(device_t *dev, uint64_t offset, void *buf, size_t len)
+{
+    return dev->env->ops->storage_read(dev->env, offset, buf, len);
+}
+
+static inline int device_storage_write(device_t *dev, uint64_t offset, const void *buf,
+                                       size_t len)
+{
+    return dev->env->ops->storage_write(dev->env, offset, buf, len);
+}
+
+static inline int device_storage_flush(device_t *dev)
+{
+    return dev->env->ops->storage_flush(dev->env);
 }
 
 static inline void device_power(device_t *dev, Vmm__Devices__PowerAction action, int exit_code)

@@ -7,12 +7,14 @@
 #include "actors/devices/device_actor.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "actors/devices/device_guest.h"
 #include "actors/devices/device_irqfd.h"
@@ -59,6 +61,8 @@ typedef struct {
     bool irq_high[DEVICE_MAX_IRQS];           /* levels sent, by spec index */
     device_guest_t guest;
     device_irqfds_t irqfds;
+    int storage_fd; /* the backing store; -1: none */
+    bool storage_open;
     synic_link_t synic;
 
     /* The access being handled, and the token its model made for it. */
@@ -253,6 +257,92 @@ static int s_env_entropy(device_env_t *env, void *buf, size_t len)
     if (got != (ssize_t)len)
         return got < 0 ? -errno : -EIO;
     return rt_actor_input(a->self, DEVICE_INPUT_ENTROPY, 0, buf, len);
+}
+
+/* ---- The backing store ------------------------------------------------------ */
+
+/* An operation's outcome, taken from the replay or recorded: rc, or the
+ * recording's. */
+static int64_t s_storage_result(s_actor_t *a, uint64_t offset, int64_t rc)
+{
+    int in = rt_actor_input(a->self, DEVICE_INPUT_STORAGE_RESULT, offset, &rc, sizeof rc);
+    return in ? in : rc;
+}
+
+static int s_env_storage_open(device_env_t *env, const char *path, bool readonly,
+                              uint64_t *size)
+{
+    s_actor_t *a = s_of(env);
+    if (a->storage_open)
+        return -EBUSY;
+    int64_t rc = 0;
+    if (!rt_actor_replaying(a->self)) {
+        a->storage_fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+        off_t end = a->storage_fd >= 0 ? lseek(a->storage_fd, 0, SEEK_END) : -1;
+        rc = end < 0 ? -errno : end;
+        if (end < 0 && a->storage_fd >= 0) {
+            close(a->storage_fd);
+            a->storage_fd = -1;
+        }
+    }
+    rc = s_storage_result(a, 0, rc);
+    if (rc < 0)
+        return (int)rc;
+    a->storage_open = true;
+    *size = (uint64_t)rc;
+    return 0;
+}
+
+static int s_env_storage_read(device_env_t *env, uint64_t offset, void *buf, size_t len)
+{
+    s_actor_t *a = s_of(env);
+    if (!a->storage_open)
+        return -EBADF;
+    int64_t rc = 0;
+    for (size_t done = 0; !rt_actor_replaying(a->self) && done < len;) {
+        ssize_t n = pread(a->storage_fd, (uint8_t *)buf + done, len - done,
+                          (off_t)(offset + done));
+        if (n <= 0) {
+            rc = n < 0 ? -errno : -EIO; /* 0: past the end */
+            break;
+        }
+        done += (size_t)n;
+    }
+    rc = s_storage_result(a, offset, rc);
+    if (!rc)
+        rc = rt_actor_input(a->self, DEVICE_INPUT_STORAGE_READ, offset, buf, len);
+    return (int)rc;
+}
+
+static int s_env_storage_write(device_env_t *env, uint64_t offset, const void *buf,
+                               size_t len)
+{
+    s_actor_t *a = s_of(env);
+    if (!a->storage_open)
+        return -EBADF;
+    rt_actor_output(a->self, DEVICE_OUTPUT_STORAGE_WRITE, offset, buf, len);
+    int64_t rc = 0;
+    for (size_t done = 0; !rt_actor_replaying(a->self) && done < len;) {
+        ssize_t n = pwrite(a->storage_fd, (const uint8_t *)buf + done, len - done,
+                           (off_t)(offset + done));
+        if (n <= 0) {
+            rc = n < 0 ? -errno : -EIO;
+            break;
+        }
+        done += (size_t)n;
+    }
+    return (int)s_storage_result(a, offset, rc);
+}
+
+static int s_env_storage_flush(device_env_t *env)
+{
+    s_actor_t *a = s_of(env);
+    if (!a->storage_open)
+        return -EBADF;
+    int64_t rc = 0;
+    if (!rt_actor_replaying(a->self) && fdatasync(a->storage_fd) < 0)
+        rc = -errno;
+    return (int)s_storage_result(a, 0, rc);
 }
 
 static void s_on_model_timer(rt_actor_t *self, uint64_t id)
@@ -507,6 +597,10 @@ static const device_env_ops_t s_env_ops = {
     .timer_cancel = s_env_timer_cancel,
     .wall_ns = s_env_wall_ns,
     .entropy = s_env_entropy,
+    .storage_open = s_env_storage_open,
+    .storage_read = s_env_storage_read,
+    .storage_write = s_env_storage_write,
+    .storage_flush = s_env_storage_flush,
     .power = s_env_power,
     .log = s_env_log,
     .defer = s_env_defer,
@@ -1088,6 +1182,8 @@ static void s_release(s_actor_t *a)
     device_irqfds_fini(&a->irqfds);
     device_guest_fini(&a->guest);
     synic_link_release(&a->synic);
+    if (a->storage_fd >= 0)
+        close(a->storage_fd);
     free(a->partition);
     free(a->owner);
     free(a->calls);
@@ -1114,6 +1210,7 @@ static int s_init(rt_actor_t *self, void *arg)
     int rc = 0;
     a->env.ops = &s_env_ops;
     a->self = self;
+    a->storage_fd = -1;
     a->halt_if_lost = cfg->halt_if_lost;
     a->guest.by_message = cfg->guest_by_message;
     a->irqfds.enabled = cfg->msi_irqfd;

@@ -41,6 +41,13 @@
 /* The input kind of random bytes a model took (device_entropy()), at
  * address 0. (4 and 5 are device_irqfd.h's.) */
 #define DEVICE_INPUT_ENTROPY 6
+/* The backing store (device_storage_open() and the rest): each operation's
+ * outcome as 8 bytes, signed (a negative errno, else 0; an open's the
+ * size), at the operation's offset; the bytes a read took, at its offset;
+ * and, as output (rt_actor_output()), the bytes a write gave. */
+#define DEVICE_INPUT_STORAGE_RESULT 7
+#define DEVICE_INPUT_STORAGE_READ 8
+#define DEVICE_OUTPUT_STORAGE_WRITE 9
 
 typedef struct {
     /* The model, made by init: new_model(model_config, env). The config is

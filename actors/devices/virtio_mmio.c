@@ -8,6 +8,7 @@
 struct virtio_mmio_s {
     device_t dev;
     const virtio_type_t *type;
+    uint64_t features; /* the type's and this device's */
     void *state;
     uint64_t base;
     uint32_t irq;
@@ -30,7 +31,7 @@ static virtio_mmio_t *s_of(device_t *dev)
 
 static uint64_t s_offered(const virtio_mmio_t *m)
 {
-    return m->type->features | 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_RING_F_EVENT_IDX;
+    return m->features | 1ull << VIRTIO_F_VERSION_1 | 1ull << VIRTIO_RING_F_EVENT_IDX;
 }
 
 /* The interrupt line follows the interrupt status. */
@@ -318,6 +319,8 @@ static void s_inspect(device_t *dev, Vmm__Rt__InspectNode *node)
     device_inspect_count(node, "interrupts", m->counts.interrupts);
     device_inspect_count(node, "needs_reset", m->counts.needs_reset);
     device_inspect_count(node, "bad_accesses", m->counts.bad_accesses);
+    if (m->type->inspect)
+        m->type->inspect(m->state, node);
     for (uint16_t i = 0; i < m->type->n_queues; i++) {
         char name[16];
         const virtq_t *q = &m->queues[i];
@@ -362,6 +365,7 @@ device_t *dev_virtio_mmio_new(const void *config, device_env_t *env)
     if (!m)
         return NULL;
     m->type = cfg->type;
+    m->features = cfg->type->features | cfg->features;
     m->state = cfg->state;
     m->base = cfg->base;
     m->irq = cfg->irq;

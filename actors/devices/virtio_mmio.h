@@ -91,6 +91,8 @@ typedef struct {
     void (*notify)(void *state, virtio_mmio_t *m, uint16_t q);
     /* The driver reset the device: forget what is in flight. */
     void (*reset)(void *state);
+    /* Optional: its own registers and counters in the device's tree. */
+    void (*inspect)(void *state, Vmm__Rt__InspectNode *node);
     void (*destroy)(void *state);
 } virtio_type_t;
 
@@ -99,6 +101,7 @@ typedef struct {
     uint64_t base;     /* the register block's guest physical address */
     uint32_t irq;      /* its IO-APIC input */
     const virtio_type_t *type;
+    uint64_t features; /* this device's, beside the type's (read-only, say) */
     void *state;       /* the type's, owned by the device from here */
 } virtio_mmio_config_t;
 

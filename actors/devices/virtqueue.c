@@ -116,6 +116,45 @@ int virtq_pop(virtq_t *q, device_t *dev, virtq_chain_t *c, const char **why)
     }
 }
 
+/* Copies between buf and the buffers of one kind, from stream offset on. */
+static int s_chain_copy(device_t *dev, const virtq_chain_t *c, bool write, uint64_t offset,
+                        uint8_t *buf, size_t len)
+{
+    if (offset > (write ? c->writable : c->readable) ||
+        len > (write ? c->writable : c->readable) - offset)
+        return -EINVAL;
+    for (uint16_t i = 0; i < c->n && len; i++) {
+        const virtq_buf_t *b = &c->buf[i];
+        if (b->write != write)
+            continue;
+        if (offset >= b->len) {
+            offset -= b->len;
+            continue;
+        }
+        size_t n = b->len - offset < len ? (size_t)(b->len - offset) : len;
+        int rc = write ? device_guest_write(dev, b->gpa + offset, buf, n)
+                       : device_guest_read(dev, b->gpa + offset, buf, n);
+        if (rc)
+            return rc;
+        buf += n;
+        len -= n;
+        offset = 0;
+    }
+    return 0;
+}
+
+int virtq_chain_read(device_t *dev, const virtq_chain_t *c, uint64_t offset, void *buf,
+                     size_t len)
+{
+    return s_chain_copy(dev, c, false, offset, buf, len);
+}
+
+int virtq_chain_write(device_t *dev, const virtq_chain_t *c, uint64_t offset, const void *buf,
+                      size_t len)
+{
+    return s_chain_copy(dev, c, true, offset, (uint8_t *)buf, len);
+}
+
 int virtq_push(virtq_t *q, device_t *dev, uint16_t head, uint32_t written)
 {
     uint8_t e[8];

@@ -72,6 +72,15 @@ void virtq_reset(virtq_t *q);
  * taken (counted; why says it): -ELOOP, -EINVAL, -EFAULT. */
 int virtq_pop(virtq_t *q, device_t *dev, virtq_chain_t *c, const char **why);
 
+/* The chain's bytes as two streams, readable then writable, whatever
+ * their buffers: copies len bytes of the readable ones from offset into
+ * buf, or buf into the writable ones at offset. 0, -EINVAL past the
+ * stream's end, or -EFAULT outside guest RAM. */
+int virtq_chain_read(device_t *dev, const virtq_chain_t *c, uint64_t offset, void *buf,
+                     size_t len);
+int virtq_chain_write(device_t *dev, const virtq_chain_t *c, uint64_t offset, const void *buf,
+                      size_t len);
+
 /* Gives a chain back with written bytes: the used element, then the used
  * index. 0, or a negative errno (the ring is not in guest RAM). */
 int virtq_push(virtq_t *q, device_t *dev, uint16_t head, uint32_t written);

@@ -87,6 +87,67 @@ static int s_entropy(device_env_t *env, void *buf, size_t len)
     return 0;
 }
 
+static int s_storage_open(device_env_t *env, const char *path, bool readonly, uint64_t *size)
+{
+    fake_env_t *f = s_of(env);
+    if (!f->disk)
+        return -ENOENT;
+    snprintf(f->disk_path, sizeof f->disk_path, "%s", path);
+    f->disk_open = true;
+    f->disk_readonly = readonly;
+    *size = f->disk_size;
+    return 0;
+}
+
+/* The error the test set for this operation, once; -EBADF before open, and
+ * -EFAULT past the disk (where a file would read short). */
+static int s_storage_check(fake_env_t *f, uint64_t offset, size_t len)
+{
+    int rc = f->storage_error;
+    f->storage_error = 0;
+    if (rc)
+        return rc;
+    if (!f->disk_open)
+        return -EBADF;
+    return offset > f->disk_size || len > f->disk_size - offset ? -EFAULT : 0;
+}
+
+static int s_storage_read(device_env_t *env, uint64_t offset, void *buf, size_t len)
+{
+    fake_env_t *f = s_of(env);
+    int rc = s_storage_check(f, offset, len);
+    if (!rc) {
+        memcpy(buf, f->disk + offset, len);
+        f->disk_reads++;
+    }
+    return rc;
+}
+
+static int s_storage_write(device_env_t *env, uint64_t offset, const void *buf, size_t len)
+{
+    fake_env_t *f = s_of(env);
+    int rc = s_storage_check(f, offset, len);
+    if (!rc && f->disk_readonly)
+        rc = -EBADF;
+    if (!rc) {
+        memcpy(f->disk + offset, buf, len);
+        f->disk_writes++;
+        f->unflushed++;
+    }
+    return rc;
+}
+
+static int s_storage_flush(device_env_t *env)
+{
+    fake_env_t *f = s_of(env);
+    int rc = s_storage_check(f, 0, 0);
+    if (!rc) {
+        f->disk_flushes++;
+        f->unflushed = 0;
+    }
+    return rc;
+}
+
 static void s_power(device_env_t *env, Vmm__Devices__PowerAction action, int exit_code)
 {
     fake_env_t *f = s_of(env);
@@ -213,6 +274,10 @@ static const device_env_ops_t s_ops = {
     .timer_cancel = s_timer_cancel,
     .wall_ns = s_wall_ns,
     .entropy = s_entropy,
+    .storage_open = s_storage_open,
+    .storage_read = s_storage_read,
+    .storage_write = s_storage_write,
+    .storage_flush = s_storage_flush,
     .power = s_power,
     .log = s_log,
     .defer = s_defer,
@@ -251,6 +316,7 @@ void fake_env_destroy(fake_env_t **env)
     if (!f)
         return;
     device_destroy(&f->dev);
+    free(f->disk);
     free(f->ram);
     free(f);
     *env = NULL;

@@ -84,6 +84,16 @@ typedef struct {
     unsigned wall_reads;
     /* Bytes the model took as entropy: 0, 1, 2, ... counting on. */
     uint64_t entropy_taken;
+    /* The backing store (device_storage_open() and the rest): disk_size
+     * bytes at disk, the test's to allocate (NULL: open fails -ENOENT).
+     * Writes after the last flush are counted in unflushed; storage_error,
+     * when not 0, is what the next read, write or flush returns. */
+    uint8_t *disk;
+    size_t disk_size;
+    char disk_path[256];
+    bool disk_open, disk_readonly;
+    unsigned disk_reads, disk_writes, disk_flushes, unflushed;
+    int storage_error;
     bool timer_armed[FAKE_ENV_TIMERS];
     uint64_t timer_deadline[FAKE_ENV_TIMERS];
 
