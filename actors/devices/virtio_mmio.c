@@ -335,6 +335,20 @@ static void s_inspect(device_t *dev, Vmm__Rt__InspectNode *node)
     }
 }
 
+static void s_console_input(device_t *dev, const uint8_t *bytes, size_t len)
+{
+    virtio_mmio_t *m = s_of(dev);
+    if (m->type->console_input)
+        m->type->console_input(m->state, m, bytes, len);
+}
+
+static void s_console_ready(device_t *dev)
+{
+    virtio_mmio_t *m = s_of(dev);
+    if (m->type->console_ready)
+        m->type->console_ready(m->state, m);
+}
+
 static void s_destroy(device_t *dev)
 {
     virtio_mmio_t *m = s_of(dev);
@@ -351,6 +365,8 @@ static const device_ops_t s_ops = {
     .inspect = s_inspect,
     .save = device_save_none,
     .restore = device_restore_none,
+    .console_input = s_console_input,
+    .console_ready = s_console_ready,
     .destroy = s_destroy,
 };
 

@@ -91,6 +91,10 @@ typedef struct {
     void (*notify)(void *state, virtio_mmio_t *m, uint16_t q);
     /* The driver reset the device: forget what is in flight. */
     void (*reset)(void *state);
+    /* Optional, for a type with a console: input bytes, and room for
+     * output again (device_ops_t's console_input and console_ready). */
+    void (*console_input)(void *state, virtio_mmio_t *m, const uint8_t *bytes, size_t len);
+    void (*console_ready)(void *state, virtio_mmio_t *m);
     /* Optional: its own registers and counters in the device's tree. */
     void (*inspect)(void *state, Vmm__Rt__InspectNode *node);
     void (*destroy)(void *state);
