@@ -47,9 +47,11 @@ static void s_wr64(guest_virtio_t *v, uint32_t low, const void *p)
     s_wr(v, low + 4, (uint32_t)(a >> 32));
 }
 
-int guest_virtio_init(guest_virtio_t *v, uint64_t base, uint32_t device_id, uint64_t features)
+int guest_virtio_init(guest_virtio_t *v, uint64_t base, uint32_t device_id, uint64_t features,
+                      uint16_t n_queues)
 {
     v->regs = (volatile uint32_t *)(uintptr_t)base;
+    v->n_queues = n_queues;
     if (s_rd(v, R_MAGIC) != 0x74726976 || s_rd(v, R_VERSION) != 2)
         return 1;
     if (s_rd(v, R_DEVICE_ID) != device_id)
@@ -65,43 +67,61 @@ int guest_virtio_init(guest_virtio_t *v, uint64_t base, uint32_t device_id, uint
     s_wr(v, R_STATUS, S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK);
     if (!(s_rd(v, R_STATUS) & S_FEATURES_OK))
         return 3;
-    s_wr(v, R_QUEUE_SEL, 0);
-    if (s_rd(v, R_QUEUE_NUM_MAX) < GUEST_VIRTIO_QSIZE)
-        return 4;
-    s_wr(v, R_QUEUE_NUM, GUEST_VIRTIO_QSIZE);
-    v->avail.idx = v->used.idx = 0;
-    v->next_desc = v->last_used = 0;
-    s_wr64(v, R_QUEUE_DESC_LOW, v->desc);
-    s_wr64(v, R_QUEUE_DRIVER_LOW, &v->avail);
-    s_wr64(v, R_QUEUE_DEVICE_LOW, &v->used);
-    s_wr(v, R_QUEUE_READY, 1);
+    for (uint16_t i = 0; i < n_queues && i < GUEST_VIRTIO_QUEUES; i++) {
+        guest_virtio_queue_t *q = &v->q[i];
+        s_wr(v, R_QUEUE_SEL, i);
+        if (s_rd(v, R_QUEUE_NUM_MAX) < GUEST_VIRTIO_QSIZE)
+            return 4;
+        s_wr(v, R_QUEUE_NUM, GUEST_VIRTIO_QSIZE);
+        q->avail.flags = q->avail.idx = q->used.idx = 0;
+        q->next_desc = q->last_used = 0;
+        s_wr64(v, R_QUEUE_DESC_LOW, q->desc);
+        s_wr64(v, R_QUEUE_DRIVER_LOW, &q->avail);
+        s_wr64(v, R_QUEUE_DEVICE_LOW, &q->used);
+        s_wr(v, R_QUEUE_READY, 1);
+    }
     s_wr(v, R_STATUS, S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
     return 0;
 }
 
-uint16_t guest_virtio_submit(guest_virtio_t *v, const guest_virtio_buf_t *bufs, uint16_t n)
+uint16_t guest_virtio_add(guest_virtio_t *v, uint16_t qi, const guest_virtio_buf_t *bufs,
+                          uint16_t n)
 {
-    uint16_t head = v->next_desc;
+    guest_virtio_queue_t *q = &v->q[qi];
+    uint16_t head = q->next_desc;
     for (uint16_t i = 0; i < n; i++) {
         uint16_t d = (uint16_t)((head + i) % GUEST_VIRTIO_QSIZE);
-        v->desc[d].addr = bufs[i].addr;
-        v->desc[d].len = bufs[i].len;
-        v->desc[d].flags = (uint16_t)((bufs[i].write ? D_WRITE : 0) | (i + 1 < n ? D_NEXT : 0));
-        v->desc[d].next = (uint16_t)((d + 1) % GUEST_VIRTIO_QSIZE);
+        q->desc[d].addr = bufs[i].addr;
+        q->desc[d].len = bufs[i].len;
+        q->desc[d].flags = (uint16_t)((bufs[i].write ? D_WRITE : 0) | (i + 1 < n ? D_NEXT : 0));
+        q->desc[d].next = (uint16_t)((d + 1) % GUEST_VIRTIO_QSIZE);
     }
-    v->next_desc = (uint16_t)((head + n) % GUEST_VIRTIO_QSIZE);
-    v->avail.ring[v->avail.idx % GUEST_VIRTIO_QSIZE] = head;
+    q->next_desc = (uint16_t)((head + n) % GUEST_VIRTIO_QSIZE);
+    q->avail.ring[q->avail.idx % GUEST_VIRTIO_QSIZE] = head;
     /* The descriptors and the entry before the index that shows them. */
     __atomic_thread_fence(__ATOMIC_RELEASE);
-    v->avail.idx++;
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    s_wr(v, R_QUEUE_NOTIFY, 0);
+    q->avail.idx++;
     return head;
 }
 
-uint16_t guest_virtio_wait(guest_virtio_t *v, uint32_t *len)
+void guest_virtio_kick(guest_virtio_t *v, uint16_t q)
 {
-    for (uint32_t spins = 0; *(volatile uint16_t *)&v->used.idx == v->last_used; spins++) {
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    s_wr(v, R_QUEUE_NOTIFY, q);
+}
+
+uint16_t guest_virtio_submit(guest_virtio_t *v, uint16_t q, const guest_virtio_buf_t *bufs,
+                             uint16_t n)
+{
+    uint16_t head = guest_virtio_add(v, q, bufs, n);
+    guest_virtio_kick(v, q);
+    return head;
+}
+
+uint16_t guest_virtio_wait(guest_virtio_t *v, uint16_t qi, uint32_t *len)
+{
+    guest_virtio_queue_t *q = &v->q[qi];
+    for (uint32_t spins = 0; *(volatile uint16_t *)&q->used.idx == q->last_used; spins++) {
         if (spins == GUEST_VIRTIO_SPINS) {
             *len = 0;
             return GUEST_VIRTIO_NONE;
@@ -109,9 +129,9 @@ uint16_t guest_virtio_wait(guest_virtio_t *v, uint32_t *len)
         guest_pause();
     }
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    uint16_t i = v->last_used++ % GUEST_VIRTIO_QSIZE;
-    *len = v->used.ring[i].len;
-    return (uint16_t)v->used.ring[i].id;
+    uint16_t i = q->last_used++ % GUEST_VIRTIO_QSIZE;
+    *len = q->used.ring[i].len;
+    return (uint16_t)q->used.ring[i].id;
 }
 
 uint32_t guest_virtio_status(guest_virtio_t *v)

@@ -1,10 +1,10 @@
 /*
  * A virtio-mmio driver for test guests (virtio 1.x, 4.2.3 and 2.7): finds
  * a device of a given id at a register block, negotiates VIRTIO_F_VERSION_1
- * and the features asked, and drives queue 0 (a split virtqueue in rings
- * the caller gives) by polling its used ring. Enough to test a device's
- * model from a guest; interrupts are the caller's (the transport's
- * interrupt status register, the IO-APIC line).
+ * and the features asked, and drives its first queues (split virtqueues in
+ * rings the caller's structure holds) by polling their used rings. Enough
+ * to test a device's model from a guest; interrupts are the caller's (the
+ * transport's interrupt status register, the IO-APIC line).
  */
 #ifndef VMM_GUEST_VIRTIO_H
 #define VMM_GUEST_VIRTIO_H
@@ -12,7 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define GUEST_VIRTIO_QSIZE 16
+#define GUEST_VIRTIO_QSIZE 128
+#define GUEST_VIRTIO_QUEUES 2
 
 /* One buffer of a request. */
 typedef struct {
@@ -21,10 +22,9 @@ typedef struct {
     bool write; /* device-writable */
 } guest_virtio_buf_t;
 
+/* A queue of GUEST_VIRTIO_QSIZE entries: the descriptor table (16-byte
+ * aligned), the available ring and the used ring. */
 typedef struct {
-    volatile uint32_t *regs;
-    /* Queue 0, GUEST_VIRTIO_QSIZE entries: the descriptor table (16-byte
-     * aligned), the available ring and the used ring. */
     struct {
         uint64_t addr;
         uint32_t len;
@@ -42,23 +42,38 @@ typedef struct {
     } used __attribute__((aligned(4)));
     uint16_t next_desc; /* descriptors are handed out round and round */
     uint16_t last_used;
+} guest_virtio_queue_t;
+
+typedef struct {
+    volatile uint32_t *regs;
+    uint16_t n_queues;
+    guest_virtio_queue_t q[GUEST_VIRTIO_QUEUES];
 } guest_virtio_t;
 
-/* Initializes the device at base (3.1.1): 0, or the step that failed
- * (1: not a virtio-mmio version 2 block, 2: another device id, 3: the
- * features refused, 4: queue 0 missing or smaller than ours). */
-int guest_virtio_init(guest_virtio_t *v, uint64_t base, uint32_t device_id, uint64_t features);
+/* Initializes the device at base (3.1.1) with its first n_queues queues
+ * (at most GUEST_VIRTIO_QUEUES): 0, or the step that failed (1: not a
+ * virtio-mmio version 2 block, 2: another device id, 3: the features
+ * refused, 4: a queue missing or smaller than ours). */
+int guest_virtio_init(guest_virtio_t *v, uint64_t base, uint32_t device_id, uint64_t features,
+                      uint16_t n_queues);
 
-/* Makes a request of n buffers available and notifies; returns its head.
- * At most GUEST_VIRTIO_QSIZE descriptors may be in flight. */
-uint16_t guest_virtio_submit(guest_virtio_t *v, const guest_virtio_buf_t *bufs, uint16_t n);
+/* Makes a request of n buffers available on queue q; returns its head.
+ * Descriptors are handed out in turn: at most GUEST_VIRTIO_QSIZE may be in
+ * flight, and a device must use requests in the order they came. */
+uint16_t guest_virtio_add(guest_virtio_t *v, uint16_t q, const guest_virtio_buf_t *bufs,
+                          uint16_t n);
+/* Notifies queue q of what was added. */
+void guest_virtio_kick(guest_virtio_t *v, uint16_t q);
+/* Both. */
+uint16_t guest_virtio_submit(guest_virtio_t *v, uint16_t q, const guest_virtio_buf_t *bufs,
+                             uint16_t n);
 
 /* Waits (polling, at most GUEST_VIRTIO_SPINS looks: seconds at CPL 0
- * here) for the next used element: its head, and the bytes the device
- * wrote in *len; GUEST_VIRTIO_NONE when none came. */
+ * here) for queue q's next used element: its head, and the bytes the
+ * device wrote in *len; GUEST_VIRTIO_NONE when none came. */
 #define GUEST_VIRTIO_SPINS 2000000u
 #define GUEST_VIRTIO_NONE 0xffff
-uint16_t guest_virtio_wait(guest_virtio_t *v, uint32_t *len);
+uint16_t guest_virtio_wait(guest_virtio_t *v, uint16_t q, uint32_t *len);
 
 /* The device status register (DEVICE_NEEDS_RESET is bit 6). */
 uint32_t guest_virtio_status(guest_virtio_t *v);

@@ -17,9 +17,13 @@
 #include "actors/devices/device_actor.h"
 #include "actors/devices/serial.h"
 #include "actors/devices/testdev_abi.h"
+#include "actors/devices/virtio_blk.h"
+#include "actors/devices/virtio_console.h"
+#include "actors/devices/virtio_mmio.h"
 #include "actors/devices/virtio_rng.h"
 #include "guest/demo_embedded.h"
 #include "runtime/testing/echo.h"
+#include "tests/guests/virtio_blk_pattern.h"
 #include "tests/testing/mailbox.h"
 #include "tests/testing/vm_harness.h"
 #include "vmm/vm.h"
@@ -1152,4 +1156,114 @@ Test(virtio, rng_with_vp0)
 Test(virtio, rng_apart)
 {
     s_virtio_rng(VM_DEVICES_APART);
+}
+
+/* A disk image of 1 MiB in a new temporary folder: its path in path. */
+static void s_make_image(char *dir, char *path, size_t size)
+{
+    strcpy(dir, "/tmp/vmm-blk-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, size, "%s/disk.img", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, 1 << 20), 0);
+    close(fd);
+}
+
+/* What tests/guests/virtio_blk reported, and the image it wrote. */
+static void s_check_blk(const uint32_t *a, const char *path)
+{
+    cr_expect_eq(a[0], 0, "the driver's initialization failed at step %u", a[0]);
+    cr_expect_eq(a[1], 32, "writes answered OK: %u of 32", a[1]);
+    cr_expect_eq(a[2], VIRTIO_BLK_S_OK, "the flush's status");
+    cr_expect_eq(a[3], 32, "reads that matched: %u of 32", a[3]);
+    cr_expect_eq(memcmp(&a[4], "disk", 4), 0, "GET_ID: the image's name");
+    cr_expect_eq(a[5] & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0, "status 0x%x", a[5]);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    cr_assert_geq(fd, 0);
+    static uint8_t image[1 << 20];
+    cr_assert_eq(read(fd, image, sizeof image), (ssize_t)sizeof image);
+    close(fd);
+    uint32_t wrong = 0;
+    for (uint32_t i = 0; i < 32 * 4096; i++)
+        wrong += image[i] != virtio_blk_byte(i);
+    for (uint32_t i = 32 * 4096; i < sizeof image; i++)
+        wrong += image[i] != 0;
+    cr_expect_eq(wrong, 0, "%u bytes of the image are not what the guest wrote", wrong);
+}
+
+/* tests/guests/virtio_blk against virtio-blk on an image, with VP 0 and
+ * apart. */
+static void s_virtio_blk(vm_placement_t placement)
+{
+    char dir[64], path[96], args[256];
+    s_make_image(dir, path, sizeof path);
+    snprintf(args, sizeof args, "base=0xd0000000,irq=5,file=%s", path);
+    const vm_device_t devices[] = {
+        {.name = "vm0/dev/virtio-blk", .new_model = dev_virtio_blk_new, .model_args = args},
+    };
+    vm_config_t cfg = {.n_vps = 1, .serial_out = -1, .serial_in = -1, .placement = placement,
+                       .devices = devices, .n_devices = 1};
+    vm_t *vm = s_vm_cfg("tests/guests/virtio_blk", cfg);
+    cr_assert_eq(vm_start(vm), 0);
+    uint32_t a[6];
+    s_expect_sync(vm, NULL, 1, a, 6);
+    vm_destroy(&vm);
+    s_check_blk(a, path);
+    unlink(path);
+    rmdir(dir);
+}
+
+Test(virtio, blk_with_vp0)
+{
+    s_virtio_blk(VM_DEVICES_WITH_VP0);
+}
+
+Test(virtio, blk_apart)
+{
+    s_virtio_blk(VM_DEVICES_APART);
+}
+
+/* tests/guests/virtio_console against virtio-console on two pipes: its
+ * greeting comes out, and a line written in comes back echoed. */
+static void s_virtio_console(vm_placement_t placement)
+{
+    int out[2], in[2];
+    cr_assert_eq(pipe(out), 0);
+    cr_assert_eq(pipe(in), 0);
+    cr_assert_eq(write(in[1], "ping\n", 5), 5);
+    vm_console_t console = {.out_fd = out[1], .in_fd = in[0]};
+    const vm_device_t devices[] = {
+        {.name = "vm0/dev/virtio-console", .new_model = dev_virtio_console_new,
+         .model_args = "base=0xd0001000,irq=6", .console = &console},
+    };
+    vm_config_t cfg = {.n_vps = 1, .serial_out = -1, .serial_in = -1, .placement = placement,
+                       .devices = devices, .n_devices = 1};
+    vm_t *vm = s_vm_cfg("tests/guests/virtio_console", cfg);
+    cr_assert_eq(vm_start(vm), 0);
+    uint32_t a[5];
+    s_expect_sync(vm, NULL, 1, a, 5);
+    vm_destroy(&vm);
+    close(out[1]);
+    char got[256] = "";
+    ssize_t n = read(out[0], got, sizeof got - 1);
+    close(out[0]);
+    close(in[0]);
+    close(in[1]);
+    cr_expect_eq(a[0], 0, "the driver's initialization failed at step %u", a[0]);
+    cr_expect_eq(a[1], 1, "the greeting was used");
+    cr_expect_eq(a[2], 5, "the line came in: %u bytes", a[2]);
+    cr_expect_eq(a[3], 11, "the echo was used");
+    cr_expect_eq(a[4] & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0, "status 0x%x", a[4]);
+    cr_expect_str_eq(n > 0 ? got : "", "virtio-console: hello\necho: ping\n");
+}
+
+Test(virtio, console_with_vp0)
+{
+    s_virtio_console(VM_DEVICES_WITH_VP0);
+}
+
+Test(virtio, console_apart)
+{
+    s_virtio_console(VM_DEVICES_APART);
 }

@@ -179,17 +179,16 @@ static bool s_elsewhere(const vm_config_t *cfg, const char *actor)
     return false;
 }
 
-/* COM1's console, on an executor of its own. */
-static int s_start_console(vm_t *vm, const vm_config_t *cfg, char *err, size_t errlen)
+/* A device's console, on the consoles' executor (made by the first). */
+static int s_start_console(vm_t *vm, const char *name, const char *device, int out_fd,
+                           int in_fd, char *err, size_t errlen)
 {
-    vm->console_ex = rt_executor_new(vm->rt, "vm0/console");
-    if (!vm->console_ex)
-        return s_fail(err, errlen, -ENOMEM, "cannot start COM1's console");
-    console_config_t console = {.device = S_COM1, .out_fd = cfg->serial_out,
-                                .in_fd = cfg->serial_in};
-    rt_actor_spec_t spec = {.name = S_CONSOLE, .ops = &console_ops, .arg = &console};
+    if (!vm->console_ex && !(vm->console_ex = rt_executor_new(vm->rt, "vm0/console")))
+        return s_fail(err, errlen, -ENOMEM, "cannot start %s", name);
+    console_config_t console = {.device = device, .out_fd = out_fd, .in_fd = in_fd};
+    rt_actor_spec_t spec = {.name = name, .ops = &console_ops, .arg = &console};
     int rc = rt_actor_start(vm->console_ex, &spec);
-    return rc ? s_fail(err, errlen, rc, "cannot start COM1's console: %s", strerror(-rc)) : 0;
+    return rc ? s_fail(err, errlen, rc, "cannot start %s: %s", name, strerror(-rc)) : 0;
 }
 
 /* Starts a device actor around a model; it registers with the partition
@@ -198,6 +197,7 @@ static int s_start_device(rt_executor_t *ex, const vm_device_t *d, const char *c
                           const char *synic, char *err, size_t errlen)
 {
     device_actor_config_t cfg = {.new_model = d->new_model, .model_config = d->model_config,
+                                 .model_args = d->model_args,
                                  .partition = VM_PARTITION, .owner = VM_CLIENT,
                                  .guest_calls = d->guest_calls, .console = console,
                                  .synic = synic};
@@ -262,13 +262,22 @@ static int s_start_devices(vm_t *vm, const vm_config_t *cfg, char *err, size_t e
     const char *console = com1 && (cfg->serial_out >= 0 || cfg->serial_in >= 0) ? S_CONSOLE
                                                                                 : NULL;
     if (console)
-        rc = s_start_console(vm, cfg, err, errlen);
+        rc = s_start_console(vm, S_CONSOLE, S_COM1, cfg->serial_out, cfg->serial_in, err,
+                             errlen);
     for (size_t i = 0; !rc && i < n_chipset + cfg->n_devices; i++) {
         const vm_device_t *d = i < n_chipset ? &chipset[i] : &cfg->devices[i - n_chipset];
         if (i < n_chipset && s_elsewhere(cfg, d->name))
             continue;
-        rc = s_start_device(ex, d, d->new_model == dev_serial_new ? console : NULL,
-                            cfg->hyperv ? S_SYNIC : NULL, err, errlen);
+        char own[256];
+        const char *its = d->new_model == dev_serial_new ? console : NULL;
+        if (d->console) {
+            snprintf(own, sizeof own, "%s/console", d->name);
+            rc = s_start_console(vm, own, d->name, d->console->out_fd, d->console->in_fd, err,
+                                 errlen);
+            its = own;
+        }
+        if (!rc)
+            rc = s_start_device(ex, d, its, cfg->hyperv ? S_SYNIC : NULL, err, errlen);
         started += !rc;
     }
     /* Those started register even when a later one failed: wait for them

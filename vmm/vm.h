@@ -37,13 +37,25 @@ typedef enum {
     VM_DEVICES_APART,        /* on an executor of their own */
 } vm_placement_t;
 
+/* A device's console: output to out_fd, input from in_fd (-1: none). */
+typedef struct {
+    int out_fd, in_fd;
+} vm_console_t;
+
 /* A device started beside the chipset: a model in a device actor that
  * registers with the VM's partition, its owner the VM's client. */
 typedef struct {
     const char *name;         /* the actor's, e.g. "vm0/dev/bench" */
     device_new_fn new_model;  /* with model_config, read by vm_new() only */
     const void *model_config;
+    /* Its configuration as text instead (device_models.h), which a trace's
+     * recipe keeps; NULL: model_config. */
+    const char *model_args;
     const char *guest_calls;  /* where its guest calls go; NULL: the client */
+    /* A console of its own (a virtio-console's), "<name>/console" on the
+     * consoles' executor: descriptors as console_config_t's, the caller's
+     * to close after vm_destroy(). NULL: none. */
+    const vm_console_t *console;
 } vm_device_t;
 
 typedef struct {

@@ -1225,8 +1225,16 @@ static int s_init(rt_actor_t *self, void *arg)
     snprintf(a->registration, sizeof a->registration, "none (no partition)");
     /* The model's constructor may already use its environment. */
     rt_actor_set_state(self, a);
-    if (!rc && !(a->model = cfg->new_model(cfg->model_config, &a->env)))
+    char why[256];
+    if (!rc && cfg->model_args &&
+        !(a->model = device_model_new_args(cfg->new_model, cfg->model_args, &a->env, why,
+                                           sizeof why))) {
         rc = errno ? -errno : -EINVAL;
+        rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "%s", why);
+    } else if (!rc && !cfg->model_args &&
+               !(a->model = cfg->new_model(cfg->model_config, &a->env))) {
+        rc = errno ? -errno : -EINVAL;
+    }
     if (!rc && !s_spec_valid(&a->model->spec)) {
         rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "the model's ranges are malformed");
         rc = -EINVAL;
@@ -1288,7 +1296,8 @@ static int s_recipe(const void *arg, ProtobufCBinaryData *out)
     if (!cfg)
         return -EINVAL;
     r.model = (char *)(model ? model : "");
-    r.model_configured = cfg->model_config != NULL;
+    r.model_configured = cfg->model_config != NULL && !cfg->model_args;
+    r.model_args = (char *)(cfg->model_args ? cfg->model_args : "");
     r.partition = (char *)(cfg->partition ? cfg->partition : "");
     r.owner = (char *)(cfg->owner ? cfg->owner : "");
     r.guest_calls = (char *)(cfg->guest_calls ? cfg->guest_calls : "");
@@ -1321,6 +1330,7 @@ static int s_replay_start(rt_replay_config_t *cfg, const ProtobufCMessage *recip
     device_actor_config_t dcfg = {
         .new_model = m->new_model ? m->new_model : device_model_find(r->model),
         .model_config = m->new_model ? m->model_config : NULL,
+        .model_args = m->new_model ? NULL : s_or_null(r->model_args),
         .partition = s_or_null(r->partition),
         .owner = s_or_null(r->owner),
         .guest_calls = s_or_null(r->guest_calls),

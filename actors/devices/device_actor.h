@@ -54,6 +54,10 @@ typedef struct {
      * read by new_model only. */
     device_new_fn new_model;
     const void *model_config;
+    /* Or its configuration as text, for the models that take one
+     * (device_model_new_args()): kept in the trace's recipe, so that a
+     * replay makes the same model. */
+    const char *model_args;
     /* The partition to register with, e.g. "vm0/partition"; NULL: not
      * registered, and its effects on the VM are counted as unsent (tests). */
     const char *partition;

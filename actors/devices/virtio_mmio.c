@@ -8,6 +8,7 @@
 struct virtio_mmio_s {
     device_t dev;
     const virtio_type_t *type;
+    char *name;        /* spec.name's, owned */
     uint64_t features; /* the type's and this device's */
     void *state;
     uint64_t base;
@@ -335,6 +336,13 @@ static void s_inspect(device_t *dev, Vmm__Rt__InspectNode *node)
     }
 }
 
+/* A queue's doorbell (its QueueNotify write, without an exit to the VMM):
+ * the same checks as the register's. */
+static void s_doorbell(device_t *dev, size_t index)
+{
+    s_notify(s_of(dev), index);
+}
+
 static void s_console_input(device_t *dev, const uint8_t *bytes, size_t len)
 {
     virtio_mmio_t *m = s_of(dev);
@@ -354,6 +362,7 @@ static void s_destroy(device_t *dev)
     virtio_mmio_t *m = s_of(dev);
     if (m->type->destroy)
         m->type->destroy(m->state);
+    free(m->name);
     free(m);
 }
 
@@ -365,6 +374,7 @@ static const device_ops_t s_ops = {
     .inspect = s_inspect,
     .save = device_save_none,
     .restore = device_restore_none,
+    .doorbell = s_doorbell,
     .console_input = s_console_input,
     .console_ready = s_console_ready,
     .destroy = s_destroy,
@@ -378,6 +388,10 @@ device_t *dev_virtio_mmio_new(const void *config, device_env_t *env)
         cfg->type->config_size > VIRTIO_MMIO_SIZE - VIRTIO_MMIO_CONFIG)
         return NULL;
     virtio_mmio_t *m = calloc(1, sizeof *m);
+    if (m && !(m->name = strdup(cfg->name ? cfg->name : "virtio"))) {
+        free(m);
+        m = NULL;
+    }
     if (!m)
         return NULL;
     m->type = cfg->type;
@@ -387,11 +401,17 @@ device_t *dev_virtio_mmio_new(const void *config, device_env_t *env)
     m->irq = cfg->irq;
     m->dev = (device_t){.ops = &s_ops, .env = env};
     m->dev.spec = (device_spec_t){
-        .name = cfg->name,
+        .name = m->name,
         .n_ranges = 1,
         .ranges = {{.mmio = true, .start = cfg->base, .len = VIRTIO_MMIO_SIZE}},
         .n_irq_lines = 1,
         .irq_lines = {cfg->irq},
     };
+    /* A doorbell per queue, matched by the queue's index, for as many
+     * queues as a device may have doorbells; the others exit. */
+    for (uint16_t q = 0; q < cfg->type->n_queues && q < DEVICE_MAX_DOORBELLS; q++)
+        m->dev.spec.doorbells[m->dev.spec.n_doorbells++] = (device_doorbell_t){
+            .address = cfg->base + VIRTIO_MMIO_QUEUE_NOTIFY, .length = 4, .has_value = true,
+            .value = q};
     return &m->dev;
 }

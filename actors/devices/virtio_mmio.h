@@ -4,7 +4,10 @@
  * device type's configuration space at 0x100), feature negotiation,
  * status, split virtqueues (virtqueue.h; VIRTIO_RING_F_EVENT_IDX
  * offered), and the interrupt status and acknowledge registers on one
- * level-triggered line, as Firecracker's transport does.
+ * level-triggered line, as Firecracker's transport does. Each queue's
+ * QueueNotify write is a doorbell (device_spec_t), matched by the queue's
+ * index, so that a kick costs the VP no exit to the VMM; a write that
+ * still reaches the register is taken the same way.
  *
  * A device type (virtio-blk, virtio-console, virtio-rng) is a
  * virtio_type_t: its id, features, queues and configuration, and what it
@@ -101,7 +104,7 @@ typedef struct {
 } virtio_type_t;
 
 typedef struct {
-    const char *name;  /* e.g. "virtio-rng" */
+    const char *name;  /* e.g. "virtio-rng", copied */
     uint64_t base;     /* the register block's guest physical address */
     uint32_t irq;      /* its IO-APIC input */
     const virtio_type_t *type;

@@ -315,3 +315,23 @@ Test(virtio_mmio, rings_outside_guest_ram)
     s_wr(VIRTIO_MMIO_QUEUE_NOTIFY, 0);
     s_expect_needs_reset("an available ring outside RAM");
 }
+
+Test(virtio_mmio, each_queue_notify_is_a_doorbell_matched_by_the_queue)
+{
+    const device_spec_t *spec = &s_f->dev->spec;
+    cr_assert_eq(spec->n_doorbells, 1, "one queue, one doorbell");
+    cr_expect_eq(spec->doorbells[0].address, BASE + VIRTIO_MMIO_QUEUE_NOTIFY);
+    cr_expect_eq(spec->doorbells[0].length, 4);
+    cr_expect(spec->doorbells[0].has_value);
+    cr_expect_eq(spec->doorbells[0].value, 0);
+    s_f->dev->ops->doorbell(s_f->dev, 0);
+    cr_expect_eq(s_c.notifies, 0, "a doorbell before DRIVER_OK is refused as the write is");
+    s_init(s_v1, QSIZE);
+    memcpy(s_f->ram + DATA, "bell", 4);
+    s_desc(0, DATA, 4, VIRTQ_DESC_F_NEXT, 1);
+    s_desc(1, DATA + 0x100, 16, VIRTQ_DESC_F_WRITE, 0);
+    virtio_driver_add(&s_d, 0);
+    s_f->dev->ops->doorbell(s_f->dev, 0);
+    cr_expect_eq(s_c.chains, 1);
+    cr_expect_eq(memcmp(s_f->ram + DATA + 0x100, "bell", 4), 0);
+}

@@ -15,12 +15,12 @@ void guest_main(uint32_t vp)
 {
     if (vp)
         guest_halt_forever();
-    int rc = guest_virtio_init(&s_rng, RNG_BASE, RNG_ID, 0);
+    int rc = guest_virtio_init(&s_rng, RNG_BASE, RNG_ID, 0, 1);
     uint32_t len[2] = {0, 0};
     for (int i = 0; !rc && i < 2; i++) {
         guest_virtio_buf_t b = {.addr = (uint64_t)(uintptr_t)s_buf[i], .len = 64, .write = true};
-        guest_virtio_submit(&s_rng, &b, 1);
-        guest_virtio_wait(&s_rng, &len[i]);
+        guest_virtio_submit(&s_rng, 0, &b, 1);
+        guest_virtio_wait(&s_rng, 0, &len[i]);
     }
     uint32_t differ = 0, nonzero = 0;
     for (int i = 0; i < 64; i++) {
