@@ -6,6 +6,7 @@
 #include "vmm/devhost.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <pthread.h>
@@ -19,6 +20,9 @@
 #include "actors/devices/device_actor.h"
 #include "actors/devices/serial.h"
 #include "actors/devices/testdev.h"
+#include "actors/devices/virtio_blk.h"
+#include "actors/devices/virtio_console.h"
+#include "actors/devices/virtio_rng.h"
 #include "vmm/device_arg.h"
 #include "vmm/keys.h"
 #include "vmm/trace_tool.h"
@@ -26,17 +30,17 @@
 
 #define S_EXIT_FAILED 1
 #define S_EXIT_USAGE 2
-#define S_MAX_DEVICES 2
+#define S_MAX_DEVICES 8
 /* The client that starts the devices and hears how their registration
  * went. */
 #define S_OWNER "devhost"
-#define S_CONSOLE "devhost/console"
 #define S_REGISTER_WAIT_MS 10000
 
 static void s_usage(FILE *f)
 {
     fprintf(f,
-            "usage: vmm devhost --vm ENDPOINT --device KIND[,required] [--device ...]\n"
+            "usage: vmm devhost --vm ENDPOINT --device KIND[,SETTING...][,required]\n"
+            "                   [--device ...]\n"
             "                   (--dir DIR | --listen ADDRESS --key FILE --vm-key FILE)\n"
             "                   [--state DIR] [--trace FILE [--trace-actor PREFIX]...\n"
             "                   [--trace-kind KIND]...]\n"
@@ -47,9 +51,13 @@ static void s_usage(FILE *f)
             "\n"
             "  --vm ENDPOINT    the VM's partition: ipc:///tmp/vmm-x/partition on this\n"
             "                   machine, or tcp://ADDRESS:PORT (vmm run --listen)\n"
-            "  --device KIND    serial (a 16550A UART at COM1, its output on stdout) or\n"
-            "                   testdev (the test device); ',required': the VM halts a\n"
-            "                   processor that touches it once this host is lost\n"
+            "  --device KIND    serial (a 16550A UART at COM1, its output on stdout),\n"
+            "                   testdev (the test device), virtio-blk, virtio-console\n"
+            "                   or virtio-rng, with the settings `vmm run --help`\n"
+            "                   lists (file=, readonly, name=, base=, irq=; a\n"
+            "                   virtio-console without file= writes stdout and reads\n"
+            "                   stdin); ',required': the VM halts a processor that\n"
+            "                   touches it once this host is lost\n"
             "  --dir DIR        with ipc://: where the devices' endpoints go, a folder\n"
             "                   only this user can enter\n"
             "  --listen ADDRESS with tcp://: the address of this host the VM reaches the\n"
@@ -81,7 +89,7 @@ static int s_parse(int argc, char **argv, s_args_t *a)
         {"state", required_argument, NULL, 's'},  {"help", no_argument, NULL, 'h'},
         TRACE_OPTS_LONG,                          {NULL, 0, NULL, 0},
     };
-    char err[160];
+    char err[4200];
     int c;
     optind = 1;
     opterr = 0;
@@ -112,17 +120,16 @@ static int s_parse(int argc, char **argv, s_args_t *a)
                 return S_EXIT_USAGE;
             break;
         case 'D': {
-            device_arg_t d;
-            if (device_arg_parse(optarg, false, &d, err, sizeof err)) {
+            if (a->n_devices == S_MAX_DEVICES) {
+                fprintf(stderr, "vmm devhost: --device %s: at most %d devices\n", optarg,
+                        S_MAX_DEVICES);
+                return S_EXIT_USAGE;
+            }
+            if (device_arg_parse(optarg, false, &a->devices[a->n_devices], err, sizeof err)) {
                 fprintf(stderr, "vmm devhost: --device %s\n", err);
                 return S_EXIT_USAGE;
             }
-            for (size_t i = 0; i < a->n_devices; i++)
-                if (a->devices[i].kind == d.kind) {
-                    fprintf(stderr, "vmm devhost: --device %s: named twice\n", optarg);
-                    return S_EXIT_USAGE;
-                }
-            a->devices[a->n_devices++] = d; /* one per kind: never more than the array */
+            a->n_devices++;
             break;
         }
         case 'h':
@@ -148,6 +155,10 @@ static int s_parse(int argc, char **argv, s_args_t *a)
                           : NULL;
     if (why) {
         fprintf(stderr, "vmm devhost: %s; see `vmm devhost --help`\n", why);
+        return S_EXIT_USAGE;
+    }
+    if (device_arg_place(a->devices, a->n_devices, err, sizeof err)) {
+        fprintf(stderr, "vmm devhost: --device: %s\n", err);
         return S_EXIT_USAGE;
     }
     return 0;
@@ -198,41 +209,59 @@ static rt_t *s_runtime(const s_args_t *a)
     return rt;
 }
 
-/* COM1's console: the host's stdout, on a thread of its own. */
-static int s_start_console(rt_t *rt, const device_arg_t *serial)
+/* A device's console, on a thread of its own: COM1's writes the host's
+ * stdout; a virtio-console's its file=, else stdout, reading stdin. The
+ * file is opened here and closed at exit. */
+static int s_start_console(rt_t *rt, const device_arg_t *d, const char *name)
 {
-    rt_executor_t *ex = rt_executor_new(rt, "console");
-    console_config_t console = {.device = device_arg_actor(serial->kind),
-                                .out_fd = STDOUT_FILENO, .in_fd = -1};
-    rt_actor_spec_t spec = {.name = S_CONSOLE, .ops = &console_ops, .arg = &console};
+    int out = STDOUT_FILENO, in = -1;
+    if (d->kind == DEVICE_ARG_VIRTIO_CONSOLE && d->file[0]) {
+        out = open(d->file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (out < 0) {
+            fprintf(stderr, "vmm devhost: %s: %s: %s\n", d->name, d->file, strerror(errno));
+            return -errno;
+        }
+    } else if (d->kind == DEVICE_ARG_VIRTIO_CONSOLE) {
+        in = STDIN_FILENO;
+    }
+    rt_executor_t *ex = rt_executor_new(rt, name);
+    console_config_t console = {.device = d->actor, .out_fd = out, .in_fd = in};
+    rt_actor_spec_t spec = {.name = name, .ops = &console_ops, .arg = &console};
     int rc = ex ? rt_actor_start(ex, &spec) : -ENOMEM;
     if (rc)
-        fprintf(stderr, "vmm devhost: cannot start the console: %s\n", strerror(-rc));
+        fprintf(stderr, "vmm devhost: cannot start %s: %s\n", name, strerror(-rc));
     return rc;
 }
 
-static int s_start(rt_executor_t *ex, const s_args_t *a, const device_arg_t *d)
+static int s_start(rt_executor_t *ex, const s_args_t *a, const device_arg_t *d,
+                   const char *console)
 {
-    char endpoint[4200], record[4200];
+    static const device_new_fn models[] = {
+        [DEVICE_ARG_SERIAL] = dev_serial_new,
+        [DEVICE_ARG_TESTDEV] = dev_testdev_new,
+        [DEVICE_ARG_VIRTIO_BLK] = dev_virtio_blk_new,
+        [DEVICE_ARG_VIRTIO_CONSOLE] = dev_virtio_console_new,
+        [DEVICE_ARG_VIRTIO_RNG] = dev_virtio_rng_new,
+    };
+    char endpoint[4200], record[4200], args[4400];
     const char *state = a->state ? a->state : a->dir;
     if (state)
-        snprintf(record, sizeof record, "%s/%s.record", state, device_arg_name(d->kind));
+        snprintf(record, sizeof record, "%s/%s.record", state, d->name);
     if (a->dir)
-        snprintf(endpoint, sizeof endpoint, "ipc://%s/%s", a->dir, device_arg_name(d->kind));
+        snprintf(endpoint, sizeof endpoint, "ipc://%s/%s", a->dir, d->name);
     else
         snprintf(endpoint, sizeof endpoint, "tcp://%s:*", a->listen);
-    bool serial = d->kind == DEVICE_ARG_SERIAL;
-    device_actor_config_t cfg = {.new_model = serial ? dev_serial_new : dev_testdev_new,
+    device_arg_model_args(d, args, sizeof args);
+    device_actor_config_t cfg = {.new_model = models[d->kind],
+                                 .model_args = device_arg_virtio(d) ? args : NULL,
                                  .partition = VM_PARTITION, .owner = S_OWNER,
-                                 .console = serial ? S_CONSOLE : NULL,
-                                 .halt_if_lost = d->required, .msi_irqfd = true};
-    rt_actor_spec_t spec = {.name = device_arg_actor(d->kind), .ops = &device_actor_ops,
-                            .arg = &cfg, .endpoint = endpoint,
-                            .delivery_record = state ? record : NULL};
+                                 .console = console, .halt_if_lost = d->required,
+                                 .msi_irqfd = true};
+    rt_actor_spec_t spec = {.name = d->actor, .ops = &device_actor_ops, .arg = &cfg,
+                            .endpoint = endpoint, .delivery_record = state ? record : NULL};
     int rc = rt_actor_start(ex, &spec);
     if (rc)
-        fprintf(stderr, "vmm devhost: cannot start %s: %s\n", device_arg_name(d->kind),
-                strerror(-rc));
+        fprintf(stderr, "vmm devhost: cannot start %s: %s\n", d->name, strerror(-rc));
     return rc;
 }
 
@@ -268,10 +297,13 @@ int devhost_main(int argc, char **argv)
     size_t started = 0;
     for (size_t i = 0; !status && i < a.n_devices; i++) {
         const device_arg_t *d = &a.devices[i];
-        rt_executor_t *ex = rt_executor_new(rt, device_arg_name(d->kind));
-        if (d->kind == DEVICE_ARG_SERIAL && s_start_console(rt, d))
+        char console[64];
+        bool has_console = d->kind == DEVICE_ARG_SERIAL || d->kind == DEVICE_ARG_VIRTIO_CONSOLE;
+        snprintf(console, sizeof console, "devhost/console/%s", d->name);
+        rt_executor_t *ex = rt_executor_new(rt, d->name);
+        if (has_console && s_start_console(rt, d, console))
             status = S_EXIT_FAILED;
-        else if (!ex || s_start(ex, &a, d))
+        else if (!ex || s_start(ex, &a, d, has_console ? console : NULL))
             status = S_EXIT_FAILED;
         else
             started++;

@@ -19,6 +19,9 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "actors/devices/virtio_blk.h"
+#include "actors/devices/virtio_console.h"
+#include "actors/devices/virtio_rng.h"
 #include "guest/demo_embedded.h"
 #include "vmm/device_arg.h"
 #include "vmm/devhost.h"
@@ -33,7 +36,7 @@
 #define S_MAX_GUEST (256ull << 20)
 #define S_MAX_INITRD (1ull << 30)
 #define S_MEM_MAX_ELF (3ull << 30)
-#define S_MAX_DEVICES 2
+#define S_MAX_DEVICES 8
 #define S_MAX_KEYS 16
 /* The longest $TMPDIR the private folder goes in (else /tmp). */
 #define S_MAX_TMPDIR 64
@@ -65,7 +68,7 @@ static void s_run_usage(FILE *f)
             "               [--devices with-vp0|apart] [--hyperv] [--log-level LEVEL]\n"
             "               [--verbose]\n"
             "               [--trace FILE [--trace-actor PREFIX]... [--trace-kind KIND]...]\n"
-            "               [--device KIND,host=ipc|tcp|remote[,required] ...]\n"
+            "               [--device KIND[,SETTING...][,host=ipc|tcp|remote[,required]] ...]\n"
             "               [--listen tcp://ADDRESS:PORT --key FILE --allow-key FILE ...\n"
             "                [--wait-devices SECONDS]]\n"
             "\n"
@@ -105,10 +108,21 @@ static void s_run_usage(FILE *f)
             "                   A device host vmm starts records into FILE.devhostN,\n"
             "                   N counting its starts from 0\n"
             "\n"
-            "Devices in device hosts (vmm devhost), all of a VM over one transport:\n"
-            "  --device KIND,host=H[,required]\n"
-            "                   KIND is serial (COM1) or testdev (the device that\n"
-            "                   raises the demo's MSI). host=ipc: vmm starts a device\n"
+            "Devices, in this process or in device hosts (vmm devhost), all of a VM's\n"
+            "device hosts over one transport:\n"
+            "  --device KIND[,SETTING...][,host=H[,required]]\n"
+            "                   KIND is serial (COM1), testdev (the device that\n"
+            "                   raises the demo's MSI), virtio-blk, virtio-console or\n"
+            "                   virtio-rng (virtio-mmio version 2). Settings:\n"
+            "                   file=PATH: virtio-blk's raw disk image (needed), or\n"
+            "                   where virtio-console writes (default: stdout, and it\n"
+            "                   reads stdin, which COM1 then does not); readonly\n"
+            "                   (virtio-blk); name=NAME, base=ADDR and irq=N (default:\n"
+            "                   virtio-blk0 ..., 0xd0000000 and on by 4 KiB, irqs 5,\n"
+            "                   6, 7, 10, 11). A --kernel gets each virtio device as\n"
+            "                   virtio_mmio.device=4K@ADDR:IRQ on its command line.\n"
+            "                   Without host= a device runs in this process (serial\n"
+            "                   and testdev always do). host=ipc: vmm starts a device\n"
             "                   host reached over ipc:// in a private folder (in\n"
             "                   $TMPDIR, else /tmp); host=tcp:\n"
             "                   the same over tcp:// on 127.0.0.1 with CURVE keys vmm\n"
@@ -260,16 +274,15 @@ typedef struct {
 static int s_add_device(s_remote_t *r, const char *arg)
 {
     device_arg_t d;
-    char err[160];
+    char err[4200];
     if (device_arg_parse(arg, true, &d, err, sizeof err)) {
         fprintf(stderr, "vmm run: --device %s\n", err);
         return -EINVAL;
     }
-    for (size_t i = 0; i < r->n_devices; i++)
-        if (r->devices[i].kind == d.kind) {
-            fprintf(stderr, "vmm run: --device %s: named twice\n", arg);
-            return -EINVAL;
-        }
+    if (r->n_devices == S_MAX_DEVICES) {
+        fprintf(stderr, "vmm run: --device %s: at most %d devices\n", arg, S_MAX_DEVICES);
+        return -EINVAL;
+    }
     if (d.host != DEVICE_ARG_IN_VM && r->host != DEVICE_ARG_IN_VM && d.host != r->host) {
         fprintf(stderr, "vmm run: --device %s: the device hosts of a VM share one transport\n",
                 arg);
@@ -277,7 +290,7 @@ static int s_add_device(s_remote_t *r, const char *arg)
     }
     if (d.host != DEVICE_ARG_IN_VM)
         r->host = d.host;
-    r->devices[r->n_devices++] = d; /* one per kind: never more than the array */
+    r->devices[r->n_devices++] = d;
     return 0;
 }
 
@@ -389,7 +402,8 @@ static int s_remote_admit(s_remote_t *r, vm_t *vm, char *err, size_t errlen)
  * partition at endpoint; their delivery records are kept in r's folder. */
 static pid_t s_start_devhost(const s_remote_t *r, const char *endpoint)
 {
-    char dev_args[S_MAX_DEVICES][32], key[sizeof r->dir + 16], vm_key[sizeof r->dir + 16];
+    static char dev_args[S_MAX_DEVICES][4400];
+    char key[sizeof r->dir + 16], vm_key[sizeof r->dir + 16];
     char trace[4200];
     /* vmm devhost --vm E, eight of tcp:// (or two of ipc://), the
      * devices, the trace and its filters, the NULL. */
@@ -531,6 +545,13 @@ static int s_remote_start(s_remote_t *r, vm_t *vm, char *err, size_t errlen)
     if (r->host == DEVICE_ARG_REMOTE) {
         fprintf(stderr, "vmm run: waiting up to %d s for device hosts to register at %s\n",
                 r->wait_s, r->partition);
+        for (size_t i = 0; i < r->n_devices; i++) {
+            char arg[4400];
+            if (r->devices[i].host == DEVICE_ARG_IN_VM)
+                continue;
+            device_arg_format(&r->devices[i], arg, sizeof arg);
+            fprintf(stderr, "vmm run:   --device %s\n", arg);
+        }
         wait_ms = r->wait_s * 1000;
     } else {
         if ((r->pid = s_start_devhost(r, r->partition)) < 0) {
@@ -548,13 +569,100 @@ static int s_remote_start(s_remote_t *r, vm_t *vm, char *err, size_t errlen)
     for (size_t i = 0; i < r->n_devices; i++) {
         if (r->devices[i].host == DEVICE_ARG_IN_VM)
             continue;
-        const char *name = device_arg_name(r->devices[i].kind);
+        const char *name = r->devices[i].name;
         if (vm_wait_device(vm, name, wait_ms)) {
             snprintf(err, errlen, "%s did not register from its device host", name);
             return -ETIMEDOUT;
         }
     }
     return 0;
+}
+
+/* The virtio devices of `vmm run`: those in this process as the VM's
+ * devices, and the command line a kernel gets. */
+typedef struct {
+    vm_device_t devices[S_MAX_DEVICES];
+    char args[S_MAX_DEVICES][4400];
+    vm_console_t console;
+    bool has_console;
+    int con_out;        /* a virtio-console's file=, opened here; -1: none */
+    bool stdin_taken;   /* a virtio-console reads stdin: COM1 does not */
+    char *append;       /* the kernel's command line with the devices */
+} s_virtio_t;
+
+/* Fills cfg's devices and the kernel's command line from the devices of
+ * the command line. Returns 0, or -1 after saying why. */
+static int s_virtio_prepare(s_virtio_t *v, const s_remote_t *r, loader_kernel_config_t *kernel,
+                            vm_config_t *cfg)
+{
+    size_t len = kernel->append ? strlen(kernel->append) : 0;
+    for (size_t i = 0; i < r->n_devices; i++) {
+        const device_arg_t *d = &r->devices[i];
+        if (!device_arg_virtio(d))
+            continue;
+        if (d->kind == DEVICE_ARG_VIRTIO_BLK &&
+            access(d->file, d->readonly ? R_OK : R_OK | W_OK) < 0) {
+            fprintf(stderr, "vmm run: --device %s: %s: %s\n", d->name, d->file,
+                    strerror(errno));
+            return -1;
+        }
+        if (d->kind == DEVICE_ARG_VIRTIO_CONSOLE && !d->file[0])
+            v->stdin_taken = true;
+        len += 64;
+        if (d->host != DEVICE_ARG_IN_VM)
+            continue;
+        vm_device_t *dev = &v->devices[cfg->n_devices++];
+        device_arg_model_args(d, v->args[i], sizeof v->args[i]);
+        static const device_new_fn models[] = {
+            [DEVICE_ARG_VIRTIO_BLK] = dev_virtio_blk_new,
+            [DEVICE_ARG_VIRTIO_CONSOLE] = dev_virtio_console_new,
+            [DEVICE_ARG_VIRTIO_RNG] = dev_virtio_rng_new,
+        };
+        *dev = (vm_device_t){.name = d->actor, .new_model = models[d->kind],
+                             .model_args = v->args[i]};
+        if (d->kind != DEVICE_ARG_VIRTIO_CONSOLE)
+            continue;
+        if (v->has_console) {
+            fprintf(stderr, "vmm run: --device %s: one virtio-console in this process\n",
+                    d->name);
+            return -1;
+        }
+        v->has_console = true;
+        v->console = (vm_console_t){.out_fd = STDOUT_FILENO, .in_fd = STDIN_FILENO};
+        if (d->file[0]) {
+            v->con_out = open(d->file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            if (v->con_out < 0) {
+                fprintf(stderr, "vmm run: --device %s: %s: %s\n", d->name, d->file,
+                        strerror(errno));
+                return -1;
+            }
+            v->console = (vm_console_t){.out_fd = v->con_out, .in_fd = -1};
+        }
+        dev->console = &v->console;
+    }
+    cfg->devices = v->devices;
+    if (!kernel->kernel_name || len == (kernel->append ? strlen(kernel->append) : 0))
+        return 0;
+    if (!(v->append = malloc(len + 1)))
+        return -1;
+    size_t n = (size_t)snprintf(v->append, len + 1, "%s", kernel->append ? kernel->append : "");
+    for (size_t i = 0; i < r->n_devices; i++) {
+        char one[64];
+        if (!device_arg_virtio(&r->devices[i]))
+            continue;
+        device_arg_linux(&r->devices[i], one, sizeof one);
+        n += (size_t)snprintf(v->append + n, len + 1 - n, "%s%s", n ? " " : "", one);
+    }
+    kernel->append = v->append;
+    return 0;
+}
+
+static void s_virtio_release(s_virtio_t *v)
+{
+    if (v->con_out >= 0)
+        close(v->con_out);
+    free(v->append);
+    v->append = NULL;
 }
 
 /* The choices of guest and machine that go together: --guest or --kernel,
@@ -726,11 +834,23 @@ static int s_run(int argc, char **argv)
         rcfg.log_level = RT_LOG_INFO;
         rcfg.log_level_set = true;
     }
+    char err[4200] = "";
+    if (device_arg_place(remote.devices, remote.n_devices, err, sizeof err)) {
+        fprintf(stderr, "vmm run: --device: %s\n", err);
+        return S_EXIT_USAGE;
+    }
     const char *elsewhere[S_MAX_DEVICES];
     for (size_t i = 0; i < remote.n_devices; i++)
         if (remote.devices[i].host != DEVICE_ARG_IN_VM)
-            elsewhere[cfg.n_elsewhere++] = device_arg_name(remote.devices[i].kind);
+            elsewhere[cfg.n_elsewhere++] = remote.devices[i].name;
     cfg.elsewhere = elsewhere;
+    /* The virtio devices in this process, and what a kernel is told of
+     * every virtio device. */
+    s_virtio_t virtio = {.con_out = -1};
+    if (s_virtio_prepare(&virtio, &remote, &kernel, &cfg)) {
+        s_virtio_release(&virtio);
+        return S_EXIT_FAILED;
+    }
     if (!topts.path && (topts.n_actors || topts.n_kinds)) {
         fprintf(stderr, "vmm run: --trace-actor and --trace-kind need --trace FILE\n");
         return S_EXIT_USAGE;
@@ -738,7 +858,6 @@ static int s_run(int argc, char **argv)
     cfg.trace = trace_opts_config(&topts, "vmm run", &tcfg);
     remote.trace = &topts;
 
-    char err[4200] = "";
     uint8_t *file = NULL, *initrd = NULL;
     if (kernel.kernel_name) {
         file = s_read_file(kernel.kernel_name, S_MAX_GUEST, &kernel.kernel_len, err, sizeof err);
@@ -773,7 +892,7 @@ static int s_run(int argc, char **argv)
             goto out;
         }
         cfg.serial_out = out_fd;
-    } else {
+    } else if (!virtio.stdin_taken) {
         cfg.serial_in = STDIN_FILENO;
         if (isatty(STDIN_FILENO))
             s_term_to_guest();
@@ -800,6 +919,7 @@ static int s_run(int argc, char **argv)
 out:
     free(file);
     s_remote_stop(&remote);
+    s_virtio_release(&virtio);
     if (remote.dir[0])
         s_remove_dir(remote.dir);
     if (out_fd >= 0)

@@ -2,7 +2,8 @@
  * 32 writes of 4 KiB in flight (sectors 8i..8i+7, pattern virtio_blk_byte()),
  * a flush, the 32 read back in flight and compared. Reports {init step
  * that failed or 0, writes answered OK, the flush's status, reads answered
- * OK and matching, the first 4 bytes of the id, the device status}. */
+ * OK and matching, the first 4 bytes of the id, the device status}; then
+ * says on COM1 how it went and powers off, or exits with 1 (`vmm run`). */
 #include "guest/guest.h"
 #include "guest/virtio.h"
 #include "tests/guests/virtio_blk_pattern.h"
@@ -102,5 +103,10 @@ void guest_main(uint32_t vp)
         r[5] = guest_virtio_status(&s_blk);
     }
     guest_sync(1, r[0], r[1], r[2], r[3], r[4], r[5]);
-    guest_halt_forever();
+    bool ok = !r[0] && r[1] == N_REQ && !r[2] && r[3] == N_REQ && !(r[5] & 0x40);
+    guest_printf("virtio-blk: %s (init %u, writes %u, flush %u, reads %u, status 0x%x)\n",
+                 ok ? "ok" : "FAILED", r[0], r[1], r[2], r[3], r[5]);
+    if (ok)
+        guest_power_off();
+    guest_exit(1);
 }

@@ -2,7 +2,8 @@
  * gives a receive buffer, sends a greeting, waits for a line of input and
  * sends it back after "echo: ". Reports {init step that failed or 0,
  * whether the greeting was used, the input's length, the echo's length
- * once used (0: never), the device status}. */
+ * once used (0: never), the device status}; then says on COM1 how it
+ * went and powers off, or exits with 1 (`vmm run`). */
 #include "guest/guest.h"
 #include "guest/virtio.h"
 
@@ -44,5 +45,10 @@ void guest_main(uint32_t vp)
         r[4] = guest_virtio_status(&s_con);
     }
     guest_sync(1, r[0], r[1], r[2], r[3], r[4]);
-    guest_halt_forever();
+    bool ok = !r[0] && r[1] == 1 && r[2] && r[3] == 6 + r[2] && !(r[4] & 0x40);
+    guest_printf("virtio-console: %s (init %u, input %u bytes, status 0x%x)\n",
+                 ok ? "ok" : "FAILED", r[0], r[2], r[4]);
+    if (ok)
+        guest_power_off();
+    guest_exit(1);
 }
