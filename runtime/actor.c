@@ -329,6 +329,21 @@ int rt_note_sent(rt_actor_t *self, const char *to, Vmm__Envelope *env)
     return 0;
 }
 
+int rt_note_received(rt_actor_t *self, const char *from, Vmm__Envelope *env)
+{
+    if (!from || !env || env->body_case == VMM__ENVELOPE__BODY__NOT_SET || self->terminated)
+        return -EINVAL;
+    env->sender = (char *)from;
+    env->receiver = self->name;
+    env->request_id = 0;
+    env->reply_to = 0;
+    rt_tap(self->rt, RT_TAP_RX, self, env, NULL, 0);
+    rt_ctx_t ctx;
+    rt_ctx_init(&ctx, RT_CTX_LOCAL);
+    rt_actor_dispatch(self, env, &ctx);
+    return 0;
+}
+
 void rt_flush(rt_actor_t *self)
 {
     /* Actors of this executor that are not on the stack get theirs now:

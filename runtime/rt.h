@@ -440,6 +440,16 @@ int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env);
  */
 int rt_note_sent(rt_actor_t *self, const char *to, Vmm__Envelope *env);
 
+/*
+ * The other side of rt_note_sent(): hands env (one-way) to self's own
+ * handlers as if `from` had sent it, and records it so. For what reached
+ * the actor by other means the sender handed out (a doorbell's eventfd a
+ * device host waits on itself), so that it stays a message in the trace
+ * and a replay delivers it as any other. Call it on self's executor, not
+ * from within a handler of self's. Returns 0 or -EINVAL.
+ */
+int rt_note_received(rt_actor_t *self, const char *from, Vmm__Envelope *env);
+
 /* Delivers now the events self's executor holds: those coalesced for other
  * executors (see rt_send()), and those queued for actors of this executor
  * that are not on the call stack (their handlers run here). For an actor

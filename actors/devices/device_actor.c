@@ -189,6 +189,14 @@ static void s_env_irq_set(device_env_t *env, uint32_t line, bool high)
     Vmm__Devices__Event ev = VMM__DEVICES__EVENT__INIT;
     ev.event_case = VMM__DEVICES__EVENT__EVENT_IRQ_LINE_CHANGED;
     ev.irq_line_changed = &change;
+    /* In a device host on the VM's host: KVM takes it from the irqfd. */
+    if (!device_irqfd_line(&a->irqfds, &a->guest, a->self, a->partition, line, high)) {
+        Vmm__Envelope env_ = VMM__ENVELOPE__INIT;
+        env_.body_case = VMM__ENVELOPE__BODY_DEVICE_EVENT;
+        env_.device_event = &ev;
+        rt_note_sent(a->self, a->partition, &env_);
+        return;
+    }
     if (s_to_partition(a, &ev))
         rt_log(rt_actor_rt(a->self), a->self, RT_LOG_WARN, "setting IRQ %u %s failed", line,
                high ? "high" : "low");
@@ -1042,7 +1050,38 @@ static void s_on_reply(rt_actor_t *self, const Vmm__Envelope *reply)
     for (size_t i = 0; i < reg->n_doorbells; i++)
         a->doorbells[i] = reg->doorbells[i];
     snprintf(a->registration, sizeof a->registration, "registered");
+    /* In a device host on the VM's host: the doorbells are waited on here. */
+    device_irqfd_doorbells(&a->irqfds, &a->guest, self, a->partition, a->doorbells,
+                           reg->n_doorbells);
     s_tell_owner(a, 0, NULL);
+}
+
+/* A doorbell's eventfd this actor waits on itself was signalled: handled
+ * as the partition's DoorbellSignalled it stands for, and recorded so. */
+static void s_on_doorbell_fd(rt_actor_t *self, int fd)
+{
+    s_actor_t *a = rt_actor_state(self);
+    uint64_t handle = device_irqfd_rung(&a->irqfds, fd);
+    if (!handle)
+        return;
+    Vmm__Partition__DoorbellSignalled ds = VMM__PARTITION__DOORBELL_SIGNALLED__INIT;
+    ds.handle = handle;
+    for (size_t i = 0; i < a->model->spec.n_doorbells; i++)
+        if (a->doorbells[i] == handle)
+            ds.guest_address = a->model->spec.doorbells[i].address;
+    Vmm__Partition__Event ev = VMM__PARTITION__EVENT__INIT;
+    ev.event_case = VMM__PARTITION__EVENT__EVENT_DOORBELL_SIGNALLED;
+    ev.doorbell_signalled = &ds;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_PARTITION_EVENT;
+    env.partition_event = &ev;
+    rt_note_received(self, a->partition, &env);
+}
+
+static void s_on_resample_fd(rt_actor_t *self, int fd)
+{
+    s_actor_t *a = rt_actor_state(self);
+    device_irqfd_resampled(&a->irqfds, fd);
 }
 
 static int s_register(s_actor_t *a)
@@ -1179,7 +1218,7 @@ static void s_release(s_actor_t *a)
         s_free_deferred(d);
     }
     device_destroy(&a->model);
-    device_irqfds_fini(&a->irqfds);
+    device_irqfds_fini(&a->irqfds, a->self);
     device_guest_fini(&a->guest);
     synic_link_release(&a->synic);
     if (a->storage_fd >= 0)
@@ -1214,6 +1253,8 @@ static int s_init(rt_actor_t *self, void *arg)
     a->halt_if_lost = cfg->halt_if_lost;
     a->guest.by_message = cfg->guest_by_message;
     a->irqfds.enabled = cfg->msi_irqfd;
+    a->irqfds.on_doorbell = s_on_doorbell_fd;
+    a->irqfds.on_resample = s_on_resample_fd;
     a->irqfds.off = !cfg->msi_irqfd;
     a->irqfds.decided = !cfg->msi_irqfd;
     a->guest.no_file = rt_actor_replaying(self);

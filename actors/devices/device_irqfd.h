@@ -1,11 +1,23 @@
 /*
- * MSIs by irqfd for a device actor in a device host on the VM's host: the
- * partition makes an eventfd KVM watches for each (address, data) the
- * device raises (devices.proto GetMsiIrqfd), the device takes it from the
- * VMM's process with pidfd_getfd(2) and writes it, so that the MSI reaches
- * KVM from the device host's thread without a message (as a vhost-user
- * backend does). The request is still recorded as the RequestMsi message
- * it replaces (rt_note_sent()).
+ * The data path of a device actor in a device host on the VM's host, by
+ * descriptors it takes from the VMM's process, as a vhost-user backend has
+ * them, so that the VMM's process is not on the way:
+ *
+ *   - MSIs by irqfd: the partition makes an eventfd KVM watches for each
+ *     (address, data) the device raises (devices.proto GetMsiIrqfd); the
+ *     device writes it. Recorded as the RequestMsi it replaces
+ *     (rt_note_sent()).
+ *   - Lines by irqfd with a resample eventfd (GetLineIrqfd): the device
+ *     writes the irqfd when its line rises; KVM lowers the line at the
+ *     guest's EOI and signals the resample eventfd, and the device raises
+ *     it again while its line is high. Recorded as the IrqLineChanged it
+ *     replaces.
+ *   - Doorbells by their eventfds (GetDoorbellFd): the device waits on them
+ *     itself; each signal is recorded as the DoorbellSignalled the
+ *     partition would have sent (rt_note_received()), so that a replay
+ *     delivers it the same way.
+ *
+ * The device takes each descriptor with pidfd_getfd(2).
  *
  * Only where guest RAM is mapped from another process (device_guest.h:
  * the same host, the same user): in the VMM's own process the partition
@@ -27,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "actors/devices/device.h"
 #include "actors/devices/device_guest.h"
 #include "runtime/rt.h"
 
@@ -38,6 +51,10 @@
  * address was taken. */
 #define DEVICE_INPUT_IRQFDS_APPLY 4
 #define DEVICE_INPUT_IRQFD_TAKEN 5
+/* The same for a line's irqfd (at the line) and a doorbell's eventfd (at
+ * its handle). */
+#define DEVICE_INPUT_LINE_IRQFD_TAKEN 10
+#define DEVICE_INPUT_DOORBELL_FD_TAKEN 11
 
 typedef struct {
     struct {
@@ -46,10 +63,27 @@ typedef struct {
         int fd;
     } slot[DEVICE_MAX_IRQFDS];
     size_t n;
+    struct {
+        uint32_t line;
+        int fd, resample_fd;
+        bool high;
+    } lines[DEVICE_MAX_IRQS];
+    size_t n_lines;
+    struct {
+        uint64_t handle;
+        int fd;
+    } bells[DEVICE_MAX_DOORBELLS];
+    size_t n_bells;
     bool enabled;       /* asked for (device_actor_config_t.msi_irqfd) */
-    bool decided;       /* whether irqfds apply is known */
-    bool off;           /* by message from now on */
+    bool decided;       /* whether descriptors apply is known */
+    bool applies;       /* they do (the VMM's guest RAM is mapped here) */
+    bool off;           /* MSIs by message from now on */
+    bool lines_off;     /* lines by message from now on */
+    /* The owner's callbacks for a resample eventfd and a doorbell's, which
+     * this watches on its executor. */
+    rt_fd_fn on_resample, on_doorbell;
     uint64_t raised;    /* MSIs raised by irqfd */
+    uint64_t lines_raised, resampled, rung; /* line raises, resamples, doorbells */
 } device_irqfds_t;
 
 /* Raises MSI (address, data) by its irqfd, taking one first if it has
@@ -58,11 +92,31 @@ typedef struct {
 int device_irqfd_raise(device_irqfds_t *f, device_guest_t *g, rt_actor_t *self,
                        const char *partition, uint64_t address, uint32_t data);
 
+/* Sets line's level by its irqfd, taking one first if it has none: 0 when
+ * done so; -ENOTSUP when it goes by message. */
+int device_irqfd_line(device_irqfds_t *f, device_guest_t *g, rt_actor_t *self,
+                      const char *partition, uint32_t line, bool high);
+
+/* The resample eventfd fd was signalled: its line is raised again while
+ * high. */
+void device_irqfd_resampled(device_irqfds_t *f, int fd);
+
+/* Takes the eventfds of the n doorbells whose handles the registration
+ * gave, and watches them (on_doorbell); those it cannot take stay the
+ * partition's, signalled by message. Drops the ones an earlier
+ * registration had first. */
+void device_irqfd_doorbells(device_irqfds_t *f, device_guest_t *g, rt_actor_t *self,
+                            const char *partition, const uint64_t *handles, size_t n);
+
+/* A doorbell eventfd fd was signalled: reads it; its handle, or 0 when fd
+ * is none of them or had nothing. */
+uint64_t device_irqfd_rung(device_irqfds_t *f, int fd);
+
 /* When enabled: "off" or how many, and the MSIs raised so, for inspect
  * trees. */
 void device_irqfds_inspect(const device_irqfds_t *f, Vmm__Rt__InspectNode *node);
 
-/* Closes the descriptors. */
-void device_irqfds_fini(device_irqfds_t *f);
+/* Stops watching and closes the descriptors. */
+void device_irqfds_fini(device_irqfds_t *f, rt_actor_t *self);
 
 #endif

@@ -877,6 +877,63 @@ static int s_on_get_msi_irqfd(rt_actor_t *self, const Vmm__Envelope *msg,
     return rt_reply(self, msg, &env);
 }
 
+/* Replies HostFds: descriptors fd and resample_fd of this process. */
+static int s_reply_host_fds(rt_actor_t *self, const Vmm__Envelope *msg, int fd, int resample_fd)
+{
+    partition_t *p = rt_actor_state(self);
+    Vmm__Devices__HostFds res = VMM__DEVICES__HOST_FDS__INIT;
+    res.pid = (int32_t)getpid();
+    res.fd = fd;
+    res.ram_fd = p->ram_fd;
+    res.resample_fd = resample_fd;
+    Vmm__Devices__Reply r = VMM__DEVICES__REPLY__INIT;
+    r.result_case = VMM__DEVICES__REPLY__RESULT_HOST_FDS;
+    r.host_fds = &res;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REPLY;
+    env.device_reply = &r;
+    return rt_reply(self, msg, &env);
+}
+
+/* One of a registered device's doorbells, handed to it to wait on. */
+static int s_on_get_doorbell_fd(rt_actor_t *self, const Vmm__Envelope *msg,
+                                const Vmm__Devices__GetDoorbellFd *op)
+{
+    partition_t *p = rt_actor_state(self);
+    const partition_grants_t *g = s_grants(self, msg->sender);
+    if (!g || !g->device)
+        return partition_deny(self, msg, "only a registered device may wait on its doorbells");
+    if (p->stage != PARTITION_BUILT)
+        return partition_stage_error(self, msg, PARTITION_BUILT);
+    int efd, rc = partition_hand_doorbell(self, msg->sender, op->handle, &efd);
+    if (rc) {
+        char err[96];
+        snprintf(err, sizeof err, "doorbell %llu: %s", (unsigned long long)op->handle,
+                 rc == -ENOENT ? "not one of this device's" : strerror(-rc));
+        return partition_refuse(self, msg, rt_error_code(rc), err);
+    }
+    return s_reply_host_fds(self, msg, efd, -1);
+}
+
+/* An irqfd for one of a registered device's lines. */
+static int s_on_get_line_irqfd(rt_actor_t *self, const Vmm__Envelope *msg,
+                               const Vmm__Devices__GetLineIrqfd *op)
+{
+    partition_t *p = rt_actor_state(self);
+    const partition_grants_t *g = s_grants(self, msg->sender);
+    if (!g || !g->device || !s_has_irq(g, op->line))
+        return partition_deny(self, msg, "only a registered device may have irqfds for its "
+                                         "own lines");
+    if (p->stage != PARTITION_BUILT)
+        return partition_stage_error(self, msg, PARTITION_BUILT);
+    char err[160];
+    size_t i;
+    int rc = partition_line_irqfd(self, msg->sender, op->line, &i, err, sizeof err);
+    if (rc)
+        return partition_refuse(self, msg, rt_error_code(rc), err);
+    return s_reply_host_fds(self, msg, p->line_irqfds[i].efd, p->line_irqfds[i].resample_efd);
+}
+
 /* The synic's actors: "<vm>/synic" and "<vm>/synic/vp/<N>", which the
  * partition started itself. */
 static bool s_is_synic(const partition_t *p, const char *actor)
@@ -986,6 +1043,10 @@ int partition_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg)
         return s_on_map_guest_memory(self, msg);
     case VMM__DEVICES__REQUEST__OP_GET_MSI_IRQFD:
         return s_on_get_msi_irqfd(self, msg, req->get_msi_irqfd);
+    case VMM__DEVICES__REQUEST__OP_GET_DOORBELL_FD:
+        return s_on_get_doorbell_fd(self, msg, req->get_doorbell_fd);
+    case VMM__DEVICES__REQUEST__OP_GET_LINE_IRQFD:
+        return s_on_get_line_irqfd(self, msg, req->get_line_irqfd);
     default:
         return partition_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                                 "the partition takes device registrations and guest memory "

@@ -1221,9 +1221,74 @@ int partition_irqfd(rt_actor_t *self, const char *owner, uint64_t address, uint3
     return 0;
 }
 
+/* ---- Line irqfds ---------------------------------------------------------------- */
+
+static void s_line_irqfd_close(partition_t *p, partition_line_irqfd_t *f)
+{
+    struct kvm_irqfd off = {.fd = (uint32_t)f->efd, .gsi = f->line,
+                            .flags = KVM_IRQFD_FLAG_DEASSIGN};
+    ioctl(p->vm_fd, KVM_IRQFD, &off);
+    close(f->efd);
+    close(f->resample_efd);
+    free(f->owner);
+}
+
+int partition_line_irqfd(rt_actor_t *self, const char *owner, uint32_t line, size_t *out,
+                         char *err, size_t errlen)
+{
+    partition_t *p = rt_actor_state(self);
+    for (size_t i = 0; i < p->n_line_irqfds; i++)
+        if (p->line_irqfds[i].line == line && !strcmp(p->line_irqfds[i].owner, owner)) {
+            *out = i;
+            return 0;
+        }
+    partition_line_irqfd_t *grown =
+        realloc(p->line_irqfds, (p->n_line_irqfds + 1) * sizeof *grown);
+    if (!grown) {
+        snprintf(err, errlen, "no memory");
+        return -ENOMEM;
+    }
+    p->line_irqfds = grown;
+    partition_line_irqfd_t f = {.owner = strdup(owner), .line = line,
+                                .efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
+                                .resample_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+    int rc = !f.owner || f.efd < 0 || f.resample_efd < 0 ? -ENOMEM : 0;
+    /* The level set by message would stay beside the irqfd's: lowered. */
+    struct kvm_irq_level low = {.irq = line, .level = 0};
+    pthread_mutex_lock(&p->irq_lock);
+    if (!rc && ioctl(p->vm_fd, KVM_IRQ_LINE, &low) < 0)
+        rc = -errno;
+    if (!rc)
+        p->irq_high[line] = false;
+    pthread_mutex_unlock(&p->irq_lock);
+    struct kvm_irqfd on = {.fd = (uint32_t)f.efd, .gsi = line,
+                           .flags = KVM_IRQFD_FLAG_RESAMPLE,
+                           .resamplefd = (uint32_t)f.resample_efd};
+    if (!rc && ioctl(p->vm_fd, KVM_IRQFD, &on) < 0)
+        rc = -errno;
+    if (rc) {
+        snprintf(err, errlen, "cannot make an irqfd for line %u: %s", line, strerror(-rc));
+        if (f.efd >= 0)
+            close(f.efd);
+        if (f.resample_efd >= 0)
+            close(f.resample_efd);
+        free(f.owner);
+        return rc;
+    }
+    p->line_irqfds[p->n_line_irqfds++] = f;
+    p->stats.irqfds_made++;
+    *out = p->n_line_irqfds - 1;
+    return 0;
+}
+
 /* Drops owner's irqfds (its registration went). */
 static void s_drop_irqfds_of(partition_t *p, const char *owner)
 {
+    for (size_t i = p->n_line_irqfds; i-- > 0;)
+        if (!strcmp(p->line_irqfds[i].owner, owner)) {
+            s_line_irqfd_close(p, &p->line_irqfds[i]);
+            p->line_irqfds[i] = p->line_irqfds[--p->n_line_irqfds];
+        }
     bool dropped = false;
     for (size_t i = p->n_irqfds; i-- > 0;)
         if (!strcmp(p->irqfds[i].owner, owner)) {
@@ -1439,12 +1504,32 @@ static void s_drop_doorbell(rt_actor_t *self, size_t i)
 {
     partition_t *p = rt_actor_state(self);
     partition_doorbell_t *d = &p->doorbells[i];
-    rt_actor_unwatch_fd(self, d->efd);
+    if (!d->handed)
+        rt_actor_unwatch_fd(self, d->efd);
     if (p->stage == PARTITION_BUILT)
         s_ioeventfd(p, d, false);
     close(d->efd);
     free(d->owner);
     p->doorbells[i] = p->doorbells[--p->n_doorbells];
+}
+
+int partition_hand_doorbell(rt_actor_t *self, const char *owner, uint64_t handle, int *efd)
+{
+    partition_t *p = rt_actor_state(self);
+    for (size_t i = 0; i < p->n_doorbells; i++) {
+        partition_doorbell_t *d = &p->doorbells[i];
+        if (d->handle != handle || strcmp(d->owner, owner))
+            continue;
+        if (!d->handed) {
+            int rc = rt_actor_unwatch_fd(self, d->efd);
+            if (rc)
+                return rc;
+            d->handed = true;
+        }
+        *efd = d->efd;
+        return 0;
+    }
+    return -ENOENT;
 }
 
 /* Drops the doorbells that signal owner (its registration went). */
@@ -1688,6 +1773,9 @@ static void s_fini(rt_actor_t *self)
     for (size_t i = 0; i < p->n_irqfds; i++)
         s_irqfd_close(p, &p->irqfds[i]);
     free(p->irqfds);
+    for (size_t i = 0; i < p->n_line_irqfds; i++)
+        s_line_irqfd_close(p, &p->line_irqfds[i]);
+    free(p->line_irqfds);
     for (size_t i = 0; i < p->n_msis; i++)
         free(p->msis[i].owner);
     free(p->msis);

@@ -68,6 +68,9 @@ typedef struct {
     uint32_t length;
     bool match;
     uint64_t value;
+    /* Given to its device, which waits on efd itself (GetDoorbellFd): not
+     * watched here. */
+    bool handed;
 } partition_doorbell_t;
 
 /* An MSI a device in another process raises by writing efd (KVM_IRQFD on
@@ -79,6 +82,14 @@ typedef struct {
     uint32_t gsi;
     int efd;
 } partition_irqfd_t;
+
+/* A device's line raised by an irqfd it writes and lowered by KVM at the
+ * guest's EOI, which then signals resample_efd (KVM_IRQFD_FLAG_RESAMPLE). */
+typedef struct {
+    char *owner;
+    uint32_t line;
+    int efd, resample_efd;
+} partition_line_irqfd_t;
 
 /* An MSI made from an MSI target (the seed's MsiControl). */
 typedef struct {
@@ -193,6 +204,8 @@ typedef struct {
     uint64_t next_msi;
     partition_irqfd_t *irqfds;
     size_t n_irqfds;
+    partition_line_irqfd_t *line_irqfds;
+    size_t n_line_irqfds;
     partition_stats_t stats;
 } partition_t;
 
@@ -209,7 +222,7 @@ int partition_stage_error(rt_actor_t *self, const Vmm__Envelope *msg, partition_
  * Returns 0, or a negative errno with the reason in err. */
 int partition_add_doorbell(rt_actor_t *self, const Vmm__Partition__RegisterDoorbell *op,
                            const char *owner, uint64_t *handle, char *err, size_t errlen);
-/* Drops the doorbells that signal owner, and its MSI irqfds (its
+/* Drops the doorbells that signal owner, and its MSI and line irqfds (its
  * registration went). */
 void partition_drop_doorbells_of(rt_actor_t *self, const char *owner);
 /* An MSI irqfd for (address, data) of device owner, made or the one it
@@ -217,6 +230,16 @@ void partition_drop_doorbells_of(rt_actor_t *self, const char *owner);
  * in err. */
 int partition_irqfd(rt_actor_t *self, const char *owner, uint64_t address, uint32_t data,
                     size_t *out, char *err, size_t errlen);
+
+/* The doorbell `handle` of device owner, handed to it to wait on itself
+ * (no longer watched here): *efd is its eventfd. Returns 0, -ENOENT (no
+ * such doorbell of owner's), or unwatch's error. */
+int partition_hand_doorbell(rt_actor_t *self, const char *owner, uint64_t handle, int *efd);
+/* A line irqfd for line of device owner, made or the one it has: *out is
+ * its index in line_irqfds. Returns 0, or a negative errno with the reason
+ * in err. */
+int partition_line_irqfd(rt_actor_t *self, const char *owner, uint32_t line, size_t *out,
+                         char *err, size_t errlen);
 
 /* devices.c: the registrations the registry holds, in *reply (released by
  * the caller). Returns 0 or the call's error. */
