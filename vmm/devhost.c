@@ -42,7 +42,8 @@ static void s_usage(FILE *f)
             "usage: vmm devhost --vm ENDPOINT --device KIND[,SETTING...][,required]\n"
             "                   [--device ...]\n"
             "                   (--dir DIR | --listen ADDRESS --key FILE --vm-key FILE)\n"
-            "                   [--state DIR] [--trace FILE [--trace-actor PREFIX]...\n"
+            "                   [--state DIR] [--by-message]\n"
+            "                   [--trace FILE [--trace-actor PREFIX]...\n"
             "                   [--trace-kind KIND]...]\n"
             "\n"
             "Hosts device actors for a VM in another process or on another host: each\n"
@@ -70,11 +71,15 @@ static void s_usage(FILE *f)
             "                   started again after a crash neither repeats nor misses\n"
             "                   what the VM sent (default: the --dir folder; none over\n"
             "                   tcp://, then a restart may repeat what was in flight)\n"
+            "  --by-message     guest memory, doorbells and interrupts by message, as\n"
+            "                   from another machine, even where the VM's memory file\n"
+            "                   and descriptors could be taken (for measurements)\n"
             TRACE_OPTS_HELP);
 }
 
 typedef struct {
     const char *vm, *dir, *listen, *key, *vm_key, *state;
+    bool by_message;
     device_arg_t devices[S_MAX_DEVICES];
     size_t n_devices;
     trace_opts_t trace;
@@ -87,6 +92,7 @@ static int s_parse(int argc, char **argv, s_args_t *a)
         {"listen", required_argument, NULL, 'l'}, {"key", required_argument, NULL, 'k'},
         {"vm-key", required_argument, NULL, 'K'}, {"device", required_argument, NULL, 'D'},
         {"state", required_argument, NULL, 's'},  {"help", no_argument, NULL, 'h'},
+        {"by-message", no_argument, NULL, 'b'},
         TRACE_OPTS_LONG,                          {NULL, 0, NULL, 0},
     };
     char err[4200];
@@ -112,6 +118,9 @@ static int s_parse(int argc, char **argv, s_args_t *a)
             break;
         case 's':
             a->state = optarg;
+            break;
+        case 'b':
+            a->by_message = true;
             break;
         case TRACE_OPT_FILE:
         case TRACE_OPT_ACTOR:
@@ -256,7 +265,8 @@ static int s_start(rt_executor_t *ex, const s_args_t *a, const device_arg_t *d,
                                  .model_args = device_arg_virtio(d) ? args : NULL,
                                  .partition = VM_PARTITION, .owner = S_OWNER,
                                  .console = console, .halt_if_lost = d->required,
-                                 .msi_irqfd = true};
+                                 .guest_by_message = a->by_message,
+                                 .msi_irqfd = !a->by_message};
     rt_actor_spec_t spec = {.name = d->actor, .ops = &device_actor_ops, .arg = &cfg,
                             .endpoint = endpoint, .delivery_record = state ? record : NULL};
     int rc = rt_actor_start(ex, &spec);
