@@ -4,15 +4,20 @@
  * neither the queue's doorbell nor the interrupt line (the partition
  * signals no doorbell and sets no line; the device counts doorbells by its
  * eventfd and raises by its irqfd); with --by-message, both go through the
- * partition, and the guest's I/O is the same. Skips without /dev/kvm.
+ * partition, and the guest's I/O is the same. And the device host killed
+ * under a stream of writes and started again, three times: every write is
+ * in the image, each completed once, and the stream carries on. Skips
+ * without /dev/kvm.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runtime/testing/echo.h"
@@ -134,4 +139,72 @@ Test(virtio_devhost, by_message_the_same_io_goes_through_the_partition)
     cr_expect_geq(doorbells, 4, "the partition signalled %lld doorbells", doorbells);
     cr_expect_geq(lines, 1, "the partition set the line %lld times", lines);
     cr_expect_eq(by_fd, -1, "no descriptors: %lld", by_fd);
+}
+
+/* Waits up to 20 s for the device (this incarnation) to have taken n
+ * write requests. */
+static bool s_wait_writes(vm_t *vm, long long n)
+{
+    for (int ms = 0; ms < 20000; ms += 5) {
+        if (s_number(vm, S_DEVICE, "write_requests") >= n)
+            return true;
+        struct timespec pause = {0, 5 * 1000000};
+        nanosleep(&pause, NULL);
+    }
+    return false;
+}
+
+Test(virtio_devhost, a_host_killed_under_a_stream_of_writes_resumes_exactly)
+{
+    char endpoint[128];
+    snprintf(endpoint, sizeof endpoint, "ipc://%s/partition", s_dir);
+    vm_harness_file_t file = vm_harness_read("tests/guests/virtio_blk_stream");
+    vm_config_t cfg = {.n_vps = 1, .mem_size = 16u << 20, .serial_out = -1, .serial_in = -1,
+                       .elf = file.elf, .elf_len = file.len, .partition_endpoint = endpoint};
+    char err[256] = "";
+    vm_t *vm = vm_new(&cfg, err, sizeof err);
+    free(file.elf);
+    cr_assert_not_null(vm, "vm_new: %s", err);
+    pid_t host = s_devhost(endpoint, NULL);
+    cr_assert_eq(vm_wait_device(vm, "virtio-blk0", 10000), 0, "the device host registered");
+    cr_assert_eq(vm_start(vm), 0);
+    for (int kill_no = 0; kill_no < 3; kill_no++) {
+        cr_assert(s_wait_writes(vm, 1500), "incarnation %d took no stream", kill_no);
+        vm_event_t early;
+        cr_assert_eq(vm_next_event(vm, &early, 0), -ETIMEDOUT, "the stream ended before kill %d",
+                     kill_no);
+        cr_assert_eq(kill(host, SIGKILL), 0);
+        cr_assert_eq(waitpid(host, NULL, 0), host);
+        host = s_devhost(endpoint, NULL);
+        cr_assert_eq(vm_wait_device(vm, "virtio-blk0", 10000), 0, "restart %d registered",
+                     kill_no);
+    }
+    vm_event_t ev;
+    cr_assert_eq(vm_next_event(vm, &ev, 120000), 0, "the stream did not end");
+    cr_assert_eq(ev.kind, VM_EVENT_GUEST_CALL, "a halt instead: %s", ev.text);
+    cr_assert_eq(ev.n_args, 6);
+    cr_expect_eq(ev.args[1], 0, "the driver's initialization failed at step %u", ev.args[1]);
+    cr_expect_eq(ev.args[2], VIRTIO_BLK_STREAM_WRITES, "writes completed: %u", ev.args[2]);
+    cr_expect_eq(ev.args[3], 0, "requests used twice: %u", ev.args[3]);
+    cr_expect_eq(ev.args[4], 0, "writes failed: %u", ev.args[4]);
+    cr_expect_eq(ev.args[5] & 0x40, 0, "status 0x%x", ev.args[5]);
+    vm_destroy(&vm);
+    kill(host, SIGTERM);
+    waitpid(host, NULL, 0);
+
+    /* Sector s holds the last write that went to it. */
+    static uint32_t words[VIRTIO_BLK_STREAM_SECTORS * 128];
+    int fd = open(s_image, O_RDONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(read(fd, words, sizeof words), (ssize_t)sizeof words);
+    close(fd);
+    uint32_t wrong = 0;
+    for (uint32_t s = 0; s < VIRTIO_BLK_STREAM_SECTORS; s++) {
+        uint32_t last = (VIRTIO_BLK_STREAM_WRITES - 1 - s) / VIRTIO_BLK_STREAM_SECTORS *
+                            VIRTIO_BLK_STREAM_SECTORS +
+                        s;
+        for (uint32_t w = 0; w < 128; w++)
+            wrong += words[s * 128 + w] != last;
+    }
+    cr_expect_eq(wrong, 0, "%u words of the image are not the last write to them", wrong);
 }

@@ -67,9 +67,11 @@ static void s_usage(FILE *f)
             "  --vm-key FILE    with tcp://: the VM's public key; only the VM holding\n"
             "                   it may talk to these devices\n"
             "  --state DIR      a folder only this user can enter where each device\n"
-            "                   records what it took from the VM, so that a device host\n"
-            "                   started again after a crash neither repeats nor misses\n"
-            "                   what the VM sent (default: the --dir folder; none over\n"
+            "                   records what it took from the VM, and keeps its state,\n"
+            "                   so that a device host started again after a crash\n"
+            "                   neither repeats nor misses what the VM sent, and its\n"
+            "                   devices carry on where they were (a virtio queue from\n"
+            "                   its used index; default: the --dir folder; none over\n"
             "                   tcp://, then a restart may repeat what was in flight)\n"
             "  --by-message     guest memory, doorbells and interrupts by message, as\n"
             "                   from another machine, even where the VM's memory file\n"
@@ -252,10 +254,12 @@ static int s_start(rt_executor_t *ex, const s_args_t *a, const device_arg_t *d,
         [DEVICE_ARG_VIRTIO_CONSOLE] = dev_virtio_console_new,
         [DEVICE_ARG_VIRTIO_RNG] = dev_virtio_rng_new,
     };
-    char endpoint[4200], record[4200], args[4400];
+    char endpoint[4200], record[4200], kept[4200], args[4400];
     const char *state = a->state ? a->state : a->dir;
-    if (state)
+    if (state) {
         snprintf(record, sizeof record, "%s/%s.record", state, d->name);
+        snprintf(kept, sizeof kept, "%s/%s.state", state, d->name);
+    }
     if (a->dir)
         snprintf(endpoint, sizeof endpoint, "ipc://%s/%s", a->dir, d->name);
     else
@@ -266,7 +270,8 @@ static int s_start(rt_executor_t *ex, const s_args_t *a, const device_arg_t *d,
                                  .partition = VM_PARTITION, .owner = S_OWNER,
                                  .console = console, .halt_if_lost = d->required,
                                  .guest_by_message = a->by_message,
-                                 .msi_irqfd = !a->by_message};
+                                 .msi_irqfd = !a->by_message,
+                                 .state_file = state ? kept : NULL};
     rt_actor_spec_t spec = {.name = d->actor, .ops = &device_actor_ops, .arg = &cfg,
                             .endpoint = endpoint, .delivery_record = state ? record : NULL};
     int rc = rt_actor_start(ex, &spec);

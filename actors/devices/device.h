@@ -99,6 +99,11 @@ typedef struct {
     /* Takes a state save() made: 0, or -EINVAL (changing nothing) for one
      * that does not decode or holds a value out of range. */
     int (*restore)(device_t *dev, const uint8_t *bytes, size_t len);
+    /* Optional: the model was restored from the state its device host kept
+     * before that host was restarted (device_actor_config_t.state_file),
+     * and guest memory is reachable again: it takes up what was in flight
+     * when the old host died (a virtio queue, from its used index). */
+    void (*resume)(device_t *dev);
     /* Optional: timer `id` armed with device_timer_set() is due. */
     void (*timer)(device_t *dev, uint32_t id);
     /* Optional: doorbell spec.doorbells[index] was written. */

@@ -63,6 +63,13 @@ typedef struct {
     device_irqfds_t irqfds;
     int storage_fd; /* the backing store; -1: none */
     bool storage_open;
+    /* The kept state (state_file): its descriptor (-1: none; under a replay
+     * none either), what it holds, and whether that is to be resumed from
+     * once registered. */
+    int state_fd;
+    bool keeps_state;
+    uint8_t *kept;
+    size_t kept_len;
     synic_link_t synic;
 
     /* The access being handled, and the token its model made for it. */
@@ -799,6 +806,94 @@ static int s_deferred(s_actor_t *a, const Vmm__Envelope *msg, const device_io_t 
     return rt_reply(a->self, msg, &env);
 }
 
+/* ---- The kept state ------------------------------------------------------------ */
+
+/* What the file holds: the VMM's pid (8 bytes), then the model's state. */
+#define S_KEPT_HEADER 8
+#define S_KEPT_MAX (1u << 20)
+
+/* Keeps the model's state, with the pid of the VMM's process it serves,
+ * when it changed. */
+static void s_keep_state(s_actor_t *a)
+{
+    if (a->state_fd < 0)
+        return;
+    ProtobufCBinaryData st = {0};
+    if (a->model->ops->save(a->model, &st))
+        return;
+    size_t len = S_KEPT_HEADER + st.len;
+    uint8_t *bytes = malloc(len);
+    if (bytes) {
+        uint64_t pid = (uint64_t)a->guest.pid;
+        memcpy(bytes, &pid, S_KEPT_HEADER);
+        memcpy(bytes + S_KEPT_HEADER, st.data, st.len);
+    }
+    free(st.data);
+    if (!bytes || (len == a->kept_len && !memcmp(bytes, a->kept, len))) {
+        free(bytes);
+        return;
+    }
+    if (pwrite(a->state_fd, bytes, len, 0) != (ssize_t)len || ftruncate(a->state_fd, (off_t)len))
+        rt_log(rt_actor_rt(a->self), a->self, RT_LOG_WARN, "keeping its state: %s",
+               strerror(errno));
+    free(a->kept);
+    a->kept = bytes;
+    a->kept_len = len;
+}
+
+/* At start: opens the state file and takes what it holds (a replay: what
+ * the run found). 0, or a negative errno. */
+static int s_open_kept(s_actor_t *a, const char *path)
+{
+    uint64_t len = 0;
+    a->keeps_state = true;
+    if (!rt_actor_replaying(a->self)) {
+        a->state_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (a->state_fd < 0)
+            return -errno;
+        off_t end = lseek(a->state_fd, 0, SEEK_END);
+        len = end > 0 && end <= S_KEPT_MAX ? (uint64_t)end : 0;
+    }
+    if (rt_actor_input(a->self, DEVICE_INPUT_KEPT_STATE, 0, &len, sizeof len) ||
+        len > S_KEPT_MAX)
+        len = 0;
+    if (len && !(a->kept = malloc(len)))
+        return -ENOMEM;
+    if (len && !rt_actor_replaying(a->self) &&
+        pread(a->state_fd, a->kept, len, 0) != (ssize_t)len)
+        len = 0;
+    if (len && rt_actor_input(a->self, DEVICE_INPUT_KEPT_STATE, 1, a->kept, len))
+        len = 0;
+    a->kept_len = len;
+    return 0;
+}
+
+/* Once registered: the kept state, when it was kept for this same VMM
+ * process, is restored and the model resumed; else it starts afresh. */
+static void s_resume_kept(s_actor_t *a)
+{
+    if (!a->keeps_state)
+        return;
+    uint64_t pid = 0;
+    if (a->kept_len > S_KEPT_HEADER)
+        memcpy(&pid, a->kept, S_KEPT_HEADER);
+    bool same = pid && !device_guest_prepare(&a->guest, a->self, a->partition) &&
+                (uint64_t)a->guest.pid == pid;
+    int rc = same ? a->model->ops->restore(a->model, a->kept + S_KEPT_HEADER,
+                                           a->kept_len - S_KEPT_HEADER)
+                  : -ESRCH;
+    if (!rc) {
+        rt_log(rt_actor_rt(a->self), a->self, RT_LOG_INFO,
+               "restored the state it kept before a restart");
+        if (a->model->ops->resume)
+            a->model->ops->resume(a->model);
+    } else if (a->kept_len) {
+        rt_log(rt_actor_rt(a->self), a->self, RT_LOG_INFO, "the state kept in its file %s",
+               rc == -ESRCH ? "was another VM's: starting afresh" : "does not restore");
+    }
+    s_keep_state(a);
+}
+
 static int s_on_access(s_actor_t *a, const Vmm__Envelope *msg)
 {
     device_io_t io;
@@ -835,6 +930,8 @@ static int s_on_access(s_actor_t *a, const Vmm__Envelope *msg)
                write ? "write" : "read", (unsigned long long)io.address, msg->sender,
                strerror(-rc));
     }
+    if (write)
+        s_keep_state(a); /* before the guest sees the write done */
     return s_answer(a, msg, &io, write, rc, value);
 }
 
@@ -1053,6 +1150,7 @@ static void s_on_reply(rt_actor_t *self, const Vmm__Envelope *reply)
     /* In a device host on the VM's host: the doorbells are waited on here. */
     device_irqfd_doorbells(&a->irqfds, &a->guest, self, a->partition, a->doorbells,
                            reg->n_doorbells);
+    s_resume_kept(a);
     s_tell_owner(a, 0, NULL);
 }
 
@@ -1223,6 +1321,9 @@ static void s_release(s_actor_t *a)
     synic_link_release(&a->synic);
     if (a->storage_fd >= 0)
         close(a->storage_fd);
+    if (a->state_fd >= 0)
+        close(a->state_fd);
+    free(a->kept);
     free(a->partition);
     free(a->owner);
     free(a->calls);
@@ -1250,6 +1351,7 @@ static int s_init(rt_actor_t *self, void *arg)
     a->env.ops = &s_env_ops;
     a->self = self;
     a->storage_fd = -1;
+    a->state_fd = -1;
     a->halt_if_lost = cfg->halt_if_lost;
     a->guest.by_message = cfg->guest_by_message;
     a->irqfds.enabled = cfg->msi_irqfd;
@@ -1276,6 +1378,9 @@ static int s_init(rt_actor_t *self, void *arg)
                !(a->model = cfg->new_model(cfg->model_config, &a->env))) {
         rc = errno ? -errno : -EINVAL;
     }
+    if (!rc && cfg->state_file && (rc = s_open_kept(a, cfg->state_file)))
+        rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "its state file %s: %s",
+               cfg->state_file, strerror(-rc));
     if (!rc && !s_spec_valid(&a->model->spec)) {
         rt_log(rt_actor_rt(self), self, RT_LOG_ERROR, "the model's ranges are malformed");
         rc = -EINVAL;
@@ -1339,6 +1444,7 @@ static int s_recipe(const void *arg, ProtobufCBinaryData *out)
     r.model = (char *)(model ? model : "");
     r.model_configured = cfg->model_config != NULL && !cfg->model_args;
     r.model_args = (char *)(cfg->model_args ? cfg->model_args : "");
+    r.kept_state = cfg->state_file != NULL;
     r.partition = (char *)(cfg->partition ? cfg->partition : "");
     r.owner = (char *)(cfg->owner ? cfg->owner : "");
     r.guest_calls = (char *)(cfg->guest_calls ? cfg->guest_calls : "");
@@ -1380,6 +1486,7 @@ static int s_replay_start(rt_replay_config_t *cfg, const ProtobufCMessage *recip
         .halt_if_lost = r->halt_if_lost,
         .guest_by_message = r->guest_by_message,
         .msi_irqfd = r->msi_irqfd,
+        .state_file = r->kept_state ? "" : NULL,
     };
     if (!dcfg.new_model || (r->model_configured && !m->new_model)) {
         snprintf(err, errlen,

@@ -48,6 +48,9 @@
 #define DEVICE_INPUT_STORAGE_RESULT 7
 #define DEVICE_INPUT_STORAGE_READ 8
 #define DEVICE_OUTPUT_STORAGE_WRITE 9
+/* The kept state found at start (state_file): its length (8 bytes) at
+ * address 0, then its bytes at address 1. */
+#define DEVICE_INPUT_KEPT_STATE 12
 
 typedef struct {
     /* The model, made by init: new_model(model_config, env). The config is
@@ -79,9 +82,18 @@ typedef struct {
     /* Guest memory goes by message even where the VM's memory file could
      * be mapped (tests and measurements). */
     bool guest_by_message;
-    /* In a device host on the VM's host: MSIs by irqfd where the VMM's
-     * process lets it take them (device_irqfd.h); else by message. */
+    /* In a device host on the VM's host: MSIs and lines by irqfd, and
+     * doorbells by their eventfds, where the VMM's process lets it take them
+     * (device_irqfd.h); else by message. */
     bool msi_irqfd;
+    /* A file where the model's state is kept (its save()) after each write
+     * the guest makes, before the write is answered, and with it the VMM's
+     * process. A device host started again after a crash, for the same VM
+     * process, restores it once registered and resumes the model
+     * (device_ops_t.resume), so that the guest's device carries on. NULL:
+     * none. Under a replay, any non-NULL: the kept bytes come from the
+     * trace. */
+    const char *state_file;
 } device_actor_config_t;
 
 /* Starts with arg a device_actor_config_t *, read by init only. init fails

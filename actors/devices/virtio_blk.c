@@ -181,8 +181,8 @@ static void s_inspect(void *state, Vmm__Rt__InspectNode *node)
     s_blk_t *b = state;
     rt_inspect_add(node, "sectors", "%llu", (unsigned long long)b->sectors);
     rt_inspect_add(node, "readonly", "%s", b->readonly ? "true" : "false");
-    device_inspect_count(node, "reads", b->counts.reads);
-    device_inspect_count(node, "writes", b->counts.writes);
+    device_inspect_count(node, "read_requests", b->counts.reads);
+    device_inspect_count(node, "write_requests", b->counts.writes);
     device_inspect_count(node, "flushes", b->counts.flushes);
     device_inspect_count(node, "get_ids", b->counts.get_ids);
     device_inspect_count(node, "read_bytes", b->counts.read_bytes);

@@ -192,7 +192,7 @@ Test(virtio_blk, thirty_two_requests_at_one_kick)
         cr_expect_eq(len, 513);
         cr_expect_eq(s_f->ram[DATA + 0x10000 + 512u * r], r);
     }
-    cr_expect_eq(fake_env_inspect(s_f, "reads"), 32);
+    cr_expect_eq(fake_env_inspect(s_f, "read_requests"), 32);
 }
 
 Test(virtio_blk, a_read_only_disk_refuses_writes, .init = NULL)

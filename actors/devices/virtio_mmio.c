@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/device_state.pb-c.h"
+
 struct virtio_mmio_s {
     device_t dev;
     const virtio_type_t *type;
@@ -343,6 +345,99 @@ static void s_doorbell(device_t *dev, size_t index)
     s_notify(s_of(dev), index);
 }
 
+static int s_save(device_t *dev, ProtobufCBinaryData *out)
+{
+    virtio_mmio_t *m = s_of(dev);
+    Vmm__DeviceState__Virtqueue qs[VIRTIO_MMIO_QUEUES_MAX], *qp[VIRTIO_MMIO_QUEUES_MAX];
+    Vmm__DeviceState__VirtioMmio st = VMM__DEVICE_STATE__VIRTIO_MMIO__INIT;
+    st.device_id = m->type->device_id;
+    st.status = m->status;
+    st.device_features_sel = m->device_features_sel;
+    st.driver_features_sel = m->driver_features_sel;
+    st.driver_features = m->driver_features;
+    st.queue_sel = m->queue_sel;
+    st.interrupt_status = m->interrupt_status;
+    st.config_generation = m->config_generation;
+    st.n_queues = m->type->n_queues;
+    st.queues = qp;
+    for (uint16_t i = 0; i < m->type->n_queues; i++) {
+        const virtq_t *q = &m->queues[i];
+        vmm__device_state__virtqueue__init(&qs[i]);
+        qs[i].size = q->size;
+        qs[i].desc = q->desc;
+        qs[i].avail = q->avail;
+        qs[i].used = q->used;
+        qs[i].ready = q->ready;
+        qs[i].last_avail = q->last_avail;
+        qs[i].used_idx = q->used_idx;
+        qs[i].signalled = q->signalled;
+        qp[i] = &qs[i];
+    }
+    return device_pack_state(&st.base, out);
+}
+
+/* Whether a saved queue is one a driver could have made. */
+static bool s_queue_valid(const Vmm__DeviceState__Virtqueue *s)
+{
+    virtq_t q = {.size = (uint16_t)s->size, .desc = s->desc, .avail = s->avail, .used = s->used};
+    return s->size <= VIRTQ_MAX_SIZE && s->last_avail <= 0xffff && s->used_idx <= 0xffff &&
+           s->signalled <= 0xffff && (!s->ready || !virtq_check(&q, VIRTQ_MAX_SIZE));
+}
+
+static int s_restore(device_t *dev, const uint8_t *bytes, size_t len)
+{
+    virtio_mmio_t *m = s_of(dev);
+    Vmm__DeviceState__VirtioMmio *st = vmm__device_state__virtio_mmio__unpack(NULL, len, bytes);
+    if (!st)
+        return -EINVAL;
+    bool ok = st->device_id == m->type->device_id && st->n_queues == m->type->n_queues &&
+              st->status <= 0xff && !(st->interrupt_status & ~3u);
+    for (size_t i = 0; ok && i < st->n_queues; i++)
+        ok = s_queue_valid(st->queues[i]);
+    if (ok) {
+        m->status = st->status;
+        m->device_features_sel = st->device_features_sel;
+        m->driver_features_sel = st->driver_features_sel;
+        m->driver_features = st->driver_features & s_offered(m);
+        m->queue_sel = st->queue_sel;
+        m->interrupt_status = st->interrupt_status;
+        m->config_generation = st->config_generation;
+        bool event_idx = m->driver_features & 1ull << VIRTIO_RING_F_EVENT_IDX;
+        for (size_t i = 0; i < st->n_queues; i++) {
+            const Vmm__DeviceState__Virtqueue *s = st->queues[i];
+            m->queues[i] = (virtq_t){.size = (uint16_t)s->size, .desc = s->desc,
+                                     .avail = s->avail, .used = s->used, .ready = s->ready,
+                                     .event_idx = event_idx,
+                                     .last_avail = (uint16_t)s->last_avail,
+                                     .used_idx = (uint16_t)s->used_idx,
+                                     .signalled = (uint16_t)s->signalled,
+                                     .counts = m->queues[i].counts};
+        }
+        s_line(m);
+    }
+    vmm__device_state__virtio_mmio__free_unpacked(st, NULL);
+    return ok ? 0 : -EINVAL;
+}
+
+/* After a restart: each ready queue goes on from the used index in guest
+ * RAM, the last the old host wrote; what it took and never used is taken
+ * again. */
+static void s_resume(device_t *dev)
+{
+    virtio_mmio_t *m = s_of(dev);
+    if (m->type->reset)
+        m->type->reset(m->state); /* what it held in flight died with it */
+    for (uint16_t i = 0; i < m->type->n_queues; i++) {
+        virtq_t *q = &m->queues[i];
+        if (q->ready && virtq_resume(q, dev))
+            virtio_mmio_needs_reset(m, "the used ring is not in guest RAM");
+    }
+    device_log(dev, RT_LOG_INFO, "resumed with status 0x%x", m->status);
+    for (uint16_t i = 0; i < m->type->n_queues; i++)
+        if (m->queues[i].ready && (m->status & VIRTIO_STATUS_DRIVER_OK))
+            s_notify(m, i);
+}
+
 static void s_console_input(device_t *dev, const uint8_t *bytes, size_t len)
 {
     virtio_mmio_t *m = s_of(dev);
@@ -372,8 +467,9 @@ static const device_ops_t s_ops = {
     .write = s_write,
     .reset = s_dev_reset,
     .inspect = s_inspect,
-    .save = device_save_none,
-    .restore = device_restore_none,
+    .save = s_save,
+    .restore = s_restore,
+    .resume = s_resume,
     .doorbell = s_doorbell,
     .console_input = s_console_input,
     .console_ready = s_console_ready,

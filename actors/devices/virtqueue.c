@@ -47,6 +47,17 @@ int virtq_check(const virtq_t *q, uint16_t max)
     return 0;
 }
 
+int virtq_resume(virtq_t *q, device_t *dev)
+{
+    uint16_t used;
+    if (s_read16(dev, q->used + 2, &used))
+        return -EFAULT;
+    q->last_avail = q->used_idx = used;
+    /* The driver may not have been told of the last ones: tell it. */
+    q->signalled = (uint16_t)(used - 1);
+    return 0;
+}
+
 void virtq_reset(virtq_t *q)
 {
     uint64_t popped = q->counts.popped, pushed = q->counts.pushed, bad = q->counts.bad;

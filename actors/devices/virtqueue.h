@@ -64,6 +64,10 @@ typedef struct {
  * each ring aligned as the spec asks. 0, or -EINVAL. */
 int virtq_check(const virtq_t *q, uint16_t max);
 
+/* Goes on from the used index in guest RAM (a device host restarted): the
+ * next chain taken is the first the ring shows unused. 0, or -EFAULT. */
+int virtq_resume(virtq_t *q, device_t *dev);
+
 /* Back to where a reset leaves it (layout and indexes forgotten). */
 void virtq_reset(virtq_t *q);
 
