@@ -63,8 +63,8 @@ Test(devices_defaults, ops_start_zero_and_unset)
  * test below, then update the count. */
 Test(devices_defaults, every_member_has_a_test)
 {
-    cr_expect_eq(vmm__devices__request__descriptor.n_fields, 17);
-    cr_expect_eq(vmm__devices__reply__descriptor.n_fields, 11);
+    cr_expect_eq(vmm__devices__request__descriptor.n_fields, 19);
+    cr_expect_eq(vmm__devices__reply__descriptor.n_fields, 12);
     cr_expect_eq(vmm__devices__event__descriptor.n_fields, 9);
 }
 
@@ -289,8 +289,41 @@ Test(devices_request, get_msi_irqfd)
     S_FREE_REQ(out);
 }
 
+Test(devices_request, get_doorbell_fd)
+{
+    Vmm__Devices__GetDoorbellFd op = VMM__DEVICES__GET_DOORBELL_FD__INIT;
+    op.handle = 0x123456789ull;
+    Vmm__Devices__Request *out = S_REQ(get_doorbell_fd, GET_DOORBELL_FD, &op);
+    cr_expect_eq(out->get_doorbell_fd->handle, 0x123456789ull);
+    S_FREE_REQ(out);
+}
+
+Test(devices_request, get_line_irqfd)
+{
+    Vmm__Devices__GetLineIrqfd op = VMM__DEVICES__GET_LINE_IRQFD__INIT;
+    op.line = 23;
+    Vmm__Devices__Request *out = S_REQ(get_line_irqfd, GET_LINE_IRQFD, &op);
+    cr_expect_eq(out->get_line_irqfd->line, 23);
+    S_FREE_REQ(out);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Replies. */
+
+Test(devices_reply, host_fds)
+{
+    Vmm__Devices__HostFds res = VMM__DEVICES__HOST_FDS__INIT;
+    res.pid = 77;
+    res.fd = 12;
+    res.ram_fd = 9;
+    res.resample_fd = -1;
+    Vmm__Devices__Reply *out = S_REPLY(host_fds, HOST_FDS, &res);
+    cr_expect_eq(out->host_fds->pid, 77);
+    cr_expect_eq(out->host_fds->fd, 12);
+    cr_expect_eq(out->host_fds->ram_fd, 9);
+    cr_expect_eq(out->host_fds->resample_fd, -1);
+    S_FREE_REPLY(out);
+}
 
 Test(devices_reply, msi_irqfd)
 {

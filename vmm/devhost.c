@@ -152,6 +152,10 @@ static int s_parse(int argc, char **argv, s_args_t *a)
             return S_EXIT_USAGE;
         }
     }
+    if (device_arg_place(a->devices, a->n_devices, err, sizeof err)) {
+        fprintf(stderr, "vmm devhost: --device: %s\n", err);
+        return S_EXIT_USAGE;
+    }
     bool ipc = a->vm && !strncmp(a->vm, "ipc://", 6);
     bool tcp = a->vm && !strncmp(a->vm, "tcp://", 6);
     const char *why = optind < argc         ? "unexpected arguments"
@@ -166,10 +170,6 @@ static int s_parse(int argc, char **argv, s_args_t *a)
                           : NULL;
     if (why) {
         fprintf(stderr, "vmm devhost: %s; see `vmm devhost --help`\n", why);
-        return S_EXIT_USAGE;
-    }
-    if (device_arg_place(a->devices, a->n_devices, err, sizeof err)) {
-        fprintf(stderr, "vmm devhost: --device: %s\n", err);
         return S_EXIT_USAGE;
     }
     return 0;
