@@ -122,6 +122,16 @@ void bench_row(const char *what, double ns, double base_ns, double target,
            ok ? "ok  " : "MISS", target_text);
 }
 
+void bench_rate_row(const char *what, double rate, double base_rate, const char *unit,
+                    double target, const char *target_text)
+{
+    double ratio = rate / base_rate;
+    bool ok = ratio >= target;
+    s_misses += !ok;
+    printf("  %-44s %10.1f %s %10.1f %s %7.2fx   %s %s\n", what, rate, unit, base_rate, unit,
+           ratio, ok ? "ok  " : "MISS", target_text);
+}
+
 int bench_misses(void)
 {
     return s_misses;

@@ -42,6 +42,11 @@ double bench_median(double *v, int n);
 void bench_row(const char *what, double ns, double base_ns, double target,
                const char *target_text);
 
+/* The same for rates (operations or bytes per second, in unit), where more
+ * is better: ok when rate / base_rate is at least target. */
+void bench_rate_row(const char *what, double rate, double base_rate, const char *unit,
+                    double target, const char *target_text);
+
 /* The rows that missed their target so far. */
 int bench_misses(void);
 

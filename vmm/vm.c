@@ -200,7 +200,7 @@ static int s_start_device(rt_executor_t *ex, const vm_device_t *d, const char *c
                                  .model_args = d->model_args,
                                  .partition = VM_PARTITION, .owner = VM_CLIENT,
                                  .guest_calls = d->guest_calls, .console = console,
-                                 .synic = synic};
+                                 .synic = synic, .doorbell_fds = true};
     rt_actor_spec_t spec = {.name = d->name, .ops = &device_actor_ops, .arg = &cfg};
     int rc = rt_actor_start(ex, &spec);
     return rc ? s_fail(err, errlen, rc, "cannot start %s: %s", d->name, strerror(-rc)) : 0;

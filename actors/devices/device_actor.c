@@ -1356,6 +1356,7 @@ static int s_init(rt_actor_t *self, void *arg)
     a->guest.by_message = cfg->guest_by_message;
     a->irqfds.enabled = cfg->msi_irqfd;
     a->irqfds.on_doorbell = s_on_doorbell_fd;
+    a->irqfds.own_doorbells = cfg->doorbell_fds;
     a->irqfds.on_resample = s_on_resample_fd;
     a->irqfds.off = !cfg->msi_irqfd;
     a->irqfds.decided = !cfg->msi_irqfd;
@@ -1445,6 +1446,7 @@ static int s_recipe(const void *arg, ProtobufCBinaryData *out)
     r.model_configured = cfg->model_config != NULL && !cfg->model_args;
     r.model_args = (char *)(cfg->model_args ? cfg->model_args : "");
     r.kept_state = cfg->state_file != NULL;
+    r.doorbell_fds = cfg->doorbell_fds;
     r.partition = (char *)(cfg->partition ? cfg->partition : "");
     r.owner = (char *)(cfg->owner ? cfg->owner : "");
     r.guest_calls = (char *)(cfg->guest_calls ? cfg->guest_calls : "");
@@ -1487,6 +1489,7 @@ static int s_replay_start(rt_replay_config_t *cfg, const ProtobufCMessage *recip
         .guest_by_message = r->guest_by_message,
         .msi_irqfd = r->msi_irqfd,
         .state_file = r->kept_state ? "" : NULL,
+        .doorbell_fds = r->doorbell_fds,
     };
     if (!dcfg.new_model || (r->model_configured && !m->new_model)) {
         snprintf(err, errlen,

@@ -86,6 +86,9 @@ typedef struct {
      * doorbells by their eventfds, where the VMM's process lets it take them
      * (device_irqfd.h); else by message. */
     bool msi_irqfd;
+    /* In the VMM's own process: it waits on its doorbells' eventfds itself,
+     * rather than hearing of each from the partition's thread. */
+    bool doorbell_fds;
     /* A file where the model's state is kept (its save()) after each write
      * the guest makes, before the write is answered, and with it the VMM's
      * process. A device host started again after a crash, for the same VM

@@ -262,25 +262,47 @@ static void s_drop_bells(device_irqfds_t *f, rt_actor_t *self)
     f->n_bells = 0;
 }
 
+/* The eventfd of doorbell `handle` taken, or S_REPLAYED, or S_NOT_TAKEN
+ * with why said: from the VMM's process, or (own) this process's own,
+ * duplicated. */
+static int s_take_bell(device_guest_t *g, rt_actor_t *self, const char *partition,
+                       uint64_t handle, bool own, const char **why)
+{
+    Vmm__Devices__GetDoorbellFd op = VMM__DEVICES__GET_DOORBELL_FD__INIT;
+    op.handle = handle;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_GET_DOORBELL_FD;
+    req.get_doorbell_fd = &op;
+    s_where_t w;
+    *why = "the partition does not hand it over";
+    if (s_ask(self, partition, &req, &w))
+        return S_NOT_TAKEN;
+    if (!own)
+        return s_taken(g, self, &w, w.fd, DEVICE_INPUT_DOORBELL_FD_TAKEN, handle, why);
+    int fd = rt_actor_replaying(self) ? S_REPLAYED
+             : w.pid == getpid()       ? fcntl(w.fd, F_DUPFD_CLOEXEC, 0)
+                                       : S_NOT_TAKEN;
+    int taken = fd >= 0 || fd == S_REPLAYED;
+    if (rt_actor_input(self, DEVICE_INPUT_DOORBELL_FD_TAKEN, handle, &taken, sizeof taken))
+        taken = 0;
+    if (taken)
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    *why = "it is not this process's";
+    return S_NOT_TAKEN;
+}
+
 void device_irqfd_doorbells(device_irqfds_t *f, device_guest_t *g, rt_actor_t *self,
                             const char *partition, const uint64_t *handles, size_t n)
 {
     s_drop_bells(f, self);
-    if (!partition || !n || !s_apply(f, g, self, partition))
+    if (!partition || !n || (!f->own_doorbells && !s_apply(f, g, self, partition)))
         return;
     for (size_t i = 0; i < n && i < DEVICE_MAX_DOORBELLS; i++) {
-        Vmm__Devices__GetDoorbellFd op = VMM__DEVICES__GET_DOORBELL_FD__INIT;
-        op.handle = handles[i];
-        Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
-        req.op_case = VMM__DEVICES__REQUEST__OP_GET_DOORBELL_FD;
-        req.get_doorbell_fd = &op;
-        s_where_t w;
-        const char *why = "the partition does not hand it over";
-        int rc = s_ask(self, partition, &req, &w);
-        int fd = rc ? S_NOT_TAKEN
-                    : s_taken(g, self, &w, w.fd, DEVICE_INPUT_DOORBELL_FD_TAKEN, handles[i],
-                              &why);
-        if (fd >= 0 && (rc = rt_actor_watch_fd(self, fd, f->on_doorbell))) {
+        const char *why = "";
+        int fd = s_take_bell(g, self, partition, handles[i], f->own_doorbells, &why);
+        if (fd >= 0 && rt_actor_watch_fd(self, fd, f->on_doorbell)) {
             close(fd);
             fd = S_NOT_TAKEN;
             why = "it cannot be watched";

@@ -79,6 +79,9 @@ typedef struct {
     bool applies;       /* they do (the VMM's guest RAM is mapped here) */
     bool off;           /* MSIs by message from now on */
     bool lines_off;     /* lines by message from now on */
+    /* In the VMM's own process: its doorbells' eventfds are this process's
+     * (device_actor_config_t.doorbell_fds). */
+    bool own_doorbells;
     /* The owner's callbacks for a resample eventfd and a doorbell's, which
      * this watches on its executor. */
     rt_fd_fn on_resample, on_doorbell;
@@ -102,7 +105,8 @@ int device_irqfd_line(device_irqfds_t *f, device_guest_t *g, rt_actor_t *self,
 void device_irqfd_resampled(device_irqfds_t *f, int fd);
 
 /* Takes the eventfds of the n doorbells whose handles the registration
- * gave, and watches them (on_doorbell); those it cannot take stay the
+ * gave (from the VMM's process, or with own_doorbells this process's own),
+ * and watches them (on_doorbell); those it cannot take stay the
  * partition's, signalled by message. Drops the ones an earlier
  * registration had first. */
 void device_irqfd_doorbells(device_irqfds_t *f, device_guest_t *g, rt_actor_t *self,

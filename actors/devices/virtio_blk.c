@@ -157,8 +157,10 @@ static void s_notify(void *state, virtio_mmio_t *m, uint16_t qi)
     device_t *dev = virtio_mmio_device(m);
     virtq_chain_t chain;
     const char *why = "";
-    int rc;
-    while ((rc = virtq_pop(q, dev, &chain, &why)) == 1) {
+    int rc = 0;
+    unsigned taken = 0;
+    while (taken < VIRTIO_MMIO_BATCH && (rc = virtq_pop(q, dev, &chain, &why)) == 1) {
+        taken++;
         if (!s_has_status(&chain)) {
             virtio_mmio_needs_reset(m, "a request without a writable status byte at its end");
             return;
@@ -174,6 +176,8 @@ static void s_notify(void *state, virtio_mmio_t *m, uint16_t qi)
     if (rc < 0)
         virtio_mmio_needs_reset(m, why);
     virtio_mmio_used(m, qi);
+    if (taken == VIRTIO_MMIO_BATCH)
+        virtio_mmio_again(m, qi);
 }
 
 static void s_inspect(void *state, Vmm__Rt__InspectNode *node)

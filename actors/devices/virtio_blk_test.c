@@ -295,3 +295,23 @@ Test(virtio_blk, an_image_it_cannot_open_makes_no_device, .init = NULL)
     cr_expect_eq(errno, EINVAL);
     fake_env_destroy(&f);
 }
+
+Test(virtio_blk, a_full_queue_is_taken_in_batches_between_other_work, .init = NULL)
+{
+    s_make(false, NULL);
+    s_d.size = 256;
+    virtio_driver_init(&s_d, V1);
+    for (uint16_t r = 0; r < 100; r++) {
+        s_header(DATA + 0x20u * r, VIRTIO_BLK_T_FLUSH, 0);
+        virtio_driver_desc(&s_d, (uint16_t)(2 * r), DATA + 0x20u * r, 16, N, (uint16_t)(2 * r + 1));
+        virtio_driver_desc(&s_d, (uint16_t)(2 * r + 1), DATA + 0x8000 + r, 1, W, 0);
+        virtio_driver_add(&s_d, (uint16_t)(2 * r));
+    }
+    virtio_driver_kick(&s_d);
+    cr_expect_eq(virtio_driver_used_idx(&s_d), VIRTIO_MMIO_BATCH, "one batch at the kick");
+    cr_expect_eq(s_f->disk_flushes, VIRTIO_MMIO_BATCH);
+    fake_env_advance(s_f, 0);
+    cr_expect_eq(virtio_driver_used_idx(&s_d), 100, "the rest from the timer");
+    cr_expect_eq(s_f->disk_flushes, 100);
+    cr_expect_eq(fake_env_inspect(s_f, "batches_deferred"), 1);
+}

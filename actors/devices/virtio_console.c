@@ -71,10 +71,16 @@ static void s_transmit(s_console_t *c)
     device_t *dev = s_dev(c);
     const char *why = "";
     int rc = 0;
+    unsigned taken = 0;
     while (q) {
         if (!c->tx_busy) {
+            if (taken == VIRTIO_MMIO_BATCH) {
+                virtio_mmio_again(c->m, VIRTIO_CONSOLE_TX);
+                break;
+            }
             if ((rc = virtq_pop(q, dev, &c->tx, &why)) != 1)
                 break;
+            taken++;
             if (c->tx.writable) {
                 virtio_mmio_needs_reset(c->m, "a transmit buffer the device would write");
                 return;

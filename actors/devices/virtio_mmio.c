@@ -23,7 +23,7 @@ struct virtio_mmio_s {
     uint32_t config_generation;
     virtq_t queues[VIRTIO_MMIO_QUEUES_MAX];
     struct {
-        uint64_t notifies, interrupts, needs_reset, bad_accesses;
+        uint64_t notifies, interrupts, needs_reset, bad_accesses, batches;
     } counts;
 };
 
@@ -93,6 +93,15 @@ void virtio_mmio_used(virtio_mmio_t *m, uint16_t q)
     virtq_t *vq = virtio_mmio_queue(m, q);
     if (vq && virtq_should_interrupt(vq, &m->dev))
         s_interrupt(m, VIRTIO_MMIO_INT_VRING);
+}
+
+void virtio_mmio_again(virtio_mmio_t *m, uint16_t q)
+{
+    /* Timer q: queue q's; an armed one is moved, not doubled. */
+    if (device_timer_set(&m->dev, q, device_now_ns(&m->dev)))
+        device_log(&m->dev, RT_LOG_WARN, "queue %u: no timer to go on with", q);
+    else
+        m->counts.batches++;
 }
 
 void virtio_mmio_needs_reset(virtio_mmio_t *m, const char *why)
@@ -322,6 +331,7 @@ static void s_inspect(device_t *dev, Vmm__Rt__InspectNode *node)
     device_inspect_count(node, "interrupts", m->counts.interrupts);
     device_inspect_count(node, "needs_reset", m->counts.needs_reset);
     device_inspect_count(node, "bad_accesses", m->counts.bad_accesses);
+    device_inspect_count(node, "batches_deferred", m->counts.batches);
     if (m->type->inspect)
         m->type->inspect(m->state, node);
     for (uint16_t i = 0; i < m->type->n_queues; i++) {
@@ -336,6 +346,17 @@ static void s_inspect(device_t *dev, Vmm__Rt__InspectNode *node)
         device_inspect_count(n, "pushed", q->counts.pushed);
         device_inspect_count(n, "bad_chains", q->counts.bad);
     }
+}
+
+/* A queue a type stopped on (virtio_mmio_again()): on with it, if it is
+ * still ready. */
+static void s_timer(device_t *dev, uint32_t id)
+{
+    virtio_mmio_t *m = s_of(dev);
+    if (id < m->type->n_queues && m->queues[id].ready &&
+        (m->status & VIRTIO_STATUS_DRIVER_OK) &&
+        !(m->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET))
+        s_notify(m, id);
 }
 
 /* A queue's doorbell (its QueueNotify write, without an exit to the VMM):
@@ -470,6 +491,7 @@ static const device_ops_t s_ops = {
     .save = s_save,
     .restore = s_restore,
     .resume = s_resume,
+    .timer = s_timer,
     .doorbell = s_doorbell,
     .console_input = s_console_input,
     .console_ready = s_console_ready,

@@ -125,6 +125,15 @@ virtq_t *virtio_mmio_queue(virtio_mmio_t *m, uint16_t q);
  * one (event index or flags). */
 void virtio_mmio_used(virtio_mmio_t *m, uint16_t q);
 
+/* What a type takes from a queue at one go: past it, it stops and calls
+ * virtio_mmio_again(), so that the device answers its host's pings (and
+ * other work) while a driver keeps a queue full. */
+#define VIRTIO_MMIO_BATCH 64
+
+/* Notifies queue q again from a timer at once (type->notify), for a type
+ * that stopped after VIRTIO_MMIO_BATCH chains. */
+void virtio_mmio_again(virtio_mmio_t *m, uint16_t q);
+
 /* The device cannot go on (a bad chain): DEVICE_NEEDS_RESET, a
  * configuration-change interrupt, counted and logged with why. */
 void virtio_mmio_needs_reset(virtio_mmio_t *m, const char *why);

@@ -32,8 +32,10 @@ static void s_notify(void *state, virtio_mmio_t *m, uint16_t qi)
     device_t *dev = virtio_mmio_device(m);
     virtq_chain_t c;
     const char *why = "";
-    int rc;
-    while ((rc = virtq_pop(q, dev, &c, &why)) == 1) {
+    int rc = 0;
+    unsigned taken = 0;
+    while (taken < VIRTIO_MMIO_BATCH && (rc = virtq_pop(q, dev, &c, &why)) == 1) {
+        taken++;
         if (c.readable) {
             virtio_mmio_needs_reset(m, "an entropy request with a device-readable buffer");
             return;
@@ -52,6 +54,8 @@ static void s_notify(void *state, virtio_mmio_t *m, uint16_t qi)
     if (rc < 0)
         virtio_mmio_needs_reset(m, why);
     virtio_mmio_used(m, qi);
+    if (taken == VIRTIO_MMIO_BATCH)
+        virtio_mmio_again(m, qi);
 }
 
 static const virtio_type_t s_type = {

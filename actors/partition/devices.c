@@ -627,6 +627,15 @@ void partition_on_liveness_fd(rt_actor_t *self, int fd)
     }
 }
 
+/* A device in another process was heard from (on the partition's thread). */
+static void s_heard(rt_actor_t *self, const char *actor)
+{
+    partition_t *p = rt_actor_state(self);
+    for (size_t i = 0; i < p->n_remotes; i++)
+        if (!strcmp(p->remotes[i].actor, actor))
+            p->remotes[i].heard_ns = rt_now_ns(self);
+}
+
 /* A ping's answer, or the TIMEOUT the runtime gives for its absence. */
 void partition_on_reply(rt_actor_t *self, const Vmm__Envelope *reply)
 {
@@ -637,6 +646,12 @@ void partition_on_reply(rt_actor_t *self, const Vmm__Envelope *reply)
         if (p->remotes[i].ping != reply->reply_to)
             continue;
         p->remotes[i].ping = 0;
+        /* Its pong waits behind the work it is doing for the VM. */
+        uint64_t quiet_ns = rt_now_ns(self) - p->remotes[i].heard_ns;
+        if (reply->body_case == VMM__ENVELOPE__BODY_ERROR &&
+            reply->error->code == VMM__ERROR_CODE__TIMEOUT &&
+            quiet_ns < PARTITION_LIVENESS_TIMEOUT_MS * 1000000ull)
+            return;
         if (reply->body_case != VMM__ENVELOPE__BODY_PONG)
             s_remote_lost(self, i, reply->body_case == VMM__ENVELOPE__BODY_ERROR
                                        ? reply->error->text
@@ -899,12 +914,11 @@ static int s_reply_host_fds(rt_actor_t *self, const Vmm__Envelope *msg, int fd, 
 static int s_on_get_doorbell_fd(rt_actor_t *self, const Vmm__Envelope *msg,
                                 const Vmm__Devices__GetDoorbellFd *op)
 {
-    partition_t *p = rt_actor_state(self);
     const partition_grants_t *g = s_grants(self, msg->sender);
     if (!g || !g->device)
         return partition_deny(self, msg, "only a registered device may wait on its doorbells");
-    if (p->stage != PARTITION_BUILT)
-        return partition_stage_error(self, msg, PARTITION_BUILT);
+    /* Before Build too: the eventfd is made at registration, KVM told of it
+     * at Build. */
     int efd, rc = partition_hand_doorbell(self, msg->sender, op->handle, &efd);
     if (rc) {
         char err[96];
@@ -1025,6 +1039,7 @@ int partition_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg)
     const Vmm__Devices__Request *req = msg->device_request;
     if (!partition_permitted(self, msg))
         return 0;
+    s_heard(self, msg->sender);
     switch (req->op_case) {
     case VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE:
         return s_on_register_device(self, msg, req->register_device);
@@ -1088,6 +1103,7 @@ int partition_on_device_event(rt_actor_t *self, const Vmm__Envelope *msg)
     const Vmm__Devices__Event *ev = msg->device_event;
     if (!partition_permitted(self, msg))
         return 0;
+    s_heard(self, msg->sender);
     if (ev->event_case == VMM__DEVICES__EVENT__EVENT_IRQ_LINE_CHANGED)
         return s_on_irq_line(self, msg, ev->irq_line_changed);
     if (ev->event_case != VMM__DEVICES__EVENT__EVENT_POWER_REQUEST ||

@@ -123,6 +123,10 @@ typedef struct {
     /* Its registration has been answered: till then the device waits for
      * the answer and cannot answer pings. */
     bool answered;
+    /* When the partition last heard from it otherwise (a request, an
+     * event; rt_now_ns): a device busy asking for guest memory is alive
+     * even when its pings wait behind its work. */
+    uint64_t heard_ns;
 } partition_remote_t;
 
 /* What an actor may do as a device, as the registry last said: kept until
