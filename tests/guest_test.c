@@ -1216,6 +1216,7 @@ static void s_virtio_blk(vm_placement_t placement)
 
 Test(virtio, blk_with_vp0)
 {
+    s_record_as("virtio_blk");
     s_virtio_blk(VM_DEVICES_WITH_VP0);
 }
 
@@ -1260,6 +1261,7 @@ static void s_virtio_console(vm_placement_t placement)
 
 Test(virtio, console_with_vp0)
 {
+    s_record_as("virtio_console");
     s_virtio_console(VM_DEVICES_WITH_VP0);
 }
 

@@ -54,6 +54,16 @@ Test(replay, the_test_device_s_msi_and_the_power_devices)
 
 /* The device registry: what each device asked for, as the partition
  * passed it on, and what each was granted. */
+/* virtio-blk without its image (the trace holds what it read and wrote),
+ * its doorbells recorded as the partition's DoorbellSignalled though it
+ * waited on their eventfds itself; virtio-console with its console's
+ * input. */
+Test(replay, virtio_blk_and_virtio_console)
+{
+    s_expect_match("virtio_blk.trace", "vm0/dev/virtio-blk", S_DEVICE, 10);
+    s_expect_match("virtio_console.trace", "vm0/dev/virtio-console", S_DEVICE, 10);
+}
+
 Test(replay, the_device_registry)
 {
     s_expect_match("demo.trace", "vm0/devices", S_REGISTRY, 5);

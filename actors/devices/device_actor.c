@@ -808,12 +808,12 @@ static int s_deferred(s_actor_t *a, const Vmm__Envelope *msg, const device_io_t 
 
 /* ---- The kept state ------------------------------------------------------------ */
 
-/* What the file holds: the VMM's pid (8 bytes), then the model's state. */
-#define S_KEPT_HEADER 8
+/* What the file holds: the VMM's pid and its guest memory file's inode (8
+ * bytes each: one VM), then the model's state. */
+#define S_KEPT_HEADER 16
 #define S_KEPT_MAX (1u << 20)
 
-/* Keeps the model's state, with the pid of the VMM's process it serves,
- * when it changed. */
+/* Keeps the model's state, with the VM it serves, when it changed. */
 static void s_keep_state(s_actor_t *a)
 {
     if (a->state_fd < 0)
@@ -824,8 +824,8 @@ static void s_keep_state(s_actor_t *a)
     size_t len = S_KEPT_HEADER + st.len;
     uint8_t *bytes = malloc(len);
     if (bytes) {
-        uint64_t pid = (uint64_t)a->guest.pid;
-        memcpy(bytes, &pid, S_KEPT_HEADER);
+        uint64_t vm[2] = {(uint64_t)a->guest.pid, a->guest.ino};
+        memcpy(bytes, vm, S_KEPT_HEADER);
         memcpy(bytes + S_KEPT_HEADER, st.data, st.len);
     }
     free(st.data);
@@ -868,17 +868,21 @@ static int s_open_kept(s_actor_t *a, const char *path)
     return 0;
 }
 
-/* Once registered: the kept state, when it was kept for this same VMM
- * process, is restored and the model resumed; else it starts afresh. */
+/* Once registered: the kept state, when it was kept for this same VM (the
+ * VMM's process and its guest memory file), is restored and the model
+ * resumed; else it starts afresh. */
 static void s_resume_kept(s_actor_t *a)
 {
     if (!a->keeps_state)
         return;
-    uint64_t pid = 0;
+    uint64_t vm[2] = {0, 0};
     if (a->kept_len > S_KEPT_HEADER)
-        memcpy(&pid, a->kept, S_KEPT_HEADER);
-    bool same = pid && !device_guest_prepare(&a->guest, a->self, a->partition) &&
-                (uint64_t)a->guest.pid == pid;
+        memcpy(vm, a->kept, S_KEPT_HEADER);
+    int same = vm[0] && vm[1] && !device_guest_prepare(&a->guest, a->self, a->partition) &&
+               (uint64_t)a->guest.pid == vm[0] && a->guest.ino == vm[1];
+    /* A replay maps nothing: whether it was the same VM is the run's. */
+    if (rt_actor_input(a->self, DEVICE_INPUT_KEPT_STATE, 2, &same, sizeof same))
+        same = 0;
     int rc = same ? a->model->ops->restore(a->model, a->kept + S_KEPT_HEADER,
                                            a->kept_len - S_KEPT_HEADER)
                   : -ESRCH;

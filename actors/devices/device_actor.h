@@ -49,7 +49,8 @@
 #define DEVICE_INPUT_STORAGE_READ 8
 #define DEVICE_OUTPUT_STORAGE_WRITE 9
 /* The kept state found at start (state_file): its length (8 bytes) at
- * address 0, then its bytes at address 1. */
+ * address 0, then its bytes at address 1; once registered, whether it was
+ * kept for this same VM (an int) at address 2. */
 #define DEVICE_INPUT_KEPT_STATE 12
 
 typedef struct {
@@ -90,9 +91,10 @@ typedef struct {
      * rather than hearing of each from the partition's thread. */
     bool doorbell_fds;
     /* A file where the model's state is kept (its save()) after each write
-     * the guest makes, before the write is answered, and with it the VMM's
-     * process. A device host started again after a crash, for the same VM
-     * process, restores it once registered and resumes the model
+     * the guest makes, before the write is answered, and with it the VM (the
+     * VMM's process and its guest memory file). A device host started
+     * again after a crash, for the same VM, restores it once registered and
+     * resumes the model
      * (device_ops_t.resume), so that the guest's device carries on. NULL:
      * none. Under a replay, any non-NULL: the kept bytes come from the
      * trace. */

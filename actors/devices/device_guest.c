@@ -42,7 +42,8 @@ bool device_guest_links_to(const char *path, const char *link)
 
 /* Maps the first size bytes of the memory file map describes, when it is
  * the one map->link names and cannot shrink. */
-static int s_map_file(const Vmm__Devices__GuestMemoryMap *map, size_t size, void **out)
+static int s_map_file(const Vmm__Devices__GuestMemoryMap *map, size_t size, void **out,
+                      uint64_t *ino)
 {
     /* Looked at before opening: elsewhere path may name an unrelated file,
      * which even opening could disturb (a FIFO, a device). */
@@ -70,7 +71,7 @@ static int s_map_file(const Vmm__Devices__GuestMemoryMap *map, size_t size, void
         if (m == MAP_FAILED)
             rc = -errno;
         else
-            *out = m;
+            *out = m, *ino = (uint64_t)st.st_ino;
     }
     close(fd);
     return rc;
@@ -96,7 +97,7 @@ int device_guest_map(device_guest_t *g, const Vmm__Devices__GuestMemoryMap *map)
     for (size_t i = 0; i < map->n_ranges; i++)
         g->ram[i] = (device_ram_t){.gpa = map->ranges[i]->gpa, .size = map->ranges[i]->size};
     void *m = NULL;
-    int rc = g->no_file ? -EXDEV : s_map_file(map, (size_t)end, &m);
+    int rc = g->no_file ? -EXDEV : s_map_file(map, (size_t)end, &m, &g->ino);
     if (rc)
         return rc;
     g->map = m;

@@ -63,6 +63,7 @@ typedef struct {
      * the process is still the VMM's. */
     int pid;
     char link[256];
+    uint64_t ino; /* the memory file's inode: one VM of that process */
 } device_guest_t;
 
 /*
