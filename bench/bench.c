@@ -5,8 +5,10 @@
 #include <stdarg.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *s_name = "bench";
@@ -135,4 +137,57 @@ void bench_rate_row(const char *what, double rate, double base_rate, const char 
 int bench_misses(void)
 {
     return s_misses;
+}
+
+bool bench_find_qemu(char *path, size_t size)
+{
+    const char *given = getenv("VMM_BENCH_QEMU");
+    if (given) {
+        snprintf(path, size, "%s", strcmp(given, "none") ? given : "");
+        return *path;
+    }
+    const char *env = getenv("PATH");
+    char dirs[4096];
+    snprintf(dirs, sizeof dirs, "%s", env ? env : "/usr/bin:/bin");
+    for (char *save, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        snprintf(path, size, "%s/qemu-system-x86_64", d);
+        if (!access(path, X_OK))
+            return true;
+    }
+    *path = 0;
+    return false;
+}
+
+int bench_spawn(const char *const *argv, int timeout_s)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int status = 0;
+    for (int waited = 0; waited <= timeout_s * 100; waited++) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return status;
+        struct timespec pause = {0, 10000000};
+        nanosleep(&pause, NULL);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+void bench_read_file(const char *path, char *out, size_t size)
+{
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, out, size - 1) : 0;
+    out[n > 0 ? n : 0] = 0;
+    if (fd >= 0)
+        close(fd);
 }

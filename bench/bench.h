@@ -47,6 +47,19 @@ void bench_row(const char *what, double ns, double base_ns, double target,
 void bench_rate_row(const char *what, double rate, double base_rate, const char *unit,
                     double target, const char *target_text);
 
+/* QEMU for side-by-side rows: $VMM_BENCH_QEMU ("none": not at all), else
+ * qemu-system-x86_64 on $PATH. Returns whether there is one (its path in
+ * path). */
+bool bench_find_qemu(char *path, size_t size);
+
+/* Runs argv (argv[0] a path) with stdin, stdout and stderr on /dev/null;
+ * killed after timeout_s. Returns its wait status, or -1 when it could not
+ * be started or was killed. */
+int bench_spawn(const char *const *argv, int timeout_s);
+
+/* A whole file's text, NUL-terminated, into out (size bytes at most). */
+void bench_read_file(const char *path, char *out, size_t size);
+
 /* The rows that missed their target so far. */
 int bench_misses(void);
 

@@ -166,27 +166,6 @@ static uint64_t s_vmm(vm_placement_t placement)
 
 /* ---- QEMU ---------------------------------------------------------------------- */
 
-static void s_find_qemu(void)
-{
-    const char *given = getenv("VMM_BENCH_QEMU");
-    if (given) {
-        if (strcmp(given, "none"))
-            snprintf(s_qemu, sizeof s_qemu, "%s", given);
-        return;
-    }
-    const char *path = getenv("PATH");
-    char dirs[4096];
-    snprintf(dirs, sizeof dirs, "%s", path ? path : "/usr/bin:/bin");
-    for (char *save, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-        char cand[4096];
-        snprintf(cand, sizeof cand, "%s/qemu-system-x86_64", d);
-        if (!access(cand, X_OK)) {
-            snprintf(s_qemu, sizeof s_qemu, "%s", cand);
-            return;
-        }
-    }
-}
-
 /* Runs the kernel under QEMU's pc machine (SeaBIOS, its multiboot loader,
  * the PIIX4 PM timer), COM1 to a file; killed after S_QEMU_TIMEOUT_S. */
 static uint64_t s_qemu_run(void)
@@ -195,38 +174,20 @@ static uint64_t s_qemu_run(void)
     int fd = mkstemp(serial);
     if (fd < 0)
         bench_die("mkstemp: %s", strerror(errno));
+    close(fd);
     char mem[32], file[sizeof serial + 8];
     snprintf(mem, sizeof mem, "%llu", (unsigned long long)(S_MEM >> 20));
     snprintf(file, sizeof file, "file:%s", serial);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, STDIN_FILENO);
-        dup2(null, STDOUT_FILENO);
-        dup2(null, STDERR_FILENO);
-        execl(s_qemu, s_qemu, "-M", "pc", "-accel", "kvm", "-cpu", "qemu64", "-m", mem, "-smp",
-              "1", "-display", "none", "-nodefaults", "-no-reboot", "-serial", file, "-device",
-              "isa-debug-exit,iobase=0xf4,iosize=4", "-kernel", S_KERNEL, "-append", s_append,
-              (char *)NULL);
-        _exit(127);
-    }
-    int status = 0;
-    for (int waited = 0; waited < S_QEMU_TIMEOUT_S * 10; waited++) {
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            break;
-        struct timespec pause = {0, 100000000};
-        nanosleep(&pause, NULL);
-        if (waited + 1 == S_QEMU_TIMEOUT_S * 10) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-        }
-    }
+    const char *argv[] = {s_qemu, "-M", "pc", "-accel", "kvm", "-cpu", "qemu64", "-m", mem,
+                          "-smp", "1", "-display", "none", "-nodefaults", "-no-reboot",
+                          "-serial", file, "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+                          "-kernel", S_KERNEL, "-append", s_append, NULL};
+    int status = bench_spawn(argv, S_QEMU_TIMEOUT_S);
     static char out[S_OUT];
-    s_read_all(fd, out, sizeof out);
-    close(fd);
+    bench_read_file(serial, out, sizeof out);
     unlink(serial);
     uint64_t cycles = s_cycles(out);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 1 || !cycles)
+    if (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 1 || !cycles)
         bench_die("QEMU (%s): status 0x%x, COM1:\n%s", s_qemu, status, out);
     return cycles;
 }
@@ -302,7 +263,7 @@ int main(int argc, char **argv)
         bench_die("%s: cannot read it (%s)", S_KERNEL, strerror(errno));
     fclose(f);
     s_kernel_len = (size_t)st.st_size;
-    s_find_qemu();
+    bench_find_qemu(s_qemu, sizeof s_qemu);
     if (o.busy) {
         pid_t load = bench_load_start();
         s_run("Other core busy (a spinning process)");

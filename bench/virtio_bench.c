@@ -16,6 +16,13 @@
  * the devices on VP 0's executor; the target is the device host over
  * ipc:// at 0.9x the better of the two placements in the VMM, or better.
  *
+ * Then, where QEMU is installed ($PATH, or $VMM_BENCH_QEMU; "none": not at
+ * all), the same virtio-blk workloads as a multiboot kernel
+ * (bench/kernels/virtio_rw.c, at CPL 0) under QEMU's microvm with a
+ * virtio-blk-device on the same image, and under `vmm run --kernel` with
+ * the disk in process and in a device host: targets 1.0x QEMU in process,
+ * 0.9x from the device host.
+ *
  *   bazel run //bench:virtio_bench -- [--iterations N] [--repeat N]
  *                                      [--idle-only|--busy-only] [--strict]
  */
@@ -42,7 +49,8 @@
 #define S_VMM "vmm/vmm"
 #define S_IMAGE_BYTES (64u << 20)
 #define S_SPAN (32u << 20) /* guest/bench_virtio.c's */
-#define S_PHASES 5
+#define S_PHASES 5      /* guest/virtio_bench.h's four, and the console */
+#define S_DISK_PHASES 4 /* the disk's, which the multiboot kernel runs */
 #define S_TIMEOUT_MS 60000
 
 typedef enum { S_WITH_VP0, S_APART, S_IPC, S_TCP, S_TCP_MESSAGES, S_PLACES } s_place_t;
@@ -281,6 +289,93 @@ static void s_run(const char *title)
     }
 }
 
+/* ---- The multiboot kernel, against QEMU ------------------------------------------ */
+
+#define S_KERNEL "bench/kernels/virtio_rw"
+#define S_KERNEL_TIMEOUT_S 300
+
+typedef enum { S_QEMU, S_K_APART, S_K_WITH_VP0, S_K_IPC, S_K_ROWS } s_krow_t;
+
+static const char *const s_krow_names[S_K_ROWS] = {
+    "QEMU -M microvm, virtio-blk-device",
+    "this VMM, in process, its own executor",
+    "this VMM, in process, VP 0's executor",
+    "this VMM, device host over ipc://",
+};
+
+static char s_qemu[4096];
+
+/* bench/kernels/virtio_rw under QEMU or this VMM: rate[phase] as the guest
+ * rows have them. */
+static void s_kernel_run(s_krow_t row, double *rate)
+{
+    char com1[128], file[160], append[32], device[256], drive[256];
+    snprintf(com1, sizeof com1, "%s/com1.txt", s_dir);
+    snprintf(file, sizeof file, "file:%s", com1);
+    snprintf(append, sizeof append, "iterations=%u", s_iterations);
+    snprintf(device, sizeof device, "virtio-blk,file=%s%s", s_image,
+             row == S_K_IPC ? ",host=ipc" : "");
+    snprintf(drive, sizeof drive, "id=d0,file=%s,format=raw,if=none", s_image);
+    const char *qemu[] = {s_qemu, "-M", "microvm", "-accel", "kvm", "-cpu", "qemu64,-pni",
+                          "-m", "64", "-nodefaults", "-no-reboot", "-display", "none",
+                          "-serial", file, "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
+                          "-global", "virtio-mmio.force-legacy=false", "-drive", drive,
+                          "-device", "virtio-blk-device,drive=d0", "-kernel", S_KERNEL,
+                          "-append", append, NULL};
+    const char *vmm[] = {S_VMM, "run", "--kernel", S_KERNEL, "--append", append, "--mem", "64M",
+                         "--serial", com1, "--device", device, "--devices",
+                         row == S_K_APART ? "apart" : "with-vp0", NULL};
+    int status = bench_spawn(row == S_QEMU ? qemu : vmm, S_KERNEL_TIMEOUT_S);
+    static char out[8192];
+    bench_read_file(com1, out, sizeof out);
+    int got = 0;
+    for (const char *at = out; (at = strstr(at, "virtio_rw: phase=")); at++) {
+        unsigned phase, ops, bytes;
+        unsigned long long cycles;
+        if (sscanf(at, "virtio_rw: phase=%u ops=%u bytes=%u cycles=%llu", &phase, &ops, &bytes,
+                   &cycles) != 4 || phase < 1 || phase > S_DISK_PHASES || !cycles)
+            continue;
+        double sec = cycles / s_tsc_hz;
+        rate[phase - 1] = s_phase[phase - 1].mb ? ops * (double)bytes / sec / 1e6 : ops / sec;
+        got++;
+    }
+    /* mb_exit(0): isa-debug-exit's (0 << 1) | 1. */
+    if (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 1 ||
+        got != S_DISK_PHASES || strstr(out, "FAIL"))
+        bench_die("%s: status 0x%x, COM1:\n%s", s_krow_names[row], status, out);
+}
+
+static void s_run_kernel(const char *title)
+{
+    double rate[S_K_ROWS][S_DISK_PHASES];
+    for (s_krow_t row = 0; row < S_K_ROWS; row++) {
+        double runs[S_DISK_PHASES][BENCH_MAX_REPEAT];
+        for (int r = 0; r < s_repeat; r++) {
+            double one[S_DISK_PHASES];
+            s_kernel_run(row, one);
+            for (int p = 0; p < S_DISK_PHASES; p++)
+                runs[p][r] = one[p];
+        }
+        for (int p = 0; p < S_DISK_PHASES; p++)
+            rate[row][p] = bench_median(runs[p], s_repeat);
+    }
+    printf("\n%s: the multiboot kernel at CPL 0 against QEMU (median of %d, n = %u)\n", title,
+           s_repeat, s_iterations);
+    for (int p = 0; p < S_DISK_PHASES; p++) {
+        const char *unit = s_phase[p].mb ? "MB/s" : "IOPS";
+        printf("\n  %s\n", s_phase[p].what);
+        for (s_krow_t row = 0; row < S_K_ROWS; row++)
+            printf("    %-38s %10.1f %-4s  %5.2fx QEMU\n", s_krow_names[row], rate[row][p], unit,
+                   rate[row][p] / rate[S_QEMU][p]);
+        double best = rate[S_K_APART][p] > rate[S_K_WITH_VP0][p] ? rate[S_K_APART][p]
+                                                                  : rate[S_K_WITH_VP0][p];
+        bench_rate_row("target: in process vs QEMU", best, rate[S_QEMU][p], unit, 1.0,
+                       ">= 1.0x QEMU (the better placement)");
+        bench_rate_row("target: device host ipc:// vs QEMU", rate[S_K_IPC][p], rate[S_QEMU][p],
+                       unit, 0.9, ">= 0.9x QEMU");
+    }
+}
+
 static void s_usage(FILE *f)
 {
     fprintf(f, "usage: virtio_bench [--iterations N] [--repeat N] [--idle-only|--busy-only]\n"
@@ -288,7 +383,9 @@ static void s_usage(FILE *f)
                "\n"
                "virtio-blk and virtio-console from a polling guest at CPL 3, with the\n"
                "devices in the VMM, in a device host over ipc:// and tcp://, and by\n"
-               "message; beside the host's pread/pwrite of the same image.\n"
+               "message; beside the host's pread/pwrite of the same image. Then the\n"
+               "same disk workloads from a multiboot kernel under QEMU's microvm and\n"
+               "this VMM, where QEMU is installed ($VMM_BENCH_QEMU=none: not).\n"
                "  --iterations N  operations per workload (default 2000; 64 KiB and\n"
                "                  console: N/4)\n"
                "  --repeat N      runs per figure, the median kept (default 3)\n"
@@ -312,13 +409,22 @@ int main(int argc, char **argv)
         bench_die("%s: %s", s_dir, strerror(errno));
     s_calibrate();
     s_make_image();
+    bool qemu = bench_find_qemu(s_qemu, sizeof s_qemu);
     if (o.busy) {
         pid_t load = bench_load_start();
         s_run("Other core busy (a spinning process)");
+        if (qemu)
+            s_run_kernel("Other core busy");
         bench_load_stop(&load);
     }
-    if (o.idle)
+    if (o.idle) {
         s_run("Idle machine");
+        if (qemu)
+            s_run_kernel("Idle machine");
+    }
+    if (!qemu)
+        printf("\nQEMU: no qemu-system-x86_64 on $PATH (or VMM_BENCH_QEMU=none): its rows "
+               "are left out (apt-get install qemu-system-x86 adds it).\n");
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", s_dir);
     if (system(cmd))

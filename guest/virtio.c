@@ -1,6 +1,10 @@
 #include "guest/virtio.h"
 
-#include "guest/guest.h"
+/* Freestanding, and 32-bit clean: multiboot kernels (guest/mb) use it too. */
+static inline void s_pause(void)
+{
+    __asm__ volatile("pause" : : : "memory");
+}
 
 /* Register offsets and status bits (virtio 1.x 4.2.2). */
 #define R_MAGIC 0x000
@@ -126,7 +130,7 @@ uint16_t guest_virtio_wait(guest_virtio_t *v, uint16_t qi, uint32_t *len)
             *len = 0;
             return GUEST_VIRTIO_NONE;
         }
-        guest_pause();
+        s_pause();
     }
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     uint16_t i = q->last_used++ % GUEST_VIRTIO_QSIZE;

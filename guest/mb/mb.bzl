@@ -39,14 +39,15 @@ MB_LIB = [
     "//guest/mb:start.S",
 ]
 
-def mb_kernel(name, srcs, aout = False, **kwargs):
-    """A multiboot kernel at 1 MiB: srcs define mb_main(). With aout, its
+def mb_kernel(name, srcs, hdrs = [], aout = False, **kwargs):
+    """A multiboot kernel at 1 MiB: srcs define mb_main() (other C files
+    may come along, with the headers they include in hdrs). With aout, its
     header carries the a.out kludge and `name + ".bin"` is the flat image."""
     flags = MB_FLAGS + (" -DMB_AOUT" if aout else "")
     inputs = srcs + MB_LIB
     native.genrule(
         name = name + "_build",
-        srcs = inputs + ["//guest:port_io.h", "//guest/mb:mb.h", "//guest/mb:mb.lds"],
+        srcs = inputs + hdrs + ["//guest:port_io.h", "//guest/mb:mb.h", "//guest/mb:mb.lds"],
         outs = [name],
         cmd = "gcc " + flags + " -T $(location //guest/mb:mb.lds) -o $@ " +
               " ".join(["$(location " + s + ")" for s in inputs]),
