@@ -173,7 +173,13 @@ static void s_stream(const char *extra, int kills)
     cr_assert_eq(vm_wait_device(vm, "virtio-blk0", 10000), 0, "the device host registered");
     cr_assert_eq(vm_start(vm), 0);
     for (int kill_no = 0; kill_no < kills; kill_no++) {
-        cr_assert(s_wait_writes(vm, 1500), "incarnation %d took no stream", kill_no);
+        cr_assert(s_wait_writes(vm, 1500),
+                  "incarnation %d took no stream: write_requests %lld, notifies %lld, "
+                  "needs_reset %lld, doorbells_by_fd %lld; the partition's devices_lost %lld",
+                  kill_no, s_number(vm, S_DEVICE, "write_requests"),
+                  s_number(vm, S_DEVICE, "notifies"), s_number(vm, S_DEVICE, "needs_reset"),
+                  s_number(vm, S_DEVICE, "doorbells_by_fd"),
+                  s_number(vm, VM_PARTITION, "devices_lost"));
         vm_event_t early;
         cr_assert_eq(vm_next_event(vm, &early, 0), -ETIMEDOUT, "the stream ended before kill %d",
                      kill_no);
