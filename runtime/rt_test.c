@@ -906,8 +906,9 @@ Test(timers, a_first_timer_armed_inside_run_kicks_it)
     for (int i = 0; i < 5000 && !atomic_load(&s_armed_fired); i++)
         usleep(1000);
     cr_expect(atomic_load(&s_armed_fired), "the timer fired though run blocks for 10 s");
-    /* Kicked for the timer at least (a loaded machine may add a wake-up). */
-    cr_expect_geq(atomic_load(&b.runs), 2, "run was kicked for the timer");
+    /* The kick comes before the timer fires; run's next turn may not have
+     * begun yet, so count kicks, not runs. */
+    cr_expect_geq(atomic_load(&b.kicks), 1, "run was kicked for the timer");
     rt_destroy(&rt);
     close(b.efd);
 }
