@@ -859,7 +859,9 @@ void rt_actor_dispatch(rt_actor_t *actor, const Vmm__Envelope *env, rt_ctx_t *ct
     int rc = 0;
     size_t body = (size_t)env->body_case;
     rt_handler_fn fn = body < actor->table_len ? actor->table[body] : NULL;
-    if (env->body_case == VMM__ENVELOPE__BODY_TERMINATE)
+    if (actor->ops->forward && strcmp(env->receiver, actor->name))
+        rc = actor->ops->forward(actor, env); /* s_accept let only a peer's through */
+    else if (env->body_case == VMM__ENVELOPE__BODY_TERMINATE)
         rc = s_on_terminate(actor, env, ctx);
     else if (fn)
         rc = fn(actor, env);
@@ -883,6 +885,12 @@ void rt_actor_dispatch(rt_actor_t *actor, const Vmm__Envelope *env, rt_ctx_t *ct
     }
     actor->depth--;
     actor->ctx = ctx->prev;
+}
+
+const char *rt_peer_key(const rt_actor_t *self)
+{
+    const rt_ctx_t *ctx = self->ctx;
+    return ctx && ctx->kind == RT_CTX_MAILBOX && ctx->remote && ctx->peer[0] ? ctx->peer : NULL;
 }
 
 /* ---- Receiving ------------------------------------------------------------ */
@@ -954,7 +962,8 @@ static bool s_accept(rt_actor_t *actor, rt_ctx_t *ctx, const Vmm__Envelope *env)
                  "malformed envelope from %s: no body", env->sender);
         return false;
     }
-    if (strcmp(env->receiver, actor->name) != 0 && !ctx->to) {
+    bool proxied = strcmp(env->receiver, actor->name) != 0 && !ctx->to;
+    if (proxied && !(actor->ops->forward && ctx->remote)) {
         rt_count(&actor->ex->stats.rx_misaddressed);
         s_refuse(actor, ctx, env->sender, env->request_id, VMM__ERROR_CODE__NOT_FOUND,
                  "misaddressed: sent to \"%s\" but this mailbox is \"%s\"", env->receiver,
@@ -964,7 +973,7 @@ static bool s_accept(rt_actor_t *actor, rt_ctx_t *ctx, const Vmm__Envelope *env)
     if (actor->curve && ctx->remote) {
         /* Checked per envelope: a scope changed by rt_peer_allow() holds
          * for connections already open. */
-        int rc = rt_auth_permits(rt, ctx->peer, env->receiver);
+        int rc = rt_auth_permits(rt, ctx->peer, proxied ? actor->name : env->receiver);
         if (rc) {
             s_deny(actor, ctx, env, "%s (CURVE key %s) may not address %s: %s", env->sender,
                    *ctx->peer ? ctx->peer : "none", env->receiver,

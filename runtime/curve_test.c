@@ -407,6 +407,75 @@ Test(curve, a_peer_reaches_only_actors_in_its_scope)
     rt_destroy(&s.rt);
 }
 
+/* ---- A proxy ------------------------------------------------------------------- */
+
+/* Passes each request on to its receiver and answers with the reply,
+ * keeping the key of the last peer it served. */
+static char s_proxy_key[41];
+
+static int s_proxy_forward(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    const char *key = rt_peer_key(self);
+    snprintf(s_proxy_key, sizeof s_proxy_key, "%s", key ? key : "");
+    Vmm__Envelope env = *msg;
+    env.request_id = 0;
+    rt_msg_t reply;
+    int rc = rt_call(self, msg->receiver, &env, &reply, S_ANSWER_MS);
+    if (rc)
+        return rc;
+    Vmm__Envelope body = *reply.env;
+    rc = rt_reply(self, msg, &body);
+    rt_msg_release(&reply);
+    return rc;
+}
+
+static const rt_actor_ops_t s_proxy_ops = {.kind = "proxy", .forward = s_proxy_forward};
+
+Test(curve, a_proxy_passes_on_what_its_scope_lets_through)
+{
+    s_server_t s;
+    s_server_start(&s);
+    rt_executor_t *other = rt_executor_new(s.rt, "other");
+    cr_assert_eq(rt_actor_start(other, &(rt_actor_spec_t){.name = "vm0/echo", .ops = &echo_ops}),
+                 0);
+    rt_actor_spec_t proxy = {.name = "vm0/proxy", .ops = &s_proxy_ops,
+                             .endpoint = "tcp://127.0.0.1:*"};
+    cr_assert_eq(rt_actor_start(s.ex, &proxy), 0);
+    char ep[256];
+    cr_assert_eq(rt_endpoint_of(s.rt, "vm0/proxy", ep, sizeof ep), 0);
+    /* Admitted to the proxy alone: its scope is the proxy's name, and the
+     * echo behind it is reached only through it. */
+    s_keys_t ck = s_keys();
+    cr_assert_eq(rt_peer_allow(s.rt, ck.pub, "vm0/proxy"), 0);
+
+    rt_t *rt;
+    rt_client_t *c = s_client(&rt, &ck, "vm0/echo", ep, s.keys.pub);
+    s_expect_pong(c, "vm0/echo");
+    cr_expect_str_eq(s_proxy_key, ck.pub, "the proxy knows who asked");
+    cr_expect_eq(s_pings(&s, "vm0/echo"), 1);
+
+    /* The same key at the echo's own mailbox is outside its scope. */
+    rt_actor_spec_t open = {.name = "vm0/open", .ops = &echo_ops, .endpoint = "tcp://127.0.0.1:*"};
+    cr_assert_eq(rt_actor_start(other, &open), 0);
+    char ep_open[256];
+    cr_assert_eq(rt_endpoint_of(s.rt, "vm0/open", ep_open, sizeof ep_open), 0);
+    cr_assert_eq(rt_directory_set_key(rt, "vm0/open", ep_open, s.keys.pub), 0);
+    s_expect_denied(c, "vm0/open");
+    cr_expect_eq(s_stats(s.rt).rx_denied, 1);
+
+    /* An actor that is no proxy still refuses what is not addressed to it. */
+    cr_assert_eq(rt_peer_allow(s.rt, ck.pub, "vm0/"), 0);
+    cr_assert_eq(rt_directory_set_key(rt, "vm0/elsewhere", ep_open, s.keys.pub), 0);
+    rt_msg_t reply;
+    cr_assert_eq(s_call(c, "vm0/elsewhere", S_ANSWER_MS, &reply), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR);
+    cr_expect_eq(reply.env->error->code, VMM__ERROR_CODE__NOT_FOUND, "%s", reply.env->error->text);
+    rt_msg_release(&reply);
+    cr_expect_eq(s_stats(s.rt).rx_misaddressed, 1);
+    rt_destroy(&rt);
+    rt_destroy(&s.rt);
+}
+
 /* ---- Configuration ------------------------------------------------------------ */
 
 static void s_expect_rt_refused(const char *pub, const char *sec, const char *what)

@@ -198,6 +198,29 @@ int rt_endpoint_of(rt_t *rt, const char *name, char *buf, size_t size)
     return rc;
 }
 
+typedef struct {
+    void (*fn)(void *arg, const char *name, const char *kind);
+    void *arg;
+} s_each_t;
+
+static void s_each_actor(void *arg, const char *name, void *value)
+{
+    const s_each_t *each = arg;
+    const rt_actor_t *actor = value;
+    each->fn(each->arg, name, actor->ops->kind ? actor->ops->kind : "");
+}
+
+size_t rt_actors_each(rt_t *rt, void (*fn)(void *arg, const char *name, const char *kind),
+                      void *arg)
+{
+    s_each_t each = {fn, arg};
+    pthread_mutex_lock(&rt->lock);
+    size_t n = rt_map_size(rt->actors);
+    rt_map_each(rt->actors, s_each_actor, &each);
+    pthread_mutex_unlock(&rt->lock);
+    return n;
+}
+
 int rt_register_actor(rt_t *rt, rt_actor_t *actor)
 {
     int rc = 0;

@@ -318,6 +318,17 @@ typedef struct {
      */
     const rt_handler_t *shared_handlers;
     size_t n_shared_handlers;
+    /*
+     * A proxy's handler (the control endpoint's): envelopes that reach the
+     * actor's mailbox from another process addressed to an actor that is
+     * neither it nor one of its executor's (which the mailbox is the gateway
+     * to) come here, whatever their body kind, instead of being refused as
+     * misaddressed. It answers or passes on each, as any handler does; a
+     * CURVE peer's scope (rt_peer_allow()) is checked against the proxy's
+     * own name, and what the peer may ask through it is the proxy's to
+     * decide (rt_peer_key()). NULL: no proxy.
+     */
+    rt_handler_fn forward;
     /* Optional, for traces: packs what starts the actor again from init's
      * arg (its kind's own message) into *out, malloc'ed and then the
      * caller's, so that a replay can rebuild it from the trace alone (see
@@ -367,6 +378,17 @@ void rt_actor_set_state(rt_actor_t *self, void *state);
  * replay has diverged). Returns 0 otherwise.
  */
 int rt_actor_input(rt_actor_t *self, uint32_t kind, uint64_t address, void *data, size_t len);
+
+/* The CURVE public key (Z85) of the peer whose envelope self is handling,
+ * as the handshake proved it; NULL when it came otherwise (this process,
+ * ipc://, plain tcp://). Valid until the handler returns. */
+const char *rt_peer_key(const rt_actor_t *self);
+
+/* Calls fn with the name and kind of every actor of this process (a
+ * client's kind is "client"), in no order, under the runtime's lock: fn
+ * must not call into the runtime. Returns how many there were. */
+size_t rt_actors_each(rt_t *rt, void (*fn)(void *arg, const char *name, const char *kind),
+                      void *arg);
 
 /* Whether the actor is being replayed from a trace (runtime/replay.h):
  * what it would reach outside the runtime (a file it maps) is the trace's

@@ -915,6 +915,28 @@ Test(timers, a_first_timer_armed_inside_run_kicks_it)
 
 /* ---- Introspection, tap, logging ------------------------------------------- */
 
+static void s_collect(void *arg, const char *name, const char *kind)
+{
+    char *out = arg;
+    size_t n = strlen(out);
+    snprintf(out + n, 256 - n, "%s=%s;", name, kind);
+}
+
+Test(observe, the_actors_of_a_process_can_be_listed)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "ex0");
+    cr_assert_eq(rt_actor_start(ex, &(rt_actor_spec_t){.name = "vm0/echo", .ops = &echo_ops}), 0);
+    rt_client_t *c = rt_client_new(rt, "vm0/main");
+    char seen[256] = "";
+    cr_expect_eq(rt_actors_each(rt, s_collect, seen), 2);
+    cr_expect(strstr(seen, "vm0/echo=echo;") && strstr(seen, "vm0/main=client;"), "%s", seen);
+    rt_client_destroy(&c);
+    seen[0] = '\0';
+    cr_expect_eq(rt_actors_each(rt, s_collect, seen), 1, "%s", seen);
+    rt_destroy(&rt);
+}
+
 Test(observe, inspect_returns_the_actor_state_as_a_tree)
 {
     rt_t *rt = rt_new(NULL);
