@@ -216,7 +216,8 @@ size_t rt_actors_each(rt_t *rt, void (*fn)(void *arg, const char *name, const ch
     s_each_t each = {fn, arg};
     pthread_mutex_lock(&rt->lock);
     size_t n = rt_map_size(rt->actors);
-    rt_map_each(rt->actors, s_each_actor, &each);
+    if (fn)
+        rt_map_each(rt->actors, s_each_actor, &each);
     pthread_mutex_unlock(&rt->lock);
     return n;
 }

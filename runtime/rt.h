@@ -386,7 +386,8 @@ const char *rt_peer_key(const rt_actor_t *self);
 
 /* Calls fn with the name and kind of every actor of this process (a
  * client's kind is "client"), in no order, under the runtime's lock: fn
- * must not call into the runtime. Returns how many there were. */
+ * must not call into the runtime (NULL: only count). Returns how many
+ * there were. */
 size_t rt_actors_each(rt_t *rt, void (*fn)(void *arg, const char *name, const char *kind),
                       void *arg);
 

@@ -4,6 +4,8 @@
  *   vmm run [options]      run a guest (the built-in demo guest by default)
  *   vmm devhost [options]  host device actors for a VM elsewhere (devhost.c)
  *   vmm keygen [options]   make a CURVE key pair
+ *   vmm trace ...          look at, export and replay traces (trace_tool.c)
+ *   vmm ctl ENDPOINT ...   ask a running VM (ctl.c)
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,6 +25,7 @@
 #include "actors/devices/virtio_console.h"
 #include "actors/devices/virtio_rng.h"
 #include "guest/demo_embedded.h"
+#include "vmm/ctl.h"
 #include "vmm/device_arg.h"
 #include "vmm/devhost.h"
 #include "vmm/keys.h"
@@ -56,6 +59,8 @@ static void s_usage(FILE *f)
                "  keygen   make a CURVE key pair for tcp:// links to device hosts\n"
                "  trace    look at a trace a run recorded, export it, replay an actor\n"
                "           from it (dump, stats, export, replay)\n"
+               "  ctl      ask a running VM through its control endpoint: inspect, pause,\n"
+               "           resume, regs, mem, msi, post-message, reset, poweroff, stats\n"
                "\n"
                "`vmm COMMAND --help` lists a command's options.\n");
 }
@@ -71,6 +76,8 @@ static void s_run_usage(FILE *f)
             "               [--device KIND[,SETTING...][,host=ipc|tcp|remote[,required]] ...]\n"
             "               [--listen tcp://ADDRESS:PORT --key FILE --allow-key FILE ...\n"
             "                [--wait-devices SECONDS]]\n"
+            "               [--control ipc://PATH|tcp://ADDRESS:PORT|none\n"
+            "                [--key FILE --control-key FILE ...]]\n"
             "\n"
             "Runs a guest until it powers off; the exit status is the guest's (0 for a\n"
             "plain power off, 2v+1 after a write of v to the isa-debug-exit port 0xf4),\n"
@@ -136,7 +143,18 @@ static void s_run_usage(FILE *f)
             "                   .pub beside it\n"
             "  --allow-key FILE a device host's public key; only listed keys are\n"
             "                   admitted (up to 16)\n"
-            "  --wait-devices S how long to wait for the hosts to register (default 60)\n");
+            "  --wait-devices S how long to wait for the hosts to register (default 60)\n"
+            "\n"
+            "The control endpoint, for `vmm ctl` and other clients (clients/python):\n"
+            "  --control E      ipc://PATH: a socket in a folder only you may enter;\n"
+            "                   tcp://ADDRESS:PORT: under CURVE, with the VM's --key and\n"
+            "                   the operators' --control-key; none: no endpoint. Default:\n"
+            "                   ipc:// in the run's private folder (--verbose prints it)\n"
+            "  --control-key FILE\n"
+            "                   an operator's public key (vmm keygen), for tcp:// (up\n"
+            "                   to 16); operators may inspect, pause and resume, read and\n"
+            "                   write registers and memory, raise MSIs, post messages,\n"
+            "                   reset and power off, and nothing else\n");
 }
 
 static int s_parse_size(const char *s, uint64_t *out)
@@ -269,6 +287,13 @@ typedef struct {
     pthread_t keeper;
     bool keeper_running;
     const trace_opts_t *trace; /* what the device host records, if anything */
+    /* The control endpoint (--control; "" before s_control_prepare(): the
+     * default) and the operators' keys. */
+    const char *control, *control_keys[S_MAX_KEYS];
+    size_t n_control_keys;
+    char control_endpoint[4200];
+    char operator_keys[S_MAX_KEYS][KEYS_Z85_LEN + 1];
+    const char *operator_key_ptrs[S_MAX_KEYS];
 } s_remote_t;
 
 static int s_add_device(s_remote_t *r, const char *arg)
@@ -307,13 +332,121 @@ static void s_remove_dir(const char *dir)
     rmdir(dir);
 }
 
+/* Makes the run's private folder, once: endpoints and keys go in a folder
+ * only this user can enter, in $TMPDIR when its path leaves room for the
+ * sockets' names (a unix socket's path is short), else in /tmp. Returns 0,
+ * or -1 after saying why. */
+static int s_private_dir(s_remote_t *r)
+{
+    if (r->dir[0])
+        return 0;
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp || strlen(tmp) > S_MAX_TMPDIR)
+        tmp = "/tmp";
+    snprintf(r->dir, sizeof r->dir, "%s/vmm-XXXXXX", tmp);
+    if (!mkdtemp(r->dir)) {
+        fprintf(stderr, "vmm run: a private folder in %s: %s\n", tmp, strerror(errno));
+        r->dir[0] = 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether only this user may enter the folder an ipc:// socket is in. */
+static int s_check_ipc_folder(const char *endpoint)
+{
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", endpoint + strlen("ipc://"));
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    struct stat st;
+    if (stat(dir, &st) < 0) {
+        fprintf(stderr, "vmm run: --control %s: %s: %s\n", endpoint, dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077)) {
+        fprintf(stderr,
+                "vmm run: --control %s: %s may be entered by others (owner %u, mode %04o): "
+                "give a folder only you may enter (mode 0700)\n",
+                endpoint, dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+        return -1;
+    }
+    return 0;
+}
+
+/* The control endpoint, before the VM exists: the default in the private
+ * folder, an ipc:// one in a private folder, or tcp:// under CURVE with
+ * the VM's key pair and the operators' keys. Returns 0, or -1 after
+ * saying why. */
+static int s_control_prepare(s_remote_t *r, rt_config_t *rcfg, vm_config_t *cfg)
+{
+    char err[4200];
+    const char *c = r->control;
+    bool tcp = c && !strncmp(c, "tcp://", 6);
+    if (r->n_control_keys && !tcp) {
+        fprintf(stderr, "vmm run: --control-key is for a tcp:// --control\n");
+        return -1;
+    }
+    if (c && !strcmp(c, "none"))
+        return 0;
+    if (!c) {
+        if (s_private_dir(r))
+            return -1;
+        snprintf(r->control_endpoint, sizeof r->control_endpoint, "ipc://%s/control", r->dir);
+    } else if (!strncmp(c, "ipc://", 6) && c[6]) {
+        if (s_check_ipc_folder(c))
+            return -1;
+        snprintf(r->control_endpoint, sizeof r->control_endpoint, "%s", c);
+    } else if (tcp) {
+        if (!r->key || !r->n_control_keys) {
+            fprintf(stderr, "vmm run: --control %s needs the VM's --key and at least one "
+                            "--control-key\n", c);
+            return -1;
+        }
+        if (r->host == DEVICE_ARG_TCP) {
+            fprintf(stderr, "vmm run: --control %s: host=tcp makes its own keys; use "
+                            "host=ipc or host=remote with a tcp:// control endpoint\n", c);
+            return -1;
+        }
+        if (!rcfg->curve_public_key) {
+            if (keys_read_pair(r->key, r->public_key, r->secret_key, err, sizeof err)) {
+                fprintf(stderr, "vmm run: --key %s\n", err);
+                return -1;
+            }
+            rcfg->curve_public_key = r->public_key;
+            rcfg->curve_secret_key = r->secret_key;
+        }
+        for (size_t i = 0; i < r->n_control_keys; i++) {
+            if (keys_read(r->control_keys[i], false, r->operator_keys[i], err, sizeof err)) {
+                fprintf(stderr, "vmm run: --control-key %s\n", err);
+                return -1;
+            }
+            r->operator_key_ptrs[i] = r->operator_keys[i];
+        }
+        cfg->operator_keys = r->operator_key_ptrs;
+        cfg->n_operator_keys = r->n_control_keys;
+        snprintf(r->control_endpoint, sizeof r->control_endpoint, "%s", c);
+    } else {
+        fprintf(stderr, "vmm run: --control %s: ipc://PATH, tcp://ADDRESS:PORT or none\n", c);
+        return -1;
+    }
+    cfg->control_endpoint = r->control_endpoint;
+    return 0;
+}
+
 /* Gets ready for device hosts before the VM exists: the private folder,
  * the keys, the partition's endpoint. Returns 0, or -1 after saying why. */
 static int s_remote_prepare(s_remote_t *r, rt_config_t *rcfg, vm_config_t *cfg)
 {
     char err[4200];
+    bool control_tcp = r->control && !strncmp(r->control, "tcp://", 6);
     if (r->host == DEVICE_ARG_IN_VM) {
-        if (r->listen || r->key || r->n_allow) {
+        if (r->listen || (r->key && !control_tcp) || r->n_allow) {
             fprintf(stderr, "vmm run: --listen, --key and --allow-key are for devices with "
                             "host=remote\n");
             return -1;
@@ -331,26 +464,14 @@ static int s_remote_prepare(s_remote_t *r, rt_config_t *rcfg, vm_config_t *cfg)
             return -1;
         }
         snprintf(r->endpoint, sizeof r->endpoint, "%s", r->listen);
-    } else if (r->listen || r->key || r->n_allow) {
+    } else if (r->listen || (r->key && !control_tcp) || r->n_allow) {
         fprintf(stderr, "vmm run: --listen, --key and --allow-key are for host=remote; vmm "
                         "makes its own for host=%s\n",
                 r->host == DEVICE_ARG_IPC ? "ipc" : "tcp");
         return -1;
     }
-    if (r->host != DEVICE_ARG_REMOTE) {
-        /* Endpoints and keys go in a folder only this user can enter, in
-         * $TMPDIR when its path leaves room for the sockets' names (a unix
-         * socket's path is short), else in /tmp. */
-        const char *tmp = getenv("TMPDIR");
-        if (!tmp || !*tmp || strlen(tmp) > S_MAX_TMPDIR)
-            tmp = "/tmp";
-        snprintf(r->dir, sizeof r->dir, "%s/vmm-XXXXXX", tmp);
-        if (!mkdtemp(r->dir)) {
-            fprintf(stderr, "vmm run: a private folder in %s: %s\n", tmp, strerror(errno));
-            r->dir[0] = 0;
-            return -1;
-        }
-    }
+    if (r->host != DEVICE_ARG_REMOTE && s_private_dir(r))
+        return -1;
     if (r->host == DEVICE_ARG_IPC)
         snprintf(r->endpoint, sizeof r->endpoint, "ipc://%s/partition", r->dir);
     if (r->host == DEVICE_ARG_TCP) {
@@ -713,6 +834,8 @@ static int s_run(int argc, char **argv)
         {"key", required_argument, NULL, 'k'},
         {"allow-key", required_argument, NULL, 'a'},
         {"wait-devices", required_argument, NULL, 'w'},
+        {"control", required_argument, NULL, 'c'},
+        {"control-key", required_argument, NULL, 'C'},
         TRACE_OPTS_LONG,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -808,6 +931,16 @@ static int s_run(int argc, char **argv)
             remote.wait_s = (int)v;
             break;
         }
+        case 'c':
+            remote.control = optarg;
+            break;
+        case 'C':
+            if (remote.n_control_keys == S_MAX_KEYS) {
+                fprintf(stderr, "vmm run: --control-key: at most %d keys\n", S_MAX_KEYS);
+                return S_EXIT_USAGE;
+            }
+            remote.control_keys[remote.n_control_keys++] = optarg;
+            break;
         case TRACE_OPT_FILE:
         case TRACE_OPT_ACTOR:
         case TRACE_OPT_KIND:
@@ -898,7 +1031,7 @@ static int s_run(int argc, char **argv)
             s_term_to_guest();
     }
     cfg.rt = &rcfg;
-    if (s_remote_prepare(&remote, &rcfg, &cfg))
+    if (s_remote_prepare(&remote, &rcfg, &cfg) || s_control_prepare(&remote, &rcfg, &cfg))
         goto out;
     vm = vm_new(&cfg, err, sizeof err);
     free(file); /* the guest is in guest RAM now */
@@ -906,6 +1039,11 @@ static int s_run(int argc, char **argv)
     file = initrd = NULL;
     if (vm && verbose)
         fprintf(stderr, "vmm run: %s", vm_describe(vm));
+    if (vm && verbose && cfg.control_endpoint) {
+        char where[4200];
+        if (!rt_endpoint_of(vm_rt(vm), VM_CONTROL, where, sizeof where))
+            fprintf(stderr, "vmm run: control endpoint %s\n", where);
+    }
     if (vm && s_remote_start(&remote, vm, err, sizeof err))
         vm_destroy(&vm);
     if (!vm) {
@@ -1013,6 +1151,8 @@ int main(int argc, char **argv)
         return trace_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "devhost"))
         return devhost_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "ctl"))
+        return ctl_main(argc - 1, argv + 1);
     fprintf(stderr, "vmm: unknown command '%s'; see `vmm --help`\n", argv[1]);
     return S_EXIT_USAGE;
 }

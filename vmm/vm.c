@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "actors/console/console.h"
+#include "actors/control/control.h"
 #include "actors/devices/debug_exit.h"
 #include "actors/devices/bochs_shutdown.h"
 #include "actors/devices/device_actor.h"
@@ -400,6 +401,31 @@ static loader_image_t *s_image(const vm_config_t *cfg, uint64_t mem_size, uint32
     return image;
 }
 
+/* The control endpoint, on an executor of its own: an operator's request
+ * that waits for a VP holds up nobody else. */
+static int s_start_control(vm_t *vm, const vm_config_t *cfg, char *err, size_t errlen)
+{
+    if (!cfg->control_endpoint)
+        return 0;
+    int rc = 0;
+    for (size_t i = 0; !rc && i < cfg->n_operator_keys; i++)
+        rc = rt_peer_allow(vm->rt, cfg->operator_keys[i], VM_CONTROL);
+    if (rc)
+        return s_fail(err, errlen, rc, "cannot admit the operators' keys: %s", strerror(-rc));
+    rt_executor_t *ex = rt_executor_new(vm->rt, VM_CONTROL);
+    if (!ex)
+        return s_fail(err, errlen, -ENOMEM, "cannot start the control endpoint's thread");
+    control_config_t cc = {.vm = "vm0", .owner = VM_CLIENT, .n_vps = vm->n_vps,
+                           .operator_keys = cfg->operator_keys,
+                           .n_operator_keys = cfg->n_operator_keys};
+    rt_actor_spec_t spec = {.name = VM_CONTROL, .ops = &control_ops, .arg = &cc,
+                            .endpoint = cfg->control_endpoint};
+    if ((rc = rt_actor_start(ex, &spec)))
+        return s_fail(err, errlen, rc, "the control endpoint cannot listen on %s: %s",
+                      cfg->control_endpoint, strerror(-rc));
+    return 0;
+}
+
 vm_t *vm_new(const vm_config_t *cfg, char *err, size_t errlen)
 {
     uint64_t mem_size = cfg->mem_size ? cfg->mem_size : VM_DEFAULT_MEM;
@@ -452,7 +478,7 @@ vm_t *vm_new(const vm_config_t *cfg, char *err, size_t errlen)
             s_fail(err, errlen, rc, "cannot start %s: %s", cfg->actors[i].name, strerror(-rc));
             goto fail;
         }
-    if ((rc = s_load(vm, err, errlen)))
+    if ((rc = s_load(vm, err, errlen)) || (rc = s_start_control(vm, cfg, err, errlen)))
         goto fail;
     return vm;
 
@@ -667,6 +693,12 @@ int vm_run(vm_t *vm, char *why, size_t whylen)
                 return 1;
             }
             continue; /* sync points and done are for tests */
+        }
+        if (ev.reason == VMM__VP__HALTED__REASON_STOP) {
+            /* An operator paused it (control.proto Pause); Resume runs it
+             * again, its halts still reported here. */
+            rt_log(vm->rt, NULL, RT_LOG_INFO, "%s", ev.text);
+            continue;
         }
         if (ev.reason != VMM__VP__HALTED__REASON_RESET) {
             snprintf(why, whylen, "%s", ev.text);

@@ -30,6 +30,7 @@
 
 #define VM_CLIENT "vm0/vmm"
 #define VM_PARTITION "vm0/partition"
+#define VM_CONTROL "vm0/control"
 #define VM_DEFAULT_MEM (64ull << 20)
 
 typedef enum {
@@ -76,6 +77,14 @@ typedef struct {
     /* Where the partition also listens, so that device hosts in other
      * processes can register (ipc://... or tcp://...); NULL: none. */
     const char *partition_endpoint;
+    /* Where the VM's control endpoint listens (actors/control/control.h:
+     * ipc://... in a folder only the user may enter, or tcp://... under
+     * CURVE); NULL: none. */
+    const char *control_endpoint;
+    /* Over tcp://: the operators' CURVE public keys, admitted to the
+     * control endpoint alone. */
+    const char *const *operator_keys;
+    size_t n_operator_keys;
     /* Chipset devices served elsewhere (a device host), by their names in
      * the VM ("com1", "testdev"): the VM starts none of its own. */
     const char *const *elsewhere;
@@ -135,7 +144,9 @@ int vm_reset(vm_t *vm, char *err, size_t errlen);
  * Starts the VM and waits for it to end: a power off ends it with the
  * power off's exit code (0 unless an exit device set one); any other halt,
  * or a failed guest assertion, with 1 and its description in why. A reset
- * the guest asks for (i8042) starts it again once every VP has halted.
+ * the guest asks for (i8042) starts it again once every VP has halted. A
+ * VP stopped by Stop (an operator's pause) is paused, not ended: it runs
+ * again when the operator resumes it.
  */
 int vm_run(vm_t *vm, char *why, size_t whylen);
 

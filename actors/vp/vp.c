@@ -39,10 +39,14 @@ typedef struct {
     bool posted, remote, lost, halt_if_lost;
 } s_route_t;
 
+/* KVM's exit reasons counted one by one; later ones count as the last. */
+#define S_EXIT_REASONS 64
+
 typedef struct {
     uint64_t exits, io_exits, mmio_exits, kicks, device_calls, posted_writes;
     uint64_t unregistered_reads, unregistered_writes, device_errors, refused;
     uint64_t msr_exits, hypercalls, deferred;
+    uint64_t by_reason[S_EXIT_REASONS]; /* KVM_EXIT_*, for operators (vmm ctl stats) */
 } s_stats_t;
 
 /* An access a device deferred (IoDeferred): the exit it belongs to waits,
@@ -636,7 +640,9 @@ static void s_handle_exit(rt_actor_t *self)
 {
     vp_t *vp = rt_actor_state(self);
     vp->stats.exits++;
-    switch (vp->run->exit_reason) {
+    uint32_t reason = vp->run->exit_reason;
+    vp->stats.by_reason[reason < S_EXIT_REASONS ? reason : S_EXIT_REASONS - 1]++;
+    switch (reason) {
     case KVM_EXIT_IO:
         s_exit_io(self);
         break;
@@ -806,7 +812,8 @@ static int s_on_run(rt_actor_t *self, const Vmm__Envelope *msg)
     if (vp->running)
         return rt_reply_error(self, msg, VMM__ERROR_CODE__BUSY, "vp %u is already running",
                               vp->cfg.index);
-    char *owner = strdup(msg->sender);
+    const char *report_to = msg->vp_request->run->report_to;
+    char *owner = strdup(report_to && *report_to ? report_to : msg->sender);
     if (!owner)
         return -ENOMEM;
     free(vp->owner);
@@ -1207,6 +1214,25 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     rt_inspect_add(node, "deferred", "%llu", (unsigned long long)s->deferred);
     rt_inspect_add(node, "waiting_for", "%s",
                    vp->io.active && vp->io.waiting ? vp->io.actor : "");
+    static const char *const names[] = {
+        [KVM_EXIT_IO] = "io",           [KVM_EXIT_MMIO] = "mmio",
+        [KVM_EXIT_HLT] = "hlt",         [KVM_EXIT_SHUTDOWN] = "shutdown",
+        [KVM_EXIT_INTR] = "intr",       [KVM_EXIT_DEBUG] = "debug",
+        [KVM_EXIT_FAIL_ENTRY] = "fail_entry", [KVM_EXIT_INTERNAL_ERROR] = "internal_error",
+        [KVM_EXIT_SYSTEM_EVENT] = "system_event", [KVM_EXIT_X86_RDMSR] = "rdmsr",
+        [KVM_EXIT_X86_WRMSR] = "wrmsr",
+    };
+    Vmm__Rt__InspectNode *reasons = rt_inspect_add(node, "exit_reasons", "%llu",
+                                                   (unsigned long long)s->exits);
+    for (uint32_t r = 0; reasons && r < S_EXIT_REASONS; r++) {
+        if (!s->by_reason[r])
+            continue;
+        const char *name = r < sizeof names / sizeof names[0] ? names[r] : NULL;
+        char other[16];
+        snprintf(other, sizeof other, "reason_%u", r);
+        rt_inspect_add(reasons, name ? name : other, "%llu",
+                       (unsigned long long)s->by_reason[r]);
+    }
     Vmm__Rt__InspectNode *routes = rt_inspect_add(node, "routes", "%zu", vp->n_routes);
     for (size_t i = 0; routes && i < vp->n_routes; i++) {
         const s_route_t *r = &vp->routes[i];
