@@ -7,6 +7,7 @@
 set -u
 vmm=$1
 guest=$2
+hv_guest=$3
 fails=0
 tmp=$(mktemp -d -p /tmp) # short: sockets go below it
 chmod 700 "$tmp"
@@ -199,6 +200,22 @@ if start two --control "$c"; then
     expect 0 0 "" -- ctl "$c" poweroff 7
     ended two 7
 fi
+
+# A SynIC message posted to a VM with the Hyper-V interface.
+c="ipc://$tmp/p/c3"
+("$vmm" run --hyperv --guest "$hv_guest" --serial "$tmp/hv.serial" --control "$c" \
+    >"$tmp/hv.out" 2>"$tmp/hv.err" </dev/null
+    echo $? >"$tmp/hv.status") &
+pids+=($!)
+for _ in $(seq 100); do
+    grep -q "^hv: ready" "$tmp/hv.serial" 2>/dev/null && break
+    sleep 0.1
+done
+expect 2 1 "SINT '16': a number from 0 to 15" -- ctl "$c" post-message 0 16 1 00
+expect 0 0 "" -- ctl "$c" post-message 0 2 0x1234 "41 42 43"
+ended hv 7
+grep -q "hv: message type 0x1234 size 3 first 0x41" "$tmp/hv.serial" &&
+    ok "the guest took the message" || fail "the guest said: $(cat "$tmp/hv.serial")"
 
 # The default endpoint, printed with --verbose, and tcp:// under CURVE.
 "$vmm" keygen --out "$tmp/vm" >/dev/null && "$vmm" keygen --out "$tmp/op" >/dev/null &&

@@ -24,6 +24,7 @@
 #include "actors/devices/virtio_blk.h"
 #include "actors/devices/virtio_console.h"
 #include "actors/devices/virtio_rng.h"
+#include "actors/gdb/gdb.h"
 #include "guest/demo_embedded.h"
 #include "vmm/ctl.h"
 #include "vmm/device_arg.h"
@@ -78,6 +79,7 @@ static void s_run_usage(FILE *f)
             "                [--wait-devices SECONDS]]\n"
             "               [--control ipc://PATH|tcp://ADDRESS:PORT|none\n"
             "                [--key FILE --control-key FILE ...]]\n"
+            "               [--gdb tcp:HOST:PORT|unix:PATH]\n"
             "\n"
             "Runs a guest until it powers off; the exit status is the guest's (0 for a\n"
             "plain power off, 2v+1 after a write of v to the isa-debug-exit port 0xf4),\n"
@@ -154,7 +156,12 @@ static void s_run_usage(FILE *f)
             "                   an operator's public key (vmm keygen), for tcp:// (up\n"
             "                   to 16); operators may inspect, pause and resume, read and\n"
             "                   write registers and memory, raise MSIs, post messages,\n"
-            "                   reset and power off, and nothing else\n");
+            "                   reset and power off, and nothing else\n"
+            "\n"
+            "  --gdb WHERE      wait for gdb (target remote) at tcp:HOST:PORT (PORT 0:\n"
+            "                   any; --verbose prints it) or unix:PATH: the VPs start\n"
+            "                   stopped, each a thread; the guest runs at gdb's first\n"
+            "                   continue or step\n");
 }
 
 static int s_parse_size(const char *s, uint64_t *out)
@@ -836,11 +843,12 @@ static int s_run(int argc, char **argv)
         {"wait-devices", required_argument, NULL, 'w'},
         {"control", required_argument, NULL, 'c'},
         {"control-key", required_argument, NULL, 'C'},
+        {"gdb", required_argument, NULL, 'G'},
         TRACE_OPTS_LONG,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *guest = NULL, *serial = "stdout", *mem_arg = NULL;
+    const char *guest = NULL, *serial = "stdout", *mem_arg = NULL, *gdb = NULL;
     loader_kernel_config_t kernel = {0};
     bool verbose = false;
     trace_opts_t topts = {0};
@@ -933,6 +941,9 @@ static int s_run(int argc, char **argv)
         }
         case 'c':
             remote.control = optarg;
+            break;
+        case 'G':
+            gdb = optarg;
             break;
         case 'C':
             if (remote.n_control_keys == S_MAX_KEYS) {
@@ -1033,7 +1044,20 @@ static int s_run(int argc, char **argv)
     cfg.rt = &rcfg;
     if (s_remote_prepare(&remote, &rcfg, &cfg) || s_control_prepare(&remote, &rcfg, &cfg))
         goto out;
+    char gdb_where[4200];
+    if (gdb) {
+        cfg.gdb = true;
+        cfg.gdb_listen_fd = gdb_listen(gdb, gdb_where, sizeof gdb_where, err, sizeof err);
+        if (cfg.gdb_listen_fd < 0) {
+            fprintf(stderr, "vmm run: --gdb %s\n", err);
+            goto out;
+        }
+    }
     vm = vm_new(&cfg, err, sizeof err);
+    if (gdb)
+        close(cfg.gdb_listen_fd); /* the VM listens on its own */
+    if (vm && gdb && verbose)
+        fprintf(stderr, "vmm run: waiting for gdb at %s\n", gdb_where);
     free(file); /* the guest is in guest RAM now */
     free(initrd);
     file = initrd = NULL;

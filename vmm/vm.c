@@ -10,6 +10,7 @@
 
 #include "actors/console/console.h"
 #include "actors/control/control.h"
+#include "actors/gdb/gdb.h"
 #include "actors/devices/debug_exit.h"
 #include "actors/devices/bochs_shutdown.h"
 #include "actors/devices/device_actor.h"
@@ -43,6 +44,7 @@ struct vm_s {
     uint32_t n_vps;
     rt_client_t *client;
     loader_image_t *image; /* kept to load again after a reset */
+    bool debugger;         /* the VPs start when the debugger says */
 };
 
 static int __attribute__((format(printf, 4, 5)))
@@ -426,6 +428,24 @@ static int s_start_control(vm_t *vm, const vm_config_t *cfg, char *err, size_t e
     return 0;
 }
 
+/* The debugger, on an executor of its own. */
+static int s_start_gdb(vm_t *vm, const vm_config_t *cfg, char *err, size_t errlen)
+{
+    if (!cfg->gdb)
+        return 0;
+    rt_executor_t *ex = rt_executor_new(vm->rt, VM_GDB);
+    if (!ex)
+        return s_fail(err, errlen, -ENOMEM, "cannot start the debugger's thread");
+    gdb_config_t gc = {.vm = "vm0", .owner = VM_CLIENT, .n_vps = vm->n_vps,
+                       .listen_fd = cfg->gdb_listen_fd};
+    rt_actor_spec_t spec = {.name = VM_GDB, .ops = &gdb_ops, .arg = &gc};
+    int rc = rt_actor_start(ex, &spec);
+    if (rc)
+        return s_fail(err, errlen, rc, "cannot start the debugger: %s", strerror(-rc));
+    vm->debugger = true;
+    return 0;
+}
+
 vm_t *vm_new(const vm_config_t *cfg, char *err, size_t errlen)
 {
     uint64_t mem_size = cfg->mem_size ? cfg->mem_size : VM_DEFAULT_MEM;
@@ -478,7 +498,8 @@ vm_t *vm_new(const vm_config_t *cfg, char *err, size_t errlen)
             s_fail(err, errlen, rc, "cannot start %s: %s", cfg->actors[i].name, strerror(-rc));
             goto fail;
         }
-    if ((rc = s_load(vm, err, errlen)) || (rc = s_start_control(vm, cfg, err, errlen)))
+    if ((rc = s_load(vm, err, errlen)) || (rc = s_start_control(vm, cfg, err, errlen)) ||
+        (rc = s_start_gdb(vm, cfg, err, errlen)))
         goto fail;
     return vm;
 
@@ -677,7 +698,7 @@ int vm_next_event(vm_t *vm, vm_event_t *ev, int timeout_ms)
 
 int vm_run(vm_t *vm, char *why, size_t whylen)
 {
-    int rc = vm_start(vm);
+    int rc = vm->debugger ? 0 : vm_start(vm);
     if (rc) {
         snprintf(why, whylen, "the VPs did not start: %s", strerror(-rc));
         return 1;

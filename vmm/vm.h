@@ -31,6 +31,7 @@
 #define VM_CLIENT "vm0/vmm"
 #define VM_PARTITION "vm0/partition"
 #define VM_CONTROL "vm0/control"
+#define VM_GDB "vm0/gdb"
 #define VM_DEFAULT_MEM (64ull << 20)
 
 typedef enum {
@@ -85,6 +86,11 @@ typedef struct {
      * control endpoint alone. */
     const char *const *operator_keys;
     size_t n_operator_keys;
+    /* A debugger: gdb's remote protocol on a listening socket
+     * (actors/gdb/gdb.h gdb_listen(); the VM listens on a duplicate). The
+     * VPs then start stopped, left to the debugger to run. */
+    bool gdb;
+    int gdb_listen_fd;
     /* Chipset devices served elsewhere (a device host), by their names in
      * the VM ("com1", "testdev"): the VM starts none of its own. */
     const char *const *elsewhere;
@@ -146,7 +152,9 @@ int vm_reset(vm_t *vm, char *err, size_t errlen);
  * or a failed guest assertion, with 1 and its description in why. A reset
  * the guest asks for (i8042) starts it again once every VP has halted. A
  * VP stopped by Stop (an operator's pause) is paused, not ended: it runs
- * again when the operator resumes it.
+ * again when the operator resumes it. With a debugger (vm_config_t.gdb),
+ * the VPs start when it says so; halts that are not its own it passes on
+ * here.
  */
 int vm_run(vm_t *vm, char *why, size_t whylen);
 
