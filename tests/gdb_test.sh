@@ -123,6 +123,7 @@ EOF
     expect_line gdb2.log '[Switching to thread 2 (Thread 2)]'
     expect_line gdb2.log 'exited with code 025'
     ended two 21
+    grep -q 'exited with code 025' "$tmp/gdb2.log" || cat "$tmp/gdb2.log" "$tmp/two.err"
 fi
 
 # ---- The protocol by hand: Ctrl-C, registers, detach -----------------------------

@@ -44,7 +44,8 @@ typedef struct {
     uint32_t g_vp, c_vp; /* 'Hg' and 'Hc' */
     bool *running;       /* run by this actor, not halted since */
     bool ours;           /* the VPs are this actor's to run (else the owner's) */
-    bool reporting;      /* a stop is to be reported once every VP halted */
+    bool reporting;      /* resumed: the next halt is a stop to report */
+    bool report_pending; /* the stop is reported once every VP has halted */
     bool interrupted;    /* Ctrl-C asked for the stop */
     char stop[80];       /* the last stop reply ('?') */
     s_slot_t slots[4];
@@ -298,10 +299,13 @@ static void s_resume(rt_actor_t *self, bool step)
         return;
     }
     g->reporting = true;
+    g->report_pending = false;
     g->interrupted = false;
 }
 
-/* All-stop: once one VP stopped, the others are stopped too. */
+/* All-stop: once one VP stopped, the others are stopped too. Each halts
+ * (its Halted comes here as an event, perhaps after the Ack), so the stop
+ * is reported once every VP's halt arrived, and none arrives late. */
 static void s_stop_others(rt_actor_t *self)
 {
     gdb_t *g = rt_actor_state(self);
@@ -327,7 +331,7 @@ static void s_release(rt_actor_t *self)
         s_run_vp(self, i, true);
     }
     g->ours = false;
-    g->reporting = false;
+    g->reporting = g->report_pending = false;
 }
 
 static void s_halted(rt_actor_t *self, const Vmm__Envelope *msg)
@@ -358,21 +362,25 @@ static void s_halted(rt_actor_t *self, const Vmm__Envelope *msg)
         else
             snprintf(why, sizeof why, "X%02x", S_SIGKILL);
         g->ours = false;
-        g->reporting = false;
+        g->reporting = g->report_pending = false;
         snprintf(g->stop, sizeof g->stop, "%s", why);
         s_send(g, why);
         return;
     }
     }
-    if (!g->reporting)
-        return;
-    bool intr = h->reason_case == VMM__VP__HALTED__REASON_STOP && g->interrupted;
-    snprintf(g->stop, sizeof g->stop, "T%02xthread:%x;", intr ? S_SIGINT : S_SIGTRAP,
-             h->vp_index + 1);
-    g->g_vp = g->c_vp = h->vp_index;
-    g->reporting = false;
-    s_stop_others(self);
-    s_send(g, g->stop);
+    if (g->reporting) { /* the first halt since gdb resumed: the stop it is told of */
+        bool intr = h->reason_case == VMM__VP__HALTED__REASON_STOP && g->interrupted;
+        snprintf(g->stop, sizeof g->stop, "T%02xthread:%x;", intr ? S_SIGINT : S_SIGTRAP,
+                 h->vp_index + 1);
+        g->g_vp = g->c_vp = h->vp_index;
+        g->reporting = false;
+        g->report_pending = true;
+        s_stop_others(self);
+    }
+    if (g->report_pending && !s_any_running(g)) {
+        g->report_pending = false;
+        s_send(g, g->stop);
+    }
 }
 
 static int s_on_vp_event(rt_actor_t *self, const Vmm__Envelope *msg)
