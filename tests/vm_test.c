@@ -7,9 +7,13 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "actors/partition/partition.h"
 #include "runtime/testing/echo.h"
@@ -804,6 +808,45 @@ static bool s_caps_hv1(vm_harness_t *h)
     bool hv1 = reply.env->partition_reply->caps->x86->hv1;
     rt_msg_release(&reply);
     return hv1;
+}
+
+/* GetCaps says what the guest's CPUID and KVM say. */
+Test(vm, caps_come_from_the_guests_cpuid_and_kvm)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_open(&h);
+    s_new_partition(&h, NULL);
+    Vmm__Partition__GetCaps get = VMM__PARTITION__GET_CAPS__INIT;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_GET_CAPS;
+    req.get_caps = &get;
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_partition(&h, &req, &reply), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PARTITION_REPLY);
+    const Vmm__Partition__X86Capabilities *x = reply.env->partition_reply->caps->x86;
+    Vmm__Partition__CpuidRegisters one = s_cpuid(&h, 1, 0), d0 = s_cpuid(&h, 0xd, 0);
+    Vmm__Partition__CpuidRegisters ext = s_cpuid(&h, 0x80000001, 0);
+    cr_expect_eq(x->reset_rdx, one.eax);
+    cr_expect_eq(x->x2apic, (one.ecx >> 21) & 1);
+    cr_expect_eq(x->xsave->features & 3, 3, "x87 and SSE always");
+    if (one.ecx & (1u << 26)) {
+        cr_expect_eq(x->xsave->features, d0.eax | (uint64_t)d0.edx << 32);
+        cr_expect_eq(x->xsave->standard_len, d0.ecx);
+        cr_expect_leq(x->xsave->compact_len, x->xsave->standard_len + 64 * 64);
+    } else {
+        cr_expect_eq(x->xsave->features, 3, "no XSAVE: the legacy area");
+        cr_expect_eq(x->xsave->standard_len, 576);
+    }
+    cr_expect_geq(x->xsave->compact_len, 576);
+    cr_expect_eq(x->tsc_aux, ((ext.edx >> 27) & 1) || ((s_cpuid(&h, 7, 0).ecx >> 22) & 1));
+    int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    cr_assert_geq(kvm, 0);
+    cr_expect_eq(x->can_freeze_time, ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_ADJUST_CLOCK) > 0);
+    close(kvm);
+    cr_expect_geq(x->physical_address_width, 32);
+    rt_msg_release(&reply);
+    vm_harness_stop(&h);
 }
 
 Test(vm, hv_config_presents_the_microsoft_hypervisor_interface)

@@ -842,6 +842,36 @@ static int s_on_query_features(rt_actor_t *self, const Vmm__Envelope *msg,
     return s_reply(self, msg, &r);
 }
 
+/* The guest's XSAVE, from the CPUID it sees: without XSAVE, the legacy
+ * x87 and SSE area and its header alone (576 bytes). */
+static void s_xsave_caps(partition_t *p, Vmm__Partition__XsaveCapabilities *xs)
+{
+    const struct kvm_cpuid_entry2 *e1 = s_cpuid_find(p->cpuid, 1, 0);
+    const struct kvm_cpuid_entry2 *d0 = s_cpuid_find(p->cpuid, 0xd, 0);
+    const struct kvm_cpuid_entry2 *d1 = s_cpuid_find(p->cpuid, 0xd, 1);
+    xs->features = 3; /* x87, SSE */
+    xs->supervisor_features = 0;
+    xs->standard_len = xs->compact_len = 576;
+    if (!e1 || !(e1->ecx & (1u << 26)) || !d0 || !d0->eax)
+        return;
+    xs->features = d0->eax | (uint64_t)d0->edx << 32;
+    xs->supervisor_features = d1 ? d1->ecx | (uint64_t)d1->edx << 32 : 0;
+    xs->standard_len = d0->ecx; /* every feature the guest may enable */
+    /* The compacted form: each component in order, aligned to 64 bytes
+     * when its leaf says so. */
+    uint64_t all = xs->features | xs->supervisor_features;
+    uint32_t len = 576;
+    for (uint32_t i = 2; i < 64; i++) {
+        const struct kvm_cpuid_entry2 *d = (all >> i & 1) ? s_cpuid_find(p->cpuid, 0xd, i) : NULL;
+        if (!d)
+            continue;
+        if (d->ecx & 2)
+            len = (len + 63) & ~63u;
+        len += d->eax;
+    }
+    xs->compact_len = len;
+}
+
 static int s_on_get_caps(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     partition_t *p = rt_actor_state(self);
@@ -861,9 +891,21 @@ static int s_on_get_caps(rt_actor_t *self, const Vmm__Envelope *msg)
     x.xsave = &xs;
     x.hv1 = p->hv;
     x.hv1_reference_tsc_page = p->hv;
+    const struct kvm_cpuid_entry2 *e7 = s_cpuid_find(p->cpuid, 7, 0);
+    const struct kvm_cpuid_entry2 *x1 = s_cpuid_find(p->cpuid, 0x80000001, 0);
+    s_xsave_caps(p, &xs);
     x.x2apic = e1 && (e1->ecx & (1u << 21));
     x.reset_rdx = e1 ? e1->eax : 0;
     x.physical_address_width = s_phys_bits(p);
+    x.cet = e7 && (e7->edx & (1u << 20));    /* IBT */
+    x.cet_ss = e7 && (e7->ecx & (1u << 7));  /* shadow stacks */
+    x.sgx = e7 && (e7->ebx & (1u << 2));
+    /* IA32_TSC_AUX exists for RDTSCP or RDPID. */
+    x.tsc_aux = (x1 && (x1->edx & (1u << 27))) || (e7 && (e7->ecx & (1u << 22)));
+    /* kvmclock can be read and set whole (KVM_GET_CLOCK, KVM_SET_CLOCK),
+     * so a stopped VM's time can stand still. The remaining flags are
+     * Hyper-V's own quirks, none of them KVM's. */
+    x.can_freeze_time = ioctl(p->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_ADJUST_CLOCK) > 0;
     Vmm__Partition__PartitionCapabilities caps = VMM__PARTITION__PARTITION_CAPABILITIES__INIT;
     caps.arch_case = VMM__PARTITION__PARTITION_CAPABILITIES__ARCH_X86;
     caps.x86 = &x;
