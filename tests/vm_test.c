@@ -849,6 +849,99 @@ Test(vm, caps_come_from_the_guests_cpuid_and_kvm)
     vm_harness_stop(&h);
 }
 
+static int s_vdev_call(vm_harness_t *h, Vmm__Partition__Request *req, rt_msg_t *reply)
+{
+    cr_assert_eq(vm_harness_partition(h, req, reply), 0);
+    int body = reply->env->body_case;
+    return body == VMM__ENVELOPE__BODY_ERROR ? -(int)reply->env->error->code : body;
+}
+
+/* Virtual devices and their VPCI interrupts: one processor's vector as an
+ * MSI the in-kernel APIC takes, and refusals that say why. */
+Test(vm, virtual_devices_map_vpci_interrupts_to_msis)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 2, S_MEM, NULL);
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    Vmm__Partition__NewVirtualDevice nd = VMM__PARTITION__NEW_VIRTUAL_DEVICE__INIT;
+    nd.device_id = 0x1234;
+    req.op_case = VMM__PARTITION__REQUEST__OP_NEW_VIRTUAL_DEVICE;
+    req.new_virtual_device = &nd;
+    rt_msg_t reply;
+    cr_assert_eq(s_vdev_call(&h, &req, &reply), VMM__ENVELOPE__BODY_PARTITION_REPLY);
+    uint64_t dev = reply.env->partition_reply->virtual_device->handle;
+    rt_msg_release(&reply);
+    cr_expect_eq(s_vdev_call(&h, &req, &reply), -VMM__ERROR_CODE__INVALID_ARGUMENT,
+                 "a device id twice");
+    rt_msg_release(&reply);
+
+    uint32_t one[1] = {1}, two[2] = {0, 1};
+    Vmm__Partition__VpciInterruptParameters params = VMM__PARTITION__VPCI_INTERRUPT_PARAMETERS__INIT;
+    params.vector = 0x40;
+    params.target_processors = one;
+    params.n_target_processors = 1;
+    Vmm__Partition__RegisterVpciInterrupt reg = VMM__PARTITION__REGISTER_VPCI_INTERRUPT__INIT;
+    reg.device = dev;
+    reg.vector_count = 4;
+    reg.params = &params;
+    req.op_case = VMM__PARTITION__REQUEST__OP_REGISTER_VPCI_INTERRUPT;
+    req.register_vpci_interrupt = &reg;
+    cr_assert_eq(s_vdev_call(&h, &req, &reply), VMM__ENVELOPE__BODY_PARTITION_REPLY);
+    cr_expect_eq(reply.env->partition_reply->vpci_interrupt->address, 0xfee01000ull,
+                 "physical destination, APIC ID 1");
+    cr_expect_eq(reply.env->partition_reply->vpci_interrupt->data, 0x40);
+    rt_msg_release(&reply);
+
+    params.target_processors = two;
+    params.n_target_processors = 2;
+    cr_expect_eq(s_vdev_call(&h, &req, &reply), -VMM__ERROR_CODE__NOT_SUPPORTED);
+    cr_expect(strstr(reply.env->error->text, "logical destination mode"), "%s",
+              reply.env->error->text);
+    rt_msg_release(&reply);
+    params.target_processors = one;
+    params.n_target_processors = 1;
+    params.vector = 0x42; /* not aligned to 4 */
+    cr_expect_eq(s_vdev_call(&h, &req, &reply), -VMM__ERROR_CODE__INVALID_ARGUMENT);
+    rt_msg_release(&reply);
+    params.vector = 0x40;
+    one[0] = 2; /* the VM has 2 VPs */
+    cr_expect_eq(s_vdev_call(&h, &req, &reply), -VMM__ERROR_CODE__INVALID_ARGUMENT);
+    rt_msg_release(&reply);
+
+    /* An MSI target of the device, then the interrupt gone, then the
+     * device. */
+    Vmm__Partition__NewMsiTarget nt = VMM__PARTITION__NEW_MSI_TARGET__INIT;
+    nt.device = dev;
+    req.op_case = VMM__PARTITION__REQUEST__OP_NEW_MSI_TARGET;
+    req.new_msi_target = &nt;
+    cr_expect_eq(s_vdev_call(&h, &req, &reply), VMM__ENVELOPE__BODY_PARTITION_REPLY);
+    rt_msg_release(&reply);
+    Vmm__Partition__UnregisterVpciInterrupt un = VMM__PARTITION__UNREGISTER_VPCI_INTERRUPT__INIT;
+    un.device = dev;
+    un.address = 0xfee01000ull;
+    un.data = 0x40;
+    req.op_case = VMM__PARTITION__REQUEST__OP_UNREGISTER_VPCI_INTERRUPT;
+    req.unregister_vpci_interrupt = &un;
+    cr_expect_eq(s_vdev_call(&h, &req, &reply), VMM__ENVELOPE__BODY_ACK);
+    rt_msg_release(&reply);
+    cr_expect_eq(s_vdev_call(&h, &req, &reply), -VMM__ERROR_CODE__NOT_FOUND, "gone already");
+    rt_msg_release(&reply);
+    Vmm__Partition__DropVirtualDevice drop = VMM__PARTITION__DROP_VIRTUAL_DEVICE__INIT;
+    drop.device = dev;
+    req.op_case = VMM__PARTITION__REQUEST__OP_DROP_VIRTUAL_DEVICE;
+    req.drop_virtual_device = &drop;
+    cr_expect_eq(s_vdev_call(&h, &req, &reply), VMM__ENVELOPE__BODY_ACK);
+    rt_msg_release(&reply);
+    cr_expect_eq(s_vdev_call(&h, &req, &reply), -VMM__ERROR_CODE__NOT_FOUND);
+    rt_msg_release(&reply);
+    req.op_case = VMM__PARTITION__REQUEST__OP_NEW_MSI_TARGET;
+    req.new_msi_target = &nt;
+    cr_expect_eq(s_vdev_call(&h, &req, &reply), -VMM__ERROR_CODE__NOT_FOUND, "its target too");
+    rt_msg_release(&reply);
+    vm_harness_stop(&h);
+}
+
 Test(vm, hv_config_presents_the_microsoft_hypervisor_interface)
 {
     vm_harness_need_kvm();

@@ -978,10 +978,10 @@ static int s_on_new_msi_target(rt_actor_t *self, const Vmm__Envelope *msg,
         return partition_stage_error(self, msg, PARTITION_BUILT);
     if (!s_vtl0(self, msg, op->vtl))
         return 0;
-    if (op->device)
+    if (op->device && !partition_has_virtual_device(p, op->device, msg->sender))
         return rt_reply_error(self, msg, VMM__ERROR_CODE__NOT_FOUND,
-                              "no virtual device %llu (virtual devices are not supported)",
-                              (unsigned long long)op->device);
+                              "no virtual device %llu of %s", (unsigned long long)op->device,
+                              msg->sender);
     uint64_t *grown = realloc(p->msi_targets, (p->n_msi_targets + 1) * sizeof *grown);
     if (!grown)
         return -ENOMEM;
@@ -1747,6 +1747,14 @@ static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
     case VMM__PARTITION__REQUEST__OP_SET_SPI_IRQ:
         return partition_refuse(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
                                 "a GIC is an aarch64 interrupt controller; this partition is x86");
+    case VMM__PARTITION__REQUEST__OP_NEW_VIRTUAL_DEVICE:
+        return partition_on_new_virtual_device(self, msg, req->new_virtual_device);
+    case VMM__PARTITION__REQUEST__OP_DROP_VIRTUAL_DEVICE:
+        return partition_on_drop_virtual_device(self, msg, req->drop_virtual_device);
+    case VMM__PARTITION__REQUEST__OP_REGISTER_VPCI_INTERRUPT:
+        return partition_on_register_vpci_interrupt(self, msg, req->register_vpci_interrupt);
+    case VMM__PARTITION__REQUEST__OP_UNREGISTER_VPCI_INTERRUPT:
+        return partition_on_unregister_vpci_interrupt(self, msg, req->unregister_vpci_interrupt);
     case VMM__PARTITION__REQUEST__OP__NOT_SET:
         return partition_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                                 "no partition operation set");
@@ -1840,6 +1848,7 @@ static void s_fini(rt_actor_t *self)
     if (p->kvm_fd >= 0)
         close(p->kvm_fd);
     partition_devices_fini(self);
+    partition_vdevs_fini(p);
     if (p->registry) {
         /* Its registry goes with it (a partition of the same name may
          * start again on this executor). */
@@ -1884,6 +1893,7 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
         rt_msg_release(&listed);
     }
     rt_inspect_add(node, "doorbells", "%zu", p->n_doorbells);
+    rt_inspect_add(node, "virtual_devices", "%zu", p->n_vdevs);
     rt_inspect_add(node, "msi_irqfds", "%zu", p->n_irqfds);
     rt_inspect_add(node, "msis", "%llu", (unsigned long long)s->msis);
     rt_inspect_add(node, "msis_blocked", "%llu", (unsigned long long)s->msis_blocked);

@@ -32,7 +32,8 @@
  * this host gets an irqfd per MSI instead (GetMsiIrqfd). VPs may post writes to the devices that ask for it only in a VM
  * of one VP (see partition_posts_ok()).
  * Power requests from devices are passed to every VP, which halt with the
- * matching reason.
+ * matching reason. Virtual devices (NewVirtualDevice) get VPCI interrupts:
+ * the MSI address and data that reach one processor's vector (vdev.c).
  *
  * Devices in other processes (RegisterDevice.endpoint) are pinged; one
  * whose host stops answering is lost: logged, counted, and its ranges are

@@ -1,9 +1,10 @@
 /*
- * What the partition actor's two files share: partition.c (KVM, the
- * prototype, build, interrupts, doorbells, reset) and devices.c
+ * What the partition actor's files share: partition.c (KVM, the
+ * prototype, build, interrupts, doorbells, reset), devices.c
  * (registrations, with the device registry actor beside it; devices'
- * permissions, guest memory, device hosts' liveness). Not for other
- * modules: partition.h is the actor's interface.
+ * permissions, guest memory, device hosts' liveness) and vdev.c (virtual
+ * devices and their VPCI interrupts). Not for other modules: partition.h
+ * is the actor's interface.
  */
 #ifndef VMM_PARTITION_INTERNAL_H
 #define VMM_PARTITION_INTERNAL_H
@@ -15,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/partition.pb-c.h"
 #include "proto/registry.pb-c.h"
 #include "runtime/rt.h"
 
@@ -148,6 +150,20 @@ typedef struct {
     atomic_uint_fast64_t irqfds_made;
 } partition_stats_t;
 
+/* A VPCI interrupt of a virtual device (vdev.c): what the guest programs. */
+typedef struct {
+    uint64_t address;
+    uint32_t data, count;
+} partition_vpci_irq_t;
+
+/* A virtual device (Hv1::new_virtual_device), its owner's alone. */
+typedef struct {
+    uint64_t handle, device_id;
+    char *owner;
+    partition_vpci_irq_t *irqs;
+    size_t n_irqs;
+} partition_vdev_t;
+
 typedef struct {
     char *vm, *name;
     rt_executor_t **given_executors;
@@ -210,6 +226,9 @@ typedef struct {
     size_t n_irqfds;
     partition_line_irqfd_t *line_irqfds;
     size_t n_line_irqfds;
+    partition_vdev_t *vdevs;
+    size_t n_vdevs;
+    uint64_t next_vdev;
     partition_stats_t stats;
 } partition_t;
 
@@ -254,6 +273,20 @@ int partition_registry_list(rt_actor_t *self, rt_msg_t *reply,
  * partition_refuse() says; a request (a device whose VP waits for the
  * level) is acknowledged once the level is set. Returns 0. */
 int partition_irq_level(rt_actor_t *self, const Vmm__Envelope *msg, uint32_t irq, bool high);
+
+/* ---- vdev.c: virtual devices and their VPCI interrupts ----------------------- */
+
+int partition_on_new_virtual_device(rt_actor_t *self, const Vmm__Envelope *msg,
+                                    const Vmm__Partition__NewVirtualDevice *op);
+int partition_on_drop_virtual_device(rt_actor_t *self, const Vmm__Envelope *msg,
+                                     const Vmm__Partition__DropVirtualDevice *op);
+int partition_on_register_vpci_interrupt(rt_actor_t *self, const Vmm__Envelope *msg,
+                                         const Vmm__Partition__RegisterVpciInterrupt *op);
+int partition_on_unregister_vpci_interrupt(rt_actor_t *self, const Vmm__Envelope *msg,
+                                           const Vmm__Partition__UnregisterVpciInterrupt *op);
+/* Whether owner has the virtual device `handle`. */
+bool partition_has_virtual_device(partition_t *p, uint64_t handle, const char *owner);
+void partition_vdevs_fini(partition_t *p);
 
 /* ---- devices.c ------------------------------------------------------------ */
 
