@@ -1269,3 +1269,84 @@ Test(virtio, console_apart)
 {
     s_virtio_console(VM_DEVICES_APART);
 }
+
+/* ---- Memory mapped beside RAM --------------------------------------------------- */
+
+static int s_map(vm_t *vm, const char *object, uint64_t gpa, uint64_t size, uint64_t offset,
+                 bool writable, bool executable)
+{
+    Vmm__Partition__MapMemory map = VMM__PARTITION__MAP_MEMORY__INIT;
+    map.memory_object = (char *)object;
+    map.gpa = gpa;
+    map.size = size;
+    map.offset = offset;
+    map.writable = writable;
+    map.executable = executable;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_MAP_MEMORY;
+    req.map_memory = &map;
+    return s_partition(vm_client(vm), &req, NULL);
+}
+
+static int s_range_op(vm_t *vm, int op, uint64_t gpa, uint64_t size)
+{
+    Vmm__Partition__UnmapMemory unmap = VMM__PARTITION__UNMAP_MEMORY__INIT;
+    Vmm__Partition__PrefetchMemory prefetch = VMM__PARTITION__PREFETCH_MEMORY__INIT;
+    Vmm__Partition__PinMemory pin = VMM__PARTITION__PIN_MEMORY__INIT;
+    unmap.gpa = prefetch.gpa = pin.gpa = gpa;
+    unmap.size = prefetch.size = pin.size = size;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = op;
+    if (op == VMM__PARTITION__REQUEST__OP_UNMAP_MEMORY)
+        req.unmap_memory = &unmap;
+    else if (op == VMM__PARTITION__REQUEST__OP_PREFETCH_MEMORY)
+        req.prefetch_memory = &prefetch;
+    else
+        req.pin_memory = &pin;
+    return s_partition(vm_client(vm), &req, NULL);
+}
+
+/* tests/guests/mapper: a RAM page mapped again, writable and read-only,
+ * and a page of another memory object, seen by the guest; the mapper's
+ * refusals; prefetch, pin and unmap. */
+Test(mapper, mapped_memory_reaches_the_guest)
+{
+    const uint64_t alias = 0x80000000ull, page = 4096;
+    vm_t *vm = s_vm("tests/guests/mapper", 1, -1, VM_DEVICES_WITH_VP0);
+    cr_assert_eq(vm_start(vm), 0);
+    uint32_t at[2];
+    s_expect_sync(vm, NULL, 1, at, 2);
+    cr_assert_eq(s_map(vm, "ram", alias, page, at[0], true, true), 0);
+    cr_assert_eq(s_map(vm, "ram", alias + page, page, at[0], false, true), 0);
+    cr_assert_eq(s_map(vm, "scratch", alias + 2 * page, page, 0, true, true), 0);
+    /* Refused: over RAM, over a mapping, unaligned, past RAM's end, and
+     * what KVM cannot do. */
+    cr_expect_eq(s_map(vm, "ram", 0, page, 0, true, true), VMM__ERROR_CODE__INVALID_ARGUMENT);
+    cr_expect_eq(s_map(vm, "ram", alias, page, 0, true, true), VMM__ERROR_CODE__INVALID_ARGUMENT);
+    cr_expect_eq(s_map(vm, "ram", alias + 3 * page + 1, page, 0, true, true),
+                 VMM__ERROR_CODE__INVALID_ARGUMENT);
+    cr_expect_eq(s_map(vm, "ram", alias + 3 * page, page, 1ull << 40, true, true),
+                 VMM__ERROR_CODE__INVALID_ARGUMENT);
+    cr_expect_eq(s_map(vm, "ram", alias + 3 * page, page, 0, true, false),
+                 VMM__ERROR_CODE__NOT_SUPPORTED);
+    s_poke(vm, at[1], 1);
+    uint32_t r[5];
+    s_expect_sync(vm, NULL, 2, r, 5);
+    cr_expect_eq(r[0], 1, "the writable alias reads the page");
+    cr_expect_eq(r[1], 1, "the read-only alias reads the page");
+    cr_expect_eq(r[2], 1, "a write through the writable alias lands in the page");
+    cr_expect_eq(r[3], 1, "a write through the read-only alias is dropped");
+    cr_expect_eq(r[4], 1, "the object's page keeps what was written");
+
+    cr_expect_eq(s_range_op(vm, VMM__PARTITION__REQUEST__OP_PREFETCH_MEMORY, 0, 1 << 20), 0);
+    cr_expect_eq(s_range_op(vm, VMM__PARTITION__REQUEST__OP_PREFETCH_MEMORY, alias, 3 * page),
+                 VMM__ERROR_CODE__INVALID_ARGUMENT, "across three mappings");
+    cr_expect_eq(s_range_op(vm, VMM__PARTITION__REQUEST__OP_PIN_MEMORY, alias, page), 0);
+    cr_expect_eq(s_range_op(vm, VMM__PARTITION__REQUEST__OP_UNMAP_MEMORY, alias, page + 1),
+                 VMM__ERROR_CODE__INVALID_ARGUMENT, "a mapping partly outside");
+    cr_expect_eq(s_range_op(vm, VMM__PARTITION__REQUEST__OP_UNMAP_MEMORY, alias, 3 * page), 0);
+    cr_expect_eq(s_range_op(vm, VMM__PARTITION__REQUEST__OP_UNMAP_MEMORY, alias, 3 * page),
+                 VMM__ERROR_CODE__NOT_FOUND);
+    cr_expect_eq(s_map(vm, "ram", alias, page, at[0], true, true), 0, "the range is free again");
+    vm_destroy(&vm);
+}

@@ -1747,6 +1747,17 @@ static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
     case VMM__PARTITION__REQUEST__OP_SET_SPI_IRQ:
         return partition_refuse(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
                                 "a GIC is an aarch64 interrupt controller; this partition is x86");
+    case VMM__PARTITION__REQUEST__OP_MAP_MEMORY:
+        return partition_on_map_memory(self, msg, req->map_memory);
+    case VMM__PARTITION__REQUEST__OP_UNMAP_MEMORY:
+        return partition_on_unmap_memory(self, msg, req->unmap_memory);
+    case VMM__PARTITION__REQUEST__OP_PREFETCH_MEMORY:
+        return partition_on_touch_memory(self, msg, req->prefetch_memory->vtl,
+                                         req->prefetch_memory->gpa, req->prefetch_memory->size,
+                                         false);
+    case VMM__PARTITION__REQUEST__OP_PIN_MEMORY:
+        return partition_on_touch_memory(self, msg, req->pin_memory->vtl, req->pin_memory->gpa,
+                                         req->pin_memory->size, true);
     case VMM__PARTITION__REQUEST__OP_NEW_VIRTUAL_DEVICE:
         return partition_on_new_virtual_device(self, msg, req->new_virtual_device);
     case VMM__PARTITION__REQUEST__OP_DROP_VIRTUAL_DEVICE:
@@ -1839,6 +1850,7 @@ static void s_fini(rt_actor_t *self)
     }
     free(p->own_executors);
     free(p->vp_names);
+    partition_mapper_fini(p); /* before the VM goes: its slots are removed */
     for (size_t i = 0; i < p->n_ram; i++)
         munmap(p->ram[i].host, p->ram[i].size);
     if (p->ram_fd >= 0)
@@ -1894,6 +1906,13 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     }
     rt_inspect_add(node, "doorbells", "%zu", p->n_doorbells);
     rt_inspect_add(node, "virtual_devices", "%zu", p->n_vdevs);
+    Vmm__Rt__InspectNode *maps = rt_inspect_add(node, "mappings", "%zu", p->n_mappings);
+    for (size_t i = 0; maps && i < p->n_mappings; i++)
+        rt_inspect_add(maps, p->mappings[i].object, "0x%llx+0x%llx%s",
+                       (unsigned long long)p->mappings[i].gpa,
+                       (unsigned long long)p->mappings[i].size,
+                       p->mappings[i].writable ? "" : " read-only");
+    rt_inspect_add(node, "pinned_bytes", "%llu", (unsigned long long)p->pinned_bytes);
     rt_inspect_add(node, "msi_irqfds", "%zu", p->n_irqfds);
     rt_inspect_add(node, "msis", "%llu", (unsigned long long)s->msis);
     rt_inspect_add(node, "msis_blocked", "%llu", (unsigned long long)s->msis_blocked);

@@ -2,8 +2,9 @@
  * What the partition actor's files share: partition.c (KVM, the
  * prototype, build, interrupts, doorbells, reset), devices.c
  * (registrations, with the device registry actor beside it; devices'
- * permissions, guest memory, device hosts' liveness) and vdev.c (virtual
- * devices and their VPCI interrupts). Not for other modules: partition.h
+ * permissions, guest memory, device hosts' liveness), vdev.c (virtual
+ * devices and their VPCI interrupts) and mapper.c (memory mapped beside
+ * guest RAM). Not for other modules: partition.h
  * is the actor's interface.
  */
 #ifndef VMM_PARTITION_INTERNAL_H
@@ -150,6 +151,23 @@ typedef struct {
     atomic_uint_fast64_t irqfds_made;
 } partition_stats_t;
 
+/* A range of a memory object mapped into guest memory (mapper.c). */
+typedef struct {
+    uint64_t gpa, size;
+    int slot;
+    void *host;
+    char *object;
+    bool writable;
+} partition_mapping_t;
+
+/* A memory file of the partition's that mappings name (not "ram"). */
+typedef struct {
+    char *name;
+    int fd;
+    uint64_t size;
+    int users; /* mappings of it */
+} partition_memobj_t;
+
 /* A VPCI interrupt of a virtual device (vdev.c): what the guest programs. */
 typedef struct {
     uint64_t address;
@@ -229,6 +247,11 @@ typedef struct {
     partition_vdev_t *vdevs;
     size_t n_vdevs;
     uint64_t next_vdev;
+    partition_mapping_t *mappings;
+    size_t n_mappings;
+    partition_memobj_t *objects;
+    size_t n_objects;
+    uint64_t pinned_bytes;
     partition_stats_t stats;
 } partition_t;
 
@@ -287,6 +310,17 @@ int partition_on_unregister_vpci_interrupt(rt_actor_t *self, const Vmm__Envelope
 /* Whether owner has the virtual device `handle`. */
 bool partition_has_virtual_device(partition_t *p, uint64_t handle, const char *owner);
 void partition_vdevs_fini(partition_t *p);
+
+/* ---- mapper.c: memory mapped beside guest RAM --------------------------------- */
+
+int partition_on_map_memory(rt_actor_t *self, const Vmm__Envelope *msg,
+                            const Vmm__Partition__MapMemory *op);
+int partition_on_unmap_memory(rt_actor_t *self, const Vmm__Envelope *msg,
+                              const Vmm__Partition__UnmapMemory *op);
+/* PrefetchMemory (pin false) and PinMemory (pin true). */
+int partition_on_touch_memory(rt_actor_t *self, const Vmm__Envelope *msg, Vmm__Vtl vtl,
+                              uint64_t gpa, uint64_t size, bool pin);
+void partition_mapper_fini(partition_t *p);
 
 /* ---- devices.c ------------------------------------------------------------ */
 
