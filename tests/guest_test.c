@@ -1350,3 +1350,159 @@ Test(mapper, mapped_memory_reaches_the_guest)
     cr_expect_eq(s_map(vm, "ram", alias, page, at[0], true, true), 0, "the range is free again");
     vm_destroy(&vm);
 }
+
+/* ---- The partition-wide state ---------------------------------------------------- */
+
+typedef struct {
+    bool hypercall, reftime, page;
+    uint64_t os_id, hypercall_msr, ref, page_msr;
+} s_vm_state_t;
+
+static s_vm_state_t s_get_vm_state(vm_t *vm)
+{
+    Vmm__Partition__GetVmState get = VMM__PARTITION__GET_VM_STATE__INIT;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_GET_VM_STATE;
+    req.get_vm_state = &get;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
+    env.partition_request = &req;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(vm_client(vm), VM_PARTITION, &env, &reply, S_TIMEOUT_MS), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PARTITION_REPLY, "%s",
+                 reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply.env->error->text : "");
+    const Vmm__Partition__VmState *st = reply.env->partition_reply->vm_state;
+    s_vm_state_t out = {
+        .hypercall = st->hypercall, .reftime = st->reftime, .page = st->reference_tsc_page,
+        .os_id = st->hypercall ? st->hypercall->guest_os_id : 0,
+        .hypercall_msr = st->hypercall ? st->hypercall->hypercall : 0,
+        .ref = st->reftime ? st->reftime->value : 0,
+        .page_msr = st->reference_tsc_page ? st->reference_tsc_page->value : 0,
+    };
+    rt_msg_release(&reply);
+    return out;
+}
+
+static int s_set_vm_state(vm_t *vm, Vmm__Partition__VmState *st)
+{
+    Vmm__Partition__SetVmState set = VMM__PARTITION__SET_VM_STATE__INIT;
+    set.state = st;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_SET_VM_STATE;
+    req.set_vm_state = &set;
+    return s_partition(vm_client(vm), &req, NULL);
+}
+
+/* TIME_REF_COUNT as VP vp's synic actor reads it. */
+static uint64_t s_synic_ref_count(vm_t *vm, uint32_t vp)
+{
+    Vmm__Synic__AccessMsr op = VMM__SYNIC__ACCESS_MSR__INIT;
+    op.vp = vp;
+    op.index = 0x40000020; /* HV_X64_MSR_TIME_REF_COUNT */
+    Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+    req.op_case = VMM__SYNIC__REQUEST__OP_ACCESS_MSR;
+    req.access_msr = &op;
+    rt_msg_t reply;
+    s_synic(vm_client(vm), &req, &reply);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_SYNIC_REPLY);
+    uint64_t v = reply.env->synic_reply->msr_result->value;
+    rt_msg_release(&reply);
+    return v;
+}
+
+/* tests/guests/hv_post enables the hypercall page; the partition-wide
+ * state reads it, and moves the reference time in the partition and in
+ * every synic actor; a VM without Hyper-V has none of it. */
+Test(vm_state, the_partition_wide_state_reads_and_writes)
+{
+    vm_t *vm = s_vm_hv("tests/guests/hv_post", 2);
+    cr_assert_eq(vm_start(vm), 0);
+    uint32_t status[3];
+    s_expect_sync(vm, NULL, 1, status, 3);
+    s_vm_state_t st = s_get_vm_state(vm);
+    cr_assert(st.hypercall && st.reftime && st.page);
+    cr_expect_eq(st.os_id, 0x8100000000000000ull, "the guest's OS ID");
+    cr_expect_eq(st.hypercall_msr & 1, 1, "the hypercall page enabled");
+    cr_expect_eq(st.page_msr, 0);
+
+    /* The reference time moves to 1000 s, in the partition and each VP's
+     * synic actor alike. */
+    const uint64_t later = 10000000000ull, slack = 100000000ull; /* 10 s */
+    Vmm__Partition__ReferenceTimeCounter ref = VMM__PARTITION__REFERENCE_TIME_COUNTER__INIT;
+    ref.value = later;
+    Vmm__Partition__ReferenceTscPage page = VMM__PARTITION__REFERENCE_TSC_PAGE__INIT;
+    page.value = 0x300000 | 1;
+    Vmm__Partition__HypercallMsrs hc = VMM__PARTITION__HYPERCALL_MSRS__INIT;
+    hc.guest_os_id = 0x8100000000001234ull;
+    hc.hypercall = st.hypercall_msr;
+    Vmm__Partition__VmState set = VMM__PARTITION__VM_STATE__INIT;
+    set.reftime = &ref;
+    set.reference_tsc_page = &page;
+    set.hypercall = &hc;
+    cr_assert_eq(s_set_vm_state(vm, &set), 0);
+    st = s_get_vm_state(vm);
+    cr_expect(st.ref >= later && st.ref < later + slack, "the partition's: %llu",
+              (unsigned long long)st.ref);
+    for (uint32_t vp = 0; vp < 2; vp++) {
+        uint64_t r = s_synic_ref_count(vm, vp);
+        cr_expect(r >= later && r < later + slack, "VP %u's synic: %llu", vp,
+                  (unsigned long long)r);
+    }
+    cr_expect_eq(st.os_id, 0x8100000000001234ull);
+    cr_expect_eq(st.page_msr, 0x300000 | 1);
+    /* The TSC page's offset says the same time. */
+    Vmm__Devices__ReadGuestMemory rd = VMM__DEVICES__READ_GUEST_MEMORY__INIT;
+    rd.gpa = 0x300000;
+    rd.length = 24;
+    Vmm__Devices__Request dreq = VMM__DEVICES__REQUEST__INIT;
+    dreq.op_case = VMM__DEVICES__REQUEST__OP_READ_GUEST_MEMORY;
+    dreq.read_guest_memory = &rd;
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_device_call(vm_client(vm), &dreq, &reply), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY);
+    const uint8_t *p = reply.env->device_reply->read_guest_memory->data.data;
+    uint32_t seq;
+    uint64_t scale, offset;
+    memcpy(&seq, p, 4);
+    memcpy(&scale, p + 8, 8);
+    memcpy(&offset, p + 16, 8);
+    rt_msg_release(&reply);
+    /* VP 0's TSC (stopped for it: the guest only halts now). */
+    Vmm__Vp__Stop stop = VMM__VP__STOP__INIT;
+    Vmm__Vp__Request vreq = VMM__VP__REQUEST__INIT;
+    vreq.op_case = VMM__VP__REQUEST__OP_STOP;
+    vreq.stop = &stop;
+    Vmm__Envelope venv = VMM__ENVELOPE__INIT;
+    venv.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
+    venv.vp_request = &vreq;
+    cr_assert_eq(rt_call(vm_client(vm), "vm0/vp/0", &venv, &reply, S_TIMEOUT_MS), 0);
+    rt_msg_release(&reply);
+    Vmm__Vp__StateKind kinds[] = {VMM__VP__STATE_KIND__TSC};
+    Vmm__Vp__GetState get = VMM__VP__GET_STATE__INIT;
+    get.kinds = kinds;
+    get.n_kinds = 1;
+    vreq.op_case = VMM__VP__REQUEST__OP_GET_STATE;
+    vreq.get_state = &get;
+    cr_assert_eq(rt_call(vm_client(vm), "vm0/vp/0", &venv, &reply, S_TIMEOUT_MS), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_VP_REPLY);
+    uint64_t tsc = reply.env->vp_reply->state->tsc->value;
+    rt_msg_release(&reply);
+    uint64_t ref_page = (uint64_t)(((unsigned __int128)tsc * scale) >> 64) + offset;
+    uint64_t ref_now = s_get_vm_state(vm).ref;
+    cr_expect_neq(seq, 0);
+    cr_expect(ref_page <= ref_now && ref_now - ref_page < slack,
+              "the TSC page says %llu at VP 0's TSC, the partition %llu after",
+              (unsigned long long)ref_page, (unsigned long long)ref_now);
+    /* A #GP in the synic is refused: reserved bits in the TSC page MSR. */
+    page.value = 0x300000 | 2;
+    Vmm__Partition__VmState bad = VMM__PARTITION__VM_STATE__INIT;
+    bad.reference_tsc_page = &page;
+    cr_expect_eq(s_set_vm_state(vm, &bad), VMM__ERROR_CODE__INVALID_ARGUMENT);
+    vm_destroy(&vm);
+
+    vm = s_vm("tests/guests/exit", 1, -1, VM_DEVICES_WITH_VP0);
+    st = s_get_vm_state(vm);
+    cr_expect(!st.hypercall && !st.reftime && !st.page, "no Hyper-V, no such state");
+    cr_expect_eq(s_set_vm_state(vm, &set), VMM__ERROR_CODE__NOT_SUPPORTED);
+    vm_destroy(&vm);
+}

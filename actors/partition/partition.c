@@ -540,8 +540,7 @@ static int s_measure_tsc(partition_t *p, int vcpu_fd)
     return 0;
 }
 
-/* The partition's reference time now, in 100 ns units. */
-static uint64_t s_reference_time(const partition_t *p)
+uint64_t partition_reference_time(const partition_t *p)
 {
     uint64_t tsc = __rdtsc() + (uint64_t)p->tsc_offset - p->tsc_at_zero;
     return (uint64_t)((unsigned __int128)tsc * 10000 / p->tsc_khz);
@@ -1614,7 +1613,7 @@ static int s_on_reference_time(rt_actor_t *self, const Vmm__Envelope *msg)
     tsc.scale = scale;
     tsc.offset = -(int64_t)(((unsigned __int128)p->tsc_at_zero * scale) >> 64);
     Vmm__Partition__ReferenceTime t = VMM__PARTITION__REFERENCE_TIME__INIT;
-    t.ref_time = s_reference_time(p);
+    t.ref_time = partition_reference_time(p);
     t.tsc = &tsc;
     Vmm__Partition__Reply r = VMM__PARTITION__REPLY__INIT;
     r.result_case = VMM__PARTITION__REPLY__RESULT_REFERENCE_TIME;
@@ -1747,6 +1746,10 @@ static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
     case VMM__PARTITION__REQUEST__OP_SET_SPI_IRQ:
         return partition_refuse(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
                                 "a GIC is an aarch64 interrupt controller; this partition is x86");
+    case VMM__PARTITION__REQUEST__OP_GET_VM_STATE:
+        return partition_on_get_vm_state(self, msg, req->get_vm_state);
+    case VMM__PARTITION__REQUEST__OP_SET_VM_STATE:
+        return partition_on_set_vm_state(self, msg, req->set_vm_state);
     case VMM__PARTITION__REQUEST__OP_MAP_MEMORY:
         return partition_on_map_memory(self, msg, req->map_memory);
     case VMM__PARTITION__REQUEST__OP_UNMAP_MEMORY:

@@ -3,8 +3,8 @@
  * prototype, build, interrupts, doorbells, reset), devices.c
  * (registrations, with the device registry actor beside it; devices'
  * permissions, guest memory, device hosts' liveness), vdev.c (virtual
- * devices and their VPCI interrupts) and mapper.c (memory mapped beside
- * guest RAM). Not for other modules: partition.h
+ * devices and their VPCI interrupts), mapper.c (memory mapped beside
+ * guest RAM) and vmstate.c (the partition-wide state). Not for other modules: partition.h
  * is the actor's interface.
  */
 #ifndef VMM_PARTITION_INTERNAL_H
@@ -310,6 +310,16 @@ int partition_on_unregister_vpci_interrupt(rt_actor_t *self, const Vmm__Envelope
 /* Whether owner has the virtual device `handle`. */
 bool partition_has_virtual_device(partition_t *p, uint64_t handle, const char *owner);
 void partition_vdevs_fini(partition_t *p);
+
+/* The partition's reference time now, in 100 ns units (partition.c). */
+uint64_t partition_reference_time(const partition_t *p);
+
+/* ---- vmstate.c: the partition-wide state (GetVmState, SetVmState) ------------ */
+
+int partition_on_get_vm_state(rt_actor_t *self, const Vmm__Envelope *msg,
+                              const Vmm__Partition__GetVmState *op);
+int partition_on_set_vm_state(rt_actor_t *self, const Vmm__Envelope *msg,
+                              const Vmm__Partition__SetVmState *op);
 
 /* ---- mapper.c: memory mapped beside guest RAM --------------------------------- */
 

@@ -24,6 +24,8 @@
 #define S_MONITOR_POLL_MIN_NS 100000L
 
 #define S_TARGET_MAX 255
+/* How long central waits for each VP's actor to move its reference time. */
+#define S_TIME_BASE_TIMEOUT_MS 5000
 
 /* ---- Replies and refusals ----------------------------------------------------- */
 
@@ -823,9 +825,46 @@ static const void *s_member(const Vmm__Synic__Request *req)
         return req->assert_sint;
     case VMM__SYNIC__REQUEST__OP_PORT_TABLE:
         return req->port_table;
+    case VMM__SYNIC__REQUEST__OP_SET_TIME_BASE:
+        return req->set_time_base;
     default:
         return NULL;
     }
+}
+
+/* The partition's (or, to a VP's actor, central's): central passes it on
+ * to every VP's actor first, so that the answer means every one moved. */
+static int s_on_set_time_base(synic_t *s, const Vmm__Envelope *msg,
+                              const Vmm__Synic__SetTimeBase *op)
+{
+    const char *from = s->role == SYNIC_VP ? s->central : s->partition;
+    if (strcmp(msg->sender, from))
+        return s_refuse(s, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
+                        "%s may not move the reference time: only %s may", msg->sender, from);
+    if (s->role == SYNIC_CENTRAL) {
+        Vmm__Envelope env = VMM__ENVELOPE__INIT;
+        Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+        req.op_case = VMM__SYNIC__REQUEST__OP_SET_TIME_BASE;
+        req.set_time_base = (Vmm__Synic__SetTimeBase *)op;
+        env.body_case = VMM__ENVELOPE__BODY_SYNIC_REQUEST;
+        env.synic_request = &req;
+        for (uint32_t vp = 0; vp < s->vp_count; vp++) {
+            char to[256];
+            rt_msg_t reply;
+            int rc = synic_vp_actor(to, sizeof to, rt_actor_name(s->self), vp);
+            if (!rc)
+                rc = rt_call(s->self, to, &env, &reply, S_TIME_BASE_TIMEOUT_MS);
+            if (!rc) {
+                rc = reply.env->body_case == VMM__ENVELOPE__BODY_ACK ? 0 : -EIO;
+                rt_msg_release(&reply);
+            }
+            if (rc)
+                return s_refuse(s, msg, rt_error_code(rc), "VP %u's actor did not move its "
+                                "reference time: %s", vp, strerror(-rc));
+        }
+    }
+    synic_time_rebase(s, op->ref_time, op->guest_tsc);
+    return rt_reply_ack(s->self, msg);
 }
 
 static int s_dispatch(synic_t *s, const Vmm__Envelope *msg, const Vmm__Synic__Request *req)
@@ -877,6 +916,8 @@ static int s_dispatch(synic_t *s, const Vmm__Envelope *msg, const Vmm__Synic__Re
         return s_on_assert_sint(s, msg, req->assert_sint);
     case VMM__SYNIC__REQUEST__OP_PORT_TABLE:
         return synic_take_ports(s, msg, req->port_table);
+    case VMM__SYNIC__REQUEST__OP_SET_TIME_BASE:
+        return s_on_set_time_base(s, msg, req->set_time_base);
     default:
         return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "synic op %d is unknown",
                         (int)req->op_case);

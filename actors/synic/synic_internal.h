@@ -214,6 +214,9 @@ int synic_time_init(synic_t *s, const synic_config_t *cfg);
 /* The reference time now, in 100 ns units: from the host TSC, which the
  * runtime records and a replay gives back. */
 uint64_t synic_ref_time(const synic_t *s);
+/* Moves the reference time: ref_time where the guest TSC reads guest_tsc
+ * (synic.proto SetTimeBase). */
+void synic_time_rebase(synic_t *s, uint64_t ref_time, uint64_t guest_tsc);
 
 /* Guest memory through the partition: 0, or a negative errno (counted as a
  * memory error and logged). */

@@ -237,3 +237,18 @@ Test(timer, a_timer_enabled_on_sint_0_posts_there, .init = s_start, .fini = s_st
     cr_expect_eq(e.index, 1);
     cr_expect_eq(e.expiration, due);
 }
+
+/* Only the partition moves the reference time (synic.proto SetTimeBase);
+ * anyone else is refused and the time stays. */
+Test(timer, the_time_base_is_the_partitions_to_move, .init = s_start, .fini = s_stop)
+{
+    uint64_t before = s_now();
+    Vmm__Synic__SetTimeBase base = VMM__SYNIC__SET_TIME_BASE__INIT;
+    base.ref_time = before + 1000000 * MS;
+    Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+    req.op_case = VMM__SYNIC__REQUEST__OP_SET_TIME_BASE;
+    req.set_time_base = &base;
+    cr_expect_eq(harness_request(s_h, s_h->device, &req, NULL),
+                 VMM__ERROR_CODE__PERMISSION_DENIED);
+    cr_expect_lt(s_now(), before + 1000 * MS, "the reference time did not move");
+}

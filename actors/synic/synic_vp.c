@@ -46,6 +46,18 @@ int synic_time_init(synic_t *s, const synic_config_t *cfg)
     return 0;
 }
 
+static void s_write_tsc_page(synic_t *s, uint64_t gpa);
+static void s_timers_arm(synic_t *s);
+
+void synic_time_rebase(synic_t *s, uint64_t ref_time, uint64_t guest_tsc)
+{
+    s->ref_offset =
+        (int64_t)(ref_time - (uint64_t)(((unsigned __int128)guest_tsc * s->tsc_scale) >> 64));
+    if (s->reference_tsc & SYNIC_ENABLE && s->role != SYNIC_VP) /* the page is central's */
+        s_write_tsc_page(s, s->reference_tsc & SYNIC_GPA_MASK);
+    s_timers_arm(s); /* due times are reference times: the host's deadline moved */
+}
+
 static uint64_t s_ref_at(const synic_t *s, uint64_t guest_tsc)
 {
     return (uint64_t)(((unsigned __int128)guest_tsc * s->tsc_scale) >> 64) +
