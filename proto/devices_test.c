@@ -55,16 +55,14 @@ Test(devices_defaults, ops_start_zero_and_unset)
     cr_expect_eq(db.opt_value_case, VMM__DEVICES__DOORBELL_REQUEST__OPT_VALUE__NOT_SET);
     cr_expect_eq(db.opt_length_case, VMM__DEVICES__DOORBELL_REQUEST__OPT_LENGTH__NOT_SET);
 
-    Vmm__Devices__PicInterrupt pic = VMM__DEVICES__PIC_INTERRUPT__INIT;
-    cr_expect_eq(pic.opt_vector_case, VMM__DEVICES__PIC_INTERRUPT__OPT_VECTOR__NOT_SET);
 }
 
 /* Fails when an op, result or event is added or removed: add its round-trip
  * test below, then update the count. */
 Test(devices_defaults, every_member_has_a_test)
 {
-    cr_expect_eq(vmm__devices__request__descriptor.n_fields, 19);
-    cr_expect_eq(vmm__devices__reply__descriptor.n_fields, 12);
+    cr_expect_eq(vmm__devices__request__descriptor.n_fields, 16);
+    cr_expect_eq(vmm__devices__reply__descriptor.n_fields, 10);
     cr_expect_eq(vmm__devices__event__descriptor.n_fields, 9);
 }
 
@@ -128,32 +126,6 @@ Test(devices_request, write_mmio)
     cr_assert_eq(out->write_mmio->data.len, 8);
     cr_expect_arr_eq(out->write_mmio->data.data, data, 8);
     cr_expect_not(out->write_mmio->posted);
-    S_FREE_REQ(out);
-}
-
-Test(devices_request, handle_eoi)
-{
-    Vmm__Devices__HandleEoi op = VMM__DEVICES__HANDLE_EOI__INIT;
-    op.irq = 0x31;
-    Vmm__Devices__Request *out = S_REQ(handle_eoi, HANDLE_EOI, &op);
-    cr_expect_eq(out->handle_eoi->irq, 0x31);
-    S_FREE_REQ(out);
-}
-
-Test(devices_request, get_is_mmio)
-{
-    Vmm__Devices__GetIsMmio op = VMM__DEVICES__GET_IS_MMIO__INIT;
-    op.address = 0xfec00000;
-    Vmm__Devices__Request *out = S_REQ(get_is_mmio, GET_IS_MMIO, &op);
-    cr_expect_eq(out->get_is_mmio->address, 0xfec00000);
-    S_FREE_REQ(out);
-}
-
-Test(devices_request, acknowledge_pic_interrupt)
-{
-    Vmm__Devices__AcknowledgePicInterrupt op = VMM__DEVICES__ACKNOWLEDGE_PIC_INTERRUPT__INIT;
-    Vmm__Devices__Request *out = S_REQ(acknowledge_pic_interrupt, ACKNOWLEDGE_PIC_INTERRUPT, &op);
-    cr_expect_not_null(out->acknowledge_pic_interrupt);
     S_FREE_REQ(out);
 }
 
@@ -369,31 +341,6 @@ Test(devices_reply, read_mmio_zeros)
     res.data = (ProtobufCBinaryData){sizeof(data), data};
     Vmm__Devices__Reply *out = S_REPLY(read_mmio, READ_MMIO, &res);
     cr_expect_eq(out->read_mmio->data.len, 8);
-    S_FREE_REPLY(out);
-}
-
-Test(devices_reply, is_mmio)
-{
-    Vmm__Devices__IsMmio res = VMM__DEVICES__IS_MMIO__INIT;
-    res.is_mmio = true;
-    Vmm__Devices__Reply *out = S_REPLY(is_mmio, IS_MMIO, &res);
-    cr_expect(out->is_mmio->is_mmio);
-    S_FREE_REPLY(out);
-}
-
-Test(devices_reply, pic_interrupt)
-{
-    Vmm__Devices__PicInterrupt res = VMM__DEVICES__PIC_INTERRUPT__INIT;
-    res.opt_vector_case = VMM__DEVICES__PIC_INTERRUPT__OPT_VECTOR_VECTOR;
-    res.vector = 0; /* Some(0) */
-    Vmm__Devices__Reply *out = S_REPLY(pic_interrupt, PIC_INTERRUPT, &res);
-    cr_expect_eq(out->pic_interrupt->opt_vector_case, VMM__DEVICES__PIC_INTERRUPT__OPT_VECTOR_VECTOR);
-    cr_expect_eq(out->pic_interrupt->vector, 0);
-    S_FREE_REPLY(out);
-
-    res.opt_vector_case = VMM__DEVICES__PIC_INTERRUPT__OPT_VECTOR__NOT_SET;
-    out = S_REPLY(pic_interrupt, PIC_INTERRUPT, &res);
-    cr_expect_eq(out->pic_interrupt->opt_vector_case, VMM__DEVICES__PIC_INTERRUPT__OPT_VECTOR__NOT_SET);
     S_FREE_REPLY(out);
 }
 

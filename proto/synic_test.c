@@ -71,7 +71,7 @@ Test(synic_defaults, ops_start_zero_and_unset)
  * test below, then update the count. */
 Test(synic_defaults, every_member_has_a_test)
 {
-    cr_expect_eq(vmm__synic__request__descriptor.n_fields, 20);
+    cr_expect_eq(vmm__synic__request__descriptor.n_fields, 21);
     cr_expect_eq(vmm__synic__reply__descriptor.n_fields, 9);
     cr_expect_eq(vmm__synic__event__descriptor.n_fields, 2);
 }
@@ -310,6 +310,17 @@ Test(synic_request, assert_sint)
     Vmm__Synic__Request *out = S_REQ(assert_sint, ASSERT_SINT, &op);
     cr_expect_eq(out->assert_sint->vp, 7);
     cr_expect_eq(out->assert_sint->sint, 15);
+    S_FREE_REQ(out);
+}
+
+Test(synic_request, set_time_base)
+{
+    Vmm__Synic__SetTimeBase op = VMM__SYNIC__SET_TIME_BASE__INIT;
+    op.ref_time = 10000000000ull;
+    op.guest_tsc = UINT64_MAX;
+    Vmm__Synic__Request *out = S_REQ(set_time_base, SET_TIME_BASE, &op);
+    cr_expect_eq(out->set_time_base->ref_time, 10000000000ull);
+    cr_expect_eq(out->set_time_base->guest_tsc, UINT64_MAX);
     S_FREE_REQ(out);
 }
 
