@@ -94,8 +94,8 @@ Test(partition_defaults, map_gpa_flags_are_tlfs_bits)
  * test below, then update the count. */
 Test(partition_defaults, every_member_has_a_test)
 {
-    cr_expect_eq(vmm__partition__request__descriptor.n_fields, 38);
-    cr_expect_eq(vmm__partition__reply__descriptor.n_fields, 14);
+    cr_expect_eq(vmm__partition__request__descriptor.n_fields, 40);
+    cr_expect_eq(vmm__partition__reply__descriptor.n_fields, 15);
     cr_expect_eq(vmm__partition__event__descriptor.n_fields, 1);
 }
 
@@ -961,6 +961,52 @@ Test(partition_reply, virtual_device)
     res.handle = 23;
     Vmm__Partition__Reply *out = S_REPLY(virtual_device, VIRTUAL_DEVICE, &res);
     cr_expect_eq(out->virtual_device->handle, 23);
+    S_FREE_REPLY(out);
+}
+
+Test(partition_request, save_and_restore_state)
+{
+    Vmm__Partition__SaveState save = VMM__PARTITION__SAVE_STATE__INIT;
+    Vmm__Partition__Request *out = S_REQ(save_state, SAVE_STATE, &save);
+    cr_expect_not_null(out->save_state);
+    S_FREE_REQ(out);
+
+    uint8_t pit[16] = {1, 2, 3};
+    uint32_t high[2] = {4, 23};
+    Vmm__Partition__SavedIrqRoute route = VMM__PARTITION__SAVED_IRQ_ROUTE__INIT;
+    route.irq = 5;
+    route.address = 0xfee01000;
+    route.data = 0x41;
+    Vmm__Partition__SavedIrqRoute *routes[1] = {&route};
+    Vmm__Partition__VmState vm = VMM__PARTITION__VM_STATE__INIT;
+    Vmm__Partition__SavedState st = VMM__PARTITION__SAVED_STATE__INIT;
+    st.pit = (ProtobufCBinaryData){sizeof pit, pit};
+    st.clock_ns = 123456789;
+    st.irq_routes = routes;
+    st.n_irq_routes = 1;
+    st.lines_high = high;
+    st.n_lines_high = 2;
+    st.vm_state = &vm;
+    Vmm__Partition__RestoreState restore = VMM__PARTITION__RESTORE_STATE__INIT;
+    restore.state = &st;
+    out = S_REQ(restore_state, RESTORE_STATE, &restore);
+    const Vmm__Partition__SavedState *got = out->restore_state->state;
+    cr_expect_eq(got->pit.len, sizeof pit);
+    cr_expect_eq(got->clock_ns, 123456789);
+    cr_expect_eq(got->n_irq_routes, 1);
+    cr_expect_eq(got->irq_routes[0]->data, 0x41);
+    cr_expect_eq(got->n_lines_high, 2);
+    cr_expect_eq(got->lines_high[1], 23);
+    cr_expect_not_null(got->vm_state);
+    S_FREE_REQ(out);
+}
+
+Test(partition_reply, saved_state)
+{
+    Vmm__Partition__SavedState res = VMM__PARTITION__SAVED_STATE__INIT;
+    res.clock_ns = 42;
+    Vmm__Partition__Reply *out = S_REPLY(saved_state, SAVED_STATE, &res);
+    cr_expect_eq(out->saved_state->clock_ns, 42);
     S_FREE_REPLY(out);
 }
 

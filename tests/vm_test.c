@@ -942,6 +942,76 @@ Test(vm, virtual_devices_map_vpci_interrupts_to_msis)
     vm_harness_stop(&h);
 }
 
+/* SaveState, then changes (a route, a line, the clock), then RestoreState:
+ * the partition is as saved; what does not fit this kernel is refused. */
+Test(vm, the_partition_state_saves_and_restores)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    Vmm__Partition__SetIrqRoute route = VMM__PARTITION__SET_IRQ_ROUTE__INIT;
+    Vmm__Partition__MsiRequest msi = VMM__PARTITION__MSI_REQUEST__INIT;
+    msi.address = 0xfee00000;
+    msi.data = 0x45;
+    route.irq = 5;
+    route.request = &msi;
+    req.op_case = VMM__PARTITION__REQUEST__OP_SET_IRQ_ROUTE;
+    req.set_irq_route = &route;
+    rt_msg_t reply;
+    cr_assert_eq(s_vdev_call(&h, &req, &reply), VMM__ENVELOPE__BODY_ACK);
+    rt_msg_release(&reply);
+
+    Vmm__Partition__SaveState save = VMM__PARTITION__SAVE_STATE__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_SAVE_STATE;
+    req.save_state = &save;
+    rt_msg_t saved;
+    cr_assert_eq(s_vdev_call(&h, &req, &saved), VMM__ENVELOPE__BODY_PARTITION_REPLY);
+    Vmm__Partition__SavedState *st = saved.env->partition_reply->saved_state;
+    cr_assert_eq(st->n_irq_routes, 1);
+    cr_expect_eq(st->irq_routes[0]->irq, 5);
+    cr_expect_eq(st->irq_routes[0]->data, 0x45);
+    cr_expect_gt(st->pit.len, 0);
+    cr_expect_not_null(st->vm_state);
+    cr_expect_null(st->vm_state->reftime, "no Hyper-V, no reference time");
+
+    /* Changed: the route gone; the clock set far ahead. */
+    route.request = NULL;
+    req.op_case = VMM__PARTITION__REQUEST__OP_SET_IRQ_ROUTE;
+    req.set_irq_route = &route;
+    cr_assert_eq(s_vdev_call(&h, &req, &reply), VMM__ENVELOPE__BODY_ACK);
+    rt_msg_release(&reply);
+
+    uint64_t clock = st->clock_ns;
+    Vmm__Partition__RestoreState restore = VMM__PARTITION__RESTORE_STATE__INIT;
+    restore.state = st;
+    req.op_case = VMM__PARTITION__REQUEST__OP_RESTORE_STATE;
+    req.restore_state = &restore;
+    cr_assert_eq(s_vdev_call(&h, &req, &reply), VMM__ENVELOPE__BODY_ACK);
+    rt_msg_release(&reply);
+    req.op_case = VMM__PARTITION__REQUEST__OP_SAVE_STATE;
+    req.save_state = &save;
+    rt_msg_t again;
+    cr_assert_eq(s_vdev_call(&h, &req, &again), VMM__ENVELOPE__BODY_PARTITION_REPLY);
+    Vmm__Partition__SavedState *st2 = again.env->partition_reply->saved_state;
+    cr_expect_eq(st2->n_irq_routes, 1, "the route is back");
+    cr_expect_eq(st2->ioapic.len, st->ioapic.len);
+    cr_expect_eq(memcmp(st2->pic_master.data, st->pic_master.data, st->pic_master.len), 0);
+    cr_expect(st2->clock_ns >= clock && st2->clock_ns - clock < 2000000000ull,
+              "the clock goes on from the saved one: %llu then %llu",
+              (unsigned long long)clock, (unsigned long long)st2->clock_ns);
+    rt_msg_release(&again);
+
+    /* A PIT of another size is another kernel's. */
+    st->pit.len = 3;
+    req.op_case = VMM__PARTITION__REQUEST__OP_RESTORE_STATE;
+    req.restore_state = &restore;
+    cr_expect_eq(s_vdev_call(&h, &req, &reply), -VMM__ERROR_CODE__INVALID_ARGUMENT);
+    rt_msg_release(&reply);
+    rt_msg_release(&saved);
+    vm_harness_stop(&h);
+}
+
 Test(vm, hv_config_presents_the_microsoft_hypervisor_interface)
 {
     vm_harness_need_kvm();

@@ -1140,7 +1140,7 @@ static int s_on_pulse_lint(rt_actor_t *self, const Vmm__Envelope *msg,
 
 /* Sends KVM the GSI routing: KVM's default (the PIC and IO-APIC pins) with
  * the lines that have an MSI route replaced by it, and the irqfds' MSIs. */
-static int s_apply_irq_routes(partition_t *p)
+int partition_apply_irq_routes(partition_t *p)
 {
     size_t cap = PARTITION_IRQ_LINES * 2 + p->n_irqfds;
     struct kvm_irq_routing *t = calloc(1, sizeof *t + cap * sizeof t->entries[0]);
@@ -1240,13 +1240,13 @@ int partition_irqfd(rt_actor_t *self, const char *owner, uint64_t address, uint3
     int rc = !f.owner || f.efd < 0 ? -ENOMEM : 0;
     if (!rc) {
         p->irqfds[p->n_irqfds++] = f;
-        rc = s_apply_irq_routes(p);
+        rc = partition_apply_irq_routes(p);
         struct kvm_irqfd on = {.fd = (uint32_t)f.efd, .gsi = f.gsi};
         if (!rc && ioctl(p->vm_fd, KVM_IRQFD, &on) < 0)
             rc = -errno;
         if (rc) {
             p->n_irqfds--;
-            s_apply_irq_routes(p);
+            partition_apply_irq_routes(p);
         }
     }
     if (rc) {
@@ -1338,7 +1338,7 @@ static void s_drop_irqfds_of(partition_t *p, const char *owner)
             dropped = true;
         }
     if (dropped && p->stage == PARTITION_BUILT)
-        s_apply_irq_routes(p);
+        partition_apply_irq_routes(p);
 }
 
 static int s_on_set_irq_route(rt_actor_t *self, const Vmm__Envelope *msg,
@@ -1355,7 +1355,7 @@ static int s_on_set_irq_route(rt_actor_t *self, const Vmm__Envelope *msg,
         p->irq_routes[op->irq].address = op->request->address;
         p->irq_routes[op->irq].data = op->request->data;
     }
-    int rc = s_apply_irq_routes(p);
+    int rc = partition_apply_irq_routes(p);
     if (rc) {
         char text[96];
         snprintf(text, sizeof text, "KVM_SET_GSI_ROUTING: %s", strerror(-rc));
@@ -1656,7 +1656,7 @@ static int s_on_reset(rt_actor_t *self, const Vmm__Envelope *msg)
             return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL,
                                   "cannot clear guest RAM: %s", strerror(errno));
     memset(p->irq_routes, 0, sizeof p->irq_routes);
-    int rc = s_apply_irq_routes(p);
+    int rc = partition_apply_irq_routes(p);
     for (uint32_t chip = 0; !rc && chip < 3; chip++)
         if (ioctl(p->vm_fd, KVM_SET_IRQCHIP, &p->initial_chips[chip]) < 0)
             rc = -errno;
@@ -1750,6 +1750,10 @@ static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
         return partition_on_get_vm_state(self, msg, req->get_vm_state);
     case VMM__PARTITION__REQUEST__OP_SET_VM_STATE:
         return partition_on_set_vm_state(self, msg, req->set_vm_state);
+    case VMM__PARTITION__REQUEST__OP_SAVE_STATE:
+        return partition_on_save_state(self, msg);
+    case VMM__PARTITION__REQUEST__OP_RESTORE_STATE:
+        return partition_on_restore_state(self, msg, req->restore_state);
     case VMM__PARTITION__REQUEST__OP_MAP_MEMORY:
         return partition_on_map_memory(self, msg, req->map_memory);
     case VMM__PARTITION__REQUEST__OP_UNMAP_MEMORY:

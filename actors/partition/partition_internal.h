@@ -313,6 +313,9 @@ void partition_vdevs_fini(partition_t *p);
 
 /* The partition's reference time now, in 100 ns units (partition.c). */
 uint64_t partition_reference_time(const partition_t *p);
+/* Gives KVM the IRQ routing table: lines' routes and MSI irqfds. Returns 0
+ * or a negative errno. */
+int partition_apply_irq_routes(partition_t *p);
 
 /* ---- vmstate.c: the partition-wide state (GetVmState, SetVmState) ------------ */
 
@@ -320,6 +323,9 @@ int partition_on_get_vm_state(rt_actor_t *self, const Vmm__Envelope *msg,
                               const Vmm__Partition__GetVmState *op);
 int partition_on_set_vm_state(rt_actor_t *self, const Vmm__Envelope *msg,
                               const Vmm__Partition__SetVmState *op);
+int partition_on_save_state(rt_actor_t *self, const Vmm__Envelope *msg);
+int partition_on_restore_state(rt_actor_t *self, const Vmm__Envelope *msg,
+                               const Vmm__Partition__RestoreState *op);
 
 /* ---- mapper.c: memory mapped beside guest RAM --------------------------------- */
 
