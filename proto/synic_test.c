@@ -71,8 +71,8 @@ Test(synic_defaults, ops_start_zero_and_unset)
  * test below, then update the count. */
 Test(synic_defaults, every_member_has_a_test)
 {
-    cr_expect_eq(vmm__synic__request__descriptor.n_fields, 21);
-    cr_expect_eq(vmm__synic__reply__descriptor.n_fields, 9);
+    cr_expect_eq(vmm__synic__request__descriptor.n_fields, 23);
+    cr_expect_eq(vmm__synic__reply__descriptor.n_fields, 10);
     cr_expect_eq(vmm__synic__event__descriptor.n_fields, 2);
 }
 
@@ -321,6 +321,49 @@ Test(synic_request, set_time_base)
     Vmm__Synic__Request *out = S_REQ(set_time_base, SET_TIME_BASE, &op);
     cr_expect_eq(out->set_time_base->ref_time, 10000000000ull);
     cr_expect_eq(out->set_time_base->guest_tsc, UINT64_MAX);
+    S_FREE_REQ(out);
+}
+
+Test(synic_request, save_and_restore_state)
+{
+    Vmm__Synic__SaveState save = VMM__SYNIC__SAVE_STATE__INIT;
+    Vmm__Synic__Request *out = S_REQ(save_state, SAVE_STATE, &save);
+    cr_expect_not_null(out->save_state);
+    S_FREE_REQ(out);
+
+    uint8_t payload[3] = {7, 8, 9};
+    Vmm__Synic__SavedMessage m = VMM__SYNIC__SAVED_MESSAGE__INIT;
+    m.message_type = 0x80000010;
+    m.payload = (ProtobufCBinaryData){sizeof payload, payload};
+    m.timer = -1;
+    Vmm__Synic__SavedMessage *ms[1] = {&m};
+    Vmm__Synic__SavedQueue q = VMM__SYNIC__SAVED_QUEUE__INIT;
+    q.sint = 2;
+    q.messages = ms;
+    q.n_messages = 1;
+    Vmm__Synic__SavedQueue *qs[1] = {&q};
+    uint64_t sints[16] = {[2] = 0x50};
+    Vmm__Synic__SavedVp vp = VMM__SYNIC__SAVED_VP__INIT;
+    vp.vp = 1;
+    vp.sints = sints;
+    vp.n_sints = 16;
+    vp.queues = qs;
+    vp.n_queues = 1;
+    Vmm__Synic__SavedVp *vps[1] = {&vp};
+    Vmm__Synic__SavedState st = VMM__SYNIC__SAVED_STATE__INIT;
+    st.guest_os_id = 0x8100000000000000ull;
+    st.vps = vps;
+    st.n_vps = 1;
+    Vmm__Synic__RestoreState restore = VMM__SYNIC__RESTORE_STATE__INIT;
+    restore.state = &st;
+    out = S_REQ(restore_state, RESTORE_STATE, &restore);
+    const Vmm__Synic__SavedState *got = out->restore_state->state;
+    cr_expect_eq(got->guest_os_id, 0x8100000000000000ull);
+    cr_assert_eq(got->n_vps, 1);
+    cr_expect_eq(got->vps[0]->sints[2], 0x50);
+    cr_assert_eq(got->vps[0]->n_queues, 1);
+    cr_expect_eq(got->vps[0]->queues[0]->messages[0]->timer, -1);
+    cr_expect_eq(got->vps[0]->queues[0]->messages[0]->payload.len, 3);
     S_FREE_REQ(out);
 }
 

@@ -1506,3 +1506,75 @@ Test(vm_state, the_partition_wide_state_reads_and_writes)
     cr_expect_eq(s_set_vm_state(vm, &set), VMM__ERROR_CODE__NOT_SUPPORTED);
     vm_destroy(&vm);
 }
+
+static void s_synic_msr(vm_t *vm, uint32_t vp, uint32_t index, bool write, uint64_t *value)
+{
+    Vmm__Synic__AccessMsr op = VMM__SYNIC__ACCESS_MSR__INIT;
+    op.vp = vp;
+    op.index = index;
+    op.write = write;
+    op.value = *value;
+    Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+    req.op_case = VMM__SYNIC__REQUEST__OP_ACCESS_MSR;
+    req.access_msr = &op;
+    rt_msg_t reply;
+    s_synic(vm_client(vm), &req, &reply);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_SYNIC_REPLY);
+    cr_assert_not(reply.env->synic_reply->msr_result->gp, "MSR 0x%x", index);
+    *value = reply.env->synic_reply->msr_result->value;
+    rt_msg_release(&reply);
+}
+
+/* tests/guests/hv_sint sets up its SynIC; the partition's SaveState holds
+ * it, a change is undone by RestoreState, and the restored SynIC delivers
+ * a message as before. */
+Test(vm_state, the_synic_saves_and_restores_with_the_partition)
+{
+    vm_t *vm = s_vm_hv("tests/guests/hv_sint", 1);
+    cr_assert_eq(vm_start(vm), 0);
+    s_expect_sync(vm, NULL, 1, NULL, 0);
+    Vmm__Partition__SaveState save = VMM__PARTITION__SAVE_STATE__INIT;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_SAVE_STATE;
+    req.save_state = &save;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
+    env.partition_request = &req;
+    rt_msg_t saved;
+    cr_assert_eq(rt_call(vm_client(vm), VM_PARTITION, &env, &saved, S_TIMEOUT_MS), 0);
+    cr_assert_eq(saved.env->body_case, VMM__ENVELOPE__BODY_PARTITION_REPLY, "%s",
+                 saved.env->body_case == VMM__ENVELOPE__BODY_ERROR ? saved.env->error->text : "");
+    Vmm__Partition__SavedState *st = saved.env->partition_reply->saved_state;
+    cr_assert_not_null(st->synic);
+    cr_assert_eq(st->synic->n_vps, 1);
+    const Vmm__Synic__SavedVp *vp0 = st->synic->vps[0];
+    cr_assert_eq(vp0->n_sints, 16);
+    cr_expect_eq(vp0->sints[2] & 0xff, 0x50, "SINT2's vector, as the guest set it");
+    cr_expect_eq(vp0->scontrol & 1, 1);
+    cr_expect_eq(vp0->simp & 1, 1);
+    cr_expect_eq(st->synic->guest_os_id, 0, "hv_sint sets no OS ID");
+
+    const uint64_t masked = (1ull << 16) | 0x50;
+    uint64_t w = masked;
+    s_synic_msr(vm, 0, 0x40000092 /* SINT2 */, true, &w);
+    uint64_t v = 0;
+    s_synic_msr(vm, 0, 0x40000092, false, &v);
+    cr_expect_eq(v, masked, "SINT2 read 0x%llx", (unsigned long long)v);
+
+    Vmm__Partition__RestoreState restore = VMM__PARTITION__RESTORE_STATE__INIT;
+    restore.state = st;
+    req.op_case = VMM__PARTITION__REQUEST__OP_RESTORE_STATE;
+    req.restore_state = &restore;
+    cr_expect_eq(s_partition(vm_client(vm), &req, NULL), 0);
+    s_synic_msr(vm, 0, 0x40000092, false, &v);
+    cr_expect_eq(v, vp0->sints[2], "SINT2 as saved again");
+    rt_msg_release(&saved);
+
+    uint64_t payload = 77;
+    s_post(vm, 0, 2, 0x123, &payload, sizeof payload);
+    uint32_t got[4];
+    s_expect_sync(vm, NULL, 2, got, 4);
+    cr_expect_eq(got[0], 0x123, "the restored SynIC delivers");
+    cr_expect_eq(got[2], 77);
+    vm_destroy(&vm);
+}

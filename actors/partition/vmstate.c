@@ -53,6 +53,33 @@ static int s_synic(rt_actor_t *self, Vmm__Synic__Request *req, uint64_t *out, ch
     return rc;
 }
 
+/* A synic request whose reply, a SynIC Reply, the caller keeps (*reply,
+ * released by the caller) on success. */
+static int s_synic_reply(rt_actor_t *self, Vmm__Synic__Request *req, rt_msg_t *reply, char *why,
+                         size_t n)
+{
+    partition_t *p = rt_actor_state(self);
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_SYNIC_REQUEST;
+    env.synic_request = req;
+    int rc = rt_call(self, p->synic, &env, reply, S_SYNIC_TIMEOUT_MS);
+    if (rc) {
+        snprintf(why, n, "%s did not answer: %s", p->synic, strerror(-rc));
+        return rc;
+    }
+    if (reply->env->body_case != VMM__ENVELOPE__BODY_SYNIC_REPLY ||
+        reply->env->synic_reply->result_case != VMM__SYNIC__REPLY__RESULT_SAVED_STATE) {
+        rc = reply->env->body_case == VMM__ENVELOPE__BODY_ERROR
+                 ? rt_errno_of(reply->env->error->code)
+                 : -EIO;
+        snprintf(why, n, "%s did not save: %s", p->synic,
+                 reply->env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply->env->error->text
+                                                                     : "no SavedState");
+        rt_msg_release(reply);
+    }
+    return rc;
+}
+
 /* A partition-wide MSR, as VP 0 would read or write it. */
 static int s_msr(rt_actor_t *self, uint32_t index, bool write, uint64_t *value, char *why,
                  size_t n)
@@ -216,6 +243,17 @@ int partition_on_save_state(rt_actor_t *self, const Vmm__Envelope *msg)
     s_vm_state_t v;
     if ((rc = s_get(self, &v, why, sizeof why)))
         return partition_refuse(self, msg, rt_error_code(rc), why);
+    rt_msg_t synic = {0};
+    bool has_synic = false;
+    if (p->hv) {
+        Vmm__Synic__SaveState op = VMM__SYNIC__SAVE_STATE__INIT;
+        Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+        req.op_case = VMM__SYNIC__REQUEST__OP_SAVE_STATE;
+        req.save_state = &op;
+        if ((rc = s_synic_reply(self, &req, &synic, why, sizeof why)))
+            return partition_refuse(self, msg, rt_error_code(rc), why);
+        has_synic = true;
+    }
     Vmm__Partition__SavedIrqRoute routes[PARTITION_IRQ_LINES];
     Vmm__Partition__SavedIrqRoute *route_ptrs[PARTITION_IRQ_LINES];
     uint32_t high[PARTITION_IRQ_LINES];
@@ -242,13 +280,17 @@ int partition_on_save_state(rt_actor_t *self, const Vmm__Envelope *msg)
     st.pit = (ProtobufCBinaryData){sizeof pit, (uint8_t *)&pit};
     st.clock_ns = clock.clock;
     st.vm_state = &v.st;
+    st.synic = has_synic ? synic.env->synic_reply->saved_state : NULL;
     Vmm__Partition__Reply r = VMM__PARTITION__REPLY__INIT;
     r.result_case = VMM__PARTITION__REPLY__RESULT_SAVED_STATE;
     r.saved_state = &st;
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     env.body_case = VMM__ENVELOPE__BODY_PARTITION_REPLY;
     env.partition_reply = &r;
-    return rt_reply(self, msg, &env);
+    rc = rt_reply(self, msg, &env);
+    if (has_synic)
+        rt_msg_release(&synic);
+    return rc;
 }
 
 int partition_on_restore_state(rt_actor_t *self, const Vmm__Envelope *msg,
@@ -320,6 +362,17 @@ int partition_on_restore_state(rt_actor_t *self, const Vmm__Envelope *msg,
     if (rc) {
         snprintf(why, sizeof why, "setting the IRQ routes and lines: %s", strerror(-rc));
         return partition_refuse(self, msg, VMM__ERROR_CODE__INTERNAL, why);
+    }
+    /* The synic's registers as saved, then the time and the partition-wide
+     * MSRs (the TSC page written again for the new time base). */
+    if (p->hv && st->synic) {
+        Vmm__Synic__RestoreState op = VMM__SYNIC__RESTORE_STATE__INIT;
+        op.state = st->synic;
+        Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+        req.op_case = VMM__SYNIC__REQUEST__OP_RESTORE_STATE;
+        req.restore_state = &op;
+        if ((rc = s_synic(self, &req, NULL, why, sizeof why)))
+            return partition_refuse(self, msg, rt_error_code(rc), why);
     }
     if ((rc = s_set(self, st->vm_state, why, sizeof why)))
         return partition_refuse(self, msg, rt_error_code(rc), why);

@@ -827,6 +827,10 @@ static const void *s_member(const Vmm__Synic__Request *req)
         return req->port_table;
     case VMM__SYNIC__REQUEST__OP_SET_TIME_BASE:
         return req->set_time_base;
+    case VMM__SYNIC__REQUEST__OP_SAVE_STATE:
+        return req->save_state;
+    case VMM__SYNIC__REQUEST__OP_RESTORE_STATE:
+        return req->restore_state;
     default:
         return NULL;
     }
@@ -864,6 +868,147 @@ static int s_on_set_time_base(synic_t *s, const Vmm__Envelope *msg,
         }
     }
     synic_time_rebase(s, op->ref_time, op->guest_tsc);
+    return rt_reply_ack(s->self, msg);
+}
+
+/* Save and restore come from the partition, or to a VP's actor from
+ * central; refused (and false) otherwise. */
+static bool s_from_owner(synic_t *s, const Vmm__Envelope *msg)
+{
+    const char *from = s->role == SYNIC_VP ? s->central : s->partition;
+    if (!strcmp(msg->sender, from))
+        return true;
+    s_refuse(s, msg, VMM__ERROR_CODE__PERMISSION_DENIED, "only %s may save or restore %s",
+             from, rt_actor_name(s->self));
+    return false;
+}
+
+/* A synic request to VP vp's actor, from central; the reply is the
+ * caller's on success. */
+static int s_call_vp(synic_t *s, uint32_t vp, Vmm__Synic__Request *req, rt_msg_t *reply)
+{
+    char to[256];
+    int rc = synic_vp_actor(to, sizeof to, rt_actor_name(s->self), vp);
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_SYNIC_REQUEST;
+    env.synic_request = req;
+    if (!rc)
+        rc = rt_call(s->self, to, &env, reply, S_TIME_BASE_TIMEOUT_MS);
+    if (!rc && reply->env->body_case == VMM__ENVELOPE__BODY_ERROR) {
+        rc = rt_errno_of(reply->env->error->code);
+        rt_msg_release(reply);
+    }
+    return rc;
+}
+
+static int s_on_save_state(synic_t *s, const Vmm__Envelope *msg)
+{
+    if (!s_from_owner(s, msg))
+        return 0;
+    Vmm__Synic__SavedVp **vps = NULL;
+    size_t n = 0;
+    int rc = synic_vps_save(s, &vps, &n);
+    if (rc)
+        return rc;
+    if (s->role == SYNIC_CENTRAL) { /* each VP's actor holds its VP */
+        Vmm__Synic__SavedVp **all = calloc(s->vp_count ? s->vp_count : 1, sizeof *all);
+        rc = all ? 0 : -ENOMEM;
+        Vmm__Synic__SaveState op = VMM__SYNIC__SAVE_STATE__INIT;
+        Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+        req.op_case = VMM__SYNIC__REQUEST__OP_SAVE_STATE;
+        req.save_state = &op;
+        for (uint32_t vp = 0; !rc && vp < s->vp_count; vp++) {
+            rt_msg_t reply;
+            if ((rc = s_call_vp(s, vp, &req, &reply)))
+                break;
+            const Vmm__Synic__Reply *r = reply.env->synic_reply;
+            if (reply.env->body_case != VMM__ENVELOPE__BODY_SYNIC_REPLY ||
+                r->result_case != VMM__SYNIC__REPLY__RESULT_SAVED_STATE ||
+                r->saved_state->n_vps != 1)
+                rc = -EIO;
+            else { /* a copy of its own: the reply goes */
+                uint8_t *buf = malloc(vmm__synic__saved_vp__get_packed_size(r->saved_state->vps[0]));
+                if (buf) {
+                    size_t len = vmm__synic__saved_vp__pack(r->saved_state->vps[0], buf);
+                    all[n++] = vmm__synic__saved_vp__unpack(NULL, len, buf);
+                    free(buf);
+                }
+                rc = buf && all[n - 1] ? 0 : -ENOMEM;
+                if (buf && !all[n - 1])
+                    n--;
+            }
+            rt_msg_release(&reply);
+        }
+        synic_saved_vps_free(vps, 0);
+        vps = all;
+        if (rc) {
+            synic_saved_vps_free(vps, n);
+            return s_refuse(s, msg, rt_error_code(rc), "a VP's actor did not save: %s",
+                            strerror(-rc));
+        }
+    }
+    Vmm__Synic__SavedState st = VMM__SYNIC__SAVED_STATE__INIT;
+    if (s->role != SYNIC_VP) {
+        st.guest_os_id = s->guest_os_id;
+        st.hypercall = s->hypercall;
+        st.reference_tsc = s->reference_tsc;
+        st.tsc_sequence = s->tsc_sequence;
+    }
+    st.vps = vps;
+    st.n_vps = n;
+    Vmm__Synic__Reply r = VMM__SYNIC__REPLY__INIT;
+    r.result_case = VMM__SYNIC__REPLY__RESULT_SAVED_STATE;
+    r.saved_state = &st;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_SYNIC_REPLY;
+    env.synic_reply = &r;
+    rc = rt_reply(s->self, msg, &env);
+    synic_saved_vps_free(vps, n);
+    return rc;
+}
+
+static int s_on_restore_state(synic_t *s, const Vmm__Envelope *msg,
+                              const Vmm__Synic__RestoreState *op)
+{
+    if (!s_from_owner(s, msg))
+        return 0;
+    const Vmm__Synic__SavedState *st = op->state;
+    if (!st)
+        return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "no state given");
+    char why[192];
+    for (size_t i = 0; i < st->n_vps; i++) {
+        const Vmm__Synic__SavedVp *v = st->vps[i];
+        int rc;
+        if (v->vp >= s->vp_count) {
+            return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
+                            "a saved VP %u of a synic of %u", v->vp, s->vp_count);
+        } else if (s->role == SYNIC_CENTRAL) {
+            Vmm__Synic__SavedVp *one[1] = {(Vmm__Synic__SavedVp *)v};
+            Vmm__Synic__SavedState part = VMM__SYNIC__SAVED_STATE__INIT;
+            part.vps = one;
+            part.n_vps = 1;
+            Vmm__Synic__RestoreState rop = VMM__SYNIC__RESTORE_STATE__INIT;
+            rop.state = &part;
+            Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+            req.op_case = VMM__SYNIC__REQUEST__OP_RESTORE_STATE;
+            req.restore_state = &rop;
+            rt_msg_t reply;
+            if (!(rc = s_call_vp(s, v->vp, &req, &reply)))
+                rt_msg_release(&reply);
+            snprintf(why, sizeof why, "VP %u's actor did not restore: %s", v->vp,
+                     strerror(-rc));
+        } else {
+            rc = synic_vp_restore(s, v, why, sizeof why);
+        }
+        if (rc)
+            return s_refuse(s, msg, rt_error_code(rc), "%s", why);
+    }
+    if (s->role != SYNIC_VP) {
+        s->guest_os_id = st->guest_os_id;
+        s->hypercall = st->hypercall;
+        s->reference_tsc = st->reference_tsc;
+        s->tsc_sequence = st->tsc_sequence;
+    }
     return rt_reply_ack(s->self, msg);
 }
 
@@ -918,6 +1063,10 @@ static int s_dispatch(synic_t *s, const Vmm__Envelope *msg, const Vmm__Synic__Re
         return synic_take_ports(s, msg, req->port_table);
     case VMM__SYNIC__REQUEST__OP_SET_TIME_BASE:
         return s_on_set_time_base(s, msg, req->set_time_base);
+    case VMM__SYNIC__REQUEST__OP_SAVE_STATE:
+        return s_on_save_state(s, msg);
+    case VMM__SYNIC__REQUEST__OP_RESTORE_STATE:
+        return s_on_restore_state(s, msg, req->restore_state);
     default:
         return s_refuse(s, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "synic op %d is unknown",
                         (int)req->op_case);

@@ -218,6 +218,14 @@ uint64_t synic_ref_time(const synic_t *s);
  * (synic.proto SetTimeBase). */
 void synic_time_rebase(synic_t *s, uint64_t ref_time, uint64_t guest_tsc);
 
+/* Snapshots (synic.proto SaveState, RestoreState): the VPs this actor
+ * holds, malloc'ed whole into *vps (free with synic_saved_vps_free()). */
+int synic_vps_save(const synic_t *s, Vmm__Synic__SavedVp ***vps, size_t *n);
+void synic_saved_vps_free(Vmm__Synic__SavedVp **vps, size_t n);
+/* Sets VP in->vp's state (one this actor holds) as saved: nothing goes to
+ * guest memory. Returns 0, or a negative errno with why. */
+int synic_vp_restore(synic_t *s, const Vmm__Synic__SavedVp *in, char *why, size_t n);
+
 /* Guest memory through the partition: 0, or a negative errno (counted as a
  * memory error and logged). */
 int synic_guest_read(synic_t *s, uint64_t gpa, void *buf, size_t len);

@@ -252,3 +252,21 @@ Test(timer, the_time_base_is_the_partitions_to_move, .init = s_start, .fini = s_
                  VMM__ERROR_CODE__PERMISSION_DENIED);
     cr_expect_lt(s_now(), before + 1000 * MS, "the reference time did not move");
 }
+
+/* Saving and restoring are the partition's too. */
+Test(timer, saving_the_synic_is_the_partitions, .init = s_start, .fini = s_stop)
+{
+    Vmm__Synic__SaveState save = VMM__SYNIC__SAVE_STATE__INIT;
+    Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
+    req.op_case = VMM__SYNIC__REQUEST__OP_SAVE_STATE;
+    req.save_state = &save;
+    cr_expect_eq(harness_request(s_h, s_h->device, &req, NULL),
+                 VMM__ERROR_CODE__PERMISSION_DENIED);
+    Vmm__Synic__SavedState st = VMM__SYNIC__SAVED_STATE__INIT;
+    Vmm__Synic__RestoreState restore = VMM__SYNIC__RESTORE_STATE__INIT;
+    restore.state = &st;
+    req.op_case = VMM__SYNIC__REQUEST__OP_RESTORE_STATE;
+    req.restore_state = &restore;
+    cr_expect_eq(harness_request(s_h, s_h->device, &req, NULL),
+                 VMM__ERROR_CODE__PERMISSION_DENIED);
+}

@@ -728,3 +728,172 @@ void synic_vps_inspect(const synic_t *s, Vmm__Rt__InspectNode *node)
         rt_inspect_add(n, "msis", "%llu", (unsigned long long)vp->counts.msis);
     }
 }
+
+/* ---- Snapshots ------------------------------------------------------------------- */
+
+/* One VP's state, malloc'ed whole (vmm__synic__saved_vp__free_unpacked()
+ * frees it). */
+static Vmm__Synic__SavedVp *s_save_vp(const synic_t *s, uint32_t v)
+{
+    const synic_vp_t *vp = &s->vps[v];
+    Vmm__Synic__SavedVp *out = calloc(1, sizeof *out);
+    if (!out)
+        return NULL;
+    vmm__synic__saved_vp__init(out);
+    out->vp = s->vp_first + v;
+    out->scontrol = vp->scontrol;
+    out->simp = vp->simp;
+    out->siefp = vp->siefp;
+    out->raise_pending = vp->raise_pending;
+    out->sints = malloc(SYNIC_SINTS * sizeof *out->sints);
+    out->timers = calloc(SYNIC_TIMERS, sizeof *out->timers);
+    out->queues = calloc(SYNIC_SINTS, sizeof *out->queues);
+    bool ok = out->sints && out->timers && out->queues;
+    if (ok && vp->deferred_flags) {
+        out->deferred_flags.data = malloc(SYNIC_SINTS * 256);
+        ok = out->deferred_flags.data;
+        if (ok) {
+            memcpy(out->deferred_flags.data, vp->deferred_flags, SYNIC_SINTS * 256);
+            out->deferred_flags.len = SYNIC_SINTS * 256;
+        }
+    }
+    for (int i = 0; ok && i < SYNIC_SINTS; i++)
+        out->sints[out->n_sints++] = vp->sint[i];
+    for (int i = 0; ok && i < SYNIC_TIMERS; i++) {
+        Vmm__Synic__SavedTimer *t = out->timers[i] = malloc(sizeof *t);
+        if (!(ok = t))
+            break;
+        out->n_timers++;
+        vmm__synic__saved_timer__init(t);
+        t->config = vp->timers[i].config;
+        t->count = vp->timers[i].count;
+        t->due = vp->timers[i].due;
+        t->armed = vp->timers[i].armed;
+        t->queued = vp->timers[i].queued;
+    }
+    for (uint32_t sint = 0; ok && sint < SYNIC_SINTS; sint++) {
+        const synic_queue_t *q = &vp->queues[sint];
+        if (!q->count)
+            continue;
+        Vmm__Synic__SavedQueue *sq = out->queues[out->n_queues] = malloc(sizeof *sq);
+        if (!(ok = sq))
+            break;
+        out->n_queues++;
+        vmm__synic__saved_queue__init(sq);
+        sq->sint = sint;
+        sq->messages = calloc(q->count, sizeof *sq->messages);
+        ok = sq->messages;
+        for (const synic_msg_t *m = q->head; ok && m; m = m->next) {
+            Vmm__Synic__SavedMessage *sm = sq->messages[sq->n_messages] = malloc(sizeof *sm);
+            if (!(ok = sm))
+                break;
+            sq->n_messages++;
+            vmm__synic__saved_message__init(sm);
+            sm->message_type = m->type;
+            sm->timer = m->timer;
+            sm->payload.data = malloc(m->size ? m->size : 1);
+            if (!(ok = sm->payload.data))
+                break;
+            memcpy(sm->payload.data, m->payload, m->size);
+            sm->payload.len = m->size;
+        }
+    }
+    if (!ok) {
+        vmm__synic__saved_vp__free_unpacked(out, NULL);
+        return NULL;
+    }
+    return out;
+}
+
+int synic_vps_save(const synic_t *s, Vmm__Synic__SavedVp ***vps, size_t *n)
+{
+    *n = 0;
+    *vps = calloc(s->n_owned ? s->n_owned : 1, sizeof **vps);
+    if (!*vps)
+        return -ENOMEM;
+    for (uint32_t v = 0; v < s->n_owned; v++) {
+        if (!((*vps)[v] = s_save_vp(s, v))) {
+            synic_saved_vps_free(*vps, *n);
+            *vps = NULL;
+            *n = 0;
+            return -ENOMEM;
+        }
+        (*n)++;
+    }
+    return 0;
+}
+
+void synic_saved_vps_free(Vmm__Synic__SavedVp **vps, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        vmm__synic__saved_vp__free_unpacked(vps[i], NULL);
+    free(vps);
+}
+
+int synic_vp_restore(synic_t *s, const Vmm__Synic__SavedVp *in, char *why, size_t n)
+{
+    if (!synic_owns(s, in->vp)) {
+        snprintf(why, n, "VP %u is not this actor's", in->vp);
+        return -EINVAL;
+    }
+    if (in->n_sints != SYNIC_SINTS || in->n_timers != SYNIC_TIMERS ||
+        (in->deferred_flags.len && in->deferred_flags.len != SYNIC_SINTS * 256)) {
+        snprintf(why, n, "VP %u: %d SINTs, %d timers and the SIEF page's bytes", in->vp,
+                 SYNIC_SINTS, SYNIC_TIMERS);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < in->n_queues; i++) {
+        const Vmm__Synic__SavedQueue *q = in->queues[i];
+        if (q->sint >= SYNIC_SINTS || q->n_messages > s->queue_limit) {
+            snprintf(why, n, "VP %u: a queue of SINT %u with %zu messages", in->vp, q->sint,
+                     q->n_messages);
+            return -EINVAL;
+        }
+        for (size_t m = 0; m < q->n_messages; m++)
+            if (q->messages[m]->payload.len > SYNIC_PAYLOAD_MAX ||
+                q->messages[m]->timer < -1 || q->messages[m]->timer >= SYNIC_TIMERS) {
+                snprintf(why, n, "VP %u: a message over %u bytes or of no timer", in->vp,
+                         SYNIC_PAYLOAD_MAX);
+                return -EINVAL;
+            }
+    }
+    synic_vp_t *vp = synic_vp_at(s, in->vp);
+    uint8_t *flags = NULL;
+    if (in->deferred_flags.len && !(flags = malloc(SYNIC_SINTS * 256)))
+        return -ENOMEM;
+    /* What was queued goes; the saved queues take its place. */
+    for (int sint = 0; sint < SYNIC_SINTS; sint++)
+        while (vp->queues[sint].head)
+            free(s_queue_pop(&vp->queues[sint]));
+    for (size_t i = 0; i < in->n_queues; i++) {
+        const Vmm__Synic__SavedQueue *q = in->queues[i];
+        for (size_t j = 0; j < q->n_messages; j++) {
+            synic_msg_t *m = calloc(1, sizeof *m);
+            if (!m) {
+                free(flags);
+                return -ENOMEM;
+            }
+            m->type = q->messages[j]->message_type;
+            m->size = (uint32_t)q->messages[j]->payload.len;
+            m->timer = q->messages[j]->timer;
+            memcpy(m->payload, q->messages[j]->payload.data, m->size);
+            s_queue_push(&vp->queues[q->sint], m);
+        }
+    }
+    vp->scontrol = in->scontrol;
+    vp->simp = in->simp;
+    vp->siefp = in->siefp;
+    vp->raise_pending = (uint16_t)in->raise_pending;
+    memcpy(vp->sint, in->sints, sizeof vp->sint);
+    free(vp->deferred_flags);
+    vp->deferred_flags = flags;
+    if (flags)
+        memcpy(flags, in->deferred_flags.data, SYNIC_SINTS * 256);
+    for (int i = 0; i < SYNIC_TIMERS; i++) {
+        const Vmm__Synic__SavedTimer *t = in->timers[i];
+        vp->timers[i] = (synic_timer_t){.config = t->config, .count = t->count, .due = t->due,
+                                        .armed = t->armed, .queued = t->queued};
+    }
+    s_timers_arm(s); /* due times are reference times */
+    return 0;
+}
