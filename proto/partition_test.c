@@ -94,7 +94,7 @@ Test(partition_defaults, map_gpa_flags_are_tlfs_bits)
  * test below, then update the count. */
 Test(partition_defaults, every_member_has_a_test)
 {
-    cr_expect_eq(vmm__partition__request__descriptor.n_fields, 40);
+    cr_expect_eq(vmm__partition__request__descriptor.n_fields, 42);
     cr_expect_eq(vmm__partition__reply__descriptor.n_fields, 15);
     cr_expect_eq(vmm__partition__event__descriptor.n_fields, 1);
 }
@@ -998,6 +998,20 @@ Test(partition_request, save_and_restore_state)
     cr_expect_eq(got->n_lines_high, 2);
     cr_expect_eq(got->lines_high[1], 23);
     cr_expect_not_null(got->vm_state);
+    S_FREE_REQ(out);
+}
+
+Test(partition_request, save_and_load_memory)
+{
+    Vmm__Partition__SaveMemory save = VMM__PARTITION__SAVE_MEMORY__INIT;
+    save.path = "/tmp/snap/ram";
+    Vmm__Partition__Request *out = S_REQ(save_memory, SAVE_MEMORY, &save);
+    cr_expect_str_eq(out->save_memory->path, "/tmp/snap/ram");
+    S_FREE_REQ(out);
+    Vmm__Partition__LoadMemory load = VMM__PARTITION__LOAD_MEMORY__INIT;
+    load.path = "/tmp/snap/ram";
+    out = S_REQ(load_memory, LOAD_MEMORY, &load);
+    cr_expect_str_eq(out->load_memory->path, "/tmp/snap/ram");
     S_FREE_REQ(out);
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1009,6 +1010,85 @@ Test(vm, the_partition_state_saves_and_restores)
     cr_expect_eq(s_vdev_call(&h, &req, &reply), -VMM__ERROR_CODE__INVALID_ARGUMENT);
     rt_msg_release(&reply);
     rt_msg_release(&saved);
+    vm_harness_stop(&h);
+}
+
+static void s_read_ram(vm_harness_t *h, uint64_t gpa, void *buf, uint32_t len)
+{
+    Vmm__Devices__ReadGuestMemory rd = VMM__DEVICES__READ_GUEST_MEMORY__INIT;
+    rd.gpa = gpa;
+    rd.length = len;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_READ_GUEST_MEMORY;
+    req.read_guest_memory = &rd;
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_device_call(rt_client_actor(h->client), &req, &reply), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY);
+    memcpy(buf, reply.env->device_reply->read_guest_memory->data.data, len);
+    rt_msg_release(&reply);
+}
+
+static int s_ram_file(vm_harness_t *h, bool save, const char *path)
+{
+    Vmm__Partition__SaveMemory sm = VMM__PARTITION__SAVE_MEMORY__INIT;
+    Vmm__Partition__LoadMemory lm = VMM__PARTITION__LOAD_MEMORY__INIT;
+    sm.path = lm.path = (char *)path;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = save ? VMM__PARTITION__REQUEST__OP_SAVE_MEMORY
+                       : VMM__PARTITION__REQUEST__OP_LOAD_MEMORY;
+    if (save)
+        req.save_memory = &sm;
+    else
+        req.load_memory = &lm;
+    rt_msg_t reply;
+    int rc = s_vdev_call(h, &req, &reply);
+    rt_msg_release(&reply);
+    return rc;
+}
+
+/* Guest RAM to a sparse file and back, after a reset cleared it. */
+Test(vm, guest_ram_saves_to_a_sparse_file_and_loads_back)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    static const char a[] = "first page", b[] = "one near the end";
+    vm_harness_write(&h, 0x1000, a, sizeof a);
+    vm_harness_write(&h, S_MEM - 0x1000, b, sizeof b);
+    char dir[] = "/tmp/ramfile-XXXXXX", path[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/ram", dir);
+    cr_assert_eq(s_ram_file(&h, true, path), VMM__ENVELOPE__BODY_ACK);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_expect_eq(st.st_size, S_MEM);
+    cr_expect_eq(st.st_mode & 0777, 0600);
+    cr_expect_lt((uint64_t)st.st_blocks * 512, S_MEM / 4, "sparse: %lld bytes on disk",
+                 (long long)st.st_blocks * 512);
+    cr_expect_eq(s_ram_file(&h, true, path), -VMM__ERROR_CODE__INTERNAL, "not over a file");
+
+    Vmm__Partition__Reset reset = VMM__PARTITION__RESET__INIT;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_RESET;
+    req.reset = &reset;
+    rt_msg_t reply;
+    cr_assert_eq(s_vdev_call(&h, &req, &reply), VMM__ENVELOPE__BODY_ACK);
+    rt_msg_release(&reply);
+    char got[32];
+    s_read_ram(&h, 0x1000, got, sizeof a);
+    cr_expect_neq(memcmp(got, a, sizeof a), 0, "the reset cleared RAM");
+
+    cr_assert_eq(s_ram_file(&h, false, path), VMM__ENVELOPE__BODY_ACK);
+    s_read_ram(&h, 0x1000, got, sizeof a);
+    cr_expect_str_eq(got, a);
+    s_read_ram(&h, S_MEM - 0x1000, got, sizeof b);
+    cr_expect_str_eq(got, b);
+
+    cr_assert_eq(truncate(path, S_MEM / 2), 0);
+    cr_expect_eq(s_ram_file(&h, false, path), -VMM__ERROR_CODE__INVALID_ARGUMENT,
+                 "a file of another size");
+    unlink(path);
+    rmdir(dir);
     vm_harness_stop(&h);
 }
 

@@ -1750,6 +1750,10 @@ static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
         return partition_on_get_vm_state(self, msg, req->get_vm_state);
     case VMM__PARTITION__REQUEST__OP_SET_VM_STATE:
         return partition_on_set_vm_state(self, msg, req->set_vm_state);
+    case VMM__PARTITION__REQUEST__OP_SAVE_MEMORY:
+        return partition_on_ram_file(self, msg, req->save_memory->path, true);
+    case VMM__PARTITION__REQUEST__OP_LOAD_MEMORY:
+        return partition_on_ram_file(self, msg, req->load_memory->path, false);
     case VMM__PARTITION__REQUEST__OP_SAVE_STATE:
         return partition_on_save_state(self, msg);
     case VMM__PARTITION__REQUEST__OP_RESTORE_STATE:

@@ -4,7 +4,8 @@
  * (registrations, with the device registry actor beside it; devices'
  * permissions, guest memory, device hosts' liveness), vdev.c (virtual
  * devices and their VPCI interrupts), mapper.c (memory mapped beside
- * guest RAM) and vmstate.c (the partition-wide state). Not for other modules: partition.h
+ * guest RAM), vmstate.c (the partition-wide state and what a snapshot
+ * keeps of the partition) and ramfile.c (guest RAM to and from a file). Not for other modules: partition.h
  * is the actor's interface.
  */
 #ifndef VMM_PARTITION_INTERNAL_H
@@ -326,6 +327,10 @@ int partition_on_set_vm_state(rt_actor_t *self, const Vmm__Envelope *msg,
 int partition_on_save_state(rt_actor_t *self, const Vmm__Envelope *msg);
 int partition_on_restore_state(rt_actor_t *self, const Vmm__Envelope *msg,
                                const Vmm__Partition__RestoreState *op);
+
+/* ---- ramfile.c: guest RAM to and from a file (SaveMemory, LoadMemory) -------- */
+
+int partition_on_ram_file(rt_actor_t *self, const Vmm__Envelope *msg, const char *path, bool save);
 
 /* ---- mapper.c: memory mapped beside guest RAM --------------------------------- */
 
