@@ -118,7 +118,8 @@ typedef struct {
 /*
  * A received message. The envelope and everything it points to live in the
  * message's own arena; rt_msg_release() frees them. Small messages need no
- * heap allocation.
+ * heap allocation: they live inside the rt_msg_t itself, which therefore
+ * must not be copied (receive into the rt_msg_t that is to keep it).
  */
 typedef struct rt_arena_chunk_s rt_arena_chunk_t;
 typedef struct {

@@ -201,6 +201,55 @@ if start two --control "$c"; then
     ended two 7
 fi
 
+# A snapshot mid-run, continued in a new process: guest memory (the MSIs
+# the guest counted), its registers and devices go on from there.
+c="ipc://$tmp/p/c4"
+if start snap --control "$c"; then
+    read -r counter quit msis <<<"$(addresses snap)"
+    "$vmm" ctl "$c" msi 0xfee00000 0x40 && "$vmm" ctl "$c" msi 0xfee00000 0x40 || fail "msi"
+    for _ in $(seq 50); do
+        n=$(u64 "$c" "$msis")
+        [ $((n & 0xffffffff)) -eq 2 ] && break
+        sleep 0.1
+    done
+    expect 0 0 "" -- ctl "$c" snapshot "$tmp/snap" --paused
+    at=$(u64 "$c" "$counter")
+    [ -s "$tmp/snap/snapshot.pb" ] && [ -s "$tmp/snap/ram" ] && ok "snapshot: manifest and RAM" ||
+        fail "snapshot: $(ls -la "$tmp/snap")"
+    [ "$(stat -c %a "$tmp/snap")" = 700 ] && ok "the snapshot's folder is the user's alone" ||
+        fail "the snapshot's folder has mode $(stat -c %a "$tmp/snap")"
+    [ "$(($(stat -c %b "$tmp/snap/ram") * 512))" -lt $((16 << 20)) ] && ok "RAM is sparse" ||
+        fail "RAM takes $(($(stat -c %b "$tmp/snap/ram") * 512)) bytes on disk"
+    expect 1 1 "snap: File exists" -- ctl "$c" snapshot "$tmp/snap"
+    expect 0 0 "" -- ctl "$c" poweroff 0
+    ended snap 0
+
+    ("$vmm" run --restore "$tmp/snap" --serial "$tmp/restored.serial" --control "ipc://$tmp/p/c5" \
+        >"$tmp/restored.out" 2>"$tmp/restored.err" </dev/null
+        echo $? >"$tmp/restored.status") &
+    pids+=($!)
+    c="ipc://$tmp/p/c5"
+    for _ in $(seq 100); do
+        [ -S "$tmp/p/c5" ] && break
+        sleep 0.1
+    done
+    now=$(u64 "$c" "$counter")
+    [ "$now" -ge "$at" ] && ok "restored: the counter goes on from $at ($now)" ||
+        fail "restored: the counter is $now, it was $at"
+    "$vmm" ctl "$c" msi 0xfee00000 0x40 || fail "msi after the restore"
+    expect 0 0 "" -- ctl "$c" mem write "$quit" "09 00 00 00"
+    ended restored 19
+    grep -q "ctl: quit 9 after 3 MSIs" "$tmp/restored.serial" &&
+        ok "the restored guest had the 2 MSIs before and took a third" ||
+        fail "the restored guest said: $(cat "$tmp/restored.serial") $(cat "$tmp/restored.err")"
+    ! grep -q "^ctl: counter" "$tmp/restored.serial" && ok "it did not start again" ||
+        fail "the guest started again: $(cat "$tmp/restored.serial")"
+fi
+expect 2 1 "--restore takes the machine from the snapshot" -- run --restore "$tmp/snap" --vps 2
+expect 1 1 "--restore $tmp/none/snapshot.pb: No such file" -- run --restore "$tmp/none"
+mkdir -m 700 "$tmp/bad" && head -c 100 "$tmp/snap/snapshot.pb" >"$tmp/bad/snapshot.pb"
+expect 1 1 "not a snapshot's manifest" -- run --restore "$tmp/bad"
+
 # A SynIC message posted to a VM with the Hyper-V interface.
 c="ipc://$tmp/p/c3"
 ("$vmm" run --hyperv --guest "$hv_guest" --serial "$tmp/hv.serial" --control "$c" \

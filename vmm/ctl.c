@@ -21,6 +21,7 @@
 #define S_EXIT_FAILED 1
 #define S_EXIT_USAGE 2
 #define S_DEFAULT_TIMEOUT_S 10
+#define S_SNAPSHOT_MS 300000
 #define S_MAX_HEX 65536
 
 typedef struct {
@@ -400,6 +401,37 @@ static int s_cmd_reset(s_ctl_t *c, int argc, char **argv)
     Vmm__Control__Reset reset = VMM__CONTROL__RESET__INIT;
     req.op_case = VMM__CONTROL__REQUEST__OP_RESET;
     req.reset = &reset;
+    return s_control(c, &req, NULL) ? S_EXIT_FAILED : 0;
+}
+
+static int s_cmd_snapshot(s_ctl_t *c, int argc, char **argv)
+{
+    bool paused = argc == 3 && !strcmp(argv[2], "--paused");
+    if (argc < 2 || argc > 3 || (argc == 3 && !paused) || argv[1][0] == '-') {
+        fprintf(stderr, "vmm ctl: snapshot DIR [--paused]\n");
+        return S_EXIT_USAGE;
+    }
+    char dir[4096];
+    /* The VMM writes it: a path relative to here means nothing there. */
+    if (argv[1][0] != '/' && !realpath(".", dir)) {
+        fprintf(stderr, "vmm ctl: snapshot: %s\n", strerror(errno));
+        return S_EXIT_FAILED;
+    }
+    if (argv[1][0] != '/') {
+        size_t n = strlen(dir);
+        snprintf(dir + n, sizeof dir - n, "/%s", argv[1]);
+    } else {
+        snprintf(dir, sizeof dir, "%s", argv[1]);
+    }
+    Vmm__Control__Request req = VMM__CONTROL__REQUEST__INIT;
+    Vmm__Control__Snapshot op = VMM__CONTROL__SNAPSHOT__INIT;
+    op.dir = dir;
+    op.stay_paused = paused;
+    req.op_case = VMM__CONTROL__REQUEST__OP_SNAPSHOT;
+    req.snapshot = &op;
+    /* Guest RAM takes a while to write: as long as the endpoint allows. */
+    if (c->timeout_ms < S_SNAPSHOT_MS)
+        c->timeout_ms = S_SNAPSHOT_MS;
     return s_control(c, &req, NULL) ? S_EXIT_FAILED : 0;
 }
 
@@ -846,6 +878,11 @@ static const s_command_t s_commands[] = {
      "to a VP's SINT (a VM run with --hyperv).\n",
      s_cmd_post},
     {"reset", "", "Resets the VM, as the guest's own reset would.\n", s_cmd_reset},
+    {"snapshot", "DIR [--paused]",
+     "Writes a snapshot of the VM into DIR, a new folder (vmm run --restore DIR\n"
+     "continues it): the VPs are paused, every actor's state and guest RAM\n"
+     "(sparse) are saved, and the VM runs on unless --paused.\n",
+     s_cmd_snapshot},
     {"poweroff", "[STATUS]",
      "Powers the VM off; vmm run exits with STATUS (default 0).\n", s_cmd_poweroff},
     {"stats", "[--watch [SECONDS]] [--count N]",

@@ -30,6 +30,7 @@
 #include "vmm/device_arg.h"
 #include "vmm/devhost.h"
 #include "vmm/keys.h"
+#include "vmm/snapshot.h"
 #include "vmm/trace_tool.h"
 #include "vmm/vm.h"
 
@@ -79,7 +80,7 @@ static void s_run_usage(FILE *f)
             "                [--wait-devices SECONDS]]\n"
             "               [--control ipc://PATH|tcp://ADDRESS:PORT|none\n"
             "                [--key FILE --control-key FILE ...]]\n"
-            "               [--gdb tcp:HOST:PORT|unix:PATH]\n"
+            "               [--gdb tcp:HOST:PORT|unix:PATH] [--restore DIR]\n"
             "\n"
             "Runs a guest until it powers off; the exit status is the guest's (0 for a\n"
             "plain power off, 2v+1 after a write of v to the isa-debug-exit port 0xf4),\n"
@@ -161,7 +162,10 @@ static void s_run_usage(FILE *f)
             "  --gdb WHERE      wait for gdb (target remote) at tcp:HOST:PORT (PORT 0:\n"
             "                   any; --verbose prints it) or unix:PATH: the VPs start\n"
             "                   stopped, each a thread; the guest runs at gdb's first\n"
-            "                   continue or step\n");
+            "                   continue or step\n"
+            "  --restore DIR    continue a VM from a snapshot (vmm ctl ENDPOINT snapshot\n"
+            "                   DIR) of a VM of an ELF guest with devices in this process,\n"
+            "                   its machine as the snapshot says\n");
 }
 
 static int s_parse_size(const char *s, uint64_t *out)
@@ -294,6 +298,7 @@ typedef struct {
     pthread_t keeper;
     bool keeper_running;
     const trace_opts_t *trace; /* what the device host records, if anything */
+    const char *args[S_MAX_DEVICES]; /* each --device as given */
     /* The control endpoint (--control; "" before s_control_prepare(): the
      * default) and the operators' keys. */
     const char *control, *control_keys[S_MAX_KEYS];
@@ -322,6 +327,7 @@ static int s_add_device(s_remote_t *r, const char *arg)
     }
     if (d.host != DEVICE_ARG_IN_VM)
         r->host = d.host;
+    r->args[r->n_devices] = arg;
     r->devices[r->n_devices++] = d;
     return 0;
 }
@@ -844,11 +850,14 @@ static int s_run(int argc, char **argv)
         {"control", required_argument, NULL, 'c'},
         {"control-key", required_argument, NULL, 'C'},
         {"gdb", required_argument, NULL, 'G'},
+        {"restore", required_argument, NULL, 'R'},
         TRACE_OPTS_LONG,
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *guest = NULL, *serial = "stdout", *mem_arg = NULL, *gdb = NULL;
+    const char *restore = NULL;
+    Vmm__Snapshot__Snapshot *snap = NULL;
     loader_kernel_config_t kernel = {0};
     bool verbose = false;
     trace_opts_t topts = {0};
@@ -945,6 +954,9 @@ static int s_run(int argc, char **argv)
         case 'G':
             gdb = optarg;
             break;
+        case 'R':
+            restore = optarg;
+            break;
         case 'C':
             if (remote.n_control_keys == S_MAX_KEYS) {
                 fprintf(stderr, "vmm run: --control-key: at most %d keys\n", S_MAX_KEYS);
@@ -972,13 +984,36 @@ static int s_run(int argc, char **argv)
                 argv[optind]);
         return S_EXIT_USAGE;
     }
+    if (restore && (guest || kernel.kernel_name || mem_arg || cfg.n_vps || cfg.hyperv ||
+                    remote.n_devices)) {
+        fprintf(stderr, "vmm run: --restore takes the machine from the snapshot: leave out "
+                        "--guest, --kernel, --mem, --vps, --hyperv and --device\n");
+        return S_EXIT_USAGE;
+    }
     if (s_check_machine(guest, &kernel, mem_arg, &cfg))
         return S_EXIT_USAGE;
+    char err[4200] = "";
+    if (restore) {
+        if (snapshot_read(restore, &snap, err, sizeof err)) {
+            fprintf(stderr, "vmm run: --restore %s\n", err);
+            return S_EXIT_FAILED;
+        }
+        const Vmm__Snapshot__Machine *m = snap->machine;
+        cfg.mem_size = m->mem_size;
+        cfg.n_vps = m->n_vps;
+        cfg.hyperv = m->hyperv;
+        for (size_t i = 0; i < m->n_devices; i++)
+            if (s_add_device(&remote, m->devices[i])) {
+                vmm__snapshot__snapshot__free_unpacked(snap, NULL);
+                return S_EXIT_FAILED;
+            }
+        cfg.restore = snap;
+        cfg.restore_dir = restore;
+    }
     if (verbose && (!rcfg.log_level_set || rcfg.log_level < RT_LOG_INFO)) {
         rcfg.log_level = RT_LOG_INFO;
         rcfg.log_level_set = true;
     }
-    char err[4200] = "";
     if (device_arg_place(remote.devices, remote.n_devices, err, sizeof err)) {
         fprintf(stderr, "vmm run: --device: %s\n", err);
         return S_EXIT_USAGE;
@@ -1023,9 +1058,26 @@ static int s_run(int argc, char **argv)
             return S_EXIT_FAILED;
         }
         cfg.elf = file;
+    } else if (snap) {
+        cfg.elf = snap->machine->guest.data;
+        cfg.elf_len = snap->machine->guest.len;
     } else {
         cfg.elf = guest_demo_elf;
         cfg.elf_len = guest_demo_elf_len;
+    }
+    /* What a snapshot keeps to build this VM again: an ELF guest and
+     * devices in this process (kernels and device hosts: not yet). */
+    const char *machine_devices[S_MAX_DEVICES];
+    Vmm__Snapshot__Machine machine = VMM__SNAPSHOT__MACHINE__INIT;
+    if (!kernel.kernel_name && remote.host == DEVICE_ARG_IN_VM) {
+        machine.mem_size = cfg.mem_size ? cfg.mem_size : VM_DEFAULT_MEM;
+        machine.n_vps = cfg.n_vps ? cfg.n_vps : 1;
+        machine.hyperv = cfg.hyperv;
+        for (size_t i = 0; i < remote.n_devices; i++)
+            machine_devices[machine.n_devices++] = remote.args[i];
+        machine.devices = (char **)machine_devices;
+        machine.guest = (ProtobufCBinaryData){cfg.elf_len, (uint8_t *)cfg.elf};
+        cfg.machine = &machine;
     }
     int out_fd = -1, status = S_EXIT_FAILED;
     vm_t *vm = NULL;
@@ -1080,6 +1132,8 @@ static int s_run(int argc, char **argv)
         fprintf(stderr, "vmm run: %s\n", err);
 out:
     free(file);
+    if (snap)
+        vmm__snapshot__snapshot__free_unpacked(snap, NULL);
     s_remote_stop(&remote);
     s_virtio_release(&virtio);
     if (remote.dir[0])

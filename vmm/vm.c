@@ -11,6 +11,7 @@
 #include "actors/console/console.h"
 #include "actors/control/control.h"
 #include "actors/gdb/gdb.h"
+#include "vmm/snapshot.h"
 #include "actors/devices/debug_exit.h"
 #include "actors/devices/bochs_shutdown.h"
 #include "actors/devices/device_actor.h"
@@ -45,6 +46,7 @@ struct vm_s {
     rt_client_t *client;
     loader_image_t *image; /* kept to load again after a reset */
     bool debugger;         /* the VPs start when the debugger says */
+    Vmm__Snapshot__Machine *machine; /* for snapshots; NULL: refused */
 };
 
 static int __attribute__((format(printf, 4, 5)))
@@ -428,6 +430,19 @@ static int s_start_control(vm_t *vm, const vm_config_t *cfg, char *err, size_t e
     return 0;
 }
 
+/* A copy of m, as the VM keeps it for its snapshots. */
+static Vmm__Snapshot__Machine *s_machine_copy(const Vmm__Snapshot__Machine *m)
+{
+    size_t len = vmm__snapshot__machine__get_packed_size(m);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return NULL;
+    vmm__snapshot__machine__pack(m, buf);
+    Vmm__Snapshot__Machine *copy = vmm__snapshot__machine__unpack(NULL, len, buf);
+    free(buf);
+    return copy;
+}
+
 /* The debugger, on an executor of its own. */
 static int s_start_gdb(vm_t *vm, const vm_config_t *cfg, char *err, size_t errlen)
 {
@@ -498,7 +513,12 @@ vm_t *vm_new(const vm_config_t *cfg, char *err, size_t errlen)
             s_fail(err, errlen, rc, "cannot start %s: %s", cfg->actors[i].name, strerror(-rc));
             goto fail;
         }
-    if ((rc = s_load(vm, err, errlen)) || (rc = s_start_control(vm, cfg, err, errlen)) ||
+    rc = cfg->restore ? snapshot_restore(vm_client(vm), VM_PARTITION, "vm0", cfg->restore,
+                                         cfg->restore_dir, err, errlen)
+                      : s_load(vm, err, errlen);
+    if (!rc && cfg->machine && !(vm->machine = s_machine_copy(cfg->machine)))
+        rc = -ENOMEM;
+    if (rc || (rc = s_start_control(vm, cfg, err, errlen)) ||
         (rc = s_start_gdb(vm, cfg, err, errlen)))
         goto fail;
     return vm;
@@ -523,6 +543,8 @@ void vm_destroy(vm_t **vmp)
     rt_executor_destroy(&vm->devices_ex);
     rt_destroy(&vm->rt);
     loader_image_destroy(&vm->image);
+    if (vm->machine)
+        vmm__snapshot__machine__free_unpacked(vm->machine, NULL);
     free(vm->vp_ex);
     free(vm);
     *vmp = NULL;
@@ -662,6 +684,26 @@ static void s_describe_halt(const Vmm__Vp__Halted *h, vm_event_t *ev)
     }
 }
 
+/* The control endpoint's Snapshot, its VPs paused: the owner writes it. */
+static void s_serve_snapshot(vm_t *vm, const Vmm__Envelope *req)
+{
+    char err[4400];
+    const char *dir = req->control_request->snapshot->dir;
+    int rc = vm->machine ? snapshot_write(vm_client(vm), VM_PARTITION, "vm0", vm->n_vps,
+                                          vm->machine, dir, err, sizeof err)
+                         : -ENOTSUP;
+    if (rc == -ENOTSUP && !vm->machine)
+        snprintf(err, sizeof err, "this VM was started in a way snapshots do not cover yet (a "
+                                  "kernel, or devices in device hosts)");
+    if (rc) {
+        rt_log(vm->rt, NULL, RT_LOG_WARN, "snapshot %s: %s", dir, err);
+        rt_reply_error(vm_client(vm), req, rt_error_code(rc), "%s", err);
+    } else {
+        rt_log(vm->rt, NULL, RT_LOG_INFO, "snapshot written to %s", dir);
+        rt_reply_ack(vm_client(vm), req);
+    }
+}
+
 int vm_next_event(vm_t *vm, vm_event_t *ev, int timeout_ms)
 {
     for (;;) {
@@ -687,6 +729,11 @@ int vm_next_event(vm_t *vm, vm_event_t *ev, int timeout_ms)
             ev->n_args = c->n_args < 8 ? c->n_args : 8;
             if (ev->n_args)
                 memcpy(ev->args, c->args, ev->n_args * sizeof *ev->args);
+        } else if (env->request_id && env->body_case == VMM__ENVELOPE__BODY_CONTROL_REQUEST &&
+                   env->control_request->op_case == VMM__CONTROL__REQUEST__OP_SNAPSHOT &&
+                   !strcmp(env->sender, VM_CONTROL)) {
+            s_serve_snapshot(vm, env);
+            taken = false;
         } else {
             taken = false; /* nothing the VM's owner waits for */
         }

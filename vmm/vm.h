@@ -26,6 +26,7 @@
 
 #include "actors/devices/device.h"
 #include "loader/kernel.h"
+#include "proto/snapshot.pb-c.h"
 #include "runtime/rt.h"
 
 #define VM_CLIENT "vm0/vmm"
@@ -86,6 +87,15 @@ typedef struct {
      * control endpoint alone. */
     const char *const *operator_keys;
     size_t n_operator_keys;
+    /* What a snapshot records to build this VM again
+     * (proto/snapshot.proto Machine; copied): with it, the control
+     * endpoint's Snapshot writes one (vm_next_event() serves it). NULL: the
+     * VM refuses snapshots. */
+    const Vmm__Snapshot__Machine *machine;
+    /* A snapshot to restore (snapshot_read() of restore_dir) instead of
+     * loading the guest: the VM must be built as its machine says. */
+    const Vmm__Snapshot__Snapshot *restore;
+    const char *restore_dir;
     /* A debugger: gdb's remote protocol on a listening socket
      * (actors/gdb/gdb.h gdb_listen(); the VM listens on a duplicate). The
      * VPs then start stopped, left to the debugger to run. */
@@ -137,8 +147,9 @@ typedef struct {
     size_t n_args;
 } vm_event_t;
 
-/* Waits up to timeout_ms for the next halt or guest call. Returns 0, or
- * -ETIMEDOUT. */
+/* Waits up to timeout_ms for the next halt or guest call, serving
+ * meanwhile the control endpoint's requests to the VM's owner (Snapshot).
+ * Returns 0, or -ETIMEDOUT. */
 int vm_next_event(vm_t *vm, vm_event_t *ev, int timeout_ms);
 
 /* Resets the stopped VM (partition.proto Reset: VPs, RAM, interrupt

@@ -355,6 +355,52 @@ static int s_power(rt_actor_t *self, Vmm__Devices__PowerAction action, uint32_t 
     return rc ? rc : s_each_vp(self, true, false, 0, true, why, n);
 }
 
+/* Pauses every VP, has the VM's owner write the snapshot, and runs again
+ * what it paused unless asked not to. */
+static int s_snapshot(rt_actor_t *self, const Vmm__Control__Snapshot *op, char *why, size_t n)
+{
+    control_t *c = rt_actor_state(self);
+    if (!op->dir || !*op->dir) {
+        snprintf(why, n, "a snapshot needs a folder");
+        return -EINVAL;
+    }
+    bool *was = malloc(c->n_vps ? c->n_vps : 1);
+    if (!was)
+        return -ENOMEM;
+    memcpy(was, c->paused, c->n_vps);
+    int rc = s_each_vp(self, false, false, 0, false, why, n);
+    if (!rc) {
+        Vmm__Control__Request req = VMM__CONTROL__REQUEST__INIT;
+        req.op_case = VMM__CONTROL__REQUEST__OP_SNAPSHOT;
+        req.snapshot = (Vmm__Control__Snapshot *)op;
+        Vmm__Envelope env = VMM__ENVELOPE__INIT;
+        env.body_case = VMM__ENVELOPE__BODY_CONTROL_REQUEST;
+        env.control_request = &req;
+        rt_msg_t reply;
+        rc = rt_call(self, c->owner, &env, &reply, CONTROL_SNAPSHOT_TIMEOUT_MS);
+        if (rc) {
+            snprintf(why, n, "%s did not answer: %s", c->owner, strerror(-rc));
+        } else {
+            if (reply.env->body_case == VMM__ENVELOPE__BODY_ERROR) {
+                rc = rt_errno_of(reply.env->error->code);
+                snprintf(why, n, "%s", reply.env->error->text);
+            } else if (reply.env->body_case != VMM__ENVELOPE__BODY_ACK) {
+                rc = -EIO;
+                snprintf(why, n, "%s answered with body kind %d", c->owner,
+                         reply.env->body_case);
+            }
+            rt_msg_release(&reply);
+        }
+    }
+    /* Runs again what it paused itself, snapshot or not. */
+    char again[256];
+    for (uint32_t vp = 0; vp < c->n_vps; vp++)
+        if (!was[vp] && c->paused[vp] && (rc || !op->stay_paused))
+            s_each_vp(self, true, true, vp, false, again, sizeof again);
+    free(was);
+    return rc;
+}
+
 typedef struct {
     const char *prefix;
     Vmm__Control__Actor *actors;
@@ -480,6 +526,9 @@ static int s_on_control(rt_actor_t *self, const Vmm__Envelope *msg)
         break;
     case VMM__CONTROL__REQUEST__OP_LIST_ACTORS:
         return s_list_actors(self, msg);
+    case VMM__CONTROL__REQUEST__OP_SNAPSHOT:
+        rc = s_snapshot(self, req->snapshot, why, sizeof why);
+        break;
     default:
         c->stats.own--;
         return s_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,

@@ -8,7 +8,7 @@
  * the operator's scope (control_refusal()) and answers with their replies.
  * What needs several actors at once is its own protocol
  * (proto/control.proto): pause and resume VPs, reset and power off the
- * VM, list the actors that make it up.
+ * VM, list the actors that make it up, snapshot it (through its owner).
  *
  * Who is an operator: whoever can reach the ipc:// socket (the file
  * system guards it), or over tcp:// a peer whose CURVE key is one of
@@ -29,6 +29,8 @@
 /* The longest a request passed on, or one step of Pause and Resume, waits
  * for the actor that handles it. */
 #define CONTROL_TIMEOUT_MS 5000
+/* The longest the VM's owner may take to write a snapshot. */
+#define CONTROL_SNAPSHOT_TIMEOUT_MS 300000
 
 typedef struct {
     const char *vm;    /* the VM's name, "vm0": it acts on "<vm>/..." only */
