@@ -828,6 +828,13 @@ static int s_check_machine(const char *guest, const loader_kernel_config_t *kern
     return 0;
 }
 
+static void s_drop_snapshot(Vmm__Snapshot__Snapshot **snap)
+{
+    if (*snap)
+        vmm__snapshot__snapshot__free_unpacked(*snap, NULL);
+    *snap = NULL;
+}
+
 static int s_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -1004,7 +1011,7 @@ static int s_run(int argc, char **argv)
         cfg.hyperv = m->hyperv;
         for (size_t i = 0; i < m->n_devices; i++)
             if (s_add_device(&remote, m->devices[i])) {
-                vmm__snapshot__snapshot__free_unpacked(snap, NULL);
+                s_drop_snapshot(&snap);
                 return S_EXIT_FAILED;
             }
         cfg.restore = snap;
@@ -1016,6 +1023,7 @@ static int s_run(int argc, char **argv)
     }
     if (device_arg_place(remote.devices, remote.n_devices, err, sizeof err)) {
         fprintf(stderr, "vmm run: --device: %s\n", err);
+        s_drop_snapshot(&snap);
         return S_EXIT_USAGE;
     }
     const char *elsewhere[S_MAX_DEVICES];
@@ -1028,10 +1036,13 @@ static int s_run(int argc, char **argv)
     s_virtio_t virtio = {.con_out = -1};
     if (s_virtio_prepare(&virtio, &remote, &kernel, &cfg)) {
         s_virtio_release(&virtio);
+        s_drop_snapshot(&snap);
         return S_EXIT_FAILED;
     }
     if (!topts.path && (topts.n_actors || topts.n_kinds)) {
         fprintf(stderr, "vmm run: --trace-actor and --trace-kind need --trace FILE\n");
+        s_virtio_release(&virtio);
+        s_drop_snapshot(&snap);
         return S_EXIT_USAGE;
     }
     cfg.trace = trace_opts_config(&topts, "vmm run", &tcfg);
@@ -1132,8 +1143,7 @@ static int s_run(int argc, char **argv)
         fprintf(stderr, "vmm run: %s\n", err);
 out:
     free(file);
-    if (snap)
-        vmm__snapshot__snapshot__free_unpacked(snap, NULL);
+    s_drop_snapshot(&snap);
     s_remote_stop(&remote);
     s_virtio_release(&virtio);
     if (remote.dir[0])
