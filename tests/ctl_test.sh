@@ -8,6 +8,7 @@ set -u
 vmm=$1
 guest=$2
 hv_guest=$3
+ticks_guest=$4
 fails=0
 tmp=$(mktemp -d -p /tmp) # short: sockets go below it
 chmod 700 "$tmp"
@@ -244,6 +245,47 @@ if start snap --control "$c"; then
         fail "the restored guest said: $(cat "$tmp/restored.serial") $(cat "$tmp/restored.err")"
     ! grep -q "^ctl: counter" "$tmp/restored.serial" && ok "it did not start again" ||
         fail "the guest started again: $(cat "$tmp/restored.serial")"
+fi
+# A guest printing numbered ticks with the reference time: the output of
+# the VM snapshotted and of its continuation, one after the other, is every
+# tick once, in order, and the reference time never goes back.
+("$vmm" run --hyperv --guest "$ticks_guest" --serial "$tmp/t1.serial" \
+    --control "ipc://$tmp/p/c6" >"$tmp/t1.out" 2>"$tmp/t1.err" </dev/null
+    echo $? >"$tmp/t1.status") &
+pids+=($!)
+for _ in $(seq 100); do
+    grep -q "^tick 20 " "$tmp/t1.serial" 2>/dev/null && break
+    sleep 0.1
+done
+quit=$(sed -nE 's/^ticks: quit (0x[0-9a-f]+)$/\1/p' "$tmp/t1.serial")
+expect 0 0 "" -- ctl "ipc://$tmp/p/c6" snapshot "$tmp/tsnap" --paused
+expect 0 0 "" -- ctl "ipc://$tmp/p/c6" poweroff 0
+ended t1 0
+("$vmm" run --restore "$tmp/tsnap" --serial "$tmp/t2.serial" --control "ipc://$tmp/p/c7" \
+    >"$tmp/t2.out" 2>"$tmp/t2.err" </dev/null
+    echo $? >"$tmp/t2.status") &
+pids+=($!)
+last=$(grep -c "^tick " "$tmp/t1.serial")
+for _ in $(seq 100); do
+    [ "$(grep -c "^tick " "$tmp/t2.serial" 2>/dev/null)" -ge 20 ] && break
+    sleep 0.1
+done
+after=$(grep -c "^tick " "$tmp/t2.serial")
+[ "$after" -ge 20 ] && ok "the continued guest printed $after ticks" ||
+    fail "the continued guest printed $after ticks: $(cat "$tmp/t2.err")"
+expect 0 0 "" -- ctl "ipc://$tmp/p/c7" mem write "$quit" "05 00 00 00"
+ended t2 11
+if cat "$tmp/t1.serial" "$tmp/t2.serial" | awk '
+    NR == 1 { if ($0 !~ /^ticks: quit/) bad = "the first line: " $0; next }
+    $1 != "tick" || $2 != n || $4 < ref { bad = bad "line " NR ": " $0 " (want tick " n ", ref >= " ref ") "; exit }
+    { n++; ref = $4 }
+    END { if (bad) { print bad; exit 1 } print n " ticks" }' >"$tmp/ticks.check"; then
+    ok "ticks once each and in order across the snapshot, the reference time monotonic:" \
+        "$(cat "$tmp/ticks.check"), $last before it"
+else
+    fail "ticks across the snapshot: $(cat "$tmp/ticks.check")"
+    tail -3 "$tmp/t1.serial"
+    head -3 "$tmp/t2.serial"
 fi
 expect 2 1 "--restore takes the machine from the snapshot" -- run --restore "$tmp/snap" --vps 2
 expect 1 1 "--restore $tmp/none/snapshot.pb: No such file" -- run --restore "$tmp/none"
