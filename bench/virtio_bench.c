@@ -247,8 +247,11 @@ static void s_measure(s_place_t place, double *rate)
     }
     vm_event_t done;
     if (vm_next_event(vm, &done, S_TIMEOUT_MS) || done.kind != VM_EVENT_GUEST_CALL ||
-        done.args[0] != 100 || done.args[1])
-        bench_die("%s: requests failed", s_place_names[place]);
+        done.args[0] != 100)
+        bench_die("%s: the guest did not finish", s_place_names[place]);
+    if (done.args[1])
+        bench_die("%s: %u requests failed or got no answer in time", s_place_names[place],
+                  done.args[1]);
     vm_destroy(&vm);
     if (host) {
         kill(host, SIGTERM);
