@@ -33,7 +33,7 @@
 /* A device in another process is pinged this often, and lost when a ping
  * goes unanswered this long. */
 #define PARTITION_LIVENESS_PERIOD_MS 250
-#define PARTITION_LIVENESS_TIMEOUT_MS 1000
+#define PARTITION_LIVENESS_TIMEOUT_MS 3000
 
 /* How long a question to the device registry (on the partition's own
  * executor: a direct call) may take. */

@@ -20,8 +20,8 @@
 #define S_EFER_LMA (1ull << 10)
 #define S_DEVICE_TIMEOUT_MS 5000
 /* A device in another process: past this its host is as good as lost (the
- * partition notices a silent host in about 1.25 s). */
-#define S_REMOTE_TIMEOUT_MS 1500
+ * partition notices a silent host in about 3.25 s). */
+#define S_REMOTE_TIMEOUT_MS 3500
 /* Unregistered addresses logged one by one before the log goes quiet. */
 #define S_MAX_LOGGED 32
 /* How long a VP waits for a device to complete an access it deferred
