@@ -14,7 +14,6 @@
  * It runs on the idle machine only (--busy-only does nothing).
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -85,18 +84,6 @@ static void s_stop_vps(vm_t *vm)
     if (rt_call(vm_client(vm), "vm0/vp/0", &env, &reply, 5000))
         bench_die("vm0/vp/0 did not stop");
     rt_msg_release(&reply);
-}
-
-static void s_remove(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            unlinkat(dirfd(d), e->d_name, 0);
-    if (d)
-        closedir(d);
-    rmdir(dir);
 }
 
 /* A fresh boot: vm_new() and vm_start(), in ns. */
@@ -181,7 +168,7 @@ static s_figures_t s_measure(uint64_t mem, bool fill, const char *dir)
     f.restore_ns = s_now_ns() - t0;
     vm_destroy(&vm);
     vmm__snapshot__snapshot__free_unpacked(snap, NULL);
-    s_remove(dir);
+    snapshot_remove(dir);
     f.boot_ns = s_boot(mem);
     return f;
 }

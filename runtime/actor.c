@@ -545,6 +545,32 @@ int rt_call(rt_actor_t *self, const char *to, Vmm__Envelope *env, rt_msg_t *repl
     return s_call(self, to, env, timeout_ms, &ctx);
 }
 
+int rt_call_expect(rt_actor_t *self, const char *to, Vmm__Envelope *env, int want,
+                   rt_msg_t *reply, int timeout_ms, char *why, size_t whylen)
+{
+    rt_msg_t local;
+    rt_msg_t *r = reply ? reply : &local;
+    int rc = rt_call(self, to, env, r, timeout_ms);
+    if (rc) {
+        if (why)
+            snprintf(why, whylen, "%s did not answer: %s", to, strerror(-rc));
+        return rc;
+    }
+    int body = r->env->body_case;
+    if (body == VMM__ENVELOPE__BODY_ERROR) {
+        rc = rt_errno_of(r->env->error->code);
+        if (why)
+            snprintf(why, whylen, "%s: %s", to, r->env->error->text);
+    } else if (body != want) {
+        rc = -EIO;
+        if (why)
+            snprintf(why, whylen, "%s answered with body kind %d", to, body);
+    }
+    if (rc || !reply)
+        rt_msg_release(r);
+    return rc;
+}
+
 int rt_call_with(rt_actor_t *self, const char *to, Vmm__Envelope *env, int timeout_ms,
                  rt_reply_fn fn, void *arg)
 {

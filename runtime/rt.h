@@ -502,6 +502,16 @@ int rt_call(rt_actor_t *self, const char *to, Vmm__Envelope *env,
             rt_msg_t *reply, int timeout_ms);
 
 /*
+ * rt_call() for a reply of body kind `want` (VMM__ENVELOPE__BODY_ACK for an
+ * Ack): an Error reply becomes its code's negative errno (rt_errno_of()),
+ * another kind -EIO, a failed call its own error, each with a one-line
+ * reason naming `to` in why (NULL: none). On success the reply is left in
+ * *reply when given (the caller releases it), else released.
+ */
+int rt_call_expect(rt_actor_t *self, const char *to, Vmm__Envelope *env, int want,
+                   rt_msg_t *reply, int timeout_ms, char *why, size_t whylen);
+
+/*
  * Like rt_call(), but lends the reply to fn instead of returning a copy: fn
  * runs once, before this returns, and must copy what it keeps. With the
  * callee on the same executor nothing is copied or packed at all.

@@ -922,6 +922,43 @@ static void s_collect(void *arg, const char *name, const char *kind)
     snprintf(out + n, 256 - n, "%s=%s;", name, kind);
 }
 
+/* rt_call_expect(): the reply of the kind asked for, or an errno and a
+ * reason for an Error, another kind, or no answer. */
+Test(calls, a_call_expecting_a_kind_says_why_it_failed)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "ex0");
+    cr_assert_eq(rt_actor_start(ex, &(rt_actor_spec_t){.name = "echo", .ops = &echo_ops}), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    echo_ping(&env, &ping, "hi", 2);
+    char why[128] = "";
+    rt_msg_t reply;
+    cr_assert_eq(rt_call_expect(rt_client_actor(c), "echo", &env, VMM__ENVELOPE__BODY_PONG,
+                                &reply, 5000, why, sizeof why),
+                 0);
+    cr_expect_eq(reply.env->pong->payload.len, 2, "the reply is the caller's");
+    rt_msg_release(&reply);
+    cr_expect_eq(rt_call_expect(rt_client_actor(c), "echo", &env, VMM__ENVELOPE__BODY_ACK, NULL,
+                                5000, why, sizeof why),
+                 -EIO);
+    cr_expect(strstr(why, "echo answered with body kind"), "%s", why);
+    Vmm__Envelope bad = VMM__ENVELOPE__INIT;
+    Vmm__Vp__Request vreq = VMM__VP__REQUEST__INIT;
+    bad.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
+    bad.vp_request = &vreq;
+    cr_expect_eq(rt_call_expect(rt_client_actor(c), "echo", &bad, VMM__ENVELOPE__BODY_ACK, NULL,
+                                5000, why, sizeof why),
+                 -ENOTSUP, "an Error reply's code as an errno");
+    cr_expect(!strncmp(why, "echo: ", 6), "%s", why);
+    cr_expect_eq(rt_call_expect(rt_client_actor(c), "nobody", &env, VMM__ENVELOPE__BODY_PONG,
+                                NULL, 200, why, sizeof why),
+                 -ENOENT);
+    cr_expect(strstr(why, "nobody did not answer"), "%s", why);
+    rt_destroy(&rt);
+}
+
 Test(observe, the_actors_of_a_process_can_be_listed)
 {
     rt_t *rt = rt_new(NULL);

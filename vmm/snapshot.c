@@ -67,40 +67,13 @@ int snapshot_build_id(char *buf, size_t size)
 
 /* ---- Requests ------------------------------------------------------------------- */
 
-/* Calls `to`; the reply must be body kind `want` (0: Ack), kept in *reply
- * when given. A failure says why in err. */
-static int s_call(rt_actor_t *owner, const char *to, Vmm__Envelope *env, int want,
-                  rt_msg_t *reply, int ms, char *err, size_t errlen)
-{
-    /* Into the caller's own rt_msg_t: a small reply lives inside it, so
-     * it cannot be copied. */
-    rt_msg_t local;
-    rt_msg_t *r = reply ? reply : &local;
-    int rc = rt_call(owner, to, env, r, ms);
-    if (rc) {
-        snprintf(err, errlen, "%s did not answer: %s", to, strerror(-rc));
-        return rc;
-    }
-    int body = r->env->body_case;
-    if (body == VMM__ENVELOPE__BODY_ERROR) {
-        rc = rt_errno_of(r->env->error->code);
-        snprintf(err, errlen, "%s: %s", to, r->env->error->text);
-    } else if (body != (want ? want : VMM__ENVELOPE__BODY_ACK)) {
-        rc = -EIO;
-        snprintf(err, errlen, "%s answered with body kind %d", to, body);
-    }
-    if (rc || !reply)
-        rt_msg_release(r);
-    return rc;
-}
-
 static int s_partition(rt_actor_t *owner, const char *partition, Vmm__Partition__Request *req,
                        int want, rt_msg_t *reply, int ms, char *err, size_t errlen)
 {
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     env.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
     env.partition_request = req;
-    return s_call(owner, partition, &env, want, reply, ms, err, errlen);
+    return rt_call_expect(owner, partition, &env, want, reply, ms, err, errlen);
 }
 
 static int s_device(rt_actor_t *owner, const char *actor, Vmm__Devices__Request *req, int want,
@@ -109,7 +82,7 @@ static int s_device(rt_actor_t *owner, const char *actor, Vmm__Devices__Request 
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
     env.device_request = req;
-    return s_call(owner, actor, &env, want, reply, S_CALL_MS, err, errlen);
+    return rt_call_expect(owner, actor, &env, want, reply, S_CALL_MS, err, errlen);
 }
 
 static int s_vp(rt_actor_t *owner, const char *vm, uint32_t vp, Vmm__Vp__Request *req, int want,
@@ -120,7 +93,7 @@ static int s_vp(rt_actor_t *owner, const char *vm, uint32_t vp, Vmm__Vp__Request
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
     env.vp_request = req;
-    return s_call(owner, name, &env, want, reply, S_CALL_MS, err, errlen);
+    return rt_call_expect(owner, name, &env, want, reply, S_CALL_MS, err, errlen);
 }
 
 /* The partition's Inspect lists each registered device: name = actor. */
@@ -131,8 +104,8 @@ static int s_devices(rt_actor_t *owner, const char *partition, rt_msg_t *tree,
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     env.body_case = VMM__ENVELOPE__BODY_INSPECT;
     env.inspect = &inspect;
-    int rc = s_call(owner, partition, &env, VMM__ENVELOPE__BODY_INSPECT_REPLY, tree, S_CALL_MS,
-                    err, errlen);
+    int rc = rt_call_expect(owner, partition, &env, VMM__ENVELOPE__BODY_INSPECT_REPLY, tree,
+                            S_CALL_MS, err, errlen);
     if (rc)
         return rc;
     *devices = NULL;
@@ -145,7 +118,7 @@ static int s_devices(rt_actor_t *owner, const char *partition, rt_msg_t *tree,
 
 /* ---- Writing ---------------------------------------------------------------------- */
 
-static void s_remove_dir(const char *dir)
+void snapshot_remove(const char *dir)
 {
     DIR *d = opendir(dir);
     struct dirent *e;
@@ -269,7 +242,8 @@ int snapshot_write(rt_actor_t *owner, const char *partition, const char *vm, uin
     preq.op_case = VMM__PARTITION__REQUEST__OP_SAVE_MEMORY;
     preq.save_memory = &sm;
     if (!rc)
-        rc = s_partition(owner, partition, &preq, 0, NULL, S_RAM_MS, err, errlen);
+        rc = s_partition(owner, partition, &preq, VMM__ENVELOPE__BODY_ACK, NULL, S_RAM_MS, err,
+                           errlen);
     struct stat st;
     if (!rc && stat(path, &st) < 0) {
         rc = -errno;
@@ -312,7 +286,7 @@ int snapshot_write(rt_actor_t *owner, const char *partition, const char *vm, uin
     free(devs);
     free(dev_ptrs);
     if (rc)
-        s_remove_dir(dir);
+        snapshot_remove(dir);
     return rc;
 }
 
@@ -376,20 +350,22 @@ int snapshot_restore(rt_actor_t *owner, const char *partition, const char *vm,
     Vmm__Partition__Request preq = VMM__PARTITION__REQUEST__INIT;
     preq.op_case = VMM__PARTITION__REQUEST__OP_LOAD_MEMORY;
     preq.load_memory = &lm;
-    int rc = s_partition(owner, partition, &preq, 0, NULL, S_RAM_MS, err, errlen);
+    int rc = s_partition(owner, partition, &preq, VMM__ENVELOPE__BODY_ACK, NULL, S_RAM_MS, err,
+                         errlen);
     Vmm__Partition__RestoreState rs = VMM__PARTITION__RESTORE_STATE__INIT;
     rs.state = snap->partition;
     preq.op_case = VMM__PARTITION__REQUEST__OP_RESTORE_STATE;
     preq.restore_state = &rs;
     if (!rc)
-        rc = s_partition(owner, partition, &preq, 0, NULL, S_CALL_MS, err, errlen);
+        rc = s_partition(owner, partition, &preq, VMM__ENVELOPE__BODY_ACK, NULL, S_CALL_MS,
+                         err, errlen);
     Vmm__Vp__SetState set = VMM__VP__SET_STATE__INIT;
     Vmm__Vp__Request vreq = VMM__VP__REQUEST__INIT;
     vreq.op_case = VMM__VP__REQUEST__OP_SET_STATE;
     vreq.set_state = &set;
     for (uint32_t i = 0; !rc && i < snap->n_vps; i++) {
         set.state = snap->vps[i];
-        rc = s_vp(owner, vm, i, &vreq, 0, NULL, err, errlen);
+        rc = s_vp(owner, vm, i, &vreq, VMM__ENVELOPE__BODY_ACK, NULL, err, errlen);
     }
     Vmm__Devices__RestoreDevice rd = VMM__DEVICES__RESTORE_DEVICE__INIT;
     Vmm__Devices__Request dreq = VMM__DEVICES__REQUEST__INIT;
@@ -397,7 +373,8 @@ int snapshot_restore(rt_actor_t *owner, const char *partition, const char *vm,
     dreq.restore_device = &rd;
     for (size_t i = 0; !rc && i < snap->n_devices; i++) {
         rd.state = snap->devices[i]->state;
-        rc = s_device(owner, snap->devices[i]->actor, &dreq, 0, NULL, err, errlen);
+        rc = s_device(owner, snap->devices[i]->actor, &dreq, VMM__ENVELOPE__BODY_ACK, NULL,
+                      err, errlen);
     }
     return rc;
 }

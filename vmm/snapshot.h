@@ -32,6 +32,9 @@ int snapshot_write(rt_actor_t *owner, const char *partition, const char *vm, uin
                    const Vmm__Snapshot__Machine *machine, const char *dir, char *err,
                    size_t errlen);
 
+/* Removes a snapshot's folder and the files in it. */
+void snapshot_remove(const char *dir);
+
 /* Reads dir's manifest, refusing another format or build. *out is the
  * caller's (vmm__snapshot__snapshot__free_unpacked(*out, NULL)). Returns 0,
  * or a negative errno with a one-line reason in err. */

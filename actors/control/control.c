@@ -274,21 +274,8 @@ static int s_call_vp(rt_actor_t *self, uint32_t vp, Vmm__Vp__Request *req, char 
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
     env.vp_request = req;
-    rt_msg_t reply;
-    int rc = rt_call(self, name, &env, &reply, CONTROL_TIMEOUT_MS);
-    if (rc) {
-        snprintf(why, n, "%s did not answer: %s", name, strerror(-rc));
-        return rc;
-    }
-    if (reply.env->body_case == VMM__ENVELOPE__BODY_ERROR) {
-        rc = rt_errno_of(reply.env->error->code);
-        snprintf(why, n, "%s: %s", name, reply.env->error->text);
-    } else if (reply.env->body_case != VMM__ENVELOPE__BODY_ACK) {
-        rc = -EIO;
-        snprintf(why, n, "%s answered with body kind %d", name, reply.env->body_case);
-    }
-    rt_msg_release(&reply);
-    return rc;
+    return rt_call_expect(self, name, &env, VMM__ENVELOPE__BODY_ACK, NULL, CONTROL_TIMEOUT_MS,
+                          why, n);
 }
 
 /* Stops (or runs again, reporting to the owner) every VP, or one; only
@@ -341,17 +328,8 @@ static int s_power(rt_actor_t *self, Vmm__Devices__PowerAction action, uint32_t 
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     env.body_case = VMM__ENVELOPE__BODY_DEVICE_EVENT;
     env.device_event = &ev;
-    rt_msg_t reply;
-    int rc = rt_call(self, c->partition, &env, &reply, CONTROL_TIMEOUT_MS);
-    if (rc) {
-        snprintf(why, n, "%s did not answer: %s", c->partition, strerror(-rc));
-        return rc;
-    }
-    if (reply.env->body_case == VMM__ENVELOPE__BODY_ERROR) {
-        rc = rt_errno_of(reply.env->error->code);
-        snprintf(why, n, "%s: %s", c->partition, reply.env->error->text);
-    }
-    rt_msg_release(&reply);
+    int rc = rt_call_expect(self, c->partition, &env, VMM__ENVELOPE__BODY_ACK, NULL,
+                            CONTROL_TIMEOUT_MS, why, n);
     return rc ? rc : s_each_vp(self, true, false, 0, true, why, n);
 }
 
@@ -376,21 +354,8 @@ static int s_snapshot(rt_actor_t *self, const Vmm__Control__Snapshot *op, char *
         Vmm__Envelope env = VMM__ENVELOPE__INIT;
         env.body_case = VMM__ENVELOPE__BODY_CONTROL_REQUEST;
         env.control_request = &req;
-        rt_msg_t reply;
-        rc = rt_call(self, c->owner, &env, &reply, CONTROL_SNAPSHOT_TIMEOUT_MS);
-        if (rc) {
-            snprintf(why, n, "%s did not answer: %s", c->owner, strerror(-rc));
-        } else {
-            if (reply.env->body_case == VMM__ENVELOPE__BODY_ERROR) {
-                rc = rt_errno_of(reply.env->error->code);
-                snprintf(why, n, "%s", reply.env->error->text);
-            } else if (reply.env->body_case != VMM__ENVELOPE__BODY_ACK) {
-                rc = -EIO;
-                snprintf(why, n, "%s answered with body kind %d", c->owner,
-                         reply.env->body_case);
-            }
-            rt_msg_release(&reply);
-        }
+        rc = rt_call_expect(self, c->owner, &env, VMM__ENVELOPE__BODY_ACK, NULL,
+                            CONTROL_SNAPSHOT_TIMEOUT_MS, why, n);
     }
     /* Runs again what it paused itself, snapshot or not. */
     char again[256];

@@ -99,24 +99,11 @@ static const char *s_vp(gdb_t *g, uint32_t vp, char *buf, size_t size)
  * the caller's on success. */
 static int s_call(rt_actor_t *self, const char *to, Vmm__Envelope *env, int want, rt_msg_t *out)
 {
-    /* Into the caller's own rt_msg_t: a small reply lives inside it, so
-     * it cannot be copied. */
-    rt_msg_t local;
-    rt_msg_t *reply = out ? out : &local;
-    int rc = rt_call(self, to, env, reply, S_CALL_MS);
-    if (rc) {
-        rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "%s did not answer: %s", to, strerror(-rc));
-        return rc;
-    }
-    int body = reply->env->body_case;
-    if (body == VMM__ENVELOPE__BODY_ERROR) {
-        rc = rt_errno_of(reply->env->error->code);
-        rt_log(rt_actor_rt(self), self, RT_LOG_INFO, "%s: %s", to, reply->env->error->text);
-    } else if (body != (want ? want : VMM__ENVELOPE__BODY_ACK)) {
-        rc = -EIO;
-    }
-    if (rc || !out)
-        rt_msg_release(reply);
+    char why[320];
+    int rc = rt_call_expect(self, to, env, want ? want : VMM__ENVELOPE__BODY_ACK, out, S_CALL_MS,
+                            why, sizeof why);
+    if (rc)
+        rt_log(rt_actor_rt(self), self, RT_LOG_INFO, "%s", why);
     return rc;
 }
 

@@ -144,9 +144,7 @@ int partition_on_map_memory(rt_actor_t *self, const Vmm__Envelope *msg,
             return partition_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, text);
         }
     int fd;
-    uint64_t ram_size = 0;
-    for (size_t i = 0; i < p->n_ram; i++)
-        ram_size += p->ram[i].size;
+    uint64_t ram_size = partition_ram_bytes(p);
     partition_memobj_t *o = NULL;
     int rc = 0;
     if (!strcmp(op->memory_object, S_RAM_OBJECT)) {

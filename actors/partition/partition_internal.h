@@ -331,6 +331,8 @@ int partition_on_restore_state(rt_actor_t *self, const Vmm__Envelope *msg,
 /* ---- ramfile.c: guest RAM to and from a file (SaveMemory, LoadMemory) -------- */
 
 int partition_on_ram_file(rt_actor_t *self, const Vmm__Envelope *msg, const char *path, bool save);
+/* The memory file's size: every RAM range at its offset. */
+uint64_t partition_ram_bytes(const partition_t *p);
 
 /* ---- mapper.c: memory mapped beside guest RAM --------------------------------- */
 

@@ -16,7 +16,7 @@
 
 #define S_PAGE 4096u
 
-static uint64_t s_ram_size(const partition_t *p)
+uint64_t partition_ram_bytes(const partition_t *p)
 {
     uint64_t total = 0;
     for (size_t i = 0; i < p->n_ram; i++)
@@ -63,7 +63,7 @@ static int s_save(partition_t *p, const char *path, char *why, size_t n)
         snprintf(why, n, "%s: %s", path, strerror(-rc));
         return rc;
     }
-    uint64_t total = s_ram_size(p);
+    uint64_t total = partition_ram_bytes(p);
     int rc = ftruncate(fd, (off_t)total) < 0 ? -errno : 0;
     /* The pages the memory file holds, each written unless all zeroes. */
     for (off_t at = 0; !rc && (uint64_t)at < total;) {
@@ -100,7 +100,7 @@ static int s_load(partition_t *p, const char *path, char *why, size_t n)
         return rc;
     }
     struct stat st;
-    uint64_t total = s_ram_size(p);
+    uint64_t total = partition_ram_bytes(p);
     int rc = fstat(fd, &st) < 0 ? -errno : 0;
     if (!rc && (uint64_t)st.st_size != total) {
         snprintf(why, n, "%s holds %lld bytes of RAM, the VM has %llu", path,

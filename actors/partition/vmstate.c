@@ -19,65 +19,16 @@
 
 #define S_SYNIC_TIMEOUT_MS 5000
 
-/* A synic request from the partition; 0 when answered as hoped (*out, if
- * given, holds an MsrResult's value), else a negative errno with why. */
-static int s_synic(rt_actor_t *self, Vmm__Synic__Request *req, uint64_t *out, char *why,
-                   size_t n)
+/* A synic request from the partition whose reply is body kind `want`
+ * (left in *reply when given, for the caller to release). */
+static int s_synic(rt_actor_t *self, Vmm__Synic__Request *req, int want, rt_msg_t *reply,
+                   char *why, size_t n)
 {
     partition_t *p = rt_actor_state(self);
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     env.body_case = VMM__ENVELOPE__BODY_SYNIC_REQUEST;
     env.synic_request = req;
-    rt_msg_t reply;
-    int rc = rt_call(self, p->synic, &env, &reply, S_SYNIC_TIMEOUT_MS);
-    if (rc) {
-        snprintf(why, n, "%s did not answer: %s", p->synic, strerror(-rc));
-        return rc;
-    }
-    const Vmm__Envelope *r = reply.env;
-    if (r->body_case == VMM__ENVELOPE__BODY_ERROR) {
-        rc = rt_errno_of(r->error->code);
-        snprintf(why, n, "%s: %s", p->synic, r->error->text);
-    } else if (out && (r->body_case != VMM__ENVELOPE__BODY_SYNIC_REPLY ||
-                       r->synic_reply->result_case != VMM__SYNIC__REPLY__RESULT_MSR_RESULT)) {
-        rc = -EIO;
-        snprintf(why, n, "%s answered with body kind %d", p->synic, r->body_case);
-    } else if (out && r->synic_reply->msr_result->gp) {
-        rc = -EINVAL;
-        snprintf(why, n, "the synic refused the value 0x%llx for MSR 0x%x (a #GP)",
-                 (unsigned long long)*out, req->access_msr->index);
-    } else if (out) {
-        *out = r->synic_reply->msr_result->value;
-    }
-    rt_msg_release(&reply);
-    return rc;
-}
-
-/* A synic request whose reply, a SynIC Reply, the caller keeps (*reply,
- * released by the caller) on success. */
-static int s_synic_reply(rt_actor_t *self, Vmm__Synic__Request *req, rt_msg_t *reply, char *why,
-                         size_t n)
-{
-    partition_t *p = rt_actor_state(self);
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_SYNIC_REQUEST;
-    env.synic_request = req;
-    int rc = rt_call(self, p->synic, &env, reply, S_SYNIC_TIMEOUT_MS);
-    if (rc) {
-        snprintf(why, n, "%s did not answer: %s", p->synic, strerror(-rc));
-        return rc;
-    }
-    if (reply->env->body_case != VMM__ENVELOPE__BODY_SYNIC_REPLY ||
-        reply->env->synic_reply->result_case != VMM__SYNIC__REPLY__RESULT_SAVED_STATE) {
-        rc = reply->env->body_case == VMM__ENVELOPE__BODY_ERROR
-                 ? rt_errno_of(reply->env->error->code)
-                 : -EIO;
-        snprintf(why, n, "%s did not save: %s", p->synic,
-                 reply->env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply->env->error->text
-                                                                     : "no SavedState");
-        rt_msg_release(reply);
-    }
-    return rc;
+    return rt_call_expect(self, p->synic, &env, want, reply, S_SYNIC_TIMEOUT_MS, why, n);
 }
 
 /* A partition-wide MSR, as VP 0 would read or write it. */
@@ -92,7 +43,23 @@ static int s_msr(rt_actor_t *self, uint32_t index, bool write, uint64_t *value, 
     Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
     req.op_case = VMM__SYNIC__REQUEST__OP_ACCESS_MSR;
     req.access_msr = &op;
-    return s_synic(self, &req, value, why, n);
+    rt_msg_t reply;
+    int rc = s_synic(self, &req, VMM__ENVELOPE__BODY_SYNIC_REPLY, &reply, why, n);
+    if (rc)
+        return rc;
+    const Vmm__Synic__Reply *r = reply.env->synic_reply;
+    if (r->result_case != VMM__SYNIC__REPLY__RESULT_MSR_RESULT) {
+        rc = -EIO;
+        snprintf(why, n, "the synic answered MSR 0x%x with result %d", index, r->result_case);
+    } else if (r->msr_result->gp) {
+        rc = -EINVAL;
+        snprintf(why, n, "the synic refused the value 0x%llx for MSR 0x%x (a #GP)",
+                 (unsigned long long)*value, index);
+    } else {
+        *value = r->msr_result->value;
+    }
+    rt_msg_release(&reply);
+    return rc;
 }
 
 /* The partition-wide state, in storage the caller gives (the elements
@@ -162,7 +129,7 @@ static int s_set_reftime(rt_actor_t *self, uint64_t value, char *why, size_t n)
     Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
     req.op_case = VMM__SYNIC__REQUEST__OP_SET_TIME_BASE;
     req.set_time_base = &base;
-    int rc = s_synic(self, &req, NULL, why, n);
+    int rc = s_synic(self, &req, VMM__ENVELOPE__BODY_ACK, NULL, why, n);
     if (!rc) /* modulo 2^64: the difference the reference time is made of holds */
         p->tsc_at_zero =
             guest_tsc - (uint64_t)((unsigned __int128)value * p->tsc_khz / 10000);
@@ -250,9 +217,14 @@ int partition_on_save_state(rt_actor_t *self, const Vmm__Envelope *msg)
         Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
         req.op_case = VMM__SYNIC__REQUEST__OP_SAVE_STATE;
         req.save_state = &op;
-        if ((rc = s_synic_reply(self, &req, &synic, why, sizeof why)))
+        if ((rc = s_synic(self, &req, VMM__ENVELOPE__BODY_SYNIC_REPLY, &synic, why, sizeof why)))
             return partition_refuse(self, msg, rt_error_code(rc), why);
         has_synic = true;
+        if (synic.env->synic_reply->result_case != VMM__SYNIC__REPLY__RESULT_SAVED_STATE) {
+            rt_msg_release(&synic);
+            return partition_refuse(self, msg, VMM__ERROR_CODE__INTERNAL,
+                                    "the synic answered SaveState with no SavedState");
+        }
     }
     Vmm__Partition__SavedIrqRoute routes[PARTITION_IRQ_LINES];
     Vmm__Partition__SavedIrqRoute *route_ptrs[PARTITION_IRQ_LINES];
@@ -371,7 +343,7 @@ int partition_on_restore_state(rt_actor_t *self, const Vmm__Envelope *msg,
         Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
         req.op_case = VMM__SYNIC__REQUEST__OP_RESTORE_STATE;
         req.restore_state = &op;
-        if ((rc = s_synic(self, &req, NULL, why, sizeof why)))
+        if ((rc = s_synic(self, &req, VMM__ENVELOPE__BODY_ACK, NULL, why, sizeof why)))
             return partition_refuse(self, msg, rt_error_code(rc), why);
     }
     if ((rc = s_set(self, st->vm_state, why, sizeof why)))

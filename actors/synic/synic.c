@@ -836,32 +836,45 @@ static const void *s_member(const Vmm__Synic__Request *req)
     }
 }
 
+/* Moving the time, saving and restoring come from the partition, or to a
+ * VP's actor from central; refused (and false) otherwise. */
+static bool s_from_owner(synic_t *s, const Vmm__Envelope *msg, const char *what)
+{
+    const char *from = s->role == SYNIC_VP ? s->central : s->partition;
+    if (!strcmp(msg->sender, from))
+        return true;
+    s_refuse(s, msg, VMM__ERROR_CODE__PERMISSION_DENIED, "%s may not %s: only %s may",
+             msg->sender, what, from);
+    return false;
+}
+
+/* A synic request to VP vp's actor, from central, whose reply is body
+ * kind `want` (left in *reply when given, for the caller to release). */
+static int s_call_vp(synic_t *s, uint32_t vp, Vmm__Synic__Request *req, int want,
+                     rt_msg_t *reply)
+{
+    char to[256];
+    int rc = synic_vp_actor(to, sizeof to, rt_actor_name(s->self), vp);
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_SYNIC_REQUEST;
+    env.synic_request = req;
+    return rc ? rc
+              : rt_call_expect(s->self, to, &env, want, reply, S_TIME_BASE_TIMEOUT_MS, NULL, 0);
+}
+
 /* The partition's (or, to a VP's actor, central's): central passes it on
  * to every VP's actor first, so that the answer means every one moved. */
 static int s_on_set_time_base(synic_t *s, const Vmm__Envelope *msg,
                               const Vmm__Synic__SetTimeBase *op)
 {
-    const char *from = s->role == SYNIC_VP ? s->central : s->partition;
-    if (strcmp(msg->sender, from))
-        return s_refuse(s, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
-                        "%s may not move the reference time: only %s may", msg->sender, from);
+    if (!s_from_owner(s, msg, "move the reference time"))
+        return 0;
     if (s->role == SYNIC_CENTRAL) {
-        Vmm__Envelope env = VMM__ENVELOPE__INIT;
         Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
         req.op_case = VMM__SYNIC__REQUEST__OP_SET_TIME_BASE;
         req.set_time_base = (Vmm__Synic__SetTimeBase *)op;
-        env.body_case = VMM__ENVELOPE__BODY_SYNIC_REQUEST;
-        env.synic_request = &req;
         for (uint32_t vp = 0; vp < s->vp_count; vp++) {
-            char to[256];
-            rt_msg_t reply;
-            int rc = synic_vp_actor(to, sizeof to, rt_actor_name(s->self), vp);
-            if (!rc)
-                rc = rt_call(s->self, to, &env, &reply, S_TIME_BASE_TIMEOUT_MS);
-            if (!rc) {
-                rc = reply.env->body_case == VMM__ENVELOPE__BODY_ACK ? 0 : -EIO;
-                rt_msg_release(&reply);
-            }
+            int rc = s_call_vp(s, vp, &req, VMM__ENVELOPE__BODY_ACK, NULL);
             if (rc)
                 return s_refuse(s, msg, rt_error_code(rc), "VP %u's actor did not move its "
                                 "reference time: %s", vp, strerror(-rc));
@@ -871,39 +884,9 @@ static int s_on_set_time_base(synic_t *s, const Vmm__Envelope *msg,
     return rt_reply_ack(s->self, msg);
 }
 
-/* Save and restore come from the partition, or to a VP's actor from
- * central; refused (and false) otherwise. */
-static bool s_from_owner(synic_t *s, const Vmm__Envelope *msg)
-{
-    const char *from = s->role == SYNIC_VP ? s->central : s->partition;
-    if (!strcmp(msg->sender, from))
-        return true;
-    s_refuse(s, msg, VMM__ERROR_CODE__PERMISSION_DENIED, "only %s may save or restore %s",
-             from, rt_actor_name(s->self));
-    return false;
-}
-
-/* A synic request to VP vp's actor, from central; the reply is the
- * caller's on success. */
-static int s_call_vp(synic_t *s, uint32_t vp, Vmm__Synic__Request *req, rt_msg_t *reply)
-{
-    char to[256];
-    int rc = synic_vp_actor(to, sizeof to, rt_actor_name(s->self), vp);
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_SYNIC_REQUEST;
-    env.synic_request = req;
-    if (!rc)
-        rc = rt_call(s->self, to, &env, reply, S_TIME_BASE_TIMEOUT_MS);
-    if (!rc && reply->env->body_case == VMM__ENVELOPE__BODY_ERROR) {
-        rc = rt_errno_of(reply->env->error->code);
-        rt_msg_release(reply);
-    }
-    return rc;
-}
-
 static int s_on_save_state(synic_t *s, const Vmm__Envelope *msg)
 {
-    if (!s_from_owner(s, msg))
+    if (!s_from_owner(s, msg, "save the synic"))
         return 0;
     Vmm__Synic__SavedVp **vps = NULL;
     size_t n = 0;
@@ -919,11 +902,10 @@ static int s_on_save_state(synic_t *s, const Vmm__Envelope *msg)
         req.save_state = &op;
         for (uint32_t vp = 0; !rc && vp < s->vp_count; vp++) {
             rt_msg_t reply;
-            if ((rc = s_call_vp(s, vp, &req, &reply)))
+            if ((rc = s_call_vp(s, vp, &req, VMM__ENVELOPE__BODY_SYNIC_REPLY, &reply)))
                 break;
             const Vmm__Synic__Reply *r = reply.env->synic_reply;
-            if (reply.env->body_case != VMM__ENVELOPE__BODY_SYNIC_REPLY ||
-                r->result_case != VMM__SYNIC__REPLY__RESULT_SAVED_STATE ||
+            if (r->result_case != VMM__SYNIC__REPLY__RESULT_SAVED_STATE ||
                 r->saved_state->n_vps != 1)
                 rc = -EIO;
             else { /* a copy of its own: the reply goes */
@@ -970,7 +952,7 @@ static int s_on_save_state(synic_t *s, const Vmm__Envelope *msg)
 static int s_on_restore_state(synic_t *s, const Vmm__Envelope *msg,
                               const Vmm__Synic__RestoreState *op)
 {
-    if (!s_from_owner(s, msg))
+    if (!s_from_owner(s, msg, "restore the synic"))
         return 0;
     const Vmm__Synic__SavedState *st = op->state;
     if (!st)
@@ -992,9 +974,7 @@ static int s_on_restore_state(synic_t *s, const Vmm__Envelope *msg,
             Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
             req.op_case = VMM__SYNIC__REQUEST__OP_RESTORE_STATE;
             req.restore_state = &rop;
-            rt_msg_t reply;
-            if (!(rc = s_call_vp(s, v->vp, &req, &reply)))
-                rt_msg_release(&reply);
+            rc = s_call_vp(s, v->vp, &req, VMM__ENVELOPE__BODY_ACK, NULL);
             snprintf(why, sizeof why, "VP %u's actor did not restore: %s", v->vp,
                      strerror(-rc));
         } else {
