@@ -9,6 +9,8 @@ vmm=$1
 guest=$2
 hv_guest=$3
 ticks_guest=$4
+ticks_disk=$5
+ticks_kernel=$6
 fails=0
 tmp=$(mktemp -d -p /tmp) # short: sockets go below it
 chmod 700 "$tmp"
@@ -246,46 +248,77 @@ if start snap --control "$c"; then
     ! grep -q "^ctl: counter" "$tmp/restored.serial" && ok "it did not start again" ||
         fail "the guest started again: $(cat "$tmp/restored.serial")"
 fi
-# A guest printing numbered ticks with the reference time: the output of
-# the VM snapshotted and of its continuation, one after the other, is every
-# tick once, in order, and the reference time never goes back.
-("$vmm" run --hyperv --guest "$ticks_guest" --serial "$tmp/t1.serial" \
-    --control "ipc://$tmp/p/c6" >"$tmp/t1.out" 2>"$tmp/t1.err" </dev/null
-    echo $? >"$tmp/t1.status") &
-pids+=($!)
-for _ in $(seq 100); do
-    grep -q "^tick 20 " "$tmp/t1.serial" 2>/dev/null && break
-    sleep 0.1
-done
-quit=$(sed -nE 's/^ticks: quit (0x[0-9a-f]+)$/\1/p' "$tmp/t1.serial")
-expect 0 0 "" -- ctl "ipc://$tmp/p/c6" snapshot "$tmp/tsnap" --paused
-expect 0 0 "" -- ctl "ipc://$tmp/p/c6" poweroff 0
-ended t1 0
-("$vmm" run --restore "$tmp/tsnap" --serial "$tmp/t2.serial" --control "ipc://$tmp/p/c7" \
-    >"$tmp/t2.out" 2>"$tmp/t2.err" </dev/null
-    echo $? >"$tmp/t2.status") &
-pids+=($!)
-last=$(grep -c "^tick " "$tmp/t1.serial")
-for _ in $(seq 100); do
-    [ "$(grep -c "^tick " "$tmp/t2.serial" 2>/dev/null)" -ge 20 ] && break
-    sleep 0.1
-done
-after=$(grep -c "^tick " "$tmp/t2.serial")
-[ "$after" -ge 20 ] && ok "the continued guest printed $after ticks" ||
-    fail "the continued guest printed $after ticks: $(cat "$tmp/t2.err")"
-expect 0 0 "" -- ctl "ipc://$tmp/p/c7" mem write "$quit" "05 00 00 00"
-ended t2 11
-if cat "$tmp/t1.serial" "$tmp/t2.serial" | awk '
-    NR == 1 { if ($0 !~ /^ticks: quit/) bad = "the first line: " $0; next }
-    $1 != "tick" || $2 != n || $4 < ref { bad = bad "line " NR ": " $0 " (want tick " n ", ref >= " ref ") "; exit }
-    { n++; ref = $4 }
-    END { if (bad) { print bad; exit 1 } print n " ticks" }' >"$tmp/ticks.check"; then
-    ok "ticks once each and in order across the snapshot, the reference time monotonic:" \
-        "$(cat "$tmp/ticks.check"), $last before it"
+# ticks_across NAME OUT ARGS: runs a ticks guest as ARGS say (--hyperv),
+# its COM1 (a kernel's ends lines with CR LF) in $tmp/NAME1.OUT (serial: --serial's file; out: stdout, where a
+# device host's COM1 writes), snapshots it paused after 20 ticks and powers
+# it off, continues the snapshot in a new process for 20 ticks and ends it.
+# The two outputs, one after the other, must be every tick once, in order,
+# the reference time never going back. Sets ticks_total.
+ticks_across() {
+    local name=$1 out=$2 quit last after
+    shift 2
+    ("$vmm" run --hyperv --serial "$tmp/${name}1.serial" \
+        --control "ipc://$tmp/p/${name}1" "$@" >"$tmp/${name}1.out" 2>"$tmp/${name}1.err" </dev/null
+        echo $? >"$tmp/${name}1.status") &
+    pids+=($!)
+    for _ in $(seq 100); do
+        grep -q "^tick 20 " "$tmp/${name}1.$out" 2>/dev/null && break
+        sleep 0.1
+    done
+    quit=$(tr -d '\r' <"$tmp/${name}1.$out" | sed -nE 's/^ticks: quit (0x[0-9a-f]+)$/\1/p')
+    expect 0 0 "" -- ctl "ipc://$tmp/p/${name}1" snapshot "$tmp/${name}snap" --paused
+    expect 0 0 "" -- ctl "ipc://$tmp/p/${name}1" poweroff 0
+    ended "${name}1" 0
+    ("$vmm" run --restore "$tmp/${name}snap" --serial "$tmp/${name}2.serial" \
+        --control "ipc://$tmp/p/${name}2" >"$tmp/${name}2.out" 2>"$tmp/${name}2.err" </dev/null
+        echo $? >"$tmp/${name}2.status") &
+    pids+=($!)
+    last=$(grep -c "^tick " "$tmp/${name}1.$out")
+    for _ in $(seq 100); do
+        [ "$(grep -c "^tick " "$tmp/${name}2.$out" 2>/dev/null)" -ge 20 ] && break
+        sleep 0.1
+    done
+    after=$(grep -c "^tick " "$tmp/${name}2.$out")
+    [ "$after" -ge 20 ] && ok "$name: the continued guest printed $after ticks" ||
+        fail "$name: the continued guest printed $after ticks: $(cat "$tmp/${name}2.err")"
+    expect 0 0 "" -- ctl "ipc://$tmp/p/${name}2" mem write "$quit" "05 00 00 00"
+    ended "${name}2" 11
+    if cat "$tmp/${name}1.$out" "$tmp/${name}2.$out" | tr -d '\r' | awk '
+        NR == 1 { if ($0 !~ /^ticks: quit/) bad = "the first line: " $0; next }
+        $1 != "tick" || $2 != n || $4 < ref { bad = bad "line " NR ": " $0 " (want tick " n ", ref >= " ref ") "; exit }
+        { n++; ref = $4 }
+        END { if (bad) { print bad; exit 1 } print n }' >"$tmp/ticks.check"; then
+        ticks_total=$(cat "$tmp/ticks.check")
+        ok "$name: ticks once each and in order across the snapshot, the reference time" \
+            "monotonic: $ticks_total ticks, $last before it"
+    else
+        ticks_total=0
+        fail "$name: ticks across the snapshot: $(cat "$tmp/ticks.check")"
+        tail -3 "$tmp/${name}1.$out"
+        head -3 "$tmp/${name}2.$out"
+    fi
+}
+ticks_across t serial --guest "$ticks_guest"
+# The same booted from a multiboot kernel on the PC, VP 1 waiting for SIPI.
+ticks_across k serial --kernel "$ticks_kernel" --vps 2
+# The same with COM1 and a virtio-blk disk in a device host: the UART goes
+# on mid-line, and the disk holds each tick's sector, written in order by
+# the guest and by its continuation, whose virtqueue went on from the
+# snapshot's.
+truncate -s 16M "$tmp/disk"
+ticks_across d out --guest "$ticks_disk" --device serial,host=ipc \
+    --device "virtio-blk,host=ipc,file=$tmp/disk"
+if python3 - "$tmp/disk" "$ticks_total" >"$tmp/disk.check" <<'PY'; then
+import struct, sys
+disk = open(sys.argv[1], "rb").read()
+n = int(sys.argv[2])
+bad = [k for k in range(min(n, 32768)) if disk[k * 512:(k + 1) * 512] != struct.pack("<I", k) * 128]
+print(f"{min(n, 32768)} sectors" if n and not bad else f"of {n} ticks, sectors wrong: {bad[:8]}")
+sys.exit(1 if bad or not n else 0)
+PY
+    ok "d: the disk holds every tick's sector: $(cat "$tmp/disk.check")"
 else
-    fail "ticks across the snapshot: $(cat "$tmp/ticks.check")"
-    tail -3 "$tmp/t1.serial"
-    head -3 "$tmp/t2.serial"
+    fail "d: the disk: $(cat "$tmp/disk.check")"
 fi
 expect 2 1 "--restore takes the machine from the snapshot" -- run --restore "$tmp/snap" --vps 2
 expect 1 1 "--restore $tmp/none/snapshot.pb: No such file" -- run --restore "$tmp/none"

@@ -164,8 +164,9 @@ static void s_run_usage(FILE *f)
             "                   stopped, each a thread; the guest runs at gdb's first\n"
             "                   continue or step\n"
             "  --restore DIR    continue a VM from a snapshot (vmm ctl ENDPOINT snapshot\n"
-            "                   DIR) of a VM of an ELF guest with devices in this process,\n"
-            "                   its machine as the snapshot says\n");
+            "                   DIR), its machine (guest or kernel, devices, device hosts)\n"
+            "                   as the snapshot says; host=remote devices need --listen\n"
+            "                   and --key again, and their hosts started again\n");
 }
 
 static int s_parse_size(const char *s, uint64_t *out)
@@ -1009,6 +1010,11 @@ static int s_run(int argc, char **argv)
         cfg.mem_size = m->mem_size;
         cfg.n_vps = m->n_vps;
         cfg.hyperv = m->hyperv;
+        if (m->kernel) {
+            kernel.kernel_name = m->kernel->name;
+            kernel.append = *m->kernel->append ? m->kernel->append : NULL;
+            kernel.initrd_name = *m->kernel->initrd_name ? m->kernel->initrd_name : NULL;
+        }
         for (size_t i = 0; i < m->n_devices; i++)
             if (s_add_device(&remote, m->devices[i])) {
                 s_drop_snapshot(&snap);
@@ -1026,6 +1032,7 @@ static int s_run(int argc, char **argv)
         s_drop_snapshot(&snap);
         return S_EXIT_USAGE;
     }
+    const char *user_append = kernel.append; /* before the virtio devices join it */
     const char *elsewhere[S_MAX_DEVICES];
     for (size_t i = 0; i < remote.n_devices; i++)
         if (remote.devices[i].host != DEVICE_ARG_IN_VM)
@@ -1049,7 +1056,14 @@ static int s_run(int argc, char **argv)
     remote.trace = &topts;
 
     uint8_t *file = NULL, *initrd = NULL;
-    if (kernel.kernel_name) {
+    if (snap && snap->machine->kernel) {
+        const Vmm__Snapshot__Kernel *k = snap->machine->kernel;
+        kernel.kernel = k->image.data;
+        kernel.kernel_len = k->image.len;
+        kernel.initrd = kernel.initrd_name ? k->initrd.data : NULL;
+        kernel.initrd_len = kernel.initrd_name ? k->initrd.len : 0;
+        cfg.kernel = &kernel;
+    } else if (kernel.kernel_name) {
         file = s_read_file(kernel.kernel_name, S_MAX_GUEST, &kernel.kernel_len, err, sizeof err);
         if (file && kernel.initrd_name)
             initrd = s_read_file(kernel.initrd_name, S_MAX_INITRD, &kernel.initrd_len, err,
@@ -1076,20 +1090,28 @@ static int s_run(int argc, char **argv)
         cfg.elf = guest_demo_elf;
         cfg.elf_len = guest_demo_elf_len;
     }
-    /* What a snapshot keeps to build this VM again: an ELF guest and
-     * devices in this process (kernels and device hosts: not yet). */
+    /* What a snapshot keeps to build this VM again. */
     const char *machine_devices[S_MAX_DEVICES];
     Vmm__Snapshot__Machine machine = VMM__SNAPSHOT__MACHINE__INIT;
-    if (!kernel.kernel_name && remote.host == DEVICE_ARG_IN_VM) {
-        machine.mem_size = cfg.mem_size ? cfg.mem_size : VM_DEFAULT_MEM;
-        machine.n_vps = cfg.n_vps ? cfg.n_vps : 1;
-        machine.hyperv = cfg.hyperv;
-        for (size_t i = 0; i < remote.n_devices; i++)
-            machine_devices[machine.n_devices++] = remote.args[i];
-        machine.devices = (char **)machine_devices;
+    Vmm__Snapshot__Kernel machine_kernel = VMM__SNAPSHOT__KERNEL__INIT;
+    machine.mem_size = cfg.mem_size ? cfg.mem_size : VM_DEFAULT_MEM;
+    machine.n_vps = cfg.n_vps ? cfg.n_vps : 1;
+    machine.hyperv = cfg.hyperv;
+    for (size_t i = 0; i < remote.n_devices; i++)
+        machine_devices[machine.n_devices++] = remote.args[i];
+    machine.devices = (char **)machine_devices;
+    if (cfg.kernel) {
+        machine_kernel.image = (ProtobufCBinaryData){kernel.kernel_len, (uint8_t *)kernel.kernel};
+        machine_kernel.name = (char *)kernel.kernel_name;
+        machine_kernel.append = (char *)(user_append ? user_append : "");
+        machine_kernel.initrd =
+            (ProtobufCBinaryData){kernel.initrd_len, (uint8_t *)kernel.initrd};
+        machine_kernel.initrd_name = (char *)(kernel.initrd_name ? kernel.initrd_name : "");
+        machine.kernel = &machine_kernel;
+    } else {
         machine.guest = (ProtobufCBinaryData){cfg.elf_len, (uint8_t *)cfg.elf};
-        cfg.machine = &machine;
     }
+    cfg.machine = &machine;
     int out_fd = -1, status = S_EXIT_FAILED;
     vm_t *vm = NULL;
     if (strcmp(serial, "stdout")) {
@@ -1131,7 +1153,9 @@ static int s_run(int argc, char **argv)
         if (!rt_endpoint_of(vm_rt(vm), VM_CONTROL, where, sizeof where))
             fprintf(stderr, "vmm run: control endpoint %s\n", where);
     }
-    if (vm && s_remote_start(&remote, vm, err, sizeof err))
+    if (vm && (s_remote_start(&remote, vm, err, sizeof err) ||
+               (snap && snapshot_restore_devices(vm_client(vm), snap, cfg.elsewhere,
+                                                 cfg.n_elsewhere, true, err, sizeof err))))
         vm_destroy(&vm);
     if (!vm) {
         fprintf(stderr, "vmm run: %s\n", err);

@@ -16,7 +16,9 @@
 #define S_CALL_MS 10000
 /* Writing a large guest RAM takes a while. */
 #define S_RAM_MS 120000
-#define S_MAX_MANIFEST (64u << 20)
+/* A guest or kernel of up to 256 MiB and an initrd of up to 1 GiB (main.c),
+ * and room for the rest. */
+#define S_MAX_MANIFEST (1344ull << 20)
 
 /* ---- The build ---------------------------------------------------------------- */
 
@@ -327,8 +329,11 @@ int snapshot_read(const char *dir, Vmm__Snapshot__Snapshot **out, char *err, siz
         why = "another build of vmm wrote it (its messages and KVM structures are that "
               "build's)";
     else if (!s->machine || !s->partition || !s->machine->n_vps ||
-             s->n_vps != s->machine->n_vps)
-        why = "a piece is missing: the machine, the partition, or a VP's state";
+             s->n_vps != s->machine->n_vps ||
+             (!s->machine->kernel && !s->machine->guest.len) ||
+             (s->machine->kernel && !s->machine->kernel->image.len))
+        why = "a piece is missing: the machine, its guest or kernel, the partition, or a "
+              "VP's state";
     if (why) {
         snprintf(err, errlen, "%s: %s (format %u, build %s)", dir, why, s->format_version,
                  s->build_id);
@@ -367,11 +372,29 @@ int snapshot_restore(rt_actor_t *owner, const char *partition, const char *vm,
         set.state = snap->vps[i];
         rc = s_vp(owner, vm, i, &vreq, VMM__ENVELOPE__BODY_ACK, NULL, err, errlen);
     }
+    return rc;
+}
+
+static bool s_among(const char *name, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(names[i], name))
+            return true;
+    return false;
+}
+
+int snapshot_restore_devices(rt_actor_t *owner, const Vmm__Snapshot__Snapshot *snap,
+                             const char *const *names, size_t n_names, bool named, char *err,
+                             size_t errlen)
+{
+    int rc = 0;
     Vmm__Devices__RestoreDevice rd = VMM__DEVICES__RESTORE_DEVICE__INIT;
     Vmm__Devices__Request dreq = VMM__DEVICES__REQUEST__INIT;
     dreq.op_case = VMM__DEVICES__REQUEST__OP_RESTORE_DEVICE;
     dreq.restore_device = &rd;
     for (size_t i = 0; !rc && i < snap->n_devices; i++) {
+        if (s_among(snap->devices[i]->name, names, n_names) != named)
+            continue;
         rd.state = snap->devices[i]->state;
         rc = s_device(owner, snap->devices[i]->actor, &dreq, VMM__ENVELOPE__BODY_ACK, NULL,
                       err, errlen);

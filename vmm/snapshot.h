@@ -8,6 +8,7 @@
 #ifndef VMM_SNAPSHOT_H
 #define VMM_SNAPSHOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "proto/snapshot.pb-c.h"
@@ -41,10 +42,18 @@ void snapshot_remove(const char *dir);
 int snapshot_read(const char *dir, Vmm__Snapshot__Snapshot **out, char *err, size_t errlen);
 
 /* Restores snap (read from dir) into the VM driven by `owner`, built as
- * snap's machine says and not yet run: guest RAM, the partition, each VP,
- * each device. Returns 0, or a negative errno with a reason in err. */
+ * snap's machine says and not yet run: guest RAM, the partition and each
+ * VP. Returns 0, or a negative errno with a reason in err. */
 int snapshot_restore(rt_actor_t *owner, const char *partition, const char *vm,
                      const Vmm__Snapshot__Snapshot *snap, const char *dir, char *err,
                      size_t errlen);
+
+/* Restores the state of snap's devices whose names ("com1") are among
+ * names[0..n_names) when `named`, or are not when !named: those in the
+ * VMM's process first, those of device hosts once registered. Returns 0,
+ * or a negative errno with a reason in err. */
+int snapshot_restore_devices(rt_actor_t *owner, const Vmm__Snapshot__Snapshot *snap,
+                             const char *const *names, size_t n_names, bool named, char *err,
+                             size_t errlen);
 
 #endif

@@ -513,9 +513,12 @@ vm_t *vm_new(const vm_config_t *cfg, char *err, size_t errlen)
             s_fail(err, errlen, rc, "cannot start %s: %s", cfg->actors[i].name, strerror(-rc));
             goto fail;
         }
-    rc = cfg->restore ? snapshot_restore(vm_client(vm), VM_PARTITION, "vm0", cfg->restore,
-                                         cfg->restore_dir, err, errlen)
-                      : s_load(vm, err, errlen);
+    if (!cfg->restore)
+        rc = s_load(vm, err, errlen);
+    else if (!(rc = snapshot_restore(vm_client(vm), VM_PARTITION, "vm0", cfg->restore,
+                                     cfg->restore_dir, err, errlen)))
+        rc = snapshot_restore_devices(vm_client(vm), cfg->restore, cfg->elsewhere,
+                                      cfg->n_elsewhere, false, err, errlen);
     if (!rc && cfg->machine && !(vm->machine = s_machine_copy(cfg->machine)))
         rc = -ENOMEM;
     if (rc || (rc = s_start_control(vm, cfg, err, errlen)) ||
@@ -693,8 +696,7 @@ static void s_serve_snapshot(vm_t *vm, const Vmm__Envelope *req)
                                           vm->machine, dir, err, sizeof err)
                          : -ENOTSUP;
     if (rc == -ENOTSUP && !vm->machine)
-        snprintf(err, sizeof err, "this VM was started in a way snapshots do not cover yet (a "
-                                  "kernel, or devices in device hosts)");
+        snprintf(err, sizeof err, "this VM's maker keeps no machine to build it again from");
     if (rc) {
         rt_log(vm->rt, NULL, RT_LOG_WARN, "snapshot %s: %s", dir, err);
         rt_reply_error(vm_client(vm), req, rt_error_code(rc), "%s", err);

@@ -93,7 +93,9 @@ typedef struct {
      * VM refuses snapshots. */
     const Vmm__Snapshot__Machine *machine;
     /* A snapshot to restore (snapshot_read() of restore_dir) instead of
-     * loading the guest: the VM must be built as its machine says. */
+     * loading the guest: the VM must be built as its machine says. The
+     * devices `elsewhere` are restored by the caller once their hosts have
+     * registered them (snapshot_restore_devices()). */
     const Vmm__Snapshot__Snapshot *restore;
     const char *restore_dir;
     /* A debugger: gdb's remote protocol on a listening socket

@@ -51,7 +51,7 @@ typedef struct {
     device_env_t env; /* first: the model's environment is the actor's state */
     rt_actor_t *self;
     device_t *model;
-    char *partition, *owner, *calls, *console; /* owned; each may be NULL */
+    char *partition, *owner, *manager, *calls, *console; /* owned; each may be NULL */
     bool halt_if_lost;
 
     uint64_t register_id; /* the registration's request, until answered */
@@ -944,6 +944,7 @@ static int s_on_access(s_actor_t *a, const Vmm__Envelope *msg)
 static bool s_may_manage(s_actor_t *a, const char *sender)
 {
     return (a->owner && !strcmp(sender, a->owner)) ||
+           (a->manager && !strcmp(sender, a->manager)) ||
            (a->partition && !strcmp(sender, a->partition));
 }
 
@@ -979,6 +980,7 @@ static int s_on_restore(s_actor_t *a, const Vmm__Envelope *msg,
     if (a->model->ops->restore(a->model, op->state->state.data, op->state->state.len))
         return s_refuse(a, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                         "the %s state does not decode or holds a value out of range", kind);
+    s_keep_state(a); /* a restart of its host goes on from here */
     rt_flush(a->self);
     return rt_reply_ack(a->self, msg);
 }
@@ -987,7 +989,8 @@ static int s_on_life(s_actor_t *a, const Vmm__Envelope *msg)
 {
     if (!s_may_manage(a, msg->sender))
         return s_refuse(a, msg, VMM__ERROR_CODE__PERMISSION_DENIED,
-                        "only its owner or its partition may reset, save or restore it");
+                        "only its owner, its manager or its partition may reset, save or "
+                        "restore it");
     if (!msg->request_id)
         return s_refuse(a, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                         "reset, save and restore are requests, not one-way messages");
@@ -995,6 +998,7 @@ static int s_on_life(s_actor_t *a, const Vmm__Envelope *msg)
     switch (req->op_case) {
     case VMM__DEVICES__REQUEST__OP_RESET_DEVICE:
         a->model->ops->reset(a->model);
+        s_keep_state(a);
         rt_flush(a->self);
         return rt_reply_ack(a->self, msg);
     case VMM__DEVICES__REQUEST__OP_SAVE_DEVICE:
@@ -1330,6 +1334,7 @@ static void s_release(s_actor_t *a)
     free(a->kept);
     free(a->partition);
     free(a->owner);
+    free(a->manager);
     free(a->calls);
     free(a->console);
     free(a);
@@ -1367,6 +1372,7 @@ static int s_init(rt_actor_t *self, void *arg)
     a->guest.no_file = rt_actor_replaying(self);
     a->partition = s_dup(cfg->partition, &rc);
     a->owner = s_dup(cfg->owner, &rc);
+    a->manager = s_dup(cfg->manager, &rc);
     a->calls = s_dup(cfg->guest_calls, &rc);
     a->console = s_dup(cfg->console, &rc);
     a->synic.synic = s_dup(cfg->synic, &rc);
@@ -1453,6 +1459,7 @@ static int s_recipe(const void *arg, ProtobufCBinaryData *out)
     r.doorbell_fds = cfg->doorbell_fds;
     r.partition = (char *)(cfg->partition ? cfg->partition : "");
     r.owner = (char *)(cfg->owner ? cfg->owner : "");
+    r.manager = (char *)(cfg->manager ? cfg->manager : "");
     r.guest_calls = (char *)(cfg->guest_calls ? cfg->guest_calls : "");
     r.console = (char *)(cfg->console ? cfg->console : "");
     r.synic = (char *)(cfg->synic ? cfg->synic : "");
@@ -1486,6 +1493,7 @@ static int s_replay_start(rt_replay_config_t *cfg, const ProtobufCMessage *recip
         .model_args = m->new_model ? NULL : s_or_null(r->model_args),
         .partition = s_or_null(r->partition),
         .owner = s_or_null(r->owner),
+        .manager = s_or_null(r->manager),
         .guest_calls = s_or_null(r->guest_calls),
         .console = s_or_null(r->console),
         .synic = s_or_null(r->synic),

@@ -9,8 +9,8 @@
  *   - port and MMIO reads and writes checked against the model's ranges
  *     and answered, posted writes taken one-way, and deferred accesses
  *     answered IoDeferred, then completed by IoCompleted to their VP;
- *   - ResetDevice, SaveDevice and RestoreDevice from its owner or its
- *     partition;
+ *   - ResetDevice, SaveDevice and RestoreDevice from its owner, its
+ *     manager or its partition;
  *   - the model's effects as messages: IrqLineChanged when a line changes
  *     level, RequestMsi, PowerRequest, GuestCall to the owner, timers on
  *     the runtime, guest memory through the mapped memory file on the VM's
@@ -69,6 +69,10 @@ typedef struct {
      * and the guest's calls, and may reset, save and restore it; NULL:
      * nobody (the partition still may). */
     const char *owner;
+    /* Another actor that may reset, save and restore it: the VM's owner
+     * ("vm0/vmm", which writes and restores snapshots) for a device in a
+     * device host, whose owner is the host's own. NULL: none. */
+    const char *manager;
     /* Where the guest's calls go (device_guest_call()); NULL: the owner. */
     const char *guest_calls;
     /* The console actor its console talks to (console.h); NULL: output is
