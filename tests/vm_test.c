@@ -1028,11 +1028,13 @@ static void s_read_ram(vm_harness_t *h, uint64_t gpa, void *buf, uint32_t len)
     rt_msg_release(&reply);
 }
 
-static int s_ram_file(vm_harness_t *h, bool save, const char *path)
+/* SaveMemory, or LoadMemory (read back first with copy, else on demand). */
+static int s_ram_file(vm_harness_t *h, bool save, const char *path, bool copy)
 {
     Vmm__Partition__SaveMemory sm = VMM__PARTITION__SAVE_MEMORY__INIT;
     Vmm__Partition__LoadMemory lm = VMM__PARTITION__LOAD_MEMORY__INIT;
     sm.path = lm.path = (char *)path;
+    lm.copy = copy;
     Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
     req.op_case = save ? VMM__PARTITION__REQUEST__OP_SAVE_MEMORY
                        : VMM__PARTITION__REQUEST__OP_LOAD_MEMORY;
@@ -1058,14 +1060,14 @@ Test(vm, guest_ram_saves_to_a_sparse_file_and_loads_back)
     char dir[] = "/tmp/ramfile-XXXXXX", path[64];
     cr_assert_not_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/ram", dir);
-    cr_assert_eq(s_ram_file(&h, true, path), VMM__ENVELOPE__BODY_ACK);
+    cr_assert_eq(s_ram_file(&h, true, path, false), VMM__ENVELOPE__BODY_ACK);
     struct stat st;
     cr_assert_eq(stat(path, &st), 0);
     cr_expect_eq(st.st_size, S_MEM);
     cr_expect_eq(st.st_mode & 0777, 0600);
     cr_expect_lt((uint64_t)st.st_blocks * 512, S_MEM / 4, "sparse: %lld bytes on disk",
                  (long long)st.st_blocks * 512);
-    cr_expect_eq(s_ram_file(&h, true, path), -VMM__ERROR_CODE__INTERNAL, "not over a file");
+    cr_expect_eq(s_ram_file(&h, true, path, false), -VMM__ERROR_CODE__INTERNAL, "not over a file");
 
     Vmm__Partition__Reset reset = VMM__PARTITION__RESET__INIT;
     Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
@@ -1078,16 +1080,123 @@ Test(vm, guest_ram_saves_to_a_sparse_file_and_loads_back)
     s_read_ram(&h, 0x1000, got, sizeof a);
     cr_expect_neq(memcmp(got, a, sizeof a), 0, "the reset cleared RAM");
 
-    cr_assert_eq(s_ram_file(&h, false, path), VMM__ENVELOPE__BODY_ACK);
+    cr_assert_eq(s_ram_file(&h, false, path, true), VMM__ENVELOPE__BODY_ACK);
     s_read_ram(&h, 0x1000, got, sizeof a);
     cr_expect_str_eq(got, a);
     s_read_ram(&h, S_MEM - 0x1000, got, sizeof b);
     cr_expect_str_eq(got, b);
 
     cr_assert_eq(truncate(path, S_MEM / 2), 0);
-    cr_expect_eq(s_ram_file(&h, false, path), -VMM__ERROR_CODE__INVALID_ARGUMENT,
+    cr_expect_eq(s_ram_file(&h, false, path, true), -VMM__ERROR_CODE__INVALID_ARGUMENT,
                  "a file of another size");
+    cr_expect_eq(s_ram_file(&h, false, path, false), -VMM__ERROR_CODE__INVALID_ARGUMENT,
+                 "on demand too");
     unlink(path);
+    rmdir(dir);
+    vm_harness_stop(&h);
+}
+
+/* The partition's "ram_fill" (state into state) and its faults and bytes. */
+static void s_fill_state(vm_harness_t *h, char *state, size_t size, uint64_t *faults,
+                         uint64_t *bytes)
+{
+    Vmm__Rt__Inspect inspect = VMM__RT__INSPECT__INIT;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_INSPECT;
+    env.inspect = &inspect;
+    rt_msg_t reply;
+    cr_assert_eq(rt_call(rt_client_actor(h->client), "vm0/partition", &env, &reply, 5000), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_INSPECT_REPLY);
+    snprintf(state, size, "absent");
+    const Vmm__Rt__InspectNode *root = reply.env->inspect_reply;
+    for (size_t i = 0; i < root->n_children; i++) {
+        const Vmm__Rt__InspectNode *n = root->children[i];
+        if (strcmp(n->name, "ram_fill"))
+            continue;
+        snprintf(state, size, "%s", n->value);
+        for (size_t k = 0; k < n->n_children; k++) {
+            uint64_t v = strtoull(n->children[k]->value, NULL, 10);
+            if (!strcmp(n->children[k]->name, "faults"))
+                *faults = v;
+            else if (!strcmp(n->children[k]->name, "bytes"))
+                *bytes = v;
+        }
+    }
+    rt_msg_release(&reply);
+}
+
+static bool s_same_file(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    cr_assert(fa && fb);
+    static char x[1 << 20], y[1 << 20];
+    bool same = true;
+    for (size_t n; same && (n = fread(x, 1, sizeof x, fa)) > 0;)
+        same = fread(y, 1, sizeof y, fb) == n && !memcmp(x, y, n);
+    same = same && fread(y, 1, 1, fb) == 0;
+    fclose(fa);
+    fclose(fb);
+    return same;
+}
+
+/* Guest RAM loaded on demand: LoadMemory answers at once, a page touched
+ * while the fill runs is served first, pages the file has as holes read as
+ * zeroes whatever RAM held, and SaveMemory meanwhile waits for the whole. */
+Test(vm, guest_ram_loads_on_demand_a_page_touched_first)
+{
+    vm_harness_need_kvm();
+    const uint64_t mem = 256u << 20, used = 192u << 20;
+    vm_harness_t h;
+    vm_harness_start(&h, 1, mem, NULL);
+    static uint32_t chunk[65536 / 4]; /* what one WriteGuestMemory takes */
+    for (uint64_t gpa = 0; gpa < used; gpa += sizeof chunk) {
+        for (size_t i = 0; i < sizeof chunk / 4; i++)
+            chunk[i] = (uint32_t)(gpa + 4 * i) ^ 0x5a5a5a5a;
+        vm_harness_write(&h, gpa, chunk, sizeof chunk);
+    }
+    char dir[] = "/tmp/ramfill-XXXXXX", path[64], again[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/ram", dir);
+    snprintf(again, sizeof again, "%s/again", dir);
+    cr_assert_eq(s_ram_file(&h, true, path, false), VMM__ENVELOPE__BODY_ACK);
+    static const char junk[] = "not in the snapshot";
+    vm_harness_write(&h, mem - 0x1000, junk, sizeof junk);
+
+    cr_assert_eq(s_ram_file(&h, false, path, false), VMM__ENVELOPE__BODY_ACK);
+    char state[32];
+    uint64_t faults = 0, bytes = 0;
+    s_fill_state(&h, state, sizeof state, &faults, &bytes);
+    if (!strcmp(state, "none")) {
+        unlink(path);
+        rmdir(dir);
+        vm_harness_stop(&h);
+        cr_skip_test("no userfaultfd here: LoadMemory read guest RAM back instead");
+    }
+    bool early = !strcmp(state, "filling") && bytes < used / 2;
+    uint32_t got[1024];
+    s_read_ram(&h, used - sizeof got, got, sizeof got); /* the last page the file holds */
+    for (size_t i = 0; i < 1024; i++)
+        cr_assert_eq(got[i], (uint32_t)(used - sizeof got + 4 * i) ^ 0x5a5a5a5a,
+                     "word %zu of the last page", i);
+    s_fill_state(&h, state, sizeof state, &faults, &bytes);
+    if (early)
+        cr_expect_geq(faults, 1, "the page read while the fill was early was served first");
+    else
+        cr_log_warn("the fill had passed half way before the read: no fault to check");
+    char tail[sizeof junk];
+    s_read_ram(&h, mem - 0x1000, tail, sizeof tail);
+    cr_expect_eq(memcmp(tail, (char[sizeof junk]){0}, sizeof junk), 0,
+                 "a hole in the file reads as zeroes");
+
+    cr_assert_eq(s_ram_file(&h, true, again, false), VMM__ENVELOPE__BODY_ACK);
+    s_fill_state(&h, state, sizeof state, &faults, &bytes);
+    cr_expect_str_eq(state, "done", "SaveMemory waited for the fill");
+    /* Every byte the file holds, and the zeroes around a fault in a hole. */
+    cr_expect(bytes >= used && bytes <= used + 2 * 65536, "filled %llu bytes",
+              (unsigned long long)bytes);
+    cr_expect(s_same_file(path, again), "saved again, RAM is the snapshot's");
+    unlink(path);
+    unlink(again);
     rmdir(dir);
     vm_harness_stop(&h);
 }

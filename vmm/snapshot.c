@@ -345,13 +345,14 @@ int snapshot_read(const char *dir, Vmm__Snapshot__Snapshot **out, char *err, siz
 }
 
 int snapshot_restore(rt_actor_t *owner, const char *partition, const char *vm,
-                     const Vmm__Snapshot__Snapshot *snap, const char *dir, char *err,
+                     const Vmm__Snapshot__Snapshot *snap, const char *dir, bool copy, char *err,
                      size_t errlen)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", dir, SNAPSHOT_RAM);
     Vmm__Partition__LoadMemory lm = VMM__PARTITION__LOAD_MEMORY__INIT;
     lm.path = path;
+    lm.copy = copy;
     Vmm__Partition__Request preq = VMM__PARTITION__REQUEST__INIT;
     preq.op_case = VMM__PARTITION__REQUEST__OP_LOAD_MEMORY;
     preq.load_memory = &lm;

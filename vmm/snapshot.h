@@ -43,9 +43,11 @@ int snapshot_read(const char *dir, Vmm__Snapshot__Snapshot **out, char *err, siz
 
 /* Restores snap (read from dir) into the VM driven by `owner`, built as
  * snap's machine says and not yet run: guest RAM, the partition and each
- * VP. Returns 0, or a negative errno with a reason in err. */
+ * VP. Guest RAM is filled on demand behind the running guest where the
+ * partition can (partition.proto LoadMemory), read back first with copy.
+ * Returns 0, or a negative errno with a reason in err. */
 int snapshot_restore(rt_actor_t *owner, const char *partition, const char *vm,
-                     const Vmm__Snapshot__Snapshot *snap, const char *dir, char *err,
+                     const Vmm__Snapshot__Snapshot *snap, const char *dir, bool copy, char *err,
                      size_t errlen);
 
 /* Restores the state of snap's devices whose names ("com1") are among

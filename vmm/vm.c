@@ -516,7 +516,7 @@ vm_t *vm_new(const vm_config_t *cfg, char *err, size_t errlen)
     if (!cfg->restore)
         rc = s_load(vm, err, errlen);
     else if (!(rc = snapshot_restore(vm_client(vm), VM_PARTITION, "vm0", cfg->restore,
-                                     cfg->restore_dir, err, errlen)))
+                                     cfg->restore_dir, cfg->restore_copy, err, errlen)))
         rc = snapshot_restore_devices(vm_client(vm), cfg->restore, cfg->elsewhere,
                                       cfg->n_elsewhere, false, err, errlen);
     if (!rc && cfg->machine && !(vm->machine = s_machine_copy(cfg->machine)))

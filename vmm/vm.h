@@ -98,6 +98,9 @@ typedef struct {
      * registered them (snapshot_restore_devices()). */
     const Vmm__Snapshot__Snapshot *restore;
     const char *restore_dir;
+    /* Guest RAM read back before the VPs run, rather than filled on
+     * demand behind them (snapshot_restore()). */
+    bool restore_copy;
     /* A debugger: gdb's remote protocol on a listening socket
      * (actors/gdb/gdb.h gdb_listen(); the VM listens on a duplicate). The
      * VPs then start stopped, left to the debugger to run. */

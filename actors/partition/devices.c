@@ -970,6 +970,7 @@ static int s_on_map_guest_memory(rt_actor_t *self, const Vmm__Envelope *msg)
                               "only a registered device or the synic may map guest memory");
     if (p->stage != PARTITION_BUILT)
         return partition_stage_error(self, msg, PARTITION_BUILT);
+    partition_fill_finish(p, self, false); /* its mapping would see pages not filled as zeroes */
     char path[64], link[256];
     snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)getpid(), p->ram_fd);
     /* Read through path itself: where /proc is not this process's (another

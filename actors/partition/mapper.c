@@ -115,6 +115,7 @@ int partition_on_map_memory(rt_actor_t *self, const Vmm__Envelope *msg,
     char text[256];
     if (p->stage != PARTITION_BUILT)
         return partition_stage_error(self, msg, PARTITION_BUILT);
+    partition_fill_finish(p, self, false); /* another mapping sees the file itself */
     if (op->vtl != VMM__VTL__VTL0)
         return partition_refuse(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
                                 "only VTL0 exists on KVM");
@@ -286,6 +287,7 @@ int partition_on_touch_memory(rt_actor_t *self, const Vmm__Envelope *msg, Vmm__V
     char text[192];
     if (p->stage != PARTITION_BUILT)
         return partition_stage_error(self, msg, PARTITION_BUILT);
+    partition_fill_finish(p, self, false); /* another mapping sees the file itself */
     if (vtl != VMM__VTL__VTL0)
         return partition_refuse(self, msg, VMM__ERROR_CODE__NOT_SUPPORTED,
                                 "only VTL0 exists on KVM");

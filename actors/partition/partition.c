@@ -1751,9 +1751,10 @@ static int s_on_partition_request(rt_actor_t *self, const Vmm__Envelope *msg)
     case VMM__PARTITION__REQUEST__OP_SET_VM_STATE:
         return partition_on_set_vm_state(self, msg, req->set_vm_state);
     case VMM__PARTITION__REQUEST__OP_SAVE_MEMORY:
-        return partition_on_ram_file(self, msg, req->save_memory->path, true);
+        return partition_on_ram_file(self, msg, req->save_memory->path, true, false);
     case VMM__PARTITION__REQUEST__OP_LOAD_MEMORY:
-        return partition_on_ram_file(self, msg, req->load_memory->path, false);
+        return partition_on_ram_file(self, msg, req->load_memory->path, false,
+                                     req->load_memory->copy);
     case VMM__PARTITION__REQUEST__OP_SAVE_STATE:
         return partition_on_save_state(self, msg);
     case VMM__PARTITION__REQUEST__OP_RESTORE_STATE:
@@ -1835,6 +1836,7 @@ static void s_fini(rt_actor_t *self)
     partition_t *p = rt_actor_state(self);
     if (!p)
         return;
+    partition_fill_finish(p, self, true);
     if (p->liveness_fd >= 0) {
         rt_actor_unwatch_fd(self, p->liveness_fd);
         close(p->liveness_fd);
@@ -1924,6 +1926,7 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
                        (unsigned long long)p->mappings[i].size,
                        p->mappings[i].writable ? "" : " read-only");
     rt_inspect_add(node, "pinned_bytes", "%llu", (unsigned long long)p->pinned_bytes);
+    partition_fill_inspect(p, self, node);
     rt_inspect_add(node, "msi_irqfds", "%zu", p->n_irqfds);
     rt_inspect_add(node, "msis", "%llu", (unsigned long long)s->msis);
     rt_inspect_add(node, "msis_blocked", "%llu", (unsigned long long)s->msis_blocked);

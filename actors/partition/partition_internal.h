@@ -64,6 +64,8 @@ typedef struct {
     void *host;
 } partition_ram_t;
 
+typedef struct partition_fill partition_fill_t;
+
 typedef struct {
     uint64_t handle, address;
     int efd;
@@ -253,6 +255,10 @@ typedef struct {
     partition_memobj_t *objects;
     size_t n_objects;
     uint64_t pinned_bytes;
+    /* Guest RAM being filled from a snapshot (ramfill.c), and what fills
+     * did: the partition's thread alone touches these. */
+    partition_fill_t *fill;
+    uint64_t fills, fill_faults, fill_bytes, fill_ms;
     partition_stats_t stats;
 } partition_t;
 
@@ -330,9 +336,30 @@ int partition_on_restore_state(rt_actor_t *self, const Vmm__Envelope *msg,
 
 /* ---- ramfile.c: guest RAM to and from a file (SaveMemory, LoadMemory) -------- */
 
-int partition_on_ram_file(rt_actor_t *self, const Vmm__Envelope *msg, const char *path, bool save);
+int partition_on_ram_file(rt_actor_t *self, const Vmm__Envelope *msg, const char *path, bool save,
+                          bool copy);
 /* The memory file's size: every RAM range at its offset. */
 uint64_t partition_ram_bytes(const partition_t *p);
+
+/* ---- ramfill.c -------------------------------------------------------------- */
+
+/*
+ * Fills guest RAM (total bytes of the memory file) from the RAM file fd on
+ * demand, behind the running guest, on a thread of its own. On success the
+ * fill owns fd; on failure (no userfaultfd here, say) the caller keeps it,
+ * with the reason in why, and guest RAM may have been emptied.
+ */
+int partition_fill_start(partition_t *p, rt_actor_t *self, int fd, uint64_t total, char *why,
+                         size_t n);
+
+/* Waits until the fill, if any, is complete (or, with stop, has left the
+ * rest), and logs what it did: before anything reads the memory file other
+ * than through the partition's own mappings. */
+void partition_fill_finish(partition_t *p, rt_actor_t *self, bool stop);
+
+/* "ram_fill": filling, done or none, with the faults served first and the
+ * bytes filled. */
+void partition_fill_inspect(partition_t *p, rt_actor_t *self, Vmm__Rt__InspectNode *node);
 
 /* ---- mapper.c: memory mapped beside guest RAM --------------------------------- */
 

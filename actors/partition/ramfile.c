@@ -91,23 +91,10 @@ static int s_save(partition_t *p, const char *path, char *why, size_t n)
     return rc;
 }
 
-static int s_load(partition_t *p, const char *path, char *why, size_t n)
+/* Copies the RAM file fd holds into guest RAM, skipping its holes. */
+static int s_copy_in(partition_t *p, int fd, uint64_t total)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int rc = -errno;
-        snprintf(why, n, "%s: %s", path, strerror(-rc));
-        return rc;
-    }
-    struct stat st;
-    uint64_t total = partition_ram_bytes(p);
-    int rc = fstat(fd, &st) < 0 ? -errno : 0;
-    if (!rc && (uint64_t)st.st_size != total) {
-        snprintf(why, n, "%s holds %lld bytes of RAM, the VM has %llu", path,
-                 (long long)st.st_size, (unsigned long long)total);
-        close(fd);
-        return -EINVAL;
-    }
+    int rc = 0;
     for (off_t at = 0; !rc && (uint64_t)at < total;) {
         off_t data = lseek(fd, at, SEEK_DATA);
         if (data < 0)
@@ -134,21 +121,53 @@ static int s_load(partition_t *p, const char *path, char *why, size_t n)
         }
         at = hole;
     }
+    return rc;
+}
+
+static int s_load(partition_t *p, rt_actor_t *self, const char *path, bool copy, char *why,
+                  size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int rc = -errno;
+        snprintf(why, n, "%s: %s", path, strerror(-rc));
+        return rc;
+    }
+    struct stat st;
+    uint64_t total = partition_ram_bytes(p);
+    int rc = fstat(fd, &st) < 0 ? -errno : 0;
+    if (!rc && (uint64_t)st.st_size != total) {
+        snprintf(why, n, "%s holds %lld bytes of RAM, the VM has %llu", path,
+                 (long long)st.st_size, (unsigned long long)total);
+        close(fd);
+        return -EINVAL;
+    }
+    if (!rc && !copy) {
+        char fill_why[256];
+        if (!partition_fill_start(p, self, fd, total, fill_why, sizeof fill_why))
+            return 0; /* the fill has fd */
+        rt_log(rt_actor_rt(self), self, RT_LOG_INFO,
+               "guest RAM is read back from %s, not filled on demand: %s", path, fill_why);
+    }
+    if (!rc)
+        rc = s_copy_in(p, fd, total);
     close(fd);
     if (rc)
         snprintf(why, n, "reading guest RAM from %s: %s", path, strerror(-rc));
     return rc;
 }
 
-int partition_on_ram_file(rt_actor_t *self, const Vmm__Envelope *msg, const char *path, bool save)
+int partition_on_ram_file(rt_actor_t *self, const Vmm__Envelope *msg, const char *path, bool save,
+                          bool copy)
 {
     partition_t *p = rt_actor_state(self);
     if (p->stage != PARTITION_BUILT)
         return partition_stage_error(self, msg, PARTITION_BUILT);
     if (!path || !*path)
         return partition_refuse(self, msg, VMM__ERROR_CODE__INVALID_ARGUMENT, "no path given");
+    partition_fill_finish(p, self, false); /* the memory file is read or written whole */
     char why[4400];
-    int rc = save ? s_save(p, path, why, sizeof why) : s_load(p, path, why, sizeof why);
+    int rc = save ? s_save(p, path, why, sizeof why) : s_load(p, self, path, copy, why, sizeof why);
     if (rc)
         return partition_refuse(self, msg, rt_error_code(rc), why);
     return msg->request_id ? rt_reply_ack(self, msg) : 0;
