@@ -297,6 +297,7 @@ int snapshot_write(rt_actor_t *owner, const char *partition, const char *vm, uin
 int snapshot_read(const char *dir, Vmm__Snapshot__Snapshot **out, char *err, size_t errlen)
 {
     char path[4200], build[96];
+    *out = NULL;
     snprintf(path, sizeof path, "%s/%s", dir, SNAPSHOT_MANIFEST);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {

@@ -36,9 +36,10 @@ int snapshot_write(rt_actor_t *owner, const char *partition, const char *vm, uin
 /* Removes a snapshot's folder and the files in it. */
 void snapshot_remove(const char *dir);
 
-/* Reads dir's manifest, refusing another format or build. *out is the
- * caller's (vmm__snapshot__snapshot__free_unpacked(*out, NULL)). Returns 0,
- * or a negative errno with a one-line reason in err. */
+/* Reads dir's manifest, refusing another format or build, or one missing a
+ * piece. *out is the caller's (vmm__snapshot__snapshot__free_unpacked(*out,
+ * NULL)), NULL on failure. Returns 0, or a negative errno with a one-line
+ * reason in err. */
 int snapshot_read(const char *dir, Vmm__Snapshot__Snapshot **out, char *err, size_t errlen);
 
 /* Restores snap (read from dir) into the VM driven by `owner`, built as
