@@ -1650,7 +1650,8 @@ static int s_on_reset(rt_actor_t *self, const Vmm__Envelope *msg)
         rt_msg_release(&reply);
     }
     /* The pages leave the memory file (they read as zeroes), for KVM and
-     * for devices that mapped it alike. */
+     * for devices that mapped it alike; a snapshot's fill stops first. */
+    partition_fill_finish(p, self, true);
     for (size_t i = 0; i < p->n_ram; i++)
         if (madvise(p->ram[i].host, p->ram[i].size, MADV_REMOVE) < 0)
             return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL,

@@ -51,6 +51,7 @@ struct partition_fill {
     /* Written by the thread; read by Inspect while it runs. */
     atomic_uint_fast64_t faults, copied;
     atomic_bool ended;
+    bool whole; /* it filled all the file holds (else it stopped or failed) */
     uint64_t started_ns, ended_ns; /* read once it has ended */
     int rc;
 };
@@ -156,7 +157,9 @@ static void *s_fill_main(void *arg)
     }
     if (!rc)
         rc = s_serve(f);
-    /* Every page the file holds is in: what is missing is zeroes. */
+    f->whole = !rc && !atomic_load(&f->stop);
+    /* Every page the file holds is in (or the rest is left): what is
+     * missing reads as zeroes. */
     for (size_t i = 0; i < f->n_ram; i++) {
         struct uffdio_range r = {.start = (uint64_t)(uintptr_t)f->ram[i].host,
                                  .len = f->ram[i].size};
@@ -280,9 +283,9 @@ void partition_fill_finish(partition_t *p, rt_actor_t *self, bool stop)
     p->fills++;
     p->fill_ms = (f->ended_ns - f->started_ns) / 1000000u;
     rt_log(rt_actor_rt(self), self, RT_LOG_INFO,
-           "guest RAM filled from its snapshot: %llu KiB in %llu ms, %llu faults served first",
-           (unsigned long long)(atomic_load(&f->copied) >> 10), (unsigned long long)p->fill_ms,
-           (unsigned long long)atomic_load(&f->faults));
+           "guest RAM %s from its snapshot: %llu KiB in %llu ms, %llu faults served first",
+           f->whole ? "filled" : "left part filled", (unsigned long long)(atomic_load(&f->copied) >> 10),
+           (unsigned long long)p->fill_ms, (unsigned long long)atomic_load(&f->faults));
     s_free(f);
 }
 
