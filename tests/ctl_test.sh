@@ -255,7 +255,7 @@ fi
 # The two outputs, one after the other, must be every tick once, in order,
 # the reference time never going back. Sets ticks_total.
 ticks_across() {
-    local name=$1 out=$2 quit last after
+    local name=$1 out=$2 quit last after n
     shift 2
     ("$vmm" run --hyperv --serial "$tmp/${name}1.serial" \
         --control "ipc://$tmp/p/${name}1" "$@" >"$tmp/${name}1.out" 2>"$tmp/${name}1.err" </dev/null
@@ -275,7 +275,8 @@ ticks_across() {
     pids+=($!)
     last=$(grep -c "^tick " "$tmp/${name}1.$out")
     for _ in $(seq 100); do
-        [ "$(grep -c "^tick " "$tmp/${name}2.$out" 2>/dev/null)" -ge 20 ] && break
+        n=$(grep -c "^tick " "$tmp/${name}2.$out" 2>/dev/null)
+        [ "${n:-0}" -ge 20 ] && break
         sleep 0.1
     done
     after=$(grep -c "^tick " "$tmp/${name}2.$out")

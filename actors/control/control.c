@@ -330,7 +330,15 @@ static int s_power(rt_actor_t *self, Vmm__Devices__PowerAction action, uint32_t 
     env.device_event = &ev;
     int rc = rt_call_expect(self, c->partition, &env, VMM__ENVELOPE__BODY_ACK, NULL,
                             CONTROL_TIMEOUT_MS, why, n);
-    return rc ? rc : s_each_vp(self, true, false, 0, true, why, n);
+    if (!rc)
+        rc = s_each_vp(self, true, false, 0, true, why, n);
+    /* Powered off, the VM may go before a paused VP hears it may run: one
+     * with no route any more went with it. */
+    if (rc == -ENOENT && action == VMM__DEVICES__POWER_ACTION__POWER_ACTION_POWER_OFF) {
+        rc = 0;
+        *why = 0;
+    }
+    return rc;
 }
 
 /* Pauses every VP, has the VM's owner write the snapshot, and runs again

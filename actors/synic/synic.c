@@ -158,11 +158,15 @@ static const char *s_sender(const Vmm__Envelope *msg)
 /* ---- Host ports and what the guest sends them ---------------------------------- */
 
 /* A port was made, moved or dropped: a split synic's VPs learn it before
- * its owner hears of it (and so before it can tell the guest). */
+ * its owner hears of it (and so before it can tell the guest). The tables
+ * leave now, not coalesced at the turn's end: the reply would overtake
+ * them, and a guest told a connection is gone could still post to it. */
 static void s_ports_changed(synic_t *s)
 {
-    if (s->role == SYNIC_CENTRAL)
+    if (s->role == SYNIC_CENTRAL) {
         synic_push_ports(s);
+        rt_flush(s->self);
+    }
 }
 
 static synic_host_port_t *s_host_port_by_connection(synic_t *s, uint32_t connection_id)
