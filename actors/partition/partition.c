@@ -546,12 +546,33 @@ uint64_t partition_reference_time(const partition_t *p)
     return (uint64_t)((unsigned __int128)tsc * 10000 / p->tsc_khz);
 }
 
+/* Whether KVM takes an MSR it does not know for 0 rather than failing
+ * (kvm.ignore_msrs): then such an MSR never reaches user space. */
+static bool s_kvm_ignores_msrs(void)
+{
+    char c = 'Y'; /* unknown: assume the worst */
+    FILE *f = fopen("/sys/module/kvm/parameters/ignore_msrs", "r");
+    if (f) {
+        if (fread(&c, 1, 1, f) != 1)
+            c = 'Y';
+        fclose(f);
+    }
+    return c != 'N' && c != '0';
+}
+
 /* With the Hyper-V interface, the guest's synthetic MSRs come to user
- * space (KVM has no Hyper-V here): the VPs hand them to the synic. */
+ * space: the VPs hand them to the synic. A KVM with no Hyper-V of its own
+ * (KVM_CAP_HYPERV 0) knows none of them, so they exit as unknown MSRs;
+ * else, or where KVM ignores unknown MSRs, an MSR filter denies KVM the
+ * whole range. The filter is the slower way: KVM waits out an SRCU grace
+ * period to set it (15 ms here, a restore's largest cost). */
 static int s_trap_synthetic_msrs(partition_t *p, char *err, size_t errlen)
 {
-    struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR,
-                                 .args = {KVM_MSR_EXIT_REASON_FILTER}};
+    bool unknown = ioctl(p->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_HYPERV) <= 0 &&
+                   !s_kvm_ignores_msrs();
+    struct kvm_enable_cap cap = {
+        .cap = KVM_CAP_X86_USER_SPACE_MSR,
+        .args = {unknown ? KVM_MSR_EXIT_REASON_UNKNOWN : KVM_MSR_EXIT_REASON_FILTER}};
     static uint8_t deny[0x100 / 8]; /* a 0 bit denies: every synthetic MSR */
     struct kvm_msr_filter filter = {
         .flags = KVM_MSR_FILTER_DEFAULT_ALLOW,
@@ -561,7 +582,7 @@ static int s_trap_synthetic_msrs(partition_t *p, char *err, size_t errlen)
                     .bitmap = deny}},
     };
     if (ioctl(p->vm_fd, KVM_ENABLE_CAP, &cap) < 0 ||
-        ioctl(p->vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0) {
+        (!unknown && ioctl(p->vm_fd, KVM_X86_SET_MSR_FILTER, &filter) < 0)) {
         snprintf(err, errlen, "cannot send the synthetic MSRs to user space: %s",
                  strerror(errno));
         return -errno;
