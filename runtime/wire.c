@@ -16,6 +16,7 @@
  * deeper than S_MAX_DEPTH, refused here first).
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -188,6 +189,26 @@ int rt_wire_get_varint_long(const uint8_t **p, const uint8_t *end, uint64_t *out
     return -1;
 }
 
+/* A field's key, as protobuf-c reads one: 5 bytes at most. A longer
+ * encoding (of a small number, padded with 0x80s), which protobuf-c
+ * refuses, fails here too. */
+static int s_get_key(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    const uint8_t *start = *p;
+    return rt_wire_get_varint(p, end, out) || *p - start > 5 ? -1 : 0;
+}
+
+/* A length prefix, as protobuf-c reads one: 5 bytes at most, at most
+ * INT_MAX, and within what is left. */
+static int s_get_len(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    const uint8_t *start = *p;
+    return rt_wire_get_varint(p, end, out) || *p - start > 5 || *out > INT_MAX ||
+                   *out > (uint64_t)(end - *p)
+               ? -1
+               : 0;
+}
+
 /* Copies a name into the arena as protobuf-c does: the bytes as they are
  * (it checks no UTF-8), NUL-terminated. */
 static char *s_get_name(ProtobufCAllocator *alloc, const uint8_t *s, size_t len)
@@ -217,7 +238,7 @@ static bool s_depth_ok(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
     const uint8_t *end = p + len;
     while (p < end) {
         uint64_t key, v;
-        if (rt_wire_get_varint(&p, end, &key))
+        if (s_get_key(&p, end, &key))
             return true; /* malformed: protobuf-c refuses it */
         switch (key & 7) {
         case 0:
@@ -231,7 +252,7 @@ static bool s_depth_ok(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
             p += (end - p) < 4 ? (end - p) : 4;
             break;
         case 2: {
-            if (rt_wire_get_varint(&p, end, &v) || v > (uint64_t)(end - p))
+            if (s_get_len(&p, end, &v))
                 return true;
             const ProtobufCFieldDescriptor *fd =
                 protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3));
@@ -307,7 +328,7 @@ static int s_lean_field(const ProtobufCFieldDescriptor *f, ProtobufCAllocator *a
     case PROTOBUF_C_TYPE_STRING:
     case PROTOBUF_C_TYPE_BYTES:
     case PROTOBUF_C_TYPE_MESSAGE: {
-        if (type != 2 || rt_wire_get_varint(&p, end, &v) || v > (uint64_t)(end - p))
+        if (type != 2 || s_get_len(&p, end, &v))
             return 1;
         if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
             int rc = s_lean_message(f->descriptor, alloc, p, (size_t)v, depth + 1, member);
@@ -350,7 +371,7 @@ static int s_lean_message(const ProtobufCMessageDescriptor *desc, ProtobufCAlloc
     unsigned i = 0;
     while (p < end) {
         uint64_t key;
-        if (rt_wire_get_varint(&p, end, &key))
+        if (s_get_key(&p, end, &key))
             return 1;
         uint32_t id = (uint32_t)(key >> 3);
         while (i < desc->n_fields && desc->fields[i].id < id)
@@ -389,7 +410,7 @@ static int s_fast_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t
     uint32_t last = 0; /* canonical order: each field once, ascending */
     while (p < end) {
         uint64_t key, v;
-        if (rt_wire_get_varint(&p, end, &key))
+        if (s_get_key(&p, end, &key))
             return 1;
         uint32_t field = (uint32_t)(key >> 3), type = key & 7;
         if (field <= last)
@@ -401,7 +422,7 @@ static int s_fast_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t
             *(field == 3 ? &env->request_id : &env->reply_to) = v;
             continue;
         }
-        if (type != 2 || rt_wire_get_varint(&p, end, &v) || v > (uint64_t)(end - p))
+        if (type != 2 || s_get_len(&p, end, &v))
             return 1;
         if (field == 1 || field == 2) {
             char *name = s_get_name(alloc, p, v);

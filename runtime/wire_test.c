@@ -117,6 +117,33 @@ Test(wire, non_canonical_input_decodes_as_protobuf_c_decodes_it)
     s_unpack_both(bad_body, sizeof bad_body);
 }
 
+/* protobuf-c reads a key or a length prefix of 5 bytes at most: one padded
+ * longer (as 0x80s and a final 0x00) is refused, by both. */
+Test(wire, an_over_long_key_or_length_is_refused_as_protobuf_c_refuses_it)
+{
+    /* Body 14 (wire type 2) keyed in 10 bytes, then its length and body. */
+    const uint8_t long_key[] = {0xf2, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+                                0x80, 0x00, 0x05, 0x12, 0x00, 0x2a, 0x01, 0x0a};
+    /* The same body keyed in 6 bytes, and in 5 (accepted). */
+    const uint8_t six[] = {0xf2, 0x80, 0x80, 0x80, 0x80, 0x00, 0x00};
+    const uint8_t five[] = {0xf2, 0x80, 0x80, 0x80, 0x00, 0x00};
+    /* The sender's length in 6 bytes, and in 5 (accepted). */
+    const uint8_t long_len[] = {0x0a, 0x81, 0x80, 0x80, 0x80, 0x80, 0x00, 'a'};
+    const uint8_t len5[] = {0x0a, 0x81, 0x80, 0x80, 0x80, 0x00, 'a'};
+    /* A body whose own field's key (inspect's path, field 1) takes 6 bytes. */
+    const uint8_t inner[] = {0x6a, 0x09, 0x8a, 0x80, 0x80, 0x80, 0x80, 0x00, 0x01, 'x', 0x00};
+    s_unpack_both(long_key, sizeof long_key);
+    s_unpack_both(six, sizeof six);
+    s_unpack_both(five, sizeof five);
+    s_unpack_both(long_len, sizeof long_len);
+    s_unpack_both(len5, sizeof len5);
+    s_unpack_both(inner, sizeof inner);
+    rt_msg_t msg;
+    cr_expect_neq(rt_msg_unpack(&msg, long_key, sizeof long_key), 0, "the issue's 16 bytes");
+    cr_expect_eq(rt_msg_unpack(&msg, five, sizeof five), 0);
+    rt_msg_release(&msg);
+}
+
 Test(wire, unknown_fields_survive_for_the_unknown_kind_check)
 {
     const uint8_t unknown[] = {0x18, 0x09, 0x9a, 0x06, 0x01, 0x00};
