@@ -15,7 +15,7 @@
 #define GATE_INTERRUPT 0xe
 
 /* Called from start.S. */
-__attribute__((noreturn)) void guest_start(uint32_t vp);
+__attribute__((noreturn)) void guest_start(uint32_t vp, uint32_t n_vps);
 void guest_interrupt(struct guest_frame *frame);
 
 /* start.S: each vector's entry, and the #UD entry, which also ends
@@ -263,8 +263,17 @@ static void s_load_idt(uint32_t vp)
     __asm__ volatile("lidt %0" : : "m"(idtr) : "memory");
 }
 
-void guest_start(uint32_t vp)
+static uint32_t s_vp_count;
+
+uint32_t guest_vp_count(void)
 {
+    return s_vp_count;
+}
+
+void guest_start(uint32_t vp, uint32_t n_vps)
+{
+    if (vp == 0)
+        s_vp_count = n_vps;
     s_load_idt(vp);
     guest_main(vp);
     guest_done();

@@ -32,6 +32,10 @@
 /* Each guest program defines it; every VP runs it. */
 void guest_main(uint32_t vp);
 
+/* How many VPs the VM has, as the loader said (in guest_main: VP 0 sets it
+ * before the others leave the IDT's wait). */
+uint32_t guest_vp_count(void);
+
 /* Interrupt flag and halting (CPL 0 only). guest_sti_hlt() enables
  * interrupts and halts in one sequence: an interrupt cannot slip in between
  * (STI's one-instruction shadow), so a wait loop that checks its condition
@@ -59,6 +63,13 @@ static inline void guest_sti_hlt(void)
 static inline void guest_pause(void)
 {
     __asm__ volatile("pause" : : : "memory");
+}
+
+static inline uint64_t guest_rdtsc(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi) : : "memory");
+    return (uint64_t)hi << 32 | lo;
 }
 
 /* Halts for good with interrupts off (at CPL 3, where hlt is not allowed,

@@ -1,6 +1,7 @@
 /*
  * The guest's entry, its interrupt entries and the CPL 3 round trip.
  * Every VP starts at _start in 64-bit mode at CPL 0 with RDI = its index,
+ * RSI = the number of VPs,
  * RSP = its own stack top (16-byte aligned), interrupts off.
  */
 #include "loader/layout.h"
@@ -10,7 +11,7 @@
 _start:
     cld
     xor %ebp, %ebp /* the end of the frame-pointer chain */
-    call guest_start /* guest_start(vp): never returns */
+    call guest_start /* guest_start(vp, n_vps): never returns */
 1:  cli
     hlt
     jmp 1b

@@ -146,13 +146,13 @@ static int s_emit_as(rt_actor_t *self, rt_actor_t *as, rt_route_t *route,
         uint8_t *bytes = zmq_msg_data(&frame);
         rt_wire_pack(env, &sizes, bytes);
         rt_tap(rt, RT_TAP_TX, as, env, bytes, (size_t)len);
-        int rc = rt_send_frame(route->dealer, &frame, 0);
+        int rc = rt_route_send(self->ex, route, &frame);
         rt_executor_mark_sent(self->ex, route->dealer);
         if (rc) {
             zmq_msg_close(&frame);
             rt_count(&self->ex->stats.tx_refused);
-            rt_log(rt, self, RT_LOG_WARN, "send to %s failed: %s", env->receiver,
-                   strerror(-rc));
+            rt_log(rt, self, rc == -ENOENT ? RT_LOG_INFO : RT_LOG_WARN, "send to %s failed: %s",
+                   env->receiver, rc == -ENOENT ? "it has gone" : strerror(-rc));
             return rc;
         }
     }

@@ -9,6 +9,16 @@
 
 #include "runtime/rt_internal.h"
 
+/* zmq_connect, again when a signal interrupted it: a VP's thread is kicked
+ * by one whenever a message waits for it, and it may be connecting. */
+static int s_connect(void *socket, const char *endpoint)
+{
+    int rc, tries = 0;
+    while ((rc = zmq_connect(socket, endpoint)) && errno == EINTR && ++tries < 100)
+        ;
+    return rc;
+}
+
 /* Drops cached routes whose in-process actor has gone, or whose directory
  * entry may have changed, after any actor left the runtime. */
 static void s_revalidate(void *arg, const char *key, void *value)
@@ -117,7 +127,7 @@ int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **out)
         route->dealer = rt_socket(rt, ZMQ_DEALER);
         route->rcvtimeo_ms = -1; /* ZeroMQ's default */
         if (!route->dealer || (*server_key && rt_auth_client(rt, route->dealer, server_key)) ||
-            zmq_connect(route->dealer, endpoint)) {
+            s_connect(route->dealer, endpoint)) {
             rc = -errno;
             rt_log(rt, NULL, RT_LOG_WARN, "cannot connect to %s at %s: %s", to, endpoint,
                    zmq_strerror(errno));
@@ -156,6 +166,46 @@ int rt_send_frame(void *socket, zmq_msg_t *frame, int flags)
             return 0;
         if (errno != EINTR)
             return -errno;
+    }
+}
+
+typedef struct {
+    uint64_t serial;
+    bool found;
+} s_serial_find_t;
+
+static void s_find_serial(void *arg, const char *key, void *value)
+{
+    (void)key;
+    s_serial_find_t *f = arg;
+    f->found |= ((rt_actor_t *)value)->serial == f->serial;
+}
+
+/* Whether the in-process actor of that serial is still in the runtime. */
+static bool s_serial_lives(rt_t *rt, uint64_t serial)
+{
+    s_serial_find_t f = {serial, false};
+    pthread_mutex_lock(&rt->lock);
+    rt_map_each(rt->actors, s_find_serial, &f);
+    pthread_mutex_unlock(&rt->lock);
+    return f.found;
+}
+
+/* How long one wait for room lasts before the receiver is looked for again. */
+#define S_SEND_SLICE_MS 50
+
+int rt_route_send(rt_executor_t *ex, rt_route_t *route, zmq_msg_t *frame)
+{
+    for (int waited = 0;; waited += S_SEND_SLICE_MS) {
+        int rc = rt_send_frame(route->dealer, frame, ZMQ_DONTWAIT);
+        if (rc != -EAGAIN)
+            return rc;
+        if (route->serial && !s_serial_lives(ex->rt, route->serial))
+            return -ENOENT; /* it left: nobody will read this */
+        if (waited >= ex->rt->cfg.send_timeout_ms)
+            return rc;
+        zmq_pollitem_t item = {.socket = route->dealer, .events = ZMQ_POLLOUT};
+        zmq_poll(&item, 1, S_SEND_SLICE_MS);
     }
 }
 
@@ -210,7 +260,7 @@ void rt_route_flush(rt_executor_t *ex, rt_route_t *route)
         rc = rt_link_send(ex, route, data, len);
     } else if (!(rc = zmq_msg_init_size(&frame, len) ? -ENOMEM : 0)) {
         memcpy(zmq_msg_data(&frame), data, len);
-        rc = rt_send_frame(route->dealer, &frame, 0);
+        rc = rt_route_send(ex, route, &frame);
         rt_executor_mark_sent(ex, route->dealer);
         if (rc)
             zmq_msg_close(&frame);
@@ -218,8 +268,14 @@ void rt_route_flush(rt_executor_t *ex, rt_route_t *route)
     if (rc) {
         for (unsigned i = 0; i < route->batch_count; i++)
             rt_count(&ex->stats.tx_refused);
-        rt_log(ex->rt, NULL, RT_LOG_WARN, "%u envelopes could not be sent: %s",
-               route->batch_count, strerror(-rc));
+        char to[256] = "its link";
+        size_t n = sizeof to;
+        if (route->dealer && zmq_getsockopt(route->dealer, ZMQ_LAST_ENDPOINT, to, &n))
+            snprintf(to, sizeof to, "?");
+        /* A receiver that left (a VM going down) is no fault of anyone's. */
+        rt_log(ex->rt, NULL, rc == -ENOENT ? RT_LOG_INFO : RT_LOG_WARN,
+               "%u envelopes could not be sent to %s: %s", route->batch_count, to,
+               rc == -ENOENT ? "it has gone" : strerror(-rc));
     }
     route->batch_len = 0;
     route->batch_count = 0;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "runtime/rt_internal.h"
@@ -50,6 +51,23 @@ static rt_log_level_t s_level_from_env(rt_log_level_t fallback)
     return fallback;
 }
 
+/* ZeroMQ's context allows 1023 sockets unless told more, and a VM of 256
+ * VPs needs more (each executor has a mailbox and a dealer for each actor
+ * it calls): as many as half the open-file limit allows (each socket takes
+ * a descriptor for its signaler), up to ZeroMQ's own limit. */
+static void s_room_for_sockets(rt_t *rt)
+{
+    struct rlimit rl;
+    int most = zmq_ctx_get(rt->zctx, ZMQ_SOCKET_LIMIT);
+    if (getrlimit(RLIMIT_NOFILE, &rl) || most <= 0)
+        return;
+    long want = rl.rlim_cur == RLIM_INFINITY ? most : (long)(rl.rlim_cur / 2);
+    if (want > most)
+        want = most;
+    if (want > zmq_ctx_get(rt->zctx, ZMQ_MAX_SOCKETS))
+        zmq_ctx_set(rt->zctx, ZMQ_MAX_SOCKETS, (int)want);
+}
+
 rt_t *rt_new(const rt_config_t *cfg)
 {
     rt_t *rt = calloc(1, sizeof *rt);
@@ -86,6 +104,7 @@ rt_t *rt_new(const rt_config_t *cfg)
     rt->zctx = zmq_ctx_new();
     if (!rt->zctx)
         goto fail_directory;
+    s_room_for_sockets(rt);
     int rc = rt_auth_start(rt, rt->cfg.curve_public_key, rt->cfg.curve_secret_key);
     /* Copied into rt->auth; the caller's strings may go. */
     rt->cfg.curve_public_key = rt->cfg.curve_secret_key = NULL;

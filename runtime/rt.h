@@ -134,8 +134,10 @@ void rt_msg_release(rt_msg_t *msg);
 
 /* ---- The runtime ---------------------------------------------------- */
 
-/* Creates a runtime with its own ZeroMQ context. cfg may be NULL. Returns
- * NULL (errno EINVAL) for a malformed CURVE key pair. */
+/* Creates a runtime with its own ZeroMQ context, which may hold as many
+ * sockets as half the process's open-file limit (ZeroMQ's default is 1023;
+ * a VM of many VPs needs more). cfg may be NULL. Returns NULL (errno
+ * EINVAL) for a malformed CURVE key pair. */
 rt_t *rt_new(const rt_config_t *cfg);
 
 /* Terminates every executor still running, oldest first (so an actor that

@@ -391,6 +391,11 @@ void rt_executor_new_input(rt_executor_t *ex, int fd);
 int rt_executor_route(rt_executor_t *ex, const char *to, rt_route_t **route);
 /* Sends one frame, retrying when a kick signal interrupts the call. */
 int rt_send_frame(void *socket, zmq_msg_t *frame, int flags);
+/* Sends one frame on a route's dealer. A dealer whose in-process receiver
+ * has left has no peer, and ZeroMQ would hold the send for the whole send
+ * timeout: this fails at once (-ENOENT) instead. Else it waits, at most
+ * the send timeout, while the receiver is there but behind (-EAGAIN). */
+int rt_route_send(rt_executor_t *ex, rt_route_t *route, zmq_msg_t *frame);
 /* Adds a packed one-way envelope to the route's batch on self's executor,
  * tapped as sent by `as` (self, or the actor of a shared handler self's
  * thread runs). */

@@ -147,7 +147,8 @@ static void s_demo(vm_placement_t placement)
     size_t n = fread(text, 1, sizeof text - 1, out);
     text[n] = 0;
     fclose(out);
-    cr_expect_str_eq(text, "Hello from the demo guest on vp 0\n"
+    cr_expect_str_eq(text, "Hello from the demo guest on vp 0 of 1\n"
+                           "1 of 1 VPs up\n"
                            "MSI received on vector 0x40\n");
 }
 

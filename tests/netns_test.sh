@@ -107,7 +107,7 @@ for _ in $(seq 20); do
     grep -q "MSI received on vector 0x40" "$tmp/host.out" && break
     sleep 0.1
 done
-grep -q "^Hello from the demo guest on vp 0$" "$tmp/host.out" ||
+grep -q "^Hello from the demo guest on vp 0 of 1$" "$tmp/host.out" ||
     fail "no greeting from the device host's COM1: $(cat "$tmp/host.out" "$tmp/host.err")"
 grep -q "^MSI received on vector 0x40$" "$tmp/host.out" ||
     fail "the MSI line is missing: $(cat "$tmp/host.out" "$tmp/host.err")"

@@ -169,6 +169,19 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
     expect 0 0 "matched" -- trace replay "$tmp/run.trace" --actor vm0/dev/testdev
     expect 0 0 "2 trace files" -- trace export "$tmp/run.trace" -o "$tmp/run.pftrace"
     expect 0 0 "MSI received on vector 0x40" -- run --vps 2 --devices apart
+    # 256 VPs take more sockets than ZeroMQ's default 1023, and from a soft
+    # open-file limit of 1024, which vmm raises to the hard one.
+    expect 0 0 "MSI received on vector 0x40" -- run --vps 256 --mem 256M
+    if [ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -ge 8192 ]; then
+        if (ulimit -Sn 1024 && "$vmm" run --vps 256 --mem 256M >"$tmp/out" 2>"$tmp/err") &&
+            ! [ -s "$tmp/err" ]; then
+            echo "ok: 256 VPs from a soft open-file limit of 1024"
+        else
+            echo "FAIL: 256 VPs from a soft open-file limit of 1024:"
+            head -5 "$tmp/err"
+            fails=$((fails + 1))
+        fi
+    fi
     expect 0 0 "" -- run --serial "$tmp/com1" --mem 16M # nothing on stdout
     if ! grep -q "Hello from the demo guest on vp 0" "$tmp/com1"; then
         echo "FAIL: --serial FILE: the greeting is not in the file"

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -1235,8 +1236,20 @@ static int s_keygen(int argc, char **argv)
     return 0;
 }
 
+/* Many VPs take many sockets, each a descriptor: the soft open-file limit
+ * goes up to the hard one (often 1024 against 524288), as servers do. */
+static void s_raise_open_files(void)
+{
+    struct rlimit rl;
+    if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 int main(int argc, char **argv)
 {
+    s_raise_open_files();
     /* A reader of COM1's output that goes away must not kill the VMM: the
      * UART counts what it could not write. */
     signal(SIGPIPE, SIG_IGN);

@@ -19,13 +19,6 @@ static bool s_hyperv(void)
     return b == 0x7263694d; /* "Micr" */
 }
 
-static uint64_t s_tsc(void)
-{
-    uint32_t lo, hi;
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return (uint64_t)hi << 32 | lo;
-}
-
 void guest_main(uint32_t vp)
 {
     if (vp)
@@ -34,6 +27,6 @@ void guest_main(uint32_t vp)
     guest_printf("ticks: quit %p\n", (void *)&ticks_quit);
     for (uint32_t n = 0; !ticks_quit; n++)
         guest_printf("tick %u ref %lu\n", n,
-                     (unsigned long)(hv ? hv_rdmsr(HV_MSR_TIME_REF_COUNT) : s_tsc()));
+                     (unsigned long)(hv ? hv_rdmsr(HV_MSR_TIME_REF_COUNT) : guest_rdtsc()));
     guest_exit((uint8_t)ticks_quit);
 }
