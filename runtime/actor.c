@@ -344,6 +344,11 @@ int rt_note_received(rt_actor_t *self, const char *from, Vmm__Envelope *env)
     return 0;
 }
 
+void rt_notice_arrivals(rt_actor_t *self)
+{
+    rt_executor_mark_mailboxes(self->ex);
+}
+
 void rt_flush(rt_actor_t *self)
 {
     /* Actors of this executor that are not on the stack get theirs now:

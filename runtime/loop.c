@@ -252,6 +252,13 @@ void rt_executor_mark_sent(rt_executor_t *ex, void *socket)
             ex->inputs[i].drain = true;
 }
 
+void rt_executor_mark_mailboxes(rt_executor_t *ex)
+{
+    for (size_t i = 0; i < ex->n_inputs; i++)
+        if (ex->inputs[i].kind == RT_IN_MAILBOX)
+            ex->inputs[i].drain = true;
+}
+
 bool rt_executor_input_waits(rt_executor_t *ex)
 {
     if (ex->q_head)

@@ -476,6 +476,17 @@ int rt_note_sent(rt_actor_t *self, const char *to, Vmm__Envelope *env);
  */
 int rt_note_received(rt_actor_t *self, const char *from, Vmm__Envelope *env);
 
+/*
+ * After a call whose callee, before it replied, sent actors of self's
+ * executor something they must act on before self's executor goes on (a
+ * synic's central actor sends its VPs' actors the new port table before
+ * it answers that a port is gone): they take it before a blocking actor of
+ * this executor (a VP) runs again, rather than when the kick watcher
+ * notices it, which may be after the VP ran the guest on. It costs a look
+ * at each mailbox, so only such callers make it.
+ */
+void rt_notice_arrivals(rt_actor_t *self);
+
 /* Delivers now the events self's executor holds: those coalesced for other
  * executors (see rt_send()), and those queued for actors of this executor
  * that are not on the call stack (their handlers run here). For an actor

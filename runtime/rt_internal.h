@@ -447,6 +447,9 @@ void rt_executor_mark_sent(rt_executor_t *ex, void *socket);
  * may consume ZMQ_FD's signal) and holds a message. A blocking actor must
  * not block then. A socket found empty needs no drain any more. */
 bool rt_executor_input_waits(rt_executor_t *ex);
+/* rt_notice_arrivals(): every mailbox is looked at again before a blocking
+ * actor goes on. */
+void rt_executor_mark_mailboxes(rt_executor_t *ex);
 
 /* actor.c */
 void rt_actor_dispatch(rt_actor_t *actor, const Vmm__Envelope *env, rt_ctx_t *ctx);

@@ -110,6 +110,9 @@ int synic_link_disconnect(rt_actor_t *self, synic_link_t *l, bool message,
         req.unregister_host_event_port = &e;
     }
     int rc = s_call(self, l, -1, &req, NULL);
+    /* The VP's synic actor has the table without the port (central sent
+     * it first): it takes it before the guest runs on and posts. */
+    rt_notice_arrivals(self);
     *p = l->host[--l->n_host];
     return rc;
 }
