@@ -5,12 +5,14 @@
   device: for each model, a first byte choosing it and a few accesses
   loader: the test guests and kernels given, stripped, after the byte that
           picks their loader (0: ELF64 guest, 1: kernel)
+  gdb:    a few packets, and a long-mode walk's registers before memory
 
   fuzz/seed.py [GUEST_OR_KERNEL ...]    (run from the repository's root)
 """
 import glob
 import hashlib
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -82,12 +84,17 @@ def main():
     for model in range(13):
         save("device", bytes([model, 1, 0, 0, 0, 0, 0x41, 0, 0, 0, 0, 0, 0, 0,
                               0, 0, 0, 0, 2, 0x10, 0x27, 4]))
+    save("gdb", b"$g#67+$m1000,40#fd$Z0,401000,1#xx\x03-")
+    # CR0 PG|PE, CR3 0x1000, CR4 PAE, EFER LME|LMA, the address; then memory.
+    walk = bytearray(0x6000)
+    walk[:40] = struct.pack("<5Q", 0x80000001, 0x1000, 0x20, 0x500, 0x401000)
+    save("gdb", bytes(walk))
     for path in sys.argv[1:]:
         kernel = "/kernels/" in path
         with tempfile.NamedTemporaryFile() as stripped:
             subprocess.run(["objcopy", "--strip-all", path, stripped.name], check=True)
             save("loader", bytes([1 if kernel else 0]) + open(stripped.name, "rb").read())
-    print(f"wire: {len(seen)} envelopes; device: 13; loader: {len(sys.argv) - 1}")
+    print(f"wire: {len(seen)} envelopes; device: 13; loader: {len(sys.argv) - 1}; gdb: 2")
 
 
 if __name__ == "__main__":
