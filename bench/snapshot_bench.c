@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "runtime/testing/echo.h"
 #include "vmm/snapshot.h"
 #include "vmm/vm.h"
 
@@ -122,26 +123,11 @@ typedef struct {
  * last fill's ms. */
 static void s_fill_state(vm_t *vm, char *state, size_t size, double *ms)
 {
-    Vmm__Rt__Inspect inspect = VMM__RT__INSPECT__INIT;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_INSPECT;
-    env.inspect = &inspect;
-    rt_msg_t reply;
-    if (rt_call(vm_client(vm), VM_PARTITION, &env, &reply, 5000) ||
-        reply.env->body_case != VMM__ENVELOPE__BODY_INSPECT_REPLY)
-        bench_die("the partition's inspect");
-    snprintf(state, size, "?");
-    const Vmm__Rt__InspectNode *root = reply.env->inspect_reply;
-    for (size_t i = 0; i < root->n_children; i++) {
-        const Vmm__Rt__InspectNode *n = root->children[i];
-        if (strcmp(n->name, "ram_fill"))
-            continue;
-        snprintf(state, size, "%s", n->value);
-        for (size_t k = 0; k < n->n_children; k++)
-            if (!strcmp(n->children[k]->name, "last_ms"))
-                *ms = strtod(n->children[k]->value, NULL);
-    }
-    rt_msg_release(&reply);
+    char last[32];
+    if (echo_inspect_text(vm_client(vm), VM_PARTITION, "ram_fill", state, size))
+        bench_die("the partition's inspect has no ram_fill");
+    if (!echo_inspect_text(vm_client(vm), VM_PARTITION, "ram_fill/last_ms", last, sizeof last))
+        *ms = strtod(last, NULL);
 }
 
 /* Writes a pattern into guest RAM from 16 MiB up (the guest's image lies

@@ -7,7 +7,6 @@
  *   vmm trace ...          look at, export and replay traces (trace_tool.c)
  *   vmm ctl ENDPOINT ...   ask a running VM (ctl.c)
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -30,6 +29,7 @@
 #include "vmm/ctl.h"
 #include "vmm/device_arg.h"
 #include "vmm/devhost.h"
+#include "vmm/files.h"
 #include "vmm/keys.h"
 #include "vmm/snapshot.h"
 #include "vmm/trace_tool.h"
@@ -238,46 +238,6 @@ static void s_term_to_guest(void)
         s_term_changed = 0;
 }
 
-/* Reads a whole regular file of 1 byte to max bytes (a guest, a kernel,
- * an initrd); NULL with a one-line reason. */
-static uint8_t *s_read_file(const char *path, uint64_t max, size_t *len, char *err,
-                            size_t errlen)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    uint8_t *buf = NULL;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-        (uint64_t)st.st_size > max) {
-        snprintf(err, errlen, "%s: not a regular file of 1 byte to %llu MiB", path,
-                 (unsigned long long)(max >> 20));
-        goto out;
-    }
-    buf = malloc((size_t)st.st_size);
-    if (!buf) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        goto out;
-    }
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n <= 0) {
-            snprintf(err, errlen, "%s: %s", path, n < 0 ? strerror(errno) : "file shrank");
-            free(buf);
-            buf = NULL;
-            goto out;
-        }
-        got += (size_t)n;
-    }
-    *len = got;
-out:
-    close(fd);
-    return buf;
-}
-
 /* Where the VM's devices in device hosts are, and how they are reached. */
 typedef struct {
     device_arg_t devices[S_MAX_DEVICES];
@@ -332,19 +292,6 @@ static int s_add_device(s_remote_t *r, const char *arg)
     r->args[r->n_devices] = arg;
     r->devices[r->n_devices++] = d;
     return 0;
-}
-
-/* Removes the private folder and what is in it (sockets, keys). */
-static void s_remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            unlinkat(dirfd(d), e->d_name, 0);
-    if (d)
-        closedir(d);
-    rmdir(dir);
 }
 
 /* Makes the run's private folder, once: endpoints and keys go in a folder
@@ -1065,9 +1012,9 @@ static int s_run(int argc, char **argv)
         kernel.initrd_len = kernel.initrd_name ? k->initrd.len : 0;
         cfg.kernel = &kernel;
     } else if (kernel.kernel_name) {
-        file = s_read_file(kernel.kernel_name, S_MAX_GUEST, &kernel.kernel_len, err, sizeof err);
+        file = files_read(kernel.kernel_name, S_MAX_GUEST, &kernel.kernel_len, err, sizeof err);
         if (file && kernel.initrd_name)
-            initrd = s_read_file(kernel.initrd_name, S_MAX_INITRD, &kernel.initrd_len, err,
+            initrd = files_read(kernel.initrd_name, S_MAX_INITRD, &kernel.initrd_len, err,
                                  sizeof err);
         if (!file || (kernel.initrd_name && !initrd)) {
             fprintf(stderr, "vmm run: %s\n", err);
@@ -1078,7 +1025,7 @@ static int s_run(int argc, char **argv)
         kernel.initrd = initrd;
         cfg.kernel = &kernel;
     } else if (guest) {
-        file = s_read_file(guest, S_MAX_GUEST, &cfg.elf_len, err, sizeof err);
+        file = files_read(guest, S_MAX_GUEST, &cfg.elf_len, err, sizeof err);
         if (!file) {
             fprintf(stderr, "vmm run: %s\n", err);
             return S_EXIT_FAILED;
@@ -1172,7 +1119,7 @@ out:
     s_remote_stop(&remote);
     s_virtio_release(&virtio);
     if (remote.dir[0])
-        s_remove_dir(remote.dir);
+        files_remove_dir(remote.dir) /* sockets, keys */;
     if (out_fd >= 0)
         close(out_fd);
     s_restore_term();

@@ -2,7 +2,6 @@
 #define _GNU_SOURCE /* dl_iterate_phdr */
 #include "vmm/snapshot.h"
 
-#include <dirent.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "vmm/files.h"
 
 #define S_CALL_MS 10000
 /* Writing a large guest RAM takes a while. */
@@ -122,14 +123,7 @@ static int s_devices(rt_actor_t *owner, const char *partition, rt_msg_t *tree,
 
 void snapshot_remove(const char *dir)
 {
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            unlinkat(dirfd(d), e->d_name, 0);
-    if (d)
-        closedir(d);
-    rmdir(dir);
+    files_remove_dir(dir);
 }
 
 static int s_write_file(const char *path, const uint8_t *data, size_t len)
@@ -299,28 +293,19 @@ int snapshot_read(const char *dir, Vmm__Snapshot__Snapshot **out, char *err, siz
     char path[4200], build[96];
     *out = NULL;
     snprintf(path, sizeof path, "%s/%s", dir, SNAPSHOT_MANIFEST);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int rc = -errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-        return rc;
+    size_t len = 0;
+    uint8_t *buf = files_read(path, S_MAX_MANIFEST, &len, err, errlen);
+    if (!buf && errno == EINVAL) { /* empty, or too large to be one */
+        snprintf(err, errlen, "%s: not a snapshot's manifest (%s)", path, strerror(EINVAL));
+        return -EINVAL;
     }
-    struct stat st;
-    uint8_t *buf = NULL;
-    int rc = fstat(fd, &st) < 0 ? -errno : 0;
-    if (!rc && (st.st_size <= 0 || (uint64_t)st.st_size > S_MAX_MANIFEST))
-        rc = -EINVAL;
-    if (!rc && !(buf = malloc((size_t)st.st_size)))
-        rc = -ENOMEM;
-    if (!rc && read(fd, buf, (size_t)st.st_size) != st.st_size)
-        rc = -EIO;
-    close(fd);
-    *out = rc ? NULL : vmm__snapshot__snapshot__unpack(NULL, (size_t)st.st_size, buf);
+    if (!buf)
+        return -errno; /* err says why */
+    *out = vmm__snapshot__snapshot__unpack(NULL, len, buf);
     free(buf);
-    if (rc || !*out) {
-        snprintf(err, errlen, "%s: not a snapshot's manifest (%s)", path,
-                 rc ? strerror(-rc) : "it does not decode");
-        return rc ? rc : -EINVAL;
+    if (!*out) {
+        snprintf(err, errlen, "%s: not a snapshot's manifest (it does not decode)", path);
+        return -EINVAL;
     }
     const Vmm__Snapshot__Snapshot *s = *out;
     const char *why = NULL;

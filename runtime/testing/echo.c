@@ -107,13 +107,25 @@ int echo_inspect_text(rt_actor_t *self, const char *to, const char *name, char *
     if (rc)
         return rc;
     rc = -ENOENT;
-    if (reply.env->body_case == VMM__ENVELOPE__BODY_INSPECT_REPLY) {
-        Vmm__Rt__InspectNode *root = reply.env->inspect_reply;
-        for (size_t i = 0; i < root->n_children && rc; i++)
-            if (strcmp(root->children[i]->name, name) == 0) {
-                snprintf(buf, size, "%s", root->children[i]->value);
-                rc = 0;
-            }
+    const Vmm__Rt__InspectNode *node =
+        reply.env->body_case == VMM__ENVELOPE__BODY_INSPECT_REPLY ? reply.env->inspect_reply
+                                                                  : NULL;
+    /* Down the path, a segment at a time. */
+    for (const char *seg = name; node;) {
+        size_t len = strcspn(seg, "/");
+        const Vmm__Rt__InspectNode *next = NULL;
+        for (size_t i = 0; i < node->n_children && !next; i++)
+            if (strlen(node->children[i]->name) == len &&
+                !strncmp(node->children[i]->name, seg, len))
+                next = node->children[i];
+        node = next;
+        if (!seg[len])
+            break;
+        seg += len + 1;
+    }
+    if (node) {
+        snprintf(buf, size, "%s", node->value);
+        rc = 0;
     }
     rt_msg_release(&reply);
     return rc;

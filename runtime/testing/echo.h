@@ -21,9 +21,10 @@ void echo_ping(Vmm__Envelope *env, Vmm__Rt__Ping *ping, const void *data, size_t
 /* Answers req with a Pong carrying text. */
 int echo_reply_text(rt_actor_t *self, const Vmm__Envelope *req, const char *text);
 
-/* Asks `to` for its introspection tree and copies the value of the
- * top-level child `name` into buf. Returns 0, -ENOENT when there is no
- * such child, or the call's error. */
+/* Asks `to` for its introspection tree and copies the value of the child
+ * `name` into buf: a top-level child, or one below it by a path
+ * ("ram_fill/faults"). Returns 0, -ENOENT when there is no such child, or
+ * the call's error. */
 int echo_inspect_text(rt_actor_t *self, const char *to, const char *name, char *buf,
                       size_t size);
 
