@@ -294,11 +294,11 @@ static int s_replayed(rt_actor_t *self, const Vmm__Envelope *env, uint64_t *reco
     return rt_replay_emit(self, env, recorded_id);
 }
 
-int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env)
+static int s_send(rt_actor_t *self, const char *to, Vmm__Envelope *env)
 {
-    if (self->ex->replay) {
-        int rc = s_prepare(self, to, env, 0);
-        return rc ? rc : s_replayed(self, env, NULL);
+    if (rt_fault_drops(self->rt, self->name, to)) {
+        rt_count(&self->ex->stats.tx_refused);
+        return -EPIPE;
     }
     rt_ctx_t *shared = tl_shared ? s_shared_running(self) : NULL;
     if (shared)
@@ -315,6 +315,18 @@ int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env)
             return rc;
     }
     return s_emit(self, route, env);
+}
+
+int rt_send(rt_actor_t *self, const char *to, Vmm__Envelope *env)
+{
+    if (self->ex->replay) {
+        int rc = s_prepare(self, to, env, 0);
+        return rc ? rc : s_replayed(self, env, NULL);
+    }
+    int rc = s_send(self, to, env);
+    if (rc && to)
+        rt_note_lost(self->rt, to, 0, 1);
+    return rc;
 }
 
 int rt_note_sent(rt_actor_t *self, const char *to, Vmm__Envelope *env)

@@ -211,3 +211,8 @@ int rt_client_recv(rt_client_t *c, rt_msg_t *msg, int timeout_ms)
         }
     }
 }
+
+uint64_t rt_client_lost(const rt_client_t *c)
+{
+    return atomic_load(&c->actor->lost);
+}

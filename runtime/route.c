@@ -191,6 +191,34 @@ static bool s_serial_lives(rt_t *rt, uint64_t serial)
     return f.found;
 }
 
+typedef struct {
+    uint64_t serial;
+    unsigned n;
+} s_lost_t;
+
+static void s_count_lost(void *arg, const char *key, void *value)
+{
+    (void)key;
+    s_lost_t *l = arg;
+    rt_actor_t *actor = value;
+    if (actor->serial == l->serial)
+        atomic_fetch_add(&actor->lost, l->n);
+}
+
+void rt_note_lost(rt_t *rt, const char *to, uint64_t serial, unsigned n)
+{
+    pthread_mutex_lock(&rt->lock);
+    if (to) {
+        rt_actor_t *actor = rt_map_get(rt->actors, to);
+        if (actor)
+            atomic_fetch_add(&actor->lost, n);
+    } else {
+        s_lost_t l = {serial, n};
+        rt_map_each(rt->actors, s_count_lost, &l);
+    }
+    pthread_mutex_unlock(&rt->lock);
+}
+
 /* How long one wait for room lasts before the receiver is looked for again. */
 #define S_SEND_SLICE_MS 50
 
@@ -268,6 +296,8 @@ void rt_route_flush(rt_executor_t *ex, rt_route_t *route)
     if (rc) {
         for (unsigned i = 0; i < route->batch_count; i++)
             rt_count(&ex->stats.tx_refused);
+        if (route->serial)
+            rt_note_lost(ex->rt, NULL, route->serial, route->batch_count);
         char to[256] = "its link";
         size_t n = sizeof to;
         if (route->dealer && zmq_getsockopt(route->dealer, ZMQ_LAST_ENDPOINT, to, &n))

@@ -159,6 +159,9 @@ void rt_destroy(rt_t **rtp)
     rt_trace_stop(rt); /* its writers, the executors, are gone */
     rt_auth_stop(rt); /* the mailboxes it watched are closed by now */
     free(rt->replay_key);
+    for (size_t i = 0; i < rt->n_drops; i++)
+        free(rt->drops[i]);
+    free(rt->drops);
     zmq_ctx_term(rt->zctx);
     rt_map_each(rt->directory, s_free_value, NULL);
     rt_map_destroy(&rt->directory);
@@ -167,6 +170,43 @@ void rt_destroy(rt_t **rtp)
     pthread_mutex_destroy(&rt->lock);
     free(rt);
     *rtp = NULL;
+}
+
+int rt_fault_drop(rt_t *rt, const char *from, const char *to)
+{
+    size_t lf = strlen(from) + 1, lt = strlen(to) + 1;
+    char *pair = malloc(lf + lt);
+    if (!pair)
+        return -ENOMEM;
+    memcpy(pair, from, lf);
+    memcpy(pair + lf, to, lt);
+    pthread_mutex_lock(&rt->lock);
+    size_t n = atomic_load(&rt->n_drops);
+    char **grown = realloc(rt->drops, (n + 1) * sizeof *grown);
+    if (grown) {
+        rt->drops = grown;
+        rt->drops[n] = pair;
+        atomic_store(&rt->n_drops, n + 1);
+    }
+    pthread_mutex_unlock(&rt->lock);
+    if (!grown) {
+        free(pair);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+bool rt_fault_drops(rt_t *rt, const char *from, const char *to)
+{
+    if (!atomic_load_explicit(&rt->n_drops, memory_order_relaxed))
+        return false;
+    bool drop = false;
+    pthread_mutex_lock(&rt->lock);
+    for (size_t i = 0; i < rt->n_drops && !drop; i++)
+        drop = !strcmp(rt->drops[i], from) &&
+               !strcmp(rt->drops[i] + strlen(rt->drops[i]) + 1, to);
+    pthread_mutex_unlock(&rt->lock);
+    return drop;
 }
 
 int rt_directory_set(rt_t *rt, const char *name, const char *endpoint)

@@ -608,4 +608,16 @@ rt_actor_t *rt_client_actor(rt_client_t *client);
  * receive. Returns 0, or -ETIMEDOUT. Release *msg with rt_msg_release(). */
 int rt_client_recv(rt_client_t *client, rt_msg_t *msg, int timeout_ms);
 
+/* How many envelopes actors of this process sent to the client that could
+ * not be delivered (a connect or send that failed): an owner waiting for
+ * events that may never come checks it, rather than wait for ever. */
+uint64_t rt_client_lost(const rt_client_t *client);
+
+/* ---- Fault injection, for tests ---------------------------------------- */
+
+/* From now on, one-way envelopes actor `from` sends to `to` fail with
+ * -EPIPE, as if their route had broken, and count as lost to `to`. Both
+ * are copied. Returns 0, or -ENOMEM. */
+int rt_fault_drop(rt_t *rt, const char *from, const char *to);
+
 #endif

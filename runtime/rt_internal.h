@@ -51,6 +51,10 @@ struct rt_s {
     /* CURVE (auth.c): the key pair, the admitted peers and the ZAP
      * thread; NULL without a key pair. */
     rt_auth_t *auth;
+    /* rt_fault_drop()'s pairs, "from\0to" each, under lock; n_drops is
+     * read first so that sends without faults take no lock. */
+    char **drops;
+    atomic_size_t n_drops;
 };
 
 /* Counters with one writer, the executor's thread, so that counting costs
@@ -211,6 +215,8 @@ struct rt_actor_s {
     bool shared_open;
     /* What its shared handlers took and sent, on senders' threads. */
     atomic_uint_fast64_t shared_rx, shared_tx;
+    /* Envelopes actors of this process sent it that were not delivered. */
+    atomic_uint_fast64_t lost;
     /* A batch frame being taken apart (rt_actor_receive_mailbox()). */
     bool in_batch;
     zmq_msg_t batch;
@@ -403,6 +409,11 @@ int rt_route_batch(rt_actor_t *self, const rt_actor_t *as, rt_route_t *route,
                    const Vmm__Envelope *env, size_t len,
                    const rt_wire_size_t *sizes);
 void rt_route_flush(rt_executor_t *ex, rt_route_t *route);
+/* Counts n envelopes lost to the in-process actor named `to` (or, when to
+ * is NULL, of that serial): nothing when it is not in this process. */
+void rt_note_lost(rt_t *rt, const char *to, uint64_t serial, unsigned n);
+/* Whether rt_fault_drop() made envelopes from `from` to `to` fail. */
+bool rt_fault_drops(rt_t *rt, const char *from, const char *to);
 /* Sends what the executor's routes have coalesced: when its turn ends. */
 void rt_executor_flush(rt_executor_t *ex);
 void rt_route_close(void *arg, const char *key, void *value);

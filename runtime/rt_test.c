@@ -1184,6 +1184,37 @@ Test(client, a_zero_timeout_takes_what_is_there)
     rt_destroy(&rt);
 }
 
+/* An event that cannot be delivered is counted as lost to its receiver, so
+ * that an owner waiting for events knows one will not come. */
+Test(client, what_could_not_be_delivered_is_counted_lost_to_the_receiver)
+{
+    rt_t *rt = rt_new(NULL);
+    rt_client_t *a = rt_client_new(rt, "a"), *b = rt_client_new(rt, "b");
+    rt_client_t *c = rt_client_new(rt, "c");
+    cr_assert_eq(rt_fault_drop(rt, "a", "b"), 0);
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "lost");
+    cr_expect_eq(rt_send(rt_client_actor(a), "b", &env), -EPIPE);
+    cr_expect_eq(rt_send(rt_client_actor(a), "b", &env), -EPIPE);
+    cr_expect_eq(rt_send(rt_client_actor(c), "b", &env), 0, "only a to b is broken");
+    cr_expect_eq(rt_send(rt_client_actor(a), "c", &env), 0);
+    cr_expect_eq(rt_send(rt_client_actor(a), "nobody", &env), -ENOENT);
+    rt_flush(rt_client_actor(a));
+    rt_flush(rt_client_actor(c));
+    cr_expect_eq(rt_client_lost(b), 2);
+    cr_expect_eq(rt_client_lost(c), 0);
+    rt_msg_t msg;
+    cr_assert_eq(rt_client_recv(b, &msg, 2000), 0, "c's event");
+    cr_expect_str_eq(msg.env->sender, "c");
+    rt_msg_release(&msg);
+    cr_expect_eq(rt_client_recv(b, &msg, 100), -ETIMEDOUT, "nothing of a's");
+    rt_stats_t stats;
+    rt_stats(rt, &stats);
+    cr_expect_eq(stats.tx_refused, 3, "two dropped, one unroutable");
+    rt_destroy(&rt);
+}
+
 /* ---- Actors starting actors ------------------------------------------------- */
 
 /* On a Ping, starts an echo on its own executor, then calls it. */

@@ -212,6 +212,18 @@ if start two --control "$c"; then
     ended two 7
 fi
 
+# A device host that does not end on SIGTERM (stopped here) is killed after
+# 5 s, and vmm run still ends: its private folder is in $tmp/stuck.
+c="ipc://$tmp/p/c3"
+mkdir -m 700 "$tmp/stuck"
+if TMPDIR="$tmp/stuck" start stuck --control "$c" --device testdev,host=ipc; then
+    pkill -STOP -f "vmm devhost --vm ipc://$tmp/stuck" || fail "stuck: no device host to stop"
+    expect 0 0 "" -- ctl "$c" poweroff 0
+    ended stuck 0
+    grep -q "the device host (pid [0-9]*) did not stop within 5 s: killed" "$tmp/stuck.err" &&
+        ok "stuck: the device host was killed" || fail "stuck: $(cat "$tmp/stuck.err")"
+fi
+
 # A snapshot mid-run, continued in a new process: guest memory (the MSIs
 # the guest counted), its registers and devices go on from there.
 c="ipc://$tmp/p/c4"

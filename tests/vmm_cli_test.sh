@@ -182,6 +182,29 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
             fails=$((fails + 1))
         fi
     fi
+    # A halt report that cannot reach vmm run ends it with an error within
+    # a second, where it used to wait for ever. With more VPs, another
+    # reports the power off, which ends the run as it should.
+    for case in "1 vm0/vp/0 1" "4 vm0/vp/0 0" "4 vm0/vp/3 0"; do
+        read -r vps from want <<<"$case"
+        if VMM_TEST_DROP="$from>vm0/vmm" timeout 20 "$vmm" run --vps "$vps" \
+            >"$tmp/out" 2>"$tmp/err"; then
+            got=0
+        else
+            got=$?
+        fi
+        if [ "$got" = "$want" ] && grep -q "$from: cannot report a halt to vm0/vmm" "$tmp/err" &&
+            { [ "$want" = 0 ] ||
+                grep -q "^vmm run: 1 event to vm0/vmm could not be delivered" "$tmp/err"; }; then
+            echo "ok: $vps VPs, a halt report from $from lost: vmm run ends with $want"
+        else
+            echo "FAIL: $vps VPs, a halt report from $from lost: vmm run ended with $got" \
+                "(124: killed), want $want:"
+            cat "$tmp/err"
+            fails=$((fails + 1))
+        fi
+    done
+    VMM_TEST_DROP=x expect 1 1 "VMM_TEST_DROP 'x': FROM>TO pairs" -- run
     expect 0 0 "" -- run --serial "$tmp/com1" --mem 16M # nothing on stdout
     if ! grep -q "Hello from the demo guest on vp 0" "$tmp/com1"; then
         echo "FAIL: --serial FILE: the greeting is not in the file"

@@ -7,6 +7,7 @@
  *   vmm trace ...          look at, export and replay traces (trace_tool.c)
  *   vmm ctl ENDPOINT ...   ask a running VM (ctl.c)
  */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -19,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "actors/devices/virtio_blk.h"
@@ -599,7 +601,11 @@ static void *s_keeper_main(void *arg)
     return NULL;
 }
 
-/* Stops the device host vmm started, and its keeper. */
+/* How long a device host has to stop on SIGTERM before it is killed. */
+#define S_DEVHOST_STOP_S 5
+
+/* Stops the device host vmm started, and its keeper: with SIGTERM, then
+ * SIGKILL if it has not ended within S_DEVHOST_STOP_S (stuck, or stopped). */
 static void s_remote_stop(s_remote_t *r)
 {
     if (!r->keeper_running)
@@ -609,7 +615,21 @@ static void s_remote_stop(s_remote_t *r)
     if (r->pid > 0)
         kill(r->pid, SIGTERM);
     pthread_mutex_unlock(&r->lock);
-    pthread_join(r->keeper, NULL);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += S_DEVHOST_STOP_S;
+    int rc;
+    while ((rc = pthread_timedjoin_np(r->keeper, NULL, &until)) == EINTR)
+        ;
+    if (rc) {
+        pthread_mutex_lock(&r->lock);
+        fprintf(stderr, "vmm run: the device host (pid %d) did not stop within %d s: killed\n",
+                (int)r->pid, S_DEVHOST_STOP_S);
+        if (r->pid > 0)
+            kill(r->pid, SIGKILL);
+        pthread_mutex_unlock(&r->lock);
+        pthread_join(r->keeper, NULL);
+    }
     r->keeper_running = false;
 }
 
@@ -782,6 +802,34 @@ static void s_drop_snapshot(Vmm__Snapshot__Snapshot **snap)
     if (*snap)
         vmm__snapshot__snapshot__free_unpacked(*snap, NULL);
     *snap = NULL;
+}
+
+/* VMM_TEST_DROP="FROM>TO[,FROM>TO...]": one-way envelopes from actor FROM
+ * to TO fail as if their route had broken (rt_fault_drop()), for tests of
+ * what is lost. */
+static int s_inject_faults(rt_t *rt, char *err, size_t errlen)
+{
+    const char *spec = getenv("VMM_TEST_DROP");
+    if (!spec || !*spec)
+        return 0;
+    char *copy = strdup(spec), *save = NULL;
+    int rc = copy ? 0 : -ENOMEM;
+    for (char *pair = copy ? strtok_r(copy, ",", &save) : NULL; pair && !rc;
+         pair = strtok_r(NULL, ",", &save)) {
+        char *to = strchr(pair, '>');
+        if (!to || to == pair || !to[1]) {
+            snprintf(err, errlen, "VMM_TEST_DROP '%s': FROM>TO pairs, comma-separated", spec);
+            rc = -EINVAL;
+            break;
+        }
+        *to++ = '\0';
+        if ((rc = rt_fault_drop(rt, pair, to)))
+            snprintf(err, errlen, "VMM_TEST_DROP: %s", strerror(-rc));
+    }
+    if (rc == -ENOMEM && !copy)
+        snprintf(err, errlen, "VMM_TEST_DROP: %s", strerror(ENOMEM));
+    free(copy);
+    return rc;
 }
 
 static int s_run(int argc, char **argv)
@@ -1104,6 +1152,8 @@ static int s_run(int argc, char **argv)
     if (vm && (s_remote_start(&remote, vm, err, sizeof err) ||
                (snap && snapshot_restore_devices(vm_client(vm), snap, cfg.elsewhere,
                                                  cfg.n_elsewhere, true, err, sizeof err))))
+        vm_destroy(&vm);
+    if (vm && s_inject_faults(vm_rt(vm), err, sizeof err))
         vm_destroy(&vm);
     if (!vm) {
         fprintf(stderr, "vmm run: %s\n", err);

@@ -745,6 +745,16 @@ int vm_next_event(vm_t *vm, vm_event_t *ev, int timeout_ms)
     }
 }
 
+/* How often vm_run() looks for events lost on their way to it. */
+#define S_LOST_CHECK_MS 1000
+
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int vm_run(vm_t *vm, char *why, size_t whylen)
 {
     int rc = vm->debugger ? 0 : vm_start(vm);
@@ -752,9 +762,24 @@ int vm_run(vm_t *vm, char *why, size_t whylen)
         snprintf(why, whylen, "the VPs did not start: %s", strerror(-rc));
         return 1;
     }
+    int64_t lost_at = 0;
     for (uint32_t resets = 0;;) {
         vm_event_t ev;
-        if (vm_next_event(vm, &ev, -1))
+        rc = vm_next_event(vm, &ev, S_LOST_CHECK_MS);
+        /* A halt that could not reach us would leave us waiting for ever:
+         * a loss ends the run once nothing came for a while, or a while
+         * after it was seen, unless what came meanwhile ended it. */
+        uint64_t lost = rt_client_lost(vm->client);
+        if (lost && !lost_at)
+            lost_at = s_now_ms();
+        if (lost && (rc || s_now_ms() - lost_at >= S_LOST_CHECK_MS)) {
+            snprintf(why, whylen,
+                     "%llu event%s to %s could not be delivered (see the log): what the VPs do "
+                     "is no longer known",
+                     (unsigned long long)lost, lost == 1 ? "" : "s", VM_CLIENT);
+            return 1;
+        }
+        if (rc)
             continue;
         if (ev.kind == VM_EVENT_GUEST_CALL) {
             if (ev.call == TESTDEV_CALL_ASSERT) {

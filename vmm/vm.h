@@ -170,7 +170,9 @@ int vm_reset(vm_t *vm, char *err, size_t errlen);
  * VP stopped by Stop (an operator's pause) is paused, not ended: it runs
  * again when the operator resumes it. With a debugger (vm_config_t.gdb),
  * the VPs start when it says so; halts that are not its own it passes on
- * here.
+ * here. An event to VM_CLIENT lost on its way (rt_client_lost()) ends it
+ * with 1 within a second, unless a halt that ends it came meanwhile: a
+ * lost halt would leave it waiting for ever.
  */
 int vm_run(vm_t *vm, char *why, size_t whylen);
 
