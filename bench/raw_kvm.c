@@ -41,19 +41,19 @@ static void s_seg(const loader_segment_t *in, struct kvm_segment *out)
 
 /* The vCPU's start state from the loader; CPUID first, which KVM wants
  * before SREGS (it checks CR4 and EFER bits against the CPUID). */
-static int s_boot_state(raw_kvm_t *k, const loader_vp_state_t *st)
+static int s_boot_state(raw_kvm_t *k, int vcpu, const loader_vp_state_t *st)
 {
     struct kvm_cpuid2 *cpuid = calloc(1, sizeof *cpuid + 256 * sizeof cpuid->entries[0]);
     if (!cpuid)
         return -ENOMEM;
     cpuid->nent = 256;
     int rc = ioctl(k->kvm, KVM_GET_SUPPORTED_CPUID, cpuid) < 0 ||
-                     ioctl(k->vcpu, KVM_SET_CPUID2, cpuid) < 0
+                     ioctl(vcpu, KVM_SET_CPUID2, cpuid) < 0
                  ? -errno
                  : 0;
     free(cpuid);
     struct kvm_sregs s;
-    if (rc || ioctl(k->vcpu, KVM_GET_SREGS, &s) < 0)
+    if (rc || ioctl(vcpu, KVM_GET_SREGS, &s) < 0)
         return rc ? rc : -errno;
     s_seg(&st->cs, &s.cs), s_seg(&st->ds, &s.ds), s_seg(&st->es, &s.es);
     s_seg(&st->fs, &s.fs), s_seg(&st->gs, &s.gs), s_seg(&st->ss, &s.ss);
@@ -63,7 +63,7 @@ static int s_boot_state(raw_kvm_t *k, const loader_vp_state_t *st)
     s.cr0 = st->cr0, s.cr3 = st->cr3, s.cr4 = st->cr4, s.efer = st->efer;
     struct kvm_regs r = {.rip = st->rip, .rsp = st->rsp, .rax = st->rax, .rbx = st->rbx,
                          .rsi = st->rsi, .rdi = st->rdi, .rflags = st->rflags};
-    if (ioctl(k->vcpu, KVM_SET_SREGS, &s) < 0 || ioctl(k->vcpu, KVM_SET_REGS, &r) < 0)
+    if (ioctl(vcpu, KVM_SET_SREGS, &s) < 0 || ioctl(vcpu, KVM_SET_REGS, &r) < 0)
         return -errno;
     return 0;
 }
@@ -120,7 +120,7 @@ int raw_kvm_open_image(raw_kvm_t *k, const loader_image_t *image, char *err, siz
         }
     }
     if (!rc)
-        rc = s_boot_state(k, loader_image_vp(image, 0));
+        rc = s_boot_state(k, k->vcpu, loader_image_vp(image, 0));
     if (rc) {
         errno = -rc;
         goto fail;
@@ -147,6 +147,36 @@ int raw_kvm_open(raw_kvm_t *k, const uint8_t *elf, size_t elf_len, uint64_t mem_
     int rc = raw_kvm_open_image(k, image, err, errlen);
     loader_image_destroy(&image);
     return rc;
+}
+
+int raw_kvm_add_vcpu(raw_kvm_t *k, const loader_image_t *image, uint32_t index,
+                     raw_kvm_vcpu_t *out)
+{
+    *out = (raw_kvm_vcpu_t){.fd = -1};
+    int size = ioctl(k->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (size <= 0 || (out->fd = ioctl(k->vm, KVM_CREATE_VCPU, index)) < 0)
+        return -errno;
+    out->run_size = (size_t)size;
+    out->run = mmap(NULL, out->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, out->fd, 0);
+    int rc = out->run == MAP_FAILED ? -errno : s_boot_state(k, out->fd, loader_image_vp(image, index));
+    /* An AP would wait for INIT and SIPI: this one starts as VP 0 does. */
+    struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_RUNNABLE};
+    if (!rc && ioctl(out->fd, KVM_SET_MP_STATE, &mp) < 0)
+        rc = -errno;
+    if (out->run == MAP_FAILED)
+        out->run = NULL;
+    if (rc)
+        raw_kvm_close_vcpu(out);
+    return rc;
+}
+
+void raw_kvm_close_vcpu(raw_kvm_vcpu_t *v)
+{
+    if (v->run)
+        munmap(v->run, v->run_size);
+    if (v->fd >= 0)
+        close(v->fd);
+    *v = (raw_kvm_vcpu_t){.fd = -1};
 }
 
 /* One port exit. Returns 1 once the guest powered off, 0 to go on, or a

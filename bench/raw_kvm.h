@@ -32,6 +32,20 @@ int raw_kvm_open(raw_kvm_t *k, const uint8_t *elf, size_t elf_len, uint64_t mem_
 int raw_kvm_open_image(raw_kvm_t *k, const loader_image_t *image, char *err, size_t errlen);
 void raw_kvm_close(raw_kvm_t *k);
 
+/* A further vCPU, which its caller runs. */
+typedef struct {
+    int fd;
+    struct kvm_run *run;
+    size_t run_size;
+} raw_kvm_vcpu_t;
+
+/* Adds vCPU `index` (1 and up: raw_kvm_open_image() made 0) in the start
+ * state the image gives VP index. Returns 0, or a negative errno with
+ * nothing left open. */
+int raw_kvm_add_vcpu(raw_kvm_t *k, const loader_image_t *image, uint32_t index,
+                     raw_kvm_vcpu_t *out);
+void raw_kvm_close_vcpu(raw_kvm_vcpu_t *v);
+
 /* What a benchmark answers itself while raw_kvm_run() runs its guest. */
 typedef struct {
     /* Its own ports: 0 when taken (a read's bytes written to data), 1 to

@@ -149,6 +149,27 @@ static int s_accepted(rt_client_t *c, rt_msg_t *msg)
     return 0;
 }
 
+typedef struct {
+    zmq_pollitem_t *items;
+    size_t n;
+    bool all; /* requests of its own await replies */
+} s_dealers_t;
+
+/* The dealers a receive watches: those of links (acknowledgements come
+ * back on them) and, while async requests await replies, every one. The
+ * others carry only replies to calls, which take them themselves (late
+ * ones are dropped by the next call on the route). zmq_poll() costs
+ * per socket: a client that ran hundreds of VPs would pay it for each
+ * event otherwise. */
+static void s_dealer_to_poll(void *arg, const char *key, void *value)
+{
+    (void)key;
+    s_dealers_t *d = arg;
+    const rt_route_t *route = value;
+    if (route->dealer && (d->all || route->link))
+        d->items[d->n++] = (zmq_pollitem_t){.socket = route->dealer, .events = ZMQ_POLLIN};
+}
+
 int rt_client_recv(rt_client_t *c, rt_msg_t *msg, int timeout_ms)
 {
     rt_executor_t *ex = c->ex;
@@ -176,11 +197,11 @@ int rt_client_recv(rt_client_t *c, rt_msg_t *msg, int timeout_ms)
             c->ctx.replied = true;
             continue;
         }
-        size_t n = 1 + ex->n_dealers;
-        zmq_pollitem_t items[n];
+        zmq_pollitem_t items[1 + ex->n_dealers];
         items[0] = (zmq_pollitem_t){.socket = actor->mailbox, .events = ZMQ_POLLIN};
-        for (size_t i = 0; i < ex->n_dealers; i++)
-            items[i + 1] = (zmq_pollitem_t){.socket = ex->dealers[i], .events = ZMQ_POLLIN};
+        s_dealers_t dealers = {items + 1, 0, ex->n_pending > 0};
+        rt_map_each(ex->routes, s_dealer_to_poll, &dealers);
+        size_t n = 1 + dealers.n;
         if (zmq_poll(items, (int)n, ms) < 0 && errno != EINTR)
             return -errno;
         if (items[0].revents & ZMQ_POLLIN) {

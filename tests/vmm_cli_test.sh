@@ -193,9 +193,10 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
         else
             got=$?
         fi
-        if [ "$got" = "$want" ] && grep -q "$from: cannot report a halt to vm0/vmm" "$tmp/err" &&
-            { [ "$want" = 0 ] ||
-                grep -q "^vmm run: 1 event to vm0/vmm could not be delivered" "$tmp/err"; }; then
+        # (With 4 VPs, vmm run may end before the VP dropped halts at all.)
+        if [ "$got" = "$want" ] && { [ "$want" = 0 ] || {
+            grep -q "$from: cannot report a halt to vm0/vmm" "$tmp/err" &&
+                grep -q "^vmm run: 1 event to vm0/vmm could not be delivered" "$tmp/err"; }; }; then
             echo "ok: $vps VPs, a halt report from $from lost: vmm run ends with $want"
         else
             echo "FAIL: $vps VPs, a halt report from $from lost: vmm run ended with $got" \
