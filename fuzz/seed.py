@@ -64,6 +64,18 @@ def envelopes(path):
                         yield ivalue
 
 
+def prefix(path, limit):
+    """A trace's first records, whole, up to limit bytes: a trace itself."""
+    data = open(path, "rb").read()
+    at = 0
+    while at + 4 <= len(data) and data[at]:
+        n, body = varint(data, at)
+        if body + n > limit:
+            break
+        at = body + n
+    return data[:at]
+
+
 def save(name, blob):
     folder = os.path.join("fuzz", "corpus", name)
     os.makedirs(folder, exist_ok=True)
@@ -79,6 +91,8 @@ def main():
             if env not in seen and len(env) <= 4096:
                 seen.add(env)
                 save("wire", env)
+    for trace in sorted(glob.glob("tests/traces/*.trace*")):
+        save("trace", prefix(trace, 8192))
     # Each model (device_fuzz.c's order), then a write and a read at its
     # first range's start, time passing, and a save and restore.
     for model in range(13):
@@ -94,7 +108,8 @@ def main():
         with tempfile.NamedTemporaryFile() as stripped:
             subprocess.run(["objcopy", "--strip-all", path, stripped.name], check=True)
             save("loader", bytes([1 if kernel else 0]) + open(stripped.name, "rb").read())
-    print(f"wire: {len(seen)} envelopes; device: 13; loader: {len(sys.argv) - 1}; gdb: 2")
+    print(f"wire: {len(seen)} envelopes; device: 13; loader: {len(sys.argv) - 1}; gdb: 2; "
+          f"trace: {len(glob.glob('tests/traces/*.trace*'))}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,11 @@ typedef struct {
     const rt_actor_spec_t *spec;
 } s_cmd_t;
 
+/* What one peer's frames queued at a mailbox with an endpoint may take,
+ * at most, and the fewest frames its queue holds whatever their size. */
+#define S_PEER_QUEUE_BYTES (128ll << 20)
+#define S_PEER_QUEUE_MIN 16
+
 void *rt_socket(rt_t *rt, int type)
 {
     void *s = zmq_socket(rt->zctx, type);
@@ -172,6 +177,16 @@ int rt_executor_add_actor(rt_executor_t *ex, const rt_actor_spec_t *spec)
     if (hard_limit < 256 * 1024)
         hard_limit = 256 * 1024; /* batch frames (actor.c) must fit */
     zmq_setsockopt(actor->mailbox, ZMQ_MAXMSGSIZE, &hard_limit, sizeof hard_limit);
+    /* A peer in another process that floods a mailbox bound for it fills
+     * its queue to the high-water mark and then waits (its sends fail after
+     * send_timeout_ms): a mark counted in frames of up to hard_limit bytes
+     * each bounds what it makes this process hold. */
+    if (spec->endpoint) {
+        int64_t frames = S_PEER_QUEUE_BYTES / hard_limit;
+        int hwm = frames < S_PEER_QUEUE_MIN ? S_PEER_QUEUE_MIN : (int)frames;
+        if (hwm < rt->cfg.queue_messages)
+            zmq_setsockopt(actor->mailbox, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    }
     /* Before anything can reach it: what it took before a restart. */
     if (spec->delivery_record && (rc = rt_link_record_open(actor, spec->delivery_record))) {
         rt_log(rt, actor, RT_LOG_ERROR, "cannot open the delivery record %s: %s",

@@ -62,7 +62,11 @@ typedef struct {
      * that does not read them loses them (counted in tx_refused). */
     int send_timeout_ms;
     /* How many messages a socket queues per peer, each way. 0 picks the
-     * default (100000). */
+     * default (100000). A mailbox bound to an ipc:// or tcp:// endpoint
+     * queues fewer from each peer: as many frames of the largest size
+     * ZeroMQ lets in (see max_message_bytes) as fit in 128 MiB, at least
+     * 16, so that a peer flooding it holds that much of this process's
+     * memory at most. */
     int queue_messages;
     /* Logging threshold; the default is RT_LOG_WARN (quiet). The VMM_LOG
      * environment variable (error|warn|info|debug|trace) overrides it. */

@@ -608,6 +608,9 @@ void rt_wire_pack(const Vmm__Envelope *env, const rt_wire_size_t *sizes, uint8_t
 /* alloc must be an arena: a fallback leaves the fast path's pieces in it. */
 int rt_wire_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t len,
                    Vmm__Envelope **out);
+/* Whether an envelope's bytes nest no deeper than the decoder allows (for
+ * a plain vmm__envelope__unpack() of bytes from a file). */
+bool rt_wire_depth_ok(const uint8_t *bytes, size_t len);
 size_t rt_wire_varint_size(uint64_t v);
 uint8_t *rt_wire_put_varint(uint8_t *p, uint64_t v);
 int rt_wire_get_varint_long(const uint8_t **p, const uint8_t *end, uint64_t *out);

@@ -158,6 +158,10 @@ uint64_t rt_trace_index(const rt_trace_reader_t *r)
 
 Vmm__Envelope *rt_trace_envelope(const Vmm__Trace__Message *m)
 {
+    /* protobuf-c recurses once per level: a crafted trace must not take
+     * the stack of the tool that reads it. */
+    if (!rt_wire_depth_ok(m->envelope.data, m->envelope.len))
+        return NULL;
     return vmm__envelope__unpack(NULL, m->envelope.len, m->envelope.data);
 }
 

@@ -536,3 +536,79 @@ Test(trace_files, cut_short_foreign_or_newer_files_say_why, .init = s_setup,
     cr_expect_neq(strstr(err, "version 99"), NULL, "%s", err);
     free(buf);
 }
+
+/* Appends one record, length-prefixed as the trace format has it. */
+static size_t s_put_record(uint8_t *out, const Vmm__Trace__Record *rec)
+{
+    size_t len = vmm__trace__record__get_packed_size(rec);
+    out[0] = 0x80 | (len & 0x7f);
+    out[1] = 0x80 | ((len >> 7) & 0x7f);
+    out[2] = 0x80 | ((len >> 14) & 0x7f);
+    out[3] = (uint8_t)(len >> 21);
+    vmm__trace__record__pack(rec, out + 4);
+    return 4 + len;
+}
+
+/* Writes the varint v just before p; returns where it starts. */
+static uint8_t *s_prepend_varint(uint8_t *p, size_t v)
+{
+    uint8_t b[10];
+    size_t n = 0;
+    do {
+        b[n++] = (uint8_t)((v & 0x7f) | (v >> 7 ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    p -= n;
+    memcpy(p, b, n);
+    return p;
+}
+
+/* A trace is a file anyone may hand the tools: an envelope in it nested
+ * 100 000 deep (an InspectNode in an InspectNode) must not take the stack
+ * of the reader, which decodes envelopes with protobuf-c. */
+Test(trace_files, an_envelope_nested_too_deep_does_not_decode, .init = s_setup,
+     .fini = s_teardown)
+{
+    enum { DEPTH = 100000 };
+    size_t cap = DEPTH * 6 + 64;
+    uint8_t *nest = malloc(cap), *end = nest + cap, *p = end;
+    for (int i = 0; i < DEPTH; i++) {
+        p = s_prepend_varint(p, (size_t)(end - p));
+        *--p = 0x1a; /* InspectNode.children: field 3, bytes */
+    }
+    p = s_prepend_varint(p, (size_t)(end - p));
+    *--p = 0x01; /* Envelope.inspect_reply: field 16, bytes */
+    *--p = 0x82;
+
+    Vmm__Trace__Header h = VMM__TRACE__HEADER__INIT;
+    h.magic = "vmm-trace";
+    h.version = 1;
+    Vmm__Trace__Record hr = VMM__TRACE__RECORD__INIT;
+    hr.record_case = VMM__TRACE__RECORD__RECORD_HEADER;
+    hr.header = &h;
+    Vmm__Trace__Message m = VMM__TRACE__MESSAGE__INIT;
+    m.actor = "echo";
+    m.executor = "ex0";
+    m.envelope = (ProtobufCBinaryData){(size_t)(end - p), p};
+    Vmm__Trace__Record mr = VMM__TRACE__RECORD__INIT;
+    mr.record_case = VMM__TRACE__RECORD__RECORD_MESSAGE;
+    mr.message = &m;
+    uint8_t *file = malloc(cap + 256);
+    size_t at = s_put_record(file, &hr);
+    at += s_put_record(file + at, &mr);
+    s_write_file(s_path, file, at);
+
+    char err[256];
+    rt_trace_reader_t *r = rt_trace_open(s_path, err, sizeof err);
+    cr_assert_not_null(r, "%s", err);
+    const Vmm__Trace__Record *rec;
+    cr_assert_eq(rt_trace_next(r, &rec, err, sizeof err), 1, "%s", err);
+    cr_assert_eq(rec->record_case, VMM__TRACE__RECORD__RECORD_MESSAGE);
+    cr_expect_null(rt_trace_envelope(rec->message), "refused, not decoded");
+    char text[512];
+    rt_trace_describe(rt_trace_header(r), rec, text, sizeof text);
+    cr_expect_neq(text[0], 0, "described all the same");
+    rt_trace_close(&r);
+    free(file);
+    free(nest);
+}

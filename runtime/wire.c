@@ -467,6 +467,11 @@ int rt_wire_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t len,
     return *out ? 0 : -EBADMSG;
 }
 
+bool rt_wire_depth_ok(const uint8_t *bytes, size_t len)
+{
+    return s_depth_ok(&vmm__envelope__descriptor, bytes, len, 0);
+}
+
 /* ---- Peeking ---------------------------------------------------------------- */
 
 static uint64_t s_peek_varint_field(const uint8_t *bytes, size_t len, uint64_t field)

@@ -220,10 +220,15 @@ static rt_t *s_runtime(const s_args_t *a)
     return rt;
 }
 
-/* A device's console, on a thread of its own: COM1's writes the host's
- * stdout; a virtio-console's its file=, else stdout, reading stdin. The
- * file is opened here and closed at exit. */
-static int s_start_console(rt_t *rt, const device_arg_t *d, const char *name)
+/* A device's console: COM1's writes the host's stdout, on COM1's own
+ * executor (beside), so that a line leaves in the turn that took the
+ * writes making it: a host killed after its delivery record took them
+ * has written them too (a console on a thread of its own lost a line in
+ * about one kill of three). A virtio-console's, on a thread of its own,
+ * writes its file=, else stdout, reading stdin. The file is opened here
+ * and closed at exit. */
+static int s_start_console(rt_t *rt, rt_executor_t *beside, const device_arg_t *d,
+                           const char *name)
 {
     int out = STDOUT_FILENO, in = -1;
     if (d->kind == DEVICE_ARG_VIRTIO_CONSOLE && d->file[0]) {
@@ -235,7 +240,7 @@ static int s_start_console(rt_t *rt, const device_arg_t *d, const char *name)
     } else if (d->kind == DEVICE_ARG_VIRTIO_CONSOLE) {
         in = STDIN_FILENO;
     }
-    rt_executor_t *ex = rt_executor_new(rt, name);
+    rt_executor_t *ex = beside ? beside : rt_executor_new(rt, name);
     console_config_t console = {.device = d->actor, .out_fd = out, .in_fd = in};
     rt_actor_spec_t spec = {.name = name, .ops = &console_ops, .arg = &console};
     int rc = ex ? rt_actor_start(ex, &spec) : -ENOMEM;
@@ -317,7 +322,8 @@ int devhost_main(int argc, char **argv)
         bool has_console = d->kind == DEVICE_ARG_SERIAL || d->kind == DEVICE_ARG_VIRTIO_CONSOLE;
         snprintf(console, sizeof console, "devhost/console/%s", d->name);
         rt_executor_t *ex = rt_executor_new(rt, d->name);
-        if (has_console && s_start_console(rt, d, console))
+        rt_executor_t *beside = d->kind == DEVICE_ARG_SERIAL ? ex : NULL;
+        if (has_console && s_start_console(rt, beside, d, console))
             status = S_EXIT_FAILED;
         else if (!ex || s_start(ex, &a, d, has_console ? console : NULL))
             status = S_EXIT_FAILED;

@@ -50,6 +50,9 @@
 #define S_MAX_TMPDIR 64
 /* How often vmm starts a device host again before it gives up. */
 #define S_MAX_RESTARTS 10
+/* A device host that lived this long before it died is started again
+ * with its count of deaths in a row back at one. */
+#define S_HEALTHY_MS 1000
 
 static void s_usage(FILE *f)
 {
@@ -258,7 +261,8 @@ typedef struct {
     pthread_mutex_t lock;
     pid_t pid;
     bool stopping;
-    int restarts;
+    int restarts;         /* deaths in a row, each soon after its start */
+    int64_t started_ms;   /* when the current host started (monotonic) */
     pthread_t keeper;
     bool keeper_running;
     const trace_opts_t *trace; /* what the device host records, if anything */
@@ -559,6 +563,13 @@ static bool s_stopping(s_remote_t *r)
     return stopping;
 }
 
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Starts the device host again whenever it dies, until vmm stops it: it
  * registers its devices again, and its delivery records (in the private
  * folder) let it go on where its predecessor stopped. */
@@ -577,7 +588,11 @@ static void *s_keeper_main(void *arg)
             break;
         char how[64];
         s_describe_status(status, how, sizeof how);
-        /* A host that dies at once must not be started in a tight loop. */
+        /* A host that dies at once must not be started in a tight loop;
+         * one that lived a while died of something else (a kill, a
+         * crash): the count starts again. */
+        if (s_now_ms() - r->started_ms >= S_HEALTHY_MS)
+            r->restarts = 0;
         int restarts = ++r->restarts;
         pthread_mutex_unlock(&r->lock);
         int pause_ms = 100 << (restarts < 5 ? restarts - 1 : 4);
@@ -594,6 +609,7 @@ static void *s_keeper_main(void *arg)
             break;
         }
         r->pid = s_start_devhost(r, r->partition);
+        r->started_ms = s_now_ms();
         fprintf(stderr, "vmm run: the device host died (%s); started another, pid %d\n", how,
                 (int)r->pid);
     }
@@ -657,6 +673,7 @@ static int s_remote_start(s_remote_t *r, vm_t *vm, char *err, size_t errlen)
         }
         wait_ms = r->wait_s * 1000;
     } else {
+        r->started_ms = s_now_ms();
         if ((r->pid = s_start_devhost(r, r->partition)) < 0) {
             snprintf(err, errlen, "cannot start the device host: %s", strerror(errno));
             return -errno;
