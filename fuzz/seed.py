@@ -76,6 +76,66 @@ def prefix(path, limit):
     return data[:at]
 
 
+def put_varint(v):
+    out = bytearray()
+    while True:
+        out.append((v & 0x7F) | (0x80 if v >> 7 else 0))
+        v >>= 7
+        if not v:
+            return bytes(out)
+
+
+def pb(number, payload):
+    """A length-delimited field: a message, a string or bytes."""
+    if isinstance(payload, str):
+        payload = payload.encode()
+    return put_varint(number << 3 | 2) + put_varint(len(payload)) + payload
+
+
+def envelope(receiver, body_field, body, request_id=1):
+    """An operator's envelope (envelope.proto: sender 1, receiver 2,
+    request_id 3, the body's field)."""
+    head = pb(1, "op") + pb(2, receiver)
+    if request_id:
+        head += put_varint(3 << 3) + put_varint(request_id)
+    return head + pb(body_field, body)
+
+
+def control_seeds():
+    """What vmm ctl sends (control.proto, vp.proto, rt.proto numbers)."""
+    control = [pb(1, b""), pb(1, put_varint(1 << 3) + put_varint(1)), pb(2, b""), pb(3, b""),
+               pb(4, put_varint(1 << 3) + put_varint(7)), pb(5, b""), pb(6, pb(1, "/nonexistent/x"))]
+    seeds = [envelope("vm0/control", 70, body) for body in control]
+    seeds += [envelope("vm0/vp/0", 30, pb(2, b"")),            # Stop
+              envelope("vm0/vp/0", 30, pb(2, b""), request_id=0),
+              envelope("vm0/vp/1", 30, pb(1, b"")),            # Run: refused
+              envelope("vm0/partition", 15, b""),              # Inspect
+              envelope("vm0/partition", 12, b""),              # Terminate: refused
+              envelope("vm1/vp/0", 15, b""),                   # another VM's
+              envelope("vm0/control", 13, pb(1, b"hello")),    # Ping
+              envelope("vm0/dev/com1", 50, b"")]
+    return seeds
+
+
+def registry_seeds():
+    """Steps for registry_fuzz.c: [op][actor][n][n bytes], op 0 adding a
+    RegisterDevice (devices.proto: name 1, ports 2 {start 1, len 2}, mmio 3
+    {start 1, end 2}, irq_lines 4, msi_count 5, required 7)."""
+    def num(field, v):
+        return put_varint(field << 3) + put_varint(v)
+
+    def add(actor, reg):
+        return bytes([0, actor, len(reg)]) + reg
+
+    com1 = pb(1, "com1") + pb(2, num(1, 0x3F8) + num(2, 8)) + num(4, 4) + num(7, 1)
+    disk = pb(1, "disk") + pb(3, num(1, 0xD0000000) + num(2, 0xD0001000)) + num(5, 2)
+    clash = pb(1, "com1b") + pb(2, num(1, 0x3FC) + num(2, 8)) + num(7, 1)
+    partial = pb(1, "com2") + pb(2, num(1, 0x3FC) + num(2, 8)) + pb(2, num(1, 0x2F8) + num(2, 8))
+    steps = add(0, com1) + add(1, disk) + add(2, clash) + add(3, partial)
+    return [steps + bytes([3, 0, 9]) + (0x3F8).to_bytes(8, "little") + b"\x01",
+            steps + bytes([1, 0, 1, 0]) + bytes([2, 1, 1, 1]) + add(2, clash)]
+
+
 def save(name, blob):
     folder = os.path.join("fuzz", "corpus", name)
     os.makedirs(folder, exist_ok=True)
@@ -93,6 +153,10 @@ def main():
                 save("wire", env)
     for trace in sorted(glob.glob("tests/traces/*.trace*")):
         save("trace", prefix(trace, 8192))
+    for seed in control_seeds():
+        save("control", seed)
+    for seed in registry_seeds():
+        save("registry", seed)
     # Each model (device_fuzz.c's order), then a write and a read at its
     # first range's start, time passing, and a save and restore.
     for model in range(13):
@@ -109,7 +173,8 @@ def main():
             subprocess.run(["objcopy", "--strip-all", path, stripped.name], check=True)
             save("loader", bytes([1 if kernel else 0]) + open(stripped.name, "rb").read())
     print(f"wire: {len(seen)} envelopes; device: 13; loader: {len(sys.argv) - 1}; gdb: 2; "
-          f"trace: {len(glob.glob('tests/traces/*.trace*'))}")
+          f"trace: {len(glob.glob('tests/traces/*.trace*'))}; control: {len(control_seeds())}; "
+          f"registry: {len(registry_seeds())}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # COM1's device host killed KILLS times in a row (SIGKILL) while the guest
 # (tests/guests/stream_lines) streams lines through it: vmm run starts
-# another each time, and every line comes out once, in order, to the last
-# the guest says it printed. Each host is killed once it has lived 1.2 s
+# another each time, and the lines come out in order, none twice, to the
+# last the guest says it printed; at most one a kill is lost. Each host is killed once it has lived 1.2 s
 # (one that lived a second starts vmm's count of deaths in a row again)
 # and lines have moved through it. Skips without a usable /dev/kvm.
 set -u
@@ -71,12 +71,23 @@ n=$(sed -nE 's/^stream: ([0-9]+) lines$/\1/p' "$tmp/out")
 [ -n "$n" ] || fail "the guest's last line is missing: $(tail -2 "$tmp/out")"
 restarts=$(grep -c "the device host died (killed by signal 9); started another" "$tmp/err")
 [ "$restarts" -eq "$kills" ] || fail "$restarts restarts for $kills kills"
-grep '^line ' "$tmp/out" >"$tmp/got"
-seq 0 $((n - 1)) | sed 's/^/line /' >"$tmp/want"
-if ! cmp -s "$tmp/got" "$tmp/want"; then
-    echo "FAIL: the lines are not 0 to $((n - 1)) once each, in order:"
-    diff "$tmp/want" "$tmp/got" | head -20
-    tail -3 "$tmp/out" | od -c | tail -8
-    exit 1
-fi
-echo "PASS: $kills kills in $(($(date +%s) - start)) s: $n lines, each once and in order"
+# Lines in order and none twice; a line may be lost only to a kill: the
+# instant between the host's delivery record taking a frame of posted
+# writes and COM1 writing them out (README, "Devices in other processes").
+awk -v n="$n" -v kills="$kills" '
+    /^stream: / { next }
+    /^line [0-9]+$/ {
+        if ($2 <= last && seen) { printf "FAIL: line %d after line %d\n", $2, last; bad = 1 }
+        last = $2; seen = 1; got++; next
+    }
+    { partial++ }
+    END {
+        lost = n - got
+        printf "%d lines of %d, %d lost, %d cut short, %d kills\n", got, n, lost, partial, kills
+        if (lost > kills || partial > lost) bad = 1
+        exit bad
+    }' "$tmp/out" >"$tmp/verdict"
+status=$?
+cat "$tmp/verdict"
+[ "$status" -eq 0 ] || fail "lines out of order, repeated, or lost beyond one a kill"
+echo "PASS: $kills kills in $(($(date +%s) - start)) s: $n lines, in order, none twice"

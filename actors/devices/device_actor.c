@@ -53,6 +53,7 @@ typedef struct {
     device_t *model;
     char *partition, *owner, *manager, *calls, *console; /* owned; each may be NULL */
     bool halt_if_lost;
+    bool console_unbuffered;
 
     uint64_t register_id; /* the registration's request, until answered */
     uint64_t handle;      /* 0 until registered */
@@ -530,7 +531,7 @@ static size_t s_env_console_write(device_env_t *env, const uint8_t *bytes, size_
         if (a->out_len == S_CONSOLE_LINE)
             s_console_flush(a);
     }
-    if (newline)
+    if (newline || a->console_unbuffered)
         s_console_flush(a);
     else if (a->out_len && !a->flush_armed &&
              !rt_timer_set(a->self, S_FLUSH_TIMER, rt_now_ns(a->self) + S_CONSOLE_FLUSH_NS,
@@ -1362,6 +1363,7 @@ static int s_init(rt_actor_t *self, void *arg)
     a->storage_fd = -1;
     a->state_fd = -1;
     a->halt_if_lost = cfg->halt_if_lost;
+    a->console_unbuffered = cfg->console_unbuffered;
     a->guest.by_message = cfg->guest_by_message;
     a->irqfds.enabled = cfg->msi_irqfd;
     a->irqfds.on_doorbell = s_on_doorbell_fd;

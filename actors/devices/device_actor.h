@@ -78,6 +78,10 @@ typedef struct {
     /* The console actor its console talks to (console.h); NULL: output is
      * discarded (counted) and there is no input. */
     const char *console;
+    /* Each console write leaves at once rather than a line at a time: in
+     * a device host, whose delivery record commits what it took at the end
+     * of each turn, nothing taken may wait in a buffer past it. */
+    bool console_unbuffered;
     /* The VM's synic actor (e.g. "vm0/synic") its SynIC environment talks
      * to; NULL: the VM has none, and those calls fail with -ENODEV. */
     const char *synic;
