@@ -469,7 +469,8 @@ int rt_wire_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t len,
 
 bool rt_wire_depth_ok(const uint8_t *bytes, size_t len)
 {
-    return s_depth_ok(&vmm__envelope__descriptor, bytes, len, 0);
+    /* (protobuf-c leaves an empty bytes field's data NULL) */
+    return !len || s_depth_ok(&vmm__envelope__descriptor, bytes, len, 0);
 }
 
 /* ---- Peeking ---------------------------------------------------------------- */

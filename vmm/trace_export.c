@@ -507,7 +507,8 @@ int trace_export(const char *const *files, size_t n, const char *out,
         rc = -ENOMEM;
     }
     if (!rc) {
-        qsort(x.events, x.n_events, sizeof *x.events, s_by_time);
+        if (x.n_events) /* (qsort() may not be given NULL) */
+            qsort(x.events, x.n_events, sizeof *x.events, s_by_time);
         rc = s_write(&x, out, err, errlen);
     }
     if (!rc && stats)
