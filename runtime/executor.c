@@ -497,12 +497,11 @@ static void s_blocking_turn(rt_executor_t *ex)
 static void *s_executor_main(void *arg)
 {
     rt_executor_t *ex = arg;
-    ex->thread = pthread_self();
     /* Named for top -H, perf and gdb: the executor's name, as the kernel
-     * keeps it (15 bytes). */
+     * keeps it (15 bytes). (ex->thread is its creator's to write.) */
     char name[16];
     snprintf(name, sizeof name, "%s", ex->name);
-    pthread_setname_np(ex->thread, name);
+    pthread_setname_np(pthread_self(), name);
     s_reply_int(ex->pipe_inner, 0); /* ready */
     while (!ex->stop) {
         if (ex->blocking && !ex->watcher_running && s_start_watcher(ex))
@@ -603,12 +602,11 @@ rt_executor_t *rt_executor_new(rt_t *rt, const char *name)
         return NULL;
     if (s_pipe_pair(ex) || s_track(rt, ex))
         goto fail;
-    pthread_t thread;
-    if (pthread_create(&thread, NULL, s_executor_main, ex)) {
+    /* Written before the thread starts: it kicks itself by it. */
+    if (pthread_create(&ex->thread, NULL, s_executor_main, ex)) {
         s_untrack(rt, ex);
         goto fail;
     }
-    ex->thread = thread;
     s_pipe_wait(ex);
     return ex;
 
