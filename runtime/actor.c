@@ -476,6 +476,7 @@ static int s_wait_reply(rt_actor_t *self, rt_route_t *route, uint64_t id, int ti
         zmq_msg_t frame;
         zmq_msg_init(&frame);
         if (zmq_msg_recv(&frame, dealer, flags) >= 0) {
+            rt_tsan_received();
             const uint8_t *bytes = zmq_msg_data(&frame);
             size_t len = zmq_msg_size(&frame);
             rt_msg_t lent, *msg = ctx->fn ? &lent : ctx->owned;
@@ -941,7 +942,7 @@ const char *rt_peer_key(const rt_actor_t *self)
 static int s_recv_frame(void *socket, zmq_msg_t *frame, int flags)
 {
     zmq_msg_init(frame);
-    if (zmq_msg_recv(frame, socket, flags) >= 0)
+    if (zmq_msg_recv(frame, socket, flags) >= 0 && (rt_tsan_received(), true))
         return 0;
     int rc = -errno;
     zmq_msg_close(frame);

@@ -82,6 +82,7 @@ static bool s_frame_is(zmq_msg_t *frame, const char *text)
 
 static void s_send_text(void *socket, const char *text, int flags)
 {
+    rt_tsan_sent();
     zmq_send(socket, text, strlen(text), flags);
 }
 
@@ -95,7 +96,9 @@ static void s_zap(rt_t *rt)
     for (bool more = true; more;) {
         zmq_msg_t *frame = &f[n];
         zmq_msg_init(frame);
-        if (zmq_msg_recv(frame, auth->zap, ZMQ_DONTWAIT) < 0) {
+        if (zmq_msg_recv(frame, auth->zap, ZMQ_DONTWAIT) >= 0) {
+            rt_tsan_received();
+        } else {
             zmq_msg_close(frame);
             if (!n)
                 return; /* nothing there after all */
@@ -230,6 +233,7 @@ static void s_monitor(rt_t *rt, s_watch_t *w)
             zmq_msg_close(&head);
             return;
         }
+        rt_tsan_received();
         zmq_msg_init(&addr);
         uint16_t event;
         uint32_t value;
@@ -283,11 +287,13 @@ static bool s_commands(rt_auth_t *auth)
     bool stop = false;
     s_cmd_t cmd;
     while (zmq_recv(auth->pipe_inner, &cmd, sizeof cmd, ZMQ_DONTWAIT) == sizeof cmd) {
+        rt_tsan_received();
         int rc = 0;
         if (cmd.op == S_CMD_WATCH)
             rc = s_watch_add(auth, cmd.pair, cmd.actor);
         else
             stop = true;
+        rt_tsan_sent();
         zmq_send(auth->pipe_inner, &rc, sizeof rc, 0);
     }
     return stop;
@@ -347,12 +353,15 @@ static int s_command(rt_auth_t *auth, s_cmd_op_t op, void *pair, const char *act
     s_cmd_t cmd = {.op = op, .pair = pair, .actor = actor};
     int rc = -EIO, value, n;
     pthread_mutex_lock(&auth->pipe_lock);
+    rt_tsan_sent();
     if (zmq_send(auth->pipe, &cmd, sizeof cmd, 0) == sizeof cmd) {
         /* An executor's thread gets kick signals. */
         while ((n = zmq_recv(auth->pipe, &value, sizeof value, 0)) < 0 && errno == EINTR)
             ;
-        if (n == sizeof value)
+        if (n == sizeof value) {
+            rt_tsan_received();
             rc = value;
+        }
     }
     pthread_mutex_unlock(&auth->pipe_lock);
     return rc;

@@ -220,6 +220,7 @@ int rt_client_recv(rt_client_t *c, rt_msg_t *msg, int timeout_ms)
                 zmq_msg_close(&frame);
                 continue;
             }
+            rt_tsan_received();
             rt_actor_t *who = NULL;
             const uint8_t *bytes = zmq_msg_data(&frame);
             size_t len = zmq_msg_size(&frame);

@@ -339,6 +339,7 @@ void rt_executor_reap(rt_executor_t *ex)
 
 static void s_reply_int(void *pipe, int value)
 {
+    rt_tsan_sent();
     zmq_send(pipe, &value, sizeof value, 0);
 }
 
@@ -350,6 +351,7 @@ bool rt_executor_drain_pipe(rt_executor_t *ex)
         int n = zmq_recv(ex->pipe_inner, &cmd, sizeof cmd, ZMQ_DONTWAIT);
         if (n < 0)
             return errno != EINTR;
+        rt_tsan_received();
         if (n != sizeof cmd)
             continue;
         switch (cmd.op) {
@@ -542,8 +544,10 @@ static int s_pipe_wait(rt_executor_t *ex)
 {
     int value;
     for (;;) {
-        if (zmq_recv(ex->pipe, &value, sizeof value, 0) == sizeof value)
+        if (zmq_recv(ex->pipe, &value, sizeof value, 0) == sizeof value) {
+            rt_tsan_received();
             return value;
+        }
         if (errno != EINTR && errno != EAGAIN)
             return -errno;
         /* A kick can land just before the executor blocks in its
@@ -559,6 +563,7 @@ static int s_command(rt_executor_t *ex, s_cmd_op_t op, const rt_actor_spec_t *sp
     s_cmd_t cmd = {.op = op, .spec = spec};
     pthread_mutex_lock(&ex->pipe_lock);
     int rc = -EIO;
+    rt_tsan_sent();
     if (zmq_send(ex->pipe, &cmd, sizeof cmd, 0) == sizeof cmd) {
         atomic_store(&ex->pipe_pending, 1);
         if (atomic_load(&ex->parked))

@@ -295,6 +295,7 @@ static void s_send_ack(rt_actor_t *actor, size_t i)
     s_put64(ack + 9, r->entries[i].last_seq);
     /* Replies never wait: a sender that is gone loses it, and sends
      * again what it thinks unacknowledged. */
+    rt_tsan_sent();
     if (zmq_send(actor->mailbox, a->ident, a->ident_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
         zmq_send(actor->mailbox, ack, sizeof ack, ZMQ_DONTWAIT);
     a->owed = 0;
@@ -353,6 +354,7 @@ static void s_take_acks(rt_executor_t *ex, rt_link_t *link)
             zmq_msg_close(&frame);
             return;
         }
+        rt_tsan_received();
         const uint8_t *bytes = zmq_msg_data(&frame);
         size_t len = zmq_msg_size(&frame);
         if (!rt_link_take_ack(ex, bytes, len))

@@ -305,6 +305,7 @@ static bool s_drain_dealer(rt_executor_t *ex, void *dealer)
             zmq_msg_close(&frame);
             return errno != EINTR;
         }
+        rt_tsan_received();
         rt_actor_receive_reply(ex, zmq_msg_data(&frame), zmq_msg_size(&frame));
         zmq_msg_close(&frame);
     }

@@ -161,6 +161,7 @@ fail:
 /* Sends one frame, retrying when a kick signal interrupts the call. */
 int rt_send_frame(void *socket, zmq_msg_t *frame, int flags)
 {
+    rt_tsan_sent();
     for (;;) {
         if (zmq_msg_send(frame, socket, flags) >= 0)
             return 0;

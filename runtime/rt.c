@@ -172,6 +172,22 @@ void rt_destroy(rt_t **rtp)
     *rtp = NULL;
 }
 
+#if defined(__SANITIZE_THREAD__)
+char rt_tsan_key;
+
+/* ThreadSanitizer's suppressions, the same for every program. libzmq is
+ * not built with TSan, so the hand-offs between its I/O threads and the
+ * threads that call it (its lock-free queues, its own atomics) are
+ * invisible to TSan: its allocations, copies and compares look racy, and
+ * so do libsodium's (CURVE), which its I/O threads call. What the runtime
+ * passes through it is ordered by rt_tsan_sent() and rt_tsan_received(). */
+const char *__tsan_default_suppressions(void);
+const char *__tsan_default_suppressions(void)
+{
+    return "called_from_lib:libzmq.so.5\ncalled_from_lib:libsodium.so.23\n";
+}
+#endif
+
 int rt_fault_drop(rt_t *rt, const char *from, const char *to)
 {
     size_t lf = strlen(from) + 1, lt = strlen(to) + 1;

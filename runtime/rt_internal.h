@@ -13,6 +13,28 @@
 /* A CURVE key in Z85 text. */
 #define RT_Z85_KEY_LEN 40
 
+/* ZeroMQ's queues are invisible to ThreadSanitizer (libzmq is not built
+ * with it): every send marks a release and every receive an acquire of one
+ * key of the process's, so that what a message carries is ordered by it as
+ * it is in fact. (A race that only unrelated messages in between would
+ * order can so hide from TSan.) */
+#if defined(__SANITIZE_THREAD__)
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+extern char rt_tsan_key;
+static inline void rt_tsan_sent(void)
+{
+    __tsan_release(&rt_tsan_key);
+}
+static inline void rt_tsan_received(void)
+{
+    __tsan_acquire(&rt_tsan_key);
+}
+#else
+static inline void rt_tsan_sent(void) {}
+static inline void rt_tsan_received(void) {}
+#endif
+
 typedef struct rt_auth_s rt_auth_t;
 typedef struct rt_trace_s rt_trace_t;
 typedef struct rt_replay_s rt_replay_t;

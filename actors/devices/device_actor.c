@@ -1466,6 +1466,7 @@ static int s_recipe(const void *arg, ProtobufCBinaryData *out)
     r.console = (char *)(cfg->console ? cfg->console : "");
     r.synic = (char *)(cfg->synic ? cfg->synic : "");
     r.halt_if_lost = cfg->halt_if_lost;
+    r.console_unbuffered = cfg->console_unbuffered;
     r.guest_by_message = cfg->guest_by_message;
     r.msi_irqfd = cfg->msi_irqfd;
     return rt_pb_pack(&r.base, out);
@@ -1500,6 +1501,7 @@ static int s_replay_start(rt_replay_config_t *cfg, const ProtobufCMessage *recip
         .console = s_or_null(r->console),
         .synic = s_or_null(r->synic),
         .halt_if_lost = r->halt_if_lost,
+        .console_unbuffered = r->console_unbuffered,
         .guest_by_message = r->guest_by_message,
         .msi_irqfd = r->msi_irqfd,
         .state_file = r->kept_state ? "" : NULL,

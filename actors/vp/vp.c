@@ -101,6 +101,12 @@ typedef struct {
     s_stats_t stats;
 } vp_t;
 
+/* The kick (another thread) and the VP both write it: atomically. */
+static void s_immediate_exit(vp_t *vp, uint8_t value)
+{
+    __atomic_store_n(&vp->run->immediate_exit, value, __ATOMIC_SEQ_CST);
+}
+
 /* ---- Halts ---------------------------------------------------------------- */
 
 /* Finishes the exit KVM is in the middle of, so that state is whole: KVM
@@ -111,10 +117,10 @@ static void s_complete(vp_t *vp)
 {
     if (!vp->needs_completion || vp->io.active)
         return;
-    vp->run->immediate_exit = 1;
+    s_immediate_exit(vp, 1);
     if (ioctl(vp->fd, KVM_RUN, 0) == 0 || errno == EINTR)
         vp->needs_completion = false;
-    vp->run->immediate_exit = 0;
+    s_immediate_exit(vp, 0);
 }
 
 static void s_halt(rt_actor_t *self, Vmm__Vp__Halted *h)
@@ -759,7 +765,7 @@ static rt_run_t s_run(rt_actor_t *self)
          * device through another path, must not see them late. */
         rt_flush(self);
         if (atomic_exchange(&vp->kicked, false)) {
-            vp->run->immediate_exit = 0;
+            s_immediate_exit(vp, 0);
             vp->stats.kicks++;
             return RT_RUN_AGAIN; /* a message waits */
         }
@@ -768,7 +774,7 @@ static rt_run_t s_run(rt_actor_t *self)
         vp->needs_completion = false;
         if (rc < 0 && (err == EINTR || err == EAGAIN)) {
             atomic_store(&vp->kicked, false);
-            vp->run->immediate_exit = 0;
+            s_immediate_exit(vp, 0);
             vp->stats.kicks++;
             return RT_RUN_AGAIN;
         }
@@ -785,7 +791,7 @@ static void s_kick(rt_actor_t *self)
 {
     vp_t *vp = rt_actor_state(self);
     atomic_store(&vp->kicked, true);
-    vp->run->immediate_exit = 1;
+    s_immediate_exit(vp, 1);
 }
 
 /* ---- Requests ---------------------------------------------------------------- */
