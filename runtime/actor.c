@@ -975,6 +975,15 @@ static rt_actor_t *s_gateway_to(rt_actor_t *actor, const char *receiver)
     return NULL;
 }
 
+/* Whether an actor of this process bears the name. */
+static bool s_names_local(rt_t *rt, const char *name)
+{
+    pthread_mutex_lock(&rt->lock);
+    bool local = rt_map_get(rt->actors, name) != NULL;
+    pthread_mutex_unlock(&rt->lock);
+    return local;
+}
+
 static bool s_accept(rt_actor_t *actor, rt_ctx_t *ctx, const Vmm__Envelope *env)
 {
     rt_t *rt = actor->rt;
@@ -1012,6 +1021,13 @@ static bool s_accept(rt_actor_t *actor, rt_ctx_t *ctx, const Vmm__Envelope *env)
         s_refuse(actor, ctx, env->sender, env->request_id, VMM__ERROR_CODE__NOT_FOUND,
                  "misaddressed: sent to \"%s\" but this mailbox is \"%s\"", env->receiver,
                  actor->name);
+        return false;
+    }
+    if (ctx->remote && env->sender && s_names_local(rt, env->sender)) {
+        /* Actors trust their own process's actors by name: a peer may not
+         * speak for one of them. */
+        s_deny(actor, ctx, env, "a peer in another process signed as %s, an actor of this one",
+               env->sender);
         return false;
     }
     if (actor->curve && ctx->remote) {

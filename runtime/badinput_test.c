@@ -394,6 +394,33 @@ Test(badinput, terminate_from_another_process_is_refused)
     cr_expect_eq(s_stats().rx_denied, 2);
 }
 
+/* A peer may not sign as an actor of the process it sends to: actors trust
+ * their own process's by name (a partition its VPs, say). */
+Test(badinput, a_peer_signing_as_a_local_actor_is_refused)
+{
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    Vmm__Rt__Ping ping = VMM__RT__PING__INIT;
+    env.receiver = "echo";
+    env.body_case = VMM__ENVELOPE__BODY_PING;
+    env.ping = &ping;
+    uint8_t buf[64];
+    const char *const local[] = {"echo", "neighbour", "apart"};
+    for (int i = 0; i < 3; i++) {
+        env.sender = (char *)local[i];
+        env.request_id = 60 + (uint64_t)i;
+        s_send(buf, vmm__envelope__pack(&env, buf), 0);
+        s_expect_error(60 + i, VMM__ERROR_CODE__PERMISSION_DENIED, "an actor of this one");
+    }
+    env.sender = "vm0/dev/elsewhere"; /* not of this process: taken */
+    env.request_id = 63;
+    s_send(buf, vmm__envelope__pack(&env, buf), 0);
+    Vmm__Envelope *reply = s_recv();
+    cr_expect_eq(reply->body_case, VMM__ENVELOPE__BODY_PONG);
+    cr_expect_eq(reply->reply_to, 63);
+    vmm__envelope__free_unpacked(reply, NULL);
+    cr_expect_eq(s_stats().rx_denied, 3);
+}
+
 /* Random bytes and bit-flipped envelopes (plain, and in batch frames), from
  * a fixed seed; the actor must keep answering and count what it refused. */
 Test(badinput, random_and_mutated_frames)
