@@ -136,6 +136,25 @@ def registry_seeds():
             steps + bytes([1, 0, 1, 0]) + bytes([2, 1, 1, 1]) + add(2, clash)]
 
 
+def synic_seeds():
+    """Programs for synic_fuzz.c: [op][vp][which][8-byte value][n][n bytes]
+    (op 0 WRMSR and 1 RDMSR of s_msrs[which], 2 a hypercall, 3 guest RAM
+    at page which, 4 a post to SINT which, 5 a guest port)."""
+    def step(op, vp, which, value, data=b""):
+        return bytes([op, vp, which]) + value.to_bytes(8, "little") + bytes([len(data)]) + data
+
+    enable = b"".join(step(0, vp, w, v) for vp in (0, 1) for w, v in
+                      ((0, 1), (8, 0x10000 + 0x2000 * vp + 1), (7, 0x11000 + 0x2000 * vp + 1),
+                       (5, 1), (11, 0x50)))
+    # HvCallPostMessage (0x5c): connection 1, type 1, 4 bytes, at 0x20000.
+    post_input = (1).to_bytes(4, "little") + bytes(4) + (1).to_bytes(4, "little") + \
+        (4).to_bytes(4, "little") + b"ping"
+    hypercall = step(3, 0, 0x20, 0, post_input) + step(2, 0, 0, 0x5C, (0x20000).to_bytes(8, "little"))
+    posts = step(4, 1, 2, 1, b"hello") + step(1, 1, 9, 0) + step(0, 1, 9, 0)
+    ports = step(5, 0, 2, 3) + step(6, 0, 0, 0) + step(1, 0, 2, 0)
+    return [enable, enable + hypercall, enable + posts, enable + ports]
+
+
 def save(name, blob):
     folder = os.path.join("fuzz", "corpus", name)
     os.makedirs(folder, exist_ok=True)
@@ -157,6 +176,8 @@ def main():
         save("control", seed)
     for seed in registry_seeds():
         save("registry", seed)
+    for seed in synic_seeds():
+        save("synic", seed)
     # Each model (device_fuzz.c's order), then a write and a read at its
     # first range's start, time passing, and a save and restore.
     for model in range(13):
@@ -174,7 +195,7 @@ def main():
             save("loader", bytes([1 if kernel else 0]) + open(stripped.name, "rb").read())
     print(f"wire: {len(seen)} envelopes; device: 13; loader: {len(sys.argv) - 1}; gdb: 2; "
           f"trace: {len(glob.glob('tests/traces/*.trace*'))}; control: {len(control_seeds())}; "
-          f"registry: {len(registry_seeds())}")
+          f"registry: {len(registry_seeds())}; synic: {len(synic_seeds())}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #include "actors/synic/testing/synic_harness.h"
 
-#include <criterion/criterion.h>
+#include <assert.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,7 +10,6 @@
 #include <x86intrin.h>
 
 #define S_CALL_TIMEOUT_MS 5000
-#define S_EXPECT_TIMEOUT_MS 2000
 
 static uint64_t s_mono_ns(void)
 {
@@ -49,30 +48,32 @@ uint64_t harness_tsc_khz(void)
     return khz;
 }
 
-harness_t *harness_new(uint32_t vp_count, uint32_t queue_limit)
+harness_t *harness_start(uint32_t vp_count, uint32_t queue_limit)
 {
+    const char *split = getenv("SYNIC_HARNESS_SPLIT");
+    bool split_on = split && !strcmp(split, "1");
+    if (split_on && vp_count > HARNESS_MAX_VPS)
+        return NULL;
     harness_t *h = calloc(1, sizeof *h);
-    cr_assert_not_null(h);
-    h->rt = rt_new(NULL);
-    cr_assert_not_null(h->rt);
+    if (!h || !(h->rt = rt_new(NULL)))
+        goto fail;
     h->partition = fake_partition_new(h->rt, HARNESS_PARTITION, HARNESS_RAM_SIZE);
     h->ex = rt_executor_new(h->rt, "synic");
     h->vp = rt_client_new(h->rt, HARNESS_VP);
     h->device = rt_client_new(h->rt, HARNESS_DEVICE);
     h->stranger = rt_client_new(h->rt, HARNESS_STRANGER);
     h->target = rt_client_new(h->rt, HARNESS_TARGET);
-    cr_assert(h->partition && h->ex && h->vp && h->device && h->stranger && h->target);
+    if (!h->partition || !h->ex || !h->vp || !h->device || !h->stranger || !h->target)
+        goto fail;
     h->cfg = (synic_config_t){.partition = HARNESS_PARTITION, .vp_count = vp_count,
                               .tsc_khz = harness_tsc_khz(), .tsc_offset = 0,
                               .tsc_at_zero = __rdtsc(), .queue_limit = queue_limit};
-    const char *split = getenv("SYNIC_HARNESS_SPLIT");
-    h->split = split && !strcmp(split, "1");
-    if (h->split) {
-        cr_assert_leq(vp_count, HARNESS_MAX_VPS);
+    h->split = split_on;
+    if (h->split)
         h->cfg.role = SYNIC_CENTRAL;
-    }
     rt_actor_spec_t spec = {.name = HARNESS_SYNIC, .ops = &synic_ops, .arg = &h->cfg};
-    cr_assert_eq(rt_actor_start(h->ex, &spec), 0);
+    if (rt_actor_start(h->ex, &spec))
+        goto fail;
     for (uint32_t vp = 0; h->split && vp < vp_count; vp++) {
         char name[64];
         synic_config_t cfg = h->cfg;
@@ -81,11 +82,14 @@ harness_t *harness_new(uint32_t vp_count, uint32_t queue_limit)
         cfg.central = HARNESS_SYNIC;
         synic_vp_actor(name, sizeof name, HARNESS_SYNIC, vp);
         h->vp_ex[vp] = rt_executor_new(h->rt, name);
-        cr_assert_not_null(h->vp_ex[vp]);
         rt_actor_spec_t vp_spec = {.name = name, .ops = &synic_ops, .arg = &cfg};
-        cr_assert_eq(rt_actor_start(h->vp_ex[vp], &vp_spec), 0);
+        if (!h->vp_ex[vp] || rt_actor_start(h->vp_ex[vp], &vp_spec))
+            goto fail;
     }
     return h;
+fail:
+    harness_destroy(&h);
+    return NULL;
 }
 
 void harness_destroy(harness_t **hp)
@@ -423,74 +427,6 @@ int harness_status_request(harness_t *h, Vmm__Synic__Request *req, uint32_t *sta
     return 0;
 }
 
-/* ---- The guest's side ------------------------------------------------------------ */
-
-void harness_wrmsr_ok(harness_t *h, uint32_t vp, uint32_t index, uint64_t value)
-{
-    int rc = harness_wrmsr(h, vp, index, value);
-    cr_assert_eq(rc, 0, "VP %u WRMSR 0x%x = 0x%llx: %d (%s)", vp, index,
-                 (unsigned long long)value, rc, rc == 1 ? "#GP" : h->last_error);
-}
-
-uint64_t harness_rdmsr_ok(harness_t *h, uint32_t vp, uint32_t index)
-{
-    uint64_t value = 0;
-    int rc = harness_rdmsr(h, vp, index, &value);
-    cr_assert_eq(rc, 0, "VP %u RDMSR 0x%x: %d (%s)", vp, index, rc,
-                 rc == 1 ? "#GP" : h->last_error);
-    return value;
-}
-
-void harness_enable_synic(harness_t *h, uint32_t vp)
-{
-    harness_wrmsr_ok(h, vp, SYNIC_MSR_SIMP, HARNESS_SIMP(vp) | SYNIC_ENABLE);
-    harness_wrmsr_ok(h, vp, SYNIC_MSR_SIEFP, HARNESS_SIEFP(vp) | SYNIC_ENABLE);
-    harness_wrmsr_ok(h, vp, SYNIC_MSR_SCONTROL, SYNIC_ENABLE);
-}
-
-void harness_unmask(harness_t *h, uint32_t vp, uint32_t sint, uint32_t vector)
-{
-    harness_wrmsr_ok(h, vp, SYNIC_MSR_SINT0 + sint, vector);
-}
-
-void harness_read_slot(harness_t *h, uint32_t vp, uint32_t sint, uint8_t slot[256])
-{
-    cr_assert_eq(fake_partition_read(h->partition, HARNESS_SIMP(vp) + 256u * sint, slot, 256),
-                 0);
-}
-
-bool harness_free_slot(harness_t *h, uint32_t vp, uint32_t sint)
-{
-    uint64_t gpa = HARNESS_SIMP(vp) + 256u * sint;
-    static const uint8_t none[4];
-    cr_assert_eq(fake_partition_write(h->partition, gpa, none, sizeof none), 0);
-    uint8_t flags;
-    cr_assert_eq(fake_partition_read(h->partition, gpa + SYNIC_MESSAGE_FLAGS_OFFSET, &flags, 1),
-                 0);
-    bool pending = flags & SYNIC_MESSAGE_PENDING;
-    if (pending)
-        harness_wrmsr_ok(h, vp, SYNIC_MSR_EOM, 0);
-    return pending;
-}
-
-void harness_expect_msi(harness_t *h, uint32_t vp, uint32_t vector)
-{
-    fake_msi_t msi;
-    cr_assert_eq(fake_partition_next_msi(h->partition, S_EXPECT_TIMEOUT_MS, &msi), 0,
-                 "no MSI for VP %u vector 0x%x", vp, vector);
-    cr_assert_eq(msi.address, 0xfee00000u | (uint64_t)vp << 12,
-                 "MSI address 0x%llx, not VP %u's", (unsigned long long)msi.address, vp);
-    cr_assert_eq(msi.data, vector, "MSI vector 0x%x, not 0x%x", msi.data, vector);
-}
-
-void harness_expect_no_msi(harness_t *h, int ms)
-{
-    fake_msi_t msi;
-    int rc = fake_partition_next_msi(h->partition, ms, &msi);
-    cr_assert_neq(rc, 0, "an unexpected MSI: address 0x%llx vector 0x%x",
-                  (unsigned long long)msi.address, msi.data);
-}
-
 /* ---- Receiving and introspection --------------------------------------------------- */
 
 static harness_inbox_t *s_inbox(harness_t *h, rt_client_t *c)
@@ -498,7 +434,7 @@ static harness_inbox_t *s_inbox(harness_t *h, rt_client_t *c)
     for (size_t i = 0; i < h->n_inboxes; i++)
         if (h->inboxes[i].client == c)
             return &h->inboxes[i];
-    cr_assert_lt(h->n_inboxes, HARNESS_INBOXES, "too many receiving clients");
+    assert(h->n_inboxes < HARNESS_INBOXES); /* one a client: there are four */
     harness_inbox_t *inbox = &h->inboxes[h->n_inboxes++];
     inbox->client = c;
     return inbox;

@@ -66,7 +66,9 @@ uint64_t harness_tsc_khz(void);
 
 /* Starts a synic for vp_count VPs (queue_limit 0: the default), with the
  * reference time starting now, whole or split as the environment says.
- * Fails the test on error. */
+ * harness_start() returns NULL on error; harness_new() fails the test
+ * (synic_harness_expect.c, with the other Criterion steps below). */
+harness_t *harness_start(uint32_t vp_count, uint32_t queue_limit);
 harness_t *harness_new(uint32_t vp_count, uint32_t queue_limit);
 void harness_destroy(harness_t **h);
 
