@@ -1364,6 +1364,39 @@ Test(vm, a_device_acts_only_within_its_registration)
     req.reset = &reset;
     cr_expect_eq(s_partition_code(dev, &req), denied, "a reset of the VM");
 
+    /* A line's level, one-way: its own line is taken, another's refused
+     * (counted; the call after it comes after it). */
+    Vmm__Devices__IrqLineChanged line = VMM__DEVICES__IRQ_LINE_CHANGED__INIT;
+    line.irq = 6;
+    line.high = true;
+    Vmm__Devices__Event ev = VMM__DEVICES__EVENT__INIT;
+    ev.event_case = VMM__DEVICES__EVENT__EVENT_IRQ_LINE_CHANGED;
+    ev.irq_line_changed = &line;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_EVENT;
+    env.device_event = &ev;
+    cr_assert_eq(rt_send(dev, VM_HARNESS_PARTITION, &env), 0);
+    line.irq = 5;
+    cr_assert_eq(rt_send(dev, VM_HARNESS_PARTITION, &env), 0);
+    line.high = false;
+    cr_assert_eq(rt_send(dev, VM_HARNESS_PARTITION, &env), 0);
+    /* An MSI's irqfd, to a device given no MSI. */
+    Vmm__Devices__GetMsiIrqfd get = VMM__DEVICES__GET_MSI_IRQFD__INIT;
+    get.address = 0xfee00000;
+    get.data = 0x41;
+    Vmm__Devices__Request dreq = VMM__DEVICES__REQUEST__INIT;
+    dreq.op_case = VMM__DEVICES__REQUEST__OP_GET_MSI_IRQFD;
+    dreq.get_msi_irqfd = &get;
+    Vmm__Envelope denv = VMM__ENVELOPE__INIT;
+    denv.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    denv.device_request = &dreq;
+    rt_msg_t got;
+    cr_assert_eq(rt_call(dev, VM_HARNESS_PARTITION, &denv, &got, 10000), 0);
+    cr_expect_eq(got.env->body_case, VMM__ENVELOPE__BODY_ERROR, "an irqfd for no MSI of its own");
+    if (got.env->body_case == VMM__ENVELOPE__BODY_ERROR)
+        cr_expect_eq(got.env->error->code, denied);
+    rt_msg_release(&got);
+
     cr_expect_eq(s_request_msi(rt_client_actor(stranger)), denied, "another VM's actor");
     rt_msg_t reply;
     cr_assert_eq(vm_harness_register(rt_client_actor(stranger), "stranger", false, 0x600, 8,
@@ -1374,7 +1407,7 @@ Test(vm, a_device_acts_only_within_its_registration)
     rt_msg_release(&reply);
 
     rt_actor_t *test = rt_client_actor(h.client);
-    cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "denied"), 6);
+    cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "denied"), 8);
     cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "msis"), 1);
     cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "devices"), 2);
     rt_client_destroy(&stranger);
