@@ -123,27 +123,6 @@ static int s_each_vp_once(vm_t *vm, uint32_t n, bool stop, char *err, size_t err
     return 0;
 }
 
-/* Stop, one-way, to every VP. */
-static int s_stop_all(vm_t *vm, uint32_t n)
-{
-    Vmm__Vp__Stop stop = VMM__VP__STOP__INIT;
-    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
-    req.op_case = VMM__VP__REQUEST__OP_STOP;
-    req.stop = &stop;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
-    env.vp_request = &req;
-    for (uint32_t vp = 0; vp < n; vp++) {
-        char name[32];
-        snprintf(name, sizeof name, "vm0/vp/%u", vp);
-        int rc = rt_send(vm_client(vm), name, &env);
-        if (rc)
-            return rc;
-    }
-    rt_flush(vm_client(vm));
-    return 0;
-}
-
 static void s_actors_vm(uint32_t n, s_figures_t *f, double *stops, double *starts)
 {
     vm_config_t cfg = {.elf = guest_bench_scale_elf, .elf_len = guest_bench_scale_elf_len,
@@ -164,7 +143,7 @@ static void s_actors_vm(uint32_t n, s_figures_t *f, double *stops, double *start
     f->first_ns = s_now_ns() - t0;
     for (long c = 0; c < s_cycles; c++) {
         t0 = s_now_ns();
-        if ((rc = s_stop_all(vm, n))) {
+        if ((rc = vm_stop(vm))) {
             snprintf(f->err, sizeof f->err, "round %ld: Stop: %s", c, strerror(-rc));
             goto out;
         }

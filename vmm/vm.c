@@ -570,6 +570,25 @@ int vm_start(vm_t *vm)
     return 0;
 }
 
+int vm_stop(vm_t *vm)
+{
+    Vmm__Vp__Stop stop = VMM__VP__STOP__INIT;
+    Vmm__Vp__Request req = VMM__VP__REQUEST__INIT;
+    req.op_case = VMM__VP__REQUEST__OP_STOP;
+    req.stop = &stop;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_VP_REQUEST;
+    env.vp_request = &req;
+    int rc = 0;
+    for (uint32_t vp = 0; vp < vm->n_vps && !rc; vp++) {
+        char name[32];
+        s_vp_name(vp, name, sizeof name);
+        rc = rt_send(vm_client(vm), name, &env);
+    }
+    rt_flush(vm_client(vm));
+    return rc;
+}
+
 int vm_reset(vm_t *vm, char *err, size_t errlen)
 {
     Vmm__Partition__Reset op = VMM__PARTITION__RESET__INIT;

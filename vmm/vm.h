@@ -135,6 +135,9 @@ void vm_destroy(vm_t **vm);
 
 /* Sends Run to every VP. Returns 0 or a negative errno. */
 int vm_start(vm_t *vm);
+/* Sends Stop to every VP, one-way: each running VP's Halted (stop) comes
+ * to vm_next_event(). Returns 0 or the first failed send's negative errno. */
+int vm_stop(vm_t *vm);
 
 typedef enum { VM_EVENT_HALT, VM_EVENT_GUEST_CALL } vm_event_kind_t;
 
