@@ -1028,6 +1028,56 @@ static void s_read_ram(vm_harness_t *h, uint64_t gpa, void *buf, uint32_t len)
     rt_msg_release(&reply);
 }
 
+/* A guest memory request's error code (0: answered with data or an Ack). */
+static int s_guest_memory_code(vm_harness_t *h, Vmm__Devices__Request *req)
+{
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_device_call(rt_client_actor(h->client), req, &reply), 0);
+    int code = reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? (int)reply.env->error->code : 0;
+    rt_msg_release(&reply);
+    return code;
+}
+
+/* Guest memory by message: at most 64 KiB a request, inside RAM, and an
+ * update of 1, 2, 4 or 8 aligned bytes; anything else is refused. */
+Test(vm, guest_memory_requests_are_bounded_and_checked)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    const int invalid = VMM__ERROR_CODE__INVALID_ARGUMENT;
+    Vmm__Devices__ReadGuestMemory rd = VMM__DEVICES__READ_GUEST_MEMORY__INIT;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_READ_GUEST_MEMORY;
+    req.read_guest_memory = &rd;
+    rd.length = 65536;
+    cr_expect_eq(s_guest_memory_code(&h, &req), 0, "64 KiB at once");
+    rd.length = 65537;
+    cr_expect_eq(s_guest_memory_code(&h, &req), invalid, "a byte more");
+    rd.gpa = S_MEM - 4;
+    rd.length = 8;
+    cr_expect_eq(s_guest_memory_code(&h, &req), invalid, "across RAM's end");
+
+    Vmm__Devices__UpdateGuestMemory up = VMM__DEVICES__UPDATE_GUEST_MEMORY__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_UPDATE_GUEST_MEMORY;
+    req.update_guest_memory = &up;
+    up.gpa = 0x1000;
+    up.size = 4;
+    up.and_mask = ~0ull;
+    cr_expect_eq(s_guest_memory_code(&h, &req), 0, "4 aligned bytes");
+    const struct {
+        uint64_t gpa;
+        uint32_t size;
+    } bad[] = {{0x1000, 3}, {0x1000, 0}, {0x1002, 4}, {0x1004, 16}, {S_MEM - 4, 8}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        up.gpa = bad[i].gpa;
+        up.size = bad[i].size;
+        cr_expect_eq(s_guest_memory_code(&h, &req), invalid, "an update of %u at 0x%llx",
+                     bad[i].size, (unsigned long long)bad[i].gpa);
+    }
+    vm_harness_stop(&h);
+}
+
 /* SaveMemory, or LoadMemory (read back first with copy, else on demand). */
 static int s_ram_file(vm_harness_t *h, bool save, const char *path, bool copy)
 {
@@ -1279,6 +1329,16 @@ static int s_partition_code(rt_actor_t *from, Vmm__Partition__Request *req)
     return code;
 }
 
+/* A devices.proto request's error code (0: answered). */
+static int s_device_code(rt_actor_t *from, Vmm__Devices__Request *req)
+{
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_device_call(from, req, &reply), 0);
+    int code = reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? (int)reply.env->error->code : 0;
+    rt_msg_release(&reply);
+    return code;
+}
+
 static int s_request_msi(rt_actor_t *from)
 {
     Vmm__Partition__MsiRequest m = VMM__PARTITION__MSI_REQUEST__INIT;
@@ -1380,22 +1440,26 @@ Test(vm, a_device_acts_only_within_its_registration)
     cr_assert_eq(rt_send(dev, VM_HARNESS_PARTITION, &env), 0);
     line.high = false;
     cr_assert_eq(rt_send(dev, VM_HARNESS_PARTITION, &env), 0);
-    /* An MSI's irqfd, to a device given no MSI. */
+    /* Descriptors: an MSI's irqfd to a device given no MSI, a line's irqfd
+     * for another's line, a doorbell not its own. */
     Vmm__Devices__GetMsiIrqfd get = VMM__DEVICES__GET_MSI_IRQFD__INIT;
     get.address = 0xfee00000;
     get.data = 0x41;
     Vmm__Devices__Request dreq = VMM__DEVICES__REQUEST__INIT;
     dreq.op_case = VMM__DEVICES__REQUEST__OP_GET_MSI_IRQFD;
     dreq.get_msi_irqfd = &get;
-    Vmm__Envelope denv = VMM__ENVELOPE__INIT;
-    denv.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
-    denv.device_request = &dreq;
-    rt_msg_t got;
-    cr_assert_eq(rt_call(dev, VM_HARNESS_PARTITION, &denv, &got, 10000), 0);
-    cr_expect_eq(got.env->body_case, VMM__ENVELOPE__BODY_ERROR, "an irqfd for no MSI of its own");
-    if (got.env->body_case == VMM__ENVELOPE__BODY_ERROR)
-        cr_expect_eq(got.env->error->code, denied);
-    rt_msg_release(&got);
+    cr_expect_eq(s_device_code(dev, &dreq), denied, "an irqfd for no MSI of its own");
+    Vmm__Devices__GetLineIrqfd get_line = VMM__DEVICES__GET_LINE_IRQFD__INIT;
+    get_line.line = 6;
+    dreq.op_case = VMM__DEVICES__REQUEST__OP_GET_LINE_IRQFD;
+    dreq.get_line_irqfd = &get_line;
+    cr_expect_eq(s_device_code(dev, &dreq), denied, "an irqfd for another's line");
+    Vmm__Devices__GetDoorbellFd get_db = VMM__DEVICES__GET_DOORBELL_FD__INIT;
+    get_db.handle = 12345;
+    dreq.op_case = VMM__DEVICES__REQUEST__OP_GET_DOORBELL_FD;
+    dreq.get_doorbell_fd = &get_db;
+    cr_expect_eq(s_device_code(dev, &dreq), VMM__ERROR_CODE__NOT_FOUND,
+                 "a doorbell not its own");
 
     cr_expect_eq(s_request_msi(rt_client_actor(stranger)), denied, "another VM's actor");
     rt_msg_t reply;
@@ -1407,7 +1471,7 @@ Test(vm, a_device_acts_only_within_its_registration)
     rt_msg_release(&reply);
 
     rt_actor_t *test = rt_client_actor(h.client);
-    cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "denied"), 8);
+    cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "denied"), 9);
     cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "msis"), 1);
     cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "devices"), 2);
     rt_client_destroy(&stranger);
