@@ -1028,11 +1028,11 @@ static void s_read_ram(vm_harness_t *h, uint64_t gpa, void *buf, uint32_t len)
     rt_msg_release(&reply);
 }
 
-/* A guest memory request's error code (0: answered with data or an Ack). */
-static int s_guest_memory_code(vm_harness_t *h, Vmm__Devices__Request *req)
+/* A devices.proto request's error code (0: answered). */
+static int s_device_code(rt_actor_t *from, Vmm__Devices__Request *req)
 {
     rt_msg_t reply;
-    cr_assert_eq(vm_harness_device_call(rt_client_actor(h->client), req, &reply), 0);
+    cr_assert_eq(vm_harness_device_call(from, req, &reply), 0);
     int code = reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? (int)reply.env->error->code : 0;
     rt_msg_release(&reply);
     return code;
@@ -1051,12 +1051,12 @@ Test(vm, guest_memory_requests_are_bounded_and_checked)
     req.op_case = VMM__DEVICES__REQUEST__OP_READ_GUEST_MEMORY;
     req.read_guest_memory = &rd;
     rd.length = 65536;
-    cr_expect_eq(s_guest_memory_code(&h, &req), 0, "64 KiB at once");
+    cr_expect_eq(s_device_code(rt_client_actor(h.client), &req), 0, "64 KiB at once");
     rd.length = 65537;
-    cr_expect_eq(s_guest_memory_code(&h, &req), invalid, "a byte more");
+    cr_expect_eq(s_device_code(rt_client_actor(h.client), &req), invalid, "a byte more");
     rd.gpa = S_MEM - 4;
     rd.length = 8;
-    cr_expect_eq(s_guest_memory_code(&h, &req), invalid, "across RAM's end");
+    cr_expect_eq(s_device_code(rt_client_actor(h.client), &req), invalid, "across RAM's end");
 
     Vmm__Devices__UpdateGuestMemory up = VMM__DEVICES__UPDATE_GUEST_MEMORY__INIT;
     req.op_case = VMM__DEVICES__REQUEST__OP_UPDATE_GUEST_MEMORY;
@@ -1064,7 +1064,7 @@ Test(vm, guest_memory_requests_are_bounded_and_checked)
     up.gpa = 0x1000;
     up.size = 4;
     up.and_mask = ~0ull;
-    cr_expect_eq(s_guest_memory_code(&h, &req), 0, "4 aligned bytes");
+    cr_expect_eq(s_device_code(rt_client_actor(h.client), &req), 0, "4 aligned bytes");
     const struct {
         uint64_t gpa;
         uint32_t size;
@@ -1072,7 +1072,7 @@ Test(vm, guest_memory_requests_are_bounded_and_checked)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         up.gpa = bad[i].gpa;
         up.size = bad[i].size;
-        cr_expect_eq(s_guest_memory_code(&h, &req), invalid, "an update of %u at 0x%llx",
+        cr_expect_eq(s_device_code(rt_client_actor(h.client), &req), invalid, "an update of %u at 0x%llx",
                      bad[i].size, (unsigned long long)bad[i].gpa);
     }
     vm_harness_stop(&h);
@@ -1324,16 +1324,6 @@ static int s_partition_code(rt_actor_t *from, Vmm__Partition__Request *req)
     env.partition_request = req;
     rt_msg_t reply;
     cr_assert_eq(rt_call(from, VM_HARNESS_PARTITION, &env, &reply, 10000), 0);
-    int code = reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? (int)reply.env->error->code : 0;
-    rt_msg_release(&reply);
-    return code;
-}
-
-/* A devices.proto request's error code (0: answered). */
-static int s_device_code(rt_actor_t *from, Vmm__Devices__Request *req)
-{
-    rt_msg_t reply;
-    cr_assert_eq(vm_harness_device_call(from, req, &reply), 0);
     int code = reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? (int)reply.env->error->code : 0;
     rt_msg_release(&reply);
     return code;
