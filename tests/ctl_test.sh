@@ -217,6 +217,11 @@ fi
 c="ipc://$tmp/p/c3"
 mkdir -m 700 "$tmp/stuck"
 if TMPDIR="$tmp/stuck" start stuck --control "$c" --device testdev,host=ipc; then
+    # The private folder of the device host's socket and keys: the user's alone.
+    private=$(ls -d "$tmp/stuck"/vmm-* 2>/dev/null | head -1)
+    [ -n "$private" ] && [ "$(stat -c %a "$private")" = 700 ] &&
+        ok "stuck: the private folder is the user's alone" ||
+        fail "stuck: the private folder: '${private}' $(stat -c %a "$private" 2>&1)"
     pkill -STOP -f "vmm devhost --vm ipc://$tmp/stuck" || fail "stuck: no device host to stop"
     expect 0 0 "" -- ctl "$c" poweroff 0
     ended stuck 0
