@@ -107,24 +107,14 @@ int raw_kvm_open_image(raw_kvm_t *k, const loader_image_t *image, char *err, siz
     for (size_t i = 0; i < n; i++)
         memcpy((uint8_t *)k->mem + chunks[i].gpa, chunks[i].bytes, chunks[i].len);
     what = "the vCPU";
-    rc = 0;
-    int size = ioctl(k->kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-    if (size <= 0 || (k->vcpu = ioctl(k->vm, KVM_CREATE_VCPU, 0)) < 0)
-        rc = -errno;
-    if (!rc) {
-        k->run_size = (size_t)size;
-        k->run = mmap(NULL, k->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, k->vcpu, 0);
-        if (k->run == MAP_FAILED) {
-            rc = -errno;
-            k->run = NULL;
-        }
-    }
-    if (!rc)
-        rc = s_boot_state(k, k->vcpu, loader_image_vp(image, 0));
-    if (rc) {
+    raw_kvm_vcpu_t v;
+    if ((rc = raw_kvm_add_vcpu(k, image, 0, &v))) {
         errno = -rc;
         goto fail;
     }
+    k->vcpu = v.fd;
+    k->run = v.run;
+    k->run_size = v.run_size;
     what = "KVM_GET_TSC_KHZ";
     int khz = ioctl(k->vcpu, KVM_GET_TSC_KHZ, 0);
     if (khz <= 0)
@@ -161,7 +151,7 @@ int raw_kvm_add_vcpu(raw_kvm_t *k, const loader_image_t *image, uint32_t index,
     int rc = out->run == MAP_FAILED ? -errno : s_boot_state(k, out->fd, loader_image_vp(image, index));
     /* An AP would wait for INIT and SIPI: this one starts as VP 0 does. */
     struct kvm_mp_state mp = {.mp_state = KVM_MP_STATE_RUNNABLE};
-    if (!rc && ioctl(out->fd, KVM_SET_MP_STATE, &mp) < 0)
+    if (!rc && index && ioctl(out->fd, KVM_SET_MP_STATE, &mp) < 0)
         rc = -errno;
     if (out->run == MAP_FAILED)
         out->run = NULL;

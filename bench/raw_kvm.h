@@ -39,9 +39,10 @@ typedef struct {
     size_t run_size;
 } raw_kvm_vcpu_t;
 
-/* Adds vCPU `index` (1 and up: raw_kvm_open_image() made 0) in the start
- * state the image gives VP index. Returns 0, or a negative errno with
- * nothing left open. */
+/* Adds vCPU `index` in the start state the image gives VP index
+ * (raw_kvm_open_image() makes 0 so; a further one starts running, not
+ * waiting for INIT and SIPI). Returns 0, or a negative errno with nothing
+ * left open. */
 int raw_kvm_add_vcpu(raw_kvm_t *k, const loader_image_t *image, uint32_t index,
                      raw_kvm_vcpu_t *out);
 void raw_kvm_close_vcpu(raw_kvm_vcpu_t *v);

@@ -172,51 +172,41 @@ int rt_send_frame(void *socket, zmq_msg_t *frame, int flags)
 
 typedef struct {
     uint64_t serial;
-    bool found;
+    rt_actor_t *actor;
 } s_serial_find_t;
 
 static void s_find_serial(void *arg, const char *key, void *value)
 {
     (void)key;
     s_serial_find_t *f = arg;
-    f->found |= ((rt_actor_t *)value)->serial == f->serial;
+    if (((rt_actor_t *)value)->serial == f->serial)
+        f->actor = value;
+}
+
+/* The in-process actor of that serial, or NULL once it has gone; the
+ * caller holds rt->lock. */
+static rt_actor_t *s_actor_of_serial(rt_t *rt, uint64_t serial)
+{
+    s_serial_find_t f = {serial, NULL};
+    rt_map_each(rt->actors, s_find_serial, &f);
+    return f.actor;
 }
 
 /* Whether the in-process actor of that serial is still in the runtime. */
 static bool s_serial_lives(rt_t *rt, uint64_t serial)
 {
-    s_serial_find_t f = {serial, false};
     pthread_mutex_lock(&rt->lock);
-    rt_map_each(rt->actors, s_find_serial, &f);
+    bool lives = s_actor_of_serial(rt, serial) != NULL;
     pthread_mutex_unlock(&rt->lock);
-    return f.found;
-}
-
-typedef struct {
-    uint64_t serial;
-    unsigned n;
-} s_lost_t;
-
-static void s_count_lost(void *arg, const char *key, void *value)
-{
-    (void)key;
-    s_lost_t *l = arg;
-    rt_actor_t *actor = value;
-    if (actor->serial == l->serial)
-        atomic_fetch_add(&actor->lost, l->n);
+    return lives;
 }
 
 void rt_note_lost(rt_t *rt, const char *to, uint64_t serial, unsigned n)
 {
     pthread_mutex_lock(&rt->lock);
-    if (to) {
-        rt_actor_t *actor = rt_map_get(rt->actors, to);
-        if (actor)
-            atomic_fetch_add(&actor->lost, n);
-    } else {
-        s_lost_t l = {serial, n};
-        rt_map_each(rt->actors, s_count_lost, &l);
-    }
+    rt_actor_t *actor = to ? rt_map_get(rt->actors, to) : s_actor_of_serial(rt, serial);
+    if (actor)
+        atomic_fetch_add(&actor->lost, n);
     pthread_mutex_unlock(&rt->lock);
 }
 

@@ -470,6 +470,18 @@ static int s_count(const char *path, char *err, size_t errlen, bool *failed)
     return n;
 }
 
+/* Appends one record, length-prefixed as the trace format has it. */
+static size_t s_put_record(uint8_t *out, const Vmm__Trace__Record *rec)
+{
+    size_t len = vmm__trace__record__get_packed_size(rec);
+    out[0] = 0x80 | (len & 0x7f);
+    out[1] = 0x80 | ((len >> 7) & 0x7f);
+    out[2] = 0x80 | ((len >> 14) & 0x7f);
+    out[3] = (uint8_t)(len >> 21);
+    vmm__trace__record__pack(rec, out + 4);
+    return 4 + len;
+}
+
 Test(trace_files, cut_short_foreign_or_newer_files_say_why, .init = s_setup,
      .fini = s_teardown)
 {
@@ -526,27 +538,10 @@ Test(trace_files, cut_short_foreign_or_newer_files_say_why, .init = s_setup,
     r.record_case = VMM__TRACE__RECORD__RECORD_HEADER;
     r.header = &h;
     uint8_t future[64];
-    size_t hl = vmm__trace__record__pack(&r, future + 4);
-    future[0] = (uint8_t)(0x80 | (hl & 0x7f));
-    future[1] = 0x80;
-    future[2] = 0x80;
-    future[3] = 0;
-    s_write_file(s_path, future, hl + 4);
+    s_write_file(s_path, future, s_put_record(future, &r));
     cr_expect_null(rt_trace_open(s_path, err, sizeof err));
     cr_expect_neq(strstr(err, "version 99"), NULL, "%s", err);
     free(buf);
-}
-
-/* Appends one record, length-prefixed as the trace format has it. */
-static size_t s_put_record(uint8_t *out, const Vmm__Trace__Record *rec)
-{
-    size_t len = vmm__trace__record__get_packed_size(rec);
-    out[0] = 0x80 | (len & 0x7f);
-    out[1] = 0x80 | ((len >> 7) & 0x7f);
-    out[2] = 0x80 | ((len >> 14) & 0x7f);
-    out[3] = (uint8_t)(len >> 21);
-    vmm__trace__record__pack(rec, out + 4);
-    return 4 + len;
 }
 
 /* Writes the varint v just before p; returns where it starts. */

@@ -48,7 +48,8 @@
 #define S_MAX_KEYS 16
 /* The longest $TMPDIR the private folder goes in (else /tmp). */
 #define S_MAX_TMPDIR 64
-/* How often vmm starts a device host again before it gives up. */
+/* How many deaths in a row of a device host, each within S_HEALTHY_MS of
+ * its start, vmm starts another after before it gives up. */
 #define S_MAX_RESTARTS 10
 /* A device host that lived this long before it died is started again
  * with its count of deaths in a row back at one. */
@@ -570,6 +571,14 @@ static int64_t s_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Starts the device host, noting when (r->pid, r->started_ms); returns
+ * its pid, or -1 with errno. */
+static pid_t s_launch(s_remote_t *r)
+{
+    r->started_ms = s_now_ms();
+    return r->pid = s_start_devhost(r, r->partition);
+}
+
 /* Starts the device host again whenever it dies, until vmm stops it: it
  * registers its devices again, and its delivery records (in the private
  * folder) let it go on where its predecessor stopped. */
@@ -608,8 +617,7 @@ static void *s_keeper_main(void *arg)
             r->pid = -1;
             break;
         }
-        r->pid = s_start_devhost(r, r->partition);
-        r->started_ms = s_now_ms();
+        s_launch(r);
         fprintf(stderr, "vmm run: the device host died (%s); started another, pid %d\n", how,
                 (int)r->pid);
     }
@@ -673,8 +681,7 @@ static int s_remote_start(s_remote_t *r, vm_t *vm, char *err, size_t errlen)
         }
         wait_ms = r->wait_s * 1000;
     } else {
-        r->started_ms = s_now_ms();
-        if ((r->pid = s_start_devhost(r, r->partition)) < 0) {
+        if (s_launch(r) < 0) {
             snprintf(err, errlen, "cannot start the device host: %s", strerror(errno));
             return -errno;
         }
@@ -830,8 +837,12 @@ static int s_inject_faults(rt_t *rt, char *err, size_t errlen)
     if (!spec || !*spec)
         return 0;
     char *copy = strdup(spec), *save = NULL;
-    int rc = copy ? 0 : -ENOMEM;
-    for (char *pair = copy ? strtok_r(copy, ",", &save) : NULL; pair && !rc;
+    if (!copy) {
+        snprintf(err, errlen, "VMM_TEST_DROP: %s", strerror(ENOMEM));
+        return -ENOMEM;
+    }
+    int rc = 0;
+    for (char *pair = strtok_r(copy, ",", &save); pair && !rc;
          pair = strtok_r(NULL, ",", &save)) {
         char *to = strchr(pair, '>');
         if (!to || to == pair || !to[1]) {
@@ -843,8 +854,6 @@ static int s_inject_faults(rt_t *rt, char *err, size_t errlen)
         if ((rc = rt_fault_drop(rt, pair, to)))
             snprintf(err, errlen, "VMM_TEST_DROP: %s", strerror(-rc));
     }
-    if (rc == -ENOMEM && !copy)
-        snprintf(err, errlen, "VMM_TEST_DROP: %s", strerror(ENOMEM));
     free(copy);
     return rc;
 }
@@ -1186,7 +1195,7 @@ out:
     s_remote_stop(&remote);
     s_virtio_release(&virtio);
     if (remote.dir[0])
-        files_remove_dir(remote.dir) /* sockets, keys */;
+        files_remove_dir(remote.dir); /* sockets, keys */
     if (out_fd >= 0)
         close(out_fd);
     s_restore_term();

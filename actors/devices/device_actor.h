@@ -79,8 +79,8 @@ typedef struct {
      * discarded (counted) and there is no input. */
     const char *console;
     /* Each console write leaves at once rather than a line at a time: in
-     * a device host, whose delivery record commits what it took at the end
-     * of each turn, nothing taken may wait in a buffer past it. */
+     * a device host, whose delivery record counts a write taken as soon as
+     * it arrives, a write held in a buffer would be lost with the host. */
     bool console_unbuffered;
     /* The VM's synic actor (e.g. "vm0/synic") its SynIC environment talks
      * to; NULL: the VM has none, and those calls fail with -ENODEV. */
