@@ -72,27 +72,6 @@ static double s_now_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-static double s_max(const double *v, long n)
-{
-    double m = 0;
-    for (long i = 0; i < n; i++)
-        m = v[i] > m ? v[i] : m;
-    return m;
-}
-
-/* The median of v[0..n), which it sorts. */
-static int s_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double s_median(double *v, long n)
-{
-    qsort(v, (size_t)n, sizeof *v, s_cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* ---- VPs of actors ------------------------------------------------------------ */
 
 /* Waits for one event per VP of the kind asked: a sync call (stop false)
@@ -363,11 +342,11 @@ static void s_measure(bool bare, uint32_t n, s_figures_t *f)
             s_bare_vm(n, f, stops, starts);
         else
             s_actors_vm(n, f, stops, starts);
-        if (!f->err[0]) {
-            f->stop_max_ns = s_max(stops, s_cycles);
-            f->start_max_ns = s_max(starts, s_cycles);
-            f->stop_med_ns = s_median(stops, s_cycles);
-            f->start_med_ns = s_median(starts, s_cycles);
+        if (!f->err[0]) { /* bench_median() sorts: the maximum is last */
+            f->stop_med_ns = bench_median(stops, (int)s_cycles);
+            f->start_med_ns = bench_median(starts, (int)s_cycles);
+            f->stop_max_ns = stops[s_cycles - 1];
+            f->start_max_ns = starts[s_cycles - 1];
         }
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
