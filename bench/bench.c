@@ -164,6 +164,9 @@ int bench_spawn(const char *const *argv, int timeout_s)
     if (pid < 0)
         return -1;
     if (pid == 0) {
+        /* Under `bazel run`, vmm would take the runfiles paths it is given
+         * as relative to where bazel ran, and fail. */
+        unsetenv("BUILD_WORKING_DIRECTORY");
         int null = open("/dev/null", O_RDWR);
         dup2(null, STDIN_FILENO);
         dup2(null, STDOUT_FILENO);

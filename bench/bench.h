@@ -52,7 +52,8 @@ void bench_rate_row(const char *what, double rate, double base_rate, const char 
  * path). */
 bool bench_find_qemu(char *path, size_t size);
 
-/* Runs argv (argv[0] a path) with stdin, stdout and stderr on /dev/null;
+/* Runs argv (argv[0] a path) with stdin, stdout and stderr on /dev/null,
+ * its relative paths taken from the working directory (not `bazel run`'s);
  * killed after timeout_s. Returns its wait status, or -1 when it could not
  * be started or was killed. */
 int bench_spawn(const char *const *argv, int timeout_s);

@@ -10,10 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <zmq.h>
 
 #include "actors/control/control.h"
+#include "fuzz/fuzz_pong.h"
 #include "runtime/rt.h"
 
 static rt_t *s_rt;
@@ -58,46 +58,6 @@ static void s_drain(void)
         ;
 }
 
-/* A Ping request to the control actor itself must be answered within 15 s,
- * long beside its own waits (5 s at most, for actors that exist: here
- * none). The wait goes on through signals: libFuzzer's timer interrupts
- * it every second. */
-static void s_expect_alive(void)
-{
-    static uint64_t id = 1ull << 62;
-    Vmm__Envelope env = VMM__ENVELOPE__INIT;
-    Vmm__Rt__Ping ping = VMM__RT__PING__INIT;
-    env.sender = "op";
-    env.receiver = "vm0/control";
-    env.request_id = ++id;
-    env.body_case = VMM__ENVELOPE__BODY_PING;
-    env.ping = &ping;
-    uint8_t buf[256];
-    size_t len = vmm__envelope__pack(&env, buf);
-    if (zmq_send(s_peer, buf, len, 0) != (int)len)
-        abort();
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    time_t until = now.tv_sec + 15;
-    uint8_t reply[4096];
-    while (now.tv_sec < until) {
-        zmq_pollitem_t item = {.socket = s_peer, .events = ZMQ_POLLIN};
-        zmq_poll(&item, 1, 1000);
-        int n = zmq_recv(s_peer, reply, sizeof reply, ZMQ_DONTWAIT);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (n < 0)
-            continue;
-        Vmm__Envelope *r = vmm__envelope__unpack(NULL, (size_t)n < sizeof reply ? (size_t)n : 0,
-                                                 reply);
-        bool mine = r && r->reply_to == id;
-        if (r)
-            vmm__envelope__free_unpacked(r, NULL);
-        if (mine)
-            return;
-    }
-    abort(); /* no answer: the actor is stuck or gone */
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static unsigned runs;
@@ -109,6 +69,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     s_drain();
     if (++runs % 256 == 0)
-        s_expect_alive();
+        fuzz_expect_pong(s_peer, "op", "vm0/control");
     return 0;
 }

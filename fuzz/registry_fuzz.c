@@ -1,12 +1,14 @@
 /*
  * The device registry's table under any sequence of registrations (each a
  * RegisterDevice decoded from the input, as a device host sends it),
- * removals, losses and queries, from four actors. After each step the
- * routes VPs would get may not overlap, and each must be owned by the
- * actor it names: no registration may take what another holds.
+ * removals, losses and queries, from four actors and three origins. After
+ * each step the routes VPs would get may not overlap, and each must be
+ * owned by the actor it names: no registration may take what another
+ * holds; an actor's registrations all keep the origin of its first.
  *
  * Input: steps of [op][actor][n][n bytes]; op picks add, remove, lose or
- * query, n bytes are the RegisterDevice (add) or the query's numbers.
+ * query; actor's low two bits pick the actor, the next the origin; n bytes
+ * are the RegisterDevice (add) or the query's numbers.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include "actors/registry/table.h"
 
 static const char *const s_actors[] = {"vm0/dev/a", "vm0/dev/b", "remote/c", "d"};
+static const char *const s_origins[] = {"", "peer:", "peer:rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf"};
 
 static int s_cmp(const void *x, const void *y)
 {
@@ -55,6 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t at = 0; at + 3 <= size;) {
         uint8_t op = data[at] % 4;
         const char *actor = s_actors[data[at + 1] % 4];
+        const char *origin = s_origins[(data[at + 1] >> 2) % 3];
         size_t n = data[at + 2];
         at += 3;
         if (n > size - at)
@@ -69,9 +73,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 break;
             uint64_t handle = 0;
             err[0] = 0;
-            int rc = registry_add(reg, actor, req, &handle, err, sizeof err);
+            int rc = registry_add(reg, actor, origin, req, &handle, err, sizeof err);
             if (!rc && (!handle || !registry_is_device(reg, actor)))
                 abort();
+            Vmm__Registry__Grants g;
+            if (!rc && !registry_grants(reg, actor, &g)) {
+                bool same = !strcmp(g.origin, origin);
+                registry_grants_free(&g);
+                if (!same)
+                    abort(); /* one actor, two origins */
+            }
             if (rc && rc != -ENOMEM && !err[0])
                 abort(); /* a refusal says why */
             if (!rc && n_handles < 64)

@@ -6,6 +6,9 @@
   loader: the test guests and kernels given, stripped, after the byte that
           picks their loader (0: ELF64 guest, 1: kernel)
   gdb:    a few packets, and a long-mode walk's registers before memory
+  partition: what the partition received in each trace, as senders' records
+  replay: for each device, synic and registry in each trace, the header and
+          that actor's first records: a trace of it alone
 
   fuzz/seed.py [GUEST_OR_KERNEL ...]    (run from the repository's root)
 """
@@ -49,14 +52,20 @@ def fields(buf):
         yield key >> 3, kind, value
 
 
-def envelopes(path):
-    """The envelopes of a trace's Message records (trace-format.md)."""
+def records(path):
+    """(whole record with its length, the Record's bytes) of a trace
+    (trace-format.md), to its end or its first zero byte."""
     data = open(path, "rb").read()
     at = 0
     while at + 4 <= len(data) and data[at]:
         n, body = varint(data, at)
-        record = data[body:body + n]
+        yield data[at:body + n], data[body:body + n]
         at = body + n
+
+
+def envelopes(path):
+    """The envelopes of a trace's Message records."""
+    for _, record in records(path):
         for number, kind, value in fields(record):
             if number == 3 and kind == 2:  # Record.message
                 for inner, ikind, ivalue in fields(value):
@@ -66,14 +75,48 @@ def envelopes(path):
 
 def prefix(path, limit):
     """A trace's first records, whole, up to limit bytes: a trace itself."""
-    data = open(path, "rb").read()
-    at = 0
-    while at + 4 <= len(data) and data[at]:
-        n, body = varint(data, at)
-        if body + n > limit:
+    out = b""
+    for whole, _ in records(path):
+        if len(out) + len(whole) > limit:
             break
-        at = body + n
-    return data[:at]
+        out += whole
+    return out
+
+
+def replay_seeds(limit=12288):
+    """A trace per replayable actor: the header, then the records of that
+    actor (its Actor records, the messages it sent or took, nested calls
+    to it, its inputs and outputs) while they fit in limit bytes."""
+    seeds = []
+    for trace in sorted(glob.glob("tests/traces/*.trace*")):
+        recs = list(records(trace))
+        names = []
+        for _, rec in recs:
+            for number, _, value in fields(rec):
+                if number == 2:  # Record.actor
+                    actor = {n: v for n, _, v in fields(value)}
+                    if actor.get(2) in (b"device", b"synic", b"registry") and \
+                            actor.get(1) not in names:
+                        names.append(actor.get(1))
+        for name in names[:6]:
+            out = bytearray(recs[0][0])
+            for whole, rec in recs[1:]:
+                mine = False
+                for number, _, value in fields(rec):
+                    inner = {n: v for n, _, v in fields(value)}
+                    if number == 2:
+                        mine = inner.get(1) == name
+                    elif number == 3:
+                        env = {n: v for n, _, v in fields(inner.get(6, b""))}
+                        mine = name in (inner.get(3), env.get(1), env.get(2))
+                    elif number in (4, 5):
+                        mine = inner.get(2) == name
+                if mine:
+                    if len(out) + len(whole) > limit:
+                        break
+                    out += whole
+            seeds.append(bytes(out))
+    return seeds
 
 
 def put_varint(v):
@@ -155,6 +198,23 @@ def synic_seeds():
     return [enable, enable + hypercall, enable + posts, enable + ports]
 
 
+def partition_seeds():
+    """Inputs for partition_fuzz.c, records of [sender][2-byte length]
+    [envelope]: from each trace, the envelopes its partition received, the
+    devices' (sender 1, "vm0/dev/0") apart from the rest (sender 0)."""
+    seeds = []
+    for trace in sorted(glob.glob("tests/traces/*.trace*")):
+        records = []
+        for env in envelopes(trace):
+            head = dict((n, v) for n, k, v in fields(env) if n in (1, 2) and k == 2)
+            if head.get(2) == b"vm0/partition" and len(records) < 32 and len(env) < 0x10000:
+                who = 1 if b"/dev" in head.get(1, b"") or b"/devhost" in head.get(1, b"") else 0
+                records.append(bytes([who]) + len(env).to_bytes(2, "little") + env)
+        if records:
+            seeds.append(b"".join(records))
+    return seeds
+
+
 def save(name, blob):
     folder = os.path.join("fuzz", "corpus", name)
     os.makedirs(folder, exist_ok=True)
@@ -178,6 +238,10 @@ def main():
         save("registry", seed)
     for seed in synic_seeds():
         save("synic", seed)
+    for seed in partition_seeds():
+        save("partition", seed)
+    for seed in replay_seeds():
+        save("replay", seed)
     # Each model (device_fuzz.c's order), then a write and a read at its
     # first range's start, time passing, and a save and restore.
     for model in range(13):
@@ -195,7 +259,8 @@ def main():
             save("loader", bytes([1 if kernel else 0]) + open(stripped.name, "rb").read())
     print(f"wire: {len(seen)} envelopes; device: 13; loader: {len(sys.argv) - 1}; gdb: 2; "
           f"trace: {len(glob.glob('tests/traces/*.trace*'))}; control: {len(control_seeds())}; "
-          f"registry: {len(registry_seeds())}; synic: {len(synic_seeds())}")
+          f"registry: {len(registry_seeds())}; synic: {len(synic_seeds())}; "
+          f"partition: {len(partition_seeds())}; replay: {len(replay_seeds())}")
 
 
 if __name__ == "__main__":

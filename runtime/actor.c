@@ -673,6 +673,9 @@ static int s_send_reply(rt_actor_t *self, rt_ctx_t *ctx, const char *receiver,
             rc = rt_send_frame(via, &frame, ZMQ_DONTWAIT);
         else
             zmq_msg_close(&ident);
+        /* The send may have taken the signal of an envelope that arrived
+         * meanwhile (loop.c): without this it waited for the next one. */
+        rt_executor_mark_sent(self->ex, via);
         if (rc) {
             zmq_msg_close(&frame);
             rt_count(&self->ex->stats.tx_refused);
@@ -875,6 +878,11 @@ static int s_on_inspect(rt_actor_t *self, const Vmm__Envelope *msg)
     rt_inspect_add(root, "tx", "%llu",
                    (unsigned long long)(self->counts.tx + atomic_load(&self->shared_tx)));
     rt_inspect_add(root, "refused", "%llu", (unsigned long long)self->counts.bad);
+    /* Only once there were some: a replay compares Inspect replies with the
+     * recorded run's, which had none. */
+    uint64_t suppressed = rt_log_suppressed(self);
+    if (suppressed)
+        rt_inspect_add(root, "logs_suppressed", "%llu", (unsigned long long)suppressed);
     if (self->ops->inspect)
         self->ops->inspect(self, root);
     int rc = -ENOMEM;
@@ -935,6 +943,12 @@ const char *rt_peer_key(const rt_actor_t *self)
 {
     const rt_ctx_t *ctx = self->ctx;
     return ctx && ctx->kind == RT_CTX_MAILBOX && ctx->remote && ctx->peer[0] ? ctx->peer : NULL;
+}
+
+bool rt_peer_remote(const rt_actor_t *self)
+{
+    const rt_ctx_t *ctx = self->ctx;
+    return ctx && ctx->kind == RT_CTX_MAILBOX && ctx->remote;
 }
 
 /* ---- Receiving ------------------------------------------------------------ */
@@ -1042,6 +1056,15 @@ static bool s_accept(rt_actor_t *actor, rt_ctx_t *ctx, const Vmm__Envelope *env)
         }
     }
     return true;
+}
+
+void rt_actor_refuse_extra(rt_actor_t *actor, rt_ctx_t *ctx, const uint8_t *bytes, size_t len,
+                           uint32_t extra)
+{
+    rt_tap_rx_extra(actor->rt, actor, bytes, len, extra);
+    rt_count(&actor->ex->stats.rx_malformed);
+    s_refuse(actor, ctx, NULL, rt_peek_request_id(bytes, len), VMM__ERROR_CODE__INVALID_ARGUMENT,
+             "malformed message: %u extra frames after the envelope", extra);
 }
 
 int rt_actor_take(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, const uint8_t *bytes,
@@ -1168,11 +1191,7 @@ int rt_actor_receive_mailbox(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, in
         len -= skip;
     }
     if (extra) {
-        rt_tap(actor->rt, RT_TAP_RX, actor, NULL, bytes, len);
-        rt_count(&actor->ex->stats.rx_malformed);
-        s_refuse(actor, ctx, NULL, rt_peek_request_id(bytes, len),
-                 VMM__ERROR_CODE__INVALID_ARGUMENT,
-                 "malformed message: %d extra frames after the envelope", extra);
+        rt_actor_refuse_extra(actor, ctx, bytes, len, (uint32_t)extra);
     } else if (len > 1 && bytes[0] == RT_BATCH_MARKER) {
         zmq_msg_init(&actor->batch);
         zmq_msg_move(&actor->batch, &frame);

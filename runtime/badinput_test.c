@@ -35,10 +35,8 @@ static void s_start(const rt_config_t *cfg, int rcvhwm)
     cr_assert_eq(rt_actor_start(rt_executor_new(s_rt, "ex1"), &apart), 0);
     char endpoint[256];
     cr_assert_eq(rt_endpoint_of(s_rt, "echo", endpoint, sizeof endpoint), 0);
-    s_peer = zmq_socket(s_zctx, ZMQ_DEALER);
-    int zero = 0, timeout = 5000;
-    zmq_setsockopt(s_peer, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(s_peer, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    s_peer = echo_raw_dealer(s_zctx, 5000);
+    cr_assert_not_null(s_peer);
     if (rcvhwm)
         zmq_setsockopt(s_peer, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
     cr_assert_eq(zmq_connect(s_peer, endpoint), 0);
@@ -178,6 +176,36 @@ Test(badinput, oversized)
     rt_msg_t reply;
     cr_expect_eq(rt_call(rt_client_actor(c), "echo", &env, &reply, 1000), -EMSGSIZE);
     cr_expect_eq(s_stats().tx_refused, 1);
+}
+
+/* Far over the limit (4 times it, and at least 256 KiB: ZMQ_MAXMSGSIZE),
+ * a frame is not even taken in: ZeroMQ drops the connection once the
+ * frame's length has arrived. The peer connects again and is served. */
+Test(badinput, a_frame_far_over_the_limit_drops_the_connection)
+{
+    cr_assert_eq(zmq_socket_monitor(s_peer, "inproc://badinput-monitor", ZMQ_EVENT_DISCONNECTED),
+                 0);
+    void *monitor = zmq_socket(s_zctx, ZMQ_PAIR);
+    int timeout = 5000;
+    zmq_setsockopt(monitor, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    cr_assert_eq(zmq_connect(monitor, "inproc://badinput-monitor"), 0);
+    s_expect_alive(11); /* connected */
+    size_t len = 300 * 1024;
+    uint8_t *big = calloc(1, len);
+    cr_assert_not_null(big);
+    s_send(big, len, 0);
+    free(big);
+    uint8_t event[6];
+    cr_assert_eq(zmq_recv(monitor, event, sizeof event, 0), (int)sizeof event,
+                 "no disconnection: %s", zmq_strerror(errno));
+    uint16_t kind;
+    memcpy(&kind, event, sizeof kind);
+    cr_expect_eq(kind, ZMQ_EVENT_DISCONNECTED);
+    rt_stats_t stats = s_stats();
+    cr_expect_eq(stats.rx_malformed + stats.rx_oversized, 0, "nothing of it reached the actor");
+    s_expect_alive(12);
+    zmq_socket_monitor(s_peer, NULL, 0);
+    zmq_close(monitor);
 }
 
 Test(badinput, unknown_body_kind_from_a_newer_protocol)

@@ -313,10 +313,8 @@ static void s_tcp_garbage(const char *endpoint, const void *bytes, size_t len)
 static void s_raw_dealer(const char *endpoint)
 {
     void *zctx = zmq_ctx_new();
-    void *d = zmq_socket(zctx, ZMQ_DEALER);
-    int zero = 0, timeout = S_REFUSED_MS;
-    zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(d, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    void *d = echo_raw_dealer(zctx, S_REFUSED_MS);
+    cr_assert_not_null(d);
     cr_assert_eq(zmq_connect(d, endpoint), 0);
     Vmm__Envelope env;
     Vmm__Rt__Ping ping;

@@ -6,16 +6,23 @@
  * carries the link's id and a sequence number, and a copy stays until the
  * receiver acknowledges it. The copies are sent again, in order, on a new
  * route to the name (its directory entry changed: a restarted device host
- * registered again) and when no acknowledgement came for a while.
+ * registered again), when the receiver reports a gap, and when a frame
+ * could not be sent. When no acknowledgement came for a while only the
+ * oldest goes again: a receiver busy in a long turn has the rest queued,
+ * and sending them all again would bury it in duplicates; one that lost
+ * them takes the oldest, then reports the gap at the next.
  *
  * Receiver (an actor): it takes frame last + 1 only, drops what it took
- * already (a duplicate) and what comes after a gap (the sender fills it),
- * and acknowledges what it took, cumulatively and lazily (every
- * S_ACK_FRAMES frames or S_ACK_DELAY_US after the first unacknowledged
- * one): an acknowledgement reaching a VP wakes it from KVM_RUN. What it
- * took per link is kept in memory, or in a file (rt_actor_spec_t
- * .delivery_record) that a restarted actor opens again, so that it neither
- * takes twice what its predecessor took nor misses what it did not.
+ * already (a duplicate) and what comes after a gap (reported at once, once
+ * a gap: the sender fills it), and acknowledges what it took, cumulatively
+ * and lazily (every S_ACK_FRAMES frames, or once S_ACK_DELAY_US passed
+ * since the first unacknowledged one): an acknowledgement reaching a VP
+ * wakes it from KVM_RUN. What it took per link is kept in memory, or in a
+ * file (rt_actor_spec_t.delivery_record) that a restarted actor opens
+ * again, so that it neither takes twice what its predecessor took nor
+ * misses what it did not. A
+ * link is forgotten only for room, and only once it has been quiet for
+ * rt_config_t.link_idle_ms: then nothing of it is in flight.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,8 +38,8 @@
 
 #define S_ACK_FRAMES 256
 #define S_ACK_DELAY_US 5000
-/* No acknowledgement for this long: the unacknowledged frames go again,
- * then after twice as long, up to S_RESEND_MAX_US. */
+/* No acknowledgement for this long: the oldest frame goes again, then
+ * after twice as long, up to S_RESEND_MAX_US. */
 #define S_RESEND_US 1000000
 #define S_RESEND_MAX_US 8000000
 /* Beyond this many unacknowledged frames the oldest are given up (counted
@@ -42,7 +49,7 @@
 #define S_RECORD_MAGIC 0x31646365722d7472ull /* "rt-recd1" */
 #define S_RECORD_BYTES 4096
 /* Links an actor without a record file keeps (one per sending executor:
- * a few per peer process). */
+ * a few per peer process); a record file keeps S_RECORD_ENTRIES. */
 #define S_MEMORY_ENTRIES 32
 
 /* A record file: a header, then the entries. */
@@ -156,26 +163,41 @@ int rt_link_send(rt_executor_t *ex, rt_route_t *route, const uint8_t *payload, s
                    "%s acknowledges nothing: frames beyond %d are given up", link->to,
                    S_MAX_UNACKED);
     }
-    /* Not sent now (a full queue, no peer): the copy goes again later. */
+    /* Not sent now (a full queue, no peer): the copies go again later. */
     int rc = s_send_copy(route->dealer, f);
+    if (rc)
+        link->unsent = true;
     rt_executor_mark_sent(ex, route->dealer);
     return rc == -ENOMEM ? rc : 0;
 }
 
-void rt_link_resend(rt_executor_t *ex, rt_link_t *link, void *dealer)
+/* Sends the unacknowledged frames again, oldest first: all of them, or
+ * only the oldest. */
+static void s_resend(rt_executor_t *ex, rt_link_t *link, void *dealer, bool all)
 {
-    for (rt_link_frame_t *f = link->head; f; f = f->next) {
-        if (s_send_copy(dealer, f))
+    bool sent_all = true;
+    for (rt_link_frame_t *f = link->head; f; f = all ? f->next : NULL) {
+        if (s_send_copy(dealer, f)) {
+            sent_all = false;
             break;
+        }
         rt_count(&ex->stats.tx_resent);
     }
+    if (all)
+        link->unsent = !sent_all;
     rt_executor_mark_sent(ex, dealer);
     link->progress_us = rt_now_us();
 }
 
+void rt_link_resend(rt_executor_t *ex, rt_link_t *link, void *dealer)
+{
+    s_resend(ex, link, dealer, true);
+}
+
 bool rt_link_take_ack(rt_executor_t *ex, const uint8_t *bytes, size_t len)
 {
-    if (len != RT_LINK_HEADER || bytes[0] != RT_LINK_ACK_MARKER)
+    if (len != RT_LINK_HEADER ||
+        (bytes[0] != RT_LINK_ACK_MARKER && bytes[0] != RT_LINK_GAP_MARKER))
         return false;
     uint64_t id = s_get64(bytes + 1), seq = s_get64(bytes + 9);
     for (size_t i = 0; i < ex->n_links; i++) {
@@ -190,6 +212,16 @@ bool rt_link_take_ack(rt_executor_t *ex, const uint8_t *bytes, size_t len)
         if (progress) {
             link->progress_us = rt_now_us();
             link->resend_us = S_RESEND_US;
+        }
+        /* A receiver reports a gap once; one that repeats a report must
+         * not make the sender send its frames again and again. */
+        rt_route_t *route;
+        if (bytes[0] == RT_LINK_GAP_MARKER && seq > link->gap_seq && link->head &&
+            (route = rt_map_get(ex->routes, link->to)) && route->dealer) {
+            link->gap_seq = seq;
+            rt_log(ex->rt, NULL, RT_LOG_INFO, "%s missed frames after %llu: %zu frames again",
+                   link->to, (unsigned long long)seq, link->n_unacked);
+            rt_link_resend(ex, link, route->dealer);
         }
         break;
     }
@@ -242,6 +274,11 @@ int rt_link_record_open(rt_actor_t *actor, const char *path)
         rt_link_record_close(&r);
         return -ENOMEM;
     }
+    /* A predecessor's links may have frames in flight: as if used now. */
+    int64_t now = rt_now_us();
+    for (size_t i = 0; i < r->cap; i++)
+        if (r->entries[i].id)
+            r->acks[i].used_us = now;
     actor->record = r;
     return 0;
 }
@@ -262,10 +299,13 @@ void rt_link_record_close(rt_link_record_t **record)
     *record = NULL;
 }
 
-/* The entry of link id; a new one (or the least used when full) if none. */
-static size_t s_entry(rt_link_record_t *r, uint64_t id, bool *fresh)
+/* The entry of link id; a new one if none (in place of the link quiet the
+ * longest, when full and it was quiet for idle_us), or r->cap when every
+ * link kept may still have frames in flight. */
+static size_t s_entry(rt_link_record_t *r, uint64_t id, int64_t now, int64_t idle_us,
+                      bool *fresh)
 {
-    size_t free_slot = r->cap, least = 0;
+    size_t free_slot = r->cap, quietest = 0;
     for (size_t i = 0; i < r->cap; i++) {
         if (r->entries[i].id == id) {
             *fresh = false;
@@ -273,10 +313,15 @@ static size_t s_entry(rt_link_record_t *r, uint64_t id, bool *fresh)
         }
         if (!r->entries[i].id && free_slot == r->cap)
             free_slot = i;
-        if (r->entries[i].taken < r->entries[least].taken)
-            least = i;
+        if (r->acks[i].used_us < r->acks[quietest].used_us)
+            quietest = i;
     }
-    size_t i = free_slot < r->cap ? free_slot : least;
+    size_t i = free_slot;
+    if (i == r->cap) {
+        if (now - r->acks[quietest].used_us < idle_us)
+            return r->cap;
+        i = quietest;
+    }
     r->entries[i] = (rt_link_entry_t){.id = id};
     if (r->acks[i].owed)
         r->n_owed--;
@@ -285,12 +330,14 @@ static size_t s_entry(rt_link_record_t *r, uint64_t id, bool *fresh)
     return i;
 }
 
-static void s_send_ack(rt_actor_t *actor, size_t i)
+/* Acknowledges what link i took (marker: RT_LINK_ACK_MARKER), or reports
+ * a gap after it (RT_LINK_GAP_MARKER). */
+static void s_send_ack(rt_actor_t *actor, size_t i, uint8_t marker)
 {
     rt_link_record_t *r = actor->record;
     rt_link_ack_t *a = &r->acks[i];
     uint8_t ack[RT_LINK_HEADER];
-    ack[0] = RT_LINK_ACK_MARKER;
+    ack[0] = marker;
     s_put64(ack + 1, r->entries[i].id);
     s_put64(ack + 9, r->entries[i].last_seq);
     /* Replies never wait: a sender that is gone loses it, and sends
@@ -298,9 +345,12 @@ static void s_send_ack(rt_actor_t *actor, size_t i)
     rt_tsan_sent();
     if (zmq_send(actor->mailbox, a->ident, a->ident_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
         zmq_send(actor->mailbox, ack, sizeof ack, ZMQ_DONTWAIT);
-    a->owed = 0;
-    a->due_us = 0;
-    r->n_owed--;
+    rt_executor_mark_sent(actor->ex, actor->mailbox); /* the send may take a signal (loop.c) */
+    if (a->owed) {
+        a->owed = 0;
+        a->due_us = 0;
+        r->n_owed--;
+    }
 }
 
 int rt_link_take(rt_actor_t *actor, const rt_ctx_t *ctx, const uint8_t *bytes, size_t len)
@@ -312,9 +362,17 @@ int rt_link_take(rt_actor_t *actor, const rt_ctx_t *ctx, const uint8_t *bytes, s
     rt_link_record_t *r = actor->record;
     uint64_t id = s_get64(bytes + 1), seq = s_get64(bytes + 9);
     bool fresh;
-    size_t i = s_entry(r, id, &fresh);
+    int64_t now = rt_now_us();
+    size_t i = s_entry(r, id, now, (int64_t)actor->rt->cfg.link_idle_ms * 1000, &fresh);
+    if (i == r->cap) {
+        rt_count(&actor->ex->stats.rx_duplicate);
+        rt_log(actor->rt, actor, RT_LOG_WARN,
+               "a frame of a new link dropped: the %zu links kept are all in use", r->cap);
+        return 0;
+    }
     rt_link_entry_t *e = &r->entries[i];
     rt_link_ack_t *a = &r->acks[i];
+    a->used_us = now;
     if (ctx->ident_len <= sizeof a->ident) {
         memcpy(a->ident, ctx->ident, ctx->ident_len);
         a->ident_len = ctx->ident_len;
@@ -322,6 +380,7 @@ int rt_link_take(rt_actor_t *actor, const rt_ctx_t *ctx, const uint8_t *bytes, s
     /* A link seen first takes what comes: an actor without a record of
      * its own cannot tell what a predecessor took. */
     bool take = fresh || seq == e->last_seq + 1;
+    bool gap = !take && seq > e->last_seq + 1;
     if (take) {
         e->last_seq = seq;
         e->taken++;
@@ -329,11 +388,17 @@ int rt_link_take(rt_actor_t *actor, const rt_ctx_t *ctx, const uint8_t *bytes, s
         rt_count(&actor->ex->stats.rx_duplicate);
     }
     if (!a->owed++) {
-        a->due_us = rt_now_us() + S_ACK_DELAY_US;
+        a->due_us = now + S_ACK_DELAY_US;
         r->n_owed++;
     }
-    if (a->owed >= S_ACK_FRAMES)
-        s_send_ack(actor, i);
+    if (gap && a->gap_told != e->last_seq + 1) {
+        a->gap_told = e->last_seq + 1;
+        s_send_ack(actor, i, RT_LINK_GAP_MARKER);
+    } else if (a->owed >= S_ACK_FRAMES || now >= a->due_us) {
+        /* Due: now, not when the turn ends, which a receiver taking frame
+         * after frame of long work may not reach for seconds. */
+        s_send_ack(actor, i, RT_LINK_ACK_MARKER);
+    }
     return take ? 1 : 0;
 }
 
@@ -392,7 +457,7 @@ void rt_link_tick(rt_executor_t *ex)
             now = rt_now_us();
         for (size_t i = 0; r && r->n_owed && i < r->cap; i++)
             if (r->acks[i].owed && r->acks[i].due_us <= now)
-                s_send_ack(ex->actors[k], i);
+                s_send_ack(ex->actors[k], i, RT_LINK_ACK_MARKER);
     }
     for (size_t i = 0; i < ex->n_links; i++) {
         rt_link_t *link = ex->links[i];
@@ -405,9 +470,11 @@ void rt_link_tick(rt_executor_t *ex)
         if (!link->n_unacked || now - link->progress_us < link->resend_us ||
             rt_executor_route(ex, link->to, &route) || !route->dealer)
             continue;
-        rt_log(ex->rt, NULL, RT_LOG_INFO, "%s acknowledged nothing for %lld ms: %zu frames again",
-               link->to, (long long)(link->resend_us / 1000), link->n_unacked);
-        rt_link_resend(ex, link, route->dealer);
+        rt_log(ex->rt, NULL, RT_LOG_INFO,
+               "%s acknowledged nothing for %lld ms: %s of %zu frames again", link->to,
+               (long long)(link->resend_us / 1000), link->unsent ? "all" : "the oldest",
+               link->n_unacked);
+        s_resend(ex, link, route->dealer, link->unsent);
         link->resend_us = link->resend_us * 2 > S_RESEND_MAX_US ? S_RESEND_MAX_US
                                                                 : link->resend_us * 2;
     }

@@ -544,7 +544,9 @@ static void s_deliver_message(rt_replay_t *r)
         /* From another process: what the mailbox refuses from there (a
          * Terminate) is refused again. */
         ctx.remote = it.env && !s_is_local(r, it.env->sender);
-        if (rt_actor_take(a, &msg, &ctx, m->envelope.data, m->envelope.len) == 1) {
+        if (m->extra_frames)
+            rt_actor_refuse_extra(a, &ctx, m->envelope.data, m->envelope.len, m->extra_frames);
+        else if (rt_actor_take(a, &msg, &ctx, m->envelope.data, m->envelope.len) == 1) {
             rt_actor_dispatch(a, msg.env, &ctx);
             rt_msg_release(&msg);
         }
@@ -642,7 +644,8 @@ static bool s_step(rt_replay_t *r)
     const Vmm__Trace__Message *m = s_message(it);
     if (!m)
         s_fire_timer(r);
-    else if (it->env && it->env->reply_to)
+    /* With both ids it is malformed: the mailbox refused it in the run. */
+    else if (it->env && it->env->reply_to && !it->env->request_id)
         s_deliver_reply(r, it);
     else
         s_deliver_message(r);

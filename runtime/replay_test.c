@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "runtime/replay.h"
 #include "runtime/rt.h"
@@ -333,4 +334,117 @@ Test(replay, traces_that_cannot_be_replayed_say_why, .init = s_setup, .fini = s_
     s_record(NULL, 0, kinds, 1);
     cr_expect_eq(s_replay(0, &res, err, sizeof err), -ENOTSUP);
     cr_expect_neq(strstr(err, "kind filter"), NULL, "%s", err);
+}
+
+/* ---- Recorded bad input ----------------------------------------------------------- */
+
+/* One frame (two when extra) from a raw peer: env packed, then tail. */
+static void s_raw_send(void *peer, Vmm__Envelope *env, const char *tail, size_t tail_len,
+                       bool extra)
+{
+    uint8_t buf[512];
+    size_t len = vmm__envelope__pack(env, buf);
+    memcpy(buf + len, tail, tail_len);
+    len += tail_len;
+    cr_assert_eq(zmq_send(peer, buf, len, extra ? ZMQ_SNDMORE : 0), (int)len);
+    if (extra)
+        cr_assert_eq(zmq_send(peer, "x", 1, 0), 1);
+}
+
+/* How many Error replies the counter sent, by the trace. */
+static int s_errors_in_trace(void)
+{
+    char err[256];
+    rt_trace_reader_t *r = rt_trace_open(s_path, err, sizeof err);
+    cr_assert_not_null(r, "%s", err);
+    const Vmm__Trace__Record *rec;
+    int errors = 0;
+    while (rt_trace_next(r, &rec, err, sizeof err) == 1) {
+        if (rec->record_case != VMM__TRACE__RECORD__RECORD_MESSAGE)
+            continue;
+        Vmm__Envelope *env = rt_trace_envelope(rec->message);
+        errors += env && env->body_case == VMM__ENVELOPE__BODY_ERROR && env->sender &&
+                  !strcmp(env->sender, "counter");
+        if (env)
+            vmm__envelope__free_unpacked(env, NULL);
+    }
+    rt_trace_close(&r);
+    return errors;
+}
+
+/* Bad input from a peer in another process, recorded as it came (bytes
+ * that do not decode, both ids, no body, a body kind from a newer
+ * protocol, another receiver, extra frames), each refused with an Error;
+ * a replay feeds the same bytes through the same checks, so the same
+ * refusals come out and compare equal. */
+Test(replay, recorded_bad_input_is_refused_again, .init = s_setup, .fini = s_teardown)
+{
+    char dir[] = "/tmp/replay-bad-XXXXXX", endpoint[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(endpoint, sizeof endpoint, "ipc://%s/counter", dir);
+    rt_t *rt = rt_new(NULL);
+    rt_trace_config_t cfg = {.path = s_path, .process = "replay_test"};
+    char err[512] = "";
+    cr_assert_eq(rt_trace_start(rt, &cfg, err, sizeof err), 0, "%s", err);
+    rt_client_t *observer = rt_client_new(rt, "observer");
+    rt_executor_t *ex = rt_executor_new(rt, "ex0");
+    rt_executor_t *far = rt_executor_new(rt, "ex1");
+    cr_assert_eq(rt_actor_start(ex, &(rt_actor_spec_t){.name = "echo", .ops = &echo_ops}), 0);
+    cr_assert_eq(rt_actor_start(far, &(rt_actor_spec_t){.name = "far", .ops = &echo_ops}), 0);
+    cr_assert_eq(rt_actor_start(ex, &(rt_actor_spec_t){.name = "counter", .ops = &s_counter_ops,
+                                                        .endpoint = endpoint}),
+                 0);
+    s_wait_events(observer, 1); /* started */
+
+    void *zctx = zmq_ctx_new();
+    void *peer = echo_raw_dealer(zctx, 5000);
+    cr_assert_not_null(peer);
+    cr_assert_eq(zmq_connect(peer, endpoint), 0);
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    echo_ping(&env, &ping, "go", 2);
+    env.sender = "peer";
+    env.receiver = "counter";
+    env.request_id = 7;
+    s_raw_send(peer, &env, "\xff", 1, false); /* a field number 0 at the end */
+    env.reply_to = 3;
+    s_raw_send(peer, &env, "", 0, false);
+    env.reply_to = 0;
+    env.body_case = VMM__ENVELOPE__BODY__NOT_SET;
+    s_raw_send(peer, &env, "", 0, false);
+    s_raw_send(peer, &env, "\xb8\x3e\x01", 3, false); /* field 999 = 1: a newer kind */
+    echo_ping(&env, &ping, "go", 2);
+    env.sender = "peer";
+    env.request_id = 8;
+    env.receiver = "someone";
+    s_raw_send(peer, &env, "", 0, false);
+    env.receiver = "counter";
+    s_raw_send(peer, &env, "", 0, true);
+    s_raw_send(peer, &env, "", 0, false); /* and a good one */
+    int errors = 0, pongs = 0;
+    for (int i = 0; i < 7; i++) {
+        uint8_t buf[1024];
+        int n = zmq_recv(peer, buf, sizeof buf, 0);
+        cr_assert_gt(n, 0, "answer %d of 7: %s", i + 1, zmq_strerror(zmq_errno()));
+        Vmm__Envelope *reply = vmm__envelope__unpack(NULL, (size_t)n, buf);
+        cr_assert_not_null(reply);
+        errors += reply->body_case == VMM__ENVELOPE__BODY_ERROR;
+        pongs += reply->body_case == VMM__ENVELOPE__BODY_PONG;
+        vmm__envelope__free_unpacked(reply, NULL);
+    }
+    cr_expect_eq(errors, 6);
+    cr_expect_eq(pongs, 1);
+    s_wait_events(observer, 1); /* the good request's tick */
+    zmq_close(peer);
+    zmq_ctx_term(zctx);
+    rt_destroy(&rt);
+    char path[96];
+    snprintf(path, sizeof path, "%s/counter", dir);
+    unlink(path);
+    rmdir(dir);
+    cr_assert_eq(s_errors_in_trace(), 6, "the refusals are in the trace");
+
+    rt_replay_result_t res;
+    cr_assert_eq(s_replay(0, &res, err, sizeof err), 0, "%s", err);
+    cr_expect(res.matched, "%s", res.report);
 }

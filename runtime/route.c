@@ -213,16 +213,25 @@ void rt_note_lost(rt_t *rt, const char *to, uint64_t serial, unsigned n)
 /* How long one wait for room lasts before the receiver is looked for again. */
 #define S_SEND_SLICE_MS 50
 
+/* A receiver that let send_timeout_ms pass without making room costs its
+ * senders that wait once, not once a message: a partition pinging a
+ * device host that vanished would otherwise stall on every ping. */
 int rt_route_send(rt_executor_t *ex, rt_route_t *route, zmq_msg_t *frame)
 {
     for (int waited = 0;; waited += S_SEND_SLICE_MS) {
         int rc = rt_send_frame(route->dealer, frame, ZMQ_DONTWAIT);
-        if (rc != -EAGAIN)
+        if (rc != -EAGAIN) {
+            route->stalled = false;
             return rc;
+        }
         if (route->serial && !s_serial_lives(ex->rt, route->serial))
             return -ENOENT; /* it left: nobody will read this */
-        if (waited >= ex->rt->cfg.send_timeout_ms)
+        if (route->stalled)
             return rc;
+        if (waited >= ex->rt->cfg.send_timeout_ms) {
+            route->stalled = true;
+            return rc;
+        }
         zmq_pollitem_t item = {.socket = route->dealer, .events = ZMQ_POLLOUT};
         zmq_poll(&item, 1, S_SEND_SLICE_MS);
     }

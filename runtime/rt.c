@@ -17,6 +17,7 @@
 #define S_DEFAULT_MAX_MESSAGE (1u << 20)
 #define S_DEFAULT_SPIN_US 50
 #define S_DEFAULT_SEND_TIMEOUT_MS 5000
+#define S_DEFAULT_LINK_IDLE_MS 30000
 #define S_DEFAULT_QUEUE_MESSAGES 100000
 
 static const char *s_level_names[] = {"error", "warn", "info", "debug", "trace"};
@@ -83,6 +84,8 @@ rt_t *rt_new(const rt_config_t *cfg)
         rt->cfg.send_timeout_ms = S_DEFAULT_SEND_TIMEOUT_MS;
     if (rt->cfg.queue_messages <= 0)
         rt->cfg.queue_messages = S_DEFAULT_QUEUE_MESSAGES;
+    if (rt->cfg.link_idle_ms <= 0)
+        rt->cfg.link_idle_ms = S_DEFAULT_LINK_IDLE_MS;
     if (!rt->cfg.log_level_set)
         rt->cfg.log_level = RT_LOG_WARN;
     rt->cfg.log_level = s_level_from_env(rt->cfg.log_level);
@@ -410,6 +413,13 @@ void rt_tap_slow(rt_t *rt, rt_tap_dir_t dir, const rt_actor_t *actor, const Vmm_
                      len);
 }
 
+void rt_tap_rx_extra(rt_t *rt, const rt_actor_t *actor, const uint8_t *bytes, size_t len,
+                     uint32_t extra_frames)
+{
+    s_tap_fn(rt, RT_TAP_RX, actor, NULL, bytes, len);
+    rt_trace_rx_extra(rt, actor, bytes, len, extra_frames);
+}
+
 void rt_tap_nested_slow(rt_t *rt, const rt_actor_t *from, const rt_actor_t *to,
                         const Vmm__Envelope *env)
 {
@@ -418,9 +428,41 @@ void rt_tap_nested_slow(rt_t *rt, const rt_actor_t *from, const rt_actor_t *to,
     rt_trace_message(rt, RT_TRACE_NESTED, from, to, env, NULL, 0);
 }
 
+#define S_LOG_INTERVAL_US (1000000 / RT_LOG_PER_S)
+
+/* Whether a line may be written now; if so, *held is how many were not
+ * since the last one. */
+static bool s_log_allowed(rt_log_limit_t *l, uint64_t *held)
+{
+    int64_t now = rt_now_us();
+    int64_t next = atomic_load(&l->next_us);
+    for (;;) {
+        int64_t from = next > now ? next : now;
+        if (from - now > (int64_t)S_LOG_INTERVAL_US * (RT_LOG_BURST - 1)) {
+            atomic_fetch_add(&l->held, 1);
+            atomic_fetch_add(&l->total, 1);
+            return false;
+        }
+        if (atomic_compare_exchange_weak(&l->next_us, &next, from + S_LOG_INTERVAL_US))
+            break;
+    }
+    *held = atomic_exchange(&l->held, 0);
+    return true;
+}
+
+uint64_t rt_log_suppressed(const rt_actor_t *self)
+{
+    return atomic_load(&self->log_limit.total);
+}
+
 void rt_log(rt_t *rt, const rt_actor_t *self, rt_log_level_t level, const char *fmt, ...)
 {
     if (level > rt->cfg.log_level)
+        return;
+    /* The limit's counters are the only part of an actor a log line changes. */
+    rt_log_limit_t *limit = self ? (rt_log_limit_t *)&self->log_limit : &rt->log_limit;
+    uint64_t held;
+    if (!s_log_allowed(limit, &held))
         return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -431,9 +473,13 @@ void rt_log(rt_t *rt, const rt_actor_t *self, rt_log_level_t level, const char *
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%02d:%02d:%02d.%06ld %-5s %s: %s\n", tm.tm_hour, tm.tm_min,
+    char more[64] = "";
+    if (held)
+        snprintf(more, sizeof more, " (%llu lines before this not logged: too many)",
+                 (unsigned long long)held);
+    fprintf(stderr, "%02d:%02d:%02d.%06ld %-5s %s: %s%s\n", tm.tm_hour, tm.tm_min,
             tm.tm_sec, ts.tv_nsec / 1000, s_level_names[level],
-            self ? self->name : "rt", text);
+            self ? self->name : "rt", text, more);
 }
 
 int64_t rt_now_us(void)

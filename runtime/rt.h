@@ -58,7 +58,9 @@ typedef struct {
      * (50 µs); a negative value never polls. */
     int spin_us;
     /* How long a send may wait on a full peer queue before failing with
-     * -EAGAIN. 0 picks the default (5000 ms). Replies never wait: a peer
+     * -EAGAIN. 0 picks the default (5000 ms). Once a send to a peer has
+     * waited so in vain, sends to it fail at once while its queue stays
+     * full, and wait again once one found room. Replies never wait: a peer
      * that does not read them loses them (counted in tx_refused). */
     int send_timeout_ms;
     /* How many messages a socket queues per peer, each way. 0 picks the
@@ -68,6 +70,15 @@ typedef struct {
      * 16, so that a peer flooding it holds that much of this process's
      * memory at most. */
     int queue_messages;
+    /* How long a link (rt_send() from another process) must have sent this
+     * process's actor nothing before the actor, its table of links full,
+     * forgets it for a new one. 0 picks the default (30000 ms): longer
+     * than a sender waits to send its unacknowledged frames again (8 s at
+     * most), so a forgotten link had nothing in flight, and a peer
+     * inventing links cannot make another's frames be taken twice. A new
+     * link's frames meanwhile are dropped (counted in rx_duplicate) and
+     * sent again by their sender. */
+    int link_idle_ms;
     /* Logging threshold; the default is RT_LOG_WARN (quiet). The VMM_LOG
      * environment variable (error|warn|info|debug|trace) overrides it. */
     rt_log_level_t log_level;
@@ -107,8 +118,10 @@ typedef struct {
     uint64_t errors_sent;     /* Error replies sent */
     /* Links (rt_send() to another process, rt_actor_spec_t): */
     uint64_t tx_resent;       /* frames sent again, unacknowledged */
-    uint64_t rx_duplicate;    /* frames dropped: taken already, or after
-                                 a gap the sender fills in */
+    uint64_t rx_duplicate;    /* frames dropped: taken already, after a
+                                 gap, or of a new link while every link
+                                 the receiver keeps is busy (the sender
+                                 sends them again) */
     /* CURVE mailboxes (rt_config_t.curve_*): each refused connection is
      * counted once, in one of the two. */
     uint64_t auth_denied;     /* a CURVE key not admitted (rt_peer_allow()) */
@@ -217,7 +230,16 @@ typedef void (*rt_tap_fn)(void *arg, rt_tap_dir_t dir, const char *actor,
                           const uint8_t *bytes, size_t len);
 void rt_set_tap(rt_t *rt, rt_tap_fn fn, void *arg);
 
-/* Logs at `level`, tagged with the actor's name (self may be NULL). */
+/*
+ * Logs at `level`, tagged with the actor's name (self may be NULL: the
+ * runtime's own lines). Each actor (and the runtime) writes at most
+ * RT_LOG_BURST lines at once and RT_LOG_PER_S a second after that, so that
+ * a peer sending bad input cannot flood the log: lines beyond are counted
+ * (an actor's "logs_suppressed" in its Inspect, there once it is not 0) and
+ * their number is given with the next line written.
+ */
+#define RT_LOG_BURST 100
+#define RT_LOG_PER_S 20
 void rt_log(rt_t *rt, const rt_actor_t *self, rt_log_level_t level,
             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -390,6 +412,12 @@ int rt_actor_input(rt_actor_t *self, uint32_t kind, uint64_t address, void *data
  * as the handshake proved it; NULL when it came otherwise (this process,
  * ipc://, plain tcp://). Valid until the handler returns. */
 const char *rt_peer_key(const rt_actor_t *self);
+
+/* Whether the envelope self is handling came from another process (by any
+ * transport; on a replay, from an actor the trace does not hold): its
+ * sender's name is only what that process wrote, bound to nothing but
+ * rt_peer_key() where CURVE proved one. */
+bool rt_peer_remote(const rt_actor_t *self);
 
 /* Calls fn with the name and kind of every actor of this process (a
  * client's kind is "client"), in no order, under the runtime's lock: fn

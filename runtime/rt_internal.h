@@ -46,10 +46,19 @@ typedef struct {
     char endpoint[];
 } rt_dir_entry_t;
 
+/* rt_log()'s limit for one actor, or the runtime: the generic cell rate
+ * algorithm, lock-free (any thread may log for an actor). */
+typedef struct {
+    _Atomic int64_t next_us; /* when the limit is back to a full burst */
+    atomic_uint_fast64_t held;  /* suppressed since the last line written */
+    atomic_uint_fast64_t total; /* suppressed in all */
+} rt_log_limit_t;
+
 struct rt_s {
     void *zctx;
     rt_config_t cfg;
     pthread_mutex_t lock;     /* guards the maps and the executor list */
+    rt_log_limit_t log_limit; /* for rt_log() without an actor */
     rt_map_t *actors;         /* name -> rt_actor_t, in this process */
     rt_map_t *directory;      /* name -> rt_dir_entry_t, elsewhere */
     rt_executor_t **executors;
@@ -165,9 +174,12 @@ static inline void rt_ctx_init(rt_ctx_t *ctx, rt_ctx_kind_t kind)
  * envelope starts with), the link's id and the frame's sequence number
  * (8 bytes each, little endian), then the frame as it would be without a
  * link (one envelope, or a batch). An acknowledgement is the ack marker,
- * the id and the last sequence number taken. */
+ * the id and the last sequence number taken; a gap report is the same
+ * with the gap marker, sent at once when a frame came after a gap: the
+ * sender sends again what follows that number. */
 #define RT_LINK_MARKER 0x01
 #define RT_LINK_ACK_MARKER 0x02
+#define RT_LINK_GAP_MARKER 0x03
 #define RT_LINK_HEADER 17
 
 /* A frame sent and not yet acknowledged, as it went on the wire. */
@@ -186,7 +198,9 @@ typedef struct {
     rt_link_frame_t *head, *tail; /* unacknowledged, oldest first */
     size_t n_unacked;
     int64_t progress_us; /* the last acknowledgement (or first frame) */
-    int64_t resend_us;   /* the wait before sending them all again */
+    int64_t resend_us;   /* the wait before sending the oldest again */
+    bool unsent;         /* a frame could not be sent: all go again */
+    uint64_t gap_seq;    /* the last gap report acted on: only later ones are */
     unsigned gave_up;
 } rt_link_t;
 
@@ -199,8 +213,12 @@ typedef struct {
 typedef struct {
     unsigned char ident[256]; /* the sender's routing id at the mailbox */
     size_t ident_len;
-    unsigned owed;  /* frames taken or dropped since the last one */
-    int64_t due_us; /* when it goes out at the latest */
+    unsigned owed;   /* frames taken or dropped since the last one */
+    int64_t due_us;  /* when it goes out at the latest */
+    int64_t used_us; /* when the link last sent a frame */
+    /* last_seq + 1 when a gap after last_seq was reported (0: none): one
+     * report per gap, not one per frame that follows it. */
+    uint64_t gap_told;
 } rt_link_ack_t;
 
 typedef struct {
@@ -232,6 +250,7 @@ struct rt_actor_s {
     struct {
         uint64_t rx, tx, bad;
     } counts;
+    rt_log_limit_t log_limit;
     /* Its shared handlers may run (after init, before fini): changed under
      * rt->shared_lock held to write. */
     bool shared_open;
@@ -270,6 +289,9 @@ typedef struct {
     unsigned batch_count;
     bool batch_listed; /* in the executor's list of routes to flush */
     rt_link_t *link;   /* to another process: its one-way frames go on it */
+    /* A send waited send_timeout_ms for room and found none: until one
+     * finds room, sends do not wait (rt_route_send()). */
+    bool stalled;
 } rt_route_t;
 
 /* A packed envelope waiting for an actor on the same executor. */
@@ -508,8 +530,8 @@ void rt_link_free_all(rt_executor_t *ex);
 int rt_link_send(rt_executor_t *ex, rt_route_t *route, const uint8_t *payload, size_t len);
 /* Sends every unacknowledged frame of link again, oldest first. */
 void rt_link_resend(rt_executor_t *ex, rt_link_t *link, void *dealer);
-/* Takes an acknowledgement arriving on a dealer; false when bytes are not
- * one. */
+/* Takes an acknowledgement or a gap report arriving on a dealer (a gap
+ * report sends again what it names); false when bytes are neither. */
 bool rt_link_take_ack(rt_executor_t *ex, const uint8_t *bytes, size_t len);
 /* Opens actor's record: the file at path, or in memory for NULL. Returns 0,
  * -EINVAL for a file that is not a record, or another negative errno. */
@@ -545,10 +567,15 @@ void rt_auth_add_stats(rt_t *rt, rt_stats_t *out);
 
 /* rt.c */
 int64_t rt_now_us(void);
+/* Log lines of self's that rt_log()'s limit kept out. */
+uint64_t rt_log_suppressed(const rt_actor_t *self);
 void rt_tap_slow(rt_t *rt, rt_tap_dir_t dir, const rt_actor_t *actor, const Vmm__Envelope *env,
                  const uint8_t *bytes, size_t len);
 void rt_tap_nested_slow(rt_t *rt, const rt_actor_t *from, const rt_actor_t *to,
                         const Vmm__Envelope *env);
+/* rt_tap() of what the mailbox took with extra_frames more frames. */
+void rt_tap_rx_extra(rt_t *rt, const rt_actor_t *actor, const uint8_t *bytes, size_t len,
+                     uint32_t extra_frames);
 
 /* Hands an envelope to the tap and the trace, if either is on; env is
  * packed only then when bytes is NULL. */
@@ -580,6 +607,9 @@ typedef enum { RT_TRACE_CLOCK, RT_TRACE_TIMER } rt_trace_input_t;
 void rt_trace_message(rt_t *rt, rt_trace_dir_t dir, const rt_actor_t *actor,
                       const rt_actor_t *peer, const Vmm__Envelope *env, const uint8_t *bytes,
                       size_t len);
+/* An envelope actor received with extra_frames more frames after it. */
+void rt_trace_rx_extra(rt_t *rt, const rt_actor_t *actor, const uint8_t *bytes, size_t len,
+                       uint32_t extra_frames);
 /* A clock actor read, or a timer of its that fired. */
 void rt_trace_input(rt_t *rt, const rt_actor_t *actor, rt_trace_input_t what, uint64_t value);
 /* An actor that starts (arg: its init's, for its recipe), and one that
@@ -611,6 +641,10 @@ int rt_replay_bytes(rt_actor_t *self, bool input, uint32_t kind, uint64_t addres
  * where possible, counted). */
 int rt_actor_take(rt_actor_t *actor, rt_msg_t *msg, rt_ctx_t *ctx, const uint8_t *bytes,
                   size_t len);
+/* The same for an envelope that came with `extra` more frames in its
+ * message: recorded so, counted and refused. */
+void rt_actor_refuse_extra(rt_actor_t *actor, rt_ctx_t *ctx, const uint8_t *bytes, size_t len,
+                           uint32_t extra);
 
 /* Keeps the counts of an executor or client that is leaving rt's lists;
  * called with rt->lock held. */

@@ -399,6 +399,46 @@ Test(transport, tcp)
     s_echo_over("tcp://127.0.0.1:*");
 }
 
+/* A receiver that makes no room costs a sender one wait of
+ * send_timeout_ms, not one a request: once a wait was in vain, sends to it
+ * fail at once. Here nobody listens at the endpoint: the first requests
+ * fill the queue, then each fails. (Events go on a link, which keeps
+ * them for the receiver.) */
+Test(transport, a_full_queue_costs_one_wait_not_one_a_message)
+{
+    rt_config_t cfg = {.send_timeout_ms = 300, .queue_messages = 4};
+    rt_t *rt = rt_new(&cfg);
+    cr_assert_not_null(rt);
+    char dir[] = "/tmp/rt-test-stall-XXXXXX", endpoint[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(endpoint, sizeof endpoint, "ipc://%s/nobody", dir);
+    cr_assert_eq(rt_directory_set(rt, "ghost", endpoint), 0);
+    rt_client_t *c = rt_client_new(rt, "sender");
+    int sent = 0, refused = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < 24; i++) {
+        Vmm__Envelope env;
+        Vmm__Rt__Ping ping;
+        echo_ping(&env, &ping, "x", 1);
+        uint64_t id;
+        int rc = rt_request(rt_client_actor(c), "ghost", &env, 60000, &id);
+        if (rc == 0)
+            sent++;
+        else
+            cr_expect_eq(rc, -EAGAIN, "send %d: %s", i, strerror(-rc));
+        refused += rc != 0;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    cr_expect_geq(refused, 16, "%d sent, %d refused", sent, refused);
+    /* One wait is 300 ms; one a refusal would be 4.8 s and more. */
+    cr_expect_lt(ms, 2400, "%d refusals took %ld ms", refused, ms);
+    rt_client_destroy(&c);
+    rt_destroy(&rt);
+    rmdir(dir);
+}
+
 /* ---- Timeouts -------------------------------------------------------------- */
 
 Test(timeout, a_slow_reply_times_out_and_is_counted_stale)
@@ -1067,6 +1107,73 @@ Test(observe, logging_is_quiet_by_default_and_tagged, .init = cr_redirect_stderr
     cr_expect(strstr(buf, "not shown") == NULL, "%s", buf);
     cr_expect(strstr(buf, "warn  rt: shown") != NULL, "%s", buf);
     cr_expect(strstr(buf, "debug vm0/dev/com1: started (echo) on ex0") != NULL, "%s", buf);
+}
+
+/* An actor that keeps a pointer to itself where its arg says, to log as. */
+static int s_self_init(rt_actor_t *self, void *arg)
+{
+    *(rt_actor_t **)arg = self;
+    return 0;
+}
+
+static double s_seconds_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* One actor's flood of log lines (a peer's bad input, each refused and
+ * logged) is cut to a burst and a rate and counted in its Inspect; another
+ * actor's line still goes out; the flooder's next line says how many it
+ * lost. */
+Test(observe, a_flood_of_log_lines_is_cut_to_a_burst_and_counted, .init = cr_redirect_stderr)
+{
+    static const rt_actor_ops_t self_ops = {.kind = "self", .init = s_self_init};
+    unsetenv("VMM_LOG");
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "ex0");
+    rt_actor_t *flooder = NULL;
+    rt_actor_spec_t spec = {.name = "flooder", .ops = &self_ops, .arg = &flooder};
+    cr_assert_eq(rt_actor_start(ex, &spec), 0);
+    cr_assert_not_null(flooder);
+    rt_client_t *c = rt_client_new(rt, "test");
+    cr_assert_not_null(c);
+
+    enum { N = 1000 };
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < N; i++)
+        rt_log(rt, flooder, RT_LOG_WARN, "flood %d", i);
+    double took = s_seconds_since(&t0);
+    rt_log(rt, rt_client_actor(c), RT_LOG_WARN, "a line of its own");
+    long long suppressed = echo_inspect_number(rt_client_actor(c), "flooder", "logs_suppressed");
+    usleep(2 * 1000000 / RT_LOG_PER_S);
+    rt_log(rt, flooder, RT_LOG_WARN, "after the flood");
+    rt_destroy(&rt);
+    fflush(stderr);
+
+    FILE *f = cr_get_redirected_stderr();
+    long long written = 0;
+    bool own = false, told = false;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        written += strstr(line, "warn  flooder: flood ") != NULL;
+        own |= strstr(line, "warn  test: a line of its own") != NULL;
+        if (strstr(line, "flooder: after the flood")) {
+            char want[96];
+            snprintf(want, sizeof want, "(%lld lines before this not logged: too many)",
+                     suppressed);
+            told = strstr(line, want) != NULL;
+        }
+    }
+    /* The burst at once, then one a 1/RT_LOG_PER_S s the loop lasted. */
+    long long most = RT_LOG_BURST + (long long)(took * RT_LOG_PER_S) + 1;
+    cr_expect(written >= RT_LOG_BURST && written <= most, "%lld lines written in %.3f s", written,
+              took);
+    cr_expect_eq(written + suppressed, N, "%lld written, %lld counted", written, suppressed);
+    cr_expect(own, "another actor's line was cut too");
+    cr_expect(told, "the next line does not say that %lld were not logged", suppressed);
 }
 
 /* ---- Lent replies ------------------------------------------------------------ */

@@ -275,9 +275,9 @@ static uint8_t *s_begin(rt_trace_t *t, const rt_actor_t *actor, const s_head_t *
     return p ? s_put_key_len(p, record, inner) : NULL;
 }
 
-void rt_trace_message(rt_t *rt, rt_trace_dir_t dir, const rt_actor_t *actor,
+static void s_message(rt_t *rt, rt_trace_dir_t dir, const rt_actor_t *actor,
                       const rt_actor_t *peer, const Vmm__Envelope *env, const uint8_t *bytes,
-                      size_t len)
+                      size_t len, uint32_t extra_frames)
 {
     rt_trace_t *t = atomic_load_explicit(&rt->trace, memory_order_acquire);
     if (!t || !(s_actor_wanted(t, actor->name) || (peer && s_actor_wanted(t, peer->name))))
@@ -291,7 +291,8 @@ void rt_trace_message(rt_t *rt, rt_trace_dir_t dir, const rt_actor_t *actor,
         len = rt_wire_measure(env, &sizes);
     s_head_t h = s_head(actor);
     size_t inner = s_key_varint(1, h.now) + s_key_varint(2, dir) + s_key_bytes(3, h.name_len) +
-                   s_key_bytes(4, h.ex_len) + s_key_varint(5, h.seq) + s_key_bytes(6, len);
+                   s_key_bytes(4, h.ex_len) + s_key_varint(5, h.seq) + s_key_bytes(6, len) +
+                   (extra_frames ? s_key_varint(7, extra_frames) : 0);
     uint64_t at;
     uint8_t *p = s_begin(t, actor, &h, 3, inner, &at);
     if (!p)
@@ -301,6 +302,8 @@ void rt_trace_message(rt_t *rt, rt_trace_dir_t dir, const rt_actor_t *actor,
     p = s_put_bytes(p, 3, actor->name, h.name_len);
     p = s_put_bytes(p, 4, actor->ex->name, h.ex_len);
     p = s_put_varint(p, 5, h.seq);
+    if (extra_frames)
+        p = s_put_varint(p, 7, extra_frames);
     if (bytes) {
         s_put_bytes(p, 6, bytes, len);
     } else {
@@ -308,6 +311,19 @@ void rt_trace_message(rt_t *rt, rt_trace_dir_t dir, const rt_actor_t *actor,
         rt_wire_pack(env, &sizes, p);
     }
     s_publish(t, at, s_key_bytes(3, inner));
+}
+
+void rt_trace_message(rt_t *rt, rt_trace_dir_t dir, const rt_actor_t *actor,
+                      const rt_actor_t *peer, const Vmm__Envelope *env, const uint8_t *bytes,
+                      size_t len)
+{
+    s_message(rt, dir, actor, peer, env, bytes, len, 0);
+}
+
+void rt_trace_rx_extra(rt_t *rt, const rt_actor_t *actor, const uint8_t *bytes, size_t len,
+                       uint32_t extra_frames)
+{
+    s_message(rt, RT_TRACE_RX, actor, NULL, NULL, bytes, len, extra_frames);
 }
 
 /* An Input (record 4) or Output (record 5) record: member is the field

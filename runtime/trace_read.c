@@ -278,6 +278,8 @@ void rt_trace_describe(const Vmm__Trace__Header *h, const Vmm__Trace__Record *re
             s_add(buf, size, &len, " req %" PRIu64, env->request_id);
         if (env->reply_to)
             s_add(buf, size, &len, " re %" PRIu64, env->reply_to);
+        if (m->extra_frames)
+            s_add(buf, size, &len, " (+%u frames)", m->extra_frames);
         if (len + 2 < size) {
             buf[len++] = ' ';
             rt_pb_text(rt_trace_body(env), buf + len, size - len);

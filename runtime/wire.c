@@ -457,6 +457,8 @@ static int s_fast_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t
 int rt_wire_unpack(ProtobufCAllocator *alloc, const uint8_t *bytes, size_t len,
                    Vmm__Envelope **out)
 {
+    if (!bytes) /* no bytes at all (a trace record's empty envelope): as "" */
+        bytes = (const uint8_t *)"";
     int rc = s_fast_unpack(alloc, bytes, len, out);
     if (rc <= 0)
         return rc;

@@ -22,6 +22,7 @@
 #include "actors/devices/virtio_mmio.h"
 #include "actors/devices/virtio_rng.h"
 #include "guest/demo_embedded.h"
+#include "runtime/replay.h"
 #include "runtime/testing/echo.h"
 #include "tests/guests/virtio_blk_pattern.h"
 #include "tests/testing/mailbox.h"
@@ -233,18 +234,30 @@ Test(guest, the_exit_device_sets_the_status)
     vm_destroy(&vm);
 }
 
+/* Writes a 32-bit value into guest RAM (a go flag the guest waits on). */
+static void s_poke(vm_t *vm, uint64_t gpa, uint32_t value)
+{
+    Vmm__Devices__WriteGuestMemory w = VMM__DEVICES__WRITE_GUEST_MEMORY__INIT;
+    w.gpa = gpa;
+    w.data = (ProtobufCBinaryData){sizeof value, (uint8_t *)&value};
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_GUEST_MEMORY;
+    req.write_guest_memory = &w;
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_device_call(vm_client(vm), &req, &reply), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ACK);
+    rt_msg_release(&reply);
+}
+
 /* ---- Doorbells ---------------------------------------------------------------------- */
 
-Test(guest, a_doorbell_reaches_its_owner_without_an_exit)
+/* Registers db (owned by "vm0/test/doorbell"); returns its handle. */
+static uint64_t s_register_doorbell(vm_t *vm, Vmm__Partition__RegisterDoorbell *db)
 {
-    vm_t *vm = s_vm("tests/guests/doorbell", 1, -1, VM_DEVICES_WITH_VP0);
-    rt_client_t *owner = rt_client_new(vm_rt(vm), "vm0/test/doorbell");
-    Vmm__Partition__RegisterDoorbell db = VMM__PARTITION__REGISTER_DOORBELL__INIT;
-    db.guest_address = 0xd0000000;
-    db.owner = "vm0/test/doorbell";
+    db->owner = "vm0/test/doorbell";
     Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
     req.op_case = VMM__PARTITION__REQUEST__OP_REGISTER_DOORBELL;
-    req.register_doorbell = &db;
+    req.register_doorbell = db;
     Vmm__Envelope env = VMM__ENVELOPE__INIT;
     env.body_case = VMM__ENVELOPE__BODY_PARTITION_REQUEST;
     env.partition_request = &req;
@@ -254,34 +267,102 @@ Test(guest, a_doorbell_reaches_its_owner_without_an_exit)
                  reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply.env->error->text : "?");
     uint64_t handle = reply.env->partition_reply->doorbell->handle;
     rt_msg_release(&reply);
+    return handle;
+}
+
+/* Waits up to a second for the partition to have counted want rings. */
+static long long s_wait_rings(vm_t *vm, long long want)
+{
+    long long rings = 0;
+    for (int i = 0; i < 1000 && rings < want; i++) {
+        rings = echo_inspect_number(vm_client(vm), VM_PARTITION, "doorbells_signalled");
+        if (rings < want)
+            usleep(1000);
+    }
+    return rings;
+}
+
+/* The owner's next message, which must be a signal of doorbell handle
+ * (at 0xd0000000). */
+static void s_expect_signal(rt_client_t *owner, uint64_t handle, rt_msg_t *msg)
+{
+    cr_assert_eq(rt_client_recv(owner, msg, S_TIMEOUT_MS), 0, "the owner heard nothing");
+    cr_assert_eq(msg->env->body_case, VMM__ENVELOPE__BODY_PARTITION_EVENT);
+    cr_expect_eq(msg->env->partition_event->doorbell_signalled->handle, handle);
+    cr_expect_eq(msg->env->partition_event->doorbell_signalled->guest_address, 0xd0000000);
+}
+
+/* A VM running the guest at path, with a doorbell at 0xd0000000 owned by
+ * *owner (*handle its handle). */
+static vm_t *s_doorbell_vm(const char *path, rt_client_t **owner, uint64_t *handle)
+{
+    vm_t *vm = s_vm(path, 1, -1, VM_DEVICES_WITH_VP0);
+    *owner = rt_client_new(vm_rt(vm), "vm0/test/doorbell");
+    Vmm__Partition__RegisterDoorbell db = VMM__PARTITION__REGISTER_DOORBELL__INIT;
+    db.guest_address = 0xd0000000;
+    *handle = s_register_doorbell(vm, &db);
+    return vm;
+}
+
+Test(guest, a_doorbell_reaches_its_owner_without_an_exit)
+{
+    rt_client_t *owner;
+    uint64_t handle;
+    vm_t *vm = s_doorbell_vm("tests/guests/doorbell", &owner, &handle);
     /* A second one that rings only for a 4-byte write of 2. */
+    Vmm__Partition__RegisterDoorbell db = VMM__PARTITION__REGISTER_DOORBELL__INIT;
     db.guest_address = 0xd0000010;
     db.opt_value_case = VMM__PARTITION__REGISTER_DOORBELL__OPT_VALUE_VALUE;
     db.value = 2;
     db.opt_length_case = VMM__PARTITION__REGISTER_DOORBELL__OPT_LENGTH_LENGTH;
     db.length = 4;
-    cr_assert_eq(rt_call(vm_client(vm), VM_PARTITION, &env, &reply, S_TIMEOUT_MS), 0);
-    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_PARTITION_REPLY);
-    rt_msg_release(&reply);
+    s_register_doorbell(vm, &db);
 
     cr_assert_eq(vm_start(vm), 0);
     s_expect_sync(vm, NULL, 2, NULL, 0);
     /* The partition reads the eventfd when its loop comes to it. */
-    long long rings = 0;
-    for (int i = 0; i < 1000 && rings < 4; i++) {
-        rings = echo_inspect_number(vm_client(vm), VM_PARTITION, "doorbells_signalled");
-        if (rings < 4)
-            usleep(1000);
-    }
+    long long rings = s_wait_rings(vm, 4);
     cr_expect_eq(rings, 4, "three rings of the first, one matching ring of the second");
     rt_msg_t msg;
-    cr_assert_eq(rt_client_recv(owner, &msg, S_TIMEOUT_MS), 0, "the owner heard nothing");
-    cr_assert_eq(msg.env->body_case, VMM__ENVELOPE__BODY_PARTITION_EVENT);
-    cr_expect_eq(msg.env->partition_event->doorbell_signalled->handle, handle);
-    cr_expect_eq(msg.env->partition_event->doorbell_signalled->guest_address, 0xd0000000);
+    s_expect_signal(owner, handle, &msg);
     rt_msg_release(&msg);
     /* Only the two writes the second does not match leave the kernel. */
     cr_expect_eq(echo_inspect_number(vm_client(vm), "vm0/vp/0", "mmio_exits"), 2);
+    vm_destroy(&vm);
+}
+
+/* A guest ringing while its doorbell's owner has not answered the last
+ * signal: the rings are held and go as one signal once it answers, so
+ * that they cannot pile up in a slow owner's queue. */
+Test(guest, rings_before_the_owner_answers_go_as_one_signal)
+{
+    rt_client_t *owner;
+    uint64_t handle;
+    vm_t *vm = s_doorbell_vm("tests/guests/doorbell_held", &owner, &handle);
+    cr_assert_eq(vm_start(vm), 0);
+    uint32_t go;
+    s_expect_sync(vm, NULL, 1, &go, 1);
+    rt_msg_t first;
+    s_expect_signal(owner, handle, &first);
+    cr_expect_neq(first.env->request_id, 0, "a signal to be answered");
+
+    s_poke(vm, go, 1); /* nine rings more, the first signal unanswered */
+    s_expect_sync(vm, NULL, 2, NULL, 0);
+    cr_expect_eq(s_wait_rings(vm, 10), 10);
+    /* (Another receive by the owner would answer the first for it.) */
+    cr_expect_eq(echo_inspect_number(vm_client(vm), VM_PARTITION, "doorbell_signals"), 1,
+                 "a second signal before the first was answered");
+    cr_expect_eq(echo_inspect_number(vm_client(vm), VM_PARTITION, "doorbell_rings_held"), 9);
+
+    rt_msg_t next;
+    cr_assert_eq(rt_reply_ack(rt_client_actor(owner), first.env), 0);
+    rt_msg_release(&first);
+    s_expect_signal(owner, handle, &next); /* the rings held */
+    cr_assert_eq(rt_reply_ack(rt_client_actor(owner), next.env), 0);
+    rt_msg_release(&next);
+    cr_expect_eq(rt_client_recv(owner, &next, 200), -ETIMEDOUT, "a signal for no ring");
+    cr_expect_eq(echo_inspect_number(vm_client(vm), VM_PARTITION, "doorbell_signals"), 2);
+    rt_client_destroy(&owner);
     vm_destroy(&vm);
 }
 
@@ -294,15 +375,70 @@ Test(guest, a_doorbell_wakes_a_device_that_works_on_guest_memory)
     vm_config_t cfg = {.serial_out = -1, .serial_in = -1, .devices = &dev, .n_devices = 1};
     vm_t *vm = s_vm_cfg("tests/guests/mailbox", cfg);
     cr_assert_eq(vm_start(vm), 0);
-    uint32_t counter;
-    s_expect_sync(vm, NULL, 4, &counter, 1);
-    cr_expect_eq(counter, 3, "three rings, one added each");
+    uint32_t counter[2];
+    s_expect_sync(vm, NULL, 4, counter, 2);
+    cr_expect_eq(counter[0], 3, "three rings, one added each");
     cr_expect_eq(echo_inspect_number(vm_client(vm), "vm0/dev/mailbox", "rings"), 3);
     char ram[32];
     cr_assert_eq(echo_inspect_text(vm_client(vm), "vm0/dev/mailbox", "guest_ram", ram,
                                    sizeof ram), 0);
     cr_expect_str_eq(ram, "mapped");
     vm_destroy(&vm);
+}
+
+/* Reads a 64-bit value from guest RAM. */
+static uint64_t s_peek(vm_t *vm, uint64_t gpa)
+{
+    Vmm__Devices__ReadGuestMemory rd = VMM__DEVICES__READ_GUEST_MEMORY__INIT;
+    rd.gpa = gpa;
+    rd.length = 8;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_READ_GUEST_MEMORY;
+    req.read_guest_memory = &rd;
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_device_call(vm_client(vm), &req, &reply), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY);
+    uint64_t value = 0;
+    const ProtobufCBinaryData *data = &reply.env->device_reply->read_guest_memory->data;
+    cr_assert_eq(data->len, sizeof value);
+    memcpy(&value, data->data, sizeof value);
+    rt_msg_release(&reply);
+    return value;
+}
+
+/* A replay maps no guest RAM of its own, even beside the very VM it
+ * recorded, whose memory file it could open (the trace names it, and it
+ * is still there): what the device read comes from the trace, and what it
+ * writes goes nowhere. */
+Test(guest, a_replay_beside_the_vm_it_recorded_leaves_its_memory_alone)
+{
+    char dir[] = "/tmp/vmm-replay-beside-XXXXXX", path[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/mailbox.trace", dir);
+    rt_trace_config_t trace = {.path = path, .process = "guest_test"};
+    const vm_device_t dev = {.name = "vm0/dev/mailbox", .new_model = dev_mailbox_new};
+    vm_config_t cfg = {.serial_out = -1, .serial_in = -1, .devices = &dev, .n_devices = 1,
+                       .trace = &trace};
+    vm_t *vm = s_vm_cfg("tests/guests/mailbox", cfg);
+    cr_assert_eq(vm_start(vm), 0);
+    uint32_t counter[2];
+    s_expect_sync(vm, NULL, 4, counter, 2);
+    cr_assert_eq(counter[0], 3);
+    /* A value the replay's writes (1, 2 and 3, as recorded) would undo. */
+    s_poke(vm, counter[1], 100);
+    cr_assert_eq(s_peek(vm, counter[1]), 100);
+
+    rt_replay_result_t res;
+    char err[1024] = "";
+    cr_assert_eq(device_actor_replay(path, "vm0/dev/mailbox", dev_mailbox_new, NULL, &res, err,
+                                     sizeof err),
+                 0, "%s", err);
+    cr_expect(res.matched, "%s", res.report);
+    cr_expect_geq(res.compared, 3, "three counter writes: %s", res.report);
+    cr_expect_eq(s_peek(vm, counter[1]), 100, "the replay wrote into the running VM");
+    vm_destroy(&vm);
+    unlink(path);
+    rmdir(dir);
 }
 
 /* ---- Stopping, resetting --------------------------------------------------------------- */
@@ -707,21 +843,6 @@ static void s_post(vm_t *vm, uint32_t vp, uint32_t sint, uint32_t type, const vo
     req.post_message = &post;
     rt_msg_t reply;
     s_synic(vm_client(vm), &req, &reply);
-    rt_msg_release(&reply);
-}
-
-/* Writes a 32-bit value into guest RAM (a go flag the guest waits on). */
-static void s_poke(vm_t *vm, uint64_t gpa, uint32_t value)
-{
-    Vmm__Devices__WriteGuestMemory w = VMM__DEVICES__WRITE_GUEST_MEMORY__INIT;
-    w.gpa = gpa;
-    w.data = (ProtobufCBinaryData){sizeof value, (uint8_t *)&value};
-    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
-    req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_GUEST_MEMORY;
-    req.write_guest_memory = &w;
-    rt_msg_t reply;
-    cr_assert_eq(vm_harness_device_call(vm_client(vm), &req, &reply), 0);
-    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ACK);
     rt_msg_release(&reply);
 }
 

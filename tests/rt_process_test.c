@@ -1,13 +1,14 @@
 /*
  * The runtime across real process boundaries, through its public API only.
  *
- * Each test forks children that host one actor each on a runtime of their
- * own, created after the fork (a ZeroMQ context never crosses a fork), bound
- * to an ipc:// or tcp:// endpoint. A child tells the parent on a socketpair
+ * Each test starts children that host one actor each on a runtime of their
+ * own, bound to an ipc:// or tcp:// endpoint: this program again, run with
+ * --child and what to host (its own main() below), so that a child starts
+ * from a fresh process rather than a fork of a parent with threads, which
+ * ThreadSanitizer cannot follow. A child tells the parent on a socketpair
  * once its actor has started and where it is bound, then runs until the
- * parent closes its end (or dies), and leaves with _exit() so that none of
- * Criterion's atexit handlers run in it. Nothing waits by sleeping: the
- * only waits are for that line, for replies and for the children's exit.
+ * parent closes its end (or dies). Nothing waits by sleeping: the only
+ * waits are for that line, for replies and for the children's exit.
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -159,8 +160,8 @@ static void s_write_all(int fd, const char *text)
     }
 }
 
-/* The child's whole life; returns its exit status. Runs in the forked
- * process only, so it must not use Criterion's assertions. */
+/* The child's whole life; returns its exit status. Runs in the child
+ * only (s_child_exec()), so it must not use Criterion's assertions. */
 static int s_child_main(int fd, const s_child_spec_t *spec)
 {
     rt_config_t cfg = {.curve_public_key = spec->public_key, .curve_secret_key = spec->secret_key};
@@ -231,23 +232,72 @@ static void s_read_line(int fd, char *buf, size_t size)
     }
 }
 
-/* Forks a child hosting spec's actor and returns once it is started. */
+/* Shared with the children, in a memory file they inherit: what each
+ * counter took. */
+typedef struct {
+    _Atomic long taken[2]; /* by the first child and by its successor */
+    _Atomic long next;     /* the number the next event should carry */
+    _Atomic long disorder; /* events that came out of order, or again */
+} s_tally_t;
+
+typedef struct {
+    s_tally_t *tally;
+    int tally_fd; /* a memory file holding it, inherited by the children */
+    int incarnation;
+} s_counter_arg_t;
+
+/* The child's end of the socketpair, where exec finds it. */
+#define S_CHILD_FD 100
+
+static const rt_actor_ops_t s_counter_ops, s_relay_ops;
+
+/* spec's actor kind and argument as the child's command line says them. */
+static void s_child_kind(const s_child_spec_t *spec, const char **kind, char *arg, size_t size)
+{
+    if (spec->ops == &s_counter_ops) {
+        const s_counter_arg_t *a = spec->arg;
+        *kind = "counter";
+        snprintf(arg, size, "%d:%d", a->incarnation, a->tally_fd);
+    } else if (spec->ops == &s_relay_ops) {
+        *kind = "relay";
+        snprintf(arg, size, "%s", (const char *)spec->arg);
+    } else {
+        cr_assert_eq(spec->ops, &echo_ops, "a child hosts an echo, a counter or a relay");
+        *kind = "echo";
+        snprintf(arg, size, "-");
+    }
+}
+
+/* Starts a child hosting spec's actor and returns once it is started. */
 static void s_child_start(s_child_t *child, const s_child_spec_t *spec)
 {
     int sv[2];
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0, "socketpair: %s",
                  strerror(errno));
+    const char *kind;
+    char arg[128], fd[16];
+    s_child_kind(spec, &kind, arg, sizeof arg);
+    snprintf(fd, sizeof fd, "%d", S_CHILD_FD);
+#define S_OR_DASH(x) ((x) ? (x) : "-")
+    char *argv[] = {"rt_process_test", "--child", fd, (char *)spec->name, (char *)kind, arg,
+                    (char *)S_OR_DASH(spec->delivery_record), (char *)S_OR_DASH(spec->endpoint),
+                    (char *)S_OR_DASH(spec->peer), (char *)S_OR_DASH(spec->peer_endpoint),
+                    (char *)S_OR_DASH(spec->public_key), (char *)S_OR_DASH(spec->secret_key),
+                    (char *)S_OR_DASH(spec->admit), (char *)S_OR_DASH(spec->admit_scope), NULL};
+#undef S_OR_DASH
     pid_t parent = getpid();
     fflush(NULL);
     pid_t pid = fork();
     cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
     if (pid == 0) {
-        close(sv[0]);
         /* Dies with the test, should the test fail before it stops us. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
+        if (getppid() != parent || dup2(sv[1], S_CHILD_FD) < 0)
             _exit(12);
-        _exit(s_child_main(sv[1], spec));
+        /* Not a sandbox of Criterion's: BoxFort would take it for one. */
+        unsetenv("BXFI_MAP");
+        execv("/proc/self/exe", argv);
+        _exit(13);
     }
     close(sv[1]);
     child->pid = pid;
@@ -660,17 +710,6 @@ Test(process, a_killed_child_times_out_and_a_restarted_one_answers_again,
 #define S_QUEUED 60      /* events sent to it while it hangs, then dies */
 #define S_LATER 50       /* events sent once its successor is there */
 
-/* Shared with the children (mapped before the fork): what each took. */
-typedef struct {
-    _Atomic long taken[2]; /* by the first child and by its successor */
-    _Atomic long next;     /* the number the next event should carry */
-    _Atomic long disorder; /* events that came out of order, or again */
-} s_tally_t;
-
-typedef struct {
-    s_tally_t *tally;
-    int incarnation;
-} s_counter_arg_t;
 
 /* Counts one-way Pings, each carrying its number as text, and answers a
  * Ping request (a sync point). The first child hangs in the handler of
@@ -726,11 +765,13 @@ Test(process, events_to_a_killed_child_reach_its_successor_once, .timeout = S_TE
     s_tmpdir_new(dir, sizeof dir);
     s_ipc_endpoint(endpoint, sizeof endpoint, dir, "counter.sock");
     snprintf(record, sizeof record, "%s/counter.record", dir);
-    s_tally_t *tally = mmap(NULL, sizeof *tally, PROT_READ | PROT_WRITE,
-                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    int tally_fd = memfd_create("tally", 0); /* inherited: no MFD_CLOEXEC */
+    cr_assert_geq(tally_fd, 0);
+    cr_assert_eq(ftruncate(tally_fd, sizeof(s_tally_t)), 0);
+    s_tally_t *tally = mmap(NULL, sizeof *tally, PROT_READ | PROT_WRITE, MAP_SHARED, tally_fd, 0);
     cr_assert_neq(tally, MAP_FAILED);
-    s_counter_arg_t first = {.tally = tally, .incarnation = 0};
-    s_counter_arg_t second = {.tally = tally, .incarnation = 1};
+    s_counter_arg_t first = {.tally = tally, .tally_fd = tally_fd, .incarnation = 0};
+    s_counter_arg_t second = {.tally = tally, .tally_fd = tally_fd, .incarnation = 1};
     s_child_spec_t spec = {.name = "child/counter", .ops = &s_counter_ops, .arg = &first,
                            .endpoint = endpoint, .delivery_record = record};
     s_child_t child;
@@ -773,6 +814,7 @@ Test(process, events_to_a_killed_child_reach_its_successor_once, .timeout = S_TE
     rt_destroy(&rt);
     s_child_stop(&child);
     munmap(tally, sizeof *tally);
+    close(tally_fd);
     s_tmpdir_remove(dir);
 }
 
@@ -859,4 +901,51 @@ Test(process, a_child_actor_calls_back_into_the_parent, .timeout = S_TEST_TIMEOU
     rt_destroy(&rt);
     s_child_stop(&child);
     s_tmpdir_remove(dir);
+}
+
+/* ---- A child's own main ----------------------------------------------------------- */
+
+/* rt_process_test --child FD NAME KIND ARG RECORD ENDPOINT PEER PEER_ENDPOINT
+ * PUBLIC SECRET ADMIT SCOPE ("-" for none): hosts the actor s_child_start()
+ * described, telling the parent on descriptor FD. */
+static int s_child_exec(int argc, char **argv)
+{
+    if (argc != 14)
+        return 14;
+    const char *a[14];
+    for (int i = 0; i < argc; i++)
+        a[i] = strcmp(argv[i], "-") ? argv[i] : NULL;
+    s_child_spec_t spec = {.name = a[3], .delivery_record = a[6], .endpoint = a[7],
+                           .peer = a[8], .peer_endpoint = a[9], .public_key = a[10],
+                           .secret_key = a[11], .admit = a[12], .admit_scope = a[13]};
+    s_counter_arg_t counter = {0};
+    if (!strcmp(a[4], "counter")) {
+        if (!a[5] || sscanf(a[5], "%d:%d", &counter.incarnation, &counter.tally_fd) != 2)
+            return 15;
+        counter.tally = mmap(NULL, sizeof *counter.tally, PROT_READ | PROT_WRITE, MAP_SHARED,
+                             counter.tally_fd, 0);
+        if (counter.tally == MAP_FAILED)
+            return 16;
+        spec.ops = &s_counter_ops;
+        spec.arg = &counter;
+    } else if (!strcmp(a[4], "relay")) {
+        spec.ops = &s_relay_ops;
+        spec.arg = (void *)a[5];
+    } else {
+        spec.ops = &echo_ops;
+    }
+    return s_child_main(atoi(a[2]), &spec);
+}
+
+/* Criterion's runner, or a child (s_child_start()). */
+int main(int argc, char *argv[])
+{
+    if (argc > 1 && !strcmp(argv[1], "--child"))
+        return s_child_exec(argc, argv);
+    struct criterion_test_set *tests = criterion_initialize();
+    int result = 0;
+    if (criterion_handle_args(argc, argv, true))
+        result = !criterion_run_all_tests(tests);
+    criterion_finalize(tests);
+    return result;
 }

@@ -198,6 +198,10 @@ static void s_stream(const char *extra, int kills)
     cr_expect_eq(ev.args[3], 0, "requests used twice: %u", ev.args[3]);
     cr_expect_eq(ev.args[4], 0, "writes failed: %u", ev.args[4]);
     cr_expect_eq(ev.args[5] & 0x40, 0, "status 0x%x", ev.args[5]);
+    cr_log_info("%lld rings, %lld signals to the device, %lld rings held",
+                s_number(vm, VM_PARTITION, "doorbells_signalled"),
+                s_number(vm, VM_PARTITION, "doorbell_signals"),
+                s_number(vm, VM_PARTITION, "doorbell_rings_held"));
     vm_destroy(&vm);
     kill(host, SIGTERM);
     waitpid(host, NULL, 0);

@@ -12,9 +12,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "actors/partition/partition.h"
 #include "runtime/testing/echo.h"
@@ -1038,6 +1040,19 @@ static int s_device_code(rt_actor_t *from, Vmm__Devices__Request *req)
     return code;
 }
 
+/* Asks for the irqfd of the MSI at 0xfee00000 with data, as from; returns
+ * the reply's error code (0 for a success). */
+static int s_get_msi_irqfd(rt_actor_t *from, uint32_t data)
+{
+    Vmm__Devices__GetMsiIrqfd get = VMM__DEVICES__GET_MSI_IRQFD__INIT;
+    get.address = 0xfee00000;
+    get.data = data;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_GET_MSI_IRQFD;
+    req.get_msi_irqfd = &get;
+    return s_device_code(from, &req);
+}
+
 /* Guest memory by message: at most 64 KiB a request, inside RAM, and an
  * update of 1, 2, 4 or 8 aligned bytes; anything else is refused. */
 Test(vm, guest_memory_requests_are_bounded_and_checked)
@@ -1470,8 +1485,145 @@ Test(vm, a_device_acts_only_within_its_registration)
     vm_harness_stop(&h);
 }
 
+/* A peer in another runtime (as a device host would be), reaching the
+ * partition at endpoint over CURVE with its own key pair, admitted to
+ * "vm0/"; its actors are clients of that runtime. */
+typedef struct {
+    char pub[41], sec[41];
+    rt_t *rt;
+} s_peer_t;
+
+static void s_peer_start(s_peer_t *peer, rt_t *vm_rt, const char *endpoint)
+{
+    cr_assert_eq(zmq_curve_keypair(peer->pub, peer->sec), 0);
+    char server[41];
+    cr_assert_eq(rt_curve_public_key(vm_rt, server, sizeof server), 0);
+    cr_assert_eq(rt_peer_allow(vm_rt, peer->pub, "vm0/"), 0);
+    rt_config_t cfg = {.curve_public_key = peer->pub, .curve_secret_key = peer->sec};
+    peer->rt = rt_new(&cfg);
+    cr_assert_not_null(peer->rt);
+    cr_assert_eq(rt_directory_set_key(peer->rt, VM_HARNESS_PARTITION, endpoint, server), 0);
+}
+
+/* A sender's name from another process is only what that process wrote:
+ * there it acts only as a device it registered, and only from the key it
+ * registered with; never for the VM itself. */
+Test(vm, a_peer_acts_only_as_a_device_it_registered_with_its_own_key)
+{
+    vm_harness_need_kvm();
+    char pub[41], sec[41];
+    cr_assert_eq(zmq_curve_keypair(pub, sec), 0);
+    rt_config_t cfg = {.curve_public_key = pub, .curve_secret_key = sec};
+    vm_harness_t h;
+    vm_harness_start_listening(&h, 1, S_MEM, NULL, &cfg, "tcp://127.0.0.1:*");
+    char endpoint[256];
+    cr_assert_eq(rt_endpoint_of(h.rt, VM_HARNESS_PARTITION, endpoint, sizeof endpoint), 0);
+    s_peer_t a, b;
+    s_peer_start(&a, h.rt, endpoint);
+    s_peer_start(&b, h.rt, endpoint);
+    rt_client_t *dev_a = rt_client_new(a.rt, "vm0/dev/x");
+    rt_client_t *dev_b = rt_client_new(b.rt, "vm0/dev/x"); /* the same name, another key */
+    rt_client_t *nobody = rt_client_new(b.rt, "vm0/anybody");
+    rt_client_t *host = rt_client_new(b.rt, "host"); /* a name of the host's own kind */
+    const int denied = VMM__ERROR_CODE__PERMISSION_DENIED;
+
+    /* Not a device: nothing for the VM itself, nor guest memory. */
+    Vmm__Partition__Reset reset = VMM__PARTITION__RESET__INIT;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_RESET;
+    req.reset = &reset;
+    cr_expect_eq(s_partition_code(rt_client_actor(nobody), &req), denied, "a peer's reset");
+    cr_expect_eq(s_partition_code(rt_client_actor(host), &req), denied, "a peer's reset, as host");
+    Vmm__Devices__ReadGuestMemory read = VMM__DEVICES__READ_GUEST_MEMORY__INIT;
+    read.gpa = 0x1000;
+    read.length = 8;
+    Vmm__Devices__Request dreq = VMM__DEVICES__REQUEST__INIT;
+    dreq.op_case = VMM__DEVICES__REQUEST__OP_READ_GUEST_MEMORY;
+    dreq.read_guest_memory = &read;
+    cr_expect_eq(s_device_code(rt_client_actor(nobody), &dreq), denied, "a peer's memory read");
+    cr_expect_eq(s_request_msi(rt_client_actor(dev_a)), denied, "an MSI before registering");
+
+    /* Registered from a's key: a acts as the device; b, signing as it, may
+     * neither act nor register it again. */
+    s_register_device(rt_client_actor(dev_a), "x", 1, 0x500);
+    cr_expect_eq(s_request_msi(rt_client_actor(dev_a)), 0, "its MSI");
+    cr_expect_eq(s_assert_irq(rt_client_actor(dev_a), 5), 0, "its line");
+    cr_expect_eq(s_device_code(rt_client_actor(dev_a), &dreq), 0, "its memory read");
+    cr_expect_eq(s_request_msi(rt_client_actor(dev_b)), denied, "its MSI, from another key");
+    cr_expect_eq(s_assert_irq(rt_client_actor(dev_b), 5), denied, "its line, from another key");
+    cr_expect_eq(s_device_code(rt_client_actor(dev_b), &dreq), denied,
+                 "a memory read, from another key");
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_register(rt_client_actor(dev_b), "y", false, 0x600, 8, false, &reply),
+                 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR);
+    cr_expect_eq(reply.env->error->code, denied);
+    cr_expect(strstr(reply.env->error->text, "registered from peer:") != NULL, "%s",
+              reply.env->error->text);
+    rt_msg_release(&reply);
+    /* A device is no owner: a's reset is refused too. */
+    cr_expect_eq(s_partition_code(rt_client_actor(dev_a), &req), denied, "a device's reset");
+
+    /* The partition's endpoint is the gateway to the registry beside it,
+     * which answers its partition alone. */
+    cr_assert_eq(rt_directory_set_key(b.rt, "vm0/devices", endpoint, pub), 0);
+    Vmm__Registry__Remove remove = VMM__REGISTRY__REMOVE__INIT;
+    remove.handle = 1;
+    remove.actor = "vm0/dev/x";
+    Vmm__Registry__Request rreq = VMM__REGISTRY__REQUEST__INIT;
+    rreq.op_case = VMM__REGISTRY__REQUEST__OP_REMOVE;
+    rreq.remove = &remove;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_REGISTRY_REQUEST;
+    env.registry_request = &rreq;
+    cr_assert_eq(rt_call(rt_client_actor(nobody), "vm0/devices", &env, &reply, 10000), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR);
+    cr_expect_eq(reply.env->error->code, denied, "%s", reply.env->error->text);
+    rt_msg_release(&reply);
+
+    rt_actor_t *test = rt_client_actor(h.client);
+    cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "denied"), 9);
+    cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "devices"), 1);
+    cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "msis"), 1);
+    rt_client_destroy(&host);
+    rt_client_destroy(&nobody);
+    rt_client_destroy(&dev_b);
+    rt_client_destroy(&dev_a);
+    rt_destroy(&b.rt);
+    rt_destroy(&a.rt);
+    vm_harness_stop(&h);
+}
+
+/* What the partition keeps of senders that are no devices is bounded:
+ * names a peer invents cannot grow it. */
+Test(vm, grants_of_senders_that_are_no_devices_are_cached_up_to_a_bound)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    Vmm__Partition__GetIsolation iso = VMM__PARTITION__GET_ISOLATION__INIT;
+    Vmm__Partition__Request req = VMM__PARTITION__REQUEST__INIT;
+    req.op_case = VMM__PARTITION__REQUEST__OP_GET_ISOLATION;
+    req.get_isolation = &iso;
+    for (int i = 0; i < 300; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "vm0/sender/%d", i);
+        rt_client_t *c = rt_client_new(h.rt, name);
+        cr_assert_not_null(c);
+        cr_assert_eq(s_partition_code(rt_client_actor(c), &req), 0, "%s", name);
+        rt_client_destroy(&c);
+    }
+    long long cached = echo_inspect_number(rt_client_actor(h.client), VM_HARNESS_PARTITION,
+                                           "grants_cached");
+    cr_expect_eq(cached, 256, "the test's own client and the first 255 others: %lld", cached);
+    vm_harness_stop(&h);
+}
+
 /* Registers an MMIO device at [0xd0000000, +0x1000) asking for doorbells
  * at the addresses given; returns the reply (released by the caller). */
+/* One past the doorbells a registration may ask for. */
+#define S_DOORBELLS_TOO_MANY 65
+
 static void s_register_with_doorbells(rt_actor_t *from, const uint64_t *at, size_t n,
                                       bool required, rt_msg_t *reply)
 {
@@ -1479,8 +1631,8 @@ static void s_register_with_doorbells(rt_actor_t *from, const uint64_t *at, size
     range.start = 0xd0000000;
     range.end = 0xd0001000;
     Vmm__MemoryRange *ranges[] = {&range};
-    Vmm__Devices__DoorbellRequest dbs[4], *db_ptrs[4];
-    cr_assert_leq(n, 4);
+    Vmm__Devices__DoorbellRequest dbs[S_DOORBELLS_TOO_MANY], *db_ptrs[S_DOORBELLS_TOO_MANY];
+    cr_assert_leq(n, S_DOORBELLS_TOO_MANY);
     for (size_t i = 0; i < n; i++) {
         vmm__devices__doorbell_request__init(&dbs[i]);
         dbs[i].guest_address = at[i];
@@ -1542,6 +1694,95 @@ Test(vm, a_registration_gets_the_doorbells_it_asks_for)
     cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "doorbells"), 0,
                  "its doorbells went with it");
     rt_client_destroy(&nic);
+    vm_harness_stop(&h);
+}
+
+/* A device's descriptors and doorbells are bounded: a registration asks
+ * for at most 64 doorbells (PARTITION_MAX_DOORBELL_REQUESTS), and a device
+ * holds at most 64 MSI irqfds (PARTITION_MAX_IRQFDS_PER_DEVICE); beyond,
+ * the request is refused with a reason and nothing is made. */
+Test(vm, doorbells_and_irqfds_of_a_device_are_bounded)
+{
+    vm_harness_need_kvm();
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    rt_actor_t *test = rt_client_actor(h.client);
+    rt_client_t *nic = rt_client_new(h.rt, "vm0/dev/nic");
+    rt_client_t *msi = rt_client_new(h.rt, "vm0/dev/msi");
+    cr_assert(nic && msi);
+
+    enum { MANY = S_DOORBELLS_TOO_MANY };
+    uint64_t at[MANY];
+    for (size_t i = 0; i < MANY; i++)
+        at[i] = 0xd0000000 + 8 * i;
+    rt_msg_t reply;
+    s_register_with_doorbells(rt_client_actor(nic), at, MANY, false, &reply);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR, "65 doorbells");
+    cr_expect_eq(reply.env->error->code, VMM__ERROR_CODE__INVALID_ARGUMENT);
+    cr_expect(strstr(reply.env->error->text, "64") != NULL, "%s", reply.env->error->text);
+    rt_msg_release(&reply);
+    s_register_with_doorbells(rt_client_actor(nic), at, MANY - 1, false, &reply);
+    cr_expect_eq(reply.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY, "64 doorbells: %s",
+                 reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? reply.env->error->text
+                                                                   : "granted");
+    rt_msg_release(&reply);
+    cr_expect_eq(echo_inspect_number(test, VM_HARNESS_PARTITION, "doorbells"), MANY - 1);
+
+    s_register_device(rt_client_actor(msi), "msi", 1, 0x508);
+    int granted = 0, code = 0;
+    for (uint32_t i = 0; i < MANY; i++) {
+        code = s_get_msi_irqfd(rt_client_actor(msi), 0x40 + i);
+        granted += !code;
+    }
+    cr_expect_eq(granted, MANY - 1);
+    cr_expect_eq(code, VMM__ERROR_CODE__BUSY, "the 65th: %d", code);
+    cr_expect_eq(s_get_msi_irqfd(rt_client_actor(msi), 0x40), 0, "one it holds, asked again");
+    rt_client_destroy(&msi);
+    rt_client_destroy(&nic);
+    vm_harness_stop(&h);
+}
+
+/* The VM holds at most 1024 MSI irqfds (PARTITION_MAX_IRQFDS): 16
+ * devices with 64 each fill it, and a 17th device's first is BUSY. */
+Test(vm, msi_irqfds_of_the_vm_are_bounded)
+{
+    vm_harness_need_kvm();
+    enum { DEVICES = 16, EACH = 64 };
+    /* 1024 eventfds in this process, the partition's. */
+    struct rlimit files;
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &files), 0);
+    if (files.rlim_max != RLIM_INFINITY && files.rlim_max < 2048)
+        cr_skip_test("the open-file limit (%llu) is below 2048",
+                     (unsigned long long)files.rlim_max);
+    if (files.rlim_cur != RLIM_INFINITY && files.rlim_cur < 2048) {
+        files.rlim_cur = 2048;
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &files), 0);
+    }
+    vm_harness_t h;
+    vm_harness_start(&h, 1, S_MEM, NULL);
+    rt_client_t *devs[DEVICES + 1];
+    for (int d = 0; d <= DEVICES; d++) {
+        char name[32], full[48];
+        snprintf(name, sizeof name, "msi%d", d);
+        snprintf(full, sizeof full, "vm0/dev/%s", name);
+        devs[d] = rt_client_new(h.rt, full);
+        cr_assert_not_null(devs[d]);
+        s_register_device(rt_client_actor(devs[d]), name, 1, 0x600 + 8 * (uint32_t)d);
+    }
+    int granted = 0, code = 0;
+    for (int d = 0; d < DEVICES; d++)
+        for (uint32_t i = 0; i < EACH; i++) {
+            code = s_get_msi_irqfd(rt_client_actor(devs[d]), 0x40 + i);
+            granted += !code;
+        }
+    cr_expect_eq(granted, DEVICES * EACH, "granted %d, the last refused with %d", granted, code);
+    cr_expect_eq(s_get_msi_irqfd(rt_client_actor(devs[DEVICES]), 0x40), VMM__ERROR_CODE__BUSY,
+                 "the 1025th");
+    cr_expect_eq(echo_inspect_number(rt_client_actor(h.client), VM_HARNESS_PARTITION,
+                                     "msi_irqfds"),
+                 DEVICES * EACH);
+    for (int d = 0; d <= DEVICES; d++)
+        rt_client_destroy(&devs[d]);
     vm_harness_stop(&h);
 }
 

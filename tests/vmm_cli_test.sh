@@ -9,6 +9,7 @@ vmm=$1
 exit_guest=$2
 lines_guest=$3
 info_kernel=$4
+left_out=$5
 fails=0
 tmp=$(mktemp -d -p /tmp) # short: vmm's sockets go below it
 trap 'rm -rf "$tmp"' EXIT
@@ -245,16 +246,29 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
         sleep 0.05
     done
     pkill -KILL -P "$run_pid" -f "vmm devhost"
+    for _ in $(seq 450); do
+        kill -0 "$run_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$run_pid" 2>/dev/null; then
+        echo "vmm run: still running after 45 s: killed" >>"$tmp/lines.err"
+        kill -KILL "$run_pid"
+    fi
     wait "$run_pid"
     got=$?
-    if [ "$got" -ne 0 ] || ! grep -q "^line 299$" "$tmp/lines" ||
+    # All 300 lines once, in order, but for one character the kill may
+    # lose (tests/testing/left_out.awk).
+    for i in $(seq 0 299); do
+        echo "line $i"
+    done >"$tmp/lines.want"
+    if [ "$got" -ne 0 ] ||
         ! grep -q "the device host died (killed by signal 9); started another" "$tmp/lines.err" ||
-        [ -n "$(sort "$tmp/lines" | uniq -d)" ]; then
-        echo "FAIL: a killed device host: status $got, $(wc -l <"$tmp/lines") lines, stderr:"
+        ! awk -v most=1 -f "$left_out" "$tmp/lines.want" "$tmp/lines" >"$tmp/lines.verdict"; then
+        echo "FAIL: a killed device host: status $got, $(cat "$tmp/lines.verdict" 2>/dev/null), stderr:"
         cat "$tmp/lines.err"
         fails=$((fails + 1))
     else
-        echo "ok: a killed device host was started again: $(wc -l <"$tmp/lines") of 300 lines"
+        echo "ok: a killed device host was started again: $(head -1 "$tmp/lines.verdict")"
     fi
     if [ -n "$(ls -A "$TMPDIR")" ]; then
         echo "FAIL: a private folder was left behind: $(ls "$TMPDIR")"

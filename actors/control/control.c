@@ -21,9 +21,9 @@ typedef struct {
     char **keys;
     size_t n_keys;
     s_pending_t *pending;
-    size_t n_pending, cap_pending;
+    size_t n_pending, cap_pending, max_pending;
     struct {
-        uint64_t passed, refused, own, timed_out;
+        uint64_t passed, refused, own, timed_out, busy;
     } stats;
 } control_t;
 
@@ -222,6 +222,17 @@ static int s_forward(rt_actor_t *self, const Vmm__Envelope *msg)
     Vmm__Envelope env = *msg;
     env.request_id = 0;
     env.reply_to = 0;
+    if (msg->request_id && c->n_pending >= c->max_pending) {
+        /* Not a refusal of the operator's: not counted as denied, and
+         * logged within rt_log()'s limit. */
+        c->stats.busy++;
+        rt_log(rt_actor_rt(self), self, RT_LOG_WARN,
+               "%s: %zu requests wait for their actors already: busy", msg->sender,
+               c->n_pending);
+        return rt_reply_error(self, msg, VMM__ERROR_CODE__BUSY,
+                              "%zu requests wait for the VM's actors already; try again",
+                              c->n_pending);
+    }
     c->stats.passed++;
     if (!msg->request_id)
         return rt_send(self, msg->receiver, &env);
@@ -540,6 +551,7 @@ static int s_init(rt_actor_t *self, void *arg)
     c->partition = malloc(strlen(cfg->vm) + sizeof "/partition");
     c->keys = calloc(cfg->n_operator_keys ? cfg->n_operator_keys : 1, sizeof *c->keys);
     c->n_vps = cfg->n_vps;
+    c->max_pending = cfg->max_pending ? cfg->max_pending : CONTROL_MAX_PENDING;
     c->paused = calloc(cfg->n_vps ? cfg->n_vps : 1, sizeof *c->paused);
     int rc = c->vm && c->owner && c->partition && c->keys && c->paused ? 0 : -ENOMEM;
     for (size_t i = 0; !rc && i < cfg->n_operator_keys; i++, c->n_keys++)
@@ -578,6 +590,7 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     rt_inspect_add(node, "denied", "%llu", (unsigned long long)c->stats.refused);
     rt_inspect_add(node, "timed_out", "%llu", (unsigned long long)c->stats.timed_out);
     rt_inspect_add(node, "pending", "%zu", c->n_pending);
+    rt_inspect_add(node, "busy", "%llu", (unsigned long long)c->stats.busy);
     uint32_t paused = 0;
     for (uint32_t i = 0; i < c->n_vps; i++)
         paused += c->paused[i];

@@ -16,7 +16,10 @@
  * name alone, and the control actor refuses every other key, a device
  * host's say, that the runtime admits to the VM's actors). Everything else
  * is refused with PERMISSION_DENIED, logged and counted (`denied` in its
- * Inspect). No request waits longer than CONTROL_TIMEOUT_MS for an actor.
+ * Inspect). No request waits longer than CONTROL_TIMEOUT_MS for an actor,
+ * and at most max_pending wait at once: beyond, a request is refused with
+ * BUSY (counted, `busy` in its Inspect), so that operators sending faster
+ * than the VM's actors answer cannot grow the control actor's memory.
  */
 #ifndef VMM_CONTROL_H
 #define VMM_CONTROL_H
@@ -29,6 +32,8 @@
 /* The longest a request passed on, or one step of Pause and Resume, waits
  * for the actor that handles it. */
 #define CONTROL_TIMEOUT_MS 5000
+/* Requests passed on that may wait for their actors at once, by default. */
+#define CONTROL_MAX_PENDING 256
 /* The longest the VM's owner may take to write a snapshot. */
 #define CONTROL_SNAPSHOT_TIMEOUT_MS 300000
 
@@ -40,6 +45,7 @@ typedef struct {
     /* Over tcp://: the operators' CURVE public keys (Z85); copied. */
     const char *const *operator_keys;
     size_t n_operator_keys;
+    size_t max_pending; /* 0: CONTROL_MAX_PENDING */
 } control_config_t;
 
 /* Starts with arg a control_config_t *, copied by init. Name it

@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,9 @@ typedef struct {
 static const char *const s_names[] = {"vm0/control", "vm0/vp/0",     "vm0/vp/1",
                                       "vm0/partition", "vm0/synic", "vm0/dev/com1"};
 
+/* The control actor's max_pending for the next s_start() (0: its default). */
+static size_t s_max_pending;
+
 /* Starts the stand-ins and the control actor (on tcp:// with CURVE when
  * curve), and an operator with the operator's key. */
 static void s_start(s_vm_t *vm, bool curve)
@@ -135,7 +139,8 @@ static void s_start(s_vm_t *vm, bool curve)
                  0);
     const char *keys[] = {vm->op_pub};
     control_config_t cc = {.vm = "vm0", .owner = "vm0/vmm", .n_vps = 2,
-                           .operator_keys = keys, .n_operator_keys = 1};
+                           .operator_keys = keys, .n_operator_keys = 1,
+                           .max_pending = s_max_pending};
     if (curve) {
         cr_assert_eq(rt_peer_allow(vm->rt, vm->op_pub, "vm0/control"), 0);
         snprintf(vm->endpoint, sizeof vm->endpoint, "tcp://127.0.0.1:*");
@@ -494,5 +499,132 @@ Test(control, list_actors_names_the_vm_here_and_in_device_hosts)
                   strstr(seen, "vm0/dev/com1=device@;") && strstr(seen, "vm0/synic=echo;"),
               "%s", seen);
     rt_msg_release(&reply);
+    s_stop(&vm);
+}
+
+/* ---- Requests waiting at once -------------------------------------------------- */
+
+/* A device that holds every request until it gets an event. */
+static struct {
+    rt_deferred_t *held[16];
+    size_t n;
+} s_holder;
+
+static int s_hold(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    if (s_holder.n < 16 && (s_holder.held[s_holder.n] = rt_defer(self, msg))) {
+        s_holder.n++;
+        return 0;
+    }
+    return rt_reply_error(self, msg, VMM__ERROR_CODE__INTERNAL, "cannot hold it");
+}
+
+static int s_release(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    (void)msg;
+    Vmm__Ack ack = VMM__ACK__INIT;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_ACK;
+    env.ack = &ack;
+    for (size_t i = 0; i < s_holder.n; i++)
+        rt_reply_deferred(self, &s_holder.held[i], &env);
+    s_holder.n = 0;
+    return 0;
+}
+
+static const rt_handler_t s_holder_handlers[] = {
+    {VMM__ENVELOPE__BODY_DEVICE_REQUEST, s_hold},
+    {VMM__ENVELOPE__BODY_DEVICE_EVENT, s_release},
+};
+static const rt_actor_ops_t s_holder_ops = {.kind = "holder", .handlers = s_holder_handlers,
+                                            .n_handlers = 2};
+
+enum { S_OPERATORS = 6, S_MAX_PENDING = 4 };
+
+typedef struct {
+    rt_client_t *c;
+    _Atomic int body, code; /* the reply's; 0 until it came */
+} s_operator_t;
+
+/* One operator's read of COM1's line status, through the control actor. */
+static void *s_read_lsr(void *arg)
+{
+    s_operator_t *o = arg;
+    Vmm__Devices__ReadIo rio = VMM__DEVICES__READ_IO__INIT;
+    rio.port = 0x3fd;
+    rio.size = 1;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_READ_IO;
+    req.read_io = &rio;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_DEVICE_REQUEST;
+    env.device_request = &req;
+    rt_msg_t reply;
+    if (rt_call(rt_client_actor(o->c), "vm0/dev/com1", &env, &reply, 3 * S_MS))
+        return NULL;
+    o->code = reply.env->body_case == VMM__ENVELOPE__BODY_ERROR ? (int)reply.env->error->code : 0;
+    o->body = reply.env->body_case;
+    rt_msg_release(&reply);
+    return NULL;
+}
+
+/* Operators sending faster than an actor answers: the control actor keeps
+ * max_pending of their requests waiting, answers the rest BUSY at once and
+ * counts them; the ones it kept get their answers when the actor gives
+ * them. */
+Test(control, beyond_max_pending_a_request_is_busy)
+{
+    s_vm_t vm;
+    s_max_pending = S_MAX_PENDING;
+    s_start(&vm, false);
+    s_max_pending = 0;
+    memset(&s_holder, 0, sizeof s_holder);
+    rt_executor_t *dev = rt_executor_new(vm.rt, "dev");
+    cr_assert_not_null(dev);
+    cr_assert_eq(rt_actor_start(dev, &(rt_actor_spec_t){.name = "vm0/dev/com1",
+                                                        .ops = &s_holder_ops}),
+                 0);
+    s_operator_t ops[S_OPERATORS];
+    pthread_t threads[S_OPERATORS];
+    for (int i = 0; i < S_OPERATORS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "operator%d", i);
+        ops[i] = (s_operator_t){.c = rt_client_new(vm.op_rt, name)};
+        cr_assert_not_null(ops[i].c);
+        cr_assert_eq(pthread_create(&threads[i], NULL, s_read_lsr, &ops[i]), 0);
+    }
+    /* Until S_MAX_PENDING wait and the others were answered. */
+    int busy = 0, waited;
+    for (waited = 0; waited < 2 * S_MS; waited += 10) {
+        busy = 0;
+        for (int i = 0; i < S_OPERATORS; i++)
+            busy += ops[i].body == VMM__ENVELOPE__BODY_ERROR;
+        if (busy == S_OPERATORS - S_MAX_PENDING &&
+            echo_inspect_number(rt_client_actor(vm.op), "vm0/control", "pending") ==
+                S_MAX_PENDING)
+            break;
+        usleep(10 * 1000);
+    }
+    cr_expect_eq(busy, S_OPERATORS - S_MAX_PENDING, "answered at once: %d", busy);
+    cr_expect_eq(echo_inspect_number(rt_client_actor(vm.op), "vm0/control", "busy"),
+                 S_OPERATORS - S_MAX_PENDING);
+
+    rt_client_t *local = rt_client_new(vm.rt, "vm0/vmm");
+    cr_assert_not_null(local);
+    Vmm__Devices__Event ev = VMM__DEVICES__EVENT__INIT;
+    Vmm__Envelope release = VMM__ENVELOPE__INIT;
+    release.body_case = VMM__ENVELOPE__BODY_DEVICE_EVENT;
+    release.device_event = &ev;
+    cr_assert_eq(rt_send(rt_client_actor(local), "vm0/dev/com1", &release), 0);
+    int acks = 0, busy_codes = 0;
+    for (int i = 0; i < S_OPERATORS; i++) {
+        pthread_join(threads[i], NULL);
+        acks += ops[i].body == VMM__ENVELOPE__BODY_ACK;
+        busy_codes += ops[i].code == VMM__ERROR_CODE__BUSY;
+    }
+    cr_expect_eq(acks, S_MAX_PENDING);
+    cr_expect_eq(busy_codes, S_OPERATORS - S_MAX_PENDING);
+    cr_expect_eq(echo_inspect_number(rt_client_actor(vm.op), "vm0/control", "pending"), 0);
+    cr_expect_eq(s_denied(&vm), 0, "busy is no refusal of the operator's");
     s_stop(&vm);
 }

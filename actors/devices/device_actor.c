@@ -57,6 +57,7 @@ typedef struct {
 
     uint64_t register_id; /* the registration's request, until answered */
     uint64_t handle;      /* 0 until registered */
+    uint64_t vm_instance; /* the VM's, from the registration: names a kept state */
     char registration[192];
     uint64_t doorbells[DEVICE_MAX_DOORBELLS]; /* handles, by spec index */
     bool irq_high[DEVICE_MAX_IRQS];           /* levels sent, by spec index */
@@ -65,12 +66,12 @@ typedef struct {
     int storage_fd; /* the backing store; -1: none */
     bool storage_open;
     /* The kept state (state_file): its descriptor (-1: none; under a replay
-     * none either), what it holds, and whether that is to be resumed from
-     * once registered. */
+     * none either), what it holds, and what was found there at start. */
     int state_fd;
     bool keeps_state;
     uint8_t *kept;
     size_t kept_len;
+    bool kept_found; /* a state was found at start, not yet resumed from */
     synic_link_t synic;
 
     /* The access being handled, and the token its model made for it. */
@@ -809,15 +810,18 @@ static int s_deferred(s_actor_t *a, const Vmm__Envelope *msg, const device_io_t 
 
 /* ---- The kept state ------------------------------------------------------------ */
 
-/* What the file holds: the VMM's pid and its guest memory file's inode (8
- * bytes each: one VM), then the model's state. */
-#define S_KEPT_HEADER 16
+/* What the file holds: the VM's instance (DeviceRegistration.vm_instance,
+ * 8 bytes), then the model's state. */
+#define S_KEPT_HEADER 8
 #define S_KEPT_MAX (1u << 20)
 
 /* Keeps the model's state, with the VM it serves, when it changed. */
 static void s_keep_state(s_actor_t *a)
 {
-    if (a->state_fd < 0)
+    /* What the VM sent a dead predecessor may reach a restarted host before
+     * its registration is answered: the state found at start waits for it
+     * (s_resume_kept()), and is not written over meanwhile. */
+    if (a->state_fd < 0 || a->kept_found)
         return;
     ProtobufCBinaryData st = {0};
     if (a->model->ops->save(a->model, &st))
@@ -825,8 +829,7 @@ static void s_keep_state(s_actor_t *a)
     size_t len = S_KEPT_HEADER + st.len;
     uint8_t *bytes = malloc(len);
     if (bytes) {
-        uint64_t vm[2] = {(uint64_t)a->guest.pid, a->guest.ino};
-        memcpy(bytes, vm, S_KEPT_HEADER);
+        memcpy(bytes, &a->vm_instance, S_KEPT_HEADER);
         memcpy(bytes + S_KEPT_HEADER, st.data, st.len);
     }
     free(st.data);
@@ -866,22 +869,22 @@ static int s_open_kept(s_actor_t *a, const char *path)
     if (len && rt_actor_input(a->self, DEVICE_INPUT_KEPT_STATE, 1, a->kept, len))
         len = 0;
     a->kept_len = len;
+    a->kept_found = len > S_KEPT_HEADER;
     return 0;
 }
 
-/* Once registered: the kept state, when it was kept for this same VM (the
- * VMM's process and its guest memory file), is restored and the model
- * resumed; else it starts afresh. */
+/* Once registered (a->vm_instance is the registration's): the state found
+ * at start, when it was kept for this same VM, is restored and the model
+ * resumed; else the model goes on afresh. */
 static void s_resume_kept(s_actor_t *a)
 {
     if (!a->keeps_state)
         return;
-    uint64_t vm[2] = {0, 0};
-    if (a->kept_len > S_KEPT_HEADER)
-        memcpy(vm, a->kept, S_KEPT_HEADER);
-    int same = vm[0] && vm[1] && !device_guest_prepare(&a->guest, a->self, a->partition) &&
-               (uint64_t)a->guest.pid == vm[0] && a->guest.ino == vm[1];
-    /* A replay maps nothing: whether it was the same VM is the run's. */
+    uint64_t vm = 0;
+    if (a->kept_found)
+        memcpy(&vm, a->kept, S_KEPT_HEADER);
+    int same = vm && vm == a->vm_instance;
+    /* What the run decided, so that a replay of a trace decides alike. */
     if (rt_actor_input(a->self, DEVICE_INPUT_KEPT_STATE, 2, &same, sizeof same))
         same = 0;
     int rc = same ? a->model->ops->restore(a->model, a->kept + S_KEPT_HEADER,
@@ -892,10 +895,11 @@ static void s_resume_kept(s_actor_t *a)
                "restored the state it kept before a restart");
         if (a->model->ops->resume)
             a->model->ops->resume(a->model);
-    } else if (a->kept_len) {
+    } else if (a->kept_found) {
         rt_log(rt_actor_rt(a->self), a->self, RT_LOG_INFO, "the state kept in its file %s",
                rc == -ESRCH ? "was another VM's: starting afresh" : "does not restore");
     }
+    a->kept_found = false;
     s_keep_state(a);
 }
 
@@ -1094,7 +1098,9 @@ static int s_on_partition_event(rt_actor_t *self, const Vmm__Envelope *msg)
             if (a->doorbells[i] && a->doorbells[i] == ev->doorbell_signalled->handle) {
                 if (a->model->ops->doorbell)
                     a->model->ops->doorbell(a->model, i);
-                return 0;
+                /* Answered once looked at: the partition holds the rings
+                 * meanwhile (partition.c, s_signal_doorbell()). */
+                return msg->request_id ? rt_reply_ack(self, msg) : 0;
             }
     return s_refuse(a, msg, VMM__ERROR_CODE__INVALID_ARGUMENT,
                     "a partition event (%d) for no doorbell of this device", (int)ev->event_case);
@@ -1153,6 +1159,7 @@ static void s_on_reply(rt_actor_t *self, const Vmm__Envelope *reply)
         return;
     }
     a->handle = reg->handle;
+    a->vm_instance = reg->vm_instance;
     for (size_t i = 0; i < reg->n_doorbells; i++)
         a->doorbells[i] = reg->doorbells[i];
     snprintf(a->registration, sizeof a->registration, "registered");

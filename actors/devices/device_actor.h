@@ -99,11 +99,12 @@ typedef struct {
      * rather than hearing of each from the partition's thread. */
     bool doorbell_fds;
     /* A file where the model's state is kept (its save()) after each write
-     * the guest makes, before the write is answered, and with it the VM (the
-     * VMM's process and its guest memory file). A device host started
-     * again after a crash, for the same VM, restores it once registered and
-     * resumes the model
-     * (device_ops_t.resume), so that the guest's device carries on. NULL:
+     * the guest makes, before the write is answered, and with it the VM
+     * (the instance its registration named). A device host started again
+     * after a crash, for the same VM, restores it once registered (until
+     * then it keeps nothing over it) and resumes the model
+     * (device_ops_t.resume), so that the guest's device carries on, over
+     * ipc:// or tcp:// alike. NULL:
      * none. Under a replay, any non-NULL: the kept bytes come from the
      * trace. */
     const char *state_file;

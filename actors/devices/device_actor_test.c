@@ -4,6 +4,7 @@
  * restore. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -300,14 +301,20 @@ static device_actor_config_t s_config(void)
                                    .owner = OWNER, .manager = MANAGER, .console = CONSOLE};
 }
 
-/* Starts the probe, registered; takes the owner's DeviceRegistered. */
-static void s_start(void)
+/* Starts the probe as cfg says, registered; takes the owner's
+ * DeviceRegistered. */
+static void s_start_with(const device_actor_config_t *cfg)
 {
-    device_actor_config_t cfg = s_config();
-    cr_assert_eq(fake_vm_start(s_vm, DEV, &cfg, 0, NULL), 0);
+    cr_assert_eq(fake_vm_start(s_vm, DEV, cfg, 0, NULL), 0);
     const Vmm__Envelope *env = fake_vm_recv(s_vm, s_owner, 2000);
     cr_assert_not_null(env, "the owner hears of the registration");
     cr_assert_eq(env->device_event->event_case, VMM__DEVICES__EVENT__EVENT_REGISTERED);
+}
+
+static void s_start(void)
+{
+    device_actor_config_t cfg = s_config();
+    s_start_with(&cfg);
 }
 
 static uint64_t s_read(bool mmio, uint64_t address, uint32_t size)
@@ -888,4 +895,45 @@ Test(life, its_owner_manager_and_partition_reset_save_and_restore_it_and_nobody_
     cr_expect_eq(s_read(false, P_SCRATCH, 4), 1234, "unchanged");
     rt_msg_release(&saved);
     cr_expect_eq(s_inspect("denied"), 1);
+}
+
+/* A device host started again after a crash: the probe's state kept in
+ * its file outlives accesses that come before the registration is
+ * answered (here: none is), which do not write over it; once registered,
+ * the VM that kept it gets it back, another VM a probe afresh. */
+Test(life, a_kept_state_resumes_for_the_same_vm_only, .init = s_setup, .fini = s_teardown)
+{
+    char dir[] = "/tmp/device-actor-test-XXXXXX", file[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(file, sizeof file, "%s/probe.state", dir);
+    device_actor_config_t cfg = s_config();
+    cfg.state_file = file;
+    s_start_with(&cfg);
+    s_write(false, P_SCRATCH, 4, 4321);
+    fake_vm_destroy(&s_vm);
+
+    s_vm = fake_vm_new();
+    cr_assert_not_null(s_vm);
+    device_actor_config_t alone = cfg;
+    alone.partition = NULL;
+    cr_assert_eq(fake_vm_start(s_vm, DEV, &alone, 0, NULL), 0);
+    s_write(false, P_SCRATCH, 4, 99); /* before any registration: not kept */
+    fake_vm_destroy(&s_vm);
+
+    uint64_t instances[] = {1, 2};
+    uint64_t want[] = {4321, 0};
+    for (size_t i = 0; i < 2; i++) {
+        s_vm = fake_vm_new();
+        cr_assert_not_null(s_vm);
+        s_vm->vm_instance = instances[i];
+        s_owner = fake_vm_client(s_vm, OWNER);
+        cr_assert_not_null(s_owner);
+        s_start_with(&cfg);
+        cr_expect_eq(s_read(false, P_SCRATCH, 4), want[i], "VM instance %llu",
+                     (unsigned long long)instances[i]);
+        if (i == 0)
+            fake_vm_destroy(&s_vm);
+    }
+    unlink(file);
+    rmdir(dir);
 }

@@ -61,10 +61,12 @@ static void s_grants_forget(partition_t *p)
     free(p->grants);
     p->grants = NULL;
     p->n_grants = 0;
+    p->n_non_devices = 0;
     pthread_mutex_unlock(&p->grants_lock);
 }
 
-/* What actor may do as a device; NULL when the registry did not say. */
+/* What actor may do as a device; NULL when the registry did not say.
+ * Valid until the next call. */
 static const partition_grants_t *s_grants(rt_actor_t *self, const char *actor)
 {
     partition_t *p = rt_actor_state(self);
@@ -80,12 +82,17 @@ static const partition_grants_t *s_grants(rt_actor_t *self, const char *actor)
     if (s_registry(self, &req, VMM__REGISTRY__REPLY__RESULT_GRANTS, &reply, NULL, 0))
         return NULL;
     const Vmm__Registry__Grants *got = reply.env->registry_reply->grants;
-    partition_grants_t g = {.actor = strdup(actor), .device = got->device,
-                            .msi_count = got->msi_count};
+    partition_grants_t g = {.device = got->device, .msi_count = got->msi_count};
+    snprintf(g.origin, sizeof g.origin, "%s", got->origin);
     for (size_t i = 0; i < got->n_irq_lines; i++)
         if (got->irq_lines[i] < PARTITION_IRQ_LINES)
             g.irq_lines |= 1u << got->irq_lines[i];
     rt_msg_release(&reply);
+    if (!g.device && p->n_non_devices >= PARTITION_MAX_NON_DEVICES_CACHED) {
+        p->uncached = g;
+        return &p->uncached;
+    }
+    g.actor = strdup(actor);
     pthread_mutex_lock(&p->grants_lock);
     partition_grants_t *grown = realloc(p->grants, (p->n_grants + 1) * sizeof *grown);
     if (grown)
@@ -96,6 +103,7 @@ static const partition_grants_t *s_grants(rt_actor_t *self, const char *actor)
         return NULL;
     }
     p->grants[p->n_grants] = g;
+    p->n_non_devices += !g.device;
     partition_grants_t *got_g = &p->grants[p->n_grants++];
     pthread_mutex_unlock(&p->grants_lock);
     return got_g;
@@ -160,12 +168,24 @@ static bool s_owns(rt_actor_t *self, const char *actor, uint64_t address, uint64
     return owns;
 }
 
+/* Where the envelope self handles came from, as the registry keeps it
+ * (registry.proto Add.origin): a sender's name from another process is only
+ * what that process wrote, and holds for what registered from there. */
+static void s_origin(rt_actor_t *self, char *buf, size_t size)
+{
+    const char *key = rt_peer_key(self);
+    snprintf(buf, size, "%s%s", rt_peer_remote(self) ? "peer:" : "", key ? key : "");
+}
+
 static int s_registry_add(rt_actor_t *self, const char *actor,
                           const Vmm__Devices__RegisterDevice *device, uint64_t *handle, char *err,
                           size_t errlen)
 {
+    char origin[PARTITION_ORIGIN_MAX];
+    s_origin(self, origin, sizeof origin);
     Vmm__Registry__Add op = VMM__REGISTRY__ADD__INIT;
     op.actor = (char *)actor;
+    op.origin = origin;
     op.device = (Vmm__Devices__RegisterDevice *)device; /* only read */
     Vmm__Registry__Request req = VMM__REGISTRY__REQUEST__INIT;
     req.op_case = VMM__REGISTRY__REQUEST__OP_ADD;
@@ -323,14 +343,25 @@ static const char *s_device_may_not(rt_actor_t *self, const partition_grants_t *
 bool partition_permitted(rt_actor_t *self, const Vmm__Envelope *msg)
 {
     partition_t *p = rt_actor_state(self);
-    char buf[128];
+    char buf[160], origin[PARTITION_ORIGIN_MAX];
     const char *why = NULL;
-    const partition_grants_t *g;
+    const partition_grants_t *g = NULL;
+    bool registers = msg->body_case == VMM__ENVELOPE__BODY_DEVICE_REQUEST &&
+                     msg->device_request->op_case == VMM__DEVICES__REQUEST__OP_REGISTER_DEVICE;
+    s_origin(self, origin, sizeof origin);
     if (!s_same_vm(p, msg->sender)) {
         snprintf(buf, sizeof buf, "an actor of another VM may not act on %s", p->vm);
         why = buf;
-    } else if (msg->body_case == VMM__ENVELOPE__BODY_PARTITION_REQUEST &&
-               (g = s_grants(self, msg->sender)) && g->device) {
+    } else if (!(g = s_grants(self, msg->sender)) || !g->device) {
+        /* Only this process's actors act for the VM itself. */
+        if (*origin && !registers)
+            why = "an actor of another process acts here only as a device it registered";
+    } else if (strcmp(g->origin, origin)) {
+        snprintf(buf, sizeof buf, "%s registered from %s, and this came from %s",
+                 msg->sender, *g->origin ? g->origin : "this process",
+                 *origin ? origin : "this process");
+        why = buf;
+    } else if (msg->body_case == VMM__ENVELOPE__BODY_PARTITION_REQUEST) {
         why = s_device_may_not(self, g, msg->sender, msg->partition_request, buf, sizeof buf);
     }
     if (!why)
@@ -636,11 +667,12 @@ static void s_heard(rt_actor_t *self, const char *actor)
             p->remotes[i].heard_ns = rt_now_ns(self);
 }
 
-/* A ping's answer, or the TIMEOUT the runtime gives for its absence. */
+/* A ping's, a route update's or a doorbell signal's answer, or the
+ * TIMEOUT the runtime gives for its absence. */
 void partition_on_reply(rt_actor_t *self, const Vmm__Envelope *reply)
 {
     partition_t *p = rt_actor_state(self);
-    if (s_wait_answer(self, reply))
+    if (s_wait_answer(self, reply) || partition_doorbell_answered(self, reply))
         return;
     for (size_t i = 0; i < p->n_remotes; i++) {
         if (p->remotes[i].ping != reply->reply_to)
@@ -800,6 +832,7 @@ static int s_on_register_device(rt_actor_t *self, const Vmm__Envelope *msg,
     reg.msi_count = op->msi_count;
     reg.n_doorbells = op->n_doorbells;
     reg.doorbells = doorbells;
+    reg.vm_instance = p->instance;
     Vmm__Devices__Reply r = VMM__DEVICES__REPLY__INIT;
     r.result_case = VMM__DEVICES__REPLY__RESULT_REGISTRATION;
     r.registration = &reg;

@@ -1462,6 +1462,31 @@ static int s_assign_doorbells(partition_t *p, char *err, size_t errlen)
     return 0;
 }
 
+/* Tells d's owner it rang, by a request: until it is answered, later rings
+ * are held (a ring asks the owner to look at what changed, and the look
+ * it takes after answering covers them), so that a guest ringing faster
+ * than its device works cannot pile up signals in the device's queue. */
+static void s_signal_doorbell(rt_actor_t *self, partition_doorbell_t *d)
+{
+    partition_t *p = rt_actor_state(self);
+    Vmm__Partition__DoorbellSignalled ds = VMM__PARTITION__DOORBELL_SIGNALLED__INIT;
+    ds.handle = d->handle;
+    ds.guest_address = d->address;
+    Vmm__Partition__Event ev = VMM__PARTITION__EVENT__INIT;
+    ev.event_case = VMM__PARTITION__EVENT__EVENT_DOORBELL_SIGNALLED;
+    ev.doorbell_signalled = &ds;
+    Vmm__Envelope env = VMM__ENVELOPE__INIT;
+    env.body_case = VMM__ENVELOPE__BODY_PARTITION_EVENT;
+    env.partition_event = &ev;
+    d->held = false;
+    p->stats.doorbell_signals++;
+    if (rt_request(self, d->owner, &env, PARTITION_DOORBELL_TIMEOUT_MS, &d->signal)) {
+        d->signal = 0;
+        rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "doorbell %llu: cannot tell %s",
+               (unsigned long long)d->handle, d->owner);
+    }
+}
+
 static void s_on_doorbell_fd(rt_actor_t *self, int fd)
 {
     partition_t *p = rt_actor_state(self);
@@ -1469,24 +1494,34 @@ static void s_on_doorbell_fd(rt_actor_t *self, int fd)
     if (read(fd, &count, sizeof count) != sizeof count)
         return;
     for (size_t i = 0; i < p->n_doorbells; i++) {
-        const partition_doorbell_t *d = &p->doorbells[i];
+        partition_doorbell_t *d = &p->doorbells[i];
         if (d->efd != fd)
             continue;
         p->stats.doorbells_signalled += count;
-        Vmm__Partition__DoorbellSignalled ds = VMM__PARTITION__DOORBELL_SIGNALLED__INIT;
-        ds.handle = d->handle;
-        ds.guest_address = d->address;
-        Vmm__Partition__Event ev = VMM__PARTITION__EVENT__INIT;
-        ev.event_case = VMM__PARTITION__EVENT__EVENT_DOORBELL_SIGNALLED;
-        ev.doorbell_signalled = &ds;
-        Vmm__Envelope env = VMM__ENVELOPE__INIT;
-        env.body_case = VMM__ENVELOPE__BODY_PARTITION_EVENT;
-        env.partition_event = &ev;
-        if (rt_send(self, d->owner, &env))
-            rt_log(rt_actor_rt(self), self, RT_LOG_WARN, "doorbell %llu: cannot tell %s",
-                   (unsigned long long)d->handle, d->owner);
+        if (d->signal) {
+            d->held = true;
+            p->stats.doorbell_rings_held += count;
+        } else {
+            s_signal_doorbell(self, d);
+        }
         return;
     }
+}
+
+bool partition_doorbell_answered(rt_actor_t *self, const Vmm__Envelope *reply)
+{
+    partition_t *p = rt_actor_state(self);
+    for (size_t i = 0; i < p->n_doorbells; i++) {
+        partition_doorbell_t *d = &p->doorbells[i];
+        if (!d->signal || d->signal != reply->reply_to)
+            continue;
+        /* An answer, a refusal or the timeout alike: the rings held go. */
+        d->signal = 0;
+        if (d->held)
+            s_signal_doorbell(self, d);
+        return true;
+    }
+    return false;
 }
 
 /* Makes the doorbell op asks for, signalling owner; *handle is its handle.
@@ -1838,6 +1873,9 @@ static int s_init(rt_actor_t *self, void *arg)
         }
     }
     p->liveness_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    while (!p->instance)
+        if (getrandom(&p->instance, sizeof p->instance, 0) != sizeof p->instance)
+            p->instance = (uint64_t)rt_now_ns(self) ^ (uint64_t)getpid();
     rt_actor_set_state(self, p);
     if (!p->vm || !p->name || !p->registry || (cfg->n_vp_executors && !p->given_executors))
         return -ENOMEM; /* fini frees what there is */
@@ -1950,12 +1988,16 @@ static void s_inspect(rt_actor_t *self, Vmm__Rt__InspectNode *node)
     rt_inspect_add(node, "pinned_bytes", "%llu", (unsigned long long)p->pinned_bytes);
     partition_fill_inspect(p, self, node);
     rt_inspect_add(node, "msi_irqfds", "%zu", p->n_irqfds);
+    rt_inspect_add(node, "grants_cached", "%zu", p->n_grants);
     rt_inspect_add(node, "msis", "%llu", (unsigned long long)s->msis);
     rt_inspect_add(node, "msis_blocked", "%llu", (unsigned long long)s->msis_blocked);
     rt_inspect_add(node, "irqs", "%llu", (unsigned long long)s->irqs);
     rt_inspect_add(node, "line_changes", "%llu", (unsigned long long)s->line_changes);
     rt_inspect_add(node, "doorbells_signalled", "%llu",
                    (unsigned long long)s->doorbells_signalled);
+    rt_inspect_add(node, "doorbell_signals", "%llu", (unsigned long long)s->doorbell_signals);
+    rt_inspect_add(node, "doorbell_rings_held", "%llu",
+                   (unsigned long long)s->doorbell_rings_held);
     rt_inspect_add(node, "guest_reads", "%llu", (unsigned long long)s->guest_reads);
     rt_inspect_add(node, "guest_writes", "%llu", (unsigned long long)s->guest_writes);
     rt_inspect_add(node, "guest_updates", "%llu", (unsigned long long)s->guest_updates);

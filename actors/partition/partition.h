@@ -45,7 +45,10 @@
  * ("vm1/..." for "vm0") may not act on this one; names without a '/' are
  * the host's own. A registered device may raise only its IRQ lines and,
  * with msi_count > 0, MSIs; its doorbells lie in its own MMIO ranges and
- * signal itself; it may not build, reset or configure the VM.
+ * signal itself; it may not build, reset or configure the VM. A name from
+ * another process is only what that process wrote: there it may only
+ * register a device, and then act as that device, from where it registered
+ * (the same CURVE key; registry.proto Add.origin).
  */
 #ifndef VMM_PARTITION_H
 #define VMM_PARTITION_H

@@ -39,6 +39,11 @@
  * executor: a direct call) may take. */
 #define PARTITION_REGISTRY_TIMEOUT_MS 5000
 
+/* A doorbell's owner is signalled by a request (DoorbellSignalled): rings
+ * while one is unanswered are held and go in one signal once it is
+ * answered, or once it has been unanswered this long. */
+#define PARTITION_DOORBELL_TIMEOUT_MS 2000
+
 /* Doorbells one registration may ask for. */
 #define PARTITION_MAX_DOORBELL_REQUESTS 64
 /* MSI irqfds (devices.proto GetMsiIrqfd) a device may have, and a VM:
@@ -49,6 +54,12 @@
 /* Denials logged one by one before the log goes quiet (they stay
  * counted): a misbehaving device must not flood it. */
 #define PARTITION_MAX_DENIALS_LOGGED 16
+/* The most actors that are not devices whose grants (none) are cached:
+ * beyond it each is asked of the registry again, so that names a peer
+ * invents cannot grow the cache. */
+#define PARTITION_MAX_NON_DEVICES_CACHED 256
+/* "peer:" and a CURVE key in Z85 (registry.proto Add.origin). */
+#define PARTITION_ORIGIN_MAX 48
 
 /* PARTITION_FAILED: a build failed half way; the VM cannot be built again. */
 typedef enum {
@@ -77,6 +88,8 @@ typedef struct {
     /* Given to its device, which waits on efd itself (GetDoorbellFd): not
      * watched here. */
     bool handed;
+    uint64_t signal; /* the signal unanswered (its request id), or 0 */
+    bool held;       /* rung since that signal went */
 } partition_doorbell_t;
 
 /* An MSI a device in another process raises by writing efd (KVM_IRQFD on
@@ -142,6 +155,7 @@ typedef struct {
     bool device;
     uint32_t irq_lines; /* a bit per IO-APIC input */
     uint32_t msi_count;
+    char origin[PARTITION_ORIGIN_MAX]; /* of its registrations (registry.proto) */
 } partition_grants_t;
 
 /* Atomic: the shared handlers count on their senders' threads. */
@@ -149,6 +163,8 @@ typedef struct {
     atomic_uint_fast64_t devices_lost, devices_replaced;
     atomic_uint_fast64_t msis, msis_blocked, irqs, irqs_unrouted, doorbells_signalled,
         line_changes;
+    /* Signals sent to doorbells' owners, and rings held for one in flight. */
+    atomic_uint_fast64_t doorbell_signals, doorbell_rings_held;
     atomic_uint_fast64_t guest_reads, guest_writes, guest_updates, power_requests, refused;
     atomic_uint_fast64_t denied; /* acts outside what the sender may do (of refused) */
     atomic_uint_fast64_t irqfds_made;
@@ -207,6 +223,7 @@ typedef struct {
     partition_ram_t ram[PARTITION_MAX_RAM_RANGES];
     size_t n_ram;
     int ram_fd; /* the memory file behind guest RAM (s_map_ram) */
+    uint64_t instance; /* DeviceRegistration.vm_instance: drawn at start */
     char **vp_names;
     rt_executor_t **own_executors; /* executors the partition started */
     struct {
@@ -227,6 +244,8 @@ typedef struct {
      * grants_lock, which the shared handlers take to read. */
     partition_grants_t *grants;
     size_t n_grants;
+    size_t n_non_devices; /* of them; at most PARTITION_MAX_NON_DEVICES_CACHED */
+    partition_grants_t uncached; /* s_grants()' answer beyond that */
     pthread_mutex_t grants_lock;
     partition_remote_t *remotes;
     size_t n_remotes;
@@ -409,6 +428,8 @@ int partition_push_routes(rt_actor_t *self, bool wait, char *err, size_t errlen)
 int partition_on_device_request(rt_actor_t *self, const Vmm__Envelope *msg);
 int partition_on_device_event(rt_actor_t *self, const Vmm__Envelope *msg);
 void partition_on_reply(rt_actor_t *self, const Vmm__Envelope *reply);
+/* Takes the answer to a doorbell's signal: true when reply is one. */
+bool partition_doorbell_answered(rt_actor_t *self, const Vmm__Envelope *reply);
 /* The liveness timer of device hosts. */
 void partition_on_liveness_fd(rt_actor_t *self, int fd);
 /* Frees what devices.c keeps, refusing registrations still waiting. */

@@ -40,7 +40,7 @@ static int s_on_add(rt_actor_t *self, const Vmm__Envelope *msg, const Vmm__Regis
         return s_refuse(self, msg, -EINVAL, "an Add names an actor and its device");
     char err[192] = "";
     uint64_t handle;
-    int rc = registry_add(s->table, op->actor, op->device, &handle, err, sizeof err);
+    int rc = registry_add(s->table, op->actor, op->origin, op->device, &handle, err, sizeof err);
     if (rc)
         return s_refuse(self, msg, rc, err);
     s->counts.added++;

@@ -18,7 +18,7 @@ typedef struct {
 
 typedef struct {
     uint64_t handle;
-    char *name, *actor;
+    char *name, *actor, *origin;
     bool posted, remote, halt_if_lost, lost;
     s_range_t *ranges;
     size_t n_ranges;
@@ -45,6 +45,7 @@ static void s_device_free(s_device_t *d)
 {
     free(d->name);
     free(d->actor);
+    free(d->origin);
     free(d->ranges);
     free(d->irq_lines);
 }
@@ -109,12 +110,30 @@ static int s_collect(const Vmm__Devices__RegisterDevice *req, s_range_t *out, si
     return 0;
 }
 
-int registry_add(registry_t *reg, const char *actor, const Vmm__Devices__RegisterDevice *req,
-                 uint64_t *handle, char *err, size_t errlen)
+/* The first of actor's registrations, lost ones included; NULL: none. */
+static const s_device_t *s_first_of(const registry_t *reg, const char *actor)
+{
+    for (size_t i = 0; i < reg->n_devices; i++)
+        if (!strcmp(reg->devices[i].actor, actor))
+            return &reg->devices[i];
+    return NULL;
+}
+
+int registry_add(registry_t *reg, const char *actor, const char *origin,
+                 const Vmm__Devices__RegisterDevice *req, uint64_t *handle, char *err,
+                 size_t errlen)
 {
     if (!req->name || !*req->name) {
         snprintf(err, errlen, "a device needs a name");
         return -EINVAL;
+    }
+    /* Its name is what the sender wrote: bound to where it first came from. */
+    const s_device_t *first = s_first_of(reg, actor);
+    if (first && strcmp(first->origin, origin)) {
+        snprintf(err, errlen, "%s registered from %s before, not %s", actor,
+                 *first->origin ? first->origin : "the partition's process",
+                 *origin ? origin : "the partition's process");
+        return -EPERM;
     }
     s_range_t ranges[S_MAX_RANGES];
     size_t n;
@@ -164,6 +183,7 @@ int registry_add(registry_t *reg, const char *actor, const Vmm__Devices__Registe
         .handle = reg->next_handle,
         .name = strdup(req->name),
         .actor = strdup(actor),
+        .origin = strdup(origin),
         .posted = req->posted_writes,
         .remote = req->endpoint && *req->endpoint,
         .halt_if_lost = req->halt_if_lost,
@@ -173,7 +193,7 @@ int registry_add(registry_t *reg, const char *actor, const Vmm__Devices__Registe
         .n_irq_lines = req->n_irq_lines,
         .msi_count = req->msi_count,
     };
-    if (!d.name || !d.actor || !d.ranges || !d.irq_lines) {
+    if (!d.name || !d.actor || !d.origin || !d.ranges || !d.irq_lines) {
         s_device_free(&d);
         return -ENOMEM;
     }
@@ -228,10 +248,7 @@ static bool s_acts(const s_device_t *d, const char *actor)
 
 bool registry_is_device(const registry_t *reg, const char *actor)
 {
-    for (size_t i = 0; i < reg->n_devices; i++)
-        if (!strcmp(reg->devices[i].actor, actor))
-            return true;
-    return false;
+    return s_first_of(reg, actor) != NULL;
 }
 
 bool registry_owns(const registry_t *reg, const char *actor, bool mmio, uint64_t address,
@@ -273,7 +290,10 @@ uint32_t registry_msi_count(const registry_t *reg, const char *actor)
 int registry_grants(const registry_t *reg, const char *actor, Vmm__Registry__Grants *out)
 {
     vmm__registry__grants__init(out);
-    out->device = registry_is_device(reg, actor);
+    const s_device_t *first = s_first_of(reg, actor);
+    out->device = first != NULL;
+    if (first)
+        out->origin = first->origin;
     out->msi_count = registry_msi_count(reg, actor);
     size_t n = 0;
     for (size_t i = 0; i < reg->n_devices; i++)

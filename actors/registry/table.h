@@ -27,12 +27,14 @@ void registry_destroy(registry_t **reg);
 
 /* Claims what req names (ranges, IRQ lines, MSIs) for the device actor
  * `actor`, all or nothing: a malformed range or too many of anything is
- * -EINVAL, a range already claimed (or a name in use) is -EBUSY, each with
- * a readable reason in err. A lost device of the same name (see
- * registry_lose()) is replaced. On success *handle is the registration's
- * handle (never 0). */
-int registry_add(registry_t *reg, const char *actor, const Vmm__Devices__RegisterDevice *req,
-                 uint64_t *handle, char *err, size_t errlen);
+ * -EINVAL, a range already claimed (or a name in use) is -EBUSY, an origin
+ * (registry.proto Add.origin) other than that of the actor's registrations
+ * so far is -EPERM, each with a readable reason in err. A lost device of
+ * the same name (see registry_lose()) is replaced. On success *handle is
+ * the registration's handle (never 0). */
+int registry_add(registry_t *reg, const char *actor, const char *origin,
+                 const Vmm__Devices__RegisterDevice *req, uint64_t *handle, char *err,
+                 size_t errlen);
 
 /* Releases a registration; only the actor that made it may (-EPERM), an
  * unknown handle is -ENOENT. */
@@ -54,8 +56,9 @@ bool registry_owns(const registry_t *reg, const char *actor, bool mmio, uint64_t
 bool registry_has_irq(const registry_t *reg, const char *actor, uint32_t irq);
 /* The MSIs actor's registrations were given. */
 uint32_t registry_msi_count(const registry_t *reg, const char *actor);
-/* All of that at once (registry.proto Grants): irq_lines malloc'ed, freed
- * by registry_grants_free(). Returns 0 or -ENOMEM. */
+/* All of that at once (registry.proto Grants), with the origin of actor's
+ * registrations: irq_lines malloc'ed, freed by registry_grants_free();
+ * origin borrowed from the table until it changes. Returns 0 or -ENOMEM. */
 int registry_grants(const registry_t *reg, const char *actor, Vmm__Registry__Grants *out);
 void registry_grants_free(Vmm__Registry__Grants *grants);
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zmq.h>
 
 typedef struct {
     echo_config_t cfg;
@@ -137,4 +138,16 @@ long long echo_inspect_number(rt_actor_t *self, const char *to, const char *name
     if (echo_inspect_text(self, to, name, text, sizeof text))
         return -1;
     return strtoll(text, NULL, 0);
+}
+
+void *echo_raw_dealer(void *zctx, int timeout_ms)
+{
+    void *d = zmq_socket(zctx, ZMQ_DEALER);
+    int zero = 0;
+    if (d && (zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero) ||
+              zmq_setsockopt(d, ZMQ_RCVTIMEO, &timeout_ms, sizeof timeout_ms))) {
+        zmq_close(d);
+        return NULL;
+    }
+    return d;
 }

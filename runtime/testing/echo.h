@@ -31,4 +31,9 @@ int echo_inspect_text(rt_actor_t *self, const char *to, const char *name, char *
 /* The same parsed as a number (decimal, or hex with 0x), or -1. */
 long long echo_inspect_number(rt_actor_t *self, const char *to, const char *name);
 
+/* A ZeroMQ DEALER in zctx, for a test that plays a peer by hand: it drops
+ * what is unsent when closed, and a receive waits timeout_ms at most. Not
+ * connected yet. NULL when ZeroMQ cannot make it. */
+void *echo_raw_dealer(void *zctx, int timeout_ms);
+
 #endif

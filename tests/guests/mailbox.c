@@ -1,6 +1,6 @@
 /* VP 0 rings the mailbox device's doorbell three times, each time waiting
  * until the device has added its step to a counter in guest RAM, then
- * reports the counter (tests/testing/mailbox.h). */
+ * reports the counter and its address (tests/testing/mailbox.h). */
 #include "guest/guest.h"
 
 #define REGS 0xd0002000ul
@@ -18,6 +18,6 @@ void guest_main(uint32_t vp)
         while (s_counter == before)
             guest_pause();
     }
-    guest_sync(4, (uint32_t)s_counter);
+    guest_sync(4, (uint32_t)s_counter, (uint32_t)(uintptr_t)&s_counter);
     guest_halt_forever();
 }

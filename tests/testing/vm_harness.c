@@ -48,28 +48,37 @@ static void s_expect_ack(rt_msg_t *reply, const char *what)
     rt_msg_release(reply);
 }
 
-static void s_open(vm_harness_t *h, rt_executor_t **vp_executors, uint32_t n_vps)
+static void s_open(vm_harness_t *h, rt_executor_t **vp_executors, uint32_t n_vps,
+                   const rt_config_t *rt_cfg, const char *endpoint)
 {
-    *h = (vm_harness_t){.rt = rt_new(NULL), .n_vps = n_vps};
+    *h = (vm_harness_t){.rt = rt_new(rt_cfg), .n_vps = n_vps};
     cr_assert_not_null(h->rt);
     h->partition_ex = rt_executor_new(h->rt, "partition");
     partition_config_t cfg = {.vm = "vm0",
                               .vp_executors = vp_executors,
                               .n_vp_executors = vp_executors ? n_vps : 0};
-    rt_actor_spec_t spec = {.name = VM_HARNESS_PARTITION, .ops = &partition_ops, .arg = &cfg};
+    rt_actor_spec_t spec = {.name = VM_HARNESS_PARTITION, .ops = &partition_ops, .arg = &cfg,
+                            .endpoint = endpoint};
     cr_assert_eq(rt_actor_start(h->partition_ex, &spec), 0);
     h->client = rt_client_new(h->rt, "test");
 }
 
 void vm_harness_open(vm_harness_t *h)
 {
-    s_open(h, NULL, 0);
+    s_open(h, NULL, 0, NULL, NULL);
 }
 
 void vm_harness_start(vm_harness_t *h, uint32_t n_vps, uint64_t mem_size,
                       rt_executor_t **vp_executors)
 {
-    s_open(h, vp_executors, n_vps);
+    vm_harness_start_listening(h, n_vps, mem_size, vp_executors, NULL, NULL);
+}
+
+void vm_harness_start_listening(vm_harness_t *h, uint32_t n_vps, uint64_t mem_size,
+                                rt_executor_t **vp_executors, const rt_config_t *rt_cfg,
+                                const char *endpoint)
+{
+    s_open(h, vp_executors, n_vps, rt_cfg, endpoint);
 
     Vmm__Partition__ProcessorTopology topo = VMM__PARTITION__PROCESSOR_TOPOLOGY__INIT;
     topo.vp_count = n_vps;

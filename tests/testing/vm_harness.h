@@ -46,6 +46,12 @@ void vm_harness_open(vm_harness_t *h);
  * partition_config_t says. */
 void vm_harness_start(vm_harness_t *h, uint32_t n_vps, uint64_t mem_size,
                       rt_executor_t **vp_executors);
+/* The same, the runtime made with rt_cfg (NULL: the defaults) and the
+ * partition's mailbox bound to endpoint too (NULL: none), for peers in
+ * other processes or runtimes. */
+void vm_harness_start_listening(vm_harness_t *h, uint32_t n_vps, uint64_t mem_size,
+                                rt_executor_t **vp_executors, const rt_config_t *rt_cfg,
+                                const char *endpoint);
 void vm_harness_stop(vm_harness_t *h);
 
 /* Sends a partition request from the client; *reply is released by the

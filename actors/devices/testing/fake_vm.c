@@ -19,6 +19,7 @@ fake_vm_t *fake_vm_new(void)
     vm->rt = rt_new(NULL);
     if (!vm->rt)
         goto fail;
+    vm->vm_instance = 1;
     vm->ex = rt_executor_new(vm->rt, "devices");
     vm->vp = rt_client_new(vm->rt, FAKE_VM_VP);
     vm->partition = rt_client_new(vm->rt, FAKE_VM_PARTITION);
@@ -62,6 +63,7 @@ static int s_answer_registration(fake_vm_t *vm, const Vmm__Envelope *req, Vmm__E
         doorbells[i] = FAKE_VM_DOORBELL + i;
     Vmm__Devices__DeviceRegistration reg = VMM__DEVICES__DEVICE_REGISTRATION__INIT;
     reg.handle = 1;
+    reg.vm_instance = vm->vm_instance;
     reg.n_ports = asked->n_ports;
     reg.ports = asked->ports;
     reg.n_mmio = asked->n_mmio;

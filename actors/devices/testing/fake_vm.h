@@ -35,6 +35,7 @@ typedef struct {
     rt_client_t *partition;
     char last_error[512];
     bool last_was_request;
+    uint64_t vm_instance; /* what its registrations name: 1 unless a test sets it */
     fake_vm_inbox_t inboxes[FAKE_VM_INBOXES];
     size_t n_inboxes;
 } fake_vm_t;
