@@ -448,6 +448,9 @@ static int s_call_nested(rt_actor_t *self, rt_actor_t *target, Vmm__Envelope *en
     return ctx->reply_rc;
 }
 
+/* How often a wait for an in-process actor's reply looks whether it left. */
+#define S_GONE_SLICE_MS 100
+
 /* Waits on a dealer for the reply to `id`; sets aside other replies. */
 static int s_wait_reply(rt_actor_t *self, rt_route_t *route, uint64_t id, int timeout_ms,
                         rt_ctx_t *ctx)
@@ -460,6 +463,9 @@ static int s_wait_reply(rt_actor_t *self, rt_route_t *route, uint64_t id, int ti
      * reply that is already there as cheaply as a non-blocking one. */
     bool spin = rt_spin_enabled(rt, &self->ex->spin);
     bool spun = !spin, block = !spin;
+    /* An actor of this process that leaves drops what its mailbox held:
+     * the wait looks for it every slice instead of lasting to the end. */
+    bool gone = false;
     if (!spin)
         rt_spin_begin(rt, &self->ex->spin); /* counts this wait as skipped */
     for (;;) {
@@ -467,6 +473,8 @@ static int s_wait_reply(rt_actor_t *self, rt_route_t *route, uint64_t id, int ti
         if (block) {
             /* Block in the receive itself: cheaper than zmq_poll(). */
             int ms = (int)((deadline - now + 999) / 1000);
+            if (route->serial && ms > S_GONE_SLICE_MS)
+                ms = S_GONE_SLICE_MS;
             if (ms != route->rcvtimeo_ms) {
                 zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &ms, sizeof ms);
                 route->rcvtimeo_ms = ms;
@@ -502,9 +510,16 @@ static int s_wait_reply(rt_actor_t *self, rt_route_t *route, uint64_t id, int ti
         zmq_msg_close(&frame);
         if (err != EAGAIN && err != EINTR)
             return -err;
+        if (gone)
+            return -ENOENT; /* and its reply, if it sent one, is taken */
         now = rt_now_us();
         if (now >= deadline)
             return -ETIMEDOUT;
+        if (block && rt_route_gone(rt, route)) {
+            gone = true;
+            block = false; /* one last look, without waiting */
+            continue;
+        }
         if (spun || err == EINTR) {
             block = true;
             continue;

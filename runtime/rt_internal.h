@@ -446,6 +446,9 @@ int rt_send_frame(void *socket, zmq_msg_t *frame, int flags);
  * timeout: this fails at once (-ENOENT) instead. Else it waits, at most
  * the send timeout, while the receiver is there but behind (-EAGAIN). */
 int rt_route_send(rt_executor_t *ex, rt_route_t *route, zmq_msg_t *frame);
+/* Whether the route leads to an actor of this process that has left it
+ * since (false for another process's). */
+bool rt_route_gone(rt_t *rt, const rt_route_t *route);
 /* Adds a packed one-way envelope to the route's batch on self's executor,
  * tapped as sent by `as` (self, or the actor of a shared handler self's
  * thread runs). */

@@ -1401,6 +1401,51 @@ Test(executor, what_reached_a_mailbox_before_terminate_is_handled)
     rt_destroy(&rt);
 }
 
+/* An actor whose fini takes a while: what reaches its mailbox then, after
+ * the last turn and before it leaves the runtime, nobody reads. */
+static atomic_int s_slow_fini_entered;
+
+static void s_slow_fini(rt_actor_t *self)
+{
+    (void)self;
+    atomic_store(&s_slow_fini_entered, 1);
+    usleep(300 * 1000);
+}
+
+static void *s_destroy_executor(void *arg)
+{
+    rt_executor_destroy((rt_executor_t **)arg);
+    return NULL;
+}
+
+Test(executor, a_call_to_an_actor_that_leaves_unread_ends_when_it_leaves)
+{
+    static const rt_handler_t handlers[] = {{VMM__ENVELOPE__BODY_PING, s_count_on_ping}};
+    static const rt_actor_ops_t ops = {.kind = "leaving", .init = s_count_init,
+                                       .fini = s_slow_fini, .handlers = handlers,
+                                       .n_handlers = 1};
+    rt_t *rt = rt_new(NULL);
+    rt_executor_t *ex = rt_executor_new(rt, "ex0");
+    atomic_int count = 0;
+    rt_actor_spec_t spec = {.name = "leaving", .ops = &ops, .arg = &count};
+    cr_assert_eq(rt_actor_start(ex, &spec), 0);
+    rt_client_t *c = rt_client_new(rt, "test");
+    atomic_store(&s_slow_fini_entered, 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, s_destroy_executor, &ex), 0);
+    while (!atomic_load(&s_slow_fini_entered))
+        usleep(1000);
+    Vmm__Envelope env;
+    Vmm__Rt__Ping ping;
+    s_ping(&env, &ping, "unread");
+    rt_msg_t reply;
+    /* Without looking, the call would last its whole 10 s and time out. */
+    cr_expect_eq(rt_call(rt_client_actor(c), "leaving", &env, &reply, 10000), -ENOENT);
+    pthread_join(t, NULL);
+    cr_expect_eq(atomic_load(&count), 0, "nobody read it");
+    rt_destroy(&rt);
+}
+
 /* ---- Deferred replies ------------------------------------------------------ */
 
 /* Answers each Ping with the Pong its peer gives an async request of its
