@@ -394,7 +394,7 @@ int rt_request(rt_actor_t *self, const char *to, Vmm__Envelope *env, int timeout
     }
     int rc = s_address(self, to, env, rid, &route);
     if (!rc)
-        rc = rt_executor_pending_add(self->ex, self, rid, timeout_ms);
+        rc = rt_executor_pending_add(self->ex, self, rid, route->serial, timeout_ms);
     if (rc)
         return rc;
     rc = s_emit(self, route, env);
@@ -448,9 +448,6 @@ static int s_call_nested(rt_actor_t *self, rt_actor_t *target, Vmm__Envelope *en
     return ctx->reply_rc;
 }
 
-/* How often a wait for an in-process actor's reply looks whether it left. */
-#define S_GONE_SLICE_MS 100
-
 /* Waits on a dealer for the reply to `id`; sets aside other replies. */
 static int s_wait_reply(rt_actor_t *self, rt_route_t *route, uint64_t id, int timeout_ms,
                         rt_ctx_t *ctx)
@@ -463,8 +460,7 @@ static int s_wait_reply(rt_actor_t *self, rt_route_t *route, uint64_t id, int ti
      * reply that is already there as cheaply as a non-blocking one. */
     bool spin = rt_spin_enabled(rt, &self->ex->spin);
     bool spun = !spin, block = !spin;
-    /* An actor of this process that leaves drops what its mailbox held:
-     * the wait looks for it every slice instead of lasting to the end. */
+    /* The receiver, if in this process, is looked for every slice. */
     bool gone = false;
     if (!spin)
         rt_spin_begin(rt, &self->ex->spin); /* counts this wait as skipped */
@@ -473,8 +469,8 @@ static int s_wait_reply(rt_actor_t *self, rt_route_t *route, uint64_t id, int ti
         if (block) {
             /* Block in the receive itself: cheaper than zmq_poll(). */
             int ms = (int)((deadline - now + 999) / 1000);
-            if (route->serial && ms > S_GONE_SLICE_MS)
-                ms = S_GONE_SLICE_MS;
+            if (route->serial && ms > RT_GONE_SLICE_MS)
+                ms = RT_GONE_SLICE_MS;
             if (ms != route->rcvtimeo_ms) {
                 zmq_setsockopt(dealer, ZMQ_RCVTIMEO, &ms, sizeof ms);
                 route->rcvtimeo_ms = ms;
@@ -515,7 +511,7 @@ static int s_wait_reply(rt_actor_t *self, rt_route_t *route, uint64_t id, int ti
         now = rt_now_us();
         if (now >= deadline)
             return -ETIMEDOUT;
-        if (block && rt_route_gone(rt, route)) {
+        if (block && rt_serial_gone(rt, route->serial)) {
             gone = true;
             block = false; /* one last look, without waiting */
             continue;
@@ -1298,24 +1294,27 @@ void rt_actor_receive_local(rt_executor_t *ex, rt_qitem_t *item)
     rt_msg_release(&msg);
 }
 
-void rt_timeout_reply(Vmm__Envelope *env, Vmm__Error *err, char *receiver, uint64_t id)
+void rt_timeout_reply(Vmm__Envelope *env, Vmm__Error *err, char *receiver, uint64_t id,
+                      bool gone)
 {
     vmm__envelope__init(env);
     vmm__error__init(err);
-    err->code = VMM__ERROR_CODE__TIMEOUT;
-    err->text = "no reply within the request's deadline";
+    err->code = gone ? VMM__ERROR_CODE__NOT_FOUND : VMM__ERROR_CODE__TIMEOUT;
+    err->text = gone ? "the receiver left without answering"
+                     : "no reply within the request's deadline";
     env->body_case = VMM__ENVELOPE__BODY_ERROR;
     env->error = err;
     env->receiver = receiver;
     env->reply_to = id;
 }
 
-void rt_actor_expire(rt_executor_t *ex, rt_actor_t *actor, uint64_t id)
+void rt_actor_expire(rt_executor_t *ex, rt_actor_t *actor, const rt_pending_t *p)
 {
     Vmm__Envelope env;
     Vmm__Error err;
-    rt_timeout_reply(&env, &err, actor->name, id);
-    rt_log(ex->rt, actor, RT_LOG_INFO, "request %llu timed out", (unsigned long long)id);
+    rt_timeout_reply(&env, &err, actor->name, p->id, p->gone);
+    rt_log(ex->rt, actor, RT_LOG_INFO, "request %llu %s", (unsigned long long)p->id,
+           p->gone ? "went unanswered: its receiver left" : "timed out");
     rt_tap(ex->rt, RT_TAP_RX, actor, &env, NULL, 0); /* a replay gives it back */
     if (actor->ops->on_reply && !actor->terminated) {
         actor->depth++;

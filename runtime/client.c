@@ -115,15 +115,16 @@ static int s_take_queued(rt_client_t *c, rt_msg_t *msg)
 static int s_take_expired(rt_client_t *c, rt_msg_t *msg)
 {
     rt_executor_t *ex = c->ex;
+    rt_executor_pending_watch(ex);
     int64_t now = rt_now_us();
     for (size_t i = 0; i < ex->n_pending; i++) {
         if (ex->pending[i].deadline_us > now)
             continue;
-        uint64_t id = ex->pending[i].id;
+        rt_pending_t p = ex->pending[i];
         ex->pending[i] = ex->pending[--ex->n_pending];
         Vmm__Envelope env;
         Vmm__Error err;
-        rt_timeout_reply(&env, &err, c->actor->name, id);
+        rt_timeout_reply(&env, &err, c->actor->name, p.id, p.gone);
         rt_wire_size_t sizes;
         size_t len = rt_wire_measure(&env, &sizes);
         uint8_t buf[256];
@@ -185,6 +186,9 @@ int rt_client_recv(rt_client_t *c, rt_msg_t *msg, int timeout_ms)
         if (timeout_ms >= 0 && now >= deadline && looked)
             return -ETIMEDOUT;
         int ms = timeout_ms < 0 ? -1 : now >= deadline ? 0 : (int)((deadline - now + 999) / 1000);
+        int watch = rt_executor_pending_watch(ex);
+        if (watch >= 0 && (ms < 0 || watch < ms))
+            ms = watch;
         for (size_t i = 0; i < ex->n_pending; i++) {
             int left = (int)((ex->pending[i].deadline_us - now + 999) / 1000);
             if (ms < 0 || left < ms)

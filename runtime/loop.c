@@ -68,7 +68,7 @@ void rt_executor_drain_local_for(rt_executor_t *ex, rt_actor_t *actor)
 }
 
 int rt_executor_pending_add(rt_executor_t *ex, rt_actor_t *actor, uint64_t id,
-                            int timeout_ms)
+                            uint64_t serial, int timeout_ms)
 {
     if (ex->n_pending == ex->cap_pending) {
         size_t cap = ex->cap_pending ? ex->cap_pending * 2 : 16;
@@ -82,8 +82,29 @@ int rt_executor_pending_add(rt_executor_t *ex, rt_actor_t *actor, uint64_t id,
         .id = id,
         .actor = actor,
         .deadline_us = rt_now_us() + (int64_t)timeout_ms * 1000,
+        .serial = serial,
     };
     return 0;
+}
+
+int rt_executor_pending_watch(rt_executor_t *ex)
+{
+    uint64_t removals = atomic_load(&ex->rt->removals);
+    bool look = removals != ex->pending_removals_seen;
+    ex->pending_removals_seen = removals;
+    int next = -1;
+    for (size_t i = 0; i < ex->n_pending; i++) {
+        rt_pending_t *p = &ex->pending[i];
+        if (!p->serial || p->gone)
+            continue;
+        if (look && rt_serial_gone(ex->rt, p->serial)) {
+            p->gone = true;
+            p->deadline_us = 0;
+        } else {
+            next = RT_GONE_SLICE_MS;
+        }
+    }
+    return next;
 }
 
 rt_actor_t *rt_executor_pending_take(rt_executor_t *ex, uint64_t id)
@@ -99,6 +120,7 @@ rt_actor_t *rt_executor_pending_take(rt_executor_t *ex, uint64_t id)
 
 static void s_expire_pending(rt_executor_t *ex)
 {
+    rt_executor_pending_watch(ex);
     int64_t now = rt_now_us();
     for (size_t i = 0; i < ex->n_pending;) {
         if (ex->pending[i].deadline_us > now) {
@@ -107,7 +129,7 @@ static void s_expire_pending(rt_executor_t *ex)
         }
         rt_pending_t p = ex->pending[i];
         ex->pending[i] = ex->pending[--ex->n_pending];
-        rt_actor_expire(ex, p.actor, p.id);
+        rt_actor_expire(ex, p.actor, &p);
         i = 0; /* the callback may have changed the table */
     }
 }
@@ -115,14 +137,17 @@ static void s_expire_pending(rt_executor_t *ex)
 /* Milliseconds until the next pending deadline, or -1 for none. */
 static int s_next_timeout(rt_executor_t *ex)
 {
+    int watch = rt_executor_pending_watch(ex);
     int64_t first = rt_link_next_us(ex); /* acknowledgements, resends */
     for (size_t i = 0; i < ex->n_pending; i++)
         if (ex->pending[i].deadline_us < first)
             first = ex->pending[i].deadline_us;
     if (first == INT64_MAX)
-        return -1;
+        return watch;
     int64_t ms = (first - rt_now_us() + 999) / 1000;
-    return ms < 0 ? 0 : (int)ms;
+    if (ms < 0)
+        ms = 0;
+    return watch >= 0 && watch < ms ? watch : (int)ms;
 }
 
 /* ---- Raw descriptors ---------------------------------------------------- */

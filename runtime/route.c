@@ -210,9 +210,9 @@ void rt_note_lost(rt_t *rt, const char *to, uint64_t serial, unsigned n)
     pthread_mutex_unlock(&rt->lock);
 }
 
-bool rt_route_gone(rt_t *rt, const rt_route_t *route)
+bool rt_serial_gone(rt_t *rt, uint64_t serial)
 {
-    return route->serial && !s_serial_lives(rt, route->serial);
+    return serial && !s_serial_lives(rt, serial);
 }
 
 /* How long one wait for room lasts before the receiver is looked for again. */
@@ -229,7 +229,7 @@ int rt_route_send(rt_executor_t *ex, rt_route_t *route, zmq_msg_t *frame)
             route->stalled = false;
             return rc;
         }
-        if (rt_route_gone(ex->rt, route))
+        if (rt_serial_gone(ex->rt, route->serial))
             return -ENOENT; /* it left: nobody will read this */
         if (route->stalled)
             return rc;

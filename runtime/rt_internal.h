@@ -306,7 +306,13 @@ typedef struct {
     uint64_t id;
     rt_actor_t *actor;
     int64_t deadline_us;
+    uint64_t serial; /* of the receiver, when it is in this process but not on ex */
+    bool gone;       /* that receiver left without answering: expired now */
 } rt_pending_t;
+
+/* How often a wait for an in-process actor's answer looks whether it left
+ * (what its mailbox held when it went, nobody reads). */
+#define RT_GONE_SLICE_MS 100
 
 typedef struct {
     int fd;
@@ -370,6 +376,7 @@ struct rt_executor_s {
     size_t n_actors;
     rt_map_t *routes; /* name -> rt_route_t */
     uint64_t removals_seen;
+    uint64_t pending_removals_seen; /* of the pending requests' receivers */
     void **dealers;
     size_t n_dealers;
     rt_qitem_t *q_head, *q_tail;
@@ -446,9 +453,9 @@ int rt_send_frame(void *socket, zmq_msg_t *frame, int flags);
  * timeout: this fails at once (-ENOENT) instead. Else it waits, at most
  * the send timeout, while the receiver is there but behind (-EAGAIN). */
 int rt_route_send(rt_executor_t *ex, rt_route_t *route, zmq_msg_t *frame);
-/* Whether the route leads to an actor of this process that has left it
- * since (false for another process's). */
-bool rt_route_gone(rt_t *rt, const rt_route_t *route);
+/* Whether the in-process actor of that serial (rt_route_t.serial) has left
+ * the runtime since; false for serial 0 (another process's, or ex's own). */
+bool rt_serial_gone(rt_t *rt, uint64_t serial);
 /* Adds a packed one-way envelope to the route's batch on self's executor,
  * tapped as sent by `as` (self, or the actor of a shared handler self's
  * thread runs). */
@@ -492,8 +499,13 @@ void rt_executor_drain_inputs(rt_executor_t *ex);
 int rt_executor_poll_inputs(rt_executor_t *ex, int timeout_ms);
 int rt_executor_rebuild_inputs(rt_executor_t *ex);
 rt_actor_t *rt_executor_pending_take(rt_executor_t *ex, uint64_t id);
+/* Expires at once the pending requests whose receiver left, once any actor
+ * left since it last looked; returns the milliseconds until it should look
+ * again (-1: no receiver to watch). */
+int rt_executor_pending_watch(rt_executor_t *ex);
+/* serial: the receiver's route's, so that its leaving ends the wait. */
 int rt_executor_pending_add(rt_executor_t *ex, rt_actor_t *actor, uint64_t id,
-                            int timeout_ms);
+                            uint64_t serial, int timeout_ms);
 void rt_executor_enqueue(rt_executor_t *ex, rt_qitem_t *item);
 /* Keeps a reply taken from a dealer for someone else (a caller waiting for
  * its own): the loop hands it over later. Dropped without memory. */
@@ -519,9 +531,11 @@ int rt_actor_match_reply(rt_executor_t *ex, const uint8_t *bytes, size_t len, ui
                          rt_msg_t *msg, rt_actor_t **who);
 void rt_actor_receive_reply(rt_executor_t *ex, const uint8_t *bytes, size_t len);
 void rt_actor_receive_local(rt_executor_t *ex, rt_qitem_t *item);
-void rt_actor_expire(rt_executor_t *ex, rt_actor_t *actor, uint64_t id);
-/* Fills env and err as the TIMEOUT reply to request `id`. */
-void rt_timeout_reply(Vmm__Envelope *env, Vmm__Error *err, char *receiver, uint64_t id);
+void rt_actor_expire(rt_executor_t *ex, rt_actor_t *actor, const rt_pending_t *p);
+/* Fills env and err as the TIMEOUT reply to request `id`, or the NOT_FOUND
+ * one when its receiver left without answering. */
+void rt_timeout_reply(Vmm__Envelope *env, Vmm__Error *err, char *receiver, uint64_t id,
+                      bool gone);
 
 /* link.c */
 /* The executor's link to `to`, made if new; NULL without memory. */

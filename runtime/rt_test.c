@@ -1402,14 +1402,36 @@ Test(executor, what_reached_a_mailbox_before_terminate_is_handled)
 }
 
 /* An actor whose fini takes a while: what reaches its mailbox then, after
- * the last turn and before it leaves the runtime, nobody reads. */
-static atomic_int s_slow_fini_entered;
+ * the last turn and before it leaves the runtime, nobody reads. Its fini
+ * waits for the asker's request to be out, then a little more. */
+static atomic_int s_slow_fini_entered, s_asked, s_asker_code = -1;
 
 static void s_slow_fini(rt_actor_t *self)
 {
     (void)self;
     atomic_store(&s_slow_fini_entered, 1);
-    usleep(300 * 1000);
+    for (int i = 0; i < 5000 && !atomic_load(&s_asked); i++)
+        usleep(1000);
+    usleep(500 * 1000);
+}
+
+/* Asks "leaving" on a Ping, from an executor's loop (rt_request()), and
+ * keeps the answer's error code. */
+static int s_leaving_asker_on_ping(rt_actor_t *self, const Vmm__Envelope *msg)
+{
+    Vmm__Envelope env = *msg;
+    env.request_id = 0;
+    int rc = rt_request(self, "leaving", &env, 10000, NULL);
+    atomic_store(&s_asked, 1);
+    return rc;
+}
+
+static void s_leaving_asker_on_reply(rt_actor_t *self, const Vmm__Envelope *reply)
+{
+    (void)self;
+    atomic_store(&s_asker_code, reply->body_case == VMM__ENVELOPE__BODY_ERROR
+                                    ? (int)reply->error->code
+                                    : 0);
 }
 
 static void *s_destroy_executor(void *arg)
@@ -1418,19 +1440,23 @@ static void *s_destroy_executor(void *arg)
     return NULL;
 }
 
-Test(executor, a_call_to_an_actor_that_leaves_unread_ends_when_it_leaves)
+Test(executor, a_request_to_an_actor_that_leaves_unread_ends_when_it_leaves)
 {
     static const rt_handler_t handlers[] = {{VMM__ENVELOPE__BODY_PING, s_count_on_ping}};
     static const rt_actor_ops_t ops = {.kind = "leaving", .init = s_count_init,
                                        .fini = s_slow_fini, .handlers = handlers,
                                        .n_handlers = 1};
+    static const rt_handler_t leaving_asker_handlers[] = {{VMM__ENVELOPE__BODY_PING, s_leaving_asker_on_ping}};
+    static const rt_actor_ops_t asker_ops = {.kind = "asker", .handlers = leaving_asker_handlers,
+                                             .n_handlers = 1, .on_reply = s_leaving_asker_on_reply};
     rt_t *rt = rt_new(NULL);
-    rt_executor_t *ex = rt_executor_new(rt, "ex0");
+    rt_executor_t *ex = rt_executor_new(rt, "ex0"), *ex1 = rt_executor_new(rt, "ex1");
     atomic_int count = 0;
     rt_actor_spec_t spec = {.name = "leaving", .ops = &ops, .arg = &count};
     cr_assert_eq(rt_actor_start(ex, &spec), 0);
+    rt_actor_spec_t asker = {.name = "asker", .ops = &asker_ops};
+    cr_assert_eq(rt_actor_start(ex1, &asker), 0);
     rt_client_t *c = rt_client_new(rt, "test");
-    atomic_store(&s_slow_fini_entered, 0);
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, s_destroy_executor, &ex), 0);
     while (!atomic_load(&s_slow_fini_entered))
@@ -1438,11 +1464,28 @@ Test(executor, a_call_to_an_actor_that_leaves_unread_ends_when_it_leaves)
     Vmm__Envelope env;
     Vmm__Rt__Ping ping;
     s_ping(&env, &ping, "unread");
+    cr_assert_eq(rt_send(rt_client_actor(c), "asker", &env), 0);
+    rt_flush(rt_client_actor(c));
+    while (!atomic_load(&s_asked))
+        usleep(1000);
+    uint64_t id;
+    cr_assert_eq(rt_request(rt_client_actor(c), "leaving", &env, 10000, &id), 0);
     rt_msg_t reply;
-    /* Without looking, the call would last its whole 10 s and time out. */
+    /* Without looking, each would last its whole 10 s and time out. */
     cr_expect_eq(rt_call(rt_client_actor(c), "leaving", &env, &reply, 10000), -ENOENT);
+    cr_assert_eq(rt_client_recv(c, &reply, 10000), 0);
+    cr_expect_eq(reply.env->reply_to, id);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ERROR);
+    cr_expect_eq(reply.env->error->code, VMM__ERROR_CODE__NOT_FOUND, "%s",
+                 reply.env->error->text);
+    rt_msg_release(&reply);
     pthread_join(t, NULL);
-    cr_expect_eq(atomic_load(&count), 0, "nobody read it");
+    for (int i = 0; i < 2000 && atomic_load(&s_asker_code) < 0; i++)
+        usleep(1000);
+    cr_expect_eq(atomic_load(&s_asker_code), VMM__ERROR_CODE__NOT_FOUND,
+                 "the asker's request ended when its receiver left");
+    cr_expect_eq(atomic_load(&count), 0, "nobody read them");
+    rt_executor_destroy(&ex1);
     rt_destroy(&rt);
 }
 
