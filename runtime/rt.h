@@ -529,8 +529,9 @@ void rt_flush(rt_actor_t *self);
  * Sends a request and waits for its reply, at most timeout_ms. On success
  * *reply holds the reply (an Error body is a success of the call); release
  * it with rt_msg_release(). env stays owned by the caller.
- * Returns -ETIMEDOUT, -ENOENT for a name with no route, -EMSGSIZE for an
- * oversized request, -EDEADLK for a call into an actor already on this
+ * Returns -ETIMEDOUT, -ENOENT for a name with no route or for an actor of
+ * this process that left before answering (within 100 ms of its leaving,
+ * not at the timeout), -EMSGSIZE for an oversized request, -EDEADLK for a call into an actor already on this
  * thread's stack. A timeout says that no reply came in time, not that the
  * request was not handled: a peer that was away may still get and handle
  * it later (its reply is then dropped and counted as stale), so a request
@@ -568,7 +569,8 @@ int rt_call_with(rt_actor_t *self, const char *to, Vmm__Envelope *env, int timeo
 
 /*
  * Sends a request without waiting. Its reply, or an Error with code TIMEOUT
- * after timeout_ms, reaches ops->on_reply with reply_to == *id.
+ * after timeout_ms (NOT_FOUND once an actor of this process it went to has
+ * left without answering), reaches ops->on_reply with reply_to == *id.
  */
 int rt_request(rt_actor_t *self, const char *to, Vmm__Envelope *env,
                int timeout_ms, uint64_t *id);
