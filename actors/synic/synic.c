@@ -157,10 +157,12 @@ static const char *s_sender(const Vmm__Envelope *msg)
 
 /* ---- Host ports and what the guest sends them ---------------------------------- */
 
-/* A port was made, moved or dropped: a split synic's VPs learn it before
- * its owner hears of it (and so before it can tell the guest). The tables
- * leave now, not coalesced at the turn's end: the reply would overtake
- * them, and a guest told a connection is gone could still post to it. */
+/* A port was made, moved or dropped: the tables leave for a split synic's
+ * VPs now, before the owner's reply, not coalesced at the turn's end. They
+ * reach a VP's actor on central's own connection, so what the owner or the
+ * guest sends that actor after the reply, over another, may come first:
+ * for that moment a port just made is asked of central (which has it), and
+ * one just dropped or moved still takes the VP's signals. */
 static void s_ports_changed(synic_t *s)
 {
     if (s->role == SYNIC_CENTRAL) {

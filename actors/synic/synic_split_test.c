@@ -87,7 +87,7 @@ static int s_signal(const char *to, uint64_t handle)
     return s_request(to, &req);
 }
 
-Test(split, each_vp_actor_gets_the_port_table_before_the_owner_hears, .init = s_start,
+Test(split, each_vp_actor_gets_the_port_tables_sent_before_the_reply, .init = s_start,
      .fini = s_stop)
 {
     uint64_t port;
@@ -96,8 +96,8 @@ Test(split, each_vp_actor_gets_the_port_table_before_the_owner_hears, .init = s_
                  0, "%s", s_h->last_error);
     uint64_t guest;
     cr_assert_eq(harness_new_guest_port(s_h, s_h->device, 1, 3, 9, &guest), 0);
-    /* Both tables left central before either reply: a VP's actor has them
-     * once it has read what central sent before the next inspect. */
+    /* Both tables left central before either reply, and the harness waits
+     * for the VPs' actors to take them. */
     cr_expect_eq(s_inspect(HARNESS_SYNIC, "tables_pushed"), 2);
     cr_expect_eq(s_inspect(S_VP0, "host_ports"), 1);
     cr_expect_eq(s_inspect(S_VP1, "guest_ports"), 1);

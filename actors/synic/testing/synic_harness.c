@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <x86intrin.h>
 
 #define S_CALL_TIMEOUT_MS 5000
@@ -261,7 +262,40 @@ int harness_post(harness_t *h, rt_client_t *c, uint32_t vp, uint32_t sint, uint3
     return s_request_ack(h, c, &req);
 }
 
-/* A registration answered by a reply whose member has a handle. */
+static long long s_inspect_at(harness_t *h, const char *actor, const char *path);
+
+/* Split, waits (at most 2 s a VP) until each VP's actor has taken every
+ * table central sent: they leave before central's reply, but may reach a
+ * VP's actor after what the test sends it next over another connection.
+ * A VP's actor that is not there is not waited for. */
+static void s_settle(harness_t *h)
+{
+    if (!h->split)
+        return;
+    long long pushed = s_inspect_at(h, HARNESS_SYNIC, "tables_pushed");
+    for (uint32_t vp = 0; pushed > 0 && vp < h->cfg.vp_count; vp++) {
+        char actor[64];
+        s_vp_synic(h, vp, actor, sizeof actor);
+        for (int i = 0; i < 2000; i++) {
+            long long taken = s_inspect_at(h, actor, "tables_taken");
+            if (taken < 0 || taken >= pushed)
+                break;
+            usleep(1000);
+        }
+    }
+}
+
+/* A port change answered by an Ack, once the VPs have it. */
+static int s_port_change_ack(harness_t *h, rt_client_t *c, Vmm__Synic__Request *req)
+{
+    int rc = s_request_ack(h, c, req);
+    if (!rc)
+        s_settle(h);
+    return rc;
+}
+
+/* A registration answered by a reply whose member has a handle, once the
+ * VPs have it. */
 static int s_request_handle(harness_t *h, rt_client_t *c, Vmm__Synic__Request *req,
                             Vmm__Synic__Reply__ResultCase kind, uint64_t *handle)
 {
@@ -285,6 +319,7 @@ static int s_request_handle(harness_t *h, rt_client_t *c, Vmm__Synic__Request *r
         break;
     }
     rt_msg_release(&reply);
+    s_settle(h);
     return 0;
 }
 
@@ -324,7 +359,7 @@ int harness_retarget_guest_port(harness_t *h, rt_client_t *c, uint64_t handle, u
     Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
     req.op_case = VMM__SYNIC__REQUEST__OP_RETARGET_GUEST_EVENT_PORT;
     req.retarget_guest_event_port = &op;
-    return s_request_ack(h, c, &req);
+    return s_port_change_ack(h, c, &req);
 }
 
 int harness_unregister_guest_port(harness_t *h, rt_client_t *c, uint64_t handle)
@@ -334,7 +369,7 @@ int harness_unregister_guest_port(harness_t *h, rt_client_t *c, uint64_t handle)
     Vmm__Synic__Request req = VMM__SYNIC__REQUEST__INIT;
     req.op_case = VMM__SYNIC__REQUEST__OP_UNREGISTER_GUEST_EVENT_PORT;
     req.unregister_guest_event_port = &op;
-    return s_request_ack(h, c, &req);
+    return s_port_change_ack(h, c, &req);
 }
 
 int harness_register_host_port(harness_t *h, rt_client_t *c, bool message,
@@ -377,7 +412,7 @@ int harness_unregister_host_port(harness_t *h, rt_client_t *c, bool message, uin
         req.op_case = VMM__SYNIC__REQUEST__OP_UNREGISTER_HOST_EVENT_PORT;
         req.unregister_host_event_port = &event;
     }
-    return s_request_ack(h, c, &req);
+    return s_port_change_ack(h, c, &req);
 }
 
 int harness_register_monitor(harness_t *h, rt_client_t *c, uint32_t monitor_id,

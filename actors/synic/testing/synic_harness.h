@@ -87,6 +87,9 @@ int harness_hypercall(harness_t *h, uint32_t vp, uint64_t control, uint64_t inpu
 
 int harness_post(harness_t *h, rt_client_t *c, uint32_t vp, uint32_t sint, uint32_t type,
                  const void *payload, size_t len);
+/* Port changes: split, each returns once every VP's actor has taken the
+ * change, which central sends them before it answers but which may reach
+ * them after what the test sends next. */
 int harness_new_guest_port(harness_t *h, rt_client_t *c, uint32_t vp, uint32_t sint,
                            uint32_t flag, uint64_t *handle);
 int harness_signal_guest_port(harness_t *h, rt_client_t *c, uint64_t handle);
