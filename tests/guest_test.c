@@ -21,6 +21,7 @@
 #include "actors/devices/virtio_console.h"
 #include "actors/devices/virtio_mmio.h"
 #include "actors/devices/virtio_rng.h"
+#include "actors/synic/synic.h"
 #include "guest/demo_embedded.h"
 #include "runtime/replay.h"
 #include "runtime/testing/echo.h"
@@ -1012,6 +1013,46 @@ Test(hyperv, a_guest_event_port_sets_its_bit_and_interrupts_once)
     cr_expect_eq(r.event_vector, 0x51, "the event's SINT vector");
     cr_expect_eq(r.event_flags, 1u << 5, "flag 5 set in the SIEFP page");
     cr_expect_eq(r.event_msis, 1, "the second signal found the flag set: no second interrupt");
+}
+
+/* The synic's replay, like a device's, maps no guest RAM of its own: beside
+ * the VM it recorded, it writes none of the messages it delivered there
+ * into that VM's SIMP page. */
+Test(guest, a_synic_replay_beside_the_vm_it_recorded_leaves_its_memory_alone)
+{
+    char dir[] = "/tmp/vmm-synic-beside-XXXXXX", path[64];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/hv.trace", dir);
+    rt_trace_config_t trace = {.path = path, .process = "guest_test"};
+    vm_config_t cfg = {.n_vps = 1, .serial_out = -1, .serial_in = -1,
+                       .placement = VM_DEVICES_WITH_VP0, .hyperv = true, .trace = &trace};
+    vm_t *vm = s_vm_cfg("tests/guests/hv_sint", cfg);
+    cr_assert_eq(vm_start(vm), 0);
+    s_expect_sync(vm, NULL, 1, NULL, 0);
+    for (uint64_t i = 0; i < 10; i++) {
+        uint64_t payload = 100 + i;
+        s_post(vm, 0, 2, 0x100 + (uint32_t)i, &payload, sizeof payload);
+    }
+    uint32_t message[4];
+    for (int i = 0; i < 10; i++)
+        s_expect_sync(vm, NULL, 2, message, 4);
+    long long simp = echo_inspect_number(vm_client(vm), "vm0/synic/vp/0", "vp0/simp");
+    cr_assert_gt(simp, 0, "the SIMP MSR");
+    /* SINT 2's slot, freed by the guest: the first payload word is where
+     * each recorded delivery wrote 100 to 109. */
+    uint64_t payload_gpa = ((uint64_t)simp & ~0xfffull) + 2 * 256 + 16;
+    s_poke(vm, payload_gpa, 0x5eed);
+
+    rt_replay_result_t res;
+    char err[1024] = "";
+    cr_assert_eq(synic_replay(path, "vm0/synic/vp/0", &res, err, sizeof err), 0, "%s", err);
+    cr_expect(res.matched, "%s", res.report);
+    cr_expect_geq(res.compared, 10, "ten deliveries: %s", res.report);
+    cr_expect_eq(s_peek(vm, payload_gpa) & 0xffffffff, 0x5eed,
+                 "the replay wrote into the running VM");
+    vm_destroy(&vm);
+    unlink(path);
+    rmdir(dir);
 }
 
 Test(hyperv, every_sint_on_two_vps)
