@@ -238,16 +238,7 @@ Test(guest, the_exit_device_sets_the_status)
 /* Writes a 32-bit value into guest RAM (a go flag the guest waits on). */
 static void s_poke(vm_t *vm, uint64_t gpa, uint32_t value)
 {
-    Vmm__Devices__WriteGuestMemory w = VMM__DEVICES__WRITE_GUEST_MEMORY__INIT;
-    w.gpa = gpa;
-    w.data = (ProtobufCBinaryData){sizeof value, (uint8_t *)&value};
-    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
-    req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_GUEST_MEMORY;
-    req.write_guest_memory = &w;
-    rt_msg_t reply;
-    cr_assert_eq(vm_harness_device_call(vm_client(vm), &req, &reply), 0);
-    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_ACK);
-    rt_msg_release(&reply);
+    vm_harness_write_ram_from(vm_client(vm), gpa, &value, sizeof value);
 }
 
 /* ---- Doorbells ---------------------------------------------------------------------- */
@@ -390,20 +381,8 @@ Test(guest, a_doorbell_wakes_a_device_that_works_on_guest_memory)
 /* Reads a 64-bit value from guest RAM. */
 static uint64_t s_peek(vm_t *vm, uint64_t gpa)
 {
-    Vmm__Devices__ReadGuestMemory rd = VMM__DEVICES__READ_GUEST_MEMORY__INIT;
-    rd.gpa = gpa;
-    rd.length = 8;
-    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
-    req.op_case = VMM__DEVICES__REQUEST__OP_READ_GUEST_MEMORY;
-    req.read_guest_memory = &rd;
-    rt_msg_t reply;
-    cr_assert_eq(vm_harness_device_call(vm_client(vm), &req, &reply), 0);
-    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY);
-    uint64_t value = 0;
-    const ProtobufCBinaryData *data = &reply.env->device_reply->read_guest_memory->data;
-    cr_assert_eq(data->len, sizeof value);
-    memcpy(&value, data->data, sizeof value);
-    rt_msg_release(&reply);
+    uint64_t value;
+    vm_harness_read_ram_from(vm_client(vm), gpa, &value, sizeof value);
     return value;
 }
 
@@ -1619,22 +1598,14 @@ Test(vm_state, the_partition_wide_state_reads_and_writes)
     cr_expect_eq(st.os_id, 0x8100000000001234ull);
     cr_expect_eq(st.page_msr, 0x300000 | 1);
     /* The TSC page's offset says the same time. */
-    Vmm__Devices__ReadGuestMemory rd = VMM__DEVICES__READ_GUEST_MEMORY__INIT;
-    rd.gpa = 0x300000;
-    rd.length = 24;
-    Vmm__Devices__Request dreq = VMM__DEVICES__REQUEST__INIT;
-    dreq.op_case = VMM__DEVICES__REQUEST__OP_READ_GUEST_MEMORY;
-    dreq.read_guest_memory = &rd;
-    rt_msg_t reply;
-    cr_assert_eq(vm_harness_device_call(vm_client(vm), &dreq, &reply), 0);
-    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY);
-    const uint8_t *p = reply.env->device_reply->read_guest_memory->data.data;
+    uint8_t p[24];
+    vm_harness_read_ram_from(vm_client(vm), 0x300000, p, sizeof p);
     uint32_t seq;
     uint64_t scale, offset;
     memcpy(&seq, p, 4);
     memcpy(&scale, p + 8, 8);
     memcpy(&offset, p + 16, 8);
-    rt_msg_release(&reply);
+    rt_msg_t reply;
     /* VP 0's TSC (stopped for it: the guest only halts now). */
     Vmm__Vp__Stop stop = VMM__VP__STOP__INIT;
     Vmm__Vp__Request vreq = VMM__VP__REQUEST__INIT;

@@ -337,15 +337,7 @@ static void s_storm(uint32_t n_vps, vm_placement_t placement)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     uint32_t a[4];
     s_next_sync(vm, 1, a, 2);
-    Vmm__Devices__WriteGuestMemory w = VMM__DEVICES__WRITE_GUEST_MEMORY__INIT;
-    w.gpa = a[1];
-    w.data = (ProtobufCBinaryData){sizeof n_vps, (uint8_t *)&n_vps};
-    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
-    req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_GUEST_MEMORY;
-    req.write_guest_memory = &w;
-    rt_msg_t reply;
-    cr_assert_eq(vm_harness_device_call(vm_client(vm), &req, &reply), 0);
-    rt_msg_release(&reply);
+    vm_harness_write_ram_from(vm_client(vm), a[1], &n_vps, sizeof n_vps);
     bool reported[S_MAX_VPS] = {false};
     for (uint32_t i = 0; i < n_vps; i++) {
         s_next_sync(vm, 2, a, 4);

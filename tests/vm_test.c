@@ -1015,21 +1015,6 @@ Test(vm, the_partition_state_saves_and_restores)
     vm_harness_stop(&h);
 }
 
-static void s_read_ram(vm_harness_t *h, uint64_t gpa, void *buf, uint32_t len)
-{
-    Vmm__Devices__ReadGuestMemory rd = VMM__DEVICES__READ_GUEST_MEMORY__INIT;
-    rd.gpa = gpa;
-    rd.length = len;
-    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
-    req.op_case = VMM__DEVICES__REQUEST__OP_READ_GUEST_MEMORY;
-    req.read_guest_memory = &rd;
-    rt_msg_t reply;
-    cr_assert_eq(vm_harness_device_call(rt_client_actor(h->client), &req, &reply), 0);
-    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY);
-    memcpy(buf, reply.env->device_reply->read_guest_memory->data.data, len);
-    rt_msg_release(&reply);
-}
-
 /* A devices.proto request's error code (0: answered). */
 static int s_device_code(rt_actor_t *from, Vmm__Devices__Request *req)
 {
@@ -1142,13 +1127,13 @@ Test(vm, guest_ram_saves_to_a_sparse_file_and_loads_back)
     cr_assert_eq(s_vdev_call(&h, &req, &reply), VMM__ENVELOPE__BODY_ACK);
     rt_msg_release(&reply);
     char got[32];
-    s_read_ram(&h, 0x1000, got, sizeof a);
+    vm_harness_read_ram(&h, 0x1000, got, sizeof a);
     cr_expect_neq(memcmp(got, a, sizeof a), 0, "the reset cleared RAM");
 
     cr_assert_eq(s_ram_file(&h, false, path, true), VMM__ENVELOPE__BODY_ACK);
-    s_read_ram(&h, 0x1000, got, sizeof a);
+    vm_harness_read_ram(&h, 0x1000, got, sizeof a);
     cr_expect_str_eq(got, a);
-    s_read_ram(&h, S_MEM - 0x1000, got, sizeof b);
+    vm_harness_read_ram(&h, S_MEM - 0x1000, got, sizeof b);
     cr_expect_str_eq(got, b);
 
     cr_assert_eq(truncate(path, S_MEM / 2), 0);
@@ -1223,7 +1208,7 @@ Test(vm, guest_ram_loads_on_demand_a_page_touched_first)
     }
     bool early = !strcmp(state, "filling") && bytes < used / 2;
     uint32_t got[1024];
-    s_read_ram(&h, used - sizeof got, got, sizeof got); /* the last page the file holds */
+    vm_harness_read_ram(&h, used - sizeof got, got, sizeof got); /* the last page the file holds */
     for (size_t i = 0; i < 1024; i++)
         cr_assert_eq(got[i], (uint32_t)(used - sizeof got + 4 * i) ^ 0x5a5a5a5a,
                      "word %zu of the last page", i);
@@ -1233,7 +1218,7 @@ Test(vm, guest_ram_loads_on_demand_a_page_touched_first)
     else
         fprintf(stderr, "the fill had passed half way before the read: no fault to check\n");
     char tail[sizeof junk];
-    s_read_ram(&h, mem - 0x1000, tail, sizeof tail);
+    vm_harness_read_ram(&h, mem - 0x1000, tail, sizeof tail);
     cr_expect_eq(memcmp(tail, (char[sizeof junk]){0}, sizeof junk), 0,
                  "a hole in the file reads as zeroes");
 
@@ -1257,7 +1242,7 @@ Test(vm, guest_ram_loads_on_demand_a_page_touched_first)
     rt_msg_t reply;
     cr_assert_eq(s_vdev_call(&h, &req, &reply), VMM__ENVELOPE__BODY_ACK);
     rt_msg_release(&reply);
-    s_read_ram(&h, used - sizeof got, got, sizeof got);
+    vm_harness_read_ram(&h, used - sizeof got, got, sizeof got);
     cr_expect_eq(memcmp(got, (uint32_t[1024]){0}, sizeof got), 0, "the reset cleared RAM");
     unlink(path);
     unlink(again);

@@ -169,7 +169,7 @@ void vm_harness_stop_vp(rt_actor_t *from, uint32_t vp)
     rt_msg_release(&reply);
 }
 
-void vm_harness_write(vm_harness_t *h, uint64_t gpa, const void *data, size_t len)
+void vm_harness_write_ram_from(rt_actor_t *from, uint64_t gpa, const void *data, size_t len)
 {
     Vmm__Devices__WriteGuestMemory w = VMM__DEVICES__WRITE_GUEST_MEMORY__INIT;
     w.gpa = gpa;
@@ -178,8 +178,35 @@ void vm_harness_write(vm_harness_t *h, uint64_t gpa, const void *data, size_t le
     req.op_case = VMM__DEVICES__REQUEST__OP_WRITE_GUEST_MEMORY;
     req.write_guest_memory = &w;
     rt_msg_t reply;
-    cr_assert_eq(vm_harness_device_call(rt_client_actor(h->client), &req, &reply), 0);
+    cr_assert_eq(vm_harness_device_call(from, &req, &reply), 0);
     s_expect_ack(&reply, "WriteGuestMemory");
+}
+
+void vm_harness_read_ram_from(rt_actor_t *from, uint64_t gpa, void *buf, uint32_t len)
+{
+    Vmm__Devices__ReadGuestMemory rd = VMM__DEVICES__READ_GUEST_MEMORY__INIT;
+    rd.gpa = gpa;
+    rd.length = len;
+    Vmm__Devices__Request req = VMM__DEVICES__REQUEST__INIT;
+    req.op_case = VMM__DEVICES__REQUEST__OP_READ_GUEST_MEMORY;
+    req.read_guest_memory = &rd;
+    rt_msg_t reply;
+    cr_assert_eq(vm_harness_device_call(from, &req, &reply), 0);
+    cr_assert_eq(reply.env->body_case, VMM__ENVELOPE__BODY_DEVICE_REPLY);
+    const ProtobufCBinaryData *data = &reply.env->device_reply->read_guest_memory->data;
+    cr_assert_eq(data->len, len);
+    memcpy(buf, data->data, len);
+    rt_msg_release(&reply);
+}
+
+void vm_harness_write(vm_harness_t *h, uint64_t gpa, const void *data, size_t len)
+{
+    vm_harness_write_ram_from(rt_client_actor(h->client), gpa, data, len);
+}
+
+void vm_harness_read_ram(vm_harness_t *h, uint64_t gpa, void *buf, uint32_t len)
+{
+    vm_harness_read_ram_from(rt_client_actor(h->client), gpa, buf, len);
 }
 
 static void s_vp_name(uint32_t vp, char *buf, size_t size)

@@ -74,6 +74,11 @@ void vm_harness_stop_vp(rt_actor_t *from, uint32_t vp);
 
 /* Writes bytes into guest RAM through the partition; asserts success. */
 void vm_harness_write(vm_harness_t *h, uint64_t gpa, const void *data, size_t len);
+/* Reads len bytes of guest RAM through the partition; asserts they came. */
+void vm_harness_read_ram(vm_harness_t *h, uint64_t gpa, void *buf, uint32_t len);
+/* The same two from the actor `from` (a VM's own client, say). */
+void vm_harness_write_ram_from(rt_actor_t *from, uint64_t gpa, const void *data, size_t len);
+void vm_harness_read_ram_from(rt_actor_t *from, uint64_t gpa, void *buf, uint32_t len);
 
 /* A VP request from the client; returns the call's result. */
 int vm_harness_vp_call(vm_harness_t *h, uint32_t vp, Vmm__Vp__Request *req, rt_msg_t *reply);
